@@ -1,0 +1,80 @@
+/**
+ * `riskmon <command>`. Each component folder exports `start(env)`, which validates its configuration and returns
+ * its services; `all` runs every component's services in one process. Commands are loaded lazily so `riskmon
+ * migrate` does not load Kafka or Fastify.
+ */
+import { ConfigError } from './config.ts';
+import { logger } from './logger.ts';
+import { runServices, type Service } from './service.ts';
+
+export type ComponentStart = (env?: NodeJS.ProcessEnv) => Promise<Service[]>;
+type Command = { summary: string; usage?: string; run: (args: string[]) => Promise<number> };
+
+const components: Record<string, () => Promise<{ start: ComponentStart }>> = {
+  cdc: () => import('../cdc/index.ts'),
+  aggregate: () => import('../aggregator/index.ts'),
+  alerting: () => import('../alerting/index.ts'),
+  api: () => import('../api/index.ts'),
+};
+
+async function runComponents(names: string[]): Promise<number> {
+  const services: Service[] = [];
+  for (const n of names) services.push(...(await (await components[n]()).start(process.env)));
+  return runServices(services, logger.child({ component: names.length > 1 ? 'all' : names[0] }));
+}
+
+const commands: Record<string, Command> = {
+  cdc: { summary: 'tail the source WAL (logical replication) into the Kafka topic', run: () => runComponents(['cdc']) },
+  aggregate: { summary: 'consume the topic into per-merchant Redis buckets; close minutes', run: () => runComponents(['aggregate']) },
+  alerting: { summary: 'evaluate the rules on closed minutes; store alerts; send Slack', run: () => runComponents(['alerting']) },
+  api: { summary: 'REST, WebSocket and the dashboard', run: () => runComponents(['api']) },
+  all: { summary: 'every component in one process', run: () => runComponents(['cdc', 'aggregate', 'alerting', 'api']) },
+  migrate: {
+    summary: 'create or upgrade the source reference schema (PG_URL) and the risk store (RISK_PG_URL)',
+    usage: 'riskmon migrate [--source-only | --risk-only]',
+    run: async (args) => (await import('./migrate-cli.ts')).main(args),
+  },
+  replay: {
+    summary: 'rebuild buckets and alerts from the retained topic starting at a source LSN',
+    usage: 'riskmon replay --from-lsn <LSN>',
+    run: async (args) => (await import('../aggregator/replay-cli.ts')).main(args),
+  },
+  generate: {
+    summary: 'write the reference workload into the source database',
+    usage: 'riskmon generate backfill --days N | live --tps N --duration S  (see riskmon generate --help)',
+    run: async (args) => (await import('../scripts/generate/cli.ts')).main(args),
+  },
+  status: { summary: 'pipeline status: slot lag, consumer lag, watermark, last closed minute', run: async (args) => (await import('../api/status-cli.ts')).main(args) },
+};
+
+function help(): string {
+  const rows = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}${c.usage ? `\n  ${''.padEnd(10)} usage: ${c.usage}` : ''}`);
+  return `riskmon — merchant risk monitoring from the transaction database's WAL\n\nusage: riskmon <command> [options]\n\n${rows.join('\n')}\n\nConfiguration comes from the environment; see README.md "Configuration".\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(help());
+    return name ? 0 : 2;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`riskmon: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(args);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`riskmon ${name}: ${err.message}\n`);
+      return 2;
+    }
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /\/(cdc|aggregator|alerting|api|scripts\/generate)\//.test(String((err as Error).message))) {
+      process.stderr.write(`riskmon ${name}: this command is not built yet (${(err as Error).message})\n`);
+      return 2;
+    }
+    logger.error({ err }, `riskmon ${name} failed`);
+    return 1;
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Configuration is data: every option names its environment variable, its type (a parser), its default and a
+ * description. `readConfig` reads a spec once, collects every problem, and throws one ConfigError naming each bad
+ * variable and what it expects; the result is frozen. Components keep their own spec beside their code
+ * (`cdc/config.ts`, …) and compose the shared one below.
+ */
+import { readFileSync } from 'node:fs';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Option<T> {
+  env: string;
+  description: string;
+  /** Used when the variable is unset or empty. No default and no value: the option is required. */
+  default?: T;
+  parse: (raw: string) => T;
+  /** Shown in errors, e.g. "an integer from 1 to 1000". */
+  expects: string;
+}
+
+type OptionValue<O> = O extends Option<infer T> ? T : never;
+export type ConfigOf<S extends Record<string, Option<unknown>>> = Readonly<{ [K in keyof S]: OptionValue<S[K]> }>;
+
+export function readConfig<S extends Record<string, Option<unknown>>>(
+  spec: S,
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigOf<S> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, opt] of Object.entries(spec)) {
+    const raw = env[opt.env];
+    if (raw === undefined || raw.trim() === '') {
+      if (opt.default === undefined) problems.push(`${opt.env} is required: ${opt.description} (expects ${opt.expects})`);
+      else out[key] = opt.default;
+      continue;
+    }
+    try {
+      out[key] = opt.parse(raw.trim());
+    } catch (err) {
+      problems.push(`${opt.env}=${JSON.stringify(raw)} is invalid: ${(err as Error).message} (expects ${opt.expects})`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(out) as ConfigOf<S>;
+}
+
+// ---- option builders -------------------------------------------------------------------------------------------
+
+export function str(env: string, description: string, def?: string): Option<string> {
+  return { env, description, default: def, expects: 'a string', parse: (s) => s };
+}
+
+/** Optional string: unset gives '' (never required). */
+export function optStr(env: string, description: string): Option<string> {
+  return { env, description, default: '', expects: 'a string', parse: (s) => s };
+}
+
+export function int(env: string, description: string, def: number | undefined, min: number, max: number): Option<number> {
+  return {
+    env, description, default: def, expects: `an integer from ${min} to ${max}`,
+    parse: (s) => {
+      if (!/^-?\d+$/.test(s)) throw new Error('not an integer');
+      const n = Number(s);
+      if (n < min || n > max) throw new Error('out of range');
+      return n;
+    },
+  };
+}
+
+export function num(env: string, description: string, def: number | undefined, min: number, max: number): Option<number> {
+  return {
+    env, description, default: def, expects: `a number from ${min} to ${max}`,
+    parse: (s) => {
+      const n = Number(s);
+      if (!Number.isFinite(n)) throw new Error('not a number');
+      if (n < min || n > max) throw new Error('out of range');
+      return n;
+    },
+  };
+}
+
+export function bool(env: string, description: string, def: boolean): Option<boolean> {
+  return {
+    env, description, default: def, expects: 'true or false',
+    parse: (s) => {
+      if (/^(1|true|yes|on)$/i.test(s)) return true;
+      if (/^(0|false|no|off)$/i.test(s)) return false;
+      throw new Error('not a boolean');
+    },
+  };
+}
+
+export function url(env: string, description: string, protocols: string[], def?: string): Option<string> {
+  return {
+    env, description, default: def, expects: `a URL (${protocols.join(', ')})`,
+    parse: (s) => {
+      let u: URL;
+      try { u = new URL(s); } catch { throw new Error('not a URL'); }
+      if (!protocols.includes(u.protocol.replace(/:$/, ''))) throw new Error(`protocol ${u.protocol} not allowed`);
+      return s;
+    },
+  };
+}
+
+export function oneOf<T extends string>(env: string, description: string, values: readonly T[], def: T): Option<T> {
+  return {
+    env, description, default: def, expects: `one of ${values.join(', ')}`,
+    parse: (s) => {
+      if (!(values as readonly string[]).includes(s)) throw new Error('unknown value');
+      return s as T;
+    },
+  };
+}
+
+export function timeZone(env: string, description: string, def: string): Option<string> {
+  return {
+    env, description, default: def, expects: 'an IANA time zone such as Asia/Seoul',
+    parse: (s) => {
+      try { new Intl.DateTimeFormat('en-US', { timeZone: s }); } catch { throw new Error('unknown time zone'); }
+      return s;
+    },
+  };
+}
+
+/** Kafka brokers: `host:port,host:port`. */
+export function brokers(env: string, description: string): Option<string[]> {
+  return {
+    env, description, expects: 'host:port[,host:port…]',
+    parse: (s) => {
+      const list = s.split(',').map((x) => x.trim()).filter(Boolean);
+      for (const b of list) if (!/^[\w.-]+:\d{1,5}$/.test(b)) throw new Error(`"${b}" is not host:port`);
+      if (!list.length) throw new Error('empty');
+      return list;
+    },
+  };
+}
+
+export type Role = 'viewer' | 'admin';
+export interface ApiKey { key: string; role: Role }
+
+/** `key:role,key:role` with roles viewer/admin. */
+export function apiKeys(env: string, description: string): Option<ApiKey[]> {
+  return {
+    env, description, default: [], expects: 'key:role[,key:role…] with role viewer or admin',
+    parse: (s) => s.split(',').map((pair) => pair.trim()).filter(Boolean).map((pair) => {
+      const i = pair.lastIndexOf(':');
+      const key = pair.slice(0, i);
+      const role = pair.slice(i + 1);
+      if (i <= 0 || key.length < 8) throw new Error(`"${pair.slice(0, 4)}…" needs a key of at least 8 characters before ":role"`);
+      if (role !== 'viewer' && role !== 'admin') throw new Error(`role "${role}" is not viewer or admin`);
+      return { key, role };
+    }),
+  };
+}
+
+/** JSON given inline or as `@path/to/file.json`. */
+export function json<T>(env: string, description: string, def: T, validate: (v: unknown) => T): Option<T> {
+  return {
+    env, description, default: def, expects: 'JSON, inline or as @path/to/file.json',
+    parse: (s) => {
+      let text = s;
+      if (s.startsWith('@')) {
+        try { text = readFileSync(s.slice(1), 'utf8'); } catch (e) { throw new Error(`cannot read ${s.slice(1)}: ${(e as Error).message}`); }
+      }
+      let v: unknown;
+      try { v = JSON.parse(text); } catch (e) { throw new Error(`not valid JSON: ${(e as Error).message}`); }
+      return validate(v);
+    },
+  };
+}
+
+
+// ---- options shared by several components ----------------------------------------------------------------------
+
+export const connectionSpec = {
+  pgUrl: url('PG_URL', 'the source PostgreSQL (wal_level=logical), e.g. postgres://user@host:5432/db', ['postgres', 'postgresql']),
+  riskPgUrl: url('RISK_PG_URL', 'the risk store PostgreSQL database (alerts, history)', ['postgres', 'postgresql']),
+  kafkaBrokers: brokers('KAFKA_BROKERS', 'Kafka bootstrap brokers'),
+  redisUrl: url('REDIS_URL', 'Redis for the buckets, e.g. redis://127.0.0.1:6379', ['redis', 'rediss']),
+};
+
+export const commonSpec = {
+  tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),
+  topic: str('RISKMON_TOPIC', 'Kafka topic of change events', 'riskmon.changes'),
+  partitions: int('RISKMON_PARTITIONS', 'partitions of the change topic (fixed once the topic exists)', 12, 1, 1024),
+  hotShards: int('RISKMON_HOT_SHARDS', 'keys (merchant#shard) per hot merchant; changing it needs a rebuild', 8, 1, 64),
+  redisPrefix: str('RISKMON_REDIS_PREFIX', 'prefix of every Redis key riskmon writes', 'rm'),
+  logLevel: oneOf('RISKMON_LOG_LEVEL', 'log level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+};
+
+/**
+ * Pick the subset of `connectionSpec` a component needs, so `riskmon generate` does not ask for Kafka.
+ */
+export function connections<K extends keyof typeof connectionSpec>(...keys: K[]): Pick<typeof connectionSpec, K> {
+  const out = {} as Pick<typeof connectionSpec, K>;
+  for (const k of keys) out[k] = connectionSpec[k];
+  return out;
+}
+
+/** Markdown table of a spec, for the README and `--help`. */
+export function describeSpec(spec: Record<string, Option<unknown>>): string {
+  return Object.values(spec)
+    .map((o) => `| \`${o.env}\` | ${o.default === undefined ? 'required' : `\`${JSON.stringify(o.default)}\``} | ${o.description} |`)
+    .join('\n');
+}
