@@ -208,10 +208,10 @@ export async function restartService(dir: string, name: ServiceName, opts: { har
 }
 
 /**
- * Drops `holder` (and holders that died) from the stack's users; when none is left, stops the stack.
- * Returns true when it stopped the stack.
+ * Drops `holder` (and holders that died) from the stack's users; when none is left, stops the stack unless
+ * `keep` is set. Returns true when it stopped the stack.
  */
-export async function releaseStack(dir: string, holder: number, log: (line: string) => void = () => {}): Promise<boolean> {
+export async function releaseStack(dir: string, holder: number, opts: { keep?: boolean; log?: (line: string) => void } = {}): Promise<boolean> {
   dir = path.resolve(dir);
   const last = await withLock(dir, async () => {
     const state = await readState(dir);
@@ -219,8 +219,9 @@ export async function releaseStack(dir: string, holder: number, log: (line: stri
     await writeState(dir, state);
     return state.holders.length === 0;
   });
-  if (last) await stackDown(dir, { log });
-  return last;
+  if (!last || opts.keep) return false;
+  await stackDown(dir, { log: opts.log ?? (() => {}) });
+  return true;
 }
 
 /** Live holders other than `self` (a test run uses it to know whether it may reset shared test data). */
