@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { apiKeys, brokers, ConfigError, int, readConfig, str, timeZone } from './config.ts';
+
+const spec = {
+  port: int('RISKMON_HTTP_PORT', 'HTTP port', 8080, 1, 65535),
+  tz: timeZone('RISKMON_TZ', 'zone', 'Asia/Seoul'),
+  keys: apiKeys('RISKMON_API_KEYS', 'API keys'),
+  brokers: brokers('KAFKA_BROKERS', 'Kafka'),
+  name: str('RISKMON_NAME', 'a name', 'x'),
+};
+
+describe('readConfig', () => {
+  it('applies defaults, parses values and freezes the result', () => {
+    const c = readConfig(spec, { KAFKA_BROKERS: 'a:9092, b:9093', RISKMON_API_KEYS: 'secret-viewer:viewer,secret-admin:admin' });
+    expect(c.port).toBe(8080);
+    expect(c.brokers).toEqual(['a:9092', 'b:9093']);
+    expect(c.keys).toEqual([{ key: 'secret-viewer', role: 'viewer' }, { key: 'secret-admin', role: 'admin' }]);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+  it('names every bad or missing variable and what it expects, at once', () => {
+    let err: ConfigError | undefined;
+    try {
+      readConfig(spec, { RISKMON_HTTP_PORT: '80a', RISKMON_TZ: 'Mars/Base', RISKMON_API_KEYS: 'secret-key:root' });
+    } catch (e) { err = e as ConfigError; }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toHaveLength(4);
+    expect(err!.message).toContain('RISKMON_HTTP_PORT="80a" is invalid: not an integer (expects an integer from 1 to 65535)');
+    expect(err!.message).toContain('RISKMON_TZ="Mars/Base" is invalid');
+    expect(err!.message).toContain('role "root" is not viewer or admin');
+    expect(err!.message).toContain('KAFKA_BROKERS is required');
+  });
+});
