@@ -56,7 +56,7 @@ describe('test services', () => {
     cleanups.push(() => producer.disconnect());
     await producer.send({ topic, acks: -1, messages: [{ key: 'merchant-42', value: JSON.stringify({ v: 1 }) }] });
 
-    const consumer = kafka.consumer({ groupId: uniqueName('stack_group') });
+    const consumer = kafka.consumer({ groupId: uniqueName('stack_group'), maxWaitTimeInMs: 200 });
     await consumer.connect();
     cleanups.push(() => consumer.disconnect());
     await consumer.subscribe({ topic, fromBeginning: true });
