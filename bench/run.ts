@@ -24,7 +24,6 @@ const PARTS: Part[] = [
   { name: 'alerting', file: 'alerting.ts', fn: 'benchAlerting' },
   { name: 'api', file: 'api.ts', fn: 'benchApi' },
   { name: 'pipeline', file: 'pipeline.ts', fn: 'benchPipeline' },
-  { name: 'poller', file: 'poller.ts', fn: 'benchPoller' },
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));
