@@ -130,6 +130,17 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackEnv> {
   });
 }
 
+/**
+ * Checks (and with CI=true or RISKMON_AUTO_INSTALL=1 as root, installs) the binaries, and resolves Kafka's jars,
+ * without starting anything: what a fresh CI machine runs once before the tests.
+ */
+export async function stackPrepare(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = (l) => console.log(l)): Promise<void> {
+  log(`postgres: ${findPgBin(env)}`);
+  log(`redis-server: ${requireBinary('redis-server', 'redis-server', env)}`);
+  log(`java: ${requireBinary('java', 'openjdk-17-jre-headless', env)}`);
+  log(`kafka jars: ${await ensureKafkaJars(env, log)}`);
+}
+
 /** Stops what the stack started (graceful, then SIGKILL). `purge` also deletes the data folder. */
 export async function stackDown(dir: string = defaultStackDir(), opts: { purge?: boolean; log?: (line: string) => void } = {}): Promise<void> {
   dir = path.resolve(dir);

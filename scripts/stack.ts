@@ -2,7 +2,7 @@
  * Local services for development: `npm run stack -- up | down [--purge] | env | status | restart <pg|kafka|redis>`.
  * The logic lives in stack-lib.ts so tests and the demo can use it too.
  */
-import { defaultStackDir, envLine, restartService, SERVICES, stackDown, stackEnv, StackError, stackStatus, stackUp, type ServiceName } from './stack-lib.ts';
+import { defaultStackDir, envLine, restartService, SERVICES, stackDown, stackEnv, StackError, stackPrepare, stackStatus, stackUp, type ServiceName } from './stack-lib.ts';
 
 const USAGE = `usage: npm run stack -- <command>
   up                       start PostgreSQL, Kafka and Redis on free ports (idempotent)
@@ -10,6 +10,7 @@ const USAGE = `usage: npm run stack -- <command>
   status                   each service with its port, pid and up/down
   down [--purge]           stop the services (--purge also deletes their data)
   restart <pg|kafka|redis> stop and start one service, keeping its data and port
+  prepare                  check the binaries and fetch Kafka's jars (Maven), start nothing
 data folder: ${defaultStackDir()} (set RISKMON_STACK_DIR to change it)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -34,6 +35,9 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'prepare':
+      await stackPrepare();
+      return 0;
     case 'down':
       await stackDown(dir, { purge: rest.includes('--purge') });
       return 0;
