@@ -1,0 +1,58 @@
+/**
+ * cancel_rate_spike (DESIGN.md "Rules"): rate_W = cancels_W / approvals_W over the window W of the last
+ * `windowMinutes` closed minutes ending with M; baseline = cancels / approvals summed over the baseline days (the
+ * full local days before today). Fires when rate_W ≥ multiplier × baseline, with guards on the activity in W and
+ * on the history. A baseline rate of 0 (no cancel in the whole history) makes any guarded cancel wave fire.
+ */
+import type { Totals } from '../../lib/buckets.ts';
+import { iso } from '../../lib/time.ts';
+import type { CancelRateSpikeParams } from './config.ts';
+import type { Evaluation } from './types.ts';
+
+export interface CancelRateInput {
+  merchantId: string;
+  /** The closed minute M (epoch ms of its start). */
+  minute: number;
+  windowFrom: number;
+  windowTo: number;
+  window: Totals;
+  baselineFrom: number;
+  baselineTo: number;
+  /** Totals over the baseline days; undefined when the merchant has no history at all. */
+  baseline: Totals | undefined;
+}
+
+export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpikeParams, ruleVersion: string): Evaluation {
+  const w = input.window;
+  const bApprovals = input.baseline?.approvals ?? 0;
+  const bCancels = input.baseline?.cancels ?? 0;
+  const rate = w.approvals > 0 ? w.cancels / w.approvals : null;
+  const baselineRate = bApprovals > 0 ? bCancels / bApprovals : null;
+  const threshold = baselineRate === null ? null : p.multiplier * baselineRate;
+  const evidence = {
+    rule: 'cancel_rate_spike',
+    ruleVersion,
+    minute: iso(input.minute),
+    window: { from: iso(input.windowFrom), to: iso(input.windowTo), approvals: w.approvals, cancels: w.cancels, rate },
+    baseline: { from: iso(input.baselineFrom), to: iso(input.baselineTo), approvals: bApprovals, cancels: bCancels, rate: baselineRate },
+    multiplier: p.multiplier,
+    threshold,
+  };
+  const base = { rule: 'cancel_rate_spike' as const, merchantId: input.merchantId, minute: input.minute, evidence };
+  const minutes = Math.round((input.windowTo - input.windowFrom) / 60_000);
+  if (!p.enabled) return { ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false };
+  if (w.approvals < p.minApprovals || w.cancels < p.minCancels) {
+    return {
+      ...base, status: 'not_evaluated', condition: false,
+      reason: `too little activity: needs at least ${p.minApprovals} approvals and ${p.minCancels} cancels in the ${minutes}-minute window`,
+    };
+  }
+  if (bApprovals < p.minBaselineApprovals || baselineRate === null || threshold === null || rate === null) {
+    return {
+      ...base, status: 'not_evaluated', condition: false,
+      reason: `too little history: needs at least ${p.minBaselineApprovals} approvals over the baseline days`,
+    };
+  }
+  const breach = rate >= threshold;
+  return { ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach };
+}

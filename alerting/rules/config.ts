@@ -1,0 +1,158 @@
+/**
+ * The rules as configuration: every number of DESIGN.md "Rules" is a field here, with per-merchant overrides of the
+ * thresholds. Given as RISKMON_RULES (JSON inline or @file), merged over the defaults, validated field by field.
+ * The rule version recorded with every alert is the configured `version`, or a hash of the effective configuration
+ * so that any change of a number changes the version.
+ */
+import { createHash } from 'node:crypto';
+
+export const RULES = ['cancel_rate_spike', 'volume_drop'] as const;
+export type RuleName = (typeof RULES)[number];
+
+export interface CancelRateSpikeParams {
+  enabled: boolean;
+  /** rate_W ≥ multiplier × baseline rate fires. */
+  multiplier: number;
+  minApprovals: number;
+  minCancels: number;
+  minBaselineApprovals: number;
+}
+
+export interface VolumeDropParams {
+  enabled: boolean;
+  /** Eligible when the average daily approved amount over the baseline days is at least this (KRW). */
+  minDailyAmount: number;
+  /** today ≤ ratio × same-time baseline fires. */
+  ratio: number;
+  /** Not evaluated before this many minutes of the local day have closed. */
+  minElapsedMinutes: number;
+  /** Not evaluated while the same-time baseline is below this amount (KRW). */
+  minBaselineAmount: number;
+}
+
+export interface RulesConfig {
+  version: string;
+  /** Global only (they shape the reads): the cancel-rate window and the number of baseline days. */
+  windowMinutes: number;
+  baselineDays: number;
+  cancel_rate_spike: CancelRateSpikeParams;
+  volume_drop: VolumeDropParams;
+  lifecycle: { resolveAfterMinutes: number; renotifyMinutes: number };
+  /** merchantId → partial thresholds for that merchant. */
+  overrides: Record<string, { cancel_rate_spike?: Partial<CancelRateSpikeParams>; volume_drop?: Partial<VolumeDropParams> }>;
+}
+
+export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
+  windowMinutes: 60,
+  baselineDays: 7,
+  cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100 },
+  volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000 },
+  lifecycle: { resolveAfterMinutes: 5, renotifyMinutes: 60 },
+  overrides: {},
+};
+
+type Field = { min: number; max: number; int: boolean } | 'bool';
+const CANCEL_FIELDS: Record<keyof CancelRateSpikeParams, Field> = {
+  enabled: 'bool',
+  multiplier: { min: 0, max: 1000, int: false },
+  minApprovals: { min: 0, max: 1e9, int: true },
+  minCancels: { min: 0, max: 1e9, int: true },
+  minBaselineApprovals: { min: 0, max: 1e12, int: true },
+};
+const VOLUME_FIELDS: Record<keyof VolumeDropParams, Field> = {
+  enabled: 'bool',
+  minDailyAmount: { min: 0, max: 1e15, int: true },
+  ratio: { min: 0, max: 1, int: false },
+  minElapsedMinutes: { min: 0, max: 1440, int: true },
+  minBaselineAmount: { min: 0, max: 1e15, int: true },
+};
+const LIFECYCLE_FIELDS: Record<keyof RulesConfig['lifecycle'], Field> = {
+  resolveAfterMinutes: { min: 1, max: 1440, int: true },
+  renotifyMinutes: { min: 1, max: 100_000, int: true },
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkFields<T>(path: string, v: unknown, fields: Record<string, Field>, problems: string[]): Partial<T> {
+  if (!isObject(v)) { problems.push(`${path} must be an object`); return {}; }
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v)) {
+    const f = fields[k];
+    if (!f) { problems.push(`${path}.${k} is unknown (known: ${Object.keys(fields).join(', ')})`); continue; }
+    if (f === 'bool') {
+      if (typeof val !== 'boolean') problems.push(`${path}.${k} must be true or false`);
+      else out[k] = val;
+      continue;
+    }
+    if (typeof val !== 'number' || !Number.isFinite(val) || val < f.min || val > f.max || (f.int && !Number.isInteger(val))) {
+      problems.push(`${path}.${k} must be ${f.int ? 'an integer' : 'a number'} from ${f.min} to ${f.max}, got ${JSON.stringify(val)}`);
+      continue;
+    }
+    out[k] = val;
+  }
+  return out as Partial<T>;
+}
+
+/** Validates a RISKMON_RULES value and merges it over the defaults; throws one Error listing every problem. */
+export function parseRules(v: unknown): RulesConfig {
+  const problems: string[] = [];
+  if (!isObject(v)) throw new Error('RISKMON_RULES must be a JSON object such as {"cancel_rate_spike":{"multiplier":3}}');
+  const known = ['version', 'windowMinutes', 'baselineDays', 'cancel_rate_spike', 'volume_drop', 'lifecycle', 'overrides'];
+  for (const k of Object.keys(v)) if (!known.includes(k)) problems.push(`${k} is unknown (known: ${known.join(', ')})`);
+  const cfg: Omit<RulesConfig, 'version'> = structuredClone(DEFAULT_RULES);
+  const intIn = (k: 'windowMinutes' | 'baselineDays', min: number, max: number) => {
+    if (v[k] === undefined) return;
+    const n = v[k];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) problems.push(`${k} must be an integer from ${min} to ${max}`);
+    else cfg[k] = n;
+  };
+  intIn('windowMinutes', 1, 1440);
+  intIn('baselineDays', 1, 30);
+  if (v.cancel_rate_spike !== undefined) Object.assign(cfg.cancel_rate_spike, checkFields('cancel_rate_spike', v.cancel_rate_spike, CANCEL_FIELDS, problems));
+  if (v.volume_drop !== undefined) Object.assign(cfg.volume_drop, checkFields('volume_drop', v.volume_drop, VOLUME_FIELDS, problems));
+  if (v.lifecycle !== undefined) Object.assign(cfg.lifecycle, checkFields('lifecycle', v.lifecycle, LIFECYCLE_FIELDS, problems));
+  if (v.overrides !== undefined) {
+    if (!isObject(v.overrides)) problems.push('overrides must be an object of merchantId → {cancel_rate_spike?, volume_drop?}');
+    else for (const [m, o] of Object.entries(v.overrides)) {
+      if (!isObject(o)) { problems.push(`overrides.${m} must be an object`); continue; }
+      const entry: RulesConfig['overrides'][string] = {};
+      for (const k of Object.keys(o)) {
+        if (k === 'cancel_rate_spike') entry.cancel_rate_spike = checkFields(`overrides.${m}.cancel_rate_spike`, o[k], CANCEL_FIELDS, problems);
+        else if (k === 'volume_drop') entry.volume_drop = checkFields(`overrides.${m}.volume_drop`, o[k], VOLUME_FIELDS, problems);
+        else problems.push(`overrides.${m}.${k} is unknown (known: cancel_rate_spike, volume_drop)`);
+      }
+      cfg.overrides[m] = entry;
+    }
+  }
+  if (v.version !== undefined && (typeof v.version !== 'string' || !v.version.trim())) problems.push('version must be a non-empty string');
+  if (problems.length) throw new Error(problems.join('; '));
+  const version = typeof v.version === 'string' ? v.version : ruleVersion(cfg);
+  return deepFreeze({ version, ...cfg });
+}
+
+/** `h-<12 hex>` of the effective configuration: the same numbers give the same version across restarts. */
+export function ruleVersion(cfg: Omit<RulesConfig, 'version'>): string {
+  return `h-${createHash('sha256').update(stableJson(cfg)).digest('hex').slice(0, 12)}`;
+}
+
+function stableJson(v: unknown): string {
+  if (!isObject(v)) return JSON.stringify(v);
+  return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`).join(',')}}`;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (isObject(o)) for (const x of Object.values(o)) deepFreeze(x);
+  return Object.freeze(o);
+}
+
+export function defaultRules(): RulesConfig {
+  return parseRules({});
+}
+
+/** The thresholds of one rule for one merchant (the override merged over the rule's defaults). */
+export function paramsFor<R extends RuleName>(cfg: RulesConfig, rule: R, merchantId: string): RulesConfig[R] {
+  const o = cfg.overrides[merchantId]?.[rule];
+  return o ? ({ ...cfg[rule], ...o } as RulesConfig[R]) : cfg[rule];
+}
