@@ -1,0 +1,123 @@
+/**
+ * The API as a Fastify instance, without a port: plugins, then the auth hook, then routes. Tests build it with
+ * their own dependencies and call `inject()`; server.ts listens.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
+import type { Role } from '../lib/config.ts';
+import type { Logger } from '../lib/logger.ts';
+import { registry } from '../lib/metrics.ts';
+import { authorize, bearerOf, KeyRing, type Principal } from './auth.ts';
+import type { ApiDeps } from './deps.ts';
+import { ApiError, errorHandler } from './errors.ts';
+import { httpRequests } from './metrics.ts';
+import { alertRoutes } from './routes/alerts.ts';
+import { merchantRoutes } from './routes/merchants.ts';
+import { seriesRoutes } from './routes/series.ts';
+import { silenceRoutes } from './routes/silences.ts';
+import { statusRoutes } from './routes/status.ts';
+import { ErrorBody } from './schemas.ts';
+import { LiveHub } from './ws.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig { role?: Role; public?: boolean }
+  interface FastifyRequest { principal?: Principal }
+}
+
+export interface App { app: FastifyInstance; hub: LiveHub }
+
+export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
+  const { cfg } = deps;
+  const ring = new KeyRing(cfg.apiKeys);
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: cfg.bodyLimit,
+    // Errors are ours to shape (errors.ts); Fastify must not answer 400s with its own body.
+    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
+  });
+  app.setErrorHandler(errorHandler(log));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  app.addSchema(ErrorBody);
+
+  if (cfg.corsOrigins) {
+    await app.register(cors, { origin: cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean) });
+  }
+  if (cfg.rateLimitMax > 0) {
+    await app.register(rateLimit, {
+      max: cfg.rateLimitMax,
+      timeWindow: cfg.rateLimitWindowMs,
+      // Per key when one is presented (hashed: the limiter's store must not hold keys), else per address.
+      keyGenerator: (req) => {
+        const k = bearerOf(req.headers.authorization) ?? (req.query as { token?: string })?.token;
+        return k ? createHash('sha256').update(k).digest('hex').slice(0, 16) : req.ip;
+      },
+      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'rate_limited', message: `more than ${ctx.max} requests in ${ctx.after}; retry later` }),
+    });
+  }
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'riskmon API', version: '1', description: 'Merchant risk monitoring: buckets, alerts, silences, pipeline status. Authorization: Bearer <key>.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+
+  // Authentication for /api and /ws: viewer by default, admin where the route says so.
+  app.addHook('onRequest', async (req) => {
+    const url = req.url;
+    if (!url.startsWith('/api/') && !url.startsWith('/ws')) return;
+    const key = url.startsWith('/ws') ? (req.query as { token?: string }).token ?? bearerOf(req.headers.authorization) : bearerOf(req.headers.authorization);
+    req.principal = authorize(ring, key ?? null, req.routeOptions.config?.role ?? 'viewer');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    httpRequests.observe({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  seriesRoutes(app, deps);
+  alertRoutes(app, deps);
+  merchantRoutes(app, deps);
+  silenceRoutes(app, deps);
+  statusRoutes(app, deps);
+
+  const hub = new LiveHub(deps, log.child({ part: 'ws' }));
+  app.get<{ Querystring: { token?: string; lastEventId?: string } }>('/ws', {
+    websocket: true,
+    schema: { hide: true },
+    preValidation: async (req) => {
+      const le = req.query.lastEventId;
+      if (le !== undefined && !/^\d{1,18}$/.test(le)) throw new ApiError('bad_request', 'lastEventId must be the eventId of a message received earlier', 'lastEventId');
+    },
+  }, (socket, req) => {
+    const le = req.query.lastEventId;
+    void hub.attach(socket, le === undefined ? null : Number(le));
+  });
+
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { schema: { hide: true } }, async (_req, reply) => {
+    const checks = await Promise.allSettled([
+      deps.riskPg.query('SELECT 1'), deps.sourcePg.query('SELECT 1'), deps.redis.ping(),
+    ]);
+    const names = ['risk store', 'source database', 'redis'];
+    const failed = checks.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${(c.reason as Error).message}`] : []));
+    return reply.code(failed.length ? 503 : 200).send(failed.length ? { status: 'unavailable', failed } : { status: 'ready' });
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+
+  if (deps.webDist && existsSync(join(deps.webDist, 'index.html'))) {
+    await app.register(fastifyStatic, { root: deps.webDist, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0 });
+  } else {
+    app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain')
+      .send('The dashboard is not built. Run `npm run build:web` (vite build web), then restart the API.\n'));
+  }
+  return { app, hub };
+}

@@ -1,0 +1,136 @@
+/**
+ * Request and response schemas, written once with TypeBox: Fastify validates requests with them, serializes
+ * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
+const Iso = Type.String({ description: 'ISO-8601 time with zone, e.g. 2026-11-21T08:00:00Z' });
+const Rule = Type.Union([Type.Literal('cancel_rate_spike'), Type.Literal('volume_drop')]);
+const Json = Type.Unknown();
+
+export const ErrorBody = Type.Object({
+  error: Type.String({ description: 'error code: bad_request, unauthorized, forbidden, not_found, rate_limited, …' }),
+  field: Type.Optional(Type.String({ description: 'the request field that is wrong' })),
+  message: Type.String(),
+}, { $id: 'Error' });
+
+export const MerchantParams = Type.Object({ id: MerchantId });
+
+export const SeriesQuery = Type.Object({
+  from: Iso,
+  to: Iso,
+  step: Type.Union([Type.Literal('1m'), Type.Literal('1h'), Type.Literal('1d')], { default: '1m' }),
+});
+export type SeriesQuery = Static<typeof SeriesQuery>;
+
+export const PointSchema = Type.Object({
+  t: Type.String({ description: 'bucket start' }),
+  approvals: Type.Integer(),
+  approvedAmount: Type.String({ description: 'KRW, decimal string' }),
+  cancels: Type.Integer(),
+  canceledAmount: Type.String(),
+});
+export type PointBody = Static<typeof PointSchema>;
+
+export const SeriesBody = Type.Object({
+  merchantId: Type.String(),
+  step: Type.String(),
+  points: Type.Array(PointSchema),
+});
+
+export const AlertsQuery = Type.Object({
+  merchantId: Type.Optional(MerchantId),
+  rule: Type.Optional(Rule),
+  state: Type.Optional(Type.Union([Type.Literal('firing'), Type.Literal('resolved')])),
+  from: Type.Optional(Iso),
+  to: Type.Optional(Iso),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+});
+export type AlertsQuery = Static<typeof AlertsQuery>;
+
+export const AlertSchema = Type.Object({
+  id: Type.String(),
+  rule: Type.String(),
+  merchantId: Type.String(),
+  state: Type.String(),
+  firedAt: Type.String(),
+  resolvedAt: Type.Union([Type.String(), Type.Null()]),
+  evidence: Json,
+});
+export type AlertBody = Static<typeof AlertSchema>;
+
+export const AlertsBody = Type.Object({
+  items: Type.Array(AlertSchema),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const MerchantSchema = Type.Object({ merchantId: Type.String(), name: Type.String(), category: Type.String() });
+export const SearchQuery = Type.Object({
+  q: Type.String({ minLength: 1, maxLength: 100, description: 'merchant id or part of its name' }),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+});
+export const SearchBody = Type.Object({ items: Type.Array(MerchantSchema) });
+
+export const EvaluationSchema = Type.Object({
+  rule: Type.String(),
+  minute: Type.String(),
+  status: Type.String({ description: 'breach | clear | not_evaluated' }),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  evidence: Json,
+});
+export const EvaluationsBody = Type.Object({
+  merchantId: Type.String(),
+  items: Type.Array(EvaluationSchema),
+  note: Type.Union([Type.String(), Type.Null()], { description: 'why there is nothing, when items is empty' }),
+});
+
+export const TopQuery = Type.Object({
+  by: Type.Union([Type.Literal('cancel_rate'), Type.Literal('volume_drop')], { default: 'cancel_rate' }),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+});
+export const TopItem = Type.Object({
+  merchantId: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  rule: Type.String(),
+  status: Type.String(),
+  minute: Type.String(),
+  ratio: Type.Union([Type.Number(), Type.Null()], { description: 'cancel rate ÷ baseline, or today ÷ same-time baseline' }),
+  evidence: Json,
+});
+export const TopBody = Type.Object({ by: Type.String(), minute: Type.Union([Type.String(), Type.Null()]), items: Type.Array(TopItem) });
+
+export const SilenceSchema = Type.Object({
+  id: Type.String(),
+  merchantId: Type.Union([Type.String(), Type.Null()]),
+  rule: Type.Union([Type.String(), Type.Null()]),
+  startsAt: Type.String(),
+  endsAt: Type.String(),
+  reason: Type.String(),
+  createdBy: Type.String(),
+  active: Type.Boolean(),
+});
+export const SilencesQuery = Type.Object({ all: Type.Boolean({ default: false, description: 'include expired silences' }) });
+export const SilencesBody = Type.Object({ items: Type.Array(SilenceSchema) });
+export const SilenceCreate = Type.Object({
+  merchantId: Type.Optional(MerchantId),
+  rule: Type.Optional(Rule),
+  startsAt: Type.Optional(Iso),
+  endsAt: Type.Optional(Iso),
+  minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600, description: 'length from startsAt (or now); instead of endsAt' })),
+  reason: Type.String({ maxLength: 500, default: '' }),
+}, { additionalProperties: false });
+export type SilenceCreate = Static<typeof SilenceCreate>;
+export const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,18}$' }) });
+
+export const StatusBody = Type.Object({
+  time: Type.String(),
+  slot: Type.Object({ name: Type.String(), lagBytes: Type.Union([Type.Number(), Type.Null()]), active: Type.Union([Type.Boolean(), Type.Null()]), error: Type.Optional(Type.String()) }),
+  consumer: Type.Object({ group: Type.String(), topic: Type.String(), lag: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
+  watermark: Type.Object({ at: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
+  evaluator: Type.Object({ lastClosedMinute: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
+  alerts: Type.Object({ firing: Type.Union([Type.Number(), Type.Null()]), pendingNotifications: Type.Union([Type.Number(), Type.Null()]) }),
+});
+
+export const errorResponses = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };

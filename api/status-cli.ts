@@ -1,0 +1,39 @@
+/** `riskmon status [--json]`: the pipeline status as a table (or JSON), from the same code as GET /api/status. */
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { commonSpec, connections, readConfig } from '../lib/config.ts';
+import { loadReader } from './deps.ts';
+import { formatStatus, pipelineStatus } from './status.ts';
+
+export async function main(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write('usage: riskmon status [--json]\n  slot lag, consumer lag, watermark and last closed minute of the pipeline\n');
+    return 0;
+  }
+  const unknown = args.filter((a) => a !== '--json');
+  if (unknown.length) {
+    process.stderr.write(`riskmon status: unknown option ${unknown[0]} (usage: riskmon status [--json])\n`);
+    return 2;
+  }
+  const cfg = readConfig({ ...connections('pgUrl', 'riskPgUrl', 'kafkaBrokers', 'redisUrl'), ...commonSpec }, env);
+  const sourcePg = new pg.Client({ connectionString: cfg.pgUrl, application_name: 'riskmon-status' });
+  const riskPg = new pg.Client({ connectionString: cfg.riskPgUrl, application_name: 'riskmon-status' });
+  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  let admin: Admin | null = null;
+  try {
+    await Promise.allSettled([sourcePg.connect(), riskPg.connect(), redis.connect()]);
+    const st = await pipelineStatus({
+      sourcePg, riskPg, reader: await loadReader(redis, cfg), slot: cfg.slot, group: cfg.group, topic: cfg.topic,
+      kafkaAdmin: async () => {
+        admin = new Kafka({ brokers: cfg.kafkaBrokers, clientId: 'riskmon-status', logLevel: logLevel.NOTHING, retry: { retries: 1 } }).admin();
+        await admin.connect();
+        return admin;
+      },
+    });
+    process.stdout.write(args.includes('--json') ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st));
+    return st.slot.error || st.consumer.error || st.watermark.error || st.evaluator.error ? 1 : 0;
+  } finally {
+    await Promise.allSettled([sourcePg.end(), riskPg.end(), redis.quit(), (admin as Admin | null)?.disconnect()]);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Pipeline status: how far behind each stage is. Every part is read independently, so one stage being down
+ * shows as that stage's error and not as a failed page. Used by GET /api/status and `riskmon status`.
+ */
+import type { Admin } from 'kafkajs';
+import type pg from 'pg';
+import type { BucketReader } from '../lib/buckets.ts';
+
+export interface StatusSources {
+  sourcePg: pg.Pool | pg.Client;
+  riskPg: pg.Pool | pg.Client;
+  reader: BucketReader;
+  kafkaAdmin: () => Promise<Admin>;
+  slot: string;
+  group: string;
+  topic: string;
+}
+
+export interface PipelineStatus {
+  time: string;
+  slot: { name: string; lagBytes: number | null; active: boolean | null; error?: string };
+  consumer: { group: string; topic: string; lag: number | null; error?: string };
+  watermark: { at: string | null; behindMs: number | null; error?: string };
+  evaluator: { lastClosedMinute: string | null; behindMs: number | null; error?: string };
+  alerts: { firing: number | null; pendingNotifications: number | null };
+}
+
+const msg = (e: unknown) => (e as Error)?.message ?? String(e);
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+export async function pipelineStatus(s: StatusSources, now = Date.now()): Promise<PipelineStatus> {
+  const slot = (async (): Promise<PipelineStatus['slot']> => {
+    const { rows } = await s.sourcePg.query(
+      `SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [s.slot]);
+    if (!rows.length) return { name: s.slot, lagBytes: null, active: null, error: `slot "${s.slot}" does not exist (has the cdc started?)` };
+    return { name: s.slot, lagBytes: rows[0].lag === null ? null : Number(rows[0].lag), active: rows[0].active };
+  })().catch((e) => ({ name: s.slot, lagBytes: null, active: null, error: msg(e) }));
+
+  const consumer = (async (): Promise<PipelineStatus['consumer']> => {
+    const admin = await withTimeout(s.kafkaAdmin(), 5000, 'Kafka');
+    const [ends, committed] = await withTimeout(Promise.all([
+      admin.fetchTopicOffsets(s.topic),
+      admin.fetchOffsets({ groupId: s.group, topics: [s.topic] }),
+    ]), 5000, 'Kafka');
+    const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+    let lag = 0;
+    for (const p of ends) {
+      const c = done.get(p.partition) ?? -1;
+      lag += Number(p.high) - (c < 0 ? Number(p.low) : c);
+    }
+    return { group: s.group, topic: s.topic, lag };
+  })().catch((e) => ({ group: s.group, topic: s.topic, lag: null, error: msg(e) }));
+
+  const watermark = s.reader.watermark()
+    .then((w) => ({ at: w === null ? null : new Date(w).toISOString(), behindMs: w === null ? null : now - w }))
+    .catch((e) => ({ at: null, behindMs: null, error: msg(e) }));
+
+  const evaluator = s.riskPg.query(`SELECT max(last_minute) AS m FROM evaluator_progress`)
+    .then(({ rows }) => {
+      const m: Date | null = rows[0]?.m ?? null;
+      // A minute is closed at its end, so "behind" counts from the end of the last closed minute.
+      return { lastClosedMinute: m ? m.toISOString() : null, behindMs: m ? now - (m.getTime() + 60_000) : null };
+    })
+    .catch((e) => ({ lastClosedMinute: null, behindMs: null, error: msg(e) }));
+
+  const alerts = s.riskPg.query(
+    `SELECT (SELECT count(*) FROM alerts WHERE state = 'firing')::int AS firing,
+            (SELECT count(*) FROM notifications WHERE status = 'pending')::int AS pending`)
+    .then(({ rows }) => ({ firing: rows[0].firing as number, pendingNotifications: rows[0].pending as number }))
+    .catch(() => ({ firing: null, pendingNotifications: null }));
+
+  return {
+    time: new Date(now).toISOString(),
+    slot: await slot, consumer: await consumer, watermark: await watermark, evaluator: await evaluator, alerts: await alerts,
+  };
+}
+
+const human = (ms: number | null) => ms === null ? '—' : Math.abs(ms) < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`;
+const bytes = (b: number | null) => b === null ? '—' : b < 1024 ? `${b} B` : b < 1 << 20 ? `${(b / 1024).toFixed(1)} KiB` : `${(b / (1 << 20)).toFixed(1)} MiB`;
+
+/** A readable table for `riskmon status`. */
+export function formatStatus(st: PipelineStatus): string {
+  const rows: [string, string, string][] = [
+    ['cdc slot', `${st.slot.name}: ${bytes(st.slot.lagBytes)} behind${st.slot.active === false ? ' (no reader attached)' : ''}`, st.slot.error ?? ''],
+    ['kafka consumer', `${st.consumer.group} on ${st.consumer.topic}: ${st.consumer.lag ?? '—'} messages behind`, st.consumer.error ?? ''],
+    ['watermark', `${st.watermark.at ?? '—'} (${human(st.watermark.behindMs)} behind now)`, st.watermark.error ?? ''],
+    ['last closed minute', `${st.evaluator.lastClosedMinute ?? '—'} (${human(st.evaluator.behindMs)} behind now)`, st.evaluator.error ?? ''],
+    ['alerts', `${st.alerts.firing ?? '—'} firing, ${st.alerts.pendingNotifications ?? '—'} notifications pending`, ''],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  const lines = rows.map(([k, v, e]) => `${k.padEnd(w)}  ${v}${e ? `\n${''.padEnd(w)}  ! ${e}` : ''}`);
+  return `riskmon status at ${st.time}\n${lines.join('\n')}\n`;
+}
