@@ -15,12 +15,12 @@ export async function merchantNames(deps: ApiDeps, ids: string[]): Promise<Map<s
 }
 
 /**
- * How a rule's latest evaluation ranks a merchant. The evaluator writes `ratio` into the evidence (cancel rate ÷
- * baseline rate; today ÷ same-time baseline); we fall back to the parts when only those are there.
+ * How a rule's latest evaluation ranks a merchant, from the evidence the evaluator stores (alerting/rules):
+ * cancel rate of the window ÷ baseline rate; today's amount ÷ the same-time baseline.
  */
 const RATIO_SQL = {
-  cancel_rate: `COALESCE(num(evidence->'ratio'), num(evidence->'rate') / NULLIF(num(evidence->'baselineRate'), 0))`,
-  volume_drop: `COALESCE(num(evidence->'ratio'), num(evidence->'todayAmount') / NULLIF(num(evidence->'baselineAmount'), 0))`,
+  cancel_rate: `num(evidence#>'{window,rate}') / NULLIF(num(evidence#>'{baseline,rate}'), 0)`,
+  volume_drop: `COALESCE(num(evidence->'todayVsBaseline'), num(evidence#>'{window,approvedAmount}') / NULLIF(num(evidence#>'{baseline,sameTimeAverage}'), 0))`,
 } as const;
 const numOf = (expr: string) => expr.replaceAll(/num\(([^)]*)\)/g, (_, e) => `(CASE WHEN jsonb_typeof(${e}) = 'number' OR (jsonb_typeof(${e}) = 'string' AND (${e})#>>'{}' ~ '^-?[0-9.]+(e-?[0-9]+)?$') THEN ((${e})#>>'{}')::float8 END)`);
 

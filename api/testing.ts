@@ -1,0 +1,87 @@
+/**
+ * Test support for the api's integration and browser tests: a fresh source database and risk store, a unique
+ * Redis prefix, the app with known keys. Only imported by *.int.test.ts.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { BucketReader } from '../lib/buckets.ts';
+import { readConfig } from '../lib/config.ts';
+import { logger } from '../lib/logger.ts';
+import { migrate } from '../lib/migrate.ts';
+import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { buildApp, type App } from './app.ts';
+import { apiSpec } from './config.ts';
+import { createDeps, type ApiDeps } from './deps.ts';
+
+export const VIEWER = 'viewer-key-0123456789';
+export const ADMIN = 'admin-key-0123456789';
+
+/** True once the aggregator's reader exists; series tests are pending until then. */
+export const HAVE_AGGREGATOR = existsSync(fileURLToPath(new URL('../aggregator/read.ts', import.meta.url)));
+
+/** Without the aggregator, series reads fail loudly (no invented Redis layout). */
+const noReader: BucketReader = {
+  series: () => Promise.reject(new Error('aggregator/read.ts is not built yet')),
+  totalsByMerchant: () => Promise.reject(new Error('aggregator/read.ts is not built yet')),
+  totals: () => Promise.reject(new Error('aggregator/read.ts is not built yet')),
+  watermark: () => Promise.resolve(null),
+};
+
+export interface TestApi extends App {
+  deps: ApiDeps;
+  env: NodeJS.ProcessEnv;
+  riskPg: pg.Pool;
+  sourcePg: pg.Pool;
+  publisher: Redis;
+  close(): Promise<void>;
+}
+
+export async function testApi(extraEnv: NodeJS.ProcessEnv = {}, webDist: string | null = null): Promise<TestApi> {
+  const s = services();
+  const [source, risk] = await Promise.all([freshDatabase('api_src'), freshDatabase('api_risk')]);
+  await Promise.all([migrate(source, 'source'), migrate(risk, 'risk')]);
+  const env: NodeJS.ProcessEnv = {
+    PG_URL: source, RISK_PG_URL: risk, KAFKA_BROKERS: s.KAFKA_BROKERS, REDIS_URL: s.REDIS_URL,
+    RISKMON_REDIS_PREFIX: uniqueName('api'), RISKMON_SLOT: uniqueName('slot'), RISKMON_GROUP: uniqueName('grp'), RISKMON_TOPIC: uniqueName('topic'),
+    RISKMON_API_KEYS: `${VIEWER}:viewer,${ADMIN}:admin`, RISKMON_WS_SERIES_POLL_MS: '200', RISKMON_LOG_LEVEL: 'warn',
+    ...extraEnv,
+  };
+  const cfg = readConfig(apiSpec, env);
+  const deps = await createDeps(cfg, webDist, HAVE_AGGREGATOR ? undefined : noReader);
+  const { app, hub } = await buildApp(deps, logger.child({ component: 'api-test' }, { level: 'warn' }));
+  await hub.start();
+  const publisher = new Redis(s.REDIS_URL);
+  return {
+    app, hub, deps, env, riskPg: deps.riskPg, sourcePg: deps.sourcePg, publisher,
+    async close() {
+      await hub.stop();
+      await app.close();
+      await publisher.quit();
+      await deps.close();
+    },
+  };
+}
+
+/** Inserts an alert row and its transition as the alert store does; returns the alert id and transition id. */
+export async function insertAlert(db: pg.Pool, a: {
+  rule?: string; merchantId: string; state?: 'firing' | 'resolved'; firedAt: string; resolvedAt?: string | null; evidence?: object; kind?: string;
+}): Promise<{ id: string; eventId: number }> {
+  const { rows } = await db.query(
+    `INSERT INTO alerts (rule, merchant_id, state, fired_at, resolved_at, rule_version, evidence)
+     VALUES ($1, $2, $3, $4, $5, 'test', $6) RETURNING id`,
+    [a.rule ?? 'cancel_rate_spike', a.merchantId, a.state ?? 'firing', a.firedAt, a.resolvedAt ?? null, a.evidence ?? { note: 'test' }]);
+  const t = await db.query(
+    `INSERT INTO alert_transitions (alert_id, kind, minute, evidence) VALUES ($1, $2, $3, $4) RETURNING id`,
+    [rows[0].id, a.kind ?? 'fired', a.firedAt, a.evidence ?? { note: 'test' }]);
+  return { id: String(rows[0].id), eventId: Number(t.rows[0].id) };
+}
+
+/** The `ws` package (a dependency of @fastify/websocket; it ships no types here). */
+export const WebSocketClient: new (url: string) => {
+  on(ev: 'message', fn: (d: unknown) => void): void; on(ev: 'open' | 'close', fn: () => void): void;
+  on(ev: 'error', fn: (e: Error) => void): void; on(ev: 'unexpected-response', fn: (req: unknown, res: { statusCode: number }) => void): void;
+  send(s: string): void; close(): void; readyState: number;
+} = createRequire(import.meta.url)('ws');
