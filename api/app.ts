@@ -19,6 +19,7 @@ import type { ApiDeps } from './deps.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
 import { seriesRoutes } from './routes/series.ts';
 import { silenceRoutes } from './routes/silences.ts';
@@ -82,6 +83,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     httpRequests.observe({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
+  meRoutes(app, deps);
   seriesRoutes(app, deps);
   alertRoutes(app, deps);
   merchantRoutes(app, deps);
