@@ -5,7 +5,7 @@ const cfg = { resolveAfterMinutes: 5, renotifyMinutes: 60 };
 const MIN = 60_000;
 
 function run(conditions: (boolean | null)[], start = 0) {
-  let cur: AlertLife | null = null;
+  let cur = null as AlertLife | null;
   const out: (string | null)[] = [];
   conditions.forEach((c, i) => {
     const r = stepAlert(cur, c, start + i * MIN, cfg);

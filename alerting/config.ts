@@ -1,0 +1,35 @@
+/** The alerting component's options (README "Configuration"), composed with the shared ones. */
+import { commonSpec, connections, int, json, str, type ConfigOf, type Option } from '../lib/config.ts';
+import { defaultRules, parseRules } from './rules/config.ts';
+
+/** Optional http(s) URL: unset gives ''. */
+function optionalUrl(env: string, description: string): Option<string> {
+  return {
+    env, description, default: '', expects: 'an http or https URL, or unset',
+    parse: (s) => {
+      let u: URL;
+      try { u = new URL(s); } catch { throw new Error('not a URL'); }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`protocol ${u.protocol} not allowed`);
+      return s;
+    },
+  };
+}
+
+export const alertingSpec = {
+  ...connections('riskPgUrl', 'redisUrl'),
+  ...commonSpec,
+  rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see README "Rules")', defaultRules(), parseRules),
+  slackWebhookUrl: optionalUrl('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset'),
+  publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),
+  maxIngestLagMs: int('RISKMON_MAX_INGEST_LAG_MS', 'volume_drop is not evaluated while the watermark is further than this behind the wall clock', 120_000, 1000, 86_400_000),
+  replayAfterMs: int('RISKMON_ALERT_REPLAY_AFTER_MS', 'a minute whose end is further than this behind the wall clock is history: its transitions are stored, never sent to Slack', 600_000, 0, 86_400_000 * 30),
+  evalPollMs: int('RISKMON_EVAL_POLL_MS', 'how often the evaluator reads the watermark', 200, 10, 60_000),
+  maxCatchUpMinutes: int('RISKMON_EVAL_MAX_CATCHUP_MINUTES', 'at most this many closed minutes are caught up after downtime; older ones are skipped', 1440, 1, 20_160),
+  evaluatorName: str('RISKMON_EVALUATOR_NAME', 'name of the progress row (one evaluator per name)', 'default'),
+  slackMinIntervalMs: int('RISKMON_SLACK_MIN_INTERVAL_MS', 'at most one Slack message per this interval (Slack allows 1/s per webhook)', 1000, 0, 600_000),
+  slackDigestOver: int('RISKMON_SLACK_DIGEST_OVER', 'more than this many pending notifications at once are sent as one digest', 3, 1, 1000),
+  slackMaxAttempts: int('RISKMON_SLACK_MAX_ATTEMPTS', 'a notification failing with 5xx or a network error this many times is marked failed', 20, 1, 1000),
+  slackTimeoutMs: int('RISKMON_SLACK_TIMEOUT_MS', 'timeout of one Slack request', 10_000, 100, 120_000),
+};
+
+export type AlertingConfig = ConfigOf<typeof alertingSpec>;

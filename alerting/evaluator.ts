@@ -1,0 +1,285 @@
+/**
+ * The evaluator service: follows the event-time watermark, evaluates every closed minute once (in order, across
+ * restarts), turns evaluations into alert transitions, and commits everything of a minute in one transaction
+ * (see store.ts); then publishes the transitions on Redis.
+ *
+ * Per minute it reads, for all merchants at once, the window totals (`totalsByMerchant`, split at the current
+ * hour so the same read also gives today's partial hour); per local day it reads the baselines (baseline.ts);
+ * per hour, today's full hours of the volume_drop merchants. Memory holds the firing alerts and the signature of
+ * each stored evaluation row, so only changed rows are written.
+ */
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { addTotals, emptyTotals, type BucketReader, type Totals } from '../lib/buckets.ts';
+import type { Logger } from '../lib/logger.ts';
+import { backoffMs, RunState, type Service } from '../lib/service.ts';
+import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
+import { loadDayBaselines, SAME_TIME_METHOD, sameTimeAverage, type DayBaselines } from './baseline.ts';
+import { isReplay, lastClosedMinute, nextMinute } from './closed.ts';
+import { publishAlerts } from './fanout.ts';
+import { stepAlert } from './lifecycle.ts';
+import * as metrics from './metrics.ts';
+import { silenceFor, activeSilences, type Silence } from './silences.ts';
+import { commitMinute, keyOf, loadState, ProgressConflict, signatureOf, type FiringAlert, type TransitionWrite } from './store.ts';
+import { evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
+import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
+import type { Evaluation } from './rules/types.ts';
+import { evaluateVolumeDrop } from './rules/volume-drop.ts';
+
+export interface EvaluatorOptions {
+  rules: RulesConfig;
+  tz: string;
+  allowedLatenessMs: number;
+  maxIngestLagMs: number;
+  replayAfterMs: number;
+  evalPollMs: number;
+  maxCatchUpMinutes: number;
+  evaluatorName: string;
+  redisPrefix: string;
+  /** Without a webhook every notification row is stored as suppressed ('slack not configured'). */
+  slackEnabled: boolean;
+}
+
+export interface EvaluatorDeps {
+  reader: BucketReader;
+  db: pg.Pool;
+  /** For the fan-out; null publishes nothing (tests of the store alone). */
+  redis: Redis | null;
+  log: Logger;
+  /** Wall clock, injectable for tests. */
+  now?: () => number;
+}
+
+export interface MinuteReport { minute: number; replay: boolean; evaluations: number; transitions: number; rowsWritten: number; ms: number }
+
+export class Evaluator implements Service {
+  readonly name = 'alerting-evaluator';
+  readonly #state = new RunState();
+  readonly #o: EvaluatorOptions;
+  readonly #d: EvaluatorDeps;
+  readonly #now: () => number;
+  #loaded = false;
+  #progress: number | null = null;
+  #firing = new Map<string, FiringAlert>();
+  #signatures = new Map<string, string>();
+  /** Merchants whose last evaluation was more than "too little activity" / "not eligible": re-evaluated when absent. */
+  #tracked: Record<RuleName, Set<string>> = { cancel_rate_spike: new Set(), volume_drop: new Set() };
+  #baselines: DayBaselines | null = null;
+  #todayHours: { key: string; totals: Map<string, Totals> } | null = null;
+
+  constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
+    this.#o = opts;
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  async run(): Promise<void> {
+    let failures = 0;
+    while (this.#state.shouldRun()) {
+      try {
+        const report = await this.evaluateNext();
+        failures = 0;
+        if (!report) await this.#state.sleep(this.#o.evalPollMs);
+      } catch (err) {
+        if (err instanceof ProgressConflict) this.#loaded = false;
+        const wait = backoffMs(failures++, 500, 30_000);
+        this.#d.log.warn({ err, retryInMs: wait }, 'evaluation failed; retrying the same minute');
+        await this.#state.sleep(wait);
+      }
+    }
+  }
+
+  async stop(): Promise<void> { this.#state.stop(); }
+
+  /** Evaluates the next closed minute if there is one; null when up to date. */
+  async evaluateNext(): Promise<MinuteReport | null> {
+    if (!this.#loaded) await this.#load();
+    const wm = await this.#d.reader.watermark();
+    if (wm === null) return null;
+    const closed = lastClosedMinute(wm, this.#o.allowedLatenessMs);
+    const next = nextMinute(this.#progress, closed, this.#o.maxCatchUpMinutes);
+    metrics.evaluatorLagMinutes.set(this.#progress === null ? 0 : Math.max(0, (closed - this.#progress) / MINUTE));
+    if (!next) return null;
+    if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
+    return this.#evaluateMinute(next.minute, wm);
+  }
+
+  async #load(): Promise<void> {
+    const s = await loadState(this.#d.db, this.#o.evaluatorName);
+    this.#progress = s.progress;
+    this.#firing = new Map(s.firing.map((a) => [keyOf(a.rule, a.merchantId), a]));
+    this.#signatures = s.evaluations;
+    this.#tracked = { cancel_rate_spike: new Set(), volume_drop: new Set() };
+    for (const [k, sig] of s.evaluations) {
+      const [rule, merchantId] = k.split('\u0000') as [RuleName, string];
+      if (!isQuiet(sig)) this.#tracked[rule].add(merchantId);
+    }
+    this.#loaded = true;
+    this.#refreshFiringGauge();
+    this.#d.log.info({ progress: s.progress === null ? null : iso(s.progress), firing: s.firing.length }, 'evaluator state loaded');
+  }
+
+  async #evaluateMinute(M: number, watermark: number): Promise<MinuteReport> {
+    const t0 = performance.now();
+    const { rules, tz } = this.#o;
+    const now = this.#now();
+    const replay = isReplay(M, now, this.#o.replayAfterMs);
+    const today = dayStart(M, tz);
+    const base = await this.#dayBaselines(today);
+    const end = M + MINUTE;
+    const windowFrom = end - rules.windowMinutes * MINUTE;
+    const hs = Math.max(hourStart(M), today);
+    const reader = this.#d.reader;
+
+    const [partialHour, windowRest, todayHours, silences] = await Promise.all([
+      reader.totalsByMerchant(hs, end, '1m'),
+      windowFrom === hs ? null : reader.totalsByMerchant(Math.min(windowFrom, hs), Math.max(windowFrom, hs), '1m'),
+      this.#todayFullHours(base, today, hs),
+      activeSilences(this.#d.db),
+    ]);
+    // The window is [windowFrom, hs) + [hs, end) when it starts before the hour; else read on its own.
+    const window = windowFrom < hs ? mergeTotals(windowRest!, partialHour)
+      : windowFrom === hs ? partialHour : await reader.totalsByMerchant(windowFrom, end, '1m');
+
+    const evaluations: Evaluation[] = [];
+    const cancelIds = new Set<string>([...window.keys(), ...this.#tracked.cancel_rate_spike, ...this.#firingMerchants('cancel_rate_spike')]);
+    const empty = emptyTotals();
+    for (const id of cancelIds) {
+      evaluations.push(evaluateCancelRateSpike({
+        merchantId: id, minute: M, windowFrom, windowTo: end, window: window.get(id) ?? empty,
+        baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
+      }, paramsFor(rules, 'cancel_rate_spike', id), rules.version));
+    }
+    const lag = now - watermark;
+    const volumeIds = new Set<string>([...base.profiles.keys(), ...this.#tracked.volume_drop, ...this.#firingMerchants('volume_drop')]);
+    for (const id of volumeIds) {
+      const profile = base.profiles.get(id);
+      const todayAmount = (todayHours.get(id)?.approvedAmount ?? 0n) + (partialHour.get(id)?.approvedAmount ?? 0n);
+      evaluations.push(evaluateVolumeDrop({
+        merchantId: id, minute: M, dayStart: today, elapsedMs: end - today, todayAmount,
+        dailyAverage: Number(base.totals.get(id)?.approvedAmount ?? 0n) / base.days,
+        sameTimeBaseline: profile ? sameTimeAverage(profile, end - today, base.days) : 0,
+        baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD,
+        ingestLagMs: lag, maxIngestLagMs: this.#o.maxIngestLagMs,
+      }, paramsFor(rules, 'volume_drop', id), rules.version));
+    }
+
+    // Lifecycle and the rows to write.
+    const transitions: TransitionWrite[] = [];
+    const clearCounts: { alertId: string; clearMinutes: number }[] = [];
+    const nextFiring = new Map<string, FiringAlert | null>();
+    const rows: Evaluation[] = [];
+    const counts: Record<string, number> = {};
+    for (const e of evaluations) {
+      const key = keyOf(e.rule, e.merchantId);
+      counts[`${e.rule}|${e.status}`] = (counts[`${e.rule}|${e.status}`] ?? 0) + 1;
+      const sig = signatureOf(e);
+      // Breach rows carry the evidence the dashboard shows, so they are refreshed every minute; others on change.
+      if (e.status === 'breach' || this.#signatures.get(key) !== sig) rows.push(e);
+      const cur = this.#firing.get(key) ?? null;
+      const step = stepAlert(cur?.life ?? null, e.condition, M, rules.lifecycle);
+      if (!step.changed) continue;
+      nextFiring.set(key, step.next ? { id: cur?.id ?? '', rule: e.rule, merchantId: e.merchantId, life: step.next } : null);
+      if (!step.transition) { clearCounts.push({ alertId: cur!.id, clearMinutes: step.next!.clearMinutes }); continue; }
+      transitions.push({
+        kind: step.transition, rule: e.rule, merchantId: e.merchantId, alertId: cur?.id,
+        life: step.next ?? { ...cur!.life, clearMinutes: rules.lifecycle.resolveAfterMinutes },
+        evidence: e.evidence, ruleVersion: rules.version, replay,
+        notification: this.#notificationFor(e, replay, silences),
+      });
+    }
+
+    const committed = await commitMinute(this.#d.db, {
+      name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts, evaluations: rows,
+    });
+
+    // Committed: now memory follows.
+    this.#progress = M;
+    for (const e of rows) this.#signatures.set(keyOf(e.rule, e.merchantId), signatureOf(e));
+    for (const e of evaluations) {
+      if (isQuiet(signatureOf(e))) this.#tracked[e.rule].delete(e.merchantId);
+      else this.#tracked[e.rule].add(e.merchantId);
+    }
+    for (const [key, a] of nextFiring) {
+      if (!a) this.#firing.delete(key);
+      else this.#firing.set(key, { ...a, id: a.id || committed.fired.get(key)! });
+    }
+    const publishedAt = Date.now();
+    if (this.#d.redis) {
+      await publishAlerts(this.#d.redis, this.#o.redisPrefix, committed.messages)
+        .catch((err) => this.#d.log.warn({ err }, 'publishing alert transitions failed (clients catch up by lastEventId)'));
+    }
+
+    const ms = performance.now() - t0;
+    metrics.evaluationDuration.observe(ms / 1000);
+    metrics.minutesEvaluated.inc({ replay: String(replay) });
+    for (const [k, n] of Object.entries(counts)) {
+      const [rule, status] = k.split('|');
+      metrics.evaluationsTotal.inc({ rule, status }, n);
+    }
+    for (const t of transitions) {
+      metrics.transitionsTotal.inc({ rule: t.rule, kind: t.kind });
+      if (!replay) metrics.transitionLatency.observe(Math.max(0, publishedAt - (M + MINUTE + this.#o.allowedLatenessMs)) / 1000);
+    }
+    this.#refreshFiringGauge();
+    if (transitions.length) {
+      this.#d.log.info({ minute: iso(M), replay, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
+    }
+    return { minute: M, replay, evaluations: evaluations.length, transitions: transitions.length, rowsWritten: rows.length, ms };
+  }
+
+  #notificationFor(e: Evaluation, replay: boolean, silences: Silence[]): TransitionWrite['notification'] {
+    if (replay) return { status: 'suppressed', reason: 'replay', silenceId: null };
+    if (!this.#o.slackEnabled) return { status: 'suppressed', reason: 'slack not configured', silenceId: null };
+    const s = silenceFor(silences, e.rule, e.merchantId);
+    if (s) return { status: 'suppressed', reason: `silenced${s.reason ? `: ${s.reason}` : ''}`, silenceId: s.id };
+    return { status: 'pending', reason: null, silenceId: null };
+  }
+
+  #firingMerchants(rule: RuleName): string[] {
+    return [...this.#firing.values()].filter((a) => a.rule === rule).map((a) => a.merchantId);
+  }
+
+  #refreshFiringGauge(): void {
+    for (const rule of ['cancel_rate_spike', 'volume_drop'] as const) metrics.alertsFiring.set({ rule, state: 'firing' }, this.#firingMerchants(rule).length);
+  }
+
+  async #dayBaselines(today: number): Promise<DayBaselines> {
+    if (this.#baselines?.todayStart === today) return this.#baselines;
+    const t0 = performance.now();
+    const { rules } = this.#o;
+    this.#baselines = await loadDayBaselines(this.#d.reader, today, rules.baselineDays, this.#o.tz, (id, avg) => {
+      const p = paramsFor(rules, 'volume_drop', id);
+      return p.enabled && avg >= p.minDailyAmount;
+    });
+    this.#todayHours = null;
+    this.#d.log.info({ day: iso(today), merchants: this.#baselines.totals.size, volumeEligible: this.#baselines.profiles.size, ms: Math.round(performance.now() - t0) }, 'baselines loaded');
+    return this.#baselines;
+  }
+
+  /** Today's approved amounts of the volume_drop merchants over [00:00, start of M's hour), read once per hour. */
+  async #todayFullHours(base: DayBaselines, today: number, hs: number): Promise<Map<string, Totals>> {
+    const key = `${today}/${hs}`;
+    if (this.#todayHours?.key === key) return this.#todayHours.totals;
+    const ids = [...base.profiles.keys(), ...this.#firingMerchants('volume_drop')];
+    const totals = hs > today && ids.length ? await this.#d.reader.totals([...new Set(ids)], today, hs) : new Map<string, Totals>();
+    this.#todayHours = { key, totals };
+    return totals;
+  }
+}
+
+/** Signatures that an absent merchant would get anyway: no need to re-evaluate it every minute. */
+function isQuiet(sig: string): boolean {
+  return sig.startsWith('not_evaluated|too little activity') || sig.startsWith('not_evaluated|not eligible');
+}
+
+function mergeTotals(a: Map<string, Totals>, b: Map<string, Totals>): Map<string, Totals> {
+  const out = new Map<string, Totals>();
+  for (const [k, v] of a) out.set(k, { ...v });
+  for (const [k, v] of b) {
+    const x = out.get(k);
+    if (x) addTotals(x, v);
+    else out.set(k, { ...v });
+  }
+  return out;
+}

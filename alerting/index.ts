@@ -1,0 +1,69 @@
+/**
+ * `riskmon alerting`: the rule evaluator and the Slack sender (the latter only when RISKMON_SLACK_WEBHOOK_URL is
+ * set). Migrates the risk store first. The bucket reader is the aggregator's (aggregator/read.ts); tests and
+ * benchmarks may pass their own through `buildAlerting`.
+ */
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { BucketReader } from '../lib/buckets.ts';
+import { readConfig } from '../lib/config.ts';
+import { componentLogger } from '../lib/logger.ts';
+import { migrate } from '../lib/migrate.ts';
+import type { Service } from '../lib/service.ts';
+import { alertingSpec, type AlertingConfig } from './config.ts';
+import { Evaluator } from './evaluator.ts';
+import { SlackSender } from './slack/sender.ts';
+
+export { alertingSpec, type AlertingConfig } from './config.ts';
+export type { AlertMessage } from './fanout.ts';
+export { alertsChannel } from './fanout.ts';
+
+export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
+  const cfg = readConfig(alertingSpec, env);
+  const log = componentLogger('alerting');
+  await migrate(cfg.riskPgUrl, 'risk', log);
+  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
+  // Loaded lazily so the rest of alerting does not depend on the aggregator's module graph.
+  const { createBucketReader } = await import('../aggregator/read.ts');
+  const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  return buildAlerting(cfg, { reader, redis });
+}
+
+/**
+ * The services over given connections. They own `redis` and the pool they create: stopping the last of them
+ * closes both.
+ */
+export function buildAlerting(
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: Redis; now?: () => number; sharedRedis?: boolean },
+): Service[] {
+  const log = componentLogger('alerting');
+  const db = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 4 });
+  db.on('error', (err) => log.warn({ err }, 'risk store connection error'));
+  const evaluator = new Evaluator({
+    rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
+    replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
+    evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
+  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now });
+  const services: Service[] = [evaluator];
+  if (cfg.slackWebhookUrl) {
+    services.push(new SlackSender({
+      webhookUrl: cfg.slackWebhookUrl, publicUrl: cfg.publicUrl, minIntervalMs: cfg.slackMinIntervalMs,
+      digestOver: cfg.slackDigestOver, maxAttempts: cfg.slackMaxAttempts, timeoutMs: cfg.slackTimeoutMs,
+    }, { db, riskPgUrl: cfg.riskPgUrl, log: log.child({ service: 'slack' }) }));
+  } else {
+    log.info('RISKMON_SLACK_WEBHOOK_URL is not set: alerts are stored and pushed to the dashboard, not sent to Slack');
+  }
+  // Close the shared connections once every service has stopped.
+  let running = services.length;
+  const closeOne = async () => {
+    if (--running > 0) return;
+    await db.end().catch(() => {});
+    if (!deps.sharedRedis) deps.redis.disconnect();
+  };
+  return services.map((s) => ({
+    name: s.name,
+    run: async () => { try { await s.run(); } finally { await closeOne(); } },
+    stop: () => s.stop(),
+    drain: s.drain ? () => s.drain!() : undefined,
+  }));
+}

@@ -1,0 +1,34 @@
+/** The alerting component's Prometheus metrics (registered once per process on the shared registry). */
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { registry } from '../lib/metrics.ts';
+
+function once<T>(name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export const evaluationsTotal = once('riskmon_evaluations_total', () => new Counter({
+  name: 'riskmon_evaluations_total', help: 'rule evaluations by rule and status', labelNames: ['rule', 'status'], registers: [registry],
+}));
+export const minutesEvaluated = once('riskmon_evaluated_minutes_total', () => new Counter({
+  name: 'riskmon_evaluated_minutes_total', help: 'closed minutes evaluated (replay: older than the replay bound)', labelNames: ['replay'], registers: [registry],
+}));
+export const alertsFiring = once('riskmon_alerts', () => new Gauge({
+  name: 'riskmon_alerts', help: 'alerts currently in a state, by rule (firing)', labelNames: ['rule', 'state'], registers: [registry],
+}));
+export const transitionsTotal = once('riskmon_alert_transitions_total', () => new Counter({
+  name: 'riskmon_alert_transitions_total', help: 'alert transitions by rule and kind', labelNames: ['rule', 'kind'], registers: [registry],
+}));
+export const evaluationDuration = once('riskmon_evaluation_duration_seconds', () => new Histogram({
+  name: 'riskmon_evaluation_duration_seconds', help: 'time to evaluate one closed minute (reads, rules, commit)',
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
+}));
+export const transitionLatency = once('riskmon_alert_transition_latency_seconds', () => new Histogram({
+  name: 'riskmon_alert_transition_latency_seconds', help: 'minute closing (end + allowed lateness) to the committed transition, live minutes only',
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [registry],
+}));
+export const evaluatorLagMinutes = once('riskmon_evaluator_lag_minutes', () => new Gauge({
+  name: 'riskmon_evaluator_lag_minutes', help: 'closed minutes not yet evaluated', registers: [registry],
+}));
+export const slackMessages = once('riskmon_slack_messages_total', () => new Counter({
+  name: 'riskmon_slack_messages_total', help: 'Slack webhook requests by result (sent, failed, rate_limited, retry)', labelNames: ['result'], registers: [registry],
+}));

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { alertMessage, digestMessage, merchantLink } from './message.ts';
+import { classify, parseRetryAfter } from './policy.ts';
+
+describe('slack response policy', () => {
+  const now = Date.parse('2026-11-21T00:00:00Z');
+  it('2xx is sent', () => expect(classify(200, null, 'ok', 1, 5, now)).toEqual({ kind: 'sent' }));
+  it('429 waits for Retry-After (seconds or date)', () => {
+    expect(classify(429, '3', '', 1, 5, now)).toEqual({ kind: 'rate_limited', retryAfterMs: 3000 });
+    expect(parseRetryAfter(new Date(now + 5000).toUTCString(), now)).toBe(5000);
+    expect(parseRetryAfter(null, now)).toBe(1000);
+  });
+  it('5xx and network errors retry with growing jittered backoff, then fail', () => {
+    const a = classify(500, null, 'oops', 1, 5, now, () => 1);
+    const b = classify(503, null, '', 3, 5, now, () => 1);
+    expect(a.kind).toBe('retry');
+    expect(b.kind === 'retry' && a.kind === 'retry' && b.delayMs > a.delayMs).toBe(true);
+    expect(classify(null, null, 'ECONNREFUSED', 2, 5, now).kind).toBe('retry');
+    expect(classify(500, null, '', 5, 5, now)).toMatchObject({ kind: 'failed', reason: expect.stringMatching(/gave up after 5/) });
+  });
+  it('other 4xx fail at once', () => {
+    expect(classify(404, null, 'no_service', 1, 5, now)).toEqual({ kind: 'failed', reason: 'HTTP 404: no_service' });
+  });
+});
+
+describe('slack messages', () => {
+  const n = {
+    id: '1', kind: 'fired' as const, rule: 'cancel_rate_spike', merchantId: '42', alertId: '7', minute: '2026-11-21T05:00:00.000Z',
+    evidence: { ruleVersion: 'v1', window: { approvals: 100, cancels: 12, rate: 0.12 }, baseline: { approvals: 1000, cancels: 20, rate: 0.02 }, multiplier: 2, threshold: 0.04 },
+  };
+  it('names the merchant, the rule, the evidence and links the dashboard', () => {
+    const m = alertMessage(n, 'https://risk.example.com/');
+    const s = JSON.stringify(m);
+    expect(m.text).toMatch(/merchant 42.*cancel rate 12\.0% \(12\/100/);
+    expect(s).toContain('https://risk.example.com/#/merchants/42');
+    expect(merchantLink('http://x', 'a b')).toBe('http://x/#/merchants/a%20b');
+  });
+  it('a digest lists every transition', () => {
+    const d = digestMessage([n, { ...n, id: '2', merchantId: '43' }, { ...n, id: '3', kind: 'resolved', merchantId: '44' }], 'http://x');
+    expect(d.text).toMatch(/^3 alert transitions/);
+    expect(JSON.stringify(d.blocks)).toContain('merchant 44');
+  });
+});

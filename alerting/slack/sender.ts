@@ -1,0 +1,180 @@
+/**
+ * The Slack sender: drains the `notifications` outbox to one incoming webhook.
+ *
+ * Each round claims the due pending rows with FOR UPDATE SKIP LOCKED (so two senders never take the same row),
+ * sends one message — the oldest row alone, or a digest of all claimed rows when more than `digestOver` are due —
+ * and records the outcome in the same transaction, right after the HTTP response.
+ *
+ * Delivery is at-least-once, with one narrow edge: if the process dies after Slack answered 2xx but before the
+ * COMMIT (or a timeout hides a request Slack did receive), the rows are still pending and are sent again after a
+ * restart. Slack webhooks take no idempotency key, so this cannot be closed; it is kept small by doing nothing
+ * between the response and the COMMIT. A restart never loses a row: rows leave 'pending' only in that COMMIT.
+ *
+ * Pacing: at most one message per `minIntervalMs`; a 429 pauses the whole sender for Retry-After (the limit is per
+ * webhook). The evaluator NOTIFYs `riskmon_notifications` on commit, so a new alert is sent without polling delay.
+ */
+import pg from 'pg';
+import type { Logger } from '../../lib/logger.ts';
+import { backoffMs, RunState, type Service } from '../../lib/service.ts';
+import * as metrics from '../metrics.ts';
+import { alertMessage, digestMessage, type NotificationView, type SlackPayload } from './message.ts';
+import { classify, type Outcome } from './policy.ts';
+
+export interface SenderOptions {
+  webhookUrl: string;
+  publicUrl: string;
+  minIntervalMs: number;
+  digestOver: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  /** Fallback poll when no NOTIFY arrives. */
+  pollMs?: number;
+  /** At most this many rows in one digest. */
+  digestMax?: number;
+}
+
+export class SlackSender implements Service {
+  readonly name = 'alerting-slack-sender';
+  readonly #state = new RunState();
+  readonly #o: Required<SenderOptions>;
+  readonly #db: pg.Pool;
+  readonly #log: Logger;
+  readonly #riskPgUrl: string;
+  #listener: pg.Client | null = null;
+  #wake: (() => void) | null = null;
+  #woken = false;
+  #nextAllowedAt = 0;
+
+  constructor(opts: SenderOptions, deps: { db: pg.Pool; riskPgUrl: string; log: Logger }) {
+    this.#o = { pollMs: 1000, digestMax: 20, ...opts };
+    this.#db = deps.db;
+    this.#riskPgUrl = deps.riskPgUrl;
+    this.#log = deps.log;
+  }
+
+  async run(): Promise<void> {
+    let failures = 0;
+    try {
+      while (this.#state.shouldRun()) {
+        try {
+          await this.#ensureListener();
+          const wait = this.#nextAllowedAt - Date.now();
+          if (wait > 0) { await this.#state.sleep(wait); continue; }
+          this.#woken = false;
+          const sent = await this.sendOnce();
+          failures = 0;
+          if (!sent) await this.#waitForWork();
+        } catch (err) {
+          const wait = backoffMs(failures++, 500, 30_000);
+          this.#log.warn({ err, retryInMs: wait }, 'slack sender round failed');
+          await this.#listener?.end().catch(() => {});
+          this.#listener = null;
+          await this.#state.sleep(wait);
+        }
+      }
+    } finally {
+      await this.#listener?.end().catch(() => {});
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#state.stop();
+    this.#wake?.();
+  }
+
+  /** One round: claim, send one message, record. False when nothing was due. */
+  async sendOnce(): Promise<boolean> {
+    const client = await this.#db.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query(
+        `SELECT n.id::text, n.attempts, t.kind, t.minute, t.evidence, a.id::text AS alert_id, a.rule, a.merchant_id
+           FROM notifications n JOIN alert_transitions t ON t.id = n.transition_id JOIN alerts a ON a.id = t.alert_id
+          WHERE n.status = 'pending' AND n.channel = 'slack' AND n.next_attempt_at <= now()
+          ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED`,
+        [this.#o.digestMax],
+      );
+      if (!rows.length) { await client.query('COMMIT'); return false; }
+      const views: NotificationView[] = rows.map((r) => ({
+        id: r.id, kind: r.kind, rule: r.rule, merchantId: r.merchant_id, alertId: r.alert_id, minute: r.minute.toISOString(), evidence: r.evidence,
+      }));
+      const batch = views.length > this.#o.digestOver ? views : views.slice(0, 1);
+      const attempts = Math.max(...rows.filter((r) => batch.some((b) => b.id === r.id)).map((r) => r.attempts)) + 1;
+      const payload = batch.length > 1 ? digestMessage(batch, this.#o.publicUrl) : alertMessage(batch[0], this.#o.publicUrl);
+      const outcome = await this.#post(payload, attempts);
+      await this.#record(client, batch.map((b) => b.id), outcome);
+      await client.query('COMMIT');
+      this.#afterOutcome(outcome, batch.length);
+      return true;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #post(payload: SlackPayload, attempts: number): Promise<Outcome & { status: number | null }> {
+    this.#nextAllowedAt = Date.now() + this.#o.minIntervalMs;
+    let status: number | null = null;
+    let retryAfter: string | null = null;
+    let body = '';
+    try {
+      const res = await fetch(this.#o.webhookUrl, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(this.#o.timeoutMs),
+      });
+      status = res.status;
+      retryAfter = res.headers.get('retry-after');
+      body = await res.text().catch(() => '');
+    } catch (err) {
+      body = (err as Error).message;
+    }
+    return { ...classify(status, retryAfter, body, attempts, this.#o.maxAttempts, Date.now()), status };
+  }
+
+  async #record(client: pg.PoolClient, ids: string[], o: Outcome & { status: number | null }): Promise<void> {
+    const set = {
+      sent: `status = 'sent', sent_at = now(), reason = NULL`,
+      // A 429 is Slack's pacing, not a failed attempt: the attempt count stays.
+      rate_limited: `next_attempt_at = now() + make_interval(secs => $3::float8 / 1000), reason = 'rate limited (429)'`,
+      retry: `next_attempt_at = now() + make_interval(secs => $3::float8 / 1000), reason = $4`,
+      failed: `status = 'failed', reason = $4`,
+    }[o.kind];
+    const counts = o.kind === 'rate_limited' ? '' : 'attempts = attempts + 1,';
+    const delay = o.kind === 'rate_limited' ? o.retryAfterMs : o.kind === 'retry' ? o.delayMs : 0;
+    const reason = o.kind === 'retry' || o.kind === 'failed' ? o.reason : null;
+    await client.query(`UPDATE notifications SET ${counts} last_status = $2, ${set} WHERE id = ANY($1::bigint[])`,
+      [ids, o.status, delay, reason]);
+  }
+
+  #afterOutcome(o: Outcome, n: number): void {
+    metrics.slackMessages.inc({ result: o.kind === 'rate_limited' ? 'rate_limited' : o.kind });
+    if (o.kind === 'rate_limited') {
+      this.#nextAllowedAt = Math.max(this.#nextAllowedAt, Date.now() + o.retryAfterMs);
+      this.#log.warn({ retryAfterMs: o.retryAfterMs, notifications: n }, 'slack rate limited: waiting for Retry-After');
+    } else if (o.kind === 'retry') this.#log.warn({ reason: o.reason, retryInMs: o.delayMs, notifications: n }, 'slack request failed: will retry');
+    else if (o.kind === 'failed') this.#log.error({ reason: o.reason, notifications: n }, 'slack notification failed permanently');
+    else this.#log.debug({ notifications: n }, 'slack message sent');
+  }
+
+  async #ensureListener(): Promise<void> {
+    if (this.#listener) return;
+    const c = new pg.Client({ connectionString: this.#riskPgUrl });
+    c.on('error', (err) => { this.#log.warn({ err }, 'slack sender LISTEN connection lost'); this.#listener = null; c.end().catch(() => {}); });
+    c.on('notification', () => { this.#woken = true; this.#wake?.(); });
+    await c.connect();
+    await c.query('LISTEN riskmon_notifications');
+    this.#listener = c;
+  }
+
+  async #waitForWork(): Promise<void> {
+    if (this.#woken || !this.#state.shouldRun()) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, this.#o.pollMs);
+      const self = this;
+      function done() { clearTimeout(t); self.#wake = null; resolve(); }
+      this.#wake = done;
+    });
+  }
+}

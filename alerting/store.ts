@@ -1,0 +1,144 @@
+/**
+ * The evaluator's side of the risk store. Everything one closed minute causes — new and changed alerts, their
+ * transitions, the Slack outbox rows, changed evaluation rows, and the progress marker — is written in one
+ * transaction, so a crash re-evaluates the minute from scratch and nothing is lost or doubled.
+ */
+import type pg from 'pg';
+import type { AlertMessage } from './fanout.ts';
+import type { AlertLife, TransitionKind } from './lifecycle.ts';
+import type { RuleName } from './rules/config.ts';
+import type { Evaluation } from './rules/types.ts';
+
+export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
+
+export interface StoredState {
+  progress: number | null;
+  firing: FiringAlert[];
+  /** (rule, merchant) → "status|reason" of the stored evaluation row. */
+  evaluations: Map<string, string>;
+}
+
+export const keyOf = (rule: string, merchantId: string) => `${rule}\u0000${merchantId}`;
+export const signatureOf = (e: Pick<Evaluation, 'status' | 'reason'>) => `${e.status}|${e.reason ?? ''}`;
+
+export async function loadState(db: pg.Pool, name: string): Promise<StoredState> {
+  const p = await db.query('SELECT last_minute FROM evaluator_progress WHERE name = $1', [name]);
+  const a = await db.query(`SELECT id::text, rule, merchant_id, fired_at, last_notified_at, clear_minutes FROM alerts WHERE state = 'firing'`);
+  const e = await db.query('SELECT rule, merchant_id, status, reason FROM evaluations');
+  return {
+    progress: p.rows[0] ? p.rows[0].last_minute.getTime() : null,
+    firing: a.rows.map((r) => ({
+      id: r.id, rule: r.rule, merchantId: r.merchant_id,
+      life: { firedAt: r.fired_at.getTime(), lastNotifiedAt: (r.last_notified_at ?? r.fired_at).getTime(), clearMinutes: r.clear_minutes },
+    })),
+    evaluations: new Map(e.rows.map((r) => [keyOf(r.rule, r.merchant_id), signatureOf(r)])),
+  };
+}
+
+export interface TransitionWrite {
+  kind: TransitionKind;
+  rule: RuleName;
+  merchantId: string;
+  /** Existing alert id; undefined for 'fired'. */
+  alertId?: string;
+  life: AlertLife;
+  evidence: Record<string, unknown>;
+  ruleVersion: string;
+  replay: boolean;
+  notification: { status: 'pending' | 'suppressed'; reason: string | null; silenceId: string | null };
+}
+
+export interface MinuteWrite {
+  name: string;
+  previous: number | null;
+  minute: number;
+  transitions: TransitionWrite[];
+  /** Firing alerts whose clear-minute count changed without a transition. */
+  clearCounts: { alertId: string; clearMinutes: number }[];
+  evaluations: Evaluation[];
+}
+
+export class ProgressConflict extends Error {
+  constructor(name: string) {
+    super(`evaluator progress "${name}" moved under us: another evaluator runs with the same RISKMON_EVALUATOR_NAME`);
+    this.name = 'ProgressConflict';
+  }
+}
+
+export interface Committed { messages: AlertMessage[]; fired: Map<string, string> }
+
+export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committed> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    // Compare-and-set on the progress row: two evaluators of one name cannot both commit the same minute.
+    const cas = w.previous === null
+      ? await client.query('INSERT INTO evaluator_progress (name, last_minute) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [w.name, new Date(w.minute)])
+      : await client.query('UPDATE evaluator_progress SET last_minute = $2 WHERE name = $1 AND last_minute = $3', [w.name, new Date(w.minute), new Date(w.previous)]);
+    if (cas.rowCount !== 1) throw new ProgressConflict(w.name);
+
+    const messages: AlertMessage[] = [];
+    const fired = new Map<string, string>();
+    let pending = 0;
+    for (const t of w.transitions) {
+      let alertRow;
+      if (t.kind === 'fired') {
+        alertRow = (await client.query(
+          `INSERT INTO alerts (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
+           VALUES ($1, $2, 'firing', $3, $4, $5, $6, $7, $8) RETURNING id::text, fired_at, resolved_at, state`,
+          [t.rule, t.merchantId, new Date(t.life.firedAt), new Date(t.life.lastNotifiedAt), t.life.clearMinutes, t.ruleVersion, t.evidence, t.replay],
+        )).rows[0];
+        fired.set(keyOf(t.rule, t.merchantId), alertRow.id);
+      } else {
+        alertRow = (await client.query(
+          `UPDATE alerts SET state = $2, resolved_at = $3, last_notified_at = $4, clear_minutes = $5, evidence = $6, rule_version = $7, updated_at = now()
+           WHERE id = $1 RETURNING id::text, fired_at, resolved_at, state`,
+          [t.alertId, t.kind === 'resolved' ? 'resolved' : 'firing', t.kind === 'resolved' ? new Date(w.minute) : null,
+            new Date(t.life.lastNotifiedAt), t.life.clearMinutes, t.evidence, t.ruleVersion],
+        )).rows[0];
+      }
+      const tr = (await client.query(
+        `INSERT INTO alert_transitions (alert_id, kind, minute, evidence, replay, rule_version) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+        [alertRow.id, t.kind, new Date(w.minute), t.evidence, t.replay, t.ruleVersion],
+      )).rows[0];
+      await client.query(
+        'INSERT INTO notifications (transition_id, status, reason, silence_id) VALUES ($1, $2, $3, $4)',
+        [tr.id, t.notification.status, t.notification.reason, t.notification.silenceId],
+      );
+      if (t.notification.status === 'pending') pending++;
+      messages.push({
+        type: 'alert', eventId: Number(tr.id), transition: t.kind,
+        alert: {
+          id: alertRow.id, rule: t.rule, merchantId: t.merchantId, state: alertRow.state,
+          firedAt: alertRow.fired_at.toISOString(), resolvedAt: alertRow.resolved_at ? alertRow.resolved_at.toISOString() : null, evidence: t.evidence,
+        },
+      });
+    }
+    if (w.clearCounts.length) {
+      await client.query(
+        `UPDATE alerts a SET clear_minutes = c.n, updated_at = now() FROM unnest($1::bigint[], $2::int[]) AS c(id, n) WHERE a.id = c.id`,
+        [w.clearCounts.map((c) => c.alertId), w.clearCounts.map((c) => c.clearMinutes)],
+      );
+    }
+    for (let i = 0; i < w.evaluations.length; i += 5000) await upsertEvaluations(client, w.evaluations.slice(i, i + 5000));
+    // Wakes the Slack sender (delivered on commit).
+    if (pending) await client.query(`SELECT pg_notify('riskmon_notifications', '')`);
+    await client.query('COMMIT');
+    return { messages, fired };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function upsertEvaluations(client: pg.PoolClient, rows: Evaluation[]): Promise<void> {
+  await client.query(
+    `INSERT INTO evaluations (rule, merchant_id, minute, status, reason, evidence)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb[])
+     ON CONFLICT (rule, merchant_id) DO UPDATE SET minute = excluded.minute, status = excluded.status, reason = excluded.reason, evidence = excluded.evidence`,
+    [rows.map((r) => r.rule), rows.map((r) => r.merchantId), rows.map((r) => new Date(r.minute)), rows.map((r) => r.status),
+      rows.map((r) => r.reason), rows.map((r) => JSON.stringify(r.evidence))],
+  );
+}
