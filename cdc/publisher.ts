@@ -1,0 +1,105 @@
+/**
+ * Sends messages to explicit (topic, partition)s with acks=-1, keeping at most ONE produce request in flight per
+ * partition: without kafkajs's idempotent producer, two in-flight requests to one partition could be reordered or
+ * leave a gap by a retry, and the restart check (skip what a partition's tail already holds) relies on each
+ * partition being written strictly in order. Requests for different partitions overlap. kafkajs's own retries are
+ * off: a retried request could be written twice; instead the first failure fails the publisher, and the pipeline
+ * restarts its session, which re-reads the tails and resumes without duplicates.
+ */
+import type { Message, Producer } from 'kafkajs';
+
+export interface Outgoing {
+  topic: string;
+  partition: number;
+  key: string | null;
+  value: string;
+  onAck: () => void;
+}
+
+const MAX_BATCH_MESSAGES = 20_000;
+const MAX_BATCH_BYTES = 4 << 20;
+
+export class Publisher {
+  readonly #queues = new Map<string, Outgoing[]>();
+  readonly #busy = new Set<string>();
+  #bytes = 0;
+  #scheduled = false;
+  #failed: Error | null = null;
+  #waiters: { below: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  #onFail: (err: Error) => void;
+
+  constructor(private readonly producer: Producer, onFail: (err: Error) => void) { this.#onFail = onFail; }
+
+  /** Bytes of values queued or in flight. */
+  get bufferedBytes(): number { return this.#bytes; }
+  get failed(): Error | null { return this.#failed; }
+
+  send(m: Outgoing): void {
+    if (this.#failed) return;
+    const q = `${m.topic}\u0000${m.partition}`;
+    let list = this.#queues.get(q);
+    if (!list) this.#queues.set(q, (list = []));
+    list.push(m);
+    this.#bytes += m.value.length;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      // Let the synchronous processing of a socket chunk fill the batches first.
+      setImmediate(() => { this.#scheduled = false; this.#pump(); });
+    }
+  }
+
+  /** Resolves once buffered bytes are below `below`; rejects if the publisher failed. */
+  waitBelow(below: number): Promise<void> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#bytes < below) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ below, resolve, reject }));
+  }
+
+  #pump(): void {
+    if (this.#failed) return;
+    const taken: { q: string; batch: Outgoing[] }[] = [];
+    for (const [q, list] of this.#queues) {
+      if (this.#busy.has(q) || list.length === 0) continue;
+      let n = 0, bytes = 0;
+      while (n < list.length && n < MAX_BATCH_MESSAGES && bytes < MAX_BATCH_BYTES) bytes += list[n++].value.length;
+      taken.push({ q, batch: list.splice(0, n) });
+      this.#busy.add(q);
+    }
+    if (!taken.length) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const { batch } of taken) {
+      for (const m of batch) {
+        let msgs = byTopic.get(m.topic);
+        if (!msgs) byTopic.set(m.topic, (msgs = []));
+        msgs.push({ partition: m.partition, key: m.key, value: m.value });
+      }
+    }
+    this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }).then(
+      () => {
+        for (const { q, batch } of taken) {
+          this.#busy.delete(q);
+          for (const m of batch) { this.#bytes -= m.value.length; m.onAck(); }
+        }
+        this.#wake();
+        this.#pump();
+      },
+      (err: Error) => this.#fail(err),
+    );
+  }
+
+  #wake(): void {
+    if (!this.#waiters.length) return;
+    const still: { below: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+    for (const w of this.#waiters) (this.#bytes < w.below ? w.resolve() : still.push(w));
+    this.#waiters = still;
+  }
+
+  #fail(err: Error): void {
+    if (this.#failed) return;
+    this.#failed = err;
+    for (const w of this.#waiters) w.reject(err);
+    this.#waiters = [];
+    this.#queues.clear();
+    this.#onFail(err);
+  }
+}
