@@ -58,6 +58,11 @@ export interface StackUpOptions {
   log?: (line: string) => void;
   /** Register this pid as a user of the stack; `releaseStack(dir, pid)` stops it when the last user leaves. */
   holder?: number;
+  /**
+   * Runs once the services answer, still under the stack's lock (so no other run joins meanwhile), with the other
+   * live holders; the test setup uses it to clear leftovers when it is alone.
+   */
+  whileLocked?: (env: StackEnv, otherHolders: number[]) => Promise<void>;
 }
 
 export interface ServiceStatus {
@@ -124,7 +129,9 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackEnv> {
       await writeState(dir, state);
       throw err;
     }
-    if (opts.holder !== undefined && !state.holders.includes(opts.holder)) state.holders.push(opts.holder);
+    state.holders = state.holders.filter((pid) => pid !== opts.holder && pidAlive(pid));
+    if (opts.whileLocked) await opts.whileLocked(urls(state), [...state.holders]);
+    if (opts.holder !== undefined) state.holders.push(opts.holder);
     await writeState(dir, state);
     return urls(state);
   });
@@ -233,12 +240,6 @@ export async function releaseStack(dir: string, holder: number, opts: { keep?: b
   if (!last || opts.keep) return false;
   await stackDown(dir, { log: opts.log ?? (() => {}) });
   return true;
-}
-
-/** Live holders other than `self` (a test run uses it to know whether it may reset shared test data). */
-export async function otherHolders(dir: string, self: number): Promise<number[]> {
-  const state = await readState(path.resolve(dir));
-  return state.holders.filter((pid) => pid !== self && pidAlive(pid));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

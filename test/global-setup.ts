@@ -14,7 +14,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { otherHolders, releaseStack, stackUp, type StackEnv } from '../scripts/stack-lib.ts';
+import { releaseStack, stackUp, type StackEnv } from '../scripts/stack-lib.ts';
 import { resetServices } from './helpers/services.ts';
 
 const KEYS = ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL'] as const;
@@ -31,9 +31,15 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     dir = path.resolve(process.env.RISKMON_TEST_STACK_DIR ?? path.join(REPO_ROOT, '.riskmon', 'test-stack'));
     const anyExternal = KEYS.some((k) => process.env[k]);
     const t0 = Date.now();
-    env = await stackUp({ dir, holder: process.pid, log });
-    // Leftovers of earlier runs (databases, slots, topics, keys) go, unless another run is using the stack now.
-    if (!anyExternal && (await otherHolders(dir, process.pid)).length === 0) await resetServices(env);
+    env = await stackUp({
+      dir,
+      holder: process.pid,
+      log,
+      // Leftovers of earlier runs (databases, slots, topics, keys) go, unless another run is using the stack now.
+      whileLocked: async (urls, others) => {
+        if (!anyExternal && others.length === 0) await resetServices(urls);
+      },
+    });
     log(`ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (${dir})`);
   }
   for (const k of KEYS) {
