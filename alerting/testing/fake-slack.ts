@@ -1,0 +1,36 @@
+/** A local HTTP server that plays a Slack incoming webhook: records requests, answers from a script (default 200). */
+import { createServer, type Server } from 'node:http';
+
+export interface FakeResponse { status: number; headers?: Record<string, string>; body?: string }
+export interface Received { at: number; body: any }
+
+export class FakeSlack {
+  readonly received: Received[] = [];
+  readonly script: FakeResponse[] = [];
+  onRequest: ((r: Received) => void) | null = null;
+  #server: Server | null = null;
+  url = '';
+
+  async start(): Promise<this> {
+    this.#server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const r = { at: Date.now(), body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') };
+        this.received.push(r);
+        this.onRequest?.(r);
+        const answer = this.script.shift() ?? { status: 200, body: 'ok' };
+        res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers }).end(answer.body ?? '');
+      });
+    });
+    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    const addr = this.#server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no address');
+    this.url = `http://127.0.0.1:${addr.port}/services/T000/B000/XXX`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+  }
+}
