@@ -1,0 +1,72 @@
+/** The top bar: pipeline health (polled) and merchant search (debounced). */
+import { api } from './api.ts';
+import { $, ago, bytes, html, render, time } from './format.ts';
+
+interface Status {
+  slot: { lagBytes: number | null; active: boolean | null; error?: string };
+  consumer: { lag: number | null; error?: string };
+  watermark: { at: string | null; behindMs: number | null; error?: string };
+  evaluator: { lastClosedMinute: string | null; behindMs: number | null; error?: string };
+  alerts: { firing: number | null; pendingNotifications: number | null };
+}
+
+/** ok / warn / bad from a value and two limits; unknown (null) is bad. */
+const level = (v: number | null, warn: number, bad: number) => v === null ? 'bad' : v >= bad ? 'bad' : v >= warn ? 'warn' : 'ok';
+
+export let lastStatus: Status | null = null;
+
+async function refreshHealth(): Promise<void> {
+  const el = $('#health');
+  try {
+    const s = await api<Status>('/api/status');
+    lastStatus = s;
+    const pills = [
+      ['CDC slot', s.slot.error ? 'no slot' : bytes(s.slot.lagBytes), s.slot.error ? 'bad' : level(s.slot.lagBytes, 16 << 20, 256 << 20), s.slot.error ?? 'WAL not yet confirmed by the cdc'],
+      ['Kafka lag', s.consumer.lag === null ? 'n/a' : s.consumer.lag.toLocaleString('en-US'), level(s.consumer.lag, 10_000, 200_000), s.consumer.error ?? 'messages the aggregators have not consumed'],
+      ['Watermark', s.watermark.at ? `${ago(s.watermark.behindMs)} behind` : 'none', level(s.watermark.behindMs, 30_000, 120_000), s.watermark.error ?? `event time reached ${s.watermark.at ?? '—'}`],
+      ['Closed', s.evaluator.lastClosedMinute ? time(s.evaluator.lastClosedMinute) : 'none', level(s.evaluator.behindMs, 60_000, 180_000), s.evaluator.error ?? 'last minute the rules evaluated'],
+      ['Firing', String(s.alerts.firing ?? '—'), (s.alerts.firing ?? 0) > 0 ? 'warn' : 'ok', `${s.alerts.pendingNotifications ?? '—'} Slack messages pending`],
+    ];
+    render(el, html`${pills.map(([k, v, lv, title]) => html`<span class="pill ${lv}" title="${title}"><b>${k}</b> ${v}</span>`)}`);
+  } catch {
+    render(el, html`<span class="pill bad">status unavailable</span>`);
+  }
+}
+
+export function startHealth(): void {
+  void refreshHealth();
+  setInterval(() => void refreshHealth(), 10_000);
+}
+
+interface Merchant { merchantId: string; name: string; category: string }
+
+export function startSearch(): void {
+  const input = $('#q') as HTMLInputElement;
+  const box = $('#results');
+  let timer = 0;
+  let seq = 0;
+  const hide = () => { box.hidden = true; };
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    const q = input.value.trim();
+    if (!q) return hide();
+    timer = window.setTimeout(async () => {
+      const mine = ++seq;
+      try {
+        const r = await api<{ items: Merchant[] }>(`/api/merchants?q=${encodeURIComponent(q)}&limit=12`);
+        if (mine !== seq) return;
+        render(box, r.items.length
+          ? html`${r.items.map((m) => html`<a href="#/merchants/${m.merchantId}"><span class="mid">${m.merchantId}</span> ${m.name} <span class="muted">${m.category}</span></a>`)}`
+          : /^\S+$/.test(q) ? html`<a href="#/merchants/${q}">Open merchant <span class="mid">${q}</span></a>` : html`<div class="muted pad">No merchant matches.</div>`);
+        box.hidden = false;
+      } catch { hide(); }
+    }, 180);
+  });
+  $('#search').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const first = box.querySelector('a');
+    if (first) { location.hash = first.getAttribute('href')!; input.value = ''; hide(); }
+  });
+  box.addEventListener('click', () => { input.value = ''; hide(); });
+  document.addEventListener('click', (e) => { if (!$('#search').contains(e.target as Node)) hide(); });
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { baselineAt, baselineRate, cumulative, fill, merge, parsePoints, rollingRate, sameTimeBaseline, type P } from './series.ts';
+
+const M = 60_000;
+const H = 3_600_000;
+const D = 86_400_000;
+const p = (t: number, approvals: number, cancels = 0, approvedAmount = approvals * 1000): P => ({ t, approvals, cancels, approvedAmount, canceledAmount: cancels * 1000 });
+
+describe('merchant page series', () => {
+  it('parses API points and fills omitted buckets with zeros', () => {
+    const pts = parsePoints([{ t: '1970-01-01T00:01:00.000Z', approvals: 3, approvedAmount: '45000', cancels: 1, canceledAmount: '15000' }]);
+    expect(pts).toEqual([{ t: M, approvals: 3, approvedAmount: 45000, cancels: 1, canceledAmount: 15000 }]);
+    expect(fill(pts, 0, 3 * M, M).map((x) => x.approvals)).toEqual([0, 3, 0]);
+  });
+
+  it('merges live points over loaded ones', () => {
+    expect(merge([p(0, 1), p(M, 1)], [p(M, 5), p(2 * M, 2)]).map((x) => x.approvals)).toEqual([1, 5, 2]);
+  });
+
+  it('computes the rolling window rate only over full windows', () => {
+    const mins = [p(0, 10, 1), p(M, 10, 3), p(2 * M, 0, 0), p(3 * M, 20, 0)];
+    expect(rollingRate(mins, 2)).toEqual([null, 0.2, 0.3, 0]);
+    expect(rollingRate([p(0, 0), p(M, 0)], 2)).toEqual([null, null]);
+  });
+
+  it('baseline rate is the ratio of sums, not the mean of ratios', () => {
+    expect(baselineRate([p(0, 100, 1), p(H, 10, 9)]).rate).toBeCloseTo(10 / 110);
+    expect(baselineRate([]).rate).toBeNull();
+  });
+
+  it('same-time baseline averages each of the 7 days from its start to the same hour', () => {
+    const today = 10 * D;
+    // Every earlier day: 1,000 per hour in hours 0 and 1; day −1 also 7,000 in hour 2.
+    const hourly: P[] = [];
+    for (let d = 1; d <= 7; d++) { hourly.push(p(today - d * D, 1, 0, 1000), p(today - d * D + H, 1, 0, 1000)); }
+    hourly.push(p(today - D + 2 * H, 1, 0, 7000));
+    const b = sameTimeBaseline(hourly, today);
+    expect(b.v.slice(0, 4)).toEqual([0, 1000, 2000, 3000]);
+    expect(b.t[1]).toBe(today + H);
+    expect(baselineAt(b, today + H / 2)).toBe(500);
+    expect(cumulative([p(0, 1, 0, 5), p(M, 0), p(2 * M, 1, 0, 7)])).toEqual([5, 5, 12]);
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * Pure computations of the merchant page over API points: gaps filled with zeros, the rolling 60-minute cancel
+ * rate the rule uses, the 7-day baseline rate, and today's cumulative approved amount against the average of the
+ * same time of day over the 7 days before today.
+ */
+import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
+
+export interface P { t: number; approvals: number; approvedAmount: number; cancels: number; canceledAmount: number }
+export interface ApiPoint { t: string; approvals: number; approvedAmount: string; cancels: number; canceledAmount: string }
+
+/** Amounts become numbers for charting (KRW totals stay far below 2^53). */
+export function parsePoints(points: ApiPoint[]): P[] {
+  return points.map((p) => ({
+    t: Date.parse(p.t), approvals: p.approvals, approvedAmount: Number(p.approvedAmount), cancels: p.cancels, canceledAmount: Number(p.canceledAmount),
+  }));
+}
+
+/** One point per bucket start in [from, to) (every stepMs), zeros where the API omitted an empty bucket. */
+export function fill(points: P[], from: number, to: number, stepMs: number): P[] {
+  const by = new Map(points.map((p) => [p.t, p]));
+  const out: P[] = [];
+  for (let t = from; t < to; t += stepMs) out.push(by.get(t) ?? { t, approvals: 0, approvedAmount: 0, cancels: 0, canceledAmount: 0 });
+  return out;
+}
+
+/** Merges live points (newer values win) into a list sorted by t. */
+export function merge(points: P[], live: P[]): P[] {
+  const by = new Map(points.map((p) => [p.t, p]));
+  for (const p of live) by.set(p.t, p);
+  return [...by.values()].sort((a, b) => a.t - b.t);
+}
+
+export function sum(points: P[]): { approvals: number; cancels: number; approvedAmount: number; canceledAmount: number } {
+  const s = { approvals: 0, cancels: 0, approvedAmount: 0, canceledAmount: 0 };
+  for (const p of points) { s.approvals += p.approvals; s.cancels += p.cancels; s.approvedAmount += p.approvedAmount; s.canceledAmount += p.canceledAmount; }
+  return s;
+}
+
+/** Cancels ÷ approvals over the baseline points; null without approvals. */
+export function baselineRate(points: P[]): { rate: number | null; approvals: number; cancels: number } {
+  const s = sum(points);
+  return { rate: s.approvals > 0 ? s.cancels / s.approvals : null, approvals: s.approvals, cancels: s.cancels };
+}
+
+/**
+ * For each minute start in `minutes` (filled, sorted, 1m apart): cancels ÷ approvals over the `window` minutes
+ * ending with it, or null with no approvals. The first window−1 results lack a full window and are null.
+ */
+export function rollingRate(minutes: P[], window = 60): (number | null)[] {
+  const out: (number | null)[] = [];
+  let a = 0;
+  let c = 0;
+  for (let i = 0; i < minutes.length; i++) {
+    a += minutes[i].approvals; c += minutes[i].cancels;
+    if (i >= window) { a -= minutes[i - window].approvals; c -= minutes[i - window].cancels; }
+    out.push(i >= window - 1 && a > 0 ? c / a : null);
+  }
+  return out;
+}
+
+/** Per-bucket rate (for 1h/1d views). */
+export function bucketRate(points: P[]): (number | null)[] {
+  return points.map((p) => (p.approvals > 0 ? p.cancels / p.approvals : null));
+}
+
+/** Running total of approved amount over today's filled minutes. */
+export function cumulative(minutes: P[]): number[] {
+  let acc = 0;
+  return minutes.map((p) => (acc += p.approvedAmount));
+}
+
+/**
+ * The same-time baseline at each hour of today: for h = 0…24, the average over `days` days before `todayStart` of
+ * the approved amount from that day's start to start + h hours. From hourly points of those days.
+ */
+export function sameTimeBaseline(hourly: P[], todayStart: number, days = 7): { t: number[]; v: number[] } {
+  const t: number[] = [];
+  const v: number[] = [];
+  const amountAt = new Map(hourly.map((p) => [p.t, p.approvedAmount]));
+  const perDay: number[] = new Array(days).fill(0);
+  for (let h = 0; h <= 24; h++) {
+    t.push(todayStart + h * HOUR);
+    v.push(perDay.reduce((x, y) => x + y, 0) / days);
+    for (let d = 1; d <= days; d++) perDay[d - 1] += amountAt.get(todayStart - d * DAY + h * HOUR) ?? 0;
+  }
+  return { t, v };
+}
+
+/** Linear interpolation of the hourly baseline at a minute (for "now vs baseline" figures). */
+export function baselineAt(b: { t: number[]; v: number[] }, at: number): number | null {
+  for (let i = 1; i < b.t.length; i++) {
+    if (at <= b.t[i]) {
+      const f = (at - b.t[i - 1]) / (b.t[i] - b.t[i - 1]);
+      return b.v[i - 1] + f * (b.v[i] - b.v[i - 1]);
+    }
+  }
+  return null;
+}
+
+export { DAY, HOUR, MINUTE };

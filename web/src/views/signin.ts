@@ -1,0 +1,23 @@
+import { session } from '../api.ts';
+import { $, html, render } from '../format.ts';
+
+/** Asks for an API key once; it stays in this browser's localStorage until sign-out. */
+export function signIn(main: HTMLElement, error: string | null, done: () => void): void {
+  render(main, html`
+    <section class="signin card">
+      <h1>riskmon</h1>
+      <p>Merchant risk monitoring. Enter an API key (from <code>RISKMON_API_KEYS</code>); it is kept in this browser.</p>
+      <form id="signin">
+        <input id="key" type="password" placeholder="API key" autocomplete="current-password" required minlength="8">
+        <button type="submit">Sign in</button>
+      </form>
+      ${error ? html`<p class="error">${error}</p>` : ''}
+    </section>`);
+  const input = $('#key', main) as HTMLInputElement;
+  input.focus();
+  $('#signin', main).addEventListener('submit', (e) => {
+    e.preventDefault();
+    session.set(input.value.trim());
+    done();
+  });
+}
