@@ -1,0 +1,199 @@
+/**
+ * `npm run demo`: the whole system from a fresh clone, in one command.
+ *
+ *  1. starts local PostgreSQL, Kafka and Redis (or uses PG_URL, KAFKA_BROKERS, REDIS_URL, RISK_PG_URL from env);
+ *  2. creates fresh demo databases, the schemas, topic names and a Redis prefix of its own;
+ *  3. starts every component (`riskmon all`) so the cdc's slot exists before any history is written;
+ *  4. loads 8 days of reference history with injected anomalies (through the real pipeline: WAL → Kafka → Redis);
+ *  5. runs the live generator with the same anomalies, and a local webhook receiver that prints what riskmon
+ *     sends to Slack (unless RISKMON_SLACK_WEBHOOK_URL points at a real one);
+ *  6. prints the dashboard URL with an API key, and keeps running until Ctrl-C.
+ *
+ * Scale: RISKMON_DEMO_TX_PER_DAY (default 600,000 — a fifth of the reference 3M, so the history loads in about
+ * two minutes on 2 cores), RISKMON_DEMO_MERCHANTS (100,000), RISKMON_DEMO_TPS (live rate, default 50).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { Kafka, logLevel } from 'kafkajs';
+import { migrate } from '../lib/migrate.ts';
+import { stackUp, withDatabase } from './stack-lib.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const logDir = join(root, '.riskmon', 'demo');
+const say = (s: string) => console.log(`[demo] ${s}`);
+
+function num(name: string, def: number): number {
+  const raw = process.env[name];
+  if (!raw) return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${raw} must be a positive number`);
+  return n;
+}
+
+async function freePort(preferred: number): Promise<number> {
+  const tryPort = (p: number) => new Promise<number>((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(p, '127.0.0.1', () => { const port = (s.address() as net.AddressInfo).port; s.close(() => resolve(port)); });
+  });
+  try { return await tryPort(preferred); } catch { return tryPort(0); }
+}
+
+async function recreateDatabase(adminUrl: string, name: string): Promise<string> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name]);
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally { await c.end(); }
+  return withDatabase(adminUrl, name);
+}
+
+/** A local webhook receiver standing in for Slack's servers: it prints each message it receives. */
+async function slackPrinter(): Promise<string> {
+  const port = await freePort(0);
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      try {
+        const msg = JSON.parse(body);
+        console.log(`[slack] ${msg.text ?? JSON.stringify(msg).slice(0, 200)}`);
+      } catch { console.log(`[slack] ${body.slice(0, 200)}`); }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  server.unref();
+  return `http://127.0.0.1:${port}/slack-webhook`;
+}
+
+function riskmon(args: string[], env: NodeJS.ProcessEnv, logFile: string | null): ChildProcess {
+  const child = spawn(process.execPath, [join(root, 'scripts', 'riskmon.mjs'), ...args], {
+    env, stdio: logFile ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+  });
+  if (logFile) {
+    const out = createWriteStream(logFile, { flags: 'a' });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+  }
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => child.once('exit', (code, sig) => resolve(code ?? (sig ? 1 : 0))));
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null | false>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function main(): Promise<number> {
+  mkdirSync(logDir, { recursive: true });
+  const txPerDay = num('RISKMON_DEMO_TX_PER_DAY', 600_000);
+  const merchants = num('RISKMON_DEMO_MERCHANTS', 100_000);
+  const tps = num('RISKMON_DEMO_TPS', 50);
+
+  say('starting PostgreSQL, Kafka and Redis (npm run stack -- up) …');
+  const stack = await stackUp({ log: (l) => say(l) });
+  const run = Date.now().toString(36);
+  const pgUrl = await recreateDatabase(stack.PG_URL, 'riskmon_demo_source');
+  const riskPgUrl = await recreateDatabase(stack.RISK_PG_URL, 'riskmon_demo_risk');
+  await migrate(pgUrl, 'source');
+  await migrate(riskPgUrl, 'risk');
+  const port = await freePort(Number(process.env.RISKMON_HTTP_PORT ?? 8080));
+  const viewer = `viewer-${randomBytes(9).toString('base64url')}`;
+  const admin = `admin-${randomBytes(9).toString('base64url')}`;
+  const publicUrl = process.env.RISKMON_PUBLIC_URL ?? `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PG_URL: pgUrl, RISK_PG_URL: riskPgUrl, KAFKA_BROKERS: stack.KAFKA_BROKERS, REDIS_URL: stack.REDIS_URL,
+    RISKMON_TOPIC: process.env.RISKMON_TOPIC ?? `riskmon.demo.${run}`,
+    RISKMON_DLQ_TOPIC: process.env.RISKMON_DLQ_TOPIC ?? `riskmon.demo.${run}.dlq`,
+    RISKMON_GROUP: process.env.RISKMON_GROUP ?? `riskmon-demo-${run}`,
+    RISKMON_SLOT: process.env.RISKMON_SLOT ?? 'riskmon_demo',
+    RISKMON_REDIS_PREFIX: process.env.RISKMON_REDIS_PREFIX ?? `demo${run}`,
+    RISKMON_HTTP_PORT: String(port),
+    RISKMON_API_KEYS: process.env.RISKMON_API_KEYS ?? `${viewer}:viewer,${admin}:admin`,
+    RISKMON_PUBLIC_URL: publicUrl,
+    RISKMON_SLACK_WEBHOOK_URL: process.env.RISKMON_SLACK_WEBHOOK_URL ?? await slackPrinter(),
+  };
+  const adminKey = process.env.RISKMON_API_KEYS ? process.env.RISKMON_API_KEYS.split(',')[0].split(':')[0] : admin;
+
+  say(`starting every component (riskmon all); logs in ${join(logDir, 'riskmon.log')}`);
+  const all = riskmon(['all'], env, join(logDir, 'riskmon.log'));
+  const allExit = exited(all);
+  const children: ChildProcess[] = [all];
+  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
+  process.once('SIGINT', stopAll);
+  process.once('SIGTERM', stopAll);
+  allExit.then((code) => { if (code !== 0) say(`riskmon all exited with ${code}: see ${join(logDir, 'riskmon.log')}`); });
+
+  // The cdc's slot must exist before history is written, or the history would not pass through the WAL stream.
+  const src = new pg.Client({ connectionString: pgUrl });
+  await src.connect();
+  await waitFor('the replication slot', async () => all.exitCode === null &&
+    (await src.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT])).rowCount === 1, 120_000);
+
+  // Anomalies: a cancel surge on a normal and on a hot merchant for the last 50 minutes, a big merchant's volume
+  // falling to 30% and another's full stop since local midnight. The live generator keeps them going.
+  const scenarios = ['cancel_surge:normal:-50m', 'cancel_surge:hot:-50m', 'volume_drop:big:-24h', 'full_stop:big2:-24h'];
+  const scenarioArgs = scenarios.flatMap((s) => ['--scenario', s]);
+  say(`loading 8 days of history (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
+  const backfill = riskmon(['generate', 'backfill', '--days', '8', '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', ...scenarioArgs], env, null);
+  children.push(backfill);
+  if (await exited(backfill) !== 0) { stopAll(); return 1; }
+
+  say('waiting for the pipeline to take in the history …');
+  const kafka = new Kafka({ brokers: stack.KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING });
+  const kadmin = kafka.admin();
+  await kadmin.connect();
+  await waitFor('the aggregator to catch up', async () => {
+    const slot = await src.query(`SELECT pg_current_wal_lsn() - confirmed_flush_lsn AS lag FROM pg_replication_slots WHERE slot_name = $1`, [env.RISKMON_SLOT]);
+    const ends = await kadmin.fetchTopicOffsets(env.RISKMON_TOPIC!);
+    const done = await kadmin.fetchOffsets({ groupId: env.RISKMON_GROUP!, topics: [env.RISKMON_TOPIC!] });
+    const committed = new Map(done[0].partitions.map((p) => [p.partition, Number(p.offset)]));
+    const lag = ends.reduce((s, p) => s + Math.max(0, Number(p.high) - Math.max(0, committed.get(p.partition) ?? 0)), 0);
+    process.stdout.write(`\r[demo]   slot lag ${slot.rows[0]?.lag ?? '?'} bytes, consumer lag ${lag} messages   `);
+    return Number(slot.rows[0]?.lag ?? 1) < 1_000_000 && lag < 1000;
+  }, 30 * 60_000);
+  process.stdout.write('\n');
+  await kadmin.disconnect();
+  await src.end();
+
+  say(`live traffic at ${tps} TPS with the same anomalies`);
+  const live = riskmon(['generate', 'live', '--tps', String(tps), '--duration', String(7 * 86400), '--merchants', String(merchants), '--seed', '8', ...scenarioArgs], env, join(logDir, 'generator.log'));
+  children.push(live);
+
+  console.log(`
+  riskmon is running.
+
+    dashboard   ${publicUrl}/?key=${encodeURIComponent(adminKey)}
+    API key     ${adminKey} (admin)${process.env.RISKMON_API_KEYS ? '' : `, ${viewer} (viewer)`}
+    REST        curl -H 'Authorization: Bearer ${adminKey}' ${publicUrl}/api/alerts
+    OpenAPI     ${publicUrl}/docs
+    status      PG_URL=${pgUrl} KAFKA_BROKERS=${stack.KAFKA_BROKERS} REDIS_URL=${stack.REDIS_URL} RISK_PG_URL=${riskPgUrl} RISKMON_SLOT=${env.RISKMON_SLOT} RISKMON_GROUP=${env.RISKMON_GROUP} RISKMON_TOPIC=${env.RISKMON_TOPIC} RISKMON_REDIS_PREFIX=${env.RISKMON_REDIS_PREFIX} npx riskmon status
+    logs        ${logDir}
+
+  Injected anomalies: ${scenarios.join(', ')} (aliases as the generator printed above).
+  Slack messages are printed here as [slack] lines. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
+`);
+  const code = await allExit;
+  stopAll();
+  return code;
+}
+
+main().then((code) => { process.exitCode = code; }, (err) => { console.error(`[demo] failed: ${err.message}`); process.exitCode = 1; });
