@@ -134,18 +134,18 @@ export class SlackSender implements Service {
   }
 
   async #record(client: pg.PoolClient, ids: string[], o: Outcome & { status: number | null }): Promise<void> {
-    const set = {
-      sent: `status = 'sent', sent_at = now(), reason = NULL`,
-      // A 429 is Slack's pacing, not a failed attempt: the attempt count stays.
-      rate_limited: `next_attempt_at = now() + make_interval(secs => $3::float8 / 1000), reason = 'rate limited (429)'`,
-      retry: `next_attempt_at = now() + make_interval(secs => $3::float8 / 1000), reason = $4`,
-      failed: `status = 'failed', reason = $4`,
-    }[o.kind];
-    const counts = o.kind === 'rate_limited' ? '' : 'attempts = attempts + 1,';
-    const delay = o.kind === 'rate_limited' ? o.retryAfterMs : o.kind === 'retry' ? o.delayMs : 0;
-    const reason = o.kind === 'retry' || o.kind === 'failed' ? o.reason : null;
-    await client.query(`UPDATE notifications SET ${counts} last_status = $2, ${set} WHERE id = ANY($1::bigint[])`,
-      [ids, o.status, delay, reason]);
+    const status = o.kind === 'sent' ? 'sent' : o.kind === 'failed' ? 'failed' : 'pending';
+    // A 429 is Slack's pacing, not a failed attempt: the attempt count stays.
+    const counted = o.kind === 'rate_limited' ? 0 : 1;
+    const delayMs = o.kind === 'rate_limited' ? o.retryAfterMs : o.kind === 'retry' ? o.delayMs : 0;
+    const reason = o.kind === 'retry' || o.kind === 'failed' ? o.reason : o.kind === 'rate_limited' ? 'rate limited (429)' : null;
+    await client.query(
+      `UPDATE notifications SET attempts = attempts + $5::int, last_status = $2, status = $6::text, reason = $4::text,
+              sent_at = CASE WHEN $6::text = 'sent' THEN now() ELSE sent_at END,
+              next_attempt_at = CASE WHEN $6::text = 'pending' THEN now() + make_interval(secs => $3::float8 / 1000) ELSE next_attempt_at END
+        WHERE id = ANY($1::bigint[])`,
+      [ids, o.status, delayMs, reason, counted, status],
+    );
   }
 
   #afterOutcome(o: Outcome, n: number): void {
