@@ -8,6 +8,7 @@
  *   <P>:{pN}:d:<merchant>:<localDay div 100> hash localDay mod 100 → packed
  *   <P>:{pN}:xm:<minute>                   hash  merchant → packed               (all merchants of one minute)
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
+ *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
  *
  * Hash sizes stay ≤ 128 fields for all but the very hottest merchants (6 h of minutes = 360 possible fields, but a
@@ -32,6 +33,8 @@ export const keys = {
   merchants: (prefix: string, p: number) => `${partitionTag(prefix, p)}:mer`,
   foreign: (prefix: string, p: number) => `${partitionTag(prefix, p)}:foreign`,
   windowGc: (prefix: string, p: number) => `${partitionTag(prefix, p)}:xmgc`,
+  /** (lsn/seq) of the last row change applied: a re-published copy of a change is skipped */
+  position: (prefix: string, p: number) => `${partitionTag(prefix, p)}:pos`,
   /** prefix of the all-merchants minute index keys; the Lua GC appends the minute number */
   windowPrefix: (prefix: string, p: number) => `${partitionTag(prefix, p)}:xm:`,
   window: (prefix: string, p: number, minuteNo: number) => `${partitionTag(prefix, p)}:xm:${minuteNo}`,

@@ -1,0 +1,20 @@
+/** Options of `riskmon aggregate` and `riskmon replay` (README "Configuration"). */
+import { commonSpec, connections, int, json, num } from '../lib/config.ts';
+import { referenceMapping, validateMapping } from '../lib/mapping.ts';
+
+export const aggregatorSpec = {
+  ...connections('kafkaBrokers', 'redisUrl'),
+  ...commonSpec,
+  mapping: json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping),
+  minuteTtlDays: num('RISKMON_MINUTE_TTL_DAYS', 'days the minute buckets are kept after their 6-hour block ends', 2, 0.05, 30),
+  hourTtlDays: num('RISKMON_HOUR_TTL_DAYS', 'days the hour rollups are kept (the rules need ≥ 35)', 36, 1, 3650),
+  dayTtlDays: num('RISKMON_DAY_TTL_DAYS', 'days the day rollups are kept (the trend screen needs ≥ 400)', 400, 1, 36500),
+  windowMinutes: int('RISKMON_WINDOW_INDEX_MINUTES', 'event-time minutes of the all-merchants minute index (rules windows) behind the watermark', 240, 61, 7 * 1440),
+  chunk: int('RISKMON_AGG_CHUNK', 'messages per atomic Redis apply', 2000, 1, 20_000),
+  concurrency: int('RISKMON_AGG_CONCURRENCY', 'partitions processed concurrently by one aggregator', 4, 1, 64),
+  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when the aggregator runs alone (0 = off)', 0, 0, 65535),
+};
+
+export function retentionOf(c: { minuteTtlDays: number; hourTtlDays: number; dayTtlDays: number }) {
+  return { minuteTtlMs: c.minuteTtlDays * 86_400_000, hourTtlMs: c.hourTtlDays * 86_400_000, dayTtlMs: c.dayTtlDays * 86_400_000 };
+}

@@ -1,0 +1,233 @@
+/**
+ * `riskmon aggregate`: consumes the change topic in the aggregators' consumer group and applies each partition's
+ * batch, in chunks, to Redis together with that partition's next offset (apply.lua). Redis — not Kafka's committed
+ * offset — says where a partition continues: a chunk is applied only when its first offset equals the stored one,
+ * so duplicate deliveries, rebalances, zombies and restarts never double count. Kafka offsets are committed too,
+ * for lag monitoring only.
+ */
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
+import { Redis } from 'ioredis';
+import type { ConfigOf } from '../lib/config.ts';
+import type { Logger } from '../lib/logger.ts';
+import { RunState, type Service } from '../lib/service.ts';
+import { serveMetrics } from '../lib/metrics.ts';
+import { Applier } from './apply.ts';
+import { retentionOf, type aggregatorSpec } from './config.ts';
+import { DayClock, keys } from './layout.ts';
+import { metrics, watchRedisMemory } from './metrics.ts';
+import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './plan.ts';
+
+export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
+
+/** What to do after trying one chunk. */
+type Step = { kind: 'applied' } | { kind: 'skipTo'; offset: bigint } | { kind: 'seek'; offset: string } | { kind: 'stopped' };
+
+export class AggregatorService implements Service {
+  readonly name = 'aggregator';
+  readonly #state = new RunState();
+  readonly #clock: DayClock;
+  readonly #candidates: (m: string) => number[];
+  /** per partition: watermark and last applied position, as stored in Redis (valid while our applies succeed) */
+  readonly #known = new Map<number, { wm: number | null; pos: Position | null }>();
+  #kafka: Kafka;
+  #redis: Redis;
+  #applier: Applier;
+  #consumer: Consumer | null = null;
+  #producer: Producer | null = null;
+  #admin: Admin | null = null;
+  #lockLogged = 0;
+
+  constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
+    this.#clock = new DayClock(cfg.tz);
+    this.#candidates = candidateCache(cfg.partitions, cfg.hotShards);
+    this.#kafka = new Kafka({ clientId: opts.clientId ?? 'riskmon-aggregator', brokers: cfg.kafkaBrokers, logLevel: logLevel.WARN,
+      // kafkajs logs routine retries (metadata refresh, leader moves) as errors; they are warnings to us
+      logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? this.log.warn : this.log.info).call(this.log, { kafka: entry.message }, 'kafkajs') });
+    this.#redis = new Redis(cfg.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.#applier = new Applier(this.#redis, cfg.redisPrefix);
+  }
+
+  async run(): Promise<void> {
+    const { cfg, log } = this;
+    await this.#redis.connect();
+    watchRedisMemory(this.#redis);
+    const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort) : null;
+    this.#admin = this.#kafka.admin();
+    await this.#admin.connect();
+    try {
+      await this.#waitForTopic();
+      if (!this.#state.shouldRun()) return;
+      this.#producer = this.#kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+      await this.#producer.connect();
+      const consumer = (this.#consumer = this.#kafka.consumer({
+        groupId: cfg.group, maxBytesPerPartition: 2 << 20, maxWaitTimeInMs: 100, sessionTimeout: 30_000, heartbeatInterval: 3_000,
+      }));
+      await consumer.connect();
+      await consumer.subscribe({ topic: cfg.topic, fromBeginning: true });
+      // On every assignment continue each partition from the offset stored in Redis (apply.lua re-checks anyway).
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        const parts = e.payload.memberAssignment[cfg.topic] ?? [];
+        log.info({ partitions: parts }, 'partitions assigned');
+        void this.#seekToStored(parts).catch((err) => log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct'));
+      });
+      const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {
+        if (!e.payload.restart) reject(e.payload.error);
+      }));
+      await consumer.run({
+        autoCommit: true, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
+        eachBatch: (b) => this.#eachBatch(b),
+      });
+      log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
+      const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await Promise.race([stopped, crashed]);
+    } finally {
+      await this.#consumer?.disconnect().catch(() => {});
+      await this.#producer?.disconnect().catch(() => {});
+      await this.#admin.disconnect().catch(() => {});
+      server?.close();
+      this.#redis.disconnect();
+    }
+  }
+
+  async stop(): Promise<void> { this.#state.stop(); }
+
+  /** The cdc creates the topic; a topic with another partition count would break every key's partition. */
+  async #waitForTopic(): Promise<void> {
+    const { cfg } = this;
+    for (let attempt = 0; this.#state.shouldRun(); attempt++) {
+      const topics = await this.#admin!.listTopics();
+      if (topics.includes(cfg.topic)) {
+        const md = await this.#admin!.fetchTopicMetadata({ topics: [cfg.topic] });
+        const n = md.topics[0].partitions.length;
+        if (n !== cfg.partitions) {
+          throw new Error(`topic ${cfg.topic} has ${n} partitions but RISKMON_PARTITIONS=${cfg.partitions}: set RISKMON_PARTITIONS=${n} for every component`);
+        }
+        return;
+      }
+      if (attempt % 30 === 0) this.log.info({ topic: cfg.topic }, 'waiting for the cdc to create the topic');
+      await this.#state.sleep(1000);
+    }
+  }
+
+  async #lowWatermark(p: number): Promise<bigint> {
+    const rows = await this.#admin!.fetchTopicOffsets(this.cfg.topic);
+    return BigInt(rows.find((r) => r.partition === p)!.low);
+  }
+
+  async #seekToStored(parts: number[]): Promise<void> {
+    for (const p of parts) {
+      const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
+      const offset = stored ?? (await this.#lowWatermark(p)).toString();
+      this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset });
+    }
+  }
+
+  async #partitionState(p: number): Promise<{ wm: number | null; pos: Position | null }> {
+    let k = this.#known.get(p);
+    if (!k) {
+      const [wm, pos] = await this.#redis.mget(keys.watermark(this.cfg.redisPrefix, p), keys.position(this.cfg.redisPrefix, p));
+      this.#known.set(p, (k = { wm: wm === null ? null : Number(wm), pos: parsePosition(pos) }));
+    }
+    return k;
+  }
+
+  async #eachBatch(b: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } = b;
+    const p = batch.partition;
+    metrics.lag.set({ partition: String(p) }, Number(batch.offsetLag()));
+    const msgs: Msg[] = batch.messages;
+    let i = 0;
+    while (i < msgs.length && isRunning() && !isStale()) {
+      const chunk = msgs.slice(i, i + this.cfg.chunk);
+      const step = await this.#applyChunk(p, chunk, b);
+      if (step.kind === 'applied') {
+        resolveOffset(chunk[chunk.length - 1].offset);
+        i += chunk.length;
+        await heartbeat();
+      } else if (step.kind === 'skipTo') {
+        // Already applied up to step.offset (a duplicate delivery): drop what precedes it, continue with the rest.
+        let j = i;
+        while (j < msgs.length && BigInt(msgs[j].offset) < step.offset) j++;
+        metrics.duplicates.inc(j - i);
+        if (j > i) resolveOffset(msgs[j - 1].offset);
+        i = j;
+      } else if (step.kind === 'seek') {
+        this.log.info({ partition: p, offset: step.offset, batchFirst: msgs[i].offset }, 'continuing from the offset stored in Redis');
+        this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset: step.offset });
+        return;
+      } else {
+        return;
+      }
+    }
+    await commitOffsetsIfNecessary();
+  }
+
+  async #applyChunk(p: number, chunk: Msg[], b: EachBatchPayload): Promise<Step> {
+    const { cfg } = this;
+    const first = chunk[0].offset;
+    const last = BigInt(chunk[chunk.length - 1].offset);
+    const t0 = performance.now();
+    const known = await this.#partitionState(p);
+    const wm = known.wm;
+    const plan = buildPlan(chunk, {
+      prefix: cfg.redisPrefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping,
+      clock: this.#clock, retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes,
+      allowedLatenessMs: cfg.allowedLatenessMs, now: Date.now(), watermark: wm, candidates: this.#candidates,
+      lastPosition: known.pos,
+    });
+    if (plan.bad.length) {
+      // Dead letters before the apply (at least once); skipped when this chunk is a duplicate delivery.
+      const stored = await this.#redis.get(keys.offset(cfg.redisPrefix, p));
+      if (stored === null || stored === first) await this.#deadLetter(p, plan.bad);
+    }
+    let mode: 'live' | 'init' = 'live';
+    for (;;) {
+      if (!b.isRunning() || b.isStale()) return { kind: 'stopped' };
+      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes });
+      if (res.status === 'ok') {
+        if (plan.watermark !== null && (wm === null || plan.watermark > wm)) known.wm = plan.watermark;
+        if (plan.position !== null) known.pos = parsePosition(plan.position);
+        metrics.duplicates.inc(plan.duplicates);
+        metrics.changes.inc(plan.changes);
+        metrics.late.inc(plan.late);
+        metrics.applySeconds.observe((performance.now() - t0) / 1000);
+        return { kind: 'applied' };
+      }
+      if (res.status === 'locked') {
+        if (Date.now() - this.#lockLogged > 30_000) {
+          this.log.warn({ partition: p, owner: res.owner }, 'a replay holds the partition: waiting (an interrupted replay must be rerun)');
+          this.#lockLogged = Date.now();
+        }
+        await this.#state.sleep(1000);
+        await b.heartbeat();
+        continue;
+      }
+      this.#known.delete(p);
+      if (res.stored === null) {
+        // Nothing stored for this partition (a fresh prefix, or Redis lost its data): start at the topic's beginning.
+        const low = await this.#lowWatermark(p);
+        if (BigInt(first) <= low && mode === 'live') { mode = 'init'; continue; }
+        return { kind: 'seek', offset: low.toString() };
+      }
+      const stored = BigInt(res.stored);
+      if (stored > BigInt(first) && stored <= last + 1n) return { kind: 'skipTo', offset: stored };
+      if (stored > last) return { kind: 'skipTo', offset: stored };
+      return { kind: 'seek', offset: res.stored };
+    }
+  }
+
+  async #deadLetter(p: number, bad: BadMessage[]): Promise<void> {
+    const { cfg } = this;
+    await this.#producer!.send({
+      topic: cfg.dlqTopic, acks: -1,
+      messages: bad.map((m) => ({
+        key: m.key, value: m.value ?? Buffer.alloc(0),
+        headers: { 'riskmon-reason': m.reason, 'riskmon-source': `${cfg.topic}/${p}/${m.offset}` },
+      })),
+    });
+    for (const m of bad) {
+      metrics.dlq.inc({ kind: /^malformed/.test(m.reason) ? 'bad_event' : 'bad_row' });
+      this.log.warn({ partition: p, offset: m.offset, reason: m.reason }, 'sent to the dead-letter topic');
+    }
+  }
+}

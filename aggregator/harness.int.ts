@@ -1,0 +1,115 @@
+/**
+ * Shared set-up of the aggregator's integration tests: a fresh source database with the reference schema, a topic,
+ * a consumer group and a Redis key prefix of their own, a FakeCdc to publish change events, and helpers to run
+ * aggregators (in process or as `node scripts/riskmon.mjs aggregate` children) and compare with the SQL truth.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Producer } from 'kafkajs';
+import { readConfig } from '../lib/config.ts';
+import { logger } from '../lib/logger.ts';
+import { migrate } from '../lib/migrate.ts';
+import type { Step } from '../lib/buckets.ts';
+import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
+import { diffAgainstReader, sqlTruth } from '../test/helpers/truth.ts';
+import { aggregatorSpec } from './config.ts';
+import { AggregatorService } from './consumer.ts';
+import { keys } from './layout.ts';
+import { createBucketReader } from './read.ts';
+import { createTopic, FakeCdc, testKafka, testProducer } from './testing.ts';
+
+export const ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+export interface Harness {
+  pgUrl: string;
+  db: pg.Client;
+  env: NodeJS.ProcessEnv;
+  redis: Redis;
+  producer: Producer;
+  cdc: FakeCdc;
+  topic: string;
+  prefix: string;
+  partitions: number;
+  tz: string;
+  reader: ReturnType<typeof createBucketReader>;
+  publish(): Promise<void>;
+  startInProcess(): { service: AggregatorService; done: Promise<void> };
+  spawnAggregator(): ChildProcess;
+  caughtUp(timeoutMs?: number): Promise<void>;
+  diff(steps?: Step[], from?: number, to?: number): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string } = {}): Promise<Harness> {
+  const s = services();
+  const partitions = opts.partitions ?? 6;
+  const hotShards = opts.hotShards ?? 4;
+  const tz = opts.tz ?? 'Asia/Seoul';
+  const pgUrl = await freshDatabase('agg');
+  await migrate(pgUrl, 'source');
+  const db = new pg.Client({ connectionString: pgUrl });
+  await db.connect();
+  await db.query(`INSERT INTO merchants (merchant_id, name) SELECT g, 'm' || g FROM generate_series(1, 200) g`);
+  const topic = uniqueName('agg_topic');
+  const prefix = uniqueName('agg');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, KAFKA_BROKERS: s.KAFKA_BROKERS, REDIS_URL: s.REDIS_URL, RISKMON_TOPIC: topic,
+    RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_GROUP: uniqueName('agg_group'), RISKMON_REDIS_PREFIX: prefix,
+    RISKMON_PARTITIONS: String(partitions), RISKMON_HOT_SHARDS: String(hotShards), RISKMON_TZ: tz,
+    RISKMON_LOG_LEVEL: process.env.RISKMON_LOG_LEVEL ?? 'warn', RISKMON_AGG_CHUNK: '500',
+  };
+  const kafka = testKafka(s.KAFKA_BROKERS);
+  await createTopic(kafka, topic, partitions);
+  const producer = testProducer(kafka);
+  await producer.connect();
+  const redis = new Redis(s.REDIS_URL);
+  const cdc = new FakeCdc(partitions, hotShards, new Set(opts.hot ?? []));
+  const reader = createBucketReader(redis, { prefix, partitions, hotShards, tz });
+  const children: ChildProcess[] = [];
+  const services_: { service: AggregatorService; done: Promise<void> }[] = [];
+  const admin = kafka.admin();
+  await admin.connect();
+
+  const h: Harness = {
+    pgUrl, db, env, redis, producer, cdc, topic, prefix, partitions, tz, reader,
+    async publish() { await cdc.flush(producer, topic); },
+    startInProcess() {
+      const cfg = readConfig(aggregatorSpec, env);
+      const service = new AggregatorService(cfg, logger.child({ component: 'aggregator', test: prefix }));
+      const done = service.run();
+      done.catch(() => {});
+      const r = { service, done };
+      services_.push(r);
+      return r;
+    },
+    spawnAggregator() {
+      const child = spawn(process.execPath, [path.join(ROOT, 'scripts/riskmon.mjs'), 'aggregate'], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: ROOT });
+      children.push(child);
+      return child;
+    },
+    async caughtUp(timeoutMs = 60_000) {
+      await waitFor(async () => {
+        const offs = await admin.fetchTopicOffsets(topic);
+        const stored = await redis.mget(offs.map((o) => keys.offset(prefix, o.partition)));
+        return offs.every((o, i) => o.high === '0' || stored[i] === o.high);
+      }, { timeoutMs, intervalMs: 200, message: 'aggregator catching up with the topic' });
+    },
+    async diff(steps: Step[] = ['1m', '1h', '1d'], from = Date.now() - 3 * 86_400_000, to = Date.now() + 86_400_000) {
+      const out: string[] = [];
+      for (const step of steps) out.push(...(await diffAgainstReader(reader, await sqlTruth(pgUrl, step, tz), step, from, to)));
+      return out;
+    },
+    async close() {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      for (const x of services_) { await x.service.stop(); await x.done.catch(() => {}); }
+      await producer.disconnect();
+      await admin.disconnect();
+      await db.end();
+      redis.disconnect();
+    },
+  };
+  return h;
+}

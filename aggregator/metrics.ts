@@ -1,0 +1,45 @@
+/** Prometheus metrics of the aggregator (registered once per process on lib/metrics.ts' registry). */
+import type { Redis } from 'ioredis';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { registry } from '../lib/metrics.ts';
+
+let redisForMemory: Redis | null = null;
+
+function once<T>(name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export const metrics = {
+  changes: once('riskmon_aggregator_changes_total', () => new Counter({
+    name: 'riskmon_aggregator_changes_total', help: 'row changes applied to the buckets (rate = changes/s)', registers: [registry],
+  })),
+  late: once('riskmon_aggregator_late_rows_total', () => new Counter({
+    name: 'riskmon_aggregator_late_rows_total', help: 'facts whose minute was already closed (watermark past minute + 60 s + allowed lateness) when applied', registers: [registry],
+  })),
+  dlq: once('riskmon_aggregator_dead_letters_total', () => new Counter({
+    name: 'riskmon_aggregator_dead_letters_total', help: 'messages sent to the dead-letter topic', labelNames: ['kind'], registers: [registry],
+  })),
+  applySeconds: once('riskmon_aggregator_apply_seconds', () => new Histogram({
+    name: 'riskmon_aggregator_apply_seconds', help: 'latency of one atomic Redis apply (plan + Lua)',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2], registers: [registry],
+  })),
+  lag: once('riskmon_aggregator_consumer_lag', () => new Gauge({
+    name: 'riskmon_aggregator_consumer_lag', help: 'messages behind the partition high watermark', labelNames: ['partition'], registers: [registry],
+  })),
+  duplicates: once('riskmon_aggregator_skipped_duplicates_total', () => new Counter({
+    name: 'riskmon_aggregator_skipped_duplicates_total', help: 'messages skipped because their offset was already applied', registers: [registry],
+  })),
+  redisMemory: once('riskmon_redis_used_memory_bytes', () => new Gauge({
+    name: 'riskmon_redis_used_memory_bytes', help: 'Redis used_memory (INFO memory)', registers: [registry],
+    async collect() {
+      if (!redisForMemory) return;
+      const info = await redisForMemory.info('memory').catch(() => '');
+      const m = /used_memory:(\d+)/.exec(info);
+      if (m) this.set(Number(m[1]));
+    },
+  })),
+};
+
+export function watchRedisMemory(redis: Redis): void {
+  redisForMemory = redis;
+}

@@ -1,0 +1,175 @@
+/**
+ * The local half of local-global aggregation: one partition's chunk of messages becomes bucket deltas summed per
+ * (key, field), so the Lua apply touches each bucket once per chunk however many changes hit it. Pure: the wall
+ * clock, the partition's watermark and the replay filter are passed in.
+ */
+import { BadEventError, decodeEvent } from '../lib/events.ts';
+import { formatLsn, parseLsn } from '../lib/lsn.ts';
+import { BadRowError, factsOf, type Fact, type Mapping } from '../lib/mapping.ts';
+import { candidatePartitions } from '../lib/partition.ts';
+import { HOUR, MINUTE } from '../lib/time.ts';
+import {
+  DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, slotsOf, type Retention,
+} from './layout.ts';
+
+export interface Msg { offset: string; value: Buffer | null; key?: Buffer | null }
+
+export interface Delta { a: number; aa: bigint; c: number; ca: bigint }
+
+export interface PlanContext {
+  prefix: string;
+  partition: number;
+  partitions: number;
+  hotShards: number;
+  mapping: Mapping;
+  clock: DayClock;
+  retention: Retention;
+  /** Event-time minutes the all-merchants minute index keeps behind the partition's watermark. */
+  windowKeepMinutes: number;
+  allowedLatenessMs: number;
+  /** Wall clock (ms): buckets whose key would already have expired are not written. */
+  now: number;
+  /** The partition's watermark before this chunk (ms), null when it has none. */
+  watermark: number | null;
+  /** Position of the last row change applied in this partition: changes at or before it are re-published copies. */
+  lastPosition?: Position | null;
+  /** Replay: only facts in buckets at or after these instants are applied (the reset range). */
+  from?: { minute: number; hour: number; day: number };
+  candidates?: (merchant: string) => number[];
+}
+
+export interface BadMessage { offset: string; reason: string; value: Buffer | null; key: Buffer | null }
+
+export interface Plan {
+  /** key → field → delta */
+  hashes: Map<string, Map<string, Delta>>;
+  /** key → expiry (epoch ms) */
+  expires: Map<string, number>;
+  merchants: Set<string>;
+  foreign: Set<string>;
+  /** max commitTs of the chunk (ms), null when the chunk has no valid event */
+  watermark: number | null;
+  bad: BadMessage[];
+  changes: number;
+  facts: number;
+  late: number;
+  /** position of the chunk's last applied row change ("LSN/seq"), null when none */
+  position: string | null;
+  /** row changes skipped as copies of changes already applied */
+  duplicates: number;
+  /** earliest fact minute of the chunk (replay uses it to find the reset range) */
+  minFactMinute: number | null;
+}
+
+export interface Position { lsn: bigint; seq: number }
+
+export function comparePos(a: Position, b: Position): number {
+  return a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : a.seq - b.seq;
+}
+
+export function formatPosition(p: Position): string {
+  return `${formatLsn(p.lsn)}:${p.seq}`;
+}
+
+export function parsePosition(s: string | null): Position | null {
+  if (!s) return null;
+  const i = s.lastIndexOf(':');
+  return { lsn: parseLsn(s.slice(0, i)), seq: Number(s.slice(i + 1)) };
+}
+
+export function emptyPlan(): Plan {
+  return {
+    hashes: new Map(), expires: new Map(), merchants: new Set(), foreign: new Set(), watermark: null,
+    bad: [], changes: 0, facts: 0, late: 0, minFactMinute: null, position: null, duplicates: 0,
+  };
+}
+
+/** Cached candidate partitions (a merchant's own and its shards'). */
+export function candidateCache(partitions: number, hotShards: number): (m: string) => number[] {
+  const cache = new Map<string, number[]>();
+  return (m) => {
+    let c = cache.get(m);
+    if (!c) {
+      if (cache.size > 500_000) cache.clear();
+      cache.set(m, (c = candidatePartitions(m, partitions, hotShards)));
+    }
+    return c;
+  };
+}
+
+function add(plan: Plan, key: string, field: string, f: Fact, expiry: number): void {
+  let h = plan.hashes.get(key);
+  if (!h) {
+    plan.hashes.set(key, (h = new Map()));
+    plan.expires.set(key, expiry);
+  }
+  let d = h.get(field);
+  if (!d) h.set(field, (d = { a: 0, aa: 0n, c: 0, ca: 0n }));
+  const amount = f.sign === 1 ? f.amount : -f.amount;
+  if (f.kind === 'approval') { d.a += f.sign; d.aa += amount; } else { d.c += f.sign; d.ca += amount; }
+}
+
+export function buildPlan(messages: Msg[], ctx: PlanContext): Plan {
+  const plan = emptyPlan();
+  const facts: Fact[] = [];
+  let wm = ctx.watermark;
+  let last = ctx.lastPosition ?? null;
+  for (const m of messages) {
+    try {
+      const e = decodeEvent(m.value);
+      const ts = Date.parse(e.commitTs);
+      if (plan.watermark === null || ts > plan.watermark) plan.watermark = ts;
+      if (wm === null || ts > wm) wm = ts;
+      if (e.op === 'heartbeat') continue;
+      const pos = { lsn: parseLsn(e.lsn), seq: e.seq };
+      if (last && comparePos(pos, last) <= 0) { plan.duplicates++; continue; }
+      last = pos;
+      const fs = factsOf(e, ctx.mapping);
+      plan.changes++;
+      for (const f of fs) facts.push(f);
+    } catch (err) {
+      if (!(err instanceof BadEventError) && !(err instanceof BadRowError)) throw err;
+      plan.bad.push({ offset: m.offset, reason: err.message, value: m.value, key: m.key ?? null });
+    }
+  }
+  if (last && last !== (ctx.lastPosition ?? null)) plan.position = formatPosition(last);
+  const windowFrom = wm === null ? -Infinity : (Math.floor(wm / MINUTE) - ctx.windowKeepMinutes) * MINUTE;
+  const candidates = ctx.candidates ?? candidateCache(ctx.partitions, ctx.hotShards);
+  const { prefix, partition: p, retention: r, now, from } = ctx;
+  // second pass: the chunk's watermark is known now (late rows, window index horizon)
+  {
+    for (const f of facts) {
+      plan.facts++;
+      if (plan.minFactMinute === null || f.minuteMs < plan.minFactMinute) plan.minFactMinute = f.minuteMs;
+      if (wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm) plan.late++;
+      const s = slotsOf(f.minuteMs, ctx.clock);
+      const m = f.merchantId;
+      let touched = false;
+      const mExp = minuteKeyExpiry(s, r);
+      if (mExp > now && (!from || f.minuteMs >= from.minute)) {
+        add(plan, keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp);
+        touched = true;
+      }
+      if (f.minuteMs >= windowFrom && (!from || f.minuteMs >= from.minute)) {
+        // wall-clock expiry is only a safety net; the Lua apply deletes these by event time
+        add(plan, keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE);
+        touched = true;
+      }
+      const hExp = hourKeyExpiry(s, r);
+      if (hExp > now && (!from || s.hourNo * HOUR >= from.hour)) {
+        add(plan, keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp);
+        touched = true;
+      }
+      const dExp = dayKeyExpiry(s, r);
+      if (dExp > now && (!from || s.dayStartMs >= from.day)) {
+        add(plan, keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp);
+        touched = true;
+      }
+      if (touched) {
+        plan.merchants.add(m);
+        if (!candidates(m).includes(p)) plan.foreign.add(m);
+      }
+    }
+  }
+  return plan;
+}
