@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
@@ -39,7 +39,8 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   const ring = new KeyRing(cfg.apiKeys);
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request lines would flood the log at dashboard polling rates; the request histogram covers them.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: cfg.bodyLimit,
     // Errors are ours to shape (errors.ts); Fastify must not answer 400s with its own body.
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
