@@ -70,3 +70,27 @@ export class BucketWriter {
     return queued.length;
   }
 }
+
+/**
+ * A merchant with a believable history for the dashboard test and screenshot: 7 days of traffic with a daily
+ * curve and a ~2% cancel rate, today's minutes so far, and a cancel surge in the last 40 minutes.
+ */
+export function seedTrendingMerchant(w: BucketWriter, merchantId: string, now: number, todayStart: number): void {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const curve = (t: number) => { const h = ((t - todayStart) / 3_600_000) % 24; return 0.25 + 0.75 * Math.max(0, Math.sin(((h - 6) / 24) * 2 * Math.PI)) ** 1.2 + 0.1; };
+  // Earlier days: one event per 5 minutes standing for that slice (hour and day tiers).
+  for (let t = todayStart - 7 * 86_400_000; t < todayStart; t += 5 * 60_000) {
+    const n = Math.round(curve(t) * 20 * (0.8 + rnd() * 0.4));
+    for (let i = 0; i < n; i++) w.approval(merchantId, 10_000 + Math.round(rnd() * 90_000), t + i * 1000);
+    if (rnd() < n * 0.02) w.cancel(merchantId, 20_000 + Math.round(rnd() * 30_000), t + 2000);
+  }
+  // Today, minute by minute; volume a little under the usual, cancels surge in the last 40 minutes.
+  for (let t = todayStart; t < now; t += 60_000) {
+    const n = Math.round(curve(t) * 4 * (0.7 + rnd() * 0.4));
+    for (let i = 0; i < n; i++) w.approval(merchantId, 10_000 + Math.round(rnd() * 90_000), t + i * 500);
+    const surge = now - t < 40 * 60_000;
+    const c = surge ? Math.round(n * (0.15 + rnd() * 0.15)) : rnd() < n * 0.02 ? 1 : 0;
+    for (let i = 0; i < c; i++) w.cancel(merchantId, 20_000 + Math.round(rnd() * 60_000), t + 30_000 + i);
+  }
+}

@@ -9,9 +9,9 @@ export const WEB_DIST = join(WEB_DIR, 'dist');
 
 let building: Promise<string> | null = null;
 
-/** Returns web/dist, building it with Vite when index.html is missing. Concurrent callers share one build. */
-export function ensureWebBuilt(log?: Logger): Promise<string> {
-  if (existsSync(join(WEB_DIST, 'index.html'))) return Promise.resolve(WEB_DIST);
+/** Returns web/dist, building it with Vite when index.html is missing (or always, with force). Callers share one build. */
+export function ensureWebBuilt(log?: Logger, opts: { force?: boolean } = {}): Promise<string> {
+  if (!opts.force && !building && existsSync(join(WEB_DIST, 'index.html'))) return Promise.resolve(WEB_DIST);
   building ??= (async () => {
     log?.info('web/dist is missing: building the dashboard with vite');
     try {

@@ -2,13 +2,13 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { session } from './api.ts';
-import { krw, pct } from './format.ts';
+import { day, krw, pct, time } from './format.ts';
 
 export type Fmt = 'count' | 'krw' | 'pct';
 export interface Line { label: string; color: string; scale?: string; dash?: number[]; fill?: boolean; bars?: boolean; fmt: Fmt; width?: number }
 
 const fmtValue = (f: Fmt, v: number | null) => v === null || v === undefined ? '—' : f === 'krw' ? krw(v) : f === 'pct' ? pct(v, 2) : Math.round(v).toLocaleString('en-US');
-const axisValues = (f: Fmt) => (_u: uPlot, vals: number[]) => vals.map((v) => (f === 'pct' ? pct(v, 1) : f === 'krw' ? krw(v) : v >= 1000 ? `${v / 1000}k` : String(v)));
+const axisValues = (f: Fmt) => (_u: uPlot, vals: number[]) => vals.map((v) => (f === 'pct' ? pct(v, 1) : f === 'krw' ? krw(v) : !Number.isInteger(v) ? '' : v >= 1000 ? `${v / 1000}k` : String(v)));
 
 export class Chart {
   readonly plot: uPlot;
@@ -16,7 +16,7 @@ export class Chart {
 
   constructor(el: HTMLElement, lines: Line[], data: uPlot.AlignedData, height = 180) {
     const scales = [...new Set(lines.map((l) => l.scale ?? 'y'))];
-    const axes: uPlot.Axis[] = [{ stroke: '#6b7280', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e5e7eb' } }];
+    const axes: uPlot.Axis[] = [{ stroke: '#6b7280', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e5e7eb' }, values: timeTicks, space: 60 }];
     scales.forEach((s, i) => {
       const first = lines.find((l) => (l.scale ?? 'y') === s)!;
       axes.push({
@@ -48,6 +48,19 @@ export class Chart {
 
   set(data: uPlot.AlignedData): void { this.plot.setData(data); }
   destroy(): void { this.#ro.disconnect(); this.plot.destroy(); }
+}
+
+/** 24-hour ticks in the server's zone; the date under the first tick of each day, dates only for daily ticks. */
+function timeTicks(_u: uPlot, splits: number[], _ax: number, _space: number, incr: number): string[] {
+  let prevDay = '';
+  return splits.map((s) => {
+    const ms = s * 1000;
+    const d = day(ms);
+    if (incr >= 86_400) return d;
+    const label = d !== prevDay ? `${time(ms)}\n${d}` : time(ms);
+    prevDay = d;
+    return label;
+  });
 }
 
 /** uPlot's x values are seconds. */

@@ -13,13 +13,15 @@ export const time = (ms: number | string) => fmt({ hour: '2-digit', minute: '2-d
 export const dateTime = (ms: number | string) => fmt({ month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit' }).format(new Date(ms));
 export const day = (ms: number | string) => fmt({ month: 'short', day: '2-digit' }).format(new Date(ms));
 
+/** KRW in compact international units (₩12.3M, ₩1.02B): readable without CJK fonts, dense in tables. */
 export function krw(n: number | string | null | undefined): string {
-  if (n === null || n === undefined) return '—';
+  if (n === null || n === undefined || n === '') return '—';
   const v = Number(n);
   const a = Math.abs(v);
-  if (a >= 1e8) return `₩${(v / 1e8).toFixed(a >= 1e10 ? 0 : 2)}억`;
-  if (a >= 1e4) return `₩${(v / 1e4).toFixed(a >= 1e6 ? 0 : 1)}만`;
-  return `₩${v.toLocaleString('en-US')}`;
+  if (a >= 1e9) return `₩${(v / 1e9).toFixed(a >= 1e11 ? 0 : 2)}B`;
+  if (a >= 1e6) return `₩${(v / 1e6).toFixed(a >= 1e8 ? 0 : 1)}M`;
+  if (a >= 1e4) return `₩${(v / 1e3).toFixed(0)}K`;
+  return `₩${Math.round(v).toLocaleString('en-US')}`;
 }
 export const pct = (r: number | null | undefined, digits = 1) => (r === null || r === undefined || !Number.isFinite(r) ? '—' : `${(r * 100).toFixed(digits)}%`);
 export const int = (n: number) => n.toLocaleString('en-US');
