@@ -1,0 +1,9 @@
+/** The reference workload generator's programmatic API, for tests, the demo and the benchmarks. */
+export { backfill, DEFAULT_MERCHANTS, DEFAULT_TX_PER_DAY, type BackfillOptions, type BackfillStats, type BackfillProgress } from './backfill.ts';
+export { live, type LiveOptions, type LiveRun, type LiveStats, type LiveReport } from './live.ts';
+export { ensureMerchants, SchemaMissingError } from './merchants.ts';
+export { pickMerchants, Workload, BIG_VOLUME_KRW, type ScenarioMerchants } from './workload.ts';
+export { parseScenario, ScenarioSet, SCENARIO_NAMES, type Scenario, type ScenarioName } from './scenarios.ts';
+export * as distribution from './distribution.ts';
+export { Rng, AliasTable } from './random.ts';
+export { UsageError } from './usage-error.ts';
