@@ -32,34 +32,44 @@ export async function reserveIds(db: Queryable, count: number): Promise<number> 
   return first;
 }
 
-/** Hands out ids from reserved blocks, fetching the next block before the current one runs out. */
+/**
+ * Hands out ids from reserved blocks, reserving the next block when half of the current one is used, so a live
+ * run rarely waits. At most one reservation is in flight (they share one connection).
+ */
 export class IdBlocks {
   #next = 0;
   #end = 0;
-  #ahead: Promise<number> | null = null;
+  /** First id of a reserved block not in use yet. */
+  #spare: number | null = null;
+  #fetching: Promise<void> | null = null;
 
   constructor(private readonly reserve: (count: number) => Promise<number>, private readonly block = 10_000) {}
 
   async start(): Promise<void> {
-    this.#next = await this.reserve(this.block);
-    this.#end = this.#next + this.block;
+    await this.refill();
   }
 
-  /** The next id; null when the block is exhausted and the next one has not arrived yet (rare; caller retries). */
+  /** The next id, or null when the block is used up before the next one arrived (then await refill()). */
   take(): number | null {
-    if (this.#end - this.#next <= this.block / 2 && !this.#ahead) {
-      this.#ahead = this.reserve(this.block);
-      this.#ahead.catch(() => { this.#ahead = null; });
+    if (this.#next >= this.#end && this.#spare !== null) {
+      this.#next = this.#spare;
+      this.#end = this.#spare + this.block;
+      this.#spare = null;
     }
-    if (this.#next < this.#end) return this.#next++;
-    return null;
+    if (this.#end - this.#next <= this.block / 2 && this.#spare === null && !this.#fetching) void this.#fetch().catch(() => {});
+    return this.#next < this.#end ? this.#next++ : null;
   }
 
-  /** Waits for the prefetched block (call when take() returned null). */
+  /** Waits until a block is reserved (rethrows a failed reservation). */
   async refill(): Promise<void> {
-    const ahead = this.#ahead ?? this.reserve(this.block);
-    this.#ahead = null;
-    this.#next = await ahead;
-    this.#end = this.#next + this.block;
+    if (this.#spare === null) await (this.#fetching ?? this.#fetch());
+  }
+
+  #fetch(): Promise<void> {
+    const f = this.reserve(this.block)
+      .then((first) => { this.#spare = first; })
+      .finally(() => { this.#fetching = null; });
+    this.#fetching = f;
+    return f;
   }
 }

@@ -111,7 +111,7 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
 
   async function one(): Promise<void> {
     let id = ids.take();
-    if (id === null) { await ids.refill(); id = ids.take()!; }
+    while (id === null) { await ids.refill(); id = ids.take(); }
     const now = Date.now();
     const isLate = rng.next() < lateShare;
     const at = isLate ? now - rng.range(1000, maxLateMs) : now;
