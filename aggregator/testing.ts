@@ -98,6 +98,13 @@ export class FakeCdc {
     this.change('public.payment_cancels', 'insert', toEventRow(rows[0]), null, commitTs);
   }
 
+  /** One INSERT … RETURNING * (e.g. INSERT … SELECT over generate_series) as one transaction of many changes. */
+  async bulkInsert(c: pg.Client, table: 'payments' | 'payment_cancels', sql: string, params: unknown[] = [], commitTs?: string): Promise<number> {
+    const { rows } = await c.query(sql, params);
+    rows.forEach((r, i) => this.change(`public.${table}`, 'insert', toEventRow(r), null, commitTs, i === 0));
+    return rows.length;
+  }
+
   async update(c: pg.Client, table: 'payments' | 'payment_cancels', id: number | string, set: Record<string, unknown>, commitTs?: string): Promise<void> {
     const idCol = table === 'payments' ? 'payment_id' : 'cancel_id';
     const old = (await c.query(`SELECT * FROM ${table} WHERE ${idCol} = $1`, [id])).rows[0];

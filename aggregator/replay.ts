@@ -1,0 +1,232 @@
+/**
+ * Rebuild from a source LSN (`riskmon replay --from-lsn X`). The slot cannot rewind, so the retained topic is the
+ * source. Steps (README "Replay"):
+ *  1. locateLsn: per partition, the first offset with lsn ≥ X (clear errors for too old / future / malformed X).
+ *  2. Lock every partition (`{pN}:lock`, checked inside apply.lua): running aggregators pause, never half-apply.
+ *  3. Scan the events ≥ X up to the current end of each partition: the earliest bucket they touch gives the
+ *     reset point R = the local midnight of that minute (hours from the hour containing R).
+ *  4. Delete every bucket at or after R (all merchants, all tiers, the window index).
+ *  5. Re-apply from the topic every fact whose bucket is at or after R, reading from the first offset whose
+ *     message timestamp (the cdc's produce time, never before the commit) ≥ R − margin: an event committed before
+ *     that cannot touch R unless its row is dated more than `margin` after its own commit (clock skew).
+ *  6. Set each partition's offset to where the scan ended and release the locks; aggregators continue from there.
+ * Buckets before R stay as they were (they already hold every event, including those ≥ X that touch them).
+ * When R − margin is older than the topic retains, R moves up to the first midnight the topic fully covers.
+ */
+import crypto from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { locateLsn } from '../cdc/replay.ts';
+import { TopicReader } from '../cdc/kafka-fetch.ts';
+import { decodeEvent } from '../lib/events.ts';
+import type { Logger } from '../lib/logger.ts';
+import { factsOf } from '../lib/mapping.ts';
+import { DAY, HOUR, MINUTE } from '../lib/time.ts';
+import { Applier } from './apply.ts';
+import { retentionOf } from './config.ts';
+import type { AggregatorConfig } from './consumer.ts';
+import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
+import { buildPlan, candidateCache, comparePos, formatPosition, parsePosition, type Msg, type Position } from './plan.ts';
+
+export class ReplayLockedError extends Error {
+  constructor(readonly partition: number, readonly owner: string) {
+    super(`partition ${partition} is locked by ${owner}: another replay is running, or one was interrupted — rerun with --force to take over`);
+    this.name = 'ReplayLockedError';
+  }
+}
+
+export interface ReplayReport {
+  fromLsn: string;
+  oldestRetainedLsn: string | null;
+  /** the reset point (epoch ms), null when the events ≥ X touch no bucket */
+  resetFrom: number | null;
+  /** set when the reset point had to move up because the topic no longer holds older events */
+  clampedFrom: number | null;
+  changes: number;
+  facts: number;
+  seconds: number;
+}
+
+export interface ReplayOptions {
+  kafka: Kafka;
+  redis: Redis;
+  cfg: AggregatorConfig;
+  log: Logger;
+  fromLsn: string;
+  force?: boolean;
+  /** how far after its commit a row's transaction time may lie (source clock skew); default 1 h */
+  marginMs?: number;
+}
+
+const FETCH_BYTES = 4 << 20;
+
+export async function replay(o: ReplayOptions): Promise<ReplayReport> {
+  const { kafka, redis, cfg, log } = o;
+  const t0 = Date.now();
+  const prefix = cfg.redisPrefix;
+  const marginMs = o.marginMs ?? HOUR;
+  const clock = new DayClock(cfg.tz);
+  const loc = await locateLsn(kafka, cfg.topic, o.fromLsn);
+  const token = `replay:${process.pid}:${crypto.randomBytes(4).toString('hex')}:${new Date().toISOString()}`;
+  const parts = Array.from({ length: cfg.partitions }, (_, p) => p);
+  for (const p of parts) {
+    const ok = await redis.set(keys.lock(prefix, p), token, 'NX');
+    if (ok === null) {
+      const owner = (await redis.get(keys.lock(prefix, p))) ?? '?';
+      if (!o.force) { await unlock(redis, prefix, parts, token); throw new ReplayLockedError(p, owner); }
+      log.warn({ partition: p, owner }, 'taking over the lock of an earlier replay');
+      await redis.set(keys.lock(prefix, p), token);
+    }
+  }
+  const reader = await TopicReader.open(kafka, cfg.topic);
+  try {
+    const marks = await reader.watermarks();
+    // 3. earliest bucket touched by the events ≥ X
+    let minMinute = Infinity;
+    let retainedFrom = -Infinity; // commit time from which every partition is complete
+    await forEachPartition(parts, async (p) => {
+      const { low, high } = marks.get(p)!;
+      if (low > 0n && high > low) {
+        // retention removed the partition's beginning: only commits from its first retained one on are complete
+        const [first] = await reader.fetch(p, low, 64 * 1024);
+        try { retainedFrom = Math.max(retainedFrom, Date.parse(decodeEvent(first.value).commitTs)); } catch { /* a dead letter */ }
+      }
+      await scan(reader, p, BigInt(loc.offsets.get(p) ?? high.toString()), high, (msgs) => {
+        for (const m of msgs) {
+          try {
+            const e = decodeEvent(m.value);
+            if (e.op === 'heartbeat') continue;
+            for (const f of factsOf(e, cfg.mapping)) if (f.minuteMs < minMinute) minMinute = f.minuteMs;
+          } catch { /* dead letters: the aggregator already reported them */ }
+        }
+      });
+    });
+    if (minMinute === Infinity) {
+      log.info({ fromLsn: o.fromLsn }, 'no change at or after this LSN touches a bucket: nothing to rebuild');
+      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (Date.now() - t0) / 1000 };
+    }
+    let dayFrom = clock.dayStart(minMinute);
+    let clampedFrom: number | null = null;
+    if (Math.floor(dayFrom / HOUR) * HOUR - marginMs < retainedFrom) {
+      // Not every event touching buckets from dayFrom on is still in the topic: rebuild what it fully covers.
+      clampedFrom = dayFrom;
+      dayFrom = clock.dayStart(retainedFrom + marginMs + HOUR + DAY);
+      log.warn({ wanted: new Date(clampedFrom).toISOString(), from: new Date(dayFrom).toISOString() },
+        'the topic no longer holds every change touching the wanted range: buckets before "from" are kept as they are');
+    }
+    const from = { minute: dayFrom, hour: Math.floor(dayFrom / HOUR) * HOUR, day: dayFrom };
+    log.info({ fromLsn: o.fromLsn, resetFrom: new Date(dayFrom).toISOString() }, 'replay: resetting buckets');
+    // 4. reset
+    await resetFrom(redis, prefix, parts, clock, from);
+    // 5. re-apply
+    const admin = kafka.admin();
+    await admin.connect();
+    const startOffsets = new Map<number, bigint>();
+    try {
+      for (const r of await admin.fetchTopicOffsetsByTimestamp(cfg.topic, from.hour - marginMs)) {
+        const hi = marks.get(r.partition)!.high;
+        const off = BigInt(r.offset);
+        startOffsets.set(r.partition, off < 0n || off > hi ? hi : off);
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    const applier = new Applier(redis, prefix);
+    const candidates = candidateCache(cfg.partitions, cfg.hotShards);
+    let changes = 0, facts = 0;
+    await forEachPartition(parts, async (p) => {
+      const [wmRaw, posRaw] = await redis.mget(keys.watermark(prefix, p), keys.position(prefix, p));
+      let pos: Position | null = null;
+      const wm = wmRaw === null ? null : Number(wmRaw);
+      const { high } = marks.get(p)!;
+      const start = startOffsets.get(p) ?? marks.get(p)!.low;
+      await scan(reader, p, start > marks.get(p)!.low ? start : marks.get(p)!.low, high, async (msgs) => {
+        const plan = buildPlan(msgs, {
+          prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock,
+          retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs,
+          now: Date.now(), watermark: wm, from, candidates, lastPosition: pos,
+        });
+        pos = parsePosition(plan.position) ?? pos;
+        plan.position = null; // set once at the end
+        const res = await applier.apply(p, plan, { mode: 'replay', first: msgs[0].offset, next: '', lockToken: token, windowKeepMinutes: cfg.windowMinutes });
+        if (res.status !== 'ok') throw new Error(`replay lost its lock on partition ${p} (${JSON.stringify(res)}): rerun the replay`);
+        changes += plan.changes;
+        facts += plan.facts;
+      });
+      // 6. the partition continues after what the replay applied
+      const stored = parsePosition(posRaw);
+      const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
+      const tx = redis.multi().set(keys.offset(prefix, p), high.toString());
+      if (finalPos) tx.set(keys.position(prefix, p), formatPosition(finalPos));
+      await tx.exec();
+    });
+    const seconds = (Date.now() - t0) / 1000;
+    log.info({ changes, facts, seconds }, 'replay done');
+    return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: dayFrom, clampedFrom, changes, facts, seconds };
+  } finally {
+    await reader.close();
+    await unlock(redis, prefix, parts, token);
+  }
+}
+
+async function unlock(redis: Redis, prefix: string, parts: number[], token: string): Promise<void> {
+  for (const p of parts) {
+    await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, keys.lock(prefix, p), token);
+  }
+}
+
+async function forEachPartition(parts: number[], fn: (p: number) => Promise<void>, concurrency = 4): Promise<void> {
+  const queue = [...parts];
+  await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, async () => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fn(p);
+  }));
+}
+
+/** Messages [from, to) of one partition, a fetch (up to 4 MiB) at a time. */
+async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (msgs: Msg[]) => void | Promise<void>): Promise<void> {
+  for (let o = from; o < to;) {
+    const got = (await reader.fetch(p, o, FETCH_BYTES)).filter((m) => m.offset < to);
+    if (!got.length) throw new Error(`partition ${p}: no message at offset ${o} below the end ${to} (retention removed it during the replay?)`);
+    await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
+    o = got[got.length - 1].offset + 1n;
+  }
+}
+
+/** Deletes every bucket at or after `from` in every tier and the window index. */
+async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
+  const fromDay = clock.localDay(from.day);
+  const fromHour = from.hour / HOUR;
+  for (const p of parts) {
+    const tag = partitionTag(prefix, p);
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 2000);
+      cursor = next;
+      const tx = redis.pipeline();
+      for (const key of found) {
+        const rest = key.slice(tag.length + 1);
+        const kind = rest.slice(0, rest.indexOf(':'));
+        const parts_ = rest.split(':');
+        if (kind === 'm') {
+          const day = Number(parts_[parts_.length - 2]);
+          if (day >= fromDay) tx.del(key);
+        } else if (kind === 'xm') {
+          if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
+        } else if (kind === 'h') {
+          const block = Number(parts_[parts_.length - 1]);
+          if (block * HOUR_BLOCK >= fromHour) tx.del(key);
+          else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range(fromHour - block * HOUR_BLOCK, HOUR_BLOCK));
+        } else if (kind === 'd') {
+          const block = Number(parts_[parts_.length - 1]);
+          if (block * DAY_BLOCK >= fromDay) tx.del(key);
+          else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range(fromDay - block * DAY_BLOCK, DAY_BLOCK));
+        }
+      }
+      await tx.exec();
+    } while (cursor !== '0');
+  }
+}
+
+function range(a: number, b: number): string[] {
+  return Array.from({ length: b - a }, (_, i) => String(a + i));
+}
