@@ -6,4 +6,5 @@ export { pickMerchants, Workload, BIG_VOLUME_KRW, type ScenarioMerchants } from 
 export { parseScenario, ScenarioSet, SCENARIO_NAMES, type Scenario, type ScenarioName } from './scenarios.ts';
 export * as distribution from './distribution.ts';
 export { Rng, AliasTable } from './random.ts';
+export { merchantProfile, type MerchantProfile } from './distribution.ts';
 export { UsageError } from './usage-error.ts';
