@@ -36,7 +36,7 @@ export class CancelBook {
     let total = 0;
     for (let i = 0; i < n; i++) {
       // Room for about six hours of cancels, at least 8 payments.
-      const cap = Math.max(8, Math.min(4096, Math.ceil(dailyPayments[i] * cancelRate[i] * 0.25)));
+      const cap = Math.max(8, Math.min(1024, Math.ceil(dailyPayments[i] * cancelRate[i] * 0.25)));
       this.#start[i] = total;
       this.#cap[i] = cap;
       this.#replaceP[i] = Math.min(1, (4 * cap) / Math.max(1, dailyPayments[i]));
