@@ -44,6 +44,10 @@ export async function pipelineStatus(s: StatusSources, now = Date.now()): Promis
 
   const consumer = (async (): Promise<PipelineStatus['consumer']> => {
     const admin = await withTimeout(s.kafkaAdmin(), 5000, 'Kafka');
+    // Asking for offsets of a missing topic makes kafkajs retry in the background: check first.
+    if (!(await withTimeout(admin.listTopics(), 5000, 'Kafka')).includes(s.topic)) {
+      return { group: s.group, topic: s.topic, lag: null, error: `topic "${s.topic}" does not exist (has the cdc started?)` };
+    }
     const [ends, committed] = await withTimeout(Promise.all([
       admin.fetchTopicOffsets(s.topic),
       admin.fetchOffsets({ groupId: s.group, topics: [s.topic] }),

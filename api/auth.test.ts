@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { authorize, bearerOf, KeyRing } from './auth.ts';
+import { ApiError, toErrorBody } from './errors.ts';
+import { silenceWindow } from './routes/silences.ts';
+import { formatStatus } from './status.ts';
+
+const ring = new KeyRing([{ key: 'viewer-key-1234', role: 'viewer' }, { key: 'admin-key-12345', role: 'admin' }]);
+const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as ApiError).code; } return 'ok'; };
+
+describe('API keys', () => {
+  it('finds the role of a known key only', () => {
+    expect(ring.lookup('viewer-key-1234')?.role).toBe('viewer');
+    expect(ring.lookup('admin-key-12345')?.role).toBe('admin');
+    expect(ring.lookup('viewer-key-123')).toBeNull();
+    expect(ring.lookup('')).toBeNull();
+  });
+
+  it('401 without or with an unknown key, 403 for a viewer on an admin route', () => {
+    expect(code(() => authorize(ring, null, 'viewer'))).toBe('unauthorized');
+    expect(code(() => authorize(ring, 'nope-nope-nope', 'viewer'))).toBe('unauthorized');
+    expect(code(() => authorize(ring, 'viewer-key-1234', 'admin'))).toBe('forbidden');
+    expect(code(() => authorize(ring, 'admin-key-12345', 'admin'))).toBe('ok');
+  });
+
+  it('reads a bearer header', () => {
+    expect(bearerOf('Bearer abc')).toBe('abc');
+    expect(bearerOf('bearer  abc ')).toBe('abc');
+    expect(bearerOf('Basic abc')).toBeNull();
+  });
+});
+
+describe('error bodies', () => {
+  it('never show internals of a 5xx', () => {
+    const { status, body } = toErrorBody(new Error('connect ECONNREFUSED 10.0.0.5:5432 at Pool.connect (pg/index.js:45)'));
+    expect(status).toBe(500);
+    expect(JSON.stringify(body)).not.toMatch(/ECONNREFUSED|index\.js/);
+  });
+
+  it('name the field of a validation error', () => {
+    const err = Object.assign(new Error('x'), { validation: [{ instancePath: '/limit', message: 'must be >= 1', params: {} }], validationContext: 'querystring' });
+    expect(toErrorBody(err)).toEqual({ status: 400, body: { error: 'bad_request', field: 'limit', message: 'limit must be >= 1' } });
+    const missing = Object.assign(new Error('x'), { validation: [{ instancePath: '', message: "must have required property 'from'", params: { missingProperty: 'from' } }] });
+    expect(toErrorBody(missing).body.field).toBe('from');
+  });
+});
+
+describe('silence window', () => {
+  const now = Date.parse('2026-11-21T08:00:00Z');
+  it('takes minutes from now or an explicit end', () => {
+    expect(silenceWindow({ merchantId: '1', minutes: 30, reason: '' }, now)).toEqual({ startsAt: now, endsAt: now + 1_800_000 });
+    expect(silenceWindow({ rule: 'volume_drop', endsAt: '2026-11-21T09:00:00Z', reason: '' }, now).endsAt).toBe(now + 3_600_000);
+  });
+  it('names what is wrong', () => {
+    const field = (b: object) => { try { silenceWindow({ reason: '', ...b }, now); } catch (e) { return (e as ApiError).field; } return null; };
+    expect(field({ minutes: 5 })).toBe('merchantId');
+    expect(field({ merchantId: '1' })).toBe('endsAt');
+    expect(field({ merchantId: '1', minutes: 5, endsAt: '2026-11-21T09:00:00Z' })).toBe('minutes');
+    expect(field({ merchantId: '1', startsAt: '2026-11-21T10:00:00Z', endsAt: '2026-11-21T09:00:00Z' })).toBe('endsAt');
+  });
+});
+
+describe('status table', () => {
+  it('prints every stage and its problem', () => {
+    const text = formatStatus({
+      time: '2026-11-21T08:00:00.000Z',
+      slot: { name: 'riskmon', lagBytes: 2_097_152, active: true },
+      consumer: { group: 'g', topic: 't', lag: null, error: 'Kafka did not answer within 5000 ms' },
+      watermark: { at: '2026-11-21T07:59:58.000Z', behindMs: 2000 },
+      evaluator: { lastClosedMinute: '2026-11-21T07:58:00.000Z', behindMs: 60_000 },
+      alerts: { firing: 3, pendingNotifications: 0 },
+    });
+    expect(text).toContain('2.0 MiB behind');
+    expect(text).toContain('! Kafka did not answer');
+    expect(text).toContain('3 firing');
+  });
+});
