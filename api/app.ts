@@ -28,7 +28,7 @@ import { ErrorBody } from './schemas.ts';
 import { LiveHub } from './ws.ts';
 
 declare module 'fastify' {
-  interface FastifyContextConfig { role?: Role; public?: boolean }
+  interface FastifyContextConfig { role?: Role }
   interface FastifyRequest { principal?: Principal }
 }
 
@@ -104,8 +104,8 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     void hub.attach(socket, le === undefined ? null : Number(le));
   });
 
-  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/ready', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { schema: { hide: true }, config: { rateLimit: false } }, async (_req, reply) => {
     const checks = await Promise.allSettled([
       deps.riskPg.query('SELECT 1'), deps.sourcePg.query('SELECT 1'), deps.redis.ping(),
     ]);
@@ -113,7 +113,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     const failed = checks.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${(c.reason as Error).message}`] : []));
     return reply.code(failed.length ? 503 : 200).send(failed.length ? { status: 'unavailable', failed } : { status: 'ready' });
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
 
   if (deps.webDist && existsSync(join(deps.webDist, 'index.html'))) {
