@@ -65,14 +65,16 @@ describe('cancel_rate_spike end to end', () => {
     const M0 = T0 - 10 * MINUTE;
     addHistory(r.reader, 'c1', T0, normal);
     addHistory(r.reader, 'noisy', T0, normal);
+    addHistory(r.reader, 'c2', T0, normal);
     r.reader.add('c1', M0 - 30 * MINUTE, { approvals: 60, cancels: 1 });
     r.reader.add('noisy', M0, { approvals: 10, cancels: 8 }); // 80%, but a small noisy merchant
     r.reader.add('newbie', M0, { approvals: 50, cancels: 20 }); // no history
 
     await closeMinute(r, M0);
     expect(await transitions(r.db)).toEqual([]);
-    expect(await evaluation(r.db, 'cancel_rate_spike', 'c1')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/too little activity/) });
-    expect(await evaluation(r.db, 'cancel_rate_spike', 'noisy')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/too little activity/) });
+    // Too little activity is what a missing row means (no row is written for the bulk of quiet merchants).
+    expect(await evaluation(r.db, 'cancel_rate_spike', 'c1')).toBeUndefined();
+    expect(await evaluation(r.db, 'cancel_rate_spike', 'noisy')).toBeUndefined();
     expect(await evaluation(r.db, 'cancel_rate_spike', 'newbie')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/too little history/) });
 
     r.reader.add('c1', M0 + MINUTE, { approvals: 30, cancels: 10 }); // window: 90 approvals, 11 cancels = 12% ≥ 2 × 2%
@@ -85,6 +87,7 @@ describe('cancel_rate_spike end to end', () => {
 
     r.reader.add('c1', M0 + 2 * MINUTE, { approvals: 600 }); // rate falls to 11/690 < 4%
     for (let i = 2; i <= 5; i++) await closeMinute(r, M0 + i * MINUTE);
+    expect(await evaluation(r.db, 'cancel_rate_spike', 'c1')).toMatchObject({ status: 'clear' });
     expect((await transitions(r.db)).map((t) => t.kind)).toEqual(['fired']); // 4 clear minutes: still firing
     await closeMinute(r, M0 + 6 * MINUTE);
     ts = await transitions(r.db);
@@ -100,9 +103,16 @@ describe('cancel_rate_spike end to end', () => {
     expect(r.messages.map((m) => [m.eventId, m.transition, m.alert.state])).toEqual([[Number(ts[0].id), 'fired', 'firing'], [Number(ts[1].id), 'resolved', 'resolved']]);
     expect(r.messages[0].alert).toMatchObject({ rule: 'cancel_rate_spike', merchantId: 'c1', firedAt: new Date(M0 + MINUTE).toISOString(), resolvedAt: null });
 
+    // A merchant whose activity fades gets its row back to "too little activity" (without stale evidence).
+    r.reader.add('c2', M0 + 7 * MINUTE, { approvals: 40, cancels: 5 });
+    await closeMinute(r, M0 + 7 * MINUTE);
+    expect(await evaluation(r.db, 'cancel_rate_spike', 'c2')).toMatchObject({ status: 'breach' });
+    await closeMinute(r, M0 + 67 * MINUTE); // caught up minute by minute: c2's surge leaves the window
+    expect(await evaluation(r.db, 'cancel_rate_spike', 'c2')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/too little activity/), evidence: null });
+
     // Progress is durable: a new evaluator on the same store continues after the last minute, not from scratch.
     const progress = (await r.db.query('SELECT last_minute FROM evaluator_progress')).rows[0].last_minute.getTime();
-    expect(progress).toBe(M0 + 6 * MINUTE);
+    expect(progress).toBe(M0 + 67 * MINUTE);
   });
 });
 

@@ -20,8 +20,10 @@ import { publishAlerts } from './fanout.ts';
 import { stepAlert } from './lifecycle.ts';
 import * as metrics from './metrics.ts';
 import { silenceFor, activeSilences, type Silence } from './silences.ts';
-import { commitMinute, keyOf, loadState, ProgressConflict, signatureOf, type FiringAlert, type TransitionWrite } from './store.ts';
-import { evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
+import {
+  commitMinute, isQuietSignature, keyOf, loadState, ProgressConflict, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite,
+} from './store.ts';
+import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
 import type { Evaluation } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
@@ -50,7 +52,11 @@ export interface EvaluatorDeps {
   now?: () => number;
 }
 
-export interface MinuteReport { minute: number; replay: boolean; evaluations: number; transitions: number; rowsWritten: number; ms: number }
+export interface MinuteReport {
+  minute: number; replay: boolean; evaluations: number; transitions: number; rowsWritten: number;
+  /** total, and its parts: reading buckets (and baselines), rules and lifecycle, the PostgreSQL commit */
+  ms: number; readMs: number; ruleMs: number; commitMs: number;
+}
 
 export class Evaluator implements Service {
   readonly name = 'alerting-evaluator';
@@ -112,7 +118,7 @@ export class Evaluator implements Service {
     this.#tracked = { cancel_rate_spike: new Set(), volume_drop: new Set() };
     for (const [k, sig] of s.evaluations) {
       const [rule, merchantId] = k.split('\u0000') as [RuleName, string];
-      if (!isQuiet(sig)) this.#tracked[rule].add(merchantId);
+      if (!isQuietSignature(sig)) this.#tracked[rule].add(merchantId);
     }
     this.#loaded = true;
     this.#refreshFiringGauge();
@@ -137,18 +143,40 @@ export class Evaluator implements Service {
       this.#todayFullHours(base, today, hs),
       activeSilences(this.#d.db),
     ]);
-    // The window is [windowFrom, hs) + [hs, end) when it starts before the hour; else read on its own.
-    const window = windowFrom < hs ? mergeTotals(windowRest!, partialHour)
-      : windowFrom === hs ? partialHour : await reader.totalsByMerchant(windowFrom, end, '1m');
-
-    const evaluations: Evaluation[] = [];
-    const cancelIds = new Set<string>([...window.keys(), ...this.#tracked.cancel_rate_spike, ...this.#firingMerchants('cancel_rate_spike')]);
+    // The window is [windowFrom, hs) + [hs, end) when it starts before the hour; else it is read on its own.
     const empty = emptyTotals();
+    let windowOf: (id: string) => Totals;
+    let active: Iterable<string>[];
+    if (windowFrom < hs) {
+      const rest = windowRest!;
+      windowOf = (id) => {
+        const a = rest.get(id);
+        const b = partialHour.get(id);
+        return a && b ? addTotals({ ...a }, b) : a ?? b ?? empty;
+      };
+      active = [rest.keys(), partialHour.keys()];
+    } else {
+      const w = windowFrom === hs ? partialHour : await reader.totalsByMerchant(windowFrom, end, '1m');
+      windowOf = (id) => w.get(id) ?? empty;
+      active = [w.keys()];
+    }
+
+    const t1 = performance.now();
+    const evaluations: Evaluation[] = [];
+    const cancelIds = new Set<string>(this.#firingMerchants('cancel_rate_spike'));
+    for (const it of [...active, this.#tracked.cancel_rate_spike]) for (const id of it) cancelIds.add(id);
+    const firingCancel = new Set(this.#firingMerchants('cancel_rate_spike'));
+    let quietSkipped = 0;
     for (const id of cancelIds) {
+      const window = windowOf(id);
+      const p = paramsFor(rules, 'cancel_rate_spike', id);
+      // Fast path: too little activity, and the stored verdict says so already (or there is no row: the API reads
+      // a missing row as "no activity"), and no alert to resolve: nothing would change.
+      if (belowActivityGuard(window, p) && !this.#tracked.cancel_rate_spike.has(id) && !firingCancel.has(id)) { quietSkipped++; continue; }
       evaluations.push(evaluateCancelRateSpike({
-        merchantId: id, minute: M, windowFrom, windowTo: end, window: window.get(id) ?? empty,
+        merchantId: id, minute: M, windowFrom, windowTo: end, window,
         baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
-      }, paramsFor(rules, 'cancel_rate_spike', id), rules.version));
+      }, p, rules.version));
     }
     const lag = now - watermark;
     const volumeIds = new Set<string>([...base.profiles.keys(), ...this.#tracked.volume_drop, ...this.#firingMerchants('volume_drop')]);
@@ -168,15 +196,20 @@ export class Evaluator implements Service {
     const transitions: TransitionWrite[] = [];
     const clearCounts: { alertId: string; clearMinutes: number }[] = [];
     const nextFiring = new Map<string, FiringAlert | null>();
-    const rows: Evaluation[] = [];
-    const counts: Record<string, number> = {};
+    const rows: EvaluationRow[] = [];
+    const trackedChanges: { rule: RuleName; id: string; quiet: boolean }[] = [];
+    const counts: Record<string, Record<string, number>> = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {} };
     for (const e of evaluations) {
       const key = keyOf(e.rule, e.merchantId);
-      counts[`${e.rule}|${e.status}`] = (counts[`${e.rule}|${e.status}`] ?? 0) + 1;
+      const c = counts[e.rule];
+      c[e.status] = (c[e.status] ?? 0) + 1;
       const sig = signatureOf(e);
+      const quiet = isQuietSignature(sig);
       // Breach rows carry the evidence the dashboard shows, so they are refreshed every minute; others on change.
-      if (e.status === 'breach' || this.#signatures.get(key) !== sig) rows.push(e);
+      if (e.status === 'breach' || this.#signatures.get(key) !== sig) rows.push({ e, key, sig, quiet });
+      if (quiet === this.#tracked[e.rule].has(e.merchantId)) trackedChanges.push({ rule: e.rule, id: e.merchantId, quiet });
       const cur = this.#firing.get(key) ?? null;
+      if (!cur && e.condition !== true) continue; // the common case: nothing firing, nothing to fire
       const step = stepAlert(cur?.life ?? null, e.condition, M, rules.lifecycle);
       if (!step.changed) continue;
       nextFiring.set(key, step.next ? { id: cur?.id ?? '', rule: e.rule, merchantId: e.merchantId, life: step.next } : null);
@@ -189,16 +222,18 @@ export class Evaluator implements Service {
       });
     }
 
+    const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
       name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts, evaluations: rows,
     });
 
+    const t3 = performance.now();
     // Committed: now memory follows.
     this.#progress = M;
-    for (const e of rows) this.#signatures.set(keyOf(e.rule, e.merchantId), signatureOf(e));
-    for (const e of evaluations) {
-      if (isQuiet(signatureOf(e))) this.#tracked[e.rule].delete(e.merchantId);
-      else this.#tracked[e.rule].add(e.merchantId);
+    for (const r of rows) this.#signatures.set(r.key, r.sig);
+    for (const t of trackedChanges) {
+      if (t.quiet) this.#tracked[t.rule].delete(t.id);
+      else this.#tracked[t.rule].add(t.id);
     }
     for (const [key, a] of nextFiring) {
       if (!a) this.#firing.delete(key);
@@ -213,9 +248,8 @@ export class Evaluator implements Service {
     const ms = performance.now() - t0;
     metrics.evaluationDuration.observe(ms / 1000);
     metrics.minutesEvaluated.inc({ replay: String(replay) });
-    for (const [k, n] of Object.entries(counts)) {
-      const [rule, status] = k.split('|');
-      metrics.evaluationsTotal.inc({ rule, status }, n);
+    for (const [rule, byStatus] of Object.entries(counts)) {
+      for (const [status, n] of Object.entries(byStatus)) metrics.evaluationsTotal.inc({ rule, status }, n);
     }
     for (const t of transitions) {
       metrics.transitionsTotal.inc({ rule: t.rule, kind: t.kind });
@@ -225,7 +259,7 @@ export class Evaluator implements Service {
     if (transitions.length) {
       this.#d.log.info({ minute: iso(M), replay, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
-    return { minute: M, replay, evaluations: evaluations.length, transitions: transitions.length, rowsWritten: rows.length, ms };
+    return { minute: M, replay, evaluations: evaluations.length + quietSkipped, transitions: transitions.length, rowsWritten: rows.length, ms, readMs: t1 - t0, ruleMs: t2 - t1, commitMs: t3 - t2 };
   }
 
   #notificationFor(e: Evaluation, replay: boolean, silences: Silence[]): TransitionWrite['notification'] {
@@ -266,20 +300,4 @@ export class Evaluator implements Service {
     this.#todayHours = { key, totals };
     return totals;
   }
-}
-
-/** Signatures that an absent merchant would get anyway: no need to re-evaluate it every minute. */
-function isQuiet(sig: string): boolean {
-  return sig.startsWith('not_evaluated|too little activity') || sig.startsWith('not_evaluated|not eligible');
-}
-
-function mergeTotals(a: Map<string, Totals>, b: Map<string, Totals>): Map<string, Totals> {
-  const out = new Map<string, Totals>();
-  for (const [k, v] of a) out.set(k, { ...v });
-  for (const [k, v] of b) {
-    const x = out.get(k);
-    if (x) addTotals(x, v);
-    else out.set(k, { ...v });
-  }
-  return out;
 }

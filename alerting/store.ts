@@ -21,6 +21,18 @@ export interface StoredState {
 export const keyOf = (rule: string, merchantId: string) => `${rule}\u0000${merchantId}`;
 export const signatureOf = (e: Pick<Evaluation, 'status' | 'reason'>) => `${e.status}|${e.reason ?? ''}`;
 
+/**
+ * Verdicts an absent merchant would get anyway ("too little activity", "not eligible"): such merchants are not
+ * re-evaluated every minute once absent, and their rows carry no evidence (it would go stale while the verdict
+ * stays the same; the row is rewritten only when the verdict changes).
+ */
+export function isQuietSignature(sig: string): boolean {
+  return sig.startsWith('not_evaluated|too little activity') || sig.startsWith('not_evaluated|not eligible');
+}
+
+/** An evaluation row to upsert, with its (rule, merchant) key and signature. */
+export interface EvaluationRow { e: Evaluation; key: string; sig: string; quiet: boolean }
+
 export async function loadState(db: pg.Pool, name: string): Promise<StoredState> {
   const p = await db.query('SELECT last_minute FROM evaluator_progress WHERE name = $1', [name]);
   const a = await db.query(`SELECT id::text, rule, merchant_id, fired_at, last_notified_at, clear_minutes FROM alerts WHERE state = 'firing'`);
@@ -55,7 +67,7 @@ export interface MinuteWrite {
   transitions: TransitionWrite[];
   /** Firing alerts whose clear-minute count changed without a transition. */
   clearCounts: { alertId: string; clearMinutes: number }[];
-  evaluations: Evaluation[];
+  evaluations: EvaluationRow[];
 }
 
 export class ProgressConflict extends Error {
@@ -133,12 +145,12 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
   }
 }
 
-async function upsertEvaluations(client: pg.PoolClient, rows: Evaluation[]): Promise<void> {
+async function upsertEvaluations(client: pg.PoolClient, rows: EvaluationRow[]): Promise<void> {
   await client.query(
     `INSERT INTO evaluations (rule, merchant_id, minute, status, reason, evidence)
      SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb[])
      ON CONFLICT (rule, merchant_id) DO UPDATE SET minute = excluded.minute, status = excluded.status, reason = excluded.reason, evidence = excluded.evidence`,
-    [rows.map((r) => r.rule), rows.map((r) => r.merchantId), rows.map((r) => new Date(r.minute)), rows.map((r) => r.status),
-      rows.map((r) => r.reason), rows.map((r) => JSON.stringify(r.evidence))],
+    [rows.map((r) => r.e.rule), rows.map((r) => r.e.merchantId), rows.map((r) => new Date(r.e.minute)), rows.map((r) => r.e.status),
+      rows.map((r) => r.e.reason), rows.map((r) => (r.quiet ? null : JSON.stringify(r.e.evidence)))],
   );
 }

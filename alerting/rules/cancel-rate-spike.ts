@@ -7,7 +7,7 @@
 import type { Totals } from '../../lib/buckets.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
-import type { Evaluation } from './types.ts';
+import { withEvidence, type Evaluation } from './types.ts';
 
 export interface CancelRateInput {
   merchantId: string;
@@ -22,6 +22,14 @@ export interface CancelRateInput {
   baseline: Totals | undefined;
 }
 
+/**
+ * True when the activity guard alone decides ("too little activity"): the evaluator's fast path for the bulk of
+ * ~100,000 merchants, which then need no Evaluation object at all unless their stored verdict differs.
+ */
+export function belowActivityGuard(w: Totals, p: CancelRateSpikeParams): boolean {
+  return p.enabled && (w.approvals < p.minApprovals || w.cancels < p.minCancels);
+}
+
 export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpikeParams, ruleVersion: string): Evaluation {
   const w = input.window;
   const bApprovals = input.baseline?.approvals ?? 0;
@@ -29,7 +37,7 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
   const rate = w.approvals > 0 ? w.cancels / w.approvals : null;
   const baselineRate = bApprovals > 0 ? bCancels / bApprovals : null;
   const threshold = baselineRate === null ? null : p.multiplier * baselineRate;
-  const evidence = {
+  const evidence = () => ({
     rule: 'cancel_rate_spike',
     ruleVersion,
     minute: iso(input.minute),
@@ -37,22 +45,22 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
     baseline: { from: iso(input.baselineFrom), to: iso(input.baselineTo), approvals: bApprovals, cancels: bCancels, rate: baselineRate },
     multiplier: p.multiplier,
     threshold,
-  };
-  const base = { rule: 'cancel_rate_spike' as const, merchantId: input.merchantId, minute: input.minute, evidence };
+  });
+  const base = { rule: 'cancel_rate_spike' as const, merchantId: input.merchantId, minute: input.minute };
   const minutes = Math.round((input.windowTo - input.windowFrom) / 60_000);
-  if (!p.enabled) return { ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false };
-  if (w.approvals < p.minApprovals || w.cancels < p.minCancels) {
-    return {
+  if (!p.enabled) return withEvidence({ ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false }, evidence);
+  if (belowActivityGuard(w, p)) {
+    return withEvidence({
       ...base, status: 'not_evaluated', condition: false,
       reason: `too little activity: needs at least ${p.minApprovals} approvals and ${p.minCancels} cancels in the ${minutes}-minute window`,
-    };
+    }, evidence);
   }
   if (bApprovals < p.minBaselineApprovals || baselineRate === null || threshold === null || rate === null) {
-    return {
+    return withEvidence({
       ...base, status: 'not_evaluated', condition: false,
       reason: `too little history: needs at least ${p.minBaselineApprovals} approvals over the baseline days`,
-    };
+    }, evidence);
   }
   const breach = rate >= threshold;
-  return { ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach };
+  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, evidence);
 }

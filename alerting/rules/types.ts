@@ -18,3 +18,12 @@ export interface Evaluation {
   condition: boolean | null;
   evidence: Record<string, unknown>;
 }
+
+/**
+ * An Evaluation whose evidence is built on first use: the evaluator judges ~100,000 merchants a minute but stores
+ * evidence only for the few rows that change and for transitions.
+ */
+export function withEvidence(fields: Omit<Evaluation, 'evidence'>, build: () => Record<string, unknown>): Evaluation {
+  let cached: Record<string, unknown> | undefined;
+  return { ...fields, get evidence() { return (cached ??= build()); } };
+}

@@ -8,7 +8,7 @@
  */
 import { iso } from '../../lib/time.ts';
 import type { VolumeDropParams } from './config.ts';
-import type { Evaluation } from './types.ts';
+import { withEvidence, type Evaluation } from './types.ts';
 
 export interface VolumeDropInput {
   merchantId: string;
@@ -31,7 +31,7 @@ export interface VolumeDropInput {
 
 export function evaluateVolumeDrop(input: VolumeDropInput, p: VolumeDropParams, ruleVersion: string): Evaluation {
   const threshold = p.ratio * input.sameTimeBaseline;
-  const evidence = {
+  const evidence = () => ({
     rule: 'volume_drop',
     ruleVersion,
     minute: iso(input.minute),
@@ -46,21 +46,21 @@ export function evaluateVolumeDrop(input: VolumeDropInput, p: VolumeDropParams, 
     threshold: Math.round(threshold).toString(),
     todayVsBaseline: input.sameTimeBaseline > 0 ? Number(input.todayAmount) / input.sameTimeBaseline : null,
     ingestLagMs: input.ingestLagMs,
-  };
-  const base = { rule: 'volume_drop' as const, merchantId: input.merchantId, minute: input.minute, evidence };
-  if (!p.enabled) return { ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false };
+  });
+  const base = { rule: 'volume_drop' as const, merchantId: input.merchantId, minute: input.minute };
+  if (!p.enabled) return withEvidence({ ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false }, evidence);
   if (input.dailyAverage < p.minDailyAmount) {
-    return { ...base, status: 'not_evaluated', condition: false, reason: `not eligible: average daily approved amount below ${p.minDailyAmount} KRW` };
+    return withEvidence({ ...base, status: 'not_evaluated', condition: false, reason: `not eligible: average daily approved amount below ${p.minDailyAmount} KRW` }, evidence);
   }
   if (input.ingestLagMs > input.maxIngestLagMs) {
-    return { ...base, status: 'not_evaluated', condition: null, reason: `ingestion lags the wall clock by more than ${Math.round(input.maxIngestLagMs / 1000)} s` };
+    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: `ingestion lags the wall clock by more than ${Math.round(input.maxIngestLagMs / 1000)} s` }, evidence);
   }
   if (input.elapsedMs < p.minElapsedMinutes * 60_000) {
-    return { ...base, status: 'not_evaluated', condition: null, reason: `baseline window too small: first ${p.minElapsedMinutes} minutes of the day` };
+    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: `baseline window too small: first ${p.minElapsedMinutes} minutes of the day` }, evidence);
   }
   if (input.sameTimeBaseline < p.minBaselineAmount) {
-    return { ...base, status: 'not_evaluated', condition: null, reason: `baseline window too small: same-time baseline below ${p.minBaselineAmount} KRW` };
+    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: `baseline window too small: same-time baseline below ${p.minBaselineAmount} KRW` }, evidence);
   }
   const breach = Number(input.todayAmount) <= threshold;
-  return { ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach };
+  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, evidence);
 }
