@@ -46,6 +46,16 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
 }
 
+/** Removes what the benchmark wrote to the shared Redis. */
+async function dropKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
 export async function benchAlerting(env: StackEnv): Promise<Record<string, number>> {
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const dbName = `bench_alerting_${stamp}`;
@@ -88,6 +98,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
   try {
     // ---- data: 7 days of history, 100,000 merchants active in the window, 1,000 big (volume_drop) merchants ----
     const Mb = minuteStart(Date.now()) - 5 * MINUTE;
+    // Window activity spans Mb-50 … Mb-1: the timed minutes (Mb-1 … Mb+4) each see every merchant in their window.
     const today = dayStart(Mb, TZ);
     const days = baselineDayStarts(today, 7, TZ);
     const t0 = Date.now();
@@ -146,8 +157,16 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     const toSlack: number[] = [];
     const toPubSub: number[] = [];
     try {
+      // Warm-up: the new evaluator loads its state and the day's baselines on its first minute.
+      const warm = Mb + TIMED_MINUTES * MINUTE;
+      await closeMinute(warm);
+      for (;;) {
+        const p = (await db.query('SELECT last_minute FROM evaluator_progress')).rows[0]?.last_minute.getTime();
+        if (p === warm) break;
+        await sleep(20);
+      }
       for (let j = 0; j < SAMPLES; j++) {
-        const M = Mb + (TIMED_MINUTES + j) * MINUTE;
+        const M = Mb + (TIMED_MINUTES + 1 + j) * MINUTE;
         for (let k = 0; k < 30; k++) pay(`s${j}`, M + k * 1000, 10_000n, M + 40_000);
         for (let k = 0; k < 10; k++) cancel(`s${j}`, M + k * 1000, M + 40_000);
         await cdc.flush(producer, topic);
@@ -179,6 +198,9 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     await aggregator.stop();
     await aggDone.catch(() => {});
     await producer.disconnect();
+    await dropKeys(redis, `${prefix}:*`).catch(() => {});
+    const kadmin = kafka.admin();
+    await kadmin.connect().then(() => kadmin.deleteTopics({ topics: [topic, `${topic}_dlq`] })).catch(() => {}).finally(() => kadmin.disconnect());
     sub.disconnect();
     redis.disconnect();
     await slack.stop();
