@@ -25,6 +25,7 @@ import { SetupError, SlotLostError } from './errors.ts';
 import { HotSetLearner, sameSet } from './hot-set.ts';
 import { appendHotEntry, loadHotSchedule, type HotEntry, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
+import { PartitionWriter } from './kafka-direct.ts';
 import { Publisher } from './publisher.ts';
 import { atOrBefore, dlqPosition, readTails } from './tails.ts';
 
@@ -114,10 +115,12 @@ export class CdcService implements Service {
     const producer: Producer = this.kafka.producer({
       retry: { retries: 0 }, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner,
     });
+    let writer: PartitionWriter | null = null;
     let repl: LogicalReplicationService | null = null;
     const timers: NodeJS.Timeout[] = [];
     try {
       await producer.connect();
+      writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic]);
       const confirmed0 = await this.#slotPosition();
       const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic), readTails(this.kafka, cfg.dlqTopic, dlqPosition)]);
       let maxTail = -1n;
@@ -133,7 +136,7 @@ export class CdcService implements Service {
       let fail!: (err: Error) => void;
       const ended = new Promise<never>((_, reject) => { fail = reject; });
       ended.catch(() => {});
-      const publisher = new Publisher(producer, (err) => fail(new Error(`Kafka produce failed: ${err.message}`, { cause: err })));
+      const publisher = new Publisher(writer, (err) => fail(new Error(`Kafka produce failed: ${err.message}`, { cause: err })));
       this.#stopSession = () => fail(new Error('stopping'));
       if (!this.#state.shouldRun()) fail(new Error('stopping'));
 
@@ -171,7 +174,9 @@ export class CdcService implements Service {
       const onAcked = (u: Unit) => {
         for (const d of tracker.acked(u)) if (!Number.isNaN(d.commitMs)) M.publishLatency.observe((Date.now() - d.commitMs) / 1000);
       };
+      let published = 0;
       const publish = (topic: string, partition: number, key: string | null, value: string, u: Unit) => {
+        published++;
         tracker.sent(u);
         publisher.send({ topic, partition, key, value, onAck: () => onAcked(u) });
       };
@@ -245,6 +250,7 @@ export class CdcService implements Service {
           case 'commit': {
             const t = tx!;
             tx = null;
+            if (log.isLevelEnabled('debug')) log.debug({ lsn: t.lsn, xid: t.xid, changes: t.seq, pending: t.unit.pending }, 'commit');
             for (const d of tracker.commit(t.unit, parseLsn(msg.commitEndLsn!))) {
               if (!Number.isNaN(d.commitMs)) M.publishLatency.observe((Date.now() - d.commitMs) / 1000);
             }
@@ -310,7 +316,9 @@ export class CdcService implements Service {
           processing = false;
         }
       };
+      const received: Record<string, number> = {};
       const enqueue = (m: Incoming) => {
+        received[m.tag] = (received[m.tag] ?? 0) + 1;
         queue.push(m);
         if (queue.length - head > MAX_QUEUED_MESSAGES) pause();
         if (!processing) void processQueue();
@@ -321,6 +329,7 @@ export class CdcService implements Service {
       service.on('error', (err: Error) => fail(err));
 
       timers.push(setInterval(sendStatus, cfg.statusIntervalMs));
+      timers.push(setInterval(() => log.info({ published, confirmed: formatLsn(tracker.confirmed), inFlight: tracker.inFlight, bufferedBytes: publisher.bufferedBytes, paused, received }, 'progress'), 10_000));
       timers.push(setInterval(() => {
         this.#learner.tick(Date.now());
         const top = this.#learner.top();
@@ -338,6 +347,7 @@ export class CdcService implements Service {
       for (const t of timers) clearInterval(t);
       await repl?.destroy().catch(() => {});
       await producer.disconnect().catch(() => {});
+      await writer?.close();
     }
   }
 }

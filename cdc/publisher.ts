@@ -6,7 +6,7 @@
  * off: a retried request could be written twice; instead the first failure fails the publisher, and the pipeline
  * restarts its session, which re-reads the tails and resumes without duplicates.
  */
-import type { Message, Producer } from 'kafkajs';
+import type { PartitionBatch, PartitionWriter } from './kafka-direct.ts';
 
 export interface Outgoing {
   topic: string;
@@ -16,7 +16,7 @@ export interface Outgoing {
   onAck: () => void;
 }
 
-const MAX_BATCH_MESSAGES = 20_000;
+const MAX_BATCH_MESSAGES = 50_000;
 const MAX_BATCH_BYTES = 4 << 20;
 
 export class Publisher {
@@ -28,7 +28,7 @@ export class Publisher {
   #waiters: { below: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   #onFail: (err: Error) => void;
 
-  constructor(private readonly producer: Producer, onFail: (err: Error) => void) { this.#onFail = onFail; }
+  constructor(private readonly writer: PartitionWriter, onFail: (err: Error) => void) { this.#onFail = onFail; }
 
   /** Bytes of values queued or in flight. */
   get bufferedBytes(): number { return this.#bytes; }
@@ -66,15 +66,10 @@ export class Publisher {
       this.#busy.add(q);
     }
     if (!taken.length) return;
-    const byTopic = new Map<string, Message[]>();
-    for (const { batch } of taken) {
-      for (const m of batch) {
-        let msgs = byTopic.get(m.topic);
-        if (!msgs) byTopic.set(m.topic, (msgs = []));
-        msgs.push({ partition: m.partition, key: m.key, value: m.value });
-      }
-    }
-    this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }).then(
+    const batches: PartitionBatch[] = taken.map(({ batch }) => ({
+      topic: batch[0].topic, partition: batch[0].partition, messages: batch.map((m) => ({ key: m.key, value: m.value })),
+    }));
+    this.writer.produce(batches).then(
       () => {
         for (const { q, batch } of taken) {
           this.#busy.delete(q);

@@ -7,7 +7,7 @@
 import type { Kafka } from 'kafkajs';
 import { decodeEvent } from '../lib/events.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { TopicReader, type FetchedMessage } from './kafka-fetch.ts';
+import { TopicReader, type FetchedMessage } from './kafka-direct.ts';
 
 /** X is older than what every partition still retains: a replay from X would miss changes. */
 export class LsnTooOldError extends Error {

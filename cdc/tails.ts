@@ -6,7 +6,7 @@
 import type { Kafka } from 'kafkajs';
 import { decodeEvent } from '../lib/events.ts';
 import { parseLsn } from '../lib/lsn.ts';
-import { TopicReader } from './kafka-fetch.ts';
+import { TopicReader } from './kafka-direct.ts';
 
 export interface Position { lsn: bigint; seq: number }
 

@@ -1,9 +1,12 @@
 /**
- * Random access to a topic's partitions: fetch the record batch holding offset N, and the low/high watermarks.
- * kafkajs has no public "fetch at offset" call outside a consumer group (joining a group costs seconds and
- * commits nothing we want), so this reaches its Cluster through the Kafka client's private factory (kafkajs
- * 2.2.x, no longer developed, so the shape is stable). Used for the restart tails, the hot-set schedule and
- * `locateLsn`.
+ * Direct partition access through kafkajs's Cluster (reached through the Kafka client's private factory;
+ * kafkajs 2.2.x is no longer developed, so the shape is stable):
+ * - TopicReader: fetch the record batch holding offset N, and the low/high watermarks. kafkajs has no public
+ *   "fetch at offset" outside a consumer group (joining one costs seconds). Used for the restart tails, the
+ *   hot-set schedule and `locateLsn`.
+ * - PartitionWriter: one Produce request per leader for explicit partitions. kafkajs's producer groups messages
+ *   in O(n²) (array spread per message) and silently leaves out partitions missing from stale metadata; here
+ *   every partition sent must come back in the response, or the write fails.
  */
 import type { Admin, Kafka } from 'kafkajs';
 
@@ -13,7 +16,9 @@ export interface FetchedMessage {
   value: Buffer | null;
 }
 
-interface Broker { fetch(req: unknown): Promise<{ responses: { partitions: { partition: number; errorCode: number; messages: { offset: string; key: Buffer | null; value: Buffer | null }[] }[] }[] }> }
+interface Broker {
+  produce(req: unknown): Promise<{ topics: { topicName: string; partitions: { partition: number; errorCode: number }[] }[] }>;
+  fetch(req: unknown): Promise<{ responses: { partitions: { partition: number; errorCode: number; messages: { offset: string; key: Buffer | null; value: Buffer | null }[] }[] }[] }> }
 interface Cluster {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
@@ -88,4 +93,51 @@ export class TopicReader {
   async close(): Promise<void> {
     await Promise.allSettled([this.cluster.disconnect(), this.admin.disconnect()]);
   }
+}
+
+export interface PartitionBatch { topic: string; partition: number; messages: { key: string | null; value: string }[] }
+
+export class PartitionWriter {
+  private constructor(private readonly cluster: Cluster) {}
+
+  static async open(kafka: Kafka, topics: string[]): Promise<PartitionWriter> {
+    const cluster = createCluster(kafka);
+    await cluster.connect();
+    try {
+      for (const t of topics) await cluster.addTargetTopic(t);
+    } catch (err) {
+      await cluster.disconnect().catch(() => {});
+      throw err;
+    }
+    return new PartitionWriter(cluster);
+  }
+
+  /** Writes the batches with acks=-1; resolves only when every partition was acknowledged. No retries. */
+  async produce(batches: PartitionBatch[], timeoutMs = 30_000): Promise<void> {
+    const perLeader = new Map<string, PartitionBatch[]>();
+    for (const b of batches) {
+      const nodeId = Object.keys(this.cluster.findLeaderForPartitions(b.topic, [b.partition]))[0];
+      if (nodeId === undefined) throw new Error(`no leader known for ${b.topic}[${b.partition}]`);
+      let list = perLeader.get(nodeId);
+      if (!list) perLeader.set(nodeId, (list = []));
+      list.push(b);
+    }
+    await Promise.all([...perLeader].map(async ([nodeId, list]) => {
+      const broker = await this.cluster.findBroker({ nodeId });
+      const byTopic = new Map<string, { partition: number; messages: PartitionBatch['messages'] }[]>();
+      for (const b of list) {
+        let parts = byTopic.get(b.topic);
+        if (!parts) byTopic.set(b.topic, (parts = []));
+        parts.push({ partition: b.partition, messages: b.messages });
+      }
+      const res = await broker.produce({
+        acks: -1, timeout: timeoutMs,
+        topicData: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+      const answered = new Set(res.topics.flatMap((t) => t.partitions.filter((p) => p.errorCode === 0).map((p) => `${t.topicName}:${p.partition}`)));
+      for (const b of list) if (!answered.has(`${b.topic}:${b.partition}`)) throw new Error(`Kafka did not acknowledge ${b.topic}[${b.partition}]`);
+    }));
+  }
+
+  async close(): Promise<void> { await this.cluster.disconnect().catch(() => {}); }
 }
