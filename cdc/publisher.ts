@@ -17,7 +17,9 @@ export interface Outgoing {
 }
 
 const MAX_BATCH_MESSAGES = 50_000;
-const MAX_BATCH_BYTES = 4 << 20;
+// A produce request's batch for one partition must stay under the topic's max.message.bytes (broker default
+// 1 MiB, record overhead included), or Kafka rejects the whole request with MESSAGE_TOO_LARGE.
+const MAX_BATCH_BYTES = 768 << 10;
 
 export class Publisher {
   readonly #queues = new Map<string, Outgoing[]>();
