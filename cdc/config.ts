@@ -8,6 +8,7 @@ export const cdcSpec = {
   mapping: json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping),
   hotFraction: num('RISKMON_HOT_FRACTION', 'fraction of merchants (by recent volume) keyed merchant#shard', 0.01, 0, 1),
   hotHalfLifeMs: int('RISKMON_HOT_HALF_LIFE_MS', 'half-life of the recent-volume counts that pick hot merchants', 3_600_000, 60_000, 7 * 86_400_000),
+  hotRefreshMs: int('RISKMON_HOT_REFRESH_MS', 'how often the hot-merchant set is recomputed', 60_000, 1000, 3_600_000),
   hotsetTopic: optStr('RISKMON_HOTSET_TOPIC', 'topic recording which merchants were hot from which LSN (default <topic>.hotset)'),
   heartbeatMs: int('RISKMON_HEARTBEAT_MS', 'interval of pg_logical_emit_message heartbeats (idle source keeps the watermark moving)', 1000, 100, 600_000),
   statusIntervalMs: int('RISKMON_CDC_STATUS_MS', 'interval of standby status updates (must stay well below wal_sender_timeout)', 1000, 100, 30_000),

@@ -271,7 +271,10 @@ export class CdcService implements Service {
           }
           case 'message': {
             if (msg.transactional || msg.prefix !== HEARTBEAT_PREFIX || !msg.messageLsn) return;
-            const lsnBig = parseLsn(msg.messageLsn);
+            // pgoutput reports the END of the message record, which may be the start (= commit LSN) of the next
+            // transaction's commit record. One byte earlier lies strictly between the previous commit and the
+            // next, so heartbeat positions never collide with a change's (lsn, seq).
+            const lsnBig = parseLsn(msg.messageLsn) - 1n;
             const lsn = formatLsn(lsnBig);
             const text = Buffer.from(msg.content).toString('utf8');
             const commitTs = Number.isNaN(Date.parse(text)) ? new Date().toISOString() : new Date(Date.parse(text)).toISOString();
@@ -335,7 +338,7 @@ export class CdcService implements Service {
         const top = this.#learner.top();
         if (!sameSet(top, schedule.at(1n << 63n))) staged = top;
         schedule.prune(tracker.confirmed);
-      }, 60_000));
+      }, cfg.hotRefreshMs));
 
       const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [cfg.publication], messages: true });
       const streaming = service.subscribe(plugin, cfg.slot, formatLsn(confirmed0)).then(
