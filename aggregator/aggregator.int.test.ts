@@ -87,7 +87,7 @@ describe('aggregator', () => {
 
 /** Every message of the topic, as published (re-read from the topic) — a cdc publishing a batch twice. */
 async function republishAll(h: Harness) {
-  const { TopicReader } = await import('../cdc/kafka-fetch.ts');
+  const { TopicReader } = await import('../cdc/kafka-direct.ts');
   const reader = await TopicReader.open(testKafka(services().KAFKA_BROKERS), h.topic);
   const out: { key: string; partition: number; value: string }[] = [];
   try {

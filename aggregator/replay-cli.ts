@@ -14,6 +14,14 @@ const USAGE = 'usage: riskmon replay --from-lsn <LSN> [--force]\n' +
   '  interrupted replay.\n';
 
 export async function main(args: string[]): Promise<number> {
+  const code = await run(args);
+  // kafkajs' low-level cluster connections used for offset lookups can outlive their disconnect(); a one-shot
+  // command must not hang on them, so exit shortly after finishing (unref'd: no delay when nothing lingers).
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
+}
+
+async function run(args: string[]): Promise<number> {
   let fromLsn: string | null = null;
   let force = false;
   for (let i = 0; i < args.length; i++) {

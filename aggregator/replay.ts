@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { locateLsn } from '../cdc/replay.ts';
-import { TopicReader } from '../cdc/kafka-fetch.ts';
+import { TopicReader } from '../cdc/kafka-direct.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { factsOf } from '../lib/mapping.ts';
