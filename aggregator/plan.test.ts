@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
+import { referenceMapping } from '../lib/mapping.ts';
+import { candidatePartitions } from '../lib/partition.ts';
+import { DAY, MINUTE, dayStart } from '../lib/time.ts';
+import { addPacked, DayClock, keys, packTotals, slotsOf, unpackTotals } from './layout.ts';
+import { buildPlan, type Msg, type PlanContext } from './plan.ts';
+import { emptyTotals } from '../lib/buckets.ts';
+
+const tz = 'Asia/Seoul';
+const now = Date.parse('2026-11-21T12:00:00Z');
+const ctx = (over: Partial<PlanContext> = {}): PlanContext => ({
+  prefix: 'rm', partition: 0, partitions: 12, hotShards: 8, mapping: referenceMapping, clock: new DayClock(tz),
+  retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
+  allowedLatenessMs: 5000, now, watermark: null, ...over,
+});
+
+let lsn = 0x100;
+function pay(merchant: string, amount: number, at: string, op: RowChange['op'] = 'insert', old?: Record<string, string>): Msg {
+  lsn += 0x10;
+  const row = { payment_id: String(lsn), merchant_id: merchant, amount: String(amount), approved_at: at };
+  const e: RowChange = { v: 1, lsn: `0/${lsn.toString(16)}`, seq: 0, commitTs: new Date(now).toISOString(), xid: 1, table: 'public.payments',
+    op, row: op === 'delete' ? null : row, old: op === 'insert' ? null : { ...row, ...old } };
+  return { offset: String(lsn), value: Buffer.from(encodeEvent(e)) };
+}
+
+describe('layout', () => {
+  it('packs totals compactly and exactly', () => {
+    const t = { approvals: 3, approvedAmount: 9_007_199_254_740_993n, cancels: 0, canceledAmount: 0n };
+    expect(packTotals(t)).toBe('3,9007199254740993');
+    expect(unpackTotals(packTotals({ ...t, cancels: 1, canceledAmount: 5n }))).toEqual({ ...t, cancels: 1, canceledAmount: 5n });
+    const acc = emptyTotals();
+    addPacked(acc, '1,10'); addPacked(acc, '2,20,1,5');
+    expect(acc).toEqual({ approvals: 3, approvedAmount: 30n, cancels: 1, canceledAmount: 5n });
+  });
+
+  it('puts a minute in its local day, quarter and UTC hour (Seoul midnight = 15:00 UTC)', () => {
+    const c = new DayClock(tz);
+    const s = slotsOf(Date.parse('2026-11-21T15:00:00Z'), c);
+    expect(s.dayStartMs).toBe(Date.parse('2026-11-21T15:00:00Z'));
+    expect(s.minuteOfDay).toBe(0);
+    expect(c.startOfLocalDay(s.localDay)).toBe(s.dayStartMs);
+    const before = slotsOf(Date.parse('2026-11-21T14:59:00Z'), c);
+    expect(before.localDay).toBe(s.localDay - 1);
+    expect(before.minuteOfDay).toBe(1439);
+    expect(before.quarter).toBe(3);
+    expect(c.dayStart(Date.parse('2026-11-21T14:59:00Z'))).toBe(dayStart(Date.parse('2026-11-21T14:59:00Z'), tz));
+  });
+});
+
+describe('buildPlan', () => {
+  it('sums deltas per bucket; an update moves the amount; a delete subtracts', () => {
+    const at = '2026-11-21T11:59:30Z';
+    const plan = buildPlan([pay('42', 100, at), pay('42', 50, at), pay('42', 70, at, 'update', { amount: '50' }), pay('42', 100, at, 'delete')], ctx());
+    const s = slotsOf(Date.parse('2026-11-21T11:59:00Z'), new DayClock(tz));
+    const minute = plan.hashes.get(keys.minute('rm', 0, '42', s.localDay, s.quarter))!.get(String(s.minuteOfDay))!;
+    expect(minute).toEqual({ a: 1, aa: 70n, c: 0, ca: 0n });
+    expect(plan.changes).toBe(4);
+    expect(plan.late).toBe(0);
+  });
+
+  it('sends malformed events and unreadable rows to the dead letters, counts late rows, skips re-published changes', () => {
+    const good = pay('7', 10, '2026-11-21T11:00:00Z');
+    const bad: Msg = { offset: '1', value: Buffer.from('{"v":1') };
+    const noAmount = pay('7', 10, '2026-11-21T11:00:00Z');
+    const e = JSON.parse(noAmount.value!.toString()); e.row.amount = null; noAmount.value = Buffer.from(JSON.stringify(e));
+    const plan = buildPlan([good, bad, noAmount, good], ctx({ watermark: now }));
+    expect(plan.bad.map((b) => b.reason)).toEqual([expect.stringMatching(/not JSON/), expect.stringMatching(/amount is missing/)]);
+    expect(plan.late).toBe(1); // 11:00 is closed at 12:00
+    expect(plan.duplicates).toBe(1);
+    expect(plan.facts).toBe(1);
+  });
+
+  it('records a merchant outside its candidate partitions as foreign, and heartbeats move the watermark', () => {
+    const p = candidatePartitions('42', 12, 8).includes(3) ? 11 : 3;
+    const hb: Msg = { offset: '9', value: Buffer.from(encodeEvent(heartbeat('0/FFFF', new Date(now + 5000).toISOString()))) };
+    const plan = buildPlan([pay('42', 1, '2026-11-21T11:59:00Z'), hb], ctx({ partition: p }));
+    expect(plan.foreign.has('42') || candidatePartitions('42', 12, 8).includes(p)).toBe(true);
+    expect(plan.watermark).toBe(now + 5000);
+  });
+
+  it('does not write buckets that would already have expired; replay applies only the reset range', () => {
+    const old = buildPlan([pay('1', 5, new Date(now - 3 * DAY).toISOString())], ctx());
+    expect([...old.hashes.keys()].some((k) => k.includes(':m:'))).toBe(false);
+    expect([...old.hashes.keys()].some((k) => k.includes(':h:'))).toBe(true);
+    const from = Date.parse('2026-11-21T11:00:00Z');
+    const r = buildPlan([pay('1', 5, '2026-11-21T10:59:00Z'), pay('1', 6, '2026-11-21T11:01:00Z')], ctx({ from: { minute: from, hour: from, day: from + MINUTE } }));
+    const minuteKeys = [...r.hashes.keys()].filter((k) => k.includes(':m:'));
+    expect(minuteKeys.length).toBe(1);
+    expect([...r.hashes.keys()].some((k) => k.includes(':d:'))).toBe(false);
+  });
+});
