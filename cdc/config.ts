@@ -12,7 +12,7 @@ export const cdcSpec = {
   hotsetTopic: optStr('RISKMON_HOTSET_TOPIC', 'topic recording which merchants were hot from which LSN (default <topic>.hotset)'),
   heartbeatMs: int('RISKMON_HEARTBEAT_MS', 'interval of pg_logical_emit_message heartbeats (idle source keeps the watermark moving)', 1000, 100, 600_000),
   statusIntervalMs: int('RISKMON_CDC_STATUS_MS', 'interval of standby status updates (must stay well below wal_sender_timeout)', 1000, 100, 30_000),
-  maxBufferedBytes: int('RISKMON_CDC_MAX_BUFFERED_BYTES', 'bytes of change events in flight to Kafka before replication is paused', 64 << 20, 1 << 20, 1 << 30),
+  maxBufferedBytes: int('RISKMON_CDC_MAX_BUFFERED_BYTES', 'bytes of change events in flight to Kafka before replication is paused', 16 << 20, 1 << 20, 1 << 30),
   retentionMs: int('RISKMON_RETENTION_MS', 'retention.ms of a topic the cdc creates (at least 8 days: replay reads it)', 8 * 86_400_000 + 3_600_000, 8 * 86_400_000, Number.MAX_SAFE_INTEGER),
   slotWarnBytes: int('RISKMON_SLOT_WARN_BYTES', 'warn when the slot keeps more WAL than this, or safe_wal_size drops below it', 1 << 30, 1 << 20, Number.MAX_SAFE_INTEGER),
   metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when the cdc runs alone (0 = off)', 0, 0, 65535),

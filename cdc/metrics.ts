@@ -12,7 +12,7 @@ export const cdcMetrics = {
   unchangedToast: new Counter({ name: 'riskmon_cdc_unchanged_toast_total', help: 'columns left out of an update because pgoutput sent an unchanged TOAST value without an old row', registers }),
   publishLatency: new Histogram({
     name: 'riskmon_cdc_publish_latency_seconds', help: 'source commit time to Kafka acknowledgement of the whole transaction',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers,
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers,
   }),
   ackLag: new Gauge({ name: 'riskmon_cdc_ack_lag_units', help: 'transactions received but not yet confirmed to PostgreSQL', registers }),
   bufferedBytes: new Gauge({ name: 'riskmon_cdc_buffered_bytes', help: 'bytes of change events waiting for Kafka', registers }),

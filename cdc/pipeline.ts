@@ -32,7 +32,7 @@ import { atOrBefore, dlqPosition, readTails } from './tails.ts';
 export type CdcConfig = ConfigOf<typeof cdcSpec> & { hotsetTopic: string };
 export const HEARTBEAT_PREFIX = 'riskmon-heartbeat';
 
-const MAX_QUEUED_MESSAGES = 20_000;
+const MAX_QUEUED_MESSAGES = 5_000;
 
 interface Tx { lsn: string; lsnBig: bigint; commitTs: string; xid: number; seq: number; unit: Unit; hot: Set<string> | null }
 type Keepalive = { tag: 'keepalive'; walEnd: string; shouldRespond: boolean };
