@@ -133,43 +133,48 @@ export function buildPlan(messages: Msg[], ctx: PlanContext): Plan {
     }
   }
   if (last && last !== (ctx.lastPosition ?? null)) plan.position = formatPosition(last);
+  addFacts(plan, facts, ctx, wm);
+  return plan;
+}
+
+/**
+ * Adds facts to a plan (the second pass of buildPlan; the benchmark feeds synthetic facts here). `wm` is the
+ * partition's watermark including this chunk: it decides late rows and the window-index horizon.
+ */
+export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number | null): void {
   const windowFrom = wm === null ? -Infinity : (Math.floor(wm / MINUTE) - ctx.windowKeepMinutes) * MINUTE;
   const candidates = ctx.candidates ?? candidateCache(ctx.partitions, ctx.hotShards);
   const { prefix, partition: p, retention: r, now, from } = ctx;
-  // second pass: the chunk's watermark is known now (late rows, window index horizon)
-  {
-    for (const f of facts) {
-      plan.facts++;
-      if (plan.minFactMinute === null || f.minuteMs < plan.minFactMinute) plan.minFactMinute = f.minuteMs;
-      if (wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm) plan.late++;
-      const s = slotsOf(f.minuteMs, ctx.clock);
-      const m = f.merchantId;
-      let touched = false;
-      const mExp = minuteKeyExpiry(s, r);
-      if (mExp > now && (!from || f.minuteMs >= from.minute)) {
-        add(plan, keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp);
-        touched = true;
-      }
-      if (f.minuteMs >= windowFrom && (!from || f.minuteMs >= from.minute)) {
-        // wall-clock expiry is only a safety net; the Lua apply deletes these by event time
-        add(plan, keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE);
-        touched = true;
-      }
-      const hExp = hourKeyExpiry(s, r);
-      if (hExp > now && (!from || s.hourNo * HOUR >= from.hour)) {
-        add(plan, keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp);
-        touched = true;
-      }
-      const dExp = dayKeyExpiry(s, r);
-      if (dExp > now && (!from || s.dayStartMs >= from.day)) {
-        add(plan, keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp);
-        touched = true;
-      }
-      if (touched) {
-        plan.merchants.add(m);
-        if (!candidates(m).includes(p)) plan.foreign.add(m);
-      }
+  for (const f of facts) {
+    plan.facts++;
+    if (plan.minFactMinute === null || f.minuteMs < plan.minFactMinute) plan.minFactMinute = f.minuteMs;
+    if (wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm) plan.late++;
+    const s = slotsOf(f.minuteMs, ctx.clock);
+    const m = f.merchantId;
+    let touched = false;
+    const mExp = minuteKeyExpiry(s, r);
+    if (mExp > now && (!from || f.minuteMs >= from.minute)) {
+      add(plan, keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp);
+      touched = true;
+    }
+    if (f.minuteMs >= windowFrom && (!from || f.minuteMs >= from.minute)) {
+      // wall-clock expiry is only a safety net; the Lua apply deletes these by event time
+      add(plan, keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE);
+      touched = true;
+    }
+    const hExp = hourKeyExpiry(s, r);
+    if (hExp > now && (!from || s.hourNo * HOUR >= from.hour)) {
+      add(plan, keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp);
+      touched = true;
+    }
+    const dExp = dayKeyExpiry(s, r);
+    if (dExp > now && (!from || s.dayStartMs >= from.day)) {
+      add(plan, keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp);
+      touched = true;
+    }
+    if (touched) {
+      plan.merchants.add(m);
+      if (!candidates(m).includes(p)) plan.foreign.add(m);
     }
   }
-  return plan;
 }

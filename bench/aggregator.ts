@@ -1,0 +1,294 @@
+/**
+ * Aggregator benchmark (`npx tsx bench/aggregator.ts`, or part of `npm run bench`). Figures:
+ * - replay_changes_per_s: ≥ 1M reference-workload change events in a fresh 12-partition topic, consumed by a fresh
+ *   `riskmon aggregate` process from offset 0 until every partition's offset in Redis reaches the end (Kafka → Redis).
+ * - aggregator_peak_rss_bytes: that process's peak RSS (VmHWM).
+ * - partition_skew: busiest / mean partition (messages) of those events, hot merchants keyed merchant#shard.
+ * - rules_window_read_ms: totalsByMerchant over the last 60 minutes (all merchants) — median of 5.
+ * - rules_baseline_read_ms: totalsByMerchant over 7 local days at 1d (every merchant's day rollups) — median of 3.
+ * - redis_memory_8d_bytes: used_memory of a private Redis (redis-server on a free port; the shared one when there
+ *   is none) after 8 days of the reference workload (3M transactions a day, 100,000 merchants) applied through the
+ *   aggregator's own plan + Lua apply with today's wall clock, so TTLs drop what the tiers would have dropped.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
+import { formatLsn } from '../lib/lsn.ts';
+import { referenceMapping, type Fact } from '../lib/mapping.ts';
+import { messageKey, partitionOfKey } from '../lib/partition.ts';
+import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
+import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
+import { AliasTable, Rng } from '../scripts/generate/random.ts';
+import { Applier } from '../aggregator/apply.ts';
+import { DayClock } from '../aggregator/layout.ts';
+import { addFacts, candidateCache, emptyPlan, type Plan } from '../aggregator/plan.ts';
+import { createBucketReader } from '../aggregator/read.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PARTITIONS = 12;
+const SHARDS = 8;
+const MERCHANTS = 100_000;
+const TX_PER_DAY = 3_000_000;
+const TZ = 'Asia/Seoul';
+
+/** Reference-workload transactions: merchant by the generator's weights, time by its daily curve. */
+class Workload {
+  readonly rng = new Rng(20261121);
+  readonly alias = new AliasTable(merchantWeights(MERCHANTS));
+  readonly hot = new Set(Array.from({ length: hotCount(MERCHANTS) }, (_, i) => String(i + 1)));
+  readonly profiles = new Map<number, ReturnType<typeof merchantProfile>>();
+
+  profile(id: number) {
+    let p = this.profiles.get(id);
+    if (!p) this.profiles.set(id, (p = merchantProfile(id)));
+    return p;
+  }
+
+  /** Calls `fn` for every transaction (and its cancel) in [from, to), in time order per minute. */
+  run(from: number, to: number, fn: (t: { merchant: number; id: number; amount: number; at: number; cancel: number | null; cancelAt: number }) => void): void {
+    let id = 1;
+    for (let m = minuteStart(from); m < to; m += MINUTE) {
+      const local = Math.floor((((m + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE);
+      const n = Math.round((TX_PER_DAY / 1440) * curveAtMinuteOfDay(local));
+      for (let i = 0; i < n; i++) {
+        const merchant = this.alias.sample(this.rng) + 1;
+        const p = this.profile(merchant);
+        const amount = sampleAmount(this.rng, p.mu, p.sigma);
+        const cancel = this.rng.next() < p.cancelRate ? sampleCancelAmount(this.rng, amount) : null;
+        fn({ merchant, id: id++, amount, at: m + this.rng.int(60_000), cancel, cancelAt: m + this.rng.int(120) * MINUTE });
+      }
+    }
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
+
+async function privateRedis(): Promise<{ url: string; stop: () => void } | null> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', '0'], { stdio: 'ignore' });
+  const ok = await new Promise<boolean>((resolve) => {
+    child.on('error', () => resolve(false));
+    const r = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: (n) => (n > 50 ? null : 100) });
+    r.connect().then(() => { r.disconnect(); resolve(true); }, () => resolve(false));
+  });
+  if (!ok) return null;
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
+  const kafka = new Kafka({ clientId: 'bench-agg', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const topic = `bench_agg_${Date.now().toString(36)}`;
+  const prefix = `bench_${Date.now().toString(36)}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+  const producer = kafka.producer();
+  await producer.connect();
+  // ~1.05M changes: the last 8 hours of a 3M/day reference day, each payment and cancel its own transaction
+  const w = new Workload();
+  const now = Date.now();
+  let lsn = 0x1000000n;
+  const perPartition: string[][] = Array.from({ length: PARTITIONS }, () => []);
+  const keysOf: string[][] = Array.from({ length: PARTITIONS }, () => []);
+  let total = 0;
+  const counts = new Array(PARTITIONS).fill(0);
+  const flush = async (force = false) => {
+    const pending = perPartition.reduce((n, a) => n + a.length, 0);
+    if (!force && pending < 10_000) return;
+    await producer.send({ topic, acks: 1, messages: perPartition.flatMap((vals, p) => vals.map((value, i) => ({ partition: p, key: keysOf[p][i], value }))) });
+    for (let p = 0; p < PARTITIONS; p++) { perPartition[p] = []; keysOf[p] = []; }
+  };
+  const push = (e: RowChange) => {
+    const m = String((e.row ?? e.old)!.merchant_id);
+    const key = messageKey(m, w.hot.has(m), String((e.row ?? e.old)![e.table === 'public.payments' ? 'payment_id' : 'cancel_id']), SHARDS);
+    const p = partitionOfKey(key, PARTITIONS);
+    perPartition[p].push(encodeEvent(e));
+    keysOf[p].push(key);
+    counts[p]++;
+    total++;
+  };
+  const txs: { commit: number; e: RowChange }[] = [];
+  w.run(now - 8 * HOUR, now, (t) => {
+    const late = w.rng.next() < 0.02 ? w.rng.int(120_000) : w.rng.int(2000);
+    txs.push({ commit: t.at + late, e: { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payments', op: 'insert', old: null,
+      row: { payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.amount), approved_at: new Date(t.at).toISOString() } } });
+    if (t.cancel !== null && t.cancelAt < now) {
+      txs.push({ commit: t.cancelAt + w.rng.int(2000), e: { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payment_cancels', op: 'insert', old: null,
+        row: { cancel_id: String(t.id), payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.cancel), canceled_at: new Date(t.cancelAt).toISOString() } } });
+    }
+  });
+  txs.sort((a, b) => a.commit - b.commit);
+  const t0 = Date.now();
+  for (const { commit, e } of txs) {
+    lsn += 0x80n;
+    e.lsn = formatLsn(lsn);
+    e.commitTs = new Date(commit).toISOString();
+    push(e);
+    await flush();
+  }
+  txs.length = 0;
+  const hbLsn = formatLsn(lsn + 0x80n);
+  for (let p = 0; p < PARTITIONS; p++) { perPartition[p].push(encodeEvent(heartbeat(hbLsn, new Date(now).toISOString()))); keysOf[p].push('hb'); }
+  await flush(true);
+  await producer.disconnect();
+  console.error(`   produced ${total} changes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  out.partition_skew = Math.max(...counts) / (total / PARTITIONS);
+
+  const redis = new Redis(env.REDIS_URL!);
+  const childEnv = {
+    ...env, RISKMON_TOPIC: topic, RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(SHARDS),
+    RISKMON_REDIS_PREFIX: prefix, RISKMON_GROUP: `${prefix}_group`, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_LOG_LEVEL: 'warn', RISKMON_TZ: TZ,
+  };
+  const offs = await admin.fetchTopicOffsets(topic);
+  const target = offs.map((o) => o.high);
+  const t1 = Date.now();
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/riskmon.mjs'), 'aggregate'], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT });
+  let hwm = 0;
+  const readHwm = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+    } catch { /* exited */ }
+  };
+  for (;;) {
+    readHwm();
+    const stored = await redis.mget(offs.map((o) => `${prefix}:{p${o.partition}}:off`));
+    if (stored.every((s, i) => s === target[i])) break;
+    if (child.exitCode !== null) throw new Error('aggregator exited early');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const secs = (Date.now() - t1) / 1000;
+  readHwm();
+  child.kill('SIGTERM');
+  out.replay_changes_per_s = Math.round(total / secs);
+  out.aggregator_peak_rss_bytes = hwm;
+  console.error(`   applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
+
+  const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
+  const end = minuteStart(now) - MINUTE;
+  const times: number[] = [];
+  let merchants = 0;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    merchants = (await reader.totalsByMerchant(end - 60 * MINUTE, end, '1m')).size;
+    times.push(performance.now() - t);
+  }
+  out.rules_window_read_ms = Math.round(median(times) * 10) / 10;
+  out.rules_window_merchants = merchants;
+  const day = new DayClock(TZ).dayStart(now);
+  const base: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    merchants = (await reader.totalsByMerchant(day - 7 * DAY, day + DAY, '1d')).size;
+    base.push(performance.now() - t);
+  }
+  out.rules_baseline_read_ms = Math.round(median(base));
+  out.rules_baseline_merchants = merchants;
+  // clean up this run's keys and topic (shared stack)
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
+    cursor = next;
+    if (found.length) await redis.unlink(...found);
+  } while (cursor !== '0');
+  redis.disconnect();
+  await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+  await admin.disconnect();
+}
+
+async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
+  const own = await privateRedis();
+  const redis = new Redis(own?.url ?? env.REDIS_URL!);
+  const prefix = 'rm';
+  const before = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+  const applier = new Applier(redis, prefix);
+  const clock = new DayClock(TZ);
+  const now = Date.now();
+  const candidates = candidateCache(PARTITIONS, SHARDS);
+  const w = new Workload();
+  const t0 = Date.now();
+  let facts = 0;
+  // one simulated hour at a time: pre-aggregated per partition, as the aggregator's chunks are
+  for (let h = now - 8 * DAY; h < now; h += HOUR) {
+    const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
+    w.run(h, Math.min(now, h + HOUR), (t) => {
+      const m = String(t.merchant);
+      const p = partitionOfKey(messageKey(m, w.hot.has(m), String(t.id), SHARDS), PARTITIONS);
+      byPartition[p].push({ merchantId: m, kind: 'approval', minuteMs: minuteStart(t.at), sign: 1, amount: BigInt(t.amount) });
+      if (t.cancel !== null && t.cancelAt < now) byPartition[p].push({ merchantId: m, kind: 'cancel', minuteMs: minuteStart(t.cancelAt), sign: 1, amount: BigInt(t.cancel) });
+    });
+    await Promise.all(byPartition.map(async (fs, p) => {
+      const plan = emptyPlan();
+      const wm = Math.min(now, h + HOUR);
+      addFacts(plan, fs, {
+        prefix, partition: p, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock,
+        retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
+        allowedLatenessMs: 5000, now, watermark: wm, candidates,
+      }, wm);
+      plan.watermark = wm;
+      facts += fs.length;
+      for (const part of split(plan, 4000)) {
+        const r = await applier.apply(p, part, { mode: 'replay', first: '0', next: '', windowKeepMinutes: 240 });
+        if (r.status !== 'ok') throw new Error(`apply: ${JSON.stringify(r)}`);
+      }
+    }));
+  }
+  const info = await redis.info('memory');
+  const used = Number(/used_memory:(\d+)/.exec(info)![1]);
+  out.redis_memory_8d_bytes = used - (own ? 0 : before);
+  out.redis_keys_8d = await redis.dbsize();
+  console.error(`   8 days: ${facts} facts in ${((Date.now() - t0) / 1000).toFixed(0)} s; used_memory ${(used / 2 ** 20).toFixed(1)} MiB, ${out.redis_keys_8d} keys${own ? ' (private redis-server)' : ' (shared Redis: delta)'}`);
+  if (own) { redis.disconnect(); own.stop(); } else {
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
+      cursor = next;
+      if (found.length) await redis.unlink(...found);
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+}
+
+/** A plan cut into plans of at most `n` hash keys each (one Lua call each). */
+function split(plan: Plan, n: number): Plan[] {
+  const out: Plan[] = [];
+  let cur = emptyPlan();
+  for (const [k, v] of plan.hashes) {
+    if (cur.hashes.size >= n) { out.push(cur); cur = emptyPlan(); }
+    cur.hashes.set(k, v);
+    cur.expires.set(k, plan.expires.get(k)!);
+  }
+  cur.merchants = plan.merchants;
+  cur.foreign = plan.foreign;
+  cur.watermark = plan.watermark;
+  out.push(cur);
+  return out;
+}
+
+export async function benchAggregator(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  await throughput(env, out);
+  await memory8d(env, out);
+  return out;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const { stackUp } = await import('../scripts/stack-lib.ts');
+  const env = { ...process.env, ...(process.env.KAFKA_BROKERS && process.env.REDIS_URL ? {} : await stackUp({ log: (l) => console.error(l) })) };
+  console.log(JSON.stringify(await benchAggregator(env), null, 2));
+  process.exit(0);
+}
