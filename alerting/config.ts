@@ -23,6 +23,7 @@ export const alertingSpec = {
   publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),
   maxIngestLagMs: int('RISKMON_MAX_INGEST_LAG_MS', 'volume_drop is not evaluated while the watermark is further than this behind the wall clock', 120_000, 1000, 86_400_000),
   replayAfterMs: int('RISKMON_ALERT_REPLAY_AFTER_MS', 'a minute whose end is further than this behind the wall clock is history: its transitions are stored, never sent to Slack', 600_000, 0, 86_400_000 * 30),
+  baselineRefreshMs: int('RISKMON_BASELINE_REFRESH_MS', 'the 7-day baselines are reloaded (in the background) this often, so late history reaches them', 900_000, 10_000, 86_400_000),
   evalPollMs: int('RISKMON_EVAL_POLL_MS', 'how often the evaluator reads the watermark', 100, 10, 60_000),
   maxCatchUpMinutes: int('RISKMON_EVAL_MAX_CATCHUP_MINUTES', 'at most this many closed minutes are caught up after downtime; older ones are skipped', 1440, 1, 20_160),
   evaluatorName: str('RISKMON_EVALUATOR_NAME', 'name of the progress row (one evaluator per name)', 'default'),

@@ -35,6 +35,8 @@ export interface EvaluatorOptions {
   maxIngestLagMs: number;
   replayAfterMs: number;
   evalPollMs: number;
+  /** Background reload of the day's baselines (default 15 min). */
+  baselineRefreshMs?: number;
   maxCatchUpMinutes: number;
   evaluatorName: string;
   redisPrefix: string;
@@ -71,6 +73,8 @@ export class Evaluator implements Service {
   /** Merchants whose last evaluation was more than "too little activity" / "not eligible": re-evaluated when absent. */
   #tracked: Record<RuleName, Set<string>> = { cancel_rate_spike: new Set(), volume_drop: new Set() };
   #baselines: DayBaselines | null = null;
+  #baselinesAt = 0;
+  #baselinesLoading: Promise<void> | null = null;
   #todayHours: { key: string; totals: Map<string, Totals> } | null = null;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
@@ -282,17 +286,36 @@ export class Evaluator implements Service {
     for (const rule of ['cancel_rate_spike', 'volume_drop'] as const) metrics.alertsFiring.set({ rule, state: 'firing' }, this.#firingMerchants(rule).length);
   }
 
+  /**
+   * Baselines of the 7 days before `today`, loaded when the day changes and reloaded in the background every
+   * `baselineRefreshMs`, so history that arrives late (a backfill, a replay, corrections to past days) reaches
+   * them without holding up a minute's evaluation.
+   */
   async #dayBaselines(today: number): Promise<DayBaselines> {
-    if (this.#baselines?.todayStart === today) return this.#baselines;
+    if (this.#baselines?.todayStart === today) {
+      if (!this.#baselinesLoading && this.#now() - this.#baselinesAt >= (this.#o.baselineRefreshMs ?? 900_000)) {
+        this.#baselinesLoading = this.#loadBaselines(today)
+          .then((b) => { if (this.#baselines?.todayStart === today) this.#baselines = b; })
+          .catch((err) => this.#d.log.warn({ err }, 'baseline refresh failed; keeping the previous baselines'))
+          .finally(() => { this.#baselinesLoading = null; });
+      }
+      return this.#baselines;
+    }
+    this.#baselines = await this.#loadBaselines(today);
+    this.#todayHours = null;
+    return this.#baselines;
+  }
+
+  async #loadBaselines(today: number): Promise<DayBaselines> {
     const t0 = performance.now();
     const { rules } = this.#o;
-    this.#baselines = await loadDayBaselines(this.#d.reader, today, rules.baselineDays, this.#o.tz, (id, avg) => {
+    this.#baselinesAt = this.#now();
+    const b = await loadDayBaselines(this.#d.reader, today, rules.baselineDays, this.#o.tz, (id, avg) => {
       const p = paramsFor(rules, 'volume_drop', id);
       return p.enabled && avg >= p.minDailyAmount;
     });
-    this.#todayHours = null;
-    this.#d.log.info({ day: iso(today), merchants: this.#baselines.totals.size, volumeEligible: this.#baselines.profiles.size, ms: Math.round(performance.now() - t0) }, 'baselines loaded');
-    return this.#baselines;
+    this.#d.log.info({ day: iso(today), merchants: b.totals.size, volumeEligible: b.profiles.size, ms: Math.round(performance.now() - t0) }, 'baselines loaded');
+    return b;
   }
 
   /** Today's approved amounts of the volume_drop merchants over [00:00, start of M's hour), read once per hour. */

@@ -41,7 +41,7 @@ export function buildAlerting(
   db.on('error', (err) => log.warn({ err }, 'risk store connection error'));
   const evaluator = new Evaluator({
     rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
-    replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
+    replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
   }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now });
   const services: Service[] = [evaluator];
