@@ -3,9 +3,9 @@
  *
  *  1. starts local PostgreSQL, Kafka and Redis (or uses PG_URL, KAFKA_BROKERS, REDIS_URL, RISK_PG_URL from env);
  *  2. creates fresh demo databases, the schemas, topic names and a Redis prefix of its own;
- *  3. starts every component (`riskmon all`) so the cdc's slot exists before any history is written;
+ *  3. starts `riskmon cdc`, `aggregate` and `api`, each its own process, so the slot exists before any history is written;
  *  4. loads 8 days of reference history with injected anomalies (through the real pipeline: WAL → Kafka → Redis);
- *  5. runs the live generator with the same anomalies, and a local webhook receiver that prints what riskmon
+ *  5. starts `riskmon alerting` once the history is in, then runs the live generator with the same anomalies, and a local webhook receiver that prints what riskmon
  *     sends to Slack (unless RISKMON_SLACK_WEBHOOK_URL points at a real one);
  *  6. prints the dashboard URL with an API key, and keeps running until Ctrl-C.
  *
@@ -89,6 +89,7 @@ function riskmon(args: string[], env: NodeJS.ProcessEnv, logFile: string | null)
 }
 
 function exited(child: ChildProcess): Promise<number> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once('exit', (code, sig) => resolve(code ?? (sig ? 1 : 0))));
 }
 
@@ -134,20 +135,32 @@ async function main(): Promise<number> {
   };
   const adminKey = process.env.RISKMON_API_KEYS ? process.env.RISKMON_API_KEYS.split(',')[0].split(':')[0] : admin;
 
-  say(`starting every component (riskmon all); logs in ${join(logDir, 'riskmon.log')}`);
-  const all = riskmon(['all'], env, join(logDir, 'riskmon.log'));
-  const allExit = exited(all);
-  const children: ChildProcess[] = [all];
-  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
+  // Each component in its own process, as in production (and so they use both cores). The rules start only after
+  // the history has passed through the pipeline: evaluated on half-loaded history, today would look like a collapse.
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stopAll = () => { stopping = true; for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
   process.once('SIGINT', stopAll);
   process.once('SIGTERM', stopAll);
-  allExit.then((code) => { if (code !== 0) say(`riskmon all exited with ${code}: see ${join(logDir, 'riskmon.log')}`); });
+  const component = (name: string) => {
+    const child = riskmon([name], env, join(logDir, `${name}.log`));
+    children.push(child);
+    void exited(child).then((code) => {
+      if (!stopping) { say(`riskmon ${name} exited with ${code}: see ${join(logDir, `${name}.log`)}; stopping the demo`); stopAll(); }
+    });
+    return child;
+  };
+  say(`starting riskmon cdc, aggregate and api; logs in ${logDir}`);
+  const cdc = component('cdc');
+  component('aggregate');
+  component('api');
 
   // The cdc's slot must exist before history is written, or the history would not pass through the WAL stream.
   const src = new pg.Client({ connectionString: pgUrl });
   await src.connect();
-  await waitFor('the replication slot', async () => all.exitCode === null &&
-    (await src.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT])).rowCount === 1, 120_000);
+  await waitFor('the cdc to stream', async () => cdc.exitCode === null && (await src.query(
+    `SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1 AND r.state = 'streaming'`,
+    [env.RISKMON_SLOT])).rowCount === 1, 120_000);
 
   // Anomalies: a cancel surge on a normal and on a hot merchant for the last 50 minutes, a big merchant's volume
   // falling to 30% and another's full stop since local midnight. The live generator keeps them going.
@@ -175,6 +188,8 @@ async function main(): Promise<number> {
   await kadmin.disconnect();
   await src.end();
 
+  say('starting riskmon alerting (rules, alerts, Slack)');
+  component('alerting');
   say(`live traffic at ${tps} TPS with the same anomalies`);
   const live = riskmon(['generate', 'live', '--tps', String(tps), '--duration', String(7 * 86400), '--merchants', String(merchants), '--seed', '8', ...scenarioArgs], env, join(logDir, 'generator.log'));
   children.push(live);
@@ -192,9 +207,8 @@ async function main(): Promise<number> {
   Injected anomalies: ${scenarios.join(', ')} (aliases as the generator printed above).
   Slack messages are printed here as [slack] lines. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
 `);
-  const code = await allExit;
-  stopAll();
-  return code;
+  const codes = await Promise.all(children.map(exited));
+  return codes.some((c) => c !== 0) && !stopping ? 1 : 0;
 }
 
 main().then((code) => { process.exitCode = code; }, (err) => { console.error(`[demo] failed: ${err.message}`); process.exitCode = 1; });

@@ -1,0 +1,143 @@
+/**
+ * The whole system as an operator runs it, in separate processes: `riskmon cdc`, `riskmon aggregate`, then —
+ * once 8 days of history have passed through WAL → Kafka → Redis — `riskmon alerting` and `riskmon api`, with a
+ * local HTTP server receiving the Slack webhook. Checks that every bucket of all three tiers equals the SQL
+ * GROUP BY over the source tables, that the two injected anomalies (a hot merchant's cancel surge, a big merchant's
+ * full stop) alert, that nothing else alerts, that Slack gets each alert once, and that the REST API lists them.
+ *
+ * Scaled down (2,000 merchants, 60,000 transactions a day: the reference's transactions per merchant), with the
+ * rule thresholds a team would set for that scale: volume_drop watches merchants from 50M KRW a day, and the
+ * cancel-rate rule wants 15 cancels in the hour so small-count noise cannot fire it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBucketReader } from '../aggregator/read.ts';
+import { migrate } from '../lib/migrate.ts';
+import { DAY, HOUR, minuteStart } from '../lib/time.ts';
+import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
+import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
+import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const TZ = 'Asia/Seoul';
+const MERCHANTS = 2000;
+const TX_PER_DAY = 60_000;
+const SEED = 11;
+const API_KEY = 'e2e-admin-key-0123456789';
+
+const children: ChildProcess[] = [];
+function riskmon(cmd: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'riskmon.mjs'), cmd], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let tail = '';
+  child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
+  child.on('exit', (code) => { if (code) console.error(`riskmon ${cmd} exited ${code}: ${tail}`); });
+  children.push(child);
+  return child;
+}
+
+describe('the whole pipeline on generated history', () => {
+  const slack: { text: string; body: string }[] = [];
+  let slackServer: Server;
+  let env: NodeJS.ProcessEnv;
+  let pgUrl: string;
+  let redis: Redis;
+  let apiPort: number;
+  const now = Date.now();
+  const who = pickMerchants(SEED, MERCHANTS, TX_PER_DAY);
+
+  beforeAll(async () => {
+    const s = services();
+    pgUrl = await freshDatabase('e2e');
+    const riskUrl = await freshDatabase('e2erisk');
+    await migrate(pgUrl, 'source');
+    await ensureMerchants(pgUrl, MERCHANTS);
+    slackServer = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => { slack.push({ text: JSON.parse(body).text ?? '', body }); res.end('ok'); });
+    });
+    await new Promise<void>((r) => slackServer.listen(0, '127.0.0.1', () => r()));
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', () => r()));
+    apiPort = (free.address() as AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const name = uniqueName('e2e');
+    env = {
+      ...process.env, ...s, PG_URL: pgUrl, RISK_PG_URL: riskUrl,
+      RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`, RISKMON_GROUP: name, RISKMON_SLOT: name,
+      RISKMON_REDIS_PREFIX: name, RISKMON_TZ: TZ, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      RISKMON_SLACK_WEBHOOK_URL: `http://127.0.0.1:${(slackServer.address() as AddressInfo).port}/hook`,
+      RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'warn',
+      RISKMON_RULES: JSON.stringify({
+        version: 'e2e-1',
+        cancel_rate_spike: { minCancels: 15 },
+        volume_drop: { minDailyAmount: 50_000_000, minElapsedMinutes: 0 },
+      }),
+    };
+    redis = new Redis(s.REDIS_URL);
+
+    riskmon('cdc', env);
+    riskmon('aggregate', env);
+    const db = new pg.Client({ connectionString: pgUrl });
+    await db.connect();
+    // Capture starts when the walsender streams, not when the slot exists (cdc README).
+    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+      WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1, { timeoutMs: 90_000, message: 'cdc streaming' });
+    await db.end();
+
+    const ctx = { now, merchants: MERCHANTS, resolveAlias: (a: 'normal' | 'hot' | 'big' | 'big2') => ({ normal: who.normal, hot: who.hot, big: who.bigVolume, big2: who.bigVolumeStop })[a] };
+    await backfill(pgUrl, {
+      days: 8, end: now, seed: SEED, merchants: MERCHANTS, txPerDay: TX_PER_DAY, tz: TZ,
+      scenarios: [parseScenario('cancel_surge:hot:-50m:10', ctx), parseScenario('full_stop:big2:-24h', ctx)],
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    slackServer?.close();
+    await redis?.quit();
+  });
+
+  it('counts every row exactly: all merchants, minute, hour and day tiers equal the SQL GROUP BY', async () => {
+    const reader = createBucketReader(redis, { prefix: env.RISKMON_REDIS_PREFIX!, partitions: 12, hotShards: 8, tz: TZ });
+    const day = await sqlTruth(pgUrl, '1d', TZ);
+    const from = now - 10 * DAY;
+    const to = now + DAY;
+    await waitFor(async () => (await diffAgainstReader(reader, day, '1d', from, to)).length === 0,
+      { timeoutMs: 300_000, intervalMs: 2000, message: 'day buckets to equal the SQL truth' });
+    expect(await diffAgainstReader(reader, await sqlTruth(pgUrl, '1h', TZ), '1h', from, to)).toEqual([]);
+    // Minute buckets are kept for 2 days: compare the last 36 hours.
+    expect(await diffAgainstReader(reader, await sqlTruth(pgUrl, '1m', TZ), '1m', minuteStart(now - 36 * HOUR), to)).toEqual([]);
+  }, 420_000);
+
+  it('alerts on the two injected anomalies and nothing else, once each on Slack, listed by the API', async () => {
+    riskmon('alerting', env);
+    riskmon('api', env);
+    const base = `http://127.0.0.1:${apiPort}`;
+    const alerts = async () => {
+      const r = await fetch(`${base}/api/alerts?limit=100`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      return r.ok ? ((await r.json()) as { items: { rule: string; merchantId: string; state: string }[] }).items : [];
+    };
+    const fired = await waitFor(async () => {
+      const items = await alerts();
+      const spike = items.some((a) => a.rule === 'cancel_rate_spike' && a.merchantId === String(who.hot));
+      const drop = items.some((a) => a.rule === 'volume_drop' && a.merchantId === String(who.bigVolumeStop));
+      return spike && drop ? items : null;
+    }, { timeoutMs: 240_000, intervalMs: 1000, message: 'both alerts' });
+    // Give a false alert the chance to show up in the next closed minutes before judging "nothing else".
+    await new Promise((r) => setTimeout(r, 65_000));
+    const all = await alerts();
+    expect(all.map((a) => `${a.rule}:${a.merchantId}`).sort()).toEqual(
+      [`cancel_rate_spike:${who.hot}`, `volume_drop:${who.bigVolumeStop}`].sort());
+    expect(fired.every((a) => a.state === 'firing')).toBe(true);
+    await waitFor(() => slack.length >= 2 || null, { timeoutMs: 30_000, message: 'two Slack messages' });
+    const mentions = (id: number) => slack.filter((m) => m.body.includes(`merchants/${id}`)).length;
+    expect(mentions(who.hot)).toBe(1);
+    expect(mentions(who.bigVolumeStop)).toBe(1);
+  }, 480_000);
+});
