@@ -1,11 +1,13 @@
 -- Applies one partition's pre-aggregated chunk and advances that partition's offset, atomically.
 -- KEYS: 1 offset, 2 watermark, 3 replay lock, 4 merchant set, 5 foreign set, 6 window-index GC cursor,
---       7 last applied change position (lsn/seq), 8.. bucket hashes
+--       7 last applied change position (lsn/seq), 8 generation (bumped by every replay), 9.. bucket hashes
 -- ARGV: 1 mode (live|init|replay), 2 first offset of the chunk, 3 next offset ('' = leave), 4 lock token,
---       5 watermark candidate ('' = none), 6 window-index key prefix, 7 window minutes kept,
---       8 n hash ops, 9 position of the chunk's last change ('' = leave), then the ops: then n × (key index, field, approvals, approvedAmount, cancels, canceledAmount),
---       then n expiries: count, count × (key index, unix seconds), then merchants: count, names, then foreign: count, names
--- Returns {'ok'} | {'locked', owner} | {'offset', stored or ''}.
+--       5 watermark candidate ('' = none), 6 window-index key prefix, 7 window minutes kept, 8 n hash ops,
+--       9 position of the chunk's last change ('' = leave), 10 generation the caller's TTL record is valid for,
+--       then n ops × (key index, field, delta "a,aa" or "a,aa,c,ca"),
+--       then expiries: count, count × (key index, unix seconds) — only keys whose TTL the caller has not set yet,
+--       then merchants: count, names, then foreign merchants: count, names
+-- Returns {'ok', emptied keys…} | {'locked', owner} | {'offset', stored or ''} | {'generation', current}.
 -- Numbers stay below 2^53 and are written with %d: Lua 5.1's tostring prints large doubles as 1e+15.
 local lock = redis.call('GET', KEYS[3])
 if lock and lock ~= ARGV[4] then return {'locked', lock} end
@@ -19,29 +21,43 @@ if mode ~= 'replay' then
   end
 end
 
-local i = 10
+-- A replay deleted and rebuilt keys: the caller's record of which keys have their TTL is void.
+local gen = redis.call('GET', KEYS[8]) or ''
+if gen ~= ARGV[10] then return {'generation', gen} end
+
+local call, tonumber, find, sub, format = redis.call, tonumber, string.find, string.sub, string.format
+
+-- "a,aa" or "a,aa,c,ca" → four numbers
+local function unpack4(v)
+  local p1 = find(v, ',', 1, true)
+  local p2 = find(v, ',', p1 + 1, true)
+  if not p2 then return tonumber(sub(v, 1, p1 - 1)), tonumber(sub(v, p1 + 1)), 0, 0 end
+  local p3 = find(v, ',', p2 + 1, true)
+  return tonumber(sub(v, 1, p1 - 1)), tonumber(sub(v, p1 + 1, p2 - 1)), tonumber(sub(v, p2 + 1, p3 - 1)), tonumber(sub(v, p3 + 1))
+end
+
+local emptied = {}
+local i = 11
 local n = tonumber(ARGV[8])
 for _ = 1, n do
   local key = KEYS[tonumber(ARGV[i])]
   local field = ARGV[i + 1]
-  local a, aa, c, ca = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  i = i + 6
-  local cur = redis.call('HGET', key, field)
+  local a, aa, c, ca = unpack4(ARGV[i + 2])
+  i = i + 3
+  local cur = call('HGET', key, field)
   if cur then
-    local x1, x2, x3, x4 = string.match(cur, '^(-?%d+),(-?%d+),?(-?%d*),?(-?%d*)$')
-    a = a + tonumber(x1)
-    aa = aa + tonumber(x2)
-    if x3 ~= '' then
-      c = c + tonumber(x3)
-      ca = ca + tonumber(x4)
-    end
+    local x1, x2, x3, x4 = unpack4(cur)
+    a, aa, c, ca = a + x1, aa + x2, c + x3, ca + x4
   end
   if a == 0 and aa == 0 and c == 0 and ca == 0 then
-    if cur then redis.call('HDEL', key, field) end
+    if cur then
+      call('HDEL', key, field)
+      if call('EXISTS', key) == 0 then emptied[#emptied + 1] = key end
+    end
   elseif c == 0 and ca == 0 then
-    redis.call('HSET', key, field, string.format('%d,%d', a, aa))
+    call('HSET', key, field, format('%d,%d', a, aa))
   else
-    redis.call('HSET', key, field, string.format('%d,%d,%d,%d', a, aa, c, ca))
+    call('HSET', key, field, format('%d,%d,%d,%d', a, aa, c, ca))
   end
 end
 
@@ -85,4 +101,5 @@ end
 
 if ARGV[9] ~= '' then redis.call('SET', KEYS[7], ARGV[9]) end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
-return {'ok'}
+-- keys that lost their last field (and so their TTL): the caller must set the TTL again when they come back
+return {'ok', unpack(emptied)}

@@ -21,21 +21,31 @@ type ApplyCommand = (numKeys: number, args: string[]) => Promise<string[]>;
 
 export class Applier {
   readonly #cmd: ApplyCommand;
+  /**
+   * Keys whose TTL this process has set. A key's expiry follows from its name (period end + tier TTL), so it is set
+   * once, not on every apply (EXPIREAT was a third of the Lua time). A key that lost its last field is forgotten
+   * (apply.lua reports it); `forget()` drops everything (after a replay or a partition move).
+   */
+  #ttlSet = new Set<string>();
+  /** partition → replay generation the TTL record is valid for */
+  #generation = new Map<number, string>();
 
   constructor(redis: Redis, readonly prefix: string) {
     if (!(redis as any).riskmonApply) redis.defineCommand('riskmonApply', { lua: LUA });
     this.#cmd = (redis as any).riskmonApply.bind(redis);
   }
 
+  forget(): void { this.#ttlSet.clear(); }
+
   async apply(p: number, plan: Plan, o: { mode: ApplyMode; first: string; next: string; lockToken?: string; windowKeepMinutes: number }): Promise<ApplyResult> {
     const { prefix } = this;
     const ks = [
       keys.offset(prefix, p), keys.watermark(prefix, p), keys.lock(prefix, p),
-      keys.merchants(prefix, p), keys.foreign(prefix, p), keys.windowGc(prefix, p), keys.position(prefix, p),
+      keys.merchants(prefix, p), keys.foreign(prefix, p), keys.windowGc(prefix, p), keys.position(prefix, p), keys.generation(prefix, p),
     ];
     const args: string[] = [
       o.mode, o.first, o.next, o.lockToken ?? '', plan.watermark === null ? '' : String(plan.watermark),
-      keys.windowPrefix(prefix, p), String(o.windowKeepMinutes), '0', plan.position ?? '',
+      keys.windowPrefix(prefix, p), String(o.windowKeepMinutes), '0', plan.position ?? '', this.#generation.get(p) ?? '',
     ];
     let ops = 0;
     const exp: string[] = [];
@@ -44,10 +54,10 @@ export class Applier {
       const idx = String(ks.length);
       for (const [field, d] of fields) {
         if (d.a === 0 && d.aa === 0n && d.c === 0 && d.ca === 0n) continue;
-        args.push(idx, field, String(d.a), d.aa.toString(), String(d.c), d.ca.toString());
+        args.push(idx, field, d.c === 0 && d.ca === 0n ? `${d.a},${d.aa}` : `${d.a},${d.aa},${d.c},${d.ca}`);
         ops++;
       }
-      exp.push(idx, String(Math.ceil(plan.expires.get(key)! / 1000)));
+      if (!this.#ttlSet.has(key)) exp.push(idx, String(Math.ceil(plan.expires.get(key)! / 1000)));
     }
     args[7] = String(ops);
     args.push(String(exp.length / 2));
@@ -57,8 +67,18 @@ export class Applier {
     args.push(String(plan.foreign.size));
     for (const m of plan.foreign) args.push(m);
     // ioredis flattens the array: one call, however many arguments (no spread into the call stack)
-    const [status, arg] = await this.#cmd(ks.length, ks.concat(args));
-    if (status === 'ok') return { status };
+    const [status, arg, ...more] = await this.#cmd(ks.length, ks.concat(args));
+    if (status === 'ok') {
+      if (this.#ttlSet.size > 2_000_000) this.#ttlSet.clear();
+      for (const key of plan.expires.keys()) this.#ttlSet.add(key);
+      if (arg !== undefined) for (const key of [arg, ...more]) this.#ttlSet.delete(key);
+      return { status };
+    }
+    if (status === 'generation') {
+      this.#generation.set(p, arg);
+      this.forget();
+      return this.apply(p, plan, o);
+    }
     if (status === 'locked') return { status, owner: arg };
     return { status: 'offset', stored: arg === '' ? null : arg };
   }

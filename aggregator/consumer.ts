@@ -57,7 +57,9 @@ export class AggregatorService implements Service {
     try {
       await this.#waitForTopic();
       if (!this.#state.shouldRun()) return;
-      this.#producer = this.#kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+      await this.#ensureDeadLetterTopic();
+      // idempotent: a retried send (leader moved) must not write a dead letter twice
+      this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await this.#producer.connect();
       const consumer = (this.#consumer = this.#kafka.consumer({
         groupId: cfg.group, maxBytesPerPartition: 2 << 20, maxWaitTimeInMs: 100, sessionTimeout: 30_000, heartbeatInterval: 3_000,
@@ -107,6 +109,14 @@ export class AggregatorService implements Service {
       if (attempt % 30 === 0) this.log.info({ topic: cfg.topic }, 'waiting for the cdc to create the topic');
       await this.#state.sleep(1000);
     }
+  }
+
+  async #ensureDeadLetterTopic(): Promise<void> {
+    const topic = this.cfg.dlqTopic;
+    if ((await this.#admin!.listTopics()).includes(topic)) return;
+    await this.#admin!.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }).catch((err) => {
+      this.log.warn({ err, topic }, 'could not create the dead-letter topic (it may exist already)');
+    });
   }
 
   async #lowWatermark(p: number): Promise<bigint> {

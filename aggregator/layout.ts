@@ -35,6 +35,8 @@ export const keys = {
   windowGc: (prefix: string, p: number) => `${partitionTag(prefix, p)}:xmgc`,
   /** (lsn/seq) of the last row change applied: a re-published copy of a change is skipped */
   position: (prefix: string, p: number) => `${partitionTag(prefix, p)}:pos`,
+  /** bumped by every replay: aggregators drop what they remember about keys' TTLs */
+  generation: (prefix: string, p: number) => `${partitionTag(prefix, p)}:gen`,
   /** prefix of the all-merchants minute index keys; the Lua GC appends the minute number */
   windowPrefix: (prefix: string, p: number) => `${partitionTag(prefix, p)}:xm:`,
   window: (prefix: string, p: number, minuteNo: number) => `${partitionTag(prefix, p)}:xm:${minuteNo}`,
@@ -50,6 +52,7 @@ export const keys = {
  */
 export class DayClock {
   readonly #cache = new Map<number, number>(); // hour start → day start, or -1 when the hour spans two days
+  readonly #dayNo = new Map<number, number>(); // day start → local date number
   constructor(readonly tz: string) {}
 
   dayStart(ms: number): number {
@@ -66,7 +69,13 @@ export class DayClock {
 
   /** Local date number of the day starting at `start` (a value of dayStart). */
   localDayOfStart(start: number): number {
-    return Math.round((start + tzOffsetMs(start + HOUR, this.tz)) / DAY);
+    let n = this.#dayNo.get(start);
+    if (n === undefined) {
+      n = Math.round((start + tzOffsetMs(start + HOUR, this.tz)) / DAY);
+      if (this.#dayNo.size > 10_000) this.#dayNo.clear();
+      this.#dayNo.set(start, n);
+    }
+    return n;
   }
 
   localDay(ms: number): number {

@@ -156,7 +156,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
       // 6. the partition continues after what the replay applied
       const stored = parsePosition(posRaw);
       const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
-      const tx = redis.multi().set(keys.offset(prefix, p), high.toString());
+      const tx = redis.multi().set(keys.offset(prefix, p), high.toString()).incr(keys.generation(prefix, p));
       if (finalPos) tx.set(keys.position(prefix, p), formatPosition(finalPos));
       await tx.exec();
     });
