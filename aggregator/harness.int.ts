@@ -43,7 +43,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string } = {}): Promise<Harness> {
+export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string; createTopic?: boolean } = {}): Promise<Harness> {
   const s = services();
   const partitions = opts.partitions ?? 6;
   const hotShards = opts.hotShards ?? 4;
@@ -62,7 +62,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     RISKMON_LOG_LEVEL: process.env.RISKMON_LOG_LEVEL ?? 'warn', RISKMON_AGG_CHUNK: '500',
   };
   const kafka = testKafka(s.KAFKA_BROKERS);
-  await createTopic(kafka, topic, partitions);
+  if (opts.createTopic !== false) await createTopic(kafka, topic, partitions);
   const producer = testProducer(kafka);
   await producer.connect();
   const redis = new Redis(s.REDIS_URL);
