@@ -2,11 +2,13 @@
  * cancel_rate_spike (DESIGN.md "Rules"): rate_W = cancels_W / approvals_W over the window W of the last
  * `windowMinutes` closed minutes ending with M; baseline = cancels / approvals summed over the baseline days (the
  * full local days before today). Fires when rate_W ≥ multiplier × baseline, with guards on the activity in W and
- * on the history. A baseline rate of 0 (no cancel in the whole history) makes any guarded cancel wave fire.
+ * on the history, and a significance guard (`maxPValue`): at the DESIGN guards alone (5 cancels where 2 were
+ * expected) plain Poisson noise fires for a few of every few hundred merchants each hour. A baseline rate of 0 (no cancel in the whole history) makes any guarded cancel wave fire.
  */
 import type { Totals } from '../../lib/buckets.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
+import { poissonTail } from './poisson.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface CancelRateInput {
@@ -61,6 +63,9 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
       reason: `too little history: needs at least ${p.minBaselineApprovals} approvals over the baseline days`,
     }, evidence);
   }
-  const breach = rate >= threshold;
-  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, evidence);
+  const expected = w.approvals * baselineRate;
+  const pValue = rate >= threshold ? poissonTail(w.cancels, expected) : 1;
+  const breach = rate >= threshold && pValue < p.maxPValue;
+  const withP = () => ({ ...evidence(), expectedCancels: expected, pValue, maxPValue: p.maxPValue });
+  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, withP);
 }

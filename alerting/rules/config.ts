@@ -16,6 +16,11 @@ export interface CancelRateSpikeParams {
   minApprovals: number;
   minCancels: number;
   minBaselineApprovals: number;
+  /**
+   * Significance guard: fire only when at least cancels_W cancels would happen by chance with probability below
+   * this, if the merchant still cancelled at its baseline rate (Poisson tail). 1 turns the guard off.
+   */
+  maxPValue: number;
 }
 
 export interface VolumeDropParams {
@@ -45,7 +50,7 @@ export interface RulesConfig {
 export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
   windowMinutes: 60,
   baselineDays: 7,
-  cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100 },
+  cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100, maxPValue: 1e-4 },
   volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000 },
   lifecycle: { resolveAfterMinutes: 5, renotifyMinutes: 60 },
   overrides: {},
@@ -58,6 +63,7 @@ const CANCEL_FIELDS: Record<keyof CancelRateSpikeParams, Field> = {
   minApprovals: { min: 0, max: 1e9, int: true },
   minCancels: { min: 0, max: 1e9, int: true },
   minBaselineApprovals: { min: 0, max: 1e12, int: true },
+  maxPValue: { min: 0, max: 1, int: false },
 };
 const VOLUME_FIELDS: Record<keyof VolumeDropParams, Field> = {
   enabled: 'bool',

@@ -14,9 +14,20 @@ function cancelInput(window: Totals, baseline: Totals | undefined): CancelRateIn
 
 describe('cancel_rate_spike', () => {
   const p = rules.cancel_rate_spike;
-  it('fires at twice the baseline rate and not below', () => {
-    expect(evaluateCancelRateSpike(cancelInput(t(100, 10), t(1000, 50)), p, 'v').status).toBe('breach'); // 10% ≥ 2×5%
-    expect(evaluateCancelRateSpike(cancelInput(t(100, 9), t(1000, 50)), p, 'v').status).toBe('clear');
+  it('fires at twice the baseline rate and not below (significance guard off: the DESIGN.md semantics)', () => {
+    const plain = { ...p, maxPValue: 1 };
+    expect(evaluateCancelRateSpike(cancelInput(t(100, 10), t(1000, 50)), plain, 'v').status).toBe('breach'); // 10% ≥ 2×5%
+    expect(evaluateCancelRateSpike(cancelInput(t(100, 9), t(1000, 50)), plain, 'v').status).toBe('clear');
+  });
+  it('does not fire on a doubling that chance explains, and fires on a real surge', () => {
+    // 5 cancels where 2 were expected: twice the rate, but 5% of merchants show that by luck every hour.
+    const luck = evaluateCancelRateSpike(cancelInput(t(40, 5), t(2000, 100)), p, 'v');
+    expect(luck).toMatchObject({ status: 'clear', condition: false });
+    expect((luck.evidence as { pValue: number }).pValue).toBeGreaterThan(0.01);
+    // A hot merchant's surge: 110 cancels where 21 were expected.
+    const surge = evaluateCancelRateSpike(cancelInput(t(497, 110), t(76747, 3294)), p, 'v');
+    expect(surge.status).toBe('breach');
+    expect((surge.evidence as { pValue: number }).pValue).toBeLessThan(1e-30);
   });
   it('a small noisy merchant is not evaluated: too little activity', () => {
     const e = evaluateCancelRateSpike(cancelInput(t(19, 10), t(1000, 10)), p, 'v');
