@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
 import { migrate } from '../lib/migrate.ts';
+import { pickMerchants } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack-lib.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -164,7 +165,9 @@ async function main(): Promise<number> {
 
   // Anomalies: a cancel surge on a normal and on a hot merchant for the last 50 minutes, a big merchant's volume
   // falling to 30% and another's full stop since local midnight. The live generator keeps them going.
-  const scenarios = ['cancel_surge:normal:-50m', 'cancel_surge:hot:-50m', 'volume_drop:big:-24h', 'full_stop:big2:-24h'];
+  // Merchants are named by id (not alias) so the backfill and the live run surely pick the same ones.
+  const who = pickMerchants(7, merchants, txPerDay);
+  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:-24h`, `full_stop:${who.bigVolumeStop}:-24h`];
   const scenarioArgs = scenarios.flatMap((s) => ['--scenario', s]);
   say(`loading 8 days of history (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
   const backfill = riskmon(['generate', 'backfill', '--days', '8', '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', ...scenarioArgs], env, null);
@@ -191,7 +194,7 @@ async function main(): Promise<number> {
   say('starting riskmon alerting (rules, alerts, Slack)');
   component('alerting');
   say(`live traffic at ${tps} TPS with the same anomalies`);
-  const live = riskmon(['generate', 'live', '--tps', String(tps), '--duration', String(7 * 86400), '--merchants', String(merchants), '--seed', '8', ...scenarioArgs], env, join(logDir, 'generator.log'));
+  const live = riskmon(['generate', 'live', '--tps', String(tps), '--duration', String(7 * 86400), '--merchants', String(merchants), '--seed', '7', ...scenarioArgs], env, join(logDir, 'generator.log'));
   children.push(live);
 
   console.log(`
@@ -204,7 +207,9 @@ async function main(): Promise<number> {
     status      PG_URL=${pgUrl} KAFKA_BROKERS=${stack.KAFKA_BROKERS} REDIS_URL=${stack.REDIS_URL} RISK_PG_URL=${riskPgUrl} RISKMON_SLOT=${env.RISKMON_SLOT} RISKMON_GROUP=${env.RISKMON_GROUP} RISKMON_TOPIC=${env.RISKMON_TOPIC} RISKMON_REDIS_PREFIX=${env.RISKMON_REDIS_PREFIX} npx riskmon status
     logs        ${logDir}
 
-  Injected anomalies: ${scenarios.join(', ')} (aliases as the generator printed above).
+  Injected anomalies (they should alert, and nothing else):
+    cancel_rate_spike  merchant ${who.normal} (a normal merchant, cancels ×10 for the last 50 min) and ${who.hot} (a hot merchant, ×6)
+    volume_drop        merchant ${who.bigVolume} (≥ 1B KRW a day, at 30% since midnight) and ${who.bigVolumeStop} (full stop)
   Slack messages are printed here as [slack] lines. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
 `);
   const codes = await Promise.all(children.map(exited));
