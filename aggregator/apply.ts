@@ -23,8 +23,8 @@ export class Applier {
   readonly #cmd: ApplyCommand;
   /**
    * Keys whose TTL this process has set. A key's expiry follows from its name (period end + tier TTL), so it is set
-   * once, not on every apply (EXPIREAT was a third of the Lua time). A key that lost its last field is forgotten
-   * (apply.lua reports it); `forget()` drops everything (after a replay or a partition move).
+   * once, not on every apply (EXPIREAT was a third of the Lua time). Fields are only ever incremented, so a key
+   * never empties and loses its TTL; `forget()` drops everything (after a replay or a partition move).
    */
   #ttlSet = new Set<string>();
   /** partition → replay generation the TTL record is valid for */
@@ -45,21 +45,25 @@ export class Applier {
     ];
     const args: string[] = [
       o.mode, o.first, o.next, o.lockToken ?? '', plan.watermark === null ? '' : String(plan.watermark),
-      keys.windowPrefix(prefix, p), String(o.windowKeepMinutes), '0', plan.position ?? '', this.#generation.get(p) ?? '',
+      keys.windowPrefix(prefix, p), String(o.windowKeepMinutes), plan.position ?? '', this.#generation.get(p) ?? '',
     ];
-    let ops = 0;
+    // four op lists (see apply.lua): tier approvals, tier cancels, window approvals, window cancels
+    const lists: string[][] = [[], [], [], []];
     const exp: string[] = [];
     for (const [key, fields] of plan.hashes) {
       ks.push(key);
       const idx = String(ks.length);
+      const w = key.includes(':xm:') ? 2 : 0;
       for (const [field, d] of fields) {
-        if (d.a === 0 && d.aa === 0n && d.c === 0 && d.ca === 0n) continue;
-        args.push(idx, field, d.c === 0 && d.ca === 0n ? `${d.a},${d.aa}` : `${d.a},${d.aa},${d.c},${d.ca}`);
-        ops++;
+        if (d.a !== 0 || d.aa !== 0n) lists[w].push(idx, field, String(d.a), d.aa.toString());
+        if (d.c !== 0 || d.ca !== 0n) lists[w + 1].push(idx, field, String(d.c), d.ca.toString());
       }
       if (!this.#ttlSet.has(key)) exp.push(idx, String(Math.ceil(plan.expires.get(key)! / 1000)));
     }
-    args[7] = String(ops);
+    for (const l of lists) {
+      args.push(String(l.length / 4));
+      for (const x of l) args.push(x);
+    }
     args.push(String(exp.length / 2));
     for (const x of exp) args.push(x);
     args.push(String(plan.merchants.size));
@@ -67,11 +71,10 @@ export class Applier {
     args.push(String(plan.foreign.size));
     for (const m of plan.foreign) args.push(m);
     // ioredis flattens the array: one call, however many arguments (no spread into the call stack)
-    const [status, arg, ...more] = await this.#cmd(ks.length, ks.concat(args));
+    const [status, arg] = await this.#cmd(ks.length, ks.concat(args));
     if (status === 'ok') {
       if (this.#ttlSet.size > 2_000_000) this.#ttlSet.clear();
       for (const key of plan.expires.keys()) this.#ttlSet.add(key);
-      if (arg !== undefined) for (const key of [arg, ...more]) this.#ttlSet.delete(key);
       return { status };
     }
     if (status === 'generation') {

@@ -70,6 +70,9 @@ export class AggregatorService implements Service {
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         const parts = e.payload.memberAssignment[cfg.topic] ?? [];
         log.info({ partitions: parts }, 'partitions assigned');
+        // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
+        this.#known.clear();
+        this.#applier.forget();
         void this.#seekToStored(parts).catch((err) => log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct'));
       });
       const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {

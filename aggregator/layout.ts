@@ -3,17 +3,16 @@
  * shared by the writer (the Lua apply) and the reader. Every key carries the hash tag `{p<N>}` of the Kafka
  * partition whose messages wrote it, so one partition's apply touches one Redis Cluster slot.
  *
- *   <P>:{pN}:m:<merchant>:<localDay>:<q>   hash  minute-of-local-day → packed   (quarter q = 6 h of the local day)
- *   <P>:{pN}:h:<merchant>:<hour div 120>   hash  hour mod 120 → packed          (UTC hours, 5-day blocks)
- *   <P>:{pN}:d:<merchant>:<localDay div 100> hash localDay mod 100 → packed
- *   <P>:{pN}:xm:<minute>                   hash  merchant → packed               (all merchants of one minute)
+ *   <P>:{pN}:m:<merchant>:<localDay>:<q>   hash  minute-of-local-day ×4 + kind  (quarter q = 6 h of the local day)
+ *   <P>:{pN}:h:<merchant>:<hour div 120>   hash  (hour mod 120) ×4 + kind      (UTC hours, 5-day blocks)
+ *   <P>:{pN}:d:<merchant>:<localDay div 100> hash (localDay mod 100) ×4 + kind
+ *   <P>:{pN}:xm:<minute>                   hash  kind + ':' + merchant           (all merchants of one minute)
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
  *
- * Hash sizes stay ≤ 128 fields for all but the very hottest merchants (6 h of minutes = 360 possible fields, but a
- * merchant rarely has 128 active minutes in one partition), so Redis keeps them in its compact listpack encoding.
- * Packed value: "approvals,approvedAmount" or, when there are cancels, "approvals,approvedAmount,cancels,canceledAmount".
+ * kind: 0 approvals, 1 approved amount, 2 cancels, 3 canceled amount (fields of a kind never written are absent).
+ * Most hashes stay small enough for Redis's compact listpack encoding; see README "Redis layout".
  */
 import { DAY, HOUR, MINUTE, tzOffsetMs, dayStart as slowDayStart } from '../lib/time.ts';
 import type { Totals } from '../lib/buckets.ts';
@@ -110,37 +109,27 @@ export function slotsOf(minuteMs: number, clock: DayClock): Slots {
   };
 }
 
-// ---- packed values -------------------------------------------------------------------------------------------
+// ---- bucket fields ---------------------------------------------------------------------------------------------
+// A bucket is four integer fields of its tier hash: slot*4 + 0 approvals, +1 approved amount, +2 cancels,
+// +3 canceled amount (slot = minute of the local day, hour mod 120, local day mod 100). Redis increments them with
+// HINCRBY (exact 64-bit integers) and keeps small integers compactly in listpacks. In the window index the fields
+// are 'n:'|'a:'|'c:'|'x:' + merchant. Fields of a bucket that a DELETE zeroed stay as "0".
 
-export function packTotals(t: Totals): string {
-  return t.cancels === 0 && t.canceledAmount === 0n
-    ? `${t.approvals},${t.approvedAmount}`
-    : `${t.approvals},${t.approvedAmount},${t.cancels},${t.canceledAmount}`;
+export const FIELD_KINDS = 4;
+
+/** Adds field `k` (0..3) with value `v` into `into`. */
+export function addField(into: Totals, k: number, v: string): void {
+  if (k === 0) into.approvals += Number(v);
+  else if (k === 1) into.approvedAmount += BigInt(v);
+  else if (k === 2) into.cancels += Number(v);
+  else into.canceledAmount += BigInt(v);
 }
 
-export function unpackTotals(v: string): Totals {
-  const parts = v.split(',');
-  return {
-    approvals: Number(parts[0]),
-    approvedAmount: BigInt(parts[1]),
-    cancels: parts.length > 2 ? Number(parts[2]) : 0,
-    canceledAmount: parts.length > 2 ? BigInt(parts[3]) : 0n,
-  };
-}
+const WINDOW_KIND: Record<string, number> = { n: 0, a: 1, c: 2, x: 3 };
 
-/** Adds a packed value into `into` (no allocation of an intermediate Totals). */
-export function addPacked(into: Totals, v: string): void {
-  const c1 = v.indexOf(',');
-  const c2 = v.indexOf(',', c1 + 1);
-  into.approvals += Number(v.slice(0, c1));
-  if (c2 < 0) {
-    into.approvedAmount += BigInt(v.slice(c1 + 1));
-    return;
-  }
-  const c3 = v.indexOf(',', c2 + 1);
-  into.approvedAmount += BigInt(v.slice(c1 + 1, c2));
-  into.cancels += Number(v.slice(c2 + 1, c3));
-  into.canceledAmount += BigInt(v.slice(c3 + 1));
+/** Splits a window-index field into (merchant, kind). */
+export function windowField(f: string): [string, number] {
+  return [f.slice(2), WINDOW_KIND[f[0]]];
 }
 
 // ---- retention -----------------------------------------------------------------------------------------------

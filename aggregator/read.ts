@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { addTotals, emptyTotals, isEmpty, type BucketReader, type Point, type Step, type Totals } from '../lib/buckets.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import { HOUR, MINUTE } from '../lib/time.ts';
-import { addPacked, DAY_BLOCK, DayClock, HOUR_BLOCK, keys, QUARTER_MINUTES } from './layout.ts';
+import { addField, DAY_BLOCK, DayClock, FIELD_KINDS, HOUR_BLOCK, keys, QUARTER_MINUTES, windowField } from './layout.ts';
 
 export interface ReaderOptions {
   prefix: string;
@@ -42,8 +42,8 @@ async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
   return out;
 }
 
-/** A key with its fields decoded to bucket start times, for one (partition, merchant) tier read. */
-interface KeyRead { key: string; timeOf: (field: string) => number }
+/** A tier key with its slots (field div 4) decoded to bucket start times, for one (partition, merchant) read. */
+interface KeyRead { key: string; timeOf: (slot: number) => number }
 
 export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader {
   const { prefix, partitions, hotShards } = opts;
@@ -76,27 +76,27 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
         for (let q = 0; ds + q * QUARTER_MINUTES * MINUTE < next; q++) {
           const qs = ds + q * QUARTER_MINUTES * MINUTE;
           if (qs + QUARTER_MINUTES * MINUTE <= from || qs >= to) continue;
-          reads.push({ key: keys.minute(prefix, p, m, day, q), timeOf: (f) => ds + Number(f) * MINUTE });
+          reads.push({ key: keys.minute(prefix, p, m, day, q), timeOf: (slot) => ds + slot * MINUTE });
         }
       }
     } else if (step === '1h') {
       for (let b = Math.floor(from / HOUR / HOUR_BLOCK); b <= Math.floor((to - 1) / HOUR / HOUR_BLOCK); b++) {
-        reads.push({ key: keys.hour(prefix, p, m, b), timeOf: (f) => (b * HOUR_BLOCK + Number(f)) * HOUR });
+        reads.push({ key: keys.hour(prefix, p, m, b), timeOf: (slot) => (b * HOUR_BLOCK + slot) * HOUR });
       }
     } else {
       for (let b = Math.floor(clock.localDay(from) / DAY_BLOCK); b <= Math.floor(clock.localDay(to - 1) / DAY_BLOCK); b++) {
-        reads.push({ key: keys.day(prefix, p, m, b), timeOf: (f) => clock.startOfLocalDay(b * DAY_BLOCK + Number(f)) });
+        reads.push({ key: keys.day(prefix, p, m, b), timeOf: (slot) => clock.startOfLocalDay(b * DAY_BLOCK + slot) });
       }
     }
     return reads;
   }
 
   /**
-   * Reads (merchant, partitions) pairs at `step` over [from, to) and hands every packed bucket to `visit`.
-   * One HGETALL per key; the hashes are small (≤ 360 / 120 / 100 fields).
+   * Reads (merchant, partitions) pairs at `step` over [from, to) and hands every bucket field to `visit`.
+   * One HGETALL per key; the hashes are small (≤ 4 × 360 / 120 / 100 fields).
    */
   async function scan(pairs: [string, number[]][], from: number, to: number, step: Step,
-    visit: (merchant: string, t: number, packed: string) => void): Promise<void> {
+    visit: (merchant: string, t: number, kind: number, value: string) => void): Promise<void> {
     if (to <= from) return;
     const cmds: Cmd[] = [];
     const meta: [string, KeyRead][] = [];
@@ -109,17 +109,18 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     res.forEach((h, i) => {
       const [m, r] = meta[i];
       for (const f in h) {
-        const t = r.timeOf(f);
-        if (t >= from && t < to) visit(m, t, h[f]);
+        const n = Number(f);
+        const t = r.timeOf(Math.floor(n / FIELD_KINDS));
+        if (t >= from && t < to) visit(m, t, n % FIELD_KINDS, h[f]);
       }
     });
   }
 
   function accumulate(into: Map<string, Totals>) {
-    return (m: string, _t: number, v: string) => {
+    return (m: string, _t: number, kind: number, v: string) => {
       let t = into.get(m);
       if (!t) into.set(m, (t = emptyTotals()));
-      addPacked(t, v);
+      addField(t, kind, v);
     };
   }
 
@@ -140,10 +141,10 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     async series(merchantId, fromMs, toMs, step) {
       const ps = (await partitionsOf([merchantId])).get(merchantId)!;
       const byT = new Map<number, Totals>();
-      await scan([[merchantId, ps]], fromMs, toMs, step, (_m, t, v) => {
+      await scan([[merchantId, ps]], fromMs, toMs, step, (_m, t, kind, v) => {
         let x = byT.get(t);
         if (!x) byT.set(t, (x = emptyTotals()));
-        addPacked(x, v);
+        addField(x, kind, v);
       });
       const points: Point[] = [];
       for (const [t, x] of byT) if (!isEmpty(x)) points.push({ t, ...x });
@@ -159,7 +160,12 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
           for (const p of allPartitions) cmds.push(['hgetall', keys.window(prefix, p, Math.floor(t / MINUTE))]);
         }
         const add = accumulate(out);
-        for (const h of (await run(redis, cmds)) as Record<string, string>[]) for (const m in h) add(m, 0, h[m]);
+        for (const h of (await run(redis, cmds)) as Record<string, string>[]) {
+          for (const f in h) {
+            const [m, kind] = windowField(f);
+            add(m, 0, kind, h[f]);
+          }
+        }
         return dropEmpty(out);
       }
       // Every partition's merchants, each read from that partition only: a merchant's shards and foreign

@@ -215,11 +215,11 @@ async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: D
         } else if (kind === 'h') {
           const block = Number(parts_[parts_.length - 1]);
           if (block * HOUR_BLOCK >= fromHour) tx.del(key);
-          else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range(fromHour - block * HOUR_BLOCK, HOUR_BLOCK));
+          else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
         } else if (kind === 'd') {
           const block = Number(parts_[parts_.length - 1]);
           if (block * DAY_BLOCK >= fromDay) tx.del(key);
-          else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range(fromDay - block * DAY_BLOCK, DAY_BLOCK));
+          else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
         }
       }
       await tx.exec();

@@ -78,12 +78,16 @@ function freePort(): Promise<number> {
 async function privateRedis(): Promise<{ url: string; stop: () => void } | null> {
   const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', '0'], { stdio: 'ignore' });
-  const ok = await new Promise<boolean>((resolve) => {
-    child.on('error', () => resolve(false));
-    const r = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: (n) => (n > 50 ? null : 100) });
-    r.connect().then(() => { r.disconnect(); resolve(true); }, () => resolve(false));
-  });
-  if (!ok) return null;
+  let failed = false;
+  child.on('error', () => { failed = true; });
+  let ok = false;
+  for (let i = 0; i < 50 && !failed && !ok; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => { sock.end(); resolve(true); }).on('error', () => resolve(false));
+    });
+  }
+  if (!ok) { child.kill(); return null; }
   return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
 }
 
@@ -98,7 +102,7 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const producer = kafka.producer();
   await producer.connect();
-  // ~1.05M changes: the last 8 hours of a 3M/day reference day, each payment and cancel its own transaction
+  // ≥ 1M changes of a 3M/day reference day, each payment and cancel its own transaction
   const w = new Workload();
   const now = Date.now();
   let lsn = 0x1000000n;
@@ -122,7 +126,12 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
     total++;
   };
   const txs: { commit: number; e: RowChange }[] = [];
-  w.run(now - 8 * HOUR, now, (t) => {
+  // the most recent stretch of the reference day holding ≥ 1M changes (payments + ~3% cancels)
+  let from = minuteStart(now);
+  for (let expected = 0; expected < 1_030_000; from -= MINUTE) {
+    expected += (TX_PER_DAY / 1440) * curveAtMinuteOfDay(Math.floor((((from + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE)) * 1.03;
+  }
+  w.run(from, now, (t) => {
     const late = w.rng.next() < 0.02 ? w.rng.int(120_000) : w.rng.int(2000);
     txs.push({ commit: t.at + late, e: { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payments', op: 'insert', old: null,
       row: { payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.amount), approved_at: new Date(t.at).toISOString() } } });
@@ -174,6 +183,7 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   const secs = (Date.now() - t1) / 1000;
   readHwm();
   child.kill('SIGTERM');
+  await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
   out.replay_changes_per_s = Math.round(total / secs);
   out.aggregator_peak_rss_bytes = hwm;
   console.error(`   applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
@@ -189,6 +199,7 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   }
   out.rules_window_read_ms = Math.round(median(times) * 10) / 10;
   out.rules_window_merchants = merchants;
+  console.error(`   rules window read (60 min, ${merchants} merchants): ${out.rules_window_read_ms} ms`);
   const day = new DayClock(TZ).dayStart(now);
   const base: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -198,6 +209,7 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   }
   out.rules_baseline_read_ms = Math.round(median(base));
   out.rules_baseline_merchants = merchants;
+  console.error(`   rules baseline read (7 days at 1d, ${merchants} merchants): ${out.rules_baseline_read_ms} ms`);
   // clean up this run's keys and topic (shared stack)
   let cursor = '0';
   do {
@@ -224,6 +236,7 @@ async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Pr
   let facts = 0;
   // one simulated hour at a time: pre-aggregated per partition, as the aggregator's chunks are
   for (let h = now - 8 * DAY; h < now; h += HOUR) {
+    if ((now - h) % DAY < HOUR) console.error(`   8 days: day ${Math.round(8 - (now - h) / DAY) + 1}, ${facts} facts so far, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
     w.run(h, Math.min(now, h + HOUR), (t) => {
       const m = String(t.merchant);
