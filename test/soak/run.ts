@@ -1,0 +1,292 @@
+/**
+ * The soak: the whole system as separate processes on a stack of its own, under live load with bursts, late rows,
+ * two injected anomalies and (where a time zone allows) a midnight crossing, while every component is SIGKILLed and
+ * restarted and Kafka, Redis and PostgreSQL are restarted. Then it checks what must hold after any of that:
+ * - every bucket of every merchant (1m over the last 36 h, 1h, 1d) equals the SQL GROUP BY over the source;
+ * - each injected anomaly raised exactly one alert, nothing else alerted, and Slack got each alert exactly once;
+ * - nothing is left unacknowledged: the slot's confirmed_flush_lsn reaches the WAL position taken after the load
+ *   stopped and its lag returns to ~0, the consumer group's lag is 0, and the dead-letter topic is empty.
+ *
+ * Used by test/soak.int.test.ts (a few minutes, in `npm test`) and scripts/soak.ts (the long form).
+ * The stack lives in `dir` and is restarted here, so it must never be the shared development or test stack.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createBucketReader } from '../../aggregator/read.ts';
+import { migrate } from '../../lib/migrate.ts';
+import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
+import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../../scripts/generate/index.ts';
+import { restartService, stackDown, stackUp, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { diffAgainstReader, sqlTruth } from '../helpers/truth.ts';
+import { Fleet, type Component } from './fleet.ts';
+import { zoneWithMidnight } from './midnight.ts';
+import { Traffic } from './traffic.ts';
+
+export interface SoakOptions {
+  /** Length of the live phase (faults happen inside it). */
+  minutes: number;
+  tps: number;
+  burstTps: number;
+  /** Data folder of the soak's own stack. */
+  dir: string;
+  merchants?: number;
+  txPerDay?: number;
+  seed?: number;
+  /** Leave the stack running afterwards (default: stop it). */
+  keepStack?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface SoakCheck { name: string; ok: boolean; detail: string }
+export interface SoakResult {
+  ok: boolean;
+  checks: SoakCheck[];
+  faults: { at: string; what: string; tookMs: number }[];
+  figures: Record<string, unknown>;
+  logDir: string;
+}
+
+const API_KEY = 'soak-admin-key-0123456789';
+const SERVICES_OF_STACK = ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL'] as const;
+type Fault = { kind: 'kill'; target: Component } | { kind: 'restart'; target: ServiceName };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | null | false | undefined>, intervalMs = 1000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) { last = err; }
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${Math.round(timeoutMs / 1000)} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await sleep(intervalMs);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
+  const log = opts.log ?? ((l: string) => console.log(`[soak] ${l}`));
+  const merchants = opts.merchants ?? 2000;
+  const txPerDay = opts.txPerDay ?? 60_000;
+  const seed = opts.seed ?? 11;
+  const t0 = Date.now();
+  const checks: SoakCheck[] = [];
+  const faults: SoakResult['faults'] = [];
+  const figures: Record<string, unknown> = { minutes: opts.minutes, tps: opts.tps, burstTps: opts.burstTps, merchants, txPerDay };
+  const runId = new Date(t0).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  const logDir = join(opts.dir, 'soak-logs', runId);
+
+  // A midnight a little after the live phase starts (setup takes ~2 minutes), in the zone all parts will use.
+  const liveFrom = t0 + 3 * MINUTE;
+  const liveTo = liveFrom + opts.minutes * MINUTE;
+  const zone = zoneWithMidnight(liveFrom + 30_000, liveTo - 60_000, liveFrom + (liveTo - liveFrom) * 0.4);
+  const tz = zone?.tz ?? 'Asia/Seoul';
+  figures.tz = tz;
+  figures.midnight = zone ? new Date(zone.midnight).toISOString() : null;
+  log(zone ? `time zone ${tz}: local midnight at ${figures.midnight}` : `no zone has its midnight inside the live phase; using ${tz}`);
+
+  // Our own stack: URLs in this process's environment (a test run's stack) must not be taken as external.
+  const stackInputEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of SERVICES_OF_STACK) delete stackInputEnv[k];
+  const stack: StackEnv = await stackUp({ dir: opts.dir, env: stackInputEnv, log: (l) => log(`stack: ${l}`) });
+  figures.stackUpS = (Date.now() - t0) / 1000;
+
+  const fleet = new Fleet(logDir, log);
+  const slack: string[] = [];
+  let slackServer: Server | null = null;
+  let redis: Redis | null = null;
+  let traffic: Traffic | null = null;
+  try {
+    // Fresh databases per run, so a kept stack can be reused.
+    const admin = new pg.Client({ connectionString: withDatabase(stack.PG_URL, 'postgres') });
+    await admin.connect();
+    const srcDb = `soak_${runId}`;
+    const riskDb = `soak_risk_${runId}`;
+    await admin.query(`CREATE DATABASE ${srcDb}`);
+    await admin.query(`CREATE DATABASE ${riskDb}`);
+    await admin.end();
+    const pgUrl = withDatabase(stack.PG_URL, srcDb);
+    const riskUrl = withDatabase(stack.PG_URL, riskDb);
+    await migrate(pgUrl, 'source');
+    await ensureMerchants(pgUrl, merchants);
+
+    slackServer = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => { slack.push(body); res.end('ok'); });
+    });
+    await new Promise<void>((r) => slackServer!.listen(0, '127.0.0.1', () => r()));
+    const apiPort = await freePort();
+    const name = `soak_${runId}`;
+    const env: NodeJS.ProcessEnv = {
+      ...stackInputEnv, PG_URL: pgUrl, RISK_PG_URL: riskUrl, KAFKA_BROKERS: stack.KAFKA_BROKERS, REDIS_URL: stack.REDIS_URL,
+      RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`, RISKMON_GROUP: name, RISKMON_SLOT: name,
+      RISKMON_REDIS_PREFIX: name, RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      RISKMON_SLACK_WEBHOOK_URL: `http://127.0.0.1:${(slackServer.address() as AddressInfo).port}/hook`,
+      RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
+      // The scale's thresholds, as in test/pipeline.int.test.ts.
+      RISKMON_RULES: JSON.stringify({
+        version: 'soak-1',
+        cancel_rate_spike: { minCancels: 15 },
+        volume_drop: { minDailyAmount: 50_000_000, minElapsedMinutes: 0 },
+      }),
+    };
+    redis = new Redis(stack.REDIS_URL, { maxRetriesPerRequest: null });
+    const reader = createBucketReader(redis, { prefix: name, partitions: 12, hotShards: 8, tz });
+    const base = `http://127.0.0.1:${apiPort}`;
+    const get = async <T>(path: string): Promise<T> => {
+      const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      if (!r.ok) throw new Error(`GET ${path}: ${r.status}`);
+      return (await r.json()) as T;
+    };
+
+    // 1. cdc + aggregate, then 8 days of history with both anomalies already under way.
+    fleet.start('cdc', env);
+    fleet.start('aggregate', env);
+    fleet.start('api', env);
+    const src = new pg.Pool({ connectionString: pgUrl, max: 2 });
+    src.on('error', () => {});
+    await until('cdc streaming', 120_000, async () => (await src.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+      WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1);
+    const now = Date.now();
+    const who = pickMerchants(seed, merchants, txPerDay);
+    const ctx = { now, merchants, resolveAlias: (a: 'normal' | 'hot' | 'big' | 'big2') => ({ normal: who.normal, hot: who.hot, big: who.bigVolume, big2: who.bigVolumeStop })[a] };
+    const scenarios = [parseScenario('cancel_surge:hot:-50m:10', ctx), parseScenario('full_stop:big2:-24h', ctx)];
+    const expected = [`cancel_rate_spike:${who.hot}`, `volume_drop:${who.bigVolumeStop}`].sort();
+    figures.expectedAlerts = expected;
+    const tb = Date.now();
+    const bf = await backfill(pgUrl, { days: 8, end: now, seed, merchants, txPerDay, tz, scenarios });
+    figures.backfill = { payments: bf.payments, cancels: bf.cancels, rowsPerSecond: Math.round(bf.rowsPerSecond) };
+    figures.backfillS = (Date.now() - tb) / 1000;
+    const dayTruth = await sqlTruth(pgUrl, '1d', tz);
+    await until('history in the day buckets', 300_000, async () => (await diffAgainstReader(reader, dayTruth, '1d', now - 10 * DAY, now + DAY)).length === 0, 2000);
+    figures.catchUpS = (Date.now() - tb) / 1000;
+    log(`history in: backfill ${figures.backfillS} s, through the pipeline ${figures.catchUpS} s`);
+
+    // 2. alerting after the catch-up; live traffic with bursts and faults.
+    fleet.start('alerting', env);
+    traffic = new Traffic(pgUrl, { tps: opts.tps, burstTps: opts.burstTps, merchants, scenarios });
+    await traffic.start();
+    const liveStart = Date.now();
+    figures.liveStart = new Date(liveStart).toISOString();
+    log(`live at ${opts.tps} TPS (bursts to ${opts.burstTps}) for ${opts.minutes} min`);
+    const liveMs = opts.minutes * MINUTE;
+    const plan: Fault[] = [
+      { kind: 'kill', target: 'cdc' }, { kind: 'kill', target: 'aggregate' }, { kind: 'kill', target: 'alerting' }, { kind: 'kill', target: 'api' },
+      { kind: 'restart', target: 'kafka' }, { kind: 'restart', target: 'redis' }, { kind: 'restart', target: 'pg' },
+    ];
+    // Long runs go through the list several times; each round in a new random order.
+    const rounds = Math.max(1, Math.floor(opts.minutes / 10));
+    const schedule: Fault[] = [];
+    for (let r = 0; r < rounds; r++) schedule.push(...[...plan].sort(() => Math.random() - 0.5));
+    const slotMs = (liveMs * 0.85) / schedule.length;
+    let bursts = 0;
+    const burstTimer = setInterval(() => { bursts++; void traffic!.burst(15).catch((e) => log(`burst failed: ${e.message}`)); }, Math.max(30_000, liveMs / 8));
+    try {
+      for (let i = 0; i < schedule.length; i++) {
+        // A random moment inside this fault's slot.
+        const at = liveStart + liveMs * 0.05 + slotMs * (i + Math.random() * 0.8);
+        if (at > Date.now()) await sleep(at - Date.now());
+        const f = schedule[i];
+        const ts = Date.now();
+        if (f.kind === 'kill') await fleet.kill(f.target);
+        else {
+          await restartService(opts.dir, f.target, { hard: f.target === 'redis' });
+          if (f.target === 'pg') await traffic.renew();
+        }
+        const what = f.kind === 'kill' ? `SIGKILL ${f.target}` : `restart ${f.target}${f.target === 'redis' ? ' (SIGKILL, AOF)' : ''}`;
+        faults.push({ at: new Date(ts).toISOString(), what, tookMs: Date.now() - ts });
+        log(`fault: ${what} (${Date.now() - ts} ms)`);
+      }
+      const end = liveStart + liveMs;
+      if (end > Date.now()) await sleep(end - Date.now());
+    } finally {
+      clearInterval(burstTimer);
+    }
+    const sent = await traffic.stop();
+    traffic = null;
+    const loadStopped = Date.now();
+    figures.live = { ...sent, bursts, seconds: (loadStopped - liveStart) / 1000, achievedTps: Math.round((sent.payments + sent.cancels) / ((loadStopped - liveStart) / 1000)) };
+    figures.midnightCrossedDuringLive = zone ? zone.midnight > liveStart && zone.midnight < loadStopped : false;
+    log(`load stopped: ${JSON.stringify(figures.live)}`);
+
+    // 3. Checks.
+    const check = (name: string, ok: boolean, detail: string) => { checks.push({ name, ok, detail }); log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`); };
+    const walAfterLoad = (await src.query(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0].l as string;
+    const tAck = Date.now();
+    const acked = await until('slot confirmed past the end of the load', 180_000, async () =>
+      (await src.query(`SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1`, [name, walAfterLoad])).rows[0]?.ok === true)
+      .then(() => true, () => false);
+    check('slot confirmed_flush_lsn reaches pg_current_wal_lsn taken after the load', acked, `${walAfterLoad}${acked ? ` confirmed in ${((Date.now() - tAck) / 1000).toFixed(1)} s` : ' never confirmed'}`);
+    let minLag = Number.POSITIVE_INFINITY;
+    const lagOk = await until('slot lag ~0', 120_000, async () => {
+      const l = Number((await src.query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS l FROM pg_replication_slots WHERE slot_name = $1`, [name])).rows[0].l);
+      minLag = Math.min(minLag, l);
+      return l <= 1024;
+    }, 500).then(() => true, () => false);
+    check('slot lag returns to ~0', lagOk, `smallest lag seen ${minLag} bytes`);
+
+    const truthOf = (step: '1m' | '1h' | '1d') => sqlTruth(pgUrl, step, tz);
+    const to = Date.now() + DAY;
+    let dayDiff: string[] = [];
+    await until('day buckets equal the SQL truth', 300_000, async () => {
+      dayDiff = await diffAgainstReader(reader, await truthOf('1d'), '1d', now - 10 * DAY, to);
+      return dayDiff.length === 0;
+    }, 3000).catch(() => {});
+    check('1d buckets of every merchant equal the SQL truth', dayDiff.length === 0, dayDiff.length ? `${dayDiff.length} differ, e.g. ${dayDiff.slice(0, 5).join('; ')}` : 'equal');
+    const hourDiff = await diffAgainstReader(reader, await truthOf('1h'), '1h', now - 10 * DAY, to);
+    check('1h buckets of every merchant equal the SQL truth', hourDiff.length === 0, hourDiff.length ? `${hourDiff.length} differ, e.g. ${hourDiff.slice(0, 5).join('; ')}` : 'equal');
+    const minDiff = await diffAgainstReader(reader, await truthOf('1m'), '1m', minuteStart(Date.now() - 36 * HOUR), to);
+    check('1m buckets of every merchant (last 36 h) equal the SQL truth', minDiff.length === 0, minDiff.length ? `${minDiff.length} differ, e.g. ${minDiff.slice(0, 5).join('; ')}` : 'equal');
+    const counted = await src.query(`SELECT (SELECT count(*) FROM payments)::int AS p, (SELECT count(*) FROM payment_cancels)::int AS c`);
+    figures.sourceRows = { payments: counted.rows[0].p, cancels: counted.rows[0].c };
+
+    type Status = { consumer: { lag: number | null; error?: string }; slot: { lagBytes: number | null }; deadLetters?: { count: number | null; latest?: { reason: string }[] } };
+    let st: Status | null = null;
+    const consumerOk = await until('consumer lag 0', 120_000, async () => { st = await get<Status>('/api/status'); return st.consumer.lag === 0; })
+      .then(() => true, () => false);
+    check('consumer group lag is 0 (GET /api/status)', consumerOk, JSON.stringify((st as Status | null)?.consumer ?? null));
+    const dl = (st as Status | null)?.deadLetters;
+    check('no dead letters', dl?.count === 0, JSON.stringify(dl ?? 'status has no deadLetters field'));
+
+    // Alerts: the live phase (alerting running throughout) is the window in which a false alert would show.
+    await until('both alerts listed', 120_000, async () => {
+      const items = (await get<{ items: { rule: string; merchantId: string }[] }>('/api/alerts?limit=100')).items;
+      return expected.every((e) => items.some((a) => `${a.rule}:${a.merchantId}` === e));
+    }).catch(() => {});
+    const items = (await get<{ items: { rule: string; merchantId: string; state: string }[] }>('/api/alerts?limit=100')).items;
+    const got = items.map((a) => `${a.rule}:${a.merchantId}`).sort();
+    figures.alerts = items.map((a) => `${a.rule}:${a.merchantId}:${a.state}`);
+    check('each injected anomaly raised exactly one alert and nothing else alerted', JSON.stringify(got) === JSON.stringify(expected),
+      `expected ${expected.join(', ')}; got ${got.join(', ') || 'none'}`);
+    await until('Slack messages', 60_000, async () => slack.length >= expected.length).catch(() => {});
+    await sleep(3000); // a duplicate would arrive right behind
+    const mentions = [who.hot, who.bigVolumeStop].map((id) => slack.filter((b) => b.includes(`merchants/${id}`)).length);
+    check('Slack received each alert exactly once', mentions.every((n) => n === 1) && slack.length === expected.length,
+      `messages ${slack.length}; per alert ${mentions.join(', ')}`);
+
+    const exits = Object.fromEntries(fleet.unexpectedExits);
+    figures.unexpectedExits = exits;
+    await src.end();
+    figures.totalS = (Date.now() - t0) / 1000;
+    return { ok: checks.every((c) => c.ok), checks, faults, figures, logDir };
+  } finally {
+    await traffic?.stop().catch(() => {});
+    await fleet.stopAll();
+    slackServer?.close();
+    redis?.disconnect();
+    if (!opts.keepStack) await stackDown(opts.dir, { log: () => {} }).catch((e) => log(`stack down: ${e.message}`));
+  }
+}
