@@ -19,6 +19,7 @@ import type { ApiDeps } from './deps.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { deadLetterRoutes } from './routes/deadletters.ts';
 import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
 import { seriesRoutes } from './routes/series.ts';
@@ -90,6 +91,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   merchantRoutes(app, deps);
   silenceRoutes(app, deps);
   statusRoutes(app, deps);
+  deadLetterRoutes(app, deps);
 
   const hub = new LiveHub(deps, log.child({ part: 'ws' }));
   app.get<{ Querystring: { token?: string; lastEventId?: string } }>('/ws', {

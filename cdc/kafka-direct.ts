@@ -14,11 +14,14 @@ export interface FetchedMessage {
   offset: bigint;
   key: Buffer | null;
   value: Buffer | null;
+  /** Record headers (the aggregator's dead letters carry their reason in one) and the record's timestamp (ms). */
+  headers?: Record<string, Buffer | string | undefined>;
+  timestamp?: string;
 }
 
 interface Broker {
   produce(req: unknown): Promise<{ topics: { topicName: string; partitions: { partition: number; errorCode: number }[] }[] }>;
-  fetch(req: unknown): Promise<{ responses: { partitions: { partition: number; errorCode: number; messages: { offset: string; key: Buffer | null; value: Buffer | null }[] }[] }[] }> }
+  fetch(req: unknown): Promise<{ responses: { partitions: { partition: number; errorCode: number; messages: { offset: string; key: Buffer | null; value: Buffer | null; headers?: FetchedMessage['headers']; timestamp?: string }[] }[] }[] }> }
 interface Cluster {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
@@ -72,7 +75,7 @@ export class TopicReader {
           topics: [{ topic: this.topic, partitions: [{ partition, fetchOffset: offset.toString(), maxBytes }] }],
         });
         const msgs = responses[0]?.partitions[0]?.messages ?? [];
-        return msgs.map((m) => ({ offset: BigInt(m.offset), key: m.key, value: m.value })).filter((m) => m.offset >= offset);
+        return msgs.map((m) => ({ offset: BigInt(m.offset), key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp })).filter((m) => m.offset >= offset);
       } catch (err) {
         if (attempt >= 3) throw err;
         await this.cluster.refreshMetadata().catch(() => {});

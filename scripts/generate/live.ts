@@ -70,6 +70,9 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   const rng = new Rng(hash32(opts.seed ?? 1, 0x11fe));
 
   const admin = new pg.Client({ connectionString: pgUrl, application_name: 'riskmon-generate-live' });
+  // A server restart ends this session: without a listener that would crash the process; the next id
+  // reservation fails instead (counted as errors) and the caller starts a new run.
+  admin.on('error', () => {});
   await admin.connect();
   let ids: IdBlocks;
   try {

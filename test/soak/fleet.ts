@@ -20,6 +20,8 @@ export class Fleet {
 
   constructor(private readonly logDir: string, private readonly log: (line: string) => void) {
     fs.mkdirSync(logDir, { recursive: true });
+    // Never leave components running behind a crashed soak or test.
+    process.once('exit', () => { for (const c of this.#children.values()) c.kill('SIGKILL'); });
   }
 
   start(name: Component, env: NodeJS.ProcessEnv): void {
@@ -45,6 +47,12 @@ export class Fleet {
     if (!child) throw new Error(`${name} is not running`);
     await this.#killAndWait(child);
     this.start(name, this.#env.get(name)!);
+  }
+
+  /** SIGKILL without a restart (start it again with start()). */
+  async stop(name: Component): Promise<void> {
+    const child = this.#children.get(name);
+    if (child) await this.#killAndWait(child);
   }
 
   async #killAndWait(child: ChildProcess): Promise<void> {

@@ -13,12 +13,17 @@ interface Status {
 /** ok / warn / bad from a value and two limits; unknown (null) is bad. */
 const level = (v: number | null, warn: number, bad: number) => v === null ? 'bad' : v >= bad ? 'bad' : v >= warn ? 'warn' : 'ok';
 
+interface DeadLetters { count: number | null; latest: { at: string | null; from: string; reason: string; where: string }[]; error?: string }
+
 export let lastStatus: Status | null = null;
 
 async function refreshHealth(): Promise<void> {
   const el = $('#health');
   try {
-    const s = await api<Status>('/api/status');
+    const [s, dl] = await Promise.all([
+      api<Status>('/api/status'),
+      api<DeadLetters>('/api/deadletters?limit=5').catch((e: Error): DeadLetters => ({ count: null, latest: [], error: e.message })),
+    ]);
     lastStatus = s;
     const pills = [
       ['CDC slot', s.slot.error ? 'no slot' : bytes(s.slot.lagBytes), s.slot.error ? 'bad' : level(s.slot.lagBytes, 16 << 20, 256 << 20), s.slot.error ?? 'WAL not yet confirmed by the cdc'],
@@ -26,6 +31,8 @@ async function refreshHealth(): Promise<void> {
       ['Watermark', s.watermark.at ? `${ago(s.watermark.behindMs)} behind` : 'none', level(s.watermark.behindMs, 30_000, 120_000), s.watermark.error ?? `event time reached ${s.watermark.at ?? '—'}`],
       ['Closed', s.evaluator.lastClosedMinute ? time(s.evaluator.lastClosedMinute) : 'none', level(s.evaluator.behindMs, 60_000, 180_000), s.evaluator.error ?? 'last minute the rules evaluated'],
       ['Firing', String(s.alerts.firing ?? '—'), (s.alerts.firing ?? 0) > 0 ? 'warn' : 'ok', `${s.alerts.pendingNotifications ?? '—'} Slack messages pending`],
+      ['Dead letters', dl.count === null ? 'n/a' : dl.count.toLocaleString('en-US'), dl.count === null ? 'bad' : dl.count > 0 ? 'warn' : 'ok',
+        dl.error ?? (dl.latest.length ? dl.latest.map((d) => `${d.at ? time(d.at) : ''} ${d.from}: ${d.reason} (${d.where})`).join('\n') : 'rows and events riskmon could not read')],
     ];
     render(el, html`${pills.map(([k, v, lv, title]) => html`<span class="pill ${lv}" title="${title}"><b>${k}</b> ${v}</span>`)}`);
   } catch {
