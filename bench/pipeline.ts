@@ -140,7 +140,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'riskmon.mjs'), cmd], { env: { ...childEnv, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
       let tail = '';
       child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
-      child.on('exit', (code, sig) => { if (children.get(cmd) === child && sig !== 'SIGTERM' && sig !== 'SIGKILL') console.error(`   riskmon ${cmd} exited ${code ?? sig}: ${tail}`); });
+      child.on('exit', (code, sig) => { if (children.get(cmd) === child && code) console.error(`   riskmon ${cmd} exited ${code ?? sig}: ${tail}`); });
       children.set(cmd, child);
     };
     start('cdc');
@@ -175,9 +175,9 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES ${cancels.join(',')}`);
     const last = String(ALERT_PROBES[ALERT_PROBES.length - 1]);
     for (const t1 = Date.now(); ;) {
-      const tot = (await reader.totals([last], days[days.length - 1], days[0] + DAY)).get(last);
+      const tot = (await reader.totals([last], days[0], days[days.length - 1] + DAY)).get(last);
       if (tot && tot.approvals === 1400 && tot.cancels === 28) break;
-      if (Date.now() - t1 > 120_000) throw new Error(`probe history did not reach Redis within 120 s: ${JSON.stringify(tot)}`);
+      if (Date.now() - t1 > 120_000) throw new Error(`probe history did not reach Redis within 120 s: ${tot?.approvals ?? 0} approvals, ${tot?.cancels ?? 0} cancels of 1400 and 28`);
       await sleep(200);
     }
     start('alerting');

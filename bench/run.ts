@@ -5,9 +5,10 @@
  * and `date` plus a markdown table beside it (FILE.md).
  *
  * Figures are whatever one run measured on a shared, noisy machine: quote medians of several runs (run it
- * several times) or ratios measured inside one run (cdc vs pg_recvlogical, riskmon vs the SQL poller).
+ * several times, then `npm run bench -- --median a.json b.json c.json --out median.json`) or ratios measured inside
+ * one run (cdc vs pg_recvlogical, riskmon vs the SQL poller).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +29,19 @@ const PARTS: Part[] = [
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+/** The keys DESIGN.md requires in the JSON; the runner names any that no part produced. */
+const REQUIRED = ['cdc_catchup_changes_per_s', 'pg_recvlogical_changes_per_s', 'replay_changes_per_s', 'source_max_tps',
+  'live_kept_up_at_tps', 'commit_to_bucket_p50_ms', 'commit_to_bucket_p99_ms', 'alert_latency_p99_ms', 'partition_skew',
+  'redis_memory_8d_bytes', 'peak_rss_bytes', 'poller_source_cpu_ms_per_min', 'riskmon_source_cpu_ms_per_min'];
+
 function machine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   return `${os.cpus().length} cores (${cpu.trim()}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`;
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { out: { type: 'string' }, only: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ options: { out: { type: 'string' }, only: { type: 'string' }, median: { type: 'boolean' } }, allowPositionals: true });
+  if (values.median) return writeOut(medianOf(positionals), values.out);
   const only = values.only ? new Set(values.only.split(',')) : null;
   const env: StackEnv = await stackUp({ log: (l) => console.error(l) });
   const figures: Figures = { machine: machine(), date: new Date().toISOString() };
@@ -49,9 +56,10 @@ async function main(): Promise<number> {
     try {
       const out: Record<string, number> = await mod[part.fn]({ ...process.env, ...env });
       for (const [k, v] of Object.entries(out)) {
-        // `<component>_peak_rss_bytes` figures are gathered into one object, as DESIGN.md asks.
+        // `<component>_peak_rss_bytes` figures are gathered into one object, as DESIGN.md asks; a component measured
+        // by two parts (cdc alone on a backlog, and in the pipeline under the peak rate) keeps the larger peak.
         const m = /^(\w+?)_peak_rss_bytes$/.exec(k);
-        if (m) rss[m[1]] = v; else figures[k] = v;
+        if (m) rss[m[1]] = Math.max(rss[m[1]] ?? 0, v); else figures[k] = v;
       }
       console.error(`   ${part.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
@@ -61,15 +69,38 @@ async function main(): Promise<number> {
   }
   if (Object.keys(rss).length) figures.peak_rss_bytes = rss;
   if (missing.length) console.error(`\nparts not built yet: ${missing.join(', ')}`);
+  const absent = REQUIRED.filter((k) => !(k in figures));
+  if (absent.length && !only) console.error(`figures DESIGN.md asks for that no part produced: ${absent.join(', ')}`);
+  return writeOut(figures, values.out);
+}
 
+function writeOut(figures: Figures, out: string | undefined): number {
   const table = markdown(figures);
   console.log(table);
-  if (values.out) {
-    writeFileSync(values.out, JSON.stringify(figures, null, 2) + '\n');
-    writeFileSync(values.out.replace(/\.json$/, '') + '.md', table + '\n');
-    console.error(`wrote ${values.out}`);
+  if (out) {
+    writeFileSync(out, JSON.stringify(figures, null, 2) + '\n');
+    writeFileSync(out.replace(/\.json$/, '') + '.md', table + '\n');
+    console.error(`wrote ${out}`);
   }
   return Object.keys(figures).some((k) => k.endsWith('_error')) ? 1 : 0;
+}
+
+/** Per-figure median of several runs' JSON files (numbers and per-component RSS); `runs` says how many. */
+function medianOf(files: string[]): Figures {
+  if (!files.length) throw new Error('--median needs the JSON files of several runs: npm run bench -- --median a.json b.json --out median.json');
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Figures);
+  const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
+  const out: Figures = { machine: String(runs[0].machine), date: runs.map((r) => r.date).join(', '), runs: runs.length };
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r)))].filter((k) => !['machine', 'date', 'runs'].includes(k));
+  for (const k of keys) {
+    const vals = runs.map((r) => r[k]).filter((v) => v !== undefined);
+    if (vals.every((v) => typeof v === 'number')) out[k] = med(vals as number[]);
+    else if (vals.every((v) => typeof v === 'object')) {
+      const comps = [...new Set(vals.flatMap((v) => Object.keys(v as object)))];
+      out[k] = Object.fromEntries(comps.map((c) => [c, med(vals.map((v) => (v as Record<string, number>)[c]).filter((x) => x !== undefined))]));
+    } else out[k] = vals.map(String).join(' | ');
+  }
+  return out;
 }
 
 function fmt(v: unknown): string {
@@ -78,9 +109,18 @@ function fmt(v: unknown): string {
   return String(v);
 }
 
+/** DESIGN.md's target figures, shown beside the measured ones. */
+const TARGET: Record<string, string> = {
+  cdc_catchup_changes_per_s: '≥ 100,000', replay_changes_per_s: '≥ 150,000', live_kept_up_at_tps: '= source_max_tps',
+  commit_to_bucket_p99_ms: '≤ 100 at 5,000 TPS', alert_latency_p99_ms: '≤ 1,000', pipeline_alert_latency_p99_ms: '≤ 1,000',
+  partition_skew: '≤ 1.2', redis_memory_8d_bytes: '≤ 536,870,912', peak_rss_bytes: '≤ 300 MiB each',
+};
+
 function markdown(f: Figures): string {
-  const rows = Object.entries(f).map(([k, v]) => `| ${k} | ${fmt(v)} |`);
-  return ['| figure | value |', '|---|---|', ...rows].join('\n');
+  // DESIGN.md's keys first, in its order, then the rest as the parts produced them.
+  const keys = ['machine', 'date', 'runs', ...REQUIRED, ...Object.keys(f)].filter((k, i, a) => k in f && a.indexOf(k) === i);
+  const rows = keys.map((k) => `| ${k} | ${fmt(f[k])} | ${TARGET[k] ?? ''} |`);
+  return ['| figure | value | target |', '|---|---|---|', ...rows].join('\n');
 }
 
 process.exitCode = await main();
