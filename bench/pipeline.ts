@@ -5,7 +5,8 @@
  * SQL GROUP BY poller (bench/poller.ts) on the same source after 1, 4 and 8 days of history. Figures:
  *
  * - riskmon_source_cpu_ms_per_min[_35tps|_peak]: CPU (user+system, /proc) of the slot's walsender — all the source
- *   spends for riskmon — per minute, at the 35 TPS daily mean and at the peak rate (5,000 TPS).
+ *   spends for riskmon — per minute, at the 35 TPS daily mean and at the peak rate (5,000 TPS); _idle with no load on
+ *   this database (the walsender decodes the WAL of the whole server, so other databases' writes count too).
  * - commit_to_bucket_p50_ms / _p99_ms: at the peak rate, a dedicated probe loop inserts one payment (its own
  *   autocommit transaction) for a probe merchant (ids 900101…, outside the workload's) every 100 ms and polls the
  *   merchant's minute bucket through createBucketReader until the count includes it; measured from *before* the
@@ -290,8 +291,12 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       return { tps: st.achievedTps, cpuPerMin, lat, keptUp, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
-    // Let the alerting evaluator load its baselines before the first timed minute.
-    await sleep(3000);
+    // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
+    // database (keepalives, heartbeats, and decoding the WAL other databases on a shared server write).
+    const idle0 = backendCpuMs(walsender);
+    const idleT = performance.now();
+    await sleep(20_000);
+    out.riskmon_source_cpu_ms_per_min_idle = Math.round(((backendCpuMs(walsender) - idle0) / (performance.now() - idleT)) * 60_000);
     probeEvery = 1000; // ≤ 1 extra TPS beside the 35
     const mean = await phase('mean', 35, 4);
     probeEvery = 100;
