@@ -6,7 +6,7 @@
 import type { Kafka } from 'kafkajs';
 import { decodeEvent } from '../lib/events.ts';
 import { parseLsn } from '../lib/lsn.ts';
-import { TopicReader } from './kafka-direct.ts';
+import { TopicReader, type FetchedMessage } from './kafka-direct.ts';
 
 export interface Position { lsn: bigint; seq: number }
 
@@ -14,22 +14,57 @@ export function atOrBefore(lsn: bigint, seq: number, tail: Position | undefined)
   return tail !== undefined && (lsn < tail.lsn || (lsn === tail.lsn && seq <= tail.seq));
 }
 
-/** Tail positions of every partition of `topic`. `positionOf` reads a message value (default: a change event). */
-export async function readTails(
-  kafka: Kafka, topic: string,
-  positionOf: (value: Buffer | null) => Position = (v) => { const e = decodeEvent(v); return { lsn: parseLsn(e.lsn), seq: e.seq }; },
-): Promise<Map<number, Position>> {
+const eventPosition = (v: Buffer | null): Position => { const e = decodeEvent(v); return { lsn: parseLsn(e.lsn), seq: e.seq }; };
+
+/**
+ * Tail positions of every partition of `topic`: the position of the last message `positionOf` can read
+ * (default: a change event). A message it cannot read was not written by this cdc — garbage from another producer
+ * on the change topic, or the aggregator's dead letters (the original message, reason in a header) on the shared
+ * dead-letter topic — and is stepped over: otherwise one such message at a tail keeps the cdc from ever resuming.
+ */
+export async function readTails(kafka: Kafka, topic: string, positionOf: (value: Buffer | null) => Position = eventPosition): Promise<Map<number, Position>> {
   const reader = await TopicReader.open(kafka, topic);
   try {
     const out = new Map<number, Position>();
     await Promise.all([...(await reader.watermarks())].map(async ([p, { low, high }]) => {
-      const last = await reader.last(p, high, low);
-      if (last) out.set(p, positionOf(last.value));
+      const pos = await lastReadable(reader, p, low, high, positionOf);
+      if (pos) out.set(p, pos);
     }));
     return out;
   } finally {
     await reader.close();
   }
+}
+
+/** positionOf(value), or null when it cannot read it. */
+export function readablePosition(positionOf: (value: Buffer | null) => Position, value: Buffer | null): Position | null {
+  try {
+    const pos = positionOf(value);
+    return typeof pos?.lsn === 'bigint' && Number.isInteger(pos.seq) ? pos : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Windows of growing size back from the end; normally the batch at high-1 holds the answer. */
+async function lastReadable(reader: TopicReader, p: number, low: bigint, high: bigint, positionOf: (value: Buffer | null) => Position): Promise<Position | null> {
+  let end = high;
+  for (let back = 1n; end > low; back *= 16n) {
+    const from = end - back > low ? end - back : low;
+    const msgs: FetchedMessage[] = [];
+    for (let o = from; o < end;) {
+      const got = (await reader.fetch(p, o)).filter((m) => m.offset < end);
+      if (!got.length) break;
+      msgs.push(...got);
+      o = got[got.length - 1].offset + 1n;
+    }
+    for (let i = msgs.length - 1; i >= 0; i--) {
+      const pos = readablePosition(positionOf, msgs[i].value);
+      if (pos) return pos;
+    }
+    end = from;
+  }
+  return null;
 }
 
 /** Position of a dead-letter message (`{reason, event}`). */
