@@ -11,6 +11,8 @@
  *   autocommit transaction) for a probe merchant (ids 900101…, outside the workload's) every 100 ms and polls the
  *   merchant's minute bucket through createBucketReader until the count includes it; measured from *before* the
  *   INSERT is sent (an upper bound of the commit time) to the first poll that sees it (polls every 2 ms).
+ *   commit_to_kafka_p50_ms / _p99_ms: the cdc's share, from its own histogram (source commit timestamp → Kafka
+ *   acknowledgement) over the same phase.
  * - source_max_tps_with_riskmon / live_kept_up_at_tps: the live generator asked for 20,000 TPS on 64 connections
  *   for the run while riskmon runs on the same 2 cores: the rate the source achieved, and that rate again if riskmon
  *   kept up (slot lag and consumer lag bounded: in the last 10 s the probes' p99 ≤ 2 s, slot lag ≤ 16 MiB and the
@@ -131,6 +133,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       if (msg.transition === 'fired' && m && !wsAt.has(m)) wsAt.set(m, Date.now());
     });
     const aggMetrics = await freePort();
+    const cdcMetrics = await freePort();
     const childEnv: NodeJS.ProcessEnv = {
       ...env, PG_URL: url, RISK_PG_URL: riskUrl, RISKMON_TOPIC: stamp, RISKMON_DLQ_TOPIC: `${stamp}.dlq`,
       RISKMON_GROUP: stamp, RISKMON_SLOT: stamp, RISKMON_REDIS_PREFIX: stamp, RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
@@ -144,7 +147,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       child.on('exit', (code, sig) => { if (children.get(cmd) === child && code) console.error(`   riskmon ${cmd} exited ${code ?? sig}: ${tail}`); });
       children.set(cmd, child);
     };
-    start('cdc');
+    start('cdc', { RISKMON_METRICS_PORT: String(cdcMetrics) });
     start('aggregate', { RISKMON_METRICS_PORT: String(aggMetrics) });
     const t0 = Date.now();
     let walsender = 0;
@@ -262,6 +265,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 
     /** One live phase: the generator at `tps` for RUN_S, sampling lags and the walsender's CPU. */
     const phase = async (label: string, tps: number, connections: number) => {
+      const h0 = await publishHistogram(cdcMetrics);
       const cpu0 = backendCpuMs(walsender);
       const p0 = probes.length;
       const samples: Sample[] = [];
@@ -286,9 +290,12 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const maxCons = Math.max(0, ...tail.map((s) => s.consumerLag));
       const keptUp = quantile(tailProbes, 0.99) <= 2000 && maxSlot <= 16 * 2 ** 20 && maxCons <= 2 * st.achievedTps;
       const lat = mine.map((p) => p.ms);
+      const h1 = await publishHistogram(cdcMetrics);
+      const pub = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
+      const kafkaP99 = histQuantile(pub, 0.99) * 1000;
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
-        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes); last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
-      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
+        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
+      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histQuantile(pub, 0.5) * 1000, kafkaP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
     // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
@@ -313,6 +320,9 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     out.commit_to_bucket_p99_ms = quantile(peak.lat, 0.99);
     out.commit_to_bucket_at_tps = Math.round(peak.tps);
     out.commit_to_bucket_samples = peak.lat.length;
+    // The cdc's share of it (its histogram: source commit timestamp → Kafka acknowledgement), same phase.
+    out.commit_to_kafka_p50_ms = r1(peak.kafkaP50);
+    out.commit_to_kafka_p99_ms = r1(peak.kafkaP99);
     out.commit_to_bucket_p99_ms_35tps = quantile(mean.lat, 0.99);
     out.commit_to_bucket_p99_ms_max = quantile(max.lat, 0.99);
     out.source_max_tps_with_riskmon = Math.round(max.tps);
@@ -373,6 +383,30 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 }
 
 const HOUR_MS = 3_600_000;
+
+/** The cdc's cumulative publish-latency histogram (commit → Kafka ack, seconds) from its /metrics. */
+async function publishHistogram(port: number): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const m of text.matchAll(/riskmon_cdc_publish_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  } catch { /* no metrics: the figure is NaN */ }
+  return out;
+}
+
+/** Quantile from cumulative bucket counts, linear inside a bucket. */
+function histQuantile(h: Map<number, number>, q: number): number {
+  const entries = [...h].sort((a, b) => a[0] - b[0]);
+  const total = entries[entries.length - 1]?.[1] ?? 0;
+  if (!total) return NaN;
+  const rank = q * total;
+  let prevLe = 0, prevC = 0;
+  for (const [le, c] of entries) {
+    if (c >= rank) return le === Infinity ? prevLe : prevLe + ((le - prevLe) * (rank - prevC)) / Math.max(1, c - prevC);
+    prevLe = le; prevC = c;
+  }
+  return prevLe;
+}
 
 async function stopChildren(children: Map<string, ChildProcess>): Promise<void> {
   await Promise.all([...children.values()].map((c) => new Promise<void>((resolve) => {
