@@ -73,7 +73,7 @@ export class Applier {
     // ioredis flattens the array: one call, however many arguments (no spread into the call stack)
     const [status, arg] = await this.#cmd(ks.length, ks.concat(args));
     if (status === 'ok') {
-      if (this.#ttlSet.size > 2_000_000) this.#ttlSet.clear();
+      if (this.#ttlSet.size > 300_000) this.#ttlSet.clear(); // bounded memory; forgetting only costs EXPIREATs
       for (const key of plan.expires.keys()) this.#ttlSet.add(key);
       return { status };
     }

@@ -62,7 +62,7 @@ export class AggregatorService implements Service {
       this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await this.#producer.connect();
       const consumer = (this.#consumer = this.#kafka.consumer({
-        groupId: cfg.group, maxBytesPerPartition: 2 << 20, maxWaitTimeInMs: 100, sessionTimeout: 30_000, heartbeatInterval: 3_000,
+        groupId: cfg.group, maxBytesPerPartition: 1 << 20, maxBytes: 8 << 20, maxWaitTimeInMs: 100, sessionTimeout: 30_000, heartbeatInterval: 3_000,
       }));
       await consumer.connect();
       await consumer.subscribe({ topic: cfg.topic, fromBeginning: true });
