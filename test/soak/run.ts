@@ -139,8 +139,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       // The scale's thresholds, as in test/pipeline.int.test.ts.
       RISKMON_RULES: JSON.stringify({
         version: 'soak-1',
-        cancel_rate_spike: { minCancels: 15 },
-        volume_drop: { minDailyAmount: 50_000_000, minElapsedMinutes: 0 },
+        // The live phase runs many times the history's per-merchant rate and crosses a local midnight: a stricter
+        // significance guard and the default 30 minutes before volume_drop judges a new day keep chance out of
+        // "nothing else alerted"; the injected anomalies are far beyond both.
+        cancel_rate_spike: { minCancels: 15, maxPValue: 1e-6 },
+        volume_drop: { minDailyAmount: 50_000_000 },
       }),
     };
     redis = new Redis(stack.REDIS_URL, { maxRetriesPerRequest: null });
