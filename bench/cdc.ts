@@ -104,7 +104,9 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
 
     // cdc catch-up
     const metricsPort = await freePort();
-    cdc = spawn(process.execPath, [path.join(ROOT, 'scripts', 'riskmon.mjs'), 'cdc'], {
+    // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+    const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    cdc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'scripts', 'riskmon.mjs'), 'cdc'], {
       cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         ...process.env, PG_URL: url, KAFKA_BROKERS: env.KAFKA_BROKERS, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
@@ -142,7 +144,10 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     const h1 = await histogram(metricsPort);
     const delta = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
     clearInterval(rssTimer);
+    // Let it exit before pg_recvlogical runs (no CPU contention; a --cpu-prof child writes its profile on exit).
+    const exited = new Promise((r) => cdc!.once('exit', r));
     cdc.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
 
     // pg_recvlogical on the same backlog
     const r0 = Date.now();

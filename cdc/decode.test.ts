@@ -20,6 +20,13 @@ describe('decode', () => {
     expect(timestampToIso('2026-11-21 08:00:01+05:30', false)).toBe('2026-11-21T02:30:01.000Z');
     expect(timestampToIso('2026-11-21 08:00:01', true)).toBe('2026-11-21T08:00:01.000Z');
     expect(timestampToIso('infinity', false)).toBe('infinity');
+    // the cheap path for a UTC session, against the general one
+    for (const [t, utc] of [['2026-11-21 08:00:07+00', false], ['2026-11-21 08:00:07.1+00', false], ['2026-11-21 08:00:07.12+00', false],
+      ['2026-11-21 08:00:07.123456+00', false], ['2026-11-21 08:00:07.5', true], ['2026-11-21 08:00:07', true]] as const) {
+      expect(timestampToIso(t, utc)).toBe(new Date(t.replace(' ', 'T').replace('+00', 'Z') + (utc ? 'Z' : '')).toISOString());
+    }
+    expect(timestampToIso('2026-11-21 08:00:07 BC', true)).toBe('2026-11-21 08:00:07 BC');
+    expect(timestampToIso('0099-11-21 08:00:07+00', false)).toBe('0099-11-21 08:00:07+00');
     expect(normLsn('00000001/0000ABCD')).toBe('1/ABCD');
   });
 

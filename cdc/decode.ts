@@ -35,6 +35,13 @@ const TS_RE = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:
 
 /** PostgreSQL ISO timestamp text → ISO-8601 UTC with milliseconds; anything unusual (infinity, BC) stays as text. */
 export function timestampToIso(text: string, assumeUtc: boolean): string {
+  // Cheap path for what a UTC session sends: "2026-11-21 08:00:07[.123456][+00]".
+  const n = text.length;
+  if (text.charCodeAt(10) === 32 && text.charCodeAt(4) === 45 && text.charCodeAt(0) >= 49 && (assumeUtc ? !text.includes('+', 19) && !text.includes('-', 19) : text.endsWith('+00'))) {
+    const end = assumeUtc ? n : n - 3;
+    if (end === 19) return `${text.slice(0, 10)}T${text.slice(11, 19)}.000Z`;
+    if (end > 20 && end <= 26 && text.charCodeAt(19) === 46) return `${text.slice(0, 10)}T${text.slice(11, Math.min(end, 23)).padEnd(12, '0')}Z`;
+  }
   const m = TS_RE.exec(text);
   if (!m || (!m[8] && !assumeUtc)) return text;
   const ms = Number(((m[7] ?? '') + '000').slice(0, 3));

@@ -20,12 +20,13 @@ import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { AckTracker, type Unit } from './ack-tracker.ts';
 import type { cdcSpec } from './config.ts';
-import { isoOfMicros, normLsn, relationDiff, tableOf, TextPgoutputPlugin, toRowChange, type ChangeMessage } from './decode.ts';
+import { relationDiff, tableOf, TextPgoutputPlugin, toRowChange, type ChangeMessage } from './decode.ts';
 import { SetupError, SlotLostError } from './errors.ts';
 import { HotSetLearner, sameSet } from './hot-set.ts';
 import { appendHotEntry, loadHotSchedule, type HotEntry, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
 import { PartitionWriter } from './kafka-direct.ts';
+import { startCpuProfile } from './profile.ts';
 import { Publisher } from './publisher.ts';
 import { atOrBefore, dlqPosition, readTails } from './tails.ts';
 
@@ -54,6 +55,11 @@ export class CdcService implements Service {
   }
 
   async run(): Promise<void> {
+    const stopProfile = startCpuProfile(process.env.RISKMON_CDC_CPU_PROFILE);
+    try { await this.#run(); } finally { stopProfile(); }
+  }
+
+  async #run(): Promise<void> {
     let attempt = 0;
     while (this.#state.shouldRun()) {
       const t0 = Date.now();
@@ -136,12 +142,12 @@ export class CdcService implements Service {
       let fail!: (err: Error) => void;
       const ended = new Promise<never>((_, reject) => { fail = reject; });
       ended.catch(() => {});
-      const publisher = new Publisher(writer, (err) => fail(new Error(`Kafka produce failed: ${err.message}`, { cause: err })));
+      const publisher = new Publisher<Unit>(writer, (u) => onAcked(u), (err) => fail(new Error(`Kafka produce failed: ${err.message}`, { cause: err })));
       this.#stopSession = () => fail(new Error('stopping'));
       if (!this.#state.shouldRun()) fail(new Error('stopping'));
 
       repl = new LogicalReplicationService(
-        { connectionString: cfg.pgUrl, options: '-c DateStyle=ISO' } as pg.ClientConfig,
+        { connectionString: cfg.pgUrl, options: '-c DateStyle=ISO -c TimeZone=UTC' } as pg.ClientConfig, // UTC: the cheap path of timestampToIso
         { acknowledge: { auto: false, timeoutSeconds: 0 } },
       );
       const service = repl;
@@ -153,6 +159,7 @@ export class CdcService implements Service {
         M.confirmedLsn.set(Number(c));
         M.ackLag.set(tracker.inFlight);
         M.bufferedBytes.set(publisher.bufferedBytes);
+        flushCounters();
       };
       const socket = () => (service as any)._connection?.stream as { pause(): void; resume(): void } | undefined;
       let paused = false;
@@ -163,8 +170,12 @@ export class CdcService implements Service {
       let head = 0;
       let processing = false;
       let tx: Tx | null = null;
+      // Many transactions commit within one millisecond during catch-up: format their commit time once.
+      let lastCommitMs = NaN, lastCommitTs = '';
       const relColumns = new Map<number, string[]>();
-      const opCounters = new Map<string, { inc(): void }>();
+      // Counted here and added to the Prometheus counters with each status update (no metric call per change).
+      const opCounters = new Map<string, { n: number; metric: { inc(n: number): void } }>();
+      const flushCounters = () => { for (const c of opCounters.values()) if (c.n) { c.metric.inc(c.n); c.n = 0; } };
       const mapped = new Set(tablesOf(cfg.mapping));
       const requiredCols = new Map(tablesOf(cfg.mapping).map((t) => {
         const f = cfg.mapping.approvals.table === t ? cfg.mapping.approvals : cfg.mapping.cancels;
@@ -178,7 +189,7 @@ export class CdcService implements Service {
       const publish = (topic: string, partition: number, key: string | null, value: string, u: Unit) => {
         published++;
         tracker.sent(u);
-        publisher.send({ topic, partition, key, value, onAck: () => onAcked(u) });
+        publisher.send({ topic, partition, key, value, unit: u });
       };
       const dlq = (reason: string, category: string, event: { lsn: string; seq: number }, lsnBig: bigint, u: Unit) => {
         M.dlq.labels(category).inc();
@@ -210,17 +221,18 @@ export class CdcService implements Service {
         publish(cfg.topic, p, key, encodeEvent(change), t.unit);
         const ck = `${change.table}\u0000${change.op}`;
         let c = opCounters.get(ck);
-        if (!c) opCounters.set(ck, (c = M.changes.labels(change.table, change.op)));
-        c.inc();
+        if (!c) opCounters.set(ck, (c = { n: 0, metric: M.changes.labels(change.table, change.op) }));
+        c.n++;
       };
 
       const handle = (msg: Incoming): Promise<void> | void => {
         switch (msg.tag) {
           case 'begin': {
-            const lsn = normLsn(msg.commitLsn!);
-            const lsnBig = parseLsn(lsn);
-            const commitTs = isoOfMicros(msg.commitTime);
-            tx = { lsn, lsnBig, commitTs, xid: msg.xid, seq: 0, unit: tracker.begin(Date.parse(commitTs)), hot: null };
+            const lsnBig = parseLsn(msg.commitLsn!);
+            const lsn = formatLsn(lsnBig);
+            const commitMs = Number((msg.commitTime as bigint) / 1000n);
+            if (commitMs !== lastCommitMs) { lastCommitMs = commitMs; lastCommitTs = new Date(commitMs).toISOString(); }
+            tx = { lsn, lsnBig, commitTs: lastCommitTs, xid: msg.xid, seq: 0, unit: tracker.begin(commitMs), hot: null };
             // A new hot set may take effect only where no earlier run can have routed anything, and only once
             // it is durable (see hot-schedule.ts).
             if (staged && lsnBig > schedule.lastFrom && lsnBig > maxTail) {
@@ -332,7 +344,11 @@ export class CdcService implements Service {
       service.on('error', (err: Error) => fail(err));
 
       timers.push(setInterval(sendStatus, cfg.statusIntervalMs));
-      timers.push(setInterval(() => log.info({ published, confirmed: formatLsn(tracker.confirmed), inFlight: tracker.inFlight, bufferedBytes: publisher.bufferedBytes, paused, received }, 'progress'), 10_000));
+      timers.push(setInterval(() => {
+        const mem = process.memoryUsage();
+        log.info({ published, confirmed: formatLsn(tracker.confirmed), inFlight: tracker.inFlight, bufferedBytes: publisher.bufferedBytes, paused, received,
+          rssMb: Math.round(mem.rss / 2 ** 20), heapMb: Math.round(mem.heapUsed / 2 ** 20), externalMb: Math.round(mem.external / 2 ** 20) }, 'progress');
+      }, 10_000));
       timers.push(setInterval(() => {
         this.#learner.tick(Date.now());
         const top = this.#learner.top();

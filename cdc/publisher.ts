@@ -8,12 +8,13 @@
  */
 import type { PartitionBatch, PartitionWriter } from './kafka-direct.ts';
 
-export interface Outgoing {
+/** `unit` is handed back to the publisher's onAck (one shared callback, no closure per message). */
+export interface Outgoing<U = unknown> {
   topic: string;
   partition: number;
   key: string | null;
   value: string;
-  onAck: () => void;
+  unit: U;
 }
 
 const MAX_BATCH_MESSAGES = 50_000;
@@ -21,22 +22,26 @@ const MAX_BATCH_MESSAGES = 50_000;
 // 1 MiB, record overhead included), or Kafka rejects the whole request with MESSAGE_TOO_LARGE.
 const MAX_BATCH_BYTES = 768 << 10;
 
-export class Publisher {
-  readonly #queues = new Map<string, Outgoing[]>();
+export class Publisher<U = unknown> {
+  readonly #queues = new Map<string, Outgoing<U>[]>();
   readonly #busy = new Set<string>();
   #bytes = 0;
   #scheduled = false;
   #failed: Error | null = null;
   #waiters: { below: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   #onFail: (err: Error) => void;
+  #onAck: (unit: U) => void;
 
-  constructor(private readonly writer: PartitionWriter, onFail: (err: Error) => void) { this.#onFail = onFail; }
+  constructor(private readonly writer: PartitionWriter, onAck: (unit: U) => void, onFail: (err: Error) => void) {
+    this.#onAck = onAck;
+    this.#onFail = onFail;
+  }
 
   /** Bytes of values queued or in flight. */
   get bufferedBytes(): number { return this.#bytes; }
   get failed(): Error | null { return this.#failed; }
 
-  send(m: Outgoing): void {
+  send(m: Outgoing<U>): void {
     if (this.#failed) return;
     const q = `${m.topic}\u0000${m.partition}`;
     let list = this.#queues.get(q);
@@ -59,7 +64,7 @@ export class Publisher {
 
   #pump(): void {
     if (this.#failed) return;
-    const taken: { q: string; batch: Outgoing[] }[] = [];
+    const taken: { q: string; batch: Outgoing<U>[] }[] = [];
     for (const [q, list] of this.#queues) {
       if (this.#busy.has(q) || list.length === 0) continue;
       let n = 0, bytes = 0;
@@ -75,7 +80,7 @@ export class Publisher {
       () => {
         for (const { q, batch } of taken) {
           this.#busy.delete(q);
-          for (const m of batch) { this.#bytes -= m.value.length; m.onAck(); }
+          for (const m of batch) { this.#bytes -= m.value.length; this.#onAck(m.unit); }
         }
         this.#wake();
         this.#pump();
