@@ -42,6 +42,9 @@ describe('cdc', () => {
     if (process.env.CDC_TEST_LOGS) console.log(logs.join('').split('\n').filter((l) => !l.includes('cdc-heartbeat')).join('\n'));
     child?.kill('SIGTERM');
     if (child) await waitExit(child);
+    // drop the slot: a leftover slot keeps the shared server's WAL forever
+    await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT]).then(() => true, () => false),
+      { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
     await db?.end();
   });
 

@@ -40,6 +40,9 @@ describe('cdc crash safety', () => {
   afterAll(async () => {
     child?.kill('SIGKILL');
     if (child) await waitExit(child);
+    // drop the slot: a leftover slot keeps the shared server's WAL forever
+    await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT]).then(() => true, () => false),
+      { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
     await db?.end();
   });
 

@@ -68,7 +68,8 @@ describe('cdc edges (own schema)', () => {
   afterAll(async () => {
     child?.kill('SIGTERM');
     if (child) await waitExit(child);
-    await db?.query('SELECT pg_drop_replication_slot($1)', [env.RISKMON_SLOT]).catch(() => {});
+    await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT]).then(() => true, () => false),
+      { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
     await db?.end();
   });
 
