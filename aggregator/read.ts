@@ -5,8 +5,15 @@
  *
  * - series: one merchant at 1m / 1h / 1d (minute points only while the minute tier holds them).
  * - totalsByMerchant: every merchant active in a window. At 1m it reads the all-merchants minute index
- *   (`xm`, a few hundred HGETALLs for a 60-minute window); older windows and 1h/1d walk each partition's merchant set.
+ *   (`xm`, a few hundred keys for a 60-minute window); older windows and 1h/1d walk each partition's merchant set.
  * - totals: given merchants; minutes where the minute tier holds the range, whole hours for the older part.
+ * - windowSlices: the minute index per (minute, partition) with a fingerprint, so a caller keeping a sliding
+ *   window in memory re-reads only what changed (alerting/window.ts).
+ *
+ * Hashes are read through a small read-only Lua script that returns each hash as ONE string ("f\0v\0f\0v…",
+ * optionally only the fields of a slot range): the client decodes a few strings instead of thousands of RESP bulk
+ * strings (that decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
+ * One script call per partition, so every call stays inside one Redis Cluster slot.
  */
 import type { Redis } from 'ioredis';
 import { addTotals, emptyTotals, isEmpty, type BucketReader, type Point, type Step, type Totals } from '../lib/buckets.ts';
@@ -23,18 +30,94 @@ export interface ReaderOptions {
   minuteTtlMs?: number;
   /** Wall clock, for which part of a range the minute tier still holds. */
   now?: () => number;
+  /**
+   * How long `series` may use a cached copy of the foreign sets (default 1 s). A row an UPDATE just moved to a
+   * partition outside its merchant's candidates shows in `series` at most this much later; `totals` and
+   * `totalsByMerchant` always read them fresh.
+   */
+  foreignTtlMs?: number;
 }
 
+/** One (minute, partition) of the all-merchants minute index. */
+export interface WindowSlice {
+  minute: number;
+  partition: number;
+  /** Changes whenever the hash changes (length and CRC-64 of its DUMP); '' when the key does not exist. */
+  fingerprint: string;
+  /** Per-merchant totals; null when the fingerprint equals the one the caller already knows. */
+  totals: Map<string, Totals> | null;
+}
+
+export interface WindowSliceReader {
+  /**
+   * The index slices of `minutes` in every partition. `known` gives the fingerprint the caller holds for a slice;
+   * unchanged slices come back without totals. Null when the index no longer holds the oldest minute asked for
+   * (a catch-up far behind): read with totalsByMerchant then.
+   */
+  windowSlices(minutes: number[], known: (minute: number, partition: number) => string | undefined): Promise<WindowSlice[] | null>;
+}
+
+/** Keys per script call: bounds how long one call holds Redis and the size of one reply. */
+const KEYS_PER_CALL = 500;
 /** Commands per pipeline round trip: bounds client memory on 100,000-merchant reads. */
-const PIPELINE_CHUNK = 5_000;
+const PIPELINE_CHUNK = 2_000;
+
+// KEYS: hashes; ARGV: per key lo, hi (field numbers, inclusive; lo = '' keeps every field).
+// Returns per key the kept fields and values joined by NUL.
+const HASHES_LUA = `
+local out = {}
+for i, k in ipairs(KEYS) do
+  local h = redis.call('HGETALL', k)
+  local lo = ARGV[2 * i - 1]
+  if lo == '' then
+    out[i] = table.concat(h, '\\0')
+  else
+    lo = tonumber(lo)
+    local hi, parts, n = tonumber(ARGV[2 * i]), {}, 0
+    for j = 1, #h, 2 do
+      local f = tonumber(h[j])
+      if f >= lo and f <= hi then parts[n + 1] = h[j]; parts[n + 2] = h[j + 1]; n = n + 2 end
+    end
+    out[i] = table.concat(parts, '\\0')
+  end
+end
+return out`;
+
+// KEYS: 1 window-index GC cursor, 2.. index hashes; ARGV: 1 oldest minute asked for, 2.. known fingerprints.
+// Returns {'gone'} when the GC passed that minute, else per key: fingerprint, content ('' when unchanged).
+// The fingerprint is the length and CRC-64 of the key's DUMP (computed by Redis in C): any change to the hash
+// changes it (a re-ordered but equal hash may change it too, which only costs a re-read).
+const WINDOW_LUA = `
+local gc = redis.call('GET', KEYS[1])
+if gc and tonumber(gc) > tonumber(ARGV[1]) then return {'gone'} end
+local out = {}
+for i = 2, #KEYS do
+  local d = redis.call('DUMP', KEYS[i])
+  local fp = ''
+  if d then
+    local c = {string.byte(d, -8, -1)}
+    fp = string.format('%d:%02x%02x%02x%02x%02x%02x%02x%02x', #d, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+  end
+  out[2 * i - 3] = fp
+  if fp ~= ARGV[i] and d then out[2 * i - 2] = table.concat(redis.call('HGETALL', KEYS[i]), '\\0') else out[2 * i - 2] = '' end
+end
+return out`;
 
 type Cmd = [name: string, ...args: (string | number)[]];
+
+function defineScripts(redis: Redis): void {
+  if (!(redis as any).riskmonReadHashes) redis.defineCommand('riskmonReadHashes', { lua: HASHES_LUA });
+  if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: WINDOW_LUA });
+}
 
 async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
   const out: unknown[] = [];
   for (let i = 0; i < cmds.length; i += PIPELINE_CHUNK) {
-    const res = await redis.pipeline(cmds.slice(i, i + PIPELINE_CHUNK)).exec();
-    for (const [err, v] of res ?? []) {
+    const chunk = cmds.slice(i, i + PIPELINE_CHUNK);
+    let res = await exec(redis, chunk);
+    // Scripts flushed on the server (SCRIPT FLUSH, a restarted Redis): ioredis then sends them with EVAL again.
+    if (res.some(([err]) => err && /NOSCRIPT/.test(err.message))) res = await exec(redis, chunk);
+    for (const [err, v] of res) {
       if (err) throw err;
       out.push(v);
     }
@@ -42,50 +125,111 @@ async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
   return out;
 }
 
-/** A tier key with its slots (field div 4) decoded to bucket start times, for one (partition, merchant) read. */
-interface KeyRead { key: string; timeOf: (slot: number) => number }
+async function exec(redis: Redis, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
+  const p = redis.pipeline();
+  for (const [name, ...args] of cmds) (p as any)[name](...args);
+  return ((await p.exec()) ?? []) as [Error | null, unknown][];
+}
 
-export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader {
+/** Splits a NUL-joined hash reply into [field, value, field, value, …]. */
+function pairsOf(s: string): string[] {
+  return s === '' ? [] : s.split('\0');
+}
+
+/** A tier key with its slot range (field div 4) inside [from, to) and the slots decoded to bucket start times. */
+interface KeyRead { key: string; lo: number; hi: number; timeOf: (slot: number) => number }
+
+export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader & WindowSliceReader {
   const { prefix, partitions, hotShards } = opts;
+  defineScripts(redis);
   const clock = new DayClock(opts.tz);
   const minuteTtlMs = opts.minuteTtlMs ?? 2 * 86_400_000;
+  const foreignTtlMs = opts.foreignTtlMs ?? 1000;
   const now = opts.now ?? Date.now;
   const allPartitions = Array.from({ length: partitions }, (_, i) => i);
 
+  // Pure functions of the merchant / the day number, asked for on every read: cached (bounded).
+  const candidates = new Map<string, number[]>();
+  function candidatesOf(m: string): number[] {
+    let c = candidates.get(m);
+    if (!c) {
+      if (candidates.size > 200_000) candidates.clear();
+      candidates.set(m, (c = candidatePartitions(m, partitions, hotShards)));
+    }
+    return c;
+  }
+  const dayStarts = new Map<number, number>();
+  function startOfLocalDay(n: number): number {
+    let s = dayStarts.get(n);
+    if (s === undefined) {
+      if (dayStarts.size > 10_000) dayStarts.clear();
+      dayStarts.set(n, (s = clock.startOfLocalDay(n)));
+    }
+    return s;
+  }
+
+  let foreignCache: { at: number; sets: Promise<Set<string>[]> } | null = null;
+  function foreignSets(): Promise<Set<string>[]> {
+    const t = now();
+    if (!foreignCache || t - foreignCache.at >= foreignTtlMs || t < foreignCache.at) {
+      const sets = run(redis, allPartitions.map((p) => ['smembers', keys.foreign(prefix, p)]))
+        .then((res) => (res as string[][]).map((ms) => new Set(ms)));
+      sets.catch(() => { if (foreignCache?.sets === sets) foreignCache = null; });
+      foreignCache = { at: t, sets };
+    }
+    return foreignCache.sets;
+  }
+
   /** Candidate partitions plus every partition whose foreign set names the merchant. */
-  async function partitionsOf(merchantIds: string[]): Promise<Map<string, number[]>> {
+  async function partitionsOf(merchantIds: string[], cached: boolean): Promise<Map<string, number[]>> {
     const out = new Map<string, number[]>();
-    for (const m of merchantIds) out.set(m, candidatePartitions(m, partitions, hotShards));
+    for (const m of merchantIds) out.set(m, candidatesOf(m));
     if (!merchantIds.length) return out;
+    const addForeign = (m: string, p: number) => {
+      const list = out.get(m)!;
+      if (!list.includes(p)) out.set(m, [...list, p]);
+    };
+    if (cached) {
+      const sets = await foreignSets();
+      sets.forEach((s, p) => { if (s.size) for (const m of merchantIds) if (s.has(m)) addForeign(m, p); });
+      return out;
+    }
     const res = (await run(redis, allPartitions.map((p) => ['smismember', keys.foreign(prefix, p), ...merchantIds]))) as number[][];
-    res.forEach((flags, p) => flags.forEach((f, i) => {
-      if (!f) return;
-      const list = out.get(merchantIds[i])!;
-      if (!list.includes(p)) list.push(p);
-    }));
+    res.forEach((flags, p) => flags.forEach((f, i) => { if (f) addForeign(merchantIds[i], p); }));
     return out;
   }
 
-  /** The keys of one (partition, merchant) that cover [from, to) at `step`. */
+  /** The keys of one (partition, merchant) that cover [from, to) at `step`, with the slots inside the range. */
   function keyReads(p: number, m: string, from: number, to: number, step: Step): KeyRead[] {
     const reads: KeyRead[] = [];
     if (step === '1m') {
       for (let ds = clock.dayStart(from); ds < to; ds = clock.dayStart(ds + 30 * HOUR)) {
         const day = clock.localDayOfStart(ds);
         const next = clock.dayStart(ds + 30 * HOUR);
+        const lo = Math.ceil((from - ds) / MINUTE);
+        const hi = Math.ceil((Math.min(to, next) - ds) / MINUTE) - 1;
         for (let q = 0; ds + q * QUARTER_MINUTES * MINUTE < next; q++) {
-          const qs = ds + q * QUARTER_MINUTES * MINUTE;
-          if (qs + QUARTER_MINUTES * MINUTE <= from || qs >= to) continue;
-          reads.push({ key: keys.minute(prefix, p, m, day, q), timeOf: (slot) => ds + slot * MINUTE });
+          const qlo = Math.max(lo, q * QUARTER_MINUTES);
+          const qhi = Math.min(hi, (q + 1) * QUARTER_MINUTES - 1);
+          if (qlo > qhi) continue;
+          reads.push({ key: keys.minute(prefix, p, m, day, q), lo: qlo, hi: qhi, timeOf: (slot) => ds + slot * MINUTE });
         }
       }
     } else if (step === '1h') {
-      for (let b = Math.floor(from / HOUR / HOUR_BLOCK); b <= Math.floor((to - 1) / HOUR / HOUR_BLOCK); b++) {
-        reads.push({ key: keys.hour(prefix, p, m, b), timeOf: (slot) => (b * HOUR_BLOCK + slot) * HOUR });
+      const h0 = Math.ceil(from / HOUR);
+      const h1 = Math.ceil(to / HOUR) - 1;
+      for (let b = Math.floor(h0 / HOUR_BLOCK); b <= Math.floor(h1 / HOUR_BLOCK); b++) {
+        const base = b * HOUR_BLOCK;
+        reads.push({ key: keys.hour(prefix, p, m, b), lo: Math.max(0, h0 - base), hi: Math.min(HOUR_BLOCK - 1, h1 - base), timeOf: (slot) => (base + slot) * HOUR });
       }
     } else {
-      for (let b = Math.floor(clock.localDay(from) / DAY_BLOCK); b <= Math.floor(clock.localDay(to - 1) / DAY_BLOCK); b++) {
-        reads.push({ key: keys.day(prefix, p, m, b), timeOf: (slot) => clock.startOfLocalDay(b * DAY_BLOCK + slot) });
+      let d0 = clock.localDay(from);
+      if (startOfLocalDay(d0) < from) d0++;
+      const d1 = clock.localDay(to - 1);
+      if (d0 > d1) return reads;
+      for (let b = Math.floor(d0 / DAY_BLOCK); b <= Math.floor(d1 / DAY_BLOCK); b++) {
+        const base = b * DAY_BLOCK;
+        reads.push({ key: keys.day(prefix, p, m, b), lo: Math.max(0, d0 - base), hi: Math.min(DAY_BLOCK - 1, d1 - base), timeOf: (slot) => startOfLocalDay(base + slot) });
       }
     }
     return reads;
@@ -93,27 +237,41 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
 
   /**
    * Reads (merchant, partitions) pairs at `step` over [from, to) and hands every bucket field to `visit`.
-   * One HGETALL per key; the hashes are small (≤ 4 × 360 / 120 / 100 fields).
+   * One script call per partition and up to KEYS_PER_CALL keys, returning only the fields inside the range.
    */
   async function scan(pairs: [string, number[]][], from: number, to: number, step: Step,
     visit: (merchant: string, t: number, kind: number, value: string) => void): Promise<void> {
     if (to <= from) return;
-    const cmds: Cmd[] = [];
-    const meta: [string, KeyRead][] = [];
+    const byPartition = new Map<number, { m: string; r: KeyRead }[]>();
     for (const [m, ps] of pairs) {
       for (const p of ps) {
-        for (const r of keyReads(p, m, from, to, step)) { cmds.push(['hgetall', r.key]); meta.push([m, r]); }
+        let l = byPartition.get(p);
+        if (!l) byPartition.set(p, (l = []));
+        for (const r of keyReads(p, m, from, to, step)) l.push({ m, r });
       }
     }
-    const res = (await run(redis, cmds)) as Record<string, string>[];
-    res.forEach((h, i) => {
-      const [m, r] = meta[i];
-      for (const f in h) {
-        const n = Number(f);
-        const t = r.timeOf(Math.floor(n / FIELD_KINDS));
-        if (t >= from && t < to) visit(m, t, n % FIELD_KINDS, h[f]);
+    const cmds: Cmd[] = [];
+    const meta: { m: string; r: KeyRead }[][] = [];
+    for (const reads of byPartition.values()) {
+      for (let i = 0; i < reads.length; i += KEYS_PER_CALL) {
+        const chunk = reads.slice(i, i + KEYS_PER_CALL);
+        const args: (string | number)[] = [chunk.length];
+        for (const { r } of chunk) args.push(r.key);
+        for (const { r } of chunk) args.push(r.lo * FIELD_KINDS, r.hi * FIELD_KINDS + FIELD_KINDS - 1);
+        cmds.push(['riskmonReadHashes', ...args]);
+        meta.push(chunk);
       }
-    });
+    }
+    const res = (await run(redis, cmds)) as string[][];
+    res.forEach((hashes, c) => hashes.forEach((s, i) => {
+      const { m, r } = meta[c][i];
+      const fv = pairsOf(s);
+      for (let j = 0; j < fv.length; j += 2) {
+        const n = Number(fv[j]);
+        const t = r.timeOf(Math.floor(n / FIELD_KINDS));
+        if (t >= from && t < to) visit(m, t, n % FIELD_KINDS, fv[j + 1]);
+      }
+    }));
   }
 
   function accumulate(into: Map<string, Totals>) {
@@ -129,6 +287,17 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     return map;
   }
 
+  /** Adds a window-index hash (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant) into `into`. */
+  function addWindowHash(into: Map<string, Totals>, s: string): void {
+    const fv = pairsOf(s);
+    for (let j = 0; j < fv.length; j += 2) {
+      const [m, kind] = windowField(fv[j]);
+      let t = into.get(m);
+      if (!t) into.set(m, (t = emptyTotals()));
+      addField(t, kind, fv[j + 1]);
+    }
+  }
+
   /** Earliest minute the all-merchants minute index still holds in every partition; +∞ when it holds none. */
   async function windowIndexStart(): Promise<number> {
     const gcs = (await run(redis, allPartitions.map((p) => ['get', keys.windowGc(prefix, p)]))) as (string | null)[];
@@ -139,7 +308,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
 
   return {
     async series(merchantId, fromMs, toMs, step) {
-      const ps = (await partitionsOf([merchantId])).get(merchantId)!;
+      const ps = (await partitionsOf([merchantId], true)).get(merchantId)!;
       const byT = new Map<number, Totals>();
       await scan([[merchantId, ps]], fromMs, toMs, step, (_m, t, kind, v) => {
         let x = byT.get(t);
@@ -156,16 +325,15 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       if (toMs <= fromMs) return out;
       if (step === '1m' && fromMs >= (await windowIndexStart())) {
         const cmds: Cmd[] = [];
-        for (let t = fromMs; t < toMs; t += MINUTE) {
-          for (const p of allPartitions) cmds.push(['hgetall', keys.window(prefix, p, Math.floor(t / MINUTE))]);
-        }
-        const add = accumulate(out);
-        for (const h of (await run(redis, cmds)) as Record<string, string>[]) {
-          for (const f in h) {
-            const [m, kind] = windowField(f);
-            add(m, 0, kind, h[f]);
+        for (const p of allPartitions) {
+          const ks: string[] = [];
+          for (let t = fromMs; t < toMs; t += MINUTE) ks.push(keys.window(prefix, p, Math.floor(t / MINUTE)));
+          for (let i = 0; i < ks.length; i += KEYS_PER_CALL) {
+            const chunk = ks.slice(i, i + KEYS_PER_CALL);
+            cmds.push(['riskmonReadHashes', chunk.length, ...chunk, ...chunk.flatMap(() => ['', ''])]);
           }
         }
+        for (const hashes of (await run(redis, cmds)) as string[][]) for (const s of hashes) addWindowHash(out, s);
         return dropEmpty(out);
       }
       // Every partition's merchants, each read from that partition only: a merchant's shards and foreign
@@ -184,7 +352,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       // The minute tier holds minutes from about now − TTL on; one extra hour of margin for keys about to expire.
       const horizon = Math.ceil((now() - minuteTtlMs) / HOUR) * HOUR + HOUR;
       const split = Math.min(toMs, Math.max(fromMs, horizon));
-      const pairs = [...(await partitionsOf(merchantIds))];
+      const pairs = [...(await partitionsOf(merchantIds, false))];
       const add = accumulate(out);
       if (split > fromMs) {
         // Older than the minute tier: whole hours inside [from, split) (exact when from/split are on the hour).
@@ -204,6 +372,34 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
         min = Math.min(min, Number(w));
       }
       return min;
+    },
+
+    async windowSlices(minutes, known) {
+      if (!minutes.length) return [];
+      const oldest = Math.floor(Math.min(...minutes) / MINUTE);
+      const cmds: Cmd[] = [];
+      const meta: [minute: number, partition: number][][] = [];
+      for (const p of allPartitions) {
+        for (let i = 0; i < minutes.length; i += KEYS_PER_CALL) {
+          const chunk = minutes.slice(i, i + KEYS_PER_CALL);
+          cmds.push(['riskmonReadWindow', chunk.length + 1, keys.windowGc(prefix, p),
+            ...chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE))), oldest, ...chunk.map((t) => known(t, p) ?? '-')]);
+          meta.push(chunk.map((t) => [t, p]));
+        }
+      }
+      const res = (await run(redis, cmds)) as string[][];
+      const out: WindowSlice[] = [];
+      for (let c = 0; c < res.length; c++) {
+        const r = res[c];
+        if (r[0] === 'gone') return null;
+        meta[c].forEach(([minute, partition], i) => {
+          const fingerprint = r[2 * i];
+          let totals: Map<string, Totals> | null = null;
+          if (fingerprint !== known(minute, partition)) addWindowHash((totals = new Map()), r[2 * i + 1]);
+          out.push({ minute, partition, fingerprint, totals });
+        });
+      }
+      return out;
     },
   };
 }

@@ -3,14 +3,16 @@
  * restarts), turns evaluations into alert transitions, and commits everything of a minute in one transaction
  * (see store.ts); then publishes the transitions on Redis.
  *
- * Per minute it reads, for all merchants at once, the window totals (`totalsByMerchant`, split at the current
- * hour so the same read also gives today's partial hour); per local day it reads the baselines (baseline.ts);
- * per hour, today's full hours of the volume_drop merchants. Memory holds the firing alerts and the signature of
- * each stored evaluation row, so only changed rows are written.
+ * Per minute it gets, for all merchants at once, the window totals and today's partial hour from the in-memory
+ * window (window.ts: only the newly closed minute and slices changed since are read); per local day the baselines
+ * (baseline.ts); per hour, today's full hours of the volume_drop merchants. The next day's baselines and the next
+ * hour's full hours are loaded in the background as soon as the last minute of a day / hour is evaluated, so the
+ * first minute of a day or hour does not wait for them. Memory holds the firing alerts and the signature of each
+ * stored evaluation row, so only changed rows are written.
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { addTotals, emptyTotals, type BucketReader, type Totals } from '../lib/buckets.ts';
+import type { BucketReader, Totals } from '../lib/buckets.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -27,6 +29,7 @@ import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
 import type { Evaluation } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
+import { totalsOf, WindowSums } from './window.ts';
 
 export interface EvaluatorOptions {
   rules: RulesConfig;
@@ -75,12 +78,16 @@ export class Evaluator implements Service {
   #baselines: DayBaselines | null = null;
   #baselinesAt = 0;
   #baselinesLoading: Promise<void> | null = null;
-  #todayHours: { key: string; totals: Map<string, Totals> } | null = null;
+  /** The next day's baselines, loading since the last minute of the previous day was evaluated. */
+  #nextBaselines: { today: number; promise: Promise<DayBaselines> } | null = null;
+  #todayHours: { key: string; totals: Promise<Map<string, Totals>> } | null = null;
+  readonly #window: WindowSums;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
     this.#o = opts;
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+    this.#window = new WindowSums(deps.reader);
   }
 
   async run(): Promise<void> {
@@ -135,35 +142,22 @@ export class Evaluator implements Service {
     const now = this.#now();
     const replay = isReplay(M, now, this.#o.replayAfterMs);
     const today = dayStart(M, tz);
-    const base = await this.#dayBaselines(today);
     const end = M + MINUTE;
     const windowFrom = end - rules.windowMinutes * MINUTE;
     const hs = Math.max(hourStart(M), today);
-    const reader = this.#d.reader;
 
-    const [partialHour, windowRest, todayHours, silences] = await Promise.all([
-      reader.totalsByMerchant(hs, end, '1m'),
-      windowFrom === hs ? null : reader.totalsByMerchant(Math.min(windowFrom, hs), Math.max(windowFrom, hs), '1m'),
-      this.#todayFullHours(base, today, hs),
+    // The baselines load only on a day's first minute when nothing loaded them ahead (a start); meanwhile the
+    // window is read.
+    const basePromise = this.#dayBaselines(today);
+    const [base, win, todayHours, silences] = await Promise.all([
+      basePromise,
+      this.#window.read(windowFrom, hs, end),
+      basePromise.then((b) => this.#todayFullHours(b, today, hs)),
       activeSilences(this.#d.db),
     ]);
-    // The window is [windowFrom, hs) + [hs, end) when it starts before the hour; else it is read on its own.
-    const empty = emptyTotals();
-    let windowOf: (id: string) => Totals;
-    let active: Map<string, Totals>[];
-    if (windowFrom < hs) {
-      const rest = windowRest!;
-      windowOf = (id) => {
-        const a = rest.get(id);
-        const b = partialHour.get(id);
-        return a && b ? addTotals({ ...a }, b) : a ?? b ?? empty;
-      };
-      active = [rest, partialHour];
-    } else {
-      const w = windowFrom === hs ? partialHour : await reader.totalsByMerchant(windowFrom, end, '1m');
-      windowOf = (id) => w.get(id) ?? empty;
-      active = [w];
-    }
+    const partialHour = win.hour;
+    const windowTotals = win.window;
+    const windowOf = (id: string) => totalsOf(windowTotals, id);
 
     const t1 = performance.now();
     const evaluations: Evaluation[] = [];
@@ -180,12 +174,9 @@ export class Evaluator implements Service {
         baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
       }, p, rules.version));
     };
-    // Every merchant once: those active in the window (over its one or two maps), then the tracked and firing
-    // ones that are absent from it — without building a set of 100,000 ids.
-    const inWindow = (id: string) => active.some((m) => m.has(id));
-    for (const id of active[0].keys()) evaluateCancel(id);
-    if (active[1]) for (const id of active[1].keys()) if (!active[0].has(id)) evaluateCancel(id);
-    for (const id of new Set([...this.#tracked.cancel_rate_spike, ...firingCancel])) if (!inWindow(id)) evaluateCancel(id);
+    // Every merchant once: those active in the window, then the tracked and firing ones absent from it.
+    for (const id of windowTotals.keys()) evaluateCancel(id);
+    for (const id of new Set([...this.#tracked.cancel_rate_spike, ...firingCancel])) if (!windowTotals.has(id)) evaluateCancel(id);
     const lag = now - watermark;
     const volumeIds = new Set<string>([...base.profiles.keys(), ...this.#tracked.volume_drop, ...this.#firingMerchants('volume_drop')]);
     for (const id of volumeIds) {
@@ -264,10 +255,30 @@ export class Evaluator implements Service {
       if (!replay) metrics.transitionLatency.observe(Math.max(0, publishedAt - (M + MINUTE + this.#o.allowedLatenessMs)) / 1000);
     }
     this.#refreshFiringGauge();
+    this.#prefetch(M, base);
     if (transitions.length) {
       this.#d.log.info({ minute: iso(M), replay, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
     return { minute: M, replay, evaluations: evaluations.length + quietSkipped, transitions: transitions.length, rowsWritten: rows.length, ms, readMs: t1 - t0, ruleMs: t2 - t1, commitMs: t3 - t2 };
+  }
+
+  /**
+   * After the last minute of a day or an hour: starts loading what the next minute needs anew (the next day's
+   * baselines; the next hour's "today's full hours"), so its evaluation does not wait for it. Everything these
+   * reads cover is closed by then (the watermark has passed the day's / hour's end plus the allowed lateness).
+   */
+  #prefetch(M: number, base: DayBaselines): void {
+    const next = M + MINUTE;
+    const nextDay = dayStart(next, this.#o.tz);
+    if (nextDay === next) {
+      if (this.#nextBaselines?.today !== nextDay) {
+        const promise = this.#loadBaselines(nextDay);
+        promise.catch(() => {}); // awaited (and reported) by the minute that needs it
+        this.#nextBaselines = { today: nextDay, promise };
+      }
+    } else if (next === hourStart(next)) {
+      void this.#todayFullHours(base, nextDay, next).catch(() => {});
+    }
   }
 
   #notificationFor(e: Evaluation, replay: boolean, silences: Silence[]): TransitionWrite['notification'] {
@@ -301,7 +312,9 @@ export class Evaluator implements Service {
       }
       return this.#baselines;
     }
-    this.#baselines = await this.#loadBaselines(today);
+    const ahead = this.#nextBaselines?.today === today ? this.#nextBaselines.promise : null;
+    this.#nextBaselines = null;
+    this.#baselines = (ahead ? await ahead.catch(() => null) : null) ?? (await this.#loadBaselines(today));
     this.#todayHours = null;
     return this.#baselines;
   }
@@ -319,12 +332,15 @@ export class Evaluator implements Service {
   }
 
   /** Today's approved amounts of the volume_drop merchants over [00:00, start of M's hour), read once per hour. */
-  async #todayFullHours(base: DayBaselines, today: number, hs: number): Promise<Map<string, Totals>> {
+  #todayFullHours(base: DayBaselines, today: number, hs: number): Promise<Map<string, Totals>> {
     const key = `${today}/${hs}`;
     if (this.#todayHours?.key === key) return this.#todayHours.totals;
-    const ids = [...base.profiles.keys(), ...this.#firingMerchants('volume_drop')];
-    const totals = hs > today && ids.length ? await this.#d.reader.totals([...new Set(ids)], today, hs) : new Map<string, Totals>();
-    this.#todayHours = { key, totals };
+    const ids = [...new Set([...base.profiles.keys(), ...this.#firingMerchants('volume_drop')])];
+    const totals = hs > today && ids.length ? this.#d.reader.totals(ids, today, hs) : Promise.resolve(new Map<string, Totals>());
+    const entry = { key, totals };
+    this.#todayHours = entry;
+    // A failed read is not kept: the next minute reads again.
+    totals.catch(() => { if (this.#todayHours === entry) this.#todayHours = null; });
     return totals;
   }
 }
