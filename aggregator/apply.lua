@@ -4,13 +4,11 @@
 -- ARGV: 1 mode (live|init|replay), 2 first offset of the chunk, 3 next offset ('' = leave), 4 lock token,
 --       5 watermark candidate ('' = none), 6 window-index key prefix, 7 window minutes kept,
 --       8 position of the chunk's last change ('' = leave), 9 generation the caller's TTL record is valid for,
---       then four op lists, each "count, count × (key index, field, x, y)":
---         tier approvals  (field = slot number; HINCRBY slot*4 += x, slot*4+1 += y)
---         tier cancels    (HINCRBY slot*4+2 += x, slot*4+3 += y)
---         window approvals (field = merchant; HINCRBY 'n:'..merchant += x, 'a:'..merchant += y)
---         window cancels   (HINCRBY 'c:'..merchant += x, 'x:'..merchant += y)
---       then expiries: count, count × (key index, unix seconds) — only keys whose TTL the caller has not set yet,
---       then merchants: count, names, then foreign merchants: count, names
+--       10 number of merchants m, 11 number of foreign merchants f,
+--       then for each bucket hash KEYS[9..] in order: n, expiry (unix seconds, '' = TTL already set), n × (field, x)
+--         — HINCRBY field x; fields are final (slot*4+kind in the tiers, 'n:'|'a:'|'c:'|'x:'..merchant in the
+--         window index), only non-zero deltas are sent, so Lua does no string work per field,
+--       then m merchant names, then f foreign merchant names.
 -- Returns {'ok'} | {'locked', owner} | {'offset', stored or ''} | {'generation', current}.
 -- HINCRBY keeps exact 64-bit integers in Redis: no parsing or number formatting in Lua.
 local lock = redis.call('GET', KEYS[3])
@@ -29,38 +27,21 @@ local gen = redis.call('GET', KEYS[8]) or ''
 if gen ~= ARGV[9] then return {'generation', gen} end
 
 local call, tonumber = redis.call, tonumber
-local i = 10
-for list = 0, 3 do
-  local n = tonumber(ARGV[i]); i = i + 1
-  for _ = 1, n do
-    local key, field, x, y = KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    i = i + 4
-    if list < 2 then
-      local f = tonumber(field) * 4 + list * 2
-      if x ~= '0' then call('HINCRBY', key, f, x) end
-      if y ~= '0' then call('HINCRBY', key, f + 1, y) end
-    elseif list == 2 then
-      if x ~= '0' then call('HINCRBY', key, 'n:' .. field, x) end
-      if y ~= '0' then call('HINCRBY', key, 'a:' .. field, y) end
-    else
-      if x ~= '0' then call('HINCRBY', key, 'c:' .. field, x) end
-      if y ~= '0' then call('HINCRBY', key, 'x:' .. field, y) end
-    end
-  end
-end
-
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  call('EXPIREAT', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+local i = 12
+for k = 9, #KEYS do
+  local key, n, exp = KEYS[k], tonumber(ARGV[i]), ARGV[i + 1]
   i = i + 2
+  for j = i, i + 2 * n - 1, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
+  i = i + 2 * n
+  if exp ~= '' then call('EXPIREAT', key, exp) end
 end
 
-for _, setKey in ipairs({KEYS[4], KEYS[5]}) do
-  n = tonumber(ARGV[i]); i = i + 1
+for s = 4, 5 do
+  local n = tonumber(ARGV[s + 6])
   local j = 0
   while j < n do
     local k = math.min(n - j, 500)
-    call('SADD', setKey, unpack(ARGV, i + j, i + j + k - 1))
+    call('SADD', KEYS[s], unpack(ARGV, i + j, i + j + k - 1))
     j = j + k
   end
   i = i + n

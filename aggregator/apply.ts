@@ -46,35 +46,45 @@ export class Applier {
     const args: string[] = [
       o.mode, o.first, o.next, o.lockToken ?? '', plan.watermark === null ? '' : String(plan.watermark),
       keys.windowPrefix(prefix, p), String(o.windowKeepMinutes), plan.position ?? '', this.#generation.get(p) ?? '',
+      String(plan.merchants.size), String(plan.foreign.size),
     ];
-    // four op lists (see apply.lua): tier approvals, tier cancels, window approvals, window cancels
-    const lists: string[][] = [[], [], [], []];
-    const exp: string[] = [];
+    const ttlSet: string[] = [];
     for (const [key, fields] of plan.hashes) {
-      ks.push(key);
-      const idx = String(ks.length);
-      const w = key.includes(':xm:') ? 2 : 0;
-      for (const [field, d] of fields) {
-        if (d.a !== 0 || d.aa !== 0n) lists[w].push(idx, field, String(d.a), d.aa.toString());
-        if (d.c !== 0 || d.ca !== 0n) lists[w + 1].push(idx, field, String(d.c), d.ca.toString());
+      const at = args.length;
+      args.push('', '');
+      let n = 0;
+      if (key.includes(':xm:')) {
+        for (const [m, d] of fields) {
+          if (d.a !== 0) { args.push('n:' + m, String(d.a)); n++; }
+          if (d.aa !== 0n) { args.push('a:' + m, d.aa.toString()); n++; }
+          if (d.c !== 0) { args.push('c:' + m, String(d.c)); n++; }
+          if (d.ca !== 0n) { args.push('x:' + m, d.ca.toString()); n++; }
+        }
+      } else {
+        for (const [slot, d] of fields) {
+          const f = Number(slot) * 4;
+          if (d.a !== 0) { args.push(String(f), String(d.a)); n++; }
+          if (d.aa !== 0n) { args.push(String(f + 1), d.aa.toString()); n++; }
+          if (d.c !== 0) { args.push(String(f + 2), String(d.c)); n++; }
+          if (d.ca !== 0n) { args.push(String(f + 3), d.ca.toString()); n++; }
+        }
       }
-      if (!this.#ttlSet.has(key)) exp.push(idx, String(Math.ceil(plan.expires.get(key)! / 1000)));
+      // every delta netted out (an UPDATE undone in the same chunk): nothing to write, and no TTL to record
+      if (n === 0) { args.length = at; continue; }
+      ks.push(key);
+      args[at] = String(n);
+      if (!this.#ttlSet.has(key)) {
+        args[at + 1] = String(Math.ceil(plan.expires.get(key)! / 1000));
+        ttlSet.push(key);
+      }
     }
-    for (const l of lists) {
-      args.push(String(l.length / 4));
-      for (const x of l) args.push(x);
-    }
-    args.push(String(exp.length / 2));
-    for (const x of exp) args.push(x);
-    args.push(String(plan.merchants.size));
     for (const m of plan.merchants) args.push(m);
-    args.push(String(plan.foreign.size));
     for (const m of plan.foreign) args.push(m);
     // ioredis flattens the array: one call, however many arguments (no spread into the call stack)
     const [status, arg] = await this.#cmd(ks.length, ks.concat(args));
     if (status === 'ok') {
       if (this.#ttlSet.size > 300_000) this.#ttlSet.clear(); // bounded memory; forgetting only costs EXPIREATs
-      for (const key of plan.expires.keys()) this.#ttlSet.add(key);
+      for (const key of ttlSet) this.#ttlSet.add(key);
       return { status };
     }
     if (status === 'generation') {

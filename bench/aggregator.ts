@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { referenceMapping, type Fact } from '../lib/mapping.ts';
@@ -95,16 +95,34 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
   const kafka = new Kafka({ clientId: 'bench-agg', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
-  const topic = `bench_agg_${Date.now().toString(36)}`;
+  // RISKMON_BENCH_AGG_TOPIC: produce into this topic once and keep it, so repeated runs (profiling) skip producing
+  const keep = env.RISKMON_BENCH_AGG_TOPIC;
+  const topic = keep ?? `bench_agg_${Date.now().toString(36)}`;
   const prefix = `bench_${Date.now().toString(36)}`;
   const admin = kafka.admin();
   await admin.connect();
+  let total: number;
+  const now = Date.now(); // end of the produced stretch (a reused topic's reads look at the last hour of now)
+  if (keep && (await admin.listTopics()).includes(keep)) {
+    const offs = await admin.fetchTopicOffsets(topic);
+    const counts = offs.map((o) => Number(o.high) - Number(o.low) - 1); // less the closing heartbeat
+    total = counts.reduce((a, b) => a + b, 0);
+    out.partition_skew = Math.max(...counts) / (total / PARTITIONS);
+    console.error(`   reusing ${topic}: ${total} changes`);
+  } else {
+    total = await produce(kafka, admin, topic, now, out);
+  }
+  await consume(env, admin, topic, prefix, total, now, out);
+  if (!keep) await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+  await admin.disconnect();
+}
+
+async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>): Promise<number> {
   await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const producer = kafka.producer();
   await producer.connect();
   // ≥ 1M changes of a 3M/day reference day, each payment and cancel its own transaction
   const w = new Workload();
-  const now = Date.now();
   let lsn = 0x1000000n;
   const perPartition: string[][] = Array.from({ length: PARTITIONS }, () => []);
   const keysOf: string[][] = Array.from({ length: PARTITIONS }, () => []);
@@ -156,7 +174,10 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   await producer.disconnect();
   console.error(`   produced ${total} changes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   out.partition_skew = Math.max(...counts) / (total / PARTITIONS);
+  return total;
+}
 
+async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, prefix: string, total: number, now: number, out: Record<string, number>): Promise<void> {
   const redis = new Redis(env.REDIS_URL!);
   const childEnv = {
     ...env, RISKMON_TOPIC: topic, RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(SHARDS),
@@ -165,7 +186,9 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   const offs = await admin.fetchTopicOffsets(topic);
   const target = offs.map((o) => o.high);
   const t1 = Date.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/riskmon.mjs'), 'aggregate'], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT });
+  // RISKMON_BENCH_NODE_ARGS: extra node options for the aggregator process, e.g. --cpu-prof
+  const nodeArgs = env.RISKMON_BENCH_NODE_ARGS ? env.RISKMON_BENCH_NODE_ARGS.split(' ') : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'scripts/riskmon.mjs'), 'aggregate'], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT });
   let hwm = 0;
   const readHwm = () => {
     try {
@@ -218,8 +241,6 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
     if (found.length) await redis.unlink(...found);
   } while (cursor !== '0');
   redis.disconnect();
-  await admin.deleteTopics({ topics: [topic] }).catch(() => {});
-  await admin.disconnect();
 }
 
 async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
