@@ -63,20 +63,33 @@ const KEYS_PER_CALL = 500;
 const PIPELINE_CHUNK = 2_000;
 
 // KEYS: hashes; ARGV: per key lo, hi (field numbers, inclusive; lo = '' keeps every field).
-// Returns per key the kept fields and values joined by NUL.
+// Returns per key the kept fields and values joined by NUL. A range much smaller than the hash is read with HMGET
+// (a 2-hour minute series out of a 6-hour quarter), otherwise HGETALL and a filter: Lua's cost is per string.
 const HASHES_LUA = `
 local out = {}
 for i, k in ipairs(KEYS) do
-  local h = redis.call('HGETALL', k)
   local lo = ARGV[2 * i - 1]
-  if lo == '' then
-    out[i] = table.concat(h, '\\0')
+  local n = redis.call('HLEN', k)
+  if n == 0 then
+    out[i] = ''
+  elseif lo == '' then
+    out[i] = table.concat(redis.call('HGETALL', k), '\\0')
   else
     lo = tonumber(lo)
-    local hi, parts, n = tonumber(ARGV[2 * i]), {}, 0
-    for j = 1, #h, 2 do
-      local f = tonumber(h[j])
-      if f >= lo and f <= hi then parts[n + 1] = h[j]; parts[n + 2] = h[j + 1]; n = n + 2 end
+    local hi, parts, m = tonumber(ARGV[2 * i]), {}, 0
+    if (hi - lo + 1) * 2 < n then
+      local fs = {}
+      for f = lo, hi do fs[f - lo + 1] = f end
+      local vs = redis.call('HMGET', k, unpack(fs))
+      for j = 1, hi - lo + 1 do
+        if vs[j] then parts[m + 1] = fs[j]; parts[m + 2] = vs[j]; m = m + 2 end
+      end
+    else
+      local h = redis.call('HGETALL', k)
+      for j = 1, #h, 2 do
+        local f = tonumber(h[j])
+        if f >= lo and f <= hi then parts[m + 1] = h[j]; parts[m + 2] = h[j + 1]; m = m + 2 end
+      end
     end
     out[i] = table.concat(parts, '\\0')
   end
@@ -136,8 +149,12 @@ function pairsOf(s: string): string[] {
   return s === '' ? [] : s.split('\0');
 }
 
-/** A tier key with its slot range (field div 4) inside [from, to) and the slots decoded to bucket start times. */
-interface KeyRead { key: string; lo: number; hi: number; timeOf: (slot: number) => number }
+/**
+ * A tier key of merchant `m` with its slot range (field div 4) inside [from, to). A slot's bucket starts at
+ * `base + slot × MINUTE` (1m: base = the day's start), `(base + slot) × HOUR` (1h), or at the start of local day
+ * `base + slot` (1d). Plain data, no closure per key: a baseline read makes 100,000 of them.
+ */
+interface KeyRead { m: string; key: string; lo: number; hi: number; base: number }
 
 export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader & WindowSliceReader {
   const { prefix, partitions, hotShards } = opts;
@@ -212,7 +229,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
           const qlo = Math.max(lo, q * QUARTER_MINUTES);
           const qhi = Math.min(hi, (q + 1) * QUARTER_MINUTES - 1);
           if (qlo > qhi) continue;
-          reads.push({ key: keys.minute(prefix, p, m, day, q), lo: qlo, hi: qhi, timeOf: (slot) => ds + slot * MINUTE });
+          reads.push({ m, key: keys.minute(prefix, p, m, day, q), lo: qlo, hi: qhi, base: ds });
         }
       }
     } else if (step === '1h') {
@@ -220,7 +237,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       const h1 = Math.ceil(to / HOUR) - 1;
       for (let b = Math.floor(h0 / HOUR_BLOCK); b <= Math.floor(h1 / HOUR_BLOCK); b++) {
         const base = b * HOUR_BLOCK;
-        reads.push({ key: keys.hour(prefix, p, m, b), lo: Math.max(0, h0 - base), hi: Math.min(HOUR_BLOCK - 1, h1 - base), timeOf: (slot) => (base + slot) * HOUR });
+        reads.push({ m, key: keys.hour(prefix, p, m, b), lo: Math.max(0, h0 - base), hi: Math.min(HOUR_BLOCK - 1, h1 - base), base });
       }
     } else {
       let d0 = clock.localDay(from);
@@ -229,7 +246,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       if (d0 > d1) return reads;
       for (let b = Math.floor(d0 / DAY_BLOCK); b <= Math.floor(d1 / DAY_BLOCK); b++) {
         const base = b * DAY_BLOCK;
-        reads.push({ key: keys.day(prefix, p, m, b), lo: Math.max(0, d0 - base), hi: Math.min(DAY_BLOCK - 1, d1 - base), timeOf: (slot) => startOfLocalDay(base + slot) });
+        reads.push({ m, key: keys.day(prefix, p, m, b), lo: Math.max(0, d0 - base), hi: Math.min(DAY_BLOCK - 1, d1 - base), base });
       }
     }
     return reads;
@@ -242,36 +259,43 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
   async function scan(pairs: [string, number[]][], from: number, to: number, step: Step,
     visit: (merchant: string, t: number, kind: number, value: string) => void): Promise<void> {
     if (to <= from) return;
-    const byPartition = new Map<number, { m: string; r: KeyRead }[]>();
+    const byPartition = new Map<number, KeyRead[]>();
     for (const [m, ps] of pairs) {
       for (const p of ps) {
         let l = byPartition.get(p);
         if (!l) byPartition.set(p, (l = []));
-        for (const r of keyReads(p, m, from, to, step)) l.push({ m, r });
+        for (const r of keyReads(p, m, from, to, step)) l.push(r);
       }
     }
     const cmds: Cmd[] = [];
-    const meta: { m: string; r: KeyRead }[][] = [];
+    const meta: KeyRead[][] = [];
     for (const reads of byPartition.values()) {
       for (let i = 0; i < reads.length; i += KEYS_PER_CALL) {
         const chunk = reads.slice(i, i + KEYS_PER_CALL);
-        const args: (string | number)[] = [chunk.length];
-        for (const { r } of chunk) args.push(r.key);
-        for (const { r } of chunk) args.push(r.lo * FIELD_KINDS, r.hi * FIELD_KINDS + FIELD_KINDS - 1);
-        cmds.push(['riskmonReadHashes', ...args]);
+        const cmd: Cmd = ['riskmonReadHashes', chunk.length];
+        for (const r of chunk) cmd.push(r.key);
+        for (const r of chunk) cmd.push(r.lo * FIELD_KINDS, r.hi * FIELD_KINDS + FIELD_KINDS - 1);
+        cmds.push(cmd);
         meta.push(chunk);
       }
     }
+    const timeOf = step === '1m' ? (base: number, slot: number) => base + slot * MINUTE
+      : step === '1h' ? (base: number, slot: number) => (base + slot) * HOUR
+        : (base: number, slot: number) => startOfLocalDay(base + slot);
     const res = (await run(redis, cmds)) as string[][];
-    res.forEach((hashes, c) => hashes.forEach((s, i) => {
-      const { m, r } = meta[c][i];
-      const fv = pairsOf(s);
-      for (let j = 0; j < fv.length; j += 2) {
-        const n = Number(fv[j]);
-        const t = r.timeOf(Math.floor(n / FIELD_KINDS));
-        if (t >= from && t < to) visit(m, t, n % FIELD_KINDS, fv[j + 1]);
+    for (let c = 0; c < res.length; c++) {
+      const hashes = res[c];
+      for (let i = 0; i < hashes.length; i++) {
+        if (hashes[i] === '') continue;
+        const r = meta[c][i];
+        const fv = hashes[i].split('\0');
+        for (let j = 0; j < fv.length; j += 2) {
+          const n = Number(fv[j]);
+          const t = timeOf(r.base, Math.floor(n / FIELD_KINDS));
+          if (t >= from && t < to) visit(r.m, t, n % FIELD_KINDS, fv[j + 1]);
+        }
       }
-    }));
+    }
   }
 
   function accumulate(into: Map<string, Totals>) {

@@ -140,7 +140,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
       if (!r) throw new Error('minute not evaluated');
       timed.push(r.ms);
       evaluated = Math.min(evaluated, r.evaluations);
-      log.info({ minute: iso(r.minute), ms: Math.round(r.ms), evaluations: r.evaluations, rows: r.rowsWritten }, 'evaluated');
+      log.info({ minute: iso(r.minute), ms: Math.round(r.ms), readMs: Math.round(r.readMs), ruleMs: Math.round(r.ruleMs), commitMs: Math.round(r.commitMs), evaluations: r.evaluations, rows: r.rowsWritten }, 'evaluated');
     }
 
     // ---- alert latency: a surge per minute through the running services ----
