@@ -12,7 +12,7 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { BucketReader, Totals } from '../lib/buckets.ts';
+import { emptyTotals, type BucketReader, type Totals } from '../lib/buckets.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -157,20 +157,19 @@ export class Evaluator implements Service {
     ]);
     const partialHour = win.hour;
     const windowTotals = win.window;
-    const windowOf = (id: string) => totalsOf(windowTotals, id);
+    const none = emptyTotals();
 
     const t1 = performance.now();
     const evaluations: Evaluation[] = [];
     const firingCancel = new Set(this.#firingMerchants('cancel_rate_spike'));
     let quietSkipped = 0;
     const evaluateCancel = (id: string) => {
-      const window = windowOf(id);
       const p = paramsFor(rules, 'cancel_rate_spike', id);
       // Fast path: too little activity, and the stored verdict says so already (or there is no row: the API reads
       // a missing row as "no activity"), and no alert to resolve: nothing would change.
-      if (belowActivityGuard(window, p) && !this.#tracked.cancel_rate_spike.has(id) && !firingCancel.has(id)) { quietSkipped++; return; }
+      if (belowActivityGuard(windowTotals.get(id) ?? none, p) && !this.#tracked.cancel_rate_spike.has(id) && !firingCancel.has(id)) { quietSkipped++; return; }
       evaluations.push(evaluateCancelRateSpike({
-        merchantId: id, minute: M, windowFrom, windowTo: end, window,
+        merchantId: id, minute: M, windowFrom, windowTo: end, window: totalsOf(windowTotals, id),
         baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
       }, p, rules.version));
     };
