@@ -187,7 +187,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
 
   let foreignCache: { at: number; sets: Promise<Set<string>[]> } | null = null;
   function foreignSets(): Promise<Set<string>[]> {
-    const t = now();
+    const t = Date.now(); // elapsed real time, also when a test freezes `now`
     if (!foreignCache || t - foreignCache.at >= foreignTtlMs || t < foreignCache.at) {
       const sets = run(redis, allPartitions.map((p) => ['smembers', keys.foreign(prefix, p)]))
         .then((res) => (res as string[][]).map((ms) => new Set(ms)));
