@@ -77,7 +77,9 @@ for i, k in ipairs(KEYS) do
   else
     lo = tonumber(lo)
     local hi, parts, m = tonumber(ARGV[2 * i]), {}, 0
-    if (hi - lo + 1) * 2 < n then
+    if hi < lo then
+      -- nothing of this hash is in the range
+    elseif (hi - lo + 1) * 2 < n then
       local fs = {}
       for f = lo, hi do fs[f - lo + 1] = f end
       local vs = redis.call('HMGET', k, unpack(fs))
@@ -235,6 +237,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     } else if (step === '1h') {
       const h0 = Math.ceil(from / HOUR);
       const h1 = Math.ceil(to / HOUR) - 1;
+      if (h0 > h1) return reads;
       for (let b = Math.floor(h0 / HOUR_BLOCK); b <= Math.floor(h1 / HOUR_BLOCK); b++) {
         const base = b * HOUR_BLOCK;
         reads.push({ m, key: keys.hour(prefix, p, m, b), lo: Math.max(0, h0 - base), hi: Math.min(HOUR_BLOCK - 1, h1 - base), base });

@@ -1,0 +1,64 @@
+/**
+ * The reader's range reads: a short range out of a full hash (read with HMGET inside the script) and ranges that
+ * cut tier keys at odd edges give exactly the buckets written, at every step.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BucketWriter } from '../api/buckets-testing.ts';
+import { HOUR, MINUTE } from '../lib/time.ts';
+import { services, uniqueName } from '../test/helpers/services.ts';
+import { createBucketReader } from './read.ts';
+
+const TZ = 'Asia/Seoul';
+
+describe('bucket reader ranges', () => {
+  let redis: Redis;
+  const prefix = uniqueName('rd');
+  beforeAll(() => { redis = new Redis(services().REDIS_URL); });
+  afterAll(async () => {
+    const ks = await redis.keys(`${prefix}:*`);
+    if (ks.length) await redis.del(...ks);
+    redis.disconnect();
+  });
+
+  it('returns exactly the buckets inside [from, to) at 1m, 1h and 1d', async () => {
+    const w = new BucketWriter(redis, { prefix, partitions: 4, hotShards: 2, tz: TZ });
+    const start = Math.floor(Date.now() / HOUR) * HOUR - 30 * HOUR;
+    const truth = new Map<number, { n: number; a: bigint; c: number }>(); // minute → totals
+    for (let i = 0; i < 26 * 60; i++) { // every minute of 26 hours: full quarter hashes
+      const t = start + i * MINUTE;
+      const n = 1 + (i % 3);
+      for (let k = 0; k < n; k++) w.approval('42', 1000 + i, t + k * 1000);
+      if (i % 7 === 0) w.cancel('42', 500, t + 30_000);
+      truth.set(t, { n, a: BigInt(n * (1000 + i)), c: i % 7 === 0 ? 1 : 0 });
+    }
+    await w.flush();
+    const reader = createBucketReader(redis, { prefix, partitions: 4, hotShards: 2, tz: TZ });
+    const expected = (from: number, to: number, bucket: (t: number) => number) => {
+      const m = new Map<number, { approvals: number; approvedAmount: bigint; cancels: number }>();
+      for (const [t, x] of truth) {
+        if (t < from || t >= to) continue;
+        const b = bucket(t);
+        const cur = m.get(b) ?? { approvals: 0, approvedAmount: 0n, cancels: 0 };
+        m.set(b, { approvals: cur.approvals + x.n, approvedAmount: cur.approvedAmount + x.a, cancels: cur.cancels + x.c });
+      }
+      return [...m].sort(([a], [b]) => a - b).map(([t, x]) => ({ t, ...x }));
+    };
+    const got = async (from: number, to: number, step: '1m' | '1h' | '1d') =>
+      (await reader.series('42', from, to, step)).map(({ t, approvals, approvedAmount, cancels }) => ({ t, approvals, approvedAmount, cancels }));
+
+    for (const [from, to] of [
+      [start + 400 * MINUTE, start + 420 * MINUTE], // 20 minutes out of a 360-minute quarter
+      [start + 355 * MINUTE, start + 725 * MINUTE], // across quarters
+      [start + 17 * MINUTE + 1, start + 23 * HOUR], // unaligned start
+    ]) {
+      expect(await got(from, to, '1m')).toEqual(expected(from, to, (t) => t));
+      // hour buckets starting inside the range, each whole
+      expect(await got(from, to, '1h')).toEqual(expected(Math.ceil(from / HOUR) * HOUR, Math.ceil(to / HOUR) * HOUR, (t) => Math.floor(t / HOUR) * HOUR));
+    }
+    const days = await reader.series('42', start - 2 * 86_400_000, start + 2 * 86_400_000, '1d');
+    expect(days.reduce((s, p) => s + p.approvals, 0)).toBe([...truth.values()].reduce((s, x) => s + x.n, 0));
+    const totals = await reader.totals(['42'], start + 400 * MINUTE, start + 420 * MINUTE);
+    expect(totals.get('42')!.approvals).toBe(expected(start + 400 * MINUTE, start + 420 * MINUTE, () => 0)[0].approvals);
+  });
+});
