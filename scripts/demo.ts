@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
 import { migrate } from '../lib/migrate.ts';
+import { dayStart } from '../lib/time.ts';
 import { pickMerchants } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack-lib.ts';
 
@@ -167,7 +168,10 @@ async function main(): Promise<number> {
   // falling to 30% and another's full stop since local midnight. The live generator keeps them going.
   // Merchants are named by id (not alias) so the backfill and the live run surely pick the same ones.
   const who = pickMerchants(7, merchants, txPerDay);
-  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:-24h`, `full_stop:${who.bigVolumeStop}:-24h`];
+  // The volume anomalies start at local midnight: starting earlier would cut into the 7-day baseline too, and a
+  // merchant just above 1B KRW a day could fall out of volume_drop's eligibility.
+  const midnight = new Date(dayStart(Date.now(), process.env.RISKMON_TZ || 'Asia/Seoul')).toISOString();
+  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:${midnight}`, `full_stop:${who.bigVolumeStop}:${midnight}`];
   const scenarioArgs = scenarios.flatMap((s) => ['--scenario', s]);
   say(`loading 8 days of history (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
   const backfill = riskmon(['generate', 'backfill', '--days', '8', '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', ...scenarioArgs], env, null);
