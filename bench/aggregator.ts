@@ -12,13 +12,14 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
+import { freePort } from '../lib/net.ts';
 import { referenceMapping, type Fact } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
@@ -66,14 +67,7 @@ class Workload {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
+
 
 async function privateRedis(): Promise<{ url: string; stop: () => void } | null> {
   const port = await freePort();

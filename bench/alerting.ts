@@ -16,6 +16,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
+import { dropKeys, quantile } from './util.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { aggregatorSpec } from '../aggregator/config.ts';
 import { AggregatorService } from '../aggregator/consumer.ts';
@@ -41,20 +42,7 @@ const log = logger.child({ component: 'bench-alerting' });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-}
 
-/** Removes what the benchmark wrote to the shared Redis. */
-async function dropKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
 
 export async function benchAlerting(env: StackEnv): Promise<Record<string, number>> {
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;

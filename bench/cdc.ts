@@ -12,7 +12,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../lib/net.ts';
+import { cdcPublishHistogram, histogramQuantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -27,12 +28,6 @@ function dbUrl(base: string, name: string): string {
   return u.toString();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as any).port; s.close(() => resolve(p)); });
-  });
-}
-
 function rssOf(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -45,30 +40,6 @@ function recvlogicalBin(): string {
     if (existsSync(path.join(d, 'pg_recvlogical'))) return path.join(d, 'pg_recvlogical');
   }
   return 'pg_recvlogical';
-}
-
-async function histogram(port: number): Promise<Map<number, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<number, number>();
-  for (const m of text.matchAll(/riskmon_cdc_publish_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
-  return out;
-}
-
-/** Quantile from cumulative bucket counts (linear inside a bucket). */
-function quantile(h: Map<number, number>, q: number): number {
-  const entries = [...h].sort((a, b) => a[0] - b[0]);
-  const total = entries[entries.length - 1]?.[1] ?? 0;
-  if (!total) return NaN;
-  const rank = q * total;
-  let prevLe = 0, prevC = 0;
-  for (const [le, c] of entries) {
-    if (c >= rank) {
-      if (le === Infinity) return prevLe;
-      return prevLe + ((le - prevLe) * (rank - prevC)) / Math.max(1, c - prevC);
-    }
-    prevLe = le; prevC = c;
-  }
-  return prevLe;
 }
 
 export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
@@ -126,7 +97,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     const cdcS = (Date.now() - c0) / 1000;
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
-    const h0 = await histogram(metricsPort);
+    const h0 = await cdcPublishHistogram(metricsPort);
     const rate = Number(process.env.RISKMON_BENCH_CDC_TPS ?? 5000), seconds = 15, conns = 16;
     const l0 = Date.now();
     let id = 50_000_000;
@@ -145,7 +116,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     }));
     const reachedTps = Math.round((rate * seconds) / ((Date.now() - l0) / 1000));
     await new Promise((r) => setTimeout(r, 1500));
-    const h1 = await histogram(metricsPort);
+    const h1 = await cdcPublishHistogram(metricsPort);
     const delta = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
     clearInterval(rssTimer);
     // Let it exit before pg_recvlogical runs (no CPU contention; a --cpu-prof child writes its profile on exit).
@@ -164,8 +135,8 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
       cdc_catchup_changes_per_s: Math.round(BACKLOG / cdcS),
       pg_recvlogical_changes_per_s: Math.round(BACKLOG / recvS),
       cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / cdcS) * 100) / 100,
-      cdc_publish_p50_ms: Math.round(quantile(delta, 0.5) * 1000 * 10) / 10,
-      cdc_publish_p99_ms: Math.round(quantile(delta, 0.99) * 1000 * 10) / 10,
+      cdc_publish_p50_ms: Math.round(histogramQuantile(delta, 0.5) * 1000 * 10) / 10,
+      cdc_publish_p99_ms: Math.round(histogramQuantile(delta, 0.99) * 1000 * 10) / 10,
       cdc_publish_tps: reachedTps,
       cdc_peak_rss_bytes: peakRss,
       cdc_backlog_changes: BACKLOG,

@@ -36,7 +36,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServer as netServer } from 'node:net';
+import { freePort } from '../lib/net.ts';
+import { cdcPublishHistogram, dropKeys, histogramQuantile, quantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -62,18 +63,7 @@ const COMMIT_PROBES = Array.from({ length: 20 }, (_, i) => 900_101 + i);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 const num = (env: NodeJS.ProcessEnv, k: string, d: number) => (env[k] ? Number(env[k]) : d);
-function quantile(xs: number[], q: number): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
 const r1 = (x: number) => Math.round(x * 10) / 10;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
 
 function hwm(pid: number | undefined): number {
   try {
@@ -265,7 +255,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 
     /** One live phase: the generator at `tps` for RUN_S, sampling lags and the walsender's CPU. */
     const phase = async (label: string, tps: number, connections: number) => {
-      const h0 = await publishHistogram(cdcMetrics);
+      const h0 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
       const cpu0 = backendCpuMs(walsender);
       const p0 = probes.length;
       const samples: Sample[] = [];
@@ -290,12 +280,12 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const maxCons = Math.max(0, ...tail.map((s) => s.consumerLag));
       const keptUp = quantile(tailProbes, 0.99) <= 2000 && maxSlot <= 16 * 2 ** 20 && maxCons <= 2 * st.achievedTps;
       const lat = mine.map((p) => p.ms);
-      const h1 = await publishHistogram(cdcMetrics);
+      const h1 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
       const pub = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
-      const kafkaP99 = histQuantile(pub, 0.99) * 1000;
+      const kafkaP99 = histogramQuantile(pub, 0.99) * 1000;
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
         `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
-      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histQuantile(pub, 0.5) * 1000, kafkaP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
+      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
     // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
@@ -384,30 +374,6 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 
 const HOUR_MS = 3_600_000;
 
-/** The cdc's cumulative publish-latency histogram (commit → Kafka ack, seconds) from its /metrics. */
-async function publishHistogram(port: number): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    for (const m of text.matchAll(/riskmon_cdc_publish_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
-  } catch { /* no metrics: the figure is NaN */ }
-  return out;
-}
-
-/** Quantile from cumulative bucket counts, linear inside a bucket. */
-function histQuantile(h: Map<number, number>, q: number): number {
-  const entries = [...h].sort((a, b) => a[0] - b[0]);
-  const total = entries[entries.length - 1]?.[1] ?? 0;
-  if (!total) return NaN;
-  const rank = q * total;
-  let prevLe = 0, prevC = 0;
-  for (const [le, c] of entries) {
-    if (c >= rank) return le === Infinity ? prevLe : prevLe + ((le - prevLe) * (rank - prevC)) / Math.max(1, c - prevC);
-    prevLe = le; prevC = c;
-  }
-  return prevLe;
-}
-
 async function stopChildren(children: Map<string, ChildProcess>): Promise<void> {
   await Promise.all([...children.values()].map((c) => new Promise<void>((resolve) => {
     if (c.exitCode !== null || c.signalCode !== null) return resolve();
@@ -427,14 +393,7 @@ async function dropSlot(admin: pg.Client, slot: string): Promise<void> {
   }
 }
 
-async function dropKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
+
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const { stackUp } = await import('../scripts/stack-lib.ts');

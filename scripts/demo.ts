@@ -17,12 +17,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
-import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
 import { migrate } from '../lib/migrate.ts';
+import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
 import { pickMerchants } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack-lib.ts';
@@ -39,14 +39,7 @@ function num(name: string, def: number): number {
   return n;
 }
 
-async function freePort(preferred: number): Promise<number> {
-  const tryPort = (p: number) => new Promise<number>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(p, '127.0.0.1', () => { const port = (s.address() as net.AddressInfo).port; s.close(() => resolve(port)); });
-  });
-  try { return await tryPort(preferred); } catch { return tryPort(0); }
-}
+
 
 async function recreateDatabase(adminUrl: string, name: string): Promise<string> {
   const c = new pg.Client({ connectionString: adminUrl });

@@ -7,8 +7,6 @@
  * written before, between and after them (and after the cdc restarts over a topic whose tail is garbage) are
  * counted exactly.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
@@ -17,6 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBucketReader } from '../aggregator/read.ts';
 import { emptyTotals, type Totals } from '../lib/buckets.ts';
+import { freePort } from '../lib/net.ts';
 import { DAY } from '../lib/time.ts';
 import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
 import { diffTotals } from './helpers/truth.ts';
@@ -25,13 +24,7 @@ import { Fleet } from './soak/fleet.ts';
 const API_KEY = 'dlq-admin-key-0123456789';
 const TZ = 'Asia/Seoul';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+
 
 /** Prometheus text → value of `name{labels}` (0 when absent). */
 async function metric(port: number, name: string, label: string): Promise<number> {

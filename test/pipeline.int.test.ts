@@ -20,6 +20,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBucketReader } from '../aggregator/read.ts';
 import { migrate } from '../lib/migrate.ts';
+import { freePort } from '../lib/net.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
 import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
@@ -67,10 +68,7 @@ describe('the whole pipeline on generated history', () => {
       req.on('end', () => { slack.push({ text: JSON.parse(body).text ?? '', body }); res.end('ok'); });
     });
     await new Promise<void>((r) => slackServer.listen(0, '127.0.0.1', () => r()));
-    const free = createServer();
-    await new Promise<void>((r) => free.listen(0, '127.0.0.1', () => r()));
-    apiPort = (free.address() as AddressInfo).port;
-    await new Promise((r) => free.close(r));
+    apiPort = await freePort();
     const name = uniqueName('e2e');
     env = {
       ...process.env, ...s, PG_URL: pgUrl, RISK_PG_URL: riskUrl,

@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createBucketReader } from '../../aggregator/read.ts';
 import { migrate } from '../../lib/migrate.ts';
+import { freePort } from '../../lib/net.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../../scripts/generate/index.ts';
 import { restartService, stackDown, stackUp, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
@@ -68,13 +69,7 @@ async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | n
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+
 
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? ((l: string) => console.log(`[soak] ${l}`));
