@@ -206,10 +206,3 @@ export function connections<K extends keyof typeof connectionSpec>(...keys: K[])
   for (const k of keys) out[k] = connectionSpec[k];
   return out;
 }
-
-/** Markdown table of a spec, for the README and `--help`. */
-export function describeSpec(spec: Record<string, Option<unknown>>): string {
-  return Object.values(spec)
-    .map((o) => `| \`${o.env}\` | ${o.default === undefined ? 'required' : `\`${JSON.stringify(o.default)}\``} | ${o.description} |`)
-    .join('\n');
-}
