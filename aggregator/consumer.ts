@@ -9,7 +9,7 @@ import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatc
 import { Redis } from 'ioredis';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
-import { RunState, type Service } from '../lib/service.ts';
+import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { serveMetrics } from '../lib/metrics.ts';
 import { Applier } from './apply.ts';
 import { retentionOf, type aggregatorSpec } from './config.ts';
@@ -18,6 +18,11 @@ import { metrics, watchRedisMemory } from './metrics.ts';
 import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './plan.ts';
 
 export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
+
+/** The topic's partition count differs from RISKMON_PARTITIONS: every key's partition would be wrong. Not retried. */
+export class TopicMismatchError extends Error {
+  override name = 'TopicMismatchError';
+}
 
 /** What to do after trying one chunk. */
 type Step = { kind: 'applied' } | { kind: 'skipTo'; offset: bigint } | { kind: 'seek'; offset: string } | { kind: 'stopped' };
@@ -49,12 +54,42 @@ export class AggregatorService implements Service {
 
   async run(): Promise<void> {
     const { cfg, log } = this;
-    await this.#redis.connect();
+    // Redis queues commands while it is down (maxRetriesPerRequest: null): an outage pauses the applies, loses nothing.
+    let redisDown = 0;
+    this.#redis.on('error', (err) => {
+      if (Date.now() - redisDown > 30_000) { log.warn({ err }, 'redis unreachable: applies wait until it is back'); redisDown = Date.now(); }
+    });
+    this.#redis.connect().catch(() => {}); // ioredis keeps reconnecting by itself
     watchRedisMemory(this.#redis);
     const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort) : null;
-    this.#admin = this.#kafka.admin();
-    await this.#admin.connect();
     try {
+      // A broker outage (at start or while consuming) ends a session; the next one continues from Redis' offsets.
+      let attempt = 0;
+      while (this.#state.shouldRun()) {
+        const t0 = Date.now();
+        try {
+          await this.#session();
+        } catch (err) {
+          if (err instanceof TopicMismatchError || !this.#state.shouldRun()) throw err;
+          if (Date.now() - t0 > 60_000) attempt = 0;
+          metrics.restarts.inc();
+          const wait = backoffMs(attempt++, 500, 15_000);
+          log.warn({ err, retryInMs: wait }, 'consumer session ended; resuming from the offsets stored in Redis');
+          await this.#state.sleep(wait);
+        }
+      }
+    } finally {
+      server?.close();
+      this.#redis.disconnect();
+    }
+  }
+
+  /** One consumer-group session: resolves when stopped, rejects when the consumer crashed for good. */
+  async #session(): Promise<void> {
+    const { cfg, log } = this;
+    const admin = (this.#admin = this.#kafka.admin());
+    try {
+      await admin.connect();
       await this.#waitForTopic();
       if (!this.#state.shouldRun()) return;
       await this.#ensureDeadLetterTopic();
@@ -88,9 +123,8 @@ export class AggregatorService implements Service {
     } finally {
       await this.#consumer?.disconnect().catch(() => {});
       await this.#producer?.disconnect().catch(() => {});
-      await this.#admin.disconnect().catch(() => {});
-      server?.close();
-      this.#redis.disconnect();
+      await admin.disconnect().catch(() => {});
+      this.#consumer = this.#producer = null;
     }
   }
 
@@ -105,7 +139,7 @@ export class AggregatorService implements Service {
         const md = await this.#admin!.fetchTopicMetadata({ topics: [cfg.topic] });
         const n = md.topics[0].partitions.length;
         if (n !== cfg.partitions) {
-          throw new Error(`topic ${cfg.topic} has ${n} partitions but RISKMON_PARTITIONS=${cfg.partitions}: set RISKMON_PARTITIONS=${n} for every component`);
+          throw new TopicMismatchError(`topic ${cfg.topic} has ${n} partitions but RISKMON_PARTITIONS=${cfg.partitions}: set RISKMON_PARTITIONS=${n} for every component`);
         }
         return;
       }

@@ -26,6 +26,9 @@ export const metrics = {
   lag: once('riskmon_aggregator_consumer_lag', () => new Gauge({
     name: 'riskmon_aggregator_consumer_lag', help: 'messages behind the partition high watermark', labelNames: ['partition'], registers: [registry],
   })),
+  restarts: once('riskmon_aggregator_session_restarts_total', () => new Counter({
+    name: 'riskmon_aggregator_session_restarts_total', help: 'consumer sessions ended by a broker outage or consumer crash and resumed (after backoff)', registers: [registry],
+  })),
   duplicates: once('riskmon_aggregator_skipped_duplicates_total', () => new Counter({
     name: 'riskmon_aggregator_skipped_duplicates_total', help: 'messages skipped because their offset was already applied', registers: [registry],
   })),

@@ -3,12 +3,15 @@
  * `windowMinutes` closed minutes ending with M; baseline = cancels / approvals summed over the baseline days (the
  * full local days before today). Fires when rate_W ≥ multiplier × baseline, with guards on the activity in W and
  * on the history, and a significance guard (`maxPValue`): at the DESIGN guards alone (5 cancels where 2 were
- * expected) plain Poisson noise fires for a few of every few hundred merchants each hour. A baseline rate of 0 (no cancel in the whole history) makes any guarded cancel wave fire.
+ * expected) plain Poisson noise fires for a few of every few hundred merchants each hour. The guard is the exact
+ * conditional test of two Poisson rates (tails.ts): the chance that a merchant cancelling at one steady rate
+ * splits its cancels between window and baseline at least this unevenly. A baseline without any cancel makes a
+ * guarded cancel wave fire when the window is a small enough share of the merchant's approvals.
  */
 import type { Totals } from '../../lib/buckets.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
-import { poissonTail } from './poisson.ts';
+import { binomialTail } from './tails.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface CancelRateInput {
@@ -64,7 +67,7 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
     }, evidence);
   }
   const expected = w.approvals * baselineRate;
-  const pValue = rate >= threshold ? poissonTail(w.cancels, expected) : 1;
+  const pValue = rate >= threshold ? binomialTail(w.cancels, w.cancels + bCancels, w.approvals / (w.approvals + bApprovals)) : 1;
   const breach = rate >= threshold && pValue < p.maxPValue;
   const withP = () => ({ ...evidence(), expectedCancels: expected, pValue, maxPValue: p.maxPValue });
   return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, withP);

@@ -18,7 +18,7 @@ export interface CancelRateSpikeParams {
   minBaselineApprovals: number;
   /**
    * Significance guard: fire only when at least cancels_W cancels would happen by chance with probability below
-   * this, if the merchant still cancelled at its baseline rate (Poisson tail). 1 turns the guard off.
+   * this, if the merchant still cancelled at one steady rate in window and baseline (rules/tails.ts). 1 turns it off.
    */
   maxPValue: number;
 }

@@ -29,6 +29,15 @@ describe('cancel_rate_spike', () => {
     expect(surge.status).toBe('breach');
     expect((surge.evidence as { pValue: number }).pValue).toBeLessThan(1e-30);
   });
+  it('does not read a thin history that came out low by chance as a spike', () => {
+    // 40 cancels in 1,000 approvals against 3 in 200: twice the baseline rate, and a Poisson tail around 1.5%
+    // would call it certain (p ~ 1e-8); but 3 in 200 is itself a noisy estimate of a 3–4% merchant.
+    const thin = evaluateCancelRateSpike(cancelInput(t(1000, 40), t(200, 3)), p, 'v');
+    expect(thin.status).toBe('clear');
+    expect((thin.evidence as { pValue: number }).pValue).toBeGreaterThan(0.01);
+    // The same window against a long history at 1.5% is a real spike.
+    expect(evaluateCancelRateSpike(cancelInput(t(1000, 40), t(20_000, 300)), p, 'v').status).toBe('breach');
+  });
   it('a small noisy merchant is not evaluated: too little activity', () => {
     const e = evaluateCancelRateSpike(cancelInput(t(19, 10), t(1000, 10)), p, 'v');
     expect(e).toMatchObject({ status: 'not_evaluated', condition: false });

@@ -276,8 +276,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     check('Slack received each alert exactly once', mentions.every((n) => n === 1) && slack.length === expected.length,
       `messages ${slack.length}; per alert ${mentions.join(', ')}`);
 
+    // Every outage above is one a component must ride out in place; only the SIGKILLs may end a process.
     const exits = Object.fromEntries(fleet.unexpectedExits);
     figures.unexpectedExits = exits;
+    check('no component exited by itself (each rode out the outages in place)', fleet.unexpectedExits.size === 0,
+      fleet.unexpectedExits.size ? Object.entries(exits).map(([c, codes]) => `${c}: ${codes.join(', ')}`).join('; ') : 'none');
     await src.end();
     figures.totalS = (Date.now() - t0) / 1000;
     return { ok: checks.every((c) => c.ok), checks, faults, figures, logDir };
