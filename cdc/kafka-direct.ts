@@ -4,11 +4,14 @@
  * - TopicReader: fetch the record batch holding offset N, and the low/high watermarks. kafkajs has no public
  *   "fetch at offset" outside a consumer group (joining one costs seconds). Used for the restart tails, the
  *   hot-set schedule and `locateLsn`.
- * - PartitionWriter: one Produce request per leader for explicit partitions. kafkajs's producer groups messages
- *   in O(n²) (array spread per message) and silently leaves out partitions missing from stale metadata; here
- *   every partition sent must come back in the response, or the write fails.
+ * - PartitionWriter: one Produce request per leader for explicit partitions, encoded by record-batch.ts and sent
+ *   on kafkajs's connection. kafkajs's producer groups messages in O(n²) (array spread per message), encodes each
+ *   record as objects, and silently leaves out partitions missing from stale metadata; here every partition sent
+ *   must come back in the response, or the write fails.
  */
+import { createRequire } from 'node:module';
 import type { Admin, Kafka } from 'kafkajs';
+import { encodeProduceV3 } from './record-batch.ts';
 
 export interface FetchedMessage {
   offset: bigint;
@@ -19,8 +22,12 @@ export interface FetchedMessage {
   timestamp?: string;
 }
 
+type ProduceResponse = { topics: { topicName: string; partitions: { partition: number; errorCode: number }[] }[] };
+/** kafkajs's decoder of the Produce v3 response (it throws the first partition error as a KafkaJSProtocolError). */
+const produceV3Response = createRequire(import.meta.url)('kafkajs/src/protocol/requests/produce/v3/response');
+
 interface Broker {
-  produce(req: unknown): Promise<{ topics: { topicName: string; partitions: { partition: number; errorCode: number }[] }[] }>;
+  connectionPool: { send(req: { request: unknown; response: unknown }): Promise<unknown> };
   fetch(req: unknown): Promise<{ responses: { partitions: { partition: number; errorCode: number; messages: { offset: string; key: Buffer | null; value: Buffer | null; headers?: FetchedMessage['headers']; timestamp?: string }[] }[] }[] }> }
 interface Cluster {
   connect(): Promise<void>;
@@ -133,10 +140,12 @@ export class PartitionWriter {
         if (!parts) byTopic.set(b.topic, (parts = []));
         parts.push({ partition: b.partition, messages: b.messages });
       }
-      const res = await broker.produce({
-        acks: -1, timeout: timeoutMs,
-        topicData: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-      });
+      // Our own encoding of the request (record-batch.ts); kafkajs sends it and parses the answer.
+      const body = encodeProduceV3(-1, timeoutMs, [...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
+      const res = await broker.connectionPool.send({
+        request: { apiKey: 0, apiVersion: 3, apiName: 'Produce', expectResponse: () => true, encode: async () => ({ buf: body, buffer: body }) },
+        response: produceV3Response,
+      }) as ProduceResponse;
       const answered = new Set(res.topics.flatMap((t) => t.partitions.filter((p) => p.errorCode === 0).map((p) => `${t.topicName}:${p.partition}`)));
       for (const b of list) if (!answered.has(`${b.topic}:${b.partition}`)) throw new Error(`Kafka did not acknowledge ${b.topic}[${b.partition}]`);
     }));

@@ -1,0 +1,81 @@
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { crc32c, encodeProduceV3, type ProduceTopic } from './record-batch.ts';
+
+// kafkajs's own decoders (what a consumer runs on these bytes) and its byte-at-a-time CRC-32C.
+const require = createRequire(import.meta.url);
+const Decoder = require('kafkajs/src/protocol/decoder');
+const decodeBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder');
+const kafkajsCrc = require('kafkajs/src/protocol/recordBatch/crc32C');
+
+/** Produce v3 body → topics with their decoded batches (and each batch's bytes, for the CRC check). */
+async function decodeProduce(buf: Buffer) {
+  const d = new Decoder(buf);
+  const head = { transactionalId: d.readString(), acks: d.readInt16(), timeout: d.readInt32() };
+  const topics: { topic: string; partitions: { partition: number; bytes: Buffer; batch: any }[] }[] = [];
+  for (let t = d.readInt32(); t > 0; t--) {
+    const topic = d.readString();
+    const partitions = [];
+    for (let p = d.readInt32(); p > 0; p--) {
+      const partition = d.readInt32();
+      const bytes: Buffer = d.readBytes();
+      partitions.push({ partition, bytes, batch: await decodeBatch(new Decoder(bytes)) });
+    }
+    topics.push({ topic, partitions });
+  }
+  expect(d.canReadBytes(1)).toBe(false);
+  return { ...head, topics };
+}
+
+describe('CRC-32C', () => {
+  it('matches the standard check value and kafkajs on every length and offset', () => {
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+    expect(crc32c(Buffer.alloc(0))).toBe(0);
+    const b = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 131 + 7) & 0xff));
+    for (const [from, to] of [[0, 300], [3, 300], [0, 297], [5, 12], [1, 2], [17, 18]]) {
+      expect(crc32c(b, from, to), `${from}..${to}`).toBe(kafkajsCrc(b.subarray(from, to)));
+    }
+  });
+});
+
+describe('encodeProduceV3', () => {
+  const topics: ProduceTopic[] = [
+    { topic: 'riskmon.changes', partitions: [
+      { partition: 3, messages: [{ key: '42', value: '{"v":1,"lsn":"0/16B3748"}' }, { key: '42#7', value: 'x'.repeat(300) }, { key: null, value: '{"hb":true}' }] },
+      { partition: 11, messages: [{ key: '가맹점', value: '{"name":"한글 상호"}' }] },
+    ] },
+    { topic: 'riskmon.dlq', partitions: [{ partition: 0, messages: Array.from({ length: 200 }, (_, i) => ({ key: null, value: `{"i":${i}}` })) }] },
+  ];
+
+  it('writes what kafkajs decodes back: keys, values, offsets, counts, the request header', async () => {
+    const now = Date.parse('2026-11-22T03:00:00.123Z');
+    const r = await decodeProduce(encodeProduceV3(-1, 30_000, topics, now));
+    expect(r).toMatchObject({ transactionalId: null, acks: -1, timeout: 30_000 });
+    expect(r.topics.map((t) => [t.topic, t.partitions.map((p) => p.partition)])).toEqual([['riskmon.changes', [3, 11]], ['riskmon.dlq', [0]]]);
+    for (const [ti, t] of topics.entries()) {
+      for (const [pi, p] of t.partitions.entries()) {
+        const { batch } = r.topics[ti].partitions[pi];
+        expect(batch).toMatchObject({ firstOffset: '0', firstTimestamp: String(now), maxTimestamp: String(now), producerId: '-1', inTransaction: false });
+        expect(batch.records.map((m: any) => [m.key === null ? null : m.key.toString(), m.value.toString(), m.offset, m.timestamp, m.headers]))
+          .toEqual(p.messages.map((m, i) => [m.key, m.value, String(i), String(now), {}]));
+      }
+    }
+  });
+
+  it('carries a CRC-32C over attributes … end of each batch', async () => {
+    const r = await decodeProduce(encodeProduceV3(-1, 1000, topics));
+    for (const t of r.topics) {
+      for (const { bytes } of t.partitions) expect(bytes.readUInt32BE(17)).toBe(crc32c(bytes, 21));
+    }
+  });
+
+  it('sizes varints at their edges (offset deltas 63/64, 8191/8192; values of 127/128 bytes)', async () => {
+    const messages = Array.from({ length: 8200 }, (_, i) => ({ key: i % 2 ? null : String(i), value: 'v'.repeat(i === 5 ? 127 : i === 6 ? 128 : 1 + (i % 3)) }));
+    const r = await decodeProduce(encodeProduceV3(1, 5000, [{ topic: 't', partitions: [{ partition: 0, messages }] }]));
+    const got = r.topics[0].partitions[0].batch.records;
+    expect(got).toHaveLength(8200);
+    for (const i of [0, 5, 6, 63, 64, 8191, 8192, 8199]) {
+      expect([got[i].offset, got[i].key?.toString() ?? null, got[i].value.toString()]).toEqual([String(i), messages[i].key, messages[i].value]);
+    }
+  });
+});
