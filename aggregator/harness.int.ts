@@ -20,6 +20,7 @@ import { AggregatorService } from './consumer.ts';
 import { keys } from './layout.ts';
 import { createBucketReader } from './read.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from './testing.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 
@@ -86,7 +87,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
       return r;
     },
     spawnAggregator() {
-      const child = spawn(process.execPath, [path.join(ROOT, 'scripts/riskmon.mjs'), 'aggregate'], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: ROOT });
+      const child = spawn(process.execPath, riskmonArgv(['aggregate'], [], env), { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: ROOT });
       children.push(child);
       return child;
     },

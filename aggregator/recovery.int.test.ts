@@ -9,6 +9,7 @@ import { DAY, MINUTE, dayStart } from '../lib/time.ts';
 import { waitFor } from '../test/helpers/services.ts';
 import { harness, ROOT, type Harness } from './harness.int.ts';
 import { keys } from './layout.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 let h: Harness | null = null;
 afterEach(async () => { await h?.close(); h = null; });
@@ -30,7 +31,7 @@ async function load(h: Harness, firstId: number, n: number): Promise<void> {
 
 function runCli(h: Harness, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'scripts/riskmon.mjs'), ...args], { env: h.env, cwd: ROOT });
+    const child = spawn(process.execPath, riskmonArgv(args, [], h.env), { env: h.env, cwd: ROOT });
     let stdout = '', stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../lib/migrate.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BACKLOG = Number(process.env.RISKMON_BENCH_CDC_BACKLOG ?? 1_000_000);
@@ -79,7 +80,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     const metricsPort = await freePort();
     // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
     const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    cdc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'scripts', 'riskmon.mjs'), 'cdc'], {
+    cdc = spawn(process.execPath, riskmonArgv(['cdc'], nodeArgs), {
       cwd: ROOT, stdio: ['ignore', process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
       env: {
         ...process.env, PG_URL: url, KAFKA_BROKERS: env.KAFKA_BROKERS, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,

@@ -52,6 +52,7 @@ import { backfill, ensureMerchants, live } from '../scripts/generate/index.ts';
 import { ensureIdState, reserveIds } from '../scripts/generate/ids.ts';
 import { withDatabase } from '../scripts/stack-lib.ts';
 import { backendCpuMs, measurePoller } from './poller.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TZ = 'Asia/Seoul';
@@ -131,7 +132,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       RISKMON_SLACK_WEBHOOK_URL: `http://127.0.0.1:${(slack.address() as AddressInfo).port}/hook`,
     };
     const start = (cmd: string, extra: NodeJS.ProcessEnv = {}) => {
-      const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'riskmon.mjs'), cmd], { env: { ...childEnv, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, riskmonArgv([cmd], [], env), { env: { ...childEnv, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
       let tail = '';
       child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
       child.on('exit', (code, sig) => { if (children.get(cmd) === child && code) console.error(`   riskmon ${cmd} exited ${code ?? sig}: ${tail}`); });

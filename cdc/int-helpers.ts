@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { decodeEvent, type ChangeEvent } from '../lib/events.ts';
 import { TopicReader } from './kafka-direct.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -14,7 +15,7 @@ export function kafkaOf(brokers: string): Kafka {
 
 /** Starts `riskmon cdc` as a child process; its log goes to `logs` (kept for failure messages). */
 export function spawnCdc(env: Record<string, string>, logs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'riskmon.mjs'), 'cdc'], {
+  const child = spawn(process.execPath, riskmonArgv(['cdc']), {
     cwd: ROOT, env: { ...process.env, RISKMON_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const keep = (b: Buffer) => { logs.push(b.toString()); if (logs.length > 400) logs.splice(0, 200); };

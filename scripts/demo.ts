@@ -26,6 +26,7 @@ import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
 import { pickMerchants } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack-lib.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const logDir = join(root, '.riskmon', 'demo');
@@ -72,7 +73,7 @@ async function slackPrinter(): Promise<string> {
 }
 
 function riskmon(args: string[], env: NodeJS.ProcessEnv, logFile: string | null): ChildProcess {
-  const child = spawn(process.execPath, [join(root, 'scripts', 'riskmon.mjs'), ...args], {
+  const child = spawn(process.execPath, riskmonArgv(args, [], env), {
     env, stdio: logFile ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
   });
   if (logFile) {

@@ -25,6 +25,7 @@ import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
 import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
 import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+import { riskmonArgv } from '../lib/launch.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const TZ = 'Asia/Seoul';
@@ -36,7 +37,7 @@ const API_KEY = 'e2e-admin-key-0123456789';
 const children: ChildProcess[] = [];
 /** Runs a component; its log (pino, stdout) goes to test-artifacts/pipeline-<cmd>.log for when a check fails. */
 function riskmon(cmd: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'riskmon.mjs'), cmd], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, riskmonArgv([cmd], [], env), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
   child.stdout!.pipe(createWriteStream(join(ROOT, 'test-artifacts', `pipeline-${cmd}.log`)));
   let tail = '';

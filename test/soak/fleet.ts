@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
+import { riskmonArgv } from '../../lib/launch.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export type Component = 'cdc' | 'aggregate' | 'alerting' | 'api';
@@ -27,7 +28,7 @@ export class Fleet {
   start(name: Component, env: NodeJS.ProcessEnv): void {
     this.#env.set(name, env);
     const out = fs.openSync(join(this.logDir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [join(ROOT, 'scripts', 'riskmon.mjs'), name], { env, stdio: ['ignore', out, out] });
+    const child = spawn(process.execPath, riskmonArgv([name], [], env), { env, stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.#children.set(name, child);
     child.on('exit', (code, signal) => {
