@@ -9,7 +9,7 @@ import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatc
 import { Redis } from 'ioredis';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
-import { backoffMs, RunState, type Service } from '../lib/service.ts';
+import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { serveMetrics } from '../lib/metrics.ts';
 import { Applier } from './apply.ts';
 import { retentionOf, type aggregatorSpec } from './config.ts';
@@ -64,20 +64,13 @@ export class AggregatorService implements Service {
     const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort) : null;
     try {
       // A broker outage (at start or while consuming) ends a session; the next one continues from Redis' offsets.
-      let attempt = 0;
-      while (this.#state.shouldRun()) {
-        const t0 = Date.now();
-        try {
-          await this.#session();
-        } catch (err) {
-          if (err instanceof TopicMismatchError || !this.#state.shouldRun()) throw err;
-          if (Date.now() - t0 > 60_000) attempt = 0;
+      await runSessions(this.#state, () => this.#session(), {
+        fatal: (err) => err instanceof TopicMismatchError,
+        onRetry: (err, retryInMs) => {
           metrics.restarts.inc();
-          const wait = backoffMs(attempt++, 500, 15_000);
-          log.warn({ err, retryInMs: wait }, 'consumer session ended; resuming from the offsets stored in Redis');
-          await this.#state.sleep(wait);
-        }
-      }
+          log.warn({ err, retryInMs }, 'consumer session ended; resuming from the offsets stored in Redis');
+        },
+      });
     } finally {
       server?.close();
       this.#redis.disconnect();

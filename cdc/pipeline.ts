@@ -17,7 +17,7 @@ import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
 import { merchantOf, rowIdOf, tableKind, tablesOf } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
-import { backoffMs, RunState, type Service } from '../lib/service.ts';
+import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { AckTracker, type Unit } from './ack-tracker.ts';
 import type { cdcSpec } from './config.ts';
 import { relationDiff, tableOf, TextPgoutputPlugin, toRowChange, type ChangeMessage } from './decode.ts';
@@ -60,21 +60,13 @@ export class CdcService implements Service {
   }
 
   async #run(): Promise<void> {
-    let attempt = 0;
-    while (this.#state.shouldRun()) {
-      const t0 = Date.now();
-      try {
-        await this.#session();
-      } catch (err) {
-        if (err instanceof SlotLostError || (err instanceof SetupError && attempt > 5)) throw err;
-        if (!this.#state.shouldRun()) break;
-        if (Date.now() - t0 > 60_000) attempt = 0;
+    await runSessions(this.#state, () => this.#session(), {
+      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5),
+      onRetry: (err, retryInMs) => {
         M.restarts.inc();
-        const wait = backoffMs(attempt++, 500, 15_000);
-        this.log.warn({ err, retryInMs: wait }, 'replication session ended; resuming from the slot and the topic tails');
-        await this.#state.sleep(wait);
-      }
-    }
+        this.log.warn({ err, retryInMs }, 'replication session ended; resuming from the slot and the topic tails');
+      },
+    });
   }
 
   async drain(): Promise<void> { return this.stop(); }

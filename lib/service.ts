@@ -40,6 +40,33 @@ export function backoffMs(attempt: number, baseMs = 200, maxMs = 30_000, random:
 }
 
 /**
+ * Runs `session` again and again until `state` is stopped: a session that ends with an error (a connection lost, a
+ * service restarting) is started again after a jittered backoff, which starts over after a session that lasted a
+ * minute. Errors `fatal` accepts end the loop by being rethrown (configuration errors: retrying cannot help).
+ */
+export async function runSessions(state: RunState, session: () => Promise<void>, o: {
+  fatal: (err: unknown, attempt: number) => boolean;
+  onRetry: (err: unknown, retryInMs: number) => void;
+  baseMs?: number;
+  maxMs?: number;
+}): Promise<void> {
+  let attempt = 0;
+  while (state.shouldRun()) {
+    const t0 = Date.now();
+    try {
+      await session();
+    } catch (err) {
+      if (o.fatal(err, attempt)) throw err;
+      if (!state.shouldRun()) return;
+      if (Date.now() - t0 > 60_000) attempt = 0;
+      const wait = backoffMs(attempt++, o.baseMs ?? 500, o.maxMs ?? 15_000);
+      o.onRetry(err, wait);
+      await state.sleep(wait);
+    }
+  }
+}
+
+/**
  * Runs services until one fails or a signal arrives. On SIGTERM/SIGINT every service drains, then stops; a second
  * signal stops at once. Resolves with the process exit code (0 clean, 1 a service failed).
  */
