@@ -1,5 +1,5 @@
 /**
- * The long soak: `npx tsx scripts/soak.ts --minutes 30 [--tps 100] [--burst-tps 1000] [--dir .riskmon/soak-stack]
+ * The long soak: `npx tsx scripts/soak.ts --minutes 30 [--tps 100] [--burst-tps 5000] [--dir .riskmon/soak-stack]
  * [--merchants 2000] [--keep-stack]`. Runs test/soak/run.ts on a stack of its own (never the development stack:
  * it restarts PostgreSQL, Kafka and Redis), prints every check and the figures, writes them as JSON next to the
  * component logs, and exits non-zero when a check failed.
@@ -13,7 +13,7 @@ const { values } = parseArgs({
   options: {
     minutes: { type: 'string', default: '30' },
     tps: { type: 'string', default: '100' },
-    'burst-tps': { type: 'string', default: '1000' },
+    'burst-tps': { type: 'string', default: '5000' },
     merchants: { type: 'string', default: '2000' },
     dir: { type: 'string', default: path.join(import.meta.dirname, '..', '.riskmon', 'soak-stack') },
     'keep-stack': { type: 'boolean', default: false },
