@@ -10,7 +10,7 @@ import { comparePosition, compareLsn, LsnError } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
-import { kafkaOf, readAll, spawnCdc, streaming, waitExit, type Read } from './int-helpers.ts';
+import { dropSlot, kafkaOf, readAll, spawnCdc, streaming, waitExit, type Read } from './int-helpers.ts';
 import { locateLsn, LsnInFutureError, LsnTooOldError } from './replay.ts';
 
 const PARTITIONS = 4;
@@ -42,9 +42,7 @@ describe('cdc', () => {
     if (process.env.CDC_TEST_LOGS) console.log(logs.join('').split('\n').filter((l) => !l.includes('cdc-heartbeat')).join('\n'));
     child?.kill('SIGTERM');
     if (child) await waitExit(child);
-    // drop the slot: a leftover slot keeps the shared server's WAL forever
-    await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT]).then(() => true, () => false),
-      { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
+    await dropSlot(db, env.RISKMON_SLOT);
     await db?.end();
   });
 

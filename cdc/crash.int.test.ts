@@ -10,7 +10,7 @@ import { comparePosition } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
-import { kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
+import { dropSlot, kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
 
 const PARTITIONS = 6;
 const MERCHANTS = 500;
@@ -40,9 +40,7 @@ describe('cdc crash safety', () => {
   afterAll(async () => {
     child?.kill('SIGKILL');
     if (child) await waitExit(child);
-    // drop the slot: a leftover slot keeps the shared server's WAL forever
-    await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT]).then(() => true, () => false),
-      { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
+    await dropSlot(db, env.RISKMON_SLOT);
     await db?.end();
   });
 

@@ -10,7 +10,6 @@
  */
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Row, RowChange } from '../lib/events.ts';
-import { formatLsn, parseLsn } from '../lib/lsn.ts';
 
 /** pg-logical-replication's pgoutput plugin with raw text values (its default parses timestamps into Date). */
 export class TextPgoutputPlugin extends PgoutputPlugin {
@@ -20,14 +19,6 @@ export class TextPgoutputPlugin extends PgoutputPlugin {
     const readColumn = parser.readRelationColumn.bind(parser);
     parser.readRelationColumn = (reader: unknown) => ({ ...readColumn(reader), parser: (s: string) => s });
   }
-}
-
-/** "00000000/1A2B3C4" → "0/1A2B3C4" (the topic's form). */
-export function normLsn(lsn: string): string { return formatLsn(parseLsn(lsn)); }
-
-/** pgoutput times are µs since the Unix epoch (the library already shifted the PostgreSQL epoch). */
-export function isoOfMicros(us: bigint | BigInt): string {
-  return new Date(Number((us as bigint) / 1000n)).toISOString();
 }
 
 const OID = { bool: 16, int8: 20, int2: 21, int4: 23, oid: 26, float4: 700, float8: 701, timestamp: 1114, timestamptz: 1184 } as const;

@@ -12,7 +12,7 @@ import type { RowChange } from '../lib/events.ts';
 import { compareLsn, comparePosition } from '../lib/lsn.ts';
 import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
 import { TopicReader } from './kafka-direct.ts';
-import { kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
+import { dropSlot, kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
 
 const PARTITIONS = 3;
 const mapping = {
@@ -68,8 +68,7 @@ describe('cdc edges (own schema)', () => {
   afterAll(async () => {
     child?.kill('SIGTERM');
     if (child) await waitExit(child);
-    await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [env.RISKMON_SLOT]).then(() => true, () => false),
-      { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
+    await dropSlot(db, env.RISKMON_SLOT);
     await db?.end();
   });
 

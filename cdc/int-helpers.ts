@@ -6,6 +6,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { decodeEvent, type ChangeEvent } from '../lib/events.ts';
 import { TopicReader } from './kafka-direct.ts';
 import { riskmonArgv } from '../lib/launch.ts';
+import { waitFor } from '../test/helpers/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -32,6 +33,12 @@ export async function streaming(db: { query: (q: string, v: unknown[]) => Promis
   const { rows } = await db.query(
     'SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1', [slot]);
   return rows.length > 0;
+}
+
+/** Drops a test's slot once its cdc has let go of it: a leftover slot keeps the shared server's WAL forever. */
+export async function dropSlot(db: { query: (q: string, v: unknown[]) => Promise<unknown> }, slot: string): Promise<void> {
+  await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]).then(() => true, () => false),
+    { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
 }
 
 export function waitExit(child: ChildProcess): Promise<number | null> {

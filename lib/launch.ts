@@ -12,12 +12,12 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const RISKMON_BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'riskmon.mjs');
+const RISKMON_BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'riskmon.mjs');
 
 /** Old-space cap (MiB) per command; `all` runs every component in one process. */
-export const HEAP_MB: Readonly<Record<string, number>> = Object.freeze({ cdc: 256, aggregate: 256, alerting: 256, api: 256, replay: 256, all: 768 });
+const HEAP_MB: Readonly<Record<string, number>> = Object.freeze({ cdc: 256, aggregate: 256, alerting: 256, api: 256, replay: 256, all: 768 });
 
-export function heapArgs(cmd: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+function heapArgs(cmd: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
   const mb = cmd === undefined ? undefined : HEAP_MB[cmd];
   if (mb === undefined || /--max-old-space-size/.test(env.NODE_OPTIONS ?? '')) return [];
   return [`--max-old-space-size=${mb}`];
