@@ -266,7 +266,7 @@ async function writeState(dir: string, state: StackState): Promise<void> {
 }
 
 /** mkdir is atomic, so a lock directory holding the owner's pid works across processes; a dead owner's lock is taken over. */
-async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const lock = path.join(dir, '.lock');
   const deadline = Date.now() + 10 * 60_000;
   await fsp.mkdir(dir, { recursive: true });
@@ -605,14 +605,14 @@ async function startKafka(dir: string, st: ServiceState, env: NodeJS.ProcessEnv,
 }
 
 /** Kafka's Uuid: 16 random bytes, URL-safe base64 without padding; Kafka never issues ids starting with '-'. */
-function kafkaClusterId(): string {
+export function kafkaClusterId(): string {
   for (;;) {
     const id = crypto.randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
   }
 }
 
-async function kafkaAnswers(broker: string): Promise<boolean> {
+export async function kafkaAnswers(broker: string): Promise<boolean> {
   const admin = new Kafka({ brokers: [broker], clientId: 'riskmon-stack', logLevel: logLevel.NOTHING, connectionTimeout: 1000, retry: { retries: 0 } }).admin();
   try {
     await admin.connect();
@@ -626,7 +626,7 @@ async function kafkaAnswers(broker: string): Promise<boolean> {
 }
 
 /** Resolves Kafka's jars once into .riskmon/cache (Maven keeps its own cache in ~/.m2; try offline first). */
-async function ensureKafkaJars(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<string> {
+export async function ensureKafkaJars(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<string> {
   const jars = path.resolve(env.RISKMON_KAFKA_JARS ?? path.join(REPO_ROOT, '.riskmon', 'cache', `kafka-${KAFKA_VERSION}`));
   if (fs.existsSync(path.join(jars, '.complete'))) return jars;
   const mvn = requireBinary('mvn', 'maven', env);
@@ -688,7 +688,7 @@ async function startRedis(dir: string, st: ServiceState, env: NodeJS.ProcessEnv)
 }
 
 /** PING over a raw socket: true on +PONG (not on -LOADING while the AOF is read back). */
-function redisPong(port: number): Promise<boolean> {
+export function redisPong(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     const done = (ok: boolean) => {
@@ -736,7 +736,7 @@ function which(bin: string): string | undefined {
   return undefined;
 }
 
-function requireBinary(bin: string, aptPackage: string, env: NodeJS.ProcessEnv): string {
+export function requireBinary(bin: string, aptPackage: string, env: NodeJS.ProcessEnv): string {
   const found = which(bin);
   if (found) return found;
   if (autoInstallAllowed(env)) {
@@ -747,7 +747,7 @@ function requireBinary(bin: string, aptPackage: string, env: NodeJS.ProcessEnv):
   throw new StackError(`\`${bin}\` not found on PATH. Install it: \`apt-get install -y ${aptPackage}\` (or run with RISKMON_AUTO_INSTALL=1 as root).`);
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -756,7 +756,7 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+export function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
@@ -764,7 +764,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+export async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!pidAlive(pid)) return true;
@@ -773,7 +773,7 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   return !pidAlive(pid);
 }
 
-function readPidFile(file: string): number | undefined {
+export function readPidFile(file: string): number | undefined {
   try {
     const pid = Number(fs.readFileSync(file, 'utf8').split('\n')[0]?.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
@@ -806,7 +806,7 @@ function listen(port: number): Promise<net.Server | undefined> {
 }
 
 /** Keeps the previous port when it is still free (stable URLs), else asks the kernel for a free one. */
-async function pickPort(previous: number, avoid: number[] = []): Promise<number> {
+export async function pickPort(previous: number, avoid: number[] = []): Promise<number> {
   if (previous && !avoid.includes(previous)) {
     const srv = await listen(previous);
     if (srv) {
@@ -823,7 +823,7 @@ async function pickPort(previous: number, avoid: number[] = []): Promise<number>
   }
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, message: () => string): Promise<void> {
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, message: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -832,7 +832,7 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, messa
   throw new StackError(message());
 }
 
-function tail(file: string, lines = 40): string {
+export function tail(file: string, lines = 40): string {
   try {
     return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -840,6 +840,6 @@ function tail(file: string, lines = 40): string {
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
