@@ -6,7 +6,7 @@
  * for lag monitoring only.
  */
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -35,12 +35,13 @@ export class AggregatorService implements Service {
   /** per partition: watermark and last applied position, as stored in Redis (valid while our applies succeed) */
   readonly #known = new Map<number, { wm: number | null; pos: Position | null }>();
   #kafka: Kafka;
-  #redis: Redis;
+  #redis: RedisClient;
   #applier: Applier;
   #consumer: Consumer | null = null;
   #producer: Producer | null = null;
   #admin: Admin | null = null;
   #lockLogged = 0;
+  #rollbackLogged = 0;
 
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
@@ -48,7 +49,7 @@ export class AggregatorService implements Service {
     this.#kafka = new Kafka({ clientId: opts.clientId ?? 'riskmon-aggregator', brokers: cfg.kafkaBrokers, logLevel: logLevel.WARN,
       // kafkajs logs routine retries (metadata refresh, leader moves) as errors; they are warnings to us
       logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? this.log.warn : this.log.info).call(this.log, { kafka: entry.message }, 'kafkajs') });
-    this.#redis = new Redis(cfg.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.#redis = createRedis(cfg, { lazyConnect: true, maxRetriesPerRequest: null, connectionName: 'riskmon-aggregator' });
     this.#applier = new Applier(this.#redis, cfg.redisPrefix);
   }
 
@@ -56,7 +57,8 @@ export class AggregatorService implements Service {
     const { cfg, log } = this;
     // Redis queues commands while it is down (maxRetriesPerRequest: null): an outage pauses the applies, loses nothing.
     let redisDown = 0;
-    this.#redis.on('error', (err) => {
+    await verifyRedis(cfg); // a wrong password or an untrusted certificate stops here, naming the setting
+    this.#redis.on('error', (err: Error) => {
       if (Date.now() - redisDown > 30_000) { log.warn({ err }, 'redis unreachable: applies wait until it is back'); redisDown = Date.now(); }
     });
     this.#redis.connect().catch(() => {}); // ioredis keeps reconnecting by itself
@@ -243,6 +245,19 @@ export class AggregatorService implements Service {
         continue;
       }
       this.#known.delete(p);
+      if (res.stored === null || BigInt(res.stored) < BigInt(first)) {
+        // Redis holds less than this process applied (a failover promoted a replica that missed the last writes,
+        // or a replay moved the offset): buckets, offset and watermark rolled back together (one hash slot).
+        // Keys re-created from here on need their TTL again, and the partition continues from the stored offset.
+        this.#applier.forget();
+        if (res.stored !== null) {
+          metrics.rollbacks.inc();
+          if (Date.now() - this.#rollbackLogged > 5_000) {
+            this.log.warn({ partition: p, stored: res.stored, applying: first }, 'Redis is behind what was applied (failover?): re-consuming from its stored offset');
+            this.#rollbackLogged = Date.now();
+          }
+        }
+      }
       if (res.stored === null) {
         // Nothing stored for this partition (a fresh prefix, or Redis lost its data): start at the topic's beginning.
         const low = await this.#lowWatermark(p);

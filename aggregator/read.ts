@@ -15,7 +15,7 @@
  * strings (that decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
  * One script call per partition, so every call stays inside one Redis Cluster slot.
  */
-import type { Redis } from 'ioredis';
+import { masters, pipelined, type RedisClient } from '../lib/redis.ts';
 import { addTotals, emptyTotals, isEmpty, type BucketReader, type Point, type Step, type Totals } from '../lib/buckets.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import { HOUR, MINUTE } from '../lib/time.ts';
@@ -120,12 +120,12 @@ return out`;
 
 type Cmd = [name: string, ...args: (string | number)[]];
 
-function defineScripts(redis: Redis): void {
+function defineScripts(redis: RedisClient): void {
   if (!(redis as any).riskmonReadHashes) redis.defineCommand('riskmonReadHashes', { lua: HASHES_LUA });
   if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: WINDOW_LUA });
 }
 
-async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
+async function run(redis: RedisClient, cmds: Cmd[]): Promise<unknown[]> {
   const out: unknown[] = [];
   for (let i = 0; i < cmds.length; i += PIPELINE_CHUNK) {
     const chunk = cmds.slice(i, i + PIPELINE_CHUNK);
@@ -140,10 +140,9 @@ async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
   return out;
 }
 
-async function exec(redis: Redis, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
-  const p = redis.pipeline();
-  for (const [name, ...args] of cmds) (p as any)[name](...args);
-  return ((await p.exec()) ?? []) as [Error | null, unknown][];
+/** One round trip (one per partition tag on a Redis Cluster: a pipeline must stay on one node). */
+function exec(redis: RedisClient, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
+  return pipelined(redis, cmds);
 }
 
 /** Splits a NUL-joined hash reply into [field, value, field, value, …]. */
@@ -158,7 +157,7 @@ function pairsOf(s: string): string[] {
  */
 interface KeyRead { m: string; key: string; lo: number; hi: number; base: number }
 
-export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader & WindowSliceReader {
+export function createBucketReader(redis: RedisClient, opts: ReaderOptions): BucketReader & WindowSliceReader {
   const { prefix, partitions, hotShards } = opts;
   defineScripts(redis);
   const clock = new DayClock(opts.tz);
@@ -399,6 +398,11 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
         min = Math.min(min, Number(w));
       }
       return min;
+    },
+
+    async stateEpoch() {
+      const infos = await Promise.all(masters(redis).map((n) => n.info('replication')));
+      return infos.map((s) => /master_replid:(\w+)/.exec(s)?.[1] ?? '?').sort().join(',');
     },
 
     async windowSlices(minutes, known) {

@@ -1,6 +1,6 @@
 /** `riskmon replay --from-lsn <LSN> [--force]`: rebuild the buckets from the retained topic (replay.ts). */
 import { Kafka, logLevel } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis } from '../lib/redis.ts';
 import { LsnInFutureError, LsnTooOldError } from '../cdc/replay.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
@@ -36,7 +36,8 @@ async function run(args: string[]): Promise<number> {
   const cfg = readConfig(aggregatorSpec);
   const log = componentLogger('replay');
   const kafka = new Kafka({ clientId: 'riskmon-replay', brokers: cfg.kafkaBrokers, logLevel: logLevel.NOTHING });
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 3 });
+  await verifyRedis(cfg);
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 3, connectionName: 'riskmon-replay' });
   try {
     const r = await replay({ kafka, redis, cfg, log, fromLsn, force });
     process.stdout.write(`${JSON.stringify({

@@ -15,7 +15,7 @@
  */
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisClient } from '../lib/redis.ts';
 import { locateLsn } from '../cdc/replay.ts';
 import { TopicReader } from '../cdc/kafka-direct.ts';
 import { decodeEvent } from '../lib/events.ts';
@@ -49,7 +49,7 @@ export interface ReplayReport {
 
 export interface ReplayOptions {
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   cfg: AggregatorConfig;
   log: Logger;
   fromLsn: string;
@@ -169,7 +169,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   }
 }
 
-async function unlock(redis: Redis, prefix: string, parts: number[], token: string): Promise<void> {
+async function unlock(redis: RedisClient, prefix: string, parts: number[], token: string): Promise<void> {
   for (const p of parts) {
     await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, keys.lock(prefix, p), token);
   }
@@ -193,15 +193,13 @@ async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn
 }
 
 /** Deletes every bucket at or after `from` in every tier and the window index. */
-async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
+async function resetFrom(redis: RedisClient, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
   const fromDay = clock.localDay(from.day);
   const fromHour = from.hour / HOUR;
   for (const p of parts) {
     const tag = partitionTag(prefix, p);
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 2000);
-      cursor = next;
+    // every master is scanned (a cluster's keys of one tag sit on one of them); the deletes share the tag's slot
+    await scanKeys(redis, `${tag}:*`, async (found) => {
       const tx = redis.pipeline();
       for (const key of found) {
         const rest = key.slice(tag.length + 1);
@@ -223,7 +221,7 @@ async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: D
         }
       }
       await tx.exec();
-    } while (cursor !== '0');
+    });
   }
 }
 

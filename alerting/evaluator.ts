@@ -10,7 +10,7 @@
  * first minute of a day or hour does not wait for them. Memory holds the firing alerts and the signature of each
  * stored evaluation row, so only changed rows are written.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { emptyTotals, type BucketReader, type Totals } from '../lib/buckets.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -51,7 +51,7 @@ export interface EvaluatorDeps {
   reader: BucketReader;
   db: pg.Pool;
   /** For the fan-out; null publishes nothing (tests of the store alone). */
-  redis: Redis | null;
+  redis: RedisClient | null;
   log: Logger;
   /** Wall clock, injectable for tests. */
   now?: () => number;
@@ -61,6 +61,11 @@ export interface MinuteReport {
   minute: number; replay: boolean; evaluations: number; transitions: number; rowsWritten: number;
   /** total, and its parts: reading buckets (and baselines), rules and lifecycle, the PostgreSQL commit */
   ms: number; readMs: number; ruleMs: number; commitMs: number;
+}
+
+/** The buckets read for a minute may be from a rolled-back Redis (failover): nothing committed, the minute retried. */
+export class StateRolledBack extends Error {
+  override name = 'StateRolledBack';
 }
 
 export class Evaluator implements Service {
@@ -99,7 +104,7 @@ export class Evaluator implements Service {
         if (!report) await this.#state.sleep(this.#o.evalPollMs);
       } catch (err) {
         if (err instanceof ProgressConflict) this.#loaded = false;
-        const wait = backoffMs(failures++, 500, 30_000);
+        const wait = err instanceof StateRolledBack ? this.#o.evalPollMs : backoffMs(failures++, 500, 30_000);
         this.#d.log.warn({ err, retryInMs: wait }, 'evaluation failed; retrying the same minute');
         await this.#state.sleep(wait);
       }
@@ -111,6 +116,9 @@ export class Evaluator implements Service {
   /** Evaluates the next closed minute if there is one; null when up to date. */
   async evaluateNext(): Promise<MinuteReport | null> {
     if (!this.#loaded) await this.#load();
+    // Read before the watermark: a failover to a replica that missed writes between this and the final check
+    // changes it (see #checkNotRolledBack).
+    const epoch = await this.#d.reader.stateEpoch?.();
     const wm = await this.#d.reader.watermark();
     if (wm === null) return null;
     const closed = lastClosedMinute(wm, this.#o.allowedLatenessMs);
@@ -118,7 +126,22 @@ export class Evaluator implements Service {
     metrics.evaluatorLagMinutes.set(this.#progress === null ? 0 : Math.max(0, (closed - this.#progress) / MINUTE));
     if (!next) return null;
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
-    return this.#evaluateMinute(next.minute, wm);
+    return this.#evaluateMinute(next.minute, wm, epoch);
+  }
+
+  /**
+   * A Redis failover to a replica that missed the last writes rolls buckets and watermark back together; they roll
+   * forward again as the aggregator re-consumes. An evaluation that may have read such a state is dropped before
+   * anything is committed: the watermark must still close M and the masters must be the same ones as before the
+   * watermark was read. The minute is evaluated again once the watermark closes it again.
+   */
+  async #checkNotRolledBack(M: number, epoch: string | undefined): Promise<void> {
+    const wm = await this.#d.reader.watermark();
+    const now = await this.#d.reader.stateEpoch?.();
+    if (wm === null || lastClosedMinute(wm, this.#o.allowedLatenessMs) < M || now !== epoch) {
+      this.#todayHours = null; // may hold totals read from the rolled-back state
+      throw new StateRolledBack(`Redis state moved back while minute ${iso(M)} was read (failover): evaluating it again once the watermark closes it`);
+    }
   }
 
   async #load(): Promise<void> {
@@ -136,7 +159,7 @@ export class Evaluator implements Service {
     this.#d.log.info({ progress: s.progress === null ? null : iso(s.progress), firing: s.firing.length }, 'evaluator state loaded');
   }
 
-  async #evaluateMinute(M: number, watermark: number): Promise<MinuteReport> {
+  async #evaluateMinute(M: number, watermark: number, epoch: string | undefined): Promise<MinuteReport> {
     const t0 = performance.now();
     const { rules, tz } = this.#o;
     const now = this.#now();
@@ -220,6 +243,7 @@ export class Evaluator implements Service {
       });
     }
 
+    await this.#checkNotRolledBack(M, epoch);
     const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
       name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts, evaluations: rows,

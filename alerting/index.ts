@@ -3,7 +3,7 @@
  * set). Migrates the risk store first. The bucket reader is the aggregator's (aggregator/read.ts); tests and
  * benchmarks may pass their own through `buildAlerting`.
  */
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import pg from 'pg';
 import type { BucketReader } from '../lib/buckets.ts';
 import { readConfig } from '../lib/config.ts';
@@ -22,7 +22,8 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const cfg = readConfig(alertingSpec, env);
   const log = componentLogger('alerting');
   await migrate(cfg.riskPgUrl, 'risk', log);
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
+  await verifyRedis(cfg);
+  const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
   // Loaded lazily so the rest of alerting does not depend on the aggregator's module graph.
   const { createBucketReader } = await import('../aggregator/read.ts');
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
@@ -34,7 +35,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
  * closes both.
  */
 export function buildAlerting(
-  cfg: AlertingConfig, deps: { reader: BucketReader; redis: Redis; now?: () => number; sharedRedis?: boolean },
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: () => number; sharedRedis?: boolean },
 ): Service[] {
   const log = componentLogger('alerting');
   const db = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 4 });

@@ -2,7 +2,7 @@
  * Writes buckets for api tests and the benchmark through the aggregator's real apply path: change events (as the
  * cdc publishes them) → buildPlan → the atomic Lua apply, per partition with its offsets. No Redis layout of our own.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.ts';
 import { Applier } from '../aggregator/apply.ts';
 import { retentionOf } from '../aggregator/config.ts';
 import { DayClock, keys } from '../aggregator/layout.ts';
@@ -21,7 +21,7 @@ export class BucketWriter {
   readonly #candidates: (m: string) => number[];
   #id = 0;
 
-  constructor(private readonly redis: Redis, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string }) {
+  constructor(private readonly redis: RedisClient, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string }) {
     this.#cdc = new FakeCdc(o.partitions, o.hotShards);
     this.#applier = new Applier(redis, o.prefix);
     this.#clock = new DayClock(o.tz);

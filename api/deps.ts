@@ -4,7 +4,7 @@
  * their own against their own databases and key prefix.
  */
 import { Kafka, logLevel, type Admin } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import pg from 'pg';
 import type { BucketReader } from '../lib/buckets.ts';
 import type { ConfigOf } from '../lib/config.ts';
@@ -16,7 +16,7 @@ export interface ApiDeps {
   cfg: ApiConfig;
   riskPg: pg.Pool;
   sourcePg: pg.Pool;
-  redis: Redis;
+  redis: RedisClient;
   reader: BucketReader;
   /** Kafka admin for consumer lag, connected on first use. */
   kafkaAdmin: () => Promise<Admin>;
@@ -26,8 +26,8 @@ export interface ApiDeps {
 }
 
 /** Loads the aggregator's reader; a clear message when the aggregator is not part of this build. */
-export async function loadReader(redis: Redis, cfg: Pick<ApiConfig, 'redisPrefix' | 'partitions' | 'hotShards' | 'tz'>): Promise<BucketReader> {
-  let mod: { createBucketReader: (r: Redis, o: { prefix: string; partitions: number; hotShards: number; tz: string }) => BucketReader };
+export async function loadReader(redis: RedisClient, cfg: Pick<ApiConfig, 'redisPrefix' | 'partitions' | 'hotShards' | 'tz'>): Promise<BucketReader> {
+  let mod: { createBucketReader: (r: RedisClient, o: { prefix: string; partitions: number; hotShards: number; tz: string }) => BucketReader };
   try {
     // Loaded by URL so this file type-checks and loads before the aggregator exists.
     mod = await import(new URL('../aggregator/read.ts', import.meta.url).href);
@@ -40,7 +40,8 @@ export async function loadReader(redis: Redis, cfg: Pick<ApiConfig, 'redisPrefix
 export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?: BucketReader): Promise<ApiDeps> {
   const riskPg = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' });
   const sourcePg = new pg.Pool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' });
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: false });
+  await verifyRedis(cfg);
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });
   let admin: Promise<Admin> | null = null;
   const kafkaAdmin = () => {
     admin ??= (async () => {

@@ -7,7 +7,7 @@
  * held back), then the transitions with id > N are read from alert_transitions and sent, then the held messages
  * not already sent. Every message carries `eventId` (alert_transitions.id) so the client can resume from it.
  */
-import type { Redis } from 'ioredis';
+import { duplicateRedis, type RedisClient } from '../lib/redis.ts';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
 import type { ApiDeps } from './deps.ts';
@@ -39,7 +39,7 @@ interface Client {
 export class LiveHub {
   readonly #clients = new Set<Client>();
   readonly #lastSent = new Map<string, string>();
-  #sub: Redis | null = null;
+  #sub: RedisClient | null = null;
   #timer: NodeJS.Timeout | null = null;
   #polling = false;
 
@@ -49,8 +49,9 @@ export class LiveHub {
   get size(): number { return this.#clients.size; }
 
   async start(): Promise<void> {
-    const sub = this.deps.redis.duplicate();
-    sub.on('error', (err) => this.log.warn({ err }, 'alert channel subscriber error'));
+    // in cluster mode the subscriber sits on one node; Redis Cluster forwards every PUBLISH to all nodes
+    const sub = duplicateRedis(this.deps.redis);
+    sub.on('error', (err: Error) => this.log.warn({ err }, 'alert channel subscriber error'));
     sub.on('message', (_ch: string, text: string) => this.#onAlert(text));
     await sub.subscribe(this.channel);
     this.#sub = sub;

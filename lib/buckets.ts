@@ -42,4 +42,10 @@ export interface BucketReader {
   totals(merchantIds: string[], fromMs: number, toMs: number): Promise<Map<string, Totals>>;
   /** Event-time watermark (epoch ms): the minimum over all partitions of what each has seen; null before any. */
   watermark(): Promise<number | null>;
+  /**
+   * Identifies the Redis history the buckets come from (the replication ids of the masters). It changes when a
+   * replica is promoted — possibly one that missed the last writes, so buckets and watermark rolled back — and
+   * stays the same otherwise. Readers whose state cannot roll back leave it out.
+   */
+  stateEpoch?(): Promise<string>;
 }
