@@ -6,10 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Producer } from 'kafkajs';
-import { readConfig } from '../lib/config.ts';
+import { connections, readConfig } from '../lib/config.ts';
+import { createRedis, type RedisClient } from '../lib/redis.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Step } from '../lib/buckets.ts';
@@ -28,7 +28,7 @@ export interface Harness {
   pgUrl: string;
   db: pg.Client;
   env: NodeJS.ProcessEnv;
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   cdc: FakeCdc;
   topic: string;
@@ -44,7 +44,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string; createTopic?: boolean } = {}): Promise<Harness> {
+/**
+ * `redisEnv` points the aggregators and the test's own client elsewhere than the test stack's Redis (e.g.
+ * RISKMON_REDIS_MODE=cluster and the replicated stack's nodes).
+ */
+export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string; createTopic?: boolean; redisEnv?: NodeJS.ProcessEnv } = {}): Promise<Harness> {
   const s = services();
   const partitions = opts.partitions ?? 6;
   const hotShards = opts.hotShards ?? 4;
@@ -61,12 +65,14 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_GROUP: uniqueName('agg_group'), RISKMON_REDIS_PREFIX: prefix,
     RISKMON_PARTITIONS: String(partitions), RISKMON_HOT_SHARDS: String(hotShards), RISKMON_TZ: tz,
     RISKMON_LOG_LEVEL: process.env.RISKMON_LOG_LEVEL ?? 'warn', RISKMON_AGG_CHUNK: '500',
+    ...opts.redisEnv,
   };
   const kafka = testKafka(s.KAFKA_BROKERS);
   if (opts.createTopic !== false) await createTopic(kafka, topic, partitions);
   const producer = testProducer(kafka);
   await producer.connect();
-  const redis = new Redis(s.REDIS_URL);
+  const redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
+  redis.on('error', () => {}); // failover tests kill nodes on purpose; commands wait
   const cdc = new FakeCdc(partitions, hotShards, new Set(opts.hot ?? []));
   const reader = createBucketReader(redis, { prefix, partitions, hotShards, tz });
   const children: ChildProcess[] = [];
@@ -94,7 +100,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     async caughtUp(timeoutMs = 60_000) {
       await waitFor(async () => {
         const offs = await admin.fetchTopicOffsets(topic);
-        const stored = await redis.mget(offs.map((o) => keys.offset(prefix, o.partition)));
+        const stored = await Promise.all(offs.map((o) => redis.get(keys.offset(prefix, o.partition))));
         return offs.every((o, i) => o.high === '0' || stored[i] === o.high);
       }, { timeoutMs, intervalMs: 200, message: 'aggregator catching up with the topic' });
     },

@@ -102,6 +102,8 @@ export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): Re
       lazyConnect: common.lazyConnect,
       // a failover moves slots: wait for the new master rather than fail the command
       retryDelayOnFailover: 200,
+      // … for as long as a failover takes (node timeout + election), not the default 16 tries
+      maxRedirections: 100,
       retryDelayOnClusterDown: 300,
       retryDelayOnTryAgain: 200,
       slotsRefreshTimeout: 2000,

@@ -278,7 +278,8 @@ async function startRedisNode(dir: string, kind: NodeKind, i: number, n: NodeSta
         `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
       );
     } else {
-      lines.push('save ""', 'appendonly yes', 'appendfsync everysec');
+      // DEBUG SLEEP from this machine only: the failover tests make a replica lag with it
+      lines.push('save ""', 'appendonly yes', 'appendfsync everysec', 'enable-debug-command local');
       if (kind === 'cluster') {
         lines.push('cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 2000',
           // a replica that lagged is promoted anyway: availability first, as most deployments configure it
