@@ -782,7 +782,7 @@ export function readPidFile(file: string): number | undefined {
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
+export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     sock.setTimeout(1000, () => {

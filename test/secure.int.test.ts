@@ -1,0 +1,67 @@
+/**
+ * Secure connections with a private CA made by the test: Redis over TLS with an ACL user, Kafka over SASL_SSL. The
+ * right settings work end to end; a wrong password or a certificate the client does not trust stops the process
+ * at once with a message naming the setting to fix (no retry loop hiding it).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { riskmonArgv } from '../lib/launch.ts';
+import { DAY, MINUTE, dayStart } from '../lib/time.ts';
+import { harness, ROOT } from '../aggregator/harness.int.ts';
+import { makePki, startTlsRedis, type Pki } from './helpers/secure.ts';
+
+let pki: Pki;
+beforeAll(async () => { pki = await makePki(); });
+afterAll(async () => { if (pki) fs.rmSync(pki.dir, { recursive: true, force: true }); });
+
+/** Runs `riskmon <args>` until it exits (or `timeoutMs`); returns its exit code and everything it printed. */
+function runUntilExit(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ code: number | null; output: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, riskmonArgv(args, [], env), { env, cwd: ROOT });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, output, ms: Date.now() - t0 }); });
+  });
+}
+
+describe('Redis over TLS with an ACL user', () => {
+  it('works with the CA file and the user\'s password (from a _FILE); a wrong password or an untrusted CA stops the aggregator naming the setting', async () => {
+    const redis = await startTlsRedis(pki, { name: 'riskmon', password: 'acl-secret' });
+    const pwFile = path.join(pki.dir, 'redis-password');
+    fs.writeFileSync(pwFile, 'acl-secret\n');
+    const h = await harness({
+      partitions: 2,
+      redisEnv: { REDIS_URL: redis.url, RISKMON_REDIS_CA_FILE: pki.caFile, RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD_FILE: pwFile },
+    });
+    try {
+      const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
+      await h.cdc.bulkInsert(h.db, 'payments',
+        `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+           SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, 2000) g RETURNING *`, [base]);
+      h.cdc.heartbeats();
+      await h.publish();
+      h.spawnAggregator();
+      await h.caughtUp(60_000);
+      expect(await h.diff()).toEqual([]);
+
+      const wrongPassword = await runUntilExit(['aggregate'], { ...h.env, RISKMON_REDIS_PASSWORD_FILE: '', RISKMON_REDIS_PASSWORD: 'not-it' });
+      expect(wrongPassword.code).not.toBe(0);
+      expect(wrongPassword.code).not.toBeNull(); // it stopped by itself
+      expect(wrongPassword.output).toMatch(/Redis refused the credentials.*RISKMON_REDIS_PASSWORD/);
+      expect(wrongPassword.output).not.toContain('not-it');
+
+      const untrusted = await runUntilExit(['aggregate'], { ...h.env, RISKMON_REDIS_CA_FILE: pki.otherCaFile });
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.code).not.toBeNull();
+      expect(untrusted.output).toMatch(/TLS certificate is not trusted.*RISKMON_REDIS_CA_FILE/);
+    } finally {
+      await h.close();
+      await redis.stop();
+    }
+  }, 180_000);
+});
