@@ -11,6 +11,7 @@ import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { serveMetrics } from '../lib/metrics.ts';
+import { createTopics } from '../lib/kafka/topics.ts';
 import { Applier } from './apply.ts';
 import { retentionOf, type aggregatorSpec } from './config.ts';
 import { DayClock, keys } from './layout.ts';
@@ -145,8 +146,7 @@ export class AggregatorService implements Service {
 
   async #ensureDeadLetterTopic(): Promise<void> {
     const topic = this.cfg.dlqTopic;
-    if ((await this.#admin!.listTopics()).includes(topic)) return;
-    await this.#admin!.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }).catch((err) => {
+    await createTopics(this.#admin!, [{ topic, numPartitions: 1 }], { replication: this.cfg.topicReplication }).catch((err) => {
       this.log.warn({ err, topic }, 'could not create the dead-letter topic (it may exist already)');
     });
   }
