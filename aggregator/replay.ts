@@ -16,8 +16,7 @@
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import { locateLsn } from '../cdc/replay.ts';
-import { TopicReader } from '../cdc/kafka-direct.ts';
+import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { factsOf } from '../lib/mapping.ts';

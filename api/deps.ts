@@ -3,12 +3,13 @@
  * aggregator's BucketReader; the alert channel) and Kafka (consumer lag). Built once per process; tests build
  * their own against their own databases and key prefix.
  */
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { BucketReader } from '../lib/buckets.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
+import { createKafka } from '../lib/kafka/index.ts';
 
 export type ApiConfig = ConfigOf<typeof apiSpec>;
 
@@ -44,7 +45,7 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
   let admin: Promise<Admin> | null = null;
   const kafkaAdmin = () => {
     admin ??= (async () => {
-      const a = new Kafka({ brokers: cfg.kafkaBrokers, clientId: 'riskmon-api', logLevel: logLevel.NOTHING, retry: { retries: 1 } }).admin();
+      const a = createKafka(cfg, { clientId: 'riskmon-api', retries: 1 }).admin();
       try { await a.connect(); } catch (err) { admin = null; throw err; }
       return a;
     })();

@@ -16,7 +16,8 @@ import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
+import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { freePort } from '../lib/net.ts';
@@ -89,7 +90,7 @@ async function privateRedis(): Promise<{ url: string; stop: () => void } | null>
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
-  const kafka = new Kafka({ clientId: 'bench-agg', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-agg' });
   // RISKMON_BENCH_AGG_TOPIC: produce into this topic once and keep it, so repeated runs (profiling) skip producing
   const keep = env.RISKMON_BENCH_AGG_TOPIC;
   const topic = keep ?? `bench_agg_${Date.now().toString(36)}`;

@@ -41,7 +41,7 @@ import { cdcPublishHistogram, dropKeys, histogramQuantile, quantile } from './ut
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
 import { createBucketReader } from '../aggregator/read.ts';
 import { baselineDayStarts } from '../alerting/baseline.ts';
@@ -367,7 +367,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     await admin.query(`DROP DATABASE IF EXISTS ${stamp} WITH (FORCE)`).catch(() => {});
     await admin.query(`DROP DATABASE IF EXISTS ${stamp}_risk WITH (FORCE)`).catch(() => {});
     await admin.end();
-    const kafka = new Kafka({ brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+    const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-pipeline' });
     const ka = kafka.admin();
     await ka.connect().then(() => ka.deleteTopics({ topics: [stamp, `${stamp}.dlq`] })).catch(() => {}).finally(() => ka.disconnect());
   }

@@ -11,7 +11,7 @@ import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
 import { dropSlot, kafkaOf, readAll, spawnCdc, streaming, waitExit, type Read } from './int-helpers.ts';
-import { locateLsn, LsnInFutureError, LsnTooOldError } from './replay.ts';
+import { locateLsn, LsnInFutureError, LsnTooOldError } from '../lib/kafka/index.ts';
 
 const PARTITIONS = 4;
 

@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { RowChange } from '../lib/events.ts';
 import { compareLsn, comparePosition } from '../lib/lsn.ts';
 import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
-import { TopicReader } from './kafka-direct.ts';
+import { TopicReader } from '../lib/kafka/index.ts';
 import { dropSlot, kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
 
 const PARTITIONS = 3;

@@ -2,16 +2,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import { decodeEvent, type ChangeEvent } from '../lib/events.ts';
-import { TopicReader } from './kafka-direct.ts';
+import { createKafka, kafkaConfigOf, TopicReader, type Kafka } from '../lib/kafka/index.ts';
 import { riskmonArgv } from '../lib/launch.ts';
 import { waitFor } from '../test/helpers/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export function kafkaOf(brokers: string): Kafka {
-  return new Kafka({ clientId: 'riskmon-cdc-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  return createKafka(kafkaConfigOf(brokers), { clientId: 'riskmon-cdc-test' });
 }
 
 /** Starts `riskmon cdc` as a child process; its log goes to `logs` (kept for failure messages). */

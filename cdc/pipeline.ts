@@ -25,7 +25,7 @@ import { SetupError, SlotLostError } from './errors.ts';
 import { HotSetLearner, sameSet } from './hot-set.ts';
 import { appendHotEntry, loadHotSchedule, type HotEntry, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
-import { PartitionWriter } from './kafka-direct.ts';
+import { PartitionWriter } from '../lib/kafka/index.ts';
 import { startCpuProfile } from './profile.ts';
 import { Publisher } from './publisher.ts';
 import { atOrBefore, dlqPosition, readTails } from './tails.ts';

@@ -6,7 +6,7 @@
 import type { Kafka } from 'kafkajs';
 import { decodeEvent } from '../lib/events.ts';
 import { parseLsn } from '../lib/lsn.ts';
-import { TopicReader, type FetchedMessage } from './kafka-direct.ts';
+import { TopicReader, type FetchedMessage } from '../lib/kafka/index.ts';
 
 export interface Position { lsn: bigint; seq: number }
 

@@ -20,7 +20,7 @@ import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
@@ -173,7 +173,7 @@ async function main(): Promise<number> {
   if (await exited(backfill) !== 0) { stopAll(); return 1; }
 
   say('waiting for the pipeline to take in the history …');
-  const kafka = new Kafka({ brokers: stack.KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING });
+  const kafka = createKafka(kafkaConfigOf(stack.KAFKA_BROKERS), { clientId: 'riskmon-demo' });
   const kadmin = kafka.admin();
   await kadmin.connect();
   await waitFor('the aggregator to catch up', async () => {

@@ -19,7 +19,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
 
 export type ServiceName = 'pg' | 'kafka' | 'redis';
@@ -613,7 +613,7 @@ function kafkaClusterId(): string {
 }
 
 async function kafkaAnswers(broker: string): Promise<boolean> {
-  const admin = new Kafka({ brokers: [broker], clientId: 'riskmon-stack', logLevel: logLevel.NOTHING, connectionTimeout: 1000, retry: { retries: 0 } }).admin();
+  const admin = createKafka(kafkaConfigOf(broker), { clientId: 'riskmon-stack', connectionTimeoutMs: 1000, retries: 0 }).admin();
   try {
     await admin.connect();
     await admin.listTopics();

@@ -6,8 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { Kafka, logLevel } from 'kafkajs';
-import { TopicReader, type FetchedMessage } from '../../cdc/kafka-direct.ts';
+import { createKafka, TopicReader, type Kafka, type FetchedMessage } from '../../lib/kafka/index.ts';
 import type { ApiDeps } from '../deps.ts';
 import { errorResponses } from '../schemas.ts';
 
@@ -74,7 +73,7 @@ export async function readDeadLetters(kafka: Kafka, topic: string, limit: number
 }
 
 export function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const kafka = new Kafka({ brokers: deps.cfg.kafkaBrokers, clientId: 'riskmon-api-dlq', logLevel: logLevel.NOTHING, retry: { retries: 1 } });
+  const kafka = createKafka(deps.cfg, { clientId: 'riskmon-api-dlq', retries: 1 });
   // The dashboard polls; one read of the topic every few seconds is plenty.
   let cached: { at: number; limit: number; body: Promise<DeadLettersBody> } | null = null;
   app.get<{ Querystring: Static<typeof Query> }>('/api/deadletters', {

@@ -4,11 +4,11 @@
  * names (uniqueName), so files can run in parallel against one stack.
  */
 import crypto from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -135,7 +135,7 @@ export async function resetServices(env: StackEnv): Promise<void> {
     await dropSlotsAndSessions(c, names, true);
     for (const name of names) await c.query(`DROP DATABASE IF EXISTS "${name}"`);
   });
-  const admin = new Kafka({ brokers: env.KAFKA_BROKERS.split(','), clientId: 'riskmon-test-reset', logLevel: logLevel.NOTHING }).admin();
+  const admin = createKafka(kafkaConfigOf(env.KAFKA_BROKERS), { clientId: 'riskmon-test-reset' }).admin();
   await admin.connect();
   try {
     const topics = (await admin.listTopics()).filter((t) => !t.startsWith('__'));
