@@ -16,6 +16,7 @@ import { retentionOf, type aggregatorSpec } from './config.ts';
 import { DayClock, keys } from './layout.ts';
 import { metrics, watchRedisMemory } from './metrics.ts';
 import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './plan.ts';
+import { aggregatorDeadLetter } from '../lib/dead-letters.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 
 export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
@@ -259,10 +260,7 @@ export class AggregatorService implements Service {
     const { cfg } = this;
     await this.#producer!.send({
       topic: cfg.dlqTopic, acks: -1,
-      messages: bad.map((m) => ({
-        key: m.key, value: m.value ?? Buffer.alloc(0),
-        headers: { 'riskmon-reason': m.reason, 'riskmon-source': `${cfg.topic}/${p}/${m.offset}` },
-      })),
+      messages: bad.map((m) => aggregatorDeadLetter(m, cfg.topic, p, m.offset)),
     });
     for (const m of bad) {
       metrics.dlq.inc({ kind: /^malformed/.test(m.reason) ? 'bad_event' : 'bad_row' });

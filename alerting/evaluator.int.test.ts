@@ -9,7 +9,7 @@ import { logger } from '../lib/logger.ts';
 import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
 import { Evaluator, type EvaluatorOptions } from './evaluator.ts';
-import { alertsChannel, type AlertMessage } from './fanout.ts';
+import { alertsChannel, type AlertMessage } from '../lib/alert-message.ts';
 import { defaultRules } from './rules/config.ts';
 import { SlackSender } from './slack/sender.ts';
 import { FakeSlack } from './testing/fake-slack.ts';

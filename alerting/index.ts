@@ -15,8 +15,6 @@ import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
-export type { AlertMessage } from './fanout.ts';
-export { alertsChannel } from './fanout.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);

@@ -25,7 +25,7 @@ import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/tes
 import { baselineDayStarts } from '../alerting/baseline.ts';
 import { alertingSpec } from '../alerting/config.ts';
 import { Evaluator } from '../alerting/evaluator.ts';
-import { alertsChannel, type AlertMessage } from '../alerting/fanout.ts';
+import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
 import { buildAlerting } from '../alerting/index.ts';
 import { FakeSlack } from '../alerting/testing/fake-slack.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
@@ -137,7 +137,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     slack.onRequest = (r) => { const m = /merchant (s\d+)/.exec(r.body?.text ?? ''); if (m && !slackAt.has(m[1])) slackAt.set(m[1], r.at); };
     await sub.subscribe(alertsChannel(prefix));
     sub.on('message', (_c, raw) => {
-      const msg = JSON.parse(raw) as AlertMessage;
+      const msg = decodeAlertMessage(raw);
       if (msg.transition === 'fired' && !pubAt.has(msg.alert.merchantId)) pubAt.set(msg.alert.merchantId, Date.now());
     });
     const services = buildAlerting(cfg, { reader, redis, sharedRedis: true });

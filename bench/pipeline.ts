@@ -45,7 +45,7 @@ import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
 import { createBucketReader } from '../aggregator/read.ts';
 import { baselineDayStarts } from '../alerting/baseline.ts';
-import { alertsChannel } from '../alerting/fanout.ts';
+import { alertsChannel } from '../lib/alert-message.ts';
 import { migrate } from '../lib/migrate.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, live } from '../scripts/generate/index.ts';

@@ -28,7 +28,8 @@ import { cdcMetrics as M } from './metrics.ts';
 import { PartitionWriter } from '../lib/kafka/index.ts';
 import { startCpuProfile } from './profile.ts';
 import { Publisher } from './publisher.ts';
-import { atOrBefore, dlqPosition, readTails } from './tails.ts';
+import { atOrBefore, readTails } from './tails.ts';
+import { cdcDeadLetterPosition, encodeCdcDeadLetter } from '../lib/dead-letters.ts';
 
 export type CdcConfig = ConfigOf<typeof cdcSpec> & { hotsetTopic: string };
 export const HEARTBEAT_PREFIX = 'riskmon-heartbeat';
@@ -120,7 +121,7 @@ export class CdcService implements Service {
       await producer.connect();
       writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic]);
       const confirmed0 = await this.#slotPosition();
-      const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic), readTails(this.kafka, cfg.dlqTopic, dlqPosition)]);
+      const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic), readTails(this.kafka, cfg.dlqTopic, cdcDeadLetterPosition)]);
       let maxTail = -1n;
       for (const t of tails.values()) if (t.lsn > maxTail) maxTail = t.lsn;
       const schedule: HotSchedule = await loadHotSchedule(this.kafka, cfg.hotsetTopic, confirmed0);
@@ -186,7 +187,7 @@ export class CdcService implements Service {
       const dlq = (reason: string, category: string, event: { lsn: string; seq: number }, lsnBig: bigint, u: Unit) => {
         M.dlq.labels(category).inc();
         if (atOrBefore(lsnBig, event.seq, dlqTails.get(0))) return;
-        publish(cfg.dlqTopic, 0, null, JSON.stringify({ reason, event }), u);
+        publish(cfg.dlqTopic, 0, null, encodeCdcDeadLetter(reason, event), u);
       };
 
       const onChange = (msg: ChangeMessage, t: Tx) => {

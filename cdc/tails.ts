@@ -66,9 +66,3 @@ async function lastReadable(reader: TopicReader, p: number, low: bigint, high: b
   }
   return null;
 }
-
-/** Position of a dead-letter message (`{reason, event}`). */
-export function dlqPosition(v: Buffer | null): Position {
-  const { event } = JSON.parse(String(v));
-  return { lsn: parseLsn(event.lsn), seq: event.seq };
-}

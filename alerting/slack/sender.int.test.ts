@@ -11,7 +11,7 @@ import type { Service } from '../../lib/service.ts';
 import { MINUTE } from '../../lib/time.ts';
 import { freshDatabase, services, uniqueName, waitFor } from '../../test/helpers/services.ts';
 import { alertingSpec } from '../config.ts';
-import { alertsChannel, type AlertMessage } from '../fanout.ts';
+import { alertsChannel, type AlertMessage } from '../../lib/alert-message.ts';
 import { buildAlerting } from '../index.ts';
 import { FakeSlack } from '../testing/fake-slack.ts';
 import { addHistory, pendingNotification, riskStore } from '../testing/fixtures.ts';
