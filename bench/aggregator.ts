@@ -30,9 +30,8 @@ import { Applier } from '../aggregator/apply.ts';
 import { DayClock } from '../aggregator/layout.ts';
 import { addFacts, candidateCache, emptyPlan, type Plan } from '../aggregator/plan.ts';
 import { createBucketReader } from '../aggregator/read.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { spawnRiskmon } from '../test/harness/index.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PARTITIONS = 12;
 const SHARDS = 8;
 const MERCHANTS = 100_000;
@@ -184,7 +183,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   const t1 = Date.now();
   // RISKMON_BENCH_NODE_ARGS: extra node options for the aggregator process, e.g. --cpu-prof
   const nodeArgs = env.RISKMON_BENCH_NODE_ARGS ? env.RISKMON_BENCH_NODE_ARGS.split(' ') : [];
-  const child = spawn(process.execPath, riskmonArgv(['aggregate'], nodeArgs, childEnv), { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT });
+  const child = spawnRiskmon(['aggregate'], { env: childEnv, nodeArgs, stdout: 'ignore', stderr: 'inherit' });
   let hwm = 0;
   const readHwm = () => {
     try {

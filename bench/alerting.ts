@@ -27,8 +27,8 @@ import { alertingSpec } from '../alerting/config.ts';
 import { Evaluator } from '../alerting/evaluator.ts';
 import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
 import { buildAlerting } from '../alerting/index.ts';
-import { FakeSlack } from '../alerting/testing/fake-slack.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
+import { FakeSlack } from '../test/harness/index.ts';
 
 interface StackEnv { PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string; REDIS_URL: string }
 

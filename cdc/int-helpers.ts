@@ -1,13 +1,8 @@
-/** Shared by the cdc integration tests and the benchmark: a cdc child process and a full read of a topic. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+/** Shared by the cdc integration tests: a cdc child process and a full read of a topic. */
+import type { ChildProcess } from 'node:child_process';
 import { decodeEvent, type ChangeEvent } from '../lib/events.ts';
 import { createKafka, kafkaConfigOf, TopicReader, type Kafka } from '../lib/kafka/index.ts';
-import { riskmonArgv } from '../lib/launch.ts';
-import { waitFor } from '../test/helpers/services.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { spawnRiskmon } from '../test/harness/index.ts';
 
 export function kafkaOf(brokers: string): Kafka {
   return createKafka(kafkaConfigOf(brokers), { clientId: 'riskmon-cdc-test' });
@@ -15,34 +10,7 @@ export function kafkaOf(brokers: string): Kafka {
 
 /** Starts `riskmon cdc` as a child process; its log goes to `logs` (kept for failure messages). */
 export function spawnCdc(env: Record<string, string>, logs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, riskmonArgv(['cdc']), {
-    cwd: ROOT, env: { ...process.env, RISKMON_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const keep = (b: Buffer) => { logs.push(b.toString()); if (logs.length > 400) logs.splice(0, 200); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return child;
-}
-
-/**
- * True once a walsender streams from `slot`. (pg_replication_slots.active alone is also true while the slot is
- * being created, before changes are captured.)
- */
-export async function streaming(db: { query: (q: string, v: unknown[]) => Promise<{ rows: any[] }> }, slot: string): Promise<boolean> {
-  const { rows } = await db.query(
-    'SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1', [slot]);
-  return rows.length > 0;
-}
-
-/** Drops a test's slot once its cdc has let go of it: a leftover slot keeps the shared server's WAL forever. */
-export async function dropSlot(db: { query: (q: string, v: unknown[]) => Promise<unknown> }, slot: string): Promise<void> {
-  await waitFor(() => db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]).then(() => true, () => false),
-    { timeoutMs: 15_000, message: 'slot still active' }).catch(() => {});
-}
-
-export function waitExit(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((r) => child.once('exit', (code) => r(code)));
+  return spawnRiskmon(['cdc'], { env: { ...process.env, RISKMON_LOG_LEVEL: 'info', ...env }, logs });
 }
 
 export interface Read { partition: number; offset: bigint; key: string | null; event: ChangeEvent }

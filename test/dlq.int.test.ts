@@ -17,9 +17,10 @@ import { createBucketReader } from '../aggregator/read.ts';
 import { emptyTotals, type Totals } from '../lib/buckets.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY } from '../lib/time.ts';
-import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
+import { freshDatabase, services, uniqueName } from './helpers/services.ts';
 import { diffTotals } from './helpers/truth.ts';
 import { Fleet } from './soak/fleet.ts';
+import { waitFor } from './harness/index.ts';
 
 const API_KEY = 'dlq-admin-key-0123456789';
 const TZ = 'Asia/Seoul';

@@ -6,7 +6,8 @@ import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropDatabase, freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
+import { dropDatabase, freshDatabase, services, uniqueName } from './helpers/services.ts';
+import { waitFor } from './harness/index.ts';
 
 describe('test services', () => {
   const cleanups: Array<() => Promise<unknown>> = [];

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
 import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
+import { waitFor } from '../harness/index.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -68,32 +69,6 @@ export async function dropDatabase(url: string): Promise<void> {
     await dropSlotsAndSessions(c, [name]);
     await c.query(`DROP DATABASE IF EXISTS "${name.replaceAll('"', '""')}"`);
   });
-}
-
-/**
- * Polls fn until it returns a value other than false/null/undefined without throwing, and returns that value.
- * On timeout, throws with the last error (or the last value) as the cause. Use it instead of fixed sleeps.
- */
-export async function waitFor<T>(
-  fn: () => T | Promise<T>,
-  opts: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
-): Promise<Exclude<T, false | null | undefined>> {
-  const { timeoutMs = 30_000, intervalMs = 100 } = opts;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== false && v !== null && v !== undefined) return v as Exclude<T, false | null | undefined>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`${opts.message ?? 'waitFor'}: condition not met within ${timeoutMs} ms`, { cause: last });
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 /**
