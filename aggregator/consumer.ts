@@ -11,11 +11,11 @@ import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { serveMetrics } from '../lib/metrics.ts';
-import { Applier } from './apply.ts';
-import { retentionOf, type aggregatorSpec } from './config.ts';
-import { DayClock, keys } from './layout.ts';
+import { Applier } from './store/apply.ts';
+import type { aggregatorSpec } from './config.ts';
+import { DayClock, keys, retentionOf } from './store/layout.ts';
 import { metrics, watchRedisMemory } from './metrics.ts';
-import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './plan.ts';
+import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './store/plan.ts';
 import { aggregatorDeadLetter } from '../lib/dead-letters.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 

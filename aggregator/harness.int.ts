@@ -10,13 +10,13 @@ import type { Producer } from 'kafkajs';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
-import type { Step } from '../lib/buckets.ts';
+import type { Step } from './store/index.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
 import { diffAgainstReader, sqlTruth } from '../test/helpers/truth.ts';
 import { aggregatorSpec } from './config.ts';
 import { AggregatorService } from './consumer.ts';
-import { keys } from './layout.ts';
-import { createBucketReader } from './read.ts';
+import { keys } from './store/layout.ts';
+import { createBucketReader } from './store/read.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from './testing.ts';
 import { spawnRiskmon, waitFor } from '../test/harness/index.ts';
 

@@ -9,5 +9,3 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const cfg = readConfig(aggregatorSpec, env);
   return [new AggregatorService(cfg, componentLogger('aggregator'))];
 }
-
-export { createBucketReader } from './read.ts';

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
 import { harness, type Harness } from './harness.int.ts';
-import { keys } from './layout.ts';
+import { keys } from './store/layout.ts';
 import { runRiskmon, waitFor } from '../test/harness/index.ts';
 
 let h: Harness | null = null;

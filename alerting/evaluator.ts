@@ -12,7 +12,7 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { emptyTotals, type BucketReader, type Totals } from '../lib/buckets.ts';
+import { emptyTotals, type BucketReader, type Totals } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';

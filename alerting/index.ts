@@ -1,11 +1,11 @@
 /**
  * `riskmon alerting`: the rule evaluator and the Slack sender (the latter only when RISKMON_SLACK_WEBHOOK_URL is
- * set). Migrates the risk store first. The bucket reader is the aggregator's (aggregator/read.ts); tests and
+ * set). Migrates the risk store first. The bucket reader is the bucket store's (aggregator/store); tests and
  * benchmarks may pass their own through `buildAlerting`.
  */
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { BucketReader } from '../lib/buckets.ts';
+import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
@@ -21,8 +21,6 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const log = componentLogger('alerting');
   await migrate(cfg.riskPgUrl, 'risk', log);
   const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
-  // Loaded lazily so the rest of alerting does not depend on the aggregator's module graph.
-  const { createBucketReader } = await import('../aggregator/read.ts');
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   return buildAlerting(cfg, { reader, redis });
 }

@@ -200,7 +200,7 @@ describe('pipeline status', () => {
 
 describe.skipIf(!HAVE_AGGREGATOR)('series through the aggregator apply path', () => {
   beforeAll(async () => {
-    const { BucketWriter } = await import('./buckets-testing.ts');
+    const { BucketWriter } = await import('../aggregator/store/index.ts');
     const w = new BucketWriter(t.deps.redis, { prefix: t.deps.cfg.redisPrefix, partitions: t.deps.cfg.partitions, hotShards: t.deps.cfg.hotShards, tz: t.deps.cfg.tz });
     // Recent minutes (the minute tier holds ~2 days): 3 approvals and 1 cancel in one minute, 1 approval two minutes later.
     const m0 = Math.floor(Date.now() / 60_000) * 60_000 - 30 * 60_000;

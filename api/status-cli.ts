@@ -3,7 +3,7 @@ import type { Admin } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { commonSpec, connections, readConfig } from '../lib/config.ts';
-import { loadReader } from './deps.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { formatStatus, pipelineStatus } from './status.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 
@@ -25,7 +25,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env)
   try {
     await Promise.allSettled([sourcePg.connect(), riskPg.connect(), redis.connect()]);
     const st = await pipelineStatus({
-      sourcePg, riskPg, reader: await loadReader(redis, cfg), slot: cfg.slot, group: cfg.group, topic: cfg.topic,
+      sourcePg, riskPg, reader: createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }), slot: cfg.slot, group: cfg.group, topic: cfg.topic,
       kafkaAdmin: async () => {
         admin = createKafka(cfg, { clientId: 'riskmon-status', retries: 1 }).admin();
         await admin.connect();

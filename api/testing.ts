@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { BucketReader } from '../lib/buckets.ts';
+import type { BucketReader } from '../aggregator/store/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';

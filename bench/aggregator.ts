@@ -26,10 +26,7 @@ import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
-import { Applier } from '../aggregator/apply.ts';
-import { DayClock } from '../aggregator/layout.ts';
-import { addFacts, candidateCache, emptyPlan, type Plan } from '../aggregator/plan.ts';
-import { createBucketReader } from '../aggregator/read.ts';
+import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
 import { spawnRiskmon } from '../test/harness/index.ts';
 
 const PARTITIONS = 12;

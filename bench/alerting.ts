@@ -20,7 +20,7 @@ import { dropKeys, quantile } from './util.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { aggregatorSpec } from '../aggregator/config.ts';
 import { AggregatorService } from '../aggregator/consumer.ts';
-import { createBucketReader } from '../aggregator/read.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/testing.ts';
 import { baselineDayStarts } from '../alerting/baseline.ts';
 import { alertingSpec } from '../alerting/config.ts';

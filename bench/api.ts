@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { BucketWriter, seedTrendingMerchant } from '../api/buckets-testing.ts';
+import { BucketWriter, seedTrendingMerchant } from '../aggregator/store/index.ts';
 import { dayStart } from '../lib/time.ts';
 
 const CLIENTS = 200;

@@ -41,7 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
-import { createBucketReader } from '../aggregator/read.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { baselineDayStarts } from '../alerting/baseline.ts';
 import { alertsChannel } from '../lib/alert-message.ts';
 import { migrate } from '../lib/migrate.ts';

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBucketReader } from '../aggregator/read.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';

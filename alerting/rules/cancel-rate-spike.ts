@@ -9,7 +9,7 @@
  * guarded cancel wave fire when the window is a small enough share of the merchant's approvals.
  */
 import type { CancelRateSpikeEvidence } from '../../lib/evidence.ts';
-import type { Totals } from '../../lib/buckets.ts';
+import type { Totals } from '../../aggregator/store/index.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
 import { binomialTail } from './tails.ts';

@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createBucketReader } from '../../aggregator/read.ts';
+import { createBucketReader } from '../../aggregator/store/index.ts';
 import { migrate } from '../../lib/migrate.ts';
 import { freePort } from '../../lib/net.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';

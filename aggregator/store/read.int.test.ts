@@ -4,9 +4,9 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BucketWriter } from '../api/buckets-testing.ts';
-import { HOUR, MINUTE } from '../lib/time.ts';
-import { services, uniqueName } from '../test/helpers/services.ts';
+import { BucketWriter } from './writer.ts';
+import { HOUR, MINUTE } from '../../lib/time.ts';
+import { services, uniqueName } from '../../test/helpers/services.ts';
 import { createBucketReader } from './read.ts';
 
 const TZ = 'Asia/Seoul';
