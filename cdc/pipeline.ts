@@ -40,10 +40,6 @@ interface Tx { lsn: string; lsnBig: bigint; commitTs: string; xid: number; seq: 
 type Keepalive = { tag: 'keepalive'; walEnd: string; shouldRespond: boolean };
 type Incoming = Pgoutput.Message | Keepalive;
 
-/** Shared with the api's status (cheap: no I/O). */
-let lastConfirmed: string | null = null;
-export function confirmedLsn(): string | null { return lastConfirmed; }
-
 export class CdcService implements Service {
   readonly name = 'cdc';
   readonly #state = new RunState();
@@ -148,7 +144,6 @@ export class CdcService implements Service {
       const sendStatus = () => {
         const c = tracker.confirmed;
         if (c > 0n) void service.acknowledge(formatLsn(c - 1n));
-        lastConfirmed = formatLsn(c);
         M.confirmedLsn.set(Number(c));
         M.ackLag.set(tracker.inFlight);
         M.bufferedBytes.set(publisher.bufferedBytes);
