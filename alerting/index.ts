@@ -15,6 +15,9 @@ import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
+// For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
+export { baselineDayStarts } from './baseline.ts';
+export { Evaluator } from './evaluator.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);

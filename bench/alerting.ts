@@ -18,15 +18,11 @@ import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { dropKeys, quantile } from './util.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
-import { aggregatorSpec } from '../aggregator/config.ts';
-import { AggregatorService } from '../aggregator/consumer.ts';
+import { aggregatorSpec, AggregatorService } from '../aggregator/index.ts';
 import { createBucketReader } from '../aggregator/store/index.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/testing.ts';
-import { baselineDayStarts } from '../alerting/baseline.ts';
-import { alertingSpec } from '../alerting/config.ts';
-import { Evaluator } from '../alerting/evaluator.ts';
+import { alertingSpec, baselineDayStarts, buildAlerting, Evaluator } from '../alerting/index.ts';
 import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
-import { buildAlerting } from '../alerting/index.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
 import { FakeSlack } from '../test/harness/index.ts';
 

@@ -148,7 +148,7 @@ export async function benchApi(env: NodeJS.ProcessEnv): Promise<Record<string, n
 // ---- entry points ---------------------------------------------------------------------------------------------
 const self = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
 if (self && process.argv.includes('--serve')) {
-  const { startApi } = await import('../api/server.ts');
+  const { startApi } = await import('../api/index.ts');
   const svc = await startApi(process.env);
   process.stdout.write(`LISTENING ${svc.url}\n`);
   process.on('SIGTERM', () => void svc.stop().then(() => process.exit(0)));

@@ -42,7 +42,7 @@ import { Redis } from 'ioredis';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
 import { createBucketReader } from '../aggregator/store/index.ts';
-import { baselineDayStarts } from '../alerting/baseline.ts';
+import { baselineDayStarts } from '../alerting/index.ts';
 import { alertsChannel } from '../lib/alert-message.ts';
 import { migrate } from '../lib/migrate.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';

@@ -10,7 +10,7 @@ import { comparePosition, compareLsn, LsnError } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
-import { kafkaOf, readAll, spawnCdc, type Read } from './int-helpers.ts';
+import { kafkaOf, readAll, spawnCdc, type Read } from './testing.ts';
 import { locateLsn, LsnInFutureError, LsnTooOldError } from '../lib/kafka/index.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 

@@ -10,7 +10,7 @@ import { comparePosition } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
-import { kafkaOf, readAll, spawnCdc } from './int-helpers.ts';
+import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 
 const PARTITIONS = 6;

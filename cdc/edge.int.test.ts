@@ -12,7 +12,7 @@ import type { RowChange } from '../lib/events.ts';
 import { compareLsn, comparePosition } from '../lib/lsn.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
 import { TopicReader } from '../lib/kafka/index.ts';
-import { kafkaOf, readAll, spawnCdc } from './int-helpers.ts';
+import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 
 const PARTITIONS = 3;

@@ -13,6 +13,8 @@ import { CdcService, type CdcConfig } from './pipeline.ts';
 import { setupSource, setupTopics } from './setup.ts';
 import { SlotHealthService } from './slot-health.ts';
 
+export { cdcSpec } from './config.ts';
+
 export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
   const c = readConfig(cdcSpec, env);
   return Object.freeze({ ...c, hotsetTopic: c.hotsetTopic || `${c.topic}.hotset` });

@@ -38,14 +38,14 @@ const commands: Record<string, Command> = {
   replay: {
     summary: 'rebuild buckets and alerts from the retained topic starting at a source LSN',
     usage: 'riskmon replay --from-lsn <LSN>',
-    run: async (args) => (await import('../aggregator/replay-cli.ts')).main(args),
+    run: async (args) => (await import('../aggregator/index.ts')).replayCommand(args),
   },
   generate: {
     summary: 'write the reference workload into the source database',
     usage: 'riskmon generate backfill --days N | live --tps N --duration S  (see riskmon generate --help)',
     run: async (args) => (await import('./generate/cli.ts')).main(args),
   },
-  status: { summary: 'pipeline status: slot lag, consumer lag, watermark, last closed minute', run: async (args) => (await import('../api/status-cli.ts')).main(args) },
+  status: { summary: 'pipeline status: slot lag, consumer lag, watermark, last closed minute', run: async (args) => (await import('../api/index.ts')).statusCommand(args) },
 };
 
 function help(): string {
