@@ -9,6 +9,7 @@ import { BucketWriter, createBucketReader, type Totals } from '../aggregator/sto
 import { HOUR, MINUTE } from '../lib/time.ts';
 import { services, uniqueName } from '../test/helpers/services.ts';
 import { WindowSums } from './window.ts';
+import { dropKeys } from '../test/harness/index.ts';
 
 const TZ = 'Asia/Seoul';
 const PARTITIONS = 6;
@@ -25,8 +26,7 @@ describe('WindowSums', () => {
   const prefix = uniqueName('win');
   beforeAll(() => { redis = new Redis(services().REDIS_URL); });
   afterAll(async () => {
-    const ks = await redis.keys(`${prefix}:*`);
-    if (ks.length) await redis.del(...ks);
+    await dropKeys(redis, `${prefix}:*`);
     redis.disconnect();
   });
 

@@ -27,7 +27,7 @@ import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
 import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
-import { spawnRiskmon } from '../test/harness/index.ts';
+import { dropKeys, spawnRiskmon } from '../test/harness/index.ts';
 
 const PARTITIONS = 12;
 const SHARDS = 8;
@@ -226,12 +226,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   out.rules_baseline_merchants = merchants;
   console.error(`   rules baseline read (7 days at 1d, ${merchants} merchants): ${out.rules_baseline_read_ms} ms`);
   // clean up this run's keys and topic (shared stack)
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-    cursor = next;
-    if (found.length) await redis.unlink(...found);
-  } while (cursor !== '0');
+  await dropKeys(redis, `${prefix}:*`);
   redis.disconnect();
 }
 
@@ -279,12 +274,7 @@ async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Pr
   out.redis_keys_8d = await redis.dbsize();
   console.error(`   8 days: ${facts} facts in ${((Date.now() - t0) / 1000).toFixed(0)} s; used_memory ${(used / 2 ** 20).toFixed(1)} MiB, ${out.redis_keys_8d} keys${own ? ' (private redis-server)' : ' (shared Redis: delta)'}`);
   if (own) { redis.disconnect(); own.stop(); } else {
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-      cursor = next;
-      if (found.length) await redis.unlink(...found);
-    } while (cursor !== '0');
+    await dropKeys(redis, `${prefix}:*`);
     redis.disconnect();
   }
 }

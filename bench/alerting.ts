@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
-import { dropKeys, quantile } from './util.ts';
+import { quantile } from './util.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { aggregatorSpec, AggregatorService } from '../aggregator/index.ts';
 import { createBucketReader } from '../aggregator/store/index.ts';
@@ -24,7 +24,7 @@ import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/tes
 import { alertingSpec, baselineDayStarts, buildAlerting, Evaluator } from '../alerting/index.ts';
 import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
-import { FakeSlack } from '../test/harness/index.ts';
+import { dropKeys, FakeSlack } from '../test/harness/index.ts';
 
 interface StackEnv { PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string; REDIS_URL: string }
 

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { BucketWriter, seedTrendingMerchant } from '../aggregator/store/index.ts';
 import { dayStart } from '../lib/time.ts';
+import { dropKeys } from '../test/harness/index.ts';
 
 const CLIENTS = 200;
 const REQUESTS = 6000;
@@ -135,12 +136,7 @@ export async function benchApi(env: NodeJS.ProcessEnv): Promise<Record<string, n
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     // The bench's keys go: everything under its own prefix.
-    let cursor = '0';
-    do {
-      const [c, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = c;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await dropKeys(redis, `${prefix}:*`);
     await redis.quit();
   }
 }

@@ -35,7 +35,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freePort } from '../lib/net.ts';
-import { cdcPublishHistogram, dropKeys, histogramQuantile, quantile } from './util.ts';
+import { cdcPublishHistogram, histogramQuantile, quantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -50,7 +50,7 @@ import { backfill, ensureMerchants, live } from '../scripts/generate/index.ts';
 import { ensureIdState, reserveIds } from '../scripts/generate/ids.ts';
 import { withDatabase } from '../scripts/stack-lib.ts';
 import { backendCpuMs, measurePoller } from './poller.ts';
-import { dropSlot, FakeSlack, sleep, spawnRiskmon, stopChild } from '../test/harness/index.ts';
+import { dropKeys, dropSlot, FakeSlack, runEnv, sleep, spawnRiskmon, stopChild } from '../test/harness/index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TZ = 'Asia/Seoul';
@@ -117,8 +117,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     const aggMetrics = await freePort();
     const cdcMetrics = await freePort();
     const childEnv: NodeJS.ProcessEnv = {
-      ...env, PG_URL: url, RISK_PG_URL: riskUrl, RISKMON_TOPIC: stamp, RISKMON_DLQ_TOPIC: `${stamp}.dlq`,
-      RISKMON_GROUP: stamp, RISKMON_SLOT: stamp, RISKMON_REDIS_PREFIX: stamp, RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
+      ...env, PG_URL: url, RISK_PG_URL: riskUrl, ...runEnv(stamp), RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
       RISKMON_LOG_LEVEL: 'warn', RISKMON_PUBLIC_URL: 'http://localhost:8080',
       RISKMON_SLACK_WEBHOOK_URL: slack.url,
     };

@@ -23,7 +23,7 @@ import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
 import { freshDatabase, services, uniqueName } from './helpers/services.ts';
 import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
-import { FakeSlack, spawnRiskmon, waitFor } from './harness/index.ts';
+import { FakeSlack, runEnv, spawnRiskmon, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const TZ = 'Asia/Seoul';
@@ -64,8 +64,7 @@ describe('the whole pipeline on generated history', () => {
     const name = uniqueName('e2e');
     env = {
       ...process.env, ...s, PG_URL: pgUrl, RISK_PG_URL: riskUrl,
-      RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`, RISKMON_GROUP: name, RISKMON_SLOT: name,
-      RISKMON_REDIS_PREFIX: name, RISKMON_TZ: TZ, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      ...runEnv(name), RISKMON_TZ: TZ, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
       RISKMON_SLACK_WEBHOOK_URL: slack.url,
       RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
       RISKMON_RULES: JSON.stringify({

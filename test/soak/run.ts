@@ -19,7 +19,7 @@ import { freePort } from '../../lib/net.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../../scripts/generate/index.ts';
 import { restartService, stackDown, stackUp, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
-import { FakeSlack, sleep, waitFor } from '../harness/index.ts';
+import { FakeSlack, runEnv, sleep, waitFor } from '../harness/index.ts';
 import { diffAgainstReader, sqlTruth } from '../helpers/truth.ts';
 import { Fleet, type Component } from './fleet.ts';
 import { zoneWithMidnight } from './midnight.ts';
@@ -108,8 +108,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const name = `soak_${runId}`;
     const env: NodeJS.ProcessEnv = {
       ...stackInputEnv, PG_URL: pgUrl, RISK_PG_URL: riskUrl, KAFKA_BROKERS: stack.KAFKA_BROKERS, REDIS_URL: stack.REDIS_URL,
-      RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`, RISKMON_GROUP: name, RISKMON_SLOT: name,
-      RISKMON_REDIS_PREFIX: name, RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      ...runEnv(name), RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
       RISKMON_SLACK_WEBHOOK_URL: slackHook.url,
       RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
       // The scale's thresholds, as in test/pipeline.int.test.ts.
