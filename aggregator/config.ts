@@ -15,6 +15,3 @@ export const aggregatorSpec = {
   metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when the aggregator runs alone (0 = off)', 0, 0, 65535),
 };
 
-export function retentionOf(c: { minuteTtlDays: number; hourTtlDays: number; dayTtlDays: number }) {
-  return { minuteTtlMs: c.minuteTtlDays * 86_400_000, hourTtlMs: c.hourTtlDays * 86_400_000, dayTtlMs: c.dayTtlDays * 86_400_000 };
-}

@@ -6,15 +6,13 @@
  * master comes back (as a replica) and every bucket must equal SQL; a replay from an LSN on the new topology must
  * equal a fresh computation.
  */
-import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { riskmonArgv } from '../lib/launch.ts';
 import { nodePorts, startNode, stopNode } from '../scripts/stack/replicated.ts';
-import { waitFor } from '../test/helpers/services.ts';
+import { runRiskmon, waitFor } from '../test/harness/index.ts';
 import { freeze, onNode, replicatedForTest, roleOf, type ReplicatedForTest } from '../test/helpers/replicated.ts';
-import { harness, ROOT, type Harness } from './harness.int.ts';
-import { keys } from './layout.ts';
+import { harness, type Harness } from './harness.int.ts';
+import { keys } from './store/index.ts';
 
 let rep: ReplicatedForTest;
 let h: Harness | null = null;
@@ -55,16 +53,6 @@ function loadAlong(h: Harness, firstId: number, batch: number): { stop(): Promis
     }
   })();
   return { async stop() { running = false; await loop; return id; } };
-}
-
-function runCli(h: Harness, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, riskmonArgv(args, [], h.env), { env: h.env, cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /** The cluster node serving `key`'s slot, and its replica. */
@@ -129,7 +117,7 @@ describe('Redis failover', () => {
     expect(await h.diff()).toEqual([]);
 
     // replay from an LSN on the cluster (keys scanned on every master) equals a fresh computation
-    const r = await runCli(h, ['replay', '--from-lsn', middle]);
+    const r = await runRiskmon(['replay', '--from-lsn', middle], h.env);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     await h.caughtUp(60_000);

@@ -14,8 +14,8 @@ import { comparePosition } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
 import { restartService, stackDown, stackUp, type StackEnv } from '../scripts/stack-lib.ts';
-import { waitFor } from '../test/helpers/services.ts';
-import { kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
+import { kafkaOf, readAll, spawnCdc } from './testing.ts';
+import { streaming, waitExit, waitFor } from '../test/harness/index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PARTITIONS = 4;

@@ -6,7 +6,7 @@ import type { Kafka } from 'kafkajs';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.ts';
 import { tablesOf, type Mapping } from '../lib/mapping.ts';
-import { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError } from '../lib/kafka/topics.ts';
+import { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError } from '../lib/kafka/index.ts';
 import { SetupError, SlotLostError, SQLSTATE, sqlState } from './errors.ts';
 
 export interface SetupOptions {

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { riskmonArgv } from '../lib/launch.ts';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { harness, ROOT } from '../aggregator/harness.int.ts';
+import { harness } from '../aggregator/harness.int.ts';
+import { ROOT } from './harness/index.ts';
 import { makePki, startTlsRedis, type Pki } from './helpers/secure.ts';
 
 let pki: Pki;

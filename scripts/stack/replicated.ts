@@ -16,10 +16,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import {
-  ensureKafkaJars, kafkaAnswers, kafkaClusterId, pickPort, pidAlive, readPidFile, redisPong, requireBinary, signal, StackError, tail,
-  waitGone, waitUntil, withLock,
-} from '../stack-lib.ts';
+import { StackError } from './common.ts';
+import { pickPort, pidAlive, readPidFile, requireBinary, signal, tail, waitGone, waitUntil } from './host.ts';
+import { ensureKafkaJars, kafkaAnswers, kafkaClusterId } from './kafka.ts';
+import { redisPong } from './redis.ts';
+import { withLock } from './state.ts';
 
 export type ReplicatedPart = 'kafka' | 'cluster' | 'sentinel';
 export const REPLICATED_PARTS: readonly ReplicatedPart[] = ['kafka', 'cluster', 'sentinel'];

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  ensureKafkaJars, kafkaClusterId, pickPort, pidAlive, portOpen, readPidFile, requireBinary, signal, StackError, tail, waitGone, waitUntil,
-} from '../../scripts/stack-lib.ts';
+import { StackError } from '../../scripts/stack/common.ts';
+import { pickPort, pidAlive, portOpen, readPidFile, requireBinary, signal, tail, waitGone, waitUntil } from '../../scripts/stack/host.ts';
+import { ensureKafkaJars, kafkaClusterId } from '../../scripts/stack/kafka.ts';
 
 export interface Pki {
   dir: string;

@@ -1,36 +1,12 @@
-/**
- * What the aggregator's read module returns, and the interface the rules and the API read through.
- * Implemented by aggregator/read.ts over Redis; merged across hot-merchant shards.
- */
+/** What the bucket store's reads return, and the interface the rules, the API and the tools read through. */
+import type { Totals } from './counters.ts';
+
 export type Step = '1m' | '1h' | '1d';
 export const STEP_MS: Record<Step, number> = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 };
-
-export interface Totals {
-  approvals: number;
-  approvedAmount: bigint;
-  cancels: number;
-  canceledAmount: bigint;
-}
 
 export interface Point extends Totals {
   /** bucket start, epoch ms (for 1d: local midnight in RISKMON_TZ) */
   t: number;
-}
-
-export function emptyTotals(): Totals {
-  return { approvals: 0, approvedAmount: 0n, cancels: 0, canceledAmount: 0n };
-}
-
-export function addTotals(into: Totals, x: Totals): Totals {
-  into.approvals += x.approvals;
-  into.approvedAmount += x.approvedAmount;
-  into.cancels += x.cancels;
-  into.canceledAmount += x.canceledAmount;
-  return into;
-}
-
-export function isEmpty(t: Totals): boolean {
-  return t.approvals === 0 && t.cancels === 0 && t.approvedAmount === 0n && t.canceledAmount === 0n;
 }
 
 export interface BucketReader {
@@ -48,4 +24,27 @@ export interface BucketReader {
    * stays the same otherwise. Readers whose state cannot roll back leave it out.
    */
   stateEpoch?(): Promise<string>;
+}
+
+/** One (minute, partition) of the all-merchants minute index. */
+export interface WindowSlice {
+  minute: number;
+  partition: number;
+  /** Changes whenever the hash changes (length and CRC-64 of its DUMP); '' when the key does not exist. */
+  fingerprint: string;
+  /** Per-merchant totals; null when the fingerprint equals the one the caller already knows. */
+  totals: Map<string, Totals> | null;
+}
+
+export interface WindowSliceReader {
+  /**
+   * The index slices of `minutes` in every partition. `known` gives the fingerprint the caller holds for a slice;
+   * unchanged slices come back without totals. Null when the index no longer holds the oldest minute asked for
+   * (a catch-up far behind): read with totalsByMerchant then.
+   */
+  windowSlices(minutes: number[], known: (minute: number, partition: number) => string | undefined): Promise<WindowSlice[] | null>;
+}
+
+export function hasWindowSlices(r: BucketReader): r is BucketReader & WindowSliceReader {
+  return typeof (r as Partial<WindowSliceReader>).windowSlices === 'function';
 }
