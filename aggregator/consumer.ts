@@ -17,7 +17,7 @@ import { DayClock, keys, retentionOf } from './store/layout.ts';
 import { metrics, watchRedisMemory } from './metrics.ts';
 import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './store/plan.ts';
 import { aggregatorDeadLetter } from '../lib/dead-letters.ts';
-import { createKafka, createTopics } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaSetupProblem, verifyKafka } from '../lib/kafka/index.ts';
 
 export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
 
@@ -57,7 +57,9 @@ export class AggregatorService implements Service {
     const { cfg, log } = this;
     // Redis queues commands while it is down (maxRetriesPerRequest: null): an outage pauses the applies, loses nothing.
     let redisDown = 0;
-    await verifyRedis(cfg); // a wrong password or an untrusted certificate stops here, naming the setting
+    // a wrong password or an untrusted certificate stops here, naming the setting
+    await verifyRedis(cfg);
+    await verifyKafka(cfg);
     this.#redis.on('error', (err: Error) => {
       if (Date.now() - redisDown > 30_000) { log.warn({ err }, 'redis unreachable: applies wait until it is back'); redisDown = Date.now(); }
     });
@@ -67,7 +69,7 @@ export class AggregatorService implements Service {
     try {
       // A broker outage (at start or while consuming) ends a session; the next one continues from Redis' offsets.
       await runSessions(this.#state, () => this.#session(), {
-        fatal: (err) => err instanceof TopicMismatchError,
+        fatal: (err) => err instanceof TopicMismatchError || kafkaSetupProblem(err) !== null,
         onRetry: (err, retryInMs) => {
           metrics.restarts.inc();
           log.warn({ err, retryInMs }, 'consumer session ended; resuming from the offsets stored in Redis');

@@ -1,6 +1,6 @@
 /** `riskmon replay --from-lsn <LSN> [--force]`: rebuild the buckets from the retained topic (replay.ts). */
 import { createRedis, verifyRedis } from '../lib/redis.ts';
-import { createKafka, LsnInFutureError, LsnTooOldError } from '../lib/kafka/index.ts';
+import { createKafka, LsnInFutureError, LsnTooOldError, verifyKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { LsnError } from '../lib/lsn.ts';
@@ -36,6 +36,7 @@ async function run(args: string[]): Promise<number> {
   const log = componentLogger('replay');
   const kafka = createKafka(cfg, { clientId: 'riskmon-replay' });
   await verifyRedis(cfg);
+  await verifyKafka(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: 3, connectionName: 'riskmon-replay' });
   try {
     const r = await replay({ kafka, redis, cfg, log, fromLsn, force });

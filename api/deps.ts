@@ -9,7 +9,7 @@ import pg from 'pg';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
-import { createKafka } from '../lib/kafka/index.ts';
+import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 
 export type ApiConfig = ConfigOf<typeof apiSpec>;
 
@@ -31,6 +31,7 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
   const riskPg = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' });
   const sourcePg = new pg.Pool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' });
   await verifyRedis(cfg);
+  await verifyKafka(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });
   let admin: Promise<Admin> | null = null;
   const kafkaAdmin = () => {

@@ -59,7 +59,8 @@ describe('Kafka leader failover', () => {
     const logs: string[] = [];
     children.push(spawnCdc(env, logs));
     await waitFor(() => streaming(db, env.RISKMON_SLOT), { timeoutMs: 90_000, intervalMs: 100, message: 'cdc did not start streaming' });
-    children.push(spawnRiskmon(['aggregate'], { env: { ...process.env, ...env, RISKMON_LOG_LEVEL: 'warn' } }));
+    const aggLogs: string[] = [];
+    children.push(spawnRiskmon(['aggregate'], { env: { ...process.env, ...env, RISKMON_LOG_LEVEL: 'info' }, logs: aggLogs }));
 
     let stop = false;
     let nextId = 1;
@@ -100,11 +101,14 @@ describe('Kafka leader failover', () => {
       await Promise.all(writers);
     }
 
+    const t0 = Date.now();
+    const phase = (what: string) => { if (process.env.RISKMON_TEST_TIMING) console.log(`[leader] ${what} after ${((Date.now() - t0) / 1000).toFixed(1)} s`); };
     const truth = (await db.query(`SELECT (SELECT count(*) FROM payments)::int AS payments, (SELECT count(*) FROM payment_cancels)::int AS cancels`)).rows[0];
     const all = await waitFor(async () => {
       const rows = (await readAll(kafka, env.RISKMON_TOPIC)).filter((r) => r.event.op !== 'heartbeat');
       return rows.filter((r) => r.event.op === 'insert' && r.event.table === 'public.payments').length >= truth.payments ? rows : null;
     }, { timeoutMs: 120_000, intervalMs: 1000, message: 'not every insert arrived' });
+    phase('every insert in the topic');
     const events = all.map((r) => r.event as RowChange);
     const count = (t: string, op: string) => events.filter((e) => e.table === t && e.op === op).length;
     expect(new Set(events.map((e) => `${e.lsn}/${e.seq}`)).size).toBe(events.length); // nothing twice
@@ -118,6 +122,7 @@ describe('Kafka leader failover', () => {
     }
     // the session did restart on the leader change (the path this test is about)
     expect(logs.join('\n')).toMatch(/replication session ended/);
+    if (process.env.RISKMON_TEST_TIMING) console.log(logs.filter((l) => /"level":(40|50)/.test(l)).map((l) => l.slice(0, 400)).join('\n'));
 
     // the aggregator rode through: its stored offsets reach the end, every bucket equals SQL
     const redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
@@ -126,7 +131,10 @@ describe('Kafka leader failover', () => {
         const offs = await admin.fetchTopicOffsets(env.RISKMON_TOPIC);
         const stored = await Promise.all(offs.map((o) => redis.get(keys.offset(env.RISKMON_REDIS_PREFIX, o.partition))));
         return offs.every((o, i) => o.high === '0' || stored[i] === o.high);
-      }, { timeoutMs: 120_000, intervalMs: 500, message: 'aggregator catching up' });
+      }, { timeoutMs: 120_000, intervalMs: 500, message: 'aggregator catching up' }).finally(() => {
+        if (process.env.RISKMON_TEST_TIMING) console.log(aggLogs.map((l) => l.slice(0, 400)).join('\n'));
+      });
+      phase('aggregator caught up');
       const reader = createBucketReader(redis, { prefix: env.RISKMON_REDIS_PREFIX, partitions: PARTITIONS, hotShards: 8, tz: TZ });
       const from = Date.now() - 2 * 86_400_000, to = Date.now() + 86_400_000;
       for (const step of ['1m', '1h', '1d'] as const) expect(await diffAgainstReader(reader, await sqlTruth(url, step, TZ), step, from, to)).toEqual([]);

@@ -14,7 +14,7 @@ import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import pg from 'pg';
 import type { ConfigOf } from '../lib/config.ts';
 import { cdcDeadLetterPosition } from '../lib/dead-letters.ts';
-import { PartitionWriter } from '../lib/kafka/index.ts';
+import { kafkaSetupProblem, PartitionWriter } from '../lib/kafka/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -54,7 +54,8 @@ export class CdcService implements Service {
 
   async #run(): Promise<void> {
     await runSessions(this.#state, () => this.#session(), {
-      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5),
+      // credentials or certificates refused by Kafka (e.g. rotated while running) cannot be retried away
+      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
       onRetry: (err, retryInMs) => {
         M.restarts.inc();
         this.log.warn({ err, retryInMs }, 'replication session ended; resuming from the slot and the topic tails');

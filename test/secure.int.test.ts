@@ -11,7 +11,14 @@ import { riskmonArgv } from '../lib/launch.ts';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
 import { harness } from '../aggregator/harness.int.ts';
 import { ROOT } from './harness/index.ts';
-import { makePki, startTlsRedis, type Pki } from './helpers/secure.ts';
+import pg from 'pg';
+import { connections, readConfig } from '../lib/config.ts';
+import { migrate } from '../lib/migrate.ts';
+import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
+import { readAll } from '../cdc/testing.ts';
+import { freshDatabase, uniqueName } from './helpers/services.ts';
+import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
+import { makePki, startSaslSslKafka, startTlsRedis, type Pki } from './helpers/secure.ts';
 
 let pki: Pki;
 beforeAll(async () => { pki = await makePki(); });
@@ -65,4 +72,57 @@ describe('Redis over TLS with an ACL user', () => {
       await redis.stop();
     }
   }, 180_000);
+});
+
+describe('Kafka over SASL_SSL', () => {
+  it('SCRAM-SHA-512 with the CA file streams changes; PLAIN and SCRAM-SHA-256 connect; a wrong password or an untrusted CA stops the cdc naming the setting', async () => {
+    const kafka = await startSaslSslKafka(pki, [{ name: 'riskmon', password: 'kafka-secret' }]);
+    const url = await freshDatabase('sasl');
+    await migrate(url, 'source');
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    const pwFile = path.join(pki.dir, 'kafka-password');
+    fs.writeFileSync(pwFile, 'kafka-secret\n');
+    const topic = uniqueName('sasl');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env, PG_URL: url, KAFKA_BROKERS: kafka.brokers, KAFKA_SSL: 'true', KAFKA_SSL_CA_FILE: pki.caFile,
+      KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'riskmon', KAFKA_SASL_PASSWORD_FILE: pwFile,
+      RISKMON_TOPIC: topic, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_SLOT: uniqueName('slot'), RISKMON_PARTITIONS: '2', RISKMON_LOG_LEVEL: 'info',
+    };
+    try {
+      for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
+        await verifyKafka(readConfig(connections('kafkaBrokers'), { ...env, KAFKA_SASL_MECHANISM: mechanism })); // throws on refusal
+      }
+      const logs: string[] = [];
+      const cdc = spawnRiskmon(['cdc'], { env, logs });
+      try {
+        await waitFor(() => streaming(db, env.RISKMON_SLOT!), { timeoutMs: 90_000, intervalMs: 200, message: 'cdc streaming over SASL_SSL' });
+        await db.query(`INSERT INTO merchants VALUES (1, 'one'); INSERT INTO payments VALUES (1, 1, 5000, now())`);
+        const secure = createKafka(readConfig(connections('kafkaBrokers'), env), { clientId: 'sasl-test' });
+        const rows = await waitFor(async () => {
+          const all = (await readAll(secure, topic)).filter((r) => r.event.op === 'insert');
+          return all.length ? all : null;
+        }, { timeoutMs: 60_000, intervalMs: 500, message: 'the change reached the SASL_SSL topic' });
+        expect(rows[0].event.table).toBe('public.payments');
+      } finally {
+        cdc.kill('SIGTERM');
+        await waitExit(cdc);
+      }
+
+      const wrongPassword = await runUntilExit(['cdc'], { ...env, KAFKA_SASL_PASSWORD_FILE: '', KAFKA_SASL_PASSWORD: 'not-it' });
+      expect(wrongPassword.code).not.toBe(0);
+      expect(wrongPassword.code).not.toBeNull();
+      expect(wrongPassword.output).toMatch(/Kafka refused the SASL credentials.*KAFKA_SASL_PASSWORD/);
+      expect(wrongPassword.output).not.toContain('not-it');
+
+      const untrusted = await runUntilExit(['cdc'], { ...env, KAFKA_SSL_CA_FILE: pki.otherCaFile });
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.code).not.toBeNull();
+      expect(untrusted.output).toMatch(/TLS certificate is not trusted.*KAFKA_SSL_CA_FILE/);
+    } finally {
+      await dropSlot(db, env.RISKMON_SLOT!).catch(() => {});
+      await db.end();
+      await kafka.stop();
+    }
+  }, 300_000);
 });
