@@ -58,7 +58,8 @@ describe('Kafka leader failover', () => {
   it('kill -9 of the leader of a partition mid-load, then its restart: every change once and in commit order, buckets equal SQL', async () => {
     const logs: string[] = [];
     children.push(spawnCdc(env, logs));
-    await waitFor(() => streaming(db, env.RISKMON_SLOT), { timeoutMs: 90_000, intervalMs: 100, message: 'cdc did not start streaming' });
+    await waitFor(() => streaming(db, env.RISKMON_SLOT), { timeoutMs: 90_000, intervalMs: 100, message: 'cdc did not start streaming' })
+      .catch((err) => { throw new Error(`${err.message}\n${logs.slice(-20).join('\n')}`); });
     const aggLogs: string[] = [];
     children.push(spawnRiskmon(['aggregate'], { env: { ...process.env, ...env, RISKMON_LOG_LEVEL: 'info' }, logs: aggLogs }));
 

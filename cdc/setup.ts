@@ -145,7 +145,7 @@ export async function setupTopics(kafka: Kafka, o: SetupOptions, log: Logger): P
         `set RISKMON_PARTITIONS=${n} everywhere, or use a new RISKMON_TOPIC (partitioning is fixed once events are written; a new topic needs a rebuild)`);
     }
     for (const warning of durabilityWarnings(o.topic, await durabilityOf(admin, o.topic))) log.warn({ topic: o.topic }, warning);
-    const cfg = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms'] }] });
+    const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms'] }] }), { what: `configuration of ${o.topic}` });
     const ret = Number(cfg.resources[0]?.configEntries.find((e) => e.configName === 'retention.ms')?.configValue ?? -1);
     if (ret >= 0 && ret < 8 * 86_400_000) {
       log.warn({ topic: o.topic, retentionMs: ret },

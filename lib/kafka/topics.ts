@@ -104,8 +104,8 @@ export function durabilityWarnings(topic: string, d: Durability): string[] {
 export async function durabilityOf(admin: Admin, topic: string): Promise<Durability> {
   const md = await retryTransient(() => admin.fetchTopicMetadata({ topics: [topic] }), { what: `metadata of ${topic}` });
   const replicationFactor = Math.min(...md.topics[0].partitions.map((p) => p.replicas.length));
-  const cfg = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: topic, configNames: ['min.insync.replicas'] }] });
+  const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: topic, configNames: ['min.insync.replicas'] }] }), { what: `configuration of ${topic}` });
   const raw = cfg.resources[0]?.configEntries.find((e) => e.configName === 'min.insync.replicas')?.configValue;
-  const { brokers } = await admin.describeCluster();
+  const { brokers } = await retryTransient(() => admin.describeCluster(), { what: 'cluster description' });
   return { replicationFactor, minInsyncReplicas: raw === undefined ? null : Number(raw), brokers: brokers.length };
 }
