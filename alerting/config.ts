@@ -1,12 +1,12 @@
 /** The alerting component's options (README "Configuration"), composed with the shared ones. */
-import { commonSpec, connections, int, json, str, url, type ConfigOf } from '../lib/config.ts';
+import { commonSpec, connections, int, json, secret, str, url, type ConfigOf } from '../lib/config.ts';
 import { defaultRules, parseRules } from './rules/config.ts';
 
 export const alertingSpec = {
   ...connections('riskPgUrl', 'redisUrl'),
   ...commonSpec,
   rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see README "Rules")', defaultRules(), parseRules),
-  slackWebhookUrl: url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], ''),
+  slackWebhookUrl: secret(url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], '')),
   publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),
   maxIngestLagMs: int('RISKMON_MAX_INGEST_LAG_MS', 'volume_drop is not evaluated while the watermark is further than this behind the wall clock', 120_000, 1000, 86_400_000),
   replayAfterMs: int('RISKMON_ALERT_REPLAY_AFTER_MS', 'a minute whose end is further than this behind the wall clock is history: its transitions are stored, never sent to Slack', 600_000, 0, 86_400_000 * 30),
