@@ -26,6 +26,9 @@ export class TopicMismatchError extends Error {
   override name = 'TopicMismatchError';
 }
 
+const STALL_MS = 20_000;
+const STALL_CHECK_MS = 5_000;
+
 /** What to do after trying one chunk. */
 type Step = { kind: 'applied' } | { kind: 'skipTo'; offset: bigint } | { kind: 'seek'; offset: string } | { kind: 'stopped' };
 
@@ -44,6 +47,8 @@ export class AggregatorService implements Service {
   #admin: Admin | null = null;
   #lockLogged = 0;
   #rollbackLogged = 0;
+  /** when a chunk was last applied or skipped (the stall watch) */
+  #progressAt = Date.now();
 
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
@@ -84,6 +89,8 @@ export class AggregatorService implements Service {
   /** One consumer-group session: resolves when stopped, rejects when the consumer crashed for good. */
   async #session(): Promise<void> {
     const { cfg, log } = this;
+    let assigned: number[] = [];
+    let stalled: { promise: Promise<never>; cancel(): void } | null = null;
     const admin = (this.#admin = this.#kafka.admin());
     try {
       await admin.connect();
@@ -110,14 +117,18 @@ export class AggregatorService implements Service {
       const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {
         if (!e.payload.restart) reject(e.payload.error);
       }));
+      assigned = [];
+      consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
+      stalled = this.#watchStall(() => assigned);
       await consumer.run({
         autoCommit: true, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
         eachBatch: (b) => this.#eachBatch(b),
       });
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
       const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await Promise.race([stopped, crashed]);
+      await Promise.race([stopped, crashed, stalled.promise]);
     } finally {
+      stalled?.cancel();
       await this.#consumer?.disconnect().catch(() => {});
       await this.#producer?.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
@@ -126,6 +137,38 @@ export class AggregatorService implements Service {
   }
 
   async stop(): Promise<void> { this.#state.stop(); }
+
+  /**
+   * Rejects when an assigned partition has messages to apply but nothing was applied for STALL_MS. kafkajs'
+   * consumer can keep fetching from a broker that is gone or no longer leads a partition (a leader change during
+   * a broker restart) without failing; a new session fetches fresh metadata and continues from Redis' offsets.
+   */
+  #watchStall(assignedNow: () => number[]): { promise: Promise<never>; cancel(): void } {
+    let timer: NodeJS.Timeout | null = null;
+    const promise = new Promise<never>((_, reject) => {
+      const check = async () => {
+        try {
+          const parts = assignedNow();
+          if (parts.length && Date.now() - this.#progressAt > STALL_MS) {
+            const offs = await this.#admin!.fetchTopicOffsets(this.cfg.topic);
+            const stored = await Promise.all(parts.map((p) => this.#redis.get(keys.offset(this.cfg.redisPrefix, p))));
+            const behind = parts.filter((p, i) => BigInt(offs.find((o) => o.partition === p)?.high ?? '0') > BigInt(stored[i] ?? '0'));
+            if (behind.length && Date.now() - this.#progressAt > STALL_MS) {
+              reject(new Error(`no progress for ${STALL_MS / 1000} s on partitions ${behind.join(',')} that have messages to apply: restarting the consumer`));
+              return;
+            }
+          }
+        } catch {
+          // brokers or Redis unreachable: the consumer's own errors end the session if it matters
+        }
+        timer = setTimeout(check, STALL_CHECK_MS);
+      };
+      timer = setTimeout(check, STALL_CHECK_MS);
+    });
+    promise.catch(() => {});
+    this.#progressAt = Date.now();
+    return { promise, cancel: () => { if (timer) clearTimeout(timer); } };
+  }
 
   /** The cdc creates the topic; a topic with another partition count would break every key's partition. */
   async #waitForTopic(): Promise<void> {
@@ -183,6 +226,7 @@ export class AggregatorService implements Service {
     while (i < msgs.length && isRunning() && !isStale()) {
       const chunk = msgs.slice(i, i + this.cfg.chunk);
       const step = await this.#applyChunk(p, chunk, b);
+      if (step.kind !== 'stopped') this.#progressAt = Date.now();
       if (step.kind === 'applied') {
         resolveOffset(chunk[chunk.length - 1].offset);
         i += chunk.length;
@@ -237,6 +281,7 @@ export class AggregatorService implements Service {
         return { kind: 'applied' };
       }
       if (res.status === 'locked') {
+        this.#progressAt = Date.now(); // waiting for a replay is not a stall
         if (Date.now() - this.#lockLogged > 30_000) {
           this.log.warn({ partition: p, owner: res.owner }, 'a replay holds the partition: waiting (an interrupted replay must be rerun)');
           this.#lockLogged = Date.now();
