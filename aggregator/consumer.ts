@@ -47,8 +47,8 @@ export class AggregatorService implements Service {
   #admin: Admin | null = null;
   #lockLogged = 0;
   #rollbackLogged = 0;
-  /** when a chunk was last applied or skipped (the stall watch) */
-  #progressAt = Date.now();
+  /** per partition: when a chunk was last applied or skipped (the stall watch) */
+  readonly #progressAt = new Map<number, number>();
 
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
@@ -148,12 +148,13 @@ export class AggregatorService implements Service {
     const promise = new Promise<never>((_, reject) => {
       const check = async () => {
         try {
-          const parts = assignedNow();
-          if (parts.length && Date.now() - this.#progressAt > STALL_MS) {
+          const quiet = (p: number) => Date.now() - (this.#progressAt.get(p) ?? since) > STALL_MS;
+          const parts = assignedNow().filter(quiet);
+          if (parts.length) {
             const offs = await this.#admin!.fetchTopicOffsets(this.cfg.topic);
             const stored = await Promise.all(parts.map((p) => this.#redis.get(keys.offset(this.cfg.redisPrefix, p))));
-            const behind = parts.filter((p, i) => BigInt(offs.find((o) => o.partition === p)?.high ?? '0') > BigInt(stored[i] ?? '0'));
-            if (behind.length && Date.now() - this.#progressAt > STALL_MS) {
+            const behind = parts.filter((p, i) => quiet(p) && BigInt(offs.find((o) => o.partition === p)?.high ?? '0') > BigInt(stored[i] ?? '0'));
+            if (behind.length) {
               reject(new Error(`no progress for ${STALL_MS / 1000} s on partitions ${behind.join(',')} that have messages to apply: restarting the consumer`));
               return;
             }
@@ -166,7 +167,8 @@ export class AggregatorService implements Service {
       timer = setTimeout(check, STALL_CHECK_MS);
     });
     promise.catch(() => {});
-    this.#progressAt = Date.now();
+    const since = Date.now();
+    this.#progressAt.clear();
     return { promise, cancel: () => { if (timer) clearTimeout(timer); } };
   }
 
@@ -226,7 +228,7 @@ export class AggregatorService implements Service {
     while (i < msgs.length && isRunning() && !isStale()) {
       const chunk = msgs.slice(i, i + this.cfg.chunk);
       const step = await this.#applyChunk(p, chunk, b);
-      if (step.kind !== 'stopped') this.#progressAt = Date.now();
+      if (step.kind !== 'stopped') this.#progressAt.set(p, Date.now());
       if (step.kind === 'applied') {
         resolveOffset(chunk[chunk.length - 1].offset);
         i += chunk.length;
@@ -281,7 +283,7 @@ export class AggregatorService implements Service {
         return { kind: 'applied' };
       }
       if (res.status === 'locked') {
-        this.#progressAt = Date.now(); // waiting for a replay is not a stall
+        this.#progressAt.set(p, Date.now()); // waiting for a replay is not a stall
         if (Date.now() - this.#lockLogged > 30_000) {
           this.log.warn({ partition: p, owner: res.owner }, 'a replay holds the partition: waiting (an interrupted replay must be rerun)');
           this.#lockLogged = Date.now();
