@@ -7,11 +7,10 @@
  * equal a fresh computation.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DAY, MINUTE, dayStart } from '../lib/time.ts';
 import { nodePorts, startNode, stopNode } from '../scripts/stack/replicated.ts';
 import { runRiskmon, waitFor } from '../test/harness/index.ts';
 import { freeze, onNode, replicatedForTest, roleOf, type ReplicatedForTest } from '../test/helpers/replicated.ts';
-import { harness, type Harness } from './harness.int.ts';
+import { harness, loadPayments, type Harness } from './harness.int.ts';
 import { keys } from './store/index.ts';
 
 let rep: ReplicatedForTest;
@@ -26,20 +25,7 @@ afterEach(async () => {
   h = null;
 });
 
-/** `n` payments (a cancel for every 10th), one transaction each, times spread over the last day. */
-async function load(h: Harness, firstId: number, n: number): Promise<void> {
-  const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
-  await h.cdc.bulkInsert(h.db, 'payments',
-    `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
-       SELECT g, 1 + (g * 7919) % 150, 100 + (g * 104729) % 2000000, to_timestamp($2::double precision / 1000 + (g * 7907) % 100000)
-         FROM generate_series($1::bigint, $1::bigint + $3 - 1) g RETURNING *`, [firstId, base, n]);
-  await h.cdc.bulkInsert(h.db, 'payment_cancels',
-    `INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
-       SELECT payment_id, payment_id, merchant_id, amount / 2 + 1, approved_at + interval '7 minutes'
-         FROM payments WHERE payment_id BETWEEN $1 AND $1 + $2 - 1 AND payment_id % 10 = 0 RETURNING *`, [firstId, n]);
-  h.cdc.heartbeats();
-  await h.publish();
-}
+const load = loadPayments;
 
 /** Keeps loading batches until stopped; returns the next free id. */
 function loadAlong(h: Harness, firstId: number, batch: number): { stop(): Promise<number> } {

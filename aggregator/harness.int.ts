@@ -9,6 +9,7 @@ import pg from 'pg';
 import type { Producer } from 'kafkajs';
 import { connections, readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
+import { DAY, MINUTE, dayStart } from '../lib/time.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Step } from './store/index.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
@@ -115,4 +116,19 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     },
   };
   return h;
+}
+
+/** `n` payments (and a cancel for every 10th) in one transaction each, times spread over the last day. */
+export async function loadPayments(h: Harness, firstId: number, n: number): Promise<void> {
+  const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
+  await h.cdc.bulkInsert(h.db, 'payments',
+    `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+       SELECT g, 1 + (g * 7919) % 150, 100 + (g * 104729) % 2000000, to_timestamp($2::double precision / 1000 + (g * 7907) % 100000)
+         FROM generate_series($1::bigint, $1::bigint + $3 - 1) g RETURNING *`, [firstId, base, n]);
+  await h.cdc.bulkInsert(h.db, 'payment_cancels',
+    `INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
+       SELECT payment_id, payment_id, merchant_id, amount / 2 + 1, approved_at + interval '7 minutes'
+         FROM payments WHERE payment_id BETWEEN $1 AND $1 + $2 - 1 AND payment_id % 10 = 0 RETURNING *`, [firstId, n]);
+  h.cdc.heartbeats();
+  await h.publish();
 }
