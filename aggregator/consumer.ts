@@ -49,6 +49,8 @@ export class AggregatorService implements Service {
   #rollbackLogged = 0;
   /** per partition: when a chunk was last applied or skipped (the stall watch) */
   readonly #progressAt = new Map<number, number>();
+  /** applies waiting for Redis right now */
+  #applying = 0;
 
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
@@ -148,6 +150,8 @@ export class AggregatorService implements Service {
     const promise = new Promise<never>((_, reject) => {
       const check = async () => {
         try {
+          // an apply waiting for Redis (an outage, a failover) is not a stalled consumer
+          if (this.#applying > 0) for (const p of assignedNow()) this.#progressAt.set(p, Date.now());
           const quiet = (p: number) => Date.now() - (this.#progressAt.get(p) ?? since) > STALL_MS;
           const parts = assignedNow().filter(quiet);
           if (parts.length) {
@@ -272,7 +276,9 @@ export class AggregatorService implements Service {
     let mode: 'live' | 'init' = 'live';
     for (;;) {
       if (!b.isRunning() || b.isStale()) return { kind: 'stopped' };
-      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes });
+      this.#applying++;
+      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes })
+        .finally(() => { this.#applying--; });
       if (res.status === 'ok') {
         if (plan.watermark !== null && (wm === null || plan.watermark > wm)) known.wm = plan.watermark;
         if (plan.position !== null) known.pos = parsePosition(plan.position);
