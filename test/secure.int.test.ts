@@ -18,7 +18,7 @@ import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { readAll } from '../cdc/testing.ts';
 import { freshDatabase, uniqueName } from './helpers/services.ts';
 import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
-import { makePki, startSaslSslKafka, startTlsRedis, type Pki } from './helpers/secure.ts';
+import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, type Pki } from './helpers/secure.ts';
 
 let pki: Pki;
 beforeAll(async () => { pki = await makePki(); });
@@ -125,4 +125,30 @@ describe('Kafka over SASL_SSL', () => {
       await kafka.stop();
     }
   }, 300_000);
+});
+
+describe('PostgreSQL over TLS (sslmode in the URL)', () => {
+  it('verify-full with the CA works for riskmon migrate; an untrusted CA stops the cdc naming PG_URL', async () => {
+    const server = await startTlsPostgres(pki);
+    try {
+      const url = (db: string, ca: string) => `postgres://postgres@127.0.0.1:${server.port}/${db}?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}`;
+      const c = new pg.Client({ connectionString: url('postgres', pki.caFile) });
+      await c.connect();
+      expect((await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl).toBe(true);
+      await c.query('CREATE DATABASE tls_source');
+      await c.query('CREATE DATABASE tls_risk');
+      await c.end();
+
+      const ok = await runUntilExit(['migrate'], { ...process.env, PG_URL: url('tls_source', pki.caFile), RISK_PG_URL: url('tls_risk', pki.caFile) });
+      expect(ok.output).toMatch(/risk store migrated/);
+      expect(ok.code).toBe(0);
+
+      const untrusted = await runUntilExit(['cdc'], { ...process.env, PG_URL: url('tls_source', pki.otherCaFile), KAFKA_BROKERS: '127.0.0.1:1' });
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.code).not.toBeNull();
+      expect(untrusted.output).toMatch(/cannot connect to the source PostgreSQL \(PG_URL\).*certificate/);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
 });

@@ -9,7 +9,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { StackError } from '../../scripts/stack/common.ts';
+import pg from 'pg';
+import { StackError, type ServiceState, type StackState } from '../../scripts/stack/common.ts';
+import { chownToPostgres, pgDataDir, runPgTool, startPg } from '../../scripts/stack/pg.ts';
+import { isRoot } from '../../scripts/stack/host.ts';
 import { pickPort, pidAlive, portOpen, readPidFile, requireBinary, signal, tail, waitGone, waitUntil } from '../../scripts/stack/host.ts';
 import { ensureKafkaJars, kafkaClusterId } from '../../scripts/stack/kafka.ts';
 
@@ -129,3 +132,39 @@ export async function startSaslSslKafka(pki: Pki, users: { name: string; passwor
   };
 }
 
+/** A PostgreSQL of its own (the stack's launcher, in a temporary folder) with TLS on, the server certificate of `pki`. */
+export async function startTlsPostgres(pki: Pki): Promise<Running & { port: number }> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'riskmon-tls-pg-'));
+  const state: StackState = { services: {}, external: {}, holders: [] };
+  const st: ServiceState = { port: await pickPort(0) };
+  await startPg(dir, state, st, process.env);
+  const base = state.pgBase!;
+  const cert = path.join(base, 'server.crt');
+  const key = path.join(base, 'server.key');
+  await fsp.copyFile(pki.certFile, cert);
+  await fsp.copyFile(pki.keyFile, key);
+  await fsp.chmod(key, 0o600); // PostgreSQL refuses a key others can read
+  if (isRoot()) chownToPostgres(cert, key);
+  const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${st.port}/postgres` });
+  await c.connect();
+  try {
+    await c.query('ALTER SYSTEM SET ssl = on');
+    await c.query(`ALTER SYSTEM SET ssl_cert_file = '${cert}'`);
+    await c.query(`ALTER SYSTEM SET ssl_key_file = '${key}'`);
+    await c.query('SELECT pg_reload_conf()');
+  } finally {
+    await c.end();
+  }
+  await waitUntil(async () => {
+    const t = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${st.port}/postgres?sslmode=verify-full&sslrootcert=${encodeURIComponent(pki.caFile)}` });
+    try { await t.connect(); return true; } catch { return false; } finally { await t.end().catch(() => {}); }
+  }, 20_000, () => 'PostgreSQL did not accept TLS connections after the reload');
+  return {
+    port: st.port,
+    async stop() {
+      runPgTool(state, 'pg_ctl', ['stop', '-D', pgDataDir(state), '-m', 'immediate']);
+      await fsp.rm(base, { recursive: true, force: true });
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
