@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
 import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
+import { connections, readConfig } from '../lib/config.ts';
+import { createRedis, pipelined, scanKeys } from '../lib/redis.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { freePort } from '../lib/net.ts';
@@ -170,7 +172,8 @@ async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, o
 }
 
 async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, prefix: string, total: number, now: number, out: Record<string, number>): Promise<void> {
-  const redis = new Redis(env.REDIS_URL!);
+  // from the environment as the aggregator reads it: RISKMON_REDIS_MODE=cluster|sentinel measures those topologies
+  const redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
   const childEnv = {
     ...env, RISKMON_TOPIC: topic, RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(SHARDS),
     RISKMON_REDIS_PREFIX: prefix, RISKMON_GROUP: `${prefix}_group`, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_LOG_LEVEL: 'warn', RISKMON_TZ: TZ,
@@ -190,7 +193,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   };
   for (;;) {
     readHwm();
-    const stored = await redis.mget(offs.map((o) => `${prefix}:{p${o.partition}}:off`));
+    const stored = await Promise.all(offs.map((o) => redis.get(`${prefix}:{p${o.partition}}:off`)));
     if (stored.every((s, i) => s === target[i])) break;
     if (child.exitCode !== null) throw new Error('aggregator exited early');
     await new Promise((r) => setTimeout(r, 100));
@@ -225,8 +228,8 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   out.rules_baseline_read_ms = Math.round(median(base));
   out.rules_baseline_merchants = merchants;
   console.error(`   rules baseline read (7 days at 1d, ${merchants} merchants): ${out.rules_baseline_read_ms} ms`);
-  // clean up this run's keys and topic (shared stack)
-  await dropKeys(redis, `${prefix}:*`);
+  // clean up this run's keys and topic (shared stack); on a cluster every master, each key on its own slot
+  await scanKeys(redis, `${prefix}:*`, async (ks) => { await pipelined(redis, ks.map((k) => ['unlink', k])); });
   redis.disconnect();
 }
 
