@@ -29,6 +29,11 @@ export class TopicMismatchError extends Error {
 const STALL_MS = 20_000;
 const STALL_CHECK_MS = 5_000;
 
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error('timed out')), ms); })]).finally(() => clearTimeout(t));
+}
+
 /** What to do after trying one chunk. */
 type Step = { kind: 'applied' } | { kind: 'skipTo'; offset: bigint } | { kind: 'seek'; offset: string } | { kind: 'stopped' };
 
@@ -149,26 +154,27 @@ export class AggregatorService implements Service {
     let timer: NodeJS.Timeout | null = null;
     const promise = new Promise<never>((_, reject) => {
       const check = async () => {
-        try {
-          // an apply waiting for Redis (an outage, a failover) is not a stalled consumer
-          if (this.#applying > 0) for (const p of assignedNow()) this.#progressAt.set(p, Date.now());
-          const quiet = (p: number) => Date.now() - (this.#progressAt.get(p) ?? since) > STALL_MS;
-          const parts = assignedNow().filter(quiet);
-          if (parts.length) {
-            const offs = await this.#admin!.fetchTopicOffsets(this.cfg.topic);
-            const stored = await Promise.all(parts.map((p) => this.#redis.get(keys.offset(this.cfg.redisPrefix, p))));
+        // an apply waiting for Redis (an outage, a failover) is not a stalled consumer
+        if (this.#applying > 0) for (const p of assignedNow()) this.#progressAt.set(p, Date.now());
+        const quiet = (p: number) => Date.now() - (this.#progressAt.get(p) ?? since) > STALL_MS;
+        const parts = assignedNow().filter(quiet);
+        if (parts.length) {
+          const stall = (why: string) => reject(new Error(`no progress for ${STALL_MS / 1000} s on partitions ${parts.join(',')}: ${why}; restarting the consumer`));
+          // Kafka that cannot even list offsets while nothing moves: the session is stuck with the brokers (bounded
+          // wait: kafkajs' own retries of a dead broker take minutes)
+          const offs = await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), STALL_CHECK_MS * 2).catch(() => null);
+          if (!offs) { stall('the brokers do not answer offset requests'); return; }
+          // Redis that does not answer is an outage the applies wait out, not a stall
+          const stored = await withTimeout(Promise.all(parts.map((p) => this.#redis.get(keys.offset(this.cfg.redisPrefix, p)))), STALL_CHECK_MS).catch(() => null);
+          if (stored) {
             const behind = parts.filter((p, i) => quiet(p) && BigInt(offs.find((o) => o.partition === p)?.high ?? '0') > BigInt(stored[i] ?? '0'));
-            if (behind.length) {
-              reject(new Error(`no progress for ${STALL_MS / 1000} s on partitions ${behind.join(',')} that have messages to apply: restarting the consumer`));
-              return;
-            }
+            if (behind.length) { stall(`partitions ${behind.join(',')} have messages to apply`); return; }
           }
-        } catch {
-          // brokers or Redis unreachable: the consumer's own errors end the session if it matters
         }
-        timer = setTimeout(check, STALL_CHECK_MS);
+        timer = setTimeout(run, STALL_CHECK_MS);
       };
-      timer = setTimeout(check, STALL_CHECK_MS);
+      const run = () => { check().catch(() => { timer = setTimeout(run, STALL_CHECK_MS); }); };
+      timer = setTimeout(run, STALL_CHECK_MS);
     });
     promise.catch(() => {});
     const since = Date.now();
