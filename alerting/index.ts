@@ -15,8 +15,12 @@ import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
-export type { AlertMessage } from './fanout.ts';
-export { alertsChannel } from './fanout.ts';
+export type { AlertMessage, AlertUpdateMessage } from './fanout.ts';
+export { alertsChannel, publishAlertUpdate } from './fanout.ts';
+export {
+  applyTriage, DISPOSITIONS, NAME_MAX, NOTE_MAX, notesOf, ruleQuality, TRIAGE_COLUMNS, triageHistory, triageOf,
+  type Disposition, type Note, type RuleQuality, type Triage, type TriageAction, type TriageEvent, type TriageRow,
+} from './triage.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);

@@ -1,6 +1,6 @@
 /**
- * Live updates over WebSocket. One Redis subscriber per process receives alert transitions on `<prefix>:alerts`
- * and fans them out to every client; a poller reads the current and previous minute of the merchants that any
+ * Live updates over WebSocket. One Redis subscriber per process receives alert transitions and triage changes
+ * (`alert_update`) on `<prefix>:alerts` and fans them out to every client; a poller reads the current and previous minute of the merchants that any
  * client subscribed to, once per `seriesPollMs`, and sends a merchant's points when they changed.
  *
  * Reconnect without loss: a client passing `?lastEventId=N` is attached to the live fan-out first (messages are
@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
 import type { ApiDeps } from './deps.ts';
-import { wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
+import { wsAlertUpdates, wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
 import { ALERT_COLUMNS, alertBody, pointBody, type AlertRow } from './rows.ts';
 
 /** What we use of a `ws` WebSocket (the package ships no types here). */
@@ -28,6 +28,8 @@ const MAX_SUBSCRIPTIONS = 50;
 const REPLAY_LIMIT = 5000;
 
 export interface AlertMessage { type: 'alert'; eventId: number; transition: string; alert: unknown }
+/** A triage change (alerting's AlertUpdateMessage), relayed as published. */
+interface AlertUpdate { type: 'alert_update'; alert: unknown }
 
 interface Client {
   ws: WebSocket;
@@ -102,12 +104,20 @@ export class LiveHub {
   }
 
   #onAlert(text: string): void {
-    let msg: AlertMessage;
+    let msg: AlertMessage | AlertUpdate;
     try {
       msg = JSON.parse(text);
-      if (msg?.type !== 'alert' || !Number.isFinite(Number(msg.eventId))) throw new Error('not an alert message');
+      if (msg?.type === 'alert_update') {
+        if (typeof (msg.alert as { id?: unknown })?.id !== 'string') throw new Error('alert_update without an alert id');
+      } else if (msg?.type !== 'alert' || !Number.isFinite(Number(msg.eventId))) throw new Error('not an alert message');
     } catch (err) {
       this.log.warn({ err, text: text.slice(0, 200) }, 'ignoring a malformed message on the alert channel');
+      return;
+    }
+    if (msg.type === 'alert_update') {
+      // Triage changes carry no eventId and are not replayed; a client replaying missed transitions gets them at once.
+      wsAlertUpdates.inc();
+      for (const c of this.#clients) if (c.ws.readyState === c.ws.OPEN) c.ws.send(text);
       return;
     }
     msg.eventId = Number(msg.eventId);
