@@ -51,7 +51,7 @@ export interface Note { id: string; by: string; at: string; text: string }
 /** Every triage action of an alert, oldest first: the notes are the `note` events, the rest is the history. */
 export async function triageHistory(db: pg.Pool | pg.PoolClient, alertId: string): Promise<TriageEvent[]> {
   const { rows } = await db.query<{ id: string; action: TriageAction['action']; actor: string; at: Date; value: string | null; note: string | null }>(
-    'SELECT id::text, action, actor, at, value, note FROM alert_triage WHERE alert_id = $1 ORDER BY id', [alertId]);
+    'SELECT t.id::text, t.action, t.actor, t.at, t.value, t.note FROM alert_triage t WHERE t.alert_id = $1 ORDER BY t.id', [alertId]);
   return rows.map((r) => ({ id: r.id, action: r.action, by: r.actor, at: r.at.toISOString(), value: r.value, note: r.note }));
 }
 

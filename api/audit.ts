@@ -68,8 +68,8 @@ export async function listAudit(db: pg.Pool, f: AuditFilter): Promise<{ items: A
   if (f.before) add('id < ?::bigint', f.before);
   args.push(f.limit + 1);
   const { rows } = await db.query<{ id: string; at: Date; actor: string; action: string; target: string; detail: unknown }>(
-    `SELECT id::text, at, actor, action, target, detail FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY id DESC LIMIT $${args.length}`, args);
+    `SELECT l.id::text, l.at, l.actor, l.action, l.target, l.detail FROM audit_log l ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY l.id DESC LIMIT $${args.length}`, args);
   const page = rows.slice(0, f.limit);
   return {
     items: page.map((r) => ({ id: r.id, at: r.at.toISOString(), actor: r.actor, action: r.action, target: r.target, detail: r.detail })),

@@ -18,6 +18,12 @@ import { createDeps, type ApiDeps } from './deps.ts';
 
 export const VIEWER = 'viewer-key-0123456789';
 export const ADMIN = 'admin-key-0123456789';
+/** Two named analysts (key:analyst:name); the admin and the viewer keys have no name (actor `key <id>`). */
+export const ANALYST = 'analyst-key-0123456789';
+export const ANALYST_NAME = 'Ji-woo Park';
+export const ANALYST2 = 'analyst-key-9876543210';
+export const ANALYST2_NAME = 'Min Kim';
+export const TEST_KEYS = `${VIEWER}:viewer,${ADMIN}:admin,${ANALYST}:analyst:${ANALYST_NAME},${ANALYST2}:analyst:${ANALYST2_NAME}`;
 
 /** True once the aggregator's reader exists; series tests are pending until then. */
 export const HAVE_AGGREGATOR = existsSync(fileURLToPath(new URL('../aggregator/read.ts', import.meta.url)));
@@ -39,14 +45,19 @@ export interface TestApi extends App {
   close(): Promise<void>;
 }
 
+/**
+ * A fresh API over fresh databases. Passing PG_URL and RISK_PG_URL (and RISKMON_REDIS_PREFIX) in `extraEnv` builds a
+ * second instance over the same stores and channel instead, as a load balancer would see two of them.
+ */
 export async function testApi(extraEnv: NodeJS.ProcessEnv = {}, webDist: string | null = null): Promise<TestApi> {
   const s = services();
-  const [source, risk] = await Promise.all([freshDatabase('api_src'), freshDatabase('api_risk')]);
-  await Promise.all([migrate(source, 'source'), migrate(risk, 'risk')]);
+  const shared = Boolean(extraEnv.PG_URL && extraEnv.RISK_PG_URL);
+  const [source, risk] = shared ? [extraEnv.PG_URL!, extraEnv.RISK_PG_URL!] : await Promise.all([freshDatabase('api_src'), freshDatabase('api_risk')]);
+  if (!shared) await Promise.all([migrate(source, 'source'), migrate(risk, 'risk')]);
   const env: NodeJS.ProcessEnv = {
     PG_URL: source, RISK_PG_URL: risk, KAFKA_BROKERS: s.KAFKA_BROKERS, REDIS_URL: s.REDIS_URL,
     RISKMON_REDIS_PREFIX: uniqueName('api'), RISKMON_SLOT: uniqueName('slot'), RISKMON_GROUP: uniqueName('grp'), RISKMON_TOPIC: uniqueName('topic'),
-    RISKMON_API_KEYS: `${VIEWER}:viewer,${ADMIN}:admin`, RISKMON_WS_SERIES_POLL_MS: '200', RISKMON_LOG_LEVEL: 'warn',
+    RISKMON_API_KEYS: TEST_KEYS, RISKMON_WS_SERIES_POLL_MS: '200', RISKMON_LOG_LEVEL: 'warn',
     ...extraEnv,
   };
   const cfg = readConfig(apiSpec, env);

@@ -33,7 +33,7 @@ export async function alertDetail(deps: ApiDeps, id: string): Promise<AlertDetai
   if (!row) throw new ApiError('not_found', `alert ${id} does not exist`);
   const [t, history] = await Promise.all([
     deps.riskPg.query<{ id: string; kind: string; minute: Date; created_at: Date; rule_version: string; evidence: unknown }>(
-      'SELECT id::text, kind, minute, created_at, rule_version, evidence FROM alert_transitions WHERE alert_id = $1 ORDER BY id', [id]),
+      'SELECT t.id::text, t.kind, t.minute, t.created_at, t.rule_version, t.evidence FROM alert_transitions t WHERE t.alert_id = $1 ORDER BY t.id', [id]),
     triageHistory(deps.riskPg, id),
   ]);
   return {
