@@ -131,6 +131,7 @@ export function alertPage(main: HTMLElement, id: string): () => void {
       try {
         show(await api<AlertDetail>(`/api/alerts/${encodeURIComponent(id)}/notes`, { method: 'POST', body: { text: ta.value } }));
         ta.value = '';
+        ta.blur(); // back to the page's keys
         $('#note-left', main).textContent = `${NOTE_MAX} characters left · Ctrl+Enter adds`;
       } catch (err) {
         $('#note-left', main).textContent = err instanceof HttpError ? err.message : 'the note was not saved';
