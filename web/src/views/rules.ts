@@ -13,7 +13,7 @@ const PERIODS = [{ id: '1', label: '24 hours' }, { id: '7', label: '7 days' }, {
 export function rulesPage(main: HTMLElement): () => void {
   let days = sessionStorage.getItem('riskmon.qualityDays') ?? '30';
   render(main, html`
-    <section class="card">
+    <section class="card quality-card">
       <h2>Rule precision <span class="tabs filters" id="periods" role="group" aria-label="period">${PERIODS.map((p) => html`<button data-days="${p.id}" aria-pressed="false">${p.label}</button>`)}</span></h2>
       <p class="muted small">From the dispositions analysts gave the alerts that fired in the period. Precision = confirmed ÷ (confirmed + false positive);
         benign alerts (real, but no risk) count in neither. Alerts still open count only in "fired".</p>
