@@ -64,6 +64,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
       },
     },
     strictTransportSecurity: false,
+    xFrameOptions: { action: 'deny' }, // for browsers without frame-ancestors
   });
   if (cfg.corsOrigins) {
     await app.register(cors, { origin: cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean) });
