@@ -9,6 +9,7 @@
  * take the same lock, so they never undo a triage write either.
  */
 import type pg from 'pg';
+import { inTransaction } from '../lib/pg.ts';
 
 export const DISPOSITIONS = ['confirmed', 'false_positive', 'benign'] as const;
 export type Disposition = (typeof DISPOSITIONS)[number];
@@ -69,11 +70,9 @@ export const notesOf = (h: TriageEvent[]): Note[] =>
 export async function applyTriage(
   db: pg.Pool, alertId: string, actor: string, a: TriageAction, also?: (c: pg.PoolClient) => Promise<void>,
 ): Promise<boolean> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     const { rowCount } = await client.query('SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE', [alertId]);
-    if (!rowCount) { await client.query('ROLLBACK'); return false; }
+    if (!rowCount) return false; // nothing written
     const event = (value: string | null, note: string | null) => client.query(
       'INSERT INTO alert_triage (alert_id, action, actor, value, note) VALUES ($1, $2, $3, $4, $5)', [alertId, a.action, actor, value, note]);
     switch (a.action) {
@@ -97,14 +96,8 @@ export async function applyTriage(
         break;
     }
     await also?.(client);
-    await client.query('COMMIT');
     return true;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export interface RuleQuality {

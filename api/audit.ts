@@ -9,6 +9,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type pg from 'pg';
+import { inTransaction } from '../lib/pg.ts';
 import type { Principal } from './auth.ts';
 
 export interface AuditEntry {
@@ -37,19 +38,11 @@ export async function audited<T>(
   db: pg.Pool, req: FastifyRequest, entry: AuditEntry | ((result: T) => AuditEntry), write: (c: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const actor = actorOf(req);
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     const result = await write(client);
     await recordAudit(client, actor, typeof entry === 'function' ? entry(result) : entry);
-    await client.query('COMMIT');
     return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export interface AuditFilter { from?: Date; to?: Date; actor?: string; action?: string; target?: string; before?: string; limit: number }

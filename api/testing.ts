@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { chromium, type Browser } from 'playwright-core';
 import pg from 'pg';
 import type { BucketReader } from '../lib/buckets.ts';
 import { readConfig } from '../lib/config.ts';
@@ -96,3 +97,14 @@ export const WebSocketClient: new (url: string) => {
   on(ev: 'error', fn: (e: Error) => void): void; on(ev: 'unexpected-response', fn: (req: unknown, res: { statusCode: number }) => void): void;
   send(s: string): void; close(): void; readyState: number;
 } = createRequire(import.meta.url)('ws');
+
+/** Debian's Chromium (apt-get install -y chromium), or RISKMON_CHROMIUM. Browser tests skip with a message without it. */
+export const CHROMIUM = process.env.RISKMON_CHROMIUM ?? '/usr/bin/chromium';
+export const HAVE_CHROMIUM = existsSync(CHROMIUM);
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+}

@@ -5,17 +5,15 @@
  * merchant name and note are shown as text; a viewer sees no triage controls; the audit trail lists every step
  * with its actor. Screenshots go to test-artifacts/ (git-ignored). Skipped with a message when Chromium is missing.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayStart } from '../lib/time.ts';
 import { BucketWriter, seedTrendingMerchant } from './buckets-testing.ts';
-import { ANALYST, ANALYST2, ANALYST2_NAME, ANALYST_NAME, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
+import { ANALYST, ANALYST2, ANALYST2_NAME, ANALYST_NAME, CHROMIUM, HAVE_CHROMIUM, insertAlert, launchChromium, testApi, VIEWER, type TestApi } from './testing.ts';
 import { ensureWebBuilt } from './web-dist.ts';
 
-const CHROMIUM = process.env.RISKMON_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = new URL('../test-artifacts/', import.meta.url).pathname;
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) console.warn(`triage dashboard test skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set RISKMON_CHROMIUM)`);
 
 const HOSTILE_NAME = `<img src=x onerror="window.__pwned='name'">Evil & "Sons" <b>Ltd</b>`;
@@ -57,10 +55,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the analyst desk in a browser', () => {
     await t.riskPg.query(`UPDATE alerts SET rule_version = 'v3' WHERE id = ANY($1::bigint[])`, [[alertId, earlier.id]]);
     const r = await t.app.inject({ method: 'POST', url: `/api/alerts/${earlier.id}/disposition`, headers: { authorization: `Bearer ${ANALYST2}` }, payload: { disposition: 'confirmed', note: 'merchant closed' } });
     expect(r.statusCode).toBe(200);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
