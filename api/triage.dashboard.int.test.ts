@@ -123,6 +123,9 @@ describe.skipIf(!HAVE_CHROMIUM)('the analyst desk in a browser', () => {
     await page.waitForSelector('#triage .badge.disp-false_positive');
     expect(await page.innerText('#a-history')).toContain('closed as');
     await page.screenshot({ path: `${ARTIFACTS}alert.png`, fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 800 }); // a laptop screen
+    await page.screenshot({ path: `${ARTIFACTS}alert-laptop.png` });
+    await page.setViewportSize({ width: 1440, height: 900 });
 
     // The other analyst's feed followed every change without a reload.
     await other.page.waitForSelector(`#feed tr[data-alert="${alertId}"] .badge.disp-false_positive`);

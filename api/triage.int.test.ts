@@ -267,6 +267,17 @@ describe('audit trail', () => {
   });
 });
 
+describe('OpenAPI', () => {
+  it('documents the desk with its roles and bodies', async () => {
+    const doc = (await t.app.inject({ url: '/docs' })).json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining([
+      '/api/alerts/{id}', '/api/alerts/{id}/ack', '/api/alerts/{id}/assign', '/api/alerts/{id}/notes', '/api/alerts/{id}/disposition',
+      '/api/rules/quality', '/api/audit',
+    ]));
+    expect(JSON.stringify(doc.paths['/api/alerts/{id}/disposition'].post)).toContain('false_positive');
+  });
+});
+
 describe('security headers', () => {
   it('every response carries a CSP without inline script, frame-ancestors none and nosniff', async () => {
     for (const url of ['/', '/api/me', '/health']) {
