@@ -54,6 +54,7 @@ export function home(main: HTMLElement): () => void {
           <span class="tabs filters" id="filters" role="group" aria-label="filter alerts">${FILTERS.map((f) => html`<button data-filter="${f.id}" title="${f.title}" aria-pressed="false">${f.label}</button>`)}</span></h2>
         <table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Merchant</th><th>Evidence</th><th>Owner</th><th>Disposition</th></tr></thead>
         <tbody id="feed"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table>
+        <p class="muted small keys"><kbd>j</kbd>/<kbd>k</kbd> move · <kbd>Enter</kbd> opens the alert · <kbd>/</kbd> searches merchants</p>
       </section>
       <aside class="side">
         <section class="card"><h2>Cancel rate vs baseline <span class="muted small" id="top-c-min"></span></h2><div id="top-cancel" class="toplist"></div></section>
