@@ -17,7 +17,7 @@ const M = Date.parse('2026-11-21T05:00:00Z');
 const write = (kind: TransitionWrite['kind'], alertId: string | undefined, minute: number): TransitionWrite => ({
   kind, rule: 'cancel_rate_spike', merchantId: '42', alertId, ruleVersion: 'v1', replay: false,
   life: { firedAt: M, lastNotifiedAt: M, clearMinutes: kind === 'resolved' ? 5 : 0 },
-  evidence: { minute },
+  evidence: { minute: new Date(minute).toISOString() },
   notification: { status: 'suppressed', reason: 'slack not configured', silenceId: null },
 });
 
