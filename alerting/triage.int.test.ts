@@ -17,7 +17,11 @@ const M = Date.parse('2026-11-21T05:00:00Z');
 const write = (kind: TransitionWrite['kind'], alertId: string | undefined, minute: number): TransitionWrite => ({
   kind, rule: 'cancel_rate_spike', merchantId: '42', alertId, ruleVersion: 'v1', replay: false,
   life: { firedAt: M, lastNotifiedAt: M, clearMinutes: kind === 'resolved' ? 5 : 0 },
-  evidence: { minute: new Date(minute).toISOString() },
+  evidence: {
+    rule: 'cancel_rate_spike', ruleVersion: 'v1', minute: new Date(minute).toISOString(), multiplier: 2, threshold: 0.04,
+    window: { from: new Date(minute - 3_600_000).toISOString(), to: new Date(minute).toISOString(), approvals: 100, cancels: 20, rate: 0.2 },
+    baseline: { from: '2026-11-14T15:00:00Z', to: '2026-11-20T15:00:00Z', approvals: 1000, cancels: 20, rate: 0.02 },
+  },
   notification: { status: 'suppressed', reason: 'slack not configured', silenceId: null },
 });
 
