@@ -18,6 +18,12 @@ export { alertingSpec, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
+export { publishAlertUpdate } from './fanout.ts';
+export type { AlertUpdateMessage } from '../lib/alert-message.ts';
+export {
+  applyTriage, DISPOSITIONS, NAME_MAX, NOTE_MAX, notesOf, ruleQuality, TRIAGE_COLUMNS, triageHistory, triageOf,
+  type Disposition, type Note, type RuleQuality, type TriageAction, type TriageEvent, type TriageRow,
+} from './triage.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);

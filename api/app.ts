@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -25,6 +26,7 @@ import { merchantRoutes } from './routes/merchants.ts';
 import { seriesRoutes } from './routes/series.ts';
 import { silenceRoutes } from './routes/silences.ts';
 import { statusRoutes } from './routes/status.ts';
+import { triageRoutes } from './routes/triage.ts';
 import { ErrorBody } from './schemas.ts';
 import { LiveHub } from './ws.ts';
 
@@ -50,6 +52,20 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
   app.addSchema(ErrorBody);
 
+  // The dashboard is where admin keys act: security headers on every response. The CSP allows only this origin's
+  // scripts, styles and connections (no inline script or style: the built dashboard has none), data: images (the
+  // favicon), and no framing at all (clickjacking). TLS ends in front of riskmon, so HSTS is the proxy's to send.
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], fontSrc: ["'self'"],
+        connectSrc: ["'self'"], objectSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'self'"], frameAncestors: ["'none'"],
+      },
+    },
+    strictTransportSecurity: false,
+    xFrameOptions: { action: 'deny' }, // for browsers without frame-ancestors
+  });
   if (cfg.corsOrigins) {
     await app.register(cors, { origin: cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean) });
   }
@@ -74,7 +90,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
-  // Authentication for /api and /ws: viewer by default, admin where the route says so.
+  // Authentication for /api and /ws: viewer by default, analyst or admin where the route says so.
   app.addHook('onRequest', async (req) => {
     const url = req.url;
     if (!url.startsWith('/api/') && !url.startsWith('/ws')) return;
@@ -90,6 +106,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   alertRoutes(app, deps);
   merchantRoutes(app, deps);
   silenceRoutes(app, deps);
+  triageRoutes(app, deps);
   statusRoutes(app, deps);
   deadLetterRoutes(app, deps);
 

@@ -9,3 +9,4 @@ export const httpRequests = new Histogram({
 export const wsClients = new Gauge({ name: 'riskmon_api_ws_clients', help: 'open WebSocket connections', registers: [registry] });
 export const wsAlertsRelayed = new Counter({ name: 'riskmon_api_ws_alerts_total', help: 'alert transitions received on the channel and relayed', registers: [registry] });
 export const wsReplayed = new Counter({ name: 'riskmon_api_ws_replayed_total', help: 'missed transitions replayed to reconnecting clients', registers: [registry] });
+export const wsAlertUpdates = new Counter({ name: 'riskmon_api_ws_alert_updates_total', help: 'triage changes (alert_update) received on the channel and relayed', registers: [registry] });

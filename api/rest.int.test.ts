@@ -77,7 +77,10 @@ describe('GET /api/alerts', () => {
     const r = await get('/api/alerts?merchantId=7');
     expect(r.statusCode).toBe(200);
     expect(r.json()).toEqual({
-      items: [{ id: ids[6], rule: 'volume_drop', merchantId: '7', state: 'firing', firedAt: '2026-11-21T09:00:00.000Z', resolvedAt: null, evidence: { todayVsBaseline: 0.3 } }],
+      items: [{
+        id: ids[6], rule: 'volume_drop', merchantId: '7', state: 'firing', firedAt: '2026-11-21T09:00:00.000Z', resolvedAt: null, evidence: { todayVsBaseline: 0.3 },
+        ruleVersion: 'test', ack: null, assignee: null, disposition: null,
+      }],
       nextCursor: null,
     });
   });

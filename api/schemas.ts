@@ -3,6 +3,7 @@
  * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/index.ts';
 
 const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
 const Iso = Type.String({ description: 'ISO-8601 time with zone, e.g. 2026-11-21T08:00:00Z' });
@@ -39,16 +40,28 @@ export const SeriesBody = Type.Object({
   points: Type.Array(PointSchema),
 });
 
+/** A string enum as one JSON-schema `enum`, so a wrong value is one error that lists the allowed values. */
+const OneOf = <T extends string>(values: readonly T[], opts: { description?: string; default?: T } = {}) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values], ...opts });
+const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'an analyst name (a key name)' });
+
 export const AlertsQuery = Type.Object({
   merchantId: Type.Optional(MerchantId),
   rule: Type.Optional(Rule),
   state: Type.Optional(Type.Union([Type.Literal('firing'), Type.Literal('resolved')])),
+  assignee: Type.Optional(Name),
+  acked: Type.Optional(Type.Boolean({ description: 'true: acknowledged alerts only; false: unacknowledged ones' })),
+  disposition: Type.Optional(OneOf([...DISPOSITIONS, 'none'], { description: 'none: alerts without a disposition (open)' })),
   from: Type.Optional(Iso),
   to: Type.Optional(Iso),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 });
 export type AlertsQuery = Static<typeof AlertsQuery>;
+
+const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
+export const AckSchema = Nullable(Type.Object({ by: Type.String(), at: Type.String() }));
+export const DispositionSchema = Nullable(Type.Object({ value: Type.String(), by: Type.String(), at: Type.String(), note: Type.String() }));
 
 export const AlertSchema = Type.Object({
   id: Type.String(),
@@ -58,8 +71,55 @@ export const AlertSchema = Type.Object({
   firedAt: Type.String(),
   resolvedAt: Type.Union([Type.String(), Type.Null()]),
   evidence: Json,
+  ruleVersion: Type.String(),
+  ack: AckSchema,
+  assignee: Type.Union([Type.String(), Type.Null()]),
+  disposition: DispositionSchema,
 });
 export type AlertBody = Static<typeof AlertSchema>;
+
+export const AlertDetailSchema = Type.Composite([AlertSchema, Type.Object({
+  transitions: Type.Array(Type.Object({ id: Type.String(), kind: Type.String(), minute: Type.String(), at: Type.String(), ruleVersion: Type.String(), evidence: Json })),
+  notes: Type.Array(Type.Object({ id: Type.String(), by: Type.String(), at: Type.String(), text: Type.String() })),
+  history: Type.Array(Type.Object({
+    id: Type.String(), action: Type.String(), by: Type.String(), at: Type.String(),
+    value: Type.Union([Type.String(), Type.Null()]), note: Type.Union([Type.String(), Type.Null()]),
+  }), { description: 'every triage action, oldest first (acks, assignments, notes, dispositions and their changes)' }),
+})]);
+export type AlertDetailBody = Static<typeof AlertDetailSchema>;
+
+export const AckBody = Type.Object({}, { additionalProperties: false });
+export const AssignBody = Type.Object({ assignee: Type.Union([Name, Type.Null()], { description: 'null unassigns' }) }, { additionalProperties: false });
+export const NoteBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: NOTE_MAX }) }, { additionalProperties: false });
+export const DispositionBody = Type.Object({
+  disposition: OneOf(DISPOSITIONS),
+  note: Type.String({ maxLength: NOTE_MAX, default: '' }),
+}, { additionalProperties: false });
+
+export const QualityQuery = Type.Object({ from: Type.Optional(Iso), to: Type.Optional(Iso) });
+export const QualityBody = Type.Object({
+  from: Type.String(), to: Type.String(),
+  items: Type.Array(Type.Object({
+    rule: Type.String(), ruleVersion: Type.String(), fired: Type.Integer(), dispositioned: Type.Integer(),
+    confirmed: Type.Integer(), falsePositive: Type.Integer(), benign: Type.Integer(),
+    precision: Type.Union([Type.Number(), Type.Null()], { description: 'confirmed / (confirmed + falsePositive); null when both are 0' }),
+  })),
+});
+
+export const AuditQuery = Type.Object({
+  from: Type.Optional(Iso),
+  to: Type.Optional(Iso),
+  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  action: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'e.g. alert.disposition, silence.create' })),
+  target: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'e.g. alert:42' })),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
+});
+export type AuditQuery = Static<typeof AuditQuery>;
+export const AuditBody = Type.Object({
+  items: Type.Array(Type.Object({ id: Type.String(), at: Type.String(), actor: Type.String(), action: Type.String(), target: Type.String(), detail: Json })),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
 
 export const AlertsBody = Type.Object({
   items: Type.Array(AlertSchema),

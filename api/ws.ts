@@ -1,6 +1,6 @@
 /**
- * Live updates over WebSocket. One Redis subscriber per process receives alert transitions on `<prefix>:alerts`
- * and fans them out to every client; a poller reads the current and previous minute of the merchants that any
+ * Live updates over WebSocket. One Redis subscriber per process receives alert transitions and triage changes
+ * (`alert_update`) on `<prefix>:alerts` and fans them out to every client; a poller reads the current and previous minute of the merchants that any
  * client subscribed to, once per `seriesPollMs`, and sends a merchant's points when they changed.
  *
  * Reconnect without loss: a client passing `?lastEventId=N` is attached to the live fan-out first (messages are
@@ -8,11 +8,11 @@
  * not already sent. Every message carries `eventId` (alert_transitions.id) so the client can resume from it.
  */
 import { duplicateRedis, type RedisClient } from '../lib/redis.ts';
-import { alertsChannel, decodeAlertMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition } from '../lib/alert-message.ts';
+import { alertsChannel, decodeChannelMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition, type AlertUpdateMessage } from '../lib/alert-message.ts';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
 import type { ApiDeps } from './deps.ts';
-import { wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
+import { wsAlertUpdates, wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
 import { ALERT_COLUMNS, alertBody, pointBody, type AlertRow } from './rows.ts';
 
 /** What we use of a `ws` WebSocket (the package ships no types here). */
@@ -103,11 +103,17 @@ export class LiveHub {
   }
 
   #onAlert(text: string): void {
-    let msg: AlertMessage;
+    let msg: AlertMessage | AlertUpdateMessage;
     try {
-      msg = decodeAlertMessage(text);
+      msg = decodeChannelMessage(text);
     } catch (err) {
       this.log.warn({ err, text: text.slice(0, 200) }, 'ignoring a malformed message on the alert channel');
+      return;
+    }
+    if (msg.type === 'alert_update') {
+      // Triage changes carry no eventId and are not replayed; a client replaying missed transitions gets them at once.
+      wsAlertUpdates.inc();
+      for (const c of this.#clients) if (c.ws.readyState === c.ws.OPEN) c.ws.send(text);
       return;
     }
     wsAlertsRelayed.inc();

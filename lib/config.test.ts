@@ -26,7 +26,7 @@ describe('readConfig', () => {
     expect(err!.problems).toHaveLength(4);
     expect(err!.message).toContain('RISKMON_HTTP_PORT="80a" is invalid: not an integer (expects an integer from 1 to 65535)');
     expect(err!.message).toContain('RISKMON_TZ="Mars/Base" is invalid');
-    expect(err!.message).toContain('role "root" is not viewer or admin');
+    expect(err!.message).toContain('role "root" is not viewer, analyst or admin');
     expect(err!.message).toContain('KAFKA_BROKERS is required');
   });
 });

@@ -199,21 +199,39 @@ export function brokers(env: string, description: string): Option<string[]> {
   };
 }
 
-export type Role = 'viewer' | 'admin';
-export interface ApiKey { key: string; role: Role }
+export const ROLES = ['viewer', 'analyst', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+/** `name` is the actor recorded for what the key does (the audit trail, triage); keys without one get none. */
+export interface ApiKey { key: string; role: Role; name?: string }
 
-/** `key:role,key:role` with roles viewer/admin. */
+const isRole = (s: string): s is Role => (ROLES as readonly string[]).includes(s);
+
+/**
+ * `key:role` or `key:role:name`, comma-separated, roles viewer/analyst/admin. A key may itself contain ":" (the
+ * role is found from the end); a name may not contain "," or ":".
+ */
 export function apiKeys(env: string, description: string): Option<ApiKey[]> {
   return {
-    env, description, default: [], expects: 'key:role[,key:role…] with role viewer or admin',
-    parse: (s) => s.split(',').map((pair) => pair.trim()).filter(Boolean).map((pair) => {
-      const i = pair.lastIndexOf(':');
-      const key = pair.slice(0, i);
-      const role = pair.slice(i + 1);
-      if (i <= 0 || key.length < 8) throw new Error(`"${pair.slice(0, 4)}…" needs a key of at least 8 characters before ":role"`);
-      if (role !== 'viewer' && role !== 'admin') throw new Error(`role "${role}" is not viewer or admin`);
-      return { key, role };
-    }),
+    env, description, default: [], expects: 'key:role[:name][,key:role[:name]…] with role viewer, analyst or admin',
+    parse: (s) => {
+      const keys = s.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry): ApiKey => {
+        const parts = entry.split(':');
+        const named = parts.length >= 3 && isRole(parts[parts.length - 2]) && !isRole(parts[parts.length - 1]);
+        const role = named ? parts[parts.length - 2] : parts[parts.length - 1];
+        const key = parts.slice(0, named ? -2 : -1).join(':');
+        const name = named ? parts[parts.length - 1].trim() : undefined;
+        if (parts.length < 2 || key.length < 8) throw new Error(`"${entry.slice(0, 4)}…" needs a key of at least 8 characters before ":role"`);
+        if (!isRole(role)) throw new Error(`role "${role}" is not viewer, analyst or admin`);
+        if (name !== undefined && !/^[\p{L}\p{N} ._@-]{1,64}$/u.test(name)) throw new Error(`name "${name.slice(0, 70)}" of key "${key.slice(0, 4)}…" must be 1-64 letters, digits, spaces or . _ @ -`);
+        return name ? { key, role, name } : { key, role };
+      });
+      const seen = new Set<string>();
+      for (const k of keys) {
+        if (seen.has(k.key)) throw new Error(`key "${k.key.slice(0, 4)}…" is listed twice`);
+        seen.add(k.key);
+      }
+      return keys;
+    },
   };
 }
 
