@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { BucketReader } from '../lib/buckets.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
+import { serveMetrics } from '../lib/metrics.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Service } from '../lib/service.ts';
 import { alertingSpec, type AlertingConfig } from './config.ts';
@@ -26,6 +27,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   // Loaded lazily so the rest of alerting does not depend on the aggregator's module graph.
   const { createBucketReader } = await import('../aggregator/read.ts');
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return buildAlerting(cfg, { reader, redis });
 }
 

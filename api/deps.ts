@@ -29,8 +29,8 @@ export interface ApiDeps {
 export async function loadReader(redis: Redis, cfg: Pick<ApiConfig, 'redisPrefix' | 'partitions' | 'hotShards' | 'tz'>): Promise<BucketReader> {
   let mod: { createBucketReader: (r: Redis, o: { prefix: string; partitions: number; hotShards: number; tz: string }) => BucketReader };
   try {
-    // Loaded by URL so this file type-checks and loads before the aggregator exists.
-    mod = await import(new URL('../aggregator/read.ts', import.meta.url).href);
+    // A literal specifier, so tsc rewrites it to read.js in the compiled build.
+    mod = await import('../aggregator/read.ts');
   } catch (err) {
     throw new Error(`the api needs aggregator/read.ts (createBucketReader) to read buckets: ${(err as Error).message}`, { cause: err });
   }

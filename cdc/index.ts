@@ -27,7 +27,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const kafka = new Kafka({ clientId: 'riskmon-cdc', brokers: cfg.kafkaBrokers, logLevel: logLevel.NOTHING });
   await setupSource(cfg, log);
   await setupTopics(kafka, cfg, log);
-  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort);
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),

@@ -626,7 +626,7 @@ async function kafkaAnswers(broker: string): Promise<boolean> {
 }
 
 /** Resolves Kafka's jars once into .riskmon/cache (Maven keeps its own cache in ~/.m2; try offline first). */
-async function ensureKafkaJars(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<string> {
+export async function ensureKafkaJars(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<string> {
   const jars = path.resolve(env.RISKMON_KAFKA_JARS ?? path.join(REPO_ROOT, '.riskmon', 'cache', `kafka-${KAFKA_VERSION}`));
   if (fs.existsSync(path.join(jars, '.complete'))) return jars;
   const mvn = requireBinary('mvn', 'maven', env);
@@ -736,7 +736,7 @@ function which(bin: string): string | undefined {
   return undefined;
 }
 
-function requireBinary(bin: string, aptPackage: string, env: NodeJS.ProcessEnv): string {
+export function requireBinary(bin: string, aptPackage: string, env: NodeJS.ProcessEnv): string {
   const found = which(bin);
   if (found) return found;
   if (autoInstallAllowed(env)) {
