@@ -9,8 +9,8 @@ function once<T>(name: string, make: () => T): T {
 export const evaluationsTotal = once('riskmon_evaluations_total', () => new Counter({
   name: 'riskmon_evaluations_total', help: 'rule evaluations by rule and status', labelNames: ['rule', 'status'], registers: [registry],
 }));
-export const minutesEvaluated = once('riskmon_evaluated_minutes_total', () => new Counter({
-  name: 'riskmon_evaluated_minutes_total', help: 'closed minutes evaluated (replay: older than the replay bound)', labelNames: ['replay'], registers: [registry],
+export const minutesEvaluated = once('riskmon_evaluator_runs_total', () => new Counter({
+  name: 'riskmon_evaluator_runs_total', help: 'evaluation runs, one per closed minute (replay: a minute older than the replay bound)', labelNames: ['replay'], registers: [registry],
 }));
 export const alertsFiring = once('riskmon_alerts', () => new Gauge({
   name: 'riskmon_alerts', help: 'alerts currently in a state, by rule (firing)', labelNames: ['rule', 'state'], registers: [registry],

@@ -5,8 +5,8 @@
  */
 import { spawnSync } from 'node:child_process';
 
-export type BaseImage = 'node' | 'postgres' | 'kafka' | 'redis';
-export const BASE_IMAGES: readonly BaseImage[] = ['node', 'postgres', 'kafka', 'redis'];
+export type BaseImage = 'node' | 'postgres' | 'kafka' | 'redis' | 'prometheus';
+export const BASE_IMAGES: readonly BaseImage[] = ['node', 'postgres', 'kafka', 'redis', 'prometheus'];
 
 /** The variable that selects each base image and its default, the official image (DESIGN.md "Containers"). */
 export const IMAGE_VARS: Readonly<Record<BaseImage, { env: string; official: string }>> = Object.freeze({
@@ -14,6 +14,8 @@ export const IMAGE_VARS: Readonly<Record<BaseImage, { env: string; official: str
   postgres: { env: 'RISKMON_POSTGRES_IMAGE', official: 'postgres:15' },
   kafka: { env: 'RISKMON_KAFKA_IMAGE', official: 'apache/kafka:3.9.1' },
   redis: { env: 'RISKMON_REDIS_IMAGE', official: 'redis:7' },
+  /** compose.yaml's monitoring profile only. */
+  prometheus: { env: 'RISKMON_PROMETHEUS_IMAGE', official: 'prom/prometheus:v2.53.4' },
 });
 
 /** The image a base name resolves to in this environment. */

@@ -1,5 +1,5 @@
 /**
- * `npm run images -- local [--only node,postgres,kafka,redis] [--refresh]`: stand-ins for the official base images
+ * `npm run images -- local [--only node,postgres,kafka,redis,prometheus] [--refresh]`: stand-ins for the official base images
  * built from Debian packages, for machines that reach no image registry (CI here reaches only deb.debian.org and
  * Maven Central). Prints the `export RISKMON_*_IMAGE=…` lines that make compose.yaml and the test harness use them.
  *
@@ -7,7 +7,8 @@
  *    .riskmon/cache/images/ and imported with `docker import` as riskmon-local/debian:bookworm (both reused).
  * 2. On it, scripts/images/<name>/Dockerfile: postgres (postgresql-15), redis (redis-server 7), kafka (JRE 17 + the
  *    Kafka jars scripts/stack-lib.ts resolves from Maven Central), node (this machine's Node 20 binary and npm:
- *    Debian's own nodejs is 18). Docker's layer cache makes a rebuild cheap.
+ *    Debian's own nodejs is 18), prometheus (Debian's 2.42, for compose's monitoring profile). Docker's layer cache
+ *    makes a rebuild cheap.
  * --refresh rebuilds the root file system and the images from scratch.
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
@@ -32,6 +33,7 @@ export const LOCAL_TAGS: Readonly<Record<BaseImage, string>> = Object.freeze({
   postgres: 'riskmon-local/postgres:15',
   kafka: `riskmon-local/kafka:${KAFKA_VERSION}`,
   redis: 'riskmon-local/redis:7',
+  prometheus: 'riskmon-local/prometheus:2',
 });
 
 class ImagesError extends Error {}
@@ -136,7 +138,7 @@ async function buildStandIn(name: BaseImage, refresh: boolean): Promise<void> {
   }
 }
 
-const USAGE = `usage: npm run images -- local [--only node,postgres,kafka,redis] [--refresh]
+const USAGE = `usage: npm run images -- local [--only node,postgres,kafka,redis,prometheus] [--refresh]
   builds stand-ins for the official base images from Debian packages and prints the variables selecting them:
     eval "$(npm run -s images -- local)"`;
 
