@@ -51,3 +51,13 @@ export function dockerBuildEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Pro
 export function imageExists(ref: string, env: NodeJS.ProcessEnv = process.env): boolean {
   return spawnSync('docker', ['image', 'inspect', ref], { stdio: 'ignore', env, timeout: 30_000 }).status === 0;
 }
+
+/**
+ * The Compose command that works here: the `docker compose` v2 plugin when installed, else the standalone
+ * `docker-compose` (Debian bookworm ships 1.29, which reads compose.yaml as well). Null when neither runs.
+ */
+export function composeCommand(env: NodeJS.ProcessEnv = process.env): string[] | null {
+  if (spawnSync('docker', ['compose', 'version'], { stdio: 'ignore', env, timeout: 15_000 }).status === 0) return ['docker', 'compose'];
+  if (spawnSync('docker-compose', ['version'], { stdio: 'ignore', env, timeout: 15_000 }).status === 0) return ['docker-compose'];
+  return null;
+}
