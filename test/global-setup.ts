@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { probeDocker } from '../scripts/images-lib.ts';
+import type { ContainerStack } from './helpers/containers.ts';
 import { releaseStack, stackUp, type StackEnv } from '../scripts/stack-lib.ts';
 import { resetServices } from './helpers/services.ts';
 
@@ -30,16 +31,24 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   let dir = '';
   let stopContainers: (() => Promise<void>) | null = null;
   const backend = KEYS.every((k) => process.env[k]) ? 'environment' : servicesBackend(log);
+  let containers: ContainerStack | null = null;
+  if (backend === 'containers' || backend === 'auto-containers') {
+    const t0 = Date.now();
+    const { startContainers } = await import('./helpers/containers.ts');
+    try {
+      containers = await startContainers(log);
+      log(`containers ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${containers.containers.map((c) => `${c.service}=${c.image}`).join(' ')}`);
+    } catch (err) {
+      if (backend === 'containers') throw err;
+      log(`${(err as Error).message}\nservices: falling back to the native launcher`);
+    }
+  }
   if (backend === 'environment') {
     env = { PG_URL: process.env.PG_URL!, RISK_PG_URL: process.env.RISK_PG_URL!, KAFKA_BROKERS: process.env.KAFKA_BROKERS!, REDIS_URL: process.env.REDIS_URL! };
     log('using PG_URL, RISK_PG_URL, KAFKA_BROKERS, REDIS_URL from the environment');
-  } else if (backend === 'containers') {
-    const t0 = Date.now();
-    const { startContainers } = await import('./helpers/containers.ts');
-    const stack = await startContainers(log);
-    env = stack.env;
-    stopContainers = stack.stop;
-    log(`containers ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${stack.containers.map((c) => `${c.service}=${c.image}`).join(' ')}`);
+  } else if (containers) {
+    env = containers.env;
+    stopContainers = containers.stop;
   } else {
     dir = path.resolve(process.env.RISKMON_TEST_STACK_DIR ?? path.join(REPO_ROOT, '.riskmon', 'test-stack'));
     const anyExternal = KEYS.some((k) => process.env[k]);
@@ -74,14 +83,15 @@ export default async function setup(project: TestProject): Promise<(() => Promis
 
 /**
  * Containers or the native launcher (RISKMON_TEST_SERVICES = auto | containers | native; auto: containers when a
- * Docker engine answers). The choice and its reason are printed, so a run says which path it took.
+ * Docker engine answers, falling back to the native launcher when they cannot start, e.g. no registry to pull the
+ * images from). The choice and its reason are printed, so a run says which path it took.
  */
-function servicesBackend(log: (line: string) => void): 'containers' | 'native' {
+function servicesBackend(log: (line: string) => void): 'containers' | 'auto-containers' | 'native' {
   const want = process.env.RISKMON_TEST_SERVICES ?? 'auto';
   if (want !== 'auto' && want !== 'containers' && want !== 'native') throw new Error(`RISKMON_TEST_SERVICES must be auto, containers or native, not "${want}"`);
   if (want === 'native') { log('services: native launcher (RISKMON_TEST_SERVICES=native)'); return 'native'; }
   const docker = probeDocker();
-  if (docker.ok) { log(`services: containers (Docker engine ${docker.version})`); return 'containers'; }
+  if (docker.ok) { log(`services: containers (Docker engine ${docker.version})`); return want === 'containers' ? 'containers' : 'auto-containers'; }
   if (want === 'containers') throw new Error(`RISKMON_TEST_SERVICES=containers, but ${docker.reason}`);
   log(`services: native launcher (${docker.reason})`);
   return 'native';
