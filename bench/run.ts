@@ -25,6 +25,7 @@ const PARTS: Part[] = [
   { name: 'alerting', file: 'alerting.ts', fn: 'benchAlerting' },
   { name: 'api', file: 'api.ts', fn: 'benchApi' },
   { name: 'pipeline', file: 'pipeline.ts', fn: 'benchPipeline' },
+  { name: 'startup', file: 'startup.ts', fn: 'benchStartup' },
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -9,7 +9,7 @@
  * is removed at the end (`down -v`).
  *
  * Needs a Docker engine and Compose (v2 plugin or docker-compose 1.29); without them it is skipped and says why.
- * Images: RISKMON_IMAGE (default riskmon:local, built here from the Dockerfile when missing) and the base images of
+ * Images: RISKMON_IMAGE (default: riskmon:local, built here from the Dockerfile) and the base images of
  * RISKMON_*_IMAGE (official by default; CI selects the stand-ins of `npm run images -- local`).
  */
 import { spawnSync } from 'node:child_process';
@@ -54,8 +54,10 @@ const get = async (p: string) => {
 
 describe.skipIf(skipReason !== null)('docker compose: the whole system in containers', () => {
   beforeAll(async () => {
+    // RISKMON_IMAGE names an image to test as it is; otherwise riskmon:local is (re)built from this checkout, so
+    // the test never runs an image older than the code (Docker's layer cache makes an unchanged build quick).
     const image = process.env.RISKMON_IMAGE ?? 'riskmon:local';
-    if (!imageExists(image)) {
+    if (!process.env.RISKMON_IMAGE || !imageExists(image)) {
       const t0 = Date.now();
       const r = spawnSync('docker', ['build', '-q', '--build-arg', `NODE_IMAGE=${baseImage('node')}`, '-t', image, ROOT], { env: dockerBuildEnv(), encoding: 'utf8', timeout: 900_000 });
       if (r.status !== 0) throw new Error(`docker build of ${image} failed:\n${r.stdout}${r.stderr}`);
