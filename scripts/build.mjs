@@ -4,7 +4,7 @@
  *   1. the dashboard (Vite) into web/dist;
  *   2. tsc (tsconfig.build.json) into dist/, rewriting the sources' relative `.ts` imports to `.js`;
  *   3. the files the compiled code reads at run time beside it: sql/ (migrations, read from dist/lib/../sql),
- *      aggregator/*.lua (read from dist/aggregator) and web/dist (served from dist/api/../web/dist).
+ *      the Lua scripts (read from beside their module) and web/dist (served from dist/api/../web/dist).
  * dist/ is emptied first so a module deleted from the sources cannot linger in the build.
  */
 import { spawnSync } from 'node:child_process';
@@ -32,8 +32,11 @@ rmSync(dist, { recursive: true, force: true });
 if (!process.argv.includes('--no-web')) run(bin('vite'), ['build', 'web', '--logLevel', 'warn']);
 run(bin('tsc'), ['-p', 'tsconfig.build.json']);
 cpSync(path.join(root, 'sql'), path.join(dist, 'sql'), { recursive: true, filter: (f) => !/\.(ts|md)$/.test(f) });
-for (const f of readdirSync(path.join(root, 'aggregator')).filter((n) => n.endsWith('.lua'))) {
-  cpSync(path.join(root, 'aggregator', f), path.join(dist, 'aggregator', f));
+// Every Lua script beside its module (the bucket store's apply script), wherever the sources keep it.
+for (const folder of ['lib', 'cdc', 'aggregator', 'alerting', 'api']) {
+  for (const f of readdirSync(path.join(root, folder), { recursive: true }).map(String).filter((n) => n.endsWith('.lua'))) {
+    cpSync(path.join(root, folder, f), path.join(dist, folder, f));
+  }
 }
 if (existsSync(path.join(root, 'web', 'dist', 'index.html'))) cpSync(path.join(root, 'web', 'dist'), path.join(dist, 'web', 'dist'), { recursive: true });
 process.stdout.write(`build: ${path.relative(process.cwd(), dist) || '.'}/ ready (node dist/lib/cli.js via the riskmon bin)\n`);
