@@ -8,7 +8,8 @@
  * alert rules, and that `promtool check metrics` finds nothing in riskmon's own metrics of each component. Everything
  * is removed at the end (`down -v`).
  *
- * Needs a Docker engine and Compose (v2 plugin or docker-compose 1.29); without them it is skipped and says why.
+ * Needs a Docker engine, Compose (v2 plugin or docker-compose 1.29) and the base images (pulled, or the stand-ins);
+ * without them it is skipped and says why.
  * Images: RISKMON_IMAGE (default: riskmon:local, built here from the Dockerfile) and the base images of
  * RISKMON_*_IMAGE (official by default; CI selects the stand-ins of `npm run images -- local`).
  */
@@ -19,13 +20,24 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../lib/net.ts';
-import { baseImage, composeCommand, dockerBuildEnv, imageExists, probeDocker } from '../scripts/images-lib.ts';
+import { BASE_IMAGES, baseImage, composeCommand, dockerBuildEnv, imageExists, probeDocker } from '../scripts/images-lib.ts';
 import { waitFor } from './helpers/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const docker = probeDocker();
 const compose = docker.ok ? composeCommand() : null;
-const skipReason = !docker.ok ? docker.reason : !compose ? 'neither `docker compose` nor `docker-compose` runs' : null;
+/** Base images neither on the engine nor pullable (no registry): the case `npm run images -- local` is for. */
+function unavailableImages(): string[] {
+  return BASE_IMAGES.map((n) => baseImage(n)).filter((ref) => !imageExists(ref)
+    && spawnSync('docker', ['pull', '-q', ref], { stdio: 'ignore', timeout: 600_000 }).status !== 0);
+}
+const missingImages = compose ? unavailableImages() : [];
+const skipReason = !docker.ok ? docker.reason
+  : !compose ? 'neither `docker compose` nor `docker-compose` runs'
+  : missingImages.length ? `base images ${missingImages.join(', ')} are not on the engine and cannot be pulled; \`eval "$(npm run -s images -- local)"\` builds stand-ins`
+  : null;
+// CI sets RISKMON_REQUIRE_DOCKER=1 where it started a Docker engine: there a skip would hide a broken setup.
+if (skipReason && process.env.RISKMON_REQUIRE_DOCKER === '1') throw new Error(`compose test cannot run, and RISKMON_REQUIRE_DOCKER=1: ${skipReason}`);
 if (skipReason) console.warn(`[compose] compose.int.test.ts skipped: ${skipReason}`);
 
 const MERCHANT = '900001';
