@@ -36,7 +36,7 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY scripts/riskmon.mjs scripts/healthcheck.mjs ./scripts/
 RUN ln -s /app/scripts/riskmon.mjs /usr/local/bin/riskmon \
- && node -e "require('node:fs').accessSync('/app/dist/lib/cli.js')"
+ && node -e "require('node:fs').accessSync('/app/dist/scripts/cli.js')"
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["node", "/app/scripts/healthcheck.mjs"]

@@ -85,7 +85,7 @@ describe('aggregator', () => {
 
 /** Every message of a topic (the change topic re-read to publish it twice, like a cdc repeating a batch). */
 async function readTopic(topic: string) {
-  const { TopicReader } = await import('../cdc/kafka-direct.ts');
+  const { TopicReader } = await import('../lib/kafka/index.ts');
   const reader = await TopicReader.open(testKafka(services().KAFKA_BROKERS), topic);
   const out: { key: string; partition: number; value: string }[] = [];
   try {

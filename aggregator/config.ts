@@ -15,6 +15,3 @@ export const aggregatorSpec = {
   ...metricsSpec,
 };
 
-export function retentionOf(c: { minuteTtlDays: number; hourTtlDays: number; dayTtlDays: number }) {
-  return { minuteTtlMs: c.minuteTtlDays * 86_400_000, hourTtlMs: c.hourTtlDays * 86_400_000, dayTtlMs: c.dayTtlDays * 86_400_000 };
-}

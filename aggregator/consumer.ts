@@ -5,17 +5,19 @@
  * so duplicate deliveries, rebalances, zombies and restarts never double count. Kafka offsets are committed too,
  * for lag monitoring only.
  */
-import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { serveMetrics } from '../lib/metrics.ts';
-import { Applier } from './apply.ts';
-import { retentionOf, type aggregatorSpec } from './config.ts';
-import { DayClock, keys } from './layout.ts';
+import { Applier } from './store/apply.ts';
+import type { aggregatorSpec } from './config.ts';
+import { DayClock, keys, retentionOf } from './store/layout.ts';
 import { metrics, watchRedisMemory } from './metrics.ts';
-import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './plan.ts';
+import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './store/plan.ts';
+import { aggregatorDeadLetter } from '../lib/dead-letters.ts';
+import { createKafka } from '../lib/kafka/index.ts';
 
 export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
 
@@ -45,9 +47,7 @@ export class AggregatorService implements Service {
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
     this.#candidates = candidateCache(cfg.partitions, cfg.hotShards);
-    this.#kafka = new Kafka({ clientId: opts.clientId ?? 'riskmon-aggregator', brokers: cfg.kafkaBrokers, logLevel: logLevel.WARN,
-      // kafkajs logs routine retries (metadata refresh, leader moves) as errors; they are warnings to us
-      logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? this.log.warn : this.log.info).call(this.log, { kafka: entry.message }, 'kafkajs') });
+    this.#kafka = createKafka(cfg, { clientId: opts.clientId ?? 'riskmon-aggregator', log: this.log });
     this.#redis = new Redis(cfg.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
     this.#applier = new Applier(this.#redis, cfg.redisPrefix);
   }
@@ -260,10 +260,7 @@ export class AggregatorService implements Service {
     const { cfg } = this;
     await this.#producer!.send({
       topic: cfg.dlqTopic, acks: -1,
-      messages: bad.map((m) => ({
-        key: m.key, value: m.value ?? Buffer.alloc(0),
-        headers: { 'riskmon-reason': m.reason, 'riskmon-source': `${cfg.topic}/${p}/${m.offset}` },
-      })),
+      messages: bad.map((m) => aggregatorDeadLetter(m, cfg.topic, p, m.offset)),
     });
     for (const m of bad) {
       metrics.dlq.inc({ kind: /^malformed/.test(m.reason) ? 'bad_event' : 'bad_row' });

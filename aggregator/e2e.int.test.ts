@@ -1,9 +1,10 @@
 /** End to end: plain SQL on the source → `riskmon cdc` → Kafka → `riskmon aggregate` → Redis equals the GROUP BY. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnCdc, streaming } from '../cdc/int-helpers.ts';
+import { spawnCdc } from '../cdc/testing.ts';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { uniqueName, waitFor } from '../test/helpers/services.ts';
+import { uniqueName } from '../test/helpers/services.ts';
 import { harness, type Harness } from './harness.int.ts';
+import { streaming, waitFor } from '../test/harness/index.ts';
 
 let h: Harness | null = null;
 afterEach(async () => { await h?.close(); h = null; });

@@ -3,26 +3,22 @@
  * a consumer group and a Redis key prefix of their own, a FakeCdc to publish change events, and helpers to run
  * aggregators (in process or as `node scripts/riskmon.mjs aggregate` children) and compare with the SQL truth.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Producer } from 'kafkajs';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
-import type { Step } from '../lib/buckets.ts';
-import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
+import type { Step } from './store/index.ts';
+import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
 import { diffAgainstReader, sqlTruth } from '../test/helpers/truth.ts';
 import { aggregatorSpec } from './config.ts';
 import { AggregatorService } from './consumer.ts';
-import { keys } from './layout.ts';
-import { createBucketReader } from './read.ts';
+import { keys } from './store/layout.ts';
+import { createBucketReader } from './store/read.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from './testing.ts';
-import { riskmonArgv } from '../lib/launch.ts';
-
-export const ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
+import { spawnRiskmon, waitFor } from '../test/harness/index.ts';
 
 export interface Harness {
   pgUrl: string;
@@ -87,7 +83,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
       return r;
     },
     spawnAggregator() {
-      const child = spawn(process.execPath, riskmonArgv(['aggregate'], [], env), { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: ROOT });
+      const child = spawnRiskmon(['aggregate'], { env, stdout: 'inherit', stderr: 'inherit' });
       children.push(child);
       return child;
     },

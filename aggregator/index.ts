@@ -5,9 +5,12 @@ import type { Service } from '../lib/service.ts';
 import { aggregatorSpec } from './config.ts';
 import { AggregatorService } from './consumer.ts';
 
+// For the CLI, the configuration table and the benchmarks.
+export { aggregatorSpec } from './config.ts';
+export { AggregatorService } from './consumer.ts';
+export { main as replayCommand } from './replay-cli.ts';
+
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(aggregatorSpec, env);
   return [new AggregatorService(cfg, componentLogger('aggregator'))];
 }
-
-export { createBucketReader } from './read.ts';

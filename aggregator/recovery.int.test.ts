@@ -2,14 +2,11 @@
  * Crashes, scale-out and rebuilds: kill -9 of an aggregator process during load, two aggregators sharing the
  * partitions, Redis losing the state (rebuild by replay), replay from an LSN while an aggregator runs.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { waitFor } from '../test/helpers/services.ts';
-import { harness, ROOT, type Harness } from './harness.int.ts';
-import { keys } from './layout.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { harness, type Harness } from './harness.int.ts';
+import { keys } from './store/layout.ts';
+import { runRiskmon, waitFor } from '../test/harness/index.ts';
 
 let h: Harness | null = null;
 afterEach(async () => { await h?.close(); h = null; });
@@ -29,15 +26,7 @@ async function load(h: Harness, firstId: number, n: number): Promise<void> {
   await h.publish();
 }
 
-function runCli(h: Harness, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, riskmonArgv(args, [], h.env), { env: h.env, cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = (h: Harness, args: string[]) => runRiskmon(args, h.env);
 
 async function storedTotal(h: Harness): Promise<number> {
   const v = await h.redis.mget(Array.from({ length: h.partitions }, (_, p) => keys.offset(h!.prefix, p)));

@@ -1,7 +1,6 @@
 /** `riskmon replay --from-lsn <LSN> [--force]`: rebuild the buckets from the retained topic (replay.ts). */
-import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
-import { LsnInFutureError, LsnTooOldError } from '../cdc/replay.ts';
+import { createKafka, LsnInFutureError, LsnTooOldError } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { LsnError } from '../lib/lsn.ts';
@@ -35,7 +34,7 @@ async function run(args: string[]): Promise<number> {
   if (!fromLsn) { process.stderr.write(`riskmon replay: --from-lsn is required\n${USAGE}`); return 2; }
   const cfg = readConfig(aggregatorSpec);
   const log = componentLogger('replay');
-  const kafka = new Kafka({ clientId: 'riskmon-replay', brokers: cfg.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const kafka = createKafka(cfg, { clientId: 'riskmon-replay' });
   const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 3 });
   try {
     const r = await replay({ kafka, redis, cfg, log, fromLsn, force });

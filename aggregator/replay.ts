@@ -16,17 +16,15 @@
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import { locateLsn } from '../cdc/replay.ts';
-import { TopicReader } from '../cdc/kafka-direct.ts';
+import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { factsOf } from '../lib/mapping.ts';
 import { DAY, HOUR, MINUTE } from '../lib/time.ts';
-import { Applier } from './apply.ts';
-import { retentionOf } from './config.ts';
+import { Applier } from './store/apply.ts';
 import type { AggregatorConfig } from './consumer.ts';
-import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
-import { buildPlan, candidateCache, comparePos, formatPosition, parsePosition, type Msg, type Position } from './plan.ts';
+import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, retentionOf } from './store/layout.ts';
+import { buildPlan, candidateCache, comparePos, formatPosition, parsePosition, type Msg, type Position } from './store/plan.ts';
 
 export class ReplayLockedError extends Error {
   constructor(readonly partition: number, readonly owner: string) {

@@ -3,15 +3,16 @@
  * statement into the change event the cdc would publish (same format, same partitioning), then produces them.
  * Not used in production code.
  */
-import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type pg from 'pg';
 import { encodeEvent, heartbeat, type ChangeEvent, type Row, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { referenceMapping, merchantOf, rowIdOf } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 
 export function testKafka(brokers: string): Kafka {
-  return new Kafka({ clientId: 'riskmon-agg-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  return createKafka(kafkaConfigOf(brokers), { clientId: 'riskmon-agg-test' });
 }
 
 export async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyTotals } from '../lib/buckets.ts';
+import { emptyTotals } from '../aggregator/store/index.ts';
 import { dayStart, HOUR } from '../lib/time.ts';
 import { baselineDayStarts, hourProfile, sameTimeAverage } from './baseline.ts';
 

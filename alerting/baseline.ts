@@ -10,7 +10,7 @@
  *   the baseline days, which is what a 7-day average can resolve anyway.) Hours are local hours because the
  *   supported zones have whole-hour offsets (lib/time.ts).
  */
-import type { BucketReader, Point, Totals } from '../lib/buckets.ts';
+import type { BucketReader, Point, Totals } from '../aggregator/store/index.ts';
 import { dayStart, HOUR } from '../lib/time.ts';
 
 export const SAME_TIME_METHOD = 'hour rollups of the baseline days; the current hour prorated by the minutes elapsed';

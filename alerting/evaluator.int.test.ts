@@ -9,12 +9,12 @@ import { logger } from '../lib/logger.ts';
 import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
 import { Evaluator, type EvaluatorOptions } from './evaluator.ts';
-import { alertsChannel, type AlertMessage } from './fanout.ts';
+import { alertsChannel, type AlertMessage } from '../lib/alert-message.ts';
 import { defaultRules } from './rules/config.ts';
 import { SlackSender } from './slack/sender.ts';
-import { FakeSlack } from './testing/fake-slack.ts';
 import { addHistory, riskStore } from './testing/fixtures.ts';
 import { MemoryReader } from './testing/memory-reader.ts';
+import { FakeSlack, waitFor } from '../test/harness/index.ts';
 
 const T0 = Date.parse('2026-11-21T05:00:00Z'); // 14:00 in Seoul
 const log = logger.child({ component: 'alerting-test' });
@@ -98,7 +98,6 @@ describe('cancel_rate_spike end to end', () => {
     expect(alert.resolved_at.getTime()).toBe(M0 + 6 * MINUTE);
 
     // Fan-out: one message per transition, after the commit, with the transition id as eventId.
-    const { waitFor } = await import('../test/helpers/services.ts');
     await waitFor(() => r.messages.length === 2);
     expect(r.messages.map((m) => [m.eventId, m.transition, m.alert.state])).toEqual([[Number(ts[0].id), 'fired', 'firing'], [Number(ts[1].id), 'resolved', 'resolved']]);
     expect(r.messages[0].alert).toMatchObject({ rule: 'cancel_rate_spike', merchantId: 'c1', firedAt: new Date(M0 + MINUTE).toISOString(), resolvedAt: null });

@@ -12,24 +12,19 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { emptyTotals, type BucketReader, type Totals } from '../lib/buckets.ts';
+import type { BucketReader, Totals } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
-import { loadDayBaselines, SAME_TIME_METHOD, sameTimeAverage, type DayBaselines } from './baseline.ts';
+import { loadDayBaselines, type DayBaselines } from './baseline.ts';
+import { decideMinute, firingMerchants } from './decide.ts';
 import { isReplay, lastClosedMinute, nextMinute } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
-import { stepAlert } from './lifecycle.ts';
 import * as metrics from './metrics.ts';
-import { silenceFor, activeSilences, type Silence } from './silences.ts';
-import {
-  commitMinute, isQuietSignature, keyOf, loadState, ProgressConflict, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite,
-} from './store.ts';
-import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
+import { activeSilences } from './silences.ts';
+import { commitMinute, isQuietSignature, keyOf, loadState, ProgressConflict, type FiringAlert } from './store.ts';
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
-import type { Evaluation } from './rules/types.ts';
-import { evaluateVolumeDrop } from './rules/volume-drop.ts';
-import { totalsOf, WindowSums } from './window.ts';
+import { WindowSums } from './window.ts';
 
 export interface EvaluatorOptions {
   rules: RulesConfig;
@@ -155,85 +150,29 @@ export class Evaluator implements Service {
       basePromise.then((b) => this.#todayFullHours(b, today, hs)),
       activeSilences(this.#d.db),
     ]);
-    const partialHour = win.hour;
-    const windowTotals = win.window;
-    const none = emptyTotals();
 
     const t1 = performance.now();
-    const evaluations: Evaluation[] = [];
-    const firingCancel = new Set(this.#firingMerchants('cancel_rate_spike'));
-    let quietSkipped = 0;
-    const evaluateCancel = (id: string) => {
-      const p = paramsFor(rules, 'cancel_rate_spike', id);
-      // Fast path: too little activity, and the stored verdict says so already (or there is no row: the API reads
-      // a missing row as "no activity"), and no alert to resolve: nothing would change.
-      if (belowActivityGuard(windowTotals.get(id) ?? none, p) && !this.#tracked.cancel_rate_spike.has(id) && !firingCancel.has(id)) { quietSkipped++; return; }
-      evaluations.push(evaluateCancelRateSpike({
-        merchantId: id, minute: M, windowFrom, windowTo: end, window: totalsOf(windowTotals, id),
-        baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
-      }, p, rules.version));
-    };
-    // Every merchant once: those active in the window, then the tracked and firing ones absent from it.
-    for (const id of windowTotals.keys()) evaluateCancel(id);
-    for (const id of new Set([...this.#tracked.cancel_rate_spike, ...firingCancel])) if (!windowTotals.has(id)) evaluateCancel(id);
-    const lag = now - watermark;
-    const volumeIds = new Set<string>([...base.profiles.keys(), ...this.#tracked.volume_drop, ...this.#firingMerchants('volume_drop')]);
-    for (const id of volumeIds) {
-      const profile = base.profiles.get(id);
-      const todayAmount = (todayHours.get(id)?.approvedAmount ?? 0n) + (partialHour.get(id)?.approvedAmount ?? 0n);
-      evaluations.push(evaluateVolumeDrop({
-        merchantId: id, minute: M, dayStart: today, elapsedMs: end - today, todayAmount,
-        dailyAverage: Number(base.totals.get(id)?.approvedAmount ?? 0n) / base.days,
-        sameTimeBaseline: profile ? sameTimeAverage(profile, end - today, base.days) : 0,
-        baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD,
-        ingestLagMs: lag, maxIngestLagMs: this.#o.maxIngestLagMs,
-      }, paramsFor(rules, 'volume_drop', id), rules.version));
-    }
-
-    // Lifecycle and the rows to write.
-    const transitions: TransitionWrite[] = [];
-    const clearCounts: { alertId: string; clearMinutes: number }[] = [];
-    const nextFiring = new Map<string, FiringAlert | null>();
-    const rows: EvaluationRow[] = [];
-    const trackedChanges: { rule: RuleName; id: string; quiet: boolean }[] = [];
-    const counts: Record<string, Record<string, number>> = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {} };
-    for (const e of evaluations) {
-      const key = keyOf(e.rule, e.merchantId);
-      const c = counts[e.rule];
-      c[e.status] = (c[e.status] ?? 0) + 1;
-      const sig = signatureOf(e);
-      const quiet = isQuietSignature(sig);
-      // Breach rows carry the evidence the dashboard shows, so they are refreshed every minute; others on change.
-      if (e.status === 'breach' || this.#signatures.get(key) !== sig) rows.push({ e, key, sig, quiet });
-      if (quiet === this.#tracked[e.rule].has(e.merchantId)) trackedChanges.push({ rule: e.rule, id: e.merchantId, quiet });
-      const cur = this.#firing.get(key) ?? null;
-      if (!cur && e.condition !== true) continue; // the common case: nothing firing, nothing to fire
-      const step = stepAlert(cur?.life ?? null, e.condition, M, rules.lifecycle);
-      if (!step.changed) continue;
-      nextFiring.set(key, step.next ? { id: cur?.id ?? '', rule: e.rule, merchantId: e.merchantId, life: step.next } : null);
-      if (!step.transition) { clearCounts.push({ alertId: cur!.id, clearMinutes: step.next!.clearMinutes }); continue; }
-      transitions.push({
-        kind: step.transition, rule: e.rule, merchantId: e.merchantId, alertId: cur?.id,
-        life: step.next ?? { ...cur!.life, clearMinutes: rules.lifecycle.resolveAfterMinutes },
-        evidence: e.evidence, ruleVersion: rules.version, replay,
-        notification: this.#notificationFor(e, replay, silences),
-      });
-    }
+    const d = decideMinute({
+      minute: M, today, windowFrom, ingestLagMs: now - watermark, replay, rules, maxIngestLagMs: this.#o.maxIngestLagMs,
+      slackEnabled: this.#o.slackEnabled, window: win.window, partialHour: win.hour, todayHours, baselines: base, silences,
+      firing: this.#firing, signatures: this.#signatures, tracked: this.#tracked,
+    });
+    const { transitions, rows } = d;
 
     const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
-      name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts, evaluations: rows,
+      name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts: d.clearCounts, evaluations: rows,
     });
 
     const t3 = performance.now();
     // Committed: now memory follows.
     this.#progress = M;
     for (const r of rows) this.#signatures.set(r.key, r.sig);
-    for (const t of trackedChanges) {
+    for (const t of d.trackedChanges) {
       if (t.quiet) this.#tracked[t.rule].delete(t.id);
       else this.#tracked[t.rule].add(t.id);
     }
-    for (const [key, a] of nextFiring) {
+    for (const [key, a] of d.nextFiring) {
       if (!a) this.#firing.delete(key);
       else this.#firing.set(key, { ...a, id: a.id || committed.fired.get(key)! });
     }
@@ -246,7 +185,7 @@ export class Evaluator implements Service {
     const ms = performance.now() - t0;
     metrics.evaluationDuration.observe(ms / 1000);
     metrics.minutesEvaluated.inc({ replay: String(replay) });
-    for (const [rule, byStatus] of Object.entries(counts)) {
+    for (const [rule, byStatus] of Object.entries(d.counts)) {
       for (const [status, n] of Object.entries(byStatus)) metrics.evaluationsTotal.inc({ rule, status }, n);
     }
     for (const t of transitions) {
@@ -258,7 +197,7 @@ export class Evaluator implements Service {
     if (transitions.length) {
       this.#d.log.info({ minute: iso(M), replay, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
-    return { minute: M, replay, evaluations: evaluations.length + quietSkipped, transitions: transitions.length, rowsWritten: rows.length, ms, readMs: t1 - t0, ruleMs: t2 - t1, commitMs: t3 - t2 };
+    return { minute: M, replay, evaluations: d.evaluated, transitions: transitions.length, rowsWritten: rows.length, ms, readMs: t1 - t0, ruleMs: t2 - t1, commitMs: t3 - t2 };
   }
 
   /**
@@ -280,16 +219,8 @@ export class Evaluator implements Service {
     }
   }
 
-  #notificationFor(e: Evaluation, replay: boolean, silences: Silence[]): TransitionWrite['notification'] {
-    if (replay) return { status: 'suppressed', reason: 'replay', silenceId: null };
-    if (!this.#o.slackEnabled) return { status: 'suppressed', reason: 'slack not configured', silenceId: null };
-    const s = silenceFor(silences, e.rule, e.merchantId);
-    if (s) return { status: 'suppressed', reason: `silenced${s.reason ? `: ${s.reason}` : ''}`, silenceId: s.id };
-    return { status: 'pending', reason: null, silenceId: null };
-  }
-
   #firingMerchants(rule: RuleName): string[] {
-    return [...this.#firing.values()].filter((a) => a.rule === rule).map((a) => a.merchantId);
+    return firingMerchants(this.#firing, rule);
   }
 
   #refreshFiringGauge(): void {

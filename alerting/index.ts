@@ -1,11 +1,11 @@
 /**
  * `riskmon alerting`: the rule evaluator and the Slack sender (the latter only when RISKMON_SLACK_WEBHOOK_URL is
- * set). Migrates the risk store first. The bucket reader is the aggregator's (aggregator/read.ts); tests and
+ * set). Migrates the risk store first. The bucket reader is the bucket store's (aggregator/store); tests and
  * benchmarks may pass their own through `buildAlerting`.
  */
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { BucketReader } from '../lib/buckets.ts';
+import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -16,16 +16,15 @@ import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
-export type { AlertMessage } from './fanout.ts';
-export { alertsChannel } from './fanout.ts';
+// For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
+export { baselineDayStarts } from './baseline.ts';
+export { Evaluator } from './evaluator.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
   const log = componentLogger('alerting');
   await migrate(cfg.riskPgUrl, 'risk', log);
   const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
-  // Loaded lazily so the rest of alerting does not depend on the aggregator's module graph.
-  const { createBucketReader } = await import('../aggregator/read.ts');
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return buildAlerting(cfg, { reader, redis });

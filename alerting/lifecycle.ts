@@ -4,7 +4,9 @@
  * condition false, and is re-notified every `renotifyMinutes` (event time) while firing. After it resolves, a new
  * breach opens a new alert. A null condition (the data cannot tell) changes nothing but the re-notification clock.
  */
-export type TransitionKind = 'fired' | 'renotified' | 'resolved';
+import type { AlertTransition } from '../lib/alert-message.ts';
+
+export type TransitionKind = AlertTransition;
 
 export interface AlertLife {
   /** Minute (epoch ms) that fired the alert. */

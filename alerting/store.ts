@@ -3,8 +3,9 @@
  * transitions, the Slack outbox rows, changed evaluation rows, and the progress marker — is written in one
  * transaction, so a crash re-evaluates the minute from scratch and nothing is lost or doubled.
  */
+import type { Evidence } from '../lib/evidence.ts';
 import type pg from 'pg';
-import type { AlertMessage } from './fanout.ts';
+import type { AlertMessage } from '../lib/alert-message.ts';
 import type { AlertLife, TransitionKind } from './lifecycle.ts';
 import type { RuleName } from './rules/config.ts';
 import type { Evaluation } from './rules/types.ts';
@@ -54,7 +55,7 @@ export interface TransitionWrite {
   /** Existing alert id; undefined for 'fired'. */
   alertId?: string;
   life: AlertLife;
-  evidence: Record<string, unknown>;
+  evidence: Evidence;
   ruleVersion: string;
   replay: boolean;
   notification: { status: 'pending' | 'suppressed'; reason: string | null; silenceId: string | null };

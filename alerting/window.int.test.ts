@@ -1,46 +1,19 @@
 /**
- * The in-memory window (window.ts) over the real reader (aggregator/read.ts) and buckets written through the
+ * The in-memory window (window.ts) over the real reader (aggregator/store) and buckets written through the
  * aggregator's apply path: after every step — a new closed minute, late rows into old minutes, DELETEs and an
  * UPDATE that moves a payment to another merchant, hot-merchant shards — its sums equal a full `totalsByMerchant`.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Applier } from '../aggregator/apply.ts';
-import { retentionOf } from '../aggregator/config.ts';
-import { DayClock, keys } from '../aggregator/layout.ts';
-import { buildPlan, candidateCache, type Msg } from '../aggregator/plan.ts';
-import { createBucketReader } from '../aggregator/read.ts';
-import { FakeCdc } from '../aggregator/testing.ts';
-import type { Totals } from '../lib/buckets.ts';
-import { referenceMapping } from '../lib/mapping.ts';
+import { BucketWriter, createBucketReader, type Totals } from '../aggregator/store/index.ts';
 import { HOUR, MINUTE } from '../lib/time.ts';
 import { services, uniqueName } from '../test/helpers/services.ts';
 import { WindowSums } from './window.ts';
+import { dropKeys } from '../test/harness/index.ts';
 
 const TZ = 'Asia/Seoul';
 const PARTITIONS = 6;
 const SHARDS = 4;
-
-/** Applies what the fake cdc queued, per partition, as the aggregator does. */
-async function flush(redis: Redis, prefix: string, cdc: FakeCdc, applier: Applier, next: Map<number, bigint>): Promise<void> {
-  const clock = new DayClock(TZ);
-  const candidates = candidateCache(PARTITIONS, SHARDS);
-  const byPartition = new Map<number, string[]>();
-  for (const k of cdc.queue.splice(0)) (byPartition.get(k.partition) ?? byPartition.set(k.partition, []).get(k.partition)!).push(k.value);
-  for (const [p, values] of byPartition) {
-    const first = next.get(p) ?? 0n;
-    const msgs: Msg[] = values.map((v, j) => ({ offset: String(first + BigInt(j)), value: Buffer.from(v) }));
-    const wm = await redis.get(keys.watermark(prefix, p));
-    const plan = buildPlan(msgs, {
-      prefix, partition: p, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock,
-      retention: retentionOf({ minuteTtlDays: 2, hourTtlDays: 36, dayTtlDays: 400 }), windowKeepMinutes: 240,
-      allowedLatenessMs: 5000, now: Date.now(), watermark: wm ? Number(wm) : null, candidates,
-    });
-    const res = await applier.apply(p, plan, { mode: first === 0n ? 'init' : 'live', first: String(first), next: String(first + BigInt(values.length)), windowKeepMinutes: 240 });
-    expect(res.status).toBe('ok');
-    next.set(p, first + BigInt(values.length));
-  }
-}
 
 function plain(m: Map<string, Totals>): Record<string, string> {
   const o: Record<string, string> = {};
@@ -53,15 +26,13 @@ describe('WindowSums', () => {
   const prefix = uniqueName('win');
   beforeAll(() => { redis = new Redis(services().REDIS_URL); });
   afterAll(async () => {
-    const ks = await redis.keys(`${prefix}:*`);
-    if (ks.length) await redis.del(...ks);
+    await dropKeys(redis, `${prefix}:*`);
     redis.disconnect();
   });
 
   it('equals a full read after new minutes, late rows, deletes, a merchant move and hot shards', async () => {
-    const cdc = new FakeCdc(PARTITIONS, SHARDS, new Set(['hot']));
-    const applier = new Applier(redis, prefix);
-    const next = new Map<number, bigint>();
+    const writer = new BucketWriter(redis, { prefix, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ, hot: new Set(['hot']) });
+    const cdc = writer.cdc;
     const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
     const win = new WindowSums(reader);
     const t0 = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR + 17 * MINUTE; // window crosses an hour
@@ -101,7 +72,7 @@ describe('WindowSums', () => {
         mv.row = moved;
       }
       cdc.heartbeats(iso(M + MINUTE + 5000));
-      await flush(redis, prefix, cdc, applier, next);
+      await writer.flush(); // throws unless every partition's apply is accepted
 
       const end = M + MINUTE;
       const from = end - 60 * MINUTE;

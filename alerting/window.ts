@@ -10,19 +10,8 @@
  * Readers without slices (the in-memory test reader) and windows the index no longer holds (a catch-up far
  * behind) are read with `totalsByMerchant`.
  */
-import { emptyTotals, isEmpty, type BucketReader, type Totals } from '../lib/buckets.ts';
+import { emptyTotals, hasWindowSlices, isEmpty, type BucketReader, type Totals } from '../aggregator/store/index.ts';
 import { MINUTE } from '../lib/time.ts';
-
-/** What aggregator/read.ts offers besides BucketReader (declared here, where it is used). */
-export interface WindowSliceReader {
-  windowSlices(minutes: number[], known: (minute: number, partition: number) => string | undefined): Promise<{
-    minute: number; partition: number; fingerprint: string; totals: Map<string, Totals> | null;
-  }[] | null>;
-}
-
-export function hasWindowSlices(r: BucketReader): r is BucketReader & WindowSliceReader {
-  return typeof (r as Partial<WindowSliceReader>).windowSlices === 'function';
-}
 
 interface Slice { minute: number; fingerprint: string; totals: Map<string, Totals> }
 

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayStart } from '../lib/time.ts';
-import { BucketWriter, seedTrendingMerchant } from './buckets-testing.ts';
+import { BucketWriter, seedTrendingMerchant } from '../aggregator/store/index.ts';
 import { ADMIN, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
 import { ensureWebBuilt } from './web-dist.ts';
 

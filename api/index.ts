@@ -4,6 +4,8 @@ import { startApi } from './server.ts';
 
 export { buildApp } from './app.ts';
 export { startApi } from './server.ts';
+export { apiSpec } from './config.ts';
+export { main as statusCommand } from './status-cli.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   return [await startApi(env)];

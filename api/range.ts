@@ -2,7 +2,7 @@
  * Pure checks and alignment of a series request: the range is aligned to whole buckets (hours in UTC, days in the
  * configured zone) and refused when it would return more than MAX_POINTS buckets, with the step to use instead.
  */
-import { STEP_MS, type Step } from '../lib/buckets.ts';
+import { STEP_MS, type Step } from '../aggregator/store/index.ts';
 import { dayStart, DAY } from '../lib/time.ts';
 import { badRequest } from './errors.ts';
 

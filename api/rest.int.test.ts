@@ -3,7 +3,8 @@
  * keyset pagination, silences, evaluations and the top lists. Alerts are rows in the real risk-store schema.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, HAVE_AGGREGATOR, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
+import { ADMIN, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
+import { BucketWriter } from '../aggregator/store/index.ts';
 
 let t: TestApi;
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -198,9 +199,8 @@ describe('pipeline status', () => {
   });
 });
 
-describe.skipIf(!HAVE_AGGREGATOR)('series through the aggregator apply path', () => {
+describe('series through the aggregator apply path', () => {
   beforeAll(async () => {
-    const { BucketWriter } = await import('./buckets-testing.ts');
     const w = new BucketWriter(t.deps.redis, { prefix: t.deps.cfg.redisPrefix, partitions: t.deps.cfg.partitions, hotShards: t.deps.cfg.hotShards, tz: t.deps.cfg.tz });
     // Recent minutes (the minute tier holds ~2 days): 3 approvals and 1 cancel in one minute, 1 approval two minutes later.
     const m0 = Math.floor(Date.now() / 60_000) * 60_000 - 30 * 60_000;

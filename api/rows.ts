@@ -1,5 +1,5 @@
 /** Rows of the risk store and bucket points → the JSON bodies of the API (and of WebSocket messages). */
-import type { Point } from '../lib/buckets.ts';
+import type { Point } from '../aggregator/store/index.ts';
 import type { AlertBody, PointBody } from './schemas.ts';
 
 /**

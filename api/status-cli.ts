@@ -1,10 +1,11 @@
 /** `riskmon status [--json]`: the pipeline status as a table (or JSON), from the same code as GET /api/status. */
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { commonSpec, connections, readConfig } from '../lib/config.ts';
-import { loadReader } from './deps.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { formatStatus, pipelineStatus } from './status.ts';
+import { createKafka } from '../lib/kafka/index.ts';
 
 export async function main(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
@@ -24,9 +25,9 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env)
   try {
     await Promise.allSettled([sourcePg.connect(), riskPg.connect(), redis.connect()]);
     const st = await pipelineStatus({
-      sourcePg, riskPg, reader: await loadReader(redis, cfg), slot: cfg.slot, group: cfg.group, topic: cfg.topic,
+      sourcePg, riskPg, reader: createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }), slot: cfg.slot, group: cfg.group, topic: cfg.topic,
       kafkaAdmin: async () => {
-        admin = new Kafka({ brokers: cfg.kafkaBrokers, clientId: 'riskmon-status', logLevel: logLevel.NOTHING, retry: { retries: 1 } }).admin();
+        admin = createKafka(cfg, { clientId: 'riskmon-status', retries: 1 }).admin();
         await admin.connect();
         return admin;
       },

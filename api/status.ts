@@ -4,7 +4,7 @@
  */
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
-import type { BucketReader } from '../lib/buckets.ts';
+import type { BucketReader } from '../aggregator/store/index.ts';
 
 export interface StatusSources {
   sourcePg: pg.Pool | pg.Client;

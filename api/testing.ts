@@ -2,12 +2,9 @@
  * Test support for the api's integration and browser tests: a fresh source database and risk store, a unique
  * Redis prefix, the app with known keys. Only imported by *.int.test.ts.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { BucketReader } from '../lib/buckets.ts';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
@@ -18,17 +15,6 @@ import { createDeps, type ApiDeps } from './deps.ts';
 
 export const VIEWER = 'viewer-key-0123456789';
 export const ADMIN = 'admin-key-0123456789';
-
-/** True once the aggregator's reader exists; series tests are pending until then. */
-export const HAVE_AGGREGATOR = existsSync(fileURLToPath(new URL('../aggregator/read.ts', import.meta.url)));
-
-/** Without the aggregator, series reads fail loudly (no invented Redis layout). */
-const noReader: BucketReader = {
-  series: () => Promise.reject(new Error('aggregator/read.ts is not built yet')),
-  totalsByMerchant: () => Promise.reject(new Error('aggregator/read.ts is not built yet')),
-  totals: () => Promise.reject(new Error('aggregator/read.ts is not built yet')),
-  watermark: () => Promise.resolve(null),
-};
 
 export interface TestApi extends App {
   deps: ApiDeps;
@@ -50,7 +36,7 @@ export async function testApi(extraEnv: NodeJS.ProcessEnv = {}, webDist: string 
     ...extraEnv,
   };
   const cfg = readConfig(apiSpec, env);
-  const deps = await createDeps(cfg, webDist, HAVE_AGGREGATOR ? undefined : noReader);
+  const deps = await createDeps(cfg, webDist);
   const { app, hub, routes } = await buildApp(deps, logger.child({ component: 'api-test' }, { level: 'warn' }));
   await hub.start();
   const publisher = new Redis(s.REDIS_URL);

@@ -3,8 +3,8 @@
  * a client reconnecting with lastEventId first receives what it missed from alert_transitions, then live ones.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../test/helpers/services.ts';
 import { insertAlert, testApi, VIEWER, WebSocketClient, type TestApi } from './testing.ts';
+import { waitFor } from '../test/harness/index.ts';
 
 let t: TestApi;
 let base: string;

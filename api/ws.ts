@@ -8,6 +8,7 @@
  * not already sent. Every message carries `eventId` (alert_transitions.id) so the client can resume from it.
  */
 import type { Redis } from 'ioredis';
+import { alertsChannel, decodeAlertMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition } from '../lib/alert-message.ts';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
 import type { ApiDeps } from './deps.ts';
@@ -27,7 +28,6 @@ export interface WebSocket {
 const MAX_SUBSCRIPTIONS = 50;
 const REPLAY_LIMIT = 5000;
 
-export interface AlertMessage { type: 'alert'; eventId: number; transition: string; alert: unknown }
 
 interface Client {
   ws: WebSocket;
@@ -45,7 +45,7 @@ export class LiveHub {
 
   constructor(private readonly deps: ApiDeps, private readonly log: Logger) {}
 
-  get channel(): string { return `${this.deps.cfg.redisPrefix}:alerts`; }
+  get channel(): string { return alertsChannel(this.deps.cfg.redisPrefix); }
   get size(): number { return this.#clients.size; }
 
   async start(): Promise<void> {
@@ -96,23 +96,21 @@ export class LiveHub {
          FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id
         WHERE t.id > $1 ORDER BY t.id LIMIT ${REPLAY_LIMIT}`, [after]);
     return rows.map((r) => ({
-      type: 'alert', eventId: Number(r.event_id), transition: r.kind,
-      alert: { ...alertBody(r), evidence: r.t_evidence ?? r.evidence },
+      type: 'alert', eventId: Number(r.event_id), transition: r.kind as AlertTransition,
+      alert: { ...alertBody(r), evidence: r.t_evidence ?? r.evidence } as AlertBody,
     }));
   }
 
   #onAlert(text: string): void {
     let msg: AlertMessage;
     try {
-      msg = JSON.parse(text);
-      if (msg?.type !== 'alert' || !Number.isFinite(Number(msg.eventId))) throw new Error('not an alert message');
+      msg = decodeAlertMessage(text);
     } catch (err) {
       this.log.warn({ err, text: text.slice(0, 200) }, 'ignoring a malformed message on the alert channel');
       return;
     }
-    msg.eventId = Number(msg.eventId);
     wsAlertsRelayed.inc();
-    const payload = JSON.stringify(msg);
+    const payload = encodeAlertMessage(msg);
     for (const c of this.#clients) {
       if (c.held) c.held.push(msg);
       else if (c.ws.readyState === c.ws.OPEN) c.ws.send(payload);

@@ -16,7 +16,8 @@ import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
+import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { freePort } from '../lib/net.ts';
@@ -25,13 +26,9 @@ import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
-import { Applier } from '../aggregator/apply.ts';
-import { DayClock } from '../aggregator/layout.ts';
-import { addFacts, candidateCache, emptyPlan, type Plan } from '../aggregator/plan.ts';
-import { createBucketReader } from '../aggregator/read.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
+import { dropKeys, spawnRiskmon } from '../test/harness/index.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PARTITIONS = 12;
 const SHARDS = 8;
 const MERCHANTS = 100_000;
@@ -89,7 +86,7 @@ async function privateRedis(): Promise<{ url: string; stop: () => void } | null>
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
-  const kafka = new Kafka({ clientId: 'bench-agg', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-agg' });
   // RISKMON_BENCH_AGG_TOPIC: produce into this topic once and keep it, so repeated runs (profiling) skip producing
   const keep = env.RISKMON_BENCH_AGG_TOPIC;
   const topic = keep ?? `bench_agg_${Date.now().toString(36)}`;
@@ -183,7 +180,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   const t1 = Date.now();
   // RISKMON_BENCH_NODE_ARGS: extra node options for the aggregator process, e.g. --cpu-prof
   const nodeArgs = env.RISKMON_BENCH_NODE_ARGS ? env.RISKMON_BENCH_NODE_ARGS.split(' ') : [];
-  const child = spawn(process.execPath, riskmonArgv(['aggregate'], nodeArgs, childEnv), { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT });
+  const child = spawnRiskmon(['aggregate'], { env: childEnv, nodeArgs, stdout: 'ignore', stderr: 'inherit' });
   let hwm = 0;
   const readHwm = () => {
     try {
@@ -229,12 +226,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   out.rules_baseline_merchants = merchants;
   console.error(`   rules baseline read (7 days at 1d, ${merchants} merchants): ${out.rules_baseline_read_ms} ms`);
   // clean up this run's keys and topic (shared stack)
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-    cursor = next;
-    if (found.length) await redis.unlink(...found);
-  } while (cursor !== '0');
+  await dropKeys(redis, `${prefix}:*`);
   redis.disconnect();
 }
 
@@ -282,12 +274,7 @@ async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Pr
   out.redis_keys_8d = await redis.dbsize();
   console.error(`   8 days: ${facts} facts in ${((Date.now() - t0) / 1000).toFixed(0)} s; used_memory ${(used / 2 ** 20).toFixed(1)} MiB, ${out.redis_keys_8d} keys${own ? ' (private redis-server)' : ' (shared Redis: delta)'}`);
   if (own) { redis.disconnect(); own.stop(); } else {
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-      cursor = next;
-      if (found.length) await redis.unlink(...found);
-    } while (cursor !== '0');
+    await dropKeys(redis, `${prefix}:*`);
     redis.disconnect();
   }
 }

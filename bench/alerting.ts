@@ -16,19 +16,15 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
-import { dropKeys, quantile } from './util.ts';
+import { quantile } from './util.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
-import { aggregatorSpec } from '../aggregator/config.ts';
-import { AggregatorService } from '../aggregator/consumer.ts';
-import { createBucketReader } from '../aggregator/read.ts';
+import { aggregatorSpec, AggregatorService } from '../aggregator/index.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/testing.ts';
-import { baselineDayStarts } from '../alerting/baseline.ts';
-import { alertingSpec } from '../alerting/config.ts';
-import { Evaluator } from '../alerting/evaluator.ts';
-import { alertsChannel, type AlertMessage } from '../alerting/fanout.ts';
-import { buildAlerting } from '../alerting/index.ts';
-import { FakeSlack } from '../alerting/testing/fake-slack.ts';
+import { alertingSpec, baselineDayStarts, buildAlerting, Evaluator } from '../alerting/index.ts';
+import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
+import { dropKeys, FakeSlack } from '../test/harness/index.ts';
 
 interface StackEnv { PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string; REDIS_URL: string }
 
@@ -137,7 +133,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     slack.onRequest = (r) => { const m = /merchant (s\d+)/.exec(r.body?.text ?? ''); if (m && !slackAt.has(m[1])) slackAt.set(m[1], r.at); };
     await sub.subscribe(alertsChannel(prefix));
     sub.on('message', (_c, raw) => {
-      const msg = JSON.parse(raw) as AlertMessage;
+      const msg = decodeAlertMessage(raw);
       if (msg.transition === 'fired' && !pubAt.has(msg.alert.merchantId)) pubAt.set(msg.alert.merchantId, Date.now());
     });
     const services = buildAlerting(cfg, { reader, redis, sharedRedis: true });

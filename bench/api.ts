@@ -10,8 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { BucketWriter, seedTrendingMerchant } from '../api/buckets-testing.ts';
+import { BucketWriter, seedTrendingMerchant } from '../aggregator/store/index.ts';
 import { dayStart } from '../lib/time.ts';
+import { dropKeys } from '../test/harness/index.ts';
 
 const CLIENTS = 200;
 const REQUESTS = 6000;
@@ -135,12 +136,7 @@ export async function benchApi(env: NodeJS.ProcessEnv): Promise<Record<string, n
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     // The bench's keys go: everything under its own prefix.
-    let cursor = '0';
-    do {
-      const [c, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = c;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await dropKeys(redis, `${prefix}:*`);
     await redis.quit();
   }
 }
@@ -148,7 +144,7 @@ export async function benchApi(env: NodeJS.ProcessEnv): Promise<Record<string, n
 // ---- entry points ---------------------------------------------------------------------------------------------
 const self = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
 if (self && process.argv.includes('--serve')) {
-  const { startApi } = await import('../api/server.ts');
+  const { startApi } = await import('../api/index.ts');
   const svc = await startApi(process.env);
   process.stdout.write(`LISTENING ${svc.url}\n`);
   process.on('SIGTERM', () => void svc.stop().then(() => process.exit(0)));

@@ -10,7 +10,7 @@
  * - cdc_peak_rss_bytes: the cdc process's peak RSS over the run.
  * Runnable alone: `npx tsx bench/cdc.ts` (PG_URL and KAFKA_BROKERS from the environment).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { freePort } from '../lib/net.ts';
 import { cdcPublishHistogram, histogramQuantile } from './util.ts';
@@ -18,9 +18,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../lib/migrate.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { spawnRiskmon } from '../test/harness/index.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BACKLOG = Number(process.env.RISKMON_BENCH_CDC_BACKLOG ?? 1_000_000);
 
 function dbUrl(base: string, name: string): string {
@@ -50,7 +49,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
   await admin.query(`CREATE DATABASE ${name}`);
   const url = dbUrl(env.PG_URL, name);
   const db = new pg.Client({ connectionString: url });
-  let cdc: ReturnType<typeof spawn> | null = null;
+  let cdc: ChildProcess | null = null;
   try {
     await db.connect();
     await migrate(url, 'source');
@@ -80,8 +79,8 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     const metricsPort = await freePort();
     // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
     const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    cdc = spawn(process.execPath, riskmonArgv(['cdc'], nodeArgs), {
-      cwd: ROOT, stdio: ['ignore', process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
+    cdc = spawnRiskmon(['cdc'], {
+      nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
       env: {
         ...process.env, PG_URL: url, KAFKA_BROKERS: env.KAFKA_BROKERS, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
         RISKMON_SLOT: `${name}_cdc`, RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),

@@ -32,27 +32,25 @@
  * RISKMON_BENCH_PIPELINE_RUN_S (60), RISKMON_BENCH_PEAK_TPS (5000), RISKMON_BENCH_MAX_TPS (20000),
  * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { freePort } from '../lib/net.ts';
-import { cdcPublishHistogram, dropKeys, histogramQuantile, quantile } from './util.ts';
+import { cdcPublishHistogram, histogramQuantile, quantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
-import { createBucketReader } from '../aggregator/read.ts';
-import { baselineDayStarts } from '../alerting/baseline.ts';
-import { alertsChannel } from '../alerting/fanout.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
+import { baselineDayStarts } from '../alerting/index.ts';
+import { alertsChannel } from '../lib/alert-message.ts';
 import { migrate } from '../lib/migrate.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, live } from '../scripts/generate/index.ts';
 import { ensureIdState, reserveIds } from '../scripts/generate/ids.ts';
 import { withDatabase } from '../scripts/stack-lib.ts';
 import { backendCpuMs, measurePoller } from './poller.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { dropKeys, dropSlot, FakeSlack, runEnv, sleep, spawnRiskmon, stopChild } from '../test/harness/index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TZ = 'Asia/Seoul';
@@ -61,7 +59,6 @@ const PARTITIONS = 12;
 const ALERT_PROBES = Array.from({ length: 40 }, (_, i) => 900_001 + i);
 const COMMIT_PROBES = Array.from({ length: 20 }, (_, i) => 900_101 + i);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 const num = (env: NodeJS.ProcessEnv, k: string, d: number) => (env[k] ? Number(env[k]) : d);
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -99,14 +96,8 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
   const db = new pg.Client({ connectionString: url });
   const slackAt = new Map<string, number>();
   const wsAt = new Map<string, number>();
-  const slack = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const at = Date.now();
-      for (const m of body.matchAll(/merchants\/(\d+)/g)) if (!slackAt.has(m[1])) slackAt.set(m[1], at);
-      res.end('ok');
-    });
+  const slack = new FakeSlack({
+    onRequest: ({ at, text }) => { for (const m of text.matchAll(/merchants\/(\d+)/g)) if (!slackAt.has(m[1])) slackAt.set(m[1], at); },
   });
   try {
     await migrate(url, 'source');
@@ -116,7 +107,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     await ensureIdState(db);
     let nextId = await reserveIds(db, 1_000_000);
 
-    await new Promise<void>((r) => slack.listen(0, '127.0.0.1', () => r()));
+    await slack.start();
     await sub.subscribe(alertsChannel(stamp));
     sub.on('message', (_c, raw) => {
       const msg = JSON.parse(raw) as { transition?: string; alert?: { merchantId?: string } };
@@ -126,16 +117,15 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     const aggMetrics = await freePort();
     const cdcMetrics = await freePort();
     const childEnv: NodeJS.ProcessEnv = {
-      ...env, PG_URL: url, RISK_PG_URL: riskUrl, RISKMON_TOPIC: stamp, RISKMON_DLQ_TOPIC: `${stamp}.dlq`,
-      RISKMON_GROUP: stamp, RISKMON_SLOT: stamp, RISKMON_REDIS_PREFIX: stamp, RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
+      ...env, PG_URL: url, RISK_PG_URL: riskUrl, ...runEnv(stamp), RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
       RISKMON_LOG_LEVEL: 'warn', RISKMON_PUBLIC_URL: 'http://localhost:8080',
-      RISKMON_SLACK_WEBHOOK_URL: `http://127.0.0.1:${(slack.address() as AddressInfo).port}/hook`,
+      RISKMON_SLACK_WEBHOOK_URL: slack.url,
     };
     const start = (cmd: string, extra: NodeJS.ProcessEnv = {}) => {
-      const child = spawn(process.execPath, riskmonArgv([cmd], [], env), { env: { ...childEnv, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
-      let tail = '';
-      child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
-      child.on('exit', (code, sig) => { if (children.get(cmd) === child && code) console.error(`   riskmon ${cmd} exited ${code ?? sig}: ${tail}`); });
+      const child = spawnRiskmon([cmd], {
+        env: { ...childEnv, ...extra }, stdout: 'ignore',
+        onFailure: (code, tail) => { if (children.get(cmd) === child) console.error(`   riskmon ${cmd} exited ${code}: ${tail}`); },
+      });
       children.set(cmd, child);
     };
     start('cdc', { RISKMON_METRICS_PORT: String(cdcMetrics) });
@@ -334,7 +324,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 
     // ---- the poller on the same source: riskmon stops (and its slot goes, so the history's WAL is not kept) ----
     await stopChildren(children);
-    await dropSlot(admin, stamp);
+    await dropSlot(admin, stamp, { terminate: true });
     if (HIST_DAYS.length) {
       const end = Date.now();
       let loaded = 0;
@@ -358,16 +348,16 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     return out;
   } finally {
     await stopChildren(children);
-    slack.close();
+    await slack.stop();
     sub.disconnect();
     await dropKeys(redis, `${stamp}:*`).catch(() => {});
     redis.disconnect();
     await db.end().catch(() => {});
-    await dropSlot(admin, stamp).catch(() => {});
+    await dropSlot(admin, stamp, { terminate: true });
     await admin.query(`DROP DATABASE IF EXISTS ${stamp} WITH (FORCE)`).catch(() => {});
     await admin.query(`DROP DATABASE IF EXISTS ${stamp}_risk WITH (FORCE)`).catch(() => {});
     await admin.end();
-    const kafka = new Kafka({ brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+    const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-pipeline' });
     const ka = kafka.admin();
     await ka.connect().then(() => ka.deleteTopics({ topics: [stamp, `${stamp}.dlq`] })).catch(() => {}).finally(() => ka.disconnect());
   }
@@ -376,23 +366,10 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 const HOUR_MS = 3_600_000;
 
 async function stopChildren(children: Map<string, ChildProcess>): Promise<void> {
-  await Promise.all([...children.values()].map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve();
-    const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-    c.once('exit', () => { clearTimeout(t); resolve(); });
-    c.kill('SIGTERM');
-  })));
+  await Promise.all([...children.values()].map((c) => stopChild(c)));
   children.clear();
 }
 
-async function dropSlot(admin: pg.Client, slot: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const r = await admin.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-    if (!r.rowCount) return;
-    if (r.rows[0].active_pid) { await admin.query('SELECT pg_terminate_backend($1)', [r.rows[0].active_pid]); await sleep(200); continue; }
-    await admin.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => {});
-  }
-}
 
 
 

@@ -8,27 +8,25 @@
  * several times, then `npm run bench -- --median a.json b.json c.json --out median.json`) or ratios measured inside
  * one run (cdc vs pg_recvlogical, riskmon vs the SQL poller).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stackUp, type StackEnv } from '../scripts/stack-lib.ts';
 
 type Figures = Record<string, number | string | Record<string, number>>;
-type Part = { name: string; file: string; fn: string };
+type Bench = (env: NodeJS.ProcessEnv & StackEnv) => Promise<Record<string, number>>;
+/** Each part is loaded only when it runs (a part's dependencies stay out of the others' runs). */
+type Part = { name: string; load: () => Promise<Bench> };
 
 const PARTS: Part[] = [
-  { name: 'generate', file: 'generate.ts', fn: 'benchGenerate' },
-  { name: 'cdc', file: 'cdc.ts', fn: 'benchCdc' },
-  { name: 'aggregator', file: 'aggregator.ts', fn: 'benchAggregator' },
-  { name: 'alerting', file: 'alerting.ts', fn: 'benchAlerting' },
-  { name: 'api', file: 'api.ts', fn: 'benchApi' },
-  { name: 'pipeline', file: 'pipeline.ts', fn: 'benchPipeline' },
-  { name: 'startup', file: 'startup.ts', fn: 'benchStartup' },
+  { name: 'generate', load: async () => (await import('./generate.ts')).benchGenerate },
+  { name: 'cdc', load: async () => (await import('./cdc.ts')).benchCdc },
+  { name: 'aggregator', load: async () => (await import('./aggregator.ts')).benchAggregator },
+  { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
+  { name: 'api', load: async () => (await import('./api.ts')).benchApi },
+  { name: 'pipeline', load: async () => (await import('./pipeline.ts')).benchPipeline },
+  { name: 'startup', load: async () => (await import('./startup.ts')).benchStartup },
 ];
-
-const here = dirname(fileURLToPath(import.meta.url));
 
 /** The keys DESIGN.md requires in the JSON; the runner names any that no part produced. */
 const REQUIRED = ['cdc_catchup_changes_per_s', 'pg_recvlogical_changes_per_s', 'replay_changes_per_s', 'source_max_tps',
@@ -47,15 +45,13 @@ async function main(): Promise<number> {
   const env: StackEnv = await stackUp({ log: (l) => console.error(l) });
   const figures: Figures = { machine: machine(), date: new Date().toISOString() };
   const rss: Record<string, number> = {};
-  const missing: string[] = [];
   for (const part of PARTS) {
     if (only && !only.has(part.name)) continue;
-    if (!existsSync(join(here, part.file))) { missing.push(part.name); continue; }
     console.error(`\n== ${part.name} ==`);
-    const mod = await import(`./${part.file}`);
+    const bench = await part.load();
     const t0 = Date.now();
     try {
-      const out: Record<string, number> = await mod[part.fn]({ ...process.env, ...env });
+      const out: Record<string, number> = await bench({ ...process.env, ...env });
       for (const [k, v] of Object.entries(out)) {
         // `<component>_peak_rss_bytes` figures are gathered into one object, as DESIGN.md asks; a component measured
         // by two parts (cdc alone on a backlog, and in the pipeline under the peak rate) keeps the larger peak.
@@ -69,7 +65,6 @@ async function main(): Promise<number> {
     }
   }
   if (Object.keys(rss).length) figures.peak_rss_bytes = rss;
-  if (missing.length) console.error(`\nparts not built yet: ${missing.join(', ')}`);
   const absent = REQUIRED.filter((k) => !(k in figures));
   if (absent.length && !only) console.error(`figures DESIGN.md asks for that no part produced: ${absent.join(', ')}`);
   return writeOut(figures, values.out);

@@ -1,5 +1,4 @@
 /** Small helpers the benchmark parts share. */
-import type { Redis } from 'ioredis';
 
 /** The q-quantile of samples (nearest rank); NaN when there are none. */
 export function quantile(xs: number[], q: number): number {
@@ -28,14 +27,4 @@ export function histogramQuantile(h: Map<number, number>, q: number): number {
     prevLe = le; prevC = c;
   }
   return prevLe;
-}
-
-/** Removes what a benchmark wrote to a shared Redis. */
-export async function dropKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }

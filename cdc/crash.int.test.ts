@@ -9,8 +9,9 @@ import type { ChildProcess } from 'node:child_process';
 import { comparePosition } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
-import { freshDatabase, services, uniqueName, waitFor } from '../test/helpers/services.ts';
-import { dropSlot, kafkaOf, readAll, spawnCdc, streaming, waitExit } from './int-helpers.ts';
+import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { kafkaOf, readAll, spawnCdc } from './testing.ts';
+import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 
 const PARTITIONS = 6;
 const MERCHANTS = 500;

@@ -7,7 +7,7 @@
  */
 import type { Kafka, Producer } from 'kafkajs';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { TopicReader } from './kafka-direct.ts';
+import { TopicReader } from '../lib/kafka/index.ts';
 
 export interface HotEntry { from: bigint; hot: Set<string> }
 

@@ -2,7 +2,7 @@
  * `riskmon cdc`: validates its configuration, runs the preflight (publication, slot, topics — each failure
  * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher.
  */
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -13,8 +13,7 @@ import { CdcService, type CdcConfig } from './pipeline.ts';
 import { setupSource, setupTopics } from './setup.ts';
 import { SlotHealthService } from './slot-health.ts';
 
-export { cdcStatus } from './slot-health.ts';
-export { locateLsn, LsnInFutureError, LsnTooOldError } from './replay.ts';
+export { cdcSpec } from './config.ts';
 
 export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
   const c = readConfig(cdcSpec, env);
@@ -24,7 +23,7 @@ export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = cdcConfig(env);
   const log = componentLogger('cdc', { slot: cfg.slot, topic: cfg.topic });
-  const kafka = new Kafka({ clientId: 'riskmon-cdc', brokers: cfg.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const kafka = createKafka(cfg, { clientId: 'riskmon-cdc' });
   await setupSource(cfg, log);
   await setupTopics(kafka, cfg, log);
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);

@@ -6,7 +6,7 @@
  * off: a retried request could be written twice; instead the first failure fails the publisher, and the pipeline
  * restarts its session, which re-reads the tails and resumes without duplicates.
  */
-import type { PartitionBatch, PartitionWriter } from './kafka-direct.ts';
+import type { PartitionBatch, PartitionWriter } from '../lib/kafka/index.ts';
 
 /** `unit` is handed back to the publisher's onAck (one shared callback, no closure per message). */
 export interface Outgoing<U = unknown> {

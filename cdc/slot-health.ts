@@ -8,7 +8,6 @@ import type { Logger } from '../lib/logger.ts';
 import { RunState, type Service } from '../lib/service.ts';
 import { RECOVERY, SlotLostError } from './errors.ts';
 import { cdcMetrics as M } from './metrics.ts';
-import { confirmedLsn } from './pipeline.ts';
 
 export interface SlotHealth {
   slot: string;
@@ -19,13 +18,6 @@ export interface SlotHealth {
   safeWalBytes: number | null;
   confirmedFlushLsn: string | null;
   at: string;
-}
-
-let latest: SlotHealth | null = null;
-
-/** Last observed slot health and the LSN this process last confirmed (no I/O; null before the first check). */
-export function cdcStatus(): (SlotHealth & { processConfirmedLsn: string | null }) | null {
-  return latest && { ...latest, processConfirmedLsn: confirmedLsn() };
 }
 
 export const SLOT_HEALTH_SQL = `SELECT active, wal_status, safe_wal_size::float8 AS safe,
@@ -63,7 +55,7 @@ export class SlotHealthService implements Service {
 
   #check(r: any): void {
     if (!r) return; // not created yet (the cdc creates it at start)
-    latest = {
+    const latest: SlotHealth = {
       slot: this.slot, active: r.active, walStatus: r.wal_status, lagBytes: r.lag ?? 0, retainedBytes: r.retained ?? 0,
       safeWalBytes: r.safe, confirmedFlushLsn: r.confirmed, at: new Date().toISOString(),
     };

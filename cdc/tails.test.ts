@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeEvent } from '../lib/events.ts';
-import { dlqPosition, readablePosition } from './tails.ts';
+import { cdcDeadLetterPosition as dlqPosition, encodeCdcDeadLetter } from '../lib/dead-letters.ts';
+import { readablePosition } from './tails.ts';
 import { decodeEvent } from '../lib/events.ts';
 import { parseLsn } from '../lib/lsn.ts';
 
@@ -11,7 +12,7 @@ const eventPosition = (v: Buffer | null) => { const e = decodeEvent(v); return {
 describe('restart tails step over messages this cdc did not write', () => {
   it('reads its own change events and dead letters', () => {
     expect(readablePosition(eventPosition, Buffer.from(encodeEvent(event as never)))).toEqual({ lsn: parseLsn('0/1A2B3C4'), seq: 2 });
-    expect(readablePosition(dlqPosition, Buffer.from(JSON.stringify({ reason: 'x', event })))).toEqual({ lsn: parseLsn('0/1A2B3C4'), seq: 2 });
+    expect(readablePosition(dlqPosition, Buffer.from(encodeCdcDeadLetter('x', event)))).toEqual({ lsn: parseLsn('0/1A2B3C4'), seq: 2 });
   });
 
   it("garbage on the change topic and the aggregator's dead letters are not positions", () => {

@@ -6,7 +6,7 @@
 import type { Kafka } from 'kafkajs';
 import { decodeEvent } from '../lib/events.ts';
 import { parseLsn } from '../lib/lsn.ts';
-import { TopicReader, type FetchedMessage } from './kafka-direct.ts';
+import { TopicReader, type FetchedMessage } from '../lib/kafka/index.ts';
 
 export interface Position { lsn: bigint; seq: number }
 
@@ -65,10 +65,4 @@ async function lastReadable(reader: TopicReader, p: number, low: bigint, high: b
     end = from;
   }
   return null;
-}
-
-/** Position of a dead-letter message (`{reason, event}`). */
-export function dlqPosition(v: Buffer | null): Position {
-  const { event } = JSON.parse(String(v));
-  return { lsn: parseLsn(event.lsn), seq: event.seq };
 }

@@ -39,4 +39,4 @@ for (const folder of ['lib', 'cdc', 'aggregator', 'alerting', 'api']) {
   }
 }
 if (existsSync(path.join(root, 'web', 'dist', 'index.html'))) cpSync(path.join(root, 'web', 'dist'), path.join(dist, 'web', 'dist'), { recursive: true });
-process.stdout.write(`build: ${path.relative(process.cwd(), dist) || '.'}/ ready (node dist/lib/cli.js via the riskmon bin)\n`);
+process.stdout.write(`build: ${path.relative(process.cwd(), dist) || '.'}/ ready (the riskmon bin runs dist/scripts/cli.js)\n`);

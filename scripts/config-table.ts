@@ -4,10 +4,10 @@
  */
 import type { Option } from '../lib/config.ts';
 import { connectionSpec, commonSpec } from '../lib/config.ts';
-import { cdcSpec } from '../cdc/config.ts';
-import { aggregatorSpec } from '../aggregator/config.ts';
-import { alertingSpec } from '../alerting/config.ts';
-import { apiSpec } from '../api/config.ts';
+import { cdcSpec } from '../cdc/index.ts';
+import { aggregatorSpec } from '../aggregator/index.ts';
+import { alertingSpec } from '../alerting/index.ts';
+import { apiSpec } from '../api/index.ts';
 
 const groups: [string, Record<string, Option<unknown>>][] = [
   ['connections', connectionSpec], ['shared', commonSpec], ['cdc', cdcSpec], ['aggregator', aggregatorSpec],

@@ -13,20 +13,19 @@
  * reference workload with the same transactions per merchant, so every scenario is as detectable as at full scale
  * and the history passes through the pipeline in a few minutes on 2 cores. RISKMON_DEMO_TPS: live rate (default 50).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
 import { pickMerchants } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack-lib.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { dropInactiveSlots, FakeSlack, spawnRiskmon, waitExit, waitFor } from '../test/harness/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const logDir = join(root, '.riskmon', 'demo');
@@ -40,13 +39,11 @@ function num(name: string, def: number): number {
   return n;
 }
 
-
-
 async function recreateDatabase(adminUrl: string, name: string): Promise<string> {
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
   try {
-    await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name]);
+    await dropInactiveSlots(c, name);
     await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await c.query(`CREATE DATABASE ${name}`);
   } finally { await c.end(); }
@@ -55,49 +52,18 @@ async function recreateDatabase(adminUrl: string, name: string): Promise<string>
 
 /** A local webhook receiver standing in for Slack's servers: it prints each message it receives. */
 async function slackPrinter(): Promise<string> {
-  const port = await freePort(0);
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      try {
-        const msg = JSON.parse(body);
-        console.log(`[slack] ${msg.text ?? JSON.stringify(msg).slice(0, 200)}`);
-      } catch { console.log(`[slack] ${body.slice(0, 200)}`); }
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-    });
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
-  server.unref();
-  return `http://127.0.0.1:${port}/slack-webhook`;
+  const slack = await new FakeSlack({
+    onRequest: (r) => console.log(`[slack] ${r.body?.text ?? (r.body ? JSON.stringify(r.body) : r.text).slice(0, 200)}`),
+  }).start();
+  return slack.unref().url;
 }
 
 function riskmon(args: string[], env: NodeJS.ProcessEnv, logFile: string | null): ChildProcess {
-  const child = spawn(process.execPath, riskmonArgv(args, [], env), {
-    env, stdio: logFile ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
-  });
-  if (logFile) {
-    const out = createWriteStream(logFile, { flags: 'a' });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
-  }
-  return child;
+  return spawnRiskmon(args, logFile ? { env, logFile } : { env, stdout: 'inherit', stderr: 'inherit' });
 }
 
-function exited(child: ChildProcess): Promise<number> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code, sig) => resolve(code ?? (sig ? 1 : 0))));
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | false>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
+/** Exit code; a signal counts as a failure. */
+const exited = async (child: ChildProcess): Promise<number> => (await waitExit(child)) ?? 1;
 
 async function main(): Promise<number> {
   mkdirSync(logDir, { recursive: true });
@@ -154,9 +120,9 @@ async function main(): Promise<number> {
   // The cdc's slot must exist before history is written, or the history would not pass through the WAL stream.
   const src = new pg.Client({ connectionString: pgUrl });
   await src.connect();
-  await waitFor('the cdc to stream', async () => cdc.exitCode === null && (await src.query(
+  await waitFor(async () => cdc.exitCode === null && (await src.query(
     `SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1 AND r.state = 'streaming'`,
-    [env.RISKMON_SLOT])).rowCount === 1, 120_000);
+    [env.RISKMON_SLOT])).rowCount === 1, { timeoutMs: 120_000, intervalMs: 1000, message: 'the cdc to stream' });
 
   // Anomalies: a cancel surge on a normal and on a hot merchant for the last 50 minutes, a big merchant's volume
   // falling to 30% and another's full stop since local midnight. The live generator keeps them going.
@@ -173,10 +139,10 @@ async function main(): Promise<number> {
   if (await exited(backfill) !== 0) { stopAll(); return 1; }
 
   say('waiting for the pipeline to take in the history …');
-  const kafka = new Kafka({ brokers: stack.KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING });
+  const kafka = createKafka(kafkaConfigOf(stack.KAFKA_BROKERS), { clientId: 'riskmon-demo' });
   const kadmin = kafka.admin();
   await kadmin.connect();
-  await waitFor('the aggregator to catch up', async () => {
+  await waitFor(async () => {
     const slot = await src.query(`SELECT pg_current_wal_lsn() - confirmed_flush_lsn AS lag FROM pg_replication_slots WHERE slot_name = $1`, [env.RISKMON_SLOT]);
     const ends = await kadmin.fetchTopicOffsets(env.RISKMON_TOPIC!);
     const done = await kadmin.fetchOffsets({ groupId: env.RISKMON_GROUP!, topics: [env.RISKMON_TOPIC!] });
@@ -184,7 +150,7 @@ async function main(): Promise<number> {
     const lag = ends.reduce((s, p) => s + Math.max(0, Number(p.high) - Math.max(0, committed.get(p.partition) ?? 0)), 0);
     process.stdout.write(`\r[demo]   slot lag ${slot.rows[0]?.lag ?? '?'} bytes, consumer lag ${lag} messages   `);
     return Number(slot.rows[0]?.lag ?? 1) < 1_000_000 && lag < 1000;
-  }, 30 * 60_000);
+  }, { timeoutMs: 30 * 60_000, intervalMs: 1000, message: 'the aggregator to catch up' });
   process.stdout.write('\n');
   await kadmin.disconnect();
   await src.end();

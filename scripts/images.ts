@@ -18,7 +18,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BASE_IMAGES, dockerBuildEnv, IMAGE_VARS, imageExists, probeDocker, type BaseImage } from './images-lib.ts';
-import { ensureKafkaJars, KAFKA_VERSION, requireBinary } from './stack-lib.ts';
+import { KAFKA_VERSION } from './stack-lib.ts';
+import { requireBinary } from './stack/host.ts';
+import { ensureKafkaJars } from './stack/kafka.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RECIPES = path.join(ROOT, 'scripts', 'images');

@@ -9,5 +9,5 @@ try {
   process.exit(2);
 }
 register();
-const { main } = await import('../lib/cli.ts');
+const { main } = await import('./cli.ts');
 process.exitCode = await main(process.argv.slice(2));

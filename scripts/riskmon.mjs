@@ -4,9 +4,8 @@
 // tsx (a dev dependency), so `npx riskmon` works right after `npm ci`.
 import { existsSync } from 'node:fs';
 
-const compiled = new URL('../dist/lib/cli.js', import.meta.url);
-if (existsSync(compiled)) {
-  const { main } = await import(compiled.href);
+if (existsSync(new URL('../dist/scripts/cli.js', import.meta.url))) {
+  const { main } = await import('../dist/scripts/cli.js');
   process.exitCode = await main(process.argv.slice(2));
 } else {
   await import('./riskmon-dev.mjs');

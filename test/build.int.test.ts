@@ -9,7 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../lib/net.ts';
-import { freshDatabase, services, waitFor } from './helpers/services.ts';
+import { waitFor } from './harness/index.ts';
+import { freshDatabase, services } from './helpers/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'scripts', 'riskmon.mjs');
@@ -20,7 +21,7 @@ describe('compiled JavaScript (npm run build)', () => {
   it('builds dist/, and the riskmon bin runs it with plain node', async () => {
     const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
     expect(build.status, `${build.stdout}${build.stderr}`).toBe(0);
-    for (const f of ['dist/lib/cli.js', 'dist/sql/source/001_reference_schema.sql', 'dist/web/dist/index.html']) expect(existsSync(path.join(ROOT, f)), f).toBe(true);
+    for (const f of ['dist/scripts/cli.js', 'dist/sql/source/001_reference_schema.sql', 'dist/web/dist/index.html']) expect(existsSync(path.join(ROOT, f)), f).toBe(true);
 
     const [source, risk] = await Promise.all([freshDatabase('build_src'), freshDatabase('build_risk')]);
     const s = services();

@@ -21,7 +21,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../lib/net.ts';
 import { BASE_IMAGES, baseImage, composeCommand, dockerBuildEnv, imageExists, probeDocker } from '../scripts/images-lib.ts';
-import { waitFor } from './helpers/services.ts';
+import { waitFor } from './harness/index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const docker = probeDocker();

@@ -9,17 +9,17 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBucketReader } from '../aggregator/read.ts';
-import { emptyTotals, type Totals } from '../lib/buckets.ts';
+import { createBucketReader, emptyTotals, type Totals } from '../aggregator/store/index.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY } from '../lib/time.ts';
-import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
+import { freshDatabase, services, uniqueName } from './helpers/services.ts';
 import { diffTotals } from './helpers/truth.ts';
 import { Fleet } from './soak/fleet.ts';
+import { waitFor } from './harness/index.ts';
 
 const API_KEY = 'dlq-admin-key-0123456789';
 const TZ = 'Asia/Seoul';
@@ -103,7 +103,7 @@ describe('bad input goes to the dead-letter topic and never stops the pipeline',
       }),
     };
     redis = new Redis(s.REDIS_URL);
-    kafka = new Kafka({ brokers: s.KAFKA_BROKERS.split(','), clientId: 'dlq-test', logLevel: logLevel.NOTHING });
+    kafka = createKafka(kafkaConfigOf(s.KAFKA_BROKERS), { clientId: 'dlq-test' });
     fleet.start('cdc', { ...env, RISKMON_METRICS_PORT: String(ports.cdc) });
     fleet.start('aggregate', { ...env, RISKMON_METRICS_PORT: String(ports.agg) });
     fleet.start('api', env);

@@ -10,22 +10,20 @@
  * cancel-rate rule's significance guard is set to 1e-5 so small-count noise among ~100 busy merchants cannot fire
  * it during the few minutes the test watches.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBucketReader } from '../aggregator/read.ts';
+import { createBucketReader } from '../aggregator/store/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
-import { freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
+import { freshDatabase, services, uniqueName } from './helpers/services.ts';
 import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
-import { riskmonArgv } from '../lib/launch.ts';
+import { FakeSlack, runEnv, spawnRiskmon, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const TZ = 'Asia/Seoul';
@@ -37,19 +35,17 @@ const API_KEY = 'e2e-admin-key-0123456789';
 const children: ChildProcess[] = [];
 /** Runs a component; its log (pino, stdout) goes to test-artifacts/pipeline-<cmd>.log for when a check fails. */
 function riskmon(cmd: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, riskmonArgv([cmd], [], env), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
-  child.stdout!.pipe(createWriteStream(join(ROOT, 'test-artifacts', `pipeline-${cmd}.log`)));
-  let tail = '';
-  child.stderr!.on('data', (d) => { tail = (tail + d).slice(-4000); });
-  child.on('exit', (code) => { if (code) console.error(`riskmon ${cmd} exited ${code}: ${tail}`); });
+  const child = spawnRiskmon([cmd], {
+    env, logFile: join(ROOT, 'test-artifacts', `pipeline-${cmd}.log`),
+    onFailure: (code, tail) => console.error(`riskmon ${cmd} exited ${code}: ${tail}`),
+  });
   children.push(child);
   return child;
 }
 
 describe('the whole pipeline on generated history', () => {
-  const slack: { text: string; body: string }[] = [];
-  let slackServer: Server;
+  const slack = new FakeSlack();
   let env: NodeJS.ProcessEnv;
   let pgUrl: string;
   let redis: Redis;
@@ -63,19 +59,13 @@ describe('the whole pipeline on generated history', () => {
     const riskUrl = await freshDatabase('e2erisk');
     await migrate(pgUrl, 'source');
     await ensureMerchants(pgUrl, MERCHANTS);
-    slackServer = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => { body += d; });
-      req.on('end', () => { slack.push({ text: JSON.parse(body).text ?? '', body }); res.end('ok'); });
-    });
-    await new Promise<void>((r) => slackServer.listen(0, '127.0.0.1', () => r()));
+    await slack.start();
     apiPort = await freePort();
     const name = uniqueName('e2e');
     env = {
       ...process.env, ...s, PG_URL: pgUrl, RISK_PG_URL: riskUrl,
-      RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`, RISKMON_GROUP: name, RISKMON_SLOT: name,
-      RISKMON_REDIS_PREFIX: name, RISKMON_TZ: TZ, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
-      RISKMON_SLACK_WEBHOOK_URL: `http://127.0.0.1:${(slackServer.address() as AddressInfo).port}/hook`,
+      ...runEnv(name), RISKMON_TZ: TZ, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      RISKMON_SLACK_WEBHOOK_URL: slack.url,
       RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
       RISKMON_RULES: JSON.stringify({
         version: 'e2e-1',
@@ -103,7 +93,7 @@ describe('the whole pipeline on generated history', () => {
 
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
-    slackServer?.close();
+    await slack.stop();
     await redis?.quit();
   });
 
@@ -139,8 +129,8 @@ describe('the whole pipeline on generated history', () => {
     expect(all.map((a) => `${a.rule}:${a.merchantId}`).sort()).toEqual(
       [`cancel_rate_spike:${who.hot}`, `volume_drop:${who.bigVolumeStop}`].sort());
     expect(fired.every((a) => a.state === 'firing')).toBe(true);
-    await waitFor(() => slack.length >= 2 || null, { timeoutMs: 30_000, message: 'two Slack messages' });
-    const mentions = (id: number) => slack.filter((m) => m.body.includes(`merchants/${id}`)).length;
+    await waitFor(() => slack.received.length >= 2 || null, { timeoutMs: 30_000, message: 'two Slack messages' });
+    const mentions = (id: number) => slack.received.filter((m) => m.text.includes(`merchants/${id}`)).length;
     expect(mentions(who.hot)).toBe(1);
     expect(mentions(who.bigVolumeStop)).toBe(1);
   }, 480_000);

@@ -2,11 +2,12 @@
  * Proves the integration services are real: a logical replication slot on PostgreSQL sees an INSERT,
  * Kafka round-trips a message, Redis stores a key.
  */
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropDatabase, freshDatabase, services, uniqueName, waitFor } from './helpers/services.ts';
+import { dropDatabase, freshDatabase, services, uniqueName } from './helpers/services.ts';
+import { waitFor } from './harness/index.ts';
 
 describe('test services', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -44,7 +45,7 @@ describe('test services', () => {
   });
 
   it('Kafka produces and consumes a message on a fresh topic', async () => {
-    const kafka = new Kafka({ brokers: services().KAFKA_BROKERS.split(','), clientId: uniqueName('stack'), logLevel: logLevel.NOTHING });
+    const kafka = createKafka(kafkaConfigOf(services().KAFKA_BROKERS), { clientId: uniqueName('stack') });
     const topic = uniqueName('stack_topic');
     const admin = kafka.admin();
     await admin.connect();

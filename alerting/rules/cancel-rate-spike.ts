@@ -8,7 +8,8 @@
  * splits its cancels between window and baseline at least this unevenly. A baseline without any cancel makes a
  * guarded cancel wave fire when the window is a small enough share of the merchant's approvals.
  */
-import type { Totals } from '../../lib/buckets.ts';
+import type { CancelRateSpikeEvidence } from '../../lib/evidence.ts';
+import type { Totals } from '../../aggregator/store/index.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
 import { binomialTail } from './tails.ts';
@@ -42,7 +43,7 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
   const rate = w.approvals > 0 ? w.cancels / w.approvals : null;
   const baselineRate = bApprovals > 0 ? bCancels / bApprovals : null;
   const threshold = baselineRate === null ? null : p.multiplier * baselineRate;
-  const evidence = () => ({
+  const evidence = (): CancelRateSpikeEvidence => ({
     rule: 'cancel_rate_spike',
     ruleVersion,
     minute: iso(input.minute),
@@ -69,6 +70,6 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
   const expected = w.approvals * baselineRate;
   const pValue = rate >= threshold ? binomialTail(w.cancels, w.cancels + bCancels, w.approvals / (w.approvals + bApprovals)) : 1;
   const breach = rate >= threshold && pValue < p.maxPValue;
-  const withP = () => ({ ...evidence(), expectedCancels: expected, pValue, maxPValue: p.maxPValue });
+  const withP = (): CancelRateSpikeEvidence => ({ ...evidence(), expectedCancels: expected, pValue, maxPValue: p.maxPValue });
   return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, withP);
 }

@@ -6,8 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 
-export const RULES = ['cancel_rate_spike', 'volume_drop'] as const;
-export type RuleName = (typeof RULES)[number];
+import { ALERT_RULES, type AlertRule } from '../../lib/alert-message.ts';
+
+export const RULES = ALERT_RULES;
+export type RuleName = AlertRule;
 
 export interface CancelRateSpikeParams {
   enabled: boolean;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyTotals, type Totals } from '../../lib/buckets.ts';
+import { emptyTotals, type Totals } from '../../aggregator/store/index.ts';
 import { evaluateCancelRateSpike, type CancelRateInput } from './cancel-rate-spike.ts';
 import { defaultRules, paramsFor, parseRules } from './config.ts';
 import { evaluateVolumeDrop, type VolumeDropInput } from './volume-drop.ts';

@@ -1,3 +1,4 @@
+import type { Evidence } from '../../lib/evidence.ts';
 import type { RuleName } from './config.ts';
 
 export type EvaluationStatus = 'breach' | 'clear' | 'not_evaluated';
@@ -16,14 +17,14 @@ export interface Evaluation {
   status: EvaluationStatus;
   reason: string | null;
   condition: boolean | null;
-  evidence: Record<string, unknown>;
+  evidence: Evidence;
 }
 
 /**
  * An Evaluation whose evidence is built on first use: the evaluator judges ~100,000 merchants a minute but stores
  * evidence only for the few rows that change and for transitions.
  */
-export function withEvidence(fields: Omit<Evaluation, 'evidence'>, build: () => Record<string, unknown>): Evaluation {
-  let cached: Record<string, unknown> | undefined;
+export function withEvidence(fields: Omit<Evaluation, 'evidence'>, build: () => Evidence): Evaluation {
+  let cached: Evidence | undefined;
   return { ...fields, get evidence() { return (cached ??= build()); } };
 }

@@ -6,6 +6,7 @@
  * Not evaluated (condition unknown, so a firing alert holds) while ingestion lags the wall clock by more than the
  * bound — a lagging pipeline must not look like a sales collapse — or while the baseline window is tiny.
  */
+import type { VolumeDropEvidence } from '../../lib/evidence.ts';
 import { iso } from '../../lib/time.ts';
 import type { VolumeDropParams } from './config.ts';
 import { withEvidence, type Evaluation } from './types.ts';
@@ -31,7 +32,7 @@ export interface VolumeDropInput {
 
 export function evaluateVolumeDrop(input: VolumeDropInput, p: VolumeDropParams, ruleVersion: string): Evaluation {
   const threshold = p.ratio * input.sameTimeBaseline;
-  const evidence = () => ({
+  const evidence = (): VolumeDropEvidence => ({
     rule: 'volume_drop',
     ruleVersion,
     minute: iso(input.minute),

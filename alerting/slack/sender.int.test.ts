@@ -9,14 +9,14 @@ import { readConfig } from '../../lib/config.ts';
 import { logger } from '../../lib/logger.ts';
 import type { Service } from '../../lib/service.ts';
 import { MINUTE } from '../../lib/time.ts';
-import { freshDatabase, services, uniqueName, waitFor } from '../../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
 import { alertingSpec } from '../config.ts';
-import { alertsChannel, type AlertMessage } from '../fanout.ts';
+import { alertsChannel, type AlertMessage } from '../../lib/alert-message.ts';
 import { buildAlerting } from '../index.ts';
-import { FakeSlack } from '../testing/fake-slack.ts';
 import { addHistory, pendingNotification, riskStore } from '../testing/fixtures.ts';
 import { MemoryReader } from '../testing/memory-reader.ts';
 import { SlackSender } from './sender.ts';
+import { FakeSlack, waitFor } from '../../test/harness/index.ts';
 
 const log = logger.child({ component: 'alerting-test' });
 

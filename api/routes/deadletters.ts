@@ -1,13 +1,12 @@
 /**
  * GET /api/deadletters: how many rows and events riskmon could not read, and why (the latest few), straight from
  * the dead-letter topic — the cdc's and the aggregator's processes keep their own metrics, the topic is what
- * every API instance can see. Two producers, two shapes: the cdc writes `{"reason", "event"}`, the aggregator the
- * original message with its reason in the `riskmon-reason` header.
+ * every API instance can see. Both kinds are read by lib/dead-letters.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { Kafka, logLevel } from 'kafkajs';
-import { TopicReader, type FetchedMessage } from '../../cdc/kafka-direct.ts';
+import { readDeadLetter } from '../../lib/dead-letters.ts';
+import { createKafka, TopicReader, type Kafka } from '../../lib/kafka/index.ts';
 import type { ApiDeps } from '../deps.ts';
 import { errorResponses } from '../schemas.ts';
 
@@ -28,21 +27,6 @@ type DeadLetter = Static<typeof DeadLetter>;
 
 const Query = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) });
 
-const str = (v: Buffer | string | undefined) => (v === undefined ? undefined : String(v));
-
-/** One dead-letter message as the dashboard shows it. */
-export function describeDeadLetter(m: FetchedMessage): DeadLetter {
-  const at = m.timestamp ? new Date(Number(m.timestamp)).toISOString() : null;
-  const header = str(m.headers?.['riskmon-reason']);
-  if (header !== undefined) return { at, from: 'aggregator', reason: header, where: str(m.headers?.['riskmon-source']) ?? '' };
-  try {
-    const { reason, event } = JSON.parse(String(m.value));
-    return { at, from: 'cdc', reason: String(reason), where: `${event?.table ?? '?'} lsn ${event?.lsn}/${event?.seq}` };
-  } catch {
-    return { at, from: 'unknown', reason: 'unreadable dead letter', where: `offset ${m.offset}` };
-  }
-}
-
 export async function readDeadLetters(kafka: Kafka, topic: string, limit: number): Promise<DeadLettersBody> {
   const admin = kafka.admin();
   await admin.connect();
@@ -62,7 +46,7 @@ export async function readDeadLetters(kafka: Kafka, topic: string, limit: number
       while (from < high) {
         const msgs = (await reader.fetch(p, from)).filter((m) => m.offset < high);
         if (!msgs.length) break;
-        for (const m of msgs) latest.push({ ...describeDeadLetter(m), t: Number(m.timestamp ?? 0) });
+        for (const m of msgs) latest.push({ ...readDeadLetter(m), t: Number(m.timestamp ?? 0) });
         from = msgs[msgs.length - 1].offset + 1n;
       }
     }
@@ -74,7 +58,7 @@ export async function readDeadLetters(kafka: Kafka, topic: string, limit: number
 }
 
 export function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const kafka = new Kafka({ brokers: deps.cfg.kafkaBrokers, clientId: 'riskmon-api-dlq', logLevel: logLevel.NOTHING, retry: { retries: 1 } });
+  const kafka = createKafka(deps.cfg, { clientId: 'riskmon-api-dlq', retries: 1 });
   // The dashboard polls; one read of the topic every few seconds is plenty.
   let cached: { at: number; limit: number; body: Promise<DeadLettersBody> } | null = null;
   app.get<{ Querystring: Static<typeof Query> }>('/api/deadletters', {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { EVIDENCE_RATIO_SQL } from '../../lib/evidence.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, EvaluationsBody, MerchantParams, MerchantSchema, SearchBody, SearchQuery, TopBody, TopQuery } from '../schemas.ts';
@@ -14,14 +15,8 @@ export async function merchantNames(deps: ApiDeps, ids: string[]): Promise<Map<s
   return new Map(rows.map((r) => [r.id, r.name]));
 }
 
-/**
- * How a rule's latest evaluation ranks a merchant, from the evidence the evaluator stores (alerting/rules):
- * cancel rate of the window ÷ baseline rate; today's amount ÷ the same-time baseline.
- */
-const RATIO_SQL = {
-  cancel_rate: `num(evidence#>'{window,rate}') / NULLIF(num(evidence#>'{baseline,rate}'), 0)`,
-  volume_drop: `COALESCE(num(evidence->'todayVsBaseline'), num(evidence#>'{window,approvedAmount}') / NULLIF(num(evidence#>'{baseline,sameTimeAverage}'), 0))`,
-} as const;
+/** How a rule's latest evaluation ranks a merchant, from the evidence the evaluator stores (lib/evidence.ts). */
+const RATIO_SQL = EVIDENCE_RATIO_SQL;
 const numOf = (expr: string) => expr.replaceAll(/num\(([^)]*)\)/g, (_, e) => `(CASE WHEN jsonb_typeof(${e}) = 'number' OR (jsonb_typeof(${e}) = 'string' AND (${e})#>>'{}' ~ '^-?[0-9.]+(e-?[0-9]+)?$') THEN ((${e})#>>'{}')::float8 END)`);
 
 export function merchantRoutes(app: FastifyInstance, deps: ApiDeps): void {

@@ -4,11 +4,12 @@
  * names (uniqueName), so files can run in parallel against one stack.
  */
 import crypto from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { stackPrepare, restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
+import { waitFor } from '../harness/index.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -71,32 +72,6 @@ export async function dropDatabase(url: string): Promise<void> {
 }
 
 /**
- * Polls fn until it returns a value other than false/null/undefined without throwing, and returns that value.
- * On timeout, throws with the last error (or the last value) as the cause. Use it instead of fixed sleeps.
- */
-export async function waitFor<T>(
-  fn: () => T | Promise<T>,
-  opts: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
-): Promise<Exclude<T, false | null | undefined>> {
-  const { timeoutMs = 30_000, intervalMs = 100 } = opts;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== false && v !== null && v !== undefined) return v as Exclude<T, false | null | undefined>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`${opts.message ?? 'waitFor'}: condition not met within ${timeoutMs} ms`, { cause: last });
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-/**
  * Fault injection on the stack the global setup started: stop (hard = SIGKILL), start, or restart one service,
  * keeping its data and port. Throws when the services came from the environment (nothing of ours to stop).
  */
@@ -135,7 +110,7 @@ export async function resetServices(env: StackEnv): Promise<void> {
     await dropSlotsAndSessions(c, names, true);
     for (const name of names) await c.query(`DROP DATABASE IF EXISTS "${name}"`);
   });
-  const admin = new Kafka({ brokers: env.KAFKA_BROKERS.split(','), clientId: 'riskmon-test-reset', logLevel: logLevel.NOTHING }).admin();
+  const admin = createKafka(kafkaConfigOf(env.KAFKA_BROKERS), { clientId: 'riskmon-test-reset' }).admin();
   await admin.connect();
   try {
     const topics = (await admin.listTopics()).filter((t) => !t.startsWith('__'));
@@ -179,4 +154,19 @@ async function dropSlotsAndSessions(c: pg.Client, databases: string[], allSlots 
     },
     { timeoutMs: 10_000, intervalMs: 200, message: 'dropping replication slots' },
   );
+}
+
+/**
+ * Why the native launcher cannot start services on this machine (null when it can). The tests that restart
+ * PostgreSQL, Kafka or Redis run on a dedicated native stack of their own whichever path the shared services took,
+ * so on a machine with Docker and no PostgreSQL, Redis or JRE (a laptop) they are skipped with this reason. Nothing
+ * is installed by asking: `npm run stack -- prepare` (or .ci/run) does that.
+ */
+export async function nativeStackMissing(): Promise<string | null> {
+  try {
+    await stackPrepare({ ...process.env, CI: '', RISKMON_AUTO_INSTALL: '' }, () => {});
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }

@@ -3,7 +3,7 @@
  * (merchant, minute | UTC hour | local day in `tz`), and a comparer against a BucketReader.
  */
 import pg from 'pg';
-import { emptyTotals, isEmpty, type BucketReader, type Step, type Totals } from '../../lib/buckets.ts';
+import { emptyTotals, isEmpty, type BucketReader, type Step, type Totals } from '../../aggregator/store/index.ts';
 
 /** merchant → bucket start (ms) → totals */
 export type Truth = Map<string, Map<number, Totals>>;

@@ -3,12 +3,11 @@
  * would: a component that exits on its own is started again after a second (and counted, so the soak can report
  * it); `kill(name)` is a crash injection (SIGKILL) followed by an immediate restart.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { riskmonArgv } from '../../lib/launch.ts';
+import { spawnRiskmon } from '../harness/index.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 export type Component = 'cdc' | 'aggregate' | 'alerting' | 'api';
 
 export class Fleet {
@@ -27,9 +26,7 @@ export class Fleet {
 
   start(name: Component, env: NodeJS.ProcessEnv): void {
     this.#env.set(name, env);
-    const out = fs.openSync(join(this.logDir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, riskmonArgv([name], [], env), { env, stdio: ['ignore', out, out] });
-    fs.closeSync(out);
+    const child = spawnRiskmon([name], { env, logFile: join(this.logDir, `${name}.log`) });
     this.#children.set(name, child);
     child.on('exit', (code, signal) => {
       if (this.#expected.delete(child) || this.#closing) return;

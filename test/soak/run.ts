@@ -10,17 +10,16 @@
  * Used by test/soak.int.test.ts (a few minutes, in `npm test`) and scripts/soak.ts (the long form).
  * The stack lives in `dir` and is restarted here, so it must never be the shared development or test stack.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createBucketReader } from '../../aggregator/read.ts';
+import { createBucketReader } from '../../aggregator/store/index.ts';
 import { migrate } from '../../lib/migrate.ts';
 import { freePort } from '../../lib/net.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../../scripts/generate/index.ts';
 import { restartService, stackDown, stackUp, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { FakeSlack, runEnv, sleep, waitFor } from '../harness/index.ts';
 import { diffAgainstReader, sqlTruth } from '../helpers/truth.ts';
 import { Fleet, type Component } from './fleet.ts';
 import { zoneWithMidnight } from './midnight.ts';
@@ -54,21 +53,8 @@ const API_KEY = 'soak-admin-key-0123456789';
 const SERVICES_OF_STACK = ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL'] as const;
 type Fault = { kind: 'kill'; target: Component } | { kind: 'restart'; target: ServiceName };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | null | false | undefined>, intervalMs = 1000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) { last = err; }
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${Math.round(timeoutMs / 1000)} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(intervalMs);
-  }
-}
-
+/** waitFor with the soak's wording: what, how long, how, how often (1 s). */
+const until = <T>(what: string, timeoutMs: number, fn: () => Promise<T>, intervalMs = 1000) => waitFor(fn, { timeoutMs, intervalMs, message: what });
 
 
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
@@ -99,8 +85,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   figures.stackUpS = (Date.now() - t0) / 1000;
 
   const fleet = new Fleet(logDir, log);
-  const slack: string[] = [];
-  let slackServer: Server | null = null;
+  const slackHook = new FakeSlack();
+  const slack = slackHook.received;
   let redis: Redis | null = null;
   let traffic: Traffic | null = null;
   try {
@@ -117,19 +103,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     await migrate(pgUrl, 'source');
     await ensureMerchants(pgUrl, merchants);
 
-    slackServer = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => { body += d; });
-      req.on('end', () => { slack.push(body); res.end('ok'); });
-    });
-    await new Promise<void>((r) => slackServer!.listen(0, '127.0.0.1', () => r()));
+    await slackHook.start();
     const apiPort = await freePort();
     const name = `soak_${runId}`;
     const env: NodeJS.ProcessEnv = {
       ...stackInputEnv, PG_URL: pgUrl, RISK_PG_URL: riskUrl, KAFKA_BROKERS: stack.KAFKA_BROKERS, REDIS_URL: stack.REDIS_URL,
-      RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`, RISKMON_GROUP: name, RISKMON_SLOT: name,
-      RISKMON_REDIS_PREFIX: name, RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
-      RISKMON_SLACK_WEBHOOK_URL: `http://127.0.0.1:${(slackServer.address() as AddressInfo).port}/hook`,
+      ...runEnv(name), RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      RISKMON_SLACK_WEBHOOK_URL: slackHook.url,
       RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
       // The scale's thresholds, as in test/pipeline.int.test.ts.
       RISKMON_RULES: JSON.stringify({
@@ -272,7 +252,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       `expected ${expected.join(', ')}; got ${got.join(', ') || 'none'}`);
     await until('Slack messages', 60_000, async () => slack.length >= expected.length).catch(() => {});
     await sleep(3000); // a duplicate would arrive right behind
-    const mentions = [who.hot, who.bigVolumeStop].map((id) => slack.filter((b) => b.includes(`merchants/${id}`)).length);
+    const mentions = [who.hot, who.bigVolumeStop].map((id) => slack.filter((m) => m.text.includes(`merchants/${id}`)).length);
     check('Slack received each alert exactly once', mentions.every((n) => n === 1) && slack.length === expected.length,
       `messages ${slack.length}; per alert ${mentions.join(', ')}`);
 
@@ -287,7 +267,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   } finally {
     await traffic?.stop().catch(() => {});
     await fleet.stopAll();
-    slackServer?.close();
+    await slackHook.stop();
     redis?.disconnect();
     if (!opts.keepStack) await stackDown(opts.dir, { log: () => {} }).catch((e) => log(`stack down: ${e.message}`));
   }

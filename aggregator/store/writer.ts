@@ -1,28 +1,29 @@
 /**
- * Writes buckets for api tests and the benchmark through the aggregator's real apply path: change events (as the
- * cdc publishes them) → buildPlan → the atomic Lua apply, per partition with its offsets. No Redis layout of our own.
+ * The test writer: buckets for tests and benchmarks written through the aggregator's real apply path — change
+ * events (as the cdc publishes them) → buildPlan → the atomic Lua apply, per partition with its offsets. No Redis
+ * layout of its own. `approval`/`cancel` queue inserts; `cdc` queues any change (updates, deletes, heartbeats).
  */
 import type { Redis } from 'ioredis';
-import { Applier } from '../aggregator/apply.ts';
-import { retentionOf } from '../aggregator/config.ts';
-import { DayClock, keys } from '../aggregator/layout.ts';
-import { buildPlan, candidateCache, type Msg } from '../aggregator/plan.ts';
-import { FakeCdc } from '../aggregator/testing.ts';
-import { referenceMapping } from '../lib/mapping.ts';
+import { referenceMapping } from '../../lib/mapping.ts';
+import { FakeCdc } from '../testing.ts';
+import { Applier } from './apply.ts';
+import { DayClock, keys, retentionOf } from './layout.ts';
+import { buildPlan, candidateCache, type Msg } from './plan.ts';
 
 const RETENTION = retentionOf({ minuteTtlDays: 2, hourTtlDays: 36, dayTtlDays: 400 });
 const WINDOW_MINUTES = 240;
 
 export class BucketWriter {
-  readonly #cdc: FakeCdc;
+  /** The stand-in cdc whose queued changes `flush` applies. */
+  readonly cdc: FakeCdc;
   readonly #applier: Applier;
   readonly #next = new Map<number, bigint>();
   readonly #clock: DayClock;
   readonly #candidates: (m: string) => number[];
   #id = 0;
 
-  constructor(private readonly redis: Redis, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string }) {
-    this.#cdc = new FakeCdc(o.partitions, o.hotShards);
+  constructor(private readonly redis: Redis, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string; hot?: Set<string> }) {
+    this.cdc = new FakeCdc(o.partitions, o.hotShards, o.hot);
     this.#applier = new Applier(redis, o.prefix);
     this.#clock = new DayClock(o.tz);
     this.#candidates = candidateCache(o.partitions, o.hotShards);
@@ -30,19 +31,19 @@ export class BucketWriter {
 
   approval(merchantId: string, amount: number | bigint | string, at: number | string, commitTs?: string): void {
     const id = String(++this.#id);
-    this.#cdc.change('public.payments', 'insert',
+    this.cdc.change('public.payments', 'insert',
       { payment_id: id, merchant_id: merchantId, amount: String(amount), approved_at: new Date(at).toISOString() }, null, commitTs ?? new Date(at).toISOString());
   }
 
   cancel(merchantId: string, amount: number | bigint | string, at: number | string, commitTs?: string): void {
     const id = String(++this.#id);
-    this.#cdc.change('public.payment_cancels', 'insert',
+    this.cdc.change('public.payment_cancels', 'insert',
       { cancel_id: id, payment_id: id, merchant_id: merchantId, amount: String(amount), canceled_at: new Date(at).toISOString() }, null, commitTs ?? new Date(at).toISOString());
   }
 
   /** Applies everything queued, partition by partition, as the aggregator would. */
   async flush(): Promise<number> {
-    const queued = this.#cdc.queue.splice(0);
+    const queued = this.cdc.queue.splice(0);
     const byPartition = new Map<number, string[]>();
     for (const k of queued) {
       let l = byPartition.get(k.partition);

@@ -5,9 +5,9 @@
  * O(log(n / batch)) fetches, fast on millions of messages.
  */
 import type { Kafka } from 'kafkajs';
-import { decodeEvent } from '../lib/events.ts';
-import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { TopicReader, type FetchedMessage } from './kafka-direct.ts';
+import { decodeEvent } from '../events.ts';
+import { formatLsn, parseLsn } from '../lsn.ts';
+import { TopicReader, type FetchedMessage } from './direct.ts';
 
 /** X is older than what every partition still retains: a replay from X would miss changes. */
 export class LsnTooOldError extends Error {

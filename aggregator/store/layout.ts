@@ -11,11 +11,10 @@
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
  *
- * kind: 0 approvals, 1 approved amount, 2 cancels, 3 canceled amount (fields of a kind never written are absent).
+ * kind: the four counters of counters.ts (fields of a counter never written are absent).
  * Most hashes stay small enough for Redis's compact listpack encoding; see README "Redis layout".
  */
-import { DAY, HOUR, MINUTE, tzOffsetMs, dayStart as slowDayStart } from '../lib/time.ts';
-import type { Totals } from '../lib/buckets.ts';
+import { DAY, HOUR, MINUTE, tzOffsetMs, dayStart as slowDayStart } from '../../lib/time.ts';
 
 export const QUARTER_MINUTES = 360;
 export const HOUR_BLOCK = 120;
@@ -109,35 +108,17 @@ export function slotsOf(minuteMs: number, clock: DayClock): Slots {
   };
 }
 
-// ---- bucket fields ---------------------------------------------------------------------------------------------
-// A bucket is four integer fields of its tier hash: slot*4 + 0 approvals, +1 approved amount, +2 cancels,
-// +3 canceled amount (slot = minute of the local day, hour mod 120, local day mod 100). Redis increments them with
-// HINCRBY (exact 64-bit integers) and keeps small integers compactly in listpacks. In the window index the fields
-// are 'n:'|'a:'|'c:'|'x:' + merchant. Fields of a bucket that a DELETE zeroed stay as "0".
-
-export const FIELD_KINDS = 4;
-
-/** Adds field `k` (0..3) with value `v` into `into`. */
-export function addField(into: Totals, k: number, v: string): void {
-  if (k === 0) into.approvals += Number(v);
-  else if (k === 1) into.approvedAmount += BigInt(v);
-  else if (k === 2) into.cancels += Number(v);
-  else into.canceledAmount += BigInt(v);
-}
-
-const WINDOW_KIND: Record<string, number> = { n: 0, a: 1, c: 2, x: 3 };
-
-/** Splits a window-index field into (merchant, kind). */
-export function windowField(f: string): [string, number] {
-  return [f.slice(2), WINDOW_KIND[f[0]]];
-}
-
 // ---- retention -----------------------------------------------------------------------------------------------
 
 export interface Retention {
   minuteTtlMs: number;
   hourTtlMs: number;
   dayTtlMs: number;
+}
+
+/** Retention from the configured TTLs in days (RISKMON_MINUTE_TTL_DAYS, …). */
+export function retentionOf(c: { minuteTtlDays: number; hourTtlDays: number; dayTtlDays: number }): Retention {
+  return { minuteTtlMs: c.minuteTtlDays * 86_400_000, hourTtlMs: c.hourTtlDays * 86_400_000, dayTtlMs: c.dayTtlDays * 86_400_000 };
 }
 
 /** Expiry (epoch ms) of each tier's key: the end of the period the key covers plus the tier's TTL. */

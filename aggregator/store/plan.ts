@@ -3,18 +3,23 @@
  * (key, field), so the Lua apply touches each bucket once per chunk however many changes hit it. Pure: the wall
  * clock, the partition's watermark and the replay filter are passed in.
  */
-import { BadEventError, decodeEvent } from '../lib/events.ts';
-import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { BadRowError, factsOf, type Fact, type Mapping } from '../lib/mapping.ts';
-import { candidatePartitions } from '../lib/partition.ts';
-import { HOUR, MINUTE } from '../lib/time.ts';
+import { BadEventError, decodeEvent } from '../../lib/events.ts';
+import { formatLsn, parseLsn } from '../../lib/lsn.ts';
+import { BadRowError, factsOf, type Fact, type Mapping } from '../../lib/mapping.ts';
+import { candidatePartitions } from '../../lib/partition.ts';
+import { HOUR, MINUTE } from '../../lib/time.ts';
 import {
   DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, slotsOf, type Retention,
 } from './layout.ts';
+import { emptyTotals, type Totals } from './counters.ts';
 
 export interface Msg { offset: string; value: Buffer | null; key?: Buffer | null }
 
-export interface Delta { a: number; aa: bigint; c: number; ca: bigint }
+/**
+ * One hash of the plan: the deltas of its fields, and which encoding its fields get (counters.ts): a tier bucket
+ * (field key = slot) or the all-merchants window index (field key = merchant).
+ */
+export interface PlannedHash { kind: 'bucket' | 'window'; fields: Map<string, Totals> }
 
 export interface PlanContext {
   prefix: string;
@@ -41,8 +46,8 @@ export interface PlanContext {
 export interface BadMessage { offset: string; reason: string; value: Buffer | null; key: Buffer | null }
 
 export interface Plan {
-  /** key → field → delta */
-  hashes: Map<string, Map<string, Delta>>;
+  /** key → its deltas */
+  hashes: Map<string, PlannedHash>;
   /** key → expiry (epoch ms) */
   expires: Map<string, number>;
   merchants: Set<string>;
@@ -97,16 +102,16 @@ export function candidateCache(partitions: number, hotShards: number): (m: strin
   };
 }
 
-function add(plan: Plan, key: string, field: string, f: Fact, expiry: number): void {
+function add(plan: Plan, kind: PlannedHash['kind'], key: string, field: string, f: Fact, expiry: number): void {
   let h = plan.hashes.get(key);
   if (!h) {
-    plan.hashes.set(key, (h = new Map()));
+    plan.hashes.set(key, (h = { kind, fields: new Map() }));
     plan.expires.set(key, expiry);
   }
-  let d = h.get(field);
-  if (!d) h.set(field, (d = { a: 0, aa: 0n, c: 0, ca: 0n }));
+  let d = h.fields.get(field);
+  if (!d) h.fields.set(field, (d = emptyTotals()));
   const amount = f.sign === 1 ? f.amount : -f.amount;
-  if (f.kind === 'approval') { d.a += f.sign; d.aa += amount; } else { d.c += f.sign; d.ca += amount; }
+  if (f.kind === 'approval') { d.approvals += f.sign; d.approvedAmount += amount; } else { d.cancels += f.sign; d.canceledAmount += amount; }
 }
 
 export function buildPlan(messages: Msg[], ctx: PlanContext): Plan {
@@ -154,22 +159,22 @@ export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number
     let touched = false;
     const mExp = minuteKeyExpiry(s, r);
     if (mExp > now && (!from || f.minuteMs >= from.minute)) {
-      add(plan, keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp);
+      add(plan, 'bucket', keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp);
       touched = true;
     }
     if (f.minuteMs >= windowFrom && (!from || f.minuteMs >= from.minute)) {
       // wall-clock expiry is only a safety net; the Lua apply deletes these by event time
-      add(plan, keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE);
+      add(plan, 'window', keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE);
       touched = true;
     }
     const hExp = hourKeyExpiry(s, r);
     if (hExp > now && (!from || s.hourNo * HOUR >= from.hour)) {
-      add(plan, keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp);
+      add(plan, 'bucket', keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp);
       touched = true;
     }
     const dExp = dayKeyExpiry(s, r);
     if (dExp > now && (!from || s.dayStartMs >= from.day)) {
-      add(plan, keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp);
+      add(plan, 'bucket', keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp);
       touched = true;
     }
     if (touched) {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
-import { referenceMapping } from '../lib/mapping.ts';
-import { candidatePartitions } from '../lib/partition.ts';
-import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { addField, DayClock, keys, slotsOf, windowField } from './layout.ts';
+import { encodeEvent, heartbeat, type RowChange } from '../../lib/events.ts';
+import { referenceMapping } from '../../lib/mapping.ts';
+import { candidatePartitions } from '../../lib/partition.ts';
+import { DAY, MINUTE, dayStart } from '../../lib/time.ts';
+import { addField, emptyTotals, windowField } from './counters.ts';
+import { DayClock, keys, slotsOf } from './layout.ts';
 import { buildPlan, type Msg, type PlanContext } from './plan.ts';
-import { emptyTotals } from '../lib/buckets.ts';
 
 const tz = 'Asia/Seoul';
 const now = Date.parse('2026-11-21T12:00:00Z');
@@ -51,8 +51,11 @@ describe('buildPlan', () => {
     const at = '2026-11-21T11:59:30Z';
     const plan = buildPlan([pay('42', 100, at), pay('42', 50, at), pay('42', 70, at, 'update', { amount: '50' }), pay('42', 100, at, 'delete')], ctx());
     const s = slotsOf(Date.parse('2026-11-21T11:59:00Z'), new DayClock(tz));
-    const minute = plan.hashes.get(keys.minute('rm', 0, '42', s.localDay, s.quarter))!.get(String(s.minuteOfDay))!;
-    expect(minute).toEqual({ a: 1, aa: 70n, c: 0, ca: 0n });
+    const hash = plan.hashes.get(keys.minute('rm', 0, '42', s.localDay, s.quarter))!;
+    expect(hash.kind).toBe('bucket');
+    expect(plan.hashes.get(keys.window('rm', 0, Date.parse('2026-11-21T11:59:00Z') / MINUTE))!.kind).toBe('window');
+    const minute = hash.fields.get(String(s.minuteOfDay))!;
+    expect(minute).toEqual({ approvals: 1, approvedAmount: 70n, cancels: 0, canceledAmount: 0n });
     expect(plan.changes).toBe(4);
     expect(plan.late).toBe(0);
   });

@@ -4,10 +4,11 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BucketWriter } from '../api/buckets-testing.ts';
-import { HOUR, MINUTE } from '../lib/time.ts';
-import { services, uniqueName } from '../test/helpers/services.ts';
+import { BucketWriter } from './writer.ts';
+import { HOUR, MINUTE } from '../../lib/time.ts';
+import { services, uniqueName } from '../../test/helpers/services.ts';
 import { createBucketReader } from './read.ts';
+import { dropKeys } from '../../test/harness/index.ts';
 
 const TZ = 'Asia/Seoul';
 
@@ -16,8 +17,7 @@ describe('bucket reader ranges', () => {
   const prefix = uniqueName('rd');
   beforeAll(() => { redis = new Redis(services().REDIS_URL); });
   afterAll(async () => {
-    const ks = await redis.keys(`${prefix}:*`);
-    if (ks.length) await redis.del(...ks);
+    await dropKeys(redis, `${prefix}:*`);
     redis.disconnect();
   });
 

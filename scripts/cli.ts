@@ -1,11 +1,12 @@
 /**
- * `riskmon <command>`. Each component folder exports `start(env)`, which validates its configuration and returns
+ * `riskmon <command>`: the composition root, at the top of the dependency graph (it imports every component; no
+ * component imports it). Each component folder exports `start(env)`, which validates its configuration and returns
  * its services; `all` runs every component's services in one process. Commands are loaded lazily so `riskmon
  * migrate` does not load Kafka or Fastify.
  */
-import { ConfigError } from './config.ts';
-import { logger } from './logger.ts';
-import { runServices, type Service } from './service.ts';
+import { ConfigError } from '../lib/config.ts';
+import { logger } from '../lib/logger.ts';
+import { runServices, type Service } from '../lib/service.ts';
 
 export type ComponentStart = (env?: NodeJS.ProcessEnv) => Promise<Service[]>;
 type Command = { summary: string; usage?: string; run: (args: string[]) => Promise<number> };
@@ -32,19 +33,19 @@ const commands: Record<string, Command> = {
   migrate: {
     summary: 'create or upgrade the source reference schema (PG_URL) and the risk store (RISK_PG_URL)',
     usage: 'riskmon migrate [--source-only | --risk-only]',
-    run: async (args) => (await import('./migrate-cli.ts')).main(args),
+    run: async (args) => (await import('../lib/migrate-cli.ts')).main(args),
   },
   replay: {
     summary: 'rebuild buckets and alerts from the retained topic starting at a source LSN',
     usage: 'riskmon replay --from-lsn <LSN>',
-    run: async (args) => (await import('../aggregator/replay-cli.ts')).main(args),
+    run: async (args) => (await import('../aggregator/index.ts')).replayCommand(args),
   },
   generate: {
     summary: 'write the reference workload into the source database',
     usage: 'riskmon generate backfill --days N | live --tps N --duration S  (see riskmon generate --help)',
-    run: async (args) => (await import('../scripts/generate/cli.ts')).main(args),
+    run: async (args) => (await import('./generate/cli.ts')).main(args),
   },
-  status: { summary: 'pipeline status: slot lag, consumer lag, watermark, last closed minute', run: async (args) => (await import('../api/status-cli.ts')).main(args) },
+  status: { summary: 'pipeline status: slot lag, consumer lag, watermark, last closed minute', run: async (args) => (await import('../api/index.ts')).statusCommand(args) },
 };
 
 function help(): string {
@@ -68,10 +69,6 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`riskmon ${name}: ${err.message}\n`);
-      return 2;
-    }
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /\/(cdc|aggregator|alerting|api|scripts\/generate)\//.test(String((err as Error).message))) {
-      process.stderr.write(`riskmon ${name}: this command is not built yet (${(err as Error).message})\n`);
       return 2;
     }
     logger.error({ err }, `riskmon ${name} failed`);

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { encodeBucketFields, encodeWindowFields } from './counters.ts';
 import { keys } from './layout.ts';
 import type { Plan } from './plan.ts';
 
@@ -49,26 +50,12 @@ export class Applier {
       String(plan.merchants.size), String(plan.foreign.size),
     ];
     const ttlSet: string[] = [];
-    for (const [key, fields] of plan.hashes) {
+    for (const [key, hash] of plan.hashes) {
       const at = args.length;
       args.push('', '');
       let n = 0;
-      if (key.includes(':xm:')) {
-        for (const [m, d] of fields) {
-          if (d.a !== 0) { args.push('n:' + m, String(d.a)); n++; }
-          if (d.aa !== 0n) { args.push('a:' + m, d.aa.toString()); n++; }
-          if (d.c !== 0) { args.push('c:' + m, String(d.c)); n++; }
-          if (d.ca !== 0n) { args.push('x:' + m, d.ca.toString()); n++; }
-        }
-      } else {
-        for (const [slot, d] of fields) {
-          const f = Number(slot) * 4;
-          if (d.a !== 0) { args.push(String(f), String(d.a)); n++; }
-          if (d.aa !== 0n) { args.push(String(f + 1), d.aa.toString()); n++; }
-          if (d.c !== 0) { args.push(String(f + 2), String(d.c)); n++; }
-          if (d.ca !== 0n) { args.push(String(f + 3), d.ca.toString()); n++; }
-        }
-      }
+      if (hash.kind === 'window') for (const [m, d] of hash.fields) n += encodeWindowFields(args, m, d);
+      else for (const [slot, d] of hash.fields) n += encodeBucketFields(args, Number(slot), d);
       // every delta netted out (an UPDATE undone in the same chunk): nothing to write, and no TTL to record
       if (n === 0) { args.length = at; continue; }
       ks.push(key);

@@ -1,5 +1,5 @@
 /**
- * BucketReader over the Redis layout of layout.ts, used by the rules (alerting) and the API. A merchant's state may
+ * BucketReader over the Redis layout of layout.ts, used by the rules (alerting), the API and the tools. A merchant's state may
  * sit in several partitions (hot-merchant shards, and "foreign" partitions after an UPDATE moved a row to another
  * merchant); every read merges over all of them.
  *
@@ -10,16 +10,17 @@
  * - windowSlices: the minute index per (minute, partition) with a fingerprint, so a caller keeping a sliding
  *   window in memory re-reads only what changed (alerting/window.ts).
  *
- * Hashes are read through a small read-only Lua script that returns each hash as ONE string ("f\0v\0f\0v…",
- * optionally only the fields of a slot range): the client decodes a few strings instead of thousands of RESP bulk
- * strings (that decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
- * One script call per partition, so every call stays inside one Redis Cluster slot.
+ * Which keys and slots a range covers is ranges.ts (pure); the Lua scripts that read them are scripts.ts. One
+ * script call per partition, so every call stays inside one Redis Cluster slot.
  */
 import type { Redis } from 'ioredis';
-import { addTotals, emptyTotals, isEmpty, type BucketReader, type Point, type Step, type Totals } from '../lib/buckets.ts';
-import { candidatePartitions } from '../lib/partition.ts';
-import { HOUR, MINUTE } from '../lib/time.ts';
-import { addField, DAY_BLOCK, DayClock, FIELD_KINDS, HOUR_BLOCK, keys, QUARTER_MINUTES, windowField } from './layout.ts';
+import { candidatePartitions } from '../../lib/partition.ts';
+import { HOUR, MINUTE } from '../../lib/time.ts';
+import { addField, emptyTotals, FIELD_KINDS, isEmpty, windowField, type Totals } from './counters.ts';
+import { DayClock, keys } from './layout.ts';
+import { keyReads, slotTimeOf, type KeyRead, type RangeContext } from './ranges.ts';
+import type { BucketReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
+import { defineScripts, KEYS_PER_CALL, pairsOf, run, type Cmd } from './scripts.ts';
 
 export interface ReaderOptions {
   prefix: string;
@@ -38,125 +39,48 @@ export interface ReaderOptions {
   foreignTtlMs?: number;
 }
 
-/** One (minute, partition) of the all-merchants minute index. */
-export interface WindowSlice {
-  minute: number;
-  partition: number;
-  /** Changes whenever the hash changes (length and CRC-64 of its DUMP); '' when the key does not exist. */
-  fingerprint: string;
-  /** Per-merchant totals; null when the fingerprint equals the one the caller already knows. */
-  totals: Map<string, Totals> | null;
-}
-
-export interface WindowSliceReader {
-  /**
-   * The index slices of `minutes` in every partition. `known` gives the fingerprint the caller holds for a slice;
-   * unchanged slices come back without totals. Null when the index no longer holds the oldest minute asked for
-   * (a catch-up far behind): read with totalsByMerchant then.
-   */
-  windowSlices(minutes: number[], known: (minute: number, partition: number) => string | undefined): Promise<WindowSlice[] | null>;
-}
-
-/** Keys per script call: bounds how long one call holds Redis and the size of one reply. */
-const KEYS_PER_CALL = 500;
-/** Commands per pipeline round trip: bounds client memory on 100,000-merchant reads. */
-const PIPELINE_CHUNK = 2_000;
-
-// KEYS: hashes; ARGV: per key lo, hi (field numbers, inclusive; lo = '' keeps every field).
-// Returns per key the kept fields and values joined by NUL. A range much smaller than the hash is read with HMGET
-// (a 2-hour minute series out of a 6-hour quarter), otherwise HGETALL and a filter: Lua's cost is per string.
-const HASHES_LUA = `
-local out = {}
-for i, k in ipairs(KEYS) do
-  local lo = ARGV[2 * i - 1]
-  local n = redis.call('HLEN', k)
-  if n == 0 then
-    out[i] = ''
-  elseif lo == '' then
-    out[i] = table.concat(redis.call('HGETALL', k), '\\0')
-  else
-    lo = tonumber(lo)
-    local hi, parts, m = tonumber(ARGV[2 * i]), {}, 0
-    if hi < lo then
-      -- nothing of this hash is in the range
-    elseif (hi - lo + 1) * 2 < n then
-      local fs = {}
-      for f = lo, hi do fs[f - lo + 1] = f end
-      local vs = redis.call('HMGET', k, unpack(fs))
-      for j = 1, hi - lo + 1 do
-        if vs[j] then parts[m + 1] = fs[j]; parts[m + 2] = vs[j]; m = m + 2 end
-      end
-    else
-      local h = redis.call('HGETALL', k)
-      for j = 1, #h, 2 do
-        local f = tonumber(h[j])
-        if f >= lo and f <= hi then parts[m + 1] = h[j]; parts[m + 2] = h[j + 1]; m = m + 2 end
-      end
-    end
-    out[i] = table.concat(parts, '\\0')
-  end
-end
-return out`;
-
-// KEYS: 1 window-index GC cursor, 2.. index hashes; ARGV: 1 oldest minute asked for, 2.. known fingerprints.
-// Returns {'gone'} when the GC passed that minute, else per key: fingerprint, content ('' when unchanged).
-// The fingerprint is the length and CRC-64 of the key's DUMP (computed by Redis in C): any change to the hash
-// changes it (a re-ordered but equal hash may change it too, which only costs a re-read).
-const WINDOW_LUA = `
-local gc = redis.call('GET', KEYS[1])
-if gc and tonumber(gc) > tonumber(ARGV[1]) then return {'gone'} end
-local out = {}
-for i = 2, #KEYS do
-  local d = redis.call('DUMP', KEYS[i])
-  local fp = ''
-  if d then
-    local c = {string.byte(d, -8, -1)}
-    fp = string.format('%d:%02x%02x%02x%02x%02x%02x%02x%02x', #d, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
-  end
-  out[2 * i - 3] = fp
-  if fp ~= ARGV[i] and d then out[2 * i - 2] = table.concat(redis.call('HGETALL', KEYS[i]), '\\0') else out[2 * i - 2] = '' end
-end
-return out`;
-
-type Cmd = [name: string, ...args: (string | number)[]];
-
-function defineScripts(redis: Redis): void {
-  if (!(redis as any).riskmonReadHashes) redis.defineCommand('riskmonReadHashes', { lua: HASHES_LUA });
-  if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: WINDOW_LUA });
-}
-
-async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
-  const out: unknown[] = [];
-  for (let i = 0; i < cmds.length; i += PIPELINE_CHUNK) {
-    const chunk = cmds.slice(i, i + PIPELINE_CHUNK);
-    let res = await exec(redis, chunk);
-    // Scripts flushed on the server (SCRIPT FLUSH, a restarted Redis): ioredis then sends them with EVAL again.
-    if (res.some(([err]) => err && /NOSCRIPT/.test(err.message))) res = await exec(redis, chunk);
-    for (const [err, v] of res) {
-      if (err) throw err;
-      out.push(v);
+/**
+ * Hands every bucket field of one script reply (per key: its fields and values joined by NUL, see scripts.ts) to
+ * `visit`, with the bucket's start time, when that lies in [from, to). Pure.
+ */
+export function visitBucketReplies(hashes: string[], reads: KeyRead[], timeOf: (base: number, slot: number) => number, from: number, to: number,
+  visit: (merchant: string, t: number, kind: number, value: string) => void): void {
+  for (let i = 0; i < hashes.length; i++) {
+    if (hashes[i] === '') continue;
+    const r = reads[i];
+    const fv = hashes[i].split('\0');
+    for (let j = 0; j < fv.length; j += 2) {
+      const n = Number(fv[j]);
+      const t = timeOf(r.base, Math.floor(n / FIELD_KINDS));
+      if (t >= from && t < to) visit(r.m, t, n % FIELD_KINDS, fv[j + 1]);
     }
   }
-  return out;
 }
 
-async function exec(redis: Redis, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
-  const p = redis.pipeline();
-  for (const [name, ...args] of cmds) (p as any)[name](...args);
-  return ((await p.exec()) ?? []) as [Error | null, unknown][];
+/** A visitor summing fields per merchant into `into`. */
+export function accumulate(into: Map<string, Totals>) {
+  return (m: string, _t: number, kind: number, v: string) => {
+    let t = into.get(m);
+    if (!t) into.set(m, (t = emptyTotals()));
+    addField(t, kind, v);
+  };
 }
 
-/** Splits a NUL-joined hash reply into [field, value, field, value, …]. */
-function pairsOf(s: string): string[] {
-  return s === '' ? [] : s.split('\0');
+function dropEmpty(map: Map<string, Totals>): Map<string, Totals> {
+  for (const [m, t] of map) if (isEmpty(t)) map.delete(m);
+  return map;
 }
 
-/**
- * A tier key of merchant `m` with its slot range (field div 4) inside [from, to). A slot's bucket starts at
- * `base + slot × MINUTE` (1m: base = the day's start), `(base + slot) × HOUR` (1h), or at the start of local day
- * `base + slot` (1d). Plain data, no closure per key: a baseline read makes 100,000 of them.
- */
-interface KeyRead { m: string; key: string; lo: number; hi: number; base: number }
+/** Adds a window-index hash reply (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant and values) into `into`. Pure. */
+export function addWindowHash(into: Map<string, Totals>, s: string): void {
+  const fv = pairsOf(s);
+  for (let j = 0; j < fv.length; j += 2) {
+    const [m, kind] = windowField(fv[j]);
+    let t = into.get(m);
+    if (!t) into.set(m, (t = emptyTotals()));
+    addField(t, kind, fv[j + 1]);
+  }
+}
 
 export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader & WindowSliceReader {
   const { prefix, partitions, hotShards } = opts;
@@ -186,6 +110,8 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     }
     return s;
   }
+
+  const ranges: RangeContext = { prefix, clock, startOfLocalDay };
 
   let foreignCache: { at: number; sets: Promise<Set<string>[]> } | null = null;
   function foreignSets(): Promise<Set<string>[]> {
@@ -218,43 +144,6 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     return out;
   }
 
-  /** The keys of one (partition, merchant) that cover [from, to) at `step`, with the slots inside the range. */
-  function keyReads(p: number, m: string, from: number, to: number, step: Step): KeyRead[] {
-    const reads: KeyRead[] = [];
-    if (step === '1m') {
-      for (let ds = clock.dayStart(from); ds < to; ds = clock.dayStart(ds + 30 * HOUR)) {
-        const day = clock.localDayOfStart(ds);
-        const next = clock.dayStart(ds + 30 * HOUR);
-        const lo = Math.ceil((from - ds) / MINUTE);
-        const hi = Math.ceil((Math.min(to, next) - ds) / MINUTE) - 1;
-        for (let q = 0; ds + q * QUARTER_MINUTES * MINUTE < next; q++) {
-          const qlo = Math.max(lo, q * QUARTER_MINUTES);
-          const qhi = Math.min(hi, (q + 1) * QUARTER_MINUTES - 1);
-          if (qlo > qhi) continue;
-          reads.push({ m, key: keys.minute(prefix, p, m, day, q), lo: qlo, hi: qhi, base: ds });
-        }
-      }
-    } else if (step === '1h') {
-      const h0 = Math.ceil(from / HOUR);
-      const h1 = Math.ceil(to / HOUR) - 1;
-      if (h0 > h1) return reads;
-      for (let b = Math.floor(h0 / HOUR_BLOCK); b <= Math.floor(h1 / HOUR_BLOCK); b++) {
-        const base = b * HOUR_BLOCK;
-        reads.push({ m, key: keys.hour(prefix, p, m, b), lo: Math.max(0, h0 - base), hi: Math.min(HOUR_BLOCK - 1, h1 - base), base });
-      }
-    } else {
-      let d0 = clock.localDay(from);
-      if (startOfLocalDay(d0) < from) d0++;
-      const d1 = clock.localDay(to - 1);
-      if (d0 > d1) return reads;
-      for (let b = Math.floor(d0 / DAY_BLOCK); b <= Math.floor(d1 / DAY_BLOCK); b++) {
-        const base = b * DAY_BLOCK;
-        reads.push({ m, key: keys.day(prefix, p, m, b), lo: Math.max(0, d0 - base), hi: Math.min(DAY_BLOCK - 1, d1 - base), base });
-      }
-    }
-    return reads;
-  }
-
   /**
    * Reads (merchant, partitions) pairs at `step` over [from, to) and hands every bucket field to `visit`.
    * One script call per partition and up to KEYS_PER_CALL keys, returning only the fields inside the range.
@@ -267,7 +156,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       for (const p of ps) {
         let l = byPartition.get(p);
         if (!l) byPartition.set(p, (l = []));
-        for (const r of keyReads(p, m, from, to, step)) l.push(r);
+        for (const r of keyReads(ranges, p, m, from, to, step)) l.push(r);
       }
     }
     const cmds: Cmd[] = [];
@@ -282,47 +171,9 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
         meta.push(chunk);
       }
     }
-    const timeOf = step === '1m' ? (base: number, slot: number) => base + slot * MINUTE
-      : step === '1h' ? (base: number, slot: number) => (base + slot) * HOUR
-        : (base: number, slot: number) => startOfLocalDay(base + slot);
+    const timeOf = slotTimeOf(step, startOfLocalDay);
     const res = (await run(redis, cmds)) as string[][];
-    for (let c = 0; c < res.length; c++) {
-      const hashes = res[c];
-      for (let i = 0; i < hashes.length; i++) {
-        if (hashes[i] === '') continue;
-        const r = meta[c][i];
-        const fv = hashes[i].split('\0');
-        for (let j = 0; j < fv.length; j += 2) {
-          const n = Number(fv[j]);
-          const t = timeOf(r.base, Math.floor(n / FIELD_KINDS));
-          if (t >= from && t < to) visit(r.m, t, n % FIELD_KINDS, fv[j + 1]);
-        }
-      }
-    }
-  }
-
-  function accumulate(into: Map<string, Totals>) {
-    return (m: string, _t: number, kind: number, v: string) => {
-      let t = into.get(m);
-      if (!t) into.set(m, (t = emptyTotals()));
-      addField(t, kind, v);
-    };
-  }
-
-  function dropEmpty(map: Map<string, Totals>): Map<string, Totals> {
-    for (const [m, t] of map) if (isEmpty(t)) map.delete(m);
-    return map;
-  }
-
-  /** Adds a window-index hash (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant) into `into`. */
-  function addWindowHash(into: Map<string, Totals>, s: string): void {
-    const fv = pairsOf(s);
-    for (let j = 0; j < fv.length; j += 2) {
-      const [m, kind] = windowField(fv[j]);
-      let t = into.get(m);
-      if (!t) into.set(m, (t = emptyTotals()));
-      addField(t, kind, fv[j + 1]);
-    }
+    for (let c = 0; c < res.length; c++) visitBucketReplies(res[c], meta[c], timeOf, from, to, visit);
   }
 
   /** Earliest minute the all-merchants minute index still holds in every partition; +∞ when it holds none. */
@@ -429,10 +280,4 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       return out;
     },
   };
-}
-
-/** Merges `b` into `a` (sum per merchant); handy for callers combining reads. */
-export function mergeTotals(a: Map<string, Totals>, b: Map<string, Totals>): Map<string, Totals> {
-  for (const [m, t] of b) addTotals(a.get(m) ?? (a.set(m, emptyTotals()), a.get(m)!), t);
-  return a;
 }

@@ -1,0 +1,21 @@
+/**
+ * The bucket store, the public face: everything outside the aggregator (alerting, api, bench, tests, tools) that
+ * reads or writes buckets imports from here, and only from here.
+ *
+ * The store owns the Redis layout (layout.ts), the four counters (counters.ts), planning a chunk of change events
+ * into deltas (plan.ts), the atomic Lua apply (apply.ts, apply.lua), the reads (read.ts over ranges.ts and
+ * scripts.ts) and the test writer (writer.ts). The aggregator's consumer and replay drive the writing side.
+ */
+
+// Reading: what the rules, the API and the tools use.
+export {
+  addTotals, emptyTotals, isEmpty, type Totals,
+} from './counters.ts';
+export { hasWindowSlices, STEP_MS, type BucketReader, type Point, type Step, type WindowSlice, type WindowSliceReader } from './reader.ts';
+export { createBucketReader, type ReaderOptions } from './read.ts';
+
+// Writing: the test writer, and the pieces the apply benchmark drives directly.
+export { BucketWriter, seedTrendingMerchant } from './writer.ts';
+export { Applier } from './apply.ts';
+export { DayClock, keys, retentionOf } from './layout.ts';
+export { addFacts, candidateCache, emptyPlan, type Plan } from './plan.ts';

@@ -1,0 +1,44 @@
+/** What the bucket store's reads return, and the interface the rules, the API and the tools read through. */
+import type { Totals } from './counters.ts';
+
+export type Step = '1m' | '1h' | '1d';
+export const STEP_MS: Record<Step, number> = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 };
+
+export interface Point extends Totals {
+  /** bucket start, epoch ms (for 1d: local midnight in RISKMON_TZ) */
+  t: number;
+}
+
+export interface BucketReader {
+  /** Points of one merchant in [fromMs, toMs) at `step`, empty buckets omitted, sorted by t. */
+  series(merchantId: string, fromMs: number, toMs: number, step: Step): Promise<Point[]>;
+  /** Totals of every merchant with any activity in [fromMs, toMs), both aligned to `step`. */
+  totalsByMerchant(fromMs: number, toMs: number, step: Step): Promise<Map<string, Totals>>;
+  /** Totals of the given merchants over [fromMs, toMs), using the finest tier that still holds the range. */
+  totals(merchantIds: string[], fromMs: number, toMs: number): Promise<Map<string, Totals>>;
+  /** Event-time watermark (epoch ms): the minimum over all partitions of what each has seen; null before any. */
+  watermark(): Promise<number | null>;
+}
+
+/** One (minute, partition) of the all-merchants minute index. */
+export interface WindowSlice {
+  minute: number;
+  partition: number;
+  /** Changes whenever the hash changes (length and CRC-64 of its DUMP); '' when the key does not exist. */
+  fingerprint: string;
+  /** Per-merchant totals; null when the fingerprint equals the one the caller already knows. */
+  totals: Map<string, Totals> | null;
+}
+
+export interface WindowSliceReader {
+  /**
+   * The index slices of `minutes` in every partition. `known` gives the fingerprint the caller holds for a slice;
+   * unchanged slices come back without totals. Null when the index no longer holds the oldest minute asked for
+   * (a catch-up far behind): read with totalsByMerchant then.
+   */
+  windowSlices(minutes: number[], known: (minute: number, partition: number) => string | undefined): Promise<WindowSlice[] | null>;
+}
+
+export function hasWindowSlices(r: BucketReader): r is BucketReader & WindowSliceReader {
+  return typeof (r as Partial<WindowSliceReader>).windowSlices === 'function';
+}

@@ -1,0 +1,102 @@
+/**
+ * The read side of the store in Redis: two read-only Lua scripts and a chunked pipeline runner.
+ *
+ * Hashes are read through a small script that returns each hash as ONE string ("f\0v\0f\0v…", optionally only the
+ * fields of a slot range): the client decodes a few strings instead of thousands of RESP bulk strings (that
+ * decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
+ */
+import type { Redis } from 'ioredis';
+
+/** Keys per script call: bounds how long one call holds Redis and the size of one reply. */
+export const KEYS_PER_CALL = 500;
+/** Commands per pipeline round trip: bounds client memory on 100,000-merchant reads. */
+const PIPELINE_CHUNK = 2_000;
+
+// KEYS: hashes; ARGV: per key lo, hi (field numbers, inclusive; lo = '' keeps every field).
+// Returns per key the kept fields and values joined by NUL. A range much smaller than the hash is read with HMGET
+// (a 2-hour minute series out of a 6-hour quarter), otherwise HGETALL and a filter: Lua's cost is per string.
+const HASHES_LUA = `
+local out = {}
+for i, k in ipairs(KEYS) do
+  local lo = ARGV[2 * i - 1]
+  local n = redis.call('HLEN', k)
+  if n == 0 then
+    out[i] = ''
+  elseif lo == '' then
+    out[i] = table.concat(redis.call('HGETALL', k), '\\0')
+  else
+    lo = tonumber(lo)
+    local hi, parts, m = tonumber(ARGV[2 * i]), {}, 0
+    if hi < lo then
+      -- nothing of this hash is in the range
+    elseif (hi - lo + 1) * 2 < n then
+      local fs = {}
+      for f = lo, hi do fs[f - lo + 1] = f end
+      local vs = redis.call('HMGET', k, unpack(fs))
+      for j = 1, hi - lo + 1 do
+        if vs[j] then parts[m + 1] = fs[j]; parts[m + 2] = vs[j]; m = m + 2 end
+      end
+    else
+      local h = redis.call('HGETALL', k)
+      for j = 1, #h, 2 do
+        local f = tonumber(h[j])
+        if f >= lo and f <= hi then parts[m + 1] = h[j]; parts[m + 2] = h[j + 1]; m = m + 2 end
+      end
+    end
+    out[i] = table.concat(parts, '\\0')
+  end
+end
+return out`;
+
+// KEYS: 1 window-index GC cursor, 2.. index hashes; ARGV: 1 oldest minute asked for, 2.. known fingerprints.
+// Returns {'gone'} when the GC passed that minute, else per key: fingerprint, content ('' when unchanged).
+// The fingerprint is the length and CRC-64 of the key's DUMP (computed by Redis in C): any change to the hash
+// changes it (a re-ordered but equal hash may change it too, which only costs a re-read).
+const WINDOW_LUA = `
+local gc = redis.call('GET', KEYS[1])
+if gc and tonumber(gc) > tonumber(ARGV[1]) then return {'gone'} end
+local out = {}
+for i = 2, #KEYS do
+  local d = redis.call('DUMP', KEYS[i])
+  local fp = ''
+  if d then
+    local c = {string.byte(d, -8, -1)}
+    fp = string.format('%d:%02x%02x%02x%02x%02x%02x%02x%02x', #d, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+  end
+  out[2 * i - 3] = fp
+  if fp ~= ARGV[i] and d then out[2 * i - 2] = table.concat(redis.call('HGETALL', KEYS[i]), '\\0') else out[2 * i - 2] = '' end
+end
+return out`;
+
+export type Cmd = [name: string, ...args: (string | number)[]];
+
+export function defineScripts(redis: Redis): void {
+  if (!(redis as any).riskmonReadHashes) redis.defineCommand('riskmonReadHashes', { lua: HASHES_LUA });
+  if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: WINDOW_LUA });
+}
+
+export async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (let i = 0; i < cmds.length; i += PIPELINE_CHUNK) {
+    const chunk = cmds.slice(i, i + PIPELINE_CHUNK);
+    let res = await exec(redis, chunk);
+    // Scripts flushed on the server (SCRIPT FLUSH, a restarted Redis): ioredis then sends them with EVAL again.
+    if (res.some(([err]) => err && /NOSCRIPT/.test(err.message))) res = await exec(redis, chunk);
+    for (const [err, v] of res) {
+      if (err) throw err;
+      out.push(v);
+    }
+  }
+  return out;
+}
+
+async function exec(redis: Redis, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
+  const p = redis.pipeline();
+  for (const [name, ...args] of cmds) (p as any)[name](...args);
+  return ((await p.exec()) ?? []) as [Error | null, unknown][];
+}
+
+/** Splits a NUL-joined hash reply into [field, value, field, value, …]. */
+export function pairsOf(s: string): string[] {
+  return s === '' ? [] : s.split('\0');
+}

@@ -1,0 +1,47 @@
+/**
+ * The evaluation evidence: the JSON the alerting stores with every evaluation row and alert transition
+ * (evaluations.evidence, alerts.evidence, alert_transitions.evidence) and the API reads back — as it is, and to
+ * rank merchants (`EVIDENCE_RATIO_SQL`). The rules build it (alerting/rules); its shape is declared here so a
+ * change of a field and the SQL that reads it are one edit.
+ */
+
+interface Span { from: string; to: string }
+
+export interface CancelRateSpikeEvidence {
+  rule: 'cancel_rate_spike';
+  ruleVersion: string;
+  minute: string;
+  window: Span & { approvals: number; cancels: number; rate: number | null };
+  baseline: Span & { approvals: number; cancels: number; rate: number | null };
+  multiplier: number;
+  threshold: number | null;
+  /** Present once the guards passed and the rates were compared. */
+  expectedCancels?: number;
+  pValue?: number;
+  maxPValue?: number;
+}
+
+export interface VolumeDropEvidence {
+  rule: 'volume_drop';
+  ruleVersion: string;
+  minute: string;
+  /** Today from local midnight to the end of the minute; amounts are decimal strings (KRW). */
+  window: Span & { approvedAmount: string };
+  baseline: Span & { sameTimeAverage: string; dailyAverage: string; method: string };
+  ratio: number;
+  threshold: string;
+  todayVsBaseline: number | null;
+  ingestLagMs: number;
+}
+
+export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence;
+
+/**
+ * How the API ranks merchants by a rule's latest evidence, as SQL over the `evidence` jsonb column. `num(e)` is a
+ * placeholder the caller expands to a safe cast (evidence written by older versions may hold strings).
+ * cancel_rate: window rate ÷ baseline rate; volume_drop: today's amount ÷ the same-time baseline.
+ */
+export const EVIDENCE_RATIO_SQL = {
+  cancel_rate: `num(evidence#>'{window,rate}') / NULLIF(num(evidence#>'{baseline,rate}'), 0)`,
+  volume_drop: `COALESCE(num(evidence->'todayVsBaseline'), num(evidence#>'{window,approvedAmount}') / NULLIF(num(evidence#>'{baseline,sameTimeAverage}'), 0))`,
+} as const;

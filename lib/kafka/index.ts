@@ -1,0 +1,9 @@
+/**
+ * Kafka access, the public face: client construction from config, reading a partition at an offset, writing
+ * explicit partitions with our own record-batch encoding, and locating a source LSN in the retained topic.
+ * Components import Kafka helpers from here only.
+ */
+export { createKafka, kafkaConfigOf, type KafkaClientOptions, type KafkaConfig } from './client.ts';
+export { PartitionWriter, TopicReader, type FetchedMessage, type PartitionBatch } from './direct.ts';
+export { locateLsn, LsnInFutureError, LsnTooOldError, type LsnLocation } from './locate.ts';
+export type { Kafka } from 'kafkajs';

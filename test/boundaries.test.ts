@@ -1,0 +1,114 @@
+/**
+ * The dependency rule, checked on every non-test source file: a component (cdc, aggregator, alerting, api) reaches
+ * another only through `lib/` or that component's declared public face; `lib/` imports no component; the tools at
+ * the top (scripts, test, bench) use components through their public faces too, and may use a component's test
+ * support (`testing.ts`, `testing/`); the dashboard (web/) imports only lib/. Test files (`*.test.ts`, `*.int.ts`)
+ * and test support may reach inside. A dynamic import must name its module literally, so the type checker sees
+ * the dependency.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const COMPONENTS = ['cdc', 'aggregator', 'alerting', 'api'] as const;
+const TOOLS = ['scripts', 'test', 'bench'] as const;
+/** The declared public faces: the only files of a component that other folders may import. */
+export const PUBLIC_FACES: readonly string[] = [
+  'cdc/index.ts',
+  'aggregator/index.ts',
+  'aggregator/store/index.ts',
+  'alerting/index.ts',
+  'api/index.ts',
+];
+
+export function isTestFile(file: string): boolean {
+  return /\.(test|int)\.ts$/.test(file) || /(^|\/)testing(\.ts$|\/)/.test(file);
+}
+
+const folderOf = (file: string) => file.split('/')[0];
+
+/** Why `from` may not import `to` (both relative to the repository root), or null when it may. */
+export function violation(from: string, to: string): string | null {
+  const a = folderOf(from);
+  const b = folderOf(to);
+  if (a === b) return null;
+  if (from === 'scripts/riskmon.mjs' && b === 'dist') return null; // the bin runs the compiled build of all of it
+  if (b === 'lib') return null; // pure helpers (lib/time.ts) serve the dashboard too
+  if (a === 'web') return 'the dashboard (web/) imports nothing outside web/ but lib/';
+  if (a === 'lib') return 'lib/ is the bottom layer: it imports no component or tool';
+  const isComponent = (f: string) => (COMPONENTS as readonly string[]).includes(f);
+  const isTool = (f: string) => (TOOLS as readonly string[]).includes(f);
+  if (isComponent(b) && isTool(a) && isTestFile(to)) return null; // test support: for tests and benchmarks
+  if (isComponent(b)) return PUBLIC_FACES.includes(to) ? null : `${to} is not a public face (${PUBLIC_FACES.filter((p) => folderOf(p) === b).join(', ')})`;
+  if (isComponent(a) && isTool(b)) return 'a component does not import the tools (scripts/, test/, bench/)';
+  if (isTool(a) && isTool(b)) return null;
+  return `${b}/ is not a folder riskmon code imports from`;
+}
+
+/** Relative module specifiers of a source file: static imports and re-exports, and dynamic imports. */
+export function importsOf(source: string): { spec: string | null; line: number }[] {
+  const out: { spec: string | null; line: number; at: number }[] = [];
+  const lineOf = (at: number) => source.slice(0, at).split('\n').length;
+  // `import … from '…'` / `export … from '…'` (over several lines too), and bare `import '…'`
+  for (const m of source.matchAll(/^[ \t]*(?:import|export)\b[^'"`;]*?\bfrom\s*['"]([^'"]+)['"]|^[ \t]*import\s*['"]([^'"]+)['"]/gm)) {
+    out.push({ spec: m[1] ?? m[2], line: lineOf(m.index!), at: m.index! });
+  }
+  for (const m of source.matchAll(/\bimport\(\s*([^)]*)\)/g)) {
+    const lit = /^['"]([^'"]+)['"]$/.exec(m[1].trim());
+    out.push({ spec: lit ? lit[1] : null, line: lineOf(m.index!), at: m.index! });
+  }
+  return out.sort((x, y) => x.at - y.at).map(({ spec, line }) => ({ spec, line }));
+}
+
+function sourceFiles(dir = ROOT, rel = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('.') || e.name === 'node_modules' || e.name === 'dist' || e.name === 'test-artifacts') continue;
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...sourceFiles(path.join(dir, e.name), r));
+    else if (/\.(ts|mjs)$/.test(e.name) && rel) out.push(r); // top-level config files (vitest.config.ts) are not code
+  }
+  return out;
+}
+
+describe('dependency boundaries', () => {
+  it('the rule itself: public faces and lib/ pass, private files and upward imports fail', () => {
+    expect(violation('alerting/window.ts', 'aggregator/store/index.ts')).toBeNull();
+    expect(violation('api/deps.ts', 'lib/kafka/index.ts')).toBeNull();
+    expect(violation('bench/pipeline.ts', 'test/harness/index.ts')).toBeNull();
+    expect(violation('alerting/window.ts', 'aggregator/store/read.ts')).toMatch(/not a public face/);
+    expect(violation('api/routes/deadletters.ts', 'cdc/tails.ts')).toMatch(/not a public face/);
+    expect(violation('bench/alerting.ts', 'alerting/evaluator.ts')).toMatch(/not a public face/);
+    expect(violation('lib/cli.ts', 'cdc/index.ts')).toMatch(/bottom layer/);
+    expect(violation('api/status.ts', 'scripts/stack-lib.ts')).toMatch(/tools/);
+    expect(violation('web/src/api.ts', 'api/schemas.ts')).toMatch(/web/);
+    expect(violation('bench/alerting.ts', 'alerting/testing/fixtures.ts')).toBeNull();
+    expect(violation('api/status.ts', 'alerting/testing/fixtures.ts')).toMatch(/not a public face/);
+    expect(importsOf("import { a } from '../x.ts';\nexport { b } from './y.ts';\nconst m = await import(new URL('../z.ts', import.meta.url).href);\nawait import('./w.ts');\nimport {\n  c,\n  d,\n} from '../v.ts';"))
+      .toEqual([{ spec: '../x.ts', line: 1 }, { spec: './y.ts', line: 2 }, { spec: null, line: 3 }, { spec: './w.ts', line: 4 }, { spec: '../v.ts', line: 5 }]);
+    expect(isTestFile('aggregator/harness.int.ts') && isTestFile('alerting/testing/fixtures.ts') && isTestFile('cdc/cdc.int.test.ts')).toBe(true);
+    expect(isTestFile('aggregator/store/writer.ts')).toBe(false);
+  });
+
+  it('every non-test file imports only across allowed boundaries', () => {
+    const files = sourceFiles().filter((f) => !isTestFile(f));
+    expect(files.length).toBeGreaterThan(100);
+    const problems: string[] = [];
+    let crossings = 0;
+    for (const file of files) {
+      for (const { spec, line } of importsOf(readFileSync(path.join(ROOT, file), 'utf8'))) {
+        if (spec === null) { problems.push(`${file}:${line}: dynamic import of a computed module (name it literally, so it is type-checked)`); continue; }
+        if (!spec.startsWith('.')) continue; // packages
+        const to = path.relative(ROOT, path.resolve(ROOT, path.dirname(file), spec)).split(path.sep).join('/');
+        if (folderOf(to) !== folderOf(file)) crossings++;
+        const why = violation(file, to);
+        if (why) problems.push(`${file}:${line}: imports ${to}: ${why}`);
+      }
+    }
+    expect(crossings).toBeGreaterThan(50); // the scan saw the real cross-folder imports
+    expect(problems).toEqual([]);
+  });
+});
