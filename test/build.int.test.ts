@@ -25,7 +25,7 @@ describe('compiled JavaScript (npm run build)', () => {
 
     const [source, risk] = await Promise.all([freshDatabase('build_src'), freshDatabase('build_risk')]);
     const s = services();
-    // With dist/ present the bin imports dist/lib/cli.js; NODE_OPTIONS is cleared so no loader comes in from outside.
+    // With dist/ present the bin imports dist/scripts/cli.js; NODE_OPTIONS is cleared so no loader comes in from outside.
     const env = { ...process.env, PG_URL: source, RISK_PG_URL: risk, KAFKA_BROKERS: s.KAFKA_BROKERS, REDIS_URL: s.REDIS_URL, NODE_OPTIONS: '', RISKMON_LOG_LEVEL: 'warn' };
     const migrate = spawnSync(process.execPath, [BIN, 'migrate'], { env, encoding: 'utf8', timeout: 60_000 });
     expect(migrate.status, `${migrate.stdout}${migrate.stderr}`).toBe(0);
