@@ -1,5 +1,5 @@
 /** Options of `riskmon aggregate` and `riskmon replay` (README "Configuration"). */
-import { commonSpec, connections, int, json, num } from '../lib/config.ts';
+import { commonSpec, connections, metricsSpec, int, json, num } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 
 export const aggregatorSpec = {
@@ -12,6 +12,6 @@ export const aggregatorSpec = {
   windowMinutes: int('RISKMON_WINDOW_INDEX_MINUTES', 'event-time minutes of the all-merchants minute index (rules windows) behind the watermark', 240, 61, 7 * 1440),
   chunk: int('RISKMON_AGG_CHUNK', 'messages per atomic Redis apply (a fetched batch of 1 MiB holds ~3,500)', 4000, 1, 20_000),
   concurrency: int('RISKMON_AGG_CONCURRENCY', 'partitions processed concurrently by one aggregator', 4, 1, 64),
-  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when the aggregator runs alone (0 = off)', 0, 0, 65535),
+  ...metricsSpec,
 };
 

@@ -1,5 +1,5 @@
 /** The alerting component's options (README "Configuration"), composed with the shared ones. */
-import { commonSpec, connections, int, json, str, url, type ConfigOf } from '../lib/config.ts';
+import { commonSpec, connections, int, metricsSpec, json, str, url, type ConfigOf } from '../lib/config.ts';
 import { defaultRules, parseRules } from './rules/config.ts';
 
 export const alertingSpec = {
@@ -18,6 +18,7 @@ export const alertingSpec = {
   slackDigestOver: int('RISKMON_SLACK_DIGEST_OVER', 'more than this many pending notifications at once are sent as one digest', 3, 1, 1000),
   slackMaxAttempts: int('RISKMON_SLACK_MAX_ATTEMPTS', 'a notification failing with 5xx or a network error this many times is marked failed', 20, 1, 1000),
   slackTimeoutMs: int('RISKMON_SLACK_TIMEOUT_MS', 'timeout of one Slack request', 10_000, 100, 120_000),
+  ...metricsSpec,
 };
 
 export type AlertingConfig = ConfigOf<typeof alertingSpec>;

@@ -110,7 +110,7 @@ export class Evaluator implements Service {
     if (wm === null) return null;
     const closed = lastClosedMinute(wm, this.#o.allowedLatenessMs);
     const next = nextMinute(this.#progress, closed, this.#o.maxCatchUpMinutes);
-    metrics.evaluatorLagMinutes.set(this.#progress === null ? 0 : Math.max(0, (closed - this.#progress) / MINUTE));
+    metrics.evaluatorLagSeconds.set(this.#progress === null ? 0 : Math.max(0, (closed - this.#progress) / 1000));
     if (!next) return null;
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
     return this.#evaluateMinute(next.minute, wm);

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
+import { serveMetrics } from '../lib/metrics.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Service } from '../lib/service.ts';
 import { alertingSpec, type AlertingConfig } from './config.ts';
@@ -31,6 +32,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   await migrate(cfg.riskPgUrl, 'risk', log);
   const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return buildAlerting(cfg, { reader, redis });
 }
 

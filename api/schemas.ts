@@ -1,6 +1,6 @@
 /**
  * Request and response schemas, written once with TypeBox: Fastify validates requests with them, serializes
- * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs.
+ * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs/json (Swagger UI at /docs).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/index.ts';

@@ -25,6 +25,7 @@ const PARTS: Part[] = [
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },
   { name: 'pipeline', load: async () => (await import('./pipeline.ts')).benchPipeline },
+  { name: 'startup', load: async () => (await import('./startup.ts')).benchStartup },
 ];
 
 /** The keys DESIGN.md requires in the JSON; the runner names any that no part produced. */

@@ -26,7 +26,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const kafka = createKafka(cfg, { clientId: 'riskmon-cdc' });
   await setupSource(cfg, log);
   await setupTopics(kafka, cfg, log);
-  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort);
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),

@@ -217,6 +217,15 @@ export const commonSpec = {
 };
 
 /**
+ * /metrics of a component running on its own (the api serves /metrics on its HTTP port). In a container the
+ * address must be 0.0.0.0 for Prometheus (compose.yaml's monitoring profile) to reach it.
+ */
+export const metricsSpec = {
+  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when cdc, aggregate or alerting runs alone (0 = off)', 0, 0, 65535),
+  metricsHost: str('RISKMON_METRICS_HOST', 'address the /metrics port listens on (0.0.0.0 in a container)', '127.0.0.1'),
+};
+
+/**
  * Pick the subset of `connectionSpec` a component needs, so `riskmon generate` does not ask for Kafka.
  */
 export function connections<K extends keyof typeof connectionSpec>(...keys: K[]): Pick<typeof connectionSpec, K> {
