@@ -13,16 +13,27 @@ import type { Service } from '../lib/service.ts';
 import { alertingSpec, type AlertingConfig } from './config.ts';
 import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
+import { BacktestRunner } from './backtest/jobs.ts';
+import { seedRules } from './rules/versions.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
+// For the API: rules as versioned data, and backtests.
+export { parseRules, RulesError, type RulesConfig } from './rules/config.ts';
+export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
+export {
+  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,
+} from './backtest/jobs.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
   const log = componentLogger('alerting');
   await migrate(cfg.riskPgUrl, 'risk', log);
+  // The first rules version, when the store holds none: RISKMON_RULES (or the defaults).
+  const seedDb = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 1 });
+  try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
   const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   return buildAlerting(cfg, { reader, redis });
@@ -43,7 +54,12 @@ export function buildAlerting(
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
   }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now });
-  const services: Service[] = [evaluator];
+  // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
+  const backtests = new BacktestRunner(
+    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
+    { reader: deps.reader, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy },
+  );
+  const services: Service[] = [evaluator, backtests];
   if (cfg.slackWebhookUrl) {
     services.push(new SlackSender({
       webhookUrl: cfg.slackWebhookUrl, publicUrl: cfg.publicUrl, minIntervalMs: cfg.slackMinIntervalMs,
