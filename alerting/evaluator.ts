@@ -23,6 +23,7 @@ import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory 
 import { isReplay, lastClosedMinute, nextMinute } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
 import { DayInputs } from './inputs.ts';
+import { ShadowEvaluator } from './shadow.ts';
 import * as metrics from './metrics.ts';
 import { activationId, activeRules } from './rules/versions.ts';
 import { activeSilences } from './silences.ts';
@@ -79,6 +80,7 @@ export class Evaluator implements Service {
   readonly #window: WindowSums;
   /** Set while a closed minute waits or is being evaluated: background work (backtests) yields to it. */
   #busy = false;
+  readonly #shadow: ShadowEvaluator;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
     this.#o = opts;
@@ -88,6 +90,7 @@ export class Evaluator implements Service {
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
       tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now,
     });
+    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }) });
   }
 
   /** The rules in use now. */
@@ -202,6 +205,7 @@ export class Evaluator implements Service {
     const t3 = performance.now();
     // Committed: now memory follows.
     this.#progress = M;
+    const firingBefore = new Map(this.#memory.firing);
     applyDecision(this.#memory, d, (key) => committed.fired.get(key)!);
     const publishedAt = Date.now();
     if (this.#d.redis) {
@@ -210,6 +214,8 @@ export class Evaluator implements Service {
     }
 
     const ms = performance.now() - t0;
+    // The shadow version, after the live minute is out (it never delays a live alert).
+    await this.#shadow.minute({ minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour } });
     metrics.evaluationDuration.observe(ms / 1000);
     metrics.minutesEvaluated.inc({ replay: String(replay) });
     for (const [rule, byStatus] of Object.entries(d.counts)) {

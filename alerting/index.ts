@@ -22,6 +22,7 @@ export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
 // For the API: rules as versioned data, and backtests.
 export { parseRules, RulesError, type RulesConfig } from './rules/config.ts';
+export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
 export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
 export {
   BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,

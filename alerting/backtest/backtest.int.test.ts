@@ -7,6 +7,8 @@
  *   local midnight inside the period, minutes where ingestion lagged — evaluated minute by minute by the live
  *   evaluator; a backtest of the same rules over a period inside gives exactly the live alerts.
  * - a candidate with a higher multiplier drops the weaker surge and keeps the strong one.
+ * - a shadow version (that candidate, run beside the live rules from a minute inside the period) stores would-be
+ *   alerts equal to a backtest of it over the same minutes.
  */
 import { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -17,6 +19,8 @@ import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
 import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { defaultRules, parseRules } from '../rules/config.ts';
+import { createDraft, seedRules } from '../rules/versions.ts';
+import { currentShadow, shadowAlerts, startShadow } from '../shadow.ts';
 import { liveAlerts } from '../store.ts';
 import { riskStore } from '../testing/fixtures.ts';
 import { BacktestRunner, cancelBacktest, getBacktest, queueBacktest } from './jobs.ts';
@@ -43,6 +47,8 @@ const SURGE_WEAK = B0 + 50 * MINUTE; // +1 cancel/min for 30 minutes
 const SURGE_HOT = B0 - 40 * MINUTE; // +15 cancels/min for 90 minutes on a hot merchant
 const SPIKE = B0 - 62 * MINUTE; // 50 cancels in one minute: fires before B0, clear 2 minutes at B0, resolves at B0+2
 const STOP = MIDNIGHT - 60 * MINUTE; // a big merchant stops
+const SHADOW_FROM = B0 + 20 * MINUTE; // the shadow version (×4) runs from here
+const STRICT = parseRules({ cancel_rate_spike: { multiplier: 4 } });
 
 function writeHistory(w: BucketWriter): void {
   let n = 0;
@@ -84,6 +90,7 @@ describe('backtests', () => {
   let reader: BucketReader;
   let db: pg.Pool;
   let runner: BacktestRunner;
+  let shadowId: string;
 
   beforeAll(async () => {
     redis = new Redis(services().REDIS_URL);
@@ -94,6 +101,9 @@ describe('backtests', () => {
     reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
     db = await riskStore(await freshDatabase('risk'));
 
+    await seedRules(db, defaultRules());
+    const strict = await createDraft(db, { cancel_rate_spike: { multiplier: 4 } }, 'stricter', 'test');
+
     // The live evaluator, minute by minute from L0 to B1, the watermark closing one minute at a time.
     let wm = L0 + MINUTE + LATENESS;
     const clock = { now: wm + 2000 };
@@ -103,6 +113,10 @@ describe('backtests', () => {
       evalPollMs: 50, maxCatchUpMinutes: 1440, evaluatorName: 'default', redisPrefix: prefix, slackEnabled: false,
     }, { reader: live, db, redis: null, log, now: () => clock.now });
     for (let M = L0; M < B1; M += MINUTE) {
+      if (M === SHADOW_FROM) {
+        await startShadow(db, strict.version, 'test');
+        shadowId = (await currentShadow(db))!.id;
+      }
       wm = M + MINUTE + LATENESS;
       clock.now = wm + (LAGGING.has(M) ? 200_000 : 2000);
       const r = await ev.evaluateNext();
@@ -156,7 +170,7 @@ describe('backtests', () => {
   });
 
   it('a candidate with a higher multiplier drops the weaker surge and keeps the strong one', async () => {
-    const result = await backtest(parseRules({ cancel_rate_spike: { multiplier: 4 } }));
+    const result = await backtest(STRICT);
     const cancels = result.alerts.filter((a) => a.rule === 'cancel_rate_spike').map((a) => a.merchantId);
     expect(cancels).toContain('strong');
     expect(cancels).toContain('hot');
@@ -164,6 +178,17 @@ describe('backtests', () => {
     expect(result.vsLive.onlyLive.map((a) => a.merchantId)).toContain('weak');
     expect(result.vsLive.exact).toBe(false);
     expect(result.summary.cancel_rate_spike.fired).toBeLessThan(result.summary.cancel_rate_spike.live.fired);
+  });
+
+  it("a shadow version's would-be alerts equal a backtest of it over the same minutes; nothing live changes", async () => {
+    expect(await currentShadow(db)).toMatchObject({ firstMinute: new Date(SHADOW_FROM), lastMinute: new Date(B1 - MINUTE) });
+    const shadow = await shadowAlerts(db, shadowId);
+    const result = await backtest(STRICT, SHADOW_FROM, B1);
+    expect(shadow.map(key).sort()).toEqual(result.alerts.map(key).sort());
+    expect(shadow.map((a) => a.merchantId)).toContain('strong');
+    expect(shadow.filter((a) => a.rule === 'cancel_rate_spike' && !a.carried).map((a) => a.merchantId)).not.toContain('weak');
+    // The live alerts are those of the active rules only (the backtest of them above matched them exactly).
+    expect((await liveAlerts(db, SHADOW_FROM, B1, false)).map((a) => a.merchantId)).toContain('weak');
   });
 
   it('queues several, runs them oldest first, and stops a cancelled one', async () => {

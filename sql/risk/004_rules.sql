@@ -56,3 +56,31 @@ CREATE TABLE IF NOT EXISTS backtests (
   result        jsonb                            -- alerts, summary, vsLive, quality (when done)
 );
 CREATE INDEX IF NOT EXISTS backtests_queue ON backtests (id) WHERE status IN ('queued', 'running');
+
+-- A shadow version: one draft evaluated beside the active version on live minutes, its would-be alerts stored here and
+-- never sent. It starts from the live alerts firing when it starts (as an activation then would).
+CREATE TABLE IF NOT EXISTS rule_shadows (
+  id          bigserial PRIMARY KEY,
+  version     text NOT NULL REFERENCES rule_versions,
+  started_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  started_by  text NOT NULL,
+  stopped_at  timestamptz,
+  stopped_by  text,
+  first_minute timestamptz,                      -- the first live minute it evaluated
+  last_minute  timestamptz                       -- the latest (compare-and-set, like evaluator_progress)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rule_shadows_one ON rule_shadows ((true)) WHERE stopped_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS shadow_alerts (
+  id               bigserial PRIMARY KEY,
+  shadow_id        bigint NOT NULL REFERENCES rule_shadows ON DELETE CASCADE,
+  rule             text NOT NULL,
+  merchant_id      text NOT NULL,
+  fired_at         timestamptz NOT NULL,
+  resolved_at      timestamptz,
+  last_notified_at timestamptz NOT NULL,
+  clear_minutes    int NOT NULL DEFAULT 0,
+  carried          boolean NOT NULL DEFAULT false,  -- firing live when the shadow started
+  evidence         jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_alerts_shadow ON shadow_alerts (shadow_id, fired_at);
