@@ -21,7 +21,8 @@ export { alertingSpec, type AlertingConfig } from './config.ts';
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
 // For the API: rules as versioned data, and backtests.
-export { parseRules, RulesError, type RulesConfig } from './rules/config.ts';
+export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
+export { runBacktest } from './backtest/engine.ts';
 export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
 export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
 export {

@@ -15,31 +15,21 @@ import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
 import { DayInputs } from './inputs.ts';
-import { configOf } from './rules/versions.ts';
+import { configOf, type Queryable } from './rules/versions.ts';
 import { keyOf, type FiringAlert } from './store.ts';
 import { WindowSums } from './window.ts';
 
 export interface ShadowInfo { id: string; version: string; startedAt: Date; startedBy: string; firstMinute: Date | null; lastMinute: Date | null }
 
 /** Starts evaluating `version` as the shadow (stopping the previous one); false when the version is unknown. */
-export async function startShadow(db: pg.Pool, version: string, actor: string): Promise<boolean> {
-  const c = await db.connect();
-  try {
-    await c.query('BEGIN');
-    if (!(await c.query('SELECT 1 FROM rule_versions WHERE version = $1', [version])).rowCount) { await c.query('ROLLBACK'); return false; }
-    await c.query('UPDATE rule_shadows SET stopped_at = clock_timestamp(), stopped_by = $1 WHERE stopped_at IS NULL', [actor]);
-    await c.query('INSERT INTO rule_shadows (version, started_by) VALUES ($1, $2)', [version, actor]);
-    await c.query('COMMIT');
-    return true;
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    c.release();
-  }
+export async function startShadow(db: Queryable, version: string, actor: string): Promise<boolean> {
+  if (!(await db.query('SELECT 1 FROM rule_versions WHERE version = $1', [version])).rowCount) return false;
+  await db.query('UPDATE rule_shadows SET stopped_at = clock_timestamp(), stopped_by = $1 WHERE stopped_at IS NULL', [actor]);
+  await db.query('INSERT INTO rule_shadows (version, started_by) VALUES ($1, $2)', [version, actor]);
+  return true;
 }
 
-export async function stopShadow(db: pg.Pool, actor: string): Promise<boolean> {
+export async function stopShadow(db: Queryable, actor: string): Promise<boolean> {
   const r = await db.query('UPDATE rule_shadows SET stopped_at = clock_timestamp(), stopped_by = $1 WHERE stopped_at IS NULL', [actor]);
   return Boolean(r.rowCount);
 }

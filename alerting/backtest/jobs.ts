@@ -19,6 +19,7 @@ import { iso, MINUTE } from '../../lib/time.ts';
 import { RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
+import type { Queryable } from '../rules/versions.ts';
 import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
 import { compareWithLive, type BacktestResult } from './compare.ts';
 import { runBacktest } from './engine.ts';
@@ -80,7 +81,7 @@ export interface BacktestJob {
   result: BacktestResult | null;
 }
 
-export async function queueBacktest(db: pg.Pool, j: { config: RulesConfig; version: string | null; from: number; to: number; actor: string }): Promise<string> {
+export async function queueBacktest(db: Queryable, j: { config: RulesConfig; version: string | null; from: number; to: number; actor: string }): Promise<string> {
   const r = await db.query(`INSERT INTO backtests (period_from, period_to, version, config, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id::text`,
     [new Date(j.from), new Date(j.to), j.version, j.config, j.actor]);
   await db.query(`SELECT pg_notify('riskmon_backtests', $1)`, [r.rows[0].id]);
@@ -112,7 +113,7 @@ export async function listBacktests(db: pg.Pool, limit = 20): Promise<Omit<Backt
 }
 
 /** Asks a queued or running backtest to stop; false when it is unknown or already finished. */
-export async function cancelBacktest(db: pg.Pool, id: string, actor: string): Promise<boolean> {
+export async function cancelBacktest(db: Queryable, id: string, actor: string): Promise<boolean> {
   if (!/^\d{1,18}$/.test(id)) return false;
   const r = await db.query(`UPDATE backtests SET cancel_by = $2,
       status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END,

@@ -58,7 +58,7 @@ export async function activeRules(db: pg.Pool | pg.PoolClient): Promise<ActiveRu
   return { version: row.version, config: configOf(row.version, row.config), activationId: Number(row.id), activatedAt: row.activated_at, activatedBy: row.activated_by };
 }
 
-export async function getVersion(db: pg.Pool, version: string): Promise<RulesConfig | null> {
+export async function getVersion(db: Queryable, version: string): Promise<RulesConfig | null> {
   const r = await db.query('SELECT config FROM rule_versions WHERE version = $1', [version]);
   return r.rows[0] ? configOf(version, r.rows[0].config) : null;
 }
@@ -76,36 +76,28 @@ export async function listVersions(db: pg.Pool): Promise<VersionInfo[]> {
   }));
 }
 
+/** A pool, or a client inside the caller's transaction (the API records its audit entry in the same one). */
+export type Queryable = Pick<pg.Pool, 'query'>;
+
 /**
  * Stores a draft. `raw` has the RISKMON_RULES shape; a wrong value throws RulesError naming its path. The version is
  * the config's own `version` when given (it must be new), else `v<n>`.
  */
-export async function createDraft(db: pg.Pool, raw: unknown, note: string, actor: string): Promise<{ version: string; config: RulesConfig }> {
+export async function createDraft(db: Queryable, raw: unknown, note: string, actor: string): Promise<{ version: string; config: RulesConfig }> {
   const named = typeof raw === 'object' && raw !== null && typeof (raw as { version?: unknown }).version === 'string';
   const parsed = parseRules(raw);
-  const c = await db.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK]);
-    const seq = Number((await c.query(`SELECT nextval(pg_get_serial_sequence('rule_versions', 'seq')) AS n`)).rows[0].n);
-    let version = named ? parsed.version : `v${seq}`;
-    const exists = async (v: string) => Boolean((await c.query('SELECT 1 FROM rule_versions WHERE version = $1', [v])).rowCount);
-    if (named && await exists(version)) throw new RulesError([`version "${version}" exists already: name the draft differently, or leave version out for v<n>`]);
-    for (let i = 2; !named && await exists(version); i++) version = `v${seq}.${i}`;
-    await c.query('INSERT INTO rule_versions (version, seq, config, note, created_by) VALUES ($1, $2, $3, $4, $5)',
-      [version, seq, storedConfig(parsed), note, actor]);
-    await c.query('COMMIT');
-    return { version, config: configOf(version, storedConfig(parsed)) };
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    c.release();
-  }
+  const seq = Number((await db.query(`SELECT nextval(pg_get_serial_sequence('rule_versions', 'seq')) AS n`)).rows[0].n);
+  let version = named ? parsed.version : `v${seq}`;
+  const exists = async (v: string) => Boolean((await db.query('SELECT 1 FROM rule_versions WHERE version = $1', [v])).rowCount);
+  if (named && await exists(version)) throw new RulesError([`version "${version}" exists already: name the draft differently, or leave version out for v<n>`]);
+  for (let i = 2; !named && await exists(version); i++) version = `v${seq}.${i}`;
+  await db.query('INSERT INTO rule_versions (version, seq, config, note, created_by) VALUES ($1, $2, $3, $4, $5)',
+    [version, seq, storedConfig(parsed), note, actor]);
+  return { version, config: configOf(version, storedConfig(parsed)) };
 }
 
 /** Makes `version` the active one (the evaluator takes it from its next closed minute); false when unknown. */
-export async function activate(db: pg.Pool, version: string, actor: string): Promise<{ activatedAt: Date } | null> {
+export async function activate(db: Queryable, version: string, actor: string): Promise<{ activatedAt: Date } | null> {
   const r = await db.query(`INSERT INTO rule_activations (version, activated_by)
     SELECT version, $2 FROM rule_versions WHERE version = $1 RETURNING activated_at`, [version, actor]);
   return r.rows[0] ? { activatedAt: r.rows[0].activated_at } : null;
