@@ -86,6 +86,7 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 export async function createDraft(db: Queryable, raw: unknown, note: string, actor: string): Promise<{ version: string; config: RulesConfig }> {
   const named = typeof raw === 'object' && raw !== null && typeof (raw as { version?: unknown }).version === 'string';
   const parsed = parseRules(raw);
+  if (named && !/^[A-Za-z0-9_.:-]{1,64}$/.test(parsed.version)) throw new RulesError([`version must be 1-64 letters, digits or . _ : - (got ${JSON.stringify(parsed.version.slice(0, 70))})`]);
   const seq = Number((await db.query(`SELECT nextval(pg_get_serial_sequence('rule_versions', 'seq')) AS n`)).rows[0].n);
   let version = named ? parsed.version : `v${seq}`;
   const exists = async (v: string) => Boolean((await db.query('SELECT 1 FROM rule_versions WHERE version = $1', [v])).rowCount);
