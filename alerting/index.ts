@@ -6,6 +6,8 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { TopicMinutes } from '../aggregator/index.ts';
+import { createKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
@@ -59,7 +61,12 @@ export function buildAlerting(
   // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
   const backtests = new BacktestRunner(
     { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
-    { reader: deps.reader, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy },
+    {
+      reader: deps.reader, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
+      topicMinutes: cfg.kafkaBrokers.length
+        ? (lo, hi) => TopicMinutes.open({ kafka: createKafka(cfg, { clientId: 'riskmon-backtest' }), topic: cfg.topic, mapping: cfg.mapping }, lo, hi)
+        : undefined,
+    },
   );
   const services: Service[] = [evaluator, backtests];
   if (cfg.slackWebhookUrl) {

@@ -54,6 +54,16 @@ export interface BacktestInput {
    */
   onMinute?: (done: number, total: number) => Promise<void>;
   chunkMinutes?: number;
+  /**
+   * Where the minutes come from: asked for contiguous, increasing ranges [lo, hi) from `firstMinuteNeeded` on.
+   * Default: the bucket store (`minuteTotals`).
+   */
+  minutes?: (lo: number, hi: number) => Promise<Map<number, Map<string, Totals>>>;
+}
+
+/** The earliest minute a backtest from `from` reads (the window of its first minute, or its hour when longer). */
+export function firstMinuteNeeded(from: number, rules: RulesConfig, tz: string): number {
+  return Math.min(from + MINUTE - rules.windowMinutes * MINUTE, Math.max(hourStart(from), dayStart(from, tz)));
 }
 
 export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; evaluations: number }
@@ -72,8 +82,8 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const slices = new Map<number, Slice>();
   let loadedTo = 0;
   const load = async (lo: number, hi: number) => {
-    const byMinute = hasMinuteTotals(reader)
-      ? await reader.minuteTotals(lo, hi)
+    const byMinute = i.minutes ? await i.minutes(lo, hi)
+      : hasMinuteTotals(reader) ? await reader.minuteTotals(lo, hi)
       : new Map(await Promise.all(range(lo, hi).map(async (t) => [t, await reader.totalsByMerchant(t, t + MINUTE, '1m')] as const)));
     for (const t of range(lo, hi)) slices.set(t, { minute: t, fingerprint: '', totals: byMinute.get(t) ?? new Map<string, Totals>() });
     loadedTo = hi;
@@ -90,7 +100,7 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     const windowFrom = end - rules.windowMinutes * MINUTE;
     const hs = Math.max(hourStart(M), today);
     const first = Math.min(windowFrom, hs);
-    if (loadedTo === 0) await load(first, Math.min(to, Math.max(end, from + chunk * MINUTE)));
+    if (loadedTo === 0) await load(firstMinuteNeeded(from, rules, tz), Math.min(to, Math.max(end, from + chunk * MINUTE)));
     else if (end > loadedTo) await load(loadedTo, Math.min(to, loadedTo + chunk * MINUTE));
     window.setRange(windowFrom, end);
     hour.setRange(hs, end);

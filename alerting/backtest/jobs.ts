@@ -12,7 +12,7 @@
  * the job row's `result`.
  */
 import type pg from 'pg';
-import type { BucketReader } from '../../aggregator/store/index.ts';
+import type { BucketReader, Totals } from '../../aggregator/store/index.ts';
 import { hasMinuteTotals } from '../../aggregator/store/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { iso, MINUTE } from '../../lib/time.ts';
@@ -22,7 +22,7 @@ import { parseRules, type RulesConfig } from '../rules/config.ts';
 import type { Queryable } from '../rules/versions.ts';
 import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
 import { compareWithLive, type BacktestResult } from './compare.ts';
-import { runBacktest } from './engine.ts';
+import { firstMinuteNeeded, runBacktest } from './engine.ts';
 
 export const BACKTEST_DAYS = 7;
 
@@ -35,12 +35,13 @@ export class BacktestRequestError extends Error {
 }
 
 /**
- * The period that can be backtested now: from the later of (7 days ago) and (the minute tier's horizon plus the rules'
- * window, since older minutes are no longer at minute resolution in Redis) to the end of the last closed minute.
+ * The period that can be backtested now: from 7 days ago to the end of the last closed minute. Minutes the minute
+ * tier no longer holds are rebuilt from the retained topic (`rebuild`); without that, the period starts where the
+ * minute tier's horizon plus the rules' window allows.
  */
-export async function backtestablePeriod(reader: BucketReader, o: { now: number; allowedLatenessMs: number; windowMinutes: number }): Promise<{ from: number; to: number; limitedBy: 'days' | 'minute tier' }> {
+export async function backtestablePeriod(reader: BucketReader, o: { now: number; allowedLatenessMs: number; windowMinutes: number; rebuild: boolean }): Promise<{ from: number; to: number; limitedBy: 'days' | 'minute tier' }> {
   const weekAgo = Math.ceil((o.now - BACKTEST_DAYS * 86_400_000) / MINUTE) * MINUTE;
-  const horizon = hasMinuteTotals(reader) ? reader.minuteHorizon() + o.windowMinutes * MINUTE : -Infinity;
+  const horizon = hasMinuteTotals(reader) && !o.rebuild ? reader.minuteHorizon() + o.windowMinutes * MINUTE : -Infinity;
   const wm = await reader.watermark();
   const to = wm === null ? weekAgo : lastClosedMinute(Math.min(wm, o.now), o.allowedLatenessMs) + MINUTE;
   return horizon > weekAgo ? { from: horizon, to, limitedBy: 'minute tier' } : { from: weekAgo, to, limitedBy: 'days' };
@@ -57,7 +58,7 @@ export function checkPeriod(fromIso: unknown, toIso: unknown, possible: { from: 
   const to = Math.ceil(parse(toIso, 'to') / MINUTE) * MINUTE;
   const can = `a backtest can cover [${iso(possible.from)}, ${iso(possible.to)})`;
   const why = possible.limitedBy === 'minute tier'
-    ? ' (earlier minutes are no longer at minute resolution in Redis; rebuilding them from the topic is not implemented yet)'
+    ? ' (earlier minutes are no longer at minute resolution in Redis, and this deployment does not rebuild them from the topic)'
     : ` (the last ${BACKTEST_DAYS} days, up to the last closed minute)`;
   if (from >= to) throw new BacktestRequestError('from', `from must be before to (and both inside one closed minute at least); ${can}`);
   if (from < possible.from) throw new BacktestRequestError('from', `from is too early: ${can}${why}`);
@@ -125,9 +126,14 @@ export async function cancelBacktest(db: Queryable, id: string, actor: string): 
 
 class Cancelled extends Error {}
 
+/** Minutes handed out in order (the aggregator's TopicMinutes). */
+export interface MinuteStream { read(lo: number, hi: number): Promise<Map<number, Map<string, Totals>>>; close(): Promise<void>; changes: number }
+
 export interface RunnerOptions { tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number }
 export interface RunnerDeps {
   reader: BucketReader;
+  /** Minutes [lo, hi) rebuilt from the retained topic (aggregator's TopicMinutes); absent: no rebuild. */
+  topicMinutes?: (lo: number, hi: number) => Promise<MinuteStream>;
   db: pg.Pool;
   log: Logger;
   /** True while the live evaluator has a minute due or in progress: the runner waits. */
@@ -168,13 +174,34 @@ export class BacktestRunner implements Service {
     const to = job.period_to.getTime();
     const log = this.d.log.child({ backtest: id });
     const t0 = performance.now();
+    let topic: MinuteStream | null = null;
     try {
       const rules = parseRules(job.config);
+      // Minutes the minute tier no longer holds come from the retained topic — never approximated.
+      const reader = this.d.reader;
+      const horizon = hasMinuteTotals(reader) ? reader.minuteHorizon() : -Infinity;
+      const needed = firstMinuteNeeded(from, rules, this.o.tz);
+      const split = Math.max(needed, Math.min(horizon, to));
+      if (needed < split) {
+        if (!this.d.topicMinutes) throw new Error(`the minutes from ${iso(needed)} have left the minute tier (it holds them from ${iso(horizon)}) and this alerting process has no KAFKA_BROKERS to rebuild them from the topic: start the backtest at ${iso(horizon + rules.windowMinutes * MINUTE)} or later`);
+        const t1 = performance.now();
+        topic = await this.d.topicMinutes(needed, split);
+        log.info({ from: iso(needed), to: iso(split), ms: Math.round(performance.now() - t1) }, 'rebuilding minutes from the topic (late changes collected)');
+      }
+      const minutes = async (lo: number, hi: number) => {
+        const out = new Map<number, Map<string, Totals>>();
+        if (topic && lo < split) for (const [t, m] of await topic.read(lo, Math.min(hi, split))) out.set(t, m);
+        if (hi > split) {
+          const part = hasMinuteTotals(reader) ? await reader.minuteTotals(Math.max(lo, split), hi) : new Map();
+          for (const [t, m] of part) out.set(t, m);
+        }
+        return out;
+      };
       const [initial, ingestLags] = await Promise.all([firingAt(this.d.db, from), liveIngestLags(this.d.db, this.o.evaluatorName, from, to)]);
       log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
       let lastReport = Date.now();
       const out = await runBacktest({
-        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, log, initial, ingestLags,
+        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, log, initial, ingestLags, minutes,
         onMinute: async (done, total) => {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;
@@ -188,7 +215,7 @@ export class BacktestRunner implements Service {
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
       const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
       await this.d.db.query(`UPDATE backtests SET status = 'done', progress = 1, finished_at = clock_timestamp(), result = $2 WHERE id = $1`, [id, result]);
-      log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, ms: Math.round(performance.now() - t0) }, 'backtest done');
+      log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
     } catch (err) {
       if (err instanceof Cancelled && !this.#state.shouldRun()) {
         await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE id = $1`, [id]).catch(() => {});
@@ -197,6 +224,8 @@ export class BacktestRunner implements Service {
       const message = err instanceof Error ? err.message : String(err);
       if (!(err instanceof Cancelled)) log.warn({ err }, 'backtest failed');
       await this.d.db.query(`UPDATE backtests SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1`, [id, message]);
+    } finally {
+      await topic?.close().catch(() => {});
     }
     return true;
   }
