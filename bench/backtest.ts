@@ -127,10 +127,14 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
     let btMinutes = 0;
     let btSeconds = 0;
     try {
-      // Warm-up: the evaluator's first minute loads the baselines and writes every merchant's evaluation row.
+      // Warm-up: the evaluator's first minute loads the baselines and writes every merchant's evaluation row; then
+      // it catches up to the wall clock (the samples must be live minutes, not history, to be sent to Slack).
+      const base = minuteStart(Date.now()) + MINUTE;
+      w.cdc.heartbeats(iso(base + 5000));
+      await w.flush();
       for (;;) {
         const p = (await db.query('SELECT last_minute FROM evaluator_progress')).rows[0]?.last_minute;
-        if (p) break;
+        if (p && p.getTime() >= base - MINUTE) break;
         await sleep(50);
       }
       for (let i = 0; i < 7; i++) await queueBacktest(db, { config: defaultRules(), version: null, from: D0 + HOUR, to: end, actor: 'bench' });
@@ -141,7 +145,7 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
         await sleep(50);
       }
       for (let j = 0; j < SAMPLES; j++) {
-        const M = end + (1 + j) * MINUTE;
+        const M = base + j * MINUTE;
         for (let k = 0; k < 30; k++) w.approval(`s${j}`, 10_000, M + k * 1000, iso(M + 40_000));
         for (let k = 0; k < 10; k++) w.cancel(`s${j}`, 1000, M + k * 1000, iso(M + 40_000));
         await w.flush();
