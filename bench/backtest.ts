@@ -51,6 +51,7 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
   const w = new BucketWriter(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ, hot });
   const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
   const db = await riskStore(riskUrl.toString());
+  db.on('error', (err) => log.warn({ err }, 'risk store connection error'));
   const slack = await new FakeSlack().start();
   let seed = 42;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -167,7 +168,7 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
       await Promise.all(services.map((s) => s.stop()));
       await running;
     }
-    return {
+    const figures = {
       backtest_minutes_per_s: Math.round(minutesPerS),
       backtest_day_s: Math.round((1440 / minutesPerS) * 10) / 10,
       backtest_window_evaluations_per_minute: Math.round(out.evaluations / out.minutes),
@@ -176,6 +177,8 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
       backtest_live_alert_latency_samples: latencies.length,
       backtest_live_minutes_per_s: Math.round(btMinutes / Math.max(1e-9, btSeconds)),
     };
+    log.info({ figures, latencies }, 'backtest figures');
+    return figures;
   } finally {
     await dropKeys(redis, `${prefix}:*`).catch(() => {});
     sub.disconnect();
