@@ -7,6 +7,7 @@ import { live } from './live.ts';
 import { home } from './views/home.ts';
 import { merchant } from './views/merchant.ts';
 import { signIn } from './views/signin.ts';
+import { tuningSections } from './views/tuning.ts';
 
 const main = $('#main');
 let dispose: (() => void) | null = null;
@@ -16,7 +17,10 @@ function route(): void {
   dispose?.();
   dispose = null;
   const m = /^#\/merchants\/([^/?#]+)/.exec(location.hash);
-  dispose = m ? merchant(main, decodeURIComponent(m[1])) : home(main);
+  if (location.hash.startsWith('#/rules')) {
+    main.replaceChildren();
+    dispose = tuningSections(main);
+  } else dispose = m ? merchant(main, decodeURIComponent(m[1])) : home(main);
   window.scrollTo(0, 0);
 }
 
