@@ -13,16 +13,14 @@
  * BENCH_BACKTEST_TX_PER_DAY and BENCH_BACKTEST_MERCHANTS scale the workload.
  */
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
 import { alertingSpec, baselineDayStarts, buildAlerting, defaultRules, queueBacktest, runBacktest } from '../alerting/index.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
-import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { dayStart, HOUR, iso, MINUTE, minuteStart } from '../lib/time.ts';
 import { dropKeys, FakeSlack } from '../test/harness/index.ts';
-import { quantile } from './util.ts';
+import { AlertArrivals, quantile, scratchDatabase, waitWatermark } from './util.ts';
 
 interface StackEnv { PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string; REDIS_URL: string }
 
@@ -37,12 +35,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchBacktest(env: StackEnv): Promise<Record<string, number>> {
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-  const dbName = `bench_backtest_${stamp}`;
-  const admin = new pg.Client({ connectionString: env.RISK_PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const riskUrl = new URL(env.RISK_PG_URL);
-  riskUrl.pathname = `/${dbName}`;
+  const scratch = await scratchDatabase(env.RISK_PG_URL, `bench_backtest_${stamp}`);
   const prefix = `bench_bt_${stamp}`;
   const redis = new Redis(env.REDIS_URL);
   const sub = new Redis(env.REDIS_URL);
@@ -50,7 +43,7 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
   const hot = new Set(Array.from({ length: top }, (_, i) => `m${i}`));
   const w = new BucketWriter(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ, hot });
   const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
-  const db = await riskStore(riskUrl.toString());
+  const db = await riskStore(scratch.url);
   db.on('error', (err) => log.warn({ err }, 'risk store connection error'));
   const slack = await new FakeSlack().start();
   let seed = 42;
@@ -108,20 +101,11 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
 
     // ---- live alert latency while 7 days' worth of backtests run in the alerting process ----
     const cfg = readConfig(alertingSpec, {
-      RISK_PG_URL: riskUrl.toString(), REDIS_URL: env.REDIS_URL, RISKMON_REDIS_PREFIX: prefix, RISKMON_TZ: TZ,
+      RISK_PG_URL: scratch.url, REDIS_URL: env.REDIS_URL, RISKMON_REDIS_PREFIX: prefix, RISKMON_TZ: TZ,
       RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(HOT_SHARDS), RISKMON_SLACK_WEBHOOK_URL: slack.url, RISKMON_PUBLIC_URL: 'http://localhost:8080',
     });
-    const slackAt = new Map<string, number>();
-    const pubAt = new Map<string, number>();
-    slack.onRequest = (r) => { const m = /merchant (s\d+)/.exec(r.body?.text ?? ''); if (m && !slackAt.has(m[1])) slackAt.set(m[1], r.at); };
-    await sub.subscribe(alertsChannel(prefix));
-    sub.on('message', (_c, raw) => {
-      const msg = decodeAlertMessage(raw);
-      if (msg.transition === 'fired' && !pubAt.has(msg.alert.merchantId)) pubAt.set(msg.alert.merchantId, Date.now());
-    });
-    const waitWatermark = async (ms: number) => {
-      for (;;) { const x = await reader.watermark(); if (x !== null && x >= ms) return Date.now(); await sleep(5); }
-    };
+    const arrivals = new AlertArrivals();
+    await arrivals.attach(slack, sub, prefix);
     const services = buildAlerting(cfg, { reader, redis, sharedRedis: true });
     const running = Promise.all(services.map((s) => s.run()));
     const latencies: number[] = [];
@@ -153,11 +137,9 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
         await sleep(1100);
         w.cdc.heartbeats(iso(M + MINUTE + 5000));
         await w.flush();
-        const closedAt = await waitWatermark(M + MINUTE + 5000);
-        const deadline = Date.now() + 30_000;
-        while ((!slackAt.has(`s${j}`) || !pubAt.has(`s${j}`)) && Date.now() < deadline) await sleep(2);
-        if (!slackAt.has(`s${j}`) || !pubAt.has(`s${j}`)) throw new Error(`no alert for s${j} within 30 s`);
-        latencies.push(Math.max(slackAt.get(`s${j}`)!, pubAt.get(`s${j}`)!) - closedAt);
+        const closedAt = await waitWatermark(reader, M + MINUTE + 5000);
+        const at = await arrivals.both(`s${j}`);
+        latencies.push(Math.max(at.slack, at.pubsub) - closedAt);
       }
       const prog = await db.query(`SELECT coalesce(sum(progress), 0)::float AS p, count(*) FILTER (WHERE status = 'running')::int AS running FROM backtests`);
       btMinutes = prog.rows[0].p * out.minutes;
@@ -185,8 +167,7 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
     redis.disconnect();
     await slack.stop();
     await db.end().catch(() => {});
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await scratch.drop();
   }
 }
 
