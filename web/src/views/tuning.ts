@@ -5,6 +5,7 @@
  * analysts have judged the alerts. Admins save drafts, activate a version, and run a shadow version.
  */
 import { api, HttpError, session } from '../api.ts';
+import { tzOffsetMs } from '../../../lib/time.ts';
 import { $, dateTime, html, int, pct, render, RULE_LABEL } from '../format.ts';
 
 interface VersionRow { version: string; note: string; createdAt: string; createdBy: string; activatedAt: string | null; activatedBy: string | null; active: boolean }
@@ -44,7 +45,9 @@ const FIELDS: [string | null, string, string, string][] = [
 const isAdmin = () => session.role === 'admin';
 /** Analysts and admins start backtests; viewers read. */
 const canTriage = () => session.role !== 'viewer';
-const localInput = (iso: string) => iso.slice(0, 16);
+/** A datetime-local value in the server's day zone (the zone the rest of the dashboard shows), and back. */
+const localInput = (iso: string) => { const t = Date.parse(iso); return new Date(t + tzOffsetMs(t, session.tz)).toISOString().slice(0, 16); };
+const fromLocalInput = (v: string) => { const t = Date.parse(`${v}Z`); return new Date(t - tzOffsetMs(t - tzOffsetMs(t, session.tz), session.tz)).toISOString(); };
 
 export function tuningSections(root: HTMLElement): () => void {
   const el = document.createElement('div');
@@ -102,8 +105,8 @@ export function tuningSections(root: HTMLElement): () => void {
     return c;
   };
   const period = () => ({
-    from: new Date((form.elements.namedItem('from') as HTMLInputElement).value + 'Z').toISOString(),
-    to: new Date((form.elements.namedItem('to') as HTMLInputElement).value + 'Z').toISOString(),
+    from: fromLocalInput((form.elements.namedItem('from') as HTMLInputElement).value),
+    to: fromLocalInput((form.elements.namedItem('to') as HTMLInputElement).value),
   });
   const problem = (e: unknown) => (e instanceof HttpError ? `${e.body.field ? `${e.body.field}: ` : ''}${e.body.message ?? e.message}` : (e as Error).message);
 
@@ -117,7 +120,7 @@ export function tuningSections(root: HTMLElement): () => void {
       (form.elements.namedItem('to') as HTMLInputElement).value = localInput(to);
       if (r.active) fill(r.active.version, r.active.config);
     }
-    $('#period-note', el).textContent = `UTC; a backtest can cover ${dateTime(r.backtestPeriod.from)} – ${dateTime(r.backtestPeriod.to)}${r.backtestPeriod.limitedBy === 'minute tier' ? ' (older minutes have left Redis)' : ''}`;
+    $('#period-note', el).textContent = `${session.tz}; a backtest can cover ${dateTime(r.backtestPeriod.from)} – ${dateTime(r.backtestPeriod.to)}${r.backtestPeriod.limitedBy === 'minute tier' ? ' (older minutes have left Redis)' : ''}`;
     render($('#versions', el), html`<table class="table versions"><thead><tr><th>Version</th><th>Note</th><th>Created</th><th>Activated</th><th></th></tr></thead><tbody>
       ${r.versions.map((v) => html`<tr data-version="${v.version}" class="${v.active ? 'active' : ''}">
         <td class="mid">${v.version} ${v.active ? html`<span class="badge">active</span>` : ''} ${r.shadow?.version === v.version ? html`<span class="badge shadow">shadow</span>` : ''}</td>
