@@ -6,7 +6,7 @@
 import pg from 'pg';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
-import { HEARTBEAT_PREFIX } from './pipeline.ts';
+import { HEARTBEAT_PREFIX } from './router.ts';
 
 export class HeartbeatService implements Service {
   readonly name = 'cdc-heartbeat';

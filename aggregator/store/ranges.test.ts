@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, QUARTER_MINUTES } from './layout.ts';
 import { keyReads, slotTimeOf, type RangeContext } from './ranges.ts';
+import { accumulate, addWindowHash, visitBucketReplies } from './read.ts';
 import type { Step } from './reader.ts';
 
 const clock = new DayClock('Asia/Seoul'); // local midnight = 15:00 UTC
@@ -68,5 +69,32 @@ describe('key ranges of a read', () => {
       expect(keyReads(ctx, 0, '42', t, t, step)).toEqual([]);
       expect(keyReads(ctx, 0, '42', t + HOUR, t, step)).toEqual([]);
     }
+  });
+});
+
+describe('decoding replies of a read', () => {
+
+  it('keeps only the bucket fields whose bucket starts inside [from, to), summed per merchant', () => {
+    const from = at('2026-11-21T16:40:00Z');
+    const reads = keyReads(ctx, 0, '42', from, from + 2 * MINUTE, '1m');
+    const slot = reads[0].lo; // 16:40 local-day minute
+    const reply = [`${slot * 4}\u00003\u0000${slot * 4 + 1}\u0000900\u0000${(slot + 1) * 4 + 2}\u00001\u0000${(slot + 2) * 4}\u00007`];
+    const out = new Map();
+    visitBucketReplies(reply, reads, slotTimeOf('1m', ctx.startOfLocalDay), from, from + 2 * MINUTE, accumulate(out));
+    expect(out.get('42')).toEqual({ approvals: 3, approvedAmount: 900n, cancels: 1, canceledAmount: 0n }); // slot + 2 is outside
+    const none = new Map();
+    visitBucketReplies([''], reads, slotTimeOf('1m', ctx.startOfLocalDay), from, from + 2 * MINUTE, accumulate(none));
+    expect(none.size).toBe(0);
+  });
+
+  it('sums a window-index reply per merchant', () => {
+    const out = new Map();
+    addWindowHash(out, 'n:7\u00002\u0000a:7\u0000500\u0000c:shop:1\u00001\u0000x:shop:1\u000050');
+    addWindowHash(out, 'n:7\u00001');
+    addWindowHash(out, '');
+    expect(Object.fromEntries(out)).toEqual({
+      7: { approvals: 3, approvedAmount: 500n, cancels: 0, canceledAmount: 0n },
+      'shop:1': { approvals: 0, approvedAmount: 0n, cancels: 1, canceledAmount: 50n },
+    });
   });
 });

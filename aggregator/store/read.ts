@@ -39,6 +39,49 @@ export interface ReaderOptions {
   foreignTtlMs?: number;
 }
 
+/**
+ * Hands every bucket field of one script reply (per key: its fields and values joined by NUL, see scripts.ts) to
+ * `visit`, with the bucket's start time, when that lies in [from, to). Pure.
+ */
+export function visitBucketReplies(hashes: string[], reads: KeyRead[], timeOf: (base: number, slot: number) => number, from: number, to: number,
+  visit: (merchant: string, t: number, kind: number, value: string) => void): void {
+  for (let i = 0; i < hashes.length; i++) {
+    if (hashes[i] === '') continue;
+    const r = reads[i];
+    const fv = hashes[i].split('\0');
+    for (let j = 0; j < fv.length; j += 2) {
+      const n = Number(fv[j]);
+      const t = timeOf(r.base, Math.floor(n / FIELD_KINDS));
+      if (t >= from && t < to) visit(r.m, t, n % FIELD_KINDS, fv[j + 1]);
+    }
+  }
+}
+
+/** A visitor summing fields per merchant into `into`. */
+export function accumulate(into: Map<string, Totals>) {
+  return (m: string, _t: number, kind: number, v: string) => {
+    let t = into.get(m);
+    if (!t) into.set(m, (t = emptyTotals()));
+    addField(t, kind, v);
+  };
+}
+
+function dropEmpty(map: Map<string, Totals>): Map<string, Totals> {
+  for (const [m, t] of map) if (isEmpty(t)) map.delete(m);
+  return map;
+}
+
+/** Adds a window-index hash reply (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant and values) into `into`. Pure. */
+export function addWindowHash(into: Map<string, Totals>, s: string): void {
+  const fv = pairsOf(s);
+  for (let j = 0; j < fv.length; j += 2) {
+    const [m, kind] = windowField(fv[j]);
+    let t = into.get(m);
+    if (!t) into.set(m, (t = emptyTotals()));
+    addField(t, kind, fv[j + 1]);
+  }
+}
+
 export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader & WindowSliceReader & MinuteTotalsReader {
   const { prefix, partitions, hotShards } = opts;
   defineScripts(redis);
@@ -130,43 +173,7 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
     }
     const timeOf = slotTimeOf(step, startOfLocalDay);
     const res = (await run(redis, cmds)) as string[][];
-    for (let c = 0; c < res.length; c++) {
-      const hashes = res[c];
-      for (let i = 0; i < hashes.length; i++) {
-        if (hashes[i] === '') continue;
-        const r = meta[c][i];
-        const fv = hashes[i].split('\0');
-        for (let j = 0; j < fv.length; j += 2) {
-          const n = Number(fv[j]);
-          const t = timeOf(r.base, Math.floor(n / FIELD_KINDS));
-          if (t >= from && t < to) visit(r.m, t, n % FIELD_KINDS, fv[j + 1]);
-        }
-      }
-    }
-  }
-
-  function accumulate(into: Map<string, Totals>) {
-    return (m: string, _t: number, kind: number, v: string) => {
-      let t = into.get(m);
-      if (!t) into.set(m, (t = emptyTotals()));
-      addField(t, kind, v);
-    };
-  }
-
-  function dropEmpty(map: Map<string, Totals>): Map<string, Totals> {
-    for (const [m, t] of map) if (isEmpty(t)) map.delete(m);
-    return map;
-  }
-
-  /** Adds a window-index hash (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant) into `into`. */
-  function addWindowHash(into: Map<string, Totals>, s: string): void {
-    const fv = pairsOf(s);
-    for (let j = 0; j < fv.length; j += 2) {
-      const [m, kind] = windowField(fv[j]);
-      let t = into.get(m);
-      if (!t) into.set(m, (t = emptyTotals()));
-      addField(t, kind, fv[j + 1]);
-    }
+    for (let c = 0; c < res.length; c++) visitBucketReplies(res[c], meta[c], timeOf, from, to, visit);
   }
 
   /** Earliest minute the all-merchants minute index still holds in every partition; +∞ when it holds none. */

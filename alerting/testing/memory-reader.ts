@@ -1,6 +1,6 @@
 /**
  * An in-memory BucketReader for tests and benchmarks of the evaluator's logic (the real one is
- * aggregator/read.ts over Redis). Holds minute buckets; hours and days are sums of them.
+ * the bucket store's createBucketReader over Redis). Holds minute buckets; hours and days are sums of them.
  */
 import { addTotals, emptyTotals, type BucketReader, type Point, type Step, type Totals } from '../../aggregator/store/index.ts';
 import { dayStart, hourStart, minuteStart } from '../../lib/time.ts';
