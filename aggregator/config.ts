@@ -1,11 +1,11 @@
 /** Options of `riskmon aggregate` and `riskmon replay` (README "Configuration"). */
-import { commonSpec, connections, metricsSpec, int, json, num } from '../lib/config.ts';
+import { commonSpec, connections, metricsSpec, int, json, mappingOption, num } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 
 export const aggregatorSpec = {
   ...connections('kafkaBrokers', 'redisUrl'),
   ...commonSpec,
-  mapping: json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping),
+  mapping: mappingOption,
   minuteTtlDays: num('RISKMON_MINUTE_TTL_DAYS', 'days the minute buckets are kept after their 6-hour block ends', 2, 0.05, 30),
   hourTtlDays: num('RISKMON_HOUR_TTL_DAYS', 'days the hour rollups are kept (the rules need ≥ 35)', 36, 1, 3650),
   dayTtlDays: num('RISKMON_DAY_TTL_DAYS', 'days the day rollups are kept (the trend screen needs ≥ 400)', 400, 1, 36500),

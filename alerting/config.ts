@@ -1,10 +1,13 @@
 /** The alerting component's options (README "Configuration"), composed with the shared ones. */
-import { commonSpec, connections, int, metricsSpec, json, str, url, type ConfigOf } from '../lib/config.ts';
+import { commonSpec, connections, connectionSpec, int, json, mappingOption, metricsSpec, str, url, type ConfigOf } from '../lib/config.ts';
 import { defaultRules, parseRules } from './rules/config.ts';
 
 export const alertingSpec = {
   ...connections('riskPgUrl', 'redisUrl'),
   ...commonSpec,
+  // Optional here: backtests rebuild minutes older than the minute tier from the retained topic.
+  kafkaBrokers: { ...connectionSpec.kafkaBrokers, default: [] as string[], description: 'Kafka bootstrap brokers: backtests rebuild minutes the minute tier no longer holds from the retained topic (unset: backtests cover only what the minute tier holds)' },
+  mapping: mappingOption,
   rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see README "Rules")', defaultRules(), parseRules),
   slackWebhookUrl: url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], ''),
   publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),

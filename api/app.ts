@@ -24,6 +24,7 @@ import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/deadletters.ts';
 import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
+import { ruleRoutes } from './routes/rules.ts';
 import { seriesRoutes } from './routes/series.ts';
 import { silenceRoutes } from './routes/silences.ts';
 import { statusRoutes } from './routes/status.ts';
@@ -119,6 +120,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   triageRoutes(app, deps);
   statusRoutes(app, deps);
   deadLetterRoutes(app, deps);
+  ruleRoutes(app, deps);
 
   const hub = new LiveHub(deps, log.child({ part: 'ws' }));
   app.get<{ Querystring: { token?: string; lastEventId?: string } }>('/ws', {

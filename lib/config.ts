@@ -5,6 +5,7 @@
  * (`cdc/config.ts`, …) and compose the shared one below.
  */
 import { readFileSync } from 'node:fs';
+import { referenceMapping, validateMapping } from './mapping.ts';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -201,6 +202,9 @@ export const connectionSpec = {
   kafkaBrokers: brokers('KAFKA_BROKERS', 'Kafka bootstrap brokers'),
   redisUrl: url('REDIS_URL', 'Redis for the buckets, e.g. redis://127.0.0.1:6379', ['redis', 'rediss']),
 };
+
+/** The approval/cancel tables and columns (the aggregator's buckets; the alerting's rebuilds from the topic). */
+export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping);
 
 export const commonSpec = {
   tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),
