@@ -77,7 +77,7 @@ export class AggregatorService implements Service {
     });
     this.#redis.connect().catch(() => {}); // ioredis keeps reconnecting by itself
     watchRedisMemory(this.#redis);
-    const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort) : null;
+    const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort, cfg.metricsHost) : null;
     try {
       // A broker outage (at start or while consuming) ends a session; the next one continues from Redis' offsets.
       await runSessions(this.#state, () => this.#session(), {

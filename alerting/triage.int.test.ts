@@ -27,14 +27,14 @@ const write = (kind: TransitionWrite['kind'], alertId: string | undefined, minut
 
 describe('triage beside the evaluator', () => {
   it('an alert resolved while analysts triage it keeps both the resolve and every triage write', async () => {
-    const fired = await commitMinute(db, { name: 'e', previous: null, minute: M, transitions: [write('fired', undefined, M)], clearCounts: [], evaluations: [] });
+    const fired = await commitMinute(db, { name: 'e', previous: null, minute: M, transitions: [write('fired', undefined, M)], clearCounts: [], evaluations: [], ruleVersion: 'v1', ingestLagMs: 0 });
     const id = fired.fired.values().next().value!;
     const resolveAt = M + 6 * 60_000;
     const results = await Promise.all([
       ...Array.from({ length: 10 }, (_, i) => applyTriage(db, id, i % 2 ? 'Ana' : 'Min', { action: 'note', text: `n${i}` })),
       applyTriage(db, id, 'Ana', { action: 'ack' }),
       applyTriage(db, id, 'Min', { action: 'disposition', disposition: 'confirmed', note: 'x' }),
-      commitMinute(db, { name: 'e', previous: M, minute: resolveAt, transitions: [write('resolved', id, resolveAt)], clearCounts: [], evaluations: [] }),
+      commitMinute(db, { name: 'e', previous: M, minute: resolveAt, transitions: [write('resolved', id, resolveAt)], clearCounts: [], evaluations: [], ruleVersion: 'v1', ingestLagMs: 0 }),
     ]);
     expect(results.slice(0, 12)).toEqual(Array(12).fill(true));
     const { rows: [a] } = await db.query('SELECT state, resolved_at, ack_by, disposition, disposition_by FROM alerts WHERE id = $1', [id]);

@@ -32,7 +32,7 @@ describe('authentication and roles', () => {
     expect((await get('/ready', null)).json()).toEqual({ status: 'ready' });
     const m = await get('/metrics', null);
     expect(m.body).toContain('riskmon_api_request_seconds');
-    const doc = (await get('/docs', null)).json();
+    const doc = (await get('/docs/json', null)).json();
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/merchants/{id}/series', '/api/alerts', '/api/silences']));
   });

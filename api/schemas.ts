@@ -1,6 +1,6 @@
 /**
  * Request and response schemas, written once with TypeBox: Fastify validates requests with them, serializes
- * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs.
+ * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs/json (Swagger UI at /docs).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/index.ts';
@@ -194,3 +194,55 @@ export const StatusBody = Type.Object({
 });
 
 export const errorResponses = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
+
+// ---- rules as versioned data, and backtests ----
+const RulesConfigSchema = Type.Object({}, { additionalProperties: true, description: 'the RISKMON_RULES shape: version, windowMinutes, baselineDays, cancel_rate_spike, volume_drop, lifecycle, overrides' });
+export const VersionParams = Type.Object({ version: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'rules version' }) });
+const ShadowInfo = Type.Object({ version: Type.String(), startedAt: Iso, startedBy: Type.String(), firstMinute: Type.Union([Iso, Type.Null()]), lastMinute: Type.Union([Iso, Type.Null()]) });
+const PeriodSchema = Type.Object({ from: Iso, to: Iso, limitedBy: Type.String({ description: "'days' (the last 7 days) or 'minute tier' (minute buckets older than that have expired from Redis)" }) });
+export const BacktestPeriodBody = PeriodSchema;
+export const RulesBody = Type.Object({
+  active: Type.Union([Type.Object({ version: Type.String(), config: RulesConfigSchema, activatedAt: Iso, activatedBy: Type.String() }), Type.Null()]),
+  versions: Type.Array(Type.Object({
+    version: Type.String(), note: Type.String(), createdAt: Iso, createdBy: Type.String(),
+    activatedAt: Type.Union([Iso, Type.Null()]), activatedBy: Type.Union([Type.String(), Type.Null()]), active: Type.Boolean(),
+  })),
+  shadow: Type.Union([ShadowInfo, Type.Null()]),
+  backtestPeriod: PeriodSchema,
+});
+export const RuleVersionBody = Type.Object({ version: Type.String(), config: RulesConfigSchema });
+export const RuleDraftCreate = Type.Object({ config: RulesConfigSchema, note: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false });
+export type RuleDraftCreate = Static<typeof RuleDraftCreate>;
+export const RuleDraftBody = Type.Object({ version: Type.String() });
+export const ActivatedBody = Type.Object({ version: Type.String(), activatedAt: Iso, activatedBy: Type.String() });
+export const ShadowBody = Type.Object({
+  shadow: Type.Union([ShadowInfo, Type.Null()]),
+  alerts: Type.Array(Type.Object({ rule: Type.String(), merchantId: Type.String(), firedAt: Iso, resolvedAt: Type.Union([Iso, Type.Null()]), carried: Type.Boolean(), evidence: Json })),
+});
+export const BacktestCreate = Type.Object({
+  config: Type.Optional(RulesConfigSchema),
+  version: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
+  from: Iso,
+  to: Iso,
+}, { additionalProperties: false });
+export type BacktestCreate = Static<typeof BacktestCreate>;
+export const IdBody = Type.Object({ id: Type.String() });
+const BacktestFields = {
+  id: Type.String(),
+  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]),
+  progress: Type.Number({ description: 'share of the minutes evaluated, 0..1' }),
+  from: Iso, to: Iso,
+  version: Type.Union([Type.String(), Type.Null()]),
+  ruleVersion: Type.String(),
+  createdBy: Type.String(), createdAt: Iso,
+  startedAt: Type.Union([Iso, Type.Null()]), finishedAt: Type.Union([Iso, Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+};
+export const BacktestListBody = Type.Object({ items: Type.Array(Type.Object(BacktestFields)) });
+export const BacktestBody = Type.Object({
+  ...BacktestFields,
+  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried}' }),
+  summary: Json, vsLive: Json, quality: Json, liveQuality: Json,
+  perDay: Type.Array(Json),
+  minutes: Type.Union([Type.Integer(), Type.Null()]),
+});

@@ -50,11 +50,11 @@ export async function testApi(extraEnv: NodeJS.ProcessEnv = {}, webDist: string 
   };
   const cfg = readConfig(apiSpec, env);
   const deps = await createDeps(cfg, webDist);
-  const { app, hub } = await buildApp(deps, logger.child({ component: 'api-test' }, { level: 'warn' }));
+  const { app, hub, routes } = await buildApp(deps, logger.child({ component: 'api-test' }, { level: 'warn' }));
   await hub.start();
   const publisher = new Redis(s.REDIS_URL);
   return {
-    app, hub, deps, env, riskPg: deps.riskPg, sourcePg: deps.sourcePg, publisher,
+    app, hub, routes, deps, env, riskPg: deps.riskPg, sourcePg: deps.sourcePg, publisher,
     async close() {
       await hub.stop();
       await app.close();

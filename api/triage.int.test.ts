@@ -269,7 +269,7 @@ describe('audit trail', () => {
 
 describe('OpenAPI', () => {
   it('documents the desk with its roles and bodies', async () => {
-    const doc = (await t.app.inject({ url: '/docs' })).json();
+    const doc = (await t.app.inject({ url: '/docs/json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining([
       '/api/alerts/{id}', '/api/alerts/{id}/ack', '/api/alerts/{id}/assign', '/api/alerts/{id}/notes', '/api/alerts/{id}/disposition',
       '/api/rules/quality', '/api/audit',

@@ -27,7 +27,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   await setupSource(cfg, log);
   await verifyKafka(cfg); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
   await setupTopics(kafka, cfg, log);
-  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort);
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),

@@ -5,6 +5,7 @@
  * (`cdc/config.ts`, …) and compose the shared one below.
  */
 import { readFileSync } from 'node:fs';
+import { referenceMapping, validateMapping } from './mapping.ts';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -280,6 +281,9 @@ const KAFKA_OPTIONS = ['kafkaSsl', 'kafkaCaFile', 'kafkaSaslMechanism', 'kafkaSa
 const REDIS_OPTIONS = ['redisMode', 'redisSentinelName', 'redisCaFile', 'redisUsername', 'redisPassword'] as const;
 type Related<K> = (K extends 'kafkaBrokers' ? typeof KAFKA_OPTIONS[number] : never) | (K extends 'redisUrl' ? typeof REDIS_OPTIONS[number] : never);
 
+/** The approval/cancel tables and columns (the aggregator's buckets; the alerting's rebuilds from the topic). */
+export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping);
+
 export const commonSpec = {
   tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),
   topic: str('RISKMON_TOPIC', 'Kafka topic of change events', 'riskmon.changes'),
@@ -292,6 +296,15 @@ export const commonSpec = {
   dlqTopic: str('RISKMON_DLQ_TOPIC', 'dead-letter topic for rows and events riskmon cannot read', 'riskmon.changes.dlq'),
   allowedLatenessMs: int('RISKMON_ALLOWED_LATENESS_MS', 'how long after a minute ends (by the watermark) it stays open', 5000, 0, 600_000),
   logLevel: oneOf('RISKMON_LOG_LEVEL', 'log level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+};
+
+/**
+ * /metrics of a component running on its own (the api serves /metrics on its HTTP port). In a container the
+ * address must be 0.0.0.0 for Prometheus (compose.yaml's monitoring profile) to reach it.
+ */
+export const metricsSpec = {
+  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when cdc, aggregate or alerting runs alone (0 = off)', 0, 0, 65535),
+  metricsHost: str('RISKMON_METRICS_HOST', 'address the /metrics port listens on (0.0.0.0 in a container)', '127.0.0.1'),
 };
 
 /**

@@ -48,3 +48,19 @@ export interface WindowSliceReader {
 export function hasWindowSlices(r: BucketReader): r is BucketReader & WindowSliceReader {
   return typeof (r as Partial<WindowSliceReader>).windowSlices === 'function';
 }
+
+export interface MinuteTotalsReader {
+  /**
+   * Every merchant's totals per minute of [fromMs, toMs) (minute-aligned), minute → merchant → totals, merchants
+   * without activity in a minute omitted: from the all-merchants minute index where it still holds `fromMs`, else
+   * from the minute tier (one pass over every merchant for the whole range). Null for minutes before the minute
+   * tier's horizon (`minuteHorizon`).
+   */
+  minuteTotals(fromMs: number, toMs: number): Promise<Map<number, Map<string, Totals>>>;
+  /** The earliest minute the minute tier is sure to hold now (epoch ms). */
+  minuteHorizon(): number;
+}
+
+export function hasMinuteTotals(r: BucketReader): r is BucketReader & MinuteTotalsReader {
+  return typeof (r as Partial<MinuteTotalsReader>).minuteTotals === 'function';
+}

@@ -12,10 +12,18 @@ import { home } from './views/home.ts';
 import { merchant } from './views/merchant.ts';
 import { rulesPage } from './views/rules.ts';
 import { signIn } from './views/signin.ts';
+import { tuningSections } from './views/tuning.ts';
 
 const main = $('#main');
 let dispose: (() => void) | null = null;
 let started = false;
+
+/** The rules page: precision per rule and version (the desk), then versions, the draft editor and backtests. */
+function rulesAndTuning(root: HTMLElement): () => void {
+  const a = rulesPage(root);
+  const b = tuningSections(root);
+  return () => { a(); b(); };
+}
 
 function route(): void {
   dispose?.();
@@ -24,7 +32,7 @@ function route(): void {
   const a = /^#\/alerts\/([^/?#]+)/.exec(location.hash);
   dispose = m ? merchant(main, decodeURIComponent(m[1]))
     : a ? alertPage(main, decodeURIComponent(a[1]))
-    : location.hash.startsWith('#/rules') ? rulesPage(main)
+    : location.hash.startsWith('#/rules') ? rulesAndTuning(main)
     : home(main);
   const page = a || location.hash === '' || location.hash === '#/' ? 'alerts' : location.hash.startsWith('#/rules') ? 'rules' : '';
   document.querySelectorAll<HTMLAnchorElement>('#pages a').forEach((l) => l.classList.toggle('on', l.dataset.page === page));
