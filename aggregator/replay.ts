@@ -20,11 +20,11 @@ import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { factsOf } from '../lib/mapping.ts';
-import { DAY, HOUR, MINUTE } from '../lib/time.ts';
-import { Applier } from './store/apply.ts';
+import { DAY, HOUR } from '../lib/time.ts';
 import type { AggregatorConfig } from './consumer.ts';
-import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, retentionOf } from './store/layout.ts';
-import { buildPlan, candidateCache, comparePos, formatPosition, parsePosition, type Msg, type Position } from './store/plan.ts';
+import { DayClock, keys, retentionOf } from './store/layout.ts';
+import { candidateCache, comparePos, formatPosition, parsePosition, type Msg } from './store/plan.ts';
+import { PartitionRebuild, resetFrom } from './store/index.ts';
 
 export class ReplayLockedError extends Error {
   constructor(readonly partition: number, readonly owner: string) {
@@ -129,28 +129,27 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     } finally {
       await admin.disconnect();
     }
-    const applier = new Applier(redis, prefix);
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
+    const now = Date.now();
     let changes = 0, facts = 0;
     await forEachPartition(parts, async (p) => {
       const [wmRaw, posRaw] = await redis.mget(keys.watermark(prefix, p), keys.position(prefix, p));
-      let pos: Position | null = null;
-      const wm = wmRaw === null ? null : Number(wmRaw);
-      const { high } = marks.get(p)!;
-      const start = startOffsets.get(p) ?? marks.get(p)!.low;
-      await scan(reader, p, start > marks.get(p)!.low ? start : marks.get(p)!.low, high, async (msgs) => {
-        const plan = buildPlan(msgs, {
+      const { low, high } = marks.get(p)!;
+      const start = startOffsets.get(p) ?? low;
+      // the whole range summed in memory and written as final values (store/rebuild.ts), not chunk by chunk
+      const rb = new PartitionRebuild(redis, {
+        lockToken: token,
+        ctx: {
           prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock,
           retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs,
-          now: Date.now(), watermark: wm, from, candidates, lastPosition: pos,
-        });
-        pos = parsePosition(plan.position) ?? pos;
-        plan.position = null; // set once at the end
-        const res = await applier.apply(p, plan, { mode: 'replay', first: msgs[0].offset, next: '', lockToken: token, windowKeepMinutes: cfg.windowMinutes });
-        if (res.status !== 'ok') throw new Error(`replay lost its lock on partition ${p} (${JSON.stringify(res)}): rerun the replay`);
-        changes += plan.changes;
-        facts += plan.facts;
+          now, watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
+        },
       });
+      await scan(reader, p, start > low ? start : low, high, (msgs) => rb.add(msgs));
+      await rb.finish();
+      changes += rb.changes;
+      facts += rb.facts;
+      const pos = rb.position;
       // 6. the partition continues after what the replay applied
       const stored = parsePosition(posRaw);
       const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
@@ -188,43 +187,4 @@ async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn
     await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
     o = got[got.length - 1].offset + 1n;
   }
-}
-
-/** Deletes every bucket at or after `from` in every tier and the window index. */
-async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
-  const fromDay = clock.localDay(from.day);
-  const fromHour = from.hour / HOUR;
-  for (const p of parts) {
-    const tag = partitionTag(prefix, p);
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 2000);
-      cursor = next;
-      const tx = redis.pipeline();
-      for (const key of found) {
-        const rest = key.slice(tag.length + 1);
-        const kind = rest.slice(0, rest.indexOf(':'));
-        const parts_ = rest.split(':');
-        if (kind === 'm') {
-          const day = Number(parts_[parts_.length - 2]);
-          if (day >= fromDay) tx.del(key);
-        } else if (kind === 'xm') {
-          if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
-        } else if (kind === 'h') {
-          const block = Number(parts_[parts_.length - 1]);
-          if (block * HOUR_BLOCK >= fromHour) tx.del(key);
-          else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
-        } else if (kind === 'd') {
-          const block = Number(parts_[parts_.length - 1]);
-          if (block * DAY_BLOCK >= fromDay) tx.del(key);
-          else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
-        }
-      }
-      await tx.exec();
-    } while (cursor !== '0');
-  }
-}
-
-function range(a: number, b: number): string[] {
-  return Array.from({ length: b - a }, (_, i) => String(a + i));
 }
