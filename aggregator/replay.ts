@@ -54,6 +54,8 @@ export interface ReplayOptions {
   force?: boolean;
   /** how far after its commit a row's transaction time may lie (source clock skew); default 1 h */
   marginMs?: number;
+  /** facts per partition summed in memory before they are written (store/rebuild.ts; tests set it low) */
+  maxFacts?: number;
 }
 
 const FETCH_BYTES = 4 << 20;
@@ -139,6 +141,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
       // the whole range summed in memory and written as final values (store/rebuild.ts), not chunk by chunk
       const rb = new PartitionRebuild(redis, {
         lockToken: token,
+        maxFacts: o.maxFacts,
         ctx: {
           prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock,
           retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs,

@@ -22,6 +22,7 @@ const LUA = readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8');
 const ARGS_PER_CALL = 16_000;
 /** rebuild.lua calls in flight on the connection (pipelined). */
 const IN_FLIGHT = 4;
+const SLICE = 512;
 
 export class ReplayLostLockError extends Error {
   constructor(readonly partition: number, readonly owner: string) {
@@ -70,14 +71,18 @@ export class PartitionRebuild {
   get position(): Position | null { return this.#pos; }
 
   async add(msgs: Msg[]): Promise<void> {
-    const before = this.#plan.facts;
-    const changesBefore = this.#plan.changes;
-    buildPlan(msgs, { ...this.#ctx, watermark: this.#wm, lastPosition: this.#pos }, this.#plan);
-    this.#pos = parsePosition(this.#plan.position) ?? this.#pos;
-    if (this.#plan.watermark !== null && (this.#wm === null || this.#plan.watermark > this.#wm)) this.#wm = this.#plan.watermark;
-    this.facts += this.#plan.facts - before;
-    this.changes += this.#plan.changes - changesBefore;
-    if (this.#plan.facts >= this.#maxFacts) await this.#flush();
+    // a fetch holds up to 4 MiB of messages: the memory bound is checked every SLICE messages
+    for (let i = 0; i < msgs.length; i += SLICE) {
+      const part = i === 0 && msgs.length <= SLICE ? msgs : msgs.slice(i, i + SLICE);
+      const before = this.#plan.facts;
+      const changesBefore = this.#plan.changes;
+      buildPlan(part, { ...this.#ctx, watermark: this.#wm, lastPosition: this.#pos }, this.#plan);
+      this.#pos = parsePosition(this.#plan.position) ?? this.#pos;
+      if (this.#plan.watermark !== null && (this.#wm === null || this.#plan.watermark > this.#wm)) this.#wm = this.#plan.watermark;
+      this.facts += this.#plan.facts - before;
+      this.changes += this.#plan.changes - changesBefore;
+      if (this.#plan.facts >= this.#maxFacts) await this.#flush();
+    }
   }
 
   /** Writes what is left; the merchant sets, watermark and window-index GC included. */
