@@ -19,7 +19,7 @@ import type { Redis } from 'ioredis';
 import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
-import { factsOf } from '../lib/mapping.ts';
+import { earliestFactMinuteBound, factsOf } from '../lib/mapping.ts';
 import { DAY, HOUR } from '../lib/time.ts';
 import type { AggregatorConfig } from './consumer.ts';
 import { DayClock, keys, retentionOf } from './store/layout.ts';
@@ -43,6 +43,8 @@ export interface ReplayReport {
   changes: number;
   facts: number;
   seconds: number;
+  /** where the time went: finding the reset point (scan), deleting the range (reset), summing and writing it (rebuild) */
+  stages: { scan: number; reset: number; rebuild: number };
 }
 
 export interface ReplayOptions {
@@ -82,6 +84,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   try {
     const marks = await reader.watermarks();
     // 3. earliest bucket touched by the events ≥ X
+    const tScan = Date.now();
     let minMinute = Infinity;
     let retainedFrom = -Infinity; // commit time from which every partition is complete
     await forEachPartition(parts, async (p) => {
@@ -93,6 +96,12 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
       }
       await scan(reader, p, BigInt(loc.offsets.get(p) ?? high.toString()), high, (msgs) => {
         for (const m of msgs) {
+          // the bytes bound the earliest fact minute without parsing the event (several times cheaper)
+          const bound = earliestFactMinuteBound(m.value, cfg.mapping);
+          if (bound !== undefined) {
+            if (bound !== null && bound < minMinute) minMinute = bound;
+            continue;
+          }
           try {
             const e = decodeEvent(m.value);
             if (e.op === 'heartbeat') continue;
@@ -103,7 +112,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     });
     if (minMinute === Infinity) {
       log.info({ fromLsn: o.fromLsn }, 'no change at or after this LSN touches a bucket: nothing to rebuild');
-      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (Date.now() - t0) / 1000 };
+      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (Date.now() - t0) / 1000, stages: { scan: (Date.now() - tScan) / 1000, reset: 0, rebuild: 0 } };
     }
     let dayFrom = clock.dayStart(minMinute);
     let clampedFrom: number | null = null;
@@ -117,7 +126,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const from = { minute: dayFrom, hour: Math.floor(dayFrom / HOUR) * HOUR, day: dayFrom };
     log.info({ fromLsn: o.fromLsn, resetFrom: new Date(dayFrom).toISOString() }, 'replay: resetting buckets');
     // 4. reset
+    const tReset = Date.now();
     await resetFrom(redis, prefix, parts, clock, from);
+    const tRebuild = Date.now();
     // 5. re-apply
     const admin = kafka.admin();
     await admin.connect();
@@ -162,7 +173,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     });
     const seconds = (Date.now() - t0) / 1000;
     log.info({ changes, facts, seconds }, 'replay done');
-    return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: dayFrom, clampedFrom, changes, facts, seconds };
+    const stages = { scan: (tReset - tScan) / 1000, reset: (tRebuild - tReset) / 1000, rebuild: (Date.now() - tRebuild) / 1000 };
+    return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: dayFrom, clampedFrom, changes, facts, seconds, stages };
   } finally {
     await reader.close();
     await unlock(redis, prefix, parts, token);

@@ -27,7 +27,7 @@ import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
 import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
-import { dropKeys, spawnRiskmon } from '../test/harness/index.ts';
+import { dropKeys, runRiskmon, spawnRiskmon } from '../test/harness/index.ts';
 
 const PARTITIONS = 12;
 const SHARDS = 8;
@@ -104,7 +104,17 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   } else {
     total = await produce(kafka, admin, topic, now, out);
   }
-  await consume(env, admin, topic, prefix, total, now, out);
+  const replayPrefix = `${prefix}_r`;
+  await replayRun(env, topic, replayPrefix, out);
+  // RISKMON_BENCH_AGG_LIVE=0: the replay alone (profiling it)
+  if (env.RISKMON_BENCH_AGG_LIVE !== '0') {
+    await consume(env, admin, topic, prefix, total, now, out);
+    await compareReplay(env, prefix, replayPrefix, now, out);
+  } else {
+    const redis = new Redis(env.REDIS_URL!);
+    await dropKeys(redis, `${replayPrefix}:*`);
+    redis.disconnect();
+  }
   if (!keep) await admin.deleteTopics({ topics: [topic] }).catch(() => {});
   await admin.disconnect();
 }
@@ -199,9 +209,9 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   readHwm();
   child.kill('SIGTERM');
   await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-  out.replay_changes_per_s = Math.round(total / secs);
-  out.aggregator_peak_rss_bytes = hwm;
-  console.error(`   applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
+  out.aggregator_catchup_changes_per_s = Math.round(total / secs);
+  out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, hwm);
+  console.error(`   live path: applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
 
   const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
   const end = minuteStart(now) - MINUTE;
@@ -225,8 +235,79 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   out.rules_baseline_read_ms = Math.round(median(base));
   out.rules_baseline_merchants = merchants;
   console.error(`   rules baseline read (7 days at 1d, ${merchants} merchants): ${out.rules_baseline_read_ms} ms`);
-  // clean up this run's keys and topic (shared stack)
-  await dropKeys(redis, `${prefix}:*`);
+  redis.disconnect();
+}
+
+const childEnvOf = (env: NodeJS.ProcessEnv, topic: string, prefix: string): NodeJS.ProcessEnv => ({
+  ...env, RISKMON_TOPIC: topic, RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(SHARDS),
+  RISKMON_REDIS_PREFIX: prefix, RISKMON_GROUP: `${prefix}_group`, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_LOG_LEVEL: 'warn', RISKMON_TZ: TZ,
+});
+
+/** Peak RSS (VmHWM) of a child, polled until it exits. */
+function watchHwm(pid: number): { stop: () => number } {
+  let hwm = 0;
+  const read = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+    } catch { /* exited */ }
+  };
+  const t = setInterval(read, 50);
+  return { stop: () => { clearInterval(t); return hwm; } };
+}
+
+/**
+ * `riskmon replay --from-lsn <oldest>` into an empty key prefix: the whole topic rebuilt (the bucket store's rebuild
+ * path: whole range summed in memory, final values written). replay_changes_per_s = changes / the command's own
+ * seconds (lock → offsets stored: both scans of the topic, the reset, the writes; not the process start).
+ */
+async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, out: Record<string, number>): Promise<void> {
+  const childEnv = childEnvOf(env, topic, prefix);
+  const probe = await runRiskmon(['replay', '--from-lsn', '0/1'], childEnv);
+  const oldest = /holds is (\S+);/.exec(probe.stderr)?.[1];
+  if (!oldest) throw new Error(`replay bench: could not learn the oldest LSN: ${probe.stderr}`);
+  const nodeArgs = env.RISKMON_BENCH_REPLAY_NODE_ARGS ? env.RISKMON_BENCH_REPLAY_NODE_ARGS.split(' ') : [];
+  const t0 = Date.now();
+  const child = spawnRiskmon(['replay', '--from-lsn', oldest], { env: childEnv, nodeArgs, stdout: 'pipe', stderr: 'inherit' });
+  const hwm = watchHwm(child.pid!);
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const peak = hwm.stop();
+  if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as { changes: number; seconds: number; stages: { scan: number; reset: number; rebuild: number } };
+  out.replay_scan_seconds = r.stages.scan;
+  out.replay_rebuild_seconds = r.stages.rebuild;
+  out.replay_changes_per_s = Math.round(r.changes / r.seconds);
+  out.replay_seconds = r.seconds;
+  out.replay_peak_rss_bytes = peak;
+  out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, peak);
+  console.error(`   replay: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
+}
+
+/** The replay's buckets against the live path's (same topic): the last hour per minute, the day per merchant. */
+async function compareReplay(env: NodeJS.ProcessEnv, live: string, replayed: string, now: number, out: Record<string, number>): Promise<void> {
+  const redis = new Redis(env.REDIS_URL!);
+  const opts = { partitions: PARTITIONS, hotShards: SHARDS, tz: TZ };
+  const a = createBucketReader(redis, { prefix: live, ...opts });
+  const b = createBucketReader(redis, { prefix: replayed, ...opts });
+  const end = minuteStart(now) - MINUTE;
+  const day = new DayClock(TZ).dayStart(now);
+  let diffs = 0, compared = 0;
+  for (const [from, to, step] of [[end - 60 * MINUTE, end, '1m'], [day - DAY, day + DAY, '1d']] as const) {
+    const [x, y] = await Promise.all([a.totalsByMerchant(from, to, step), b.totalsByMerchant(from, to, step)]);
+    for (const [m, t] of x) {
+      compared++;
+      const u = y.get(m);
+      if (!u || u.approvals !== t.approvals || u.approvedAmount !== t.approvedAmount || u.cancels !== t.cancels || u.canceledAmount !== t.canceledAmount) diffs++;
+    }
+    diffs += [...y.keys()].filter((m) => !x.has(m)).length;
+  }
+  out.replay_mismatched_merchants = diffs;
+  console.error(`   replay vs live path: ${compared} merchant totals compared, ${diffs} differ`);
+  // clean up this run's keys (shared stack)
+  await dropKeys(redis, `${live}:*`);
+  await dropKeys(redis, `${replayed}:*`);
   redis.disconnect();
 }
 
