@@ -28,6 +28,7 @@ import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleA
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
 import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
 import { dropKeys, runRiskmon, spawnRiskmon } from '../test/harness/index.ts';
+import { redisWriteCeiling } from './peer.ts';
 
 const PARTITIONS = 12;
 const SHARDS = 8;
@@ -376,8 +377,64 @@ function split(plan: Plan, n: number): Plan[] {
   return out;
 }
 
+/**
+ * The Redis side's ceilings, in the same run: redis-benchmark pipelining the live path's per-field HINCRBY (and the
+ * replay's HSET), and the Lua apply's own: pre-planned chunks of reference-workload facts (4,000 per chunk, as the
+ * consumer's, 12 partitions, 4 in flight) applied through Applier with nothing else in the process — changes/s.
+ */
+async function redisCeilings(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
+  const redis = new Redis(env.REDIS_URL!);
+  const prefix = `bench_ceil_${Date.now().toString(36)}`;
+  try {
+    Object.assign(out, redisWriteCeiling(env.REDIS_URL!, prefix));
+    await dropKeys(redis, `${prefix}:*`);
+    const clock = new DayClock(TZ);
+    const now = Date.now();
+    const candidates = candidateCache(PARTITIONS, SHARDS);
+    const w = new Workload();
+    const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
+    // the busiest reference hour (~250,000 facts)
+    const from = minuteStart(now) - 2 * HOUR;
+    w.run(from, from + HOUR, (t) => {
+      const m = String(t.merchant);
+      const p = partitionOfKey(messageKey(m, w.hot.has(m), String(t.id), SHARDS), PARTITIONS);
+      byPartition[p].push({ merchantId: m, kind: 'approval', minuteMs: minuteStart(t.at), sign: 1, amount: BigInt(t.amount) });
+    });
+    const plans: { p: number; plan: Plan; n: number }[] = [];
+    for (let p = 0; p < PARTITIONS; p++) {
+      for (let i = 0; i < byPartition[p].length; i += 4000) {
+        const fs = byPartition[p].slice(i, i + 4000);
+        const plan = emptyPlan();
+        addFacts(plan, fs, {
+          prefix, partition: p, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock,
+          retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
+          allowedLatenessMs: 5000, now, watermark: now, candidates,
+        }, now);
+        plan.watermark = now;
+        plans.push({ p, plan, n: fs.length });
+      }
+    }
+    const applier = new Applier(redis, prefix);
+    const total = plans.reduce((a, x) => a + x.n, 0);
+    const queue = [...plans];
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      for (let x = queue.shift(); x; x = queue.shift()) {
+        const r = await applier.apply(x.p, x.plan, { mode: 'replay', first: '0', next: '', windowKeepMinutes: 240 });
+        if (r.status !== 'ok') throw new Error(`apply: ${JSON.stringify(r)}`);
+      }
+    }));
+    out.lua_apply_ceiling_changes_per_s = Math.round(total / ((performance.now() - t0) / 1000));
+    console.error(`   Redis ceilings: HINCRBY ${out.redis_write_ceiling_ops_per_s} ops/s, HSET ${out.redis_hset_ceiling_ops_per_s} ops/s pipelined; Lua apply ${out.lua_apply_ceiling_changes_per_s} changes/s (${total} pre-planned)`);
+  } finally {
+    await dropKeys(redis, `${prefix}:*`);
+    redis.disconnect();
+  }
+}
+
 export async function benchAggregator(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
+  await redisCeilings(env, out);
   await throughput(env, out);
   // the 8-day memory run takes ~10–20 min on a busy 2-core machine; RISKMON_BENCH_AGG_MEMORY=0 skips it
   if (env.RISKMON_BENCH_AGG_MEMORY !== '0') await memory8d(env, out);
