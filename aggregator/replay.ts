@@ -194,12 +194,19 @@ async function forEachPartition(parts: number[], fn: (p: number) => Promise<void
   }));
 }
 
-/** Messages [from, to) of one partition, a fetch (up to 4 MiB) at a time. */
+/**
+ * Messages [from, to) of one partition, a fetch (up to 4 MiB) at a time; the next fetch is already on its way while
+ * `fn` works on the current one (Kafka's I/O overlaps the decoding).
+ */
 async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (msgs: Msg[]) => void | Promise<void>): Promise<void> {
+  const fetchAt = (o: bigint) => reader.fetch(p, o, FETCH_BYTES).then((ms) => ms.filter((m) => m.offset < to));
+  let next = from < to ? fetchAt(from) : null;
   for (let o = from; o < to;) {
-    const got = (await reader.fetch(p, o, FETCH_BYTES)).filter((m) => m.offset < to);
+    const got = await next!;
     if (!got.length) throw new Error(`partition ${p}: no message at offset ${o} below the end ${to} (retention removed it during the replay?)`);
-    await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
     o = got[got.length - 1].offset + 1n;
+    next = o < to ? fetchAt(o) : null;
+    next?.catch(() => {}); // awaited on the next round; a failure there is thrown there
+    await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
   }
 }

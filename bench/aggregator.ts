@@ -28,7 +28,7 @@ import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleA
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
 import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
 import { dropKeys, runRiskmon, spawnRiskmon } from '../test/harness/index.ts';
-import { redisWriteCeiling } from './peer.ts';
+import { cpuTicks, redisWriteCeiling } from './peer.ts';
 
 const PARTITIONS = 12;
 const SHARDS = 8;
@@ -244,17 +244,24 @@ const childEnvOf = (env: NodeJS.ProcessEnv, topic: string, prefix: string): Node
   RISKMON_REDIS_PREFIX: prefix, RISKMON_GROUP: `${prefix}_group`, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_LOG_LEVEL: 'warn', RISKMON_TZ: TZ,
 });
 
-/** Peak RSS (VmHWM) of a child, polled until it exits. */
-function watchHwm(pid: number): { stop: () => number } {
-  let hwm = 0;
+/** Peak RSS (VmHWM) and CPU ticks of a child, polled until it exits. */
+function watchHwm(pid: number): { stop: () => number; ticks: () => number } {
+  let hwm = 0, ticks = 0;
   const read = () => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+      ticks = Math.max(ticks, cpuTicks(pid));
     } catch { /* exited */ }
   };
   const t = setInterval(read, 50);
-  return { stop: () => { clearInterval(t); return hwm; } };
+  return { stop: () => { clearInterval(t); return hwm; }, ticks: () => ticks };
+}
+
+/** CPU ticks (1/100 s) of the Redis server (INFO's process_id; 0 when it is not on this machine). */
+async function redisTicks(redis: Redis): Promise<number> {
+  const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
+  return pid ? cpuTicks(pid) : 0;
 }
 
 /**
@@ -268,6 +275,8 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   const oldest = /holds is (\S+);/.exec(probe.stderr)?.[1];
   if (!oldest) throw new Error(`replay bench: could not learn the oldest LSN: ${probe.stderr}`);
   const nodeArgs = env.RISKMON_BENCH_REPLAY_NODE_ARGS ? env.RISKMON_BENCH_REPLAY_NODE_ARGS.split(' ') : [];
+  const redis = new Redis(env.REDIS_URL!);
+  const r0 = await redisTicks(redis);
   const t0 = Date.now();
   const child = spawnRiskmon(['replay', '--from-lsn', oldest], { env: childEnv, nodeArgs, stdout: 'pipe', stderr: 'inherit' });
   const hwm = watchHwm(child.pid!);
@@ -275,6 +284,8 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   child.stdout!.on('data', (d) => (stdout += d));
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   const peak = hwm.stop();
+  const redisCpu = ((await redisTicks(redis)) - r0) / 100;
+  redis.disconnect();
   if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { changes: number; seconds: number; stages: { scan: number; reset: number; rebuild: number } };
   out.replay_scan_seconds = r.stages.scan;
@@ -282,8 +293,14 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   out.replay_changes_per_s = Math.round(r.changes / r.seconds);
   out.replay_seconds = r.seconds;
   out.replay_peak_rss_bytes = peak;
+  // where the time goes: the replay process's CPU and Redis' CPU per change, and the rate each alone would allow
+  const nodeCpu = hwm.ticks() / 100;
+  out.replay_process_cpu_s = nodeCpu;
+  out.replay_redis_cpu_s = redisCpu;
+  if (nodeCpu > 0) out.replay_process_bound_changes_per_s = Math.round(r.changes / nodeCpu);
+  if (redisCpu > 0) out.replay_redis_bound_changes_per_s = Math.round(r.changes / redisCpu);
   out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, peak);
-  console.error(`   replay: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
+  console.error(`   replay: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB; CPU: replay process ${nodeCpu.toFixed(1)} s, Redis ${redisCpu.toFixed(1)} s`);
 }
 
 /** The replay's buckets against the live path's (same topic): the last hour per minute, the day per merchant. */

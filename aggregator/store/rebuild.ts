@@ -140,39 +140,47 @@ export class PartitionRebuild {
   }
 }
 
-/** Deletes every bucket at or after `from` in every tier and the window index of the given partitions. */
+/**
+ * Deletes every bucket at or after `from` in every tier and the window index of the given partitions: one SCAN over
+ * the prefix's partition-tagged keys (SCAN walks the whole keyspace whatever the pattern, so once, not per partition).
+ */
 export async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
   const fromDay = clock.localDay(from.day);
   const fromHour = from.hour / HOUR;
-  for (const p of parts) {
-    const tag = partitionTag(prefix, p);
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 2000);
-      cursor = next;
-      const tx = redis.pipeline();
-      for (const key of found) {
-        const rest = key.slice(tag.length + 1);
-        const kind = rest.slice(0, rest.indexOf(':'));
-        const parts_ = rest.split(':');
-        if (kind === 'm') {
-          const day = Number(parts_[parts_.length - 2]);
-          if (day >= fromDay) tx.del(key);
-        } else if (kind === 'xm') {
-          if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
-        } else if (kind === 'h') {
-          const block = Number(parts_[parts_.length - 1]);
-          if (block * HOUR_BLOCK >= fromHour) tx.del(key);
-          else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
-        } else if (kind === 'd') {
-          const block = Number(parts_[parts_.length - 1]);
-          if (block * DAY_BLOCK >= fromDay) tx.del(key);
-          else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
-        }
+  const wanted = new Set(parts);
+  const head = `${prefix}:{p`;
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${head}*}:*`, 'COUNT', 5000);
+    cursor = next;
+    const tx = redis.pipeline();
+    for (const key of found) {
+      const close = key.indexOf('}:', head.length);
+      if (close < 0) continue;
+      const p = Number(key.slice(head.length, close));
+      if (!wanted.has(p)) continue;
+      const tag = partitionTag(prefix, p);
+      if (!key.startsWith(`${tag}:`)) continue;
+      const rest = key.slice(tag.length + 1);
+      const kind = rest.slice(0, rest.indexOf(':'));
+      const parts_ = rest.split(':');
+      if (kind === 'm') {
+        const day = Number(parts_[parts_.length - 2]);
+        if (day >= fromDay) tx.del(key);
+      } else if (kind === 'xm') {
+        if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
+      } else if (kind === 'h') {
+        const block = Number(parts_[parts_.length - 1]);
+        if (block * HOUR_BLOCK >= fromHour) tx.del(key);
+        else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
+      } else if (kind === 'd') {
+        const block = Number(parts_[parts_.length - 1]);
+        if (block * DAY_BLOCK >= fromDay) tx.del(key);
+        else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
       }
-      await tx.exec();
-    } while (cursor !== '0');
-  }
+    }
+    if (tx.length) await tx.exec();
+  } while (cursor !== '0');
 }
 
 function range(a: number, b: number): string[] {
