@@ -1,8 +1,14 @@
 /**
  * Aggregator benchmark (`npx tsx bench/aggregator.ts`, or part of `npm run bench`). Figures:
- * - replay_changes_per_s: ≥ 1M reference-workload change events in a fresh 12-partition topic, consumed by a fresh
- *   `riskmon aggregate` process from offset 0 until every partition's offset in Redis reaches the end (Kafka → Redis).
- * - aggregator_peak_rss_bytes: that process's peak RSS (VmHWM).
+ * - replay_changes_per_s: ≥ 1M reference-workload change events in a fresh 12-partition topic, rebuilt by
+ *   `riskmon replay --from-lsn <oldest>` into an empty key prefix (the store's rebuild: whole range summed in memory,
+ *   final values written); changes / the command's own seconds. replay_process_cpu_s and replay_redis_cpu_s say
+ *   which side bounds it (replay_*_bound_changes_per_s: the rate each alone would allow); replay_peak_rss_bytes.
+ * - aggregator_catchup_changes_per_s: the same topic consumed by a fresh `riskmon aggregate` from offset 0 until
+ *   every partition's offset in Redis reaches the end (the live path: per-chunk Lua apply); replay_mismatched_merchants
+ *   compares its buckets with the replay's (0 = equal). aggregator_peak_rss_bytes: that process's peak RSS.
+ * - redis_write_ceiling_ops_per_s / redis_hset_ceiling_ops_per_s (redis-benchmark, pipelined) and
+ *   lua_apply_ceiling_changes_per_s (the Lua apply alone on pre-planned chunks): Redis' ceilings.
  * - partition_skew: busiest / mean partition (messages) of those events, hot merchants keyed merchant#shard.
  * - rules_window_read_ms: totalsByMerchant over the last 60 minutes (all merchants) — median of 5.
  * - rules_baseline_read_ms: totalsByMerchant over 7 local days at 1d (every merchant's day rollups) — median of 3.
@@ -211,7 +217,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   child.kill('SIGTERM');
   await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
   out.aggregator_catchup_changes_per_s = Math.round(total / secs);
-  out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, hwm);
+  out.aggregator_peak_rss_bytes = hwm;
   console.error(`   live path: applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
 
   const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
