@@ -62,7 +62,7 @@ export class PartitionRebuild {
     this.#applier = new Applier(redis, o.ctx.prefix);
     this.#ctx = o.ctx;
     this.#token = o.lockToken;
-    this.#maxFacts = o.maxFacts ?? 60_000;
+    this.#maxFacts = o.maxFacts ?? 15_000;
     this.#wm = o.ctx.watermark;
     this.#pos = o.ctx.lastPosition ?? null;
   }
