@@ -1,17 +1,17 @@
 /** Options of `riskmon aggregate` and `riskmon replay` (README "Configuration"). */
-import { commonSpec, connections, int, json, num } from '../lib/config.ts';
+import { commonSpec, connections, metricsSpec, int, json, mappingOption, num } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 
 export const aggregatorSpec = {
   ...connections('kafkaBrokers', 'redisUrl'),
   ...commonSpec,
-  mapping: json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping),
+  mapping: mappingOption,
   minuteTtlDays: num('RISKMON_MINUTE_TTL_DAYS', 'days the minute buckets are kept after their 6-hour block ends', 2, 0.05, 30),
   hourTtlDays: num('RISKMON_HOUR_TTL_DAYS', 'days the hour rollups are kept (the rules need ≥ 35)', 36, 1, 3650),
   dayTtlDays: num('RISKMON_DAY_TTL_DAYS', 'days the day rollups are kept (the trend screen needs ≥ 400)', 400, 1, 36500),
   windowMinutes: int('RISKMON_WINDOW_INDEX_MINUTES', 'event-time minutes of the all-merchants minute index (rules windows) behind the watermark', 240, 61, 7 * 1440),
   chunk: int('RISKMON_AGG_CHUNK', 'messages per atomic Redis apply (a fetched batch of 1 MiB holds ~3,500)', 4000, 1, 20_000),
   concurrency: int('RISKMON_AGG_CONCURRENCY', 'partitions processed concurrently by one aggregator', 4, 1, 64),
-  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when the aggregator runs alone (0 = off)', 0, 0, 65535),
+  ...metricsSpec,
 };
 

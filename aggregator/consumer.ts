@@ -6,7 +6,7 @@
  * for lag monitoring only.
  */
 import { Partitioners, type Admin, type Kafka, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -17,13 +17,21 @@ import { DayClock, keys, retentionOf } from './store/layout.ts';
 import { metrics, watchRedisMemory } from './metrics.ts';
 import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './store/plan.ts';
 import { aggregatorDeadLetter } from '../lib/dead-letters.ts';
-import { createKafka } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaSetupProblem, verifyKafka } from '../lib/kafka/index.ts';
 
 export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
 
 /** The topic's partition count differs from RISKMON_PARTITIONS: every key's partition would be wrong. Not retried. */
 export class TopicMismatchError extends Error {
   override name = 'TopicMismatchError';
+}
+
+const STALL_MS = 20_000;
+const STALL_CHECK_MS = 5_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error('timed out')), ms); })]).finally(() => clearTimeout(t));
 }
 
 /** What to do after trying one chunk. */
@@ -37,7 +45,7 @@ export class AggregatorService implements Service {
   /** per partition: watermark and last applied position, as stored in Redis (valid while our applies succeed) */
   readonly #known = new Map<number, { wm: number | null; pos: Position | null }>();
   #kafka: Kafka;
-  #redis: Redis;
+  #redis: RedisClient;
   #applier: Applier;
   #consumer: Consumer | null = null;
   #producer: Producer | null = null;
@@ -47,12 +55,17 @@ export class AggregatorService implements Service {
   readonly #resolved = new Map<number, string>();
   readonly #committed = new Map<number, string>();
   #committer: NodeJS.Timeout | undefined;
+  #rollbackLogged = 0;
+  /** per partition: when a chunk was last applied or skipped (the stall watch) */
+  readonly #progressAt = new Map<number, number>();
+  /** applies waiting for Redis right now */
+  #applying = 0;
 
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
     this.#candidates = candidateCache(cfg.partitions, cfg.hotShards);
     this.#kafka = createKafka(cfg, { clientId: opts.clientId ?? 'riskmon-aggregator', log: this.log });
-    this.#redis = new Redis(cfg.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+    this.#redis = createRedis(cfg, { lazyConnect: true, maxRetriesPerRequest: null, connectionName: 'riskmon-aggregator' });
     this.#applier = new Applier(this.#redis, cfg.redisPrefix);
   }
 
@@ -60,16 +73,19 @@ export class AggregatorService implements Service {
     const { cfg, log } = this;
     // Redis queues commands while it is down (maxRetriesPerRequest: null): an outage pauses the applies, loses nothing.
     let redisDown = 0;
-    this.#redis.on('error', (err) => {
+    // a wrong password or an untrusted certificate stops here, naming the setting
+    await verifyRedis(cfg);
+    await verifyKafka(cfg);
+    this.#redis.on('error', (err: Error) => {
       if (Date.now() - redisDown > 30_000) { log.warn({ err }, 'redis unreachable: applies wait until it is back'); redisDown = Date.now(); }
     });
     this.#redis.connect().catch(() => {}); // ioredis keeps reconnecting by itself
     watchRedisMemory(this.#redis);
-    const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort) : null;
+    const server = cfg.metricsPort ? await serveMetrics(cfg.metricsPort, cfg.metricsHost) : null;
     try {
       // A broker outage (at start or while consuming) ends a session; the next one continues from Redis' offsets.
       await runSessions(this.#state, () => this.#session(), {
-        fatal: (err) => err instanceof TopicMismatchError,
+        fatal: (err) => err instanceof TopicMismatchError || kafkaSetupProblem(err) !== null,
         onRetry: (err, retryInMs) => {
           metrics.restarts.inc();
           log.warn({ err, retryInMs }, 'consumer session ended; resuming from the offsets stored in Redis');
@@ -84,6 +100,8 @@ export class AggregatorService implements Service {
   /** One consumer-group session: resolves when stopped, rejects when the consumer crashed for good. */
   async #session(): Promise<void> {
     const { cfg, log } = this;
+    let assigned: number[] = [];
+    let stalled: { promise: Promise<never>; cancel(): void } | null = null;
     const admin = (this.#admin = this.#kafka.admin());
     try {
       await admin.connect();
@@ -116,16 +134,20 @@ export class AggregatorService implements Service {
       this.#committed.clear();
       this.#resolved.clear();
       this.#committer = setInterval(() => void this.#commitResolved(consumer), 1000);
+      assigned = [];
+      consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
+      stalled = this.#watchStall(() => assigned);
       await consumer.run({
         autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
         eachBatch: (b) => this.#eachBatch(b),
       });
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
       const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await Promise.race([stopped, crashed]);
+      await Promise.race([stopped, crashed, stalled.promise]);
     } finally {
       clearInterval(this.#committer);
       if (this.#consumer) await this.#commitResolved(this.#consumer);
+      stalled?.cancel();
       await this.#consumer?.disconnect().catch(() => {});
       await this.#producer?.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
@@ -144,6 +166,43 @@ export class AggregatorService implements Service {
     } catch (err) {
       this.log.debug({ err }, 'committing offsets for lag monitoring failed; retried in a second');
     }
+  }
+
+  /**
+   * Rejects when an assigned partition has messages to apply but nothing was applied for STALL_MS. kafkajs'
+   * consumer can keep fetching from a broker that is gone or no longer leads a partition (a leader change during
+   * a broker restart) without failing; a new session fetches fresh metadata and continues from Redis' offsets.
+   */
+  #watchStall(assignedNow: () => number[]): { promise: Promise<never>; cancel(): void } {
+    let timer: NodeJS.Timeout | null = null;
+    const promise = new Promise<never>((_, reject) => {
+      const check = async () => {
+        // an apply waiting for Redis (an outage, a failover) is not a stalled consumer
+        if (this.#applying > 0) for (const p of assignedNow()) this.#progressAt.set(p, Date.now());
+        const quiet = (p: number) => Date.now() - (this.#progressAt.get(p) ?? since) > STALL_MS;
+        const parts = assignedNow().filter(quiet);
+        if (parts.length) {
+          const stall = (why: string) => reject(new Error(`no progress for ${STALL_MS / 1000} s on partitions ${parts.join(',')}: ${why}; restarting the consumer`));
+          // Kafka that cannot even list offsets while nothing moves: the session is stuck with the brokers (bounded
+          // wait: kafkajs' own retries of a dead broker take minutes)
+          const offs = await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), STALL_CHECK_MS * 2).catch(() => null);
+          if (!offs) { stall('the brokers do not answer offset requests'); return; }
+          // Redis that does not answer is an outage the applies wait out, not a stall
+          const stored = await withTimeout(Promise.all(parts.map((p) => this.#redis.get(keys.offset(this.cfg.redisPrefix, p)))), STALL_CHECK_MS).catch(() => null);
+          if (stored) {
+            const behind = parts.filter((p, i) => quiet(p) && BigInt(offs.find((o) => o.partition === p)?.high ?? '0') > BigInt(stored[i] ?? '0'));
+            if (behind.length) { stall(`partitions ${behind.join(',')} have messages to apply`); return; }
+          }
+        }
+        timer = setTimeout(run, STALL_CHECK_MS);
+      };
+      const run = () => { check().catch(() => { timer = setTimeout(run, STALL_CHECK_MS); }); };
+      timer = setTimeout(run, STALL_CHECK_MS);
+    });
+    promise.catch(() => {});
+    const since = Date.now();
+    this.#progressAt.clear();
+    return { promise, cancel: () => { if (timer) clearTimeout(timer); } };
   }
 
   /** The cdc creates the topic; a topic with another partition count would break every key's partition. */
@@ -166,8 +225,7 @@ export class AggregatorService implements Service {
 
   async #ensureDeadLetterTopic(): Promise<void> {
     const topic = this.cfg.dlqTopic;
-    if ((await this.#admin!.listTopics()).includes(topic)) return;
-    await this.#admin!.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }).catch((err) => {
+    await createTopics(this.#admin!, [{ topic, numPartitions: 1 }], { replication: this.cfg.topicReplication }).catch((err) => {
       this.log.warn({ err, topic }, 'could not create the dead-letter topic (it may exist already)');
     });
   }
@@ -203,6 +261,7 @@ export class AggregatorService implements Service {
     while (i < msgs.length && isRunning() && !isStale()) {
       const chunk = msgs.slice(i, i + this.cfg.chunk);
       const step = await this.#applyChunk(p, chunk, b);
+      if (step.kind !== 'stopped') this.#progressAt.set(p, Date.now());
       if (step.kind === 'applied') {
         resolveOffset(chunk[chunk.length - 1].offset);
         this.#resolved.set(p, String(BigInt(chunk[chunk.length - 1].offset) + 1n));
@@ -246,7 +305,9 @@ export class AggregatorService implements Service {
     let mode: 'live' | 'init' = 'live';
     for (;;) {
       if (!b.isRunning() || b.isStale()) return { kind: 'stopped' };
-      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes });
+      this.#applying++;
+      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes })
+        .finally(() => { this.#applying--; });
       if (res.status === 'ok') {
         if (plan.watermark !== null && (wm === null || plan.watermark > wm)) known.wm = plan.watermark;
         if (plan.position !== null) known.pos = parsePosition(plan.position);
@@ -257,6 +318,7 @@ export class AggregatorService implements Service {
         return { kind: 'applied' };
       }
       if (res.status === 'locked') {
+        this.#progressAt.set(p, Date.now()); // waiting for a replay is not a stall
         if (Date.now() - this.#lockLogged > 30_000) {
           this.log.warn({ partition: p, owner: res.owner }, 'a replay holds the partition: waiting (an interrupted replay must be rerun)');
           this.#lockLogged = Date.now();
@@ -266,6 +328,19 @@ export class AggregatorService implements Service {
         continue;
       }
       this.#known.delete(p);
+      if (res.stored === null || BigInt(res.stored) < BigInt(first)) {
+        // Redis holds less than this process applied (a failover promoted a replica that missed the last writes,
+        // or a replay moved the offset): buckets, offset and watermark rolled back together (one hash slot).
+        // Keys re-created from here on need their TTL again, and the partition continues from the stored offset.
+        this.#applier.forget();
+        if (res.stored !== null) {
+          metrics.rollbacks.inc();
+          if (Date.now() - this.#rollbackLogged > 5_000) {
+            this.log.warn({ partition: p, stored: res.stored, applying: first }, 'Redis is behind what was applied (failover?): re-consuming from its stored offset');
+            this.#rollbackLogged = Date.now();
+          }
+        }
+      }
       if (res.stored === null) {
         // Nothing stored for this partition (a fresh prefix, or Redis lost its data): start at the topic's beginning.
         const low = await this.#lowWatermark(p);

@@ -4,11 +4,12 @@
  * aggregators (in process or as `node scripts/riskmon.mjs aggregate` children) and compare with the SQL truth.
  */
 import type { ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
+import { createRedis, type RedisClient } from '../lib/redis.ts';
 import pg from 'pg';
 import type { Producer } from 'kafkajs';
-import { readConfig } from '../lib/config.ts';
+import { connections, readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
+import { DAY, MINUTE, dayStart } from '../lib/time.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Step } from './store/index.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
@@ -24,7 +25,7 @@ export interface Harness {
   pgUrl: string;
   db: pg.Client;
   env: NodeJS.ProcessEnv;
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   cdc: FakeCdc;
   topic: string;
@@ -40,7 +41,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string; createTopic?: boolean } = {}): Promise<Harness> {
+/**
+ * `redisEnv` points the aggregators and the test's own client elsewhere than the test stack's Redis (e.g.
+ * RISKMON_REDIS_MODE=cluster and the replicated stack's nodes).
+ */
+export async function harness(opts: { partitions?: number; hotShards?: number; hot?: string[]; tz?: string; createTopic?: boolean; redisEnv?: NodeJS.ProcessEnv } = {}): Promise<Harness> {
   const s = services();
   const partitions = opts.partitions ?? 6;
   const hotShards = opts.hotShards ?? 4;
@@ -57,12 +62,14 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_GROUP: uniqueName('agg_group'), RISKMON_REDIS_PREFIX: prefix,
     RISKMON_PARTITIONS: String(partitions), RISKMON_HOT_SHARDS: String(hotShards), RISKMON_TZ: tz,
     RISKMON_LOG_LEVEL: process.env.RISKMON_LOG_LEVEL ?? 'warn', RISKMON_AGG_CHUNK: '500',
+    ...opts.redisEnv,
   };
   const kafka = testKafka(s.KAFKA_BROKERS);
   if (opts.createTopic !== false) await createTopic(kafka, topic, partitions);
   const producer = testProducer(kafka);
   await producer.connect();
-  const redis = new Redis(s.REDIS_URL);
+  const redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
+  redis.on('error', () => {}); // failover tests kill nodes on purpose; commands wait
   const cdc = new FakeCdc(partitions, hotShards, new Set(opts.hot ?? []));
   const reader = createBucketReader(redis, { prefix, partitions, hotShards, tz });
   const children: ChildProcess[] = [];
@@ -90,7 +97,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     async caughtUp(timeoutMs = 60_000) {
       await waitFor(async () => {
         const offs = await admin.fetchTopicOffsets(topic);
-        const stored = await redis.mget(offs.map((o) => keys.offset(prefix, o.partition)));
+        const stored = await Promise.all(offs.map((o) => redis.get(keys.offset(prefix, o.partition))));
         return offs.every((o, i) => o.high === '0' || stored[i] === o.high);
       }, { timeoutMs, intervalMs: 200, message: 'aggregator catching up with the topic' });
     },
@@ -109,4 +116,19 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
     },
   };
   return h;
+}
+
+/** `n` payments (and a cancel for every 10th) in one transaction each, times spread over the last day. */
+export async function loadPayments(h: Harness, firstId: number, n: number): Promise<void> {
+  const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
+  await h.cdc.bulkInsert(h.db, 'payments',
+    `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+       SELECT g, 1 + (g * 7919) % 150, 100 + (g * 104729) % 2000000, to_timestamp($2::double precision / 1000 + (g * 7907) % 100000)
+         FROM generate_series($1::bigint, $1::bigint + $3 - 1) g RETURNING *`, [firstId, base, n]);
+  await h.cdc.bulkInsert(h.db, 'payment_cancels',
+    `INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
+       SELECT payment_id, payment_id, merchant_id, amount / 2 + 1, approved_at + interval '7 minutes'
+         FROM payments WHERE payment_id BETWEEN $1 AND $1 + $2 - 1 AND payment_id % 10 = 0 RETURNING *`, [firstId, n]);
+  h.cdc.heartbeats();
+  await h.publish();
 }

@@ -9,6 +9,8 @@ import { AggregatorService } from './consumer.ts';
 export { aggregatorSpec } from './config.ts';
 export { AggregatorService } from './consumer.ts';
 export { main as replayCommand } from './replay-cli.ts';
+// For backtests of minutes the minute tier no longer holds (alerting).
+export { TopicMinutes, TopicTooShortError, type TopicMinutesOptions } from './topic-minutes.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(aggregatorSpec, env);

@@ -1,9 +1,9 @@
 /** Prometheus metrics of the aggregator (registered once per process on lib/metrics.ts' registry). */
-import type { Redis } from 'ioredis';
+import { masters, type RedisClient } from '../lib/redis.ts';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { registry } from '../lib/metrics.ts';
 
-let redisForMemory: Redis | null = null;
+let redisForMemory: RedisClient | null = null;
 
 function once<T>(name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -29,6 +29,9 @@ export const metrics = {
   restarts: once('riskmon_aggregator_session_restarts_total', () => new Counter({
     name: 'riskmon_aggregator_session_restarts_total', help: 'consumer sessions ended by a broker outage or consumer crash and resumed (after backoff)', registers: [registry],
   })),
+  rollbacks: once('riskmon_aggregator_redis_rollbacks_total', () => new Counter({
+    name: 'riskmon_aggregator_redis_rollbacks_total', help: 'applies refused because Redis held an older offset than this process applied (failover to a lagging replica, replay); re-consumed', registers: [registry],
+  })),
   duplicates: once('riskmon_aggregator_skipped_duplicates_total', () => new Counter({
     name: 'riskmon_aggregator_skipped_duplicates_total', help: 'messages skipped because their offset was already applied', registers: [registry],
   })),
@@ -36,13 +39,17 @@ export const metrics = {
     name: 'riskmon_redis_used_memory_bytes', help: 'Redis used_memory (INFO memory)', registers: [registry],
     async collect() {
       if (!redisForMemory) return;
-      const info = await redisForMemory.info('memory').catch(() => '');
-      const m = /used_memory:(\d+)/.exec(info);
-      if (m) this.set(Number(m[1]));
+      // a cluster's memory is the sum over its masters
+      let total = 0;
+      for (const node of masters(redisForMemory)) {
+        const m = /used_memory:(\d+)/.exec(await node.info('memory').catch(() => ''));
+        if (m) total += Number(m[1]);
+      }
+      this.set(total);
     },
   })),
 };
 
-export function watchRedisMemory(redis: Redis): void {
+export function watchRedisMemory(redis: RedisClient): void {
   redisForMemory = redis;
 }

@@ -3,8 +3,7 @@
  * partitions, Redis losing the state (rebuild by replay), replay from an LSN while an aggregator runs.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { harness, type Harness } from './harness.int.ts';
+import { harness, loadPayments, type Harness } from './harness.int.ts';
 import { readConfig } from '../lib/config.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 import { logger } from '../lib/logger.ts';
@@ -16,20 +15,7 @@ import { runRiskmon, waitFor } from '../test/harness/index.ts';
 let h: Harness | null = null;
 afterEach(async () => { await h?.close(); h = null; });
 
-/** `n` payments (and a cancel for every 10th) in one transaction each, times spread over the last day. */
-async function load(h: Harness, firstId: number, n: number): Promise<void> {
-  const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
-  await h.cdc.bulkInsert(h.db, 'payments',
-    `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
-       SELECT g, 1 + (g * 7919) % 150, 100 + (g * 104729) % 2000000, to_timestamp($2::double precision / 1000 + (g * 7907) % 100000)
-         FROM generate_series($1::bigint, $1::bigint + $3 - 1) g RETURNING *`, [firstId, base, n]);
-  await h.cdc.bulkInsert(h.db, 'payment_cancels',
-    `INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
-       SELECT payment_id, payment_id, merchant_id, amount / 2 + 1, approved_at + interval '7 minutes'
-         FROM payments WHERE payment_id BETWEEN $1 AND $1 + $2 - 1 AND payment_id % 10 = 0 RETURNING *`, [firstId, n]);
-  h.cdc.heartbeats();
-  await h.publish();
-}
+const load = loadPayments;
 
 const runCli = (h: Harness, args: string[]) => runRiskmon(args, h.env);
 

@@ -1,6 +1,6 @@
 /** `riskmon replay --from-lsn <LSN> [--force]`: rebuild the buckets from the retained topic (replay.ts). */
-import { Redis } from 'ioredis';
-import { createKafka, LsnInFutureError, LsnTooOldError } from '../lib/kafka/index.ts';
+import { createRedis, verifyRedis } from '../lib/redis.ts';
+import { createKafka, LsnInFutureError, LsnTooOldError, verifyKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { LsnError } from '../lib/lsn.ts';
@@ -35,7 +35,9 @@ async function run(args: string[]): Promise<number> {
   const cfg = readConfig(aggregatorSpec);
   const log = componentLogger('replay');
   const kafka = createKafka(cfg, { clientId: 'riskmon-replay' });
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 3 });
+  await verifyRedis(cfg);
+  await verifyKafka(cfg);
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 3, connectionName: 'riskmon-replay' });
   try {
     const r = await replay({ kafka, redis, cfg, log, fromLsn, force });
     process.stdout.write(`${JSON.stringify({

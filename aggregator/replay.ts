@@ -15,7 +15,7 @@
  */
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.ts';
 import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -49,7 +49,7 @@ export interface ReplayReport {
 
 export interface ReplayOptions {
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   cfg: AggregatorConfig;
   log: Logger;
   fromLsn: string;
@@ -181,7 +181,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   }
 }
 
-async function unlock(redis: Redis, prefix: string, parts: number[], token: string): Promise<void> {
+async function unlock(redis: RedisClient, prefix: string, parts: number[], token: string): Promise<void> {
   for (const p of parts) {
     await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, keys.lock(prefix, p), token);
   }

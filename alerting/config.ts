@@ -1,12 +1,15 @@
 /** The alerting component's options (README "Configuration"), composed with the shared ones. */
-import { commonSpec, connections, int, json, str, url, type ConfigOf } from '../lib/config.ts';
+import { commonSpec, connections, connectionSpec, int, json, mappingOption, metricsSpec, secret, str, url, type ConfigOf } from '../lib/config.ts';
 import { defaultRules, parseRules } from './rules/config.ts';
 
 export const alertingSpec = {
   ...connections('riskPgUrl', 'redisUrl'),
   ...commonSpec,
+  // Optional here: backtests rebuild minutes older than the minute tier from the retained topic.
+  kafkaBrokers: { ...connectionSpec.kafkaBrokers, default: [] as string[], description: 'Kafka bootstrap brokers: backtests rebuild minutes the minute tier no longer holds from the retained topic (unset: backtests cover only what the minute tier holds)' },
+  mapping: mappingOption,
   rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see README "Rules")', defaultRules(), parseRules),
-  slackWebhookUrl: url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], ''),
+  slackWebhookUrl: secret(url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], '')),
   publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),
   maxIngestLagMs: int('RISKMON_MAX_INGEST_LAG_MS', 'volume_drop is not evaluated while the watermark is further than this behind the wall clock', 120_000, 1000, 86_400_000),
   replayAfterMs: int('RISKMON_ALERT_REPLAY_AFTER_MS', 'a minute whose end is further than this behind the wall clock is history: its transitions are stored, never sent to Slack', 600_000, 0, 86_400_000 * 30),
@@ -18,6 +21,7 @@ export const alertingSpec = {
   slackDigestOver: int('RISKMON_SLACK_DIGEST_OVER', 'more than this many pending notifications at once are sent as one digest', 3, 1, 1000),
   slackMaxAttempts: int('RISKMON_SLACK_MAX_ATTEMPTS', 'a notification failing with 5xx or a network error this many times is marked failed', 20, 1, 1000),
   slackTimeoutMs: int('RISKMON_SLACK_TIMEOUT_MS', 'timeout of one Slack request', 10_000, 100, 120_000),
+  ...metricsSpec,
 };
 
 export type AlertingConfig = ConfigOf<typeof alertingSpec>;

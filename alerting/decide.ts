@@ -135,3 +135,31 @@ export function decideMinute(i: MinuteInput): MinuteDecision {
   }
   return { evaluated: evaluations.length + quietSkipped, counts, rows, transitions, clearCounts, nextFiring, trackedChanges };
 }
+
+/** What the evaluator (and a backtest) remembers between minutes. */
+export interface Memory {
+  firing: Map<string, FiringAlert>;
+  signatures: Map<string, string>;
+  tracked: Record<RuleName, Set<string>>;
+}
+
+export function emptyMemory(firing: FiringAlert[] = []): Memory {
+  return {
+    firing: new Map(firing.map((a) => [keyOf(a.rule, a.merchantId), a])),
+    signatures: new Map(),
+    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set() },
+  };
+}
+
+/** After a minute's decision is committed, memory follows it; alerts fired now get the id `idOf` gives them. */
+export function applyDecision(m: Memory, d: MinuteDecision, idOf: (key: string) => string): void {
+  for (const r of d.rows) m.signatures.set(r.key, r.sig);
+  for (const t of d.trackedChanges) {
+    if (t.quiet) m.tracked[t.rule].delete(t.id);
+    else m.tracked[t.rule].add(t.id);
+  }
+  for (const [key, a] of d.nextFiring) {
+    if (!a) m.firing.delete(key);
+    else m.firing.set(key, { ...a, id: a.id || idOf(key) });
+  }
+}

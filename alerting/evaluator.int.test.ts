@@ -196,3 +196,50 @@ describe('replay and silences', () => {
     } finally { await r.close(); }
   });
 });
+
+describe('a Redis failover while a minute is read', () => {
+  /** A reader whose next read meets a failover: today's volume of `steady` is gone (rolled back) and the master changed. */
+  class FailoverReader extends MemoryReader {
+    epoch = 'master-a';
+    armed = false;
+    reads = 0;
+    async stateEpoch(): Promise<string> { return this.epoch; }
+    #strike(): void {
+      if (!this.armed) return;
+      this.armed = false;
+      this.epoch = 'master-b';
+      this.add('steady', dayStart(T0, 'Asia/Seoul'), { approvals: -100, approvedAmount: -1_000_000_000n });
+    }
+    override async totals(ids: string[], from: number, to: number, activeOnly = false) { this.reads++; this.#strike(); return super.totals(ids, from, to, activeOnly); }
+    override async totalsByMerchant(from: number, to: number) { this.reads++; this.#strike(); return super.totalsByMerchant(from, to); }
+  }
+
+  it('decides nothing on the rolled-back state: no alert fires, progress stays; the minute is evaluated once the state is whole again', async () => {
+    const reader = new FailoverReader();
+    addHistory(reader, 'steady', T0, { approvals: 2400, cancels: 0, amount: 2_400_000_000n });
+    const today = dayStart(T0, 'Asia/Seoul');
+    for (let t = today; t < T0; t += HOUR) reader.add('steady', t, { approvals: 100, approvedAmount: 100_000_000n });
+    const r = await rig({}, reader);
+    try {
+      await closeMinute(r, T0 - MINUTE);
+      expect(await transitions(r.db)).toEqual([]);
+      const before = (await r.db.query('SELECT last_minute FROM evaluator_progress')).rows[0].last_minute.getTime();
+
+      reader.armed = true;
+      reader.wm = T0 + MINUTE + LATENESS;
+      r.clock.now = reader.wm + 2000;
+      await expect(r.ev.evaluateNext()).rejects.toThrow(/moved back/);
+      expect(reader.reads).toBeGreaterThan(0);
+      // the rolled-back read would have fired volume_drop (today's volume gone): nothing was committed
+      expect(await transitions(r.db)).toEqual([]);
+      expect((await r.db.query('SELECT last_minute FROM evaluator_progress')).rows[0].last_minute.getTime()).toBe(before);
+
+      // the aggregator re-consumed: the state is whole again under the new master; the minute is evaluated on it
+      reader.add('steady', today, { approvals: 100, approvedAmount: 1_000_000_000n });
+      while (await r.ev.evaluateNext());
+      expect(await transitions(r.db)).toEqual([]);
+      expect((await r.db.query('SELECT last_minute FROM evaluator_progress')).rows[0].last_minute.getTime()).toBe(T0);
+      expect(await evaluation(r.db, 'volume_drop', 'steady')).toMatchObject({ status: 'clear' });
+    } finally { await r.close(); }
+  });
+});

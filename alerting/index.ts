@@ -3,28 +3,52 @@
  * set). Migrates the risk store first. The bucket reader is the bucket store's (aggregator/store); tests and
  * benchmarks may pass their own through `buildAlerting`.
  */
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import pg from 'pg';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { TopicMinutes } from '../aggregator/index.ts';
+import { createKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
+import { serveMetrics } from '../lib/metrics.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Service } from '../lib/service.ts';
 import { alertingSpec, type AlertingConfig } from './config.ts';
 import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
+import { BacktestRunner } from './backtest/jobs.ts';
+import { seedRules } from './rules/versions.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
+export { publishAlertUpdate } from './fanout.ts';
+export type { AlertUpdateMessage } from '../lib/alert-message.ts';
+export {
+  applyTriage, DISPOSITIONS, NAME_MAX, NOTE_MAX, notesOf, ruleQuality, TRIAGE_COLUMNS, triageHistory, triageOf,
+  type Disposition, type Note, type RuleQuality, type TriageAction, type TriageEvent, type TriageRow,
+} from './triage.ts';
+// For the API: rules as versioned data, and backtests.
+export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
+export { runBacktest } from './backtest/engine.ts';
+export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
+export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
+export {
+  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,
+} from './backtest/jobs.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
   const log = componentLogger('alerting');
   await migrate(cfg.riskPgUrl, 'risk', log);
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
+  // The first rules version, when the store holds none: RISKMON_RULES (or the defaults).
+  const seedDb = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 1 });
+  try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
+  await verifyRedis(cfg);
+  const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return buildAlerting(cfg, { reader, redis });
 }
 
@@ -33,7 +57,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
  * closes both.
  */
 export function buildAlerting(
-  cfg: AlertingConfig, deps: { reader: BucketReader; redis: Redis; now?: () => number; sharedRedis?: boolean },
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: () => number; sharedRedis?: boolean },
 ): Service[] {
   const log = componentLogger('alerting');
   const db = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 4 });
@@ -43,7 +67,17 @@ export function buildAlerting(
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
   }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now });
-  const services: Service[] = [evaluator];
+  // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
+  const backtests = new BacktestRunner(
+    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
+    {
+      reader: deps.reader, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
+      topicMinutes: cfg.kafkaBrokers.length
+        ? (lo, hi) => TopicMinutes.open({ kafka: createKafka(cfg, { clientId: 'riskmon-backtest' }), topic: cfg.topic, mapping: cfg.mapping }, lo, hi)
+        : undefined,
+    },
+  );
+  const services: Service[] = [evaluator, backtests];
   if (cfg.slackWebhookUrl) {
     services.push(new SlackSender({
       webhookUrl: cfg.slackWebhookUrl, publicUrl: cfg.publicUrl, minIntervalMs: cfg.slackMinIntervalMs,

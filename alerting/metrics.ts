@@ -9,8 +9,8 @@ function once<T>(name: string, make: () => T): T {
 export const evaluationsTotal = once('riskmon_evaluations_total', () => new Counter({
   name: 'riskmon_evaluations_total', help: 'rule evaluations by rule and status', labelNames: ['rule', 'status'], registers: [registry],
 }));
-export const minutesEvaluated = once('riskmon_evaluated_minutes_total', () => new Counter({
-  name: 'riskmon_evaluated_minutes_total', help: 'closed minutes evaluated (replay: older than the replay bound)', labelNames: ['replay'], registers: [registry],
+export const minutesEvaluated = once('riskmon_evaluator_runs_total', () => new Counter({
+  name: 'riskmon_evaluator_runs_total', help: 'evaluation runs, one per closed minute (replay: a minute older than the replay bound)', labelNames: ['replay'], registers: [registry],
 }));
 export const alertsFiring = once('riskmon_alerts', () => new Gauge({
   name: 'riskmon_alerts', help: 'alerts currently in a state, by rule (firing)', labelNames: ['rule', 'state'], registers: [registry],
@@ -26,8 +26,8 @@ export const transitionLatency = once('riskmon_alert_transition_latency_seconds'
   name: 'riskmon_alert_transition_latency_seconds', help: 'minute closing (end + allowed lateness) to the committed transition, live minutes only',
   buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [registry],
 }));
-export const evaluatorLagMinutes = once('riskmon_evaluator_lag_minutes', () => new Gauge({
-  name: 'riskmon_evaluator_lag_minutes', help: 'closed minutes not yet evaluated', registers: [registry],
+export const evaluatorLagSeconds = once('riskmon_evaluator_lag_seconds', () => new Gauge({
+  name: 'riskmon_evaluator_lag_seconds', help: 'closed minutes not yet evaluated, in seconds (60 per minute)', registers: [registry],
 }));
 export const slackMessages = once('riskmon_slack_messages_total', () => new Counter({
   name: 'riskmon_slack_messages_total', help: 'Slack webhook requests by result (sent, failed, rate_limited, retry)', labelNames: ['result'], registers: [registry],

@@ -69,6 +69,9 @@ export interface MinuteWrite {
   /** Firing alerts whose clear-minute count changed without a transition. */
   clearCounts: { alertId: string; clearMinutes: number }[];
   evaluations: EvaluationRow[];
+  /** The rules version that decided the minute, and the ingestion lag then (evaluated_minutes). */
+  ruleVersion: string;
+  ingestLagMs: number;
 }
 
 export class ProgressConflict extends Error {
@@ -90,8 +93,13 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
       : await client.query('UPDATE evaluator_progress SET last_minute = $2 WHERE name = $1 AND last_minute = $3', [w.name, new Date(w.minute), new Date(w.previous)]);
     if (cas.rowCount !== 1) throw new ProgressConflict(w.name);
 
+    await client.query('INSERT INTO evaluated_minutes (evaluator, minute, rule_version, ingest_lag_ms) VALUES ($1, $2, $3, $4)',
+      [w.name, new Date(w.minute), w.ruleVersion, Math.round(w.ingestLagMs)]);
+
     const messages: AlertMessage[] = [];
     const fired = new Map<string, string>();
+    // Clear-minute counts of firing alerts as of this minute (fired: 0; renotified and counted: the new count).
+    const clearLog: { alertId: string; clearMinutes: number }[] = [...w.clearCounts];
     let pending = 0;
     for (const t of w.transitions) {
       let alertRow;
@@ -110,6 +118,7 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
             new Date(t.life.lastNotifiedAt), t.life.clearMinutes, t.evidence, t.ruleVersion],
         )).rows[0];
       }
+      if (t.kind !== 'resolved') clearLog.push({ alertId: alertRow.id, clearMinutes: t.life.clearMinutes });
       const tr = (await client.query(
         `INSERT INTO alert_transitions (alert_id, kind, minute, evidence, replay, rule_version) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
         [alertRow.id, t.kind, new Date(w.minute), t.evidence, t.replay, t.ruleVersion],
@@ -133,6 +142,12 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
         [w.clearCounts.map((c) => c.alertId), w.clearCounts.map((c) => c.clearMinutes)],
       );
     }
+    if (clearLog.length) {
+      await client.query(
+        `INSERT INTO alert_clear_log (alert_id, minute, clear_minutes) SELECT c.id, $3, c.n FROM unnest($1::bigint[], $2::int[]) AS c(id, n)`,
+        [clearLog.map((c) => c.alertId), clearLog.map((c) => c.clearMinutes), new Date(w.minute)],
+      );
+    }
     for (let i = 0; i < w.evaluations.length; i += 5000) await upsertEvaluations(client, w.evaluations.slice(i, i + 5000));
     // Wakes the Slack sender (delivered on commit).
     if (pending) await client.query(`SELECT pg_notify('riskmon_notifications', '')`);
@@ -154,4 +169,43 @@ async function upsertEvaluations(client: pg.PoolClient, rows: EvaluationRow[]): 
     [rows.map((r) => r.e.rule), rows.map((r) => r.e.merchantId), rows.map((r) => new Date(r.e.minute)), rows.map((r) => r.e.status),
       rows.map((r) => r.e.reason), rows.map((r) => (r.quiet ? null : JSON.stringify(r.e.evidence)))],
   );
+}
+
+/**
+ * The live lifecycle state at the start of minute `from`: the alerts firing then, with the minute of their latest
+ * fired/renotified transition before `from` and their clear-minute count then (alert_clear_log). Where a backtest
+ * starting at `from` picks up, as an activation at `from` would.
+ */
+export async function firingAt(db: pg.Pool, from: number): Promise<(FiringAlert & { evidence: Evidence })[]> {
+  const r = await db.query(`SELECT a.id::text, a.rule, a.merchant_id, a.fired_at,
+      (SELECT max(t.minute) FROM alert_transitions t WHERE t.alert_id = a.id AND t.kind <> 'resolved' AND t.minute < $1) AS notified,
+      (SELECT c.clear_minutes FROM alert_clear_log c WHERE c.alert_id = a.id AND c.minute < $1 ORDER BY c.minute DESC LIMIT 1) AS clear,
+      (SELECT t.evidence FROM alert_transitions t WHERE t.alert_id = a.id AND t.kind = 'fired' ORDER BY t.id LIMIT 1) AS evidence
+    FROM alerts a WHERE a.fired_at < $1 AND (a.resolved_at IS NULL OR a.resolved_at >= $1)`, [new Date(from)]);
+  return r.rows.map((x) => ({
+    id: x.id, rule: x.rule, merchantId: x.merchant_id, evidence: x.evidence,
+    life: { firedAt: x.fired_at.getTime(), lastNotifiedAt: (x.notified ?? x.fired_at).getTime(), clearMinutes: x.clear ?? 0 },
+  }));
+}
+
+/** The ingestion lag the live evaluator saw for each minute of [from, to) it evaluated. */
+export async function liveIngestLags(db: pg.Pool, evaluator: string, from: number, to: number): Promise<Map<number, number>> {
+  const r = await db.query('SELECT minute, ingest_lag_ms FROM evaluated_minutes WHERE evaluator = $1 AND minute >= $2 AND minute < $3',
+    [evaluator, new Date(from), new Date(to)]);
+  return new Map(r.rows.map((x) => [x.minute.getTime(), Number(x.ingest_lag_ms)]));
+}
+
+export interface PeriodAlert { id: string; rule: RuleName; merchantId: string; firedAt: number; resolvedAt: number | null; disposition: string | null }
+
+/**
+ * The live alerts of the period [from, to): firing at some closed minute in it (fired before `to`, not resolved
+ * before `from`). `resolvedAt` is null when it resolved at `to` or later, as a backtest ending at `to` sees it.
+ */
+export async function liveAlerts(db: pg.Pool, from: number, to: number, withDisposition: boolean): Promise<PeriodAlert[]> {
+  const r = await db.query(`SELECT id::text, rule, merchant_id, fired_at, resolved_at${withDisposition ? ', disposition' : ', NULL AS disposition'}
+    FROM alerts WHERE fired_at < $2 AND (resolved_at IS NULL OR resolved_at >= $1) ORDER BY fired_at, id`, [new Date(from), new Date(to)]);
+  return r.rows.map((x) => ({
+    id: x.id, rule: x.rule, merchantId: x.merchant_id, firedAt: x.fired_at.getTime(),
+    resolvedAt: x.resolved_at && x.resolved_at.getTime() < to ? x.resolved_at.getTime() : null, disposition: x.disposition,
+  }));
 }

@@ -13,10 +13,10 @@
 import { emptyTotals, hasWindowSlices, isEmpty, type BucketReader, type Totals } from '../aggregator/store/index.ts';
 import { MINUTE } from '../lib/time.ts';
 
-interface Slice { minute: number; fingerprint: string; totals: Map<string, Totals> }
+export interface Slice { minute: number; fingerprint: string; totals: Map<string, Totals> }
 
 /** A running per-merchant sum over the slices whose minute lies in [from, to). */
-class RangeSum {
+export class RangeSum {
   from = 0;
   to = 0;
   readonly sums = new Map<string, Totals>();

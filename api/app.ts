@@ -7,9 +7,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import type { Role } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -22,9 +24,11 @@ import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/deadletters.ts';
 import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
+import { ruleRoutes } from './routes/rules.ts';
 import { seriesRoutes } from './routes/series.ts';
 import { silenceRoutes } from './routes/silences.ts';
 import { statusRoutes } from './routes/status.ts';
+import { triageRoutes } from './routes/triage.ts';
 import { ErrorBody } from './schemas.ts';
 import { LiveHub } from './ws.ts';
 
@@ -33,7 +37,9 @@ declare module 'fastify' {
   interface FastifyRequest { principal?: Principal }
 }
 
-export interface App { app: FastifyInstance; hub: LiveHub }
+/** A registered route; `documented` is false for the ones left out of the OpenAPI document on purpose. */
+export interface RouteInfo { method: string; url: string; documented: boolean }
+export interface App { app: FastifyInstance; hub: LiveHub; routes: readonly RouteInfo[] }
 
 export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   const { cfg } = deps;
@@ -46,10 +52,29 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     // Errors are ours to shape (errors.ts); Fastify must not answer 400s with its own body.
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
   });
+  // Every route as registered, so a test can hold the OpenAPI document against the routes that exist.
+  const routes: RouteInfo[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url, documented: !r.schema?.hide });
+  });
   app.setErrorHandler(errorHandler(log));
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
   app.addSchema(ErrorBody);
 
+  // The dashboard is where admin keys act: security headers on every response. The CSP allows only this origin's
+  // scripts, styles and connections (no inline script or style: the built dashboard has none), data: images (the
+  // favicon), and no framing at all (clickjacking). TLS ends in front of riskmon, so HSTS is the proxy's to send.
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], fontSrc: ["'self'"],
+        connectSrc: ["'self'"], objectSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'self'"], frameAncestors: ["'none'"],
+      },
+    },
+    strictTransportSecurity: false,
+    xFrameOptions: { action: 'deny' }, // for browsers without frame-ancestors
+  });
   if (cfg.corsOrigins) {
     await app.register(cors, { origin: cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean) });
   }
@@ -72,9 +97,11 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
       security: [{ bearer: [] }],
     },
   });
+  // Swagger UI at /docs; the OpenAPI document itself at /docs/json (and /docs/yaml).
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, staticCSP: true });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
-  // Authentication for /api and /ws: viewer by default, admin where the route says so.
+  // Authentication for /api and /ws: viewer by default, analyst or admin where the route says so.
   app.addHook('onRequest', async (req) => {
     const url = req.url;
     if (!url.startsWith('/api/') && !url.startsWith('/ws')) return;
@@ -90,8 +117,10 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   alertRoutes(app, deps);
   merchantRoutes(app, deps);
   silenceRoutes(app, deps);
+  triageRoutes(app, deps);
   statusRoutes(app, deps);
   deadLetterRoutes(app, deps);
+  ruleRoutes(app, deps);
 
   const hub = new LiveHub(deps, log.child({ part: 'ws' }));
   app.get<{ Querystring: { token?: string; lastEventId?: string } }>('/ws', {
@@ -106,8 +135,21 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     void hub.attach(socket, le === undefined ? null : Number(le));
   });
 
-  app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
-  app.get('/ready', { schema: { hide: true }, config: { rateLimit: false } }, async (_req, reply) => {
+  const open = { tags: ['operations'], security: [] };
+  app.get('/health', {
+    schema: { ...open, summary: 'Liveness: the process serves HTTP', response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } } },
+    config: { rateLimit: false },
+  }, async () => ({ status: 'ok' }));
+  app.get('/ready', {
+    schema: {
+      ...open, summary: 'Readiness: the risk store, the source database and Redis answer',
+      response: {
+        200: { type: 'object', properties: { status: { type: 'string', enum: ['ready'] } }, required: ['status'] },
+        503: { type: 'object', properties: { status: { type: 'string', enum: ['unavailable'] }, failed: { type: 'array', items: { type: 'string' } } }, required: ['status', 'failed'] },
+      },
+    },
+    config: { rateLimit: false },
+  }, async (_req, reply) => {
     const checks = await Promise.allSettled([
       deps.riskPg.query('SELECT 1'), deps.sourcePg.query('SELECT 1'), deps.redis.ping(),
     ]);
@@ -115,8 +157,10 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     const failed = checks.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${(c.reason as Error).message}`] : []));
     return reply.code(failed.length ? 503 : 200).send(failed.length ? { status: 'unavailable', failed } : { status: 'ready' });
   });
-  app.get('/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', {
+    schema: { ...open, summary: 'Prometheus metrics (text exposition format)', response: { 200: { content: { 'text/plain': { schema: { type: 'string' } } } } } },
+    config: { rateLimit: false },
+  }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   if (deps.webDist && existsSync(join(deps.webDist, 'index.html'))) {
     await app.register(fastifyStatic, { root: deps.webDist, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0 });
@@ -124,5 +168,5 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain')
       .send('The dashboard is not built. Run `npm run build:web` (vite build web), then restart the API.\n'));
   }
-  return { app, hub };
+  return { app, hub, routes };
 }

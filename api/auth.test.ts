@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { apiKeys } from '../lib/config.ts';
 import { authorize, bearerOf, KeyRing } from './auth.ts';
 import { ApiError, toErrorBody } from './errors.ts';
 import { silenceWindow } from './routes/silences.ts';
 import { formatStatus } from './status.ts';
 
-const ring = new KeyRing([{ key: 'viewer-key-1234', role: 'viewer' }, { key: 'admin-key-12345', role: 'admin' }]);
+const ring = new KeyRing([{ key: 'viewer-key-1234', role: 'viewer' }, { key: 'analyst-key-123', role: 'analyst', name: 'Ji-woo Park' }, { key: 'admin-key-12345', role: 'admin' }]);
 const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as ApiError).code; } return 'ok'; };
 
 describe('API keys', () => {
@@ -20,6 +21,26 @@ describe('API keys', () => {
     expect(code(() => authorize(ring, 'nope-nope-nope', 'viewer'))).toBe('unauthorized');
     expect(code(() => authorize(ring, 'viewer-key-1234', 'admin'))).toBe('forbidden');
     expect(code(() => authorize(ring, 'admin-key-12345', 'admin'))).toBe('ok');
+  });
+
+  it('orders roles viewer < analyst < admin and names the actor', () => {
+    expect(code(() => authorize(ring, 'viewer-key-1234', 'analyst'))).toBe('forbidden');
+    expect(code(() => authorize(ring, 'analyst-key-123', 'analyst'))).toBe('ok');
+    expect(code(() => authorize(ring, 'analyst-key-123', 'admin'))).toBe('forbidden');
+    expect(code(() => authorize(ring, 'admin-key-12345', 'analyst'))).toBe('ok');
+    expect(ring.lookup('analyst-key-123')?.name).toBe('Ji-woo Park');
+    expect(ring.lookup('admin-key-12345')?.name).toMatch(/^key [0-9a-f]{8}$/);
+  });
+
+  it('parses key:role and key:role:name entries, and names what is wrong', () => {
+    const opt = apiKeys('RISKMON_API_KEYS', 'keys');
+    expect(opt.parse('abcdefgh:viewer, k1:with:colon:analyst:Ana Lee ,zzzzzzzz:admin:ops-bot')).toEqual([
+      { key: 'abcdefgh', role: 'viewer' }, { key: 'k1:with:colon', role: 'analyst', name: 'Ana Lee' }, { key: 'zzzzzzzz', role: 'admin', name: 'ops-bot' },
+    ]);
+    expect(() => opt.parse('abcdefgh:root')).toThrow('role "root" is not viewer, analyst or admin');
+    expect(() => opt.parse('abcdefgh:analyst:<b>')).toThrow(/name "<b>"/);
+    expect(() => opt.parse('short:admin')).toThrow(/at least 8 characters/);
+    expect(() => opt.parse('abcdefgh:admin,abcdefgh:viewer')).toThrow(/listed twice/);
   });
 
   it('reads a bearer header', () => {

@@ -3,17 +3,15 @@
  * published on the channel appear in the live feed, open the merchant page with its charts. Screenshots go to
  * test-artifacts/ (git-ignored). Skipped with a message when /usr/bin/chromium is missing.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayStart } from '../lib/time.ts';
 import { BucketWriter, seedTrendingMerchant } from '../aggregator/store/index.ts';
-import { ADMIN, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
+import { ADMIN, CHROMIUM, HAVE_CHROMIUM, insertAlert, launchChromium, testApi, VIEWER, type TestApi } from './testing.ts';
 import { ensureWebBuilt } from './web-dist.ts';
 
-const CHROMIUM = process.env.RISKMON_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = new URL('../test-artifacts/', import.meta.url).pathname;
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) console.warn(`dashboard test skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set RISKMON_CHROMIUM)`);
 
 let t: TestApi;
@@ -59,10 +57,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in a browser', () => {
     }
     await t.riskPg.query(`INSERT INTO silences (merchant_id, rule, ends_at, reason, created_by) VALUES ('5093', NULL, now() + interval '3 hours', 'migration window', 'key test')`);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -4,12 +4,12 @@
  * their own against their own databases and key prefix.
  */
 import type { Admin } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import pg from 'pg';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
-import { createKafka } from '../lib/kafka/index.ts';
+import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 
 export type ApiConfig = ConfigOf<typeof apiSpec>;
 
@@ -17,7 +17,7 @@ export interface ApiDeps {
   cfg: ApiConfig;
   riskPg: pg.Pool;
   sourcePg: pg.Pool;
-  redis: Redis;
+  redis: RedisClient;
   reader: BucketReader;
   /** Kafka admin for consumer lag, connected on first use. */
   kafkaAdmin: () => Promise<Admin>;
@@ -30,7 +30,9 @@ export interface ApiDeps {
 export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?: BucketReader): Promise<ApiDeps> {
   const riskPg = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' });
   const sourcePg = new pg.Pool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' });
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: false });
+  await verifyRedis(cfg);
+  await verifyKafka(cfg);
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });
   let admin: Promise<Admin> | null = null;
   const kafkaAdmin = () => {
     admin ??= (async () => {

@@ -39,9 +39,10 @@ function codeOfStatus(status: number): ErrorCode {
 function fieldOf(err: FastifyError): string {
   const v = err.validation?.[0];
   if (!v) return err.validationContext ?? 'request';
-  const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
+  const params = v.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+  const named = params?.missingProperty ?? params?.additionalProperty;
   const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
-  return missing ? (path ? `${path}.${missing}` : missing) : path || err.validationContext || 'request';
+  return named ? (path ? `${path}.${named}` : named) : path || err.validationContext || 'request';
 }
 
 export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
@@ -51,7 +52,12 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
   const fe = err as FastifyError;
   if (fe?.validation) {
     const field = fieldOf(fe);
-    const msg = fe.validation[0]?.message ?? 'is invalid';
+    const v = fe.validation[0];
+    const allowed = (v?.params as { allowedValues?: unknown[] } | undefined)?.allowedValues;
+    const msg = `${v?.message ?? 'is invalid'}${allowed ? `: ${allowed.join(', ')}` : ''}`;
+    if ((v?.params as { additionalProperty?: string } | undefined)?.additionalProperty) {
+      return { status: 400, body: { error: 'bad_request', field, message: `${field} is not a field of this request` } };
+    }
     return { status: 400, body: { error: 'bad_request', field, message: `${field} ${msg}` } };
   }
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;

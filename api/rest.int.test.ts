@@ -32,7 +32,7 @@ describe('authentication and roles', () => {
     expect((await get('/ready', null)).json()).toEqual({ status: 'ready' });
     const m = await get('/metrics', null);
     expect(m.body).toContain('riskmon_api_request_seconds');
-    const doc = (await get('/docs', null)).json();
+    const doc = (await get('/docs/json', null)).json();
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/merchants/{id}/series', '/api/alerts', '/api/silences']));
   });
@@ -77,7 +77,10 @@ describe('GET /api/alerts', () => {
     const r = await get('/api/alerts?merchantId=7');
     expect(r.statusCode).toBe(200);
     expect(r.json()).toEqual({
-      items: [{ id: ids[6], rule: 'volume_drop', merchantId: '7', state: 'firing', firedAt: '2026-11-21T09:00:00.000Z', resolvedAt: null, evidence: { todayVsBaseline: 0.3 } }],
+      items: [{
+        id: ids[6], rule: 'volume_drop', merchantId: '7', state: 'firing', firedAt: '2026-11-21T09:00:00.000Z', resolvedAt: null, evidence: { todayVsBaseline: 0.3 },
+        ruleVersion: 'test', ack: null, assignee: null, disposition: null,
+      }],
       nextCursor: null,
     });
   });

@@ -1,4 +1,5 @@
 /** Rows of the risk store and bucket points → the JSON bodies of the API (and of WebSocket messages). */
+import { TRIAGE_COLUMNS, triageOf, type TriageRow } from '../alerting/index.ts';
 import type { Point } from '../aggregator/store/index.ts';
 import type { AlertBody, PointBody } from './schemas.ts';
 
@@ -26,15 +27,17 @@ export function pointBody(p: Point): PointBody {
   };
 }
 
-export interface AlertRow {
-  id: string; rule: string; merchant_id: string; state: string; fired_at: Date; resolved_at: Date | null; evidence: unknown;
+export interface AlertRow extends TriageRow {
+  id: string; rule: string; merchant_id: string; state: string; fired_at: Date; resolved_at: Date | null; evidence: unknown; rule_version: string;
 }
 
-export const ALERT_COLUMNS = 'a.id, a.rule, a.merchant_id, a.state, a.fired_at, a.resolved_at, a.evidence';
+/** Columns of `alerts a` for alertBody: the alert and its triage state. */
+export const ALERT_COLUMNS = `a.id, a.rule, a.merchant_id, a.state, a.fired_at, a.resolved_at, a.evidence, a.rule_version, ${TRIAGE_COLUMNS}`;
 
 export function alertBody(r: AlertRow): AlertBody {
   return {
     id: String(r.id), rule: r.rule, merchantId: r.merchant_id, state: r.state,
     firedAt: r.fired_at.toISOString(), resolvedAt: r.resolved_at ? r.resolved_at.toISOString() : null, evidence: r.evidence,
+    ruleVersion: r.rule_version, ...triageOf(r),
   };
 }

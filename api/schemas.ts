@@ -1,8 +1,9 @@
 /**
  * Request and response schemas, written once with TypeBox: Fastify validates requests with them, serializes
- * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs.
+ * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs/json (Swagger UI at /docs).
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/index.ts';
 
 const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
 const Iso = Type.String({ description: 'ISO-8601 time with zone, e.g. 2026-11-21T08:00:00Z' });
@@ -39,16 +40,28 @@ export const SeriesBody = Type.Object({
   points: Type.Array(PointSchema),
 });
 
+/** A string enum as one JSON-schema `enum`, so a wrong value is one error that lists the allowed values. */
+const OneOf = <T extends string>(values: readonly T[], opts: { description?: string; default?: T } = {}) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values], ...opts });
+const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, description: 'an analyst name (a key name)' });
+
 export const AlertsQuery = Type.Object({
   merchantId: Type.Optional(MerchantId),
   rule: Type.Optional(Rule),
   state: Type.Optional(Type.Union([Type.Literal('firing'), Type.Literal('resolved')])),
+  assignee: Type.Optional(Name),
+  acked: Type.Optional(Type.Boolean({ description: 'true: acknowledged alerts only; false: unacknowledged ones' })),
+  disposition: Type.Optional(OneOf([...DISPOSITIONS, 'none'], { description: 'none: alerts without a disposition (open)' })),
   from: Type.Optional(Iso),
   to: Type.Optional(Iso),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 });
 export type AlertsQuery = Static<typeof AlertsQuery>;
+
+const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
+export const AckSchema = Nullable(Type.Object({ by: Type.String(), at: Type.String() }));
+export const DispositionSchema = Nullable(Type.Object({ value: Type.String(), by: Type.String(), at: Type.String(), note: Type.String() }));
 
 export const AlertSchema = Type.Object({
   id: Type.String(),
@@ -58,8 +71,55 @@ export const AlertSchema = Type.Object({
   firedAt: Type.String(),
   resolvedAt: Type.Union([Type.String(), Type.Null()]),
   evidence: Json,
+  ruleVersion: Type.String(),
+  ack: AckSchema,
+  assignee: Type.Union([Type.String(), Type.Null()]),
+  disposition: DispositionSchema,
 });
 export type AlertBody = Static<typeof AlertSchema>;
+
+export const AlertDetailSchema = Type.Composite([AlertSchema, Type.Object({
+  transitions: Type.Array(Type.Object({ id: Type.String(), kind: Type.String(), minute: Type.String(), at: Type.String(), ruleVersion: Type.String(), evidence: Json })),
+  notes: Type.Array(Type.Object({ id: Type.String(), by: Type.String(), at: Type.String(), text: Type.String() })),
+  history: Type.Array(Type.Object({
+    id: Type.String(), action: Type.String(), by: Type.String(), at: Type.String(),
+    value: Type.Union([Type.String(), Type.Null()]), note: Type.Union([Type.String(), Type.Null()]),
+  }), { description: 'every triage action, oldest first (acks, assignments, notes, dispositions and their changes)' }),
+})]);
+export type AlertDetailBody = Static<typeof AlertDetailSchema>;
+
+export const AckBody = Type.Object({}, { additionalProperties: false });
+export const AssignBody = Type.Object({ assignee: Type.Union([Name, Type.Null()], { description: 'null unassigns' }) }, { additionalProperties: false });
+export const NoteBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: NOTE_MAX }) }, { additionalProperties: false });
+export const DispositionBody = Type.Object({
+  disposition: OneOf(DISPOSITIONS),
+  note: Type.String({ maxLength: NOTE_MAX, default: '' }),
+}, { additionalProperties: false });
+
+export const QualityQuery = Type.Object({ from: Type.Optional(Iso), to: Type.Optional(Iso) });
+export const QualityBody = Type.Object({
+  from: Type.String(), to: Type.String(),
+  items: Type.Array(Type.Object({
+    rule: Type.String(), ruleVersion: Type.String(), fired: Type.Integer(), dispositioned: Type.Integer(),
+    confirmed: Type.Integer(), falsePositive: Type.Integer(), benign: Type.Integer(),
+    precision: Type.Union([Type.Number(), Type.Null()], { description: 'confirmed / (confirmed + falsePositive); null when both are 0' }),
+  })),
+});
+
+export const AuditQuery = Type.Object({
+  from: Type.Optional(Iso),
+  to: Type.Optional(Iso),
+  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  action: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'e.g. alert.disposition, silence.create' })),
+  target: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'e.g. alert:42' })),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
+});
+export type AuditQuery = Static<typeof AuditQuery>;
+export const AuditBody = Type.Object({
+  items: Type.Array(Type.Object({ id: Type.String(), at: Type.String(), actor: Type.String(), action: Type.String(), target: Type.String(), detail: Json })),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
 
 export const AlertsBody = Type.Object({
   items: Type.Array(AlertSchema),
@@ -134,3 +194,55 @@ export const StatusBody = Type.Object({
 });
 
 export const errorResponses = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
+
+// ---- rules as versioned data, and backtests ----
+const RulesConfigSchema = Type.Object({}, { additionalProperties: true, description: 'the RISKMON_RULES shape: version, windowMinutes, baselineDays, cancel_rate_spike, volume_drop, lifecycle, overrides' });
+export const VersionParams = Type.Object({ version: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'rules version' }) });
+const ShadowInfo = Type.Object({ version: Type.String(), startedAt: Iso, startedBy: Type.String(), firstMinute: Type.Union([Iso, Type.Null()]), lastMinute: Type.Union([Iso, Type.Null()]) });
+const PeriodSchema = Type.Object({ from: Iso, to: Iso, limitedBy: Type.String({ description: "'days' (the last 7 days) or 'minute tier' (minute buckets older than that have expired from Redis)" }) });
+export const BacktestPeriodBody = PeriodSchema;
+export const RulesBody = Type.Object({
+  active: Type.Union([Type.Object({ version: Type.String(), config: RulesConfigSchema, activatedAt: Iso, activatedBy: Type.String() }), Type.Null()]),
+  versions: Type.Array(Type.Object({
+    version: Type.String(), note: Type.String(), createdAt: Iso, createdBy: Type.String(),
+    activatedAt: Type.Union([Iso, Type.Null()]), activatedBy: Type.Union([Type.String(), Type.Null()]), active: Type.Boolean(),
+  })),
+  shadow: Type.Union([ShadowInfo, Type.Null()]),
+  backtestPeriod: PeriodSchema,
+});
+export const RuleVersionBody = Type.Object({ version: Type.String(), config: RulesConfigSchema });
+export const RuleDraftCreate = Type.Object({ config: RulesConfigSchema, note: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false });
+export type RuleDraftCreate = Static<typeof RuleDraftCreate>;
+export const RuleDraftBody = Type.Object({ version: Type.String() });
+export const ActivatedBody = Type.Object({ version: Type.String(), activatedAt: Iso, activatedBy: Type.String() });
+export const ShadowBody = Type.Object({
+  shadow: Type.Union([ShadowInfo, Type.Null()]),
+  alerts: Type.Array(Type.Object({ rule: Type.String(), merchantId: Type.String(), firedAt: Iso, resolvedAt: Type.Union([Iso, Type.Null()]), carried: Type.Boolean(), evidence: Json })),
+});
+export const BacktestCreate = Type.Object({
+  config: Type.Optional(RulesConfigSchema),
+  version: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
+  from: Iso,
+  to: Iso,
+}, { additionalProperties: false });
+export type BacktestCreate = Static<typeof BacktestCreate>;
+export const IdBody = Type.Object({ id: Type.String() });
+const BacktestFields = {
+  id: Type.String(),
+  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]),
+  progress: Type.Number({ description: 'share of the minutes evaluated, 0..1' }),
+  from: Iso, to: Iso,
+  version: Type.Union([Type.String(), Type.Null()]),
+  ruleVersion: Type.String(),
+  createdBy: Type.String(), createdAt: Iso,
+  startedAt: Type.Union([Iso, Type.Null()]), finishedAt: Type.Union([Iso, Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+};
+export const BacktestListBody = Type.Object({ items: Type.Array(Type.Object(BacktestFields)) });
+export const BacktestBody = Type.Object({
+  ...BacktestFields,
+  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried}' }),
+  summary: Json, vsLive: Json, quality: Json, liveQuality: Json,
+  perDay: Type.Array(Json),
+  minutes: Type.Union([Type.Integer(), Type.Null()]),
+});

@@ -1,6 +1,6 @@
 /** `riskmon status [--json]`: the pipeline status as a table (or JSON), from the same code as GET /api/status. */
 import type { Admin } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { createRedis } from '../lib/redis.ts';
 import pg from 'pg';
 import { commonSpec, connections, readConfig } from '../lib/config.ts';
 import { createBucketReader } from '../aggregator/store/index.ts';
@@ -20,7 +20,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env)
   const cfg = readConfig({ ...connections('pgUrl', 'riskPgUrl', 'kafkaBrokers', 'redisUrl'), ...commonSpec }, env);
   const sourcePg = new pg.Client({ connectionString: cfg.pgUrl, application_name: 'riskmon-status' });
   const riskPg = new pg.Client({ connectionString: cfg.riskPgUrl, application_name: 'riskmon-status' });
-  const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 1, lazyConnect: true, connectionName: 'riskmon-status' });
   let admin: Admin | null = null;
   try {
     await Promise.allSettled([sourcePg.connect(), riskPg.connect(), redis.connect()]);

@@ -1,10 +1,11 @@
 /**
  * WebSocket against a real Redis and PostgreSQL: a transition published on `<prefix>:alerts` reaches a client;
- * a client reconnecting with lastEventId first receives what it missed from alert_transitions, then live ones.
+ * a client reconnecting with lastEventId first receives what it missed from alert_transitions, then live ones;
+ * a triage change made through one API instance reaches the clients of another as alert_update.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertAlert, testApi, VIEWER, WebSocketClient, type TestApi } from './testing.ts';
 import { waitFor } from '../test/harness/index.ts';
+import { ANALYST, ANALYST_NAME, insertAlert, testApi, VIEWER, WebSocketClient, type TestApi } from './testing.ts';
 
 let t: TestApi;
 let base: string;
@@ -83,5 +84,34 @@ describe('/ws', () => {
     expect(sub.merchantIds).toEqual(['42']);
     await waitFor(() => c.messages.find((m) => m.type === 'error'));
     c.close();
+  });
+});
+
+describe('alert_update across API instances', () => {
+  it('a triage change made on one instance reaches the WebSocket clients of another', async () => {
+    // A second API over the same risk store and alert channel, as behind a load balancer.
+    const t2 = await testApi({ PG_URL: t.env.PG_URL, RISK_PG_URL: t.env.RISK_PG_URL, RISKMON_REDIS_PREFIX: t.env.RISKMON_REDIS_PREFIX });
+    try {
+      const base2 = (await t2.app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
+      const ws = new WebSocketClient(`${base2}/ws?token=${VIEWER}`);
+      const messages: { type: string; alert?: Record<string, unknown> }[] = [];
+      ws.on('message', (d) => messages.push(JSON.parse(String(d))));
+      await new Promise<void>((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+      await waitFor(() => t2.hub.size >= 1);
+
+      const a = await insertAlert(t.riskPg, { merchantId: '701', firedAt: '2026-11-21T08:00:00Z' });
+      const auth = { authorization: `Bearer ${ANALYST}` };
+      expect((await t.app.inject({ method: 'POST', url: `/api/alerts/${a.id}/ack`, headers: auth, payload: {} })).statusCode).toBe(200);
+      expect((await t.app.inject({ method: 'POST', url: `/api/alerts/${a.id}/notes`, headers: auth, payload: { text: 'on it' } })).statusCode).toBe(200);
+      const updates = await waitFor(() => {
+        const u = messages.filter((m) => m.type === 'alert_update' && m.alert?.id === a.id);
+        return u.length >= 2 ? u : null;
+      });
+      expect(updates[0].alert).toMatchObject({ id: a.id, merchantId: '701', state: 'firing', ack: { by: ANALYST_NAME }, assignee: null, disposition: null, notes: 0 });
+      expect(updates[1].alert).toMatchObject({ notes: 1 });
+      ws.close();
+    } finally {
+      await t2.close();
+    }
   });
 });

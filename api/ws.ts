@@ -1,18 +1,18 @@
 /**
- * Live updates over WebSocket. One Redis subscriber per process receives alert transitions on `<prefix>:alerts`
- * and fans them out to every client; a poller reads the current and previous minute of the merchants that any
+ * Live updates over WebSocket. One Redis subscriber per process receives alert transitions and triage changes
+ * (`alert_update`) on `<prefix>:alerts` and fans them out to every client; a poller reads the current and previous minute of the merchants that any
  * client subscribed to, once per `seriesPollMs`, and sends a merchant's points when they changed.
  *
  * Reconnect without loss: a client passing `?lastEventId=N` is attached to the live fan-out first (messages are
  * held back), then the transitions with id > N are read from alert_transitions and sent, then the held messages
  * not already sent. Every message carries `eventId` (alert_transitions.id) so the client can resume from it.
  */
-import type { Redis } from 'ioredis';
-import { alertsChannel, decodeAlertMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition } from '../lib/alert-message.ts';
+import { duplicateRedis, type RedisClient } from '../lib/redis.ts';
+import { alertsChannel, decodeChannelMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition, type AlertUpdateMessage } from '../lib/alert-message.ts';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
 import type { ApiDeps } from './deps.ts';
-import { wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
+import { wsAlertUpdates, wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
 import { ALERT_COLUMNS, alertBody, pointBody, type AlertRow } from './rows.ts';
 
 /** What we use of a `ws` WebSocket (the package ships no types here). */
@@ -39,7 +39,7 @@ interface Client {
 export class LiveHub {
   readonly #clients = new Set<Client>();
   readonly #lastSent = new Map<string, string>();
-  #sub: Redis | null = null;
+  #sub: RedisClient | null = null;
   #timer: NodeJS.Timeout | null = null;
   #polling = false;
 
@@ -49,8 +49,9 @@ export class LiveHub {
   get size(): number { return this.#clients.size; }
 
   async start(): Promise<void> {
-    const sub = this.deps.redis.duplicate();
-    sub.on('error', (err) => this.log.warn({ err }, 'alert channel subscriber error'));
+    // in cluster mode the subscriber sits on one node; Redis Cluster forwards every PUBLISH to all nodes
+    const sub = duplicateRedis(this.deps.redis);
+    sub.on('error', (err: Error) => this.log.warn({ err }, 'alert channel subscriber error'));
     sub.on('message', (_ch: string, text: string) => this.#onAlert(text));
     await sub.subscribe(this.channel);
     this.#sub = sub;
@@ -102,11 +103,17 @@ export class LiveHub {
   }
 
   #onAlert(text: string): void {
-    let msg: AlertMessage;
+    let msg: AlertMessage | AlertUpdateMessage;
     try {
-      msg = decodeAlertMessage(text);
+      msg = decodeChannelMessage(text);
     } catch (err) {
       this.log.warn({ err, text: text.slice(0, 200) }, 'ignoring a malformed message on the alert channel');
+      return;
+    }
+    if (msg.type === 'alert_update') {
+      // Triage changes carry no eventId and are not replayed; a client replaying missed transitions gets them at once.
+      wsAlertUpdates.inc();
+      for (const c of this.#clients) if (c.ws.readyState === c.ws.OPEN) c.ws.send(text);
       return;
     }
     wsAlertsRelayed.inc();

@@ -24,6 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
 import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
+import { connections, readConfig } from '../lib/config.ts';
+import { createRedis, pipelined, scanKeys } from '../lib/redis.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { freePort } from '../lib/net.ts';
@@ -187,7 +189,8 @@ async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, o
 }
 
 async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, prefix: string, total: number, now: number, out: Record<string, number>): Promise<void> {
-  const redis = new Redis(env.REDIS_URL!);
+  // from the environment as the aggregator reads it: RISKMON_REDIS_MODE=cluster|sentinel measures those topologies
+  const redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
   const childEnv = {
     ...env, RISKMON_TOPIC: topic, RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(SHARDS),
     RISKMON_REDIS_PREFIX: prefix, RISKMON_GROUP: `${prefix}_group`, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_LOG_LEVEL: 'warn', RISKMON_TZ: TZ,
@@ -207,7 +210,7 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   };
   for (;;) {
     readHwm();
-    const stored = await redis.mget(offs.map((o) => `${prefix}:{p${o.partition}}:off`));
+    const stored = await Promise.all(offs.map((o) => redis.get(`${prefix}:{p${o.partition}}:off`)));
     if (stored.every((s, i) => s === target[i])) break;
     if (child.exitCode !== null) throw new Error('aggregator exited early');
     await new Promise((r) => setTimeout(r, 100));
@@ -330,8 +333,8 @@ async function compareReplay(env: NodeJS.ProcessEnv, live: string, replayed: str
   out.replay_mismatched_merchants = diffs;
   console.error(`   replay vs live path: ${compared} merchant totals compared, ${diffs} differ`);
   // clean up this run's keys (shared stack)
-  await dropKeys(redis, `${live}:*`);
-  await dropKeys(redis, `${replayed}:*`);
+  // on a cluster every master, each key on its own slot
+  for (const prefix of [live, replayed]) await scanKeys(redis, `${prefix}:*`, async (ks) => { await pipelined(redis, ks.map((k) => ['unlink', k])); });
   redis.disconnect();
 }
 

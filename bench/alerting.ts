@@ -13,16 +13,14 @@
  * `npx tsx bench/alerting.ts` runs it alone on the dev stack (npm run stack -- up).
  */
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
-import { quantile } from './util.ts';
+import { AlertArrivals, quantile, scratchDatabase, waitWatermark } from './util.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { aggregatorSpec, AggregatorService } from '../aggregator/index.ts';
 import { createBucketReader } from '../aggregator/store/index.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/testing.ts';
 import { alertingSpec, baselineDayStarts, buildAlerting, Evaluator } from '../alerting/index.ts';
-import { alertsChannel, decodeAlertMessage } from '../lib/alert-message.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
 import { dropKeys, FakeSlack } from '../test/harness/index.ts';
 
@@ -42,12 +40,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 export async function benchAlerting(env: StackEnv): Promise<Record<string, number>> {
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-  const dbName = `bench_alerting_${stamp}`;
-  const admin = new pg.Client({ connectionString: env.RISK_PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const riskUrl = new URL(env.RISK_PG_URL);
-  riskUrl.pathname = `/${dbName}`;
+  const scratch = await scratchDatabase(env.RISK_PG_URL, `bench_alerting_${stamp}`);
   const prefix = `bench_al_${stamp}`;
   const topic = `bench_alerting_${stamp}`;
   const aggEnv = {
@@ -64,7 +57,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
   const sub = new Redis(env.REDIS_URL);
   const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: 8, tz: TZ });
   const slack = await new FakeSlack().start();
-  const db = await riskStore(riskUrl.toString());
+  const db = await riskStore(scratch.url);
   const cdc = new FakeCdc(PARTITIONS, 8);
   let ids = 0;
   const pay = (m: string, at: number, amount: bigint, commit = at) =>
@@ -74,9 +67,6 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
   const closeMinute = async (M: number) => {
     cdc.heartbeats(iso(M + MINUTE + 5000));
     await cdc.flush(producer, topic);
-  };
-  const waitWatermark = async (ms: number) => {
-    for (;;) { const w = await reader.watermark(); if (w !== null && w >= ms) return Date.now(); await sleep(5); }
   };
 
   try {
@@ -101,12 +91,12 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     }
     await closeMinute(Mb - MINUTE);
     const events = ids;
-    await waitWatermark(Mb + 5000);
+    await waitWatermark(reader, Mb + 5000);
     log.info({ events, ms: Date.now() - t0 }, 'buckets written through the aggregator');
 
     // ---- evaluation time per minute (a directly driven evaluator) ----
     const cfg = readConfig(alertingSpec, {
-      RISK_PG_URL: riskUrl.toString(), REDIS_URL: env.REDIS_URL, RISKMON_REDIS_PREFIX: prefix, RISKMON_TZ: TZ,
+      RISK_PG_URL: scratch.url, REDIS_URL: env.REDIS_URL, RISKMON_REDIS_PREFIX: prefix, RISKMON_TZ: TZ,
       RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_SLACK_WEBHOOK_URL: slack.url, RISKMON_PUBLIC_URL: 'http://localhost:8080',
     });
     const ev = new Evaluator({
@@ -119,7 +109,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     let evaluated = first.evaluations;
     for (let i = 0; i < TIMED_MINUTES; i++) {
       await closeMinute(Mb + i * MINUTE);
-      await waitWatermark(Mb + i * MINUTE + MINUTE + 5000);
+      await waitWatermark(reader, Mb + i * MINUTE + MINUTE + 5000);
       const r = await ev.evaluateNext();
       if (!r) throw new Error('minute not evaluated');
       timed.push(r.ms);
@@ -128,14 +118,8 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     }
 
     // ---- alert latency: a surge per minute through the running services ----
-    const slackAt = new Map<string, number>();
-    const pubAt = new Map<string, number>();
-    slack.onRequest = (r) => { const m = /merchant (s\d+)/.exec(r.body?.text ?? ''); if (m && !slackAt.has(m[1])) slackAt.set(m[1], r.at); };
-    await sub.subscribe(alertsChannel(prefix));
-    sub.on('message', (_c, raw) => {
-      const msg = decodeAlertMessage(raw);
-      if (msg.transition === 'fired' && !pubAt.has(msg.alert.merchantId)) pubAt.set(msg.alert.merchantId, Date.now());
-    });
+    const arrivals = new AlertArrivals();
+    await arrivals.attach(slack, sub, prefix);
     const services = buildAlerting(cfg, { reader, redis, sharedRedis: true });
     const running = Promise.all(services.map((s) => s.run()));
     const toSlack: number[] = [];
@@ -156,12 +140,10 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
         await cdc.flush(producer, topic);
         await sleep(1100); // Slack pacing (1/s) is for bursts: keep it out of the single-alert latency
         await closeMinute(M);
-        const closedAt = await waitWatermark(M + MINUTE + 5000);
-        const deadline = Date.now() + 30_000;
-        while ((!slackAt.has(`s${j}`) || !pubAt.has(`s${j}`)) && Date.now() < deadline) await sleep(2);
-        if (!slackAt.has(`s${j}`) || !pubAt.has(`s${j}`)) throw new Error(`no alert for s${j} within 30 s`);
-        toSlack.push(slackAt.get(`s${j}`)! - closedAt);
-        toPubSub.push(pubAt.get(`s${j}`)! - closedAt);
+        const closedAt = await waitWatermark(reader, M + MINUTE + 5000);
+        const at = await arrivals.both(`s${j}`);
+        toSlack.push(at.slack - closedAt);
+        toPubSub.push(at.pubsub - closedAt);
       }
     } finally {
       await Promise.all(services.map((s) => s.stop()));
@@ -189,8 +171,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     redis.disconnect();
     await slack.stop();
     await db.end().catch(() => {});
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await scratch.drop();
   }
 }
 

@@ -23,8 +23,10 @@ const PARTS: Part[] = [
   { name: 'cdc', load: async () => (await import('./cdc.ts')).benchCdc },
   { name: 'aggregator', load: async () => (await import('./aggregator.ts')).benchAggregator },
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
+  { name: 'backtest', load: async () => (await import('./backtest.ts')).benchBacktest },
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },
   { name: 'pipeline', load: async () => (await import('./pipeline.ts')).benchPipeline },
+  { name: 'startup', load: async () => (await import('./startup.ts')).benchStartup },
 ];
 
 /** The keys DESIGN.md requires in the JSON; the runner names any that no part produced. */

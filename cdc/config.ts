@@ -1,5 +1,5 @@
 /** Options of `riskmon cdc` (README "Configuration"). */
-import { commonSpec, connections, int, json, num, optStr } from '../lib/config.ts';
+import { commonSpec, connections, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 
 export const cdcSpec = {
@@ -15,5 +15,5 @@ export const cdcSpec = {
   maxBufferedBytes: int('RISKMON_CDC_MAX_BUFFERED_BYTES', 'bytes of change events in flight to Kafka before replication is paused', 16 << 20, 1 << 20, 1 << 30),
   retentionMs: int('RISKMON_RETENTION_MS', 'retention.ms of a topic the cdc creates (at least 8 days: replay reads it)', 8 * 86_400_000 + 3_600_000, 8 * 86_400_000, Number.MAX_SAFE_INTEGER),
   slotWarnBytes: int('RISKMON_SLOT_WARN_BYTES', 'warn when the slot keeps more WAL than this, or safe_wal_size drops below it', 1 << 30, 1 << 20, Number.MAX_SAFE_INTEGER),
-  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when the cdc runs alone (0 = off)', 0, 0, 65535),
+  ...metricsSpec,
 };

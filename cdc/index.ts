@@ -2,7 +2,7 @@
  * `riskmon cdc`: validates its configuration, runs the preflight (publication, slot, topics — each failure
  * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher.
  */
-import { createKafka } from '../lib/kafka/index.ts';
+import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -25,8 +25,9 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const log = componentLogger('cdc', { slot: cfg.slot, topic: cfg.topic });
   const kafka = createKafka(cfg, { clientId: 'riskmon-cdc' });
   await setupSource(cfg, log);
+  await verifyKafka(cfg); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
   await setupTopics(kafka, cfg, log);
-  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort);
+  if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),

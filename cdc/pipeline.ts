@@ -14,7 +14,7 @@ import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import pg from 'pg';
 import type { ConfigOf } from '../lib/config.ts';
 import { cdcDeadLetterPosition } from '../lib/dead-letters.ts';
-import { PartitionWriter } from '../lib/kafka/index.ts';
+import { kafkaSetupProblem, PartitionWriter } from '../lib/kafka/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -35,6 +35,12 @@ export type CdcConfig = ConfigOf<typeof cdcSpec> & { hotsetTopic: string };
 
 /** Received messages waiting for the router before the replication socket is paused. */
 const MAX_QUEUED_MESSAGES = 5_000;
+/**
+ * The change topic's high watermarks must stand still this long before its tails are read (tails.ts): longer than
+ * a follower's fetch wait (replica.fetch.wait.max.ms, 500 ms by default), so writes of the previous session that a
+ * new leader holds become visible first.
+ */
+const TAIL_SETTLE_MS = 1_200;
 
 export class CdcService implements Service {
   readonly name = 'cdc';
@@ -54,7 +60,8 @@ export class CdcService implements Service {
 
   async #run(): Promise<void> {
     await runSessions(this.#state, () => this.#session(), {
-      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5),
+      // credentials or certificates refused by Kafka (e.g. rotated while running) cannot be retried away
+      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
       onRetry: (err, retryInMs) => {
         M.restarts.inc();
         this.log.warn({ err, retryInMs }, 'replication session ended; resuming from the slot and the topic tails');
@@ -113,7 +120,7 @@ export class CdcService implements Service {
       await producer.connect();
       writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic]);
       const confirmed0 = await this.#slotPosition();
-      const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic), readTails(this.kafka, cfg.dlqTopic, cdcDeadLetterPosition)]);
+      const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic, undefined, { settleMs: TAIL_SETTLE_MS }), readTails(this.kafka, cfg.dlqTopic, cdcDeadLetterPosition)]);
       let maxTail = -1n;
       for (const t of tails.values()) if (t.lsn > maxTail) maxTail = t.lsn;
       const schedule: HotSchedule = await loadHotSchedule(this.kafka, cfg.hotsetTopic, confirmed0);

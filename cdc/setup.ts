@@ -6,6 +6,7 @@ import type { Kafka } from 'kafkajs';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.ts';
 import { tablesOf, type Mapping } from '../lib/mapping.ts';
+import { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError } from '../lib/kafka/index.ts';
 import { SetupError, SlotLostError, SQLSTATE, sqlState } from './errors.ts';
 
 export interface SetupOptions {
@@ -18,6 +19,8 @@ export interface SetupOptions {
   dlqTopic: string;
   hotsetTopic: string;
   retentionMs: number;
+  /** replication factor of created topics; 0 = the brokers' default */
+  topicReplication: number;
 }
 
 const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
@@ -121,27 +124,28 @@ export async function setupTopics(kafka: Kafka, o: SetupOptions, log: Logger): P
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const want = [
-      { topic: o.topic, numPartitions: o.partitions },
-      { topic: o.dlqTopic, numPartitions: 1 },
-      { topic: o.hotsetTopic, numPartitions: 1 },
-    ];
-    const missing = want.filter((w) => !existing.has(w.topic));
-    if (missing.length) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((w) => ({ ...w, replicationFactor: -1, configEntries: [{ name: 'retention.ms', value: String(o.retentionMs) }] })),
-      });
-      log.info({ topics: missing.map((m) => m.topic), partitions: o.partitions }, 'topics created');
+    const retention = [{ name: 'retention.ms', value: String(o.retentionMs) }];
+    let created: string[];
+    try {
+      created = await createTopics(admin, [
+        { topic: o.topic, numPartitions: o.partitions, configEntries: retention },
+        { topic: o.dlqTopic, numPartitions: 1, configEntries: retention },
+        { topic: o.hotsetTopic, numPartitions: 1, configEntries: retention },
+      ], { replication: o.topicReplication });
+    } catch (err) {
+      if (err instanceof TopicSetupError) throw new SetupError(err.message, 'check RISKMON_TOPIC_REPLICATION against the brokers in KAFKA_BROKERS', { cause: err });
+      throw err;
     }
-    const meta = await admin.fetchTopicMetadata({ topics: [o.topic] });
+    if (created.length) log.info({ topics: created, partitions: o.partitions, replication: o.topicReplication || 'broker default' }, 'topics created');
+    // any broker may answer, and one may not have heard of a topic just created yet
+    const meta = await retryTransient(() => admin.fetchTopicMetadata({ topics: [o.topic] }), { what: `metadata of ${o.topic}` });
     const n = meta.topics[0].partitions.length;
     if (n !== o.partitions) {
       throw new SetupError(`topic ${o.topic} has ${n} partitions but RISKMON_PARTITIONS is ${o.partitions}`,
         `set RISKMON_PARTITIONS=${n} everywhere, or use a new RISKMON_TOPIC (partitioning is fixed once events are written; a new topic needs a rebuild)`);
     }
-    const cfg = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms'] }] });
+    for (const warning of durabilityWarnings(o.topic, await durabilityOf(admin, o.topic))) log.warn({ topic: o.topic }, warning);
+    const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms'] }] }), { what: `configuration of ${o.topic}` });
     const ret = Number(cfg.resources[0]?.configEntries.find((e) => e.configName === 'retention.ms')?.configValue ?? -1);
     if (ret >= 0 && ret < 8 * 86_400_000) {
       log.warn({ topic: o.topic, retentionMs: ret },

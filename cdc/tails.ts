@@ -22,17 +22,37 @@ const eventPosition = (v: Buffer | null): Position => { const e = decodeEvent(v)
  * on the change topic, or the aggregator's dead letters (the original message, reason in a header) on the shared
  * dead-letter topic — and is stepped over: otherwise one such message at a tail keeps the cdc from ever resuming.
  */
-export async function readTails(kafka: Kafka, topic: string, positionOf: (value: Buffer | null) => Position = eventPosition): Promise<Map<number, Position>> {
+export async function readTails(kafka: Kafka, topic: string, positionOf: (value: Buffer | null) => Position = eventPosition,
+  o: { settleMs?: number; maxSettleMs?: number } = {}): Promise<Map<number, Position>> {
   const reader = await TopicReader.open(kafka, topic);
   try {
     const out = new Map<number, Position>();
-    await Promise.all([...(await reader.watermarks())].map(async ([p, { low, high }]) => {
+    const marks = o.settleMs ? await settledWatermarks(reader, o.settleMs, o.maxSettleMs ?? 30_000) : await reader.watermarks();
+    await Promise.all([...marks].map(async ([p, { low, high }]) => {
       const pos = await lastReadable(reader, p, low, high, positionOf);
       if (pos) out.set(p, pos);
     }));
     return out;
   } finally {
     await reader.close();
+  }
+}
+
+/**
+ * The watermarks once no partition's high watermark moved for `settleMs`. Nothing writes to the change topic while
+ * the cdc starts a session, yet after a leader change the new leader may hold messages of the previous session
+ * beyond its high watermark (written, not yet replicated to the in-sync replicas); they become visible when the
+ * followers catch up. Reading the tail before that would re-publish them: wait until the marks stand still (bounded
+ * by `maxMs`, after which the tail is read anyway and the aggregator's (lsn, seq) check absorbs a duplicate).
+ */
+async function settledWatermarks(reader: TopicReader, settleMs: number, maxMs: number): Promise<Map<number, { low: bigint; high: bigint }>> {
+  const deadline = Date.now() + maxMs;
+  let prev = await reader.watermarks();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, settleMs));
+    const now = await reader.watermarks();
+    if ([...now].every(([p, m]) => prev.get(p)?.high === m.high) || Date.now() > deadline) return now;
+    prev = now;
   }
 }
 

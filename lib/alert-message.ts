@@ -2,6 +2,9 @@
  * The alert message: one alert transition as the alerting publishes it on Redis pub/sub (`<prefix>:alerts`) and
  * as the API relays it to WebSocket clients (live, and replayed from alert_transitions after a reconnect). One
  * declaration for both sides; `decodeAlertMessage` is what a reader uses on text from the channel.
+ *
+ * Triage changes (ack, assign, note, disposition; written by the API) travel on the same channel as
+ * `{"type":"alert_update","alert":…}` with the alert's current triage state; `decodeChannelMessage` reads either kind.
  */
 
 export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop'] as const;
@@ -16,6 +19,16 @@ export interface AlertBody {
   firedAt: string;
   resolvedAt: string | null;
   evidence: unknown;
+}
+
+export const DISPOSITIONS = ['confirmed', 'false_positive', 'benign'] as const;
+export type Disposition = (typeof DISPOSITIONS)[number];
+
+/** An alert's triage state as the API shows it and alert_update carries it. */
+export interface Triage {
+  ack: { by: string; at: string } | null;
+  assignee: string | null;
+  disposition: { value: Disposition; by: string; at: string; note: string } | null;
 }
 
 export interface AlertMessage {
@@ -41,4 +54,24 @@ export function decodeAlertMessage(text: string): AlertMessage {
   if (msg?.type !== 'alert' || !Number.isFinite(Number(msg.eventId))) throw new Error('not an alert message');
   msg.eventId = Number(msg.eventId);
   return msg;
+}
+
+/** A triage change: no eventId (not replayed; a client that reconnects reloads what it shows). */
+export interface AlertUpdateMessage {
+  type: 'alert_update';
+  alert: AlertBody & Triage & { notes: number };
+}
+
+export function encodeAlertUpdate(m: AlertUpdateMessage): string {
+  return JSON.stringify(m);
+}
+
+/** Parses either kind of message from the channel; throws when it is neither. */
+export function decodeChannelMessage(text: string): AlertMessage | AlertUpdateMessage {
+  const msg = JSON.parse(text) as AlertMessage | AlertUpdateMessage;
+  if (msg?.type === 'alert_update') {
+    if (typeof msg.alert?.id !== 'string') throw new Error('alert_update without an alert id');
+    return msg;
+  }
+  return decodeAlertMessage(text);
 }

@@ -26,7 +26,22 @@ describe('readConfig', () => {
     expect(err!.problems).toHaveLength(4);
     expect(err!.message).toContain('RISKMON_HTTP_PORT="80a" is invalid: not an integer (expects an integer from 1 to 65535)');
     expect(err!.message).toContain('RISKMON_TZ="Mars/Base" is invalid');
-    expect(err!.message).toContain('role "root" is not viewer or admin');
+    expect(err!.message).toContain('role "root" is not viewer, analyst or admin');
     expect(err!.message).toContain('KAFKA_BROKERS is required');
+  });
+});
+
+describe('secrets from files', () => {
+  it('X_FILE holds the value of a secret X; both set, or an unreadable file, is an error naming them', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { secret, optStr } = await import('./config.ts');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rm-secret-')), 'pw');
+    fs.writeFileSync(file, 's3cret\n');
+    const spec = { pw: secret(optStr('KAFKA_SASL_PASSWORD', 'password')) };
+    expect(readConfig(spec, { KAFKA_SASL_PASSWORD_FILE: file }).pw).toBe('s3cret');
+    expect(() => readConfig(spec, { KAFKA_SASL_PASSWORD_FILE: file, KAFKA_SASL_PASSWORD: 'x' })).toThrow(/KAFKA_SASL_PASSWORD and KAFKA_SASL_PASSWORD_FILE are both set/);
+    expect(() => readConfig(spec, { KAFKA_SASL_PASSWORD_FILE: `${file}.missing` })).toThrow(/KAFKA_SASL_PASSWORD_FILE=".*missing" cannot be read/);
   });
 });

@@ -5,6 +5,7 @@
  * (`cdc/config.ts`, …) and compose the shared one below.
  */
 import { readFileSync } from 'node:fs';
+import { referenceMapping, validateMapping } from './mapping.ts';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -21,6 +22,11 @@ export interface Option<T> {
   parse: (raw: string) => T;
   /** Shown in errors, e.g. "an integer from 1 to 1000". */
   expects: string;
+  /**
+   * A password or a URL that may carry one: it may be given as `<env>_FILE` (a path whose content is the value,
+   * so it stays out of process listings and compose files), and errors never show the value.
+   */
+  secret?: boolean;
 }
 
 type OptionValue<O> = O extends Option<infer T> ? T : never;
@@ -33,7 +39,20 @@ export function readConfig<S extends Record<string, Option<unknown>>>(
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, opt] of Object.entries(spec)) {
-    const raw = env[opt.env];
+    let raw = env[opt.env];
+    const file = opt.secret ? env[`${opt.env}_FILE`] : undefined;
+    if (file !== undefined && file.trim() !== '') {
+      if (raw !== undefined && raw.trim() !== '') {
+        problems.push(`${opt.env} and ${opt.env}_FILE are both set: set one of them`);
+        continue;
+      }
+      try {
+        raw = readFileSync(file.trim(), 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`${opt.env}_FILE=${JSON.stringify(file)} cannot be read: ${(err as Error).message} (expects a file holding ${opt.env})`);
+        continue;
+      }
+    }
     if (raw === undefined || raw.trim() === '') {
       if (opt.default === undefined) problems.push(`${opt.env} is required: ${opt.description} (expects ${opt.expects})`);
       else out[key] = opt.default;
@@ -42,7 +61,8 @@ export function readConfig<S extends Record<string, Option<unknown>>>(
     try {
       out[key] = opt.parse(raw.trim());
     } catch (err) {
-      problems.push(`${opt.env}=${JSON.stringify(raw)} is invalid: ${(err as Error).message} (expects ${opt.expects})`);
+      const shown = opt.secret ? '' : `=${JSON.stringify(raw)}`;
+      problems.push(`${opt.env}${shown} is invalid: ${(err as Error).message} (expects ${opt.expects})`);
     }
   }
   if (problems.length) throw new ConfigError(problems);
@@ -127,6 +147,46 @@ export function timeZone(env: string, description: string, def: string): Option<
   };
 }
 
+/** Marks an option secret (see Option.secret): `X_FILE` may hold its value, errors never show it. */
+export function secret<T>(opt: Option<T>): Option<T> {
+  return { ...opt, secret: true };
+}
+
+/** A path to a readable file (a CA certificate, …); '' when unset. The content is read where it is used. */
+export function filePath(env: string, description: string): Option<string> {
+  return {
+    env, description, default: '', expects: 'the path of a readable file',
+    parse: (s) => {
+      try { readFileSync(s); } catch (e) { throw new Error(`cannot read ${s}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+      return s;
+    },
+  };
+}
+
+/**
+ * Redis node URLs: one (standalone) or a comma-separated list (cluster seed nodes, or the sentinels), all
+ * redis:// or all rediss:// (TLS). How many a mode needs is checked where the client is built (lib/redis.ts).
+ */
+export function redisUrls(env: string, description: string): Option<string[]> {
+  return {
+    env, description, expects: 'redis://[user:password@]host:port (rediss:// for TLS), comma-separated for cluster and sentinel',
+    parse: (s) => {
+      const list = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (!list.length) throw new Error('empty');
+      const protocols = new Set<string>();
+      for (const [i, one] of list.entries()) {
+        let u: URL;
+        try { u = new URL(one); } catch { throw new Error(`entry ${i + 1} is not a URL`); }
+        if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`entry ${i + 1}: protocol ${u.protocol} not allowed`);
+        if (!u.hostname) throw new Error(`entry ${i + 1} has no host`);
+        protocols.add(u.protocol);
+      }
+      if (protocols.size > 1) throw new Error('mixes redis:// and rediss://: TLS is on for every node or for none');
+      return list;
+    },
+  };
+}
+
 /** Kafka brokers: `host:port,host:port`. */
 export function brokers(env: string, description: string): Option<string[]> {
   return {
@@ -140,21 +200,39 @@ export function brokers(env: string, description: string): Option<string[]> {
   };
 }
 
-export type Role = 'viewer' | 'admin';
-export interface ApiKey { key: string; role: Role }
+export const ROLES = ['viewer', 'analyst', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+/** `name` is the actor recorded for what the key does (the audit trail, triage); keys without one get none. */
+export interface ApiKey { key: string; role: Role; name?: string }
 
-/** `key:role,key:role` with roles viewer/admin. */
+const isRole = (s: string): s is Role => (ROLES as readonly string[]).includes(s);
+
+/**
+ * `key:role` or `key:role:name`, comma-separated, roles viewer/analyst/admin. A key may itself contain ":" (the
+ * role is found from the end); a name may not contain "," or ":".
+ */
 export function apiKeys(env: string, description: string): Option<ApiKey[]> {
   return {
-    env, description, default: [], expects: 'key:role[,key:role…] with role viewer or admin',
-    parse: (s) => s.split(',').map((pair) => pair.trim()).filter(Boolean).map((pair) => {
-      const i = pair.lastIndexOf(':');
-      const key = pair.slice(0, i);
-      const role = pair.slice(i + 1);
-      if (i <= 0 || key.length < 8) throw new Error(`"${pair.slice(0, 4)}…" needs a key of at least 8 characters before ":role"`);
-      if (role !== 'viewer' && role !== 'admin') throw new Error(`role "${role}" is not viewer or admin`);
-      return { key, role };
-    }),
+    env, description, default: [], expects: 'key:role[:name][,key:role[:name]…] with role viewer, analyst or admin',
+    parse: (s) => {
+      const keys = s.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry): ApiKey => {
+        const parts = entry.split(':');
+        const named = parts.length >= 3 && isRole(parts[parts.length - 2]) && !isRole(parts[parts.length - 1]);
+        const role = named ? parts[parts.length - 2] : parts[parts.length - 1];
+        const key = parts.slice(0, named ? -2 : -1).join(':');
+        const name = named ? parts[parts.length - 1].trim() : undefined;
+        if (parts.length < 2 || key.length < 8) throw new Error(`"${entry.slice(0, 4)}…" needs a key of at least 8 characters before ":role"`);
+        if (!isRole(role)) throw new Error(`role "${role}" is not viewer, analyst or admin`);
+        if (name !== undefined && !/^[\p{L}\p{N} ._@-]{1,64}$/u.test(name)) throw new Error(`name "${name.slice(0, 70)}" of key "${key.slice(0, 4)}…" must be 1-64 letters, digits, spaces or . _ @ -`);
+        return name ? { key, role, name } : { key, role };
+      });
+      const seen = new Set<string>();
+      for (const k of keys) {
+        if (seen.has(k.key)) throw new Error(`key "${k.key.slice(0, 4)}…" is listed twice`);
+        seen.add(k.key);
+      }
+      return keys;
+    },
   };
 }
 
@@ -177,12 +255,34 @@ export function json<T>(env: string, description: string, def: T, validate: (v: 
 
 // ---- options shared by several components ----------------------------------------------------------------------
 
+export const REDIS_MODES = ['standalone', 'cluster', 'sentinel'] as const;
+export const KAFKA_SASL_MECHANISMS = ['none', 'plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
 export const connectionSpec = {
-  pgUrl: url('PG_URL', 'the source PostgreSQL (wal_level=logical), e.g. postgres://user@host:5432/db', ['postgres', 'postgresql']),
-  riskPgUrl: url('RISK_PG_URL', 'the risk store PostgreSQL database (alerts, history)', ['postgres', 'postgresql']),
-  kafkaBrokers: brokers('KAFKA_BROKERS', 'Kafka bootstrap brokers'),
-  redisUrl: url('REDIS_URL', 'Redis for the buckets, e.g. redis://127.0.0.1:6379', ['redis', 'rediss']),
+  pgUrl: secret(url('PG_URL', 'the source PostgreSQL (wal_level=logical), e.g. postgres://user@host:5432/db?sslmode=verify-full', ['postgres', 'postgresql'])),
+  riskPgUrl: secret(url('RISK_PG_URL', 'the risk store PostgreSQL database (alerts, history)', ['postgres', 'postgresql'])),
+  kafkaBrokers: brokers('KAFKA_BROKERS', 'Kafka bootstrap brokers (list them all)'),
+  kafkaSsl: bool('KAFKA_SSL', 'connect to Kafka over TLS', false),
+  kafkaCaFile: filePath('KAFKA_SSL_CA_FILE', 'PEM file of the CA that signed the brokers\' certificates (default: the system CAs)'),
+  kafkaSaslMechanism: oneOf('KAFKA_SASL_MECHANISM', 'Kafka SASL mechanism', KAFKA_SASL_MECHANISMS, 'none'),
+  kafkaSaslUsername: optStr('KAFKA_SASL_USERNAME', 'Kafka SASL user'),
+  kafkaSaslPassword: secret(optStr('KAFKA_SASL_PASSWORD', 'Kafka SASL password')),
+  topicReplication: int('RISKMON_TOPIC_REPLICATION', 'replication factor of the topics riskmon creates (0 = the brokers\' default.replication.factor)', 0, 0, 16),
+  redisUrl: secret(redisUrls('REDIS_URL', 'Redis for the buckets: one URL, or the seed nodes (cluster) or sentinels (sentinel), comma-separated')),
+  redisMode: oneOf('RISKMON_REDIS_MODE', 'how REDIS_URL is read: one server, a Redis Cluster, or a Sentinel set', REDIS_MODES, 'standalone'),
+  redisSentinelName: str('RISKMON_REDIS_SENTINEL_NAME', 'name of the master set the sentinels watch (sentinel mode)', 'mymaster'),
+  redisCaFile: filePath('RISKMON_REDIS_CA_FILE', 'PEM file of the CA that signed the Redis servers\' certificates (rediss://; default: the system CAs)'),
+  redisUsername: optStr('RISKMON_REDIS_USERNAME', 'Redis ACL user (overrides the user in REDIS_URL)'),
+  redisPassword: secret(optStr('RISKMON_REDIS_PASSWORD', 'Redis password of that user (overrides the one in REDIS_URL)')),
 };
+
+/** Options that come with `kafkaBrokers` / `redisUrl` when a component picks them (security, modes). */
+const KAFKA_OPTIONS = ['kafkaSsl', 'kafkaCaFile', 'kafkaSaslMechanism', 'kafkaSaslUsername', 'kafkaSaslPassword', 'topicReplication'] as const;
+const REDIS_OPTIONS = ['redisMode', 'redisSentinelName', 'redisCaFile', 'redisUsername', 'redisPassword'] as const;
+type Related<K> = (K extends 'kafkaBrokers' ? typeof KAFKA_OPTIONS[number] : never) | (K extends 'redisUrl' ? typeof REDIS_OPTIONS[number] : never);
+
+/** The approval/cancel tables and columns (the aggregator's buckets; the alerting's rebuilds from the topic). */
+export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping);
 
 export const commonSpec = {
   tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),
@@ -199,10 +299,23 @@ export const commonSpec = {
 };
 
 /**
+ * /metrics of a component running on its own (the api serves /metrics on its HTTP port). In a container the
+ * address must be 0.0.0.0 for Prometheus (compose.yaml's monitoring profile) to reach it.
+ */
+export const metricsSpec = {
+  metricsPort: int('RISKMON_METRICS_PORT', 'serve /metrics on this port when cdc, aggregate or alerting runs alone (0 = off)', 0, 0, 65535),
+  metricsHost: str('RISKMON_METRICS_HOST', 'address the /metrics port listens on (0.0.0.0 in a container)', '127.0.0.1'),
+};
+
+/**
  * Pick the subset of `connectionSpec` a component needs, so `riskmon generate` does not ask for Kafka.
  */
-export function connections<K extends keyof typeof connectionSpec>(...keys: K[]): Pick<typeof connectionSpec, K> {
-  const out = {} as Pick<typeof connectionSpec, K>;
-  for (const k of keys) out[k] = connectionSpec[k];
-  return out;
+export function connections<K extends keyof typeof connectionSpec>(...keys: K[]): Pick<typeof connectionSpec, K | Related<K>> {
+  const out: Record<string, Option<unknown>> = {};
+  for (const k of keys) {
+    out[k] = connectionSpec[k];
+    const related: readonly string[] = k === 'kafkaBrokers' ? KAFKA_OPTIONS : k === 'redisUrl' ? REDIS_OPTIONS : [];
+    for (const r of related) out[r] = connectionSpec[r as keyof typeof connectionSpec];
+  }
+  return out as Pick<typeof connectionSpec, K | Related<K>>;
 }

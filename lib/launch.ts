@@ -1,5 +1,5 @@
 /**
- * How riskmon's own tools start a component as a child process (`node [heap cap] scripts/riskmon.mjs <cmd>`): the
+ * How riskmon's own tools start a component as a child process (`node [heap cap] scripts/riskmon[-dev].mjs <cmd>`): the
  * demo, the soak, the benchmarks and the integration tests all go through here, so what they measure is how the
  * README says to run it.
  *
@@ -12,7 +12,12 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const RISKMON_BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'riskmon.mjs');
+// From the TypeScript sources (tests, demo, soak, benchmarks under tsx/vitest) children run the sources too, through
+// scripts/riskmon-dev.mjs, so an old dist/ never stands in for the code under test; from the compiled build
+// (dist/lib/launch.js) they run the compiled `riskmon` bin.
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), FROM_SOURCE ? '..' : '../..');
+const RISKMON_BIN = path.join(REPO_ROOT, 'scripts', FROM_SOURCE ? 'riskmon-dev.mjs' : 'riskmon.mjs');
 
 /** Old-space cap (MiB) per command; `all` runs every component in one process. */
 const HEAP_MB: Readonly<Record<string, number>> = Object.freeze({ cdc: 256, aggregate: 256, alerting: 256, api: 256, replay: 256, all: 768 });

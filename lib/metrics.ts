@@ -15,6 +15,7 @@ export function serveMetrics(port: number, host = '127.0.0.1'): Promise<Server> 
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
+    // Unreferenced: the component's services, not its metrics port, decide when the process ends.
+    server.listen(port, host, () => resolve(server.unref()));
   });
 }

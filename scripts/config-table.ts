@@ -23,7 +23,7 @@ for (const [group, spec] of groups) {
       .filter((g) => g !== 'connections' && g !== 'shared');
     let def = o.default === undefined ? 'required' : JSON.stringify(o.default);
     if (def.length > 40) def = '(see text)';
-    rows.push(`| \`${o.env}\` | ${group === 'connections' || group === 'shared' ? users.join(', ') || group : group} | ${def === 'required' ? def : `\`${def}\``} | ${o.description} |`);
+    rows.push(`| \`${o.env}\` | ${users.join(', ') || group} | ${def === 'required' ? def : `\`${def}\``} | ${o.description} |`);
   }
 }
 console.log(rows.join('\n'));

@@ -81,6 +81,7 @@ async function main(): Promise<number> {
   const port = await freePort(Number(process.env.RISKMON_HTTP_PORT ?? 8080));
   const viewer = `viewer-${randomBytes(9).toString('base64url')}`;
   const admin = `admin-${randomBytes(9).toString('base64url')}`;
+  const analyst = `analyst-${randomBytes(9).toString('base64url')}`;
   const publicUrl = process.env.RISKMON_PUBLIC_URL ?? `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -91,7 +92,8 @@ async function main(): Promise<number> {
     RISKMON_SLOT: process.env.RISKMON_SLOT ?? 'riskmon_demo',
     RISKMON_REDIS_PREFIX: process.env.RISKMON_REDIS_PREFIX ?? `demo${run}`,
     RISKMON_HTTP_PORT: String(port),
-    RISKMON_API_KEYS: process.env.RISKMON_API_KEYS ?? `${viewer}:viewer,${admin}:admin`,
+    // Named keys: the name is the actor the audit trail and the triage history record.
+    RISKMON_API_KEYS: process.env.RISKMON_API_KEYS ?? `${viewer}:viewer,${admin}:admin:Demo Admin,${analyst}:analyst:Demo Analyst`,
     RISKMON_PUBLIC_URL: publicUrl,
     RISKMON_SLACK_WEBHOOK_URL: process.env.RISKMON_SLACK_WEBHOOK_URL ?? await slackPrinter(),
   };
@@ -165,7 +167,8 @@ async function main(): Promise<number> {
   riskmon is running.
 
     dashboard   ${publicUrl}/?key=${encodeURIComponent(adminKey)}
-    API key     ${adminKey} (admin)${process.env.RISKMON_API_KEYS ? '' : `, ${viewer} (viewer)`}
+    API key     ${adminKey} (admin)${process.env.RISKMON_API_KEYS ? '' : `, ${viewer} (viewer)`}${process.env.RISKMON_API_KEYS ? '' : `
+    analyst     ${publicUrl}/?key=${encodeURIComponent(analyst)} (acknowledge, assign, note, close alerts)`}
     REST        curl -H 'Authorization: Bearer ${adminKey}' ${publicUrl}/api/alerts
     OpenAPI     ${publicUrl}/docs
     status      PG_URL=${pgUrl} KAFKA_BROKERS=${stack.KAFKA_BROKERS} REDIS_URL=${stack.REDIS_URL} RISK_PG_URL=${riskPgUrl} RISKMON_SLOT=${env.RISKMON_SLOT} RISKMON_GROUP=${env.RISKMON_GROUP} RISKMON_TOPIC=${env.RISKMON_TOPIC} RISKMON_REDIS_PREFIX=${env.RISKMON_REDIS_PREFIX} npx riskmon status

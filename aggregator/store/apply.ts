@@ -3,7 +3,7 @@
  * a Redis restart): one partition's chunk of bucket deltas plus that partition's next offset, atomically.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { type RedisClient } from '../../lib/redis.ts';
 import { encodeBucketFields, encodeWindowFields } from './counters.ts';
 import { keys } from './layout.ts';
 import type { Plan } from './plan.ts';
@@ -31,7 +31,7 @@ export class Applier {
   /** partition → replay generation the TTL record is valid for */
   #generation = new Map<number, string>();
 
-  constructor(redis: Redis, readonly prefix: string) {
+  constructor(redis: RedisClient, readonly prefix: string) {
     if (!(redis as any).riskmonApply) redis.defineCommand('riskmonApply', { lua: LUA });
     this.#cmd = (redis as any).riskmonApply.bind(redis);
   }

@@ -11,7 +11,9 @@
 export {
   addTotals, emptyTotals, isEmpty, type Totals,
 } from './counters.ts';
-export { hasWindowSlices, STEP_MS, type BucketReader, type Point, type Step, type WindowSlice, type WindowSliceReader } from './reader.ts';
+export {
+  hasMinuteTotals, hasWindowSlices, STEP_MS, type BucketReader, type MinuteTotalsReader, type Point, type Step, type WindowSlice, type WindowSliceReader,
+} from './reader.ts';
 export { createBucketReader, type ReaderOptions } from './read.ts';
 
 // Writing: the test writer, and the pieces the apply benchmark drives directly.

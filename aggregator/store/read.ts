@@ -13,13 +13,13 @@
  * Which keys and slots a range covers is ranges.ts (pure); the Lua scripts that read them are scripts.ts. One
  * script call per partition, so every call stays inside one Redis Cluster slot.
  */
-import type { Redis } from 'ioredis';
+import { masters, type RedisClient } from '../../lib/redis.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { addField, emptyTotals, FIELD_KINDS, isEmpty, windowField, type Totals } from './counters.ts';
 import { DayClock, keys } from './layout.ts';
 import { keyReads, slotTimeOf, type KeyRead, type RangeContext } from './ranges.ts';
-import type { BucketReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
+import type { BucketReader, MinuteTotalsReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
 import { defineScripts, KEYS_PER_CALL, pairsOf, run, type Cmd } from './scripts.ts';
 
 export interface ReaderOptions {
@@ -82,7 +82,7 @@ export function addWindowHash(into: Map<string, Totals>, s: string): void {
   }
 }
 
-export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketReader & WindowSliceReader {
+export function createBucketReader(redis: RedisClient, opts: ReaderOptions): BucketReader & WindowSliceReader & MinuteTotalsReader {
   const { prefix, partitions, hotShards } = opts;
   defineScripts(redis);
   const clock = new DayClock(opts.tz);
@@ -242,6 +242,48 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
       return out;
     },
 
+    async minuteTotals(fromMs, toMs) {
+      const out = new Map<number, Map<string, Totals>>();
+      const at = (t: number) => {
+        let m = out.get(t);
+        if (!m) out.set(t, (m = new Map()));
+        return m;
+      };
+      if (toMs <= fromMs) return out;
+      if (fromMs >= (await windowIndexStart())) {
+        const cmds: Cmd[] = [];
+        const meta: number[][] = [];
+        for (const p of allPartitions) {
+          const ts: number[] = [];
+          for (let t = fromMs; t < toMs; t += MINUTE) ts.push(t);
+          for (let i = 0; i < ts.length; i += KEYS_PER_CALL) {
+            const chunk = ts.slice(i, i + KEYS_PER_CALL);
+            cmds.push(['riskmonReadHashes', chunk.length, ...chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE))), ...chunk.flatMap(() => ['', ''])]);
+            meta.push(chunk);
+          }
+        }
+        const res = (await run(redis, cmds)) as string[][];
+        res.forEach((hashes, c) => hashes.forEach((s, i) => addWindowHash(at(meta[c][i]), s)));
+      } else {
+        const sets = (await run(redis, allPartitions.map((p) => ['smembers', keys.merchants(prefix, p)]))) as string[][];
+        const pairs: [string, number[]][] = [];
+        sets.forEach((ms, p) => { for (const m of ms) pairs.push([m, [p]]); });
+        await scan(pairs, fromMs, toMs, '1m', (m, t, kind, v) => {
+          const byM = at(t);
+          let x = byM.get(m);
+          if (!x) byM.set(m, (x = emptyTotals()));
+          addField(x, kind, v);
+        });
+      }
+      for (const m of out.values()) dropEmpty(m);
+      return out;
+    },
+
+    minuteHorizon() {
+      // As `totals`: the minute tier holds minutes from about now − TTL on; one hour of margin.
+      return Math.ceil((now() - minuteTtlMs) / HOUR) * HOUR + HOUR;
+    },
+
     async watermark() {
       const wms = (await run(redis, allPartitions.map((p) => ['get', keys.watermark(prefix, p)]))) as (string | null)[];
       let min = Infinity;
@@ -250,6 +292,11 @@ export function createBucketReader(redis: Redis, opts: ReaderOptions): BucketRea
         min = Math.min(min, Number(w));
       }
       return min;
+    },
+
+    async stateEpoch() {
+      const infos = await Promise.all(masters(redis).map((n) => n.info('replication')));
+      return infos.map((s) => /master_replid:(\w+)/.exec(s)?.[1] ?? '?').sort().join(',');
     },
 
     async windowSlices(minutes, known) {

@@ -18,6 +18,12 @@ export interface BucketReader {
   totals(merchantIds: string[], fromMs: number, toMs: number): Promise<Map<string, Totals>>;
   /** Event-time watermark (epoch ms): the minimum over all partitions of what each has seen; null before any. */
   watermark(): Promise<number | null>;
+  /**
+   * Identifies the Redis history the buckets come from (the replication ids of the masters). It changes when a
+   * replica is promoted — possibly one that missed the last writes, so buckets and watermark rolled back — and
+   * stays the same otherwise. Readers whose state cannot roll back leave it out.
+   */
+  stateEpoch?(): Promise<string>;
 }
 
 /** One (minute, partition) of the all-merchants minute index. */
@@ -41,4 +47,20 @@ export interface WindowSliceReader {
 
 export function hasWindowSlices(r: BucketReader): r is BucketReader & WindowSliceReader {
   return typeof (r as Partial<WindowSliceReader>).windowSlices === 'function';
+}
+
+export interface MinuteTotalsReader {
+  /**
+   * Every merchant's totals per minute of [fromMs, toMs) (minute-aligned), minute → merchant → totals, merchants
+   * without activity in a minute omitted: from the all-merchants minute index where it still holds `fromMs`, else
+   * from the minute tier (one pass over every merchant for the whole range). Null for minutes before the minute
+   * tier's horizon (`minuteHorizon`).
+   */
+  minuteTotals(fromMs: number, toMs: number): Promise<Map<number, Map<string, Totals>>>;
+  /** The earliest minute the minute tier is sure to hold now (epoch ms). */
+  minuteHorizon(): number;
+}
+
+export function hasMinuteTotals(r: BucketReader): r is BucketReader & MinuteTotalsReader {
+  return typeof (r as Partial<MinuteTotalsReader>).minuteTotals === 'function';
 }

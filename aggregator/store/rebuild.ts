@@ -9,7 +9,7 @@
  * the keys already written).
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
 import { encodeBucketFields, encodeWindowFields } from './counters.ts';
@@ -41,7 +41,7 @@ export interface RebuildOptions {
 
 /** One partition's rebuild: `add` every chunk of the range in order, then `finish`. */
 export class PartitionRebuild {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #cmd: (numKeys: number, args: string[]) => Promise<string[]>;
   readonly #applier: Applier;
   readonly #ctx: RebuildOptions['ctx'];
@@ -55,7 +55,7 @@ export class PartitionRebuild {
   changes = 0;
   facts = 0;
 
-  constructor(redis: Redis, o: RebuildOptions) {
+  constructor(redis: RedisClient, o: RebuildOptions) {
     this.#redis = redis;
     if (!(redis as any).riskmonRebuild) redis.defineCommand('riskmonRebuild', { lua: LUA });
     this.#cmd = (redis as any).riskmonRebuild.bind(redis);
@@ -142,18 +142,16 @@ export class PartitionRebuild {
 
 /**
  * Deletes every bucket at or after `from` in every tier and the window index of the given partitions: one SCAN over
- * the prefix's partition-tagged keys (SCAN walks the whole keyspace whatever the pattern, so once, not per partition).
+ * the prefix's partition-tagged keys on every master (SCAN walks the whole keyspace whatever the pattern, so once,
+ * not per partition); the deletes go in one pipeline per partition (a cluster pipeline stays on one slot).
  */
-export async function resetFrom(redis: Redis, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
+export async function resetFrom(redis: RedisClient, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
   const fromDay = clock.localDay(from.day);
   const fromHour = from.hour / HOUR;
   const wanted = new Set(parts);
   const head = `${prefix}:{p`;
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${head}*}:*`, 'COUNT', 5000);
-    cursor = next;
-    const tx = redis.pipeline();
+  await scanKeys(redis, `${head}*}:*`, async (found) => {
+    const byPartition = new Map<number, ReturnType<RedisClient['pipeline']>>();
     for (const key of found) {
       const close = key.indexOf('}:', head.length);
       if (close < 0) continue;
@@ -161,6 +159,8 @@ export async function resetFrom(redis: Redis, prefix: string, parts: number[], c
       if (!wanted.has(p)) continue;
       const tag = partitionTag(prefix, p);
       if (!key.startsWith(`${tag}:`)) continue;
+      let tx = byPartition.get(p);
+      if (!tx) byPartition.set(p, (tx = redis.pipeline()));
       const rest = key.slice(tag.length + 1);
       const kind = rest.slice(0, rest.indexOf(':'));
       const parts_ = rest.split(':');
@@ -179,8 +179,8 @@ export async function resetFrom(redis: Redis, prefix: string, parts: number[], c
         else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
       }
     }
-    if (tx.length) await tx.exec();
-  } while (cursor !== '0');
+    await Promise.all([...byPartition.values()].filter((tx) => tx.length).map((tx) => tx.exec()));
+  });
 }
 
 function range(a: number, b: number): string[] {

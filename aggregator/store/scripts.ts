@@ -5,7 +5,7 @@
  * fields of a slot range): the client decodes a few strings instead of thousands of RESP bulk strings (that
  * decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
  */
-import type { Redis } from 'ioredis';
+import { pipelined, type RedisClient } from '../../lib/redis.ts';
 
 /** Keys per script call: bounds how long one call holds Redis and the size of one reply. */
 export const KEYS_PER_CALL = 500;
@@ -70,12 +70,12 @@ return out`;
 
 export type Cmd = [name: string, ...args: (string | number)[]];
 
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisClient): void {
   if (!(redis as any).riskmonReadHashes) redis.defineCommand('riskmonReadHashes', { lua: HASHES_LUA });
   if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: WINDOW_LUA });
 }
 
-export async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
+export async function run(redis: RedisClient, cmds: Cmd[]): Promise<unknown[]> {
   const out: unknown[] = [];
   for (let i = 0; i < cmds.length; i += PIPELINE_CHUNK) {
     const chunk = cmds.slice(i, i + PIPELINE_CHUNK);
@@ -90,10 +90,9 @@ export async function run(redis: Redis, cmds: Cmd[]): Promise<unknown[]> {
   return out;
 }
 
-async function exec(redis: Redis, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
-  const p = redis.pipeline();
-  for (const [name, ...args] of cmds) (p as any)[name](...args);
-  return ((await p.exec()) ?? []) as [Error | null, unknown][];
+/** One round trip (one per partition tag on a Redis Cluster: a pipeline must stay on one node). */
+function exec(redis: RedisClient, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
+  return pipelined(redis, cmds);
 }
 
 /** Splits a NUL-joined hash reply into [field, value, field, value, …]. */

@@ -3,7 +3,7 @@
  * events (as the cdc publishes them) → buildPlan → the atomic Lua apply, per partition with its offsets. No Redis
  * layout of its own. `approval`/`cancel` queue inserts; `cdc` queues any change (updates, deletes, heartbeats).
  */
-import type { Redis } from 'ioredis';
+import { type RedisClient } from '../../lib/redis.ts';
 import { referenceMapping } from '../../lib/mapping.ts';
 import { FakeCdc } from '../testing.ts';
 import { Applier } from './apply.ts';
@@ -22,7 +22,7 @@ export class BucketWriter {
   readonly #candidates: (m: string) => number[];
   #id = 0;
 
-  constructor(private readonly redis: Redis, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string; hot?: Set<string> }) {
+  constructor(private readonly redis: RedisClient, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string; hot?: Set<string> }) {
     this.cdc = new FakeCdc(o.partitions, o.hotShards, o.hot);
     this.#applier = new Applier(redis, o.prefix);
     this.#clock = new DayClock(o.tz);

@@ -103,10 +103,26 @@ function checkFields<T>(path: string, v: unknown, fields: Record<string, Field>,
   return out as Partial<T>;
 }
 
-/** Validates a RISKMON_RULES value and merges it over the defaults; throws one Error listing every problem. */
+/**
+ * Invalid rules: every problem, each starting with the path of the value in the config (`cancel_rate_spike.multiplier`,
+ * `overrides.42.volume_drop.ratio`; empty for the whole config).
+ */
+export class RulesError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'RulesError';
+    this.problems = problems;
+  }
+
+  /** The path each problem names (its first word). */
+  get paths(): string[] { return this.problems.map((p) => (/^[\w.]+ /.test(p) && !p.startsWith('RISKMON_RULES ') ? p.split(' ')[0] : '')); }
+}
+
+/** Validates a RISKMON_RULES value and merges it over the defaults; throws one RulesError listing every problem. */
 export function parseRules(v: unknown): RulesConfig {
   const problems: string[] = [];
-  if (!isObject(v)) throw new Error('RISKMON_RULES must be a JSON object such as {"cancel_rate_spike":{"multiplier":3}}');
+  if (!isObject(v)) throw new RulesError(['RISKMON_RULES must be a JSON object such as {"cancel_rate_spike":{"multiplier":3}}']);
   const known = ['version', 'windowMinutes', 'baselineDays', 'cancel_rate_spike', 'volume_drop', 'lifecycle', 'overrides'];
   for (const k of Object.keys(v)) if (!known.includes(k)) problems.push(`${k} is unknown (known: ${known.join(', ')})`);
   const cfg: Omit<RulesConfig, 'version'> = structuredClone(DEFAULT_RULES);
@@ -135,7 +151,7 @@ export function parseRules(v: unknown): RulesConfig {
     }
   }
   if (v.version !== undefined && (typeof v.version !== 'string' || !v.version.trim())) problems.push('version must be a non-empty string');
-  if (problems.length) throw new Error(problems.join('; '));
+  if (problems.length) throw new RulesError(problems);
   const version = typeof v.version === 'string' ? v.version : ruleVersion(cfg);
   return deepFreeze({ version, ...cfg });
 }

@@ -1,6 +1,10 @@
 /**
  * Slack messages (Block Kit, https://api.slack.com/block-kit) for one transition or a digest of several.
- * Pure: the sender passes the rows it claimed.
+ * Pure: the sender passes the rows it claimed, with the alert's triage state as it is when the message is sent.
+ *
+ * A re-notification of an acknowledged alert is marked, not suppressed: it still goes out (the alert is still
+ * firing, and the channel may be the only place someone else sees it), but its title says "acknowledged by X" and
+ * a line names who acknowledged it when, and the assignee, so nobody starts working on it twice.
  */
 export interface NotificationView {
   id: string;
@@ -10,6 +14,9 @@ export interface NotificationView {
   alertId: string;
   minute: string;
   evidence: Record<string, any>;
+  /** The alert's acknowledgement and assignee when the message is sent (absent: not acknowledged). */
+  ack?: { by: string; at: string } | null;
+  assignee?: string | null;
 }
 
 export interface SlackPayload { text: string; blocks: unknown[] }
@@ -38,11 +45,30 @@ export function merchantLink(publicUrl: string, merchantId: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/#/merchants/${encodeURIComponent(merchantId)}`;
 }
 
+/** The alert's page on the dashboard (evidence, charts, notes, triage). */
+export function alertLink(publicUrl: string, alertId: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/#/alerts/${encodeURIComponent(alertId)}`;
+}
+
+/** Only a re-notification is marked: a fire has no acknowledgement yet, a resolve ends the alert. */
+const acked = (n: NotificationView) => (n.kind === 'renotified' && n.ack ? n.ack : null);
+
+/** "acknowledged by X at T, assigned to Y" for an acknowledged re-notification; '' otherwise. */
+export function ackLine(n: NotificationView): string {
+  const a = acked(n);
+  if (!a) return '';
+  return `acknowledged by ${plain(a.by)} at ${a.at}${n.assignee ? `, assigned to ${plain(n.assignee)}` : ''}`;
+}
+
+/** Names come from API keys and analysts: keep Slack from reading them as mentions, links or markup. */
+const plain = (s: string) => s.replace(/[<>&*_~`|]/g, (c) => ({ '<': '‹', '>': '›', '&': '+' } as Record<string, string>)[c] ?? ' ').slice(0, 100);
+
 export function alertMessage(n: NotificationView, publicUrl: string): SlackPayload {
-  const head = `${TITLE[n.kind]} ${RULE[n.rule] ?? n.rule} — merchant ${n.merchantId}`;
+  const a = acked(n);
+  const head = `${TITLE[n.kind]}${a ? ` (acknowledged by ${plain(a.by)})` : ''} ${RULE[n.rule] ?? n.rule} — merchant ${n.merchantId}`;
   const link = merchantLink(publicUrl, n.merchantId);
   return {
-    text: `${head}: ${summary(n)}`,
+    text: `${head}: ${summary(n)}${a ? ` — ${ackLine(n)}` : ''}`,
     blocks: [
       { type: 'header', text: { type: 'plain_text', text: head.replace(/:[a-z_]+: /, '').slice(0, 150) } },
       {
@@ -55,18 +81,25 @@ export function alertMessage(n: NotificationView, publicUrl: string): SlackPaylo
         ],
       },
       { type: 'section', text: { type: 'mrkdwn', text: summary(n) } },
+      ...(a ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `:eyes: ${ackLine(n)}` }] }] : []),
       {
         type: 'context',
         elements: [{ type: 'mrkdwn', text: `rule version ${n.evidence.ruleVersion ?? 'n/a'} · window ${n.evidence.window?.from ?? ''} – ${n.evidence.window?.to ?? ''}` }],
       },
-      { type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open in dashboard' }, url: link }] },
+      {
+        type: 'actions',
+        elements: [
+          { type: 'button', text: { type: 'plain_text', text: 'Open alert' }, url: alertLink(publicUrl, n.alertId) },
+          { type: 'button', text: { type: 'plain_text', text: 'Merchant' }, url: link },
+        ],
+      },
     ],
   };
 }
 
 /** Several pending transitions at once (a burst) become one message listing them. */
 export function digestMessage(ns: NotificationView[], publicUrl: string): SlackPayload {
-  const lines = ns.map((n) => `• ${TITLE[n.kind]} *${RULE[n.rule] ?? n.rule}* — <${merchantLink(publicUrl, n.merchantId)}|merchant ${n.merchantId}>: ${summary(n)}`);
+  const lines = ns.map((n) => `• ${TITLE[n.kind]} *${RULE[n.rule] ?? n.rule}* — <${merchantLink(publicUrl, n.merchantId)}|merchant ${n.merchantId}>: ${summary(n)}${acked(n) ? ` (${ackLine(n)})` : ''}`);
   // A section's text is limited to 3000 characters: split the list over several sections.
   const sections: unknown[] = [];
   let cur = '';

@@ -35,6 +35,20 @@ describe('slack messages', () => {
     expect(s).toContain('https://risk.example.com/#/merchants/42');
     expect(merchantLink('http://x', 'a b')).toBe('http://x/#/merchants/a%20b');
   });
+  it('marks a re-notification of an acknowledged alert with who acknowledged it, and nothing else', () => {
+    const ack = { by: 'Ji-woo <@U123>', at: '2026-11-21T05:10:00.000Z' };
+    const m = alertMessage({ ...n, kind: 'renotified', ack, assignee: 'Min' }, 'http://x');
+    expect(m.text).toMatch(/^:bell: STILL FIRING \(acknowledged by Ji-woo ‹@U123›\) cancel-rate spike/);
+    expect(m.text).toContain('acknowledged by Ji-woo ‹@U123› at 2026-11-21T05:10:00.000Z, assigned to Min');
+    expect(JSON.stringify(m.blocks)).toContain(':eyes: acknowledged by');
+    expect(JSON.stringify(m.blocks)).toContain('http://x/#/alerts/7');
+    expect(JSON.stringify(m)).not.toContain('<@U123>');
+    // Not acknowledged, or not a re-notification: unmarked.
+    expect(alertMessage({ ...n, kind: 'renotified', ack: null }, 'http://x').text).not.toContain('acknowledged');
+    expect(alertMessage({ ...n, kind: 'resolved', ack }, 'http://x').text).not.toContain('acknowledged');
+    const d = digestMessage([{ ...n, kind: 'renotified', ack }, { ...n, id: '2' }, { ...n, id: '3' }, { ...n, id: '4' }], 'http://x');
+    expect(JSON.stringify(d.blocks)).toContain('(acknowledged by Ji-woo');
+  });
   it('a digest lists every transition', () => {
     const d = digestMessage([n, { ...n, id: '2', merchantId: '43' }, { ...n, id: '3', kind: 'resolved', merchantId: '44' }], 'http://x');
     expect(d.text).toMatch(/^3 alert transitions/);

@@ -15,6 +15,7 @@ import { alertsChannel, type AlertMessage } from '../../lib/alert-message.ts';
 import { buildAlerting } from '../index.ts';
 import { addHistory, pendingNotification, riskStore } from '../testing/fixtures.ts';
 import { MemoryReader } from '../testing/memory-reader.ts';
+import { applyTriage } from '../triage.ts';
 import { SlackSender } from './sender.ts';
 import { FakeSlack, waitFor } from '../../test/harness/index.ts';
 
@@ -92,6 +93,21 @@ describe('slack sender', () => {
     expect(slack.received).toHaveLength(1);
     expect(slack.received[0].body.text).toMatch(/^5 alert transitions/);
     for (const id of ids) expect((await notification(db, id)).status).toBe('sent');
+  });
+
+  it('a re-notification of an alert acknowledged through the desk says who acknowledged it', async () => {
+    reset();
+    const id = await pendingNotification(db, '46');
+    expect(await sender.sendOnce()).toBe(true);
+    const { rows: [a] } = await db.query(`SELECT t.alert_id::text FROM notifications n JOIN alert_transitions t ON t.id = n.transition_id WHERE n.id = $1`, [id]);
+    expect(await applyTriage(db, a.alert_id, 'Ji-woo Park', { action: 'ack' })).toBe(true);
+    expect(await applyTriage(db, a.alert_id, 'Min Kim', { action: 'assign', assignee: 'Min Kim' })).toBe(true);
+    const t = await db.query(`INSERT INTO alert_transitions (alert_id, kind, minute, evidence) SELECT $1, 'renotified', now(), evidence FROM alerts WHERE id = $1 RETURNING id`, [a.alert_id]);
+    await db.query(`INSERT INTO notifications (transition_id, status) VALUES ($1, 'pending')`, [t.rows[0].id]);
+    expect(await sender.sendOnce()).toBe(true);
+    expect(slack.received).toHaveLength(2);
+    expect(slack.received[0].body.text).not.toContain('acknowledged');
+    expect(slack.received[1].body.text).toMatch(/^:bell: STILL FIRING \(acknowledged by Ji-woo Park\).*merchant 46.*assigned to Min Kim/);
   });
 });
 

@@ -88,7 +88,7 @@ export class SlackSender implements Service {
     try {
       await client.query('BEGIN');
       const { rows } = await client.query(
-        `SELECT n.id::text, n.attempts, t.kind, t.minute, t.evidence, a.id::text AS alert_id, a.rule, a.merchant_id
+        `SELECT n.id::text, n.attempts, t.kind, t.minute, t.evidence, a.id::text AS alert_id, a.rule, a.merchant_id, a.ack_by, a.ack_at, a.assignee
            FROM notifications n JOIN alert_transitions t ON t.id = n.transition_id JOIN alerts a ON a.id = t.alert_id
           WHERE n.status = 'pending' AND n.channel = 'slack' AND n.next_attempt_at <= now()
           ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED`,
@@ -97,6 +97,7 @@ export class SlackSender implements Service {
       if (!rows.length) { await client.query('COMMIT'); return false; }
       const views: NotificationView[] = rows.map((r) => ({
         id: r.id, kind: r.kind, rule: r.rule, merchantId: r.merchant_id, alertId: r.alert_id, minute: r.minute.toISOString(), evidence: r.evidence,
+        ack: r.ack_by ? { by: r.ack_by, at: r.ack_at.toISOString() } : null, assignee: r.assignee,
       }));
       const batch = views.length > this.#o.digestOver ? views : views.slice(0, 1);
       const attempts = Math.max(...rows.filter((r) => batch.some((b) => b.id === r.id)).map((r) => r.attempts)) + 1;

@@ -10,7 +10,7 @@ export function alertRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get<{ Querystring: AlertsQuery }>('/api/alerts', {
     schema: {
       summary: 'Alerts, newest first (by fired time), with keyset pagination',
-      description: '`from`/`to` bound the fired time. Pass `nextCursor` as `cursor` for the next page; null means the last page.',
+      description: '`from`/`to` bound the fired time; `assignee`, `acked` and `disposition` (`none`: open) filter on the triage state. Pass `nextCursor` as `cursor` for the next page; null means the last page.',
       tags: ['alerts'], querystring: AlertsQuery, response: { 200: AlertsBody, ...errorResponses },
     },
   }, async (req) => {
@@ -21,6 +21,10 @@ export function alertRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (q.merchantId) add('a.merchant_id = ?', q.merchantId);
     if (q.rule) add('a.rule = ?', q.rule);
     if (q.state) add('a.state = ?', q.state);
+    if (q.assignee) add('a.assignee = ?', q.assignee);
+    if (q.acked !== undefined) where.push(q.acked ? 'a.ack_at IS NOT NULL' : 'a.ack_at IS NULL');
+    if (q.disposition === 'none') where.push('a.disposition IS NULL');
+    else if (q.disposition) add('a.disposition = ?', q.disposition);
     const from = q.from ? parseInstant('from', q.from) : null;
     const to = q.to ? parseInstant('to', q.to) : null;
     if (from !== null && to !== null && to <= from) throw badRequest('to', 'to must be after from');

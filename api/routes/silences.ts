@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Principal } from '../auth.ts';
+import { actorOf, audited } from '../audit.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, badRequest } from '../errors.ts';
 import { parseInstant } from '../range.ts';
@@ -42,19 +42,23 @@ export function silenceRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
   }, async (req, reply) => {
     const w = silenceWindow(req.body, Date.now());
-    const who = (req as unknown as { principal: Principal }).principal;
-    const { rows } = await deps.riskPg.query<SilenceRow>(
-      `INSERT INTO silences (merchant_id, rule, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-      [req.body.merchantId ?? null, req.body.rule ?? null, new Date(w.startsAt), new Date(w.endsAt), req.body.reason, `key ${who.keyId}`]);
-    return reply.code(201).send(body(rows[0]));
+    const created = await audited(deps.riskPg, req, (s: ReturnType<typeof body>) => ({ action: 'silence.create', target: `silence:${s.id}`, detail: { merchantId: s.merchantId, rule: s.rule, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason } }),
+      async (c) => body((await c.query<SilenceRow>(
+        `INSERT INTO silences (merchant_id, rule, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+        [req.body.merchantId ?? null, req.body.rule ?? null, new Date(w.startsAt), new Date(w.endsAt), req.body.reason, actorOf(req)])).rows[0]));
+    return reply.code(201).send(created);
   });
 
   app.delete<{ Params: { id: string } }>('/api/silences/:id', {
     config: { role: 'admin' },
     schema: { summary: 'Remove a silence (admin)', tags: ['silences'], params: IdParams, response: { 204: { type: 'null' }, ...errorResponses } },
   }, async (req, reply) => {
-    const { rowCount } = await deps.riskPg.query('DELETE FROM silences WHERE id = $1', [req.params.id]);
-    if (!rowCount) throw new ApiError('not_found', `silence ${req.params.id} does not exist`);
+    await audited(deps.riskPg, req, (s: ReturnType<typeof body>) => ({ action: 'silence.delete', target: `silence:${s.id}`, detail: { merchantId: s.merchantId, rule: s.rule, endsAt: s.endsAt, reason: s.reason } }),
+      async (c) => {
+        const { rows } = await c.query<SilenceRow>(`DELETE FROM silences WHERE id = $1 RETURNING ${COLUMNS}`, [req.params.id]);
+        if (!rows.length) throw new ApiError('not_found', `silence ${req.params.id} does not exist`);
+        return body(rows[0]);
+      });
     return reply.code(204).send();
   });
 }

@@ -3,7 +3,8 @@
  * explicit partitions with our own record-batch encoding, and locating a source LSN in the retained topic.
  * Components import Kafka helpers from here only.
  */
-export { createKafka, kafkaConfigOf, type KafkaClientOptions, type KafkaConfig } from './client.ts';
+export { createKafka, kafkaConfigOf, kafkaSecurity, kafkaSetupProblem, KafkaSetupError, verifyKafka, type KafkaClientOptions, type KafkaConfig } from './client.ts';
 export { PartitionWriter, TopicReader, type FetchedMessage, type PartitionBatch } from './direct.ts';
 export { locateLsn, LsnInFutureError, LsnTooOldError, type LsnLocation } from './locate.ts';
+export { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError, type Durability } from './topics.ts';
 export type { Kafka } from 'kafkajs';

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { stackPrepare, restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
 import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
 import { waitFor } from '../harness/index.ts';
 
@@ -154,4 +154,19 @@ async function dropSlotsAndSessions(c: pg.Client, databases: string[], allSlots 
     },
     { timeoutMs: 10_000, intervalMs: 200, message: 'dropping replication slots' },
   );
+}
+
+/**
+ * Why the native launcher cannot start services on this machine (null when it can). The tests that restart
+ * PostgreSQL, Kafka or Redis run on a dedicated native stack of their own whichever path the shared services took,
+ * so on a machine with Docker and no PostgreSQL, Redis or JRE (a laptop) they are skipped with this reason. Nothing
+ * is installed by asking: `npm run stack -- prepare` (or .ci/run) does that.
+ */
+export async function nativeStackMissing(): Promise<string | null> {
+  try {
+    await stackPrepare({ ...process.env, CI: '', RISKMON_AUTO_INSTALL: '' }, () => {});
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }

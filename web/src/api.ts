@@ -11,9 +11,15 @@ export const session = {
   get key(): string | null { return localStorage.getItem(KEY); },
   set(key: string) { localStorage.setItem(KEY, key); },
   clear() { localStorage.removeItem(KEY); },
-  role: 'viewer' as 'viewer' | 'admin',
+  role: 'viewer' as Role,
+  /** The actor recorded for this key (its name, or `key <id>`): "mine" in the feed. */
+  name: '',
   tz: 'Asia/Seoul',
 };
+
+export type Role = 'viewer' | 'analyst' | 'admin';
+/** Analysts and admins triage; viewers read. */
+export const canTriage = () => session.role === 'analyst' || session.role === 'admin';
 
 /** `/?key=<key>` signs in directly: keep the key, then drop it from the address bar and history. */
 export function takeKeyFromUrl(): void {
@@ -40,5 +46,21 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   return body as T;
 }
 
-export interface Alert { id: string; rule: string; merchantId: string; state: string; firedAt: string; resolvedAt: string | null; evidence: Record<string, any> }
+export type Disposition = 'confirmed' | 'false_positive' | 'benign';
+export interface Triage {
+  ack: { by: string; at: string } | null;
+  assignee: string | null;
+  disposition: { value: Disposition; by: string; at: string; note: string } | null;
+}
+export interface Alert extends Partial<Triage> {
+  id: string; rule: string; merchantId: string; state: string; firedAt: string; resolvedAt: string | null; evidence: Record<string, any>; ruleVersion?: string;
+}
+export interface AlertDetail extends Omit<Alert, keyof Triage>, Triage {
+  ruleVersion: string;
+  transitions: { id: string; kind: string; minute: string; at: string; ruleVersion: string; evidence: Record<string, any> }[];
+  notes: { id: string; by: string; at: string; text: string }[];
+  history: { id: string; action: 'ack' | 'assign' | 'note' | 'disposition'; by: string; at: string; value: string | null; note: string | null }[];
+}
 export interface AlertMessage { type: 'alert'; eventId: number; transition: string; alert: Alert }
+/** A triage change (ack, assign, note, disposition) of one alert, with its current state. */
+export interface AlertUpdateMessage { type: 'alert_update'; alert: Alert & Triage & { notes: number } }

@@ -14,7 +14,8 @@ export class Chart {
   readonly plot: uPlot;
   #ro: ResizeObserver;
 
-  constructor(el: HTMLElement, lines: Line[], data: uPlot.AlignedData, height = 180) {
+  /** `marks`: x values (seconds) drawn as vertical lines, e.g. the minute an alert fired. */
+  constructor(el: HTMLElement, lines: Line[], data: uPlot.AlignedData, height = 180, marks: { x: number; color: string }[] = []) {
     const scales = [...new Set(lines.map((l) => l.scale ?? 'y'))];
     const axes: uPlot.Axis[] = [{ stroke: '#6b7280', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e5e7eb' }, values: timeTicks, space: 60 }];
     scales.forEach((s, i) => {
@@ -32,6 +33,22 @@ export class Chart {
       legend: { live: true },
       scales: Object.fromEntries(scales.map((s) => [s, { auto: true, range: (_u: uPlot, min: number, max: number) => [Math.min(0, min), max > 0 ? max * 1.08 : 1] as uPlot.Range.MinMax }])),
       axes,
+      // Drawn on the canvas (no DOM, no inline style: the page's CSP allows none).
+      hooks: marks.length ? {
+        draw: [(u: uPlot) => {
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.lineWidth = 2 * uPlot.pxRatio;
+          for (const m of marks) {
+            const x = Math.round(u.valToPos(m.x, 'x', true));
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            ctx.strokeStyle = m.color;
+            ctx.setLineDash([4 * uPlot.pxRatio, 3 * uPlot.pxRatio]);
+            ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+          }
+          ctx.restore();
+        }],
+      } : undefined,
       series: [
         { label: 'time' },
         ...lines.map((l): uPlot.Series => ({

@@ -29,6 +29,7 @@ export const ago = (ms: number | null) => ms === null ? '—' : Math.abs(ms) < 9
 export const bytes = (b: number | null) => b === null ? '—' : b < 1024 ? `${b} B` : b < 1 << 20 ? `${(b / 1024).toFixed(0)} KiB` : `${(b / (1 << 20)).toFixed(1)} MiB`;
 
 export const RULE_LABEL: Record<string, string> = { cancel_rate_spike: 'Cancel-rate spike', volume_drop: 'Volume drop' };
+export const DISPOSITION_LABEL: Record<string, string> = { confirmed: 'confirmed', false_positive: 'false positive', benign: 'benign' };
 
 /** One line that says why an alert fired, from its evidence. */
 export function evidenceLine(a: Pick<Alert, 'rule' | 'evidence'>): string {

@@ -1,8 +1,8 @@
 /**
- * The WebSocket: alert transitions for everyone, series for subscribed merchants. Reconnects with backoff and
+ * The WebSocket: alert transitions and triage changes (alert_update) for everyone, series for subscribed merchants. Reconnects with backoff and
  * asks for what it missed (`lastEventId`); when it has seen no event yet it tells listeners to reload instead.
  */
-import { session, type AlertMessage } from './api.ts';
+import { session, type AlertMessage, type AlertUpdateMessage } from './api.ts';
 import type { ApiPoint } from './series.ts';
 
 export interface SeriesMessage { type: 'series'; merchantId: string; step: '1m'; points: ApiPoint[] }
@@ -15,6 +15,7 @@ class Live {
   #subs = new Set<string>();
   #closed = false;
   readonly onAlert = new Set<(m: AlertMessage) => void>();
+  readonly onUpdate = new Set<(m: AlertUpdateMessage) => void>();
   readonly onSeries = new Set<(m: SeriesMessage) => void>();
   readonly onStatus = new Set<(s: Status, gapUnknown: boolean) => void>();
 
@@ -38,6 +39,8 @@ class Live {
         if (this.#lastEventId !== null && m.eventId <= this.#lastEventId) return;
         this.#lastEventId = m.eventId;
         for (const f of this.onAlert) f(m);
+      } else if (m.type === 'alert_update') {
+        for (const f of this.onUpdate) f(m);
       } else if (m.type === 'series') {
         for (const f of this.onSeries) f(m);
       }

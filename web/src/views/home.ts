@@ -1,6 +1,6 @@
-/** The page an analyst keeps open: live alert feed, riskiest merchants now, silences. */
-import { api, HttpError, session, type Alert, type AlertMessage } from '../api.ts';
-import { $, dateTime, evidenceLine, html, krw, pct, render, RULE_LABEL, time, type Raw } from '../format.ts';
+/** The page an analyst keeps open: live alert feed (with who has each alert and how it was closed), riskiest merchants now, silences. */
+import { api, HttpError, session, type Alert, type AlertMessage, type AlertUpdateMessage } from '../api.ts';
+import { $, dateTime, DISPOSITION_LABEL, evidenceLine, html, krw, pct, render, RULE_LABEL, time, type Raw } from '../format.ts';
 import { live } from '../live.ts';
 
 interface TopItem { merchantId: string; name: string | null; status: string; ratio: number | null; evidence: Record<string, any> }
@@ -8,25 +8,53 @@ interface Silence { id: string; merchantId: string | null; rule: string | null; 
 
 const FEED_SIZE = 100;
 
+/** Who has the alert: its assignee, else who acknowledged it, else "unacknowledged". */
+export function ownerCell(a: Alert): Raw {
+  if (a.assignee) return html`<span class="owner" title="assigned${a.ack ? `; acknowledged by ${a.ack.by}` : ''}">→ ${a.assignee}</span>`;
+  if (a.ack) return html`<span class="owner muted" title="acknowledged ${dateTime(a.ack.at)}">ack ${a.ack.by}</span>`;
+  return html`<span class="badge unacked">unacknowledged</span>`;
+}
+
+export function dispositionBadge(a: Alert): Raw {
+  if (!a.disposition) return html`<span class="muted small">open</span>`;
+  return html`<span class="badge disp-${a.disposition.value}" title="by ${a.disposition.by}${a.disposition.note ? `: ${a.disposition.note}` : ''}">${DISPOSITION_LABEL[a.disposition.value] ?? a.disposition.value}</span>`;
+}
+
 export function alertRow(a: Alert, opts: { fresh?: boolean; transition?: string; showMerchant?: boolean } = {}): Raw {
   const t = opts.transition;
   return html`<tr class="${opts.fresh ? 'fresh' : ''}" data-alert="${a.id}">
-    <td class="nowrap">${dateTime(a.firedAt)}</td>
-    <td><span class="badge ${a.state}">${a.state}</span>${t && t !== 'fired' ? html` <span class="muted">${t}</span>` : ''}</td>
+    <td class="nowrap"><a class="open" href="#/alerts/${a.id}" title="open the alert">${dateTime(a.firedAt)}</a></td>
+    <td class="nowrap"><span class="badge ${a.state}">${a.state}</span>${t && t !== 'fired' && t !== 'update' ? html` <span class="muted">${t}</span>` : ''}${a.resolvedAt ? html` <span class="muted small">${time(a.resolvedAt)}</span>` : ''}</td>
     <td>${RULE_LABEL[a.rule] ?? a.rule}</td>
     ${opts.showMerchant === false ? '' : html`<td><a class="mid" href="#/merchants/${a.merchantId}">${a.merchantId}</a></td>`}
     <td class="ev">${evidenceLine(a)}</td>
-    <td class="nowrap muted">${a.resolvedAt ? `resolved ${time(a.resolvedAt)}` : ''}</td>
+    <td class="nowrap">${ownerCell(a)}</td>
+    <td class="nowrap">${dispositionBadge(a)}</td>
   </tr>`;
 }
 
+type Filter = 'all' | 'mine' | 'unacked' | 'open';
+const FILTERS: { id: Filter; label: string; title: string }[] = [
+  { id: 'all', label: 'All', title: 'every alert' },
+  { id: 'mine', label: 'Mine', title: 'assigned to you' },
+  { id: 'unacked', label: 'Unacknowledged', title: 'nobody has acknowledged them yet' },
+  { id: 'open', label: 'Open', title: 'no disposition yet' },
+];
+const FILTER_QUERY: Record<Filter, () => string> = {
+  all: () => '', mine: () => `&assignee=${encodeURIComponent(session.name)}`, unacked: () => '&acked=false', open: () => '&disposition=none',
+};
+const matches = (f: Filter, a: Alert) => f === 'all' || (f === 'mine' ? a.assignee === session.name : f === 'unacked' ? !a.ack : !a.disposition);
+
 export function home(main: HTMLElement): () => void {
+  let filter: Filter = (sessionStorage.getItem('riskmon.feed') as Filter) || 'all';
   render(main, html`
     <div class="grid">
       <section class="card feed">
-        <h2>Live alerts <span class="live-dot" id="live-dot" title="WebSocket"></span><span class="muted small" id="feed-note"></span></h2>
-        <table class="table"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Merchant</th><th>Evidence</th><th></th></tr></thead>
-        <tbody id="feed"><tr><td colspan="6" class="muted">Loading…</td></tr></tbody></table>
+        <h2>Live alerts <span class="live-dot" id="live-dot" title="WebSocket"></span><span class="muted small" id="feed-note"></span>
+          <span class="tabs filters" id="filters" role="group" aria-label="filter alerts">${FILTERS.map((f) => html`<button data-filter="${f.id}" title="${f.title}" aria-pressed="false">${f.label}</button>`)}</span></h2>
+        <table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Merchant</th><th>Evidence</th><th>Owner</th><th>Disposition</th></tr></thead>
+        <tbody id="feed"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table>
+        <p class="muted small keys"><kbd>j</kbd>/<kbd>k</kbd> move · <kbd>Enter</kbd> opens the alert · <kbd>/</kbd> searches merchants</p>
       </section>
       <aside class="side">
         <section class="card"><h2>Cancel rate vs baseline <span class="muted small" id="top-c-min"></span></h2><div id="top-cancel" class="toplist"></div></section>
@@ -38,27 +66,61 @@ export function home(main: HTMLElement): () => void {
   const feed = $('#feed', main);
   let alerts: Alert[] = [];
   const fresh = new Map<string, string>();
+  const empty: Record<Filter, string> = {
+    all: 'No alerts yet. New ones appear here as they fire.', mine: 'Nothing is assigned to you.',
+    unacked: 'Every alert is acknowledged.', open: 'Every alert has a disposition.',
+  };
   const draw = () => render(feed, alerts.length
     ? html`${alerts.map((a) => alertRow(a, { fresh: fresh.has(a.id), transition: fresh.get(a.id) }))}`
-    : html`<tr><td colspan="6" class="muted">No alerts yet. New ones appear here as they fire.</td></tr>`);
+    : html`<tr><td colspan="7" class="muted">${empty[filter]}</td></tr>`);
   const load = async () => {
-    alerts = (await api<{ items: Alert[] }>(`/api/alerts?limit=${FEED_SIZE}`)).items;
+    main.querySelectorAll<HTMLButtonElement>('#filters button').forEach((b) => {
+      b.classList.toggle('on', b.dataset.filter === filter);
+      b.setAttribute('aria-pressed', String(b.dataset.filter === filter));
+    });
+    alerts = (await api<{ items: Alert[] }>(`/api/alerts?limit=${FEED_SIZE}${FILTER_QUERY[filter]()}`)).items;
     draw();
   };
-  void load().catch(() => render(feed, html`<tr><td colspan="6" class="error">Could not load alerts.</td></tr>`));
+  const loadOrSay = () => load().catch(() => render(feed, html`<tr><td colspan="7" class="error">Could not load alerts.</td></tr>`));
+  void loadOrSay();
+  $('#filters', main).addEventListener('click', (e) => {
+    const b = (e.target as HTMLElement).closest('button');
+    if (!b?.dataset.filter) return;
+    filter = b.dataset.filter as Filter;
+    sessionStorage.setItem('riskmon.feed', filter);
+    fresh.clear();
+    void loadOrSay();
+  });
 
-  const onAlert = (m: AlertMessage) => {
-    alerts = [m.alert, ...alerts.filter((a) => a.id !== m.alert.id)].sort((x, y) => (x.firedAt < y.firedAt ? 1 : x.firedAt > y.firedAt ? -1 : Number(y.id) - Number(x.id))).slice(0, FEED_SIZE);
-    fresh.set(m.alert.id, m.transition);
+  const byFired = (x: Alert, y: Alert) => (x.firedAt < y.firedAt ? 1 : x.firedAt > y.firedAt ? -1 : Number(y.id) - Number(x.id));
+  /** Puts the alert's new state in the feed (or takes it out when it no longer matches the filter). */
+  const upsert = (a: Alert, transition: string) => {
+    const old = alerts.find((x) => x.id === a.id);
+    // Transition messages carry no triage state: keep what the feed knows.
+    const merged: Alert = { ack: null, assignee: null, disposition: null, ...old, ...a };
+    const rest = alerts.filter((x) => x.id !== a.id);
+    alerts = (matches(filter, merged) ? [merged, ...rest] : rest).sort(byFired).slice(0, FEED_SIZE);
+    fresh.set(a.id, transition);
     draw();
+  };
+  const onAlert = (m: AlertMessage) => {
+    upsert(m.alert, m.transition);
     void loadTop();
   };
+  const onUpdate = (m: AlertUpdateMessage) => {
+    if (!alerts.some((x) => x.id === m.alert.id) && !matches(filter, m.alert)) return;
+    upsert(m.alert, 'update');
+  };
+  let wasOffline = false;
   const onStatus = (s: string, gapUnknown: boolean) => {
     const dot = main.querySelector('#live-dot');
     if (dot) { dot.className = `live-dot ${s}`; dot.setAttribute('title', `WebSocket ${s}`); }
-    if (gapUnknown) void load();
+    // Triage changes (alert_update) are not replayed after a reconnect: reload the list instead.
+    if (gapUnknown || (s === 'live' && wasOffline)) void loadOrSay();
+    if (s === 'offline') wasOffline = true; else if (s === 'live') wasOffline = false;
   };
   live.onAlert.add(onAlert);
+  live.onUpdate.add(onUpdate);
   live.onStatus.add(onStatus);
 
   const topList = async (by: 'cancel_rate' | 'volume_drop', el: string, minuteEl: string) => {
@@ -75,7 +137,7 @@ export function home(main: HTMLElement): () => void {
   const topTimer = setInterval(() => void loadTop(), 30_000);
 
   void silences($('#silences', main));
-  return () => { live.onAlert.delete(onAlert); live.onStatus.delete(onStatus); clearInterval(topTimer); };
+  return () => { live.onAlert.delete(onAlert); live.onUpdate.delete(onUpdate); live.onStatus.delete(onStatus); clearInterval(topTimer); };
 }
 
 async function silences(el: HTMLElement): Promise<void> {

@@ -1,0 +1,144 @@
+/**
+ * A backtest: every closed minute of [from, to) decided by the live code — the same `decideMinute` (rules, guards,
+ * significance test, lifecycle with resolve-after and re-notify), the same day-level inputs (inputs.ts: baselines,
+ * eligibility, today's full hours) and the same running window sums (window.ts's RangeSum) — over the buckets as
+ * they stand now. Nothing is written, published or sent: transitions become backtest alerts in memory.
+ *
+ * What a live minute depends on besides the buckets is reproduced: the lifecycle state at `from` (the live alerts
+ * firing then, with their clear-minute count and last notification — as an activation at `from` would continue
+ * them), and the ingestion lag the live evaluator saw at each minute it evaluated (volume_drop is not evaluated
+ * while ingestion lags); minutes the live evaluator never evaluated count as not lagging.
+ *
+ * The window is fed minute by minute: the minutes are read in passes of `chunkMinutes` (the all-merchants minute
+ * index where it still holds them, else one pass over the minute tier), so a day costs 24 reads, not 1,440 window reads.
+ */
+import { hasMinuteTotals, type BucketReader, type Totals } from '../../aggregator/store/index.ts';
+import type { Evidence } from '../../lib/evidence.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../decide.ts';
+import { DayInputs } from '../inputs.ts';
+import type { RuleName, RulesConfig } from '../rules/config.ts';
+import { keyOf, type FiringAlert } from '../store.ts';
+import { RangeSum, type Slice } from '../window.ts';
+
+export interface BacktestAlert {
+  rule: RuleName;
+  merchantId: string;
+  firedAt: number;
+  /** null: still firing at the end of the period. */
+  resolvedAt: number | null;
+  /** Evidence of the minute that fired it. */
+  evidence: Evidence;
+  renotified: number;
+  /** Firing at `from` already (taken over from the live state). */
+  carried: boolean;
+}
+
+export interface BacktestInput {
+  rules: RulesConfig;
+  /** Minute-aligned, from < to. */
+  from: number;
+  to: number;
+  tz: string;
+  maxIngestLagMs: number;
+  reader: BucketReader;
+  log: Logger;
+  /** The live lifecycle state at `from` (store.ts firingAt). */
+  initial: (FiringAlert & { evidence: Evidence })[];
+  /** Ingestion lag the live evaluator saw, by minute (store.ts liveIngestLags). */
+  ingestLags: Map<number, number>;
+  /**
+   * Awaited after every minute with the minutes done: where the runner yields to the live evaluator, reports
+   * progress, and stops a cancelled backtest (by throwing).
+   */
+  onMinute?: (done: number, total: number) => Promise<void>;
+  chunkMinutes?: number;
+  /**
+   * Where the minutes come from: asked for contiguous, increasing ranges [lo, hi) from `firstMinuteNeeded` on.
+   * Default: the bucket store (`minuteTotals`).
+   */
+  minutes?: (lo: number, hi: number) => Promise<Map<number, Map<string, Totals>>>;
+}
+
+/** The earliest minute a backtest from `from` reads (the window of its first minute, or its hour when longer). */
+export function firstMinuteNeeded(from: number, rules: RulesConfig, tz: string): number {
+  return Math.min(from + MINUTE - rules.windowMinutes * MINUTE, Math.max(hourStart(from), dayStart(from, tz)));
+}
+
+export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; evaluations: number }
+
+export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
+  const { rules, from, to, tz, reader } = i;
+  const chunk = i.chunkMinutes ?? 60;
+  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0 });
+  const mem = emptyMemory(i.initial);
+  const alerts = new Map<string, BacktestAlert>();
+  for (const a of i.initial) {
+    alerts.set(a.id, { rule: a.rule, merchantId: a.merchantId, firedAt: a.life.firedAt, resolvedAt: null, evidence: a.evidence, renotified: 0, carried: true });
+  }
+
+  // Minute slices of the all-merchants totals, read ahead in passes.
+  const slices = new Map<number, Slice>();
+  let loadedTo = 0;
+  const load = async (lo: number, hi: number) => {
+    const byMinute = i.minutes ? await i.minutes(lo, hi)
+      : hasMinuteTotals(reader) ? await reader.minuteTotals(lo, hi)
+      : new Map(await Promise.all(range(lo, hi).map(async (t) => [t, await reader.totalsByMerchant(t, t + MINUTE, '1m')] as const)));
+    for (const t of range(lo, hi)) slices.set(t, { minute: t, fingerprint: '', totals: byMinute.get(t) ?? new Map<string, Totals>() });
+    loadedTo = hi;
+  };
+  const window = new RangeSum();
+  const hour = new RangeSum();
+
+  const total = (to - from) / MINUTE;
+  let evaluations = 0;
+  let n = 0;
+  for (let M = from; M < to; M += MINUTE) {
+    const today = dayStart(M, tz);
+    const end = M + MINUTE;
+    const windowFrom = end - rules.windowMinutes * MINUTE;
+    const hs = Math.max(hourStart(M), today);
+    const first = Math.min(windowFrom, hs);
+    if (loadedTo === 0) await load(firstMinuteNeeded(from, rules, tz), Math.min(to, Math.max(end, from + chunk * MINUTE)));
+    else if (end > loadedTo) await load(loadedTo, Math.min(to, loadedTo + chunk * MINUTE));
+    window.setRange(windowFrom, end);
+    hour.setRange(hs, end);
+    for (const [t, s] of slices) {
+      if (t < first) { slices.delete(t); continue; }
+      const key = String(t);
+      for (const sum of [window, hour]) if (sum.covers(t) && !sum.has(key)) sum.add(key, s);
+    }
+
+    const base = await inputs.baselines(today);
+    const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
+    const d = decideMinute({
+      minute: M, today, windowFrom, ingestLagMs: i.ingestLags.get(M) ?? 0, replay: true, rules, maxIngestLagMs: i.maxIngestLagMs,
+      slackEnabled: false, window: window.sums, partialHour: hour.sums, todayHours, baselines: base, silences: [],
+      firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked,
+    });
+    evaluations += d.evaluated;
+    const fired = new Map<string, string>();
+    for (const t of d.transitions) {
+      if (t.kind === 'fired') {
+        const id = `b${alerts.size + 1}`;
+        fired.set(keyOf(t.rule, t.merchantId), id);
+        alerts.set(id, { rule: t.rule, merchantId: t.merchantId, firedAt: M, resolvedAt: null, evidence: t.evidence, renotified: 0, carried: false });
+      } else {
+        const a = alerts.get(t.alertId!);
+        if (!a) throw new Error(`backtest lost alert ${t.alertId} (${t.rule} ${t.merchantId})`);
+        if (t.kind === 'resolved') a.resolvedAt = M;
+        else a.renotified++;
+      }
+    }
+    applyDecision(mem, d, (key) => fired.get(key)!);
+    await i.onMinute?.(++n, total);
+  }
+  return { alerts: [...alerts.values()], minutes: total, evaluations };
+}
+
+function range(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let t = lo; t < hi; t += MINUTE) out.push(t);
+  return out;
+}

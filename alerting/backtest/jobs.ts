@@ -1,0 +1,245 @@
+/**
+ * Backtests as jobs in the risk store (`backtests`): the API queues them (any number), the alerting process runs
+ * them one at a time, oldest first (`BacktestRunner`), beside the live evaluator and below it in priority:
+ *
+ * - between two backtest minutes the runner yields to the event loop, and while the evaluator has a closed minute
+ *   due or in progress (`Evaluator.busy`) it waits — the live minute is never queued behind a backtest's; what a
+ *   backtest minute costs the live path is at most one `decideMinute` (a few ms to tens of ms at 100,000 merchants);
+ * - progress and cancel requests go through the job row (read/written about once a second), so any API instance can
+ *   watch or cancel, and a job whose process died is picked up again (from the start) by the next runner.
+ *
+ * A backtest changes nothing live: no alert, transition, evaluation row or notification is written; its result is
+ * the job row's `result`.
+ */
+import type pg from 'pg';
+import type { BucketReader, Totals } from '../../aggregator/store/index.ts';
+import { hasMinuteTotals } from '../../aggregator/store/index.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { iso, MINUTE } from '../../lib/time.ts';
+import { RunState, type Service } from '../../lib/service.ts';
+import { lastClosedMinute } from '../closed.ts';
+import { parseRules, type RulesConfig } from '../rules/config.ts';
+import type { Queryable } from '../rules/versions.ts';
+import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
+import { compareWithLive, type BacktestResult } from './compare.ts';
+import { firstMinuteNeeded, runBacktest } from './engine.ts';
+
+export const BACKTEST_DAYS = 7;
+
+/** A bad backtest request: `field` names what is wrong. */
+export class BacktestRequestError extends Error {
+  constructor(readonly field: string, message: string) {
+    super(message);
+    this.name = 'BacktestRequestError';
+  }
+}
+
+/**
+ * The period that can be backtested now: from 7 days ago to the end of the last closed minute. Minutes the minute
+ * tier no longer holds are rebuilt from the retained topic (`rebuild`); without that, the period starts where the
+ * minute tier's horizon plus the rules' window allows.
+ */
+export async function backtestablePeriod(reader: BucketReader, o: { now: number; allowedLatenessMs: number; windowMinutes: number; rebuild: boolean }): Promise<{ from: number; to: number; limitedBy: 'days' | 'minute tier' }> {
+  const weekAgo = Math.ceil((o.now - BACKTEST_DAYS * 86_400_000) / MINUTE) * MINUTE;
+  const horizon = hasMinuteTotals(reader) && !o.rebuild ? reader.minuteHorizon() + o.windowMinutes * MINUTE : -Infinity;
+  const wm = await reader.watermark();
+  const to = wm === null ? weekAgo : lastClosedMinute(Math.min(wm, o.now), o.allowedLatenessMs) + MINUTE;
+  return horizon > weekAgo ? { from: horizon, to, limitedBy: 'minute tier' } : { from: weekAgo, to, limitedBy: 'days' };
+}
+
+/** Checks a requested period against the possible one; returns it minute-aligned (whole minutes inside it). */
+export function checkPeriod(fromIso: unknown, toIso: unknown, possible: { from: number; to: number; limitedBy: string }): { from: number; to: number } {
+  const parse = (v: unknown, field: string) => {
+    const t = typeof v === 'string' ? Date.parse(v) : NaN;
+    if (!Number.isFinite(t)) throw new BacktestRequestError(field, `${field} must be an ISO timestamp such as ${iso(possible.from)}`);
+    return t;
+  };
+  const from = Math.ceil(parse(fromIso, 'from') / MINUTE) * MINUTE;
+  const to = Math.ceil(parse(toIso, 'to') / MINUTE) * MINUTE;
+  const can = `a backtest can cover [${iso(possible.from)}, ${iso(possible.to)})`;
+  const why = possible.limitedBy === 'minute tier'
+    ? ' (earlier minutes are no longer at minute resolution in Redis, and this deployment does not rebuild them from the topic)'
+    : ` (the last ${BACKTEST_DAYS} days, up to the last closed minute)`;
+  if (from >= to) throw new BacktestRequestError('from', `from must be before to (and both inside one closed minute at least); ${can}`);
+  if (from < possible.from) throw new BacktestRequestError('from', `from is too early: ${can}${why}`);
+  if (to > possible.to) throw new BacktestRequestError('to', `to is in the future or not closed yet: ${can}${why}`);
+  return { from, to };
+}
+
+export interface BacktestJob {
+  id: string;
+  status: 'queued' | 'running' | 'done' | 'failed';
+  progress: number;
+  from: string;
+  to: string;
+  version: string | null;
+  ruleVersion: string;
+  createdBy: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  result: BacktestResult | null;
+}
+
+export async function queueBacktest(db: Queryable, j: { config: RulesConfig; version: string | null; from: number; to: number; actor: string }): Promise<string> {
+  const r = await db.query(`INSERT INTO backtests (period_from, period_to, version, config, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id::text`,
+    [new Date(j.from), new Date(j.to), j.version, j.config, j.actor]);
+  await db.query(`SELECT pg_notify('riskmon_backtests', $1)`, [r.rows[0].id]);
+  return r.rows[0].id;
+}
+
+export async function getBacktest(db: pg.Pool, id: string): Promise<BacktestJob | null> {
+  if (!/^\d{1,18}$/.test(id)) return null;
+  const r = await db.query('SELECT * FROM backtests WHERE id = $1', [id]);
+  const x = r.rows[0];
+  if (!x) return null;
+  const isoOf = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    id: String(x.id), status: x.status, progress: x.progress, from: iso(x.period_from.getTime()), to: iso(x.period_to.getTime()),
+    version: x.version, ruleVersion: x.config.version, createdBy: x.created_by, createdAt: x.created_at.toISOString(),
+    startedAt: isoOf(x.started_at), finishedAt: isoOf(x.finished_at), error: x.error, result: x.result,
+  };
+}
+
+export async function listBacktests(db: pg.Pool, limit = 20): Promise<Omit<BacktestJob, 'result'>[]> {
+  const r = await db.query('SELECT id::text FROM backtests ORDER BY id DESC LIMIT $1', [limit]);
+  const out = [];
+  for (const x of r.rows) {
+    const j = (await getBacktest(db, x.id))!;
+    const { result: _r, ...rest } = j;
+    out.push(rest);
+  }
+  return out;
+}
+
+/** Asks a queued or running backtest to stop; false when it is unknown or already finished. */
+export async function cancelBacktest(db: Queryable, id: string, actor: string): Promise<boolean> {
+  if (!/^\d{1,18}$/.test(id)) return false;
+  const r = await db.query(`UPDATE backtests SET cancel_by = $2,
+      status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END,
+      error = CASE WHEN status = 'queued' THEN 'cancelled by ' || $2 ELSE error END,
+      finished_at = CASE WHEN status = 'queued' THEN clock_timestamp() ELSE finished_at END
+    WHERE id = $1 AND status IN ('queued', 'running')`, [id, actor]);
+  return r.rowCount === 1;
+}
+
+class Cancelled extends Error {}
+
+/** Minutes handed out in order (the aggregator's TopicMinutes). */
+export interface MinuteStream { read(lo: number, hi: number): Promise<Map<number, Map<string, Totals>>>; close(): Promise<void>; changes: number }
+
+export interface RunnerOptions { tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number }
+export interface RunnerDeps {
+  reader: BucketReader;
+  /** Minutes [lo, hi) rebuilt from the retained topic (aggregator's TopicMinutes); absent: no rebuild. */
+  topicMinutes?: (lo: number, hi: number) => Promise<MinuteStream>;
+  db: pg.Pool;
+  log: Logger;
+  /** True while the live evaluator has a minute due or in progress: the runner waits. */
+  liveBusy: () => boolean;
+}
+
+export class BacktestRunner implements Service {
+  readonly name = 'alerting-backtests';
+  readonly #state = new RunState();
+
+  constructor(private readonly o: RunnerOptions, private readonly d: RunnerDeps) {}
+
+  async run(): Promise<void> {
+    // A job left 'running' by a process that died is taken again from the start.
+    await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE status = 'running'`);
+    while (this.#state.shouldRun()) {
+      let ran = false;
+      try {
+        ran = await this.runOne();
+      } catch (err) {
+        this.d.log.warn({ err }, 'backtest runner: store unavailable; retrying');
+      }
+      if (!ran) await this.#state.sleep(this.o.pollMs);
+    }
+  }
+
+  async stop(): Promise<void> { this.#state.stop(); }
+
+  /** Runs the oldest queued backtest, if any; true when one ran. */
+  async runOne(): Promise<boolean> {
+    const r = await this.d.db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0
+      WHERE id = (SELECT id FROM backtests WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING id::text, period_from, period_to, config`);
+    const job = r.rows[0];
+    if (!job) return false;
+    const id: string = job.id;
+    const from = job.period_from.getTime();
+    const to = job.period_to.getTime();
+    const log = this.d.log.child({ backtest: id });
+    const t0 = performance.now();
+    let topic: MinuteStream | null = null;
+    try {
+      const rules = parseRules(job.config);
+      // Minutes the minute tier no longer holds come from the retained topic — never approximated.
+      const reader = this.d.reader;
+      const horizon = hasMinuteTotals(reader) ? reader.minuteHorizon() : -Infinity;
+      const needed = firstMinuteNeeded(from, rules, this.o.tz);
+      const split = Math.max(needed, Math.min(horizon, to));
+      if (needed < split) {
+        if (!this.d.topicMinutes) throw new Error(`the minutes from ${iso(needed)} have left the minute tier (it holds them from ${iso(horizon)}) and this alerting process has no KAFKA_BROKERS to rebuild them from the topic: start the backtest at ${iso(horizon + rules.windowMinutes * MINUTE)} or later`);
+        const t1 = performance.now();
+        topic = await this.d.topicMinutes(needed, split);
+        log.info({ from: iso(needed), to: iso(split), ms: Math.round(performance.now() - t1) }, 'rebuilding minutes from the topic (late changes collected)');
+      }
+      const minutes = async (lo: number, hi: number) => {
+        const out = new Map<number, Map<string, Totals>>();
+        if (topic && lo < split) for (const [t, m] of await topic.read(lo, Math.min(hi, split))) out.set(t, m);
+        if (hi > split) {
+          const part = hasMinuteTotals(reader) ? await reader.minuteTotals(Math.max(lo, split), hi) : new Map();
+          for (const [t, m] of part) out.set(t, m);
+        }
+        return out;
+      };
+      const [initial, ingestLags] = await Promise.all([firingAt(this.d.db, from), liveIngestLags(this.d.db, this.o.evaluatorName, from, to)]);
+      log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
+      let lastReport = Date.now();
+      const out = await runBacktest({
+        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, log, initial, ingestLags, minutes,
+        onMinute: async (done, total) => {
+          await this.#yieldToLive();
+          if (Date.now() - lastReport < 1000 && done < total) return;
+          lastReport = Date.now();
+          const u = await this.d.db.query('UPDATE backtests SET progress = $2 WHERE id = $1 RETURNING cancel_by', [id, done / total]);
+          const by = u.rows[0]?.cancel_by;
+          if (by) throw new Cancelled(`cancelled by ${by}`);
+          if (!this.#state.shouldRun()) throw new Cancelled('the alerting process stopped; the backtest runs again at its next start');
+        },
+      });
+      const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
+      const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
+      await this.d.db.query(`UPDATE backtests SET status = 'done', progress = 1, finished_at = clock_timestamp(), result = $2 WHERE id = $1`, [id, result]);
+      log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
+    } catch (err) {
+      if (err instanceof Cancelled && !this.#state.shouldRun()) {
+        await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE id = $1`, [id]).catch(() => {});
+        return true;
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      if (!(err instanceof Cancelled)) log.warn({ err }, 'backtest failed');
+      await this.d.db.query(`UPDATE backtests SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1`, [id, message]);
+    } finally {
+      await topic?.close().catch(() => {});
+    }
+    return true;
+  }
+
+  /** Lets pending I/O run, then waits while the live evaluator has a minute due or in progress. */
+  async #yieldToLive(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    while (this.d.liveBusy() && this.#state.shouldRun()) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  #dispositions: boolean | null = null;
+  async #hasDispositions(): Promise<boolean> {
+    this.#dispositions ??= Boolean((await this.d.db.query(
+      `SELECT 1 FROM information_schema.columns WHERE table_name = 'alerts' AND column_name = 'disposition'`)).rowCount);
+    return this.#dispositions;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The day- and hour-level inputs of a minute's decision, shared by the live evaluator and the backtest so both read
+ * them the same way: the day's baselines (7-day totals and the volume_drop merchants' hour profiles, which depend on
+ * the rules' eligibility thresholds) and today's full hours of the volume_drop merchants (read once per hour, for the
+ * eligible merchants and those firing when the hour's first minute is evaluated).
+ *
+ * The next day's baselines and the next hour's full hours can be loaded ahead (`prefetch`), so the first minute of
+ * a day or hour does not wait for them; the live evaluator also reloads the baselines every `baselineRefreshMs`, so
+ * late history reaches them (a backtest reads history as it stands and never needs to).
+ */
+import type { BucketReader, Totals } from '../aggregator/store/index.ts';
+import type { Logger } from '../lib/logger.ts';
+import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
+import { loadDayBaselines, type DayBaselines } from './baseline.ts';
+import { paramsFor, type RulesConfig } from './rules/config.ts';
+
+export interface DayInputOptions {
+  tz: string;
+  /** Background reload of the day's baselines; Infinity never reloads. */
+  baselineRefreshMs: number;
+  log: Logger;
+  now: () => number;
+}
+
+/** What of a rules config the baselines depend on (volume_drop eligibility, the number of days). */
+function baselineKey(r: RulesConfig): string {
+  const overrides = Object.entries(r.overrides)
+    .filter(([, o]) => o.volume_drop && ('enabled' in o.volume_drop || 'minDailyAmount' in o.volume_drop))
+    .map(([m, o]) => [m, o.volume_drop!.enabled, o.volume_drop!.minDailyAmount]);
+  return JSON.stringify([r.baselineDays, r.volume_drop.enabled, r.volume_drop.minDailyAmount, overrides]);
+}
+
+export class DayInputs {
+  readonly #reader: BucketReader;
+  readonly #o: DayInputOptions;
+  #rules: RulesConfig;
+  #baselines: DayBaselines | null = null;
+  #baselinesAt = 0;
+  #baselinesLoading: Promise<void> | null = null;
+  /** The next day's baselines, loading since the last minute of the previous day was evaluated. */
+  #nextBaselines: { today: number; promise: Promise<DayBaselines> } | null = null;
+  #todayHours: { key: string; totals: Promise<Map<string, Totals>> } | null = null;
+
+  constructor(reader: BucketReader, rules: RulesConfig, o: DayInputOptions) {
+    this.#reader = reader;
+    this.#rules = rules;
+    this.#o = o;
+  }
+
+  get rules(): RulesConfig { return this.#rules; }
+
+  /** Switches the rules; baselines loaded under thresholds that no longer apply are dropped. */
+  setRules(rules: RulesConfig): void {
+    const changed = baselineKey(rules) !== baselineKey(this.#rules);
+    this.#rules = rules;
+    if (!changed) return;
+    this.#baselines = null;
+    this.#nextBaselines = null;
+    this.#todayHours = null;
+  }
+
+  /** Drops today's full-hour totals read so far (they may come from a Redis state that rolled back). */
+  forgetToday(): void {
+    this.#todayHours = null;
+  }
+
+  /**
+   * Baselines of the days before `today`, loaded when the day changes (or taken from a prefetch) and, live,
+   * reloaded in the background every `baselineRefreshMs` without holding up a minute.
+   */
+  async baselines(today: number): Promise<DayBaselines> {
+    if (this.#baselines?.todayStart === today) {
+      if (!this.#baselinesLoading && this.#o.now() - this.#baselinesAt >= this.#o.baselineRefreshMs) {
+        const rules = this.#rules;
+        this.#baselinesLoading = this.#load(today)
+          .then((b) => { if (this.#baselines?.todayStart === today && this.#rules === rules) this.#baselines = b; })
+          .catch((err) => this.#o.log.warn({ err }, 'baseline refresh failed; keeping the previous baselines'))
+          .finally(() => { this.#baselinesLoading = null; });
+      }
+      return this.#baselines;
+    }
+    const ahead = this.#nextBaselines?.today === today ? this.#nextBaselines.promise : null;
+    this.#nextBaselines = null;
+    this.#baselines = (ahead ? await ahead.catch(() => null) : null) ?? (await this.#load(today));
+    this.#todayHours = null;
+    return this.#baselines;
+  }
+
+  async #load(today: number): Promise<DayBaselines> {
+    const t0 = performance.now();
+    const rules = this.#rules;
+    this.#baselinesAt = this.#o.now();
+    const b = await loadDayBaselines(this.#reader, today, rules.baselineDays, this.#o.tz, (id, avg) => {
+      const p = paramsFor(rules, 'volume_drop', id);
+      return p.enabled && avg >= p.minDailyAmount;
+    });
+    this.#o.log.info({ day: iso(today), merchants: b.totals.size, volumeEligible: b.profiles.size, ms: Math.round(performance.now() - t0) }, 'baselines loaded');
+    return b;
+  }
+
+  /**
+   * Today's approved amounts over [00:00, `hs`) of the volume_drop merchants (eligible, or `firing` now), read once
+   * per hour.
+   */
+  todayFullHours(base: DayBaselines, today: number, hs: number, firing: string[]): Promise<Map<string, Totals>> {
+    const key = `${today}/${hs}`;
+    if (this.#todayHours?.key === key) return this.#todayHours.totals;
+    const ids = [...new Set([...base.profiles.keys(), ...firing])];
+    const totals = hs > today && ids.length ? this.#reader.totals(ids, today, hs) : Promise.resolve(new Map<string, Totals>());
+    const entry = { key, totals };
+    this.#todayHours = entry;
+    // A failed read is not kept: the next minute reads again.
+    totals.catch(() => { if (this.#todayHours === entry) this.#todayHours = null; });
+    return totals;
+  }
+
+  /**
+   * After the last minute of a day or an hour: starts loading what the next minute needs anew (the next day's
+   * baselines; the next hour's full hours). Everything these reads cover is closed by then.
+   */
+  prefetch(M: number, base: DayBaselines, firing: string[]): void {
+    const next = M + MINUTE;
+    const nextDay = dayStart(next, this.#o.tz);
+    if (nextDay === next) {
+      if (this.#nextBaselines?.today !== nextDay) {
+        const promise = this.#load(nextDay);
+        promise.catch(() => {}); // awaited (and reported) by the minute that needs it
+        this.#nextBaselines = { today: nextDay, promise };
+      }
+    } else if (next === hourStart(next)) {
+      void this.todayFullHours(base, nextDay, next, firing).catch(() => {});
+    }
+  }
+}
