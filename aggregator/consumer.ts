@@ -51,6 +51,10 @@ export class AggregatorService implements Service {
   #producer: Producer | null = null;
   #admin: Admin | null = null;
   #lockLogged = 0;
+  /** partition → next offset applied (resolved) / last committed to Kafka (for lag monitoring only) */
+  readonly #resolved = new Map<number, string>();
+  readonly #committed = new Map<number, string>();
+  #committer: NodeJS.Timeout | undefined;
   #rollbackLogged = 0;
   /** per partition: when a chunk was last applied or skipped (the stall watch) */
   readonly #progressAt = new Map<number, number>();
@@ -124,17 +128,25 @@ export class AggregatorService implements Service {
       const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {
         if (!e.payload.restart) reject(e.payload.error);
       }));
+      // Kafka offsets are only for lag monitoring (Redis decides where a partition continues): kafkajs' autoCommit
+      // sends an OffsetCommit after EVERY batch, a broker round trip in the path between a fetch and the next one
+      // (commit → bucket latency). They are committed once a second instead, off that path.
+      this.#committed.clear();
+      this.#resolved.clear();
+      this.#committer = setInterval(() => void this.#commitResolved(consumer), 1000);
       assigned = [];
       consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
       stalled = this.#watchStall(() => assigned);
       await consumer.run({
-        autoCommit: true, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
+        autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
         eachBatch: (b) => this.#eachBatch(b),
       });
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
       const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
       await Promise.race([stopped, crashed, stalled.promise]);
     } finally {
+      clearInterval(this.#committer);
+      if (this.#consumer) await this.#commitResolved(this.#consumer);
       stalled?.cancel();
       await this.#consumer?.disconnect().catch(() => {});
       await this.#producer?.disconnect().catch(() => {});
@@ -144,6 +156,17 @@ export class AggregatorService implements Service {
   }
 
   async stop(): Promise<void> { this.#state.stop(); }
+
+  async #commitResolved(consumer: Consumer): Promise<void> {
+    const changed = [...this.#resolved].filter(([p, o]) => this.#committed.get(p) !== o);
+    if (!changed.length) return;
+    try {
+      await consumer.commitOffsets(changed.map(([partition, offset]) => ({ topic: this.cfg.topic, partition, offset })));
+      for (const [p, o] of changed) this.#committed.set(p, o);
+    } catch (err) {
+      this.log.debug({ err }, 'committing offsets for lag monitoring failed; retried in a second');
+    }
+  }
 
   /**
    * Rejects when an assigned partition has messages to apply but nothing was applied for STALL_MS. kafkajs'
@@ -230,7 +253,7 @@ export class AggregatorService implements Service {
   }
 
   async #eachBatch(b: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } = b;
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = b;
     const p = batch.partition;
     metrics.lag.set({ partition: String(p) }, Number(batch.offsetLag()));
     const msgs: Msg[] = batch.messages;
@@ -241,6 +264,7 @@ export class AggregatorService implements Service {
       if (step.kind !== 'stopped') this.#progressAt.set(p, Date.now());
       if (step.kind === 'applied') {
         resolveOffset(chunk[chunk.length - 1].offset);
+        this.#resolved.set(p, String(BigInt(chunk[chunk.length - 1].offset) + 1n));
         i += chunk.length;
         await heartbeat();
       } else if (step.kind === 'skipTo') {
@@ -248,7 +272,7 @@ export class AggregatorService implements Service {
         let j = i;
         while (j < msgs.length && BigInt(msgs[j].offset) < step.offset) j++;
         metrics.duplicates.inc(j - i);
-        if (j > i) resolveOffset(msgs[j - 1].offset);
+        if (j > i) { resolveOffset(msgs[j - 1].offset); this.#resolved.set(p, String(BigInt(msgs[j - 1].offset) + 1n)); }
         i = j;
       } else if (step.kind === 'seek') {
         this.log.info({ partition: p, offset: step.offset, batchFirst: msgs[i].offset }, 'continuing from the offset stored in Redis');
@@ -258,7 +282,6 @@ export class AggregatorService implements Service {
         return;
       }
     }
-    await commitOffsetsIfNecessary();
   }
 
   async #applyChunk(p: number, chunk: Msg[], b: EachBatchPayload): Promise<Step> {

@@ -15,16 +15,16 @@
  */
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import { scanKeys, type RedisClient } from '../lib/redis.ts';
+import type { RedisClient } from '../lib/redis.ts';
 import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
-import { factsOf } from '../lib/mapping.ts';
-import { DAY, HOUR, MINUTE } from '../lib/time.ts';
-import { Applier } from './store/apply.ts';
+import { earliestFactMinuteBound, factsOf } from '../lib/mapping.ts';
+import { DAY, HOUR } from '../lib/time.ts';
 import type { AggregatorConfig } from './consumer.ts';
-import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, retentionOf } from './store/layout.ts';
-import { buildPlan, candidateCache, comparePos, formatPosition, parsePosition, type Msg, type Position } from './store/plan.ts';
+import { DayClock, keys, retentionOf } from './store/layout.ts';
+import { candidateCache, comparePos, formatPosition, parsePosition, type Msg } from './store/plan.ts';
+import { PartitionRebuild, resetFrom } from './store/index.ts';
 
 export class ReplayLockedError extends Error {
   constructor(readonly partition: number, readonly owner: string) {
@@ -43,6 +43,8 @@ export interface ReplayReport {
   changes: number;
   facts: number;
   seconds: number;
+  /** where the time went: finding the reset point (scan), deleting the range (reset), summing and writing it (rebuild) */
+  stages: { scan: number; reset: number; rebuild: number };
 }
 
 export interface ReplayOptions {
@@ -54,6 +56,8 @@ export interface ReplayOptions {
   force?: boolean;
   /** how far after its commit a row's transaction time may lie (source clock skew); default 1 h */
   marginMs?: number;
+  /** facts per partition summed in memory before they are written (store/rebuild.ts; tests set it low) */
+  maxFacts?: number;
 }
 
 const FETCH_BYTES = 4 << 20;
@@ -80,6 +84,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   try {
     const marks = await reader.watermarks();
     // 3. earliest bucket touched by the events ≥ X
+    const tScan = Date.now();
     let minMinute = Infinity;
     let retainedFrom = -Infinity; // commit time from which every partition is complete
     await forEachPartition(parts, async (p) => {
@@ -91,6 +96,12 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
       }
       await scan(reader, p, BigInt(loc.offsets.get(p) ?? high.toString()), high, (msgs) => {
         for (const m of msgs) {
+          // the bytes bound the earliest fact minute without parsing the event (several times cheaper)
+          const bound = earliestFactMinuteBound(m.value, cfg.mapping);
+          if (bound !== undefined) {
+            if (bound !== null && bound < minMinute) minMinute = bound;
+            continue;
+          }
           try {
             const e = decodeEvent(m.value);
             if (e.op === 'heartbeat') continue;
@@ -101,7 +112,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     });
     if (minMinute === Infinity) {
       log.info({ fromLsn: o.fromLsn }, 'no change at or after this LSN touches a bucket: nothing to rebuild');
-      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (Date.now() - t0) / 1000 };
+      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (Date.now() - t0) / 1000, stages: { scan: (Date.now() - tScan) / 1000, reset: 0, rebuild: 0 } };
     }
     let dayFrom = clock.dayStart(minMinute);
     let clampedFrom: number | null = null;
@@ -115,7 +126,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const from = { minute: dayFrom, hour: Math.floor(dayFrom / HOUR) * HOUR, day: dayFrom };
     log.info({ fromLsn: o.fromLsn, resetFrom: new Date(dayFrom).toISOString() }, 'replay: resetting buckets');
     // 4. reset
+    const tReset = Date.now();
     await resetFrom(redis, prefix, parts, clock, from);
+    const tRebuild = Date.now();
     // 5. re-apply
     const admin = kafka.admin();
     await admin.connect();
@@ -129,28 +142,28 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     } finally {
       await admin.disconnect();
     }
-    const applier = new Applier(redis, prefix);
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
+    const now = Date.now();
     let changes = 0, facts = 0;
     await forEachPartition(parts, async (p) => {
       const [wmRaw, posRaw] = await redis.mget(keys.watermark(prefix, p), keys.position(prefix, p));
-      let pos: Position | null = null;
-      const wm = wmRaw === null ? null : Number(wmRaw);
-      const { high } = marks.get(p)!;
-      const start = startOffsets.get(p) ?? marks.get(p)!.low;
-      await scan(reader, p, start > marks.get(p)!.low ? start : marks.get(p)!.low, high, async (msgs) => {
-        const plan = buildPlan(msgs, {
+      const { low, high } = marks.get(p)!;
+      const start = startOffsets.get(p) ?? low;
+      // the whole range summed in memory and written as final values (store/rebuild.ts), not chunk by chunk
+      const rb = new PartitionRebuild(redis, {
+        lockToken: token,
+        maxFacts: o.maxFacts,
+        ctx: {
           prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock,
           retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs,
-          now: Date.now(), watermark: wm, from, candidates, lastPosition: pos,
-        });
-        pos = parsePosition(plan.position) ?? pos;
-        plan.position = null; // set once at the end
-        const res = await applier.apply(p, plan, { mode: 'replay', first: msgs[0].offset, next: '', lockToken: token, windowKeepMinutes: cfg.windowMinutes });
-        if (res.status !== 'ok') throw new Error(`replay lost its lock on partition ${p} (${JSON.stringify(res)}): rerun the replay`);
-        changes += plan.changes;
-        facts += plan.facts;
+          now, watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
+        },
       });
+      await scan(reader, p, start > low ? start : low, high, (msgs) => rb.add(msgs));
+      await rb.finish();
+      changes += rb.changes;
+      facts += rb.facts;
+      const pos = rb.position;
       // 6. the partition continues after what the replay applied
       const stored = parsePosition(posRaw);
       const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
@@ -160,7 +173,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     });
     const seconds = (Date.now() - t0) / 1000;
     log.info({ changes, facts, seconds }, 'replay done');
-    return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: dayFrom, clampedFrom, changes, facts, seconds };
+    const stages = { scan: (tReset - tScan) / 1000, reset: (tRebuild - tReset) / 1000, rebuild: (Date.now() - tRebuild) / 1000 };
+    return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: dayFrom, clampedFrom, changes, facts, seconds, stages };
   } finally {
     await reader.close();
     await unlock(redis, prefix, parts, token);
@@ -180,49 +194,19 @@ async function forEachPartition(parts: number[], fn: (p: number) => Promise<void
   }));
 }
 
-/** Messages [from, to) of one partition, a fetch (up to 4 MiB) at a time. */
+/**
+ * Messages [from, to) of one partition, a fetch (up to 4 MiB) at a time; the next fetch is already on its way while
+ * `fn` works on the current one (Kafka's I/O overlaps the decoding).
+ */
 async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (msgs: Msg[]) => void | Promise<void>): Promise<void> {
+  const fetchAt = (o: bigint) => reader.fetch(p, o, FETCH_BYTES).then((ms) => ms.filter((m) => m.offset < to));
+  let next = from < to ? fetchAt(from) : null;
   for (let o = from; o < to;) {
-    const got = (await reader.fetch(p, o, FETCH_BYTES)).filter((m) => m.offset < to);
+    const got = await next!;
     if (!got.length) throw new Error(`partition ${p}: no message at offset ${o} below the end ${to} (retention removed it during the replay?)`);
-    await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
     o = got[got.length - 1].offset + 1n;
+    next = o < to ? fetchAt(o) : null;
+    next?.catch(() => {}); // awaited on the next round; a failure there is thrown there
+    await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
   }
-}
-
-/** Deletes every bucket at or after `from` in every tier and the window index. */
-async function resetFrom(redis: RedisClient, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
-  const fromDay = clock.localDay(from.day);
-  const fromHour = from.hour / HOUR;
-  for (const p of parts) {
-    const tag = partitionTag(prefix, p);
-    // every master is scanned (a cluster's keys of one tag sit on one of them); the deletes share the tag's slot
-    await scanKeys(redis, `${tag}:*`, async (found) => {
-      const tx = redis.pipeline();
-      for (const key of found) {
-        const rest = key.slice(tag.length + 1);
-        const kind = rest.slice(0, rest.indexOf(':'));
-        const parts_ = rest.split(':');
-        if (kind === 'm') {
-          const day = Number(parts_[parts_.length - 2]);
-          if (day >= fromDay) tx.del(key);
-        } else if (kind === 'xm') {
-          if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
-        } else if (kind === 'h') {
-          const block = Number(parts_[parts_.length - 1]);
-          if (block * HOUR_BLOCK >= fromHour) tx.del(key);
-          else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
-        } else if (kind === 'd') {
-          const block = Number(parts_[parts_.length - 1]);
-          if (block * DAY_BLOCK >= fromDay) tx.del(key);
-          else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
-        }
-      }
-      await tx.exec();
-    });
-  }
-}
-
-function range(a: number, b: number): string[] {
-  return Array.from({ length: b - a }, (_, i) => String(a + i));
 }

@@ -1,8 +1,14 @@
 /**
  * Aggregator benchmark (`npx tsx bench/aggregator.ts`, or part of `npm run bench`). Figures:
- * - replay_changes_per_s: ≥ 1M reference-workload change events in a fresh 12-partition topic, consumed by a fresh
- *   `riskmon aggregate` process from offset 0 until every partition's offset in Redis reaches the end (Kafka → Redis).
- * - aggregator_peak_rss_bytes: that process's peak RSS (VmHWM).
+ * - replay_changes_per_s: ≥ 1M reference-workload change events in a fresh 12-partition topic, rebuilt by
+ *   `riskmon replay --from-lsn <oldest>` into an empty key prefix (the store's rebuild: whole range summed in memory,
+ *   final values written); changes / the command's own seconds. replay_process_cpu_s and replay_redis_cpu_s say
+ *   which side bounds it (replay_*_bound_changes_per_s: the rate each alone would allow); replay_peak_rss_bytes.
+ * - aggregator_catchup_changes_per_s: the same topic consumed by a fresh `riskmon aggregate` from offset 0 until
+ *   every partition's offset in Redis reaches the end (the live path: per-chunk Lua apply); replay_mismatched_merchants
+ *   compares its buckets with the replay's (0 = equal). aggregator_peak_rss_bytes: that process's peak RSS.
+ * - redis_write_ceiling_ops_per_s / redis_hset_ceiling_ops_per_s (redis-benchmark, pipelined) and
+ *   lua_apply_ceiling_changes_per_s (the Lua apply alone on pre-planned chunks): Redis' ceilings.
  * - partition_skew: busiest / mean partition (messages) of those events, hot merchants keyed merchant#shard.
  * - rules_window_read_ms: totalsByMerchant over the last 60 minutes (all merchants) — median of 5.
  * - rules_baseline_read_ms: totalsByMerchant over 7 local days at 1d (every merchant's day rollups) — median of 3.
@@ -29,7 +35,8 @@ import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
 import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
-import { dropKeys, spawnRiskmon } from '../test/harness/index.ts';
+import { dropKeys, runRiskmon, spawnRiskmon } from '../test/harness/index.ts';
+import { cpuTicks, redisWriteCeiling } from './peer.ts';
 
 const PARTITIONS = 12;
 const SHARDS = 8;
@@ -106,7 +113,17 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   } else {
     total = await produce(kafka, admin, topic, now, out);
   }
-  await consume(env, admin, topic, prefix, total, now, out);
+  const replayPrefix = `${prefix}_r`;
+  await replayRun(env, topic, replayPrefix, out);
+  // RISKMON_BENCH_AGG_LIVE=0: the replay alone (profiling it)
+  if (env.RISKMON_BENCH_AGG_LIVE !== '0') {
+    await consume(env, admin, topic, prefix, total, now, out);
+    await compareReplay(env, prefix, replayPrefix, now, out);
+  } else {
+    const redis = new Redis(env.REDIS_URL!);
+    await dropKeys(redis, `${replayPrefix}:*`);
+    redis.disconnect();
+  }
   if (!keep) await admin.deleteTopics({ topics: [topic] }).catch(() => {});
   await admin.disconnect();
 }
@@ -202,9 +219,9 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   readHwm();
   child.kill('SIGTERM');
   await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-  out.replay_changes_per_s = Math.round(total / secs);
+  out.aggregator_catchup_changes_per_s = Math.round(total / secs);
   out.aggregator_peak_rss_bytes = hwm;
-  console.error(`   applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
+  console.error(`   live path: applied ${total} changes in ${secs.toFixed(1)} s (incl. process start and group join)`);
 
   const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
   const end = minuteStart(now) - MINUTE;
@@ -228,8 +245,96 @@ async function consume(env: NodeJS.ProcessEnv, admin: Admin, topic: string, pref
   out.rules_baseline_read_ms = Math.round(median(base));
   out.rules_baseline_merchants = merchants;
   console.error(`   rules baseline read (7 days at 1d, ${merchants} merchants): ${out.rules_baseline_read_ms} ms`);
-  // clean up this run's keys and topic (shared stack); on a cluster every master, each key on its own slot
-  await scanKeys(redis, `${prefix}:*`, async (ks) => { await pipelined(redis, ks.map((k) => ['unlink', k])); });
+  redis.disconnect();
+}
+
+const childEnvOf = (env: NodeJS.ProcessEnv, topic: string, prefix: string): NodeJS.ProcessEnv => ({
+  ...env, RISKMON_TOPIC: topic, RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(SHARDS),
+  RISKMON_REDIS_PREFIX: prefix, RISKMON_GROUP: `${prefix}_group`, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_LOG_LEVEL: 'warn', RISKMON_TZ: TZ,
+});
+
+/** Peak RSS (VmHWM) and CPU ticks of a child, polled until it exits. */
+function watchHwm(pid: number): { stop: () => number; ticks: () => number } {
+  let hwm = 0, ticks = 0;
+  const read = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+      ticks = Math.max(ticks, cpuTicks(pid));
+    } catch { /* exited */ }
+  };
+  const t = setInterval(read, 50);
+  return { stop: () => { clearInterval(t); return hwm; }, ticks: () => ticks };
+}
+
+/** CPU ticks (1/100 s) of the Redis server (INFO's process_id; 0 when it is not on this machine). */
+async function redisTicks(redis: Redis): Promise<number> {
+  const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
+  return pid ? cpuTicks(pid) : 0;
+}
+
+/**
+ * `riskmon replay --from-lsn <oldest>` into an empty key prefix: the whole topic rebuilt (the bucket store's rebuild
+ * path: whole range summed in memory, final values written). replay_changes_per_s = changes / the command's own
+ * seconds (lock → offsets stored: both scans of the topic, the reset, the writes; not the process start).
+ */
+async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, out: Record<string, number>): Promise<void> {
+  const childEnv = childEnvOf(env, topic, prefix);
+  const probe = await runRiskmon(['replay', '--from-lsn', '0/1'], childEnv);
+  const oldest = /holds is (\S+);/.exec(probe.stderr)?.[1];
+  if (!oldest) throw new Error(`replay bench: could not learn the oldest LSN: ${probe.stderr}`);
+  const nodeArgs = env.RISKMON_BENCH_REPLAY_NODE_ARGS ? env.RISKMON_BENCH_REPLAY_NODE_ARGS.split(' ') : [];
+  const redis = new Redis(env.REDIS_URL!);
+  const r0 = await redisTicks(redis);
+  const t0 = Date.now();
+  const child = spawnRiskmon(['replay', '--from-lsn', oldest], { env: childEnv, nodeArgs, stdout: 'pipe', stderr: 'inherit' });
+  const hwm = watchHwm(child.pid!);
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const peak = hwm.stop();
+  const redisCpu = ((await redisTicks(redis)) - r0) / 100;
+  redis.disconnect();
+  if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as { changes: number; seconds: number; stages: { scan: number; reset: number; rebuild: number } };
+  out.replay_scan_seconds = r.stages.scan;
+  out.replay_rebuild_seconds = r.stages.rebuild;
+  out.replay_changes_per_s = Math.round(r.changes / r.seconds);
+  out.replay_seconds = r.seconds;
+  out.replay_peak_rss_bytes = peak;
+  // where the time goes: the replay process's CPU and Redis' CPU per change, and the rate each alone would allow
+  const nodeCpu = hwm.ticks() / 100;
+  out.replay_process_cpu_s = nodeCpu;
+  out.replay_redis_cpu_s = redisCpu;
+  if (nodeCpu > 0) out.replay_process_bound_changes_per_s = Math.round(r.changes / nodeCpu);
+  if (redisCpu > 0) out.replay_redis_bound_changes_per_s = Math.round(r.changes / redisCpu);
+  out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, peak);
+  console.error(`   replay: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB; CPU: replay process ${nodeCpu.toFixed(1)} s, Redis ${redisCpu.toFixed(1)} s`);
+}
+
+/** The replay's buckets against the live path's (same topic): the last hour per minute, the day per merchant. */
+async function compareReplay(env: NodeJS.ProcessEnv, live: string, replayed: string, now: number, out: Record<string, number>): Promise<void> {
+  const redis = new Redis(env.REDIS_URL!);
+  const opts = { partitions: PARTITIONS, hotShards: SHARDS, tz: TZ };
+  const a = createBucketReader(redis, { prefix: live, ...opts });
+  const b = createBucketReader(redis, { prefix: replayed, ...opts });
+  const end = minuteStart(now) - MINUTE;
+  const day = new DayClock(TZ).dayStart(now);
+  let diffs = 0, compared = 0;
+  for (const [from, to, step] of [[end - 60 * MINUTE, end, '1m'], [day - DAY, day + DAY, '1d']] as const) {
+    const [x, y] = await Promise.all([a.totalsByMerchant(from, to, step), b.totalsByMerchant(from, to, step)]);
+    for (const [m, t] of x) {
+      compared++;
+      const u = y.get(m);
+      if (!u || u.approvals !== t.approvals || u.approvedAmount !== t.approvedAmount || u.cancels !== t.cancels || u.canceledAmount !== t.canceledAmount) diffs++;
+    }
+    diffs += [...y.keys()].filter((m) => !x.has(m)).length;
+  }
+  out.replay_mismatched_merchants = diffs;
+  console.error(`   replay vs live path: ${compared} merchant totals compared, ${diffs} differ`);
+  // clean up this run's keys (shared stack)
+  // on a cluster every master, each key on its own slot
+  for (const prefix of [live, replayed]) await scanKeys(redis, `${prefix}:*`, async (ks) => { await pipelined(redis, ks.map((k) => ['unlink', k])); });
   redis.disconnect();
 }
 
@@ -298,8 +403,64 @@ function split(plan: Plan, n: number): Plan[] {
   return out;
 }
 
+/**
+ * The Redis side's ceilings, in the same run: redis-benchmark pipelining the live path's per-field HINCRBY (and the
+ * replay's HSET), and the Lua apply's own: pre-planned chunks of reference-workload facts (4,000 per chunk, as the
+ * consumer's, 12 partitions, 4 in flight) applied through Applier with nothing else in the process — changes/s.
+ */
+async function redisCeilings(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
+  const redis = new Redis(env.REDIS_URL!);
+  const prefix = `bench_ceil_${Date.now().toString(36)}`;
+  try {
+    Object.assign(out, redisWriteCeiling(env.REDIS_URL!, prefix));
+    await dropKeys(redis, `${prefix}:*`);
+    const clock = new DayClock(TZ);
+    const now = Date.now();
+    const candidates = candidateCache(PARTITIONS, SHARDS);
+    const w = new Workload();
+    const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
+    // the busiest reference hour (~250,000 facts)
+    const from = minuteStart(now) - 2 * HOUR;
+    w.run(from, from + HOUR, (t) => {
+      const m = String(t.merchant);
+      const p = partitionOfKey(messageKey(m, w.hot.has(m), String(t.id), SHARDS), PARTITIONS);
+      byPartition[p].push({ merchantId: m, kind: 'approval', minuteMs: minuteStart(t.at), sign: 1, amount: BigInt(t.amount) });
+    });
+    const plans: { p: number; plan: Plan; n: number }[] = [];
+    for (let p = 0; p < PARTITIONS; p++) {
+      for (let i = 0; i < byPartition[p].length; i += 4000) {
+        const fs = byPartition[p].slice(i, i + 4000);
+        const plan = emptyPlan();
+        addFacts(plan, fs, {
+          prefix, partition: p, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock,
+          retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
+          allowedLatenessMs: 5000, now, watermark: now, candidates,
+        }, now);
+        plan.watermark = now;
+        plans.push({ p, plan, n: fs.length });
+      }
+    }
+    const applier = new Applier(redis, prefix);
+    const total = plans.reduce((a, x) => a + x.n, 0);
+    const queue = [...plans];
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      for (let x = queue.shift(); x; x = queue.shift()) {
+        const r = await applier.apply(x.p, x.plan, { mode: 'replay', first: '0', next: '', windowKeepMinutes: 240 });
+        if (r.status !== 'ok') throw new Error(`apply: ${JSON.stringify(r)}`);
+      }
+    }));
+    out.lua_apply_ceiling_changes_per_s = Math.round(total / ((performance.now() - t0) / 1000));
+    console.error(`   Redis ceilings: HINCRBY ${out.redis_write_ceiling_ops_per_s} ops/s, HSET ${out.redis_hset_ceiling_ops_per_s} ops/s pipelined; Lua apply ${out.lua_apply_ceiling_changes_per_s} changes/s (${total} pre-planned)`);
+  } finally {
+    await dropKeys(redis, `${prefix}:*`);
+    redis.disconnect();
+  }
+}
+
 export async function benchAggregator(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
+  await redisCeilings(env, out);
   await throughput(env, out);
   // the 8-day memory run takes ~10–20 min on a busy 2-core machine; RISKMON_BENCH_AGG_MEMORY=0 skips it
   if (env.RISKMON_BENCH_AGG_MEMORY !== '0') await memory8d(env, out);

@@ -18,7 +18,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../lib/migrate.ts';
+import os from 'node:os';
 import { spawnRiskmon } from '../test/harness/index.ts';
+import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
+import { cpuTicks, DEBEZIUM_VERSION, debeziumLatencies, meanRecordBytes, nullReader, p, partitionOffsets, producerCeiling, startDebezium, topicRecords } from './peer.ts';
 
 const BACKLOG = Number(process.env.RISKMON_BENCH_CDC_BACKLOG ?? 1_000_000);
 
@@ -56,6 +59,8 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     await db.query(`INSERT INTO merchants (merchant_id, name) SELECT g, 'm' || g FROM generate_series(1, 10000) g`);
     await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_cdc`]);
     await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_recv`]);
+    // the peer and the read-side ceiling read the same backlog from slots of their own at the same position
+    if (PEER) for (const s of ['null', 'dbz']) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
     await db.query(`CREATE PROCEDURE bench_gen(first bigint, n int) LANGUAGE plpgsql AS $$
       BEGIN
         FOR i IN 0..n - 1 LOOP
@@ -93,28 +98,15 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
               confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots s WHERE slot_name = $1`, [`${name}_cdc`, target])).rows[0];
     while (!(await slotState()).streaming) await new Promise((r) => setTimeout(r, 20));
     const c0 = Date.now();
+    const wsPid = (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_cdc`])).rows[0]?.active_pid as number | null;
+    const ws0 = wsPid ? cpuTicks(wsPid) : 0;
     while (!(await slotState()).done) await new Promise((r) => setTimeout(r, 50));
     const cdcS = (Date.now() - c0) / 1000;
+    const walsenderCdcPct = wsPid ? Math.round((cpuTicks(wsPid) - ws0) / cdcS) : NaN;
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
     const h0 = await cdcPublishHistogram(metricsPort);
-    const rate = Number(process.env.RISKMON_BENCH_CDC_TPS ?? 5000), seconds = 15, conns = 16;
-    const l0 = Date.now();
-    let id = 50_000_000;
-    await Promise.all(Array.from({ length: conns }, async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      const start = Date.now();
-      for (let i = 0; i < (rate / conns) * seconds; i++) {
-        const due = start + (i * 1000 * conns) / rate;
-        const wait = due - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const pid = id++;
-        await c.query('INSERT INTO payments VALUES ($1, $2, 1000, now())', [pid, 1 + (pid % 10000)]);
-      }
-      await c.end();
-    }));
-    const reachedTps = Math.round((rate * seconds) / ((Date.now() - l0) / 1000));
+    const reachedTps = await writeAtRate(url, 50_000_000);
     await new Promise((r) => setTimeout(r, 1500));
     const h1 = await cdcPublishHistogram(metricsPort);
     const delta = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
@@ -131,7 +123,11 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     const recvS = (Date.now() - r0) / 1000;
     if (res.status !== 0) throw new Error(`pg_recvlogical failed: ${res.stderr?.toString()}`);
 
+    const peer = PEER ? await benchPeer(env, url, db, name, target) : {};
+
     const figures = {
+      ...peer,
+      walsender_cpu_pct_riskmon_cdc: walsenderCdcPct,
       cdc_catchup_changes_per_s: Math.round(BACKLOG / cdcS),
       pg_recvlogical_changes_per_s: Math.round(BACKLOG / recvS),
       cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / cdcS) * 100) / 100,
@@ -153,6 +149,87 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
     await admin.end();
   }
+}
+
+const RATE = Number(process.env.RISKMON_BENCH_CDC_TPS ?? 5000);
+const PEER = process.env.RISKMON_BENCH_PEER !== '0';
+
+/** Single-row INSERT transactions at RATE per second for 15 s from 16 connections; returns the rate reached. */
+async function writeAtRate(url: string, firstId: number): Promise<number> {
+  const seconds = 15, conns = 16;
+  const l0 = Date.now();
+  let id = firstId;
+  await Promise.all(Array.from({ length: conns }, async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const start = Date.now();
+    for (let i = 0; i < (RATE / conns) * seconds; i++) {
+      const due = start + (i * 1000 * conns) / RATE;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const pid = id++;
+      await c.query('INSERT INTO payments VALUES ($1, $2, 1000, now())', [pid, 1 + (pid % 10000)]);
+    }
+    await c.end();
+  }));
+  return Math.round((RATE * seconds) / ((Date.now() - l0) / 1000));
+}
+
+/**
+ * The ceilings and the peer on the same backlog (bench/peer.ts): the null reader, Debezium's catch-up and its commit →
+ * Kafka latency at RATE, and Kafka's producer tool with records of riskmon's size (those the cdc just wrote).
+ */
+async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Client, name: string, target: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  console.error('   null reader (pg-logical-replication, no Kafka) on the same backlog');
+  Object.assign(out, await nullReader(url, db, `${name}_null`, target, BACKLOG));
+  console.error(`   null reader: ${out.null_reader_changes_per_s} changes/s, walsender ${out.walsender_cpu_pct_null_reader}% CPU`);
+  const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS), { clientId: 'bench-peer' });
+  const dbz = await startDebezium({
+    url, slot: `${name}_dbz`, publication: 'riskmon_pub', brokers: env.KAFKA_BROKERS, prefix: `${name}_dbz`,
+    dir: path.join(os.tmpdir(), `${name}_dbz`), kafka, partitions: 12,
+  });
+  try {
+    const active = async () => (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_dbz`])).rows[0]?.active_pid as number | null;
+    const deadline = Date.now() + 180_000;
+    while (!(await active())) {
+      if (dbz.child.exitCode !== null || Date.now() > deadline) throw new Error(`Debezium did not start streaming (log: ${path.join(os.tmpdir(), `${name}_dbz`, 'connect.log')})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const t0 = Date.now();
+    let rss = 0;
+    const rssTimer = setInterval(() => { rss = Math.max(rss, rssOf(dbz.child.pid!)); }, 200);
+    while ((await topicRecords(kafka, dbz.topic)) < BACKLOG) {
+      if (dbz.child.exitCode !== null || Date.now() - t0 > 900_000) throw new Error('Debezium stopped before the end of the backlog');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const dbzS = (Date.now() - t0) / 1000;
+    out.debezium_catchup_changes_per_s = Math.round(BACKLOG / dbzS);
+    console.error(`   Debezium ${DEBEZIUM_VERSION}: ${out.debezium_catchup_changes_per_s} changes/s catching up`);
+    // what riskmon's latency phase wrote after the backlog too, then the same fixed-rate phase for Debezium
+    const expected = BACKLOG + RATE * 15;
+    while ((await topicRecords(kafka, dbz.topic)) < expected && Date.now() - t0 < 900_000) await new Promise((r) => setTimeout(r, 200));
+    const from = await partitionOffsets(kafka, dbz.topic);
+    out.debezium_publish_tps = await writeAtRate(url, 60_000_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    const lat = await debeziumLatencies(kafka, dbz.topic, from);
+    clearInterval(rssTimer);
+    out.debezium_commit_to_kafka_p50_ms = p(lat, 0.5);
+    out.debezium_commit_to_kafka_p99_ms = p(lat, 0.99);
+    out.debezium_latency_samples = lat.length;
+    out.debezium_rss_peak_bytes = rss;
+    console.error(`   Debezium commit → Kafka at ${out.debezium_publish_tps} TPS: p50 ${out.debezium_commit_to_kafka_p50_ms} ms, p99 ${out.debezium_commit_to_kafka_p99_ms} ms (${lat.length} records)`);
+  } finally {
+    await dbz.stop();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [dbz.topic] }).catch(() => {});
+    await admin.disconnect();
+  }
+  const bytes = await meanRecordBytes(kafka, name);
+  Object.assign(out, await producerCeiling(kafka, env.KAFKA_BROKERS, { topic: `${name}_ceiling`, partitions: 12, records: BACKLOG, bytes }));
+  console.error(`   Kafka producer ceiling (${bytes}-byte records, acks=all): ${out.kafka_producer_ceiling_records_per_s} records/s`);
+  return out;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -18,11 +18,11 @@
  *   kept up (slot lag and consumer lag bounded: in the last 10 s the probes' p99 ≤ 2 s, slot lag ≤ 16 MiB and the
  *   aggregator's consumer lag ≤ 2 s of input) — else the peak rate if it kept up there, else 0.
  *   (`source_max_tps`, the source alone, is bench/generate.ts's.)
- * - pipeline_alert_latency_p99_ms (+ _slack_, _ws_): during the live runs, once a minute a probe merchant with 7
- *   days of history at a 2% cancel rate gets 25 approvals and 10 cancels; from the moment the watermark (read from
- *   Redis every 5 ms) closes that minute (M + 60 s + 5 s lateness) to the Slack request and to the pub/sub message
- *   that every API instance forwards to its WebSocket clients (the larger of the two per sample). Few samples (one
- *   per live minute): bench/alerting.ts's alert_latency_p99_ms has 20.
+ * - pipeline_alert_latency_p99_ms (+ _slack_, _ws_, _samples): during the live runs, once a minute 12 probe merchants
+ *   with 7 days of history at a 2% cancel rate get 25 approvals and 10 cancels each; from the moment the watermark
+ *   (read from Redis every 5 ms) closes that minute (M + 60 s + 5 s lateness) to each merchant's Slack request and
+ *   pub/sub message that every API instance forwards to its WebSocket clients (the larger of the two per sample).
+ *   12 samples per live minute (≥ 30 over the run; those of one minute share its close, so they are not independent).
  * - cdc|aggregator|alerting_peak_rss_bytes: VmHWM of each child over the whole run (peak load included).
  * - poller_*: measurePoller after 1, 4 and 8 days of reference history (RISKMON_BENCH_POLLER_TX_PER_DAY, default
  *   3M a day) — suffixes _1d/_4d/_8d; poller_source_cpu_ms_per_min is the naive variant at 8 days;
@@ -35,7 +35,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freePort } from '../lib/net.ts';
-import { cdcPublishHistogram, histogramQuantile, quantile } from './util.ts';
+import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -56,7 +56,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TZ = 'Asia/Seoul';
 const MERCHANTS = 100_000;
 const PARTITIONS = 12;
-const ALERT_PROBES = Array.from({ length: 40 }, (_, i) => 900_001 + i);
+const ALERT_PROBES = Array.from({ length: 60 }, (_, i) => 900_001 + i);
+/** Probe merchants surging in the same minute: ≥ 30 samples over the run's few live minutes. */
+const ALERT_PER_MINUTE = 12;
 const COMMIT_PROBES = Array.from({ length: 20 }, (_, i) => 900_101 + i);
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -122,8 +124,10 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       RISKMON_SLACK_WEBHOOK_URL: slack.url,
     };
     const start = (cmd: string, extra: NodeJS.ProcessEnv = {}) => {
+      // RISKMON_BENCH_PIPELINE_NODE_ARGS: node flags for the cdc and aggregator children (e.g. --cpu-prof --cpu-prof-dir=DIR)
+      const nodeArgs = cmd === 'alerting' ? [] : (env.RISKMON_BENCH_PIPELINE_NODE_ARGS ?? '').split(' ').filter(Boolean);
       const child = spawnRiskmon([cmd], {
-        env: { ...childEnv, ...extra }, stdout: 'ignore',
+        env: { ...childEnv, ...extra }, stdout: 'ignore', nodeArgs,
         onFailure: (code, tail) => { if (children.get(cmd) === child) console.error(`   riskmon ${cmd} exited ${code}: ${tail}`); },
       });
       children.set(cmd, child);
@@ -208,13 +212,16 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
           let M = minuteStart(Date.now());
           if (Date.now() - M > 30_000) { await sleep(M + MINUTE - Date.now() + 200); M += MINUTE; }
           if (!probing) break;
-          const m = String(ALERT_PROBES[alertIdx++]);
+          const ms = ALERT_PROBES.slice(alertIdx, alertIdx + ALERT_PER_MINUTE).map(String);
+          alertIdx += ms.length;
           const pays: string[] = [];
           const cans: string[] = [];
-          for (let k = 0; k < 25; k++) {
-            const id = nextId++;
-            pays.push(`(${id},${m},10000,'${iso(Math.min(Date.now(), M + k * 100))}')`);
-            if (k < 10) cans.push(`(${nextId++},${id},${m},10000,'${iso(Math.min(Date.now(), M + k * 100 + 50))}')`);
+          for (const m of ms) {
+            for (let k = 0; k < 25; k++) {
+              const id = nextId++;
+              pays.push(`(${id},${m},10000,'${iso(Math.min(Date.now(), M + k * 100))}')`);
+              if (k < 10) cans.push(`(${nextId++},${id},${m},10000,'${iso(Math.min(Date.now(), M + k * 100 + 50))}')`);
+            }
           }
           await c.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES ${pays.join(',')}`);
           await c.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES ${cans.join(',')}`);
@@ -225,12 +232,16 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
             if (w !== null && w >= closeAt) closed = Date.now(); else await sleep(5);
             if (Date.now() - closeAt > 120_000) break;
           }
-          if (!closed) { console.error(`   alert probe ${m}: minute ${iso(M)} not closed within 120 s`); continue; }
+          if (!closed) { console.error(`   alert probes ${ms[0]}…: minute ${iso(M)} not closed within 120 s`); continue; }
           const deadline = Date.now() + 30_000;
-          while ((!slackAt.has(m) || !wsAt.has(m)) && Date.now() < deadline) await sleep(2);
-          if (!slackAt.has(m) || !wsAt.has(m)) { console.error(`   alert probe ${m}: no alert within 30 s of the close (slack ${slackAt.has(m)}, ws ${wsAt.has(m)})`); continue; }
-          alertSamples.push({ slack: slackAt.get(m)! - closed, ws: wsAt.get(m)! - closed });
-          console.error(`   alert ${m}: close → Slack ${slackAt.get(m)! - closed} ms, → pub/sub ${wsAt.get(m)! - closed} ms`);
+          const all = () => ms.every((m) => slackAt.has(m) && wsAt.has(m));
+          while (!all() && Date.now() < deadline) await sleep(2);
+          for (const m of ms) {
+            if (!slackAt.has(m) || !wsAt.has(m)) { console.error(`   alert probe ${m}: no alert within 30 s of the close (slack ${slackAt.has(m)}, ws ${wsAt.has(m)})`); continue; }
+            alertSamples.push({ slack: slackAt.get(m)! - closed, ws: wsAt.get(m)! - closed });
+          }
+          const worst = Math.max(...ms.filter((m) => slackAt.has(m) && wsAt.has(m)).map((m) => Math.max(slackAt.get(m)!, wsAt.get(m)!) - closed));
+          console.error(`   alerts of ${ms.length} merchants for minute ${iso(M)}: close → Slack and pub/sub ≤ ${worst} ms`);
         }
       } finally { await c.end(); }
     })();
@@ -247,6 +258,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     /** One live phase: the generator at `tps` for RUN_S, sampling lags and the walsender's CPU. */
     const phase = async (label: string, tps: number, connections: number) => {
       const h0 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
+      const a0 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
       const cpu0 = backendCpuMs(walsender);
       const p0 = probes.length;
       const samples: Sample[] = [];
@@ -274,9 +286,13 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const h1 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
       const pub = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
       const kafkaP99 = histogramQuantile(pub, 0.99) * 1000;
+      // the aggregator's share: one apply (plan + Lua round trip) — the rest of commit → bucket is fetch wait and scheduling
+      const a1 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
+      const applies = new Map([...a1].map(([le, c]) => [le, c - (a0.get(le) ?? 0)]));
+      const applyP50 = histogramQuantile(applies, 0.5) * 1000, applyP99 = histogramQuantile(applies, 0.99) * 1000;
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
-        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
-      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
+        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms, one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
+      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
     // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
@@ -304,6 +320,8 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     // The cdc's share of it (its histogram: source commit timestamp → Kafka acknowledgement), same phase.
     out.commit_to_kafka_p50_ms = r1(peak.kafkaP50);
     out.commit_to_kafka_p99_ms = r1(peak.kafkaP99);
+    out.aggregator_apply_p50_ms_peak = r1(peak.applyP50);
+    out.aggregator_apply_p99_ms_peak = r1(peak.applyP99);
     out.commit_to_bucket_p99_ms_35tps = quantile(mean.lat, 0.99);
     out.commit_to_bucket_p99_ms_max = quantile(max.lat, 0.99);
     out.source_max_tps_with_riskmon = Math.round(max.tps);

@@ -14,9 +14,14 @@ export function quantile(xs: number[], q: number): number {
 
 /** The cdc's cumulative publish-latency histogram (commit → Kafka ack, seconds: le → count) from its /metrics. */
 export async function cdcPublishHistogram(port: number): Promise<Map<number, number>> {
+  return metricHistogram(port, 'riskmon_cdc_publish_latency_seconds');
+}
+
+/** A cumulative histogram without labels (le → count) from a component's /metrics. */
+export async function metricHistogram(port: number, name: string): Promise<Map<number, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<number, number>();
-  for (const m of text.matchAll(/riskmon_cdc_publish_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  for (const m of text.matchAll(new RegExp(`${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'g'))) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
   return out;
 }
 

@@ -21,3 +21,6 @@ export { BucketWriter, seedTrendingMerchant } from './writer.ts';
 export { Applier } from './apply.ts';
 export { DayClock, keys, retentionOf } from './layout.ts';
 export { addFacts, candidateCache, emptyPlan, type Plan } from './plan.ts';
+
+// Replay: resetting a range and rebuilding it with final values (aggregator/replay.ts drives it).
+export { PartitionRebuild, ReplayLostLockError, resetFrom, type RebuildOptions } from './rebuild.ts';

@@ -114,8 +114,9 @@ function add(plan: Plan, kind: PlannedHash['kind'], key: string, field: string, 
   if (f.kind === 'approval') { d.approvals += f.sign; d.approvedAmount += amount; } else { d.cancels += f.sign; d.canceledAmount += amount; }
 }
 
-export function buildPlan(messages: Msg[], ctx: PlanContext): Plan {
-  const plan = emptyPlan();
+/** Plans a chunk; `into` accumulates several chunks into one plan (the replay's whole rebuilt range). */
+export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan {
+  const plan = into ?? emptyPlan();
   const facts: Fact[] = [];
   let wm = ctx.watermark;
   let last = ctx.lastPosition ?? null;

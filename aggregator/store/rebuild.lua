@@ -1,0 +1,30 @@
+-- Writes a replay's rebuilt buckets: the reset range holds nothing, so the replay sums the whole range in memory
+-- and sets each field's final value (HSET, many fields per call) instead of the live path's per-fact HINCRBY.
+-- KEYS: 1 replay lock, 2.. bucket hashes
+-- ARGV: 1 lock token, then for each hash KEYS[2..] in order: mode ('s' = the hash's fields are final: HSET;
+--       'i' = an earlier write of this replay already set some: HINCRBY), n, expiry (unix seconds, '' = none),
+--       n × (field, value).
+-- Returns {'ok'} | {'locked', owner}: a replay that lost its lock (another one took over with --force) writes nothing.
+local lock = redis.call('GET', KEYS[1])
+if lock ~= ARGV[1] then return {'locked', lock or ''} end
+local call, tonumber, unpack, min = redis.call, tonumber, unpack, math.min
+local i = 2
+for k = 2, #KEYS do
+  local key, mode, n, exp = KEYS[k], ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  i = i + 3
+  local last = i + 2 * n - 1
+  if mode == 's' then
+    -- unpack is bounded by Lua's C stack: at most 500 pairs per HSET
+    local j = i
+    while j <= last do
+      local e = min(j + 999, last)
+      call('HSET', key, unpack(ARGV, j, e))
+      j = e + 1
+    end
+  else
+    for j = i, last, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
+  end
+  i = last + 1
+  if exp ~= '' then call('EXPIREAT', key, exp) end
+end
+return {'ok'}

@@ -1,0 +1,188 @@
+/**
+ * The write side of a replay (`riskmon replay`, aggregator/replay.ts): resetting every bucket from an instant on,
+ * and rebuilding them. A reset range holds nothing, so the rebuild does not pay the live path's price (a Lua apply
+ * per chunk doing one HINCRBY per field): it sums one partition's whole range in memory per (key, field) with the
+ * live path's own planner (plan.ts), then writes each field's final value with HSET, many fields and keys per call
+ * (rebuild.lua, which also checks the replay's lock). The partition's merchant sets, watermark and window-index GC
+ * go through the live path's apply (apply.lua, replay mode), so the aggregators continue exactly afterwards.
+ * Memory is bounded: past `maxFacts` facts the sums are written and the next ones added to them (HINCRBY on
+ * the keys already written).
+ */
+import { readFileSync } from 'node:fs';
+import { scanKeys, type RedisClient } from '../../lib/redis.ts';
+import { HOUR, MINUTE } from '../../lib/time.ts';
+import { Applier } from './apply.ts';
+import { encodeBucketFields, encodeWindowFields } from './counters.ts';
+import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
+import { buildPlan, emptyPlan, parsePosition, type Msg, type Plan, type PlanContext, type Position } from './plan.ts';
+
+const LUA = readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8');
+
+/** Arguments per rebuild.lua call: bounds how long one call holds Redis (a few ms) and the request's size. */
+const ARGS_PER_CALL = 16_000;
+/** rebuild.lua calls in flight on the connection (pipelined). */
+const IN_FLIGHT = 4;
+const SLICE = 512;
+
+export class ReplayLostLockError extends Error {
+  constructor(readonly partition: number, readonly owner: string) {
+    super(`replay lost its lock on partition ${partition} (now held by "${owner}"): another replay took over with --force; rerun the replay`);
+    this.name = 'ReplayLostLockError';
+  }
+}
+
+export interface RebuildOptions {
+  /** the planner's context for this partition; `watermark` and `lastPosition` are the partition's stored ones */
+  ctx: PlanContext & { from: { minute: number; hour: number; day: number } };
+  lockToken: string;
+  /** facts summed in memory before they are written (bounds memory: ~100–200 bytes per distinct field) */
+  maxFacts?: number;
+}
+
+/** One partition's rebuild: `add` every chunk of the range in order, then `finish`. */
+export class PartitionRebuild {
+  readonly #redis: RedisClient;
+  readonly #cmd: (numKeys: number, args: string[]) => Promise<string[]>;
+  readonly #applier: Applier;
+  readonly #ctx: RebuildOptions['ctx'];
+  readonly #token: string;
+  readonly #maxFacts: number;
+  #plan: Plan = emptyPlan();
+  #wm: number | null;
+  #pos: Position | null;
+  /** keys this rebuild has written: later sums are added to them, not set */
+  readonly #written = new Set<string>();
+  changes = 0;
+  facts = 0;
+
+  constructor(redis: RedisClient, o: RebuildOptions) {
+    this.#redis = redis;
+    if (!(redis as any).riskmonRebuild) redis.defineCommand('riskmonRebuild', { lua: LUA });
+    this.#cmd = (redis as any).riskmonRebuild.bind(redis);
+    this.#applier = new Applier(redis, o.ctx.prefix);
+    this.#ctx = o.ctx;
+    this.#token = o.lockToken;
+    this.#maxFacts = o.maxFacts ?? 15_000;
+    this.#wm = o.ctx.watermark;
+    this.#pos = o.ctx.lastPosition ?? null;
+  }
+
+  /** The position of the last row change added (or the stored one): where the partition's duplicates check continues. */
+  get position(): Position | null { return this.#pos; }
+
+  async add(msgs: Msg[]): Promise<void> {
+    // a fetch holds up to 4 MiB of messages: the memory bound is checked every SLICE messages
+    for (let i = 0; i < msgs.length; i += SLICE) {
+      const part = i === 0 && msgs.length <= SLICE ? msgs : msgs.slice(i, i + SLICE);
+      const before = this.#plan.facts;
+      const changesBefore = this.#plan.changes;
+      buildPlan(part, { ...this.#ctx, watermark: this.#wm, lastPosition: this.#pos }, this.#plan);
+      this.#pos = parsePosition(this.#plan.position) ?? this.#pos;
+      if (this.#plan.watermark !== null && (this.#wm === null || this.#plan.watermark > this.#wm)) this.#wm = this.#plan.watermark;
+      this.facts += this.#plan.facts - before;
+      this.changes += this.#plan.changes - changesBefore;
+      if (this.#plan.facts >= this.#maxFacts) await this.#flush();
+    }
+  }
+
+  /** Writes what is left; the merchant sets, watermark and window-index GC included. */
+  async finish(): Promise<void> {
+    await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    const plan = this.#plan;
+    this.#plan = emptyPlan();
+    const p = this.#ctx.partition;
+    // The window index keeps `windowKeepMinutes` behind the watermark: minutes the range's end has left behind
+    // are not written (the live path writes them and its GC deletes them at the next apply).
+    const horizon = this.#wm === null ? -Infinity : Math.floor(this.#wm / MINUTE) - this.#ctx.windowKeepMinutes;
+    const winPrefix = keys.windowPrefix(this.#ctx.prefix, p);
+    let ks: string[] = [keys.lock(this.#ctx.prefix, p)];
+    let args: string[] = [this.#token];
+    const inFlight = new Set<Promise<void>>();
+    let failed: Error | null = null;
+    const send = async () => {
+      const [k, a] = [ks, args];
+      ks = [keys.lock(this.#ctx.prefix, p)];
+      args = [this.#token];
+      const call: Promise<void> = this.#cmd(k.length, k.concat(a)).then(([status, owner]) => {
+        if (status !== 'ok') throw new ReplayLostLockError(p, owner);
+      }).catch((err) => { failed ??= err; }).finally(() => { inFlight.delete(call); });
+      inFlight.add(call);
+      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      if (failed) throw failed;
+    };
+    for (const [key, hash] of plan.hashes) {
+      if (hash.kind === 'window' && Number(key.slice(winPrefix.length)) < horizon) continue;
+      const at = args.length;
+      const again = this.#written.has(key);
+      args.push(again ? 'i' : 's', '', again ? '' : String(Math.ceil(plan.expires.get(key)! / 1000)));
+      let n = 0;
+      if (hash.kind === 'window') for (const [m, d] of hash.fields) n += encodeWindowFields(args, m, d);
+      else for (const [slot, d] of hash.fields) n += encodeBucketFields(args, Number(slot), d);
+      if (n === 0) { args.length = at; continue; }
+      args[at + 1] = String(n);
+      ks.push(key);
+      this.#written.add(key);
+      if (args.length >= ARGS_PER_CALL) await send();
+    }
+    if (ks.length > 1) await send();
+    await Promise.all(inFlight);
+    if (failed) throw failed;
+    // merchant sets, watermark, window-index GC, under the same lock check (the live path's apply, replay mode)
+    const meta = emptyPlan();
+    meta.merchants = plan.merchants;
+    meta.foreign = plan.foreign;
+    meta.watermark = this.#wm;
+    const res = await this.#applier.apply(p, meta, { mode: 'replay', first: '', next: '', lockToken: this.#token, windowKeepMinutes: this.#ctx.windowKeepMinutes });
+    if (res.status === 'locked') throw new ReplayLostLockError(p, res.owner);
+  }
+}
+
+/**
+ * Deletes every bucket at or after `from` in every tier and the window index of the given partitions: one SCAN over
+ * the prefix's partition-tagged keys on every master (SCAN walks the whole keyspace whatever the pattern, so once,
+ * not per partition); the deletes go in one pipeline per partition (a cluster pipeline stays on one slot).
+ */
+export async function resetFrom(redis: RedisClient, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
+  const fromDay = clock.localDay(from.day);
+  const fromHour = from.hour / HOUR;
+  const wanted = new Set(parts);
+  const head = `${prefix}:{p`;
+  await scanKeys(redis, `${head}*}:*`, async (found) => {
+    const byPartition = new Map<number, ReturnType<RedisClient['pipeline']>>();
+    for (const key of found) {
+      const close = key.indexOf('}:', head.length);
+      if (close < 0) continue;
+      const p = Number(key.slice(head.length, close));
+      if (!wanted.has(p)) continue;
+      const tag = partitionTag(prefix, p);
+      if (!key.startsWith(`${tag}:`)) continue;
+      let tx = byPartition.get(p);
+      if (!tx) byPartition.set(p, (tx = redis.pipeline()));
+      const rest = key.slice(tag.length + 1);
+      const kind = rest.slice(0, rest.indexOf(':'));
+      const parts_ = rest.split(':');
+      if (kind === 'm') {
+        const day = Number(parts_[parts_.length - 2]);
+        if (day >= fromDay) tx.del(key);
+      } else if (kind === 'xm') {
+        if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
+      } else if (kind === 'h') {
+        const block = Number(parts_[parts_.length - 1]);
+        if (block * HOUR_BLOCK >= fromHour) tx.del(key);
+        else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
+      } else if (kind === 'd') {
+        const block = Number(parts_[parts_.length - 1]);
+        if (block * DAY_BLOCK >= fromDay) tx.del(key);
+        else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
+      }
+    }
+    await Promise.all([...byPartition.values()].filter((tx) => tx.length).map((tx) => tx.exec()));
+  });
+}
+
+function range(a: number, b: number): string[] {
+  return Array.from({ length: b - a }, (_, i) => String(a + i));
+}
