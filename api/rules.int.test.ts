@@ -46,7 +46,7 @@ describe('rules', () => {
     expect(b.active).toMatchObject({ version: defaultRules().version, activatedBy: 'RISKMON_RULES', config: { cancel_rate_spike: { multiplier: 2 } } });
     expect(b.versions).toHaveLength(1);
     expect(b.backtestPeriod).toMatchObject({ to: iso(NOW) });
-    expect(Date.parse(b.backtestPeriod.from)).toBeLessThanOrEqual(NOW - 7 * 86_400_000 + MINUTE);
+    expect(Date.parse(b.backtestPeriod.from)).toBeLessThanOrEqual(NOW - 7 * 86_400_000 + 2 * MINUTE);
   });
 
   it('drafts are admin-only; a wrong value is a 400 naming its path in the config; activation applies and is audited', async () => {
