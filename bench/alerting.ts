@@ -10,7 +10,7 @@
  *   (seen by a 5 ms poller) to the Slack request arriving and to the pub/sub message arriving (the larger of the
  *   two per sample), with the default evaluator poll interval; also reported separately.
  *
- * `npx tsx bench/alerting.ts` runs it alone on the dev stack (npm run stack -- up).
+ * `npm run bench -- --only alerting` runs it alone.
  */
 import { Redis } from 'ioredis';
 import { readConfig } from '../lib/config.ts';
@@ -173,12 +173,4 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
     await db.end().catch(() => {});
     await scratch.drop();
   }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { stackUp } = await import('../scripts/stack-lib.ts');
-  const env = await stackUp({ log: (l: string) => process.stderr.write(`${l}\n`) });
-  const figures = await benchAlerting(env);
-  process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
-  process.exit(0);
 }

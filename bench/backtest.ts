@@ -170,11 +170,3 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
     await scratch.drop();
   }
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { stackUp } = await import('../scripts/stack-lib.ts');
-  const env = await stackUp({ log: (l: string) => process.stderr.write(`${l}\n`) });
-  const figures = await benchBacktest(env);
-  process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
-  process.exit(0);
-}
