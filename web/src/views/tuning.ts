@@ -158,8 +158,8 @@ export function tuningSections(root: HTMLElement): () => void {
         <td class="num small">${int(d.backtest)} / ${int(d.live)}</td></tr>`)}</tbody></table>
       <p class="small muted">blue: candidate · grey: live</p>
       <div class="only">
-        <div><h3>Only the candidate flags (${int(b.vsLive?.onlyBacktest.length ?? 0)})</h3><ul id="only-backtest">${(b.vsLive?.onlyBacktest ?? []).slice(0, 50).map((a) => html`<li><a href="#/merchant/${encodeURIComponent(a.merchantId)}">${a.merchantId}</a> ${RULE_LABEL[a.rule] ?? a.rule} · ${dateTime(a.firedAt)}</li>`)}</ul></div>
-        <div><h3>Only live flags (${int(b.vsLive?.onlyLive.length ?? 0)})</h3><ul id="only-live">${(b.vsLive?.onlyLive ?? []).slice(0, 50).map((a) => html`<li><a href="#/merchant/${encodeURIComponent(a.merchantId)}">${a.merchantId}</a> ${RULE_LABEL[a.rule] ?? a.rule} · ${dateTime(a.firedAt)}${a.disposition ? html` · <span class="disp">${a.disposition.replace('_', ' ')}</span>` : ''}</li>`)}</ul></div>
+        <div><h3>Only the candidate flags (${int(b.vsLive?.onlyBacktest.length ?? 0)})</h3><ul id="only-backtest">${(b.vsLive?.onlyBacktest ?? []).slice(0, 50).map((a) => html`<li><a href="#/merchants/${encodeURIComponent(a.merchantId)}">${a.merchantId}</a> ${RULE_LABEL[a.rule] ?? a.rule} · ${dateTime(a.firedAt)}</li>`)}</ul></div>
+        <div><h3>Only live flags (${int(b.vsLive?.onlyLive.length ?? 0)})</h3><ul id="only-live">${(b.vsLive?.onlyLive ?? []).slice(0, 50).map((a) => html`<li><a href="#/merchants/${encodeURIComponent(a.merchantId)}">${a.merchantId}</a> ${RULE_LABEL[a.rule] ?? a.rule} · ${dateTime(a.firedAt)}${a.disposition ? html` · <span class="disp">${a.disposition.replace('_', ' ')}</span>` : ''}</li>`)}</ul></div>
       </div>`);
   };
 
