@@ -44,23 +44,37 @@ export function isEmpty(t: Totals): boolean {
 
 /** Appends (field, value) of every non-zero counter of `d` in bucket slot `slot`; returns how many. */
 export function encodeBucketFields(out: string[], slot: number, d: Totals): number {
-  const f = slot * FIELD_KINDS;
-  let n = 0;
-  if (d.approvals !== 0) { out.push(String(f), String(d.approvals)); n++; }
-  if (d.approvedAmount !== 0n) { out.push(String(f + 1), d.approvedAmount.toString()); n++; }
-  if (d.cancels !== 0) { out.push(String(f + 2), String(d.cancels)); n++; }
-  if (d.canceledAmount !== 0n) { out.push(String(f + 3), d.canceledAmount.toString()); n++; }
-  return n;
+  return encodeBucketCounters(out, slot, d.approvals, d.approvedAmount, d.cancels, d.canceledAmount);
 }
 
 /** Appends (field, value) of every non-zero counter of merchant `m` in a window-index hash; returns how many. */
 export function encodeWindowFields(out: string[], m: string, d: Totals): number {
-  let n = 0;
-  if (d.approvals !== 0) { out.push('n:' + m, String(d.approvals)); n++; }
-  if (d.approvedAmount !== 0n) { out.push('a:' + m, d.approvedAmount.toString()); n++; }
-  if (d.cancels !== 0) { out.push('c:' + m, String(d.cancels)); n++; }
-  if (d.canceledAmount !== 0n) { out.push('x:' + m, d.canceledAmount.toString()); n++; }
-  return n;
+  return encodeWindowCounters(out, m, d.approvals, d.approvedAmount, d.cancels, d.canceledAmount);
+}
+
+type N = number | bigint;
+
+/** encodeBucketFields of the four counters given one by one (integers: numbers or bigints). */
+export function encodeBucketCounters(out: string[], slot: number, a: N, aa: N, c: N, ca: N): number {
+  const f = slot * FIELD_KINDS;
+  return put(out, a, fieldName(f)) + put(out, aa, fieldName(f + 1)) + put(out, c, fieldName(f + 2)) + put(out, ca, fieldName(f + 3));
+}
+
+/** encodeWindowFields of the four counters given one by one. */
+export function encodeWindowCounters(out: string[], m: string, a: N, aa: N, c: N, ca: N): number {
+  return (a != 0 ? put(out, a, 'n:' + m) : 0) + (aa != 0 ? put(out, aa, 'a:' + m) : 0) + (c != 0 ? put(out, c, 'c:' + m) : 0) + (ca != 0 ? put(out, ca, 'x:' + m) : 0);
+}
+
+function put(out: string[], v: N, field: string): number {
+  if (v == 0) return 0;
+  out.push(field, String(v));
+  return 1;
+}
+
+/** Field names of the tier hashes, made once (slots × kinds stay below a few thousand). */
+const FIELD_NAMES: string[] = [];
+function fieldName(f: number): string {
+  return FIELD_NAMES[f] ??= String(f);
 }
 
 // ---- decode (the reader) ----------------------------------------------------------------------------------------
