@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, encodeEvent, heartbeat, type RowChange } from './events.ts';
-import { BadRowError, earliestFactMinuteBound, FactScanner, factsOf, merchantOf, referenceMapping, validateMapping } from './mapping.ts';
+import { BadRowError, FactScanner, factsOf, merchantOf, referenceMapping, validateMapping } from './mapping.ts';
 import { parseLsn } from './lsn.ts';
 
 const base = { v: 1 as const, lsn: '0/1', seq: 0, commitTs: '2026-11-21T08:00:00.123Z', xid: 1 };
@@ -64,27 +64,6 @@ describe('validateMapping', () => {
   });
 });
 
-describe('earliestFactMinuteBound', () => {
-  const row = (at: string, id = '1') => ({ payment_id: id, merchant_id: '7', amount: '100', approved_at: at });
-  const ev = (op: RowChange['op'], r: Record<string, string> | null, old: Record<string, string> | null) =>
-    Buffer.from(encodeEvent({ v: 1, lsn: '0/10', seq: 0, commitTs: '2026-11-21T12:00:00Z', xid: 1, table: 'public.payments', op, row: r, old }));
-  const exact = (b: Buffer) => Math.min(...factsOf(decodeEvent(b) as RowChange, referenceMapping).map((f) => f.minuteMs));
-
-  it('equals the earliest fact minute of inserts, updates and deletes, without parsing', () => {
-    for (const b of [
-      ev('insert', row('2026-11-21T10:15:42.123Z'), null),
-      ev('update', row('2026-11-21T10:15:42Z'), row('2026-11-20T23:59:59.999+09:00')),
-      ev('delete', null, row('2026-11-19 08:00:30+00')),
-    ]) expect(earliestFactMinuteBound(b, referenceMapping)).toBe(exact(b));
-  });
-
-  it('says null for a heartbeat and undefined when the bytes do not tell', () => {
-    expect(earliestFactMinuteBound(Buffer.from(encodeEvent(heartbeat('0/10', '2026-11-21T12:00:00Z'))), referenceMapping)).toBeNull();
-    expect(earliestFactMinuteBound(Buffer.from('{"v":1,"op":"insert","row":{"approved_at":1700000000}}'), referenceMapping)).toBeUndefined();
-    expect(earliestFactMinuteBound(Buffer.from('{"approved_at":"not a time"}'), referenceMapping)).toBeUndefined();
-    expect(earliestFactMinuteBound(null, referenceMapping)).toBeUndefined();
-  });
-});
 
 describe('FactScanner (the replay reading events from their bytes)', () => {
   const row = { payment_id: '1', merchant_id: '42', amount: '15000', approved_at: '2026-11-21T07:59:58.000Z' };

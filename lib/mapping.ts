@@ -124,39 +124,6 @@ export function rowIdOf(e: RowChange, m: Mapping): string {
   return String(row?.[t.id] ?? '');
 }
 
-const timePatterns = new WeakMap<Mapping, Buffer[]>();
-
-/**
- * A lower bound of the earliest fact minute of one encoded change event (lib/events.ts: JSON.stringify of the event,
- * row values as strings) without parsing it: the minimum over every `"<time column>":"<timestamp>"` in the bytes.
- * Several times faster than decodeEvent + factsOf, for scans that only need the earliest bucket (replay). It may be
- * lower than the exact answer (an unmapped table with a column of that name, an update whose facts cancel out), never
- * higher. Returns null for a heartbeat (no facts) and undefined when the bytes do not tell (the caller decodes).
- */
-export function earliestFactMinuteBound(value: Buffer | null, m: Mapping): number | null | undefined {
-  if (value === null) return undefined;
-  let pats = timePatterns.get(m);
-  if (!pats) {
-    const cols = [...new Set([m.approvals.time, m.cancels.time])];
-    timePatterns.set(m, (pats = cols.map((c) => Buffer.from(`${JSON.stringify(c)}:"`))));
-  }
-  let min = Infinity;
-  let found = 0;
-  for (const pat of pats) {
-    for (let i = value.indexOf(pat); i >= 0; i = value.indexOf(pat, i + pat.length)) {
-      const start = i + pat.length;
-      const end = value.indexOf(0x22, start); // the closing quote: timestamps hold no escapes
-      if (end < 0) return undefined;
-      const ms = Date.parse(value.toString('latin1', start, end));
-      if (Number.isNaN(ms)) return undefined;
-      found++;
-      if (ms < min) min = ms;
-    }
-  }
-  if (found > 0) return minuteStart(min);
-  return value.includes(HEARTBEAT) ? null : undefined;
-}
-const HEARTBEAT = Buffer.from('"op":"heartbeat"');
 
 /** Largest amount the fact scanner reads as a number (15 digits: exact in a double); longer ones take the plain path. */
 const MAX_DIGITS = 15;

@@ -9,11 +9,12 @@
  * the keys already written).
  */
 import { readFileSync } from 'node:fs';
+import type { RecordSet } from '../../lib/kafka/index.ts';
 import { scanKeys, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
-import { candidateCache, emptyPlan, type Msg, type PlanContext, type Position } from './plan.ts';
+import { candidateCache, emptyPlan, type PlanContext, type Position } from './plan.ts';
 import { MAX_FACTS, RangeSums } from './sums.ts';
 
 const LUA = readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8');
@@ -66,11 +67,11 @@ export class PartitionRebuild {
   get changes(): number { return this.#sums.changes; }
   get facts(): number { return this.#sums.facts; }
 
-  async add(msgs: Msg[]): Promise<void> {
+  async add(records: RecordSet): Promise<void> {
     // chunks of SLICE messages, as the live path's (a chunk's watermark decides the window index's horizon);
     // a fetch holds up to 4 MiB of messages: the memory bound is checked after each
-    for (let i = 0; i < msgs.length; i += SLICE) {
-      this.#sums.addChunk(i === 0 && msgs.length <= SLICE ? msgs : msgs.slice(i, i + SLICE));
+    for (let i = 0; i < records.count; i += SLICE) {
+      this.#sums.addChunk(records, i, Math.min(i + SLICE, records.count));
       if (this.#sums.pending >= this.#maxFacts) await this.#flush();
     }
   }

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encodeEvent, heartbeat, type RowChange } from '../../lib/events.ts';
+import { recordSetOf } from '../../lib/kafka/index.ts';
 import { formatLsn } from '../../lib/lsn.ts';
 import { referenceMapping } from '../../lib/mapping.ts';
 import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
@@ -97,7 +98,8 @@ function planned(msgs: Msg[], c: ReturnType<typeof ctx>, chunk: number) {
 
 function summed(msgs: Msg[], c: ReturnType<typeof ctx>, chunk: number, horizon: number) {
   const sums = new RangeSums(c, null, null);
-  for (let i = 0; i < msgs.length; i += chunk) sums.addChunk(msgs.slice(i, i + chunk));
+  const records = recordSetOf(msgs.map((m) => m.value));
+  for (let i = 0; i < msgs.length; i += chunk) sums.addChunk(records, i, Math.min(i + chunk, msgs.length));
   const hashes: Hashes = new Map();
   const merchants = new Set<string>(), foreign = new Set<string>();
   for (const e of sums.entries(horizon, (m) => { merchants.add(m); if (!c.candidates(m).includes(c.partition)) foreign.add(m); })) {

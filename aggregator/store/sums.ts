@@ -12,6 +12,7 @@
  * bigint beside (`#big`).
  */
 import { BadEventError, decodeEvent } from '../../lib/events.ts';
+import { recordValue, type RecordSet } from '../../lib/kafka/index.ts';
 import { parseLsn } from '../../lib/lsn.ts';
 import { BadRowError, FactScanner, factsOf, type Mapping } from '../../lib/mapping.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
@@ -19,7 +20,7 @@ import { encodeBucketCounters, encodeWindowCounters } from './counters.ts';
 import {
   DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, slotsOf, type Retention,
 } from './layout.ts';
-import type { Msg, Position } from './plan.ts';
+import type { Position } from './plan.ts';
 
 /** Most facts summed between two writes: keeps every double sum exact (see above). */
 export const MAX_FACTS = 1 << 21;
@@ -89,12 +90,12 @@ export class RangeSums {
     return this.#hasPos ? { lsn: (BigInt(this.#hi) << 32n) | BigInt(this.#lo), seq: this.#seq } : null;
   }
 
-  /** Adds a chunk of messages (in partition order), as buildPlan does with a chunk. */
-  addChunk(msgs: Msg[]): void {
+  /** Adds records [from, to) of a record set (in partition order) as one chunk, as buildPlan does with a chunk. */
+  addChunk(r: RecordSet, from = 0, to = r.count): void {
     this.#fn = 0;
     const fs = this.#scan, ev = fs.event;
-    for (const m of msgs) {
-      if (m.value !== null && fs.read(m.value)) {
+    for (let i = from; i < to; i++) {
+      if (r.valueStart[i] >= 0 && fs.read(r.bufs[r.buf[i]], r.valueStart[i], r.valueEnd[i])) {
         this.#commit(ev.commitMs);
         if (ev.op === 'heartbeat' || this.#isDuplicate(ev.lsnHi, ev.lsnLo, ev.seq)) continue;
         for (let j = 0; j < fs.n; j++) this.#fact(this.#merchant(fs.merchant[j]), fs.minuteMs[j], fs.kind[j], fs.sign[j], fs.amount[j]);
@@ -102,7 +103,7 @@ export class RangeSums {
         continue;
       }
       try {
-        const e = decodeEvent(m.value);
+        const e = decodeEvent(recordValue(r, i));
         this.#commit(Date.parse(e.commitTs));
         if (e.op === 'heartbeat') continue;
         const lsn = parseLsn(e.lsn);
