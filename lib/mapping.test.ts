@@ -92,7 +92,7 @@ describe('FactScanner (the replay reading events from their bytes)', () => {
       expect([fs.event.commitMs, fs.event.op, fs.event.seq], c).toEqual([Date.parse(e.commitTs), e.op, e.seq]);
       expect((BigInt(fs.event.lsnHi) << 32n) | BigInt(fs.event.lsnLo), c).toBe(parseLsn(e.lsn));
       if (e.op === 'heartbeat') continue;
-      const got = Array.from({ length: fs.n }, (_, j) => ({ merchantId: fs.merchant[j], kind: fs.kind[j] ? 'cancel' : 'approval', minuteMs: fs.minuteMs[j], sign: fs.sign[j], amount: BigInt(fs.amount[j]) }));
+      const got = Array.from({ length: fs.n }, (_, j) => ({ merchantId: fs.merchant(j), kind: fs.kind[j] ? 'cancel' : 'approval', minuteMs: fs.minuteMs[j], sign: fs.sign[j], amount: BigInt(fs.amount[j]) }));
       expect(got, c).toEqual(factsOf(e, referenceMapping));
     }
     expect(fast).toBe(13); // the plain ones above: envelope and row variants decodeEvent accepts in the common shape

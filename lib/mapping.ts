@@ -141,7 +141,9 @@ export class FactScanner {
   readonly #cols: number[][];
   readonly #ncols: number;
   n = 0;
-  readonly merchant: string[] = ['', ''];
+  /** where fact j's merchant lies in the bytes (merchant(j) makes the string: only callers that need it pay) */
+  readonly #mStart = new Int32Array(2);
+  readonly #mEnd = new Int32Array(2);
   /** 0 approval, 1 cancel */
   readonly kind = new Uint8Array(2);
   readonly minuteMs = new Float64Array(2);
@@ -166,8 +168,13 @@ export class FactScanner {
     if (e.op !== 'insert' && !(e.hasOld && this.#fact(kind, this.#ncols, -1))) return false;
     if (e.op !== 'delete' && !this.#fact(kind, 0, 1)) return false;
     // an update that changes no counted column cancels out (factsOf's sameBucket)
-    if (this.n === 2 && this.merchant[0] === this.merchant[1] && this.minuteMs[0] === this.minuteMs[1] && this.amount[0] === this.amount[1]) this.n = 0;
+    if (this.n === 2 && this.minuteMs[0] === this.minuteMs[1] && this.amount[0] === this.amount[1] && this.merchant(0) === this.merchant(1)) this.n = 0;
     return true;
+  }
+
+  /** The merchant of fact j (0 ≤ j < n). */
+  merchant(j: number): string {
+    return this.event.buf.toString('utf8', this.#mStart[j], this.#mEnd[j]);
   }
 
   #fact(kind: number, base: number, sign: 1 | -1): boolean {
@@ -189,7 +196,8 @@ export class FactScanner {
     const ms = parseIsoMs(b, e.start[t], e.end[t]);
     if (Number.isNaN(ms)) return false;
     const j = this.n++;
-    this.merchant[j] = b.toString('utf8', e.start[m], e.end[m]);
+    this.#mStart[j] = e.start[m];
+    this.#mEnd[j] = e.end[m];
     this.kind[j] = kind;
     this.minuteMs[j] = minuteStart(ms);
     this.sign[j] = sign;

@@ -44,37 +44,48 @@ export function isEmpty(t: Totals): boolean {
 
 /** Appends (field, value) of every non-zero counter of `d` in bucket slot `slot`; returns how many. */
 export function encodeBucketFields(out: string[], slot: number, d: Totals): number {
-  return encodeBucketCounters(out, slot, d.approvals, d.approvedAmount, d.cancels, d.canceledAmount);
+  const f = slot * FIELD_KINDS;
+  let n = 0;
+  if (d.approvals !== 0) { out.push(String(f), String(d.approvals)); n++; }
+  if (d.approvedAmount !== 0n) { out.push(String(f + 1), d.approvedAmount.toString()); n++; }
+  if (d.cancels !== 0) { out.push(String(f + 2), String(d.cancels)); n++; }
+  if (d.canceledAmount !== 0n) { out.push(String(f + 3), d.canceledAmount.toString()); n++; }
+  return n;
 }
 
 /** Appends (field, value) of every non-zero counter of merchant `m` in a window-index hash; returns how many. */
 export function encodeWindowFields(out: string[], m: string, d: Totals): number {
-  return encodeWindowCounters(out, m, d.approvals, d.approvedAmount, d.cancels, d.canceledAmount);
+  let n = 0;
+  if (d.approvals !== 0) { out.push('n:' + m, String(d.approvals)); n++; }
+  if (d.approvedAmount !== 0n) { out.push('a:' + m, d.approvedAmount.toString()); n++; }
+  if (d.cancels !== 0) { out.push('c:' + m, String(d.cancels)); n++; }
+  if (d.canceledAmount !== 0n) { out.push('x:' + m, d.canceledAmount.toString()); n++; }
+  return n;
+}
+
+/** Where the replay writes encoded fields (lib/redis.ts RespWriter: no string per field or value). */
+export interface FieldWriter {
+  string(s: string, prefix?: string): unknown;
+  integer(v: number | bigint): unknown;
 }
 
 type N = number | bigint;
 
-/** encodeBucketFields of the four counters given one by one (integers: numbers or bigints). */
-export function encodeBucketCounters(out: string[], slot: number, a: N, aa: N, c: N, ca: N): number {
+/** encodeBucketFields into a FieldWriter, the four counters given one by one (integers). */
+export function writeBucketCounters(w: FieldWriter, slot: number, a: N, aa: N, c: N, ca: N): void {
   const f = slot * FIELD_KINDS;
-  return put(out, a, fieldName(f)) + put(out, aa, fieldName(f + 1)) + put(out, c, fieldName(f + 2)) + put(out, ca, fieldName(f + 3));
+  if (a != 0) { w.integer(f); w.integer(a); }
+  if (aa != 0) { w.integer(f + 1); w.integer(aa); }
+  if (c != 0) { w.integer(f + 2); w.integer(c); }
+  if (ca != 0) { w.integer(f + 3); w.integer(ca); }
 }
 
-/** encodeWindowFields of the four counters given one by one. */
-export function encodeWindowCounters(out: string[], m: string, a: N, aa: N, c: N, ca: N): number {
-  return (a != 0 ? put(out, a, 'n:' + m) : 0) + (aa != 0 ? put(out, aa, 'a:' + m) : 0) + (c != 0 ? put(out, c, 'c:' + m) : 0) + (ca != 0 ? put(out, ca, 'x:' + m) : 0);
-}
-
-function put(out: string[], v: N, field: string): number {
-  if (v == 0) return 0;
-  out.push(field, String(v));
-  return 1;
-}
-
-/** Field names of the tier hashes, made once (slots × kinds stay below a few thousand). */
-const FIELD_NAMES: string[] = [];
-function fieldName(f: number): string {
-  return FIELD_NAMES[f] ??= String(f);
+/** encodeWindowFields into a FieldWriter. */
+export function writeWindowCounters(w: FieldWriter, m: string, a: N, aa: N, c: N, ca: N): void {
+  if (a != 0) { w.string(m, 'n:'); w.integer(a); }
+  if (aa != 0) { w.string(m, 'a:'); w.integer(aa); }
+  if (c != 0) { w.string(m, 'c:'); w.integer(c); }
+  if (ca != 0) { w.string(m, 'x:'); w.integer(ca); }
 }
 
 // ---- decode (the reader) ----------------------------------------------------------------------------------------

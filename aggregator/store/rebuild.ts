@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { RecordSet } from '../../lib/kafka/index.ts';
-import { scanKeys, type RedisClient } from '../../lib/redis.ts';
+import { RespWriter, scanKeys, sendEncoded, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
@@ -42,7 +42,7 @@ export interface RebuildOptions {
 
 /** One partition's rebuild: `add` every chunk of the range in order, then `finish`. */
 export class PartitionRebuild {
-  readonly #cmd: (numKeys: number, args: string[]) => Promise<string[]>;
+  readonly #redis: RedisClient;
   readonly #applier: Applier;
   readonly #ctx: RebuildOptions['ctx'];
   readonly #token: string;
@@ -52,8 +52,7 @@ export class PartitionRebuild {
   #written = false;
 
   constructor(redis: RedisClient, o: RebuildOptions) {
-    if (!(redis as any).riskmonRebuild) redis.defineCommand('riskmonRebuild', { lua: LUA });
-    this.#cmd = (redis as any).riskmonRebuild.bind(redis);
+    this.#redis = redis;
     this.#applier = new Applier(redis, o.ctx.prefix);
     this.#ctx = o.ctx;
     this.#token = o.lockToken;
@@ -89,17 +88,20 @@ export class PartitionRebuild {
     // are not written (the live path writes them and its GC deletes them at the next apply).
     const horizon = wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes;
     const mode = this.#written ? 'i' : 's';
-    let ks: string[] = [keys.lock(prefix, p)];
-    let args: string[] = [this.#token];
+    const lockKey = keys.lock(prefix, p);
+    // KEYS and ARGV of the next rebuild.lua call, encoded as they are made (lib/redis.ts RespWriter)
+    const ks = new RespWriter().string(lockKey);
+    const args = new RespWriter().string(this.#token);
     const inFlight = new Set<Promise<void>>();
     let failed: Error | null = null;
     const send = async () => {
-      const [k, a] = [ks, args];
-      ks = [keys.lock(prefix, p)];
-      args = [this.#token];
-      const call: Promise<void> = this.#cmd(k.length, k.concat(a)).then(([status, owner]) => {
-        if (status !== 'ok') throw new ReplayLostLockError(p, owner);
+      const head = new RespWriter().string(LUA).integer(ks.count);
+      const call: Promise<void> = sendEncoded(this.#redis, 'eval', [LUA, '1', lockKey], [head.take(), ks.take(), args.take()]).then((res) => {
+        const [status, owner] = res as string[];
+        if (String(status) !== 'ok') throw new ReplayLostLockError(p, String(owner));
       }).catch((err) => { failed ??= err; }).finally(() => { inFlight.delete(call); });
+      ks.string(lockKey);
+      args.string(this.#token);
       inFlight.add(call);
       if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
       if (failed) throw failed;
@@ -110,13 +112,12 @@ export class PartitionRebuild {
       merchants.add(m);
       if (!candidates(m).includes(p)) foreign.add(m);
     };
-    for (const { key, expiry, pairs } of sums.entries(horizon, touched)) {
-      ks.push(key);
-      args.push(mode, String(pairs.length / 2), String(Math.ceil(expiry / 1000)));
-      for (const x of pairs) args.push(x);
-      if (args.length >= ARGS_PER_CALL) await send();
+    for (const { key, expiry, fields } of sums.entries(horizon, touched)) {
+      ks.string(key);
+      args.string(mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
+      if (args.count >= ARGS_PER_CALL) await send();
     }
-    if (ks.length > 1) await send();
+    if (ks.count > 1) await send();
     await Promise.all(inFlight);
     if (failed) throw failed;
     this.#written = true;

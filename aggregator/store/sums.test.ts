@@ -104,9 +104,21 @@ function summed(msgs: Msg[], c: ReturnType<typeof ctx>, chunk: number, horizon: 
   const merchants = new Set<string>(), foreign = new Set<string>();
   for (const e of sums.entries(horizon, (m) => { merchants.add(m); if (!c.candidates(m).includes(c.partition)) foreign.add(m); })) {
     expect(hashes.has(e.key)).toBe(false);
-    hashes.set(e.key, { expiry: e.expiry, fields: pairs(e.pairs) });
+    hashes.set(e.key, { expiry: e.expiry, fields: pairs(bulkStrings(e.fields.take().bytes)) });
   }
   return { hashes, merchants, foreign, position: sums.position, watermark: sums.watermark, changes: sums.changes, facts: sums.facts };
+}
+
+/** The RESP bulk strings of a RespWriter's bytes. */
+function bulkStrings(b: Buffer): string[] {
+  const out: string[] = [];
+  for (let at = 0; at < b.length;) {
+    const eol = b.indexOf('\r\n', at);
+    const n = Number(b.toString('latin1', at + 1, eol));
+    out.push(b.toString('utf8', eol + 2, eol + 2 + n));
+    at = eol + 4 + n;
+  }
+  return out;
 }
 
 function pairs(args: string[]): Map<string, string> {

@@ -16,7 +16,8 @@ import { recordValue, type RecordSet } from '../../lib/kafka/index.ts';
 import { parseLsn } from '../../lib/lsn.ts';
 import { BadRowError, FactScanner, factsOf, type Mapping } from '../../lib/mapping.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
-import { encodeBucketCounters, encodeWindowCounters } from './counters.ts';
+import { RespWriter } from '../../lib/redis.ts';
+import { writeBucketCounters, writeWindowCounters } from './counters.ts';
 import {
   DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, slotsOf, type Retention,
 } from './layout.ts';
@@ -40,8 +41,8 @@ export interface SumsContext {
   candidates: (merchant: string) => number[];
 }
 
-/** One hash to write: its key, expiry (epoch ms) and (field, value) pairs — `pairs` is reused: copy it before the next. */
-export interface SumsEntry { key: string; expiry: number; pairs: string[] }
+/** One hash to write: its key, expiry (epoch ms) and its (field, value) pairs, encoded — take them before the next. */
+export interface SumsEntry { key: string; expiry: number; fields: RespWriter }
 
 export class RangeSums {
   readonly #c: SumsContext;
@@ -98,7 +99,7 @@ export class RangeSums {
       if (r.valueStart[i] >= 0 && fs.read(r.bufs[r.buf[i]], r.valueStart[i], r.valueEnd[i])) {
         this.#commit(ev.commitMs);
         if (ev.op === 'heartbeat' || this.#isDuplicate(ev.lsnHi, ev.lsnLo, ev.seq)) continue;
-        for (let j = 0; j < fs.n; j++) this.#fact(this.#merchant(fs.merchant[j]), fs.minuteMs[j], fs.kind[j], fs.sign[j], fs.amount[j]);
+        for (let j = 0; j < fs.n; j++) this.#fact(this.#merchant(fs.merchant(j)), fs.minuteMs[j], fs.kind[j], fs.sign[j], fs.amount[j]);
         this.changes++;
         continue;
       }
@@ -229,10 +230,10 @@ export class RangeSums {
    */
   *entries(horizon: number, touched: (merchant: string) => void): Generator<SumsEntry> {
     const { prefix, partition: p, clock, retention: r, now, from } = this.#c;
-    const out: SumsEntry = { key: '', expiry: 0, pairs: [] };
-    const pairs: string[] = [];
+    const out: SumsEntry = { key: '', expiry: 0, fields: new RespWriter() };
+    const pairs = new RespWriter(), hourPairs = new RespWriter(), dayPairs = new RespWriter();
     const v = this.#val;
-    const emit = (key: string, expiry: number, p: string[]) => { out.key = key; out.expiry = expiry; out.pairs = p; return out; };
+    const emit = (key: string, expiry: number, w: RespWriter) => { out.key = key; out.expiry = expiry; out.fields = w; return out; };
     // merchant by merchant, cells in minute order
     const byMerchant = this.#order(this.#mer, this.#names.length);
     const hour = new Float64Array(4), day = new Float64Array(4);
@@ -247,7 +248,6 @@ export class RangeSums {
       let key = '', expiry = 0, hourNo = NaN, hourBig: [bigint, bigint] | null = null, dayNo = NaN, dayBig: [bigint, bigint] | null = null;
       // bucket keys of the merchant change in minute order; their pairs are emitted when the key changes
       let hourKey = '', hourExp = 0, dayKey = '', dayExp = 0;
-      const hourPairs: string[] = [], dayPairs: string[] = [];
       const closeHour = () => {
         if (!Number.isNaN(hourNo)) counters(hourPairs, hourNo % HOUR_BLOCK, hour, 0, hourBig);
         hour.fill(0); hourBig = null;
@@ -265,8 +265,8 @@ export class RangeSums {
           hit = true;
           const k = keys.minute(prefix, p, m, s.localDay, s.quarter);
           if (k !== key) {
-            if (pairs.length) yield emit(key, expiry, pairs);
-            pairs.length = 0;
+            if (pairs.count) yield emit(key, expiry, pairs);
+            pairs.reset();
             key = k;
             expiry = mExp;
           }
@@ -279,8 +279,8 @@ export class RangeSums {
             closeHour();
             const k = keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK));
             if (k !== hourKey) {
-              if (hourPairs.length) yield emit(hourKey, hourExp, hourPairs);
-              hourPairs.length = 0;
+              if (hourPairs.count) yield emit(hourKey, hourExp, hourPairs);
+              hourPairs.reset();
               hourKey = k;
               hourExp = hExp;
             }
@@ -296,8 +296,8 @@ export class RangeSums {
             closeDay();
             const k = keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK));
             if (k !== dayKey) {
-              if (dayPairs.length) yield emit(dayKey, dayExp, dayPairs);
-              dayPairs.length = 0;
+              if (dayPairs.count) yield emit(dayKey, dayExp, dayPairs);
+              dayPairs.reset();
               dayKey = k;
               dayExp = dExp;
             }
@@ -307,12 +307,14 @@ export class RangeSums {
           if (big) dayBig = addBig(dayBig, big);
         }
       }
-      if (pairs.length) yield emit(key, expiry, pairs);
-      pairs.length = 0;
+      if (pairs.count) yield emit(key, expiry, pairs);
+      pairs.reset();
       closeHour();
-      if (hourPairs.length) yield emit(hourKey, hourExp, hourPairs);
+      if (hourPairs.count) yield emit(hourKey, hourExp, hourPairs);
+      hourPairs.reset();
       closeDay();
-      if (dayPairs.length) yield emit(dayKey, dayExp, dayPairs);
+      if (dayPairs.count) yield emit(dayKey, dayExp, dayPairs);
+      dayPairs.reset();
       if (hit) touched(m);
     }
     // the window index: minute by minute, every merchant of the minute
@@ -322,17 +324,17 @@ export class RangeSums {
       let y = x;
       while (y < byMinute.length && this.#min[byMinute[y]] === minute) y++;
       if (minute * MINUTE >= from.minute && minute >= horizon) {
-        pairs.length = 0;
+        pairs.reset();
         for (let z = x; z < y; z++) {
           const c = byMinute[z];
           const big = this.#big.get(c);
-          encodeWindowCounters(pairs, this.#names[this.#mer[c]], v[4 * c], amount(v[4 * c + 1], big?.[0]), v[4 * c + 2], amount(v[4 * c + 3], big?.[1]));
+          writeWindowCounters(pairs, this.#names[this.#mer[c]], v[4 * c], amount(v[4 * c + 1], big?.[0]), v[4 * c + 2], amount(v[4 * c + 3], big?.[1]));
         }
-        if (pairs.length) yield emit(keys.window(prefix, p, minute), Math.max(minute * MINUTE, now) + (this.#c.windowKeepMinutes + 60) * MINUTE, pairs);
+        if (pairs.count) yield emit(keys.window(prefix, p, minute), Math.max(minute * MINUTE, now) + (this.#c.windowKeepMinutes + 60) * MINUTE, pairs);
       }
       x = y;
     }
-    pairs.length = 0;
+    pairs.reset();
   }
 
   /**
@@ -367,9 +369,9 @@ function amount(x: number, big: bigint | undefined): number | bigint {
   return big === undefined || big === 0n ? x : BigInt(x) + big;
 }
 
-/** Appends the non-zero counters of slot `slot` (v[at..at+3], amounts plus `big`). */
-function counters(out: string[], slot: number, v: Float64Array, at: number, big: [bigint, bigint] | null): void {
-  encodeBucketCounters(out, slot, v[at], amount(v[at + 1], big?.[0]), v[at + 2], amount(v[at + 3], big?.[1]));
+/** Writes the non-zero counters of slot `slot` (v[at..at+3], amounts plus `big`). */
+function counters(out: RespWriter, slot: number, v: Float64Array, at: number, big: [bigint, bigint] | null): void {
+  writeBucketCounters(out, slot, v[at], amount(v[at + 1], big?.[0]), v[at + 2], amount(v[at + 3], big?.[1]));
 }
 
 function addBig(into: [bigint, bigint] | null, x: [bigint, bigint]): [bigint, bigint] {
