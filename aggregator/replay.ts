@@ -62,6 +62,8 @@ export interface ReplayOptions {
 }
 
 const FETCH_BYTES = 4 << 20;
+/** Partitions whose sums are being written while the next ones are read (each holds its sums in memory meanwhile). */
+const WRITING = 2;
 
 export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   const { kafka, redis, cfg, log } = o;
@@ -146,6 +148,10 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
     const now = Date.now();
     let changes = 0, facts = 0;
+    // A partition's writes (mostly Redis' work) overlap the reading of the next ones (mostly this process's):
+    // up to WRITING partitions are being written while others are read.
+    const writing = new Set<Promise<void>>();
+    let failed: unknown = null;
     await forEachPartition(parts, async (p) => {
       const [wmRaw, posRaw] = await redis.mget(keys.watermark(prefix, p), keys.position(prefix, p));
       const { low, high } = marks.get(p)!;
@@ -161,17 +167,25 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
         },
       });
       await scan(reader, p, start > low ? start : low, high, (r) => rb.add(r));
-      await rb.finish();
-      changes += rb.changes;
-      facts += rb.facts;
-      const pos = rb.position;
-      // 6. the partition continues after what the replay applied
-      const stored = parsePosition(posRaw);
-      const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
-      const tx = redis.multi().set(keys.offset(prefix, p), high.toString()).incr(keys.generation(prefix, p));
-      if (finalPos) tx.set(keys.position(prefix, p), formatPosition(finalPos));
-      await tx.exec();
+      const done = (async () => {
+        await rb.finish();
+        changes += rb.changes;
+        facts += rb.facts;
+        const pos = rb.position;
+        // 6. the partition continues after what the replay applied
+        const stored = parsePosition(posRaw);
+        const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
+        const tx = redis.multi().set(keys.offset(prefix, p), high.toString()).incr(keys.generation(prefix, p));
+        if (finalPos) tx.set(keys.position(prefix, p), formatPosition(finalPos));
+        await tx.exec();
+      })();
+      writing.add(done);
+      done.catch((err) => { failed ??= err; }).finally(() => writing.delete(done));
+      while (writing.size >= WRITING) await Promise.race(writing).catch(() => {});
+      if (failed) throw failed;
     });
+    await Promise.allSettled(writing);
+    if (failed) throw failed;
     const seconds = (Date.now() - t0) / 1000;
     log.info({ changes, facts, seconds }, 'replay done');
     const stages = { scan: (tReset - tScan) / 1000, reset: (tRebuild - tReset) / 1000, rebuild: (Date.now() - tRebuild) / 1000 };
