@@ -264,10 +264,14 @@ export async function verifyRedis(cfg: RedisConfig, timeoutMs = 10_000): Promise
  * rebuild), where ioredis builds and concatenates a string per argument.
  */
 export class RespWriter {
-  buf = Buffer.allocUnsafe(1 << 16);
+  buf: Buffer;
   at = 0;
   /** arguments written */
   count = 0;
+
+  constructor(size = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   #room(n: number): void {
     if (this.at + n <= this.buf.length) return;
@@ -276,11 +280,12 @@ export class RespWriter {
     this.buf = b;
   }
 
+  /** The digits of a non-negative safe integer (room checked by the caller). */
   #digits(n: number): void {
-    if (n < 10) { this.buf[this.at++] = 0x30 + n; return; }
-    const s = this.at;
-    while (n > 0) { this.buf[this.at++] = 0x30 + (n % 10); n = Math.floor(n / 10); }
-    this.buf.subarray(s, this.at).reverse();
+    let len = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+    this.at += len;
+    for (let i = this.at - 1; i >= this.at - len; i--) { this.buf[i] = 0x30 + (n % 10); n = Math.floor(n / 10); }
   }
 
   /** A string argument (or `prefix` + string: one argument). */
@@ -331,9 +336,10 @@ export class RespWriter {
     this.count = 0;
   }
 
-  /** The bytes written (a copy) and the writer emptied for reuse. */
+  /** The bytes written and the writer emptied (on a new buffer) for reuse. */
   take(): { bytes: Buffer; count: number } {
-    const out = { bytes: Buffer.from(this.buf.subarray(0, this.at)), count: this.count };
+    const out = { bytes: this.buf.subarray(0, this.at), count: this.count };
+    this.buf = Buffer.allocUnsafe(this.buf.length);
     this.at = 0;
     this.count = 0;
     return out;

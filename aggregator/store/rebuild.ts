@@ -95,7 +95,7 @@ export class PartitionRebuild {
     const inFlight = new Set<Promise<void>>();
     let failed: Error | null = null;
     const send = async () => {
-      const head = new RespWriter().string(LUA).integer(ks.count);
+      const head = new RespWriter(LUA.length + 64).string(LUA).integer(ks.count);
       const call: Promise<void> = sendEncoded(this.#redis, 'eval', [LUA, '1', lockKey], [head.take(), ks.take(), args.take()]).then((res) => {
         const [status, owner] = res as string[];
         if (String(status) !== 'ok') throw new ReplayLostLockError(p, String(owner));
