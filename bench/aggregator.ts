@@ -515,7 +515,8 @@ async function redisCeilings(env: NodeJS.ProcessEnv, out: Record<string, number>
 
 export async function benchAggregator(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  await redisCeilings(env, out);
+  // RISKMON_BENCH_AGG_CEILINGS=0: without the Redis ceilings (profiling the replay alone, with the two below)
+  if (env.RISKMON_BENCH_AGG_CEILINGS !== '0') await redisCeilings(env, out);
   await throughput(env, out);
   // the 8-day memory run takes ~10–20 min on a busy 2-core machine; RISKMON_BENCH_AGG_MEMORY=0 skips it
   if (env.RISKMON_BENCH_AGG_MEMORY !== '0') await memory8d(env, out);
