@@ -231,12 +231,14 @@ export class RangeSums {
   *entries(horizon: number, touched: (merchant: string) => void): Generator<SumsEntry> {
     const { prefix, partition: p, clock, retention: r, now, from } = this.#c;
     const out: SumsEntry = { key: '', expiry: 0, fields: new RespWriter() };
-    const pairs = new RespWriter(), hourPairs = new RespWriter(), dayPairs = new RespWriter();
+    const pairs = new RespWriter();
     const v = this.#val;
     const emit = (key: string, expiry: number, w: RespWriter) => { out.key = key; out.expiry = expiry; out.fields = w; return out; };
-    // merchant by merchant, cells in minute order
+    // merchant by merchant, cells in minute order; each tier's hash is emitted when the next cell needs another
+    const minute = new TierHash((m, b) => keys.minute(prefix, p, m, Math.floor(b / 4), b - 4 * Math.floor(b / 4)));
+    const hour = new TierHash((m, b) => keys.hour(prefix, p, m, b));
+    const day = new TierHash((m, b) => keys.day(prefix, p, m, b));
     const byMerchant = this.#order(this.#mer, this.#names.length);
-    const hour = new Float64Array(4), day = new Float64Array(4);
     for (let x = 0; x < byMerchant.length;) {
       const mi = this.#mer[byMerchant[x]];
       let y = x;
@@ -245,17 +247,6 @@ export class RangeSums {
       x = y;
       const m = this.#names[mi];
       let hit = this.#windowTouched[mi] === 1;
-      let key = '', expiry = 0, hourNo = NaN, hourBig: [bigint, bigint] | null = null, dayNo = NaN, dayBig: [bigint, bigint] | null = null;
-      // bucket keys of the merchant change in minute order; their pairs are emitted when the key changes
-      let hourKey = '', hourExp = 0, dayKey = '', dayExp = 0;
-      const closeHour = () => {
-        if (!Number.isNaN(hourNo)) counters(hourPairs, hourNo % HOUR_BLOCK, hour, 0, hourBig);
-        hour.fill(0); hourBig = null;
-      };
-      const closeDay = () => {
-        if (!Number.isNaN(dayNo)) counters(dayPairs, dayNo % DAY_BLOCK, day, 0, dayBig);
-        day.fill(0); dayBig = null;
-      };
       for (const c of cells) {
         const minuteMs = this.#min[c] * MINUTE;
         const s = slotsOf(minuteMs, clock);
@@ -263,58 +254,29 @@ export class RangeSums {
         const mExp = minuteKeyExpiry(s, r);
         if (mExp > now && minuteMs >= from.minute) {
           hit = true;
-          const k = keys.minute(prefix, p, m, s.localDay, s.quarter);
-          if (k !== key) {
-            if (pairs.count) yield emit(key, expiry, pairs);
-            pairs.reset();
-            key = k;
-            expiry = mExp;
-          }
-          counters(pairs, s.minuteOfDay, v, 4 * c, big);
+          const block = s.localDay * 4 + s.quarter;
+          if (minute.ends(this.#min[c], block)) yield emit(minute.key, minute.expiry, minute.fields);
+          minute.add(m, this.#min[c], s.minuteOfDay, block, mExp, v, 4 * c, big);
         }
         const hExp = hourKeyExpiry(s, r);
         if (hExp > now && s.hourNo * HOUR >= from.hour) {
           hit = true;
-          if (s.hourNo !== hourNo) {
-            closeHour();
-            const k = keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK));
-            if (k !== hourKey) {
-              if (hourPairs.count) yield emit(hourKey, hourExp, hourPairs);
-              hourPairs.reset();
-              hourKey = k;
-              hourExp = hExp;
-            }
-            hourNo = s.hourNo;
-          }
-          for (let k = 0; k < 4; k++) hour[k] += v[4 * c + k];
-          if (big) hourBig = addBig(hourBig, big);
+          const block = Math.floor(s.hourNo / HOUR_BLOCK);
+          if (hour.ends(s.hourNo, block)) yield emit(hour.key, hour.expiry, hour.fields);
+          hour.add(m, s.hourNo, s.hourNo % HOUR_BLOCK, block, hExp, v, 4 * c, big);
         }
         const dExp = dayKeyExpiry(s, r);
         if (dExp > now && s.dayStartMs >= from.day) {
           hit = true;
-          if (s.localDay !== dayNo) {
-            closeDay();
-            const k = keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK));
-            if (k !== dayKey) {
-              if (dayPairs.count) yield emit(dayKey, dayExp, dayPairs);
-              dayPairs.reset();
-              dayKey = k;
-              dayExp = dExp;
-            }
-            dayNo = s.localDay;
-          }
-          for (let k = 0; k < 4; k++) day[k] += v[4 * c + k];
-          if (big) dayBig = addBig(dayBig, big);
+          const block = Math.floor(s.localDay / DAY_BLOCK);
+          if (day.ends(s.localDay, block)) yield emit(day.key, day.expiry, day.fields);
+          day.add(m, s.localDay, s.localDay % DAY_BLOCK, block, dExp, v, 4 * c, big);
         }
       }
-      if (pairs.count) yield emit(key, expiry, pairs);
-      pairs.reset();
-      closeHour();
-      if (hourPairs.count) yield emit(hourKey, hourExp, hourPairs);
-      hourPairs.reset();
-      closeDay();
-      if (dayPairs.count) yield emit(dayKey, dayExp, dayPairs);
-      dayPairs.reset();
+      for (const t of [minute, hour, day]) {
+        if (t.finish()) yield emit(t.key, t.expiry, t.fields);
+        t.reset();
+      }
       if (hit) touched(m);
     }
     // the window index: minute by minute, every merchant of the minute
@@ -374,8 +336,59 @@ function counters(out: RespWriter, slot: number, v: Float64Array, at: number, bi
   writeBucketCounters(out, slot, v[at], amount(v[at + 1], big?.[0]), v[at + 2], amount(v[at + 3], big?.[1]));
 }
 
-function addBig(into: [bigint, bigint] | null, x: [bigint, bigint]): [bigint, bigint] {
-  return into ? [into[0] + x[0], into[1] + x[1]] : [x[0], x[1]];
+/**
+ * One tier's hash of one merchant while the merchant's cells go by in minute order: the cells of one period (a
+ * minute, an hour, a local day) are summed into its slot, and a hash (block) is complete when a cell of another
+ * block comes (`ends`) or the merchant's cells end (`finish`).
+ */
+class TierHash {
+  readonly fields = new RespWriter();
+  key = '';
+  expiry = 0;
+  #block = NaN;
+  #period = NaN;
+  #slot = 0;
+  readonly #sum = new Float64Array(4);
+  #big: [bigint, bigint] | null = null;
+
+  constructor(readonly keyOf: (merchant: string, block: number) => string) {}
+
+  /** Ends the current period if `period` is another; true when `block` ends a hash with fields (emit it first). */
+  ends(period: number, block: number): boolean {
+    if (period !== this.#period) this.#close();
+    return block !== this.#block && this.fields.count > 0;
+  }
+
+  add(m: string, period: number, slot: number, block: number, expiry: number, v: Float64Array, at: number, big: [bigint, bigint] | null): void {
+    if (block !== this.#block) {
+      this.fields.reset();
+      this.#block = block;
+      this.key = this.keyOf(m, block);
+      this.expiry = expiry;
+    }
+    this.#period = period;
+    this.#slot = slot;
+    for (let k = 0; k < 4; k++) this.#sum[k] += v[at + k];
+    if (big) this.#big = this.#big ? [this.#big[0] + big[0], this.#big[1] + big[1]] : [big[0], big[1]];
+  }
+
+  /** Ends the merchant: true when a hash with fields is left (emit it, then reset). */
+  finish(): boolean {
+    this.#close();
+    return this.fields.count > 0;
+  }
+
+  reset(): void {
+    this.fields.reset();
+    this.#block = NaN;
+  }
+
+  #close(): void {
+    if (!Number.isNaN(this.#period)) counters(this.fields, this.#slot, this.#sum, 0, this.#big);
+    this.#sum.fill(0);
+    this.#big = null;
+    this.#period = NaN;
+  }
 }
 
 function grow<T extends Int32Array | Float64Array | Uint8Array | Int8Array>(a: T, min: number): T {
