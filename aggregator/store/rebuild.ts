@@ -1,12 +1,12 @@
 /**
  * The write side of a replay (`riskmon replay`, aggregator/replay.ts): resetting every bucket from an instant on,
  * and rebuilding them. A reset range holds nothing, so the rebuild does not pay the live path's price (a Lua apply
- * per chunk doing one HINCRBY per field): it sums one partition's whole range in memory per (key, field) with the
- * live path's own planner (plan.ts), then writes each field's final value with HSET, many fields and keys per call
- * (rebuild.lua, which also checks the replay's lock). The partition's merchant sets, watermark and window-index GC
- * go through the live path's apply (apply.lua, replay mode), so the aggregators continue exactly afterwards.
- * Memory is bounded: past `maxFacts` facts the sums are written and the next ones added to them (HINCRBY on
- * the keys already written).
+ * per chunk doing one HINCRBY per field): it sums one partition's range in memory (sums.ts: per merchant and minute,
+ * the same fields as the live planner's), then writes each field's final value with HSET, many fields and keys per
+ * call (rebuild.lua, which also checks the replay's lock), the call encoded once (lib/redis.ts RespWriter). The
+ * partition's merchant sets, watermark and window-index GC go through the live path's apply (apply.lua, replay
+ * mode), so the aggregators continue exactly afterwards. Memory is bounded: past `maxFacts` facts the sums are
+ * written and the next ones added to them (HINCRBY).
  */
 import { readFileSync } from 'node:fs';
 import type { RecordSet } from '../../lib/kafka/index.ts';
@@ -36,7 +36,7 @@ export interface RebuildOptions {
   /** the planner's context for this partition; `watermark` and `lastPosition` are the partition's stored ones */
   ctx: PlanContext & { from: { minute: number; hour: number; day: number } };
   lockToken: string;
-  /** facts summed in memory before they are written (bounds memory: ~100–200 bytes per distinct field) */
+  /** facts summed in memory before they are written (bounds memory: ~60 bytes per distinct merchant and minute) */
   maxFacts?: number;
 }
 
