@@ -62,7 +62,12 @@ export interface ReplayOptions {
 }
 
 const FETCH_BYTES = 4 << 20;
-/** Partitions whose sums are being written while the next ones are read (each holds its sums in memory meanwhile). */
+/**
+ * Partitions read at once, and whose sums are being written while the next ones are read: each holds its sums in
+ * memory meanwhile (up to maxFacts), so these bound the replay's memory. Reading is this process's CPU and writing
+ * mostly Redis', so two of each keep both busy (more did not go faster on 2 cores).
+ */
+const READING = 2;
 const WRITING = 2;
 
 export async function replay(o: ReplayOptions): Promise<ReplayReport> {
@@ -90,7 +95,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const tScan = Date.now();
     let minMinute = Infinity;
     let retainedFrom = -Infinity; // commit time from which every partition is complete
-    await forEachPartition(parts, async (p) => {
+    await forEachPartition(parts, 4, async (p) => {
       const { low, high } = marks.get(p)!;
       if (low > 0n && high > low) {
         // retention removed the partition's beginning: only commits from its first retained one on are complete
@@ -152,7 +157,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     // up to WRITING partitions are being written while others are read.
     const writing = new Set<Promise<void>>();
     let failed: unknown = null;
-    await forEachPartition(parts, async (p) => {
+    await forEachPartition(parts, READING, async (p) => {
       const [wmRaw, posRaw] = await redis.mget(keys.watermark(prefix, p), keys.position(prefix, p));
       const { low, high } = marks.get(p)!;
       const start = startOffsets.get(p) ?? low;
@@ -202,7 +207,7 @@ async function unlock(redis: RedisClient, prefix: string, parts: number[], token
   }
 }
 
-async function forEachPartition(parts: number[], fn: (p: number) => Promise<void>, concurrency = 4): Promise<void> {
+async function forEachPartition(parts: number[], concurrency: number, fn: (p: number) => Promise<void>): Promise<void> {
   const queue = [...parts];
   await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, async () => {
     for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fn(p);
