@@ -3,7 +3,8 @@
  * source. Steps (README "Replay"):
  *  1. locateLsn: per partition, the first offset with lsn ≥ X (clear errors for too old / future / malformed X).
  *  2. Lock every partition (`{pN}:lock`, checked inside apply.lua): running aggregators pause, never half-apply.
- *  3. Scan the events ≥ X up to the current end of each partition: the earliest bucket they touch gives the
+ *  3. Scan the events ≥ X up to the current end of each partition (read from their bytes, lib/mapping.ts
+ *     FactScanner, records straight from Kafka's response, lib/kafka fetchRecords): the earliest bucket they touch gives the
  *     reset point R = the local midnight of that minute (hours from the hour containing R).
  *  4. Delete every bucket at or after R (all merchants, all tiers, the window index).
  *  5. Re-apply from the topic every fact whose bucket is at or after R, reading from the first offset whose
@@ -16,14 +17,14 @@
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { RedisClient } from '../lib/redis.ts';
-import { locateLsn, TopicReader } from '../lib/kafka/index.ts';
+import { locateLsn, recordValue, TopicReader, type RecordSet } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
-import { earliestFactMinuteBound, factsOf } from '../lib/mapping.ts';
+import { FactScanner, factsOf } from '../lib/mapping.ts';
 import { DAY, HOUR } from '../lib/time.ts';
 import type { AggregatorConfig } from './consumer.ts';
 import { DayClock, keys, retentionOf } from './store/layout.ts';
-import { candidateCache, comparePos, formatPosition, parsePosition, type Msg } from './store/plan.ts';
+import { candidateCache, comparePos, formatPosition, parsePosition } from './store/plan.ts';
 import { PartitionRebuild, resetFrom } from './store/index.ts';
 
 export class ReplayLockedError extends Error {
@@ -61,6 +62,13 @@ export interface ReplayOptions {
 }
 
 const FETCH_BYTES = 4 << 20;
+/**
+ * Partitions read at once, and whose sums are being written while the next ones are read: each holds its sums in
+ * memory meanwhile (up to maxFacts), so these bound the replay's memory. Reading is this process's CPU and writing
+ * mostly Redis', so two of each keep both busy (more did not go faster on 2 cores).
+ */
+const READING = 2;
+const WRITING = 2;
 
 export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   const { kafka, redis, cfg, log } = o;
@@ -87,23 +95,23 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const tScan = Date.now();
     let minMinute = Infinity;
     let retainedFrom = -Infinity; // commit time from which every partition is complete
-    await forEachPartition(parts, async (p) => {
+    await forEachPartition(parts, 4, async (p) => {
       const { low, high } = marks.get(p)!;
       if (low > 0n && high > low) {
         // retention removed the partition's beginning: only commits from its first retained one on are complete
         const [first] = await reader.fetch(p, low, 64 * 1024);
         try { retainedFrom = Math.max(retainedFrom, Date.parse(decodeEvent(first.value).commitTs)); } catch { /* a dead letter */ }
       }
-      await scan(reader, p, BigInt(loc.offsets.get(p) ?? high.toString()), high, (msgs) => {
-        for (const m of msgs) {
-          // the bytes bound the earliest fact minute without parsing the event (several times cheaper)
-          const bound = earliestFactMinuteBound(m.value, cfg.mapping);
-          if (bound !== undefined) {
-            if (bound !== null && bound < minMinute) minMinute = bound;
+      const facts = new FactScanner(cfg.mapping);
+      await scan(reader, p, BigInt(loc.offsets.get(p) ?? high.toString()), high, (r) => {
+        for (let i = 0; i < r.count; i++) {
+          // read from the bytes (FactScanner); the events it leaves are decoded
+          if (r.valueStart[i] >= 0 && facts.read(r.bufs[r.buf[i]], r.valueStart[i], r.valueEnd[i])) {
+            for (let j = 0; j < facts.n; j++) if (facts.minuteMs[j] < minMinute) minMinute = facts.minuteMs[j];
             continue;
           }
           try {
-            const e = decodeEvent(m.value);
+            const e = decodeEvent(recordValue(r, i));
             if (e.op === 'heartbeat') continue;
             for (const f of factsOf(e, cfg.mapping)) if (f.minuteMs < minMinute) minMinute = f.minuteMs;
           } catch { /* dead letters: the aggregator already reported them */ }
@@ -145,7 +153,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
     const now = Date.now();
     let changes = 0, facts = 0;
-    await forEachPartition(parts, async (p) => {
+    // A partition's writes (mostly Redis' work) overlap the reading of the next ones (mostly this process's):
+    // up to WRITING partitions are being written while others are read.
+    const writing = new Set<Promise<void>>();
+    let failed: unknown = null;
+    await forEachPartition(parts, READING, async (p) => {
       const [wmRaw, posRaw] = await redis.mget(keys.watermark(prefix, p), keys.position(prefix, p));
       const { low, high } = marks.get(p)!;
       const start = startOffsets.get(p) ?? low;
@@ -159,18 +171,26 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
           now, watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
         },
       });
-      await scan(reader, p, start > low ? start : low, high, (msgs) => rb.add(msgs));
-      await rb.finish();
-      changes += rb.changes;
-      facts += rb.facts;
-      const pos = rb.position;
-      // 6. the partition continues after what the replay applied
-      const stored = parsePosition(posRaw);
-      const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
-      const tx = redis.multi().set(keys.offset(prefix, p), high.toString()).incr(keys.generation(prefix, p));
-      if (finalPos) tx.set(keys.position(prefix, p), formatPosition(finalPos));
-      await tx.exec();
+      await scan(reader, p, start > low ? start : low, high, (r) => rb.add(r));
+      const done = (async () => {
+        await rb.finish();
+        changes += rb.changes;
+        facts += rb.facts;
+        const pos = rb.position;
+        // 6. the partition continues after what the replay applied
+        const stored = parsePosition(posRaw);
+        const finalPos = pos && (!stored || comparePos(pos, stored) > 0) ? pos : stored;
+        const tx = redis.multi().set(keys.offset(prefix, p), high.toString()).incr(keys.generation(prefix, p));
+        if (finalPos) tx.set(keys.position(prefix, p), formatPosition(finalPos));
+        await tx.exec();
+      })();
+      writing.add(done);
+      done.catch((err) => { failed ??= err; }).finally(() => writing.delete(done));
+      while (writing.size >= WRITING) await Promise.race(writing).catch(() => {});
+      if (failed) throw failed;
     });
+    await Promise.allSettled(writing);
+    if (failed) throw failed;
     const seconds = (Date.now() - t0) / 1000;
     log.info({ changes, facts, seconds }, 'replay done');
     const stages = { scan: (tReset - tScan) / 1000, reset: (tRebuild - tReset) / 1000, rebuild: (Date.now() - tRebuild) / 1000 };
@@ -187,7 +207,7 @@ async function unlock(redis: RedisClient, prefix: string, parts: number[], token
   }
 }
 
-async function forEachPartition(parts: number[], fn: (p: number) => Promise<void>, concurrency = 4): Promise<void> {
+async function forEachPartition(parts: number[], concurrency: number, fn: (p: number) => Promise<void>): Promise<void> {
   const queue = [...parts];
   await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, async () => {
     for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fn(p);
@@ -195,18 +215,22 @@ async function forEachPartition(parts: number[], fn: (p: number) => Promise<void
 }
 
 /**
- * Messages [from, to) of one partition, a fetch (up to 4 MiB) at a time; the next fetch is already on its way while
- * `fn` works on the current one (Kafka's I/O overlaps the decoding).
+ * Records [from, to) of one partition, a fetch (up to 4 MiB) at a time, as record sets (no object per message);
+ * the next fetch is already on its way while `fn` works on the current one (Kafka's I/O overlaps the decoding).
  */
-async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (msgs: Msg[]) => void | Promise<void>): Promise<void> {
-  const fetchAt = (o: bigint) => reader.fetch(p, o, FETCH_BYTES).then((ms) => ms.filter((m) => m.offset < to));
+async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (r: RecordSet) => void | Promise<void>): Promise<void> {
+  const end = Number(to);
+  const fetchAt = (o: bigint) => reader.fetchRecords(p, o, FETCH_BYTES).then((r) => {
+    while (r.count > 0 && r.offsets[r.count - 1] >= end) r.count--;
+    return r;
+  });
   let next = from < to ? fetchAt(from) : null;
   for (let o = from; o < to;) {
     const got = await next!;
-    if (!got.length) throw new Error(`partition ${p}: no message at offset ${o} below the end ${to} (retention removed it during the replay?)`);
-    o = got[got.length - 1].offset + 1n;
+    if (!got.count) throw new Error(`partition ${p}: no message at offset ${o} below the end ${to} (retention removed it during the replay?)`);
+    o = BigInt(got.offsets[got.count - 1]) + 1n;
     next = o < to ? fetchAt(o) : null;
     next?.catch(() => {}); // awaited on the next round; a failure there is thrown there
-    await fn(got.map((m) => ({ offset: m.offset.toString(), value: m.value, key: m.key })));
+    await fn(got);
   }
 }

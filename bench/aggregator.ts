@@ -57,9 +57,10 @@ class Workload {
     return p;
   }
 
+  #id = 1;
+
   /** Calls `fn` for every transaction (and its cancel) in [from, to), in time order per minute. */
   run(from: number, to: number, fn: (t: { merchant: number; id: number; amount: number; at: number; cancel: number | null; cancelAt: number }) => void): void {
-    let id = 1;
     for (let m = minuteStart(from); m < to; m += MINUTE) {
       const local = Math.floor((((m + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE);
       const n = Math.round((TX_PER_DAY / 1440) * curveAtMinuteOfDay(local));
@@ -68,7 +69,7 @@ class Workload {
         const p = this.profile(merchant);
         const amount = sampleAmount(this.rng, p.mu, p.sigma);
         const cancel = this.rng.next() < p.cancelRate ? sampleCancelAmount(this.rng, amount) : null;
-        fn({ merchant, id: id++, amount, at: m + this.rng.int(60_000), cancel, cancelAt: m + this.rng.int(120) * MINUTE });
+        fn({ merchant, id: this.#id++, amount, at: m + this.rng.int(60_000), cancel, cancelAt: m + this.rng.int(120) * MINUTE });
       }
     }
   }
@@ -128,11 +129,11 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
   await admin.disconnect();
 }
 
-async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>): Promise<number> {
+async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>, changes = 1_030_000): Promise<number> {
   await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const producer = kafka.producer();
   await producer.connect();
-  // ≥ 1M changes of a 3M/day reference day, each payment and cancel its own transaction
+  // ≥ `changes` changes of a 3M/day reference day, each payment and cancel its own transaction
   const w = new Workload();
   let lsn = 0x1000000n;
   const perPartition: string[][] = Array.from({ length: PARTITIONS }, () => []);
@@ -154,31 +155,46 @@ async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, o
     counts[p]++;
     total++;
   };
-  const txs: { commit: number; e: RowChange }[] = [];
-  // the most recent stretch of the reference day holding ≥ 1M changes (payments + ~3% cancels)
+  // the most recent stretch of the reference day holding ≥ `changes` changes (payments + ~3% cancels)
   let from = minuteStart(now);
-  for (let expected = 0; expected < 1_030_000; from -= MINUTE) {
+  for (let expected = 0; expected < changes; from -= MINUTE) {
     expected += (TX_PER_DAY / 1440) * curveAtMinuteOfDay(Math.floor((((from + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE)) * 1.03;
   }
-  w.run(from, now, (t) => {
-    const late = w.rng.next() < 0.02 ? w.rng.int(120_000) : w.rng.int(2000);
-    txs.push({ commit: t.at + late, e: { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payments', op: 'insert', old: null,
-      row: { payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.amount), approved_at: new Date(t.at).toISOString() } } });
-    if (t.cancel !== null && t.cancelAt < now) {
-      txs.push({ commit: t.cancelAt + w.rng.int(2000), e: { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payment_cancels', op: 'insert', old: null,
-        row: { cancel_id: String(t.id), payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.cancel), canceled_at: new Date(t.cancelAt).toISOString() } } });
-    }
-  });
-  txs.sort((a, b) => a.commit - b.commit);
+  // Published in commit order, minute by minute: every event made at minute m commits at m or later, so the events
+  // committed before m are complete once m is made (memory stays bounded however long the stretch).
+  const byCommitMinute = new Map<number, { commit: number; e: RowChange }[]>();
   const t0 = Date.now();
-  for (const { commit, e } of txs) {
-    lsn += 0x80n;
-    e.lsn = formatLsn(lsn);
-    e.commitTs = new Date(commit).toISOString();
-    push(e);
-    await flush();
+  const publishBefore = async (m: number) => {
+    for (const cm of [...byCommitMinute.keys()].filter((k) => k < m).sort((a, b) => a - b)) {
+      for (const { commit, e } of byCommitMinute.get(cm)!.sort((a, b) => a.commit - b.commit)) {
+        lsn += 0x80n;
+        e.lsn = formatLsn(lsn);
+        e.commitTs = new Date(commit).toISOString();
+        push(e);
+        await flush();
+      }
+      byCommitMinute.delete(cm);
+    }
+  };
+  const add = (commit: number, e: RowChange) => {
+    const cm = minuteStart(commit);
+    let list = byCommitMinute.get(cm);
+    if (!list) byCommitMinute.set(cm, (list = []));
+    list.push({ commit, e });
+  };
+  for (let m = from; m < now; m += MINUTE) {
+    w.run(m, Math.min(m + MINUTE, now), (t) => {
+      const late = w.rng.next() < 0.02 ? w.rng.int(120_000) : w.rng.int(2000);
+      add(t.at + late, { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payments', op: 'insert', old: null,
+        row: { payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.amount), approved_at: new Date(t.at).toISOString() } });
+      if (t.cancel !== null && t.cancelAt < now) {
+        add(t.cancelAt + w.rng.int(2000), { v: 1, lsn: '', seq: 0, commitTs: '', xid: 1, table: 'public.payment_cancels', op: 'insert', old: null,
+          row: { cancel_id: String(t.id), payment_id: String(t.id), merchant_id: String(t.merchant), amount: String(t.cancel), canceled_at: new Date(t.cancelAt).toISOString() } });
+      }
+    });
+    await publishBefore(m);
   }
-  txs.length = 0;
+  await publishBefore(Infinity);
   const hbLsn = formatLsn(lsn + 0x80n);
   for (let p = 0; p < PARTITIONS; p++) { perPartition[p].push(encodeEvent(heartbeat(hbLsn, new Date(now).toISOString()))); keysOf[p].push('hb'); }
   await flush(true);
@@ -278,7 +294,7 @@ async function redisTicks(redis: Redis): Promise<number> {
  * path: whole range summed in memory, final values written). replay_changes_per_s = changes / the command's own
  * seconds (lock → offsets stored: both scans of the topic, the reset, the writes; not the process start).
  */
-async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, out: Record<string, number>): Promise<void> {
+async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, out: Record<string, number>, suffix = ''): Promise<void> {
   const childEnv = childEnvOf(env, topic, prefix);
   const probe = await runRiskmon(['replay', '--from-lsn', '0/1'], childEnv);
   const oldest = /holds is (\S+);/.exec(probe.stderr)?.[1];
@@ -297,19 +313,58 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   redis.disconnect();
   if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { changes: number; seconds: number; stages: { scan: number; reset: number; rebuild: number } };
-  out.replay_scan_seconds = r.stages.scan;
-  out.replay_rebuild_seconds = r.stages.rebuild;
-  out.replay_changes_per_s = Math.round(r.changes / r.seconds);
-  out.replay_seconds = r.seconds;
-  out.replay_peak_rss_bytes = peak;
+  const set = (k: string, v: number) => { out[`replay_${k}${suffix}`] = v; };
+  set('changes', r.changes);
+  set('scan_seconds', r.stages.scan);
+  set('rebuild_seconds', r.stages.rebuild);
+  set('changes_per_s', Math.round(r.changes / r.seconds));
+  set('seconds', r.seconds);
+  set('peak_rss_bytes', peak);
   // where the time goes: the replay process's CPU and Redis' CPU per change, and the rate each alone would allow
   const nodeCpu = hwm.ticks() / 100;
-  out.replay_process_cpu_s = nodeCpu;
-  out.replay_redis_cpu_s = redisCpu;
-  if (nodeCpu > 0) out.replay_process_bound_changes_per_s = Math.round(r.changes / nodeCpu);
-  if (redisCpu > 0) out.replay_redis_bound_changes_per_s = Math.round(r.changes / redisCpu);
-  out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, peak);
-  console.error(`   replay: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB; CPU: replay process ${nodeCpu.toFixed(1)} s, Redis ${redisCpu.toFixed(1)} s`);
+  set('process_cpu_s', nodeCpu);
+  set('process_cpu_s_per_1m_changes', Math.round((nodeCpu / r.changes) * 1e6 * 100) / 100);
+  set('redis_cpu_s', redisCpu);
+  if (nodeCpu > 0) set('process_bound_changes_per_s', Math.round(r.changes / nodeCpu));
+  if (redisCpu > 0) set('redis_bound_changes_per_s', Math.round(r.changes / redisCpu));
+  if (!suffix) out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, peak);
+  console.error(`   replay${suffix}: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB; CPU: replay process ${nodeCpu.toFixed(1)} s, Redis ${redisCpu.toFixed(1)} s`);
+}
+
+/**
+ * How the replay's cost grows with the backlog (`npm run bench -- --only growth`): the reference workload's most
+ * recent 1×, 4× and 16× GROWTH_BASE changes, each in its own topic, replayed from its oldest LSN into an empty prefix.
+ * Per size: replay_changes_per_s_<n>x, replay_process_cpu_s_per_1m_changes_<n>x, replay_peak_rss_bytes_<n>x, the
+ * Redis CPU and the stages. A longer backlog reaches further back: more of it is older than the window index keeps
+ * (fewer fields per change) and, past RISKMON_MINUTE_TTL_DAYS, than the minute tier keeps.
+ */
+const GROWTH_BASE = 250_000;
+
+export async function benchGrowth(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const base = Number(env.RISKMON_BENCH_GROWTH_BASE ?? GROWTH_BASE);
+  const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-growth' });
+  const admin = kafka.admin();
+  await admin.connect();
+  const redis = new Redis(env.REDIS_URL!);
+  try {
+    for (const n of [1, 4, 16]) {
+      const topic = `bench_growth_${n}x_${Date.now().toString(36)}`;
+      const prefix = `bench_g${n}_${Date.now().toString(36)}`;
+      const sink: Record<string, number> = {};
+      await produce(kafka, admin, topic, Date.now(), sink, n * base);
+      try {
+        await replayRun(env, topic, prefix, out, `_${n}x`);
+      } finally {
+        await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+        await dropKeys(redis, `${prefix}:*`);
+      }
+    }
+  } finally {
+    redis.disconnect();
+    await admin.disconnect();
+  }
+  return out;
 }
 
 /** The replay's buckets against the live path's (same topic): the last hour per minute, the day per merchant. */
@@ -460,7 +515,8 @@ async function redisCeilings(env: NodeJS.ProcessEnv, out: Record<string, number>
 
 export async function benchAggregator(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  await redisCeilings(env, out);
+  // RISKMON_BENCH_AGG_CEILINGS=0: without the Redis ceilings (profiling the replay alone, with the two below)
+  if (env.RISKMON_BENCH_AGG_CEILINGS !== '0') await redisCeilings(env, out);
   await throughput(env, out);
   // the 8-day memory run takes ~10–20 min on a busy 2-core machine; RISKMON_BENCH_AGG_MEMORY=0 skips it
   if (env.RISKMON_BENCH_AGG_MEMORY !== '0') await memory8d(env, out);

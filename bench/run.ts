@@ -22,6 +22,7 @@ const PARTS: Part[] = [
   { name: 'generate', load: async () => (await import('./generate.ts')).benchGenerate },
   { name: 'cdc', load: async () => (await import('./cdc.ts')).benchCdc },
   { name: 'aggregator', load: async () => (await import('./aggregator.ts')).benchAggregator },
+  { name: 'growth', load: async () => (await import('./aggregator.ts')).benchGrowth },
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
   { name: 'backtest', load: async () => (await import('./backtest.ts')).benchBacktest },
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, encodeEvent, heartbeat, type RowChange } from './events.ts';
-import { BadRowError, earliestFactMinuteBound, factsOf, merchantOf, referenceMapping, validateMapping } from './mapping.ts';
+import { BadRowError, FactScanner, factsOf, merchantOf, referenceMapping, validateMapping } from './mapping.ts';
+import { parseLsn } from './lsn.ts';
 
 const base = { v: 1 as const, lsn: '0/1', seq: 0, commitTs: '2026-11-21T08:00:00.123Z', xid: 1 };
 const pay = (id: string, merchant: string, amount: string, at: string) =>
@@ -63,24 +64,37 @@ describe('validateMapping', () => {
   });
 });
 
-describe('earliestFactMinuteBound', () => {
-  const row = (at: string, id = '1') => ({ payment_id: id, merchant_id: '7', amount: '100', approved_at: at });
-  const ev = (op: RowChange['op'], r: Record<string, string> | null, old: Record<string, string> | null) =>
-    Buffer.from(encodeEvent({ v: 1, lsn: '0/10', seq: 0, commitTs: '2026-11-21T12:00:00Z', xid: 1, table: 'public.payments', op, row: r, old }));
-  const exact = (b: Buffer) => Math.min(...factsOf(decodeEvent(b) as RowChange, referenceMapping).map((f) => f.minuteMs));
 
-  it('equals the earliest fact minute of inserts, updates and deletes, without parsing', () => {
-    for (const b of [
-      ev('insert', row('2026-11-21T10:15:42.123Z'), null),
-      ev('update', row('2026-11-21T10:15:42Z'), row('2026-11-20T23:59:59.999+09:00')),
-      ev('delete', null, row('2026-11-19 08:00:30+00')),
-    ]) expect(earliestFactMinuteBound(b, referenceMapping)).toBe(exact(b));
-  });
-
-  it('says null for a heartbeat and undefined when the bytes do not tell', () => {
-    expect(earliestFactMinuteBound(Buffer.from(encodeEvent(heartbeat('0/10', '2026-11-21T12:00:00Z'))), referenceMapping)).toBeNull();
-    expect(earliestFactMinuteBound(Buffer.from('{"v":1,"op":"insert","row":{"approved_at":1700000000}}'), referenceMapping)).toBeUndefined();
-    expect(earliestFactMinuteBound(Buffer.from('{"approved_at":"not a time"}'), referenceMapping)).toBeUndefined();
-    expect(earliestFactMinuteBound(null, referenceMapping)).toBeUndefined();
+describe('FactScanner (the replay reading events from their bytes)', () => {
+  const row = { payment_id: '1', merchant_id: '42', amount: '15000', approved_at: '2026-11-21T07:59:58.000Z' };
+  const ev = (over: Record<string, unknown>) => JSON.stringify({ v: 1, lsn: '0/1A2B3C4', seq: 3, commitTs: '2026-11-21T08:00:00.123Z', xid: 9, table: 'public.payments', op: 'insert', row, old: null, ...over });
+  const cases = [
+    ev({}), ev({ op: 'update', old: { ...row, amount: '10' } }), ev({ op: 'update', old: row }), ev({ op: 'delete', row: null, old: row }),
+    ev({ op: 'delete', row: null, old: null }), ev({ op: 'delete', row: null }), ev({ table: 'public.payment_cancels', row: { cancel_id: '1', merchant_id: '42', amount: '5', canceled_at: '2026-02-29T23:59:59.999Z' } }),
+    ev({ table: 'public.other' }), ev({ op: 'heartbeat', table: null, row: null }), ev({ op: 'truncate', row: null }), ev({ v: 2 }), ev({ v: '1' }),
+    ev({ lsn: 'x/1' }), ev({ lsn: '123456789/1' }), ev({ seq: -1 }), ev({ seq: 1.5 }), ev({ commitTs: 'soon' }), ev({ commitTs: '2026-11-21T08:00:00+09:00' }),
+    ev({ row: { ...row, amount: 15000 } }), ev({ row: { ...row, amount: 1.5 } }), ev({ row: { ...row, amount: '0x10' } }), ev({ row: { ...row, amount: ' 1' } }),
+    ev({ row: { ...row, amount: '-7' } }), ev({ row: { ...row, amount: '1234567890123456789' } }), ev({ row: { ...row, amount: null } }),
+    ev({ row: { ...row, merchant_id: '' } }), ev({ row: { ...row, merchant_id: 42 } }), ev({ row: { ...row, merchant_id: 'm\u00e9' } }), ev({ row: { ...row, merchant_id: 'a"b' } }),
+    ev({ row: { ...row, approved_at: '2026-11-31T00:00:00.000Z' } }), ev({ row: { ...row, approved_at: '0050-01-01T00:00:00.000Z' } }), ev({ row: { ...row, approved_at: 12 } }),
+    ev({ row: { ...row, note: { a: [1] }, flag: true, n: null, x: -1.5e3 } }), ev({ row: [] }), ev({ row: null }), ev({ extra: 1 }),
+    ev({}).replace('"seq":3', '"seq":03'), ev({}).replace('"seq":3', '"seq":3,"seq":4'), ev({}).replace('{', ' {'), ev({}) + 'x', ev({}).replace('"1"', '"\u0001"'),
+    '{}', '[]', 'null', '', '{"v":1',
+  ];
+  it('reads what decodeEvent + factsOf read, and leaves them everything else', () => {
+    const fs = new FactScanner(referenceMapping);
+    let fast = 0;
+    for (const c of cases) {
+      const b = Buffer.from(c);
+      if (!fs.read(b)) continue;
+      fast++;
+      const e = decodeEvent(b); // never throws for what the scanner read
+      expect([fs.event.commitMs, fs.event.op, fs.event.seq], c).toEqual([Date.parse(e.commitTs), e.op, e.seq]);
+      expect((BigInt(fs.event.lsnHi) << 32n) | BigInt(fs.event.lsnLo), c).toBe(parseLsn(e.lsn));
+      if (e.op === 'heartbeat') continue;
+      const got = Array.from({ length: fs.n }, (_, j) => ({ merchantId: fs.merchant(j), kind: fs.kind[j] ? 'cancel' : 'approval', minuteMs: fs.minuteMs[j], sign: fs.sign[j], amount: BigInt(fs.amount[j]) }));
+      expect(got, c).toEqual(factsOf(e, referenceMapping));
+    }
+    expect(fast).toBe(13); // the plain ones above: envelope and row variants decodeEvent accepts in the common shape
   });
 });

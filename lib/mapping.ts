@@ -4,7 +4,7 @@
  * `factsOf` turns one row change into bucket deltas: an INSERT adds the new row, a DELETE subtracts the old row,
  * an UPDATE subtracts the old and adds the new, so buckets always reflect the rows as they stand.
  */
-import type { RowChange, Row } from './events.ts';
+import { EventScanner, Json, parseIsoMs, type RowChange, type Row } from './events.ts';
 import { minuteStart } from './time.ts';
 
 export interface FactTable {
@@ -124,36 +124,84 @@ export function rowIdOf(e: RowChange, m: Mapping): string {
   return String(row?.[t.id] ?? '');
 }
 
-const timePatterns = new WeakMap<Mapping, Buffer[]>();
+
+/** Largest amount the fact scanner reads as a number (15 digits: exact in a double); longer ones take the plain path. */
+const MAX_DIGITS = 15;
 
 /**
- * A lower bound of the earliest fact minute of one encoded change event (lib/events.ts: JSON.stringify of the event,
- * row values as strings) without parsing it: the minimum over every `"<time column>":"<timestamp>"` in the bytes.
- * Several times faster than decodeEvent + factsOf, for scans that only need the earliest bucket (replay). It may be
- * lower than the exact answer (an unmapped table with a column of that name, an update whose facts cancel out), never
- * higher. Returns null for a heartbeat (no facts) and undefined when the bytes do not tell (the caller decodes).
+ * The facts of one encoded change event read from its bytes (EventScanner: no JSON.parse, no object per event), for
+ * the replay. `read` answers false when the event is not in the scanner's common shape or its counted columns are
+ * not plain (a merchant that is not a non-empty string, an amount that is not 1–15 digits, a time that is not a
+ * string Date.parse reads): the caller then uses decodeEvent + factsOf, which decide and explain. When it answers
+ * true, the envelope is in `event` and the `n` facts in the arrays are those factsOf gives (mapping.test.ts).
  */
-export function earliestFactMinuteBound(value: Buffer | null, m: Mapping): number | null | undefined {
-  if (value === null) return undefined;
-  let pats = timePatterns.get(m);
-  if (!pats) {
-    const cols = [...new Set([m.approvals.time, m.cancels.time])];
-    timePatterns.set(m, (pats = cols.map((c) => Buffer.from(`${JSON.stringify(c)}:"`))));
+export class FactScanner {
+  readonly event: EventScanner;
+  /** per kind (0 approval, 1 cancel): index in the scanner's columns of merchant, amount, time */
+  readonly #cols: number[][];
+  readonly #ncols: number;
+  n = 0;
+  /** where fact j's merchant lies in the bytes (merchant(j) makes the string: only callers that need it pay) */
+  readonly #mStart = new Int32Array(2);
+  readonly #mEnd = new Int32Array(2);
+  /** 0 approval, 1 cancel */
+  readonly kind = new Uint8Array(2);
+  readonly minuteMs = new Float64Array(2);
+  readonly sign = new Int8Array(2);
+  /** the amount as a number (exact: at most 15 digits) */
+  readonly amount = new Float64Array(2);
+
+  constructor(m: Mapping) {
+    const cols: string[] = [];
+    const at = (c: string) => { let i = cols.indexOf(c); if (i < 0) { i = cols.length; cols.push(c); } return i; };
+    this.#cols = [m.approvals, m.cancels].map((t) => [at(t.merchant), at(t.amount), at(t.time)]);
+    this.#ncols = cols.length;
+    this.event = new EventScanner([m.approvals.table, m.cancels.table], cols);
   }
-  let min = Infinity;
-  let found = 0;
-  for (const pat of pats) {
-    for (let i = value.indexOf(pat); i >= 0; i = value.indexOf(pat, i + pat.length)) {
-      const start = i + pat.length;
-      const end = value.indexOf(0x22, start); // the closing quote: timestamps hold no escapes
-      if (end < 0) return undefined;
-      const ms = Date.parse(value.toString('latin1', start, end));
-      if (Number.isNaN(ms)) return undefined;
-      found++;
-      if (ms < min) min = ms;
+
+  read(b: Buffer, start = 0, end = b.length): boolean {
+    const e = this.event;
+    if (!e.scan(b, start, end)) return false;
+    this.n = 0;
+    if (e.op === 'heartbeat' || e.table < 0) return true;
+    const kind = e.table;
+    if (e.op !== 'insert' && !(e.hasOld && this.#fact(kind, this.#ncols, -1))) return false;
+    if (e.op !== 'delete' && !this.#fact(kind, 0, 1)) return false;
+    // an update that changes no counted column cancels out (factsOf's sameBucket)
+    if (this.n === 2 && this.minuteMs[0] === this.minuteMs[1] && this.amount[0] === this.amount[1] && this.merchant(0) === this.merchant(1)) this.n = 0;
+    return true;
+  }
+
+  /** The merchant of fact j (0 ≤ j < n). */
+  merchant(j: number): string {
+    return this.event.buf.toString('utf8', this.#mStart[j], this.#mEnd[j]);
+  }
+
+  #fact(kind: number, base: number, sign: 1 | -1): boolean {
+    const e = this.event, b = e.buf, [mc, ac, tc] = this.#cols[kind];
+    const m = base + mc, a = base + ac, t = base + tc;
+    if (e.type[m] !== Json.String || e.end[m] === e.start[m]) return false;
+    if (e.type[t] !== Json.String) return false;
+    if (e.type[a] !== Json.String && e.type[a] !== Json.Number) return false;
+    let i = e.start[a];
+    const neg = b[i] === 0x2d;
+    if (neg) i++;
+    if (i === e.end[a] || e.end[a] - i > MAX_DIGITS) return false;
+    let amount = 0;
+    for (; i < e.end[a]; i++) {
+      const d = b[i] - 0x30;
+      if (d < 0 || d > 9) return false;
+      amount = amount * 10 + d;
     }
+    const ms = parseIsoMs(b, e.start[t], e.end[t]);
+    if (Number.isNaN(ms)) return false;
+    const j = this.n++;
+    this.#mStart[j] = e.start[m];
+    this.#mEnd[j] = e.end[m];
+    this.kind[j] = kind;
+    this.minuteMs[j] = minuteStart(ms);
+    this.sign[j] = sign;
+    this.amount[j] = neg ? -amount : amount;
+    return true;
   }
-  if (found > 0) return minuteStart(min);
-  return value.includes(HEARTBEAT) ? null : undefined;
 }
-const HEARTBEAT = Buffer.from('"op":"heartbeat"');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, connections, readConfig } from './config.ts';
-import { redisSetupProblem, redisTarget } from './redis.ts';
+import { redisSetupProblem, redisTarget, RespWriter } from './redis.ts';
 
 const cfgOf = (env: NodeJS.ProcessEnv) => readConfig(connections('redisUrl'), env);
 
@@ -43,5 +43,21 @@ describe('redisSetupProblem', () => {
     expect(redisSetupProblem(Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }), { redisCaFile: '', redisMode: 'standalone' }))
       .toMatch(/RISKMON_REDIS_CA_FILE/);
     expect(redisSetupProblem(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), { redisCaFile: '', redisMode: 'standalone' })).toBeNull();
+  });
+});
+
+describe('RespWriter', () => {
+  it('writes RESP bulk strings: integers as digits, strings as UTF-8, one argument per call', () => {
+    const w = new RespWriter();
+    for (const v of [0, 7, 10, 99, 100, 1000, -5, -10, 2 ** 53 - 1, 123456789012345678901234567890n, -3n]) w.integer(v);
+    w.string('héllo').string('42', 'n:').string('');
+    const inner = new RespWriter().integer(12);
+    w.append(inner);
+    expect(inner.count).toBe(0);
+    const { bytes, count } = w.take();
+    expect(count).toBe(15);
+    expect(bytes.toString()).toBe(['0', '7', '10', '99', '100', '1000', '-5', '-10', String(2 ** 53 - 1), '123456789012345678901234567890', '-3', 'héllo', 'n:42', '', '12']
+      .map((s) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`).join(''));
+    expect(w.count).toBe(0);
   });
 });

@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { Cluster, Command, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { ConfigError, type REDIS_MODES } from './config.ts';
 
 export type RedisClient = Redis | Cluster;
@@ -253,5 +253,120 @@ export async function verifyRedis(cfg: RedisConfig, timeoutMs = 10_000): Promise
     // unreachable or still starting: an outage, which the components ride out
   } finally {
     client.disconnect();
+  }
+}
+
+// ---- commands with many arguments, encoded once -----------------------------------------------------------------
+
+/**
+ * RESP bulk strings written into one growing buffer: numbers as their decimal digits, strings as UTF-8, with no
+ * string made per argument. With `sendEncoded`, for commands of tens of thousands of arguments (the replay's
+ * rebuild), where ioredis builds and concatenates a string per argument.
+ */
+export class RespWriter {
+  buf: Buffer;
+  at = 0;
+  /** arguments written */
+  count = 0;
+
+  constructor(size = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  #room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const b = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));
+    this.buf.copy(b, 0, 0, this.at);
+    this.buf = b;
+  }
+
+  /** The digits of a non-negative safe integer (room checked by the caller). */
+  #digits(n: number): void {
+    let len = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+    this.at += len;
+    for (let i = this.at - 1; i >= this.at - len; i--) { this.buf[i] = 0x30 + (n % 10); n = Math.floor(n / 10); }
+  }
+
+  /** A string argument (or `prefix` + string: one argument). */
+  string(s: string, prefix = ''): this {
+    const n = Buffer.byteLength(prefix) + Buffer.byteLength(s);
+    this.#room(n + 16);
+    this.buf[this.at++] = 0x24; // $
+    this.#digits(n);
+    this.buf[this.at++] = 0x0d; this.buf[this.at++] = 0x0a;
+    if (prefix) this.at += this.buf.write(prefix, this.at, 'utf8');
+    this.at += this.buf.write(s, this.at, 'utf8');
+    this.buf[this.at++] = 0x0d; this.buf[this.at++] = 0x0a;
+    this.count++;
+    return this;
+  }
+
+  /** An integer argument (a safe integer or a bigint). */
+  integer(v: number | bigint): this {
+    if (typeof v === 'bigint' || !Number.isSafeInteger(v)) return this.string(String(v));
+    const neg = v < 0;
+    const d = Math.abs(v);
+    let digits = 1;
+    for (let x = d; x >= 10; x = Math.floor(x / 10)) digits++;
+    this.#room(digits + 20);
+    this.buf[this.at++] = 0x24;
+    this.#digits(digits + (neg ? 1 : 0));
+    this.buf[this.at++] = 0x0d; this.buf[this.at++] = 0x0a;
+    if (neg) this.buf[this.at++] = 0x2d;
+    this.#digits(d);
+    this.buf[this.at++] = 0x0d; this.buf[this.at++] = 0x0a;
+    this.count++;
+    return this;
+  }
+
+  /** Appends what `w` holds (and empties `w`). */
+  append(w: RespWriter): this {
+    this.#room(w.at);
+    w.buf.copy(this.buf, this.at, 0, w.at);
+    this.at += w.at;
+    this.count += w.count;
+    w.at = 0;
+    w.count = 0;
+    return this;
+  }
+
+  reset(): void {
+    this.at = 0;
+    this.count = 0;
+  }
+
+  /** The bytes written and the writer emptied (on a new buffer) for reuse. */
+  take(): { bytes: Buffer; count: number } {
+    const out = { bytes: this.buf.subarray(0, this.at), count: this.count };
+    this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.at = 0;
+    this.count = 0;
+    return out;
+  }
+}
+
+/**
+ * Sends `name` with arguments `route` (what ioredis reads the keys from to pick a cluster node; sent only when
+ * `parts` is empty) — or, when `parts` are given, with the arguments encoded in them, in order, as the command's
+ * whole argument list. ioredis queues, routes and answers it like any command; only its encoding is ours.
+ */
+export function sendEncoded(redis: RedisClient, name: string, route: string[], parts: { bytes: Buffer; count: number }[]): Promise<unknown> {
+  const count = parts.reduce((n, p) => n + p.count, 0);
+  const head = Buffer.from(`*${count + 1}\r\n$${Buffer.byteLength(name)}\r\n${name}\r\n`);
+  const body = Buffer.concat([head, ...parts.map((p) => p.bytes)]);
+  const cmd = new EncodedCommand(name, route, body);
+  return redis.sendCommand(cmd) as Promise<unknown>;
+}
+
+class EncodedCommand extends Command {
+  readonly #body: Buffer;
+  constructor(name: string, route: string[], body: Buffer) {
+    super(name, route);
+    this.#body = body;
+  }
+
+  override toWritable(): Buffer {
+    return this.#body;
   }
 }

@@ -63,6 +63,31 @@ export function encodeWindowFields(out: string[], m: string, d: Totals): number 
   return n;
 }
 
+/** Where the replay writes encoded fields (lib/redis.ts RespWriter: no string per field or value). */
+export interface FieldWriter {
+  string(s: string, prefix?: string): unknown;
+  integer(v: number | bigint): unknown;
+}
+
+type N = number | bigint;
+
+/** encodeBucketFields into a FieldWriter, the four counters given one by one (integers). */
+export function writeBucketCounters(w: FieldWriter, slot: number, a: N, aa: N, c: N, ca: N): void {
+  const f = slot * FIELD_KINDS;
+  if (a != 0) { w.integer(f); w.integer(a); }
+  if (aa != 0) { w.integer(f + 1); w.integer(aa); }
+  if (c != 0) { w.integer(f + 2); w.integer(c); }
+  if (ca != 0) { w.integer(f + 3); w.integer(ca); }
+}
+
+/** encodeWindowFields into a FieldWriter. */
+export function writeWindowCounters(w: FieldWriter, m: string, a: N, aa: N, c: N, ca: N): void {
+  if (a != 0) { w.string(m, 'n:'); w.integer(a); }
+  if (aa != 0) { w.string(m, 'a:'); w.integer(aa); }
+  if (c != 0) { w.string(m, 'c:'); w.integer(c); }
+  if (ca != 0) { w.string(m, 'x:'); w.integer(ca); }
+}
+
 // ---- decode (the reader) ----------------------------------------------------------------------------------------
 
 /** Adds counter `k` (0..3) with value `v` (a Redis integer string) into `into`. */

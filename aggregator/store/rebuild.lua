@@ -2,7 +2,8 @@
 -- and sets each field's final value (HSET, many fields per call) instead of the live path's per-fact HINCRBY.
 -- KEYS: 1 replay lock, 2.. bucket hashes
 -- ARGV: 1 lock token, then for each hash KEYS[2..] in order: mode ('s' = the hash's fields are final: HSET;
---       'i' = an earlier write of this replay already set some: HINCRBY), n, expiry (unix seconds, '' = none),
+--       'i' = an earlier write of this replay already set some: HINCRBY), n, expiry (unix seconds, '' = none;
+--       the same for every write of a key),
 --       n × (field, value).
 -- Returns {'ok'} | {'locked', owner}: a replay that lost its lock (another one took over with --force) writes nothing.
 local lock = redis.call('GET', KEYS[1])

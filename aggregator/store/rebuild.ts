@@ -1,20 +1,21 @@
 /**
  * The write side of a replay (`riskmon replay`, aggregator/replay.ts): resetting every bucket from an instant on,
  * and rebuilding them. A reset range holds nothing, so the rebuild does not pay the live path's price (a Lua apply
- * per chunk doing one HINCRBY per field): it sums one partition's whole range in memory per (key, field) with the
- * live path's own planner (plan.ts), then writes each field's final value with HSET, many fields and keys per call
- * (rebuild.lua, which also checks the replay's lock). The partition's merchant sets, watermark and window-index GC
- * go through the live path's apply (apply.lua, replay mode), so the aggregators continue exactly afterwards.
- * Memory is bounded: past `maxFacts` facts the sums are written and the next ones added to them (HINCRBY on
- * the keys already written).
+ * per chunk doing one HINCRBY per field): it sums one partition's range in memory (sums.ts: per merchant and minute,
+ * the same fields as the live planner's), then writes each field's final value with HSET, many fields and keys per
+ * call (rebuild.lua, which also checks the replay's lock), the call encoded once (lib/redis.ts RespWriter). The
+ * partition's merchant sets, watermark and window-index GC go through the live path's apply (apply.lua, replay
+ * mode), so the aggregators continue exactly afterwards. Memory is bounded: past `maxFacts` facts the sums are
+ * written and the next ones added to them (HINCRBY).
  */
 import { readFileSync } from 'node:fs';
-import { scanKeys, type RedisClient } from '../../lib/redis.ts';
+import type { RecordSet } from '../../lib/kafka/index.ts';
+import { RespWriter, scanKeys, sendEncoded, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
-import { encodeBucketFields, encodeWindowFields } from './counters.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
-import { buildPlan, emptyPlan, parsePosition, type Msg, type Plan, type PlanContext, type Position } from './plan.ts';
+import { candidateCache, emptyPlan, type PlanContext, type Position } from './plan.ts';
+import { MAX_FACTS, RangeSums } from './sums.ts';
 
 const LUA = readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8');
 
@@ -35,53 +36,42 @@ export interface RebuildOptions {
   /** the planner's context for this partition; `watermark` and `lastPosition` are the partition's stored ones */
   ctx: PlanContext & { from: { minute: number; hour: number; day: number } };
   lockToken: string;
-  /** facts summed in memory before they are written (bounds memory: ~100–200 bytes per distinct field) */
+  /** facts summed in memory before they are written (bounds memory: ~60 bytes per distinct merchant and minute) */
   maxFacts?: number;
 }
 
 /** One partition's rebuild: `add` every chunk of the range in order, then `finish`. */
 export class PartitionRebuild {
   readonly #redis: RedisClient;
-  readonly #cmd: (numKeys: number, args: string[]) => Promise<string[]>;
   readonly #applier: Applier;
   readonly #ctx: RebuildOptions['ctx'];
   readonly #token: string;
   readonly #maxFacts: number;
-  #plan: Plan = emptyPlan();
-  #wm: number | null;
-  #pos: Position | null;
-  /** keys this rebuild has written: later sums are added to them, not set */
-  readonly #written = new Set<string>();
-  changes = 0;
-  facts = 0;
+  readonly #sums: RangeSums;
+  /** whether sums were written already: later ones are added to them (HINCRBY), not set */
+  #written = false;
 
   constructor(redis: RedisClient, o: RebuildOptions) {
     this.#redis = redis;
-    if (!(redis as any).riskmonRebuild) redis.defineCommand('riskmonRebuild', { lua: LUA });
-    this.#cmd = (redis as any).riskmonRebuild.bind(redis);
     this.#applier = new Applier(redis, o.ctx.prefix);
     this.#ctx = o.ctx;
     this.#token = o.lockToken;
-    this.#maxFacts = o.maxFacts ?? 15_000;
-    this.#wm = o.ctx.watermark;
-    this.#pos = o.ctx.lastPosition ?? null;
+    this.#maxFacts = Math.min(o.maxFacts ?? 300_000, MAX_FACTS);
+    const c = o.ctx;
+    this.#sums = new RangeSums({ ...c, candidates: c.candidates ?? candidateCache(c.partitions, c.hotShards) }, c.watermark, c.lastPosition ?? null);
   }
 
   /** The position of the last row change added (or the stored one): where the partition's duplicates check continues. */
-  get position(): Position | null { return this.#pos; }
+  get position(): Position | null { return this.#sums.position; }
+  get changes(): number { return this.#sums.changes; }
+  get facts(): number { return this.#sums.facts; }
 
-  async add(msgs: Msg[]): Promise<void> {
-    // a fetch holds up to 4 MiB of messages: the memory bound is checked every SLICE messages
-    for (let i = 0; i < msgs.length; i += SLICE) {
-      const part = i === 0 && msgs.length <= SLICE ? msgs : msgs.slice(i, i + SLICE);
-      const before = this.#plan.facts;
-      const changesBefore = this.#plan.changes;
-      buildPlan(part, { ...this.#ctx, watermark: this.#wm, lastPosition: this.#pos }, this.#plan);
-      this.#pos = parsePosition(this.#plan.position) ?? this.#pos;
-      if (this.#plan.watermark !== null && (this.#wm === null || this.#plan.watermark > this.#wm)) this.#wm = this.#plan.watermark;
-      this.facts += this.#plan.facts - before;
-      this.changes += this.#plan.changes - changesBefore;
-      if (this.#plan.facts >= this.#maxFacts) await this.#flush();
+  async add(records: RecordSet): Promise<void> {
+    // chunks of SLICE messages, as the live path's (a chunk's watermark decides the window index's horizon);
+    // a fetch holds up to 4 MiB of messages: the memory bound is checked after each
+    for (let i = 0; i < records.count; i += SLICE) {
+      this.#sums.addChunk(records, i, Math.min(i + SLICE, records.count));
+      if (this.#sums.pending >= this.#maxFacts) await this.#flush();
     }
   }
 
@@ -91,50 +81,52 @@ export class PartitionRebuild {
   }
 
   async #flush(): Promise<void> {
-    const plan = this.#plan;
-    this.#plan = emptyPlan();
-    const p = this.#ctx.partition;
+    const sums = this.#sums;
+    const { prefix, partition: p } = this.#ctx;
+    const wm = sums.watermark;
     // The window index keeps `windowKeepMinutes` behind the watermark: minutes the range's end has left behind
     // are not written (the live path writes them and its GC deletes them at the next apply).
-    const horizon = this.#wm === null ? -Infinity : Math.floor(this.#wm / MINUTE) - this.#ctx.windowKeepMinutes;
-    const winPrefix = keys.windowPrefix(this.#ctx.prefix, p);
-    let ks: string[] = [keys.lock(this.#ctx.prefix, p)];
-    let args: string[] = [this.#token];
+    const horizon = wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes;
+    const mode = this.#written ? 'i' : 's';
+    const lockKey = keys.lock(prefix, p);
+    // KEYS and ARGV of the next rebuild.lua call, encoded as they are made (lib/redis.ts RespWriter)
+    const ks = new RespWriter().string(lockKey);
+    const args = new RespWriter().string(this.#token);
     const inFlight = new Set<Promise<void>>();
     let failed: Error | null = null;
     const send = async () => {
-      const [k, a] = [ks, args];
-      ks = [keys.lock(this.#ctx.prefix, p)];
-      args = [this.#token];
-      const call: Promise<void> = this.#cmd(k.length, k.concat(a)).then(([status, owner]) => {
-        if (status !== 'ok') throw new ReplayLostLockError(p, owner);
+      const head = new RespWriter(LUA.length + 64).string(LUA).integer(ks.count);
+      const call: Promise<void> = sendEncoded(this.#redis, 'eval', [LUA, '1', lockKey], [head.take(), ks.take(), args.take()]).then((res) => {
+        const [status, owner] = res as string[];
+        if (String(status) !== 'ok') throw new ReplayLostLockError(p, String(owner));
       }).catch((err) => { failed ??= err; }).finally(() => { inFlight.delete(call); });
+      ks.string(lockKey);
+      args.string(this.#token);
       inFlight.add(call);
       if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
       if (failed) throw failed;
     };
-    for (const [key, hash] of plan.hashes) {
-      if (hash.kind === 'window' && Number(key.slice(winPrefix.length)) < horizon) continue;
-      const at = args.length;
-      const again = this.#written.has(key);
-      args.push(again ? 'i' : 's', '', again ? '' : String(Math.ceil(plan.expires.get(key)! / 1000)));
-      let n = 0;
-      if (hash.kind === 'window') for (const [m, d] of hash.fields) n += encodeWindowFields(args, m, d);
-      else for (const [slot, d] of hash.fields) n += encodeBucketFields(args, Number(slot), d);
-      if (n === 0) { args.length = at; continue; }
-      args[at + 1] = String(n);
-      ks.push(key);
-      this.#written.add(key);
-      if (args.length >= ARGS_PER_CALL) await send();
+    const merchants = new Set<string>(), foreign = new Set<string>();
+    const candidates = this.#ctx.candidates ?? candidateCache(this.#ctx.partitions, this.#ctx.hotShards);
+    const touched = (m: string) => {
+      merchants.add(m);
+      if (!candidates(m).includes(p)) foreign.add(m);
+    };
+    for (const { key, expiry, fields } of sums.entries(horizon, touched)) {
+      ks.string(key);
+      args.string(mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
+      if (args.count >= ARGS_PER_CALL) await send();
     }
-    if (ks.length > 1) await send();
+    if (ks.count > 1) await send();
     await Promise.all(inFlight);
     if (failed) throw failed;
+    this.#written = true;
+    sums.clear();
     // merchant sets, watermark, window-index GC, under the same lock check (the live path's apply, replay mode)
     const meta = emptyPlan();
-    meta.merchants = plan.merchants;
-    meta.foreign = plan.foreign;
-    meta.watermark = this.#wm;
+    meta.merchants = merchants;
+    meta.foreign = foreign;
+    meta.watermark = wm;
     const res = await this.#applier.apply(p, meta, { mode: 'replay', first: '', next: '', lockToken: this.#token, windowKeepMinutes: this.#ctx.windowKeepMinutes });
     if (res.status === 'locked') throw new ReplayLostLockError(p, res.owner);
   }

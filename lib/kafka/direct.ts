@@ -11,7 +11,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Admin, Kafka } from 'kafkajs';
-import { encodeProduceV3 } from './record-batch.ts';
+import { gunzipSync } from 'node:zlib';
+import { decodeFetchV4, encodeFetchV4, encodeProduceV3, type RecordSet } from './record-batch.ts';
 
 export interface FetchedMessage {
   offset: bigint;
@@ -25,6 +26,8 @@ export interface FetchedMessage {
 type ProduceResponse = { topics: { topicName: string; partitions: { partition: number; errorCode: number }[] }[] };
 /** kafkajs's decoder of the Produce v3 response (it throws the first partition error as a KafkaJSProtocolError). */
 const produceV3Response = createRequire(import.meta.url)('kafkajs/src/protocol/requests/produce/v3/response');
+/** kafkajs's error for a Kafka error code (retriable or not, named as the protocol names it). */
+const { createErrorFromCode } = createRequire(import.meta.url)('kafkajs/src/protocol/error') as { createErrorFromCode: (code: number) => Error };
 
 interface Broker {
   connectionPool: { send(req: { request: unknown; response: unknown }): Promise<unknown> };
@@ -73,10 +76,7 @@ export class TopicReader {
   async fetch(partition: number, offset: bigint, maxBytes = 1 << 20): Promise<FetchedMessage[]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const leaders = this.cluster.findLeaderForPartitions(this.topic, [partition]);
-        const nodeId = Object.keys(leaders)[0];
-        if (nodeId === undefined) throw new Error(`no leader for ${this.topic}[${partition}]`);
-        const broker = await this.cluster.findBroker({ nodeId });
+        const broker = await this.#leader(partition);
         const { responses } = await broker.fetch({
           maxWaitTime: 0, minBytes: 1, maxBytes, isolationLevel: 0,
           topics: [{ topic: this.topic, partitions: [{ partition, fetchOffset: offset.toString(), maxBytes }] }],
@@ -88,6 +88,36 @@ export class TopicReader {
         await this.cluster.refreshMetadata().catch(() => {});
       }
     }
+  }
+
+  /**
+   * Records at offsets ≥ `offset` as a RecordSet (record-batch.ts): the Fetch request and response are encoded and
+   * read here, not by kafkajs, which makes objects, Buffers and Longs per record — most of a replay's read cost.
+   */
+  async fetchRecords(partition: number, offset: bigint, maxBytes = 1 << 20): Promise<RecordSet> {
+    const body = encodeFetchV4(this.topic, partition, offset, maxBytes);
+    const from = Number(offset);
+    const raw = { decode: async (b: Buffer) => b, parse: async (b: Buffer) => b };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const broker = await this.#leader(partition);
+        const res = await broker.connectionPool.send({
+          request: { apiKey: 1, apiVersion: 4, apiName: 'Fetch', expectResponse: () => true, encode: async () => ({ buf: body, buffer: body }) },
+          response: raw,
+        }) as Buffer;
+        return decodeFetchV4(res, from, gunzipSync, createErrorFromCode);
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await this.cluster.refreshMetadata().catch(() => {});
+      }
+    }
+  }
+
+  async #leader(partition: number): Promise<Broker> {
+    const leaders = this.cluster.findLeaderForPartitions(this.topic, [partition]);
+    const nodeId = Object.keys(leaders)[0];
+    if (nodeId === undefined) throw new Error(`no leader for ${this.topic}[${partition}]`);
+    return this.cluster.findBroker({ nodeId });
   }
 
   /** The last message of a partition, or null when it holds none. */

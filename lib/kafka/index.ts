@@ -5,6 +5,7 @@
  */
 export { createKafka, kafkaConfigOf, kafkaSecurity, kafkaSetupProblem, KafkaSetupError, verifyKafka, type KafkaClientOptions, type KafkaConfig } from './client.ts';
 export { PartitionWriter, TopicReader, type FetchedMessage, type PartitionBatch } from './direct.ts';
+export { recordSetOf, recordValue, type RecordSet } from './record-batch.ts';
 export { locateLsn, LsnInFutureError, LsnTooOldError, type LsnLocation } from './locate.ts';
 export { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError, type Durability } from './topics.ts';
 export type { Kafka } from 'kafkajs';

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { crc32c, encodeProduceV3, type ProduceTopic } from './record-batch.ts';
+import { crc32c, decodeFetchV4, encodeProduceV3, recordSetOf, recordValue, type ProduceTopic } from './record-batch.ts';
 
 // kafkajs's own decoders (what a consumer runs on these bytes) and its byte-at-a-time CRC-32C.
 const require = createRequire(import.meta.url);
@@ -77,5 +77,51 @@ describe('encodeProduceV3', () => {
     for (const i of [0, 5, 6, 63, 64, 8191, 8192, 8199]) {
       expect([got[i].offset, got[i].key?.toString() ?? null, got[i].value.toString()]).toEqual([String(i), messages[i].key, messages[i].value]);
     }
+  });
+});
+
+describe('decodeFetchV4', () => {
+  /** A Fetch v4 response for one partition holding these record batches (bytes), and a batch cut at its end. */
+  function response(batches: Buffer[], code = 0): Buffer {
+    const name = Buffer.from('t');
+    const records = Buffer.concat([...batches, batches[0].subarray(0, 30)]);
+    const head = Buffer.alloc(4 + 4 + 2 + name.length + 4 + 4 + 2 + 8 + 8 + 4 + 4);
+    let at = head.writeInt32BE(0, 0);
+    at = head.writeInt32BE(1, at);
+    at = head.writeInt16BE(name.length, at);
+    at += name.copy(head, at);
+    at = head.writeInt32BE(1, at);
+    at = head.writeInt32BE(3, at);
+    at = head.writeInt16BE(code, at);
+    at += 16;
+    at = head.writeInt32BE(-1, at);
+    head.writeInt32BE(records.length, at);
+    return Buffer.concat([head, records]);
+  }
+  async function batch(base: number, values: string[], gzip = false): Promise<Buffer> {
+    const body = encodeProduceV3(-1, 1000, [{ topic: 't', partitions: [{ partition: 3, messages: values.map((value, i) => ({ key: i % 2 ? null : `k${i}`, value })) }] }]);
+    const b = Buffer.from((await decodeProduce(body)).topics[0].partitions[0].bytes);
+    b.writeBigInt64BE(BigInt(base), 0);
+    if (!gzip) return b;
+    const { gzipSync } = await import('node:zlib');
+    const z = Buffer.concat([b.subarray(0, 61), gzipSync(b.subarray(61))]);
+    z.writeInt32BE(z.length - 12, 8);
+    z.writeInt16BE(z.readInt16BE(21) | 1, 21);
+    return z;
+  }
+
+  it('reads the records at or after the asked offset in place, inflates gzip batches, stops at a cut batch', async () => {
+    const { gunzipSync } = await import('node:zlib');
+    const res = response([await batch(100, ['a', 'bb', 'ccc']), await batch(103, ['dddd', 'é'], true)]);
+    const r = decodeFetchV4(res, 101, gunzipSync, (c) => new Error(`code ${c}`));
+    expect(Array.from(r.offsets.subarray(0, r.count))).toEqual([101, 102, 103, 104]);
+    expect(Array.from({ length: r.count }, (_, i) => recordValue(r, i)!.toString())).toEqual(['bb', 'ccc', 'dddd', 'é']);
+    expect(r.bufs[r.buf[0]]).toBe(res); // no copy
+    expect(() => decodeFetchV4(response([Buffer.alloc(61)], 1), 0, gunzipSync, (c) => new Error(`code ${c}`))).toThrow('code 1');
+  });
+
+  it('builds record sets from values', () => {
+    const r = recordSetOf([Buffer.from('x'), null, Buffer.from('yz')], 7);
+    expect([r.count, recordValue(r, 0)!.toString(), recordValue(r, 1), recordValue(r, 2)!.toString(), r.offsets[2]]).toEqual([3, 'x', null, 'yz', 9]);
   });
 });

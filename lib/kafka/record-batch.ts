@@ -140,3 +140,145 @@ export function crc32c(buf: Uint8Array, from = 0, to = buf.length): number {
   for (; i < to; i++) c = T[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }
+
+// ---- reading: Fetch v4 responses into record sets, without an object per record ---------------------------------
+
+/**
+ * Records of one partition as read from a Fetch response, in offset order: for record i its offset and where its
+ * value lies (`bufs[buf[i]]` from `valueStart[i]` to `valueEnd[i]`; start −1 for a null value). Uncompressed
+ * batches are read in place in the response; gzip ones are inflated. Nothing is allocated per record.
+ */
+export interface RecordSet {
+  count: number;
+  offsets: Float64Array;
+  bufs: Buffer[];
+  buf: Uint8Array;
+  valueStart: Int32Array;
+  valueEnd: Int32Array;
+}
+
+/** The value of record i (a view, no copy), or null. */
+export function recordValue(r: RecordSet, i: number): Buffer | null {
+  return r.valueStart[i] < 0 ? null : r.bufs[r.buf[i]].subarray(r.valueStart[i], r.valueEnd[i]);
+}
+
+/** A record set holding these values at offsets first, first + 1, … (tests, and callers holding messages). */
+export function recordSetOf(values: (Buffer | null)[], first = 0): RecordSet {
+  const r = emptyRecordSet(values.length);
+  const bufs = values.map((v) => v ?? Buffer.alloc(0));
+  r.bufs.push(Buffer.concat(bufs));
+  let at = 0;
+  values.forEach((v, i) => {
+    r.offsets[i] = first + i;
+    r.valueStart[i] = v === null ? -1 : at;
+    r.valueEnd[i] = at + bufs[i].length;
+    at += bufs[i].length;
+  });
+  r.count = values.length;
+  return r;
+}
+
+function emptyRecordSet(n: number): RecordSet {
+  return { count: 0, offsets: new Float64Array(n), bufs: [], buf: new Uint8Array(n), valueStart: new Int32Array(n), valueEnd: new Int32Array(n) };
+}
+
+/** Fetch v4 request body for one partition (READ_UNCOMMITTED, no wait). */
+export function encodeFetchV4(topic: string, partition: number, offset: bigint, maxBytes: number): Buffer {
+  const name = Buffer.from(topic);
+  const buf = Buffer.alloc(4 + 4 + 4 + 4 + 1 + 4 + 2 + name.length + 4 + 4 + 8 + 4);
+  let at = buf.writeInt32BE(-1, 0); // replica id
+  at = buf.writeInt32BE(0, at); // max wait
+  at = buf.writeInt32BE(1, at); // min bytes
+  at = buf.writeInt32BE(maxBytes, at);
+  at = buf.writeInt8(0, at); // isolation level
+  at = buf.writeInt32BE(1, at);
+  at = buf.writeInt16BE(name.length, at);
+  at += name.copy(buf, at);
+  at = buf.writeInt32BE(1, at);
+  at = buf.writeInt32BE(partition, at);
+  at = buf.writeBigInt64BE(offset, at);
+  buf.writeInt32BE(maxBytes, at);
+  return buf;
+}
+
+/**
+ * The records at offsets ≥ `from` of the one partition in a Fetch v4 response (`gunzip` inflates a gzip batch).
+ *
+ *   Fetch v4 response => throttle:INT32 [topic:STRING [partition:INT32 error:INT16 hw:INT64 lso:INT64
+ *                        [aborted: producerId:INT64 firstOffset:INT64] records:BYTES]]
+ */
+export function decodeFetchV4(res: Buffer, from: number, gunzip: (b: Buffer) => Buffer, errorOf: (code: number) => Error): RecordSet {
+  let at = 4;
+  const topics = res.readInt32BE(at); at += 4;
+  if (topics !== 1) throw new Error(`Fetch response with ${topics} topics, 1 asked`);
+  at += 2 + res.readInt16BE(at);
+  const parts = res.readInt32BE(at); at += 4;
+  if (parts !== 1) throw new Error(`Fetch response with ${parts} partitions, 1 asked`);
+  at += 4;
+  const code = res.readInt16BE(at); at += 2;
+  if (code !== 0) throw errorOf(code);
+  at += 16;
+  const aborted = res.readInt32BE(at); at += 4;
+  if (aborted > 0) at += 16 * aborted;
+  const size = res.readInt32BE(at); at += 4;
+  const end = size < 0 ? at : Math.min(at + size, res.length);
+  const r = emptyRecordSet(Math.ceil((end - at) / 128)); // grown when records are smaller
+
+  r.bufs.push(res);
+  while (at + BATCH_HEADER <= end) {
+    const base = res.readUInt32BE(at) * 2 ** 32 + res.readUInt32BE(at + 4);
+    const length = res.readInt32BE(at + 8);
+    const batchEnd = at + 12 + length;
+    if (batchEnd > end) break; // cut by maxBytes
+    if (res[at + 16] !== 2) throw new Error(`record batch magic ${res[at + 16]} at offset ${base}: only magic 2 (Kafka ≥ 0.11) is read`);
+    const attributes = res.readInt16BE(at + 21);
+    const count = res.readInt32BE(at + 57);
+    if (!(attributes & 0x20)) { // not a control batch (transaction markers)
+      const codec = attributes & 7;
+      if (codec === 0) readRecords(r, res, 0, at + BATCH_HEADER, batchEnd, count, base, from);
+      else if (codec === 1) {
+        const inflated = gunzip(res.subarray(at + BATCH_HEADER, batchEnd));
+        r.bufs.push(inflated);
+        readRecords(r, inflated, r.bufs.length - 1, 0, inflated.length, count, base, from);
+      } else throw new Error(`record batch at offset ${base} is compressed with codec ${codec}: only none and gzip are read (set compression.type=none or gzip on the topic)`);
+    }
+    at = batchEnd;
+  }
+  return r;
+}
+
+function readRecords(r: RecordSet, b: Buffer, bi: number, at: number, end: number, count: number, base: number, from: number): void {
+  let p = at;
+  const varint = () => {
+    let u = 0, shift = 0, c: number;
+    do { c = b[p++]; u |= (c & 0x7f) << shift; shift += 7; } while (c & 0x80 && shift < 35);
+    return (u >>> 1) ^ -(u & 1);
+  };
+  for (let k = 0; k < count && p < end; k++) {
+    const length = varint();
+    const next = p + length;
+    p++; // attributes
+    while (b[p++] & 0x80); // timestamp delta (varlong)
+    const offset = base + varint();
+    const keyLength = varint();
+    if (keyLength > 0) p += keyLength;
+    const valueLength = varint();
+    if (offset >= from) {
+      if (r.count === r.offsets.length) grow(r);
+      const i = r.count++;
+      r.offsets[i] = offset;
+      r.buf[i] = bi;
+      r.valueStart[i] = valueLength < 0 ? -1 : p;
+      r.valueEnd[i] = valueLength < 0 ? -1 : p + valueLength;
+    }
+    p = next;
+  }
+}
+
+function grow(r: RecordSet): void {
+  const n = 2 * r.offsets.length + 16;
+  const o = new Float64Array(n); o.set(r.offsets); r.offsets = o;
+  const b = new Uint8Array(n); b.set(r.buf); r.buf = b;
+  const s = new Int32Array(n); s.set(r.valueStart); r.valueStart = s;
+  const e = new Int32Array(n); e.set(r.valueEnd); r.valueEnd = e;
+}
