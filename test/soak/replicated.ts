@@ -42,14 +42,17 @@ async function failClusterMaster(dir: string, prefix: string, partitions: number
   const ports = await nodePorts(dir, 'cluster');
   const partition = Math.floor(Math.random() * partitions);
   const live = await firstAnswering(ports);
-  const { master, replica } = await slotOwners(live, keys.offset(prefix, partition));
+  const offsetKey = keys.offset(prefix, partition);
+  const { master, replica } = await slotOwners(live, offsetKey);
   const frozen = await cutOff(master, [replica]);
+  const acknowledged = await onNode(master, (r) => r.get(offsetKey));
   await stopNode(dir, 'cluster', ports.indexOf(master), { hard: true });
   await Promise.all(frozen);
   await waitFor(async () => (await roleOf(replica)) === 'master', { timeoutMs: 60_000, intervalMs: 250, message: `cluster replica ${replica} promoted` });
+  const promoted = await onNode(replica, (r) => r.get(offsetKey));
   await startNode(dir, 'cluster', ports.indexOf(master));
   await waitFor(async () => (await roleOf(master)) === 'slave', { timeoutMs: 60_000, intervalMs: 250, message: `old master ${master} back as a replica` });
-  return `kill -9 cluster master ${master} (partition ${partition}'s slot), replica ${replica} promoted, old master back as a replica`;
+  return `kill -9 cluster master ${master} (partition ${partition}'s slot; its stored offset ${acknowledged}), replica ${replica} promoted (offset ${promoted}), old master back as a replica`;
 }
 
 async function failSentinelMaster(dir: string): Promise<string> {
