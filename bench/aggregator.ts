@@ -23,7 +23,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
-import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createRedis, pipelined, scanKeys, type RedisClient } from '../lib/redis.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
@@ -130,7 +130,8 @@ export async function throughput(env: NodeJS.ProcessEnv, out: Record<string, num
 }
 
 async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>, changes: number): Promise<number> {
-  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+  // lib/kafka's createTopics waits out what a multi-broker cluster answers before the new leaders are known
+  await createTopics(admin, [{ topic, numPartitions: PARTITIONS }], { replication: 0 });
   const producer = kafka.producer();
   await producer.connect();
   // ≥ 1M changes of a 3M/day reference day, each payment and cancel its own transaction

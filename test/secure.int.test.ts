@@ -1,5 +1,6 @@
 /**
- * Secure connections with a private CA made by the test: Redis over TLS with an ACL user, Kafka over SASL_SSL. The
+ * Secure connections with a private CA made by the test: Redis over TLS with an ACL user, a Redis Cluster (real
+ * nodes, scripts/stack/replicated.ts) with an ACL user, Kafka over SASL_SSL. The
  * right settings work end to end; a wrong password or a certificate the client does not trust stops the process
  * at once with a message naming the setting to fix (no retry loop hiding it).
  */
@@ -19,6 +20,8 @@ import { readAll } from '../cdc/testing.ts';
 import { freshDatabase, uniqueName } from './helpers/services.ts';
 import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
 import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, type Pki } from './helpers/secure.ts';
+import { nodePorts } from '../scripts/stack/replicated.ts';
+import { onNode, replicatedForTest } from './helpers/replicated.ts';
 
 let pki: Pki;
 beforeAll(async () => { pki = await makePki(); });
@@ -72,6 +75,46 @@ describe('Redis over TLS with an ACL user', () => {
       await redis.stop();
     }
   }, 180_000);
+});
+
+describe('Redis Cluster with an ACL user', () => {
+  it('works with the user\'s password on every node; a wrong password or an unknown user stops the aggregator naming the setting', async () => {
+    const rep = await replicatedForTest('acl', ['cluster']);
+    let h: Awaited<ReturnType<typeof harness>> | null = null;
+    try {
+      // every node: the riskmon user, and the default user behind a password of its own (no anonymous access)
+      for (const port of await nodePorts(rep.dir, 'cluster')) {
+        await onNode(port, async (r) => {
+          await r.call('ACL', 'SETUSER', 'riskmon', 'on', '>acl-secret', '~*', '&*', '+@all');
+          await r.call('ACL', 'SETUSER', 'default', 'resetpass', '>admin-secret');
+        });
+      }
+      h = await harness({
+        partitions: 3,
+        redisEnv: { RISKMON_REDIS_MODE: 'cluster', REDIS_URL: rep.env.REDIS_CLUSTER_URL, RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD: 'acl-secret' },
+      });
+      const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
+      await h.cdc.bulkInsert(h.db, 'payments',
+        `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+           SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, 1000) g RETURNING *`, [base]);
+      h.cdc.heartbeats();
+      await h.publish();
+      h.spawnAggregator();
+      await h.caughtUp(60_000);
+      expect(await h.diff()).toEqual([]);
+
+      for (const wrong of [{ RISKMON_REDIS_PASSWORD: 'not-it' }, { RISKMON_REDIS_USERNAME: 'nobody' }]) {
+        const r = await runUntilExit(['aggregate'], { ...h.env, ...wrong });
+        expect(r.code).not.toBe(0);
+        expect(r.code).not.toBeNull(); // it stopped by itself
+        expect(r.output).toMatch(/Redis refused the credentials.*RISKMON_REDIS_USERNAME \/ RISKMON_REDIS_PASSWORD/);
+        expect(r.output).not.toContain('not-it');
+      }
+    } finally {
+      await h?.close();
+      await rep.down();
+    }
+  }, 240_000);
 });
 
 describe('Kafka over SASL_SSL', () => {
