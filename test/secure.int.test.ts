@@ -40,6 +40,19 @@ function runUntilExit(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000
   });
 }
 
+/** `n` payments through the harness' topic into an aggregator on the Redis under test: every bucket equals SQL. */
+async function aggregatorCatchesUp(h: Awaited<ReturnType<typeof harness>>, n: number): Promise<void> {
+  const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
+  await h.cdc.bulkInsert(h.db, 'payments',
+    `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+       SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, $2::int) g RETURNING *`, [base, n]);
+  h.cdc.heartbeats();
+  await h.publish();
+  h.spawnAggregator();
+  await h.caughtUp(60_000);
+  expect(await h.diff()).toEqual([]);
+}
+
 describe('Redis over TLS with an ACL user', () => {
   it('works with the CA file and the user\'s password (from a _FILE); a wrong password or an untrusted CA stops the aggregator naming the setting', async () => {
     const redis = await startTlsRedis(pki, { name: 'riskmon', password: 'acl-secret' });
@@ -50,15 +63,7 @@ describe('Redis over TLS with an ACL user', () => {
       redisEnv: { REDIS_URL: redis.url, RISKMON_REDIS_CA_FILE: pki.caFile, RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD_FILE: pwFile },
     });
     try {
-      const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
-      await h.cdc.bulkInsert(h.db, 'payments',
-        `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
-           SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, 2000) g RETURNING *`, [base]);
-      h.cdc.heartbeats();
-      await h.publish();
-      h.spawnAggregator();
-      await h.caughtUp(60_000);
-      expect(await h.diff()).toEqual([]);
+      await aggregatorCatchesUp(h, 2000);
 
       const wrongPassword = await runUntilExit(['aggregate'], { ...h.env, RISKMON_REDIS_PASSWORD_FILE: '', RISKMON_REDIS_PASSWORD: 'not-it' });
       expect(wrongPassword.code).not.toBe(0);
@@ -93,15 +98,7 @@ describe('Redis Cluster with an ACL user', () => {
         partitions: 3,
         redisEnv: { RISKMON_REDIS_MODE: 'cluster', REDIS_URL: rep.env.REDIS_CLUSTER_URL, RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD: 'acl-secret' },
       });
-      const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
-      await h.cdc.bulkInsert(h.db, 'payments',
-        `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
-           SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, 1000) g RETURNING *`, [base]);
-      h.cdc.heartbeats();
-      await h.publish();
-      h.spawnAggregator();
-      await h.caughtUp(60_000);
-      expect(await h.diff()).toEqual([]);
+      await aggregatorCatchesUp(h, 1000);
 
       for (const wrong of [{ RISKMON_REDIS_PASSWORD: 'not-it' }, { RISKMON_REDIS_USERNAME: 'nobody' }]) {
         const r = await runUntilExit(['aggregate'], { ...h.env, ...wrong });
