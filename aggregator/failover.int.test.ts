@@ -9,7 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nodePorts, startNode, stopNode } from '../scripts/stack/replicated.ts';
 import { runRiskmon, waitFor } from '../test/harness/index.ts';
-import { freeze, onNode, replicatedForTest, roleOf, type ReplicatedForTest } from '../test/helpers/replicated.ts';
+import { cutOff, onNode, replicatedForTest, roleOf, slotOwners, type ReplicatedForTest } from '../test/helpers/replicated.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createRedis, duplicateRedis, pipelined, type RedisCommand } from '../lib/redis.ts';
 import { harness, loadPayments, type Harness } from './harness.int.ts';
@@ -41,36 +41,6 @@ function loadAlong(h: Harness, firstId: number, batch: number): { stop(): Promis
     }
   })();
   return { async stop() { running = false; await loop; return id; } };
-}
-
-/** The cluster node serving `key`'s slot, and its replica. */
-async function slotOwners(port: number, key: string): Promise<{ master: number; replica: number }> {
-  return onNode(port, async (r) => {
-    const slot = Number(await r.call('CLUSTER', 'KEYSLOT', key));
-    const lines = String(await r.call('CLUSTER', 'NODES')).trim().split('\n').map((l) => l.split(' '));
-    const portOf = (l: string[]) => Number(l[1].split('@')[0].split(':')[1]);
-    const master = lines.find((l) => l[2].includes('master') && l.slice(8).some((range) => {
-      const [a, b] = range.split('-').map(Number);
-      return slot >= a && slot <= (b ?? a);
-    }));
-    if (!master) throw new Error(`no master serves slot ${slot}`);
-    const replica = lines.find((l) => l[3] === master[0]);
-    if (!replica) throw new Error(`the master of slot ${slot} has no replica`);
-    return { master: portOf(master), replica: portOf(replica) };
-  });
-}
-
-/**
- * Makes the replicas miss the master's next writes: they are frozen (DEBUG SLEEP, so they cannot reconnect) and
- * the master drops their links (what it already sent they still read on waking); the master then acknowledges
- * writes for 1.5 s that no replica has. Returns the freezes, which end 4 s after the call.
- */
-async function cutOff(master: number, replicas: number[]): Promise<Promise<unknown>[]> {
-  const frozen = replicas.map((p) => freeze(p, 4));
-  await new Promise((r) => setTimeout(r, 200));
-  await onNode(master, (r) => r.call('CLIENT', 'KILL', 'TYPE', 'replica'));
-  await new Promise((r) => setTimeout(r, 1_500));
-  return frozen;
 }
 
 describe('Redis Cluster client', () => {

@@ -23,9 +23,9 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
-import { createKafka, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaConfigOf, type Kafka } from '../lib/kafka/index.ts';
 import { connections, readConfig } from '../lib/config.ts';
-import { createRedis, pipelined, scanKeys } from '../lib/redis.ts';
+import { createRedis, pipelined, scanKeys, type RedisClient } from '../lib/redis.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { freePort } from '../lib/net.ts';
@@ -95,7 +95,8 @@ async function privateRedis(): Promise<{ url: string; stop: () => void } | null>
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
+/** Replay and live-path catch-up on one produced topic (RISKMON_BENCH_AGG_CHANGES: its size, default ≥ 1,030,000). */
+export async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): Promise<void> {
   const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-agg' });
   // RISKMON_BENCH_AGG_TOPIC: produce into this topic once and keep it, so repeated runs (profiling) skip producing
   const keep = env.RISKMON_BENCH_AGG_TOPIC;
@@ -112,7 +113,7 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
     out.partition_skew = Math.max(...counts) / (total / PARTITIONS);
     console.error(`   reusing ${topic}: ${total} changes`);
   } else {
-    total = await produce(kafka, admin, topic, now, out);
+    total = await produce(kafka, admin, topic, now, out, Number(env.RISKMON_BENCH_AGG_CHANGES ?? 1_030_000));
   }
   const replayPrefix = `${prefix}_r`;
   await replayRun(env, topic, replayPrefix, out);
@@ -121,7 +122,7 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
     await consume(env, admin, topic, prefix, total, now, out);
     await compareReplay(env, prefix, replayPrefix, now, out);
   } else {
-    const redis = new Redis(env.REDIS_URL!);
+    const redis = createRedis(readConfig(connections('redisUrl'), env));
     await dropKeys(redis, `${replayPrefix}:*`);
     redis.disconnect();
   }
@@ -130,7 +131,8 @@ async function throughput(env: NodeJS.ProcessEnv, out: Record<string, number>): 
 }
 
 async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>, changes = 1_030_000): Promise<number> {
-  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+  // lib/kafka's createTopics waits out what a multi-broker cluster answers before the new leaders are known
+  await createTopics(admin, [{ topic, numPartitions: PARTITIONS }], { replication: 0 });
   const producer = kafka.producer();
   await producer.connect();
   // ≥ `changes` changes of a 3M/day reference day, each payment and cancel its own transaction
@@ -284,7 +286,7 @@ function watchHwm(pid: number): { stop: () => number; ticks: () => number } {
 }
 
 /** CPU ticks (1/100 s) of the Redis server (INFO's process_id; 0 when it is not on this machine). */
-async function redisTicks(redis: Redis): Promise<number> {
+async function redisTicks(redis: RedisClient): Promise<number> {
   const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
   return pid ? cpuTicks(pid) : 0;
 }
@@ -300,7 +302,7 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   const oldest = /holds is (\S+);/.exec(probe.stderr)?.[1];
   if (!oldest) throw new Error(`replay bench: could not learn the oldest LSN: ${probe.stderr}`);
   const nodeArgs = env.RISKMON_BENCH_REPLAY_NODE_ARGS ? env.RISKMON_BENCH_REPLAY_NODE_ARGS.split(' ') : [];
-  const redis = new Redis(env.REDIS_URL!);
+  const redis = createRedis(readConfig(connections('redisUrl'), env));
   const r0 = await redisTicks(redis);
   const t0 = Date.now();
   const child = spawnRiskmon(['replay', '--from-lsn', oldest], { env: childEnv, nodeArgs, stdout: 'pipe', stderr: 'inherit' });
@@ -369,7 +371,7 @@ export async function benchGrowth(env: NodeJS.ProcessEnv = process.env): Promise
 
 /** The replay's buckets against the live path's (same topic): the last hour per minute, the day per merchant. */
 async function compareReplay(env: NodeJS.ProcessEnv, live: string, replayed: string, now: number, out: Record<string, number>): Promise<void> {
-  const redis = new Redis(env.REDIS_URL!);
+  const redis = createRedis(readConfig(connections('redisUrl'), env));
   const opts = { partitions: PARTITIONS, hotShards: SHARDS, tz: TZ };
   const a = createBucketReader(redis, { prefix: live, ...opts });
   const b = createBucketReader(redis, { prefix: replayed, ...opts });

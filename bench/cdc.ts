@@ -45,7 +45,8 @@ function recvlogicalBin(): string {
   return 'pg_recvlogical';
 }
 
-export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
+/** `backlog` / `peer`: a smaller backlog, or no peer and ceilings (bench/topology.ts runs it on two stacks). */
+export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer: withPeer = PEER } = {}): Promise<Record<string, number>> {
   const name = `bench_cdc_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: env.PG_URL });
   await admin.connect();
@@ -60,7 +61,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_cdc`]);
     await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_recv`]);
     // the peer and the read-side ceiling read the same backlog from slots of their own at the same position
-    if (PEER) for (const s of ['null', 'dbz']) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
+    if (withPeer) for (const s of ['null', 'dbz']) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
     await db.query(`CREATE PROCEDURE bench_gen(first bigint, n int) LANGUAGE plpgsql AS $$
       BEGIN
         FOR i IN 0..n - 1 LOOP
@@ -74,7 +75,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       await c.query('SET synchronous_commit = off');
-      await c.query('CALL bench_gen($1, $2)', [1 + k * Math.ceil(BACKLOG / parallel), Math.ceil(BACKLOG / parallel)]);
+      await c.query('CALL bench_gen($1, $2)', [1 + k * Math.ceil(backlog / parallel), Math.ceil(backlog / parallel)]);
       await c.end();
     }));
     const target = (await db.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
@@ -123,19 +124,19 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
     const recvS = (Date.now() - r0) / 1000;
     if (res.status !== 0) throw new Error(`pg_recvlogical failed: ${res.stderr?.toString()}`);
 
-    const peer = PEER ? await benchPeer(env, url, db, name, target) : {};
+    const peer = withPeer ? await benchPeer(env, url, db, name, target) : {};
 
     const figures = {
       ...peer,
       walsender_cpu_pct_riskmon_cdc: walsenderCdcPct,
-      cdc_catchup_changes_per_s: Math.round(BACKLOG / cdcS),
-      pg_recvlogical_changes_per_s: Math.round(BACKLOG / recvS),
+      cdc_catchup_changes_per_s: Math.round(backlog / cdcS),
+      pg_recvlogical_changes_per_s: Math.round(backlog / recvS),
       cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / cdcS) * 100) / 100,
       cdc_publish_p50_ms: Math.round(histogramQuantile(delta, 0.5) * 1000 * 10) / 10,
       cdc_publish_p99_ms: Math.round(histogramQuantile(delta, 0.99) * 1000 * 10) / 10,
       cdc_publish_tps: reachedTps,
       cdc_peak_rss_bytes: peakRss,
-      cdc_backlog_changes: BACKLOG,
+      cdc_backlog_changes: backlog,
       cdc_backlog_generate_s: Math.round(genS * 10) / 10,
     };
     return figures;

@@ -38,7 +38,8 @@ import { freePort } from '../lib/net.ts';
 import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { connections, readConfig } from '../lib/config.ts';
+import { createRedis, duplicateRedis } from '../lib/redis.ts';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import pg from 'pg';
 import { createBucketReader } from '../aggregator/store/index.ts';
@@ -93,8 +94,8 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
   const riskUrl = withDatabase(env.PG_URL, `${stamp}_risk`);
   const out: Record<string, number> = {};
   const children = new Map<string, ChildProcess>();
-  const redis = new Redis(env.REDIS_URL);
-  const sub = new Redis(env.REDIS_URL);
+  const redis = createRedis(readConfig(connections('redisUrl'), env)); // RISKMON_REDIS_MODE from env (bench/topology.ts)
+  const sub = duplicateRedis(redis);
   const db = new pg.Client({ connectionString: url });
   const slackAt = new Map<string, number>();
   const wsAt = new Map<string, number>();

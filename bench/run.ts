@@ -16,7 +16,7 @@ import { stackUp, type StackEnv } from '../scripts/stack-lib.ts';
 type Figures = Record<string, number | string | Record<string, number>>;
 type Bench = (env: NodeJS.ProcessEnv & StackEnv) => Promise<Record<string, number>>;
 /** Each part is loaded only when it runs (a part's dependencies stay out of the others' runs). */
-type Part = { name: string; load: () => Promise<Bench> };
+type Part = { name: string; load: () => Promise<Bench>; onlyWhenAsked?: boolean };
 
 const PARTS: Part[] = [
   { name: 'generate', load: async () => (await import('./generate.ts')).benchGenerate },
@@ -28,6 +28,8 @@ const PARTS: Part[] = [
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },
   { name: 'pipeline', load: async () => (await import('./pipeline.ts')).benchPipeline },
   { name: 'startup', load: async () => (await import('./startup.ts')).benchStartup },
+  // not in a plain `npm run bench` (it starts the replicated stack): `npm run bench -- --only topology`
+  { name: 'topology', load: async () => (await import('./topology.ts')).benchTopology, onlyWhenAsked: true },
 ];
 
 /** The keys DESIGN.md requires in the JSON; the runner names any that no part produced. */
@@ -77,7 +79,7 @@ async function main(): Promise<number> {
   const figures: Figures = { machine: machine(), date: new Date().toISOString() };
   const rss: Record<string, number> = {};
   for (const part of PARTS) {
-    if (only && !only.has(part.name)) continue;
+    if (only ? !only.has(part.name) : part.onlyWhenAsked) continue;
     console.error(`\n== ${part.name} ==`);
     const bench = await part.load();
     const t0 = Date.now();

@@ -1,5 +1,6 @@
 /**
- * Secure connections with a private CA made by the test: Redis over TLS with an ACL user, Kafka over SASL_SSL. The
+ * Secure connections with a private CA made by the test: Redis over TLS with an ACL user, a Redis Cluster (real
+ * nodes, scripts/stack/replicated.ts) with an ACL user, Kafka over SASL_SSL. The
  * right settings work end to end; a wrong password or a certificate the client does not trust stops the process
  * at once with a message naming the setting to fix (no retry loop hiding it).
  */
@@ -19,6 +20,8 @@ import { readAll } from '../cdc/testing.ts';
 import { freshDatabase, uniqueName } from './helpers/services.ts';
 import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
 import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, type Pki } from './helpers/secure.ts';
+import { nodePorts } from '../scripts/stack/replicated.ts';
+import { onNode, replicatedForTest } from './helpers/replicated.ts';
 
 let pki: Pki;
 beforeAll(async () => { pki = await makePki(); });
@@ -37,6 +40,19 @@ function runUntilExit(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000
   });
 }
 
+/** `n` payments through the harness' topic into an aggregator on the Redis under test: every bucket equals SQL. */
+async function aggregatorCatchesUp(h: Awaited<ReturnType<typeof harness>>, n: number): Promise<void> {
+  const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
+  await h.cdc.bulkInsert(h.db, 'payments',
+    `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+       SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, $2::int) g RETURNING *`, [base, n]);
+  h.cdc.heartbeats();
+  await h.publish();
+  h.spawnAggregator();
+  await h.caughtUp(60_000);
+  expect(await h.diff()).toEqual([]);
+}
+
 describe('Redis over TLS with an ACL user', () => {
   it('works with the CA file and the user\'s password (from a _FILE); a wrong password or an untrusted CA stops the aggregator naming the setting', async () => {
     const redis = await startTlsRedis(pki, { name: 'riskmon', password: 'acl-secret' });
@@ -47,15 +63,7 @@ describe('Redis over TLS with an ACL user', () => {
       redisEnv: { REDIS_URL: redis.url, RISKMON_REDIS_CA_FILE: pki.caFile, RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD_FILE: pwFile },
     });
     try {
-      const base = dayStart(Date.now() - DAY, h.tz) - 60 * MINUTE;
-      await h.cdc.bulkInsert(h.db, 'payments',
-        `INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
-           SELECT g, 1 + g % 50, 1000 + g, to_timestamp($1::double precision / 1000 + g * 13) FROM generate_series(1, 2000) g RETURNING *`, [base]);
-      h.cdc.heartbeats();
-      await h.publish();
-      h.spawnAggregator();
-      await h.caughtUp(60_000);
-      expect(await h.diff()).toEqual([]);
+      await aggregatorCatchesUp(h, 2000);
 
       const wrongPassword = await runUntilExit(['aggregate'], { ...h.env, RISKMON_REDIS_PASSWORD_FILE: '', RISKMON_REDIS_PASSWORD: 'not-it' });
       expect(wrongPassword.code).not.toBe(0);
@@ -72,6 +80,38 @@ describe('Redis over TLS with an ACL user', () => {
       await redis.stop();
     }
   }, 180_000);
+});
+
+describe('Redis Cluster with an ACL user', () => {
+  it('works with the user\'s password on every node; a wrong password or an unknown user stops the aggregator naming the setting', async () => {
+    const rep = await replicatedForTest('acl', ['cluster']);
+    let h: Awaited<ReturnType<typeof harness>> | null = null;
+    try {
+      // every node: the riskmon user, and the default user behind a password of its own (no anonymous access)
+      for (const port of await nodePorts(rep.dir, 'cluster')) {
+        await onNode(port, async (r) => {
+          await r.call('ACL', 'SETUSER', 'riskmon', 'on', '>acl-secret', '~*', '&*', '+@all');
+          await r.call('ACL', 'SETUSER', 'default', 'resetpass', '>admin-secret');
+        });
+      }
+      h = await harness({
+        partitions: 3,
+        redisEnv: { RISKMON_REDIS_MODE: 'cluster', REDIS_URL: rep.env.REDIS_CLUSTER_URL, RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD: 'acl-secret' },
+      });
+      await aggregatorCatchesUp(h, 1000);
+
+      for (const wrong of [{ RISKMON_REDIS_PASSWORD: 'not-it' }, { RISKMON_REDIS_USERNAME: 'nobody' }]) {
+        const r = await runUntilExit(['aggregate'], { ...h.env, ...wrong });
+        expect(r.code).not.toBe(0);
+        expect(r.code).not.toBeNull(); // it stopped by itself
+        expect(r.output).toMatch(/Redis refused the credentials.*RISKMON_REDIS_USERNAME \/ RISKMON_REDIS_PASSWORD/);
+        expect(r.output).not.toContain('not-it');
+      }
+    } finally {
+      await h?.close();
+      await rep.down();
+    }
+  }, 240_000);
 });
 
 describe('Kafka over SASL_SSL', () => {

@@ -7,22 +7,33 @@
  * - nothing is left unacknowledged: the slot's confirmed_flush_lsn reaches the WAL position taken after the load
  *   stopped and its lag returns to ~0, the consumer group's lag is 0, and the dead-letter topic is empty.
  *
+ * - every change is on the topic exactly once, in commit order within its partition.
+ * With `topology: 'replicated'` the stack is three KRaft brokers (RF 3, min ISR 2) and a Redis Cluster (or, with
+ * `redisMode: 'sentinel'`, a Sentinel set) from scripts/stack/replicated.ts; the Kafka and Redis restarts become
+ * kill -9 of the broker leading a partition of the change topic (then its restart) and kill -9 of a Redis master
+ * whose replica missed its last writes (the replica promoted, the old master back as a replica): test/soak/replicated.ts.
+ *
  * Used by test/soak.int.test.ts (a few minutes, in `npm test`) and scripts/soak.ts (the long form).
  * The stack lives in `dir` and is restarted here, so it must never be the shared development or test stack.
  */
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createBucketReader } from '../../aggregator/store/index.ts';
+import { connections, readConfig } from '../../lib/config.ts';
+import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
+import { createRedis, type RedisClient } from '../../lib/redis.ts';
 import { migrate } from '../../lib/migrate.ts';
 import { freePort } from '../../lib/net.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../../scripts/generate/index.ts';
 import { restartService, stackDown, stackUp, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { replicatedDir, replicatedDown, replicatedUp } from '../../scripts/stack/replicated.ts';
 import { FakeSlack, runEnv, sleep, waitFor } from '../harness/index.ts';
 import { diffAgainstReader, sqlTruth } from '../helpers/truth.ts';
 import { Fleet, type Component } from './fleet.ts';
 import { zoneWithMidnight } from './midnight.ts';
+import { failRedisMaster, killLeader, type RedisFailoverMode } from './replicated.ts';
+import { auditTopic } from './topic.ts';
 import { Traffic } from './traffic.ts';
 
 export interface SoakOptions {
@@ -35,6 +46,10 @@ export interface SoakOptions {
   merchants?: number;
   txPerDay?: number;
   seed?: number;
+  /** `replicated`: three brokers and a Redis Cluster (or Sentinel set), with their failovers among the faults. */
+  topology?: 'single' | 'replicated';
+  /** Redis of the replicated topology (default cluster). */
+  redisMode?: RedisFailoverMode;
   /** Leave the stack running afterwards (default: stop it). */
   keepStack?: boolean;
   log?: (line: string) => void;
@@ -51,7 +66,8 @@ export interface SoakResult {
 
 const API_KEY = 'soak-admin-key-0123456789';
 const SERVICES_OF_STACK = ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL'] as const;
-type Fault = { kind: 'kill'; target: Component } | { kind: 'restart'; target: ServiceName };
+type Fault = { kind: 'kill'; target: Component } | { kind: 'restart'; target: ServiceName } | { kind: 'kafka-leader' } | { kind: 'redis-master' };
+const PARTITIONS = 12;
 
 /** waitFor with the soak's wording: what, how long, how, how often (1 s). */
 const until = <T>(what: string, timeoutMs: number, fn: () => Promise<T>, intervalMs = 1000) => waitFor(fn, { timeoutMs, intervalMs, message: what });
@@ -65,7 +81,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const t0 = Date.now();
   const checks: SoakCheck[] = [];
   const faults: SoakResult['faults'] = [];
-  const figures: Record<string, unknown> = { minutes: opts.minutes, tps: opts.tps, burstTps: opts.burstTps, merchants, txPerDay };
+  const topology = opts.topology ?? 'single';
+  const redisMode = opts.redisMode ?? 'cluster';
+  const figures: Record<string, unknown> = { topology, ...(topology === 'replicated' ? { redisMode } : {}), minutes: opts.minutes, tps: opts.tps, burstTps: opts.burstTps, merchants, txPerDay };
   const runId = new Date(t0).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
   const logDir = join(opts.dir, 'soak-logs', runId);
 
@@ -81,13 +99,23 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   // Our own stack: URLs in this process's environment (a test run's stack) must not be taken as external.
   const stackInputEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const k of SERVICES_OF_STACK) delete stackInputEnv[k];
-  const stack: StackEnv = await stackUp({ dir: opts.dir, env: stackInputEnv, log: (l) => log(`stack: ${l}`) });
+  // Replicated: the brokers and Redis nodes count as services "from the environment", so stackUp starts only PostgreSQL.
+  const repDir = replicatedDir(opts.dir);
+  const rep = topology === 'replicated'
+    ? await replicatedUp(repDir, { parts: ['kafka', redisMode], log: (l) => log(`stack: ${l}`) })
+    : null;
+  const redisEnv: NodeJS.ProcessEnv = !rep ? {}
+    : redisMode === 'cluster' ? { RISKMON_REDIS_MODE: 'cluster', REDIS_URL: rep.REDIS_CLUSTER_URL }
+    : { RISKMON_REDIS_MODE: 'sentinel', REDIS_URL: rep.REDIS_SENTINEL_URL, RISKMON_REDIS_SENTINEL_NAME: rep.RISKMON_REDIS_SENTINEL_NAME };
+  const stack: StackEnv = await stackUp({
+    dir: opts.dir, env: rep ? { ...stackInputEnv, KAFKA_BROKERS: rep.KAFKA_BROKERS, REDIS_URL: redisEnv.REDIS_URL } : stackInputEnv, log: (l) => log(`stack: ${l}`),
+  });
   figures.stackUpS = (Date.now() - t0) / 1000;
 
   const fleet = new Fleet(logDir, log);
   const slackHook = new FakeSlack();
   const slack = slackHook.received;
-  let redis: Redis | null = null;
+  let redis: RedisClient | null = null;
   let traffic: Traffic | null = null;
   try {
     // Fresh databases per run, so a kept stack can be reused.
@@ -110,7 +138,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       ...stackInputEnv, PG_URL: pgUrl, RISK_PG_URL: riskUrl, KAFKA_BROKERS: stack.KAFKA_BROKERS, REDIS_URL: stack.REDIS_URL,
       ...runEnv(name), RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
       RISKMON_SLACK_WEBHOOK_URL: slackHook.url,
-      RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
+      RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info', RISKMON_PARTITIONS: String(PARTITIONS), ...redisEnv,
       // The scale's thresholds, as in test/pipeline.int.test.ts.
       RISKMON_RULES: JSON.stringify({
         version: 'soak-1',
@@ -121,9 +149,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         volume_drop: { minDailyAmount: 50_000_000 },
       }),
     };
-    redis = new Redis(stack.REDIS_URL, { maxRetriesPerRequest: null });
-    redis.on('error', () => {}); // Redis is restarted on purpose; commands wait for the reconnect
-    const reader = createBucketReader(redis, { prefix: name, partitions: 12, hotShards: 8, tz });
+    redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
+    redis.on('error', () => {}); // Redis is restarted or fails over on purpose; commands wait for the reconnect
+    const reader = createBucketReader(redis, { prefix: name, partitions: PARTITIONS, hotShards: 8, tz });
     const base = `http://127.0.0.1:${apiPort}`;
     const get = async <T>(path: string): Promise<T> => {
       const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
@@ -164,7 +192,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const liveMs = opts.minutes * MINUTE;
     const plan: Fault[] = [
       { kind: 'kill', target: 'cdc' }, { kind: 'kill', target: 'aggregate' }, { kind: 'kill', target: 'alerting' }, { kind: 'kill', target: 'api' },
-      { kind: 'restart', target: 'kafka' }, { kind: 'restart', target: 'redis' }, { kind: 'restart', target: 'pg' },
+      ...(rep ? [{ kind: 'kafka-leader' }, { kind: 'redis-master' }] as const : [{ kind: 'restart', target: 'kafka' }, { kind: 'restart', target: 'redis' }] as const),
+      { kind: 'restart', target: 'pg' },
     ];
     // Long runs go through the list several times; each round in a new random order.
     const rounds = Math.max(1, Math.floor(opts.minutes / 10));
@@ -180,12 +209,19 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         if (at > Date.now()) await sleep(at - Date.now());
         const f = schedule[i];
         const ts = Date.now();
-        if (f.kind === 'kill') await fleet.kill(f.target);
-        else {
+        let what: string;
+        if (f.kind === 'kill') {
+          await fleet.kill(f.target);
+          what = `SIGKILL ${f.target}`;
+        } else if (f.kind === 'kafka-leader') {
+          what = await killLeader(repDir, stack.KAFKA_BROKERS, name);
+        } else if (f.kind === 'redis-master') {
+          what = await failRedisMaster(repDir, redisMode, name, PARTITIONS);
+        } else {
           await restartService(opts.dir, f.target, { hard: f.target === 'redis' });
           if (f.target === 'pg') await traffic.renew();
+          what = `restart ${f.target}${f.target === 'redis' ? ' (SIGKILL, AOF)' : ''}`;
         }
-        const what = f.kind === 'kill' ? `SIGKILL ${f.target}` : `restart ${f.target}${f.target === 'redis' ? ' (SIGKILL, AOF)' : ''}`;
         faults.push({ at: new Date(ts).toISOString(), what, tookMs: Date.now() - ts });
         log(`fault: ${what} (${Date.now() - ts} ms)`);
       }
@@ -231,6 +267,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     check('1m buckets of every merchant (last 36 h) equal the SQL truth', minDiff.length === 0, minDiff.length ? `${minDiff.length} differ, e.g. ${minDiff.slice(0, 5).join('; ')}` : 'equal');
     const counted = await src.query(`SELECT (SELECT count(*) FROM payments)::int AS p, (SELECT count(*) FROM payment_cancels)::int AS c`);
     figures.sourceRows = { payments: counted.rows[0].p, cancels: counted.rows[0].c };
+    const tAudit = Date.now();
+    const audit = await auditTopic(createKafka(kafkaConfigOf(stack.KAFKA_BROKERS), { clientId: 'riskmon-soak' }), name);
+    figures.topic = { changes: audit.changes, inserts: audit.inserts, auditS: (Date.now() - tAudit) / 1000 };
+    const lost = [['public.payments', counted.rows[0].p], ['public.payment_cancels', counted.rows[0].c]].filter(([t, n]) => (audit.inserts[t] ?? 0) !== n);
+    check('every change on the topic exactly once, in commit order per partition',
+      audit.duplicates === 0 && audit.outOfOrder === 0 && lost.length === 0,
+      `${audit.changes} changes; twice ${audit.duplicates}, out of order ${audit.outOfOrder}; inserts ${JSON.stringify(audit.inserts)} vs SQL ${counted.rows[0].p} payments, ${counted.rows[0].c} cancels${audit.examples.length ? `; e.g. ${audit.examples.join('; ')}` : ''}`);
 
     type Status = { consumer: { lag: number | null; error?: string }; slot: { lagBytes: number | null } };
     let st: Status | null = null;
@@ -269,6 +312,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     await fleet.stopAll();
     await slackHook.stop();
     redis?.disconnect();
-    if (!opts.keepStack) await stackDown(opts.dir, { log: () => {} }).catch((e) => log(`stack down: ${e.message}`));
+    if (!opts.keepStack) {
+      await stackDown(opts.dir, { log: () => {} }).catch((e) => log(`stack down: ${e.message}`));
+      await replicatedDown(repDir, { log: () => {} }).catch((e) => log(`replicated down: ${e.message}`));
+    }
   }
 }

@@ -1,0 +1,64 @@
+/**
+ * What replication costs (`npm run bench -- --only topology`): the pipeline figures measured on the single-node
+ * stack (one Kafka broker, one Redis) and on the replicated topology (scripts/stack/replicated.ts: three KRaft
+ * brokers with RF 3 and min.insync.replicas 2, acks=all; a Redis Cluster of three masters with a replica each), in the
+ * same run, one part after the other on each (cdc single, cdc replicated, aggregator single, …) so drift in the
+ * machine's load hits both alike. The measuring is the other parts' own, on smaller backlogs:
+ *   - bench/cdc.ts: catch-up changes/s on a backlog of RISKMON_BENCH_TOPOLOGY_CDC_BACKLOG (200,000) single-row
+ *     transactions, pg_recvlogical on the same backlog, commit → Kafka p50/p99 at 5,000 TPS asked (no peer);
+ *   - bench/aggregator.ts: replay and live-path catch-up on RISKMON_BENCH_TOPOLOGY_AGG_CHANGES (300,000) changes;
+ *   - bench/pipeline.ts: cdc + aggregate + alerting under the live generator, RISKMON_BENCH_PIPELINE_RUN_S (30) s per
+ *     phase (35 TPS, 5,000 TPS, 10,000 TPS), no poller: commit → bucket p50/p99 at 5,000 TPS asked, commit → Kafka,
+ *     the minute close → Slack / pub/sub alert latency.
+ * Every figure is written as `single_<key>` and `replicated_<key>`; `replication_cost_<key>` = replicated / single
+ * (> 1 for a latency: slower; < 1 for a throughput: slower).
+ * The replicated stack is the development one's (`npm run stack -- up --topology replicated`, under the same data
+ * folder), started when it is not running and left running, as the runner leaves the single-node stack.
+ */
+import { replicatedDir, replicatedUp } from '../scripts/stack/replicated.ts';
+import { defaultStackDir } from '../scripts/stack-lib.ts';
+import { throughput } from './aggregator.ts';
+import { benchCdc } from './cdc.ts';
+import { benchPipeline } from './pipeline.ts';
+
+type Env = NodeJS.ProcessEnv & { PG_URL: string; KAFKA_BROKERS: string };
+
+/** The figures compared as replicated / single. */
+const COMPARED = [
+  'cdc_catchup_changes_per_s', 'cdc_catchup_ratio_to_pg_recvlogical', 'cdc_publish_p50_ms', 'cdc_publish_p99_ms',
+  'replay_changes_per_s', 'aggregator_catchup_changes_per_s',
+  'commit_to_bucket_p50_ms', 'commit_to_bucket_p99_ms', 'commit_to_kafka_p50_ms', 'commit_to_kafka_p99_ms',
+  'pipeline_alert_latency_p50_ms', 'pipeline_alert_latency_p99_ms', 'live_kept_up_at_tps',
+];
+
+export async function benchTopology(env: Env): Promise<Record<string, number>> {
+  const rep = await replicatedUp(replicatedDir(defaultStackDir(env)), { parts: ['kafka', 'cluster'], env, log: (l) => console.error(`   ${l}`) });
+  const stacks: [string, Env][] = [
+    ['single', { ...env, RISKMON_REDIS_MODE: 'standalone' }],
+    ['replicated', { ...env, KAFKA_BROKERS: rep.KAFKA_BROKERS!, REDIS_URL: rep.REDIS_CLUSTER_URL!, RISKMON_REDIS_MODE: 'cluster' }],
+  ];
+  const knobs = {
+    RISKMON_BENCH_AGG_CHANGES: env.RISKMON_BENCH_TOPOLOGY_AGG_CHANGES ?? '300000',
+    RISKMON_BENCH_PIPELINE_RUN_S: env.RISKMON_BENCH_PIPELINE_RUN_S ?? '30',
+    RISKMON_BENCH_MAX_TPS: env.RISKMON_BENCH_MAX_TPS ?? '10000',
+    RISKMON_BENCH_POLLER_DAYS: '',
+  };
+  const backlog = Number(env.RISKMON_BENCH_TOPOLOGY_CDC_BACKLOG ?? 200_000);
+  const parts: [string, (e: Env) => Promise<Record<string, number>>][] = [
+    ['cdc', (e) => benchCdc(e, { backlog, peer: false })],
+    ['aggregator', async (e) => { const out: Record<string, number> = {}; await throughput(e, out); return out; }],
+    ['pipeline', (e) => benchPipeline(e)],
+  ];
+  const out: Record<string, number> = { topology_cdc_backlog_changes: backlog, topology_agg_changes: Number(knobs.RISKMON_BENCH_AGG_CHANGES) };
+  for (const [part, run] of parts) {
+    for (const [name, e] of stacks) {
+      console.error(`   -- ${part} on the ${name} stack --`);
+      for (const [k, v] of Object.entries(await run({ ...e, ...knobs }))) out[`${name}_${k}`] = v;
+    }
+  }
+  for (const k of COMPARED) {
+    const s = out[`single_${k}`], r = out[`replicated_${k}`];
+    if (Number.isFinite(s) && Number.isFinite(r) && s > 0) out[`replication_cost_${k}`] = Math.round((r / s) * 1000) / 1000;
+  }
+  return out;
+}
