@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEvent, encodeEvent, heartbeat, type RowChange } from './events.ts';
+import { decodeEvent, type RowChange } from './events.ts';
 import { BadRowError, FactScanner, factsOf, merchantOf, referenceMapping, validateMapping } from './mapping.ts';
 import { parseLsn } from './lsn.ts';
 
