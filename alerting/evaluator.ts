@@ -191,6 +191,7 @@ export class Evaluator implements Service {
 
   async #evaluateMinute(M: number, watermark: number, epoch: string | undefined): Promise<MinuteReport> {
     const t0 = performance.now();
+    const startedAt = Date.now();
     const { tz } = this.#o;
     const rules = this.#inputs.rules;
     const now = this.#now();
@@ -219,6 +220,7 @@ export class Evaluator implements Service {
     });
     const { transitions, rows } = d;
 
+    const tDecided = performance.now();
     await this.#checkNotRolledBack(M, epoch);
     const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
@@ -237,7 +239,12 @@ export class Evaluator implements Service {
         .catch((err) => this.#d.log.warn({ err }, 'publishing alert transitions failed (clients catch up by lastEventId)'));
     }
 
-    const ms = performance.now() - t0;
+    const t4 = performance.now();
+    const ms = t4 - t0;
+    const stages = {
+      wait: startedAt - (end + this.#o.allowedLatenessMs), read: t1 - t0, decide: tDecided - t1, check: t2 - tDecided, commit: t3 - t2, publish: t4 - t3,
+    };
+    if (!replay) for (const [stage, v] of Object.entries(stages)) metrics.evaluationStage.observe({ stage }, Math.max(0, v) / 1000);
     // The shadow version, after the live minute is out (it never delays a live alert).
     await this.#shadow.minute({ minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour } });
     metrics.evaluationDuration.observe(ms / 1000);
@@ -252,7 +259,8 @@ export class Evaluator implements Service {
     this.#refreshFiringGauge();
     this.#inputs.prefetch(M, base, firingMerchants(this.#memory.firing, 'volume_drop'));
     if (transitions.length) {
-      this.#d.log.info({ minute: iso(M), replay, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
+      const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+      this.#d.log.info({ minute: iso(M), replay, stageMs, rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
     return {
       minute: M, replay, evaluations: d.evaluated, transitions: transitions.length, rowsWritten: rows.length, ruleVersion: rules.version,
