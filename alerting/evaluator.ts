@@ -20,7 +20,7 @@ import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
-import { isReplay, lastClosedMinute, nextMinute } from './closed.ts';
+import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
 import { DayInputs } from './inputs.ts';
 import { ShadowEvaluator } from './shadow.ts';
@@ -30,6 +30,9 @@ import { activeSilences } from './silences.ts';
 import { commitMinute, isQuietSignature, loadState, ProgressConflict } from './store.ts';
 import type { RuleName, RulesConfig } from './rules/config.ts';
 import { WindowSums } from './window.ts';
+
+/** The watermark is read this often while the next minute's close is near (closed.ts `nextPollMs`). */
+const FINE_POLL_MS = 5;
 
 export interface EvaluatorOptions {
   /** The rules while the risk store holds no active version (tests of the evaluator alone); else the active one. */
@@ -77,6 +80,8 @@ export class Evaluator implements Service {
   readonly #now: () => number;
   #loaded = false;
   #progress: number | null = null;
+  /** The watermark last read (null: none yet). */
+  #watermark: number | null = null;
   /** Firing alerts, stored evaluation signatures, and the merchants re-evaluated when absent (decide.ts). */
   #memory: Memory = emptyMemory();
   /** The activation whose rules are in use (null: none stored, `opts.rules`). */
@@ -110,7 +115,7 @@ export class Evaluator implements Service {
       try {
         const report = await this.evaluateNext();
         failures = 0;
-        if (!report) await this.#state.sleep(this.#o.evalPollMs);
+        if (!report) await this.#state.sleep(nextPollMs(this.#watermark, this.#progress, this.#o.allowedLatenessMs, this.#o.evalPollMs, FINE_POLL_MS));
       } catch (err) {
         if (err instanceof ProgressConflict) this.#loaded = false;
         const wait = err instanceof StateRolledBack ? this.#o.evalPollMs : backoffMs(failures++, 500, 30_000);
@@ -129,6 +134,7 @@ export class Evaluator implements Service {
     // changes it (see #checkNotRolledBack).
     const epoch = await this.#d.reader.stateEpoch?.();
     const wm = await this.#d.reader.watermark();
+    this.#watermark = wm;
     if (wm === null) return null;
     const closed = lastClosedMinute(wm, this.#o.allowedLatenessMs);
     const next = nextMinute(this.#progress, closed, this.#o.maxCatchUpMinutes);
@@ -137,8 +143,9 @@ export class Evaluator implements Service {
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
     this.#busy = true;
     try {
+      const seenAt = performance.now();
       await this.#followActivation();
-      return await this.#evaluateMinute(next.minute, wm, epoch);
+      return await this.#evaluateMinute(next.minute, wm, epoch, seenAt);
     } finally {
       this.#busy = false;
     }
@@ -189,9 +196,9 @@ export class Evaluator implements Service {
     if (a.version !== previous) this.#d.log.info({ version: a.version, previous, activatedBy: a.activatedBy }, 'rules version activated');
   }
 
-  async #evaluateMinute(M: number, watermark: number, epoch: string | undefined): Promise<MinuteReport> {
+  /** `seenAt`: when the watermark was found to close M (performance.now()), before the active rules were looked up. */
+  async #evaluateMinute(M: number, watermark: number, epoch: string | undefined, seenAt: number): Promise<MinuteReport> {
     const t0 = performance.now();
-    const startedAt = Date.now();
     const { tz } = this.#o;
     const rules = this.#inputs.rules;
     const now = this.#now();
@@ -242,7 +249,8 @@ export class Evaluator implements Service {
     const t4 = performance.now();
     const ms = t4 - t0;
     const stages = {
-      wait: startedAt - (end + this.#o.allowedLatenessMs), read: t1 - t0, decide: tDecided - t1, check: t2 - tDecided, commit: t3 - t2, publish: t4 - t3,
+      // event time past the close when the watermark was read: how late the poll saw it (the watermark follows the clock)
+      detect: watermark - (end + this.#o.allowedLatenessMs), ingest: ingestLagMs, read: t1 - seenAt, decide: tDecided - t1, check: t2 - tDecided, commit: t3 - t2, publish: t4 - t3,
     };
     if (!replay) for (const [stage, v] of Object.entries(stages)) metrics.evaluationStage.observe({ stage }, Math.max(0, v) / 1000);
     // The shadow version, after the live minute is out (it never delays a live alert).
