@@ -212,11 +212,14 @@ export class Evaluator implements Service {
     // The baselines load only on a day's first minute when nothing loaded them ahead (a start); meanwhile the
     // window is read.
     const basePromise = this.#inputs.baselines(today);
+    // when each read was done (ms after t0), for the log: which of them the minute waited for
+    const readMs: Record<string, number> = {};
+    const timed = <T>(name: string, p: Promise<T>) => p.then((v) => { readMs[name] = Math.round((performance.now() - t0) * 10) / 10; return v; });
     const [base, win, todayHours, silences] = await Promise.all([
-      basePromise,
-      this.#window.read(windowFrom, hs, end),
-      basePromise.then((b) => this.#inputs.todayFullHours(b, today, hs, firingMerchants(this.#memory.firing, 'volume_drop'))),
-      activeSilences(this.#d.db),
+      timed('baselines', basePromise),
+      timed('window', this.#window.read(windowFrom, hs, end)),
+      timed('hours', basePromise.then((b) => this.#inputs.todayFullHours(b, today, hs, firingMerchants(this.#memory.firing, 'volume_drop')))),
+      timed('silences', activeSilences(this.#d.db)),
     ]);
 
     const t1 = performance.now();
@@ -268,7 +271,7 @@ export class Evaluator implements Service {
     this.#inputs.prefetch(M, base, firingMerchants(this.#memory.firing, 'volume_drop'));
     if (transitions.length) {
       const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
-      this.#d.log.info({ minute: iso(M), replay, stageMs, rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
+      this.#d.log.info({ minute: iso(M), replay, stageMs, readMs, rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
     return {
       minute: M, replay, evaluations: d.evaluated, transitions: transitions.length, rowsWritten: rows.length, ruleVersion: rules.version,
