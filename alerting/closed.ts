@@ -27,3 +27,15 @@ export function nextMinute(progress: number | null, lastClosed: number, maxCatch
 export function isReplay(minute: number, now: number, boundMs: number): boolean {
   return now - (minute + MINUTE) > boundMs;
 }
+
+/**
+ * How long the evaluator waits before reading the watermark again after finding nothing to evaluate: `pollMs`
+ * while the next minute's close is further than two polls away in event time, then `fineMs`, so a close is seen
+ * within `fineMs` of the watermark reaching it instead of up to `pollMs` later (the watermark follows the wall
+ * clock while rows or heartbeats flow). A few dozen extra watermark reads per minute.
+ */
+export function nextPollMs(watermark: number | null, progress: number | null, allowedLatenessMs: number, pollMs: number, fineMs: number): number {
+  if (watermark === null || progress === null) return pollMs;
+  const closesAt = progress + 2 * MINUTE + allowedLatenessMs; // minute progress + 1:00 closes here
+  return closesAt - watermark > 2 * pollMs ? pollMs : Math.min(fineMs, pollMs);
+}

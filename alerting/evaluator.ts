@@ -20,7 +20,7 @@ import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
-import { isReplay, lastClosedMinute, nextMinute } from './closed.ts';
+import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
 import { DayInputs } from './inputs.ts';
 import { ShadowEvaluator } from './shadow.ts';
@@ -30,6 +30,9 @@ import { activeSilences } from './silences.ts';
 import { commitMinute, isQuietSignature, loadState, ProgressConflict } from './store.ts';
 import type { RuleName, RulesConfig } from './rules/config.ts';
 import { WindowSums } from './window.ts';
+
+/** The watermark is read this often while the next minute's close is near (closed.ts `nextPollMs`). */
+const FINE_POLL_MS = 5;
 
 export interface EvaluatorOptions {
   /** The rules while the risk store holds no active version (tests of the evaluator alone); else the active one. */
@@ -77,6 +80,8 @@ export class Evaluator implements Service {
   readonly #now: () => number;
   #loaded = false;
   #progress: number | null = null;
+  /** The watermark last read (null: none yet). */
+  #watermark: number | null = null;
   /** Firing alerts, stored evaluation signatures, and the merchants re-evaluated when absent (decide.ts). */
   #memory: Memory = emptyMemory();
   /** The activation whose rules are in use (null: none stored, `opts.rules`). */
@@ -110,7 +115,7 @@ export class Evaluator implements Service {
       try {
         const report = await this.evaluateNext();
         failures = 0;
-        if (!report) await this.#state.sleep(this.#o.evalPollMs);
+        if (!report) await this.#state.sleep(nextPollMs(this.#watermark, this.#progress, this.#o.allowedLatenessMs, this.#o.evalPollMs, FINE_POLL_MS));
       } catch (err) {
         if (err instanceof ProgressConflict) this.#loaded = false;
         const wait = err instanceof StateRolledBack ? this.#o.evalPollMs : backoffMs(failures++, 500, 30_000);
@@ -129,6 +134,7 @@ export class Evaluator implements Service {
     // changes it (see #checkNotRolledBack).
     const epoch = await this.#d.reader.stateEpoch?.();
     const wm = await this.#d.reader.watermark();
+    this.#watermark = wm;
     if (wm === null) return null;
     const closed = lastClosedMinute(wm, this.#o.allowedLatenessMs);
     const next = nextMinute(this.#progress, closed, this.#o.maxCatchUpMinutes);
@@ -137,8 +143,9 @@ export class Evaluator implements Service {
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
     this.#busy = true;
     try {
+      const seenAt = performance.now();
       await this.#followActivation();
-      return await this.#evaluateMinute(next.minute, wm, epoch);
+      return await this.#evaluateMinute(next.minute, wm, epoch, seenAt);
     } finally {
       this.#busy = false;
     }
@@ -189,7 +196,8 @@ export class Evaluator implements Service {
     if (a.version !== previous) this.#d.log.info({ version: a.version, previous, activatedBy: a.activatedBy }, 'rules version activated');
   }
 
-  async #evaluateMinute(M: number, watermark: number, epoch: string | undefined): Promise<MinuteReport> {
+  /** `seenAt`: when the watermark was found to close M (performance.now()), before the active rules were looked up. */
+  async #evaluateMinute(M: number, watermark: number, epoch: string | undefined, seenAt: number): Promise<MinuteReport> {
     const t0 = performance.now();
     const { tz } = this.#o;
     const rules = this.#inputs.rules;
@@ -204,11 +212,14 @@ export class Evaluator implements Service {
     // The baselines load only on a day's first minute when nothing loaded them ahead (a start); meanwhile the
     // window is read.
     const basePromise = this.#inputs.baselines(today);
+    // when each read was done (ms after t0), for the log: which of them the minute waited for
+    const readMs: Record<string, number> = {};
+    const timed = <T>(name: string, p: Promise<T>) => p.then((v) => { readMs[name] = Math.round((performance.now() - t0) * 10) / 10; return v; });
     const [base, win, todayHours, silences] = await Promise.all([
-      basePromise,
-      this.#window.read(windowFrom, hs, end),
-      basePromise.then((b) => this.#inputs.todayFullHours(b, today, hs, firingMerchants(this.#memory.firing, 'volume_drop'))),
-      activeSilences(this.#d.db),
+      timed('baselines', basePromise),
+      timed('window', this.#window.read(windowFrom, hs, end)),
+      timed('hours', basePromise.then((b) => this.#inputs.todayFullHours(b, today, hs, firingMerchants(this.#memory.firing, 'volume_drop')))),
+      timed('silences', activeSilences(this.#d.db)),
     ]);
 
     const t1 = performance.now();
@@ -219,6 +230,7 @@ export class Evaluator implements Service {
     });
     const { transitions, rows } = d;
 
+    const tDecided = performance.now();
     await this.#checkNotRolledBack(M, epoch);
     const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
@@ -237,7 +249,13 @@ export class Evaluator implements Service {
         .catch((err) => this.#d.log.warn({ err }, 'publishing alert transitions failed (clients catch up by lastEventId)'));
     }
 
-    const ms = performance.now() - t0;
+    const t4 = performance.now();
+    const ms = t4 - t0;
+    const stages = {
+      // event time past the close when the watermark was read: how late the poll saw it (the watermark follows the clock)
+      detect: watermark - (end + this.#o.allowedLatenessMs), ingest: ingestLagMs, read: t1 - seenAt, decide: tDecided - t1, check: t2 - tDecided, commit: t3 - t2, publish: t4 - t3,
+    };
+    if (!replay) for (const [stage, v] of Object.entries(stages)) metrics.evaluationStage.observe({ stage }, Math.max(0, v) / 1000);
     // The shadow version, after the live minute is out (it never delays a live alert).
     await this.#shadow.minute({ minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour } });
     metrics.evaluationDuration.observe(ms / 1000);
@@ -252,7 +270,8 @@ export class Evaluator implements Service {
     this.#refreshFiringGauge();
     this.#inputs.prefetch(M, base, firingMerchants(this.#memory.firing, 'volume_drop'));
     if (transitions.length) {
-      this.#d.log.info({ minute: iso(M), replay, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
+      const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+      this.#d.log.info({ minute: iso(M), replay, stageMs, readMs, rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
     return {
       minute: M, replay, evaluations: d.evaluated, transitions: transitions.length, rowsWritten: rows.length, ruleVersion: rules.version,

@@ -26,6 +26,11 @@ export const transitionLatency = once('riskmon_alert_transition_latency_seconds'
   name: 'riskmon_alert_transition_latency_seconds', help: 'minute closing (end + allowed lateness) to the committed transition, live minutes only',
   buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [registry],
 }));
+export const evaluationStage = once('riskmon_evaluation_stage_seconds', () => new Histogram({
+  name: 'riskmon_evaluation_stage_seconds',
+  help: 'one live minute\'s path from its close to the pub/sub message, by stage: detect (how far past the close the watermark was when the evaluator read it: the poll\'s delay), ingest (wall clock − watermark then: not on the path from the close, shown for context), read (active rules, window, baselines, silences), decide (rules and lifecycle), check (Redis not rolled back), commit (risk-store transaction with the outbox), publish (pub/sub)',
+  labelNames: ['stage'], buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5], registers: [registry],
+}));
 export const evaluatorLagSeconds = once('riskmon_evaluator_lag_seconds', () => new Gauge({
   name: 'riskmon_evaluator_lag_seconds', help: 'closed minutes not yet evaluated, in seconds (60 per minute)', registers: [registry],
 }));

@@ -96,46 +96,10 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
     await client.query('INSERT INTO evaluated_minutes (evaluator, minute, rule_version, ingest_lag_ms) VALUES ($1, $2, $3, $4)',
       [w.name, new Date(w.minute), w.ruleVersion, Math.round(w.ingestLagMs)]);
 
-    const messages: AlertMessage[] = [];
-    const fired = new Map<string, string>();
+    const { messages, fired, counted } = await writeTransitions(client, w);
     // Clear-minute counts of firing alerts as of this minute (fired: 0; renotified and counted: the new count).
-    const clearLog: { alertId: string; clearMinutes: number }[] = [...w.clearCounts];
-    let pending = 0;
-    for (const t of w.transitions) {
-      let alertRow;
-      if (t.kind === 'fired') {
-        alertRow = (await client.query(
-          `INSERT INTO alerts (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
-           VALUES ($1, $2, 'firing', $3, $4, $5, $6, $7, $8) RETURNING id::text, fired_at, resolved_at, state`,
-          [t.rule, t.merchantId, new Date(t.life.firedAt), new Date(t.life.lastNotifiedAt), t.life.clearMinutes, t.ruleVersion, t.evidence, t.replay],
-        )).rows[0];
-        fired.set(keyOf(t.rule, t.merchantId), alertRow.id);
-      } else {
-        alertRow = (await client.query(
-          `UPDATE alerts SET state = $2, resolved_at = $3, last_notified_at = $4, clear_minutes = $5, evidence = $6, rule_version = $7, updated_at = now()
-           WHERE id = $1 RETURNING id::text, fired_at, resolved_at, state`,
-          [t.alertId, t.kind === 'resolved' ? 'resolved' : 'firing', t.kind === 'resolved' ? new Date(w.minute) : null,
-            new Date(t.life.lastNotifiedAt), t.life.clearMinutes, t.evidence, t.ruleVersion],
-        )).rows[0];
-      }
-      if (t.kind !== 'resolved') clearLog.push({ alertId: alertRow.id, clearMinutes: t.life.clearMinutes });
-      const tr = (await client.query(
-        `INSERT INTO alert_transitions (alert_id, kind, minute, evidence, replay, rule_version) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [alertRow.id, t.kind, new Date(w.minute), t.evidence, t.replay, t.ruleVersion],
-      )).rows[0];
-      await client.query(
-        'INSERT INTO notifications (transition_id, status, reason, silence_id) VALUES ($1, $2, $3, $4)',
-        [tr.id, t.notification.status, t.notification.reason, t.notification.silenceId],
-      );
-      if (t.notification.status === 'pending') pending++;
-      messages.push({
-        type: 'alert', eventId: Number(tr.id), transition: t.kind,
-        alert: {
-          id: alertRow.id, rule: t.rule, merchantId: t.merchantId, state: alertRow.state,
-          firedAt: alertRow.fired_at.toISOString(), resolvedAt: alertRow.resolved_at ? alertRow.resolved_at.toISOString() : null, evidence: t.evidence,
-        },
-      });
-    }
+    const clearLog: { alertId: string; clearMinutes: number }[] = [...w.clearCounts, ...counted];
+    const pending = w.transitions.filter((t) => t.notification.status === 'pending').length;
     if (w.clearCounts.length) {
       await client.query(
         `UPDATE alerts a SET clear_minutes = c.n, updated_at = now() FROM unnest($1::bigint[], $2::int[]) AS c(id, n) WHERE a.id = c.id`,
@@ -159,6 +123,79 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
   } finally {
     client.release();
   }
+}
+
+type AlertRow = { id: string; fired_at: Date; resolved_at: Date | null; state: string };
+
+/**
+ * The minute's transitions with their alerts and outbox rows, in four statements whatever their number (a round trip
+ * per row cost most of a minute's commit on a loaded machine): new alerts, changed alerts, the transitions (ids in
+ * the order of `w.transitions`), the notifications. Each alert has at most one transition per minute.
+ */
+async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<{ messages: AlertMessage[]; fired: Map<string, string>; counted: { alertId: string; clearMinutes: number }[] }> {
+  const ts = w.transitions;
+  const fired = new Map<string, string>();
+  if (!ts.length) return { messages: [], fired, counted: [] };
+  const news = ts.filter((t) => t.kind === 'fired');
+  const changed = ts.filter((t) => t.kind !== 'fired');
+  const byKey = new Map<string, AlertRow>();
+  const byId = new Map<string, AlertRow>();
+  if (news.length) {
+    const r = await client.query(
+      `INSERT INTO alerts (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
+       SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[])
+              WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, n)
+        ORDER BY u.n
+       RETURNING id::text, rule, merchant_id, fired_at, resolved_at, state`,
+      [news.map((t) => t.rule), news.map((t) => t.merchantId), news.map((t) => new Date(t.life.firedAt)), news.map((t) => new Date(t.life.lastNotifiedAt)),
+        news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay)],
+    );
+    for (const a of r.rows) { byKey.set(keyOf(a.rule, a.merchant_id), a); fired.set(keyOf(a.rule, a.merchant_id), a.id); }
+  }
+  if (changed.length) {
+    const r = await client.query(
+      `UPDATE alerts a SET state = u.state, resolved_at = u.resolved_at, last_notified_at = u.notified_at, clear_minutes = u.clear_minutes,
+              evidence = u.evidence, rule_version = u.rule_version, updated_at = now()
+         FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::jsonb[], $7::text[])
+              AS u(id, state, resolved_at, notified_at, clear_minutes, evidence, rule_version)
+        WHERE a.id = u.id
+       RETURNING a.id::text, a.fired_at, a.resolved_at, a.state`,
+      [changed.map((t) => t.alertId), changed.map((t) => (t.kind === 'resolved' ? 'resolved' : 'firing')),
+        changed.map((t) => (t.kind === 'resolved' ? new Date(w.minute) : null)), changed.map((t) => new Date(t.life.lastNotifiedAt)),
+        changed.map((t) => t.life.clearMinutes), changed.map((t) => JSON.stringify(t.evidence)), changed.map((t) => t.ruleVersion)],
+    );
+    for (const a of r.rows) byId.set(a.id, a);
+  }
+  const alerts = ts.map((t) => {
+    const a = t.kind === 'fired' ? byKey.get(keyOf(t.rule, t.merchantId)) : byId.get(t.alertId!);
+    if (!a) throw new Error(`alert ${t.alertId ?? keyOf(t.rule, t.merchantId)} of a ${t.kind} transition was not written (minute ${new Date(w.minute).toISOString()})`);
+    return a;
+  });
+  const tr = await client.query(
+    `INSERT INTO alert_transitions (alert_id, kind, minute, evidence, replay, rule_version)
+     SELECT u.alert_id, u.kind, $3, u.evidence, u.replay, u.rule_version
+       FROM unnest($1::bigint[], $2::text[], $4::jsonb[], $5::bool[], $6::text[]) WITH ORDINALITY AS u(alert_id, kind, evidence, replay, rule_version, n)
+      ORDER BY u.n
+     RETURNING id::text, alert_id::text`,
+    [alerts.map((a) => a.id), ts.map((t) => t.kind), new Date(w.minute), ts.map((t) => JSON.stringify(t.evidence)), ts.map((t) => t.replay), ts.map((t) => t.ruleVersion)],
+  );
+  const transitionOf = new Map<string, string>(tr.rows.map((x) => [x.alert_id, x.id]));
+  if (transitionOf.size !== ts.length) throw new Error(`minute ${new Date(w.minute).toISOString()}: more than one transition for one alert`);
+  const trIds = alerts.map((a) => transitionOf.get(a.id)!);
+  await client.query(
+    'INSERT INTO notifications (transition_id, status, reason, silence_id) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])',
+    [trIds, ts.map((t) => t.notification.status), ts.map((t) => t.notification.reason), ts.map((t) => t.notification.silenceId)],
+  );
+  const messages: AlertMessage[] = ts.map((t, i) => ({
+    type: 'alert', eventId: Number(trIds[i]), transition: t.kind,
+    alert: {
+      id: alerts[i].id, rule: t.rule, merchantId: t.merchantId, state: alerts[i].state as 'firing' | 'resolved',
+      firedAt: alerts[i].fired_at.toISOString(), resolvedAt: alerts[i].resolved_at ? alerts[i].resolved_at!.toISOString() : null, evidence: t.evidence,
+    },
+  }));
+  const counted = ts.flatMap((t, i) => (t.kind === 'resolved' ? [] : [{ alertId: alerts[i].id, clearMinutes: t.life.clearMinutes }]));
+  return { messages, fired, counted };
 }
 
 async function upsertEvaluations(client: pg.PoolClient, rows: EvaluationRow[]): Promise<void> {

@@ -45,23 +45,29 @@ function recvlogicalBin(): string {
   return 'pg_recvlogical';
 }
 
-/** `backlog` / `peer`: a smaller backlog, or no peer and ceilings (bench/topology.ts runs it on two stacks). */
-export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer: withPeer = PEER } = {}): Promise<Record<string, number>> {
-  const name = `bench_cdc_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: env.PG_URL });
+/** A fresh database with slots at one WAL position, then `n` single-row transactions; `target` is the WAL end. */
+interface Backlog { name: string; url: string; db: pg.Client; target: string; genS: number; drop(): Promise<void> }
+
+async function makeBacklog(pgUrl: string, name: string, n: number, slots: string[]): Promise<Backlog> {
+  const admin = new pg.Client({ connectionString: pgUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
-  const url = dbUrl(env.PG_URL, name);
+  const url = dbUrl(pgUrl, name);
   const db = new pg.Client({ connectionString: url });
-  let cdc: ChildProcess | null = null;
+  const drop = async () => {
+    await db.end().catch(() => {});
+    // drop the slots and the database; the topics stay until retention (names start with bench_cdc_)
+    await admin.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]).catch(() => {});
+    await new Promise((r) => setTimeout(r, 1000));
+    await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]).catch(() => {});
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await admin.end();
+  };
   try {
     await db.connect();
     await migrate(url, 'source');
     await db.query(`INSERT INTO merchants (merchant_id, name) SELECT g, 'm' || g FROM generate_series(1, 10000) g`);
-    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_cdc`]);
-    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_recv`]);
-    // the peer and the read-side ceiling read the same backlog from slots of their own at the same position
-    if (withPeer) for (const s of ['null', 'dbz']) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
+    for (const s of slots) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
     await db.query(`CREATE PROCEDURE bench_gen(first bigint, n int) LANGUAGE plpgsql AS $$
       BEGIN
         FOR i IN 0..n - 1 LOOP
@@ -75,47 +81,87 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       await c.query('SET synchronous_commit = off');
-      await c.query('CALL bench_gen($1, $2)', [1 + k * Math.ceil(backlog / parallel), Math.ceil(backlog / parallel)]);
+      await c.query('CALL bench_gen($1, $2)', [1 + k * Math.ceil(n / parallel), Math.ceil(n / parallel)]);
       await c.end();
     }));
     const target = (await db.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
-    const genS = (Date.now() - t0) / 1000;
+    return { name, url, db, target, genS: (Date.now() - t0) / 1000, drop };
+  } catch (err) {
+    await drop();
+    throw err;
+  }
+}
 
-    // cdc catch-up
-    const metricsPort = await freePort();
-    // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
-    const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    cdc = spawnRiskmon(['cdc'], {
-      nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
-      env: {
-        ...process.env, PG_URL: url, KAFKA_BROKERS: env.KAFKA_BROKERS, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
-        RISKMON_SLOT: `${name}_cdc`, RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
-      },
-    });
-    let peakRss = 0;
-    const rssTimer = setInterval(() => { peakRss = Math.max(peakRss, rssOf(cdc!.pid!)); }, 200);
-    const slotState = async () => (await db.query(
-      `SELECT s.active_pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.pid = s.active_pid) AS streaming,
-              confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots s WHERE slot_name = $1`, [`${name}_cdc`, target])).rows[0];
-    while (!(await slotState()).streaming) await new Promise((r) => setTimeout(r, 20));
-    const c0 = Date.now();
-    const wsPid = (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_cdc`])).rows[0]?.active_pid as number | null;
-    const ws0 = wsPid ? cpuTicks(wsPid) : 0;
-    while (!(await slotState()).done) await new Promise((r) => setTimeout(r, 50));
-    const cdcS = (Date.now() - c0) / 1000;
-    const walsenderCdcPct = wsPid ? Math.round((cpuTicks(wsPid) - ws0) / cdcS) : NaN;
+/** A running `riskmon cdc` that drained a backlog: its catch-up time, its CPU and the walsender's over it. */
+interface CatchUp { cdc: ChildProcess; metricsPort: number; seconds: number; cpuTicks: number; walsenderPct: number; peakRss(): number; stopRss(): void }
+
+/**
+ * Starts `riskmon cdc` on the backlog's `_cdc` slot and waits until the slot's confirmed position passes the backlog's
+ * end. Time and CPU (the cdc's and its walsender's, /proc/<pid>/stat) count from the moment its walsender streams.
+ */
+async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
+  const { name, url, db, target } = b;
+  const metricsPort = await freePort();
+  // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+  const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const cdc = spawnRiskmon(['cdc'], {
+    nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
+    env: {
+      ...process.env, PG_URL: url, KAFKA_BROKERS: brokers, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
+      RISKMON_SLOT: `${name}_cdc`, RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
+    },
+  });
+  let peakRss = 0;
+  const rssTimer = setInterval(() => { peakRss = Math.max(peakRss, rssOf(cdc.pid!)); }, 200);
+  const slotState = async () => (await db.query(
+    `SELECT s.active_pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.pid = s.active_pid) AS streaming,
+            confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots s WHERE slot_name = $1`, [`${name}_cdc`, target])).rows[0];
+  while (!(await slotState()).streaming) {
+    if (cdc.exitCode !== null) throw new Error(`riskmon cdc exited (${cdc.exitCode}) before streaming`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const c0 = Date.now();
+  const wsPid = (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_cdc`])).rows[0]?.active_pid as number | null;
+  const ws0 = wsPid ? cpuTicks(wsPid) : 0;
+  const cdc0 = cpuTicks(cdc.pid!);
+  while (!(await slotState()).done) await new Promise((r) => setTimeout(r, 50));
+  const seconds = (Date.now() - c0) / 1000;
+  return {
+    cdc, metricsPort, seconds, cpuTicks: cpuTicks(cdc.pid!) - cdc0,
+    walsenderPct: wsPid ? Math.round((cpuTicks(wsPid) - ws0) / seconds) : NaN,
+    peakRss: () => Math.max(peakRss, rssOf(cdc.pid!)), stopRss: () => clearInterval(rssTimer),
+  };
+}
+
+/** Stops the cdc and waits (up to 15 s) for it to exit (a --cpu-prof child writes its profile on exit). */
+async function stopCdc(cdc: ChildProcess): Promise<void> {
+  if (cdc.exitCode !== null) return;
+  const exited = new Promise((r) => cdc.once('exit', r));
+  cdc.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+}
+
+/** `backlog` / `peer`: a smaller backlog, or no peer and ceilings (bench/topology.ts runs it on two stacks). */
+export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer: withPeer = PEER } = {}): Promise<Record<string, number>> {
+  const name = `bench_cdc_${Date.now().toString(36)}`;
+  // the peer and the read-side ceiling read the same backlog from slots of their own at the same position
+  const b = await makeBacklog(env.PG_URL, name, backlog, ['cdc', 'recv', ...(withPeer ? ['null', 'dbz'] : [])]);
+  const { url, db, target } = b;
+  let cdc: ChildProcess | null = null;
+  try {
+    const c = await catchUp(b, env.KAFKA_BROKERS);
+    cdc = c.cdc;
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
-    const h0 = await cdcPublishHistogram(metricsPort);
+    const h0 = await cdcPublishHistogram(c.metricsPort);
     const reachedTps = await writeAtRate(url, 50_000_000);
     await new Promise((r) => setTimeout(r, 1500));
-    const h1 = await cdcPublishHistogram(metricsPort);
-    const delta = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
-    clearInterval(rssTimer);
-    // Let it exit before pg_recvlogical runs (no CPU contention; a --cpu-prof child writes its profile on exit).
-    const exited = new Promise((r) => cdc!.once('exit', r));
-    cdc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    const h1 = await cdcPublishHistogram(c.metricsPort);
+    const delta = new Map([...h1].map(([le, n]) => [le, n - (h0.get(le) ?? 0)]));
+    const peakRss = c.peakRss();
+    c.stopRss();
+    // Let it exit before pg_recvlogical runs (no CPU contention).
+    await stopCdc(cdc);
 
     // pg_recvlogical on the same backlog
     const r0 = Date.now();
@@ -128,28 +174,56 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
 
     const figures = {
       ...peer,
-      walsender_cpu_pct_riskmon_cdc: walsenderCdcPct,
-      cdc_catchup_changes_per_s: Math.round(backlog / cdcS),
+      walsender_cpu_pct_riskmon_cdc: c.walsenderPct,
+      cdc_catchup_changes_per_s: Math.round(backlog / c.seconds),
       pg_recvlogical_changes_per_s: Math.round(backlog / recvS),
-      cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / cdcS) * 100) / 100,
+      cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / c.seconds) * 100) / 100,
       cdc_publish_p50_ms: Math.round(histogramQuantile(delta, 0.5) * 1000 * 10) / 10,
       cdc_publish_p99_ms: Math.round(histogramQuantile(delta, 0.99) * 1000 * 10) / 10,
       cdc_publish_tps: reachedTps,
       cdc_peak_rss_bytes: peakRss,
       cdc_backlog_changes: backlog,
-      cdc_backlog_generate_s: Math.round(genS * 10) / 10,
+      cdc_backlog_generate_s: Math.round(b.genS * 10) / 10,
     };
     return figures;
   } finally {
     cdc?.kill('SIGKILL');
-    await db.end().catch(() => {});
-    // drop the slots and the database; the topics stay until retention (names start with bench_cdc_)
-    await admin.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]).catch(() => {});
-    await new Promise((r) => setTimeout(r, 1000));
-    await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]).catch(() => {});
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await b.drop();
   }
+}
+
+/**
+ * How the cdc's catch-up grows (issue 16): a fresh backlog of 1×, 4× and 16× RISKMON_BENCH_CDC_GROWTH_BASE changes
+ * (default 50,000), each drained by a fresh `riskmon cdc`. Per scale: changes/s, the cdc's peak RSS, its CPU seconds
+ * per million changes and the walsender's CPU (% of a core). Flat per change = changes/s and CPU per change equal
+ * across scales, RSS not growing with the backlog.
+ */
+export async function benchCdcGrowth(env: { PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
+  const base = Number(process.env.RISKMON_BENCH_CDC_GROWTH_BASE ?? 50_000);
+  if (!Number.isInteger(base) || base < 1000) throw new Error(`RISKMON_BENCH_CDC_GROWTH_BASE must be an integer ≥ 1000 (got ${process.env.RISKMON_BENCH_CDC_GROWTH_BASE}); 16× it is generated`);
+  const tick = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+  const out: Record<string, number> = { cdc_growth_base_changes: base };
+  for (const k of [1, 4, 16]) {
+    const n = base * k;
+    const b = await makeBacklog(env.PG_URL, `bench_cdc_${Date.now().toString(36)}_${k}x`, n, ['cdc']);
+    let cdc: ChildProcess | null = null;
+    try {
+      const c = await catchUp(b, env.KAFKA_BROKERS);
+      cdc = c.cdc;
+      out[`cdc_catchup_changes_per_s_${k}x`] = Math.round(n / c.seconds);
+      out[`cdc_peak_rss_bytes_${k}x`] = c.peakRss();
+      out[`cdc_cpu_s_per_1m_changes_${k}x`] = Math.round((c.cpuTicks / tick / n) * 1e6 * 10) / 10;
+      out[`walsender_cpu_pct_cdc_${k}x`] = c.walsenderPct;
+      out[`load1_cdc_growth_${k}x`] = Math.round(os.loadavg()[0] * 100) / 100;
+      c.stopRss();
+      await stopCdc(cdc);
+      console.error(`   ${k}× (${n.toLocaleString('en-US')} changes): ${out[`cdc_catchup_changes_per_s_${k}x`]} changes/s, peak RSS ${(out[`cdc_peak_rss_bytes_${k}x`] / 2 ** 20).toFixed(0)} MiB, ${out[`cdc_cpu_s_per_1m_changes_${k}x`]} CPU s per 1M changes, load ${os.loadavg()[0].toFixed(2)}`);
+    } finally {
+      cdc?.kill('SIGKILL');
+      await b.drop();
+    }
+  }
+  return out;
 }
 
 const RATE = Number(process.env.RISKMON_BENCH_CDC_TPS ?? 5000);

@@ -34,6 +34,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { freePort } from '../lib/net.ts';
 import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
 import path from 'node:path';
@@ -119,16 +120,17 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     });
     const aggMetrics = await freePort();
     const cdcMetrics = await freePort();
+    const alertMetrics = await freePort();
     const childEnv: NodeJS.ProcessEnv = {
       ...env, PG_URL: url, RISK_PG_URL: riskUrl, ...runEnv(stamp), RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
       RISKMON_LOG_LEVEL: 'warn', RISKMON_PUBLIC_URL: 'http://localhost:8080',
       RISKMON_SLACK_WEBHOOK_URL: slack.url,
     };
-    const start = (cmd: string, extra: NodeJS.ProcessEnv = {}) => {
+    const start = (cmd: string, extra: NodeJS.ProcessEnv = {}, logFile?: string) => {
       // RISKMON_BENCH_PIPELINE_NODE_ARGS: node flags for the cdc and aggregator children (e.g. --cpu-prof --cpu-prof-dir=DIR)
       const nodeArgs = cmd === 'alerting' ? [] : (env.RISKMON_BENCH_PIPELINE_NODE_ARGS ?? '').split(' ').filter(Boolean);
       const child = spawnRiskmon([cmd], {
-        env: { ...childEnv, ...extra }, stdout: 'ignore', nodeArgs,
+        env: { ...childEnv, ...extra }, stdout: 'ignore', nodeArgs, logFile,
         onFailure: (code, tail) => { if (children.get(cmd) === child) console.error(`   riskmon ${cmd} exited ${code}: ${tail}`); },
       });
       children.set(cmd, child);
@@ -170,7 +172,10 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       if (Date.now() - t1 > 120_000) throw new Error(`probe history did not reach Redis within 120 s: ${tot?.approvals ?? 0} approvals, ${tot?.cancels ?? 0} cancels of 1400 and 28`);
       await sleep(200);
     }
-    start('alerting');
+    // the alerting log (info: each minute with transitions, with its stages) is kept for a look at single minutes
+    const alertingLog = path.join(os.tmpdir(), `${stamp}-alerting.log`);
+    start('alerting', { RISKMON_METRICS_PORT: String(alertMetrics), RISKMON_LOG_LEVEL: 'info' }, alertingLog);
+    console.error(`   alerting log: ${alertingLog}`);
 
     // ---- probes -------------------------------------------------------------------------------------------------
     let probeEvery = 1000;
@@ -337,6 +342,12 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       out.pipeline_alert_latency_ws_p99_ms = quantile(alertSamples.map((s) => s.ws), 0.99);
     }
     out.pipeline_alert_latency_samples = alertSamples.length;
+    // where the evaluator's share goes: its per-stage histogram over the live minutes of the run
+    const stages = await stageHistograms(alertMetrics).catch(() => new Map<string, Map<number, number>>());
+    for (const [stage, h] of stages) {
+      out[`pipeline_eval_${stage}_p50_ms`] = r1(histogramQuantile(h, 0.5) * 1000);
+      out[`pipeline_eval_${stage}_p99_ms`] = r1(histogramQuantile(h, 0.99) * 1000);
+    }
     out.cdc_peak_rss_bytes = hwm(children.get('cdc')?.pid);
     out.aggregator_peak_rss_bytes = hwm(children.get('aggregate')?.pid);
     out.alerting_peak_rss_bytes = hwm(children.get('alerting')?.pid);
@@ -383,6 +394,18 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
 }
 
 const HOUR_MS = 3_600_000;
+
+/** The alerting evaluator's `riskmon_evaluation_stage_seconds` histograms by stage (le → cumulative count). */
+async function stageHistograms(port: number): Promise<Map<string, Map<number, number>>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, Map<number, number>>();
+  for (const m of text.matchAll(/riskmon_evaluation_stage_seconds_bucket\{([^}]*)\} (\d+)/g)) {
+    const le = /le="([^"]+)"/.exec(m[1])![1], stage = /stage="([^"]+)"/.exec(m[1])![1];
+    if (!out.has(stage)) out.set(stage, new Map());
+    out.get(stage)!.set(le === '+Inf' ? Infinity : Number(le), Number(m[2]));
+  }
+  return out;
+}
 
 async function stopChildren(children: Map<string, ChildProcess>): Promise<void> {
   await Promise.all([...children.values()].map((c) => stopChild(c)));
