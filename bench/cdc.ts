@@ -31,15 +31,12 @@ function dbUrl(base: string, name: string): string {
   return u.toString();
 }
 
-/** A process's VmRSS (now) or VmHWM (peak) in bytes; 0 once it is gone. */
-function procBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+function rssOf(pid: number): number {
   try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
   } catch { return 0; }
 }
-const rssOf = (pid: number) => procBytes(pid, 'VmRSS');
-const hwm = (pid: number) => procBytes(pid, 'VmHWM');
 
 function recvlogicalBin(): string {
   for (const d of ['/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/local/pgsql/bin']) {
@@ -48,121 +45,76 @@ function recvlogicalBin(): string {
   return 'pg_recvlogical';
 }
 
-type Backlog = { name: string; url: string; db: pg.Client; target: string; genS: number };
-
-/**
- * A fresh database with the source schema, 10,000 merchants and a pgoutput slot per name in `slots` (all at the same
- * WAL position), then `n` single-row transactions from two connections; `target` is the WAL position after them.
- */
-async function makeBacklog(admin: pg.Client, base: string, name: string, n: number, slots: string[]): Promise<Backlog> {
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = dbUrl(base, name);
-  const db = new pg.Client({ connectionString: url });
-  await db.connect();
-  await migrate(url, 'source');
-  await db.query(`INSERT INTO merchants (merchant_id, name) SELECT g, 'm' || g FROM generate_series(1, 10000) g`);
-  for (const s of slots) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
-  await db.query(`CREATE PROCEDURE bench_gen(first bigint, n int) LANGUAGE plpgsql AS $$
-    BEGIN
-      FOR i IN 0..n - 1 LOOP
-        INSERT INTO payments VALUES (first + i, 1 + (first + i) % 10000, 1000 + (first + i) % 5000, now());
-        COMMIT;
-      END LOOP;
-    END $$`);
-  const t0 = Date.now();
-  const parallel = 2;
-  await Promise.all(Array.from({ length: parallel }, async (_, k) => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await c.query('SET synchronous_commit = off');
-    await c.query('CALL bench_gen($1, $2)', [1 + k * Math.ceil(n / parallel), Math.ceil(n / parallel)]);
-    await c.end();
-  }));
-  const target = (await db.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
-  return { name, url, db, target, genS: (Date.now() - t0) / 1000 };
-}
-
-/** Drops the bench database and its slots (the topics stay until retention; their names start with bench_cdc_). */
-async function dropBacklog(admin: pg.Client, name: string): Promise<void> {
-  await admin.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]).catch(() => {});
-  await new Promise((r) => setTimeout(r, 1000));
-  await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]).catch(() => {});
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-}
-
-type CatchUp = { cdc: ChildProcess; metricsPort: number; seconds: number; walsenderPct: number; cpuS: number; peakRss: () => number; stopRss: () => void };
-
-/**
- * `riskmon cdc` (child process, slot `<name>_cdc`, topic `<name>`) draining the backlog into Kafka, timed from the
- * moment its walsender streams until the slot's confirmed position (reported only after Kafka acknowledged) passes
- * the backlog's end. The child keeps running (the caller stops it).
- */
-async function catchUp(env: { KAFKA_BROKERS: string }, b: Backlog): Promise<CatchUp> {
-  const { name, url, db, target } = b;
-  const metricsPort = await freePort();
-  // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
-  const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const cdc = spawnRiskmon(['cdc'], {
-    nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
-    env: {
-      ...process.env, PG_URL: url, KAFKA_BROKERS: env.KAFKA_BROKERS, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
-      RISKMON_SLOT: `${name}_cdc`, RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
-    },
-  });
-  let peakRss = 0;
-  const rssTimer = setInterval(() => { peakRss = Math.max(peakRss, rssOf(cdc.pid!)); }, 200);
-  const slotState = async () => (await db.query(
-    `SELECT s.active_pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.pid = s.active_pid) AS streaming,
-            confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots s WHERE slot_name = $1`, [`${name}_cdc`, target])).rows[0];
-  while (!(await slotState()).streaming) {
-    if (cdc.exitCode !== null) throw new Error(`riskmon cdc exited (${cdc.exitCode}) before streaming`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const c0 = Date.now();
-  const cpu0 = cpuTicks(cdc.pid!);
-  const wsPid = (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_cdc`])).rows[0]?.active_pid as number | null;
-  const ws0 = wsPid ? cpuTicks(wsPid) : 0;
-  while (!(await slotState()).done) await new Promise((r) => setTimeout(r, 50));
-  const seconds = (Date.now() - c0) / 1000;
-  return {
-    cdc, metricsPort, seconds, cpuS: (cpuTicks(cdc.pid!) - cpu0) / 100,
-    walsenderPct: wsPid ? Math.round((cpuTicks(wsPid) - ws0) / seconds) : NaN,
-    peakRss: () => Math.max(peakRss, hwm(cdc.pid!)), stopRss: () => clearInterval(rssTimer),
-  };
-}
-
-/** Stops the cdc child and waits for it to exit (a --cpu-prof child writes its profile on exit). */
-async function stopCdc(cdc: ChildProcess): Promise<void> {
-  if (cdc.exitCode !== null) return;
-  const exited = new Promise((r) => cdc.once('exit', r));
-  cdc.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-}
-
 export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
   const name = `bench_cdc_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: env.PG_URL });
   await admin.connect();
-  let b: Backlog | null = null;
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = dbUrl(env.PG_URL, name);
+  const db = new pg.Client({ connectionString: url });
   let cdc: ChildProcess | null = null;
   try {
+    await db.connect();
+    await migrate(url, 'source');
+    await db.query(`INSERT INTO merchants (merchant_id, name) SELECT g, 'm' || g FROM generate_series(1, 10000) g`);
+    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_cdc`]);
+    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_recv`]);
     // the peer and the read-side ceiling read the same backlog from slots of their own at the same position
-    b = await makeBacklog(admin, env.PG_URL, name, BACKLOG, ['cdc', 'recv', ...(PEER ? ['null', 'dbz'] : [])]);
-    const { url, db, target } = b;
+    if (PEER) for (const s of ['null', 'dbz']) await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`${name}_${s}`]);
+    await db.query(`CREATE PROCEDURE bench_gen(first bigint, n int) LANGUAGE plpgsql AS $$
+      BEGIN
+        FOR i IN 0..n - 1 LOOP
+          INSERT INTO payments VALUES (first + i, 1 + (first + i) % 10000, 1000 + (first + i) % 5000, now());
+          COMMIT;
+        END LOOP;
+      END $$`);
+    const t0 = Date.now();
+    const parallel = 2;
+    await Promise.all(Array.from({ length: parallel }, async (_, k) => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query('SET synchronous_commit = off');
+      await c.query('CALL bench_gen($1, $2)', [1 + k * Math.ceil(BACKLOG / parallel), Math.ceil(BACKLOG / parallel)]);
+      await c.end();
+    }));
+    const target = (await db.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
+    const genS = (Date.now() - t0) / 1000;
 
-    const c = await catchUp(env, b);
-    cdc = c.cdc;
+    // cdc catch-up
+    const metricsPort = await freePort();
+    // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
+    const nodeArgs = (process.env.RISKMON_BENCH_CDC_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    cdc = spawnRiskmon(['cdc'], {
+      nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
+      env: {
+        ...process.env, PG_URL: url, KAFKA_BROKERS: env.KAFKA_BROKERS, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
+        RISKMON_SLOT: `${name}_cdc`, RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
+      },
+    });
+    let peakRss = 0;
+    const rssTimer = setInterval(() => { peakRss = Math.max(peakRss, rssOf(cdc!.pid!)); }, 200);
+    const slotState = async () => (await db.query(
+      `SELECT s.active_pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.pid = s.active_pid) AS streaming,
+              confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots s WHERE slot_name = $1`, [`${name}_cdc`, target])).rows[0];
+    while (!(await slotState()).streaming) await new Promise((r) => setTimeout(r, 20));
+    const c0 = Date.now();
+    const wsPid = (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_cdc`])).rows[0]?.active_pid as number | null;
+    const ws0 = wsPid ? cpuTicks(wsPid) : 0;
+    while (!(await slotState()).done) await new Promise((r) => setTimeout(r, 50));
+    const cdcS = (Date.now() - c0) / 1000;
+    const walsenderCdcPct = wsPid ? Math.round((cpuTicks(wsPid) - ws0) / cdcS) : NaN;
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
-    const h0 = await cdcPublishHistogram(c.metricsPort);
+    const h0 = await cdcPublishHistogram(metricsPort);
     const reachedTps = await writeAtRate(url, 50_000_000);
     await new Promise((r) => setTimeout(r, 1500));
-    const h1 = await cdcPublishHistogram(c.metricsPort);
-    const delta = new Map([...h1].map(([le, n]) => [le, n - (h0.get(le) ?? 0)]));
-    const peakRss = c.peakRss();
-    c.stopRss();
-    // Let it exit before pg_recvlogical runs (no CPU contention).
-    await stopCdc(cdc);
+    const h1 = await cdcPublishHistogram(metricsPort);
+    const delta = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
+    clearInterval(rssTimer);
+    // Let it exit before pg_recvlogical runs (no CPU contention; a --cpu-prof child writes its profile on exit).
+    const exited = new Promise((r) => cdc!.once('exit', r));
+    cdc.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
 
     // pg_recvlogical on the same backlog
     const r0 = Date.now();
@@ -173,65 +125,28 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }): 
 
     const peer = PEER ? await benchPeer(env, url, db, name, target) : {};
 
-    return {
+    const figures = {
       ...peer,
-      walsender_cpu_pct_riskmon_cdc: c.walsenderPct,
-      cdc_catchup_changes_per_s: Math.round(BACKLOG / c.seconds),
-      cdc_catchup_cpu_s_per_1m_changes: Math.round((c.cpuS / BACKLOG) * 1e6 * 10) / 10,
+      walsender_cpu_pct_riskmon_cdc: walsenderCdcPct,
+      cdc_catchup_changes_per_s: Math.round(BACKLOG / cdcS),
       pg_recvlogical_changes_per_s: Math.round(BACKLOG / recvS),
-      cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / c.seconds) * 100) / 100,
+      cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / cdcS) * 100) / 100,
       cdc_publish_p50_ms: Math.round(histogramQuantile(delta, 0.5) * 1000 * 10) / 10,
       cdc_publish_p99_ms: Math.round(histogramQuantile(delta, 0.99) * 1000 * 10) / 10,
       cdc_publish_tps: reachedTps,
       cdc_peak_rss_bytes: peakRss,
       cdc_backlog_changes: BACKLOG,
-      cdc_backlog_generate_s: Math.round(b.genS * 10) / 10,
+      cdc_backlog_generate_s: Math.round(genS * 10) / 10,
     };
+    return figures;
   } finally {
     cdc?.kill('SIGKILL');
-    await b?.db.end().catch(() => {});
-    await dropBacklog(admin, name);
-    await admin.end();
-  }
-}
-
-const GROWTH_BASE = 100_000;
-
-/**
- * How the cdc's catch-up grows with the backlog (`npm run bench -- --only cdc-growth`): 1×, 4× and 16× a base backlog
- * (RISKMON_BENCH_CDC_GROWTH_BASE, 100,000 by default), each in a database, slot and topic of its own: changes/s, the
- * cdc process's CPU seconds per 1M changes and its peak RSS (VmHWM) at each size.
- */
-export async function benchCdcGrowth(env: { PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
-  const base = Number(process.env.RISKMON_BENCH_CDC_GROWTH_BASE ?? GROWTH_BASE);
-  const admin = new pg.Client({ connectionString: env.PG_URL });
-  await admin.connect();
-  const out: Record<string, number> = { cdc_growth_base_changes: base };
-  try {
-    for (const k of [1, 4, 16]) {
-      const name = `bench_cdc_${k}x_${Date.now().toString(36)}`;
-      let b: Backlog | null = null;
-      let cdc: ChildProcess | null = null;
-      try {
-        b = await makeBacklog(admin, env.PG_URL, name, base * k, ['cdc']);
-        const c = await catchUp(env, b);
-        cdc = c.cdc;
-        out[`cdc_catchup_changes_per_s_${k}x`] = Math.round((base * k) / c.seconds);
-        out[`cdc_catchup_cpu_s_per_1m_changes_${k}x`] = Math.round((c.cpuS / (base * k)) * 1e6 * 10) / 10;
-        out[`cdc_peak_rss_bytes_${k}x`] = c.peakRss();
-        out[`cdc_walsender_cpu_pct_${k}x`] = c.walsenderPct;
-        c.stopRss();
-        await stopCdc(cdc);
-        console.error(`   cdc catch-up ${k}× (${base * k} changes): ${out[`cdc_catchup_changes_per_s_${k}x`]} changes/s, ` +
-          `${out[`cdc_catchup_cpu_s_per_1m_changes_${k}x`]} CPU s per 1M, peak RSS ${Math.round(out[`cdc_peak_rss_bytes_${k}x`] / 2 ** 20)} MiB, load ${os.loadavg()[0].toFixed(1)}`);
-      } finally {
-        cdc?.kill('SIGKILL');
-        await b?.db.end().catch(() => {});
-        await dropBacklog(admin, name);
-      }
-    }
-    return out;
-  } finally {
+    await db.end().catch(() => {});
+    // drop the slots and the database; the topics stay until retention (names start with bench_cdc_)
+    await admin.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]).catch(() => {});
+    await new Promise((r) => setTimeout(r, 1000));
+    await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]).catch(() => {});
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
     await admin.end();
   }
 }

@@ -21,7 +21,6 @@ type Part = { name: string; load: () => Promise<Bench> };
 const PARTS: Part[] = [
   { name: 'generate', load: async () => (await import('./generate.ts')).benchGenerate },
   { name: 'cdc', load: async () => (await import('./cdc.ts')).benchCdc },
-  { name: 'cdc-growth', load: async () => (await import('./cdc.ts')).benchCdcGrowth },
   { name: 'aggregator', load: async () => (await import('./aggregator.ts')).benchAggregator },
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
   { name: 'backtest', load: async () => (await import('./backtest.ts')).benchBacktest },
