@@ -154,10 +154,13 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
     const h0 = await cdcPublishHistogram(c.metricsPort);
+    const rh0 = await cdcPublishHistogram(c.metricsPort, 'receive');
     const reachedTps = await writeAtRate(url, 50_000_000);
     await new Promise((r) => setTimeout(r, 1500));
     const h1 = await cdcPublishHistogram(c.metricsPort);
     const delta = new Map([...h1].map(([le, n]) => [le, n - (h0.get(le) ?? 0)]));
+    const rh1 = await cdcPublishHistogram(c.metricsPort, 'receive');
+    const received = new Map([...rh1].map(([le, n]) => [le, n - (rh0.get(le) ?? 0)]));
     const peakRss = c.peakRss();
     c.stopRss();
     // Let it exit before pg_recvlogical runs (no CPU contention).
@@ -180,6 +183,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
       cdc_catchup_ratio_to_pg_recvlogical: Math.round((recvS / c.seconds) * 100) / 100,
       cdc_publish_p50_ms: Math.round(histogramQuantile(delta, 0.5) * 1000 * 10) / 10,
       cdc_publish_p99_ms: Math.round(histogramQuantile(delta, 0.99) * 1000 * 10) / 10,
+      cdc_receive_p99_ms: Math.round(histogramQuantile(received, 0.99) * 1000 * 10) / 10,
       cdc_publish_tps: reachedTps,
       cdc_peak_rss_bytes: peakRss,
       cdc_backlog_changes: backlog,

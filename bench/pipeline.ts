@@ -264,6 +264,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     /** One live phase: the generator at `tps` for RUN_S, sampling lags and the walsender's CPU. */
     const phase = async (label: string, tps: number, connections: number) => {
       const h0 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
+      const r0 = await cdcPublishHistogram(cdcMetrics, 'receive').catch(() => new Map<number, number>());
       const a0 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
       const cpu0 = backendCpuMs(walsender);
       const p0 = probes.length;
@@ -292,13 +293,16 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const h1 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
       const pub = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
       const kafkaP99 = histogramQuantile(pub, 0.99) * 1000;
+      // its read side: commit → the transaction reaching the cdc's router (walsender, socket, the cdc's queue)
+      const r1h = await cdcPublishHistogram(cdcMetrics, 'receive').catch(() => new Map<number, number>());
+      const receiveP99 = histogramQuantile(new Map([...r1h].map(([le, c]) => [le, c - (r0.get(le) ?? 0)])), 0.99) * 1000;
       // the aggregator's share: one apply (plan + Lua round trip) — the rest of commit → bucket is fetch wait and scheduling
       const a1 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
       const applies = new Map([...a1].map(([le, c]) => [le, c - (a0.get(le) ?? 0)]));
       const applyP50 = histogramQuantile(applies, 0.5) * 1000, applyP99 = histogramQuantile(applies, 0.99) * 1000;
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
-        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms, one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
-      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
+        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
+      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, receiveP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
     // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
@@ -326,6 +330,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     // The cdc's share of it (its histogram: source commit timestamp → Kafka acknowledgement), same phase.
     out.commit_to_kafka_p50_ms = r1(peak.kafkaP50);
     out.commit_to_kafka_p99_ms = r1(peak.kafkaP99);
+    out.commit_to_cdc_p99_ms = r1(peak.receiveP99);
     out.aggregator_apply_p50_ms_peak = r1(peak.applyP50);
     out.aggregator_apply_p99_ms_peak = r1(peak.applyP99);
     out.commit_to_bucket_p99_ms_35tps = quantile(mean.lat, 0.99);

@@ -13,8 +13,8 @@ export function quantile(xs: number[], q: number): number {
 }
 
 /** The cdc's cumulative publish-latency histogram (commit → Kafka ack, seconds: le → count) from its /metrics. */
-export async function cdcPublishHistogram(port: number): Promise<Map<number, number>> {
-  return metricHistogram(port, 'riskmon_cdc_publish_latency_seconds');
+export async function cdcPublishHistogram(port: number, stage: 'publish' | 'receive' = 'publish'): Promise<Map<number, number>> {
+  return metricHistogram(port, `riskmon_cdc_${stage}_latency_seconds`);
 }
 
 /** A cumulative histogram without labels (le → count) from a component's /metrics. */

@@ -7,8 +7,11 @@
 import { AckTracker, type Unit } from './ack-tracker.ts';
 import { cdcMetrics as M } from './metrics.ts';
 
+const RECEIVE_SAMPLE = 8;
+
 export class AckSink {
   readonly #tracker: AckTracker;
+  #begun = 0;
 
   constructor(
     confirmed: bigint,
@@ -22,7 +25,11 @@ export class AckSink {
   get confirmed(): bigint { return this.#tracker.confirmed; }
   get inFlight(): number { return this.#tracker.inFlight; }
 
-  begin(commitMs: number): Unit { return this.#tracker.begin(commitMs); }
+  /** Every RECEIVE_SAMPLEth transaction's commit → receive latency is observed (a histogram observe per unit costs ~2% of catch-up CPU). */
+  begin(commitMs: number): Unit {
+    if (++this.#begun % RECEIVE_SAMPLE === 0 && !Number.isNaN(commitMs)) M.receiveLatency.observe((Date.now() - commitMs) / 1000);
+    return this.#tracker.begin(commitMs);
+  }
   sent(u: Unit): void { this.#tracker.sent(u); }
 
   /** Kafka acknowledged one message of `u`. */

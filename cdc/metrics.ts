@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { registry } from '../lib/metrics.ts';
 
 const registers = [registry];
+const LATENCY_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 export const cdcMetrics = {
   changes: new Counter({ name: 'riskmon_cdc_changes_total', help: 'row changes published to the topic', labelNames: ['table', 'op'], registers }),
@@ -12,7 +13,11 @@ export const cdcMetrics = {
   unchangedToast: new Counter({ name: 'riskmon_cdc_unchanged_toast_total', help: 'columns left out of an update because pgoutput sent an unchanged TOAST value without an old row', registers }),
   publishLatency: new Histogram({
     name: 'riskmon_cdc_publish_latency_seconds', help: 'source commit time to Kafka acknowledgement of the whole transaction',
-    buckets: [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers,
+    buckets: LATENCY_BUCKETS, registers,
+  }),
+  receiveLatency: new Histogram({
+    name: 'riskmon_cdc_receive_latency_seconds', help: 'source commit time to the transaction reaching the router (the read side of the publish latency; every 8th transaction)',
+    buckets: LATENCY_BUCKETS, registers,
   }),
   ackLag: new Gauge({ name: 'riskmon_cdc_ack_lag_units', help: 'transactions received but not yet confirmed to PostgreSQL', registers }),
   bufferedBytes: new Gauge({ name: 'riskmon_cdc_buffered_bytes', help: 'bytes of change events waiting for Kafka', registers }),

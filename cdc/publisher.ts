@@ -73,9 +73,8 @@ export class Publisher<U = unknown> {
       this.#busy.add(q);
     }
     if (!taken.length) return;
-    const batches: PartitionBatch[] = taken.map(({ batch }) => ({
-      topic: batch[0].topic, partition: batch[0].partition, messages: batch.map((m) => ({ key: m.key, value: m.value })),
-    }));
+    // An Outgoing is a message ({key, value}) as it is: no copy per message.
+    const batches: PartitionBatch[] = taken.map(({ batch }) => ({ topic: batch[0].topic, partition: batch[0].partition, messages: batch }));
     this.writer.produce(batches).then(
       () => {
         for (const { q, batch } of taken) {

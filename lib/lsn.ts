@@ -11,14 +11,30 @@ export class LsnError extends Error {
 
 const LSN_RE = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
+/** The value of s[from, to) as 1–8 hex digits, or -1 (numbers, not BigInts: parseLsn runs twice per transaction). */
+function hex32(s: string, from: number, to: number): number {
+  if (to - from < 1 || to - from > 8) return -1;
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
 export function parseLsn(s: string): bigint {
-  const m = LSN_RE.exec(s.trim());
+  const slash = s.indexOf('/');
+  const hi = hex32(s, 0, slash), lo = slash > 0 ? hex32(s, slash + 1, s.length) : -1;
+  if (hi >= 0 && lo >= 0) return (BigInt(hi) << 32n) | BigInt(lo);
+  const m = LSN_RE.exec(s.trim()); // surrounding blanks, or an error
   if (!m) throw new LsnError(s);
   return (BigInt('0x' + m[1]) << 32n) | BigInt('0x' + m[2]);
 }
 
 export function formatLsn(n: bigint): string {
-  return `${(n >> 32n).toString(16).toUpperCase()}/${(n & 0xffffffffn).toString(16).toUpperCase()}`;
+  return `${Number(n >> 32n).toString(16).toUpperCase()}/${Number(n & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 export function isLsn(s: string): boolean { return LSN_RE.test(s.trim()); }
