@@ -99,7 +99,9 @@ describe('aggregator recovery', () => {
       await h.cdc.insertPayment(h.db, { id: 200_100 + i, merchant: 1 + (i % 4), amount: 7000 + i, at: new Date(now - 40 * 3600_000 + i * 60_000) });
     }
     // updates (amount, time, merchant: rows move between merchants and partitions) and deletes, of payments and cancels
-    for (let id = 7; id <= 4_000; id += 97) await h.cdc.update(h.db, 'payments', id, { amount: 123_456 + id, approved_at: new Date(now - (id % 50) * 3_600_000) });
+    // (at most 46 hours back: a minute bucket's key lives 2 days after the end of its 6-hour block, so a row dated
+    // 47–49 hours back may already be past the minute tier, depending on the hour the test runs)
+    for (let id = 7; id <= 4_000; id += 97) await h.cdc.update(h.db, 'payments', id, { amount: 123_456 + id, approved_at: new Date(now - (id % 47) * 3_600_000) });
     for (let id = 11; id <= 4_000; id += 131) await h.cdc.update(h.db, 'payments', id, { merchant_id: 1 + ((id * 13) % 150) });
     for (let id = 5; id <= 4_000; id += 89) if (id % 10 !== 0) await h.cdc.delete(h.db, 'payments', id); // (every 10th has a cancel)
     for (let id = 20; id <= 4_000; id += 170) await h.cdc.delete(h.db, 'payment_cancels', id);

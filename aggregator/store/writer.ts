@@ -86,11 +86,13 @@ export function seedTrendingMerchant(w: BucketWriter, merchantId: string, now: n
     for (let i = 0; i < n; i++) w.approval(merchantId, 10_000 + Math.round(rnd() * 90_000), t + i * 1000);
     if (rnd() < n * 0.02) w.cancel(merchantId, 20_000 + Math.round(rnd() * 30_000), t + 2000);
   }
-  // Today, minute by minute; volume a little under the usual, cancels surge in the last 40 minutes.
+  // Today, minute by minute; volume a little under the usual, cancels surge in the last 40 minutes. The surge keeps
+  // at least 10 approvals a minute, so it is as strong at the evening trough as at noon (tests run at any hour).
   for (let t = todayStart; t < now; t += 60_000) {
-    const n = Math.round(curve(t) * 4 * (0.7 + rnd() * 0.4));
-    for (let i = 0; i < n; i++) w.approval(merchantId, 10_000 + Math.round(rnd() * 90_000), t + i * 500);
     const surge = now - t < 40 * 60_000;
+    const usual = Math.round(curve(t) * 4 * (0.7 + rnd() * 0.4));
+    const n = surge ? Math.max(10, usual) : usual;
+    for (let i = 0; i < n; i++) w.approval(merchantId, 10_000 + Math.round(rnd() * 90_000), t + i * 500);
     const c = surge ? Math.round(n * (0.15 + rnd() * 0.15)) : rnd() < n * 0.02 ? 1 : 0;
     for (let i = 0; i < c; i++) w.cancel(merchantId, 20_000 + Math.round(rnd() * 60_000), t + 30_000 + i);
   }
