@@ -28,7 +28,7 @@
  *   3M a day) — suffixes _1d/_4d/_8d; poller_source_cpu_ms_per_min is the naive variant at 8 days;
  *   poller_detection_latency_p99_ms = 59.4 s (p99 of the up-to-60-s schedule phase) + one naive run's wall time.
  *
- * Runnable alone: `npx tsx bench/pipeline.ts` (starts or reuses the dev stack). Scale knobs (for development):
+ * Alone: `npm run bench -- --only pipeline` (starts or reuses the dev stack). Scale knobs (for development):
  * RISKMON_BENCH_PIPELINE_RUN_S (60), RISKMON_BENCH_PEAK_TPS (5000), RISKMON_BENCH_MAX_TPS (20000),
  * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller).
  */
