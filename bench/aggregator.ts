@@ -410,22 +410,9 @@ async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Pr
   // one simulated hour at a time: pre-aggregated per partition, as the aggregator's chunks are
   for (let h = now - 8 * DAY; h < now; h += HOUR) {
     if ((now - h) % DAY < HOUR) console.error(`   8 days: day ${Math.round(8 - (now - h) / DAY) + 1}, ${facts} facts so far, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
-    w.run(h, Math.min(now, h + HOUR), (t) => {
-      const m = String(t.merchant);
-      const p = partitionOfKey(messageKey(m, w.hot.has(m), String(t.id), SHARDS), PARTITIONS);
-      byPartition[p].push({ merchantId: m, kind: 'approval', minuteMs: minuteStart(t.at), sign: 1, amount: BigInt(t.amount) });
-      if (t.cancel !== null && t.cancelAt < now) byPartition[p].push({ merchantId: m, kind: 'cancel', minuteMs: minuteStart(t.cancelAt), sign: 1, amount: BigInt(t.cancel) });
-    });
+    const byPartition = referenceFacts(w, h, Math.min(now, h + HOUR), now);
     await Promise.all(byPartition.map(async (fs, p) => {
-      const plan = emptyPlan();
-      const wm = Math.min(now, h + HOUR);
-      addFacts(plan, fs, {
-        prefix, partition: p, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock,
-        retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
-        allowedLatenessMs: 5000, now, watermark: wm, candidates,
-      }, wm);
-      plan.watermark = wm;
+      const plan = referencePlan(fs, { prefix, partition: p, clock, candidates, now, watermark: Math.min(now, h + HOUR) });
       facts += fs.length;
       for (const part of split(plan, 4000)) {
         const r = await applier.apply(p, part, { mode: 'replay', first: '0', next: '', windowKeepMinutes: 240 });
@@ -442,6 +429,30 @@ async function memory8d(env: NodeJS.ProcessEnv, out: Record<string, number>): Pr
     await dropKeys(redis, `${prefix}:*`);
     redis.disconnect();
   }
+}
+
+/** The reference workload's facts of [from, to) per partition, keyed as the cdc keys them; cancels made before `now`. */
+function referenceFacts(w: Workload, from: number, to: number, now: number, { cancels = true } = {}): Fact[][] {
+  const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
+  w.run(from, to, (t) => {
+    const m = String(t.merchant);
+    const p = partitionOfKey(messageKey(m, w.hot.has(m), String(t.id), SHARDS), PARTITIONS);
+    byPartition[p].push({ merchantId: m, kind: 'approval', minuteMs: minuteStart(t.at), sign: 1, amount: BigInt(t.amount) });
+    if (cancels && t.cancel !== null && t.cancelAt < now) byPartition[p].push({ merchantId: m, kind: 'cancel', minuteMs: minuteStart(t.cancelAt), sign: 1, amount: BigInt(t.cancel) });
+  });
+  return byPartition;
+}
+
+/** One partition's facts planned as the aggregator plans them (production TTLs and window), at `watermark`. */
+function referencePlan(fs: Fact[], c: { prefix: string; partition: number; clock: DayClock; candidates: ReturnType<typeof candidateCache>; now: number; watermark: number }): Plan {
+  const plan = emptyPlan();
+  addFacts(plan, fs, {
+    prefix: c.prefix, partition: c.partition, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock: c.clock,
+    retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
+    allowedLatenessMs: 5000, now: c.now, watermark: c.watermark, candidates: c.candidates,
+  }, c.watermark);
+  plan.watermark = c.watermark;
+  return plan;
 }
 
 /** A plan cut into plans of at most `n` hash keys each (one Lua call each). */
@@ -474,27 +485,14 @@ async function redisCeilings(env: NodeJS.ProcessEnv, out: Record<string, number>
     const clock = new DayClock(TZ);
     const now = Date.now();
     const candidates = candidateCache(PARTITIONS, SHARDS);
-    const w = new Workload();
-    const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
-    // the busiest reference hour (~250,000 facts)
+    // the busiest reference hour (~250,000 facts), approvals only
     const from = minuteStart(now) - 2 * HOUR;
-    w.run(from, from + HOUR, (t) => {
-      const m = String(t.merchant);
-      const p = partitionOfKey(messageKey(m, w.hot.has(m), String(t.id), SHARDS), PARTITIONS);
-      byPartition[p].push({ merchantId: m, kind: 'approval', minuteMs: minuteStart(t.at), sign: 1, amount: BigInt(t.amount) });
-    });
+    const byPartition = referenceFacts(new Workload(), from, from + HOUR, now, { cancels: false });
     const plans: { p: number; plan: Plan; n: number }[] = [];
     for (let p = 0; p < PARTITIONS; p++) {
       for (let i = 0; i < byPartition[p].length; i += 4000) {
         const fs = byPartition[p].slice(i, i + 4000);
-        const plan = emptyPlan();
-        addFacts(plan, fs, {
-          prefix, partition: p, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock,
-          retention: { minuteTtlMs: 2 * DAY, hourTtlMs: 36 * DAY, dayTtlMs: 400 * DAY }, windowKeepMinutes: 240,
-          allowedLatenessMs: 5000, now, watermark: now, candidates,
-        }, now);
-        plan.watermark = now;
-        plans.push({ p, plan, n: fs.length });
+        plans.push({ p, plan: referencePlan(fs, { prefix, partition: p, clock, candidates, now, watermark: now }), n: fs.length });
       }
     }
     const applier = new Applier(redis, prefix);
