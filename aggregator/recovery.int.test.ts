@@ -11,6 +11,9 @@ import { aggregatorSpec } from './config.ts';
 import { replay } from './replay.ts';
 import { keys } from './store/layout.ts';
 import { runRiskmon, waitFor } from '../test/harness/index.ts';
+import { WindowSums } from '../alerting/window.ts';
+import { MINUTE } from '../lib/time.ts';
+import type { Totals } from './store/index.ts';
 
 let h: Harness | null = null;
 afterEach(async () => { await h?.close(); h = null; });
@@ -18,6 +21,15 @@ afterEach(async () => { await h?.close(); h = null; });
 const load = loadPayments;
 
 const runCli = (h: Harness, args: string[]) => runRiskmon(args, h.env);
+
+const plain = (m: Map<string, Totals>) => Object.fromEntries([...m].map(([k, t]) => [k, `${t.approvals}/${t.approvedAmount}/${t.cancels}/${t.canceledAmount}`]));
+
+/** The evaluator's in-memory 60-minute window (re-reading only slices whose version changed) equals a full read. */
+async function expectWindowExact(h: Harness, win: WindowSums): Promise<void> {
+  const end = Math.floor(Date.now() / MINUTE) * MINUTE + MINUTE;
+  const got = await win.read(end - 60 * MINUTE, end - 60 * MINUTE, end);
+  expect(plain(got.window)).toEqual(plain(await h.reader.totalsByMerchant(end - 60 * MINUTE, end, '1m')));
+}
 
 async function storedTotal(h: Harness): Promise<number> {
   const v = await h.redis.mget(Array.from({ length: h.partitions }, (_, p) => keys.offset(h!.prefix, p)));
@@ -113,6 +125,8 @@ describe('aggregator recovery', () => {
     const svc = h.startInProcess();
     await h.caughtUp();
     expect(await h.diff()).toEqual([]);
+    const win = new WindowSums(h.reader);
+    await expectWindowExact(h, win);
     await svc.service.stop();
     await svc.done;
 
@@ -121,6 +135,7 @@ describe('aggregator recovery', () => {
     const all = await h.redis.keys(`${h.prefix}:*`);
     await h.redis.del(...all);
     expect((await h.diff()).length).toBeGreaterThan(0);
+    await expectWindowExact(h, win);
     const cfg = readConfig(aggregatorSpec, h.env);
     const kafka = createKafka(cfg, { clientId: 'replay-test' });
     const tooOld = await runCli(h, ['replay', '--from-lsn', '0/10']);
@@ -128,6 +143,11 @@ describe('aggregator recovery', () => {
     const r = await replay({ kafka, redis: h.redis, cfg, log: logger.child({ test: h.prefix }), fromLsn: oldest, maxFacts: 700 });
     expect(r.changes).toBeGreaterThan(5_000);
     expect(await h.diff()).toEqual([]);
+    // the rebuilt window-index hashes carry a version (the replay's token and call), so the window re-reads them
+    const windowKeys = await h.redis.keys(`${h.prefix}:*:xm:*`);
+    expect(windowKeys.length).toBeGreaterThan(0);
+    for (const k of windowKeys) expect(await h.redis.hget(k, '~v')).toMatch(/:\d+$/);
+    await expectWindowExact(h, win);
 
     // the live path continues exactly after the replay (offsets, positions, watermarks, TTL records)
     const svc2 = h.startInProcess();
@@ -136,6 +156,7 @@ describe('aggregator recovery', () => {
     await load(h, 300_001, 500);
     await h.caughtUp();
     expect(await h.diff()).toEqual([]);
+    await expectWindowExact(h, win);
     await svc2.service.stop();
   });
 });

@@ -161,7 +161,9 @@ export class Evaluator implements Service {
     const wm = await this.#d.reader.watermark();
     const now = await this.#d.reader.stateEpoch?.();
     if (wm === null || lastClosedMinute(wm, this.#o.allowedLatenessMs) < M || now !== epoch) {
-      this.#inputs.forgetToday(); // may hold totals read from the rolled-back state
+      // both may hold totals read from the rolled-back state
+      this.#inputs.forgetToday();
+      this.#window.forget();
       throw new StateRolledBack(`Redis state moved back while minute ${iso(M)} was read (failover): evaluating it again once the watermark closes it`);
     }
   }

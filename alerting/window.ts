@@ -113,6 +113,9 @@ export class WindowSums {
     return { window, hour: hour ?? window, slicesRead: -1 };
   }
 
+  /** Drops every slice read so far (they may come from a Redis state that rolled back). */
+  forget(): void { this.#reset(); }
+
   #reset(): void {
     this.#slices.clear();
     this.#window.setRange(0, 0);

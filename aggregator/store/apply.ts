@@ -2,6 +2,7 @@
  * Runs apply.lua (EVALSHA through ioredis' defineCommand, which falls back to EVAL once after a SCRIPT FLUSH or
  * a Redis restart): one partition's chunk of bucket deltas plus that partition's next offset, atomically.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type RedisClient } from '../../lib/redis.ts';
 import { encodeBucketFields, encodeWindowFields } from './counters.ts';
@@ -50,9 +51,13 @@ export class Applier {
       String(plan.merchants.size), String(plan.foreign.size),
     ];
     const ttlSet: string[] = [];
+    // A window-index hash's version (layout.ts WINDOW_VERSION_FIELD): the offset after the chunk. The hash's content
+    // at that offset is the sum of the partition's records before it, whatever the chunking, so equal versions mean
+    // equal content. Without an offset (not a live apply) a version never seen before.
+    const version = o.next !== '' ? o.next : randomUUID();
     for (const [key, hash] of plan.hashes) {
       const at = args.length;
-      args.push('', '');
+      args.push('', '', hash.kind === 'window' ? version : '');
       let n = 0;
       if (hash.kind === 'window') for (const [m, d] of hash.fields) n += encodeWindowFields(args, m, d);
       else for (const [slot, d] of hash.fields) n += encodeBucketFields(args, Number(slot), d);

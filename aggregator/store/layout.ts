@@ -7,6 +7,8 @@
  *   <P>:{pN}:h:<merchant>:<hour div 120>   hash  (hour mod 120) ×4 + kind      (UTC hours, 5-day blocks)
  *   <P>:{pN}:d:<merchant>:<localDay div 100> hash (localDay mod 100) ×4 + kind
  *   <P>:{pN}:xm:<minute>                   hash  kind + ':' + merchant           (all merchants of one minute)
+ *                                                and '~v': the hash's version, the partition offset after the last
+ *                                                live apply that wrote it (the window reader's cheap fingerprint)
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
@@ -23,6 +25,9 @@ export const DAY_BLOCK = 100;
 export function partitionTag(prefix: string, p: number): string {
   return `${prefix}:{p${p}}`;
 }
+
+/** Field of a window-index hash holding its version (apply.lua writes it, the window reader compares it). */
+export const WINDOW_VERSION_FIELD = '~v';
 
 export const keys = {
   offset: (prefix: string, p: number) => `${partitionTag(prefix, p)}:off`,

@@ -17,7 +17,7 @@ import { masters, type RedisClient } from '../../lib/redis.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { addField, emptyTotals, FIELD_KINDS, isEmpty, windowField, type Totals } from './counters.ts';
-import { DayClock, keys } from './layout.ts';
+import { DayClock, keys, WINDOW_VERSION_FIELD } from './layout.ts';
 import { keyReads, slotTimeOf, type KeyRead, type RangeContext } from './ranges.ts';
 import type { BucketReader, MinuteTotalsReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
 import { defineScripts, KEYS_PER_CALL, pairsOf, run, type Cmd } from './scripts.ts';
@@ -71,10 +71,14 @@ function dropEmpty(map: Map<string, Totals>): Map<string, Totals> {
   return map;
 }
 
-/** Adds a window-index hash reply (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant and values) into `into`. Pure. */
+/**
+ * Adds a window-index hash reply (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant and values, and the version field)
+ * into `into`. Pure.
+ */
 export function addWindowHash(into: Map<string, Totals>, s: string): void {
   const fv = pairsOf(s);
   for (let j = 0; j < fv.length; j += 2) {
+    if (fv[j] === WINDOW_VERSION_FIELD) continue;
     const [m, kind] = windowField(fv[j]);
     let t = into.get(m);
     if (!t) into.set(m, (t = emptyTotals()));
@@ -307,7 +311,7 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       for (const p of allPartitions) {
         for (let i = 0; i < minutes.length; i += KEYS_PER_CALL) {
           const chunk = minutes.slice(i, i + KEYS_PER_CALL);
-          cmds.push(['riskmonReadWindow', chunk.length + 1, keys.windowGc(prefix, p),
+          cmds.push(['riskmonReadWindow', chunk.length + 2, keys.windowGc(prefix, p), keys.generation(prefix, p),
             ...chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE))), oldest, ...chunk.map((t) => known(t, p) ?? '-')]);
           meta.push(chunk.map((t) => [t, p]));
         }

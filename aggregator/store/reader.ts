@@ -30,7 +30,10 @@ export interface BucketReader {
 export interface WindowSlice {
   minute: number;
   partition: number;
-  /** Changes whenever the hash changes (length and CRC-64 of its DUMP); '' when the key does not exist. */
+  /**
+   * Changes whenever the hash changes (the replay generation and the hash's version, or the length and CRC-64 of its
+   * DUMP for a hash without a version); '' when the key does not exist.
+   */
   fingerprint: string;
   /** Per-merchant totals; null when the fingerprint equals the one the caller already knows. */
   totals: Map<string, Totals> | null;

@@ -1,20 +1,20 @@
 -- Writes a replay's rebuilt buckets: the reset range holds nothing, so the replay sums the whole range in memory
 -- and sets each field's final value (HSET, many fields per call) instead of the live path's per-fact HINCRBY.
 -- KEYS: 1 replay lock, 2.. bucket hashes
--- ARGV: 1 lock token, then for each hash KEYS[2..] in order: mode ('s' = the hash's fields are final: HSET;
---       'i' = an earlier write of this replay already set some: HINCRBY), n, expiry (unix seconds, '' = none;
---       the same for every write of a key),
---       n × (field, value).
+-- ARGV: 1 lock token, 2 this call's version (unique per call), then for each hash KEYS[2..] in order: mode
+--       ('s' = the hash's fields are final: HSET; 'i' = an earlier write of this replay already set some: HINCRBY;
+--       'S' / 'I' the same for a window-index hash, which also gets the call's version in its '~v' field),
+--       n, expiry (unix seconds, '' = none; the same for every write of a key), n × (field, value).
 -- Returns {'ok'} | {'locked', owner}: a replay that lost its lock (another one took over with --force) writes nothing.
 local lock = redis.call('GET', KEYS[1])
 if lock ~= ARGV[1] then return {'locked', lock or ''} end
 local call, tonumber, unpack, min = redis.call, tonumber, unpack, math.min
-local i = 2
+local i = 3
 for k = 2, #KEYS do
   local key, mode, n, exp = KEYS[k], ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   i = i + 3
   local last = i + 2 * n - 1
-  if mode == 's' then
+  if mode == 's' or mode == 'S' then
     -- unpack is bounded by Lua's C stack: at most 500 pairs per HSET
     local j = i
     while j <= last do
@@ -26,6 +26,7 @@ for k = 2, #KEYS do
     for j = i, last, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
   end
   i = last + 1
+  if mode == 'S' or mode == 'I' then call('HSET', key, '~v', ARGV[2]) end
   if exp ~= '' then call('EXPIREAT', key, exp) end
 end
 return {'ok'}

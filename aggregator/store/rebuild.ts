@@ -50,6 +50,8 @@ export class PartitionRebuild {
   readonly #sums: RangeSums;
   /** whether sums were written already: later ones are added to them (HINCRBY), not set */
   #written = false;
+  /** rebuild.lua calls made: with the lock token, each call's unique window-index version */
+  #calls = 0;
 
   constructor(redis: RedisClient, o: RebuildOptions) {
     this.#redis = redis;
@@ -88,10 +90,11 @@ export class PartitionRebuild {
     // are not written (the live path writes them and its GC deletes them at the next apply).
     const horizon = wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes;
     const mode = this.#written ? 'i' : 's';
+    const windowPrefix = keys.windowPrefix(prefix, p);
     const lockKey = keys.lock(prefix, p);
     // KEYS and ARGV of the next rebuild.lua call, encoded as they are made (lib/redis.ts RespWriter)
     const ks = new RespWriter().string(lockKey);
-    const args = new RespWriter().string(this.#token);
+    const args = new RespWriter().string(this.#token).string(`${this.#token}:${++this.#calls}`);
     const inFlight = new Set<Promise<void>>();
     let failed: Error | null = null;
     const send = async () => {
@@ -101,7 +104,7 @@ export class PartitionRebuild {
         if (String(status) !== 'ok') throw new ReplayLostLockError(p, String(owner));
       }).catch((err) => { failed ??= err; }).finally(() => { inFlight.delete(call); });
       ks.string(lockKey);
-      args.string(this.#token);
+      args.string(this.#token).string(`${this.#token}:${++this.#calls}`);
       inFlight.add(call);
       if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
       if (failed) throw failed;
@@ -114,7 +117,7 @@ export class PartitionRebuild {
     };
     for (const { key, expiry, fields } of sums.entries(horizon, touched)) {
       ks.string(key);
-      args.string(mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
+      args.string(key.startsWith(windowPrefix) ? mode.toUpperCase() : mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
       if (args.count >= ARGS_PER_CALL) await send();
     }
     if (ks.count > 1) await send();

@@ -6,6 +6,7 @@
  * decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
  */
 import { pipelined, type RedisClient } from '../../lib/redis.ts';
+import { WINDOW_VERSION_FIELD } from './layout.ts';
 
 /** Keys per script call: bounds how long one call holds Redis and the size of one reply. */
 export const KEYS_PER_CALL = 500;
@@ -48,23 +49,30 @@ for i, k in ipairs(KEYS) do
 end
 return out`;
 
-// KEYS: 1 window-index GC cursor, 2.. index hashes; ARGV: 1 oldest minute asked for, 2.. known fingerprints.
-// Returns {'gone'} when the GC passed that minute, else per key: fingerprint, content ('' when unchanged).
-// The fingerprint is the length and CRC-64 of the key's DUMP (computed by Redis in C): any change to the hash
-// changes it (a re-ordered but equal hash may change it too, which only costs a re-read).
+// KEYS: 1 window-index GC cursor, 2 replay generation, 3.. index hashes; ARGV: 1 oldest minute asked for, 2.. known
+// fingerprints. Returns {'gone'} when the GC passed that minute, else per key: fingerprint, content ('' when unchanged).
+// The fingerprint is the replay generation and the hash's version (layout.ts WINDOW_VERSION_FIELD), written by every
+// live apply: one HGET, however large the hash. A hash without a version (rebuilt by a replay, or written before
+// versions existed) is fingerprinted by the length and CRC-64 of its DUMP, which Redis computes over the whole hash.
 const WINDOW_LUA = `
 local gc = redis.call('GET', KEYS[1])
 if gc and tonumber(gc) > tonumber(ARGV[1]) then return {'gone'} end
+local gen = redis.call('GET', KEYS[2]) or ''
 local out = {}
-for i = 2, #KEYS do
-  local d = redis.call('DUMP', KEYS[i])
-  local fp = ''
-  if d then
-    local c = {string.byte(d, -8, -1)}
-    fp = string.format('%d:%02x%02x%02x%02x%02x%02x%02x%02x', #d, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+for i = 3, #KEYS do
+  local k, fp = KEYS[i], ''
+  local v = redis.call('HGET', k, '${WINDOW_VERSION_FIELD}')
+  if v then
+    fp = gen .. '/' .. v
+  else
+    local d = redis.call('DUMP', k)
+    if d then
+      local c = {string.byte(d, -8, -1)}
+      fp = string.format('%d:%02x%02x%02x%02x%02x%02x%02x%02x', #d, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+    end
   end
-  out[2 * i - 3] = fp
-  if fp ~= ARGV[i] and d then out[2 * i - 2] = table.concat(redis.call('HGETALL', KEYS[i]), '\\0') else out[2 * i - 2] = '' end
+  out[2 * i - 5] = fp
+  if fp ~= ARGV[i - 1] and fp ~= '' then out[2 * i - 4] = table.concat(redis.call('HGETALL', k), '\\0') else out[2 * i - 4] = '' end
 end
 return out`;
 
