@@ -22,7 +22,7 @@ const load = loadPayments;
 
 const runCli = (h: Harness, args: string[]) => runRiskmon(args, h.env);
 
-const plain = (m: Map<string, Totals>) => Object.fromEntries([...m].map(([k, t]) => [k, `${t.approvals}/${t.approvedAmount}/${t.cancels}/${t.canceledAmount}`]));
+const plain = (m: ReadonlyMap<string, Totals>) => Object.fromEntries([...m].map(([k, t]) => [k, `${t.approvals}/${t.approvedAmount}/${t.cancels}/${t.canceledAmount}`]));
 
 /** The evaluator's in-memory 60-minute window (re-reading only slices whose version changed) equals a full read. */
 async function expectWindowExact(h: Harness, win: WindowSums): Promise<void> {

@@ -27,8 +27,8 @@ export interface MinuteInput {
   maxIngestLagMs: number;
   slackEnabled: boolean;
   /** Per merchant: the rules' window [windowFrom, M+1m), and today's partial hour and full hours. */
-  window: Map<string, Totals>;
-  partialHour: Map<string, Totals>;
+  window: ReadonlyMap<string, Totals>;
+  partialHour: ReadonlyMap<string, Totals>;
   todayHours: Map<string, Totals>;
   baselines: DayBaselines;
   silences: Silence[];

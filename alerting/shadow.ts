@@ -55,7 +55,7 @@ export interface ShadowMinute {
   /** The live firing alerts before this minute (where a new shadow starts). */
   liveFiringBefore: ReadonlyMap<string, FiringAlert>;
   /** The live window sums of this minute, for a shadow with the same window length. */
-  liveWindow: { windowMinutes: number; window: Map<string, Totals>; hour: Map<string, Totals> };
+  liveWindow: { windowMinutes: number; window: ReadonlyMap<string, Totals>; hour: ReadonlyMap<string, Totals> };
 }
 
 export class ShadowEvaluator {

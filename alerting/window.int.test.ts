@@ -15,7 +15,7 @@ const TZ = 'Asia/Seoul';
 const PARTITIONS = 6;
 const SHARDS = 4;
 
-function plain(m: Map<string, Totals>): Record<string, string> {
+function plain(m: ReadonlyMap<string, Totals>): Record<string, string> {
   const o: Record<string, string> = {};
   for (const [k, t] of [...m].sort(([a], [b]) => a.localeCompare(b))) o[k] = `${t.approvals}/${t.approvedAmount}/${t.cancels}/${t.canceledAmount}`;
   return o;

@@ -102,3 +102,21 @@ export function addField(into: Totals, k: number, v: string): void {
 export function windowField(f: string): [string, number] {
   return [f.slice(2), WINDOW_KIND[f[0]]];
 }
+
+/**
+ * Visits every counter of a window-index hash as the read scripts return it (fields and values joined by NUL,
+ * scripts.ts): merchant, counter k, value (a Redis integer string). Fields that are not counters (the hash's version)
+ * are skipped. Scans the string in place: no array of its parts.
+ */
+export function forEachWindowCounter(s: string, visit: (merchant: string, k: number, value: string) => void): void {
+  const n = s.length;
+  let i = 0;
+  while (i < n) {
+    const j = s.indexOf('\0', i);
+    let end = s.indexOf('\0', j + 1);
+    if (end < 0) end = n;
+    const k = WINDOW_KIND[s[i]];
+    if (k !== undefined && s.charCodeAt(i + 1) === 58 /* ':' */) visit(s.slice(i + 2, j), k, s.slice(j + 1, end));
+    i = end + 1;
+  }
+}

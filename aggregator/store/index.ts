@@ -9,7 +9,7 @@
 
 // Reading: what the rules, the API and the tools use.
 export {
-  addTotals, emptyTotals, isEmpty, type Totals,
+  addTotals, emptyTotals, forEachWindowCounter, isEmpty, type Totals,
 } from './counters.ts';
 export {
   hasMinuteTotals, hasWindowSlices, STEP_MS, type BucketReader, type MinuteTotalsReader, type Point, type Step, type WindowSlice, type WindowSliceReader,

@@ -16,8 +16,8 @@
 import { masters, type RedisClient } from '../../lib/redis.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
-import { addField, emptyTotals, FIELD_KINDS, isEmpty, windowField, type Totals } from './counters.ts';
-import { DayClock, keys, WINDOW_VERSION_FIELD } from './layout.ts';
+import { addField, emptyTotals, FIELD_KINDS, forEachWindowCounter, isEmpty, type Totals } from './counters.ts';
+import { DayClock, keys } from './layout.ts';
 import { keyReads, slotTimeOf, type KeyRead, type RangeContext } from './ranges.ts';
 import type { BucketReader, MinuteTotalsReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
 import { defineScripts, KEYS_PER_CALL, pairsOf, run, type Cmd } from './scripts.ts';
@@ -71,19 +71,13 @@ function dropEmpty(map: Map<string, Totals>): Map<string, Totals> {
   return map;
 }
 
-/**
- * Adds a window-index hash reply (NUL-joined fields 'n:'|'a:'|'c:'|'x:' + merchant and values, and the version field)
- * into `into`. Pure.
- */
+/** Adds a window-index hash reply (scripts.ts: NUL-joined fields and values) into `into`. Pure. */
 export function addWindowHash(into: Map<string, Totals>, s: string): void {
-  const fv = pairsOf(s);
-  for (let j = 0; j < fv.length; j += 2) {
-    if (fv[j] === WINDOW_VERSION_FIELD) continue;
-    const [m, kind] = windowField(fv[j]);
+  forEachWindowCounter(s, (m, kind, v) => {
     let t = into.get(m);
     if (!t) into.set(m, (t = emptyTotals()));
-    addField(t, kind, fv[j + 1]);
-  }
+    addField(t, kind, v);
+  });
 }
 
 export function createBucketReader(redis: RedisClient, opts: ReaderOptions): BucketReader & WindowSliceReader & MinuteTotalsReader {
@@ -323,9 +317,7 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
         if (r[0] === 'gone') return null;
         meta[c].forEach(([minute, partition], i) => {
           const fingerprint = r[2 * i];
-          let totals: Map<string, Totals> | null = null;
-          if (fingerprint !== known(minute, partition)) addWindowHash((totals = new Map()), r[2 * i + 1]);
-          out.push({ minute, partition, fingerprint, totals });
+          out.push({ minute, partition, fingerprint, content: fingerprint !== known(minute, partition) ? r[2 * i + 1] : null });
         });
       }
       return out;

@@ -35,8 +35,11 @@ export interface WindowSlice {
    * DUMP for a hash without a version); '' when the key does not exist.
    */
   fingerprint: string;
-  /** Per-merchant totals; null when the fingerprint equals the one the caller already knows. */
-  totals: Map<string, Totals> | null;
+  /**
+   * The hash as the read scripts return it, for `forEachWindowCounter` (counters.ts) to decode; null when the
+   * fingerprint equals the one the caller already knows.
+   */
+  content: string | null;
 }
 
 export interface WindowSliceReader {

@@ -12,7 +12,7 @@
  * The window is fed minute by minute: the minutes are read in passes of `chunkMinutes` (the all-merchants minute
  * index where it still holds them, else one pass over the minute tier), so a day costs 24 reads, not 1,440 window reads.
  */
-import { hasMinuteTotals, type BucketReader, type Totals } from '../../aggregator/store/index.ts';
+import { addTotals, emptyTotals, hasMinuteTotals, isEmpty, type BucketReader, type Totals } from '../../aggregator/store/index.ts';
 import type { Evidence } from '../../lib/evidence.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
@@ -20,7 +20,7 @@ import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../de
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../store.ts';
-import { RangeSum, type Slice } from '../window.ts';
+import { MerchantNumbers, RangeSum, sliceOfTotals, type Slice } from '../window.ts';
 
 export interface BacktestAlert {
   rule: RuleName;
@@ -78,18 +78,28 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     alerts.set(a.id, { rule: a.rule, merchantId: a.merchantId, firedAt: a.life.firedAt, resolvedAt: null, evidence: a.evidence, renotified: 0, carried: true });
   }
 
-  // Minute slices of the all-merchants totals, read ahead in passes.
+  // Minute slices of the all-merchants totals, read ahead in passes, and summed as the live window does (window.ts).
+  // A value or sum beyond what doubles hold exactly switches the backtest to bigint sums of the minutes.
+  const minutes = new Map<number, ReadonlyMap<string, Totals>>();
+  const numbers = new MerchantNumbers();
   const slices = new Map<number, Slice>();
+  let exact = true;
   let loadedTo = 0;
   const load = async (lo: number, hi: number) => {
     const byMinute = i.minutes ? await i.minutes(lo, hi)
       : hasMinuteTotals(reader) ? await reader.minuteTotals(lo, hi)
       : new Map(await Promise.all(range(lo, hi).map(async (t) => [t, await reader.totalsByMerchant(t, t + MINUTE, '1m')] as const)));
-    for (const t of range(lo, hi)) slices.set(t, { minute: t, fingerprint: '', totals: byMinute.get(t) ?? new Map<string, Totals>() });
+    for (const t of range(lo, hi)) {
+      const totals = byMinute.get(t) ?? new Map<string, Totals>();
+      minutes.set(t, totals);
+      const slice = exact ? sliceOfTotals(t, totals, numbers) : null;
+      if (slice) slices.set(t, slice);
+      else exact = false;
+    }
     loadedTo = hi;
   };
-  const window = new RangeSum();
-  const hour = new RangeSum();
+  const window = new RangeSum(numbers);
+  const hour = new RangeSum(numbers);
 
   const total = (to - from) / MINUTE;
   let evaluations = 0;
@@ -104,17 +114,18 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     else if (end > loadedTo) await load(loadedTo, Math.min(to, loadedTo + chunk * MINUTE));
     window.setRange(windowFrom, end);
     hour.setRange(hs, end);
-    for (const [t, s] of slices) {
-      if (t < first) { slices.delete(t); continue; }
-      const key = String(t);
-      for (const sum of [window, hour]) if (sum.covers(t) && !sum.has(key)) sum.add(key, s);
+    for (const t of minutes.keys()) {
+      if (t < first) { minutes.delete(t); slices.delete(t); continue; }
+      const key = String(t), s = slices.get(t);
+      if (s) for (const sum of [window, hour]) if (sum.covers(t) && !sum.has(key)) sum.add(key, s);
     }
+    exact &&= window.exact && hour.exact;
 
     const base = await inputs.baselines(today);
     const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: i.ingestLags.get(M) ?? 0, replay: true, rules, maxIngestLagMs: i.maxIngestLagMs,
-      slackEnabled: false, window: window.sums, partialHour: hour.sums, todayHours, baselines: base, silences: [],
+      slackEnabled: false, window: exact ? window.sums : sumOf(minutes, windowFrom, end), partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
       firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked,
     });
     evaluations += d.evaluated;
@@ -135,6 +146,21 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     await i.onMinute?.(++n, total);
   }
   return { alerts: [...alerts.values()], minutes: total, evaluations };
+}
+
+/** Exact (bigint) per-merchant totals of the minutes in [lo, hi). */
+function sumOf(minutes: Map<number, ReadonlyMap<string, Totals>>, lo: number, hi: number): Map<string, Totals> {
+  const out = new Map<string, Totals>();
+  for (const [t, totals] of minutes) {
+    if (t < lo || t >= hi) continue;
+    for (const [m, x] of totals) {
+      let sum = out.get(m);
+      if (!sum) out.set(m, (sum = emptyTotals()));
+      addTotals(sum, x);
+    }
+  }
+  for (const [m, x] of out) if (isEmpty(x)) out.delete(m);
+  return out;
 }
 
 function range(lo: number, hi: number): number[] {
