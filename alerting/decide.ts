@@ -13,7 +13,6 @@ import type { Evaluation, EvaluationStatus } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
 import { silenceFor, type Silence } from './silences.ts';
 import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './store.ts';
-import { totalsOf } from './window.ts';
 
 export interface MinuteInput {
   /** The closed minute (epoch ms) and the bounds derived from it. */
@@ -73,19 +72,19 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
   const evaluations: Evaluation[] = [];
   const firingCancel = new Set(firingMerchants(i.firing, 'cancel_rate_spike'));
   let quietSkipped = 0;
-  const evaluateCancel = (id: string) => {
+  const evaluateCancel = (id: string, w: Totals) => {
     const p = paramsFor(rules, 'cancel_rate_spike', id);
     // Fast path: too little activity, and the stored verdict says so already (or there is no row: the API reads
     // a missing row as "no activity"), and no alert to resolve: nothing would change.
-    if (belowActivityGuard(windowTotals.get(id) ?? none, p) && !i.tracked.cancel_rate_spike.has(id) && !firingCancel.has(id)) { quietSkipped++; return; }
+    if (belowActivityGuard(w, p) && !i.tracked.cancel_rate_spike.has(id) && !firingCancel.has(id)) { quietSkipped++; return; }
     evaluations.push(evaluateCancelRateSpike({
-      merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: totalsOf(windowTotals, id),
+      merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: { ...w },
       baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
     }, p, rules.version));
   };
   // Every merchant once: those active in the window, then the tracked and firing ones absent from it.
-  for (const id of windowTotals.keys()) evaluateCancel(id);
-  for (const id of new Set([...i.tracked.cancel_rate_spike, ...firingCancel])) if (!windowTotals.has(id)) evaluateCancel(id);
+  for (const [id, w] of windowTotals) evaluateCancel(id, w);
+  for (const id of new Set([...i.tracked.cancel_rate_spike, ...firingCancel])) if (!windowTotals.has(id)) evaluateCancel(id, none);
   const volumeIds = new Set<string>([...base.profiles.keys(), ...i.tracked.volume_drop, ...firingMerchants(i.firing, 'volume_drop')]);
   for (const id of volumeIds) {
     const profile = base.profiles.get(id);

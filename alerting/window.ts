@@ -16,7 +16,7 @@
  * Readers without slices (the in-memory test reader) and windows the index no longer holds (a catch-up far
  * behind) are read with `totalsByMerchant`.
  */
-import { emptyTotals, forEachWindowCounter, hasWindowSlices, type BucketReader, type Totals } from '../aggregator/store/index.ts';
+import { forEachWindowCounter, hasWindowSlices, type BucketReader, type Totals } from '../aggregator/store/index.ts';
 import { MINUTE } from '../lib/time.ts';
 
 /** Totals per merchant, merchants with any activity only (what the rules read). */
@@ -274,10 +274,4 @@ export class WindowSums {
     this.#window = new RangeSum(this.#numbers);
     this.#hour = new RangeSum(this.#numbers);
   }
-}
-
-/** A copy of `t`, or empty totals: what the rules get (they keep it in lazily built evidence). */
-export function totalsOf(map: TotalsByMerchant, id: string): Totals {
-  const t = map.get(id);
-  return t ? { ...t } : emptyTotals();
 }
