@@ -85,6 +85,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the rules page in a browser', () => {
     await page.click('#bt-draft');
     await page.waitForSelector('.bt-status[data-status="done"]', { timeout: 90_000 });
     expect(await page.innerText('#bt-title')).toMatch(/unsaved/);
+    // once done, the "queued" note under the form is gone (the status line says it)
+    await page.waitForFunction(() => !/queued/.test(document.querySelector('#draft-msg')?.textContent ?? ''));
     const row = '.bt-summary tr[data-rule="cancel_rate_spike"]';
     expect(Number(await page.innerText(`${row} .live`))).toBe(2);
     expect(await page.innerText('#only-live')).toContain('7777');

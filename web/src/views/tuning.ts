@@ -163,6 +163,7 @@ export function tuningSections(root: HTMLElement): () => void {
       </div>`);
   };
 
+  const queued = (id: string) => `backtest #${id} queued`;
   const watch = (id: string) => {
     clearTimeout(polling);
     const tick = async () => {
@@ -171,6 +172,7 @@ export function tuningSections(root: HTMLElement): () => void {
         const b = await api<Backtest>(`/api/backtests/${id}`);
         showBacktest(b);
         if (b.status === 'queued' || b.status === 'running') polling = window.setTimeout(tick, 1000);
+        else if ($('#draft-msg', el).textContent === queued(id)) msg(''); // the status line says the rest
       } catch (e) { render($('#backtest', el), html`<span class="error">${problem(e)}</span>`); }
     };
     void tick();
@@ -178,7 +180,7 @@ export function tuningSections(root: HTMLElement): () => void {
   const start = async (body: Config) => {
     try {
       const { id } = await api<{ id: string }>('/api/backtests', { method: 'POST', body: { ...body, ...period() } });
-      msg(`backtest #${id} queued`);
+      msg(queued(id));
       watch(id);
     } catch (e) { msg(problem(e), true); }
   };
