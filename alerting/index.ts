@@ -23,6 +23,7 @@ export { alertingSpec, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
+export { WindowSums } from './window.ts';
 export { publishAlertUpdate } from './fanout.ts';
 export type { AlertUpdateMessage } from '../lib/alert-message.ts';
 export {

@@ -25,6 +25,7 @@ const PARTS: Part[] = [
   { name: 'aggregator', load: async () => (await import('./aggregator.ts')).benchAggregator },
   { name: 'growth', load: async () => (await import('./aggregator.ts')).benchGrowth },
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
+  { name: 'window', load: async () => (await import('./window.ts')).benchWindow },
   { name: 'backtest', load: async () => (await import('./backtest.ts')).benchBacktest },
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },
   { name: 'pipeline', load: async () => (await import('./pipeline.ts')).benchPipeline },
