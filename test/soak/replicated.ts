@@ -35,7 +35,7 @@ export async function killLeader(dir: string, brokers: string, topic: string, do
 }
 
 export async function failRedisMaster(dir: string, mode: RedisFailoverMode, prefix: string, partitions: number): Promise<string> {
-  return mode === 'cluster' ? failClusterMaster(dir, prefix, partitions) : failSentinelMaster(dir);
+  return mode === 'cluster' ? failClusterMaster(dir, prefix, partitions) : failSentinelMaster(dir, prefix, partitions);
 }
 
 async function failClusterMaster(dir: string, prefix: string, partitions: number): Promise<string> {
@@ -55,19 +55,23 @@ async function failClusterMaster(dir: string, prefix: string, partitions: number
   return `kill -9 cluster master ${master} (partition ${partition}'s slot; its stored offset ${acknowledged}), replica ${replica} promoted (offset ${promoted}), old master back as a replica`;
 }
 
-async function failSentinelMaster(dir: string): Promise<string> {
+async function failSentinelMaster(dir: string, prefix: string, partitions: number): Promise<string> {
   const sentinels = await nodePorts(dir, 'sentinel');
   const data = await nodePorts(dir, 'sentinel-redis');
   const masterPort = async () => Number((await onNode(await firstAnswering(sentinels), (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1]);
+  const partition = Math.floor(Math.random() * partitions);
+  const offsetKey = keys.offset(prefix, partition);
   const master = await masterPort();
   const frozen = await cutOff(master, data.filter((p) => p !== master));
+  const acknowledged = await onNode(master, (r) => r.get(offsetKey));
   await stopNode(dir, 'sentinel-redis', data.indexOf(master), { hard: true });
   await Promise.all(frozen);
   await waitFor(async () => (await masterPort()) !== master, { timeoutMs: 60_000, intervalMs: 250, message: 'sentinels promoted a replica' });
   const promoted = await masterPort();
+  const kept = await onNode(promoted, (r) => r.get(offsetKey));
   await startNode(dir, 'sentinel-redis', data.indexOf(master));
   await waitFor(async () => (await roleOf(master)) === 'slave', { timeoutMs: 60_000, intervalMs: 250, message: `old master ${master} back as a replica` });
-  return `kill -9 sentinel master ${master}, replica ${promoted} promoted, old master back as a replica`;
+  return `kill -9 sentinel master ${master} (partition ${partition}'s stored offset ${acknowledged}), replica ${promoted} promoted (offset ${kept}), old master back as a replica`;
 }
 
 async function firstAnswering(ports: number[]): Promise<number> {
