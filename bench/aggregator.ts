@@ -286,9 +286,9 @@ function watchHwm(pid: number): { stop: () => number; ticks: () => number } {
 }
 
 /** CPU ticks (1/100 s) of the Redis server (INFO's process_id; 0 when it is not on this machine). */
-async function redisTicks(redis: RedisClient): Promise<number> {
-  const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
-  return pid ? cpuTicks(pid) : 0;
+/** The Redis server's pid (INFO server), or null when it does not say. */
+async function redisPidOf(redis: RedisClient): Promise<number | null> {
+  return Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0) || null;
 }
 
 /**
@@ -303,19 +303,20 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   if (!oldest) throw new Error(`replay bench: could not learn the oldest LSN: ${probe.stderr}`);
   const nodeArgs = env.RISKMON_BENCH_REPLAY_NODE_ARGS ? env.RISKMON_BENCH_REPLAY_NODE_ARGS.split(' ') : [];
   const redis = createRedis(readConfig(connections('redisUrl'), env));
-  const r0 = await redisTicks(redis);
-  // the broker's CPU and the machine's busy share over the same window (the replay process's from /proc as it runs:
-  // it has exited when the window ends)
-  const window = new CpuWindow({ broker: brokerPids(env.KAFKA_BROKERS!) });
+  const redisPid = await redisPidOf(redis);
+  // Redis', the broker's and the machine's CPU over one window (the replay process's from /proc as it runs: it has
+  // exited when the window ends)
+  const window = new CpuWindow({ redis: redisPid ? [redisPid] : [], broker: brokerPids(env.KAFKA_BROKERS!) });
   const t0 = Date.now();
   const child = spawnRiskmon(['replay', '--from-lsn', oldest], { env: childEnv, nodeArgs, stdout: 'pipe', stderr: 'inherit' });
+  window.add('process', [child.pid!]);
   const hwm = watchHwm(child.pid!);
   let stdout = '';
   child.stdout!.on('data', (d) => (stdout += d));
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   const peak = hwm.stop();
   const cpu = window.end();
-  const redisCpu = ((await redisTicks(redis)) - r0) / 100;
+  const redisCpu = cpu.cpuS.redis;
   redis.disconnect();
   if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { changes: number; seconds: number; stages: { scan: number; reset: number; rebuild: number } };

@@ -171,6 +171,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
   try {
     const c = await catchUp(b, env.KAFKA_BROKERS);
     cdc = c.cdc;
+    const catchUpFigures = catchUpCpu('cdc_catchup', c.cpu, backlog);
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
     const h0 = await cdcPublishHistogram(c.metricsPort);
@@ -197,7 +198,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
 
     const figures = {
       ...peer,
-      ...catchUpCpu('cdc_catchup', c.cpu, backlog),
+      ...catchUpFigures,
       walsender_cpu_pct_riskmon_cdc: c.walsenderPct,
       cdc_catchup_changes_per_s: Math.round(backlog / c.seconds),
       pg_recvlogical_changes_per_s: Math.round(backlog / recvS),
