@@ -36,7 +36,7 @@ import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleA
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
 import { addFacts, Applier, candidateCache, createBucketReader, DayClock, emptyPlan, type Plan } from '../aggregator/store/index.ts';
 import { dropKeys, runRiskmon, spawnRiskmon } from '../test/harness/index.ts';
-import { cpuTicks, redisWriteCeiling } from './peer.ts';
+import { brokerPids, cpuTicks, CpuWindow, perMillion, redisWriteCeiling } from './peer.ts';
 
 const PARTITIONS = 12;
 const SHARDS = 8;
@@ -286,9 +286,9 @@ function watchHwm(pid: number): { stop: () => number; ticks: () => number } {
 }
 
 /** CPU ticks (1/100 s) of the Redis server (INFO's process_id; 0 when it is not on this machine). */
-async function redisTicks(redis: RedisClient): Promise<number> {
-  const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
-  return pid ? cpuTicks(pid) : 0;
+/** The Redis server's pid (INFO server), or null when it does not say. */
+async function redisPidOf(redis: RedisClient): Promise<number | null> {
+  return Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0) || null;
 }
 
 /**
@@ -303,15 +303,20 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   if (!oldest) throw new Error(`replay bench: could not learn the oldest LSN: ${probe.stderr}`);
   const nodeArgs = env.RISKMON_BENCH_REPLAY_NODE_ARGS ? env.RISKMON_BENCH_REPLAY_NODE_ARGS.split(' ') : [];
   const redis = createRedis(readConfig(connections('redisUrl'), env));
-  const r0 = await redisTicks(redis);
+  const redisPid = await redisPidOf(redis);
+  // Redis', the broker's and the machine's CPU over one window (the replay process's from /proc as it runs: it has
+  // exited when the window ends)
+  const window = new CpuWindow({ redis: redisPid ? [redisPid] : [], broker: brokerPids(env.KAFKA_BROKERS!) });
   const t0 = Date.now();
   const child = spawnRiskmon(['replay', '--from-lsn', oldest], { env: childEnv, nodeArgs, stdout: 'pipe', stderr: 'inherit' });
+  window.add('process', [child.pid!]);
   const hwm = watchHwm(child.pid!);
   let stdout = '';
   child.stdout!.on('data', (d) => (stdout += d));
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   const peak = hwm.stop();
-  const redisCpu = ((await redisTicks(redis)) - r0) / 100;
+  const cpu = window.end();
+  const redisCpu = cpu.cpuS.redis;
   redis.disconnect();
   if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { changes: number; seconds: number; stages: { scan: number; reset: number; rebuild: number } };
@@ -329,8 +334,15 @@ async function replayRun(env: NodeJS.ProcessEnv, topic: string, prefix: string, 
   set('redis_cpu_s', redisCpu);
   if (nodeCpu > 0) set('process_bound_changes_per_s', Math.round(r.changes / nodeCpu));
   if (redisCpu > 0) set('redis_bound_changes_per_s', Math.round(r.changes / redisCpu));
+  // every CPU second of the window per million changes, and how busy the machine's cores were (process start included)
+  set('cpu_s_per_1m_changes_process', perMillion(nodeCpu, r.changes));
+  set('cpu_s_per_1m_changes_redis', perMillion(redisCpu, r.changes));
+  set('cpu_s_per_1m_changes_broker', perMillion(cpu.cpuS.broker, r.changes));
+  set('cpu_s_per_1m_changes_total', perMillion(nodeCpu + redisCpu + cpu.cpuS.broker, r.changes));
+  set('cpu_s_per_1m_changes_machine', perMillion(cpu.machineCpuS, r.changes));
+  set('machine_busy_pct', cpu.machineBusyPct);
   if (!suffix) out.aggregator_peak_rss_bytes = Math.max(out.aggregator_peak_rss_bytes ?? 0, peak);
-  console.error(`   replay${suffix}: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB; CPU: replay process ${nodeCpu.toFixed(1)} s, Redis ${redisCpu.toFixed(1)} s`);
+  console.error(`   replay${suffix}: ${r.changes} changes in ${r.seconds.toFixed(1)} s (stages ${JSON.stringify(r.stages)}; ${((Date.now() - t0) / 1000).toFixed(1)} s with process start), peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB; CPU: replay process ${nodeCpu.toFixed(1)} s, Redis ${redisCpu.toFixed(1)} s, broker ${cpu.cpuS.broker.toFixed(1)} s, machine ${cpu.machineCpuS.toFixed(1)} s (${cpu.machineBusyPct}% busy over ${cpu.seconds.toFixed(1)} s; the most of the rest: ${cpu.others.join(', ')})`);
 }
 
 /**

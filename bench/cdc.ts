@@ -21,7 +21,7 @@ import { migrate } from '../lib/migrate.ts';
 import os from 'node:os';
 import { spawnRiskmon } from '../test/harness/index.ts';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
-import { cpuTicks, DEBEZIUM_VERSION, debeziumLatencies, meanRecordBytes, nullReader, p, partitionOffsets, producerCeiling, startDebezium, topicRecords } from './peer.ts';
+import { brokerPids, cpuTicks, CpuWindow, perMillion, type CpuUse, DEBEZIUM_VERSION, debeziumLatencies, meanRecordBytes, nullReader, p, partitionOffsets, producerCeiling, startDebezium, topicRecords } from './peer.ts';
 
 const BACKLOG = Number(process.env.RISKMON_BENCH_CDC_BACKLOG ?? 1_000_000);
 
@@ -93,7 +93,7 @@ async function makeBacklog(pgUrl: string, name: string, n: number, slots: string
 }
 
 /** A running `riskmon cdc` that drained a backlog: its catch-up time, its CPU and the walsender's over it. */
-interface CatchUp { cdc: ChildProcess; metricsPort: number; seconds: number; cpuTicks: number; walsenderPct: number; peakRss(): number; stopRss(): void }
+interface CatchUp { cdc: ChildProcess; metricsPort: number; seconds: number; cpuTicks: number; walsenderPct: number; cpu: CpuUse; peakRss(): number; stopRss(): void }
 
 /**
  * Starts `riskmon cdc` on the backlog's `_cdc` slot and waits until the slot's confirmed position passes the backlog's
@@ -124,13 +124,33 @@ async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
   const wsPid = (await db.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [`${name}_cdc`])).rows[0]?.active_pid as number | null;
   const ws0 = wsPid ? cpuTicks(wsPid) : 0;
   const cdc0 = cpuTicks(cdc.pid!);
+  // the same window for the broker and the whole machine (where the cores went)
+  const window = new CpuWindow({ cdc: [cdc.pid!], walsender: wsPid ? [wsPid] : [], broker: brokerPids(brokers) });
   while (!(await slotState()).done) await new Promise((r) => setTimeout(r, 50));
+  const cpu = window.end();
   const seconds = (Date.now() - c0) / 1000;
   return {
-    cdc, metricsPort, seconds, cpuTicks: cpuTicks(cdc.pid!) - cdc0,
+    cdc, metricsPort, seconds, cpu, cpuTicks: cpuTicks(cdc.pid!) - cdc0,
     walsenderPct: wsPid ? Math.round((cpuTicks(wsPid) - ws0) / seconds) : NaN,
     peakRss: () => Math.max(peakRss, rssOf(cdc.pid!)), stopRss: () => clearInterval(rssTimer),
   };
+}
+
+/**
+ * A catch-up's CPU accounting as figures `<prefix>_cpu_s_per_1m_changes_<process>` (each process group's CPU seconds
+ * per million changes, `_total` their sum, `_machine` every core's busy seconds: the processes plus everything else)
+ * and `<prefix>_machine_busy_pct` (busy share of all cores over the catch-up); printed as a line.
+ */
+function catchUpCpu(prefix: string, use: CpuUse, changes: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let total = 0;
+  for (const [name, s] of Object.entries(use.cpuS)) { out[`${prefix}_cpu_s_per_1m_changes_${name}`] = perMillion(s, changes); total += s; }
+  out[`${prefix}_cpu_s_per_1m_changes_total`] = perMillion(total, changes);
+  out[`${prefix}_cpu_s_per_1m_changes_machine`] = perMillion(use.machineCpuS, changes);
+  out[`${prefix}_machine_busy_pct`] = use.machineBusyPct;
+  const pct = Object.entries(use.cpuS).map(([name, s]) => `${name} ${Math.round((s / use.seconds) * 100)}%`).join(', ');
+  console.error(`   ${prefix}: ${use.seconds.toFixed(1)} s, CPU (% of one core) ${pct}; machine ${use.machineBusyPct}% busy of ${os.cpus().length} cores (${use.machineCpuS.toFixed(1)} CPU s: ${use.machineSplit}; the most of the rest: ${use.others.join(', ')}); CPU s per 1M changes ${JSON.stringify(out)}`);
+  return out;
 }
 
 /** Stops the cdc and waits (up to 15 s) for it to exit (a --cpu-prof child writes its profile on exit). */
@@ -151,6 +171,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
   try {
     const c = await catchUp(b, env.KAFKA_BROKERS);
     cdc = c.cdc;
+    const catchUpFigures = catchUpCpu('cdc_catchup', c.cpu, backlog);
 
     // publish latency at a fixed rate (default 5,000 TPS for 15 s from 16 connections); the rate reached is reported
     const h0 = await cdcPublishHistogram(c.metricsPort);
@@ -177,6 +198,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
 
     const figures = {
       ...peer,
+      ...catchUpFigures,
       walsender_cpu_pct_riskmon_cdc: c.walsenderPct,
       cdc_catchup_changes_per_s: Math.round(backlog / c.seconds),
       pg_recvlogical_changes_per_s: Math.round(backlog / recvS),
@@ -262,7 +284,9 @@ async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Cli
   const out: Record<string, number> = {};
   console.error('   null reader (pg-logical-replication, no Kafka) on the same backlog');
   Object.assign(out, await nullReader(url, db, `${name}_null`, target, BACKLOG));
-  console.error(`   null reader: ${out.null_reader_changes_per_s} changes/s, walsender ${out.walsender_cpu_pct_null_reader}% CPU`);
+  console.error(`   null reader: ${out.null_reader_changes_per_s} changes/s, walsender ${out.walsender_cpu_pct_null_reader}% CPU, machine ${out.null_reader_machine_busy_pct}% busy, CPU s per 1M changes: reader ${out.null_reader_cpu_s_per_1m_changes_reader}, walsender ${out.null_reader_cpu_s_per_1m_changes_walsender}`);
+  // RISKMON_BENCH_PEER=null-reader: the read-side ceiling alone (no Debezium, no producer tool: a quicker run)
+  if (process.env.RISKMON_BENCH_PEER === 'null-reader') return out;
   const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS), { clientId: 'bench-peer' });
   const dbz = await startDebezium({
     url, slot: `${name}_dbz`, publication: 'riskmon_pub', brokers: env.KAFKA_BROKERS, prefix: `${name}_dbz`,
@@ -276,6 +300,7 @@ async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Cli
       await new Promise((r) => setTimeout(r, 50));
     }
     const t0 = Date.now();
+    const dbzCpu = new CpuWindow({ worker: [dbz.child.pid!], walsender: [(await active())!], broker: brokerPids(env.KAFKA_BROKERS) });
     let rss = 0;
     const rssTimer = setInterval(() => { rss = Math.max(rss, rssOf(dbz.child.pid!)); }, 200);
     while ((await topicRecords(kafka, dbz.topic)) < BACKLOG) {
@@ -284,6 +309,7 @@ async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Cli
     }
     const dbzS = (Date.now() - t0) / 1000;
     out.debezium_catchup_changes_per_s = Math.round(BACKLOG / dbzS);
+    Object.assign(out, catchUpCpu('debezium_catchup', dbzCpu.end(), BACKLOG));
     console.error(`   Debezium ${DEBEZIUM_VERSION}: ${out.debezium_catchup_changes_per_s} changes/s catching up`);
     // what riskmon's latency phase wrote after the backlog too, then the same fixed-rate phase for Debezium
     const expected = BACKLOG + RATE * 15;

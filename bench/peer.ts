@@ -51,6 +51,119 @@ export function cpuTicks(pid: number): number {
   } catch { return 0; }
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ). */
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/**
+ * The whole machine's CPU time from /proc/stat's first line, in ticks summed over every core: busy (user, nice,
+ * system, irq, softirq, steal; guest time is inside user) and idle (idle, iowait).
+ */
+export function machineTicks(): { busy: number; idle: number; user: number; system: number; irq: number; steal: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8');
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f.slice(0, f.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+  return { busy: user + nice + system + irq + softirq + (steal || 0), idle: idle + iowait, user: user + nice, system, irq: irq + softirq, steal: steal || 0 };
+}
+
+/** The pid of the process listening on a local TCP port (a broker's JVM), or null when none is visible here. */
+export function listenerPid(port: number): number | null {
+  const inodes = new Set<string>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try { text = fs.readFileSync(f, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const c = line.trim().split(/\s+/); // sl local rem st … inode (state 0A = LISTEN)
+      if (c.length > 9 && c[3] === '0A' && parseInt(c[1].slice(c[1].lastIndexOf(':') + 1), 16) === port) inodes.add(c[9]);
+    }
+  }
+  if (!inodes.size) return null;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      let link = '';
+      try { link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      if (link.startsWith('socket:[') && inodes.has(link.slice(8, -1))) return Number(pid);
+    }
+  }
+  return null;
+}
+
+/** The local processes of the brokers in a KAFKA_BROKERS list (those listening on this machine). */
+export function brokerPids(brokers: string): number[] {
+  const pids = brokers.split(',').map((b) => listenerPid(Number(b.trim().slice(b.trim().lastIndexOf(':') + 1))));
+  return [...new Set(pids.filter((x): x is number => x !== null))];
+}
+
+/** What a CpuWindow measured: CPU seconds of each named group of processes, and the whole machine's. */
+export interface CpuUse {
+  seconds: number;
+  /** user+system CPU seconds per name over the window (NaN when a process of it was not known). */
+  cpuS: Record<string, number>;
+  /** busy / (busy + idle) of all cores over the window, percent. */
+  machineBusyPct: number;
+  /** busy CPU seconds of all cores over the window (everything: the named processes and the rest). */
+  machineCpuS: number;
+  /** The machine's busy seconds by kind: "user X, system Y, irq+softirq Z, steal W". */
+  machineSplit: string;
+  /** The other processes that used the most CPU over the window: "name(pid) seconds", largest first. */
+  others: string[];
+}
+
+/** user+system ticks and command name of every process now (for naming where the rest of the machine went). */
+function allTicks(): Map<number, { ticks: number; name: string }> {
+  const out = new Map<number, { ticks: number; name: string }>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(d), { ticks: Number(rest[11]) + Number(rest[12]), name: f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')) });
+    } catch { /* exited */ }
+  }
+  return out;
+}
+
+/**
+ * CPU accounting over a window (from construction to `end()`): per named group of pids (/proc/<pid>/stat; a pid
+ * known only later, e.g. a walsender, joins with `add`, counted from then) and the machine's busy share of all
+ * cores (/proc/stat). A process must still run at `end()` (an exited one reads as 0 ticks).
+ */
+export class CpuWindow {
+  readonly #t0 = Date.now();
+  readonly #m0 = machineTicks();
+  readonly #all0 = allTicks();
+  readonly #groups = new Map<string, { pids: number[]; ticks0: number }>();
+
+  constructor(groups: Record<string, number[]>) {
+    for (const [name, pids] of Object.entries(groups)) this.add(name, pids);
+  }
+
+  add(name: string, pids: number[]): void {
+    this.#groups.set(name, { pids, ticks0: pids.reduce((n, pid) => n + cpuTicks(pid), 0) });
+  }
+
+  end(): CpuUse {
+    const m1 = machineTicks();
+    const busy = m1.busy - this.#m0.busy, idle = m1.idle - this.#m0.idle;
+    const cpuS: Record<string, number> = {};
+    for (const [name, g] of this.#groups) cpuS[name] = g.pids.length ? (g.pids.reduce((n, pid) => n + cpuTicks(pid), 0) - g.ticks0) / CLK_TCK : NaN;
+    const named = new Set([...this.#groups.values()].flatMap((g) => g.pids));
+    const others = [...allTicks()].filter(([pid]) => !named.has(pid))
+      .map(([pid, p]) => ({ pid, name: p.name, s: (p.ticks - (this.#all0.get(pid)?.ticks ?? 0)) / CLK_TCK }))
+      .filter((o) => o.s > 0).sort((a, b) => b.s - a.s).slice(0, 6).map((o) => `${o.name}(${o.pid}) ${o.s.toFixed(2)}`);
+    const d = (k: 'user' | 'system' | 'irq' | 'steal') => ((m1[k] - this.#m0[k]) / CLK_TCK).toFixed(1);
+    return {
+      others, machineSplit: `user ${d('user')}, system ${d('system')}, irq+softirq ${d('irq')}, steal ${d('steal')}`,
+      seconds: (Date.now() - this.#t0) / 1000, cpuS,
+      machineBusyPct: Math.round((busy / Math.max(1, busy + idle)) * 1000) / 10, machineCpuS: busy / CLK_TCK,
+    };
+  }
+}
+
+/** CPU seconds per million changes, two decimals. */
+export const perMillion = (cpuS: number, changes: number) => Math.round((cpuS / changes) * 1e6 * 100) / 100;
+
 /** The walsender serving a slot (null while none is streaming). */
 async function walsenderPid(db: pg.Client, slot: string): Promise<number | null> {
   const r = await db.query(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
@@ -82,14 +195,24 @@ export async function nullReader(url: string, db: pg.Client, slot: string, targe
   for (let i = 0; i < 200 && ws === null; i++) { ws = await walsenderPid(db, slot); if (ws === null) await new Promise((r) => setTimeout(r, 25)); }
   c0 = ws ? cpuTicks(ws) : 0;
   const s0 = Date.now();
+  // the reader is this process (nothing else runs in it meanwhile)
+  const cpu = new CpuWindow({ reader: [process.pid], walsender: ws ? [ws] : [] });
   const tEnd = await done;
   const wsTicks = ws ? cpuTicks(ws) - c0 : 0;
+  const use = cpu.end();
+  console.error(`   null reader window: machine ${use.machineBusyPct}% busy (${use.machineCpuS.toFixed(1)} CPU s: ${use.machineSplit}; the most of the rest: ${use.others.join(', ')})`);
   await service.destroy().catch(() => {});
   const secs = (tEnd - s0) / 1000;
+  const { reader, walsender } = use.cpuS;
   return {
     null_reader_changes_per_s: Math.round(changes / secs),
     walsender_cpu_pct_null_reader: Math.round(wsTicks / secs),
     null_reader_decoded_changes: n,
+    null_reader_cpu_s_per_1m_changes_reader: perMillion(reader, changes),
+    null_reader_cpu_s_per_1m_changes_walsender: perMillion(walsender, changes),
+    null_reader_cpu_s_per_1m_changes_total: perMillion(reader + walsender, changes),
+    null_reader_cpu_s_per_1m_changes_machine: perMillion(use.machineCpuS, changes),
+    null_reader_machine_busy_pct: use.machineBusyPct,
   };
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Pgoutput } from 'pg-logical-replication';
-import { convertValue, relationDiff, timestampToIso, toRowChange } from './decode.ts';
+import { parseLsn } from '../lib/lsn.ts';
+import { convertValue, relationDiff, TextPgoutputPlugin, timestampToIso, toRowChange } from './decode.ts';
 
 const rel = (cols: [string, number][]): Pgoutput.MessageRelation => ({
   tag: 'relation', relationOid: 1, schema: 'public', name: 'payments', replicaIdentity: 'full', keyColumns: ['payment_id'],
@@ -56,5 +57,55 @@ describe('decode', () => {
 
   it('reports column changes of a relation', () => {
     expect(relationDiff(['a', 'b', 'c'], ['a', 'c', 'd'])).toEqual({ added: ['d'], dropped: ['b'] });
+  });
+});
+
+describe('TextPgoutputPlugin', () => {
+  // pgoutput messages (protocol version 1) as the walsender sends them
+  const int = (n: number, bytes: number) => { const b = Buffer.alloc(bytes); if (bytes === 2) b.writeInt16BE(n); else b.writeInt32BE(n); return b; };
+  const i64 = (hi: number, lo: number) => Buffer.concat([int(hi, 4), int(lo >> 0, 4)]);
+  const cstr = (s: string) => Buffer.concat([Buffer.from(s), Buffer.from([0])]);
+  const relation = Buffer.concat([Buffer.from('R'), int(16385, 4), cstr('public'), cstr('payments'), Buffer.from('f'), int(4, 2),
+    ...[['payment_id', 20], ['merchant_id', 20], ['note', 25], ['blob', 17]].map(([n, t]) => Buffer.concat([Buffer.from([1]), cstr(n as string), int(t as number, 4), int(-1, 4)]))]);
+  const text = (s: string) => { const v = Buffer.from(s); return Buffer.concat([Buffer.from('t'), int(v.length, 4), v]); };
+  const insert = (...cols: Buffer[]) => Buffer.concat([Buffer.from('I'), int(16385, 4), Buffer.from('N'), int(cols.length, 2), ...cols]);
+  // commit time 2026-11-21T08:00:00.123456Z in µs since 2000-01-01
+  const us = (Date.UTC(2026, 10, 21, 8, 0, 0, 123) - Date.UTC(2000, 0, 1)) * 1000 + 456;
+  const time = i64(Math.floor(us / 2 ** 32), us % 2 ** 32);
+  const begin = Buffer.concat([Buffer.from('B'), i64(0x16, 0xb374d848), time, int(987654, 4)]);
+  const commit = Buffer.concat([Buffer.from('C'), Buffer.from([0]), i64(0x16, 0xb374d848), i64(0x16, 0xb374d878), time]);
+
+  it('reads begin and commit as the library does, without its strings and BigInts', () => {
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+    // the library's own parser (the plugin's, which its parse delegates to for every other message)
+    const lib = (new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] }) as any).parser;
+    const b = plugin.decode(begin), lb = lib.parse(begin) as Pgoutput.MessageBegin;
+    expect(b).toEqual({ tag: 'begin', lsn: '16/B374D848', lsnBig: 0x16b374d848n, commitMs: Number((lb.commitTime as bigint) / 1000n), xid: lb.xid });
+    expect(b.tag === 'begin' && parseLsn(lb.commitLsn!)).toBe(0x16b374d848n);
+    expect(new Date((b as { commitMs: number }).commitMs).toISOString()).toBe('2026-11-21T08:00:00.123Z');
+    const c = plugin.decode(commit), lc = lib.parse(commit) as Pgoutput.MessageCommit;
+    expect(c).toEqual({ tag: 'commit', endLsn: parseLsn(lc.commitEndLsn!) });
+  });
+
+  it('reads inserts exactly as the library does: text, null, unchanged TOAST, binary, a byte-order mark', () => {
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+    const lib = (new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] }) as any).parser;
+    const libParse = (buf: Buffer) => lib.parse(buf);
+    plugin.decode(relation);
+    libParse(relation);
+    for (const ins of [
+      insert(text('1'), text('42'), text('héllo ✓'), Buffer.concat([Buffer.from('b'), int(3, 4), Buffer.from([1, 2, 3])])),
+      insert(text('2'), Buffer.from('n'), Buffer.from('u'), Buffer.from('n')),
+      insert(text('3'), text('7'), text('\uFEFFbom'), text('')),
+    ]) {
+      const mine = plugin.decode(ins) as Pgoutput.MessageInsert, theirs = libParse(ins) as Pgoutput.MessageInsert;
+      expect(mine.tag).toBe('insert');
+      expect(mine.relation).toBe((plugin as any).parser._relationCache.get(16385));
+      expect(Object.getPrototypeOf(mine.new)).toBeNull();
+      expect({ ...mine.new }).toEqual({ ...theirs.new });
+      expect(Object.keys(mine.new)).toEqual(Object.keys(theirs.new));
+    }
+    expect(() => plugin.decode(insert(text('1')).subarray(0, 12))).toThrow(/unexpected end/);
+    expect(() => plugin.decode(Buffer.concat([Buffer.from('I'), int(99, 4), Buffer.from('N'), int(0, 2)]))).toThrow(/missing relation/);
   });
 });

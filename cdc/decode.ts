@@ -11,14 +11,90 @@
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Row, RowChange } from '../lib/events.ts';
 
-/** pg-logical-replication's pgoutput plugin with raw text values (its default parses timestamps into Date). */
+/** A transaction's begin as the router needs it: its commit LSN (as formatLsn writes it, and as a number) and time. */
+export interface Begin { tag: 'begin'; lsn: string; lsnBig: bigint; commitMs: number; xid: number }
+/** A transaction's commit: the end LSN of its commit record (what the slot may confirm once it is in Kafka). */
+export interface Commit { tag: 'commit'; endLsn: bigint }
+/** What the plugin delivers: begin and commit read by this module, every other message as pg-logical-replication reads it. */
+export type DecodedMessage = Exclude<Pgoutput.Message, Pgoutput.MessageBegin | Pgoutput.MessageCommit> | Begin | Commit;
+
+// PostgreSQL's epoch (2000-01-01) in Unix milliseconds: pgoutput times are microseconds since then.
+const PG_EPOCH_MS = 946_684_800_000;
+const hex = (n: number) => n.toString(16).toUpperCase();
+
+/**
+ * pg-logical-replication's pgoutput plugin with raw text values (its default parses timestamps into Date), and its
+ * three messages of every transaction — Begin, Insert, Commit — read here without the library's per-message
+ * reader, padded LSN strings, BigInt times and a Buffer per column value: on a catch-up those were half the cdc's
+ * garbage. Inserts come out exactly as the library makes them (its relation cache; a null-prototype tuple of
+ * column → text, null, undefined for an unchanged TOAST value, a Buffer for a binary value); every other message
+ * goes to the library's parser. Message formats (protocol version 1):
+ * https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html
+ */
 export class TextPgoutputPlugin extends PgoutputPlugin {
+  readonly #relations: Map<number, Pgoutput.MessageRelation>;
+  readonly #decoder = new TextDecoder();
+
   constructor(opts: Pgoutput.Options) {
     super(opts);
     const parser = (this as any).parser;
     const readColumn = parser.readRelationColumn.bind(parser);
     parser.readRelationColumn = (reader: unknown) => ({ ...readColumn(reader), parser: (s: string) => s });
+    this.#relations = parser._relationCache;
+    if (!(this.#relations instanceof Map)) throw new Error('pg-logical-replication internals changed: no relation cache on its pgoutput parser (2.x expected)');
   }
+
+  /** What the replication service emits for each XLogData message: a DecodedMessage (typed as the library's). */
+  override parse(buf: Buffer): Pgoutput.Message { return this.decode(buf) as unknown as Pgoutput.Message; }
+
+  decode(buf: Buffer): DecodedMessage {
+    switch (buf[0]) {
+      case 0x42: { // B: Int64 final (commit) LSN, Int64 commit time, Int32 xid
+        if (buf.length < 21) throw new Error('unexpected end of message');
+        const hi = buf.readUInt32BE(1), lo = buf.readUInt32BE(5);
+        return { tag: 'begin', lsn: `${hex(hi)}/${hex(lo)}`, lsnBig: (BigInt(hi) << 32n) | BigInt(lo), commitMs: pgTimeMs(buf, 9), xid: buf.readInt32BE(17) };
+      }
+      case 0x43: // C: Int8 flags, Int64 commit LSN, Int64 end LSN, Int64 commit time
+        if (buf.length < 26) throw new Error('unexpected end of message');
+        return { tag: 'commit', endLsn: buf.readBigUInt64BE(10) };
+      case 0x49: return this.#insert(buf);
+      default: return super.parse(buf) as Exclude<DecodedMessage, Begin | Commit>;
+    }
+  }
+
+  /** I: Int32 relation id, 'N', TupleData (Int16 columns; per column 'n' | 'u' | 't' Int32 text | 'b' Int32 bytes). */
+  #insert(buf: Buffer): Pgoutput.MessageInsert {
+    if (buf.length < 8) throw new Error('unexpected end of message');
+    const relation = this.#relations.get(buf.readInt32BE(1));
+    if (!relation) throw new Error('missing relation');
+    const { columns } = relation;
+    const n = buf.readInt16BE(6);
+    const tuple = Object.create(null) as Record<string, unknown>;
+    let at = 8;
+    for (let i = 0; i < n; i++) {
+      if (at >= buf.length) throw new Error('unexpected end of message');
+      const kind = buf[at++];
+      const { name } = columns[i];
+      if (kind === 0x74 || kind === 0x62) { // 't' text, 'b' binary
+        if (at + 4 > buf.length) throw new Error('unexpected end of message');
+        const len = buf.readInt32BE(at);
+        const end = (at += 4) + len;
+        if (end > buf.length) throw new Error('unexpected end of message');
+        // the library decodes text with a TextDecoder, which drops a leading byte-order mark: so does this
+        tuple[name] = kind === 0x62 ? buf.subarray(at, end) : buf[at] === 0xef && len >= 3 ? this.#decoder.decode(buf.subarray(at, end)) : buf.toString('utf8', at, end);
+        at = end;
+      } else if (kind === 0x6e) tuple[name] = null; // 'n' null
+      else if (kind === 0x75) tuple[name] = undefined; // 'u' unchanged TOAST value (an insert has no old row)
+      else throw new Error(`unknown attribute kind ${String.fromCharCode(kind)}`);
+    }
+    return { tag: 'insert', relation, new: tuple };
+  }
+}
+
+/** A pgoutput time (Int64 microseconds since 2000-01-01) at `at`, as Unix milliseconds (exact below 2^53 µs). */
+function pgTimeMs(buf: Buffer, at: number): number {
+  const us = buf.readInt32BE(at) * 2 ** 32 + buf.readUInt32BE(at + 4);
+  return (us - (((us % 1000) + 1000) % 1000)) / 1000 + PG_EPOCH_MS; // floor, as the library's BigInt division of a positive time
 }
 
 const OID = { bool: 16, int8: 20, int2: 21, int4: 23, oid: 26, float4: 700, float8: 701, timestamp: 1114, timestamptz: 1184 } as const;

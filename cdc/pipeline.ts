@@ -25,7 +25,7 @@ import { SetupError, SlotLostError } from './errors.ts';
 import { HotSetLearner, sameSet } from './hot-set.ts';
 import { loadHotSchedule, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
-import { startCpuProfile } from './profile.ts';
+import { startCpuProfile, startHeapProfile } from './profile.ts';
 import { Publisher } from './publisher.ts';
 import { TransactionRouter } from './router.ts';
 import { ReplicationSource } from './source.ts';
@@ -55,7 +55,8 @@ export class CdcService implements Service {
 
   async run(): Promise<void> {
     const stopProfile = startCpuProfile(process.env.RISKMON_CDC_CPU_PROFILE);
-    try { await this.#run(); } finally { stopProfile(); }
+    const stopHeapProfile = startHeapProfile(process.env.RISKMON_CDC_HEAP_PROFILE);
+    try { await this.#run(); } finally { stopProfile(); stopHeapProfile(); }
   }
 
   async #run(): Promise<void> {

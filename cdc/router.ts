@@ -13,7 +13,7 @@ import { merchantOf, rowIdOf, tableKind, tablesOf } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import type { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
-import { relationDiff, tableOf, toRowChange, type ChangeMessage } from './decode.ts';
+import { relationDiff, tableOf, toRowChange, type Begin, type ChangeMessage } from './decode.ts';
 import type { HotSetLearner } from './hot-set.ts';
 import { appendHotEntry, type HotEntry, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
@@ -79,7 +79,7 @@ export class TransactionRouter {
   handle(msg: Incoming): Promise<void> | void {
     const { cfg, log, sink } = this.c;
     switch (msg.tag) {
-      case 'begin': return this.#begin(msg.commitLsn!, msg.commitTime as bigint, msg.xid);
+      case 'begin': return this.#begin(msg);
       case 'insert': case 'update': case 'delete':
         if (!this.#tx) throw new Error(`${msg.tag} outside a transaction`);
         this.#change(msg, this.#tx);
@@ -100,7 +100,7 @@ export class TransactionRouter {
         const t = this.#tx!;
         this.#tx = null;
         if (log.isLevelEnabled('debug')) log.debug({ lsn: t.lsn, xid: t.xid, changes: t.seq, pending: t.unit.pending }, 'commit');
-        sink.commit(t.unit, parseLsn(msg.commitEndLsn!));
+        sink.commit(t.unit, msg.endLsn);
         return;
       }
       case 'relation': {
@@ -140,11 +140,8 @@ export class TransactionRouter {
     }
   }
 
-  #begin(commitLsn: string, commitTime: bigint, xid: number): Promise<void> | void {
+  #begin({ lsn, lsnBig, commitMs, xid }: Begin): Promise<void> | void {
     const { cfg, log, schedule } = this.c;
-    const lsnBig = parseLsn(commitLsn);
-    const lsn = formatLsn(lsnBig);
-    const commitMs = Number(commitTime / 1000n);
     if (commitMs !== this.#lastCommitMs) { this.#lastCommitMs = commitMs; this.#lastCommitTs = new Date(commitMs).toISOString(); }
     this.#tx = { lsn, lsnBig, commitTs: this.#lastCommitTs, xid, seq: 0, unit: this.c.sink.begin(commitMs), hot: null };
     // A new hot set may take effect only where no earlier run can have routed anything, and only once it is

@@ -6,13 +6,13 @@
  * through `acknowledge`, which the ack sink calls with what Kafka holds.
  */
 import type pg from 'pg';
-import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
+import { LogicalReplicationService } from 'pg-logical-replication';
 import { formatLsn } from '../lib/lsn.ts';
-import { TextPgoutputPlugin } from './decode.ts';
+import { TextPgoutputPlugin, type DecodedMessage } from './decode.ts';
 import { cdcMetrics as M } from './metrics.ts';
 
 export type Keepalive = { tag: 'keepalive'; walEnd: string; shouldRespond: boolean };
-export type Incoming = Pgoutput.Message | Keepalive;
+export type Incoming = DecodedMessage | Keepalive;
 
 /** What to wait for before taking the next message (a sink over its limit), or null to go on at once. */
 export type Backpressure = () => Promise<void> | null;
@@ -36,7 +36,7 @@ export class ReplicationSource {
       { connectionString: o.pgUrl, options: '-c DateStyle=ISO -c TimeZone=UTC' } as pg.ClientConfig, // UTC: the cheap path of timestampToIso
       { acknowledge: { auto: false, timeoutSeconds: 0 } },
     );
-    this.#service.on('data', (_lsn: string, msg: Pgoutput.Message) => this.#enqueue(msg));
+    this.#service.on('data', (_lsn: string, msg: DecodedMessage) => this.#enqueue(msg));
     this.#service.on('heartbeat', (walEnd: string, _ts: number, shouldRespond: boolean) => this.#enqueue({ tag: 'keepalive', walEnd, shouldRespond }));
     this.#service.on('error', (err: Error) => fail(err));
   }
@@ -72,25 +72,50 @@ export class ReplicationSource {
 
   #enqueue(m: Incoming): void {
     this.received[m.tag] = (this.received[m.tag] ?? 0) + 1;
-    this.#queue.push(m);
-    if (this.#queue.length - this.#head > this.o.maxQueued) this.#pause();
-    if (!this.#processing) void this.#process();
+    if (this.#processing) {
+      this.#queue.push(m);
+      if (this.#queue.length - this.#head > this.o.maxQueued) this.#pause();
+      return;
+    }
+    // Nothing waits before it (the common case): handle it now, with no queue and no promise per message. Only a
+    // handler's promise or backpressure hands over to #process, which queues what arrives meanwhile.
+    this.#processing = true;
+    let pending: Promise<void> | void;
+    let wait: Promise<void> | null = null;
+    try {
+      pending = this.handle(m);
+      if (!pending) wait = this.backpressure();
+    } catch (err) {
+      this.#processing = false;
+      this.fail(err as Error);
+      return;
+    }
+    if (pending || wait) void this.#process(pending || null, wait);
+    else this.#processing = false;
   }
 
-  async #process(): Promise<void> {
-    this.#processing = true;
+  /**
+   * Finishes the message being handled (its handler's promise `pending`, then any backpressure `wait`), then takes
+   * the queued messages in order, one at a time, until none is left.
+   */
+  async #process(pending: Promise<void> | null, wait: Promise<void> | null): Promise<void> {
     const queue = this.#queue;
     try {
-      while (this.#head < queue.length) {
-        const msg = queue[this.#head];
-        queue[this.#head++] = undefined as never;
-        const r = this.handle(msg);
-        if (r) await r;
-        const wait = this.backpressure();
+      if (pending) {
+        await pending;
+        wait = this.backpressure();
+      }
+      for (;;) {
         if (wait) {
           this.#pause();
           await wait;
         }
+        if (this.#head >= queue.length) break;
+        const msg = queue[this.#head];
+        queue[this.#head++] = undefined as never;
+        const r = this.handle(msg);
+        if (r) await r;
+        wait = this.backpressure();
         if (this.#head > 4096 && this.#head * 2 > queue.length) { queue.splice(0, this.#head); this.#head = 0; }
       }
       queue.length = 0;
