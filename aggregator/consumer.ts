@@ -34,6 +34,12 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error('timed out')), ms); })]).finally(() => clearTimeout(t));
 }
 
+/** Seconds since the record was produced (its timestamp; 0 when it has none). */
+function sinceProduced(m: { timestamp: string }): number {
+  const t = Number(m.timestamp);
+  return t > 0 ? Math.max(0, Date.now() - t) / 1000 : 0;
+}
+
 /** What to do after trying one chunk. */
 type Step = { kind: 'applied' } | { kind: 'skipTo'; offset: bigint } | { kind: 'seek'; offset: string } | { kind: 'stopped' };
 
@@ -256,13 +262,15 @@ export class AggregatorService implements Service {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = b;
     const p = batch.partition;
     metrics.lag.set({ partition: String(p) }, Number(batch.offsetLag()));
-    const msgs: Msg[] = batch.messages;
+    const msgs = batch.messages;
+    if (msgs.length) metrics.receiveLatency.observe(sinceProduced(msgs[0]));
     let i = 0;
     while (i < msgs.length && isRunning() && !isStale()) {
       const chunk = msgs.slice(i, i + this.cfg.chunk);
       const step = await this.#applyChunk(p, chunk, b);
       if (step.kind !== 'stopped') this.#progressAt.set(p, Date.now());
       if (step.kind === 'applied') {
+        metrics.appliedLatency.observe(sinceProduced(chunk[0]));
         resolveOffset(chunk[chunk.length - 1].offset);
         this.#resolved.set(p, String(BigInt(chunk[chunk.length - 1].offset) + 1n));
         i += chunk.length;

@@ -33,7 +33,7 @@
  * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller).
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { freePort } from '../lib/net.ts';
 import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
@@ -261,12 +261,25 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       } catch { return NaN; }
     };
 
+    const aggLatency = async () => ({
+      receive: await metricHistogram(aggMetrics, 'riskmon_aggregator_receive_latency_seconds').catch(() => new Map<number, number>()),
+      applied: await metricHistogram(aggMetrics, 'riskmon_aggregator_applied_latency_seconds').catch(() => new Map<number, number>()),
+    });
+    /** CPU ms (user + system) of each riskmon child, the walsender and the bench process itself (the probes). */
+    const childCpu = (): Record<string, number> => {
+      const o: Record<string, number> = { walsender: backendCpuMs(walsender), bench: (process.cpuUsage().user + process.cpuUsage().system) / 1000 };
+      for (const [name, c] of children) if (c.pid) { try { o[name] = backendCpuMs(c.pid); } catch { /* exited */ } }
+      return o;
+    };
+
     /** One live phase: the generator at `tps` for RUN_S, sampling lags and the walsender's CPU. */
     const phase = async (label: string, tps: number, connections: number) => {
       const h0 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
       const r0 = await cdcPublishHistogram(cdcMetrics, 'receive').catch(() => new Map<number, number>());
       const a0 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
+      const k0 = await aggLatency();
       const cpu0 = backendCpuMs(walsender);
+      const child0 = childCpu();
       const p0 = probes.length;
       const samples: Sample[] = [];
       const run = await live(url, { tps, durationS: RUN_S, connections, seed: 7, merchants: MERCHANTS });
@@ -282,6 +295,8 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       on = false;
       await sampler;
       const cpuPerMin = ((backendCpuMs(walsender) - cpu0) / st.seconds) * 60;
+      const child1 = childCpu();
+      const childPct = Object.fromEntries(Object.entries(child1).map(([k, v]) => [k, Math.round((v - (child0[k] ?? 0)) / st.seconds / 10)]));
       const mine = probes.slice(p0).filter((p) => p.at < Date.now());
       const tEnd = Date.now();
       const tail = samples.filter((s) => s.at >= tEnd - 10_000);
@@ -300,9 +315,18 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const a1 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
       const applies = new Map([...a1].map(([le, c]) => [le, c - (a0.get(le) ?? 0)]));
       const applyP50 = histogramQuantile(applies, 0.5) * 1000, applyP99 = histogramQuantile(applies, 0.99) * 1000;
+      // Kafka → bucket from the aggregator's side (record timestamp = the cdc's produce time): to the batch handed
+      // to eachBatch, and to its chunk applied
+      const k1 = await aggLatency();
+      const kq = (stage: 'receive' | 'applied', q: number) =>
+        histogramQuantile(new Map([...k1[stage]].map(([le, c]) => [le, c - (k0[stage].get(le) ?? 0)])), q) * 1000;
+      const toAgg = { receiveP50: kq('receive', 0.5), receiveP99: kq('receive', 0.99), appliedP50: kq('applied', 0.5), appliedP99: kq('applied', 0.99) };
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
-        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
-      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, receiveP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
+        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; ` +
+        `Kafka→aggregator p50 ${toAgg.receiveP50.toFixed(0)} p99 ${toAgg.receiveP99.toFixed(0)} ms, Kafka→applied p50 ${toAgg.appliedP50.toFixed(0)} p99 ${toAgg.appliedP99.toFixed(0)} ms; ` +
+        `CPU % of a core: ${Object.entries(childPct).map(([k, v]) => `${k} ${v}`).join(', ')}; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
+      if (env.RISKMON_BENCH_PIPELINE_PROBES_OUT) writeFileSync(`${env.RISKMON_BENCH_PIPELINE_PROBES_OUT}.${label}.json`, JSON.stringify(mine));
+      return { tps: st.achievedTps, cpuPerMin, lat, toAgg, childPct, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, receiveP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
     // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
@@ -333,6 +357,12 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     out.commit_to_cdc_p99_ms = r1(peak.receiveP99);
     out.aggregator_apply_p50_ms_peak = r1(peak.applyP50);
     out.aggregator_apply_p99_ms_peak = r1(peak.applyP99);
+    // Kafka → bucket as the aggregator sees it (from the record's produce time), same phase
+    out.kafka_to_aggregator_p50_ms = r1(peak.toAgg.receiveP50);
+    out.kafka_to_aggregator_p99_ms = r1(peak.toAgg.receiveP99);
+    out.kafka_to_bucket_p50_ms = r1(peak.toAgg.appliedP50);
+    out.kafka_to_bucket_p99_ms = r1(peak.toAgg.appliedP99);
+    for (const [k, v] of Object.entries(peak.childPct)) out[`${k === 'aggregate' ? 'aggregator' : k}_cpu_pct_peak`] = v;
     out.commit_to_bucket_p99_ms_35tps = quantile(mean.lat, 0.99);
     out.commit_to_bucket_p99_ms_max = quantile(max.lat, 0.99);
     out.source_max_tps_with_riskmon = Math.round(max.tps);
