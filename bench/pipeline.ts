@@ -33,7 +33,7 @@
  * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller).
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { freePort } from '../lib/net.ts';
 import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
@@ -72,6 +72,15 @@ function hwm(pid: number | undefined): number {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
   } catch { return 0; }
+}
+
+/** ms a process's threads spent runnable, waiting for a core (schedstat's second field, ns). */
+function runQueueWaitMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]); } catch { /* thread gone */ }
+  }
+  return ns / 1e6;
 }
 
 /** Samples taken once a second while a phase runs. */
@@ -265,10 +274,17 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       receive: await metricHistogram(aggMetrics, 'riskmon_aggregator_receive_latency_seconds').catch(() => new Map<number, number>()),
       applied: await metricHistogram(aggMetrics, 'riskmon_aggregator_applied_latency_seconds').catch(() => new Map<number, number>()),
     });
-    /** CPU ms (user + system) of each riskmon child, the walsender and the bench process itself (the probes). */
-    const childCpu = (): Record<string, number> => {
-      const o: Record<string, number> = { walsender: backendCpuMs(walsender), bench: (process.cpuUsage().user + process.cpuUsage().system) / 1000 };
-      for (const [name, c] of children) if (c.pid) { try { o[name] = backendCpuMs(c.pid); } catch { /* exited */ } }
+    /**
+     * Per process — each riskmon child, the walsender, the bench itself (generator and probes) — CPU ms (user +
+     * system) and ms spent runnable but waiting for a core (run-queue wait, /proc/<pid>/task/<tid>/schedstat, all threads).
+     */
+    const childCpu = (): Record<string, { cpu: number; wait: number }> => {
+      const pids: [string, number | undefined][] = [['walsender', walsender], ['bench', process.pid], ...[...children].map(([n, c]) => [n, c.pid] as [string, number | undefined])];
+      const o: Record<string, { cpu: number; wait: number }> = {};
+      for (const [name, pid] of pids) {
+        if (!pid) continue;
+        try { o[name] = { cpu: backendCpuMs(pid), wait: runQueueWaitMs(pid) }; } catch { /* exited */ }
+      }
       return o;
     };
 
@@ -296,7 +312,8 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       await sampler;
       const cpuPerMin = ((backendCpuMs(walsender) - cpu0) / st.seconds) * 60;
       const child1 = childCpu();
-      const childPct = Object.fromEntries(Object.entries(child1).map(([k, v]) => [k, Math.round((v - (child0[k] ?? 0)) / st.seconds / 10)]));
+      const pct = (k: string, f: 'cpu' | 'wait') => Math.round((child1[k][f] - (child0[k]?.[f] ?? 0)) / st.seconds / 10);
+      const childPct = Object.fromEntries(Object.keys(child1).map((k) => [k, { cpu: pct(k, 'cpu'), wait: pct(k, 'wait') }]));
       const mine = probes.slice(p0).filter((p) => p.at < Date.now());
       const tEnd = Date.now();
       const tail = samples.filter((s) => s.at >= tEnd - 10_000);
@@ -324,7 +341,7 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
         `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; ` +
         `Kafka→aggregator p50 ${toAgg.receiveP50.toFixed(0)} p99 ${toAgg.receiveP99.toFixed(0)} ms, Kafka→applied p50 ${toAgg.appliedP50.toFixed(0)} p99 ${toAgg.appliedP99.toFixed(0)} ms; ` +
-        `CPU % of a core: ${Object.entries(childPct).map(([k, v]) => `${k} ${v}`).join(', ')}; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
+        `CPU / run-queue wait, % of a core: ${Object.entries(childPct).map(([k, v]) => `${k} ${v.cpu}/${v.wait}`).join(', ')}; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
       if (env.RISKMON_BENCH_PIPELINE_PROBES_OUT) writeFileSync(`${env.RISKMON_BENCH_PIPELINE_PROBES_OUT}.${label}.json`, JSON.stringify(mine));
       return { tps: st.achievedTps, cpuPerMin, lat, toAgg, childPct, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, receiveP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
@@ -362,7 +379,10 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     out.kafka_to_aggregator_p99_ms = r1(peak.toAgg.receiveP99);
     out.kafka_to_bucket_p50_ms = r1(peak.toAgg.appliedP50);
     out.kafka_to_bucket_p99_ms = r1(peak.toAgg.appliedP99);
-    for (const [k, v] of Object.entries(peak.childPct)) out[`${k === 'aggregate' ? 'aggregator' : k}_cpu_pct_peak`] = v;
+    for (const [k, v] of Object.entries(peak.childPct)) {
+      out[`${k === 'aggregate' ? 'aggregator' : k}_cpu_pct_peak`] = v.cpu;
+      out[`${k === 'aggregate' ? 'aggregator' : k}_runq_wait_pct_peak`] = v.wait;
+    }
     out.commit_to_bucket_p99_ms_35tps = quantile(mean.lat, 0.99);
     out.commit_to_bucket_p99_ms_max = quantile(max.lat, 0.99);
     out.source_max_tps_with_riskmon = Math.round(max.tps);
