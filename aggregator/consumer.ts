@@ -144,7 +144,9 @@ export class AggregatorService implements Service {
       consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
       stalled = this.#watchStall(() => assigned);
       await consumer.run({
-        autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
+        autoCommit: false, eachBatchAutoResolve: false, // every partition of a fetch response at once: with fewer workers the next fetch waits for several rounds of
+        // applies (commit → bucket p99), and Redis runs the Lua scripts one after another anyway
+        partitionsConsumedConcurrently: cfg.concurrency || cfg.partitions,
         eachBatch: (b) => this.#eachBatch(b),
       });
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
