@@ -12,7 +12,10 @@
  *   merchant's minute bucket through createBucketReader until the count includes it; measured from *before* the
  *   INSERT is sent (an upper bound of the commit time) to the first poll that sees it (polls every 2 ms).
  *   commit_to_kafka_p50_ms / _p99_ms: the cdc's share, from its own histogram (source commit timestamp → Kafka
- *   acknowledgement) over the same phase.
+ *   acknowledgement) over the same phase. kafka_to_aggregator_* / kafka_to_bucket_*: the aggregator's share, from
+ *   its histograms (record timestamp = the cdc's produce time → batch handed over / chunk applied).
+ * - <process>_cpu_pct_peak / _runq_wait_pct_peak: CPU and run-queue wait (schedstat, all threads) of the walsender,
+ *   the bench itself, cdc, aggregator and alerting over the peak phase, % of a core (printed for every phase).
  * - source_max_tps_with_riskmon / live_kept_up_at_tps: the live generator asked for 20,000 TPS on 64 connections
  *   for the run while riskmon runs on the same 2 cores: the rate the source achieved, and that rate again if riskmon
  *   kept up (slot lag and consumer lag bounded: in the last 10 s the probes' p99 ≤ 2 s, slot lag ≤ 16 MiB and the
@@ -30,7 +33,9 @@
  *
  * Alone: `npm run bench -- --only pipeline` (starts or reuses the dev stack). Scale knobs (for development):
  * RISKMON_BENCH_PIPELINE_RUN_S (60), RISKMON_BENCH_PEAK_TPS (5000), RISKMON_BENCH_MAX_TPS (20000),
- * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller).
+ * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller);
+ * RISKMON_BENCH_PIPELINE_PROBES_OUT=PREFIX writes each phase's probes ({at, ms}) to PREFIX.<phase>.json (is the tail
+ * spread evenly, or a few stalls?).
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
