@@ -11,7 +11,7 @@ export const aggregatorSpec = {
   dayTtlDays: num('RISKMON_DAY_TTL_DAYS', 'days the day rollups are kept (the trend screen needs ≥ 400)', 400, 1, 36500),
   windowMinutes: int('RISKMON_WINDOW_INDEX_MINUTES', 'event-time minutes of the all-merchants minute index (rules windows) behind the watermark', 240, 61, 7 * 1440),
   chunk: int('RISKMON_AGG_CHUNK', 'messages per atomic Redis apply (a fetched batch of 1 MiB holds ~3,500)', 4000, 1, 20_000),
-  concurrency: int('RISKMON_AGG_CONCURRENCY', 'partitions processed concurrently by one aggregator', 4, 1, 64),
+  concurrency: int('RISKMON_AGG_CONCURRENCY', 'partitions applied concurrently by one aggregator (0 = all: RISKMON_PARTITIONS)', 0, 0, 1024),
   ...metricsSpec,
 };
 

@@ -34,6 +34,12 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error('timed out')), ms); })]).finally(() => clearTimeout(t));
 }
 
+/** Seconds since the record was produced (its timestamp; 0 when it has none). */
+function sinceProduced(m: { timestamp: string }): number {
+  const t = Number(m.timestamp);
+  return t > 0 ? Math.max(0, Date.now() - t) / 1000 : 0;
+}
+
 /** What to do after trying one chunk. */
 type Step = { kind: 'applied' } | { kind: 'skipTo'; offset: bigint } | { kind: 'seek'; offset: string } | { kind: 'stopped' };
 
@@ -138,7 +144,9 @@ export class AggregatorService implements Service {
       consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
       stalled = this.#watchStall(() => assigned);
       await consumer.run({
-        autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: cfg.concurrency,
+        autoCommit: false, eachBatchAutoResolve: false, // every partition of a fetch response at once: with fewer workers the next fetch waits for several rounds of
+        // applies (commit → bucket p99), and Redis runs the Lua scripts one after another anyway
+        partitionsConsumedConcurrently: cfg.concurrency || cfg.partitions,
         eachBatch: (b) => this.#eachBatch(b),
       });
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
@@ -256,13 +264,15 @@ export class AggregatorService implements Service {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = b;
     const p = batch.partition;
     metrics.lag.set({ partition: String(p) }, Number(batch.offsetLag()));
-    const msgs: Msg[] = batch.messages;
+    const msgs = batch.messages;
+    if (msgs.length) metrics.receiveLatency.observe(sinceProduced(msgs[0]));
     let i = 0;
     while (i < msgs.length && isRunning() && !isStale()) {
       const chunk = msgs.slice(i, i + this.cfg.chunk);
       const step = await this.#applyChunk(p, chunk, b);
       if (step.kind !== 'stopped') this.#progressAt.set(p, Date.now());
       if (step.kind === 'applied') {
+        metrics.appliedLatency.observe(sinceProduced(chunk[0]));
         resolveOffset(chunk[chunk.length - 1].offset);
         this.#resolved.set(p, String(BigInt(chunk[chunk.length - 1].offset) + 1n));
         i += chunk.length;

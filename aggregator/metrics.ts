@@ -3,6 +3,8 @@ import { masters, type RedisClient } from '../lib/redis.ts';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { registry } from '../lib/metrics.ts';
 
+const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 let redisForMemory: RedisClient | null = null;
 
 function once<T>(name: string, make: () => T): T {
@@ -22,6 +24,16 @@ export const metrics = {
   applySeconds: once('riskmon_aggregator_apply_seconds', () => new Histogram({
     name: 'riskmon_aggregator_apply_seconds', help: 'latency of one atomic Redis apply (plan + Lua)',
     buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2], registers: [registry],
+  })),
+  // From a record's timestamp (the cdc's produce time, written by lib/kafka/record-batch.ts) on this host's clock:
+  // the Kafka → bucket share of commit → bucket, for the oldest record of each batch / chunk.
+  receiveLatency: once('riskmon_aggregator_receive_latency_seconds', () => new Histogram({
+    name: 'riskmon_aggregator_receive_latency_seconds', help: 'record produced to its batch handed to the aggregator (append, fetch wait, fetch, queue behind other partitions)',
+    buckets: LATENCY_BUCKETS, registers: [registry],
+  })),
+  appliedLatency: once('riskmon_aggregator_applied_latency_seconds', () => new Histogram({
+    name: 'riskmon_aggregator_applied_latency_seconds', help: 'record produced to its chunk applied in Redis (the Kafka → bucket latency)',
+    buckets: LATENCY_BUCKETS, registers: [registry],
   })),
   lag: once('riskmon_aggregator_consumer_lag', () => new Gauge({
     name: 'riskmon_aggregator_consumer_lag', help: 'messages behind the partition high watermark', labelNames: ['partition'], registers: [registry],

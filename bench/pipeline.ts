@@ -12,7 +12,10 @@
  *   merchant's minute bucket through createBucketReader until the count includes it; measured from *before* the
  *   INSERT is sent (an upper bound of the commit time) to the first poll that sees it (polls every 2 ms).
  *   commit_to_kafka_p50_ms / _p99_ms: the cdc's share, from its own histogram (source commit timestamp → Kafka
- *   acknowledgement) over the same phase.
+ *   acknowledgement) over the same phase. kafka_to_aggregator_* / kafka_to_bucket_*: the aggregator's share, from
+ *   its histograms (record timestamp = the cdc's produce time → batch handed over / chunk applied).
+ * - <process>_cpu_pct_peak / _runq_wait_pct_peak: CPU and run-queue wait (schedstat, all threads) of the walsender,
+ *   the bench itself, cdc, aggregator and alerting over the peak phase, % of a core (printed for every phase).
  * - source_max_tps_with_riskmon / live_kept_up_at_tps: the live generator asked for 20,000 TPS on 64 connections
  *   for the run while riskmon runs on the same 2 cores: the rate the source achieved, and that rate again if riskmon
  *   kept up (slot lag and consumer lag bounded: in the last 10 s the probes' p99 ≤ 2 s, slot lag ≤ 16 MiB and the
@@ -30,10 +33,12 @@
  *
  * Alone: `npm run bench -- --only pipeline` (starts or reuses the dev stack). Scale knobs (for development):
  * RISKMON_BENCH_PIPELINE_RUN_S (60), RISKMON_BENCH_PEAK_TPS (5000), RISKMON_BENCH_MAX_TPS (20000),
- * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller).
+ * RISKMON_BENCH_POLLER_TX_PER_DAY (3000000), RISKMON_BENCH_POLLER_DAYS (1,4,8; empty = skip the poller);
+ * RISKMON_BENCH_PIPELINE_PROBES_OUT=PREFIX writes each phase's probes ({at, ms}) to PREFIX.<phase>.json (is the tail
+ * spread evenly, or a few stalls?).
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { freePort } from '../lib/net.ts';
 import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
@@ -72,6 +77,15 @@ function hwm(pid: number | undefined): number {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
   } catch { return 0; }
+}
+
+/** ms a process's threads spent runnable, waiting for a core (schedstat's second field, ns). */
+function runQueueWaitMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]); } catch { /* thread gone */ }
+  }
+  return ns / 1e6;
 }
 
 /** Samples taken once a second while a phase runs. */
@@ -261,12 +275,32 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       } catch { return NaN; }
     };
 
+    const aggLatency = async () => ({
+      receive: await metricHistogram(aggMetrics, 'riskmon_aggregator_receive_latency_seconds').catch(() => new Map<number, number>()),
+      applied: await metricHistogram(aggMetrics, 'riskmon_aggregator_applied_latency_seconds').catch(() => new Map<number, number>()),
+    });
+    /**
+     * Per process — each riskmon child, the walsender, the bench itself (generator and probes) — CPU ms (user +
+     * system) and ms spent runnable but waiting for a core (run-queue wait, /proc/<pid>/task/<tid>/schedstat, all threads).
+     */
+    const childCpu = (): Record<string, { cpu: number; wait: number }> => {
+      const pids: [string, number | undefined][] = [['walsender', walsender], ['bench', process.pid], ...[...children].map(([n, c]) => [n, c.pid] as [string, number | undefined])];
+      const o: Record<string, { cpu: number; wait: number }> = {};
+      for (const [name, pid] of pids) {
+        if (!pid) continue;
+        try { o[name] = { cpu: backendCpuMs(pid), wait: runQueueWaitMs(pid) }; } catch { /* exited */ }
+      }
+      return o;
+    };
+
     /** One live phase: the generator at `tps` for RUN_S, sampling lags and the walsender's CPU. */
     const phase = async (label: string, tps: number, connections: number) => {
       const h0 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
       const r0 = await cdcPublishHistogram(cdcMetrics, 'receive').catch(() => new Map<number, number>());
       const a0 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
+      const k0 = await aggLatency();
       const cpu0 = backendCpuMs(walsender);
+      const child0 = childCpu();
       const p0 = probes.length;
       const samples: Sample[] = [];
       const run = await live(url, { tps, durationS: RUN_S, connections, seed: 7, merchants: MERCHANTS });
@@ -282,6 +316,9 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       on = false;
       await sampler;
       const cpuPerMin = ((backendCpuMs(walsender) - cpu0) / st.seconds) * 60;
+      const child1 = childCpu();
+      const pct = (k: string, f: 'cpu' | 'wait') => Math.round((child1[k][f] - (child0[k]?.[f] ?? 0)) / st.seconds / 10);
+      const childPct = Object.fromEntries(Object.keys(child1).map((k) => [k, { cpu: pct(k, 'cpu'), wait: pct(k, 'wait') }]));
       const mine = probes.slice(p0).filter((p) => p.at < Date.now());
       const tEnd = Date.now();
       const tail = samples.filter((s) => s.at >= tEnd - 10_000);
@@ -300,9 +337,18 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const a1 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
       const applies = new Map([...a1].map(([le, c]) => [le, c - (a0.get(le) ?? 0)]));
       const applyP50 = histogramQuantile(applies, 0.5) * 1000, applyP99 = histogramQuantile(applies, 0.99) * 1000;
+      // Kafka → bucket from the aggregator's side (record timestamp = the cdc's produce time): to the batch handed
+      // to eachBatch, and to its chunk applied
+      const k1 = await aggLatency();
+      const kq = (stage: 'receive' | 'applied', q: number) =>
+        histogramQuantile(new Map([...k1[stage]].map(([le, c]) => [le, c - (k0[stage].get(le) ?? 0)])), q) * 1000;
+      const toAgg = { receiveP50: kq('receive', 0.5), receiveP99: kq('receive', 0.99), appliedP50: kq('applied', 0.5), appliedP99: kq('applied', 0.99) };
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
-        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
-      return { tps: st.achievedTps, cpuPerMin, lat, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, receiveP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
+        `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; ` +
+        `Kafka→aggregator p50 ${toAgg.receiveP50.toFixed(0)} p99 ${toAgg.receiveP99.toFixed(0)} ms, Kafka→applied p50 ${toAgg.appliedP50.toFixed(0)} p99 ${toAgg.appliedP99.toFixed(0)} ms; ` +
+        `CPU / run-queue wait, % of a core: ${Object.entries(childPct).map(([k, v]) => `${k} ${v.cpu}/${v.wait}`).join(', ')}; last 10 s: slot lag ≤ ${(maxSlot / 2 ** 20).toFixed(1)} MiB, consumer lag ≤ ${maxCons}; kept up: ${keptUp}`);
+      if (env.RISKMON_BENCH_PIPELINE_PROBES_OUT) writeFileSync(`${env.RISKMON_BENCH_PIPELINE_PROBES_OUT}.${label}.json`, JSON.stringify(mine));
+      return { tps: st.achievedTps, cpuPerMin, lat, toAgg, childPct, keptUp, kafkaP50: histogramQuantile(pub, 0.5) * 1000, kafkaP99, receiveP99, applyP50, applyP99, maxSlotLag: Math.max(0, ...samples.map((s) => s.slotLagBytes)), maxConsumerLag: Math.max(0, ...samples.map((s) => s.consumerLag)) };
     };
 
     // Let the alerting evaluator load its baselines; meanwhile, what the walsender spends with no load on this
@@ -333,6 +379,15 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
     out.commit_to_cdc_p99_ms = r1(peak.receiveP99);
     out.aggregator_apply_p50_ms_peak = r1(peak.applyP50);
     out.aggregator_apply_p99_ms_peak = r1(peak.applyP99);
+    // Kafka → bucket as the aggregator sees it (from the record's produce time), same phase
+    out.kafka_to_aggregator_p50_ms = r1(peak.toAgg.receiveP50);
+    out.kafka_to_aggregator_p99_ms = r1(peak.toAgg.receiveP99);
+    out.kafka_to_bucket_p50_ms = r1(peak.toAgg.appliedP50);
+    out.kafka_to_bucket_p99_ms = r1(peak.toAgg.appliedP99);
+    for (const [k, v] of Object.entries(peak.childPct)) {
+      out[`${k === 'aggregate' ? 'aggregator' : k}_cpu_pct_peak`] = v.cpu;
+      out[`${k === 'aggregate' ? 'aggregator' : k}_runq_wait_pct_peak`] = v.wait;
+    }
     out.commit_to_bucket_p99_ms_35tps = quantile(mean.lat, 0.99);
     out.commit_to_bucket_p99_ms_max = quantile(max.lat, 0.99);
     out.source_max_tps_with_riskmon = Math.round(max.tps);
