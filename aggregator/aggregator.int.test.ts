@@ -18,8 +18,10 @@ describe('aggregator', () => {
     h = await harness({ partitions: 6, hotShards: 4, hot: ['1', '2'] });
     const { db, cdc } = h;
     const rand = rng(7);
-    // A Seoul midnight 24–48 h ago: rows on both sides of it land in two local days.
-    const midnight = dayStart(Date.now() - DAY, 'Asia/Seoul');
+    // The last Seoul midnight at least 3 h ago (3–27 h): rows on both sides of it land in two local days, none in the
+    // future (a cancel is at most 130 minutes after midnight), and all inside the minute tier whatever the hour the test
+    // runs (a midnight 24–48 h ago left it between 13:00 and 15:00 UTC, and `totals` then read whole hours).
+    const midnight = dayStart(Date.now() - 3 * HOUR, 'Asia/Seoul');
     const times = (i: number) => new Date(midnight - 90 * MINUTE + Math.floor(rand() * 180 * MINUTE) + (i % 2) * 1234);
     let cancelId = 1;
     for (let i = 1; i <= 400; i++) {
