@@ -98,11 +98,6 @@ export function addField(into: Totals, k: number, v: string): void {
   else into.canceledAmount += BigInt(v);
 }
 
-/** Splits a window-index field into (merchant, counter k). */
-export function windowField(f: string): [string, number] {
-  return [f.slice(2), WINDOW_KIND[f[0]]];
-}
-
 /**
  * Visits every counter of a window-index hash as the read scripts return it (fields and values joined by NUL,
  * scripts.ts): merchant, counter k, value (a Redis integer string). Fields that are not counters (the hash's version)

@@ -3,7 +3,7 @@ import { encodeEvent, heartbeat, type RowChange } from '../../lib/events.ts';
 import { referenceMapping } from '../../lib/mapping.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { DAY, MINUTE, dayStart } from '../../lib/time.ts';
-import { addField, emptyTotals, windowField } from './counters.ts';
+import { addField, emptyTotals, forEachWindowCounter } from './counters.ts';
 import { DayClock, keys, slotsOf } from './layout.ts';
 import { buildPlan, type Msg, type PlanContext } from './plan.ts';
 
@@ -29,7 +29,9 @@ describe('layout', () => {
     const acc = emptyTotals();
     addField(acc, 0, '3'); addField(acc, 1, '9007199254740993'); addField(acc, 2, '1'); addField(acc, 3, '-5');
     expect(acc).toEqual({ approvals: 3, approvedAmount: 9_007_199_254_740_993n, cancels: 1, canceledAmount: -5n });
-    expect(windowField('a:shop:1a')).toEqual(['shop:1a', 1]);
+    const seen: [string, number, string][] = [];
+    forEachWindowCounter('a:shop:1a\u00007', (m, k, v) => seen.push([m, k, v]));
+    expect(seen).toEqual([['shop:1a', 1, '7']]);
   });
 
   it('puts a minute in its local day, quarter and UTC hour (Seoul midnight = 15:00 UTC)', () => {

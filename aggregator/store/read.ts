@@ -20,7 +20,7 @@ import { addField, emptyTotals, FIELD_KINDS, forEachWindowCounter, isEmpty, type
 import { DayClock, keys } from './layout.ts';
 import { keyReads, slotTimeOf, type KeyRead, type RangeContext } from './ranges.ts';
 import type { BucketReader, MinuteTotalsReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
-import { defineScripts, KEYS_PER_CALL, pairsOf, run, type Cmd } from './scripts.ts';
+import { defineScripts, KEYS_PER_CALL, run, type Cmd } from './scripts.ts';
 
 export interface ReaderOptions {
   prefix: string;

@@ -102,8 +102,3 @@ export async function run(redis: RedisClient, cmds: Cmd[]): Promise<unknown[]> {
 function exec(redis: RedisClient, cmds: Cmd[]): Promise<[Error | null, unknown][]> {
   return pipelined(redis, cmds);
 }
-
-/** Splits a NUL-joined hash reply into [field, value, field, value, …]. */
-export function pairsOf(s: string): string[] {
-  return s === '' ? [] : s.split('\0');
-}
