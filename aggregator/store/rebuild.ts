@@ -90,11 +90,17 @@ export class PartitionRebuild {
     // are not written (the live path writes them and its GC deletes them at the next apply).
     const horizon = wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes;
     const mode = this.#written ? 'i' : 's';
+    const windowMode = mode.toUpperCase(); // a window-index hash also gets the call's version
     const windowPrefix = keys.windowPrefix(prefix, p);
     const lockKey = keys.lock(prefix, p);
-    // KEYS and ARGV of the next rebuild.lua call, encoded as they are made (lib/redis.ts RespWriter)
-    const ks = new RespWriter().string(lockKey);
-    const args = new RespWriter().string(this.#token).string(`${this.#token}:${++this.#calls}`);
+    // KEYS and ARGV of the next rebuild.lua call, encoded as they are made (lib/redis.ts RespWriter); a call's KEYS
+    // start with the lock key, its ARGV with the lock token and the call's version
+    const ks = new RespWriter(), args = new RespWriter();
+    const startCall = () => {
+      ks.string(lockKey);
+      args.string(this.#token).string(`${this.#token}:${++this.#calls}`);
+    };
+    startCall();
     const inFlight = new Set<Promise<void>>();
     let failed: Error | null = null;
     const send = async () => {
@@ -103,8 +109,7 @@ export class PartitionRebuild {
         const [status, owner] = res as string[];
         if (String(status) !== 'ok') throw new ReplayLostLockError(p, String(owner));
       }).catch((err) => { failed ??= err; }).finally(() => { inFlight.delete(call); });
-      ks.string(lockKey);
-      args.string(this.#token).string(`${this.#token}:${++this.#calls}`);
+      startCall();
       inFlight.add(call);
       if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
       if (failed) throw failed;
@@ -117,7 +122,7 @@ export class PartitionRebuild {
     };
     for (const { key, expiry, fields } of sums.entries(horizon, touched)) {
       ks.string(key);
-      args.string(key.startsWith(windowPrefix) ? mode.toUpperCase() : mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
+      args.string(key.startsWith(windowPrefix) ? windowMode : mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
       if (args.count >= ARGS_PER_CALL) await send();
     }
     if (ks.count > 1) await send();
