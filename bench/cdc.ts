@@ -13,7 +13,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { freePort } from '../lib/net.ts';
-import { cdcPublishHistogram, histogramQuantile } from './util.ts';
+import { cdcPublishHistogram, histogramQuantile, histogramSince } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -179,9 +179,9 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
     const reachedTps = await writeAtRate(url, 50_000_000);
     await new Promise((r) => setTimeout(r, 1500));
     const h1 = await cdcPublishHistogram(c.metricsPort);
-    const delta = new Map([...h1].map(([le, n]) => [le, n - (h0.get(le) ?? 0)]));
+    const delta = histogramSince(h1, h0);
     const rh1 = await cdcPublishHistogram(c.metricsPort, 'receive');
-    const received = new Map([...rh1].map(([le, n]) => [le, n - (rh0.get(le) ?? 0)]));
+    const received = histogramSince(rh1, rh0);
     const peakRss = c.peakRss();
     c.stopRss();
     // Let it exit before pg_recvlogical runs (no CPU contention).

@@ -41,7 +41,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { freePort } from '../lib/net.ts';
-import { cdcPublishHistogram, histogramQuantile, metricHistogram, quantile } from './util.ts';
+import { cdcPublishHistogram, histogramQuantile, histogramSince, metricHistogram, quantile } from './util.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connections, readConfig } from '../lib/config.ts';
@@ -328,20 +328,20 @@ export async function benchPipeline(env: NodeJS.ProcessEnv): Promise<Record<stri
       const keptUp = quantile(tailProbes, 0.99) <= 2000 && maxSlot <= 16 * 2 ** 20 && maxCons <= 2 * st.achievedTps;
       const lat = mine.map((p) => p.ms);
       const h1 = await cdcPublishHistogram(cdcMetrics).catch(() => new Map<number, number>()); // no metrics: the figure is NaN
-      const pub = new Map([...h1].map(([le, c]) => [le, c - (h0.get(le) ?? 0)]));
+      const pub = histogramSince(h1, h0);
       const kafkaP99 = histogramQuantile(pub, 0.99) * 1000;
       // its read side: commit → the transaction reaching the cdc's router (walsender, socket, the cdc's queue)
       const r1h = await cdcPublishHistogram(cdcMetrics, 'receive').catch(() => new Map<number, number>());
-      const receiveP99 = histogramQuantile(new Map([...r1h].map(([le, c]) => [le, c - (r0.get(le) ?? 0)])), 0.99) * 1000;
+      const receiveP99 = histogramQuantile(histogramSince(r1h, r0), 0.99) * 1000;
       // the aggregator's share: one apply (plan + Lua round trip) — the rest of commit → bucket is fetch wait and scheduling
       const a1 = await metricHistogram(aggMetrics, 'riskmon_aggregator_apply_seconds').catch(() => new Map<number, number>());
-      const applies = new Map([...a1].map(([le, c]) => [le, c - (a0.get(le) ?? 0)]));
+      const applies = histogramSince(a1, a0);
       const applyP50 = histogramQuantile(applies, 0.5) * 1000, applyP99 = histogramQuantile(applies, 0.99) * 1000;
       // Kafka → bucket from the aggregator's side (record timestamp = the cdc's produce time): to the batch handed
       // to eachBatch, and to its chunk applied
       const k1 = await aggLatency();
       const kq = (stage: 'receive' | 'applied', q: number) =>
-        histogramQuantile(new Map([...k1[stage]].map(([le, c]) => [le, c - (k0[stage].get(le) ?? 0)])), q) * 1000;
+        histogramQuantile(histogramSince(k1[stage], k0[stage]), q) * 1000;
       const toAgg = { receiveP50: kq('receive', 0.5), receiveP99: kq('receive', 0.99), appliedP50: kq('applied', 0.5), appliedP99: kq('applied', 0.99) };
       console.error(`   ${label}: asked ${tps} TPS, achieved ${Math.round(st.achievedTps)} over ${st.seconds.toFixed(0)} s (${st.errors} errors); walsender ${cpuPerMin.toFixed(0)} ms CPU/min; ` +
         `commit→bucket p50 ${quantile(lat, 0.5)} ms p99 ${quantile(lat, 0.99)} ms (${lat.length} probes), of which commit→Kafka p99 ${kafkaP99.toFixed(0)} ms (commit→cdc p99 ${receiveP99.toFixed(0)} ms), one apply p50 ${applyP50.toFixed(1)} p99 ${applyP99.toFixed(1)} ms; ` +

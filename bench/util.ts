@@ -25,6 +25,11 @@ export async function metricHistogram(port: number, name: string): Promise<Map<n
   return out;
 }
 
+/** What a cumulative histogram (le → count) counted since an earlier reading of it. */
+export function histogramSince(now: Map<number, number>, before: Map<number, number>): Map<number, number> {
+  return new Map([...now].map(([le, c]) => [le, c - (before.get(le) ?? 0)]));
+}
+
 /** Quantile from cumulative bucket counts, linear inside a bucket. */
 export function histogramQuantile(h: Map<number, number>, q: number): number {
   const entries = [...h].sort((a, b) => a[0] - b[0]);
