@@ -1,7 +1,7 @@
 /**
  * The analyst's desk in headless Chromium against the real API, PostgreSQL and Redis, served under the API's
  * Content-Security-Policy: an analyst acknowledges, assigns, notes and closes an alert as a false positive with
- * the keyboard and the forms; a second analyst's feed follows live; the rules page's precision changes; a hostile
+ * the keyboard and the forms; a colleague's note redraws the panel live without taking the half-filled form; a second analyst's feed follows live; the rules page's precision changes; a hostile
  * merchant name and note are shown as text; a viewer sees no triage controls; the audit trail lists every step
  * with its actor. Screenshots go to test-artifacts/ (git-ignored). Skipped with a message when Chromium is missing.
  */
@@ -119,6 +119,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the analyst desk in a browser', () => {
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('disposition');
     await page.selectOption('#disposition', 'false_positive');
     await page.fill('#disp-note', 'flash sale refunds, not a loss');
+    // Meanwhile the other analyst adds a note: the panel redraws live and keeps this analyst's choice, text and focus.
+    const colleague = await t.app.inject({ method: 'POST', url: `/api/alerts/${alertId}/notes`, headers: { authorization: `Bearer ${ANALYST2}` }, payload: { text: 'called the merchant' } });
+    expect(colleague.statusCode, colleague.body).toBeLessThan(300);
+    await page.waitForSelector('.notes li:nth-child(2)');
+    expect(await page.inputValue('#disposition')).toBe('false_positive');
+    expect(await page.inputValue('#disp-note')).toBe('flash sale refunds, not a loss');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('disp-note');
     await page.click('#disp-form button[type="submit"]');
     await page.waitForSelector('#triage .badge.disp-false_positive');
     expect(await page.innerText('#a-history')).toContain('closed as');
@@ -164,6 +171,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the analyst desk in a browser', () => {
       [ANALYST_NAME, 'alert.assign', { assignee: ANALYST2_NAME }],
       [ANALYST_NAME, 'alert.assign', { assignee: ANALYST_NAME }],
       [ANALYST_NAME, 'alert.note', { text: HOSTILE_NOTE }],
+      [ANALYST2_NAME, 'alert.note', { text: 'called the merchant' }],
       [ANALYST_NAME, 'alert.disposition', { disposition: 'false_positive', note: 'flash sale refunds, not a loss' }],
     ]);
   });

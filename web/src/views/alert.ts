@@ -57,8 +57,12 @@ export function alertPage(main: HTMLElement, id: string): () => void {
   const mayTriage = canTriage();
   let message = '';
   let merchantName = '';
+  /** What the analyst has typed or chosen in the triage forms and not sent yet; cleared when its form is sent. */
+  const draft: { assignee?: string; disposition?: string; dispNote?: string } = {};
 
   function drawTriage(a: AlertDetail): void {
+    // A redraw (another analyst's change arrives live) must not take what this analyst is typing or has chosen.
+    const focused = main.querySelector('#triage')?.contains(document.activeElement) ? document.activeElement?.id : undefined;
     const status = html`
       <div class="tstate">
         <span><b>Owner</b> ${ownerCell(a)}</span>
@@ -74,7 +78,7 @@ export function alertPage(main: HTMLElement, id: string): () => void {
         <button id="ack" ${a.ack ? 'disabled' : ''} title="acknowledge: you are on it (a)">${a.ack ? 'Acknowledged' : 'Acknowledge'} <kbd>a</kbd></button>
         <form id="assign-form" class="inline-form" autocomplete="off">
           <label for="assignee">Assignee</label>
-          <input id="assignee" name="assignee" maxlength="100" placeholder="analyst name" value="${a.assignee ?? ''}">
+          <input id="assignee" name="assignee" maxlength="100" placeholder="analyst name" value="${draft.assignee ?? a.assignee ?? ''}">
           <button type="submit">Assign</button>
           <button type="button" id="assign-me" title="assign to yourself (m)">To me <kbd>m</kbd></button>
           ${a.assignee ? html`<button type="button" id="unassign">Unassign</button>` : ''}
@@ -83,17 +87,25 @@ export function alertPage(main: HTMLElement, id: string): () => void {
           <label for="disposition">Close as</label>
           <select id="disposition" name="disposition" required title="disposition (d)">
             <option value="">choose…</option>
-            ${(['confirmed', 'false_positive', 'benign'] as const).map((v) => html`<option value="${v}" ${a.disposition?.value === v ? 'selected' : ''}>${DISPOSITION_LABEL[v]}</option>`)}
+            ${(['confirmed', 'false_positive', 'benign'] as const).map((v) => html`<option value="${v}" ${(draft.disposition ?? a.disposition?.value) === v ? 'selected' : ''}>${DISPOSITION_LABEL[v]}</option>`)}
           </select>
-          <input id="disp-note" name="note" maxlength="${NOTE_MAX}" placeholder="why (optional)" size="28">
+          <input id="disp-note" name="note" maxlength="${NOTE_MAX}" placeholder="why (optional)" size="28" value="${draft.dispNote ?? ''}">
           <button type="submit">${a.disposition ? 'Change' : 'Close'} <kbd>d</kbd></button>
         </form>
       </div>
       <p class="error small" id="triage-error" role="alert">${message}</p>`);
-    const act = async (path: string, body: unknown) => {
+    if (focused) (main.querySelector(`#${focused}`) as HTMLElement | null)?.focus();
+    const keep = (sel: string, event: string, into: keyof typeof draft) =>
+      $(sel, main).addEventListener(event, (e) => { draft[into] = (e.target as HTMLInputElement | HTMLSelectElement).value; });
+    keep('#assignee', 'input', 'assignee');
+    keep('#disposition', 'change', 'disposition');
+    keep('#disp-note', 'input', 'dispNote');
+    const act = async (path: string, body: unknown, sent: (keyof typeof draft)[] = []) => {
       try {
         message = '';
-        show(await api<AlertDetail>(`/api/alerts/${encodeURIComponent(id)}/${path}`, { method: 'POST', body }));
+        const updated = await api<AlertDetail>(`/api/alerts/${encodeURIComponent(id)}/${path}`, { method: 'POST', body });
+        for (const k of sent) delete draft[k];
+        show(updated);
       } catch (err) {
         message = err instanceof HttpError ? `${err.body.field ? `${err.body.field}: ` : ''}${err.message}` : 'the request failed';
         $('#triage-error', main).textContent = message;
@@ -103,14 +115,14 @@ export function alertPage(main: HTMLElement, id: string): () => void {
     $('#assign-form', main).addEventListener('submit', (e) => {
       e.preventDefault();
       const v = ($('#assignee', main) as HTMLInputElement).value.trim();
-      void act('assign', { assignee: v || null });
+      void act('assign', { assignee: v || null }, ['assignee']);
     });
-    $('#assign-me', main).addEventListener('click', () => void act('assign', { assignee: session.name }));
-    main.querySelector('#unassign')?.addEventListener('click', () => void act('assign', { assignee: null }));
+    $('#assign-me', main).addEventListener('click', () => void act('assign', { assignee: session.name }, ['assignee']));
+    main.querySelector('#unassign')?.addEventListener('click', () => void act('assign', { assignee: null }, ['assignee']));
     $('#disp-form', main).addEventListener('submit', (e) => {
       e.preventDefault();
       const disposition = ($('#disposition', main) as HTMLSelectElement).value;
-      void act('disposition', { disposition, note: ($('#disp-note', main) as HTMLInputElement).value });
+      void act('disposition', { disposition, note: ($('#disp-note', main) as HTMLInputElement).value }, ['disposition', 'dispNote']);
     });
   }
 
