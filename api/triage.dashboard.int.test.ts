@@ -1,9 +1,10 @@
 /**
  * The analyst's desk in headless Chromium against the real API, PostgreSQL and Redis, served under the API's
- * Content-Security-Policy: an analyst acknowledges, assigns, notes and closes an alert as a false positive with
- * the keyboard and the forms; a colleague's note redraws the panel live without taking the half-filled form; a second analyst's feed follows live; the rules page's precision changes; a hostile
- * merchant name and note are shown as text; a viewer sees no triage controls; the audit trail lists every step
- * with its actor. Screenshots go to test-artifacts/ (git-ignored). Skipped with a message when Chromium is missing.
+ * Content-Security-Policy: an analyst acknowledges, assigns, notes and closes an alert as a false positive with the
+ * keyboard and the forms; a colleague's note redraws the panel live without taking the half-filled form; a second
+ * analyst's feed follows live; the rules page's precision changes; a hostile merchant name and note are shown as
+ * text; a viewer sees no triage controls; the audit trail lists every step with its actor.
+ * Screenshots go to test-artifacts/ (git-ignored). Skipped with a message when Chromium is missing.
  */
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
