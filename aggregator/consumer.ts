@@ -117,8 +117,12 @@ export class AggregatorService implements Service {
       // idempotent: a retried send (leader moved) must not write a dead letter twice
       this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await this.#producer.connect();
+      // A session of 15 s (heartbeat every 3 s, also between chunks of a batch): the group notices a dead member,
+      // or one a restarted session left behind when its coordinator was gone (it could not leave), within 15 s.
+      // kafkajs' 30 s and 60 s rebalance wait made a leader failover cost the partitions up to a minute and more.
       const consumer = (this.#consumer = this.#kafka.consumer({
-        groupId: cfg.group, maxBytesPerPartition: 1 << 20, maxBytes: 8 << 20, maxWaitTimeInMs: 100, sessionTimeout: 30_000, heartbeatInterval: 3_000,
+        groupId: cfg.group, maxBytesPerPartition: 1 << 20, maxBytes: 8 << 20, maxWaitTimeInMs: 100,
+        sessionTimeout: 15_000, rebalanceTimeout: 30_000, heartbeatInterval: 3_000,
       }));
       await consumer.connect();
       await consumer.subscribe({ topic: cfg.topic, fromBeginning: true });

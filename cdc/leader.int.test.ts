@@ -103,7 +103,7 @@ describe('Kafka leader failover', () => {
     }
 
     const t0 = Date.now();
-    const phase = (what: string) => { if (process.env.RISKMON_TEST_TIMING) console.log(`[leader] ${what} after ${((Date.now() - t0) / 1000).toFixed(1)} s`); };
+    const phase = (what: string) => console.log(`[leader] ${what} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const truth = (await db.query(`SELECT (SELECT count(*) FROM payments)::int AS payments, (SELECT count(*) FROM payment_cancels)::int AS cancels`)).rows[0];
     const all = await waitFor(async () => {
       const rows = (await readAll(kafka, env.RISKMON_TOPIC)).filter((r) => r.event.op !== 'heartbeat');
@@ -132,7 +132,10 @@ describe('Kafka leader failover', () => {
         const offs = await admin.fetchTopicOffsets(env.RISKMON_TOPIC);
         const stored = await Promise.all(offs.map((o) => redis.get(keys.offset(env.RISKMON_REDIS_PREFIX, o.partition))));
         return offs.every((o, i) => o.high === '0' || stored[i] === o.high);
-      }, { timeoutMs: 120_000, intervalMs: 500, message: 'aggregator catching up' }).finally(() => {
+      }, { timeoutMs: 120_000, intervalMs: 500, message: 'aggregator catching up' }).catch((err) => {
+        // what the aggregator did meanwhile (its warnings and group changes) is the diagnosis
+        throw new Error(`${err.message}\n${aggLogs.filter((l) => !/"msg":"applied/.test(l)).slice(-60).map((l) => l.slice(0, 300)).join('\n')}`);
+      }).finally(() => {
         if (process.env.RISKMON_TEST_TIMING) console.log(aggLogs.map((l) => l.slice(0, 400)).join('\n'));
       });
       phase('aggregator caught up');
