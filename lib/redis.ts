@@ -228,6 +228,9 @@ export function redisSetupProblem(err: unknown, cfg: Pick<RedisConfig, 'redisCaF
  * thrown RedisSetupError.
  */
 export async function verifyRedis(cfg: RedisConfig, timeoutMs = 10_000): Promise<void> {
+  // ioredis' cluster client reports a refused certificate or password of a seed node as 'Connection is closed'
+  // and 'None of startup nodes is available': each seed node is asked alone first, where the cause shows.
+  if (cfg.redisMode === 'cluster') await Promise.all(cfg.redisUrl.map((url) => verifyRedis({ ...cfg, redisMode: 'standalone', redisUrl: [url] }, timeoutMs)));
   const client = createRedis(cfg, { lazyConnect: true, maxRetriesPerRequest: 0 });
   const seen: unknown[] = [];
   client.on('error', (err) => seen.push(err));

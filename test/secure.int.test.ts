@@ -1,8 +1,9 @@
 /**
  * Secure connections with a private CA made by the test: Redis over TLS with an ACL user, a Redis Cluster (real
- * nodes, scripts/stack/replicated.ts) with an ACL user, Kafka over SASL_SSL. The
- * right settings work end to end; a wrong password or a certificate the client does not trust stops the process
- * at once with a message naming the setting to fix (no retry loop hiding it).
+ * nodes, scripts/stack/replicated.ts) with an ACL user, a Redis Cluster over TLS (client port and cluster bus) with
+ * an ACL user, Kafka over SASL_SSL. The right settings work end to end; a wrong password or a certificate the
+ * client does not trust stops the process at once with a message naming the setting to fix (no retry loop hiding
+ * it).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,7 +20,8 @@ import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { readAll } from '../cdc/testing.ts';
 import { freshDatabase, uniqueName } from './helpers/services.ts';
 import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
-import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, type Pki } from './helpers/secure.ts';
+import { Redis } from 'ioredis';
+import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, startTlsRedisCluster, type Pki } from './helpers/secure.ts';
 import { nodePorts } from '../scripts/stack/replicated.ts';
 import { onNode, replicatedForTest } from './helpers/replicated.ts';
 
@@ -38,6 +40,17 @@ function runUntilExit(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (code) => { clearTimeout(timer); resolve({ code, output, ms: Date.now() - t0 }); });
   });
+}
+
+/** The number of keys one TLS cluster node holds (asked of that node alone, as the ACL user). */
+async function countKeysOver(port: number, p: Pki): Promise<number> {
+  const r = new Redis({ host: '127.0.0.1', port, username: 'riskmon', password: 'acl-secret', tls: { ca: [fs.readFileSync(p.caFile)] }, lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    return await r.dbsize();
+  } finally {
+    r.disconnect();
+  }
 }
 
 /** `n` payments through the harness' topic into an aggregator on the Redis under test: every bucket equals SQL. */
@@ -110,6 +123,34 @@ describe('Redis Cluster with an ACL user', () => {
     } finally {
       await h?.close();
       await rep.down();
+    }
+  }, 240_000);
+});
+
+describe('Redis Cluster over TLS with an ACL user', () => {
+  it('TLS on every node and on the cluster bus: the aggregator counts exactly; an untrusted CA stops it naming the setting', async () => {
+    const cluster = await startTlsRedisCluster(pki, { name: 'riskmon', password: 'acl-secret' });
+    let h: Awaited<ReturnType<typeof harness>> | null = null;
+    try {
+      h = await harness({
+        partitions: 3,
+        redisEnv: {
+          RISKMON_REDIS_MODE: 'cluster', REDIS_URL: cluster.url, RISKMON_REDIS_CA_FILE: pki.caFile,
+          RISKMON_REDIS_USERNAME: 'riskmon', RISKMON_REDIS_PASSWORD: 'acl-secret',
+        },
+      });
+      await aggregatorCatchesUp(h, 1000);
+      // the client followed the slots to more than one node over TLS (the keys of {p0}, {p1}, {p2} live on two)
+      const owners = await Promise.all(cluster.ports.map((port) => countKeysOver(port, pki)));
+      expect(owners.filter((n) => n > 0).length, `keys per node: ${owners.join(', ')}`).toBeGreaterThanOrEqual(2);
+
+      const untrusted = await runUntilExit(['aggregate'], { ...h.env, RISKMON_REDIS_CA_FILE: pki.otherCaFile });
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.code).not.toBeNull(); // it stopped by itself
+      expect(untrusted.output).toMatch(/TLS certificate is not trusted.*RISKMON_REDIS_CA_FILE/);
+    } finally {
+      await h?.close();
+      await cluster.stop();
     }
   }, 240_000);
 });

@@ -48,29 +48,70 @@ export async function makePki(): Promise<Pki> {
 
 export interface Running { stop(): Promise<void> }
 
-/** Redis with TLS only (no plain port) and an ACL user; the default user is off. */
-export async function startTlsRedis(pki: Pki, user: { name: string; password: string }): Promise<Running & { port: number; url: string }> {
-  const server = requireBinary('redis-server', 'redis-server', process.env);
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'riskmon-tls-redis-'));
-  const port = await pickPort(0);
-  const pidFile = path.join(dir, 'redis.pid');
-  const logFile = path.join(dir, 'redis.log');
-  await fsp.writeFile(path.join(dir, 'redis.conf'), [
+/** The configuration lines of a Redis with TLS only (no plain port) and an ACL user; the default user is off. */
+function tlsRedisConf(pki: Pki, dir: string, port: number, user: { name: string; password: string }): string[] {
+  return [
     'bind 127.0.0.1', 'port 0', `tls-port ${port}`, `tls-cert-file ${pki.certFile}`, `tls-key-file ${pki.keyFile}`, `tls-ca-cert-file ${pki.caFile}`,
-    'tls-auth-clients no', 'protected-mode no', `dir "${dir}"`, 'save ""', 'daemonize yes', `pidfile "${pidFile}"`, `logfile "${logFile}"`,
-    'user default off', `user ${user.name} on >${user.password} ~* &* +@all`, '',
-  ].join('\n'));
+    'tls-auth-clients no', 'protected-mode no', `dir "${dir}"`, 'save ""', 'daemonize yes', `pidfile "${path.join(dir, 'redis.pid')}"`,
+    `logfile "${path.join(dir, 'redis.log')}"`, 'user default off', `user ${user.name} on >${user.password} ~* &* +@all`,
+  ];
+}
+
+/** Starts redis-server on `conf` (daemonized) in `dir` and waits for its TLS port; `stop()` kills it. */
+async function startRedisIn(dir: string, port: number, conf: string[], what: string): Promise<Running> {
+  const server = requireBinary('redis-server', 'redis-server', process.env);
+  const logFile = path.join(dir, 'redis.log');
+  await fsp.writeFile(path.join(dir, 'redis.conf'), [...conf, ''].join('\n'));
   const r = spawnSync(server, [path.join(dir, 'redis.conf')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new StackError(`redis-server (TLS) failed:\n${r.stdout}${r.stderr}`);
-  await waitUntil(() => portOpen(port), 20_000, () => `TLS Redis did not listen on ${port}\n${tail(logFile)}`);
+  if (r.status !== 0) throw new StackError(`redis-server (${what}) failed:\n${r.stdout}${r.stderr}`);
+  await waitUntil(() => portOpen(port), 20_000, () => `${what} did not listen on ${port}\n${tail(logFile)}`);
   return {
-    port, url: `rediss://127.0.0.1:${port}`,
     async stop() {
-      const pid = readPidFile(pidFile);
+      const pid = readPidFile(path.join(dir, 'redis.pid'));
       if (pid) { signal(pid, 'SIGKILL'); await waitGone(pid, 5_000); }
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Redis with TLS only (no plain port) and an ACL user; the default user is off. */
+export async function startTlsRedis(pki: Pki, user: { name: string; password: string }): Promise<Running & { port: number; url: string }> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'riskmon-tls-redis-'));
+  const port = await pickPort(0);
+  const node = await startRedisIn(dir, port, tlsRedisConf(pki, dir, port, user), 'TLS Redis');
+  return { port, url: `rediss://127.0.0.1:${port}`, stop: () => node.stop() };
+}
+
+/**
+ * A Redis Cluster of `masters` nodes with TLS only, on the client port and on the cluster bus (`tls-cluster`),
+ * and an ACL user on every node; made with `redis-cli --tls --cluster create`. `url` lists every node.
+ */
+export async function startTlsRedisCluster(pki: Pki, user: { name: string; password: string }, masters = 3): Promise<Running & { ports: number[]; url: string }> {
+  const nodes: Running[] = [];
+  const ports: number[] = [];
+  const stop = async () => { await Promise.all(nodes.map((n) => n.stop())); };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `riskmon-tls-cluster-${i}-`));
+      const port = await pickPort(0);
+      const bus = await pickPort(0);
+      nodes.push(await startRedisIn(dir, port, [
+        ...tlsRedisConf(pki, dir, port, user), 'tls-cluster yes', 'tls-replication yes',
+        'cluster-enabled yes', `cluster-port ${bus}`, `cluster-config-file "${path.join(dir, 'nodes.conf')}"`, 'cluster-node-timeout 2000',
+      ], `TLS cluster node ${i}`));
+      ports.push(port);
+    }
+    const cli = requireBinary('redis-cli', 'redis-tools', process.env);
+    const tlsArgs = ['--tls', '--cacert', pki.caFile, '--user', user.name, '--pass', user.password, '--no-auth-warning'];
+    const r = spawnSync(cli, [...tlsArgs, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new StackError(`redis-cli --tls --cluster create failed:\n${r.stdout}${r.stderr}`);
+    const state = (port: number) => spawnSync(cli, [...tlsArgs, '-p', String(port), 'CLUSTER', 'INFO'], { encoding: 'utf8' }).stdout;
+    await waitUntil(async () => ports.every((p) => state(p).includes('cluster_state:ok')), 30_000, () => `the TLS cluster did not reach cluster_state:ok:\n${state(ports[0])}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { ports, url: ports.map((p) => `rediss://127.0.0.1:${p}`).join(','), stop };
 }
 
 export const KAFKA_ADMIN = { name: 'admin', password: 'admin-secret' };
