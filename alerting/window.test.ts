@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { addTotals, emptyTotals, isEmpty, type Totals } from '../aggregator/store/index.ts';
-import { MerchantNumbers, RangeSum, sliceOfHash, sliceOfTotals, type TotalsByMerchant } from './window.ts';
+import { MerchantNumbers, RangeSum, sliceOfHash, sliceOfTotals, totalsOfSlice, type TotalsByMerchant } from './window.ts';
 
 const MIN = 60_000;
 const plain = (m: TotalsByMerchant) => Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, t]) => [k, `${t.approvals}/${t.approvedAmount}/${t.cancels}/${t.canceledAmount}`]));
@@ -60,5 +60,15 @@ describe('RangeSum', () => {
     sum.add('1', sliceOfHash(MIN, 'f', 'a:a\u00005', numbers)!);
     expect(sum.exact).toBe(false);
     expect(sliceOfTotals(0, new Map([['a', { ...emptyTotals(), canceledAmount: 2n ** 60n }]]), numbers)).toBeNull();
+  });
+
+  it('gives a slice back as the exact totals it was made of (the backtest leaving doubles)', () => {
+    const numbers = new MerchantNumbers();
+    numbers.of('earlier');
+    const totals = new Map<string, Totals>([
+      ['a', { approvals: 3, approvedAmount: 9_007_199_254_740_991n, cancels: 0, canceledAmount: 0n }],
+      ['b:x', { approvals: -1, approvedAmount: -20_000n, cancels: 2, canceledAmount: 40_000n }],
+    ]);
+    expect(plain(totalsOfSlice(sliceOfTotals(0, totals, numbers)!, numbers))).toEqual(plain(totals));
   });
 });

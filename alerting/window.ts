@@ -83,6 +83,24 @@ export function sliceOfTotals(minute: number, totals: ReadonlyMap<string, Totals
   return s;
 }
 
+/** A slice's per-merchant totals again, exactly: its values are integers a double holds exactly. */
+export function totalsOfSlice(s: Slice, numbers: MerchantNumbers): Map<string, Totals> {
+  const out = new Map<string, Totals>();
+  for (let j = 0; j < s.merchants.length; j++) {
+    const m = numbers.names[s.merchants[j]];
+    let t = out.get(m);
+    if (!t) out.set(m, (t = { approvals: 0, approvedAmount: 0n, cancels: 0, canceledAmount: 0n }));
+    const v = s.values[j];
+    switch (s.counters[j]) {
+      case 0: t.approvals += v; break;
+      case 1: t.approvedAmount += BigInt(v); break;
+      case 2: t.cancels += v; break;
+      default: t.canceledAmount += BigInt(v);
+    }
+  }
+  return out;
+}
+
 /** A running per-merchant sum over the slices whose minute lies in [from, to). */
 export class RangeSum {
   from = 0;

@@ -6,6 +6,8 @@
  *   with clear minutes already counted at its start), a ≥ 1B KRW merchant that stops and one whose volume drops, a
  *   local midnight inside the period, minutes where ingestion lagged — evaluated minute by minute by the live
  *   evaluator; a backtest of the same rules over a period inside gives exactly the live alerts.
+ * - a sum beyond what doubles hold exactly (a 2^60 KRW minute) moves the backtest to bigint sums mid-period, with the
+ *   same alerts and evidence.
  * - a candidate with a higher multiplier drops the weaker surge and keeps the strong one.
  * - minutes the minute tier no longer holds are rebuilt from the retained topic (the same events, late rows and
  *   corrections included) and the backtest is still exactly live.
@@ -16,7 +18,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TopicMinutes } from '../../aggregator/index.ts';
-import { BucketWriter, createBucketReader, type BucketReader } from '../../aggregator/store/index.ts';
+import { BucketWriter, createBucketReader, hasMinuteTotals, type BucketReader } from '../../aggregator/store/index.ts';
 import { createTopic, testKafka, testProducer } from '../../aggregator/testing.ts';
 import { referenceMapping } from '../../lib/mapping.ts';
 import { logger } from '../../lib/logger.ts';
@@ -26,8 +28,9 @@ import { Evaluator } from '../evaluator.ts';
 import { defaultRules, parseRules } from '../rules/config.ts';
 import { createDraft, seedRules } from '../rules/versions.ts';
 import { currentShadow, shadowAlerts, startShadow } from '../shadow.ts';
-import { liveAlerts } from '../store.ts';
+import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
 import { riskStore } from '../testing/fixtures.ts';
+import { runBacktest } from './engine.ts';
 import { BacktestRunner, cancelBacktest, getBacktest, queueBacktest } from './jobs.ts';
 
 const log = logger.child({ component: 'backtest-test' });
@@ -185,6 +188,30 @@ describe('backtests', () => {
     expect(result.vsLive).toMatchObject({ exact: true, onlyBacktest: [], onlyLive: [] });
     expect(result.alerts.find((a) => a.merchantId === 'hot')!.renotified).toBeGreaterThan(0);
     expect(result.minutes).toBe((B1 - B0) / MINUTE);
+  });
+
+  it('with a sum beyond what doubles hold exactly, the bigint sums give the same alerts', async () => {
+    // A merchant with 2^60 KRW in one minute inside the period: the window's sums leave the doubles there (the
+    // slices still needed become bigint totals again) and the rest of the period runs on bigint sums.
+    const GIANT = B0 + 100 * MINUTE;
+    let giantRead = false;
+    const minutes = async (lo: number, hi: number) => {
+      if (!hasMinuteTotals(reader)) throw new Error('the bucket reader reads minute totals');
+      const out = await reader.minuteTotals(lo, hi);
+      if (GIANT >= lo && GIANT < hi) {
+        out.set(GIANT, new Map(out.get(GIANT) ?? []).set('giant', { approvals: 1, approvedAmount: 2n ** 60n, cancels: 0, canceledAmount: 0n }));
+        giantRead = true;
+      }
+      return out;
+    };
+    const [initial, ingestLags] = await Promise.all([firingAt(db, B0), liveIngestLags(db, 'default', B0, B1)]);
+    const run = (m?: typeof minutes) => runBacktest({ rules: defaultRules(), from: B0, to: B1, tz: TZ, maxIngestLagMs: 120_000, reader, log, initial, ingestLags, minutes: m });
+    const doubles = await run();
+    const bigints = await run(minutes);
+    expect(giantRead).toBe(true);
+    expect(bigints.alerts.map(key).sort()).toEqual(doubles.alerts.map(key).sort());
+    expect(bigints.alerts.map((a) => a.evidence)).toEqual(doubles.alerts.map((a) => a.evidence));
+    expect(doubles.alerts.map(key).sort()).toEqual((await liveAlerts(db, B0, B1, false)).map(key).sort());
   });
 
   it('a period starting at other minutes matches too (state taken over mid-alert)', async () => {

@@ -20,7 +20,7 @@ import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../de
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../store.ts';
-import { MerchantNumbers, RangeSum, sliceOfTotals, type Slice } from '../window.ts';
+import { MerchantNumbers, RangeSum, sliceOfTotals, totalsOfSlice, type Slice } from '../window.ts';
 
 export interface BacktestAlert {
   rule: RuleName;
@@ -79,11 +79,17 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   }
 
   // Minute slices of the all-merchants totals, read ahead in passes, and summed as the live window does (window.ts).
-  // A value or sum beyond what doubles hold exactly switches the backtest to bigint sums of the minutes.
-  const minutes = new Map<number, ReadonlyMap<string, Totals>>();
+  // A value or a sum beyond what doubles hold exactly switches the backtest to bigint sums of the minutes: the
+  // slices still needed become exact totals again (their values are exact), and later minutes are kept as totals.
   const numbers = new MerchantNumbers();
-  const slices = new Map<number, Slice>();
+  const slices = new Map<number, Slice>(); // while the doubles are exact
+  const minutes = new Map<number, ReadonlyMap<string, Totals>>(); // after
   let exact = true;
+  const leaveDoubles = () => {
+    exact = false;
+    for (const [t, s] of slices) minutes.set(t, totalsOfSlice(s, numbers));
+    slices.clear();
+  };
   let loadedTo = 0;
   const load = async (lo: number, hi: number) => {
     const byMinute = i.minutes ? await i.minutes(lo, hi)
@@ -91,10 +97,10 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
       : new Map(await Promise.all(range(lo, hi).map(async (t) => [t, await reader.totalsByMerchant(t, t + MINUTE, '1m')] as const)));
     for (const t of range(lo, hi)) {
       const totals = byMinute.get(t) ?? new Map<string, Totals>();
-      minutes.set(t, totals);
       const slice = exact ? sliceOfTotals(t, totals, numbers) : null;
-      if (slice) slices.set(t, slice);
-      else exact = false;
+      if (slice) { slices.set(t, slice); continue; }
+      if (exact) leaveDoubles();
+      minutes.set(t, totals);
     }
     loadedTo = hi;
   };
@@ -114,12 +120,13 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     else if (end > loadedTo) await load(loadedTo, Math.min(to, loadedTo + chunk * MINUTE));
     window.setRange(windowFrom, end);
     hour.setRange(hs, end);
-    for (const t of minutes.keys()) {
-      if (t < first) { minutes.delete(t); slices.delete(t); continue; }
-      const key = String(t), s = slices.get(t);
-      if (s) for (const sum of [window, hour]) if (sum.covers(t) && !sum.has(key)) sum.add(key, s);
+    for (const t of minutes.keys()) if (t < first) minutes.delete(t);
+    for (const [t, s] of slices) {
+      if (t < first) { slices.delete(t); continue; }
+      const key = String(t);
+      for (const sum of [window, hour]) if (sum.covers(t) && !sum.has(key)) sum.add(key, s);
     }
-    exact &&= window.exact && hour.exact;
+    if (exact && !(window.exact && hour.exact)) leaveDoubles();
 
     const base = await inputs.baselines(today);
     const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
