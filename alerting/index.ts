@@ -4,7 +4,7 @@
  * benchmarks may pass their own through `buildAlerting`.
  */
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
-import pg from 'pg';
+import { createPool } from '../lib/pg.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
@@ -44,7 +44,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const log = componentLogger('alerting');
   await migrate(cfg.riskPgUrl, 'risk', log);
   // The first rules version, when the store holds none: RISKMON_RULES (or the defaults).
-  const seedDb = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 1 });
+  const seedDb = createPool({ connectionString: cfg.riskPgUrl, max: 1, application_name: 'riskmon-alerting' }, log);
   try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
   await verifyRedis(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
@@ -61,8 +61,7 @@ export function buildAlerting(
   cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: () => number; sharedRedis?: boolean },
 ): Service[] {
   const log = componentLogger('alerting');
-  const db = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 4 });
-  db.on('error', (err) => log.warn({ err }, 'risk store connection error'));
+  const db = createPool({ connectionString: cfg.riskPgUrl, max: 4, application_name: 'riskmon-alerting' }, log);
   const evaluator = new Evaluator({
     rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,

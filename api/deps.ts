@@ -5,7 +5,9 @@
  */
 import type { Admin } from 'kafkajs';
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
-import pg from 'pg';
+import type pg from 'pg';
+import { createPool } from '../lib/pg.ts';
+import { componentLogger } from '../lib/logger.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
@@ -28,8 +30,9 @@ export interface ApiDeps {
 
 
 export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?: BucketReader): Promise<ApiDeps> {
-  const riskPg = new pg.Pool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' });
-  const sourcePg = new pg.Pool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' });
+  const log = componentLogger('api');
+  const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' }, log);
+  const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' }, log);
   await verifyRedis(cfg);
   await verifyKafka(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });

@@ -80,6 +80,7 @@ export class CdcService implements Service {
   async #seed(): Promise<void> {
     const t = this.cfg.mapping.approvals;
     const c = new pg.Client({ connectionString: this.cfg.pgUrl, statement_timeout: 60_000 });
+    c.on('error', () => {}); // a lost connection fails the query waiting on it
     try {
       await c.connect();
       const q = (s: string) => s.split('.').map((x) => `"${x.replaceAll('"', '""')}"`).join('.');
@@ -98,6 +99,7 @@ export class CdcService implements Service {
 
   async #slotPosition(): Promise<bigint> {
     const c = new pg.Client({ connectionString: this.cfg.pgUrl });
+    c.on('error', () => {}); // a lost connection fails the query waiting on it
     await c.connect();
     try {
       const r = (await c.query('SELECT confirmed_flush_lsn::text AS lsn, wal_status FROM pg_replication_slots WHERE slot_name = $1', [this.cfg.slot])).rows[0];

@@ -28,6 +28,7 @@ const qualified = (t: string) => t.split('.').map(ident).join('.');
 
 export async function setupSource(o: SetupOptions, log: Logger): Promise<void> {
   const c = new pg.Client({ connectionString: o.pgUrl });
+  c.on('error', () => {}); // a lost connection fails the query waiting on it
   try {
     await c.connect();
   } catch (err) {

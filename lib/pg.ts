@@ -1,5 +1,21 @@
 /** PostgreSQL helpers shared by the components. */
-import type pg from 'pg';
+import pg from 'pg';
+import type { Logger } from './logger.ts';
+
+/**
+ * A pool whose lost connections never end the process. PostgreSQL closing a connection (a restart, a failover, an
+ * administrator's pg_terminate_backend) makes pg emit 'error' on the client, and on the pool when the client was
+ * idle; an 'error' nobody listens to ends a Node process. pg-pool listens only while a client is idle: a client
+ * checked out between two queries (a transaction waiting on an HTTP call or on Redis) had nobody listening. Every
+ * client of this pool has a listener from its first connection on; the query waiting on a lost connection still
+ * fails, its caller handles that as any outage, and pg-pool discards the broken client on release.
+ */
+export function createPool(config: pg.PoolConfig, log: Logger): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on('connect', (client) => client.on('error', (err) => log.warn({ err: err.message, pool: config.application_name }, 'PostgreSQL connection lost')));
+  pool.on('error', () => {}); // an idle client's error: logged by the client's own listener above
+  return pool;
+}
 
 /**
  * Runs `fn` in one transaction on a pooled connection: COMMIT when it returns, ROLLBACK when it throws (the error is

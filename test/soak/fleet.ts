@@ -33,7 +33,7 @@ export class Fleet {
       const why = code ?? signal ?? '?';
       const file = join(this.logDir, `${name}.log`);
       // The log folder may go with the soak's stack: keep the component's last words in the soak's own output.
-      const tail = fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-8).map((l) => `    ${l.slice(0, 600)}`).join('\n');
+      const tail = fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-40).map((l) => `    ${l.slice(0, 600)}`).join('\n');
       this.log(`${name} exited by itself (${why}); restarting it in 1 s — see ${file}; its last lines:\n${tail}`);
       const list = this.unexpectedExits.get(name) ?? [];
       list.push(why);
