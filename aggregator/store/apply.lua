@@ -6,7 +6,7 @@
 --       8 position of the chunk's last change ('' = leave), 9 generation the caller's TTL record is valid for,
 --       10 number of merchants m, 11 number of foreign merchants f,
 --       then for each bucket hash KEYS[9..] in order: n, expiry (unix seconds, '' = TTL already set), version
---         ('' = none; a window-index hash gets it in its field '~v', layout.ts WINDOW_VERSION_FIELD), n × (field, x)
+--         ('' = none; a window-index hash gets it in its field layout.ts WINDOW_VERSION_FIELD), n × (field, x)
 --         — HINCRBY field x; fields are final (slot*4+kind in the tiers, 'n:'|'a:'|'c:'|'x:'..merchant in the
 --         window index), only non-zero deltas are sent, so Lua does no string work per field,
 --       then m merchant names, then f foreign merchant names.
@@ -34,7 +34,7 @@ for k = 9, #KEYS do
   i = i + 3
   for j = i, i + 2 * n - 1, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
   i = i + 2 * n
-  if version ~= '' then call('HSET', key, '~v', version) end
+  if version ~= '' then call('HSET', key, '$WINDOW_VERSION_FIELD', version) end
   if exp ~= '' then call('EXPIREAT', key, exp) end
 end
 

@@ -6,10 +6,10 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type RedisClient } from '../../lib/redis.ts';
 import { encodeBucketFields, encodeWindowFields } from './counters.ts';
-import { keys } from './layout.ts';
+import { keys, withLayoutNames } from './layout.ts';
 import type { Plan } from './plan.ts';
 
-const LUA = readFileSync(new URL('./apply.lua', import.meta.url), 'utf8');
+const LUA = withLayoutNames(readFileSync(new URL('./apply.lua', import.meta.url), 'utf8'));
 
 export type ApplyMode = 'live' | 'init' | 'replay';
 

@@ -29,6 +29,12 @@ export function partitionTag(prefix: string, p: number): string {
 /** Field of a window-index hash holding its version (apply.lua writes it, the window reader compares it). */
 export const WINDOW_VERSION_FIELD = '~v';
 
+/** A Lua script's text with the layout's names filled in: `$WINDOW_VERSION_FIELD` in apply.lua and rebuild.lua. */
+export function withLayoutNames(lua: string): string {
+  if (!lua.includes('$WINDOW_VERSION_FIELD')) throw new Error('the script names no $WINDOW_VERSION_FIELD');
+  return lua.replaceAll('$WINDOW_VERSION_FIELD', WINDOW_VERSION_FIELD);
+}
+
 export const keys = {
   offset: (prefix: string, p: number) => `${partitionTag(prefix, p)}:off`,
   watermark: (prefix: string, p: number) => `${partitionTag(prefix, p)}:wm`,

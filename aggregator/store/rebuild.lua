@@ -3,7 +3,7 @@
 -- KEYS: 1 replay lock, 2.. bucket hashes
 -- ARGV: 1 lock token, 2 this call's version (unique per call), then for each hash KEYS[2..] in order: mode
 --       ('s' = the hash's fields are final: HSET; 'i' = an earlier write of this replay already set some: HINCRBY;
---       'S' / 'I' the same for a window-index hash, which also gets the call's version in its '~v' field),
+--       'S' / 'I' the same for a window-index hash, which also gets the call's version in its field WINDOW_VERSION_FIELD),
 --       n, expiry (unix seconds, '' = none; the same for every write of a key), n × (field, value).
 -- Returns {'ok'} | {'locked', owner}: a replay that lost its lock (another one took over with --force) writes nothing.
 local lock = redis.call('GET', KEYS[1])
@@ -26,7 +26,7 @@ for k = 2, #KEYS do
     for j = i, last, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
   end
   i = last + 1
-  if mode == 'S' or mode == 'I' then call('HSET', key, '~v', ARGV[2]) end
+  if mode == 'S' or mode == 'I' then call('HSET', key, '$WINDOW_VERSION_FIELD', ARGV[2]) end
   if exp ~= '' then call('EXPIREAT', key, exp) end
 end
 return {'ok'}

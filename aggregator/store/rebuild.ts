@@ -13,11 +13,11 @@ import type { RecordSet } from '../../lib/kafka/index.ts';
 import { RespWriter, scanKeys, sendEncoded, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
-import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag } from './layout.ts';
+import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, withLayoutNames } from './layout.ts';
 import { candidateCache, emptyPlan, type PlanContext, type Position } from './plan.ts';
 import { MAX_FACTS, RangeSums } from './sums.ts';
 
-const LUA = readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8');
+const LUA = withLayoutNames(readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8'));
 
 /** Arguments per rebuild.lua call: bounds how long one call holds Redis (a few ms) and the request's size. */
 const ARGS_PER_CALL = 16_000;
