@@ -22,11 +22,17 @@ import { freePort } from '../lib/net.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
 import { freshDatabase, services, uniqueName } from './helpers/services.ts';
+import { zoneClearOfMidnight } from './helpers/midnight.ts';
 import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
 import { FakeSlack, runEnv, spawnRiskmon, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const TZ = 'Asia/Seoul';
+/**
+ * Seoul, unless its day is under 3 hours old or ends within 30 minutes: volume_drop judges "today so far", which
+ * the first hours after 00:00 (15:00 UTC) cannot show for the stopped merchant, and a day turning over mid-test
+ * moves the baselines. Then a whole-hour zone whose day is clear of both.
+ */
+const TZ = zoneClearOfMidnight(Date.now(), 'Asia/Seoul', 3 * 3_600_000, 30 * 60_000);
 const MERCHANTS = 2000;
 const TX_PER_DAY = 60_000;
 const SEED = 11;

@@ -31,7 +31,7 @@ import { replicatedDir, replicatedDown, replicatedUp } from '../../scripts/stack
 import { FakeSlack, runEnv, sleep, waitFor } from '../harness/index.ts';
 import { diffAgainstReader, sqlTruth } from '../helpers/truth.ts';
 import { Fleet, type Component } from './fleet.ts';
-import { zoneWithMidnight } from './midnight.ts';
+import { zoneClearOfMidnight, zoneWithMidnight } from '../helpers/midnight.ts';
 import { failRedisMaster, killLeader, type RedisFailoverMode } from './replicated.ts';
 import { auditTopic } from './topic.ts';
 import { Traffic } from './traffic.ts';
@@ -91,10 +91,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const liveFrom = t0 + 3 * MINUTE;
   const liveTo = liveFrom + opts.minutes * MINUTE;
   const zone = zoneWithMidnight(liveFrom + 30_000, liveTo - 60_000, liveFrom + (liveTo - liveFrom) * 0.4);
-  const tz = zone?.tz ?? 'Asia/Seoul';
+  // Without one: Seoul, unless its day is under 3 hours old (volume_drop judges "today so far", which the first
+  // hours after 00:00 cannot show for the stopped merchant) or would turn over during the run.
+  const tz = zone?.tz ?? zoneClearOfMidnight(t0, 'Asia/Seoul', 3 * 60 * MINUTE, liveTo - t0 + 10 * MINUTE);
   figures.tz = tz;
   figures.midnight = zone ? new Date(zone.midnight).toISOString() : null;
-  log(zone ? `time zone ${tz}: local midnight at ${figures.midnight}` : `no zone has its midnight inside the live phase; using ${tz}`);
+  log(zone ? `time zone ${tz}: local midnight at ${figures.midnight}` : `no zone has its midnight inside the live phase; using ${tz}, clear of midnight`);
 
   // Our own stack: URLs in this process's environment (a test run's stack) must not be taken as external.
   const stackInputEnv: NodeJS.ProcessEnv = { ...process.env };
