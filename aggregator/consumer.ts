@@ -147,9 +147,10 @@ export class AggregatorService implements Service {
       assigned = [];
       consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
       stalled = this.#watchStall(() => assigned);
+      // Every partition of a fetch response at once by default: with fewer workers the next fetch waits for several
+      // rounds of applies (commit → bucket p99), and Redis runs the Lua scripts one after another anyway.
       await consumer.run({
-        autoCommit: false, eachBatchAutoResolve: false, // every partition of a fetch response at once: with fewer workers the next fetch waits for several rounds of
-        // applies (commit → bucket p99), and Redis runs the Lua scripts one after another anyway
+        autoCommit: false, eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: cfg.concurrency || cfg.partitions,
         eachBatch: (b) => this.#eachBatch(b),
       });

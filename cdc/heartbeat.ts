@@ -3,7 +3,7 @@
  * cdc an LSN and the source's clock while no transaction commits; the cdc turns it into a heartbeat on every
  * partition so the aggregator's watermark keeps moving, and acknowledges it so the slot keeps advancing.
  */
-import pg from 'pg';
+import { createClient } from '../lib/pg.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { HEARTBEAT_PREFIX } from './router.ts';
@@ -17,8 +17,7 @@ export class HeartbeatService implements Service {
   async run(): Promise<void> {
     let attempt = 0;
     while (this.#state.shouldRun()) {
-      const c = new pg.Client({ connectionString: this.pgUrl, application_name: 'riskmon-cdc-heartbeat' });
-      c.on('error', () => {}); // surfaced by the next query
+      const c = createClient({ connectionString: this.pgUrl, application_name: 'riskmon-cdc-heartbeat' }); // errors surface in the next query
       try {
         await c.connect();
         attempt = 0;

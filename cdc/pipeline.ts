@@ -11,7 +11,7 @@
  * sink (ack-sink.ts: Kafka's acknowledgements → the confirmed LSN → standby status updates, also on a timer).
  */
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
-import pg from 'pg';
+import { createClient } from '../lib/pg.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import { cdcDeadLetterPosition } from '../lib/dead-letters.ts';
 import { kafkaSetupProblem, PartitionWriter } from '../lib/kafka/index.ts';
@@ -79,8 +79,7 @@ export class CdcService implements Service {
 
   async #seed(): Promise<void> {
     const t = this.cfg.mapping.approvals;
-    const c = new pg.Client({ connectionString: this.cfg.pgUrl, statement_timeout: 60_000 });
-    c.on('error', () => {}); // a lost connection fails the query waiting on it
+    const c = createClient({ connectionString: this.cfg.pgUrl, statement_timeout: 60_000 });
     try {
       await c.connect();
       const q = (s: string) => s.split('.').map((x) => `"${x.replaceAll('"', '""')}"`).join('.');
@@ -98,8 +97,7 @@ export class CdcService implements Service {
   }
 
   async #slotPosition(): Promise<bigint> {
-    const c = new pg.Client({ connectionString: this.cfg.pgUrl });
-    c.on('error', () => {}); // a lost connection fails the query waiting on it
+    const c = createClient({ connectionString: this.cfg.pgUrl });
     await c.connect();
     try {
       const r = (await c.query('SELECT confirmed_flush_lsn::text AS lsn, wal_status FROM pg_replication_slots WHERE slot_name = $1', [this.cfg.slot])).rows[0];

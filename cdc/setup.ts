@@ -3,7 +3,8 @@
  * Creates what is missing (publication, slot, topics) and verifies what exists.
  */
 import type { Kafka } from 'kafkajs';
-import pg from 'pg';
+import type pg from 'pg';
+import { createClient } from '../lib/pg.ts';
 import type { Logger } from '../lib/logger.ts';
 import { tablesOf, type Mapping } from '../lib/mapping.ts';
 import { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError } from '../lib/kafka/index.ts';
@@ -27,8 +28,7 @@ const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const qualified = (t: string) => t.split('.').map(ident).join('.');
 
 export async function setupSource(o: SetupOptions, log: Logger): Promise<void> {
-  const c = new pg.Client({ connectionString: o.pgUrl });
-  c.on('error', () => {}); // a lost connection fails the query waiting on it
+  const c = createClient({ connectionString: o.pgUrl });
   try {
     await c.connect();
   } catch (err) {

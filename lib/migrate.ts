@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { createClient } from './pg.ts';
 import type { Logger } from './logger.ts';
 
 export type Schema = 'source' | 'risk';
@@ -21,8 +21,7 @@ export function migrationFiles(schema: Schema): { version: string; sql: string }
 
 /** Applies what is missing; returns the versions applied now. */
 export async function migrate(url: string, schema: Schema, log?: Logger): Promise<string[]> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {}); // a lost connection fails the query waiting on it, which is reported
+  const client = createClient({ connectionString: url });
   await client.connect();
   const applied: string[] = [];
   try {

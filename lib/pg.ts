@@ -18,6 +18,17 @@ export function createPool(config: pg.PoolConfig, log: Logger): pg.Pool {
 }
 
 /**
+ * A single connection for a short task (a migration, the cdc's setup and heartbeats): a connection PostgreSQL closes
+ * fails the query waiting on it, which the caller reports or retries, instead of an 'error' event nobody listens
+ * to ending the process.
+ */
+export function createClient(config: pg.ClientConfig): pg.Client {
+  const client = new pg.Client(config);
+  client.on('error', () => {});
+  return client;
+}
+
+/**
  * Runs `fn` in one transaction on a pooled connection: COMMIT when it returns, ROLLBACK when it throws (the error is
  * rethrown), the connection released either way.
  */
