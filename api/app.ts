@@ -33,8 +33,20 @@ import { ErrorBody } from './schemas.ts';
 import { LiveHub } from './ws.ts';
 
 declare module 'fastify' {
-  interface FastifyContextConfig { role?: Role }
+  /** `role`: the least role a route needs (viewer when unset); `public`: served without a key. */
+  interface FastifyContextConfig { role?: Role; public?: boolean }
   interface FastifyRequest { principal?: Principal }
+}
+
+/**
+ * A plugin whose routes (registered by a third-party plugin inside it: the documentation, the static dashboard) are
+ * all public. Encapsulated, so the mark reaches only the routes registered within.
+ */
+function publicRoutes(register: (pub: FastifyInstance) => Promise<void>) {
+  return async (pub: FastifyInstance) => {
+    pub.addHook('onRoute', (r) => { r.config = { ...r.config, public: true }; });
+    await register(pub);
+  };
 }
 
 /** A registered route; `documented` is false for the ones left out of the OpenAPI document on purpose. */
@@ -98,15 +110,19 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     },
   });
   // Swagger UI at /docs; the OpenAPI document itself at /docs/json (and /docs/yaml).
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, staticCSP: true });
+  await app.register(publicRoutes(async (pub) => {
+    await pub.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, staticCSP: true });
+  }));
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
-  // Authentication for /api and /ws: viewer by default, analyst or admin where the route says so.
+  // Authentication, decided on the route the router matched (never on the raw URL, whose spelling — `/%61pi/…`,
+  // an absolute-form target — the router normalises): every route needs a viewer key unless it is marked public,
+  // and analyst or admin where the route says so. Only the not-found handler (no matched route) answers without one.
   app.addHook('onRequest', async (req) => {
-    const url = req.url;
-    if (!url.startsWith('/api/') && !url.startsWith('/ws')) return;
-    const key = url.startsWith('/ws') ? (req.query as { token?: string }).token ?? bearerOf(req.headers.authorization) : bearerOf(req.headers.authorization);
-    req.principal = authorize(ring, key ?? null, req.routeOptions.config?.role ?? 'viewer');
+    const route = req.routeOptions;
+    if (route.url === undefined || route.config?.public === true) return;
+    const key = route.url === '/ws' ? (req.query as { token?: string }).token ?? bearerOf(req.headers.authorization) : bearerOf(req.headers.authorization);
+    req.principal = authorize(ring, key ?? null, route.config?.role ?? 'viewer');
   });
   app.addHook('onResponse', async (req, reply) => {
     httpRequests.observe({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
@@ -138,7 +154,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   const open = { tags: ['operations'], security: [] };
   app.get('/health', {
     schema: { ...open, summary: 'Liveness: the process serves HTTP', response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } } },
-    config: { rateLimit: false },
+    config: { rateLimit: false, public: true },
   }, async () => ({ status: 'ok' }));
   app.get('/ready', {
     schema: {
@@ -148,7 +164,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
         503: { type: 'object', properties: { status: { type: 'string', enum: ['unavailable'] }, failed: { type: 'array', items: { type: 'string' } } }, required: ['status', 'failed'] },
       },
     },
-    config: { rateLimit: false },
+    config: { rateLimit: false, public: true },
   }, async (_req, reply) => {
     const checks = await Promise.allSettled([
       deps.riskPg.query('SELECT 1'), deps.sourcePg.query('SELECT 1'), deps.redis.ping(),
@@ -159,13 +175,16 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   });
   app.get('/metrics', {
     schema: { ...open, summary: 'Prometheus metrics (text exposition format)', response: { 200: { content: { 'text/plain': { schema: { type: 'string' } } } } } },
-    config: { rateLimit: false },
+    config: { rateLimit: false, public: true },
   }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   if (deps.webDist && existsSync(join(deps.webDist, 'index.html'))) {
-    await app.register(fastifyStatic, { root: deps.webDist, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0 });
+    const root = deps.webDist;
+    await app.register(publicRoutes(async (pub) => {
+      await pub.register(fastifyStatic, { root, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0 });
+    }));
   } else {
-    app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.code(503).type('text/plain')
+    app.get('/', { schema: { hide: true }, config: { public: true } }, async (_req, reply) => reply.code(503).type('text/plain')
       .send('The dashboard is not built. Run `npm run build:web` (vite build web), then restart the API.\n'));
   }
   return { app, hub, routes };
