@@ -3,7 +3,7 @@
  * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher.
  */
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
-import { readConfig } from '../lib/config.ts';
+import { ConfigError, readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
 import type { Service } from '../lib/service.ts';
@@ -11,12 +11,16 @@ import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
 import { setupSource, setupTopics } from './setup.ts';
+import { slotWithBackfill } from './backfill.ts';
 import { SlotHealthService } from './slot-health.ts';
 
 export { cdcSpec } from './config.ts';
 
 export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
   const c = readConfig(cdcSpec, env);
+  if (c.backfillDays > 0 && !c.redisUrl.length) {
+    throw new ConfigError([`REDIS_URL is required while RISKMON_BACKFILL_DAYS=${c.backfillDays}: the first start writes the history it takes in into the buckets (set REDIS_URL, or RISKMON_BACKFILL_DAYS=0 to start without history)`]);
+  }
   return Object.freeze({ ...c, hotsetTopic: c.hotsetTopic || `${c.topic}.hotset` });
 }
 
@@ -24,10 +28,12 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const cfg = cdcConfig(env);
   const log = componentLogger('cdc', { slot: cfg.slot, topic: cfg.topic });
   const kafka = createKafka(cfg, { clientId: 'riskmon-cdc' });
-  await setupSource(cfg, log);
+  // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
+  await setupSource(cfg, log, { createSlot: cfg.backfillDays === 0 });
   await verifyKafka(cfg); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
   await setupTopics(kafka, cfg, log);
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
+  if (cfg.backfillDays > 0) await slotWithBackfill(cfg, log);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),
