@@ -141,16 +141,18 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   // Taking over: the interrupted initial backfill of the same slot (this one redoes it), or anything with --force.
   const takeOver = (owner: string) => o.force === true || (o.kind === 'initial' && owner.startsWith(`backfill:initial:${o.slot ?? ''}:`));
   const locked: number[] = [];
+  const takenOver = new Map<string, number[]>();
   try {
     for (const p of parts) {
       if ((await redis.set(keys.lock(prefix, p), id, 'NX')) === null) {
         const owner = (await redis.get(keys.lock(prefix, p))) ?? '';
         if (!takeOver(owner)) throw new BackfillLockedError(p, owner);
-        log.warn({ partition: p, owner }, 'taking over the lock of an interrupted run');
+        takenOver.set(owner, [...(takenOver.get(owner) ?? []), p]);
         await redis.set(keys.lock(prefix, p), id);
       }
       locked.push(p);
     }
+    for (const [owner, ps] of takenOver) log.warn({ owner, partitions: ps }, 'taking over the partition locks of an interrupted run');
   } catch (err) {
     await unlock(redis, prefix, locked, id);
     throw err;
