@@ -194,6 +194,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     const minuteKeptFrom = t0 - retention.minuteTtlMs - 6 * HOUR - HOUR;
     let rows = 0, skipped = 0;
     const tRead = now();
+    // where the time goes (the progress log): waiting for the source, summing, writing to Redis
+    const ms = { source: 0, sum: 0, write: 0 };
     for (const [a, b] of chunks) {
       // the minute tier keeps nothing of a chunk ending before its TTL: the source sums per hour there
       const grain = b <= minuteKeptFrom ? 'hour' : 'minute';
@@ -201,17 +203,30 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         const c = o.source.client;
         await c.query(`DECLARE riskmon_backfill NO SCROLL CURSOR FOR ${chunkQuery(t, a, b, grain)}`);
         for (;;) {
+          let t = performance.now();
           const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM riskmon_backfill`, rowMode: 'array', types: TEXT });
+          const t1 = performance.now();
+          ms.source += t1 - t;
+          t = t1;
+          let fetched = 0;
           for (const [m, epoch, n, s] of r.rows as [string, string, string, string][]) {
             const amount = integerAmount(s);
             if (m === '' || amount === null) { skipped++; continue; }
             const count = Number(n);
             const rb = rebuilds[homeOf(m)];
-            if (side === 0) await rb.addTotals(m, Number(epoch) * 1000, count, amount, 0, 0n);
-            else await rb.addTotals(m, Number(epoch) * 1000, 0, 0n, count, amount);
-            rows += count;
+            const full = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
+            fetched += count;
+            if (full) {
+              const tw = performance.now();
+              ms.sum += tw - t;
+              await rb.flush();
+              t = performance.now();
+              ms.write += t - tw;
+            }
           }
-          M.backfillRows.inc(r.rows.reduce((x: number, row: string[]) => x + Number(row[2]), 0));
+          ms.sum += performance.now() - t;
+          rows += fetched;
+          M.backfillRows.inc(fetched);
           if (o.maxRowsPerSecond > 0) {
             const ahead = (rows / o.maxRowsPerSecond) * 1000 - (now() - tRead);
             if (ahead > 0) await new Promise((res) => setTimeout(res, Math.min(ahead, 10_000)));
@@ -226,8 +241,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
       await writeBackfill(redis, prefix, record);
       M.backfillProgress.set(record.chunksDone / record.chunks);
-      log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond },
-        'backfill progress');
+      log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond,
+        ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill progress');
     }
 
     // range backfills: the changes after the consistent point the aggregators had applied when the lock was taken
@@ -247,11 +262,13 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         await reader.close();
       }
     }
+    const tw = performance.now();
     await forEachPartition(parts, 2, async (p) => {
       const rb = rebuilds[p];
       await rb.finish();
       topicChanges += rb.changes;
     });
+    ms.write += performance.now() - tw;
     // readers (the evaluator's window) drop what they cached of these partitions
     const tx = redis.multi();
     for (const p of parts) tx.incr(keys.generation(prefix, p));
@@ -260,7 +277,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     Object.assign(record, { state: 'done', finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
     await writeBackfill(redis, prefix, record);
     M.backfillProgress.set(1);
-    log.info({ rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond, from: record.from, to: record.to ?? 'now' }, 'backfill done');
+    log.info({ rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond, from: record.from, to: record.to ?? 'now',
+      ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill done');
     return { rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond ?? 0, from: record.from, to: record.to };
   } finally {
     M.backfillRunning.set(0);

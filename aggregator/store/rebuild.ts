@@ -89,8 +89,18 @@ export class PartitionRebuild {
    * integers. Writes the sums once `maxFacts` cells are pending.
    */
   async addTotals(merchant: string, minuteMs: number, approvals: number, approvedAmount: bigint, cancels: number, canceledAmount: bigint): Promise<void> {
+    if (this.addTotalsSync(merchant, minuteMs, approvals, approvedAmount, cancels, canceledAmount)) await this.#flush();
+  }
+
+  /** As addTotals without writing: true when `maxFacts` cells are pending and `flush` is due. */
+  addTotalsSync(merchant: string, minuteMs: number, approvals: number, approvedAmount: bigint, cancels: number, canceledAmount: bigint): boolean {
     this.#sums.addTotals(merchant, minuteMs, approvals, approvedAmount, cancels, canceledAmount, this.#windowFrom);
-    if (this.#sums.pending >= this.#maxFacts) await this.#flush();
+    return this.#sums.pending >= this.#maxFacts;
+  }
+
+  /** Writes the sums so far (later ones are added to them). */
+  async flush(): Promise<void> {
+    await this.#flush();
   }
 
   /** Cells summed and not yet written. */

@@ -26,6 +26,7 @@ import type { Position } from './plan.ts';
 /** Most facts summed between two writes: keeps every double sum exact (see above). */
 export const MAX_FACTS = 1 << 21;
 const SMALL = 2 ** 31;
+const SMALL_BIG = BigInt(SMALL);
 
 export interface SumsContext {
   prefix: string;
@@ -136,7 +137,7 @@ export class RangeSums {
       this.facts += Math.abs(n);
       this.pending++;
       this.#val[4 * cell + 2 * k] += n;
-      if (amount <= BigInt(SMALL) && amount >= -BigInt(SMALL) && Math.abs(this.#val[4 * cell + 2 * k + 1]) < SMALL * 1024) {
+      if (amount <= SMALL_BIG && amount >= -SMALL_BIG && Math.abs(this.#val[4 * cell + 2 * k + 1]) < SMALL * 1024) {
         this.#val[4 * cell + 2 * k + 1] += Number(amount);
       } else {
         let big = this.#big.get(cell);
