@@ -113,6 +113,9 @@ export function chunkQuery(t: FactTable, a: number, b: number, grain: 'minute' |
      GROUP BY 1, 2) x`;
 }
 
+/** Merchant ids the pipeline takes (bigint or text ids); a row with another one is dead-lettered by the stream. */
+const MERCHANT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /** An integer amount from a sum's text ("123", "123.000"); null when it is not an integer (the stream dead-letters such rows). */
 function integerAmount(s: string): bigint | null {
   const i = s.indexOf('.');
@@ -211,7 +214,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
           let fetched = 0;
           for (const [m, epoch, n, s] of r.rows as [string, string, string, string][]) {
             const amount = integerAmount(s);
-            if (m === '' || amount === null) { skipped++; continue; }
+            if (amount === null || !MERCHANT_ID.test(m)) { skipped++; continue; }
             const count = Number(n);
             const rb = rebuilds[homeOf(m)];
             const full = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
