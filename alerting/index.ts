@@ -17,7 +17,7 @@ import { alertingSpec, type AlertingConfig } from './config.ts';
 import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 import { BacktestRunner } from './backtest/jobs.ts';
-import { seedRules } from './rules/versions.ts';
+import { seedRules } from './risk-store/index.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
@@ -29,12 +29,12 @@ export type { AlertUpdateMessage } from '../lib/alert-message.ts';
 export {
   applyTriage, DISPOSITIONS, NAME_MAX, NOTE_MAX, notesOf, ruleQuality, TRIAGE_COLUMNS, triageHistory, triageOf,
   type Disposition, type Note, type RuleQuality, type TriageAction, type TriageEvent, type TriageRow,
-} from './triage.ts';
+} from './risk-store/index.ts';
 // For the API: rules as versioned data, and backtests.
 export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
 export { runBacktest } from './backtest/engine.ts';
 export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
-export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
+export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './risk-store/index.ts';
 export {
   BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,
 } from './backtest/jobs.ts';

@@ -15,8 +15,8 @@ import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
 import { DayInputs } from './inputs.ts';
-import { configOf, type Queryable } from './rules/versions.ts';
-import { keyOf, type FiringAlert } from './store.ts';
+import { configOf, type Queryable } from './risk-store/index.ts';
+import { keyOf, type FiringAlert } from './risk-store/index.ts';
 import { WindowSums } from './window.ts';
 
 export interface ShadowInfo { id: string; version: string; startedAt: Date; startedBy: string; firstMinute: Date | null; lastMinute: Date | null }

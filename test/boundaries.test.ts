@@ -21,6 +21,7 @@ export const PUBLIC_FACES: readonly string[] = [
   'aggregator/index.ts',
   'aggregator/store/index.ts',
   'alerting/index.ts',
+  'alerting/risk-store/index.ts',
   'api/index.ts',
 ];
 

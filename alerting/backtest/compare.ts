@@ -6,7 +6,7 @@
 import type { Evidence } from '../../lib/evidence.ts';
 import { dayKey, iso } from '../../lib/time.ts';
 import { RULES, type RuleName } from '../rules/config.ts';
-import type { PeriodAlert } from '../store.ts';
+import type { PeriodAlert } from '../risk-store/index.ts';
 import type { BacktestAlert } from './engine.ts';
 
 export interface ResultAlert { rule: RuleName; merchantId: string; firedAt: string; resolvedAt: string | null; evidence: Evidence; renotified: number; carried: boolean }

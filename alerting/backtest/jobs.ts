@@ -19,8 +19,8 @@ import { iso, MINUTE } from '../../lib/time.ts';
 import { RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
-import type { Queryable } from '../rules/versions.ts';
-import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
+import type { Queryable } from '../risk-store/index.ts';
+import { firingAt, liveAlerts, liveIngestLags } from '../risk-store/index.ts';
 import { compareWithLive, type BacktestResult } from './compare.ts';
 import { firstMinuteNeeded, runBacktest } from './engine.ts';
 

@@ -2,7 +2,7 @@
  * The analyst's desk: one alert with its transitions, notes and triage history; acknowledge, assign, note and
  * disposition (analyst or admin); rule precision from the dispositions; the audit trail.
  *
- * Each write runs in one transaction with the alert row locked and its audit record (alerting/triage.ts), then the
+ * Each write runs in one transaction with the alert row locked and its audit record (alerting/risk-store/triage.ts), then the
  * alert's new state is published on the alert channel as `alert_update`, which every API instance relays to its
  * WebSocket clients.
  */

@@ -5,7 +5,7 @@
  * version, RISKMON_RULES (or the defaults) becomes the first one, active.
  */
 import type pg from 'pg';
-import { parseRules, RulesError, type RulesConfig } from './config.ts';
+import { parseRules, RulesError, type RulesConfig } from '../rules/config.ts';
 
 export interface ActiveRules { version: string; config: RulesConfig; activationId: number; activatedAt: Date; activatedBy: string }
 export interface VersionInfo { version: string; note: string; createdAt: Date; createdBy: string; activatedAt: Date | null; activatedBy: string | null; active: boolean }

@@ -3,12 +3,12 @@
  * transitions, the Slack outbox rows, changed evaluation rows, and the progress marker — is written in one
  * transaction, so a crash re-evaluates the minute from scratch and nothing is lost or doubled.
  */
-import type { Evidence } from '../lib/evidence.ts';
+import type { Evidence } from '../../lib/evidence.ts';
 import type pg from 'pg';
-import type { AlertMessage } from '../lib/alert-message.ts';
-import type { AlertLife, TransitionKind } from './lifecycle.ts';
-import type { RuleName } from './rules/config.ts';
-import type { Evaluation } from './rules/types.ts';
+import type { AlertMessage } from '../../lib/alert-message.ts';
+import type { AlertLife, TransitionKind } from '../lifecycle.ts';
+import type { RuleName } from '../rules/config.ts';
+import type { Evaluation } from '../rules/types.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
