@@ -33,11 +33,12 @@ export {
 // For the API: rules as versioned data, and backtests.
 export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
 export { runBacktest } from './backtest/engine.ts';
-export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
+export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './risk-store/index.ts';
 export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './risk-store/index.ts';
 export {
-  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,
+  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod,
 } from './backtest/jobs.ts';
+export { cancelBacktest, getBacktest, listBacktests, queueBacktest, type BacktestJob } from './risk-store/index.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);

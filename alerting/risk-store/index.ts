@@ -24,3 +24,14 @@ export {
   activate, activationId, activeRules, configOf, createDraft, getVersion, listVersions, seedRules, storedConfig,
   type ActiveRules, type Queryable, type VersionInfo,
 } from './rules.ts';
+export {
+  claimDueNotifications, NOTIFICATIONS_CHANNEL, recordNotificationOutcome, type DueNotification, type NotificationOutcome,
+} from './outbox.ts';
+export {
+  commitShadowMinute, currentShadow, loadShadow, shadowAlerts, startShadow, stopShadow,
+  type ShadowAlert, type ShadowInfo, type ShadowMinuteWrite,
+} from './shadows.ts';
+export {
+  alertsHaveDispositions, cancelBacktest, claimNextBacktest, failBacktest, finishBacktest, getBacktest, listBacktests, queueBacktest,
+  reportBacktestProgress, requeueBacktest, requeueRunningBacktests, type BacktestJob,
+} from './backtests.ts';

@@ -9,6 +9,8 @@ import type { AlertMessage } from '../../lib/alert-message.ts';
 import type { AlertLife, TransitionKind } from '../lifecycle.ts';
 import type { RuleName } from '../rules/config.ts';
 import type { Evaluation } from '../rules/types.ts';
+import { inTransaction } from '../../lib/pg.ts';
+import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
@@ -84,9 +86,7 @@ export class ProgressConflict extends Error {
 export interface Committed { messages: AlertMessage[]; fired: Map<string, string> }
 
 export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committed> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     // Compare-and-set on the progress row: two evaluators of one name cannot both commit the same minute.
     const cas = w.previous === null
       ? await client.query('INSERT INTO evaluator_progress (name, last_minute) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [w.name, new Date(w.minute)])
@@ -114,15 +114,9 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
     }
     for (let i = 0; i < w.evaluations.length; i += 5000) await upsertEvaluations(client, w.evaluations.slice(i, i + 5000));
     // Wakes the Slack sender (delivered on commit).
-    if (pending) await client.query(`SELECT pg_notify('riskmon_notifications', '')`);
-    await client.query('COMMIT');
+    if (pending) await client.query(`SELECT pg_notify('${NOTIFICATIONS_CHANNEL}', '')`);
     return { messages, fired };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 type AlertRow = { id: string; fired_at: Date; resolved_at: Date | null; state: string };
