@@ -26,19 +26,13 @@ export { Evaluator } from './evaluator.ts';
 export { WindowSums } from './window.ts';
 export { publishAlertUpdate } from './fanout.ts';
 export type { AlertUpdateMessage } from '../lib/alert-message.ts';
-export {
-  applyTriage, DISPOSITIONS, NAME_MAX, NOTE_MAX, notesOf, ruleQuality, TRIAGE_COLUMNS, triageHistory, triageOf,
-  type Disposition, type Note, type RuleQuality, type TriageAction, type TriageEvent, type TriageRow,
-} from './risk-store/index.ts';
-// For the API: rules as versioned data, and backtests.
+// For the API: the rules config, and what a backtest request may cover. The risk store's reads and writes (alerts,
+// triage, silences, rule versions, shadows, backtest jobs, audit) are alerting/risk-store/index.ts.
 export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
 export { runBacktest } from './backtest/engine.ts';
-export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './risk-store/index.ts';
-export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './risk-store/index.ts';
-export {
-  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod,
-} from './backtest/jobs.ts';
-export { cancelBacktest, getBacktest, listBacktests, queueBacktest, type BacktestJob } from './risk-store/index.ts';
+export { BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod } from './backtest/jobs.ts';
+// Kept for callers that seed or queue through the component's face (tests, benchmarks).
+export { queueBacktest, seedRules } from './risk-store/index.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);

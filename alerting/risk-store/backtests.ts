@@ -105,3 +105,15 @@ export async function alertsHaveDispositions(db: pg.Pool): Promise<boolean> {
   return Boolean((await db.query(
     `SELECT 1 FROM information_schema.columns WHERE table_name = 'alerts' AND column_name = 'disposition'`)).rowCount);
 }
+
+/** The queue at a glance: running jobs, those of them that have made progress, and the sum of all progress. */
+export async function backtestQueue(db: pg.Pool): Promise<{ running: number; started: number; progress: number }> {
+  const r = await db.query(`SELECT count(*) FILTER (WHERE status = 'running')::int AS running,
+      count(*) FILTER (WHERE status = 'running' AND progress > 0)::int AS started, coalesce(sum(progress), 0)::float AS p FROM backtests`);
+  return { running: r.rows[0].running, started: r.rows[0].started, progress: r.rows[0].p };
+}
+
+/** Asks every queued or running backtest to stop (their runner ends them at its next progress report). */
+export async function cancelAllBacktests(db: pg.Pool, actor: string): Promise<void> {
+  await db.query(`UPDATE backtests SET cancel_by = $1 WHERE status IN ('queued', 'running')`, [actor]);
+}

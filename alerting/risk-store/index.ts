@@ -12,7 +12,7 @@
  */
 export { inTransaction } from '../../lib/pg.ts';
 export {
-  commitMinute, firingAt, isQuietSignature, keyOf, liveAlerts, liveIngestLags, loadState, ProgressConflict, signatureOf,
+  commitMinute, firingAt, isQuietSignature, keyOf, lastEvaluatedMinute, liveAlerts, liveIngestLags, loadState, ProgressConflict, signatureOf,
   type Committed, type EvaluationRow, type FiringAlert, type MinuteWrite, type PeriodAlert, type StoredState, type TransitionWrite,
 } from './minutes.ts';
 export {
@@ -32,6 +32,10 @@ export {
   type ShadowAlert, type ShadowInfo, type ShadowMinuteWrite,
 } from './shadows.ts';
 export {
-  alertsHaveDispositions, cancelBacktest, claimNextBacktest, failBacktest, finishBacktest, getBacktest, listBacktests, queueBacktest,
+  alertsHaveDispositions, backtestQueue, cancelAllBacktests, cancelBacktest, claimNextBacktest, failBacktest, finishBacktest, getBacktest, listBacktests, queueBacktest,
   reportBacktestProgress, requeueBacktest, requeueRunningBacktests, type BacktestJob,
 } from './backtests.ts';
+export { alertCounts, alertJson, alertTransitions, getAlert, listAlerts, transitionsSince, type AlertFilter, type TransitionJson } from './alerts.ts';
+export { createSilence, deleteSilence, listSilences, type NewSilence, type SilenceJson } from './silences.ts';
+export { listAudit, recordAudit, type AuditEntry, type AuditFilter, type AuditItem } from './audit.ts';
+export { merchantEvaluations, topEvaluations, type EvaluationJson, type RankedEvaluation } from './evaluations.ts';

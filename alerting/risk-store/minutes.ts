@@ -10,6 +10,7 @@ import type { AlertLife, TransitionKind } from '../lifecycle.ts';
 import type { RuleName } from '../rules/config.ts';
 import type { Evaluation } from '../rules/types.ts';
 import { inTransaction } from '../../lib/pg.ts';
+import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
 import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
@@ -119,8 +120,6 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
   });
 }
 
-type AlertRow = { id: string; fired_at: Date; resolved_at: Date | null; state: string };
-
 /**
  * The minute's transitions with their alerts and outbox rows, in four statements whatever their number (a round trip
  * per row cost most of a minute's commit on a loaded machine): new alerts, changed alerts, the transitions (ids in
@@ -136,12 +135,12 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
   const byId = new Map<string, AlertRow>();
   if (news.length) {
     const r = await client.query(
-      `INSERT INTO alerts (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
+      `INSERT INTO alerts AS a (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
        SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay
          FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[])
               WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, n)
         ORDER BY u.n
-       RETURNING id::text, rule, merchant_id, fired_at, resolved_at, state`,
+       RETURNING ${ALERT_COLUMNS}`,
       [news.map((t) => t.rule), news.map((t) => t.merchantId), news.map((t) => new Date(t.life.firedAt)), news.map((t) => new Date(t.life.lastNotifiedAt)),
         news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay)],
     );
@@ -154,7 +153,7 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
          FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::jsonb[], $7::text[])
               AS u(id, state, resolved_at, notified_at, clear_minutes, evidence, rule_version)
         WHERE a.id = u.id
-       RETURNING a.id::text, a.fired_at, a.resolved_at, a.state`,
+       RETURNING ${ALERT_COLUMNS}`,
       [changed.map((t) => t.alertId), changed.map((t) => (t.kind === 'resolved' ? 'resolved' : 'firing')),
         changed.map((t) => (t.kind === 'resolved' ? new Date(w.minute) : null)), changed.map((t) => new Date(t.life.lastNotifiedAt)),
         changed.map((t) => t.life.clearMinutes), changed.map((t) => JSON.stringify(t.evidence)), changed.map((t) => t.ruleVersion)],
@@ -183,10 +182,7 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
   );
   const messages: AlertMessage[] = ts.map((t, i) => ({
     type: 'alert', eventId: Number(trIds[i]), transition: t.kind,
-    alert: {
-      id: alerts[i].id, rule: t.rule, merchantId: t.merchantId, state: alerts[i].state as 'firing' | 'resolved',
-      firedAt: alerts[i].fired_at.toISOString(), resolvedAt: alerts[i].resolved_at ? alerts[i].resolved_at!.toISOString() : null, evidence: t.evidence,
-    },
+    alert: { ...alertJson(alerts[i]), evidence: t.evidence },
   }));
   const counted = ts.flatMap((t, i) => (t.kind === 'resolved' ? [] : [{ alertId: alerts[i].id, clearMinutes: t.life.clearMinutes }]));
   return { messages, fired, counted };
@@ -239,4 +235,10 @@ export async function liveAlerts(db: pg.Pool, from: number, to: number, withDisp
     id: x.id, rule: x.rule, merchantId: x.merchant_id, firedAt: x.fired_at.getTime(),
     resolvedAt: x.resolved_at && x.resolved_at.getTime() < to ? x.resolved_at.getTime() : null, disposition: x.disposition,
   }));
+}
+
+/** The last minute any evaluator closed (`evaluator_progress`), for `riskmon status`; null before the first. */
+export async function lastEvaluatedMinute(db: Pick<pg.Pool, 'query'>): Promise<Date | null> {
+  const { rows } = await db.query(`SELECT max(last_minute) AS m FROM evaluator_progress`);
+  return rows[0]?.m ?? null;
 }
