@@ -3,7 +3,9 @@
  * `riskmon_notifications`; the sender claims the due ones and records each outcome in the same transaction.
  */
 import type pg from 'pg';
+import type { Alert, AlertTransition } from '../../lib/alert-message.ts';
 import type { NotificationView } from '../slack/message.ts';
+import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
 
 /** The channel the minute commit NOTIFYs when it adds a pending row; the sender LISTENs on it. */
 export const NOTIFICATIONS_CHANNEL = 'riskmon_notifications';
@@ -15,17 +17,20 @@ export interface DueNotification extends NotificationView { attempts: number }
  * row), with the alert's triage state as it is now. Call it inside a transaction (inTransaction).
  */
 export async function claimDueNotifications(client: pg.PoolClient, limit: number): Promise<DueNotification[]> {
-  const { rows } = await client.query(
-    `SELECT n.id::text, n.attempts, t.kind, t.minute, t.evidence, a.id::text AS alert_id, a.rule, a.merchant_id, a.ack_by, a.ack_at, a.assignee
+  const { rows } = await client.query<AlertRow & { n_id: string; attempts: number; kind: AlertTransition; minute: Date; t_evidence: unknown }>(
+    `SELECT n.id::text AS n_id, n.attempts, t.kind, t.minute, t.evidence AS t_evidence, ${ALERT_COLUMNS}
        FROM notifications n JOIN alert_transitions t ON t.id = n.transition_id JOIN alerts a ON a.id = t.alert_id
       WHERE n.status = 'pending' AND n.channel = 'slack' AND n.next_attempt_at <= now()
       ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED`,
     [limit],
   );
-  return rows.map((r) => ({
-    id: r.id, attempts: r.attempts, kind: r.kind, rule: r.rule, merchantId: r.merchant_id, alertId: r.alert_id, minute: r.minute.toISOString(), evidence: r.evidence,
-    ack: r.ack_by ? { by: r.ack_by, at: r.ack_at.toISOString() } : null, assignee: r.assignee,
-  }));
+  return rows.map((r) => {
+    const alert = alertJson(r);
+    return {
+      id: r.n_id, attempts: r.attempts, kind: r.kind, minute: r.minute.toISOString(), evidence: r.t_evidence as Alert['evidence'],
+      alertId: alert.id, rule: alert.rule, merchantId: alert.merchantId, ack: alert.ack, assignee: alert.assignee,
+    };
+  });
 }
 
 export interface NotificationOutcome {
