@@ -1,5 +1,5 @@
 /**
- * A backtest's result as the API shows it (DESIGN.md "Rules as versioned data, and backtests"): the alerts, a summary
+ * A backtest's result as the API shows it (docs/contracts.md "Rules and backtests"): the alerts, a summary
  * per rule, the difference with the live alerts of the same period, and the analysts' dispositions of the live alerts
  * the backtest also raised. Pure.
  */
