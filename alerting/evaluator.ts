@@ -24,6 +24,7 @@ import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts'
 import { publishAlerts } from './fanout.ts';
 import { DayInputs } from './inputs.ts';
 import { ShadowEvaluator } from './shadow.ts';
+import { systemClock } from '../lib/clock.ts';
 import * as metrics from './metrics.ts';
 import { activationId, activeRules } from './risk-store/index.ts';
 import { activeSilences } from './risk-store/index.ts';
@@ -95,12 +96,12 @@ export class Evaluator implements Service {
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
     this.#o = opts;
     this.#d = deps;
-    this.#now = deps.now ?? Date.now;
+    this.#now = deps.now ?? systemClock;
     this.#window = new WindowSums(deps.reader);
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
       tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now,
     });
-    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }) });
+    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }), now: this.#now });
   }
 
   /** The rules in use now. */

@@ -8,6 +8,7 @@ import { createPool } from '../lib/pg.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
+import type { Clock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -53,7 +54,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
  * closes both.
  */
 export function buildAlerting(
-  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: () => number; sharedRedis?: boolean },
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: Clock; sharedRedis?: boolean },
 ): Service[] {
   const log = componentLogger('alerting');
   const db = createPool({ connectionString: cfg.riskPgUrl, max: 4, application_name: 'riskmon-alerting' }, log);

@@ -11,6 +11,7 @@
  */
 import type pg from 'pg';
 import type { BucketReader, Totals } from '../aggregator/store/index.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
@@ -32,7 +33,7 @@ export interface ShadowMinute {
 export class ShadowEvaluator {
   #running: Running | null = null;
 
-  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger }) {}
+  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger; now?: Clock }) {}
 
   /** Decides minute M for the current shadow, if there is one. Never throws. */
   async minute(m: ShadowMinute): Promise<void> {
@@ -81,7 +82,7 @@ export class ShadowEvaluator {
     this.d.log.info({ version: s.version, firing: firing.length }, 'shadow version loaded');
     return {
       id: s.id, memory: emptyMemory(firing), progress: s.lastMinute?.getTime() ?? null, window: null,
-      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: Date.now }),
+      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: this.d.now ?? systemClock }),
     };
   }
 }

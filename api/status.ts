@@ -6,6 +6,7 @@ import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import type { BucketReader } from '../aggregator/store/index.ts';
 import { alertCounts, lastEvaluatedMinute } from '../alerting/risk-store/index.ts';
+import { systemClock } from '../lib/clock.ts';
 
 export interface StatusSources {
   sourcePg: pg.Pool | pg.Client;
@@ -35,7 +36,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-export async function pipelineStatus(s: StatusSources, now = Date.now()): Promise<PipelineStatus> {
+export async function pipelineStatus(s: StatusSources, now = systemClock()): Promise<PipelineStatus> {
   const slot = (async (): Promise<PipelineStatus['slot']> => {
     const { rows } = await s.sourcePg.query(
       `SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [s.slot]);

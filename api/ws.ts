@@ -151,7 +151,7 @@ export class LiveHub {
 
   /** Reads the current and previous minute of each merchant; to `only` always, else to subscribers on change. */
   async #pushSeries(ids: string[], only: Client[] | null): Promise<void> {
-    const to = minuteStart(Date.now()) + MINUTE;
+    const to = minuteStart(this.deps.now()) + MINUTE;
     await Promise.all(ids.map(async (id) => {
       const points = (await this.deps.reader.series(id, to - 2 * MINUTE, to, '1m')).map(pointBody);
       const payload = JSON.stringify({ type: 'series', merchantId: id, step: '1m', points });

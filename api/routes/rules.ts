@@ -37,7 +37,7 @@ function rulesProblem(err: RulesError): ApiError {
 export function ruleRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const db = deps.riskPg;
   // The alerting process rebuilds minutes older than the minute tier from the topic (docs/analysts.md "Tuning a rule").
-  const period = async (windowMinutes: number) => backtestablePeriod(deps.reader, { now: Date.now(), allowedLatenessMs: deps.cfg.allowedLatenessMs, windowMinutes, rebuild: true });
+  const period = async (windowMinutes: number) => backtestablePeriod(deps.reader, { now: deps.now(), allowedLatenessMs: deps.cfg.allowedLatenessMs, windowMinutes, rebuild: true });
 
   app.get('/api/rules', {
     schema: { summary: 'The active rules version, every version, the shadow version, the period a backtest can cover', tags: ['rules'], response: { 200: RulesBody, ...errorResponses } },

@@ -33,7 +33,7 @@ export function silenceRoutes(app: FastifyInstance, deps: ApiDeps): void {
       tags: ['silences'], body: SilenceCreate, response: { 201: SilenceSchema, ...errorResponses },
     },
   }, async (req, reply) => {
-    const w = silenceWindow(req.body, Date.now());
+    const w = silenceWindow(req.body, deps.now());
     const created = await audited(deps.riskPg, req, (s: SilenceJson) => ({ action: 'silence.create', target: `silence:${s.id}`, detail: { merchantId: s.merchantId, rule: s.rule, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason } }),
       (c) => createSilence(c, {
         merchantId: req.body.merchantId ?? null, rule: req.body.rule ?? null, startsAt: w.startsAt, endsAt: w.endsAt, reason: req.body.reason, createdBy: actorOf(req),

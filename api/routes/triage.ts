@@ -51,8 +51,8 @@ async function triage(deps: ApiDeps, req: FastifyRequest, id: string, action: Tr
   return detail;
 }
 
-function range(q: { from?: string; to?: string }, defaultDays: number): { from: number; to: number } {
-  const to = q.to ? parseInstant('to', q.to) : Date.now();
+function range(q: { from?: string; to?: string }, defaultDays: number, now: number): { from: number; to: number } {
+  const to = q.to ? parseInstant('to', q.to) : now;
   const from = q.from ? parseInstant('from', q.from) : to - defaultDays * DAY_MS;
   if (to <= from) throw badRequest('to', 'to must be after from');
   return { from, to };
@@ -99,7 +99,7 @@ export function triageRoutes(app: FastifyInstance, deps: ApiDeps): void {
       tags: ['rules'], querystring: QualityQuery, response: { 200: QualityBody, ...errorResponses },
     },
   }, async (req) => {
-    const r = range(req.query, 30);
+    const r = range(req.query, 30, deps.now());
     return { from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), items: await ruleQuality(deps.riskPg, new Date(r.from), new Date(r.to)) };
   });
 
