@@ -16,7 +16,8 @@
  * INSERT while PostgreSQL was down, counts as slow). alert_fired_<fault>: at each fault a probe merchant with a week
  * of history gets a cancel surge that must raise an alert; the share of those alerts that reached the Slack webhook
  * (checked once all faults are done). recovery_cap_hits_<fault>: repetitions that had not recovered within
- * RISKMON_BENCH_FAULTS_CAP_S (180) s.
+ * RISKMON_BENCH_FAULTS_CAP_S (180) s. Knobs: RISKMON_BENCH_FAULTS_TPS (200, the steady load), _LOG_LEVEL (warn; the
+ * children's logs are under .riskmon/bench-faults/logs), _KEEP=1 leaves both stacks running for the next run.
  */
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -31,8 +32,8 @@ import { createRedis } from '../lib/redis.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';
 import { baselineDayStarts } from '../alerting/index.ts';
 import { nodePorts, replicatedDown, replicatedUp, startNode, stopNode } from '../scripts/stack/replicated.ts';
-import { restartService, stackDown, stackUp } from '../scripts/stack-lib.ts';
-import { FakeSlack, runEnv, sleep, spawnRiskmon, stopChild } from '../test/harness/index.ts';
+import { restartService, stackDown, stackUp, withDatabase } from '../scripts/stack-lib.ts';
+import { FakeSlack, runEnv, sleep, spawnRiskmon, stopChild, streaming, waitFor } from '../test/harness/index.ts';
 import { quantile } from './util.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,10 +80,17 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
   const rep = await replicatedUp(repDir, { parts: ['kafka', 'cluster'], log });
   const stamp = `faults_${Date.now().toString(36)}`;
   const url = stack.PG_URL;
+  // a fresh risk database per run: alert state left by an earlier run (a merchant still firing) would hide alerts
+  const riskUrl = withDatabase(stack.PG_URL, `${stamp}_risk`);
+  {
+    const a = new pg.Client({ connectionString: withDatabase(stack.PG_URL, 'postgres') });
+    await a.connect();
+    try { await a.query(`CREATE DATABASE ${stamp}_risk`); } finally { await a.end(); }
+  }
   const childEnv: NodeJS.ProcessEnv = {
-    ...process.env, PG_URL: url, RISK_PG_URL: stack.RISK_PG_URL, KAFKA_BROKERS: rep.KAFKA_BROKERS!, REDIS_URL: rep.REDIS_CLUSTER_URL!,
+    ...process.env, PG_URL: url, RISK_PG_URL: riskUrl, KAFKA_BROKERS: rep.KAFKA_BROKERS!, REDIS_URL: rep.REDIS_CLUSTER_URL!,
     RISKMON_REDIS_MODE: 'cluster', RISKMON_TOPIC_REPLICATION: '3', ...runEnv(stamp), RISKMON_TZ: TZ, RISKMON_PARTITIONS: String(PARTITIONS),
-    RISKMON_HOT_FRACTION: '0', RISKMON_LOG_LEVEL: 'warn', RISKMON_PUBLIC_URL: 'http://localhost:8080',
+    RISKMON_HOT_FRACTION: '0', RISKMON_LOG_LEVEL: env.RISKMON_BENCH_FAULTS_LOG_LEVEL ?? 'warn', RISKMON_PUBLIC_URL: 'http://localhost:8080',
   };
   const slackAt = new Map<string, number>();
   const slack = new FakeSlack({ onRequest: ({ at, text }) => { for (const m of text.matchAll(/merchants\/(\d+)/g)) if (!slackAt.has(m[1])) slackAt.set(m[1], at); } });
@@ -119,16 +127,18 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
     }
     await db.end();
 
-    start('cdc');
-    start('aggregate');
-    await admin.connect();
-    const reader = createBucketReader(redis, { prefix: stamp, partitions: PARTITIONS, hotShards: 8, tz: TZ });
     const sql = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
       const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
       c.on('error', () => {});
       await c.connect();
       try { return await fn(c); } finally { await c.end().catch(() => {}); }
     };
+    start('cdc');
+    start('aggregate');
+    await admin.connect();
+    // the history must be written after the slot exists (the cdc creates it), or the stream never carries it
+    await waitFor(() => sql((c) => streaming(c, stamp)), { timeoutMs: 180_000, intervalMs: 250, message: 'the cdc did not start streaming within 180 s' });
+    const reader = createBucketReader(redis, { prefix: stamp, partitions: PARTITIONS, hotShards: 8, tz: TZ });
     await sql(async (c) => {
       await c.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES ${rows.join(',')}`);
       await c.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES ${cancels.join(',')}`);
@@ -170,9 +180,10 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
           if (!c) { c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 }); c.on('error', () => {}); await c.connect(); }
           const minute = minuteStart(at);
           const want = (seen.get(String(minute)) ?? 0) + 1;
+          const first = nextId;
+          nextId += probesM.length + 1; // before the await: the load takes ids meanwhile
           await c.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) SELECT $1::bigint + i, m, 1000, $3
-            FROM unnest($2::bigint[]) WITH ORDINALITY AS u(m, i)`, [nextId, probesM.map(Number), iso(at)]);
-          nextId += probesM.length + 1;
+            FROM unnest($2::bigint[]) WITH ORDINALITY AS u(m, i)`, [first, probesM.map(Number), iso(at)]);
           seen.set(String(minute), want);
           for (;;) {
             const got = await Promise.all(probesM.map(async (m) => (await reader.series(m, minute, minute + MINUTE, '1m'))[0]?.approvals ?? 0));
@@ -193,8 +204,10 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
     const steady = async () => {
       // 5 s of probes under 1 s before each fault
       for (const t = Date.now(); Date.now() - t < 300_000;) {
+        // probes are sequential (the next one after the last is visible): 5 s holds 5 to 25 of them
         const recent = probes.filter((p) => p.at > Date.now() - 5_000);
-        if (recent.length >= 15 && recent.every((p) => p.ok && p.done - p.at < 1000)) return;
+        if (recent.length >= 5 && recent.every((p) => p.ok && p.done - p.at < 1000)) return;
+        if ((Date.now() - t) % 30_000 < 500) log(`not settled yet: last probes ${recent.map((p) => (p.ok ? p.done - p.at : 'failed')).join(' ')} ms`);
         await sleep(500);
       }
       throw new Error('the pipeline did not settle (probes under 1 s for 5 s) within 300 s');
@@ -267,6 +280,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
 
     for (const fault of which) {
       const recs: number[] = [];
+      log(`${fault}: ${REPS} repetitions`);
       let capped = 0;
       for (let r = 0; r < REPS; r++) {
         await steady();
