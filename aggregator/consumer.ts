@@ -30,15 +30,11 @@ export class TopicMismatchError extends Error {
  * How the consumer rides out the death of a broker that leads partitions or coordinates the group (docs/faults.md
  * "Slow resume after a leader kill"). kafkajs never looks for a new group coordinator after a connection error:
  * its heartbeats and fetches keep dialling the dead broker (every fetcher stops with them) until its retries run
- * out — ≈ 9 s with its defaults (5 from 300 ms), 78 s with 60 of ≤ 1 s — and then it restarts the consumer itself,
- * a restart that `disconnect()` does not always stop: after the stall watch had started a new session, the old
- * consumer joined as a second member of the group, and every later fault cost both a rebalance. So kafkajs gives
- * up fast (5 retries from 100 ms, ≈ 2.5 s) and never restarts on its own: the crash ends the session, and the
- * next session (a new client: fresh metadata, coordinator lookup, join) is the one way back.
+ * out — ≈ 9 s with its defaults (5 from 300 ms), 78 s with 60 of ≤ 1 s — and then it restarts the consumer, which
+ * finds the new coordinator and rejoins. So kafkajs gives up fast: 5 retries from 100 ms capped at 1 s, ≈ 2.5 s.
+ * (Ending the whole session on a crash instead costs more: a new client, topic checks, a producer id, a join.)
  */
-const CONSUMER_FAILOVER = {
-  retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5, restartOnFailure: async () => false },
-} as const;
+const CONSUMER_FAILOVER = { retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 } } as const;
 
 const STALL_MS = 20_000;
 const STALL_CHECK_MS = 5_000;
@@ -143,8 +139,9 @@ export class AggregatorService implements Service {
       await consumer.subscribe({ topic: cfg.topic, fromBeginning: true });
       // On every assignment continue each partition from the offset stored in Redis (apply.lua re-checks anyway).
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        // a consumer of an ended session that joined anyway (kafkajs finishing a join after disconnect) would stay
-        // a second member of the group, with its own rebalances: it leaves at once
+        // kafkajs' restart after a crash is not always stopped by disconnect(): a consumer of an ended session (the
+        // stall watch ended it) joined anyway and stayed a second member of the group — three in one process after
+        // two leader kills, each fault then a rebalance among zombies. Such a consumer leaves at once.
         if (this.#consumer !== consumer) { log.warn('a consumer of an ended session joined the group; disconnecting it'); void consumer.disconnect().catch(() => {}); return; }
         const parts = e.payload.memberAssignment[cfg.topic] ?? [];
         log.info({ partitions: parts }, 'partitions assigned');

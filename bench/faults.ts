@@ -186,7 +186,8 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
             FROM unnest($2::bigint[]) WITH ORDINALITY AS u(m, i)`, [first, probesM.map(Number), iso(at)]);
           seen.set(String(minute), want);
           for (;;) {
-            const got = await Promise.all(probesM.map(async (m) => (await reader.series(m, minute, minute + MINUTE, '1m'))[0]?.approvals ?? 0));
+            // bounded: a read stuck on a Redis node that died must not stop the probing
+            const got = await within(5_000, Promise.all(probesM.map(async (m) => (await reader.series(m, minute, minute + MINUTE, '1m'))[0]?.approvals ?? 0)));
             if (got.every((n) => n >= want)) { probes.push({ at, done: Date.now(), ok: true }); break; }
             if (!running || Date.now() - at > CAP_S * 1000) { probes.push({ at, done: Date.now(), ok: false }); break; }
             await sleep(5);
@@ -299,6 +300,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
       out[`recovery_s_${fault}_median`] = r1(quantile(sorted, 0.5));
       out[`recovery_s_${fault}_max`] = r1(sorted[sorted.length - 1]);
       out[`recovery_cap_hits_${fault}`] = capped;
+      log(`${fault}: recovery median ${out[`recovery_s_${fault}_median`]} s, max ${out[`recovery_s_${fault}_max`]} s`);
     }
     // every surge's minute has to close (+5 s lateness) and be evaluated before its alert can be sent
     const deadline = Math.max(...surges.map((s) => minuteStart(s.at) + MINUTE)) + 90_000;
@@ -326,6 +328,11 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
     }
   }
   return out;
+}
+
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); })]).finally(() => clearTimeout(t));
 }
 
 async function onPort<T>(port: number, fn: (r: import('ioredis').Redis) => Promise<T>): Promise<T> {
