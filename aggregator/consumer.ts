@@ -26,16 +26,6 @@ export class TopicMismatchError extends Error {
   override name = 'TopicMismatchError';
 }
 
-/**
- * How the consumer rides out the death of a broker that leads partitions or coordinates the group (docs/faults.md
- * "Slow resume after a leader kill"). kafkajs never looks for a new group coordinator after a connection error:
- * its heartbeats and fetches keep dialling the dead broker (every fetcher stops with them) until its retries run
- * out — ≈ 9 s with its defaults (5 from 300 ms), 78 s with 60 of ≤ 1 s — and then it restarts the consumer, which
- * finds the new coordinator and rejoins. So kafkajs gives up fast: 5 retries from 100 ms capped at 1 s, ≈ 2.5 s.
- * (Ending the whole session on a crash instead costs more: a new client, topic checks, a producer id, a join.)
- */
-const CONSUMER_FAILOVER = { retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 } } as const;
-
 const STALL_MS = 20_000;
 const STALL_CHECK_MS = 5_000;
 
@@ -133,22 +123,17 @@ export class AggregatorService implements Service {
       const consumer = (this.#consumer = this.#kafka.consumer({
         groupId: cfg.group, maxBytesPerPartition: 1 << 20, maxBytes: 8 << 20, maxWaitTimeInMs: 100,
         sessionTimeout: 15_000, rebalanceTimeout: 30_000, heartbeatInterval: 3_000,
-        ...CONSUMER_FAILOVER,
       }));
       await consumer.connect();
       await consumer.subscribe({ topic: cfg.topic, fromBeginning: true });
       // On every assignment continue each partition from the offset stored in Redis (apply.lua re-checks anyway).
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        // kafkajs' restart after a crash is not always stopped by disconnect(): a consumer of an ended session (the
-        // stall watch ended it) joined anyway and stayed a second member of the group — three in one process after
-        // two leader kills, each fault then a rebalance among zombies. Such a consumer leaves at once.
-        if (this.#consumer !== consumer) { log.warn('a consumer of an ended session joined the group; disconnecting it'); void consumer.disconnect().catch(() => {}); return; }
         const parts = e.payload.memberAssignment[cfg.topic] ?? [];
         log.info({ partitions: parts }, 'partitions assigned');
         // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
         this.#known.clear();
         this.#applier.forget();
-        void this.#seekToStored(consumer, parts).catch((err) => log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct'));
+        void this.#seekToStored(parts).catch((err) => log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct'));
       });
       const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {
         if (!e.payload.restart) reject(e.payload.error);
@@ -263,11 +248,11 @@ export class AggregatorService implements Service {
     return BigInt(rows.find((r) => r.partition === p)!.low);
   }
 
-  async #seekToStored(consumer: Consumer, parts: number[]): Promise<void> {
+  async #seekToStored(parts: number[]): Promise<void> {
     for (const p of parts) {
       const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
       const offset = stored ?? (await this.#lowWatermark(p)).toString();
-      consumer.seek({ topic: this.cfg.topic, partition: p, offset });
+      this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset });
     }
   }
 
