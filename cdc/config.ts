@@ -1,11 +1,11 @@
-/** Options of `riskmon cdc` (README "Configuration"). */
+/** Options of `riskmon cdc` (docs/configuration.md). */
 import { commonSpec, connections, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 
 export const cdcSpec = {
   ...connections('pgUrl', 'kafkaBrokers'),
   ...commonSpec,
-  mapping: json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping),
+  mapping: json('RISKMON_MAPPING', 'approval/cancel tables and columns (docs/configuration.md "Your own schema")', referenceMapping, validateMapping),
   hotFraction: num('RISKMON_HOT_FRACTION', 'fraction of merchants (by recent volume) keyed merchant#shard', 0.01, 0, 1),
   hotHalfLifeMs: int('RISKMON_HOT_HALF_LIFE_MS', 'half-life of the recent-volume counts that pick hot merchants', 3_600_000, 60_000, 7 * 86_400_000),
   hotRefreshMs: int('RISKMON_HOT_REFRESH_MS', 'how often the hot-merchant set is recomputed', 60_000, 1000, 3_600_000),
