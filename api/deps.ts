@@ -12,6 +12,7 @@ import { createBucketReader, type BucketReader } from '../aggregator/store/index
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
+import { MerchantDirectory } from './merchant-directory.ts';
 
 export type ApiConfig = ConfigOf<typeof apiSpec>;
 
@@ -19,6 +20,8 @@ export interface ApiDeps {
   cfg: ApiConfig;
   riskPg: pg.Pool;
   sourcePg: pg.Pool;
+  /** names and categories of merchants (RISKMON_MAPPING "merchants") */
+  merchants: MerchantDirectory;
   redis: RedisClient;
   reader: BucketReader;
   /** Kafka admin for consumer lag, connected on first use. */
@@ -46,7 +49,7 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
     return admin;
   };
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin,
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
     reader: reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
     async close() {
       const a = admin;
