@@ -1,6 +1,7 @@
 /**
  * `riskmon cdc`: validates its configuration, runs the preflight (publication, slot, topics — each failure
- * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher.
+ * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher, the
+ * partitions' replica identity keeper.
  */
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
@@ -11,6 +12,7 @@ import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
 import { setupSource, setupTopics } from './setup.ts';
+import { PartitionIdentityService } from './partitions.ts';
 import { SlotHealthService } from './slot-health.ts';
 
 export { cdcSpec } from './config.ts';
@@ -32,5 +34,6 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),
     new SlotHealthService(cfg.pgUrl, cfg.slot, cfg.slotWarnBytes, log),
+    new PartitionIdentityService(cfg.pgUrl, cfg.mapping, cfg.partitionCheckMs, log),
   ];
 }
