@@ -23,12 +23,13 @@ export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
 }
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
-  const cfg = cdcConfig(env);
-  const log = componentLogger('cdc', { slot: cfg.slot, topic: cfg.topic });
-  const kafka = createKafka(cfg, { clientId: 'riskmon-cdc' });
-  await setupSource(cfg, log);
-  await verifyKafka(cfg); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
-  await setupTopics(kafka, cfg, log);
+  const configured = cdcConfig(env);
+  const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
+  const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
+  await setupSource(configured, log);
+  await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
+  // the topic's own message limit caps the events the cdc writes (a larger one is dead-lettered)
+  const cfg: CdcConfig = Object.freeze({ ...configured, ...(await setupTopics(kafka, configured, log)) });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return [
     new CdcService(cfg, kafka, log),

@@ -182,7 +182,13 @@ async function ensureSlot(c: pg.Client, o: SetupOptions, log: Logger): Promise<v
   }
 }
 
-export async function setupTopics(kafka: Kafka, o: SetupOptions, log: Logger): Promise<void> {
+/** What the cdc learns from the change topic: the largest event it may write there. */
+export interface TopicLimits { maxMessageBytes: number }
+
+/** Room for a record's key, headers and batch framing beside its value under max.message.bytes. */
+const RECORD_OVERHEAD = 4096;
+
+export async function setupTopics(kafka: Kafka, o: SetupOptions & { maxMessageBytes: number }, log: Logger): Promise<TopicLimits> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -207,12 +213,19 @@ export async function setupTopics(kafka: Kafka, o: SetupOptions, log: Logger): P
         `set RISKMON_PARTITIONS=${n} everywhere, or use a new RISKMON_TOPIC (partitioning is fixed once events are written; a new topic needs a rebuild)`);
     }
     for (const warning of durabilityWarnings(o.topic, await durabilityOf(admin, o.topic))) log.warn({ topic: o.topic }, warning);
-    const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms'] }] }), { what: `configuration of ${o.topic}` });
+    const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms', 'max.message.bytes'] }] }), { what: `configuration of ${o.topic}` });
     const ret = Number(cfg.resources[0]?.configEntries.find((e) => e.configName === 'retention.ms')?.configValue ?? -1);
+    const topicMax = Number(cfg.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue ?? NaN);
     if (ret >= 0 && ret < 8 * 86_400_000) {
       log.warn({ topic: o.topic, retentionMs: ret },
         `topic ${o.topic} keeps events for less than 8 days: a replay may find its start gone. Fix: kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics --entity-name ${o.topic} --add-config retention.ms=${o.retentionMs}`);
     }
+    let maxMessageBytes = o.maxMessageBytes;
+    if (Number.isFinite(topicMax) && topicMax - RECORD_OVERHEAD < maxMessageBytes) {
+      maxMessageBytes = Math.max(1024, topicMax - RECORD_OVERHEAD);
+      log.info({ topic: o.topic, topicMaxMessageBytes: topicMax, maxMessageBytes }, `topic ${o.topic} takes messages up to ${topicMax} bytes: larger change events go to the dead-letter topic`);
+    }
+    return { maxMessageBytes };
   } finally {
     await admin.disconnect();
   }
