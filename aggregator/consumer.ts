@@ -272,13 +272,27 @@ export class AggregatorService implements Service {
   }
 
   async #seekToStored(parts: number[]): Promise<void> {
-    const marks = parts.length ? await this.#admin!.fetchTopicOffsets(this.cfg.topic) : [];
     for (const p of parts) {
       const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
-      const high = marks.find((m) => m.partition === p)?.high;
-      if (stored !== null && high !== undefined && BigInt(stored) > BigInt(high)) throw new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(high), BigInt(stored));
+      if (stored !== null) await this.#checkNotRecreated(p, BigInt(stored));
       const offset = stored ?? (await this.#lowWatermark(p)).toString();
       this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset });
+    }
+  }
+
+  /**
+   * Throws TopicRecreatedError if partition p ends before `stored`, an offset Redis held before this call: the
+   * topic's end is read after it, and both only grow, so an old fetch, a concurrent apply or a rebalance cannot
+   * make a topic that merely moved on look recreated.
+   */
+  async #checkNotRecreated(p: number, stored: bigint): Promise<void> {
+    // a partition leader just elected may briefly answer an older end: only an end that stays behind counts
+    for (let attempt = 0; ; attempt++) {
+      const high = (await this.#admin!.fetchTopicOffsets(this.cfg.topic)).find((m) => m.partition === p)?.high;
+      if (high === undefined || stored <= BigInt(high)) return;
+      if (attempt === 2) throw new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(high), stored);
+      await this.#state.sleep(2_000);
+      if (!this.#state.shouldRun()) return;
     }
   }
 
@@ -309,10 +323,13 @@ export class AggregatorService implements Service {
         i += chunk.length;
         await heartbeat();
       } else if (step.kind === 'skipTo') {
-        // applied beyond the end of the partition: not a duplicate delivery but a new topic under the old name
+        // applied beyond the end of the batch's partition: a batch fetched before later applies, or a new topic
+        // under the old name (then its events must not be skipped as duplicates)
         if (step.offset > BigInt(batch.highWatermark)) {
-          this.#failSession?.(new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(batch.highWatermark), step.offset));
-          return;
+          try { await this.#checkNotRecreated(p, step.offset); } catch (err) {
+            if (err instanceof TopicRecreatedError) { this.#failSession?.(err); return; }
+            throw err;
+          }
         }
         // Already applied up to step.offset (a duplicate delivery): drop what precedes it, continue with the rest.
         let j = i;
