@@ -29,7 +29,7 @@ import type pg from 'pg';
 import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn } from '../lib/lsn.ts';
-import type { FactTable, Mapping } from '../lib/mapping.ts';
+import { isMerchantId, type FactTable, type Mapping } from '../lib/mapping.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import type { RedisClient } from '../lib/redis.ts';
 import { HOUR, iso, MINUTE } from '../lib/time.ts';
@@ -112,9 +112,6 @@ export function chunkQuery(t: FactTable, a: number, b: number, grain: 'minute' |
      WHERE ${time} >= '${iso(a)}'::timestamptz${upTo} AND ${m} IS NOT NULL AND ${amount} IS NOT NULL
      GROUP BY 1, 2) x`;
 }
-
-/** Merchant ids the pipeline takes (bigint or text ids); a row with another one is dead-lettered by the stream. */
-const MERCHANT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** An integer amount from a sum's text ("123", "123.000"); null when it is not an integer (the stream dead-letters such rows). */
 function integerAmount(s: string): bigint | null {
@@ -214,7 +211,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
           let fetched = 0;
           for (const [m, epoch, n, s] of r.rows as [string, string, string, string][]) {
             const amount = integerAmount(s);
-            if (amount === null || !MERCHANT_ID.test(m)) { skipped++; continue; }
+            if (amount === null || !isMerchantId(m)) { skipped++; continue; } // the stream dead-letters such rows
             const count = Number(n);
             const rb = rebuilds[homeOf(m)];
             const full = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);

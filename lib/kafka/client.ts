@@ -110,7 +110,9 @@ export function createKafka(cfg: KafkaConfig, opts: KafkaClientOptions): Kafka {
     ...(log
       ? {
         logLevel: logLevel.WARN,
-        logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? log.warn : log.info).call(log, { kafka: entry.message }, 'kafkajs'),
+        // the error and the broker are what tell a leader move from a coordinator change from a dead broker
+        logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? log.warn : log.info).call(log,
+          { kafka: entry.message, ...(entry.error ? { error: String(entry.error) } : {}), ...(entry.broker ? { broker: String(entry.broker) } : {}), ...(entry.groupId ? { groupId: String(entry.groupId) } : {}) }, 'kafkajs'),
       }
       : { logLevel: logLevel.NOTHING }),
   });
