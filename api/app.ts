@@ -16,7 +16,7 @@ import websocket from '@fastify/websocket';
 import type { Role } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { registry } from '../lib/metrics.ts';
-import { authorize, bearerOf, KeyRing, type Principal } from './auth.ts';
+import { AuthFailures, authorize, bearerOf, KeyRing, type Principal } from './auth.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
@@ -53,9 +53,18 @@ function publicRoutes(register: (pub: FastifyInstance) => Promise<void>) {
 export interface RouteInfo { method: string; url: string; documented: boolean }
 export interface App { app: FastifyInstance; hub: LiveHub; routes: readonly RouteInfo[] }
 
+/** 429 with Retry-After while `address` is over its failed-authentication budget. */
+function refuseIfBlocked(failures: AuthFailures, address: string, reply: { header(k: string, v: string): unknown }): void {
+  const wait = failures.blockedFor(address);
+  if (wait <= 0) return;
+  reply.header('retry-after', String(Math.ceil(wait / 1000)));
+  throw new ApiError('rate_limited', `too many failed authentications from this address (more than ${failures.max} in ${failures.windowMs / 1000} s); retry later`);
+}
+
 export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   const { cfg } = deps;
-  const ring = new KeyRing(cfg.apiKeys);
+  const ring = new KeyRing(cfg.apiKeys, cfg.keyIdSecret);
+  const failures = new AuthFailures(cfg.authFailMax, cfg.authFailWindowMs);
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines would flood the log at dashboard polling rates; the request histogram covers them.
@@ -96,7 +105,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
       timeWindow: cfg.rateLimitWindowMs,
       // Per key when one is presented (hashed: the limiter's store must not hold keys), else per address.
       keyGenerator: (req) => {
-        const k = bearerOf(req.headers.authorization) ?? (req.query as { token?: string })?.token;
+        const k = bearerOf(req.headers.authorization);
         return k ? createHash('sha256').update(k).digest('hex').slice(0, 16) : req.ip;
       },
       errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'rate_limited', message: `more than ${ctx.max} requests in ${ctx.after}; retry later` }),
@@ -118,11 +127,19 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   // Authentication, decided on the route the router matched (never on the raw URL, whose spelling — `/%61pi/…`,
   // an absolute-form target — the router normalises): every route needs a viewer key unless it is marked public,
   // and analyst or admin where the route says so. Only the not-found handler (no matched route) answers without one.
-  app.addHook('onRequest', async (req) => {
+  // An address with too many failed authentications is refused first, before its key is even looked at; the
+  // request rate limit (per key) counts only what got past this hook.
+  app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions;
     if (route.url === undefined || route.config?.public === true) return;
-    const key = route.url === '/ws' ? (req.query as { token?: string }).token ?? bearerOf(req.headers.authorization) : bearerOf(req.headers.authorization);
-    req.principal = authorize(ring, key ?? null, route.config?.role ?? 'viewer');
+    refuseIfBlocked(failures, req.ip, reply);
+    const key = bearerOf(req.headers.authorization);
+    try {
+      req.principal = authorize(ring, key, route.config?.role ?? 'viewer');
+    } catch (err) {
+      if (key !== null && (err as ApiError).code === 'unauthorized') failures.fail(req.ip);
+      throw err;
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     httpRequests.observe({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
@@ -139,7 +156,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   ruleRoutes(app, deps);
 
   const hub = new LiveHub(deps, log.child({ part: 'ws' }));
-  app.get<{ Querystring: { token?: string; lastEventId?: string } }>('/ws', {
+  app.get<{ Querystring: { lastEventId?: string } }>('/ws', {
     websocket: true,
     schema: { hide: true },
     preValidation: async (req) => {

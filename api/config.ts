@@ -9,6 +9,9 @@ export const apiOptions = {
   bodyLimit: int('RISKMON_HTTP_BODY_LIMIT', 'largest request body in bytes', 65_536, 1024, 10_485_760),
   rateLimitMax: int('RISKMON_RATE_LIMIT_MAX', 'requests per key (or address) per rate-limit window; 0 turns it off', 1200, 0, 10_000_000),
   rateLimitWindowMs: int('RISKMON_RATE_LIMIT_WINDOW_MS', 'rate-limit window in ms', 60_000, 1000, 3_600_000),
+  keyIdSecret: secret(optStr('RISKMON_KEY_ID_SECRET', 'secret keying the HMAC that names a key without its own name (`key <id>` in the audit trail); unset: derived from all configured keys, so ids change when a key is added or removed')),
+  authFailMax: int('RISKMON_AUTH_FAIL_MAX', 'failed authentications per client address per window before that address gets 429 on every route that needs a key', 20, 1, 1_000_000),
+  authFailWindowMs: int('RISKMON_AUTH_FAIL_WINDOW_MS', 'window of RISKMON_AUTH_FAIL_MAX in ms', 60_000, 1000, 3_600_000),
   seriesPollMs: int('RISKMON_WS_SERIES_POLL_MS', 'how often live series are read for subscribed merchants', 1000, 100, 60_000),
 };
 
