@@ -16,7 +16,9 @@ import websocket from '@fastify/websocket';
 import type { Role } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { registry } from '../lib/metrics.ts';
-import { AuthFailures, authorize, bearerOf, KeyRing, type Principal } from './auth.ts';
+import { allows, AuthFailures, authorize, bearerOf, KeyRing, refuseIfBlocked, type Principal } from './auth.ts';
+import { cookieOf, SESSION_COOKIE, Sessions } from './sessions.ts';
+import { sessionRoutes } from './routes/session.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
@@ -35,7 +37,7 @@ import { LiveHub } from './ws.ts';
 declare module 'fastify' {
   /** `role`: the least role a route needs (viewer when unset); `public`: served without a key. */
   interface FastifyContextConfig { role?: Role; public?: boolean }
-  interface FastifyRequest { principal?: Principal }
+  interface FastifyRequest { principal?: Principal; /** the session the request came with, when it came with one */ sessionId?: string }
 }
 
 /**
@@ -49,22 +51,30 @@ function publicRoutes(register: (pub: FastifyInstance) => Promise<void>) {
   };
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Whether a cookie-authenticated request comes from the dashboard's own origin (or one allowed by CORS). Browsers
+ * send Origin on every WebSocket upgrade and cross-origin write; a WebSocket upgrade must carry one (a browser
+ * always does), a write may lack it (then it is same-origin: SameSite=Strict kept the cookie off anything else).
+ */
+function originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[], required: boolean): boolean {
+  if (!origin) return !required;
+  if (allowed.includes(origin)) return true;
+  try { return new URL(origin).host === host; } catch { return false; }
+}
+
 /** A registered route; `documented` is false for the ones left out of the OpenAPI document on purpose. */
 export interface RouteInfo { method: string; url: string; documented: boolean }
 export interface App { app: FastifyInstance; hub: LiveHub; routes: readonly RouteInfo[] }
 
-/** 429 with Retry-After while `address` is over its failed-authentication budget. */
-function refuseIfBlocked(failures: AuthFailures, address: string, reply: { header(k: string, v: string): unknown }): void {
-  const wait = failures.blockedFor(address);
-  if (wait <= 0) return;
-  reply.header('retry-after', String(Math.ceil(wait / 1000)));
-  throw new ApiError('rate_limited', `too many failed authentications from this address (more than ${failures.max} in ${failures.windowMs / 1000} s); retry later`);
-}
 
 export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   const { cfg } = deps;
   const ring = new KeyRing(cfg.apiKeys, cfg.keyIdSecret);
   const failures = new AuthFailures(cfg.authFailMax, cfg.authFailWindowMs);
+  const sessions = new Sessions(deps.redis, { prefix: cfg.redisPrefix, ttlMs: cfg.sessionTtlMs, maxPerKey: cfg.sessionMaxPerKey });
+  const corsOrigins = cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean);
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines would flood the log at dashboard polling rates; the request histogram covers them.
@@ -97,7 +107,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     xFrameOptions: { action: 'deny' }, // for browsers without frame-ancestors
   });
   if (cfg.corsOrigins) {
-    await app.register(cors, { origin: cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean) });
+    await app.register(cors, { origin: corsOrigins });
   }
   if (cfg.rateLimitMax > 0) {
     await app.register(rateLimit, {
@@ -129,13 +139,34 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   // and analyst or admin where the route says so. Only the not-found handler (no matched route) answers without one.
   // An address with too many failed authentications is refused first, before its key is even looked at; the
   // request rate limit (per key) counts only what got past this hook.
+  // A request authenticates by `Authorization: Bearer <key>` (programs) or by the dashboard's session cookie; with
+  // the cookie, writes and WebSocket upgrades must come from the dashboard's own origin.
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions;
     if (route.url === undefined || route.config?.public === true) return;
     refuseIfBlocked(failures, req.ip, reply);
+    const need = route.config?.role ?? 'viewer';
     const key = bearerOf(req.headers.authorization);
+    const sid = key === null ? cookieOf(req.headers.cookie, SESSION_COOKIE) : null;
+    if (sid) {
+      let keyId: string | null;
+      try { keyId = await sessions.keyIdOf(sid); } catch (err) {
+        req.log.warn({ err }, 'session lookup failed');
+        throw new ApiError('unavailable', 'sessions cannot be read right now; retry shortly');
+      }
+      const p = keyId === null ? null : ring.byKeyId(keyId);
+      if (!p) throw new ApiError('unauthorized', 'the session has expired or was ended: sign in again');
+      const isWs = route.url === '/ws';
+      if ((isWs || !SAFE_METHODS.has(req.method)) && !originAllowed(req.headers.origin, req.headers.host, corsOrigins, isWs)) {
+        throw new ApiError('forbidden', `a session is used only by the dashboard's own origin (got Origin ${JSON.stringify(req.headers.origin ?? null)})`);
+      }
+      if (!allows(p.role, need)) throw new ApiError('forbidden', `this needs an ${need} key (this key is a ${p.role})`);
+      req.principal = p;
+      req.sessionId = sid;
+      return;
+    }
     try {
-      req.principal = authorize(ring, key, route.config?.role ?? 'viewer');
+      req.principal = authorize(ring, key, need);
     } catch (err) {
       if (key !== null && (err as ApiError).code === 'unauthorized') failures.fail(req.ip);
       throw err;
@@ -145,6 +176,8 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     httpRequests.observe({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
+  const hub = new LiveHub(deps, log.child({ part: 'ws' }));
+  sessionRoutes(app, deps, { ring, failures, sessions, onRevoke: (sid) => hub.closeSession(sid) });
   meRoutes(app, deps);
   seriesRoutes(app, deps);
   alertRoutes(app, deps);
@@ -155,7 +188,6 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   deadLetterRoutes(app, deps);
   ruleRoutes(app, deps);
 
-  const hub = new LiveHub(deps, log.child({ part: 'ws' }));
   app.get<{ Querystring: { lastEventId?: string } }>('/ws', {
     websocket: true,
     schema: { hide: true },
@@ -165,7 +197,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     },
   }, (socket, req) => {
     const le = req.query.lastEventId;
-    void hub.attach(socket, le === undefined ? null : Number(le));
+    void hub.attach(socket, le === undefined ? null : Number(le), { keyId: req.principal!.keyId, sessionId: req.sessionId ?? null });
   });
 
   const open = { tags: ['operations'], security: [] };

@@ -8,8 +8,11 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testApi, VIEWER, type TestApi } from './testing.ts';
 
-/** The only routes served without a key: liveness, readiness, metrics, the API documentation, the dashboard's files. */
-const PUBLIC = [/^\/health$/, /^\/ready$/, /^\/metrics$/, /^\/docs(\/|$)/, /^\/\*?$/];
+/**
+ * The only routes served without a key: liveness, readiness, metrics, the API documentation, the dashboard's files,
+ * and sign-in/sign-out (which check the key, or end the session, themselves).
+ */
+const PUBLIC = [/^\/health$/, /^\/ready$/, /^\/metrics$/, /^\/docs(\/|$)/, /^\/\*?$/, /^\/api\/session$/];
 
 let t: TestApi;
 let port: number;
@@ -55,7 +58,7 @@ describe('authentication is decided on the matched route', () => {
     // and the public ones are few and named
     const publicRoutes = t.routes.filter((r) => PUBLIC.some((re) => re.test(r.url))).map((r) => r.url);
     expect(publicRoutes).toEqual(expect.arrayContaining(['/health', '/ready', '/metrics']));
-    expect(publicRoutes.every((u) => !u.startsWith('/api') && u !== '/ws')).toBe(true);
+    expect(publicRoutes.every((u) => (!u.startsWith('/api') || u === '/api/session') && u !== '/ws')).toBe(true);
   });
 
   it('no spelling of a path gets past it', async () => {

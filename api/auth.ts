@@ -38,6 +38,11 @@ export class KeyRing {
 
   get size(): number { return this.#keys.length; }
 
+  /** The principal of a configured key by its id (a session names its key so), or null once the key is gone. */
+  byKeyId(keyId: string): Principal | null {
+    return this.#keys.find((k) => k.principal.keyId === keyId)?.principal ?? null;
+  }
+
   /** The principal of a key, or null. Always compares against every key. */
   lookup(key: string | undefined | null): Principal | null {
     if (!key) return null;
@@ -95,6 +100,14 @@ export class AuthFailures {
     for (const [a, e] of this.#byAddress) if (e.start + this.windowMs <= t) this.#byAddress.delete(a);
     while (this.#byAddress.size >= this.maxAddresses) this.#byAddress.delete(this.#byAddress.keys().next().value!);
   }
+}
+
+/** Throws 429 (with Retry-After) while `address` is over its failed-authentication budget. */
+export function refuseIfBlocked(failures: AuthFailures, address: string, reply: { header(k: string, v: string): unknown }): void {
+  const wait = failures.blockedFor(address);
+  if (wait <= 0) return;
+  reply.header('retry-after', String(Math.ceil(wait / 1000)));
+  throw new ApiError('rate_limited', `too many failed authentications from this address (more than ${failures.max} in ${failures.windowMs / 1000} s); retry later`);
 }
 
 export function bearerOf(header: string | undefined): string | null {

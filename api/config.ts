@@ -12,6 +12,8 @@ export const apiOptions = {
   keyIdSecret: secret(optStr('RISKMON_KEY_ID_SECRET', 'secret keying the HMAC that names a key without its own name (`key <id>` in the audit trail); unset: derived from all configured keys, so ids change when a key is added or removed')),
   authFailMax: int('RISKMON_AUTH_FAIL_MAX', 'failed authentications per client address per window before that address gets 429 on every route that needs a key', 20, 1, 1_000_000),
   authFailWindowMs: int('RISKMON_AUTH_FAIL_WINDOW_MS', 'window of RISKMON_AUTH_FAIL_MAX in ms', 60_000, 1000, 3_600_000),
+  sessionTtlMs: int('RISKMON_SESSION_TTL_MS', 'lifetime of a dashboard session (the cookie a key is exchanged for) in ms', 43_200_000, 60_000, 2_592_000_000),
+  sessionMaxPerKey: int('RISKMON_SESSION_MAX_PER_KEY', 'live dashboard sessions per API key; a new one beyond it ends the oldest', 20, 1, 1000),
   seriesPollMs: int('RISKMON_WS_SERIES_POLL_MS', 'how often live series are read for subscribed merchants', 1000, 100, 60_000),
 };
 

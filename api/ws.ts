@@ -29,8 +29,12 @@ const MAX_SUBSCRIPTIONS = 50;
 const REPLAY_LIMIT = 5000;
 
 
+/** Who a connection belongs to: the key it authenticated with, and the dashboard session when it came with one. */
+export interface Owner { keyId: string; sessionId: string | null }
+
 interface Client {
   ws: WebSocket;
+  owner: Owner;
   merchants: Set<string>;
   /** Live messages held while the missed ones are replayed; null once live. */
   held: AlertMessage[] | null;
@@ -67,9 +71,14 @@ export class LiveHub {
     this.#sub = null;
   }
 
+  /** Closes the connections of a session that was ended (sign-out). */
+  closeSession(sessionId: string): void {
+    for (const c of this.#clients) if (c.owner.sessionId === sessionId) c.ws.close(4401, 'signed out');
+  }
+
   /** Attach a socket; replays transitions after `lastEventId` first when given. */
-  async attach(ws: WebSocket, lastEventId: number | null): Promise<void> {
-    const client: Client = { ws, merchants: new Set(), held: lastEventId === null ? null : [] };
+  async attach(ws: WebSocket, lastEventId: number | null, owner: Owner): Promise<void> {
+    const client: Client = { ws, owner, merchants: new Set(), held: lastEventId === null ? null : [] };
     this.#clients.add(client);
     wsClients.set(this.#clients.size);
     ws.on('close', () => { this.#clients.delete(client); wsClients.set(this.#clients.size); });
