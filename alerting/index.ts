@@ -36,7 +36,7 @@ export { runBacktest } from './backtest/engine.ts';
 export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
 export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
 export {
-  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,
+  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, openBacktestsOf, queueBacktest, requeueInterrupted, type BacktestJob,
 } from './backtest/jobs.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {

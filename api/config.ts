@@ -14,6 +14,7 @@ export const apiOptions = {
   authFailWindowMs: int('RISKMON_AUTH_FAIL_WINDOW_MS', 'window of RISKMON_AUTH_FAIL_MAX in ms', 60_000, 1000, 3_600_000),
   sessionTtlMs: int('RISKMON_SESSION_TTL_MS', 'lifetime of a dashboard session (the cookie a key is exchanged for) in ms', 43_200_000, 60_000, 2_592_000_000),
   sessionMaxPerKey: int('RISKMON_SESSION_MAX_PER_KEY', 'live dashboard sessions per API key; a new one beyond it ends the oldest', 20, 1, 1000),
+  backtestMaxQueued: int('RISKMON_BACKTEST_MAX_QUEUED', 'backtests one caller may have queued or running at once', 2, 1, 100),
   seriesPollMs: int('RISKMON_WS_SERIES_POLL_MS', 'how often live series are read for subscribed merchants', 1000, 100, 60_000),
 };
 

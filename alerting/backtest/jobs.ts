@@ -1,12 +1,15 @@
 /**
- * Backtests as jobs in the risk store (`backtests`): the API queues them (any number), the alerting process runs
+ * Backtests as jobs in the risk store (`backtests`): the API queues them (a few per caller), the alerting process runs
  * them one at a time, oldest first (`BacktestRunner`), beside the live evaluator and below it in priority:
  *
  * - between two backtest minutes the runner yields to the event loop, and while the evaluator has a closed minute
  *   due or in progress (`Evaluator.busy`) it waits — the live minute is never queued behind a backtest's; what a
  *   backtest minute costs the live path is at most one `decideMinute` (a few ms to tens of ms at 100,000 merchants);
  * - progress and cancel requests go through the job row (read/written about once a second), so any API instance can
- *   watch or cancel, and a job whose process died is picked up again (from the start) by the next runner.
+ *   watch or cancel, and a job whose process died is picked up again (from the start) by the next runner — once:
+ *   a job that was running when its process died twice is failed;
+ * - a backtest keeps at most MAX_BACKTEST_ALERTS alerts and MAX_BACKTEST_RESULT_BYTES of result, else it fails
+ *   with a message saying which bound it hit.
  *
  * A backtest changes nothing live: no alert, transition, evaluation row or notification is written; its result is
  * the job row's `result`.
@@ -22,9 +25,33 @@ import { parseRules, type RulesConfig } from '../rules/config.ts';
 import type { Queryable } from '../rules/versions.ts';
 import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
 import { compareWithLive, type BacktestResult } from './compare.ts';
-import { firstMinuteNeeded, runBacktest } from './engine.ts';
+import { BacktestLimitError, firstMinuteNeeded, runBacktest } from './engine.ts';
 
 export const BACKTEST_DAYS = 7;
+/** A job taken this many times by runners that died while running it is failed instead of taken again. */
+export const BACKTEST_MAX_ATTEMPTS = 2;
+/** Largest result kept in the job row (JSON bytes); beyond, the job fails with a message saying so. */
+export const MAX_BACKTEST_RESULT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Jobs left 'running' by a runner that died: taken again from the start, unless they were taken
+ * BACKTEST_MAX_ATTEMPTS times already — a backtest that kills its process twice is failed, not retried forever.
+ */
+export async function requeueInterrupted(db: Queryable): Promise<void> {
+  await db.query(`UPDATE backtests SET
+      status = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN 'failed' ELSE 'queued' END,
+      progress = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN progress ELSE 0 END,
+      finished_at = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN clock_timestamp() END,
+      error = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS}
+        THEN 'the alerting process stopped unexpectedly ' || attempts || ' times while running this backtest; not retried (shorten the period or raise the thresholds)' END
+    WHERE status = 'running'`);
+}
+
+/** Queued and running backtests started by `actor` (the per-caller limit). */
+export async function openBacktestsOf(db: Queryable, actor: string): Promise<number> {
+  const r = await db.query(`SELECT count(*)::int AS n FROM backtests WHERE created_by = $1 AND status IN ('queued', 'running')`, [actor]);
+  return r.rows[0].n;
+}
 
 /** A bad backtest request: `field` names what is wrong. */
 export class BacktestRequestError extends Error {
@@ -147,8 +174,8 @@ export class BacktestRunner implements Service {
   constructor(private readonly o: RunnerOptions, private readonly d: RunnerDeps) {}
 
   async run(): Promise<void> {
-    // A job left 'running' by a process that died is taken again from the start.
-    await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE status = 'running'`);
+    // A job left 'running' by a process that died is taken again from the start (once).
+    await requeueInterrupted(this.d.db);
     while (this.#state.shouldRun()) {
       let ran = false;
       try {
@@ -164,7 +191,7 @@ export class BacktestRunner implements Service {
 
   /** Runs the oldest queued backtest, if any; true when one ran. */
   async runOne(): Promise<boolean> {
-    const r = await this.d.db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0
+    const r = await this.d.db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0, attempts = attempts + 1
       WHERE id = (SELECT id FROM backtests WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING id::text, period_from, period_to, config`);
     const job = r.rows[0];
@@ -214,15 +241,18 @@ export class BacktestRunner implements Service {
       });
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
       const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
+      const bytes = Buffer.byteLength(JSON.stringify(result));
+      if (bytes > MAX_BACKTEST_RESULT_BYTES) throw new BacktestLimitError(`the result is ${Math.round(bytes / 1048576)} MiB, more than ${MAX_BACKTEST_RESULT_BYTES / 1048576} MiB; raise the thresholds or shorten the period`);
       await this.d.db.query(`UPDATE backtests SET status = 'done', progress = 1, finished_at = clock_timestamp(), result = $2 WHERE id = $1`, [id, result]);
       log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
     } catch (err) {
       if (err instanceof Cancelled && !this.#state.shouldRun()) {
-        await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE id = $1`, [id]).catch(() => {});
+        // an orderly stop is no death: the attempt is given back
+        await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0, attempts = attempts - 1 WHERE id = $1`, [id]).catch(() => {});
         return true;
       }
       const message = err instanceof Error ? err.message : String(err);
-      if (!(err instanceof Cancelled)) log.warn({ err }, 'backtest failed');
+      if (!(err instanceof Cancelled) && !(err instanceof BacktestLimitError)) log.warn({ err }, 'backtest failed');
       await this.d.db.query(`UPDATE backtests SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1`, [id, message]);
     } finally {
       await topic?.close().catch(() => {});
