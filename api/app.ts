@@ -80,6 +80,10 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     // Per-request lines would flood the log at dashboard polling rates; the request histogram covers them.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: cfg.bodyLimit,
+    // A client gets this long to send a whole request (then 408), and a connection that sends nothing is closed;
+    // slow SQL is bounded by the pools' statement_timeout (deps.ts).
+    requestTimeout: cfg.httpRequestTimeoutMs,
+    connectionTimeout: cfg.httpIdleTimeoutMs,
     // Errors are ours to shape (errors.ts); Fastify must not answer 400s with its own body.
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
   });
@@ -191,7 +195,12 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   app.get<{ Querystring: { lastEventId?: string } }>('/ws', {
     websocket: true,
     schema: { hide: true },
-    preValidation: async (req) => {
+    preValidation: async (req, reply) => {
+      const refused = hub.refusal(req.principal!.keyId);
+      if (refused) {
+        if (refused.code === 'rate_limited') reply.header('retry-after', '10');
+        throw new ApiError(refused.code, refused.message);
+      }
       const le = req.query.lastEventId;
       if (le !== undefined && !/^\d{1,18}$/.test(le)) throw new ApiError('bad_request', 'lastEventId must be the eventId of a message received earlier', 'lastEventId');
     },

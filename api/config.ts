@@ -15,6 +15,14 @@ export const apiOptions = {
   sessionTtlMs: int('RISKMON_SESSION_TTL_MS', 'lifetime of a dashboard session (the cookie a key is exchanged for) in ms', 43_200_000, 60_000, 2_592_000_000),
   sessionMaxPerKey: int('RISKMON_SESSION_MAX_PER_KEY', 'live dashboard sessions per API key; a new one beyond it ends the oldest', 20, 1, 1000),
   backtestMaxQueued: int('RISKMON_BACKTEST_MAX_QUEUED', 'backtests one caller may have queued or running at once', 2, 1, 100),
+  httpRequestTimeoutMs: int('RISKMON_HTTP_REQUEST_TIMEOUT_MS', 'time a client has to send a whole request (408 after it)', 30_000, 1000, 600_000),
+  httpIdleTimeoutMs: int('RISKMON_HTTP_IDLE_TIMEOUT_MS', 'an HTTP connection that sends nothing for this long is closed (not WebSocket connections: those are pinged)', 60_000, 1000, 3_600_000),
+  pgStatementTimeoutMs: int('RISKMON_API_STATEMENT_TIMEOUT_MS', 'statement_timeout of the API\'s PostgreSQL connections (risk store and source) in ms', 10_000, 100, 600_000),
+  wsMaxConnections: int('RISKMON_WS_MAX_CONNECTIONS', 'WebSocket connections per API process; beyond, upgrades get 503', 1000, 1, 1_000_000),
+  wsMaxPerKey: int('RISKMON_WS_MAX_PER_KEY', 'WebSocket connections per API key and process; beyond, upgrades get 429', 20, 1, 100_000),
+  wsMaxBufferedBytes: int('RISKMON_WS_MAX_BUFFERED_BYTES', 'a WebSocket client whose unsent messages exceed this is closed (it does not keep up)', 1_048_576, 4096, 268_435_456),
+  wsPingMs: int('RISKMON_WS_PING_MS', 'every this many ms each WebSocket client is pinged; one that did not answer the previous ping is closed', 30_000, 1000, 600_000),
+  wsMaxMessages: int('RISKMON_WS_MAX_MESSAGES', 'messages (subscribe, unsubscribe) a WebSocket client may send per 10 s; beyond, it is closed', 30, 1, 10_000),
   seriesPollMs: int('RISKMON_WS_SERIES_POLL_MS', 'how often live series are read for subscribed merchants', 1000, 100, 60_000),
 };
 

@@ -31,8 +31,9 @@ export interface ApiDeps {
 
 export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?: BucketReader): Promise<ApiDeps> {
   const log = componentLogger('api');
-  const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' }, log);
-  const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' }, log);
+  const bounds = { statement_timeout: cfg.pgStatementTimeoutMs, connectionTimeoutMillis: 5000 };
+  const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api', ...bounds }, log);
+  const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api', ...bounds }, log);
   await verifyRedis(cfg);
   await verifyKafka(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });
