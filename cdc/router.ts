@@ -9,7 +9,7 @@ import { encodeCdcDeadLetter } from '../lib/dead-letters.ts';
 import { encodeEvent, heartbeat } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { merchantOf, rowIdOf, tableKind, tablesOf } from '../lib/mapping.ts';
+import { merchantIdProblem, merchantOf, rowIdOf, tableKind, tablesOf } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import type { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
@@ -172,6 +172,13 @@ export class TransactionRouter {
     if (merchant === null) {
       const col = tableKind(change.table, cfg.mapping) === 'approval' ? cfg.mapping.approvals.merchant : cfg.mapping.cancels.merchant;
       this.#deadLetter(`${change.op} on ${change.table} without ${col}${change.op === 'insert' ? '' : `: set REPLICA IDENTITY FULL on ${change.table}`}`, 'no_merchant', change, t.lsnBig, t.unit);
+      return;
+    }
+    // Input from the source is input too: an id outside the accepted set is dead-lettered with its reason and counted
+    // nowhere (a 10 KB id would otherwise be a Kafka key, a Redis field and a Slack line); the rest of the minute goes on.
+    const badId = merchantIdProblem(change, cfg.mapping);
+    if (badId) {
+      this.#deadLetter(badId, 'bad_merchant_id', change, t.lsnBig, t.unit);
       return;
     }
     this.c.learner.observe(merchant);

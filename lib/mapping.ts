@@ -106,6 +106,28 @@ function sameBucket(a: Fact, b: Fact): boolean {
   return a.merchantId === b.merchantId && a.minuteMs === b.minuteMs && a.amount === b.amount;
 }
 
+/** A merchant id riskmon accepts from the source: up to 64 characters of [A-Za-z0-9_.:-]. */
+export const MERCHANT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * Why the merchant column of a change's row (or old row) is not an id riskmon accepts, or null when both are. The
+ * value is quoted only by its length and first characters: a 10 KB id must not travel into logs whole.
+ */
+export function merchantIdProblem(e: RowChange, m: Mapping): string | null {
+  const kind = tableKind(e.table, m);
+  if (!kind) return null;
+  const col = (kind === 'approval' ? m.approvals : m.cancels).merchant;
+  for (const row of [e.row, e.old]) {
+    const v = row?.[col];
+    if (v === null || v === undefined) continue;
+    const s = String(v);
+    if (!MERCHANT_ID.test(s)) {
+      return `${e.table}.${col} is not a merchant id (up to 64 characters of A-Z a-z 0-9 _ . : -): ${s.length} characters starting ${JSON.stringify(s.slice(0, 24))}`;
+    }
+  }
+  return null;
+}
+
 /** The merchant a change is keyed by (the new row's; the old row's for a delete). */
 export function merchantOf(e: RowChange, m: Mapping): string | null {
   const kind = tableKind(e.table, m);
