@@ -4,7 +4,7 @@
  * their own against their own databases and key prefix.
  */
 import type { Admin } from 'kafkajs';
-import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
+import { createRedis, verifyRedis, whenReady, type RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { createPool } from '../lib/pg.ts';
 import { componentLogger } from '../lib/logger.ts';
@@ -36,7 +36,9 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
   const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api', ...bounds }, log);
   await verifyRedis(cfg);
   await verifyKafka(cfg);
-  const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });
+  // No offline queue: while Redis is down a request or a live poll fails at once (503) instead of queueing
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api', offlineQueue: false });
+  await whenReady(redis);
   let admin: Promise<Admin> | null = null;
   const kafkaAdmin = () => {
     admin ??= (async () => {

@@ -12,7 +12,7 @@
  * messages are throttled (RISKMON_WS_MAX_MESSAGES per 10 s) and at most 50 merchants are subscribed; a replay sends
  * at most 1,000 missed transitions.
  */
-import { duplicateRedis, type RedisClient } from '../lib/redis.ts';
+import { duplicateRedis, whenReady, type RedisClient } from '../lib/redis.ts';
 import { alertsChannel, decodeChannelMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition, type AlertUpdateMessage } from '../lib/alert-message.ts';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
@@ -76,6 +76,7 @@ export class LiveHub {
     const sub = duplicateRedis(this.deps.redis);
     sub.on('error', (err: Error) => this.log.warn({ err }, 'alert channel subscriber error'));
     sub.on('message', (_ch: string, text: string) => this.#onAlert(text));
+    await whenReady(sub);
     await sub.subscribe(this.channel);
     this.#sub = sub;
     this.#timer = setInterval(() => void this.#poll(), this.deps.cfg.seriesPollMs);
