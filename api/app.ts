@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -51,6 +51,15 @@ function publicRoutes(register: (pub: FastifyInstance) => Promise<void>) {
   };
 }
 
+/** RISKMON_TRUST_PROXY as Fastify's trustProxy: '' → false, 'true' → true, '2' → 2 hops, else a list of addresses. */
+export function trustProxyOf(v: string): boolean | number | string[] {
+  const s = v.trim();
+  if (!s || s === 'false') return false;
+  if (s === 'true') return true;
+  if (/^\d+$/.test(s)) return Number(s);
+  return s.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
@@ -80,6 +89,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     // Per-request lines would flood the log at dashboard polling rates; the request histogram covers them.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: cfg.bodyLimit,
+    trustProxy: trustProxyOf(cfg.trustProxy) as FastifyServerOptions['trustProxy'],
     // A client gets this long to send a whole request (then 408), and a connection that sends nothing is closed;
     // slow SQL is bounded by the pools' statement_timeout (deps.ts).
     requestTimeout: cfg.httpRequestTimeoutMs,

@@ -36,4 +36,16 @@ describe('failed authentications', () => {
     for (let i = 0; i < 50; i++) expect((await get('/api/alerts', null, '198.51.100.10')).statusCode).toBe(401);
     expect((await get('/api/alerts', VIEWER, '198.51.100.10')).statusCode).toBe(200);
   });
+
+  it('behind a trusted proxy, counts the client named by X-Forwarded-For, not the proxy', async () => {
+    const t2 = await testApi({ RISKMON_AUTH_FAIL_MAX: '3', RISKMON_TRUST_PROXY: '10.9.9.9' });
+    try {
+      const via = (client: string, key: string) => t2.app.inject({ method: 'GET', url: '/api/alerts', remoteAddress: '10.9.9.9', headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': client } });
+      for (let i = 0; i < 4; i++) await via('192.0.2.1', `wrong-key-${i}-0123456789abcdef`);
+      expect((await via('192.0.2.1', VIEWER)).statusCode).toBe(429);
+      expect((await via('192.0.2.2', VIEWER)).statusCode).toBe(200);
+    } finally {
+      await t2.close();
+    }
+  });
 });

@@ -9,6 +9,7 @@ export const apiOptions = {
   bodyLimit: int('RISKMON_HTTP_BODY_LIMIT', 'largest request body in bytes', 65_536, 1024, 10_485_760),
   rateLimitMax: int('RISKMON_RATE_LIMIT_MAX', 'requests per key (or address) per rate-limit window; 0 turns it off', 1200, 0, 10_000_000),
   rateLimitWindowMs: int('RISKMON_RATE_LIMIT_WINDOW_MS', 'rate-limit window in ms', 60_000, 1000, 3_600_000),
+  trustProxy: optStr('RISKMON_TRUST_PROXY', 'behind a reverse proxy: the proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as true (any), a hop count, or comma-separated addresses/CIDRs; unset: the socket\'s address is the client (per-address limits then count the proxy)'),
   keyIdSecret: secret(optStr('RISKMON_KEY_ID_SECRET', 'secret keying the HMAC that names a key without its own name (`key <id>` in the audit trail); unset: derived from all configured keys, so ids change when a key is added or removed')),
   authFailMax: int('RISKMON_AUTH_FAIL_MAX', 'failed authentications per client address per window before that address gets 429 on every route that needs a key', 20, 1, 1_000_000),
   authFailWindowMs: int('RISKMON_AUTH_FAIL_WINDOW_MS', 'window of RISKMON_AUTH_FAIL_MAX in ms', 60_000, 1000, 3_600_000),
