@@ -43,7 +43,8 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
   const kafkaAdmin = () => {
     admin ??= (async () => {
       const a = createKafka(cfg, { clientId: 'riskmon-api', retries: 1 }).admin();
-      try { await a.connect(); } catch (err) { admin = null; throw err; }
+      // a failed connect lets go of its client (sockets, retry timers): Kafka being down costs nothing per request
+      try { await a.connect(); } catch (err) { admin = null; await a.disconnect().catch(() => {}); throw err; }
       return a;
     })();
     return admin;
