@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { ConfigError, type KAFKA_SASL_MECHANISMS } from '../config.ts';
+import './request-queue-fix.ts';
 import type { Logger } from '../logger.ts';
 
 /** The Kafka part of a component's configuration (`connections('kafkaBrokers')` in lib/config.ts). */
