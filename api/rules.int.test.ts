@@ -6,7 +6,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter } from '../aggregator/store/index.ts';
-import { BacktestRunner, defaultRules, requeueInterrupted, seedRules } from '../alerting/index.ts';
+import { BacktestRunner, defaultRules, seedRules } from '../alerting/index.ts';
+import { requeueRunningBacktests as requeueInterrupted } from '../alerting/risk-store/index.ts';
 import { logger } from '../lib/logger.ts';
 import { MINUTE } from '../lib/time.ts';
 import { services } from '../test/helpers/services.ts';

@@ -1,15 +1,12 @@
 /**
- * Backtests as jobs in the risk store (`backtests`): the API queues them (a few per caller), the alerting process runs
+ * Backtests as jobs in the risk store (`backtests`): the API queues them (any number), the alerting process runs
  * them one at a time, oldest first (`BacktestRunner`), beside the live evaluator and below it in priority:
  *
  * - between two backtest minutes the runner yields to the event loop, and while the evaluator has a closed minute
  *   due or in progress (`Evaluator.busy`) it waits — the live minute is never queued behind a backtest's; what a
  *   backtest minute costs the live path is at most one `decideMinute` (a few ms to tens of ms at 100,000 merchants);
  * - progress and cancel requests go through the job row (read/written about once a second), so any API instance can
- *   watch or cancel, and a job whose process died is picked up again (from the start) by the next runner — once:
- *   a job that was running when its process died twice is failed;
- * - a backtest keeps at most MAX_BACKTEST_ALERTS alerts and MAX_BACKTEST_RESULT_BYTES of result, else it fails
- *   with a message saying which bound it hit.
+ *   watch or cancel, and a job whose process died is picked up again (from the start) by the next runner.
  *
  * A backtest changes nothing live: no alert, transition, evaluation row or notification is written; its result is
  * the job row's `result`.
@@ -22,36 +19,17 @@ import { iso, MINUTE } from '../../lib/time.ts';
 import { RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
-import type { Queryable } from '../rules/versions.ts';
-import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
-import { compareWithLive, type BacktestResult } from './compare.ts';
+import {
+  alertsHaveDispositions, claimNextBacktest, failBacktest, finishBacktest, firingAt, liveAlerts, liveIngestLags, reportBacktestProgress,
+  requeueBacktest, requeueRunningBacktests,
+} from '../risk-store/index.ts';
+import { compareWithLive } from './compare.ts';
 import { BacktestLimitError, firstMinuteNeeded, runBacktest } from './engine.ts';
 
-export const BACKTEST_DAYS = 7;
-/** A job taken this many times by runners that died while running it is failed instead of taken again. */
-export const BACKTEST_MAX_ATTEMPTS = 2;
 /** Largest result kept in the job row (JSON bytes); beyond, the job fails with a message saying so. */
 export const MAX_BACKTEST_RESULT_BYTES = 16 * 1024 * 1024;
 
-/**
- * Jobs left 'running' by a runner that died: taken again from the start, unless they were taken
- * BACKTEST_MAX_ATTEMPTS times already — a backtest that kills its process twice is failed, not retried forever.
- */
-export async function requeueInterrupted(db: Queryable): Promise<void> {
-  await db.query(`UPDATE backtests SET
-      status = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN 'failed' ELSE 'queued' END,
-      progress = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN progress ELSE 0 END,
-      finished_at = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN clock_timestamp() END,
-      error = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS}
-        THEN 'the alerting process stopped unexpectedly ' || attempts || ' times while running this backtest; not retried (shorten the period or raise the thresholds)' END
-    WHERE status = 'running'`);
-}
-
-/** Queued and running backtests started by `actor` (the per-caller limit). */
-export async function openBacktestsOf(db: Queryable, actor: string): Promise<number> {
-  const r = await db.query(`SELECT count(*)::int AS n FROM backtests WHERE created_by = $1 AND status IN ('queued', 'running')`, [actor]);
-  return r.rows[0].n;
-}
+export const BACKTEST_DAYS = 7;
 
 /** A bad backtest request: `field` names what is wrong. */
 export class BacktestRequestError extends Error {
@@ -93,64 +71,6 @@ export function checkPeriod(fromIso: unknown, toIso: unknown, possible: { from: 
   return { from, to };
 }
 
-export interface BacktestJob {
-  id: string;
-  status: 'queued' | 'running' | 'done' | 'failed';
-  progress: number;
-  from: string;
-  to: string;
-  version: string | null;
-  ruleVersion: string;
-  createdBy: string;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  result: BacktestResult | null;
-}
-
-export async function queueBacktest(db: Queryable, j: { config: RulesConfig; version: string | null; from: number; to: number; actor: string }): Promise<string> {
-  const r = await db.query(`INSERT INTO backtests (period_from, period_to, version, config, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id::text`,
-    [new Date(j.from), new Date(j.to), j.version, j.config, j.actor]);
-  await db.query(`SELECT pg_notify('riskmon_backtests', $1)`, [r.rows[0].id]);
-  return r.rows[0].id;
-}
-
-export async function getBacktest(db: pg.Pool, id: string): Promise<BacktestJob | null> {
-  if (!/^\d{1,18}$/.test(id)) return null;
-  const r = await db.query('SELECT * FROM backtests WHERE id = $1', [id]);
-  const x = r.rows[0];
-  if (!x) return null;
-  const isoOf = (d: Date | null) => (d ? d.toISOString() : null);
-  return {
-    id: String(x.id), status: x.status, progress: x.progress, from: iso(x.period_from.getTime()), to: iso(x.period_to.getTime()),
-    version: x.version, ruleVersion: x.config.version, createdBy: x.created_by, createdAt: x.created_at.toISOString(),
-    startedAt: isoOf(x.started_at), finishedAt: isoOf(x.finished_at), error: x.error, result: x.result,
-  };
-}
-
-export async function listBacktests(db: pg.Pool, limit = 20): Promise<Omit<BacktestJob, 'result'>[]> {
-  const r = await db.query('SELECT id::text FROM backtests ORDER BY id DESC LIMIT $1', [limit]);
-  const out = [];
-  for (const x of r.rows) {
-    const j = (await getBacktest(db, x.id))!;
-    const { result: _r, ...rest } = j;
-    out.push(rest);
-  }
-  return out;
-}
-
-/** Asks a queued or running backtest to stop; false when it is unknown or already finished. */
-export async function cancelBacktest(db: Queryable, id: string, actor: string): Promise<boolean> {
-  if (!/^\d{1,18}$/.test(id)) return false;
-  const r = await db.query(`UPDATE backtests SET cancel_by = $2,
-      status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END,
-      error = CASE WHEN status = 'queued' THEN 'cancelled by ' || $2 ELSE error END,
-      finished_at = CASE WHEN status = 'queued' THEN clock_timestamp() ELSE finished_at END
-    WHERE id = $1 AND status IN ('queued', 'running')`, [id, actor]);
-  return r.rowCount === 1;
-}
-
 class Cancelled extends Error {}
 
 /** Minutes handed out in order (the aggregator's TopicMinutes). */
@@ -174,8 +94,8 @@ export class BacktestRunner implements Service {
   constructor(private readonly o: RunnerOptions, private readonly d: RunnerDeps) {}
 
   async run(): Promise<void> {
-    // A job left 'running' by a process that died is taken again from the start (once).
-    await requeueInterrupted(this.d.db);
+    // A job left 'running' by a process that died is taken again from the start.
+    await requeueRunningBacktests(this.d.db);
     while (this.#state.shouldRun()) {
       let ran = false;
       try {
@@ -191,14 +111,9 @@ export class BacktestRunner implements Service {
 
   /** Runs the oldest queued backtest, if any; true when one ran. */
   async runOne(): Promise<boolean> {
-    const r = await this.d.db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0, attempts = attempts + 1
-      WHERE id = (SELECT id FROM backtests WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING id::text, period_from, period_to, config`);
-    const job = r.rows[0];
+    const job = await claimNextBacktest(this.d.db);
     if (!job) return false;
-    const id: string = job.id;
-    const from = job.period_from.getTime();
-    const to = job.period_to.getTime();
+    const { id, from, to } = job;
     const log = this.d.log.child({ backtest: id });
     const t0 = performance.now();
     let topic: MinuteStream | null = null;
@@ -233,8 +148,7 @@ export class BacktestRunner implements Service {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;
           lastReport = Date.now();
-          const u = await this.d.db.query('UPDATE backtests SET progress = $2 WHERE id = $1 RETURNING cancel_by', [id, done / total]);
-          const by = u.rows[0]?.cancel_by;
+          const by = await reportBacktestProgress(this.d.db, id, done / total);
           if (by) throw new Cancelled(`cancelled by ${by}`);
           if (!this.#state.shouldRun()) throw new Cancelled('the alerting process stopped; the backtest runs again at its next start');
         },
@@ -243,17 +157,16 @@ export class BacktestRunner implements Service {
       const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
       const bytes = Buffer.byteLength(JSON.stringify(result));
       if (bytes > MAX_BACKTEST_RESULT_BYTES) throw new BacktestLimitError(`the result is ${Math.round(bytes / 1048576)} MiB, more than ${MAX_BACKTEST_RESULT_BYTES / 1048576} MiB; raise the thresholds or shorten the period`);
-      await this.d.db.query(`UPDATE backtests SET status = 'done', progress = 1, finished_at = clock_timestamp(), result = $2 WHERE id = $1`, [id, result]);
+      await finishBacktest(this.d.db, id, result);
       log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
     } catch (err) {
       if (err instanceof Cancelled && !this.#state.shouldRun()) {
-        // an orderly stop is no death: the attempt is given back
-        await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0, attempts = attempts - 1 WHERE id = $1`, [id]).catch(() => {});
+        await requeueBacktest(this.d.db, id).catch(() => {});
         return true;
       }
       const message = err instanceof Error ? err.message : String(err);
       if (!(err instanceof Cancelled) && !(err instanceof BacktestLimitError)) log.warn({ err }, 'backtest failed');
-      await this.d.db.query(`UPDATE backtests SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1`, [id, message]);
+      await failBacktest(this.d.db, id, message);
     } finally {
       await topic?.close().catch(() => {});
     }
@@ -268,8 +181,7 @@ export class BacktestRunner implements Service {
 
   #dispositions: boolean | null = null;
   async #hasDispositions(): Promise<boolean> {
-    this.#dispositions ??= Boolean((await this.d.db.query(
-      `SELECT 1 FROM information_schema.columns WHERE table_name = 'alerts' AND column_name = 'disposition'`)).rowCount);
+    this.#dispositions ??= await alertsHaveDispositions(this.d.db);
     return this.#dispositions;
   }
 }
