@@ -13,6 +13,7 @@ import { systemClock, type Clock } from '../lib/clock.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
+import { MerchantDirectory } from './merchant-directory.ts';
 
 export type ApiConfig = ConfigOf<typeof apiSpec>;
 
@@ -20,6 +21,8 @@ export interface ApiDeps {
   cfg: ApiConfig;
   riskPg: pg.Pool;
   sourcePg: pg.Pool;
+  /** names and categories of merchants (RISKMON_MAPPING "merchants") */
+  merchants: MerchantDirectory;
   redis: RedisClient;
   reader: BucketReader;
   /** Kafka admin for consumer lag, connected on first use. */
@@ -49,7 +52,7 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { re
     return admin;
   };
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock,
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
     reader: o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
     async close() {
       const a = admin;

@@ -22,7 +22,7 @@ import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
 import type { cdcSpec } from './config.ts';
-import { SetupError, SlotLostError } from './errors.ts';
+import { MappedColumnError, SetupError, SlotLostError } from './errors.ts';
 import { HotSetLearner, sameSet } from './hot-set.ts';
 import { loadHotSchedule, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
@@ -63,7 +63,7 @@ export class CdcService implements Service {
   async #run(): Promise<void> {
     await runSessions(this.#state, () => this.#session(), {
       // credentials or certificates refused by Kafka (e.g. rotated while running) cannot be retried away
-      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
+      fatal: (err, attempt) => err instanceof SlotLostError || err instanceof MappedColumnError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
       onRetry: (err, retryInMs) => {
         M.restarts.inc();
         this.log.warn({ err, retryInMs }, 'replication session ended; resuming from the slot and the topic tails');
