@@ -15,7 +15,7 @@
 import { addTotals, emptyTotals, hasMinuteTotals, isEmpty, type BucketReader, type Totals } from '../../aggregator/store/index.ts';
 import type { Evidence } from '../../lib/evidence.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
+import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../decide.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
@@ -54,11 +54,24 @@ export interface BacktestInput {
    */
   onMinute?: (done: number, total: number) => Promise<void>;
   chunkMinutes?: number;
+  /** Stops the backtest (BacktestLimitError) when it would keep more alerts than this; default MAX_BACKTEST_ALERTS. */
+  maxAlerts?: number;
   /**
    * Where the minutes come from: asked for contiguous, increasing ranges [lo, hi) from `firstMinuteNeeded` on.
    * Default: the bucket store (`minuteTotals`).
    */
   minutes?: (lo: number, hi: number) => Promise<Map<number, Map<string, Totals>>>;
+}
+
+/** Alerts a backtest keeps at most: beyond, the thresholds are not worth a result (and its memory stays bounded). */
+export const MAX_BACKTEST_ALERTS = 20_000;
+
+/** A backtest that outgrew its bounds; the message says which and what to change. */
+export class BacktestLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BacktestLimitError';
+  }
 }
 
 /** The earliest minute a backtest from `from` reads (the window of its first minute, or its hour when longer). */
@@ -139,6 +152,8 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     const fired = new Map<string, string>();
     for (const t of d.transitions) {
       if (t.kind === 'fired') {
+        const max = i.maxAlerts ?? MAX_BACKTEST_ALERTS;
+        if (alerts.size >= max) throw new BacktestLimitError(`stopped at ${iso(M)}: more than ${max} alerts; raise the thresholds or shorten the period`);
         const id = `b${alerts.size + 1}`;
         fired.set(keyOf(t.rule, t.merchantId), id);
         alerts.set(id, { rule: t.rule, merchantId: t.merchantId, firedAt: M, resolvedAt: null, evidence: t.evidence, renotified: 0, carried: false });

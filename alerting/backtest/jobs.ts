@@ -24,7 +24,10 @@ import {
   requeueBacktest, requeueRunningBacktests,
 } from '../risk-store/index.ts';
 import { compareWithLive } from './compare.ts';
-import { firstMinuteNeeded, runBacktest } from './engine.ts';
+import { BacktestLimitError, firstMinuteNeeded, runBacktest } from './engine.ts';
+
+/** Largest result kept in the job row (JSON bytes); beyond, the job fails with a message saying so. */
+export const MAX_BACKTEST_RESULT_BYTES = 16 * 1024 * 1024;
 
 export const BACKTEST_DAYS = 7;
 
@@ -152,6 +155,8 @@ export class BacktestRunner implements Service {
       });
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
       const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
+      const bytes = Buffer.byteLength(JSON.stringify(result));
+      if (bytes > MAX_BACKTEST_RESULT_BYTES) throw new BacktestLimitError(`the result is ${Math.round(bytes / 1048576)} MiB, more than ${MAX_BACKTEST_RESULT_BYTES / 1048576} MiB; raise the thresholds or shorten the period`);
       await finishBacktest(this.d.db, id, result);
       log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
     } catch (err) {
@@ -160,7 +165,7 @@ export class BacktestRunner implements Service {
         return true;
       }
       const message = err instanceof Error ? err.message : String(err);
-      if (!(err instanceof Cancelled)) log.warn({ err }, 'backtest failed');
+      if (!(err instanceof Cancelled) && !(err instanceof BacktestLimitError)) log.warn({ err }, 'backtest failed');
       await failBacktest(this.d.db, id, message);
     } finally {
       await topic?.close().catch(() => {});

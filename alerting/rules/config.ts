@@ -58,21 +58,26 @@ export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
   overrides: {},
 };
 
+/**
+ * Sane ranges: a threshold that lets every merchant fire every minute (a multiplier below 1, guards of 0, a ratio of
+ * 1, no eligibility floor) is refused, live and in backtests alike — an all-zero config would otherwise raise an
+ * alert for every merchant and minute of a 7-day backtest.
+ */
 type Field = { min: number; max: number; int: boolean } | 'bool';
 const CANCEL_FIELDS: Record<keyof CancelRateSpikeParams, Field> = {
   enabled: 'bool',
-  multiplier: { min: 0, max: 1000, int: false },
-  minApprovals: { min: 0, max: 1e9, int: true },
-  minCancels: { min: 0, max: 1e9, int: true },
-  minBaselineApprovals: { min: 0, max: 1e12, int: true },
+  multiplier: { min: 1, max: 1000, int: false },
+  minApprovals: { min: 1, max: 1e9, int: true },
+  minCancels: { min: 1, max: 1e9, int: true },
+  minBaselineApprovals: { min: 1, max: 1e12, int: true },
   maxPValue: { min: 0, max: 1, int: false },
 };
 const VOLUME_FIELDS: Record<keyof VolumeDropParams, Field> = {
   enabled: 'bool',
-  minDailyAmount: { min: 0, max: 1e15, int: true },
-  ratio: { min: 0, max: 1, int: false },
+  minDailyAmount: { min: 1_000_000, max: 1e15, int: true },
+  ratio: { min: 0, max: 0.9, int: false },
   minElapsedMinutes: { min: 0, max: 1440, int: true },
-  minBaselineAmount: { min: 0, max: 1e15, int: true },
+  minBaselineAmount: { min: 1, max: 1e15, int: true },
 };
 const LIFECYCLE_FIELDS: Record<keyof RulesConfig['lifecycle'], Field> = {
   resolveAfterMinutes: { min: 1, max: 1440, int: true },
