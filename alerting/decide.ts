@@ -5,12 +5,13 @@
  * commits the decision in one transaction, then updates its memory from it.
  */
 import { emptyTotals, type Totals } from '../aggregator/store/index.ts';
-import { SAME_TIME_METHOD, sameTimeAverage, type DayBaselines } from './baseline.ts';
+import { chooseBaseline, hasFullHistory, rangeAverage, SAME_TIME_METHOD, sameTimeAverage, type ChosenBaseline, type DayBaselines } from './baseline.ts';
 import { stepAlert } from './lifecycle.ts';
 import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
 import type { Evaluation, EvaluationStatus } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
+import { belowSpikeGuard, evaluateVolumeSpike } from './rules/volume-spike.ts';
 import { silenceFor, type Silence } from './silences.ts';
 import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './store.ts';
 
@@ -64,8 +65,28 @@ export function notificationFor(e: Pick<Evaluation, 'rule' | 'merchantId'>, repl
   return { status: 'pending', reason: null, silenceId: null };
 }
 
+/** The evidence's account of a chosen baseline: its kind, its days, why the flat mean stood in. */
+function daysOf(c: ChosenBaseline | null) {
+  return c ? { kind: c.kind, days: c.dayKeys, fallback: c.fallback } : {};
+}
+
+/**
+ * The merchants volume_spike judges this minute beyond the quiet fast path: at least its window guard in the window,
+ * or tracked, or firing. Their hour profiles must be in the day's baselines before `decideMinute` (inputs.ts
+ * `profileSpikeCandidates` reads those it lacks).
+ */
+export function spikeCandidates(rules: RulesConfig, window: ReadonlyMap<string, Totals>, firing: ReadonlyMap<string, FiringAlert>, tracked: ReadonlySet<string>): string[] {
+  const out = new Set<string>([...tracked, ...firingMerchants(firing, 'volume_spike')]);
+  const floor = Math.min(rules.volume_spike.minWindowAmount, ...Object.values(rules.overrides).map((o) => o.volume_spike?.minWindowAmount ?? Infinity));
+  const min = BigInt(floor);
+  for (const [id, w] of window) {
+    if (w.approvedAmount >= min && !belowSpikeGuard(w.approvedAmount, paramsFor(rules, 'volume_spike', id))) out.add(id);
+  }
+  return [...out];
+}
+
 /** The rules' verdicts for every merchant that needs one this minute (`quietSkipped` counts the fast path). */
-export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quietSkipped: number } {
+export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quietSkipped: number; quietSpikes: number } {
   const { rules, minute: M, baselines: base, window: windowTotals } = i;
   const end = M + 60_000;
   const none = emptyTotals();
@@ -85,31 +106,50 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
   // Every merchant once: those active in the window, then the tracked and firing ones absent from it.
   for (const [id, w] of windowTotals) evaluateCancel(id, w);
   for (const id of new Set([...i.tracked.cancel_rate_spike, ...firingCancel])) if (!windowTotals.has(id)) evaluateCancel(id, none);
-  const volumeIds = new Set<string>([...base.profiles.keys(), ...i.tracked.volume_drop, ...firingMerchants(i.firing, 'volume_drop')]);
+  const volumeIds = new Set<string>([...base.eligible, ...i.tracked.volume_drop, ...firingMerchants(i.firing, 'volume_drop')]);
   for (const id of volumeIds) {
-    const profile = base.profiles.get(id);
+    const p = paramsFor(rules, 'volume_drop', id);
+    const chosen = chooseBaseline(base, id, p.baseline);
     const todayAmount = (i.todayHours.get(id)?.approvedAmount ?? 0n) + (i.partialHour.get(id)?.approvedAmount ?? 0n);
     evaluations.push(evaluateVolumeDrop({
       merchantId: id, minute: M, dayStart: i.today, elapsedMs: end - i.today, todayAmount,
       dailyAverage: Number(base.totals.get(id)?.approvedAmount ?? 0n) / base.days,
-      sameTimeBaseline: profile ? sameTimeAverage(profile, end - i.today, base.days) : 0,
-      baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD,
-      ingestLagMs: i.ingestLagMs, maxIngestLagMs: i.maxIngestLagMs,
-    }, paramsFor(rules, 'volume_drop', id), rules.version));
+      sameTimeBaseline: chosen ? sameTimeAverage(chosen.profile, end - i.today, chosen.days) : 0,
+      baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD, baselineDays: daysOf(chosen),
+      holiday: base.holiday, ingestLagMs: i.ingestLagMs, maxIngestLagMs: i.maxIngestLagMs,
+    }, p, rules.version));
   }
-  return { evaluations, quietSkipped };
+  // volume_spike: merchants at or above the window guard (their profiles read beforehand), tracked and firing ones.
+  let quietSpikes = 0;
+  const firingSpike = new Set(firingMerchants(i.firing, 'volume_spike'));
+  const evaluateSpike = (id: string, w: Totals) => {
+    const p = paramsFor(rules, 'volume_spike', id);
+    if (belowSpikeGuard(w.approvedAmount, p) && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
+    const chosen = chooseBaseline(base, id, p.baseline);
+    // The flat mean of a merchant younger than the baseline days would read its missing days as zero sales.
+    const enough = chosen !== null && (chosen.kind === 'same_weekday' || hasFullHistory(base, id));
+    evaluations.push(evaluateVolumeSpike({
+      merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, windowAmount: w.approvedAmount,
+      baselineAverage: enough ? rangeAverage(chosen.profile, i.windowFrom - i.today, end - i.today, chosen.days) : null,
+      baselineDays: daysOf(chosen), baselineMethod: SAME_TIME_METHOD, holiday: base.holiday,
+      noBaseline: `too little history: needs activity on ${base.minSameWeekdays} same weekdays or on every one of the ${base.days} baseline days`,
+    }, p, rules.version));
+  };
+  for (const [id, w] of windowTotals) evaluateSpike(id, w);
+  for (const id of new Set([...i.tracked.volume_spike, ...firingSpike])) if (!windowTotals.has(id)) evaluateSpike(id, none);
+  return { evaluations, quietSkipped, quietSpikes };
 }
 
 /** Verdicts → lifecycle steps, transitions and the rows that changed. */
 export function decideMinute(i: MinuteInput): MinuteDecision {
-  const { evaluations, quietSkipped } = evaluateRules(i);
+  const { evaluations, quietSkipped, quietSpikes } = evaluateRules(i);
   const { rules, minute: M } = i;
   const transitions: TransitionWrite[] = [];
   const clearCounts: MinuteDecision['clearCounts'] = [];
   const nextFiring = new Map<string, FiringAlert | null>();
   const rows: EvaluationRow[] = [];
   const trackedChanges: MinuteDecision['trackedChanges'] = [];
-  const counts: MinuteDecision['counts'] = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {} };
+  const counts: MinuteDecision['counts'] = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {}, volume_spike: { not_evaluated: quietSpikes } };
   for (const e of evaluations) {
     const key = keyOf(e.rule, e.merchantId);
     const c = counts[e.rule];
@@ -132,7 +172,7 @@ export function decideMinute(i: MinuteInput): MinuteDecision {
       notification: notificationFor(e, i.replay, i.slackEnabled, i.silences),
     });
   }
-  return { evaluated: evaluations.length + quietSkipped, counts, rows, transitions, clearCounts, nextFiring, trackedChanges };
+  return { evaluated: evaluations.length + quietSkipped + quietSpikes, counts, rows, transitions, clearCounts, nextFiring, trackedChanges };
 }
 
 /** What the evaluator (and a backtest) remembers between minutes. */
@@ -146,7 +186,7 @@ export function emptyMemory(firing: FiringAlert[] = []): Memory {
   return {
     firing: new Map(firing.map((a) => [keyOf(a.rule, a.merchantId), a])),
     signatures: new Map(),
-    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set() },
+    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set() },
   };
 }
 

@@ -19,7 +19,7 @@ import type { BucketReader } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
 import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
 import { DayInputs } from './inputs.ts';
@@ -224,6 +224,8 @@ export class Evaluator implements Service {
       timed('silences', activeSilences(this.#d.db)),
     ]);
 
+    // volume_spike's candidates whose history is not read yet today (few after the day's first minutes).
+    await timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
     const t1 = performance.now();
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs, replay, rules, maxIngestLagMs: this.#o.maxIngestLagMs,
@@ -282,6 +284,6 @@ export class Evaluator implements Service {
   }
 
   #refreshFiringGauge(): void {
-    for (const rule of ['cancel_rate_spike', 'volume_drop'] as const) metrics.alertsFiring.set({ rule, state: 'firing' }, firingMerchants(this.#memory.firing, rule).length);
+    for (const rule of ['cancel_rate_spike', 'volume_drop', 'volume_spike'] as const) metrics.alertsFiring.set({ rule, state: 'firing' }, firingMerchants(this.#memory.firing, rule).length);
   }
 }

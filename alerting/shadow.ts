@@ -13,7 +13,7 @@ import type pg from 'pg';
 import type { BucketReader, Totals } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
 import { DayInputs } from './inputs.ts';
 import { configOf, type Queryable } from './rules/versions.ts';
 import { keyOf, type FiringAlert } from './store.ts';
@@ -93,6 +93,7 @@ export class ShadowEvaluator {
     }
     const base = await run.inputs.baselines(today);
     const todayHours = await run.inputs.todayFullHours(base, today, hs, firingMerchants(run.memory.firing, 'volume_drop'));
+    await run.inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, run.memory.firing, run.memory.tracked.volume_spike));
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: m.ingestLagMs, replay: true, rules, maxIngestLagMs: this.o.maxIngestLagMs,
       slackEnabled: false, window: win.window, partialHour: win.hour, todayHours, baselines: base, silences: [],

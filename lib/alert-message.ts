@@ -7,7 +7,7 @@
  * `{"type":"alert_update","alert":…}` with the alert's current triage state; `decodeChannelMessage` reads either kind.
  */
 
-export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop'] as const;
+export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop', 'volume_spike'] as const;
 export type AlertRule = (typeof ALERT_RULES)[number];
 export type AlertTransition = 'fired' | 'renotified' | 'resolved';
 

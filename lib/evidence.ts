@@ -27,14 +27,41 @@ export interface VolumeDropEvidence {
   minute: string;
   /** Today from local midnight to the end of the minute; amounts are decimal strings (KRW). */
   window: Span & { approvedAmount: string };
-  baseline: Span & { sameTimeAverage: string; dailyAverage: string; method: string };
+  baseline: Span & { sameTimeAverage: string; dailyAverage: string; method: string } & BaselineDays;
   ratio: number;
   threshold: string;
   todayVsBaseline: number | null;
   ingestLagMs: number;
+  /** Today's local date when it is a holiday (then the rule does not judge). */
+  holiday?: string;
 }
 
-export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence;
+/**
+ * Which days formed a volume rule's same-time baseline: `kind` is what was used (`same_weekday`, `last_7_days`),
+ * `days` the local dates averaged, `fallback` why same_weekday was asked for and the flat mean used instead.
+ */
+export interface BaselineDays {
+  kind?: 'same_weekday' | 'last_7_days';
+  days?: string[];
+  fallback?: string | null;
+}
+
+export interface VolumeSpikeEvidence {
+  rule: 'volume_spike';
+  ruleVersion: string;
+  minute: string;
+  /** The last `windowMinutes` closed minutes; amounts are decimal strings (KRW). */
+  window: Span & { approvedAmount: string };
+  /** The same window of the local day, averaged over the baseline's days. */
+  baseline: { sameWindowAverage: string; method: string } & BaselineDays;
+  multiplier: number;
+  minWindowAmount: number;
+  threshold: string;
+  windowVsBaseline: number | null;
+  holiday?: string;
+}
+
+export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence | VolumeSpikeEvidence;
 
 /**
  * How the API ranks merchants by a rule's latest evidence, as SQL over the `evidence` jsonb column. `num(e)` is a

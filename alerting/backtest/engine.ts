@@ -16,7 +16,7 @@ import { addTotals, emptyTotals, hasMinuteTotals, isEmpty, type BucketReader, ty
 import type { Evidence } from '../../lib/evidence.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates } from '../decide.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../store.ts';
@@ -130,9 +130,11 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
 
     const base = await inputs.baselines(today);
     const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
+    const win = exact ? window.sums : sumOf(minutes, windowFrom, end);
+    await inputs.profileSpikeCandidates(base, spikeCandidates(rules, win, mem.firing, mem.tracked.volume_spike));
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: i.ingestLags.get(M) ?? 0, replay: true, rules, maxIngestLagMs: i.maxIngestLagMs,
-      slackEnabled: false, window: exact ? window.sums : sumOf(minutes, windowFrom, end), partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
+      slackEnabled: false, window: win, partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
       firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked,
     });
     evaluations += d.evaluated;
