@@ -17,6 +17,7 @@
  * - Today itself may be a holiday (`holidays`, local dates): the volume rules do not judge it (rules/volume-drop.ts).
  */
 import type { BucketReader, Point, Totals } from '../aggregator/store/index.ts';
+import { cancelRateCohorts, type Cohort } from './cohort.ts';
 import { DAY, dayKey, dayStart, HOUR } from '../lib/time.ts';
 
 export const SAME_TIME_METHOD = 'hour rollups of the baseline days; the current hour prorated by the minutes elapsed';
@@ -99,6 +100,10 @@ export interface DayBaselines {
   eligible: Set<string>;
   /** How the profiles are read (for merchants profiled later in the day: volume_spike candidates). */
   plan: ProfilePlan;
+  /** Merchant → category (the directory, read with the baselines; empty without one). */
+  categories: ReadonlyMap<string, string>;
+  /** cancel_rate_spike's cohorts by cohortKey(category, band) (cohort.ts). */
+  cancelCohorts: Map<string, Cohort>;
 }
 
 /** Which days a merchant's profile read covers. */
@@ -149,6 +154,9 @@ export interface BaselineOptions {
   holidays: ReadonlySet<string>;
   /** Merchants profiled besides the eligible ones (volume_spike candidates of the previous load). */
   alsoProfile?: Iterable<string>;
+  /** The merchant directory's categories, and who makes a cohort (cohort.ts). */
+  categories?: ReadonlyMap<string, string>;
+  cohort?: { minApprovals: number; minMerchants: number };
   concurrency?: number;
 }
 
@@ -160,6 +168,8 @@ export async function loadDayBaselines(
   const base = emptyDayBaselines(todayStart, days, tz, o);
   base.totals = await reader.totalsByMerchant(base.from, todayStart, '1d');
   for (const [id, t] of base.totals) if (isEligible(id, Number(t.approvedAmount) / days)) base.eligible.add(id);
+  base.categories = o.categories ?? new Map();
+  if (o.cohort && o.cohort.minMerchants > 0) base.cancelCohorts = cancelRateCohorts(base.totals, days, base.categories, o.cohort.minApprovals, o.cohort.minMerchants);
   await readProfiles(reader, base, [...new Set([...base.eligible, ...(o.alsoProfile ?? [])])], o.concurrency);
   return base;
 }
@@ -193,12 +203,12 @@ export function chooseBaseline(base: DayBaselines, id: string, kind: BaselineKin
 }
 
 /** Baselines with no merchant yet (tests, and the shape `loadDayBaselines` fills). */
-export function emptyDayBaselines(todayStart: number, days: number, tz: string, o: Omit<BaselineOptions, 'alsoProfile' | 'concurrency'> = { weeks: 4, minSameWeekdays: 2, holidays: new Set() }): DayBaselines {
+export function emptyDayBaselines(todayStart: number, days: number, tz: string, o: Omit<BaselineOptions, 'alsoProfile' | 'concurrency' | 'categories' | 'cohort'> = { weeks: 4, minSameWeekdays: 2, holidays: new Set() }): DayBaselines {
   const plan = profilePlan(todayStart, days, o.weeks, tz, o.holidays);
   const todayKey = dayKey(todayStart, tz);
   return {
     todayStart, from: plan.flatStarts[0], to: todayStart, days, dayKeys: plan.flatStarts.map((d) => dayKey(d, tz)),
     holiday: o.holidays.has(todayKey) ? todayKey : null, minSameWeekdays: o.minSameWeekdays,
-    totals: new Map(), profiles: new Map(), weekday: new Map(), eligible: new Set(), plan,
+    totals: new Map(), profiles: new Map(), weekday: new Map(), eligible: new Set(), plan, categories: new Map(), cancelCohorts: new Map(),
   };
 }

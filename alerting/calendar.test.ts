@@ -3,7 +3,7 @@
  * bucket reader, then decideMinute) at a fixed minute: Sunday 2026-11-22, 14:00 in Seoul.
  */
 import { describe, expect, it } from 'vitest';
-import type { VolumeDropEvidence, VolumeSpikeEvidence } from '../lib/evidence.ts';
+import type { CancelRateSpikeEvidence, VolumeDropEvidence, VolumeSpikeEvidence } from '../lib/evidence.ts';
 import { dayKey, dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import { baselineDayStarts, loadDayBaselines, rangeAverage, readProfiles, sameWeekdayStarts } from './baseline.ts';
 import { decideMinute, spikeCandidates, type MinuteInput } from './decide.ts';
@@ -34,9 +34,11 @@ function todaySoFar(r: MemoryReader, id: string, perDay: bigint): void {
 /** A weekday-heavy B2B merchant: 1.44B KRW on other days, a quarter of it on Sundays. */
 const weekdayHeavy = (w: number) => (w === 0 ? 360_000_000n : 1_440_000_000n);
 
-async function decide(r: MemoryReader, rules: RulesConfig) {
-  const base = await loadDayBaselines(r, today, rules.baselineDays, tz, (_id, avg) => avg >= rules.volume_drop.minDailyAmount,
-    { weeks: rules.sameWeekdayWeeks, minSameWeekdays: rules.minSameWeekdays, holidays: new Set(rules.holidays) });
+async function decide(r: MemoryReader, rules: RulesConfig, categories = new Map<string, string>()) {
+  const base = await loadDayBaselines(r, today, rules.baselineDays, tz, (_id, avg) => avg >= rules.volume_drop.minDailyAmount, {
+    weeks: rules.sameWeekdayWeeks, minSameWeekdays: rules.minSameWeekdays, holidays: new Set(rules.holidays), categories,
+    cohort: { minApprovals: rules.cancel_rate_spike.minBaselineApprovals, minMerchants: rules.cancel_rate_spike.minCohortMerchants },
+  });
   const hs = today + 13 * HOUR;
   const ids = [...base.eligible];
   const window = await r.totalsByMerchant(windowFrom, end);
@@ -150,6 +152,42 @@ describe('volume_spike', () => {
     expect(verdict('volume_spike', 'new')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/^too little history/) });
     expect((await decide(r, parseRules({ holidays: ['2026-11-22'] }))).fired('volume_spike')).toEqual([]);
     expect((await decide(r, parseRules({ volume_spike: { multiplier: 4 } }))).fired('volume_spike')).toEqual(['bust', 'busy']);
+  });
+});
+
+describe('new merchants', () => {
+  it('a merchant 3 days old with a cancel surge fires against its cohort (same category and size band), and says so', async () => {
+    const r = new MemoryReader(tz);
+    const categories = new Map<string, string>();
+    // Six established food merchants of ~1,000-9,999 approvals a day cancelling 1-3%, and other categories.
+    for (let i = 0; i < 6; i++) {
+      const id = `food${i}`;
+      categories.set(id, 'food');
+      for (const d of baselineDayStarts(today, 7, tz)) for (let h = 0; h < 24; h++) r.add(id, d + h * HOUR, { approvals: 100, cancels: 1 + (i % 3), approvedAmount: 2_000_000n });
+    }
+    for (let i = 0; i < 6; i++) {
+      const id = `travel${i}`;
+      categories.set(id, 'travel');
+      for (const d of baselineDayStarts(today, 7, tz)) for (let h = 0; h < 24; h++) r.add(id, d + h * HOUR, { approvals: 100, cancels: 20, approvedAmount: 2_000_000n });
+    }
+    // The new merchant: 3 days of history (too little: < 100 approvals), then 120 approvals and 30 cancels in the hour.
+    categories.set('newfood', 'food');
+    categories.set('newtravel', 'travel');
+    for (const id of ['newfood', 'newtravel']) {
+      for (const d of baselineDayStarts(today, 3, tz)) r.add(id, d + 12 * HOUR, { approvals: 10 });
+      for (let t = windowFrom; t < end; t += MINUTE) r.add(id, t, { approvals: 2, cancels: t % (2 * MINUTE) === 0 ? 1 : 0, approvedAmount: 40_000n });
+    }
+    const { fired, verdict } = await decide(r, parseRules({}), categories);
+    expect(fired('cancel_rate_spike')).toEqual(['newfood']);
+    const e = verdict('cancel_rate_spike', 'newfood')!.evidence as CancelRateSpikeEvidence;
+    expect(e.cohort).toEqual({ category: 'food', sizeBand: 3, merchants: 6, rate: 0.02 });
+    expect(e.baseline.approvals).toBe(30); // its own history, too little
+    // Its travel twin cancels like travel merchants do (20%): clear against its cohort.
+    expect(verdict('cancel_rate_spike', 'newtravel')).toMatchObject({ status: 'clear' });
+    // Without cohorts, neither is judged.
+    const off = await decide(r, parseRules({ cancel_rate_spike: { minCohortMerchants: 0 } }), categories);
+    expect(off.fired('cancel_rate_spike')).toEqual([]);
+    expect(off.verdict('cancel_rate_spike', 'newfood')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/^too little history/) });
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import { emptyTotals, type Totals } from '../aggregator/store/index.ts';
 import { chooseBaseline, hasFullHistory, rangeAverage, SAME_TIME_METHOD, sameTimeAverage, type ChosenBaseline, type DayBaselines } from './baseline.ts';
+import { cohortKey, sizeBand, type Cohort } from './cohort.ts';
 import { stepAlert } from './lifecycle.ts';
 import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
@@ -65,6 +66,13 @@ export function notificationFor(e: Pick<Evaluation, 'rule' | 'merchantId'>, repl
   return { status: 'pending', reason: null, silenceId: null };
 }
 
+/** The cancel-rate cohort of a merchant with less history than `minBaselineApprovals` (null: none, or enough history). */
+function cohortOf(base: DayBaselines, id: string, w: Totals, windowMinutes: number, minBaselineApprovals: number, minCohortMerchants: number): Cohort | null {
+  if (minCohortMerchants <= 0 || (base.totals.get(id)?.approvals ?? 0) >= minBaselineApprovals) return null;
+  const c = base.cancelCohorts.get(cohortKey(base.categories.get(id) ?? 'all', sizeBand((w.approvals * 1440) / windowMinutes)));
+  return c && c.merchants >= minCohortMerchants ? c : null;
+}
+
 /** The evidence's account of a chosen baseline: its kind, its days, why the flat mean stood in. */
 function daysOf(c: ChosenBaseline | null) {
   return c ? { kind: c.kind, days: c.dayKeys, fallback: c.fallback } : {};
@@ -101,6 +109,7 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
     evaluations.push(evaluateCancelRateSpike({
       merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: { ...w },
       baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
+      cohort: cohortOf(base, id, w, rules.windowMinutes, p.minBaselineApprovals, p.minCohortMerchants),
     }, p, rules.version));
   };
   // Every merchant once: those active in the window, then the tracked and firing ones absent from it.

@@ -22,6 +22,7 @@ import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
 import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
+import type { MerchantDirectory } from './directory.ts';
 import { DayInputs } from './inputs.ts';
 import { ShadowEvaluator } from './shadow.ts';
 import * as metrics from './metrics.ts';
@@ -59,6 +60,8 @@ export interface EvaluatorDeps {
   log: Logger;
   /** Wall clock, injectable for tests. */
   now?: () => number;
+  /** Merchant categories for new merchants' cohorts (directory.ts); none: one cohort per size band. */
+  directory?: MerchantDirectory;
 }
 
 export interface MinuteReport {
@@ -98,9 +101,9 @@ export class Evaluator implements Service {
     this.#now = deps.now ?? Date.now;
     this.#window = new WindowSums(deps.reader);
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
-      tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now,
+      tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now, directory: deps.directory,
     });
-    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }) });
+    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }), directory: deps.directory });
   }
 
   /** The rules in use now. */

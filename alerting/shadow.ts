@@ -14,6 +14,7 @@ import type { BucketReader, Totals } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
+import type { MerchantDirectory } from './directory.ts';
 import { DayInputs } from './inputs.ts';
 import { configOf, type Queryable } from './rules/versions.ts';
 import { keyOf, type FiringAlert } from './store.ts';
@@ -61,7 +62,7 @@ export interface ShadowMinute {
 export class ShadowEvaluator {
   #running: Running | null = null;
 
-  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger }) {}
+  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger; directory?: MerchantDirectory }) {}
 
   /** Decides minute M for the current shadow, if there is one. Never throws. */
   async minute(m: ShadowMinute): Promise<void> {
@@ -150,7 +151,7 @@ export class ShadowEvaluator {
     this.d.log.info({ version: s.version, firing: firing.length }, 'shadow version loaded');
     return {
       id: s.id, memory: emptyMemory(firing), progress: s.lastMinute?.getTime() ?? null, window: null,
-      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: Date.now }),
+      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: Date.now, directory: this.d.directory }),
     };
   }
 }

@@ -19,6 +19,11 @@ export interface CancelRateSpikeEvidence {
   expectedCancels?: number;
   pValue?: number;
   maxPValue?: number;
+  /**
+   * Present when the merchant had too little history of its own: it was judged against the median rate of this
+   * cohort (same category and size band, `sizeBand` = the decade of approvals a day), and `threshold` is from it.
+   */
+  cohort?: { category: string; sizeBand: number; merchants: number; rate: number };
 }
 
 export interface VolumeDropEvidence {

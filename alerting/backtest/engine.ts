@@ -17,6 +17,7 @@ import type { Evidence } from '../../lib/evidence.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates } from '../decide.ts';
+import type { MerchantDirectory } from '../directory.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../store.ts';
@@ -43,6 +44,8 @@ export interface BacktestInput {
   tz: string;
   maxIngestLagMs: number;
   reader: BucketReader;
+  /** The live evaluator's merchant directory (cohorts). */
+  directory?: MerchantDirectory;
   log: Logger;
   /** The live lifecycle state at `from` (store.ts firingAt). */
   initial: (FiringAlert & { evidence: Evidence })[];
@@ -71,7 +74,7 @@ export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; eval
 export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const { rules, from, to, tz, reader } = i;
   const chunk = i.chunkMinutes ?? 60;
-  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0 });
+  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0, directory: i.directory });
   const mem = emptyMemory(i.initial);
   const alerts = new Map<string, BacktestAlert>();
   for (const a of i.initial) {

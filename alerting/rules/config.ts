@@ -25,6 +25,11 @@ export interface CancelRateSpikeParams {
    * this, if the merchant still cancelled at one steady rate in window and baseline (rules/tails.ts). 1 turns it off.
    */
   maxPValue: number;
+  /**
+   * A merchant below minBaselineApprovals is judged against the median rate of its cohort (same category and size
+   * band, cohort.ts) when the cohort has at least this many merchants; 0 turns cohorts off.
+   */
+  minCohortMerchants: number;
 }
 
 export interface VolumeDropParams {
@@ -74,7 +79,7 @@ export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
   sameWeekdayWeeks: 4,
   minSameWeekdays: 2,
   holidays: defaultHolidays(),
-  cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100, maxPValue: 1e-4 },
+  cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100, maxPValue: 1e-4, minCohortMerchants: 5 },
   volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000, baseline: 'same_weekday' },
   volume_spike: { enabled: true, multiplier: 5, minWindowAmount: 10_000_000, baseline: 'same_weekday' },
   lifecycle: { resolveAfterMinutes: 5, renotifyMinutes: 60 },
@@ -89,6 +94,7 @@ const CANCEL_FIELDS: Record<keyof CancelRateSpikeParams, Field> = {
   minCancels: { min: 0, max: 1e9, int: true },
   minBaselineApprovals: { min: 0, max: 1e12, int: true },
   maxPValue: { min: 0, max: 1, int: false },
+  minCohortMerchants: { min: 0, max: 1e6, int: true },
 };
 const VOLUME_FIELDS: Record<keyof VolumeDropParams, Field> = {
   enabled: 'bool',
