@@ -3,7 +3,7 @@
  * bucket reader, then decideMinute) at a fixed minute: Sunday 2026-11-22, 14:00 in Seoul.
  */
 import { describe, expect, it } from 'vitest';
-import type { CancelRateSpikeEvidence, VolumeDropEvidence, VolumeSpikeEvidence } from '../lib/evidence.ts';
+import type { CancelRateSpikeEvidence, ComposedEvidence, VolumeDropEvidence, VolumeSpikeEvidence } from '../lib/evidence.ts';
 import { dayKey, dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import { baselineDayStarts, loadDayBaselines, rangeAverage, readProfiles, sameWeekdayStarts } from './baseline.ts';
 import { decideMinute, spikeCandidates, type MinuteInput } from './decide.ts';
@@ -188,6 +188,52 @@ describe('new merchants', () => {
     const off = await decide(r, parseRules({ cancel_rate_spike: { minCohortMerchants: 0 } }), categories);
     expect(off.fired('cancel_rate_spike')).toEqual([]);
     expect(off.verdict('cancel_rate_spike', 'newfood')).toMatchObject({ status: 'not_evaluated', reason: expect.stringMatching(/^too little history/) });
+  });
+});
+
+describe('rules composed from metrics', () => {
+  const cancelAmount = { name: 'cancel_amount', metric: 'cancel_amount_rate', baseline: 'last_7_days', compare: 'multiple', k: 3, minApprovals: 10, minCancels: 1, minBaselineApprovals: 100 };
+
+  it('canceled ÷ approved amount in 60 minutes ≥ 3 × its 7-day value fires for a merchant whose few cancels are huge', async () => {
+    const r = new MemoryReader(tz);
+    for (const id of ['huge', 'usual']) {
+      // 7 days: 2,400 approvals of 50,000 KRW a day, 2% of them cancelled in full.
+      for (const d of baselineDayStarts(today, 7, tz)) for (let h = 0; h < 24; h++) r.add(id, d + h * HOUR, { approvals: 100, approvedAmount: 5_000_000n, cancels: 2, canceledAmount: 100_000n });
+      for (let t = windowFrom; t < end; t += MINUTE) r.add(id, t, { approvals: 2, approvedAmount: 100_000n });
+    }
+    // Two cancels in the hour (below cancel_rate_spike's guard of 5), of 2.5M KRW each: 83% of the hour's amount.
+    r.add('huge', end - 5 * MINUTE, { cancels: 2, canceledAmount: 5_000_000n });
+    r.add('usual', end - 5 * MINUTE, { cancels: 2, canceledAmount: 100_000n });
+    const { fired, verdict } = await decide(r, parseRules({ composed: [cancelAmount] }));
+    expect(fired('composed:cancel_amount')).toEqual(['huge']);
+    expect(fired('cancel_rate_spike')).toEqual([]);
+    const e = verdict('composed:cancel_amount', 'huge')!.evidence as ComposedEvidence;
+    expect(e).toMatchObject({ metric: 'cancel_amount_rate', compare: 'multiple', k: 3, baseline: { kind: 'last_7_days', value: 0.02 } });
+    expect(e.window.value).toBeCloseTo(5 / 6, 5);
+    expect(verdict('composed:cancel_amount', 'usual')).toMatchObject({ status: 'clear' });
+    // Without the rule, nothing.
+    expect((await decide(r, parseRules({}))).d.transitions).toEqual([]);
+  });
+
+  it('volume_spike as a composed rule gives the same verdicts as volume_spike', async () => {
+    const r = new MemoryReader(tz);
+    for (const id of ['bust', 'busy', 'small', 'new']) history(r, id, id === 'new' ? 3 : 28, () => 57_600_000n);
+    const add = (id: string, amount: bigint) => { for (let t = windowFrom; t < end; t += 6 * MINUTE) r.add(id, t, { approvals: 5, approvedAmount: amount / 10n }); };
+    add('bust', 20_000_000n); add('busy', 11_000_000n); add('small', 9_000_000n); add('new', 30_000_000n);
+    const spike = { name: 'spike', metric: 'approved_amount', baseline: 'same_weekday', compare: 'multiple', k: 5, minWindowAmount: 10_000_000 };
+    const { d } = await decide(r, parseRules({ composed: [spike] }));
+    const verdicts = (rule: string) => d.rows.filter((x) => x.e.rule === rule).map((x) => [x.e.merchantId, x.e.status, x.e.condition]);
+    expect(verdicts('composed:spike')).toEqual(verdicts('volume_spike'));
+    expect(verdicts('composed:spike')).toEqual([['bust', 'breach', true], ['busy', 'clear', false], ['new', 'not_evaluated', false]]);
+  });
+
+  it('a wrong composed rule names its path', () => {
+    const bad = (() => { try { parseRules({ composed: [{ ...cancelAmount, metric: 'refunds' }, { name: 'x', metric: 'cancels', baseline: 'same_weekday', compare: 'more', k: -1 }] }); } catch (e) { return e as Error; } })();
+    expect(bad?.message).toMatch(/composed\.0\.metric must be one of/);
+    expect(bad?.message).toMatch(/composed\.1\.compare must be one of/);
+    expect(bad?.message).toMatch(/composed\.1\.k must be a number from 0 to 1000/);
+    expect(bad?.message).toMatch(/composed\.1\.baseline "same_weekday" applies to the metric "approved_amount" only/);
+    expect(() => parseRules({ composed: [cancelAmount, cancelAmount] })).toThrow(/composed\.1\.name "cancel_amount" is used twice/);
   });
 });
 

@@ -178,7 +178,7 @@ export class Evaluator implements Service {
     this.#memory.signatures = s.evaluations;
     for (const [k, sig] of s.evaluations) {
       const [rule, merchantId] = k.split('\u0000') as [RuleName, string];
-      if (!isQuietSignature(sig)) this.#memory.tracked[rule].add(merchantId);
+      if (!isQuietSignature(sig)) (this.#memory.tracked[rule] ??= new Set()).add(merchantId);
     }
     this.#loaded = true;
     this.#refreshFiringGauge();

@@ -7,7 +7,7 @@ import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/index.ts';
 
 const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
 const Iso = Type.String({ description: 'ISO-8601 time with zone, e.g. 2026-11-21T08:00:00Z' });
-const Rule = Type.Union([Type.Literal('cancel_rate_spike'), Type.Literal('volume_drop'), Type.Literal('volume_spike')]);
+const Rule = Type.Union([Type.Literal('cancel_rate_spike'), Type.Literal('volume_drop'), Type.Literal('volume_spike'), Type.String({ pattern: '^composed:[a-z0-9_]{1,40}$' })]);
 const Json = Type.Unknown();
 
 export const ErrorBody = Type.Object({

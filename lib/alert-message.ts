@@ -8,7 +8,7 @@
  */
 
 export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop', 'volume_spike'] as const;
-export type AlertRule = (typeof ALERT_RULES)[number];
+export type AlertRule = (typeof ALERT_RULES)[number] | `composed:${string}`;
 export type AlertTransition = 'fired' | 'renotified' | 'resolved';
 
 export interface AlertBody {

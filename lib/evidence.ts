@@ -66,7 +66,20 @@ export interface VolumeSpikeEvidence {
   holiday?: string;
 }
 
-export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence | VolumeSpikeEvidence;
+/** A composed rule's verdict (alerting/rules/composed.ts): the metric in the window against its baseline. */
+export interface ComposedEvidence {
+  rule: `composed:${string}`;
+  ruleVersion: string;
+  minute: string;
+  metric: string;
+  compare: 'multiple' | 'fraction';
+  k: number;
+  window: Span & { value: number | null; approvals: number; cancels: number; approvedAmount: string; canceledAmount: string };
+  baseline: { kind: string; value: number | null; from?: string; to?: string; days?: string[]; fallback?: string | null; cohort?: { category: string; sizeBand: number; merchants: number } };
+  threshold: number | null;
+}
+
+export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence | VolumeSpikeEvidence | ComposedEvidence;
 
 /**
  * How the API ranks merchants by a rule's latest evidence, as SQL over the `evidence` jsonb column. `num(e)` is a

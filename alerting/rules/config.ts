@@ -8,10 +8,13 @@ import { createHash } from 'node:crypto';
 
 import { ALERT_RULES, type AlertRule } from '../../lib/alert-message.ts';
 import { BASELINE_KINDS, type BaselineKind } from '../baseline.ts';
+import { parseComposed, type ComposedRule } from './composed.ts';
 import { defaultHolidays } from './holidays-kr.ts';
 
 export const RULES = ALERT_RULES;
+/** A rule's name as alerts carry it: a built-in rule, or `composed:<name>`. */
 export type RuleName = AlertRule;
+export type BuiltinRule = (typeof ALERT_RULES)[number];
 
 export interface CancelRateSpikeParams {
   enabled: boolean;
@@ -69,6 +72,8 @@ export interface RulesConfig {
   volume_drop: VolumeDropParams;
   volume_spike: VolumeSpikeParams;
   lifecycle: { resolveAfterMinutes: number; renotifyMinutes: number };
+  /** Rules composed from metrics (rules/composed.ts); their alerts are rule `composed:<name>`. */
+  composed: ComposedRule[];
   /** merchantId → partial thresholds for that merchant. */
   overrides: Record<string, { cancel_rate_spike?: Partial<CancelRateSpikeParams>; volume_drop?: Partial<VolumeDropParams>; volume_spike?: Partial<VolumeSpikeParams> }>;
 }
@@ -83,6 +88,7 @@ export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
   volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000, baseline: 'same_weekday' },
   volume_spike: { enabled: true, multiplier: 5, minWindowAmount: 10_000_000, baseline: 'same_weekday' },
   lifecycle: { resolveAfterMinutes: 5, renotifyMinutes: 60 },
+  composed: [],
   overrides: {},
 };
 
@@ -168,7 +174,7 @@ export class RulesError extends Error {
 export function parseRules(v: unknown): RulesConfig {
   const problems: string[] = [];
   if (!isObject(v)) throw new RulesError(['RISKMON_RULES must be a JSON object such as {"cancel_rate_spike":{"multiplier":3}}']);
-  const known = ['version', 'windowMinutes', 'baselineDays', 'sameWeekdayWeeks', 'minSameWeekdays', 'holidays', 'cancel_rate_spike', 'volume_drop', 'volume_spike', 'lifecycle', 'overrides'];
+  const known = ['version', 'windowMinutes', 'baselineDays', 'sameWeekdayWeeks', 'minSameWeekdays', 'holidays', 'cancel_rate_spike', 'volume_drop', 'volume_spike', 'lifecycle', 'composed', 'overrides'];
   for (const k of Object.keys(v)) if (!known.includes(k)) problems.push(`${k} is unknown (known: ${known.join(', ')})`);
   const cfg: Omit<RulesConfig, 'version'> = structuredClone(DEFAULT_RULES);
   const intIn = (k: 'windowMinutes' | 'baselineDays' | 'sameWeekdayWeeks' | 'minSameWeekdays', min: number, max: number) => {
@@ -192,6 +198,7 @@ export function parseRules(v: unknown): RulesConfig {
   if (v.cancel_rate_spike !== undefined) Object.assign(cfg.cancel_rate_spike, checkFields('cancel_rate_spike', v.cancel_rate_spike, CANCEL_FIELDS, problems));
   if (v.volume_drop !== undefined) Object.assign(cfg.volume_drop, checkFields('volume_drop', v.volume_drop, VOLUME_FIELDS, problems));
   if (v.volume_spike !== undefined) Object.assign(cfg.volume_spike, checkFields('volume_spike', v.volume_spike, SPIKE_FIELDS, problems));
+  if (v.composed !== undefined) cfg.composed = parseComposed(v.composed, problems);
   if (v.lifecycle !== undefined) Object.assign(cfg.lifecycle, checkFields('lifecycle', v.lifecycle, LIFECYCLE_FIELDS, problems));
   if (v.overrides !== undefined) {
     if (!isObject(v.overrides)) problems.push('overrides must be an object of merchantId → {cancel_rate_spike?, volume_drop?, volume_spike?}');
@@ -233,7 +240,7 @@ export function defaultRules(): RulesConfig {
 }
 
 /** The thresholds of one rule for one merchant (the override merged over the rule's defaults). */
-export function paramsFor<R extends RuleName>(cfg: RulesConfig, rule: R, merchantId: string): RulesConfig[R] {
+export function paramsFor<R extends BuiltinRule>(cfg: RulesConfig, rule: R, merchantId: string): RulesConfig[R] {
   const o = cfg.overrides[merchantId]?.[rule];
   return o ? ({ ...cfg[rule], ...o } as RulesConfig[R]) : cfg[rule];
 }

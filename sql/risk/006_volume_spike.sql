@@ -1,3 +1,0 @@
--- volume_spike (the bust-out) joins the rules an alert can belong to.
-ALTER TABLE alerts DROP CONSTRAINT IF EXISTS alerts_rule_check;
-ALTER TABLE alerts ADD CONSTRAINT alerts_rule_check CHECK (rule IN ('cancel_rate_spike', 'volume_drop', 'volume_spike'));
