@@ -8,7 +8,7 @@ import { dayKey, dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import { baselineDayStarts, loadDayBaselines, rangeAverage, readProfiles, sameWeekdayStarts } from './baseline.ts';
 import { decideMinute, spikeCandidates, type MinuteInput } from './decide.ts';
 import { parseRules, type RulesConfig } from './rules/config.ts';
-import { defaultHolidays } from './rules/holidays-kr.ts';
+import { defaultHolidays } from '../lib/holidays-kr.ts';
 import { MemoryReader } from './testing/memory-reader.ts';
 
 const tz = 'Asia/Seoul';

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { ALERT_RULES, type AlertRule } from '../../lib/alert-message.ts';
 import { BASELINE_KINDS, type BaselineKind } from '../baseline.ts';
 import { parseComposed, type ComposedRule } from './composed.ts';
-import { defaultHolidays } from './holidays-kr.ts';
+import { defaultHolidays } from '../../lib/holidays-kr.ts';
 
 export const RULES = ALERT_RULES;
 /** A rule's name as alerts carry it: a built-in rule, or `composed:<name>`. */
