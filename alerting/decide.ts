@@ -191,7 +191,11 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
   // volume_spike: merchants at or above the window guard (their profiles read beforehand), tracked and firing ones.
   let quietSpikes = 0;
   const firingSpike = new Set(firingMerchants(i.firing, 'volume_spike'));
+  const spikeMin = BigInt(rules.volume_spike.minWindowAmount);
+  const spikeOn = rules.volume_spike.enabled;
   const evaluateSpike = (id: string, w: Totals) => {
+    // The bulk: no override, below the guard, nothing to resolve (the same verdict as belowSpikeGuard, cheaper).
+    if (spikeOn && w.approvedAmount < spikeMin && !rules.overrides[id] && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
     const p = paramsFor(rules, 'volume_spike', id);
     if (belowSpikeGuard(w.approvedAmount, p) && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
     const chosen = chooseBaseline(base, id, p.baseline);

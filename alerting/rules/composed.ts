@@ -58,7 +58,7 @@ export function metricOf(m: Metric, t: Totals, scale = 1): number | null {
 
 /** Below the window guards: "too little activity" (the quiet fast path). */
 export function belowComposedGuard(w: Totals, r: ComposedRule): boolean {
-  return r.enabled && (w.approvals < r.minApprovals || w.cancels < r.minCancels || w.approvedAmount < BigInt(r.minWindowAmount));
+  return r.enabled && (w.approvals < r.minApprovals || w.cancels < r.minCancels || (r.minWindowAmount > 0 && Number(w.approvedAmount) < r.minWindowAmount));
 }
 
 export interface ComposedInput {
