@@ -1,9 +1,9 @@
-# The riskmon image: compiled JavaScript on Node 20, production dependencies only, run as the unprivileged `node`
+# The riskmon image: compiled JavaScript on Node.js 24 LTS, production dependencies only, run as the unprivileged `node`
 # user, `riskmon` as the entrypoint (`docker run riskmon:local api`, `… cdc`, `… migrate`, …).
 #   docker build -t riskmon:local .                                           # official base image
-#   docker build --build-arg NODE_IMAGE=riskmon-local/node:20-bookworm-slim -t riskmon:local .   # a stand-in
+#   docker build --build-arg NODE_IMAGE=riskmon-local/node:24-bookworm-slim -t riskmon:local .   # a stand-in
 # compose.yaml passes RISKMON_NODE_IMAGE as NODE_IMAGE.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # 1. build: every dependency, then `npm run build` (dashboard + tsc → dist/).
 FROM ${NODE_IMAGE} AS build

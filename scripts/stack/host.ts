@@ -14,10 +14,12 @@ export function autoInstallAllowed(env: NodeJS.ProcessEnv): boolean {
   return isRoot() && (ci || env.RISKMON_AUTO_INSTALL === '1');
 }
 
+/** Installs Debian packages. Progress and apt's own output go to stderr: stdout may be a command's result
+ * (`npm run images -- local` prints only `export …` lines there, for `eval`). */
 export function aptInstall(pkgs: string[]): void {
-  console.log(`installing ${pkgs.join(' ')} with apt-get`);
+  process.stderr.write(`installing ${pkgs.join(' ')} with apt-get\n`);
   const r = spawnSync('bash', ['-c', `apt-get update -qq && apt-get install -y -qq --no-install-recommends ${pkgs.join(' ')}`], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 2, 2],
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
   if (r.status !== 0) throw new StackError(`apt-get install ${pkgs.join(' ')} failed`);
