@@ -234,6 +234,8 @@ describe('rules composed from metrics', () => {
     expect(bad?.message).toMatch(/composed\.1\.k must be a number from 0 to 1000/);
     expect(bad?.message).toMatch(/composed\.1\.baseline "same_weekday" applies to the metric "approved_amount" only/);
     expect(() => parseRules({ composed: [cancelAmount, cancelAmount] })).toThrow(/composed\.1\.name "cancel_amount" is used twice/);
+    expect(() => parseRules({ composed: [{ name: 'all', metric: 'approved_amount', baseline: 'same_weekday', compare: 'multiple', k: 5 }] })).toThrow(/composed\.0\.minWindowAmount must be at least 1000000/);
+    expect(() => parseRules({ volume_spike: { minWindowAmount: 0 } })).toThrow(/volume_spike\.minWindowAmount must be an integer from 1000000/);
   });
 });
 

@@ -141,6 +141,7 @@ export function parseComposed(v: unknown, problems: Problems): ComposedRule[] {
       minWindowAmount: num('minWindowAmount', 0, 1e15, true, 0),
       minBaselineApprovals: num('minBaselineApprovals', 0, 1e12, true, 0),
     };
+    if (r.baseline === 'same_weekday' && r.minWindowAmount < 1_000_000) problems.push(`${p}.minWindowAmount must be at least 1000000 with the baseline "same_weekday" (the history of every merchant above it is read from the hour tier), got ${JSON.stringify(x.minWindowAmount)}`);
     if (r.baseline === 'same_weekday' && x.metric !== undefined && r.metric !== 'approved_amount') problems.push(`${p}.baseline "same_weekday" applies to the metric "approved_amount" only (the hour tier's profiles), got ${JSON.stringify(r.metric)}`);
     if (problems.length === before) out.push(r);
   });

@@ -113,7 +113,8 @@ const VOLUME_FIELDS: Record<keyof VolumeDropParams, Field> = {
 const SPIKE_FIELDS: Record<keyof VolumeSpikeParams, Field> = {
   enabled: 'bool',
   multiplier: { min: 1, max: 1000, int: false },
-  minWindowAmount: { min: 0, max: 1e15, int: true },
+  // At least 1M KRW: every merchant above it has its history read once a day (the work stays bounded).
+  minWindowAmount: { min: 1_000_000, max: 1e15, int: true },
   baseline: { oneOf: BASELINE_KINDS },
 };
 const LIFECYCLE_FIELDS: Record<keyof RulesConfig['lifecycle'], Field> = {
