@@ -42,6 +42,10 @@ export function summary(n: NotificationView): string {
     return `approved in the window ${krw(e.window?.approvedAmount)} vs ${krw(e.baseline?.sameWindowAverage || undefined)} usual`
       + ` (${typeof e.windowVsBaseline === 'number' ? `×${e.windowVsBaseline.toFixed(1)}` : 'n/a'}); fires at ×${e.multiplier}`;
   }
+  if (n.rule.startsWith('composed:')) {
+    const num = (x: unknown) => (typeof x === 'number' ? (Math.abs(x) < 10 ? x.toPrecision(3) : Math.round(x).toLocaleString('en-US')) : 'n/a');
+    return `${e.metric} ${num(e.window?.value)} in the window vs ${num(e.baseline?.value)} (${e.baseline?.kind}); fires at ${e.compare === 'fraction' ? '≤' : '≥'} ${e.k} × baseline`;
+  }
   return JSON.stringify(e);
 }
 
