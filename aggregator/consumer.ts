@@ -26,6 +26,21 @@ export class TopicMismatchError extends Error {
   override name = 'TopicMismatchError';
 }
 
+/**
+ * The change topic holds fewer events in a partition than Redis says were applied from it: it was recreated (or
+ * truncated), and its events would be skipped as duplicates of what the old topic held. Not retried.
+ */
+export class TopicRecreatedError extends TopicMismatchError {
+  override name = 'TopicRecreatedError';
+  constructor(topic: string, prefix: string, p: number, high: bigint, stored: bigint) {
+    super(`partition ${p} of topic ${topic} ends at offset ${high}, but Redis (prefix ${prefix}) holds buckets applied up to offset ${stored}: ` +
+      `the topic was recreated or truncated, and its events would be skipped as duplicates. The aggregator stopped without applying any. ` +
+      `Fix: rebuild the buckets from the source (riskmon backfill over the days the new topic does not cover) and let the aggregator start the new topic ` +
+      `from its beginning by removing the stored offsets (redis-cli --scan --pattern '${prefix}:{p*}:off' | xargs redis-cli del), ` +
+      `or start on a fresh RISKMON_REDIS_PREFIX`);
+  }
+}
+
 const STALL_MS = 20_000;
 const STALL_CHECK_MS = 5_000;
 
@@ -61,6 +76,8 @@ export class AggregatorService implements Service {
   readonly #resolved = new Map<number, string>();
   readonly #committed = new Map<number, string>();
   #committer: NodeJS.Timeout | undefined;
+  /** ends the current session with an error that is not retried (TopicRecreatedError) */
+  #failSession: ((err: Error) => void) | null = null;
   #rollbackLogged = 0;
   /** per partition: when a chunk was last applied or skipped (the stall watch) */
   readonly #progressAt = new Map<number, number>();
@@ -133,7 +150,10 @@ export class AggregatorService implements Service {
         // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
         this.#known.clear();
         this.#applier.forget();
-        void this.#seekToStored(parts).catch((err) => log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct'));
+        void this.#seekToStored(parts).catch((err) => {
+          if (err instanceof TopicRecreatedError) this.#failSession?.(err);
+          else log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct');
+        });
       });
       const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {
         if (!e.payload.restart) reject(e.payload.error);
@@ -147,6 +167,8 @@ export class AggregatorService implements Service {
       assigned = [];
       consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
       stalled = this.#watchStall(() => assigned);
+      const failed = new Promise<never>((_, reject) => { this.#failSession = reject; });
+      failed.catch(() => {});
       // Every partition of a fetch response at once by default: with fewer workers the next fetch waits for several
       // rounds of applies (commit → bucket p99), and Redis runs the Lua scripts one after another anyway.
       await consumer.run({
@@ -156,8 +178,9 @@ export class AggregatorService implements Service {
       });
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
       const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await Promise.race([stopped, crashed, stalled.promise]);
+      await Promise.race([stopped, crashed, stalled.promise, failed]);
     } finally {
+      this.#failSession = null;
       clearInterval(this.#committer);
       if (this.#consumer) await this.#commitResolved(this.#consumer);
       stalled?.cancel();
@@ -251,8 +274,25 @@ export class AggregatorService implements Service {
   async #seekToStored(parts: number[]): Promise<void> {
     for (const p of parts) {
       const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
+      if (stored !== null) await this.#checkNotRecreated(p, BigInt(stored));
       const offset = stored ?? (await this.#lowWatermark(p)).toString();
       this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset });
+    }
+  }
+
+  /**
+   * Throws TopicRecreatedError if partition p ends before `stored`, an offset Redis held before this call: the
+   * topic's end is read after it, and both only grow, so an old fetch, a concurrent apply or a rebalance cannot
+   * make a topic that merely moved on look recreated.
+   */
+  async #checkNotRecreated(p: number, stored: bigint): Promise<void> {
+    // a partition leader just elected may briefly answer an older end: only an end that stays behind counts
+    for (let attempt = 0; ; attempt++) {
+      const high = (await this.#admin!.fetchTopicOffsets(this.cfg.topic)).find((m) => m.partition === p)?.high;
+      if (high === undefined || stored <= BigInt(high)) return;
+      if (attempt === 2) throw new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(high), stored);
+      await this.#state.sleep(2_000);
+      if (!this.#state.shouldRun()) return;
     }
   }
 
@@ -283,6 +323,14 @@ export class AggregatorService implements Service {
         i += chunk.length;
         await heartbeat();
       } else if (step.kind === 'skipTo') {
+        // applied beyond the end of the batch's partition: a batch fetched before later applies, or a new topic
+        // under the old name (then its events must not be skipped as duplicates)
+        if (step.offset > BigInt(batch.highWatermark)) {
+          try { await this.#checkNotRecreated(p, step.offset); } catch (err) {
+            if (err instanceof TopicRecreatedError) { this.#failSession?.(err); return; }
+            throw err;
+          }
+        }
         // Already applied up to step.offset (a duplicate delivery): drop what precedes it, continue with the rest.
         let j = i;
         while (j < msgs.length && BigInt(msgs[j].offset) < step.offset) j++;

@@ -15,8 +15,8 @@ import { evaluateVolumeDrop } from './rules/volume-drop.ts';
 import { belowSpikeGuard, evaluateVolumeSpike } from './rules/volume-spike.ts';
 import { belowComposedGuard, evaluateComposed, metricOf, type ComposedInput, type ComposedRule, type Metric } from './rules/composed.ts';
 import { withEvidence } from './rules/types.ts';
-import { silenceFor, type Silence } from './silences.ts';
-import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './store.ts';
+import { silenceFor, type Silence } from './risk-store/index.ts';
+import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './risk-store/index.ts';
 
 export interface MinuteInput {
   /** The closed minute (epoch ms) and the bounds derived from it. */

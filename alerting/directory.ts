@@ -1,16 +1,23 @@
 /**
- * The merchant directory the evaluator reads for cohorts: merchant id → category, from the source database's
- * `merchants` table (reference schema), read once per local day with the baselines. Bounded: at most
- * `maxMerchants` rows; a category longer than 64 characters is cut (source data is untrusted).
+ * The merchant directory the evaluator reads for cohorts: merchant id → category, from RISKMON_MAPPING's
+ * "merchants" (or the reference public.merchants(merchant_id, name, category)) in the source database, read once
+ * per local day with the baselines. Bounded: at most `maxMerchants` rows; a category longer than 64 characters is
+ * cut (source data is untrusted). A directory without a category column puts every merchant in "general".
  */
 import type pg from 'pg';
+import { merchantDirectory, type Mapping } from '../lib/mapping.ts';
 
 export type MerchantDirectory = () => Promise<ReadonlyMap<string, string>>;
 
-export function sourceDirectory(pool: Pick<pg.Pool, 'query'>, maxMerchants = 5_000_000): MerchantDirectory {
+const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
+const qualified = (t: string) => t.split('.').map(ident).join('.');
+
+export function sourceDirectory(pool: Pick<pg.Pool, 'query'>, mapping: Mapping, maxMerchants = 5_000_000): MerchantDirectory {
+  const d = merchantDirectory(mapping);
+  const category = d.category ? `coalesce(${ident(d.category)}::text, 'general')` : `'general'`;
+  const sql = `SELECT ${ident(d.id)}::text AS id, left(${category}, 64) AS category FROM ${qualified(d.table)} LIMIT $1`;
   return async () => {
-    const r = await pool.query<{ id: string; category: string | null }>(
-      'SELECT merchant_id::text AS id, category FROM merchants LIMIT $1', [maxMerchants]);
-    return new Map(r.rows.map((x) => [x.id, String(x.category ?? 'general').slice(0, 64)]));
+    const r = await pool.query<{ id: string; category: string }>(sql, [maxMerchants]);
+    return new Map(r.rows.map((x) => [x.id, x.category]));
   };
 }

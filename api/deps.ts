@@ -9,9 +9,11 @@ import type pg from 'pg';
 import { createPool } from '../lib/pg.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
+import { MerchantDirectory } from './merchant-directory.ts';
 
 export type ApiConfig = ConfigOf<typeof apiSpec>;
 
@@ -19,17 +21,21 @@ export interface ApiDeps {
   cfg: ApiConfig;
   riskPg: pg.Pool;
   sourcePg: pg.Pool;
+  /** names and categories of merchants (RISKMON_MAPPING "merchants") */
+  merchants: MerchantDirectory;
   redis: RedisClient;
   reader: BucketReader;
   /** Kafka admin for consumer lag, connected on first use. */
   kafkaAdmin: () => Promise<Admin>;
   /** Folder of the built dashboard; null serves a note that it is not built. */
   webDist: string | null;
+  /** "Now" for every route (lib/clock.ts): the system clock unless a test chose an instant. */
+  now: Clock;
   close(): Promise<void>;
 }
 
 
-export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?: BucketReader): Promise<ApiDeps> {
+export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock } = {}): Promise<ApiDeps> {
   const log = componentLogger('api');
   const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' }, log);
   const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' }, log);
@@ -46,8 +52,8 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
     return admin;
   };
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin,
-    reader: reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
+    reader: o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
     async close() {
       const a = admin;
       await Promise.allSettled([riskPg.end(), sourcePg.end(), redis.quit(), a?.then((x) => x.disconnect())]);

@@ -6,6 +6,19 @@ export class SetupError extends Error {
   }
 }
 
+/**
+ * A schema change on the source broke a mapped column (dropped, renamed, retyped beyond reading). The cdc stops at
+ * the change's Relation message, before publishing or acknowledging anything of the new shape: after the fix, a
+ * restart resumes there and nothing is lost.
+ */
+export class MappedColumnError extends SetupError {
+  constructor(readonly table: string, readonly column: string, readonly field: string, problem: string, fix: string) {
+    super(`mapped column ${table}.${column} (RISKMON_MAPPING "${field}") ${problem}; riskmon cdc stopped before the first change of the new shape, nothing after it is published or acknowledged`,
+      `${fix}; then start riskmon cdc again (it resumes at this change, nothing is lost)`);
+    this.name = 'MappedColumnError';
+  }
+}
+
 /** The replication slot was invalidated (wal_status 'lost'): WAL it needed is gone. */
 export class SlotLostError extends SetupError {
   constructor(slot: string) {

@@ -1,6 +1,7 @@
 /**
  * `riskmon cdc`: validates its configuration, runs the preflight (publication, slot, topics — each failure
- * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher.
+ * names its fix), then streams. Services: the replication pipeline, the heartbeat writer, the slot watcher, the
+ * partitions' replica identity keeper.
  */
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { readConfig } from '../lib/config.ts';
@@ -11,6 +12,7 @@ import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
 import { setupSource, setupTopics } from './setup.ts';
+import { PartitionIdentityService } from './partitions.ts';
 import { SlotHealthService } from './slot-health.ts';
 
 export { cdcSpec } from './config.ts';
@@ -21,16 +23,18 @@ export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
 }
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
-  const cfg = cdcConfig(env);
-  const log = componentLogger('cdc', { slot: cfg.slot, topic: cfg.topic });
-  const kafka = createKafka(cfg, { clientId: 'riskmon-cdc' });
-  await setupSource(cfg, log);
-  await verifyKafka(cfg); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
-  await setupTopics(kafka, cfg, log);
+  const configured = cdcConfig(env);
+  const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
+  const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
+  await setupSource(configured, log);
+  await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
+  // the topic's own message limit caps the events the cdc writes (a larger one is dead-lettered)
+  const cfg: CdcConfig = Object.freeze({ ...configured, ...(await setupTopics(kafka, configured, log)) });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),
     new SlotHealthService(cfg.pgUrl, cfg.slot, cfg.slotWarnBytes, log),
+    new PartitionIdentityService(cfg.pgUrl, cfg.mapping, cfg.partitionCheckMs, log),
   ];
 }

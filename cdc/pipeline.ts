@@ -1,7 +1,8 @@
 /**
  * The cdc service: one logical replication session on the slot, decoded in order into change events that go to
  * explicitly chosen partitions; PostgreSQL gets a standby status update confirming only the commit LSNs of
- * transactions whose every message Kafka acknowledged. Any failure (PostgreSQL, Kafka, a bug) ends the session;
+ * transactions whose every message Kafka acknowledged. A leader change or a broker gone is retried inside the
+ * idempotent partition writer (lib/kafka producer.ts). Any other failure (PostgreSQL, Kafka, a bug) ends the session;
  * the next session re-reads the partition tails and the hot-set schedule and resumes from the slot without
  * duplicates, exactly as after `kill -9`.
  *
@@ -21,7 +22,7 @@ import { RunState, runSessions, type Service } from '../lib/service.ts';
 import { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
 import type { cdcSpec } from './config.ts';
-import { SetupError, SlotLostError } from './errors.ts';
+import { MappedColumnError, SetupError, SlotLostError } from './errors.ts';
 import { HotSetLearner, sameSet } from './hot-set.ts';
 import { loadHotSchedule, type HotSchedule } from './hot-schedule.ts';
 import { cdcMetrics as M } from './metrics.ts';
@@ -62,7 +63,7 @@ export class CdcService implements Service {
   async #run(): Promise<void> {
     await runSessions(this.#state, () => this.#session(), {
       // credentials or certificates refused by Kafka (e.g. rotated while running) cannot be retried away
-      fatal: (err, attempt) => err instanceof SlotLostError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
+      fatal: (err, attempt) => err instanceof SlotLostError || err instanceof MappedColumnError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
       onRetry: (err, retryInMs) => {
         M.restarts.inc();
         this.log.warn({ err, retryInMs }, 'replication session ended; resuming from the slot and the topic tails');
@@ -101,7 +102,7 @@ export class CdcService implements Service {
     await c.connect();
     try {
       const r = (await c.query('SELECT confirmed_flush_lsn::text AS lsn, wal_status FROM pg_replication_slots WHERE slot_name = $1', [this.cfg.slot])).rows[0];
-      if (!r) throw new SetupError(`replication slot "${this.cfg.slot}" disappeared`, 'restart riskmon cdc to recreate it, then replay (see README "Slot lost")');
+      if (!r) throw new SetupError(`replication slot "${this.cfg.slot}" disappeared`, 'restart riskmon cdc to recreate it, then replay (see docs/operations.md "The slot")');
       if (r.wal_status === 'lost') throw new SlotLostError(this.cfg.slot);
       return r.lsn ? parseLsn(r.lsn) : 0n;
     } finally {
@@ -119,7 +120,13 @@ export class CdcService implements Service {
     const timers: NodeJS.Timeout[] = [];
     try {
       await producer.connect();
-      writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic]);
+      writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic], {
+        maxInFlight: cfg.produceInFlight, lanes: cfg.produceLanes,
+        onRetry: (r) => {
+          M.produceRetries.inc();
+          if (r.attempt === 1 || r.attempt % 10 === 0) log.warn({ produceTopic: r.topic, partition: r.partition, batches: r.batches, error: r.error, attempt: r.attempt }, 'produce retried: re-sending the partition\'s unacknowledged batches with their sequence numbers');
+        },
+      });
       const confirmed0 = await this.#slotPosition();
       const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic, undefined, { settleMs: TAIL_SETTLE_MS }), readTails(this.kafka, cfg.dlqTopic, cdcDeadLetterPosition)]);
       let maxTail = -1n;

@@ -6,16 +6,17 @@
  */
 import type { Producer } from 'kafkajs';
 import { encodeCdcDeadLetter } from '../lib/dead-letters.ts';
-import { encodeEvent, heartbeat } from '../lib/events.ts';
+import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { merchantOf, rowIdOf, tableKind, tablesOf } from '../lib/mapping.ts';
+import { columnsOf, isMerchantId, merchantOf, rowIdOf, sideOf, sidesOf, tablesOf, trimRow } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import type { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
 import { relationDiff, tableOf, toRowChange, type Begin, type ChangeMessage } from './decode.ts';
 import type { HotSetLearner } from './hot-set.ts';
 import { appendHotEntry, type HotEntry, type HotSchedule } from './hot-schedule.ts';
+import { mappedColumnProblem } from './columns.ts';
 import { cdcMetrics as M } from './metrics.ts';
 import type { CdcConfig } from './pipeline.ts';
 import type { Outgoing } from './publisher.ts';
@@ -55,16 +56,14 @@ export class TransactionRouter {
   // Counted here and added to the Prometheus counters with each status update (no metric call per change).
   readonly #opCounters = new Map<string, { n: number; metric: { inc(n: number): void } }>();
   readonly #mapped: Set<string>;
-  readonly #requiredCols: Map<string, string[]>;
+  /** per mapped table: the columns its events carry */
+  readonly #columns: Map<string, string[]>;
 
   constructor(private readonly c: RouterContext, staged: Set<string> | null) {
     this.#staged = staged;
     const { mapping } = c.cfg;
     this.#mapped = new Set(tablesOf(mapping));
-    this.#requiredCols = new Map(tablesOf(mapping).map((t) => {
-      const f = mapping.approvals.table === t ? mapping.approvals : mapping.cancels;
-      return [t, [f.id, f.merchant, f.amount, f.time]];
-    }));
+    this.#columns = new Map(tablesOf(mapping).map((t) => [t, columnsOf(t, mapping)]));
   }
 
   get inTransaction(): boolean { return this.#tx !== null; }
@@ -104,16 +103,20 @@ export class TransactionRouter {
         return;
       }
       case 'relation': {
+        // PostgreSQL sends a table's Relation message before its first change in a session and after any change
+        // of its columns. Unmapped columns may come and go freely (events carry the mapped ones only); a mapped
+        // column that is gone or retyped beyond reading stops the cdc here, before any change of the new shape
+        // is published or acknowledged, so the fix and a restart lose nothing.
         const table = tableOf(msg);
         const cols = msg.columns.map((col) => col.name);
         const before = this.#relColumns.get(msg.relationOid);
         this.#relColumns.set(msg.relationOid, cols);
         if (before) {
           const { added, dropped } = relationDiff(before, cols);
-          if (added.length || dropped.length) log.warn({ table, added, dropped }, `source table ${table} changed columns; events carry the new columns from here on`);
+          if (added.length || dropped.length) log.info({ table, added, dropped }, `source table ${table} changed columns`);
         }
-        const missing = (this.#requiredCols.get(table) ?? []).filter((col) => !cols.includes(col));
-        if (missing.length) log.error({ table, missing }, `mapped table ${table} has no column ${missing.join(', ')}: its changes go to the dead-letter topic. Fix RISKMON_MAPPING or the table`);
+        const problem = mappedColumnProblem(table, msg.columns, cfg.mapping);
+        if (problem) throw problem;
         return;
       }
       case 'message': {
@@ -160,18 +163,37 @@ export class TransactionRouter {
   #change(msg: ChangeMessage, t: Tx): void {
     const { cfg, log } = this.c;
     const { change, unchangedToast } = toRowChange(msg, t, t.seq++);
+    const columns = this.#columns.get(change.table);
+    if (!columns) {
+      this.#deadLetter(`table ${change.table} is not in the mapping (RISKMON_MAPPING); remove it from publication ${cfg.publication} or map it`, 'unmapped_table', stub(change), t.lsnBig, t.unit);
+      return;
+    }
     if (unchangedToast.length) {
       M.unchangedToast.inc(unchangedToast.length);
       log.debug({ table: change.table, lsn: change.lsn, seq: change.seq, columns: unchangedToast }, 'unchanged TOAST values without an old row: columns left out');
     }
-    if (!this.#mapped.has(change.table) || !tableKind(change.table, cfg.mapping)) {
-      this.#deadLetter(`table ${change.table} is not in the mapping (RISKMON_MAPPING); remove it from publication ${cfg.publication} or map it`, 'unmapped_table', change, t.lsnBig, t.unit);
-      return;
-    }
+    // only what riskmon reads goes to Kafka: smaller events, and no card numbers or addresses from other columns
+    change.row = trimRow(change.row, columns);
+    change.old = trimRow(change.old, columns);
     const merchant = merchantOf(change, cfg.mapping);
     if (merchant === null) {
-      const col = tableKind(change.table, cfg.mapping) === 'approval' ? cfg.mapping.approvals.merchant : cfg.mapping.cancels.merchant;
+      const col = sideOf(sidesOf(change.table, cfg.mapping)[0], cfg.mapping).merchant;
       this.#deadLetter(`${change.op} on ${change.table} without ${col}${change.op === 'insert' ? '' : `: set REPLICA IDENTITY FULL on ${change.table}`}`, 'no_merchant', change, t.lsnBig, t.unit);
+      return;
+    }
+    if (!isMerchantId(merchant)) {
+      const col = sideOf(sidesOf(change.table, cfg.mapping)[0], cfg.mapping).merchant;
+      this.#deadLetter(`${change.table}.${col}=${JSON.stringify(merchant.slice(0, 80))} is not a merchant id riskmon accepts (1 to 64 characters of A-Z a-z 0-9 _ . : -); the row is counted nowhere`,
+        'bad_merchant', stub(change), t.lsnBig, t.unit);
+      return;
+    }
+    const value = encodeEvent(change);
+    if (value.length > cfg.maxMessageBytes) {
+      // Kafka would refuse it (max.message.bytes) and the session would retry the same change forever
+      log.error({ table: change.table, lsn: change.lsn, seq: change.seq, bytes: value.length },
+        `a change of ${change.table} is ${value.length} bytes as an event, over RISKMON_MAX_MESSAGE_BYTES=${cfg.maxMessageBytes}: dead-lettered with its position; recover its row with riskmon backfill over its time`);
+      this.#deadLetter(`change event of ${value.length} bytes is over RISKMON_MAX_MESSAGE_BYTES=${cfg.maxMessageBytes} (the topic's message limit); the row is counted nowhere until a backfill of its time`,
+        'too_large', stub(change, rowIdOf(change, cfg.mapping).slice(0, 200)), t.lsnBig, t.unit);
       return;
     }
     this.c.learner.observe(merchant);
@@ -179,7 +201,7 @@ export class TransactionRouter {
     const key = messageKey(merchant, hot.has(merchant), rowIdOf(change, cfg.mapping), cfg.hotShards);
     const p = partitionOfKey(key, cfg.partitions);
     if (atOrBefore(t.lsnBig, change.seq, this.c.tails.get(p))) { M.skipped.inc(); return; }
-    this.#publish(cfg.topic, p, key, encodeEvent(change), t.unit);
+    this.#publish(cfg.topic, p, key, value, t.unit);
     const ck = `${change.table}\u0000${change.op}`;
     let c = this.#opCounters.get(ck);
     if (!c) this.#opCounters.set(ck, (c = { n: 0, metric: M.changes.labels(change.table, change.op) }));
@@ -197,4 +219,9 @@ export class TransactionRouter {
     this.c.sink.sent(unit);
     this.c.publisher.send({ topic, partition, key, value, unit });
   }
+}
+
+/** A change without its rows, for a dead letter that must stay small or must not carry the source's data. */
+function stub(e: RowChange, id?: string): Omit<RowChange, 'row' | 'old'> & { row: null; old: null; id?: string } {
+  return { v: 1, lsn: e.lsn, seq: e.seq, commitTs: e.commitTs, xid: e.xid, table: e.table, op: e.op, row: null, old: null, ...(id === undefined ? {} : { id }) };
 }

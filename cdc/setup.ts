@@ -6,7 +6,8 @@ import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { createClient } from '../lib/pg.ts';
 import type { Logger } from '../lib/logger.ts';
-import { tablesOf, type Mapping } from '../lib/mapping.ts';
+import { mappedColumns, tablesOf, type Mapping } from '../lib/mapping.ts';
+import { mappedColumnProblem } from './columns.ts';
 import { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError } from '../lib/kafka/index.ts';
 import { SetupError, SlotLostError, SQLSTATE, sqlState } from './errors.ts';
 
@@ -42,19 +43,25 @@ export async function setupSource(o: SetupOptions, log: Logger): Promise<void> {
     const role = (await c.query('SELECT current_user AS u, rolreplication OR rolsuper AS ok FROM pg_roles WHERE rolname = current_user')).rows[0];
     if (!role.ok) throw new SetupError(`role "${role.u}" may not start replication`, `ALTER ROLE ${ident(role.u)} REPLICATION; (run as a superuser)`);
 
-    for (const [side, t] of [['approvals', o.mapping.approvals], ['cancels', o.mapping.cancels]] as const) {
-      const [schema, name] = t.table.split('.');
+    for (const table of tablesOf(o.mapping)) {
+      const [schema, name] = table.split('.');
       const rel = (await c.query(
-        `SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')`,
+        `SELECT c.oid, c.relreplident, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')`,
         [schema, name])).rows[0];
-      if (!rel) throw new SetupError(`table ${t.table} (mapping "${side}") does not exist`, `create it (riskmon migrate for the reference schema) or set RISKMON_MAPPING to your table`);
-      const cols = new Set((await c.query('SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped', [rel.oid])).rows.map((r) => r.attname));
-      for (const col of [t.id, t.merchant, t.amount, t.time]) {
-        if (!cols.has(col)) throw new SetupError(`column ${t.table}.${col} (mapping "${side}") does not exist`, `fix RISKMON_MAPPING; ${t.table} has ${[...cols].join(', ')}`);
+      const sides = mappedColumns(table, o.mapping).map((x) => x.field.split('.')[0]).filter((x, i, a) => a.indexOf(x) === i).join('" and "');
+      if (!rel) throw new SetupError(`table ${table} (mapping "${sides}") does not exist`, `create it (riskmon migrate for the reference schema) or set RISKMON_MAPPING to your table`);
+      const cols = (await c.query(`SELECT attname AS name, atttypid::int AS "typeOid", atttypmod AS "typeMod", format_type(atttypid, atttypmod) AS "typeName"
+        FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [rel.oid])).rows;
+      for (const { column, field } of mappedColumns(table, o.mapping)) {
+        if (!cols.some((x) => x.name === column)) throw new SetupError(`column ${table}.${column} (mapping "${field}") does not exist`, `fix RISKMON_MAPPING; ${table} has ${cols.map((x) => x.name).join(', ')}`);
       }
+      const problem = mappedColumnProblem(table, cols, o.mapping);
+      if (problem) throw problem;
       if (rel.relreplident !== 'f') {
-        log.warn({ table: t.table, replicaIdentity: rel.relreplident },
-          `${t.table} does not have REPLICA IDENTITY FULL: UPDATE and DELETE will not carry the old row, and such changes go to the dead-letter topic. Fix: ALTER TABLE ${qualified(t.table)} REPLICA IDENTITY FULL;`);
+        log.warn({ table, replicaIdentity: rel.relreplident },
+          `${table} does not have REPLICA IDENTITY FULL: UPDATE and DELETE will not carry the old row, and such changes go to the dead-letter topic. Fix: ALTER TABLE ${qualified(table)} REPLICA IDENTITY FULL;`);
+      } else if (rel.relkind === 'p') {
+        await syncPartitionIdentity(c, o.mapping, log);
       }
     }
 
@@ -65,19 +72,43 @@ export async function setupSource(o: SetupOptions, log: Logger): Promise<void> {
   }
 }
 
+/**
+ * The publication: every mapped table, published via the partition root (publish_via_partition_root), so a
+ * partitioned parent's changes carry the parent's name — the one in the mapping — whatever partition holds the
+ * row, partitions created later included, and a row moved between partitions arrives as a DELETE and an INSERT of
+ * the parent (counted once). No column list: with REPLICA IDENTITY FULL, PostgreSQL 15 refuses the application's
+ * UPDATEs and DELETEs on a table whose column list leaves out any column, and blocks dropping a listed column; the
+ * router trims events to the mapped columns instead.
+ */
 async function ensurePublication(c: pg.Client, o: SetupOptions, log: Logger): Promise<void> {
   const tables = tablesOf(o.mapping);
-  const pub = (await c.query('SELECT pubinsert, pubupdate, pubdelete, puballtables FROM pg_publication WHERE pubname = $1', [o.publication])).rows[0];
+  const pub = (await c.query('SELECT oid, pubinsert, pubupdate, pubdelete, puballtables, pubviaroot FROM pg_publication WHERE pubname = $1', [o.publication])).rows[0];
+  const create = `CREATE PUBLICATION ${ident(o.publication)} FOR TABLE ${tables.map(qualified).join(', ')} WITH (publish_via_partition_root = true);`;
   try {
     if (!pub) {
-      await c.query(`CREATE PUBLICATION ${ident(o.publication)} FOR TABLE ${tables.map(qualified).join(', ')}`);
+      await c.query(create);
       log.info({ publication: o.publication, tables }, 'publication created');
       return;
     }
     if (!pub.pubinsert || !pub.pubupdate || !pub.pubdelete) {
       throw new SetupError(`publication "${o.publication}" does not publish every INSERT, UPDATE and DELETE`, `ALTER PUBLICATION ${ident(o.publication)} SET (publish = 'insert, update, delete, truncate');`);
     }
-    const have = new Set((await c.query(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`, [o.publication])).rows.map((r) => r.t));
+    if (!pub.pubviaroot) {
+      // without it PostgreSQL names each change after its leaf partition, which is in no mapping
+      await c.query(`ALTER PUBLICATION ${ident(o.publication)} SET (publish_via_partition_root = true)`);
+      log.warn({ publication: o.publication }, `publication "${o.publication}" did not publish via the partition root: set publish_via_partition_root = true, so changes of a partitioned table carry its own name`);
+    }
+    if (pub.puballtables) return;
+    // membership from pg_publication_rel (pg_publication_tables lists the leaves of a partitioned table, or its
+    // root, depending on publish_via_partition_root)
+    const have = new Set((await c.query(
+      `SELECT n.nspname || '.' || cl.relname AS t FROM pg_publication_rel r JOIN pg_class cl ON cl.oid = r.prrelid JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE r.prpubid = $1
+       UNION SELECT n.nspname || '.' || cl.relname FROM pg_publication_namespace pn JOIN pg_class cl ON cl.relnamespace = pn.pnnspid JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE pn.pnpubid = $1`,
+      [pub.oid])).rows.map((r) => r.t));
+    const lists = (await c.query(`SELECT n.nspname || '.' || cl.relname AS t FROM pg_publication_rel r JOIN pg_class cl ON cl.oid = r.prrelid JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE r.prpubid = $1 AND r.prattrs IS NOT NULL`, [pub.oid])).rows.map((r) => r.t);
+    for (const t of lists.filter((x) => tables.includes(x))) {
+      log.warn({ publication: o.publication, table: t }, `publication "${o.publication}" publishes a column list of ${t}: with REPLICA IDENTITY FULL PostgreSQL refuses UPDATE and DELETE on it unless the list covers every column. riskmon trims events itself; fix: ALTER PUBLICATION ${ident(o.publication)} SET TABLE ... without a column list for ${t}`);
+    }
     for (const t of tables) {
       if (have.has(t)) continue;
       await c.query(`ALTER PUBLICATION ${ident(o.publication)} ADD TABLE ${qualified(t)}`);
@@ -86,10 +117,40 @@ async function ensurePublication(c: pg.Client, o: SetupOptions, log: Logger): Pr
   } catch (err) {
     if (sqlState(err) === SQLSTATE.insufficientPrivilege) {
       throw new SetupError(`not allowed to create or change publication "${o.publication}": ${(err as Error).message}`,
-        `as the tables' owner or a superuser: CREATE PUBLICATION ${ident(o.publication)} FOR TABLE ${tables.map(qualified).join(', ')};`, { cause: err });
+        `as the tables' owner or a superuser: ${pub ? `ALTER PUBLICATION ${ident(o.publication)} SET (publish_via_partition_root = true); ALTER PUBLICATION ${ident(o.publication)} ADD TABLE <each mapped table not in it>;` : create}`, { cause: err });
     }
     throw err;
   }
+}
+
+/**
+ * PostgreSQL does not carry a partitioned table's REPLICA IDENTITY to its partitions, and a partition without
+ * FULL sends no old row with an UPDATE or DELETE (those would be dead-lettered). For each mapped partitioned table
+ * whose own identity is FULL, sets FULL on every partition that lacks it (created since the last check); returns
+ * the partitions it changed. Run at start and periodically (PartitionIdentityService).
+ */
+export async function syncPartitionIdentity(c: pg.Client | pg.Pool, mapping: Mapping, log: Logger): Promise<string[]> {
+  const { rows } = await c.query<{ leaf: string }>(
+    `SELECT format('%I.%I', ln.nspname, l.relname) AS leaf
+       FROM unnest($1::text[]) AS t(name)
+       JOIN pg_class p ON p.oid = to_regclass(format('%I.%I', split_part(t.name, '.', 1), split_part(t.name, '.', 2)))
+       CROSS JOIN LATERAL pg_partition_tree(p.oid) pt
+       JOIN pg_class l ON l.oid = pt.relid
+       JOIN pg_namespace ln ON ln.oid = l.relnamespace
+      WHERE p.relkind = 'p' AND p.relreplident = 'f' AND pt.relid <> p.oid AND l.relkind = 'r' AND l.relreplident <> 'f'`,
+    [tablesOf(mapping)]);
+  const done: string[] = [];
+  for (const { leaf } of rows) {
+    try {
+      await c.query(`ALTER TABLE ${leaf} REPLICA IDENTITY FULL`);
+      done.push(leaf);
+      log.info({ partition: leaf }, `partition ${leaf} given REPLICA IDENTITY FULL like its partitioned table`);
+    } catch (err) {
+      log.warn({ partition: leaf, err: (err as Error).message },
+        `partition ${leaf} lacks REPLICA IDENTITY FULL, and riskmon may not set it: its UPDATEs and DELETEs go to the dead-letter topic. Fix: ALTER TABLE ${leaf} REPLICA IDENTITY FULL; (as its owner)`);
+    }
+  }
+  return done;
 }
 
 async function ensureSlot(c: pg.Client, o: SetupOptions, log: Logger): Promise<void> {
@@ -121,7 +182,13 @@ async function ensureSlot(c: pg.Client, o: SetupOptions, log: Logger): Promise<v
   }
 }
 
-export async function setupTopics(kafka: Kafka, o: SetupOptions, log: Logger): Promise<void> {
+/** What the cdc learns from the change topic: the largest event it may write there. */
+export interface TopicLimits { maxMessageBytes: number }
+
+/** Room for a record's key, headers and batch framing beside its value under max.message.bytes. */
+const RECORD_OVERHEAD = 4096;
+
+export async function setupTopics(kafka: Kafka, o: SetupOptions & { maxMessageBytes: number }, log: Logger): Promise<TopicLimits> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -146,12 +213,19 @@ export async function setupTopics(kafka: Kafka, o: SetupOptions, log: Logger): P
         `set RISKMON_PARTITIONS=${n} everywhere, or use a new RISKMON_TOPIC (partitioning is fixed once events are written; a new topic needs a rebuild)`);
     }
     for (const warning of durabilityWarnings(o.topic, await durabilityOf(admin, o.topic))) log.warn({ topic: o.topic }, warning);
-    const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms'] }] }), { what: `configuration of ${o.topic}` });
+    const cfg = await retryTransient(() => admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: o.topic, configNames: ['retention.ms', 'max.message.bytes'] }] }), { what: `configuration of ${o.topic}` });
     const ret = Number(cfg.resources[0]?.configEntries.find((e) => e.configName === 'retention.ms')?.configValue ?? -1);
+    const topicMax = Number(cfg.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue ?? NaN);
     if (ret >= 0 && ret < 8 * 86_400_000) {
       log.warn({ topic: o.topic, retentionMs: ret },
         `topic ${o.topic} keeps events for less than 8 days: a replay may find its start gone. Fix: kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics --entity-name ${o.topic} --add-config retention.ms=${o.retentionMs}`);
     }
+    let maxMessageBytes = o.maxMessageBytes;
+    if (Number.isFinite(topicMax) && topicMax - RECORD_OVERHEAD < maxMessageBytes) {
+      maxMessageBytes = Math.max(1024, topicMax - RECORD_OVERHEAD);
+      log.info({ topic: o.topic, topicMaxMessageBytes: topicMax, maxMessageBytes }, `topic ${o.topic} takes messages up to ${topicMax} bytes: larger change events go to the dead-letter topic`);
+    }
+    return { maxMessageBytes };
   } finally {
     await admin.disconnect();
   }

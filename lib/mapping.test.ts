@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, type RowChange } from './events.ts';
-import { BadRowError, FactScanner, factsOf, merchantOf, referenceMapping, validateMapping } from './mapping.ts';
+import { BadRowError, FactScanner, factsOf, incompatibleType, isMerchantId, merchantOf, referenceMapping, tablesOf, trimRow, validateMapping, type Fact, type Mapping } from './mapping.ts';
 import { parseLsn } from './lsn.ts';
 
 const base = { v: 1 as const, lsn: '0/1', seq: 0, commitTs: '2026-11-21T08:00:00.123Z', xid: 1 };
@@ -95,6 +95,127 @@ describe('FactScanner (the replay reading events from their bytes)', () => {
       const got = Array.from({ length: fs.n }, (_, j) => ({ merchantId: fs.merchant(j), kind: fs.kind[j] ? 'cancel' : 'approval', minuteMs: fs.minuteMs[j], sign: fs.sign[j], amount: BigInt(fs.amount[j]) }));
       expect(got, c).toEqual(factsOf(e, referenceMapping));
     }
-    expect(fast).toBe(13); // the plain ones above: envelope and row variants decodeEvent accepts in the common shape
+    expect(fast).toBe(12); // the plain ones above: envelope and row variants decodeEvent accepts in the common shape
+  });
+});
+
+/** Approvals and cancels on one row: payments(payment_id, store, amount, approved_at, canceled_amount, canceled_at). */
+const sameRow: Mapping = validateMapping({
+  approvals: { table: 'pay.payments', id: 'payment_id', merchant: 'store', amount: 'amount', time: 'approved_at' },
+  cancels: { table: 'pay.payments', id: 'payment_id', merchant: 'store', amount: 'canceled_amount', time: 'canceled_at' },
+  merchants: { table: 'pay.stores', id: 'store_code', name: 'display_name' },
+});
+
+/** The plain reference: the facts a row stands for, each side while its time is not NULL. */
+function standing(row: Record<string, any>): string[] {
+  const out: string[] = [];
+  for (const [kind, amount, time] of [['approval', 'amount', 'approved_at'], ['cancel', 'canceled_amount', 'canceled_at']] as const) {
+    if (row[time] === null) continue;
+    if (row[amount] === null) throw new Error('bad');
+    out.push(`${row.store}|${kind}|${Math.floor(Date.parse(row[time]) / 60_000) * 60_000}|${row[amount]}`);
+  }
+  return out;
+}
+
+/** Bucket totals (count, amount) per merchant|kind|minute of signed facts, zeros left out. */
+function buckets(items: [string, number][]): Map<string, string> {
+  const sums = new Map<string, [number, bigint]>();
+  for (const [f, sign] of items) {
+    const [m, kind, minute, amount] = f.split('|');
+    const k = `${m}|${kind}|${minute}`;
+    const s = sums.get(k) ?? [0, 0n];
+    sums.set(k, [s[0] + sign, s[1] + BigInt(sign) * BigInt(amount)]);
+  }
+  return new Map([...sums].filter(([, [n, a]]) => n !== 0 || a !== 0n).map(([k, [n, a]]) => [k, `${n}/${a}`]));
+}
+const asItems = (fs: Fact[]) => fs.map((f) => [`${f.merchantId}|${f.kind}|${f.minuteMs}|${f.amount}`, f.sign] as [string, number]);
+
+describe('approvals and cancels on one table', () => {
+  const rows: Record<string, any>[] = [];
+  for (const store of ['S-0001', 'S-0002'])
+    for (const approved_at of [null, '2026-12-07T01:00:10.000Z', '2026-12-07T01:01:10.000Z'])
+      for (const canceled_at of [null, '2026-12-07T01:00:50.000Z', '2026-12-07T02:00:00.000Z'])
+        for (const amount of ['1000', '2000'])
+          for (const canceled_amount of [null, '500'])
+            rows.push({ payment_id: '7', store, amount, approved_at, canceled_amount, canceled_at, note: 'x' });
+  const change = (op: 'insert' | 'update' | 'delete', old: Record<string, any> | null, row: Record<string, any> | null): RowChange =>
+    ({ ...base, table: 'pay.payments', op, old, row });
+  const scanner = new FactScanner(sameRow);
+
+  it(`signs every insert, delete and update of ${rows.length} row versions exactly as the plain reference`, () => {
+    let checked = 0, bad = 0, fast = 0;
+    const check = (e: RowChange, expected: () => [string, number][]) => {
+      let want: Map<string, string> | 'bad';
+      try { want = buckets(expected()); } catch { want = 'bad'; }
+      if (want === 'bad') { expect(() => factsOf(e, sameRow)).toThrow(BadRowError); bad++; return; }
+      const fs = factsOf(e, sameRow);
+      expect(buckets(asItems(fs))).toEqual(want);
+      if (scanner.read(Buffer.from(JSON.stringify(e)))) {
+        fast++;
+        expect(Array.from({ length: scanner.n }, (_, j) => ({ merchantId: scanner.merchant(j), kind: scanner.kind[j] ? 'cancel' : 'approval', minuteMs: scanner.minuteMs[j], sign: scanner.sign[j], amount: BigInt(scanner.amount[j]) }))).toEqual(fs);
+      }
+      checked++;
+    };
+    for (const r of rows) {
+      check(change('insert', null, r), () => standing(r).map((f) => [f, 1]));
+      check(change('delete', r, null), () => standing(r).map((f) => [f, -1]));
+      for (const o of rows) check(change('update', o, r), () => [...standing(o).map((f) => [f, -1] as [string, number]), ...standing(r).map((f) => [f, 1] as [string, number])]);
+    }
+    expect(checked + bad).toBe(rows.length * (rows.length + 2));
+    expect(bad).toBeGreaterThan(0);
+    expect(fast).toBe(checked);
+  }, 60_000);
+
+  it('a cancel is an update that sets canceled_at; setting it back to NULL revokes it', () => {
+    const paid = { payment_id: '7', store: 'S-0001', amount: '1000', approved_at: '2026-12-07T01:00:10Z', canceled_amount: null, canceled_at: null };
+    const canceled = { ...paid, canceled_amount: '400', canceled_at: '2026-12-07T03:00:00Z' };
+    expect(factsOf(change('insert', null, paid), sameRow)).toMatchObject([{ kind: 'approval', sign: 1, amount: 1000n, merchantId: 'S-0001' }]);
+    expect(factsOf(change('update', paid, canceled), sameRow)).toEqual([
+      { merchantId: 'S-0001', kind: 'cancel', minuteMs: Date.parse('2026-12-07T03:00:00Z'), sign: 1, amount: 400n },
+    ]);
+    expect(factsOf(change('update', canceled, paid), sameRow)).toEqual([
+      { merchantId: 'S-0001', kind: 'cancel', minuteMs: Date.parse('2026-12-07T03:00:00Z'), sign: -1, amount: 400n },
+    ]);
+    expect(factsOf(change('delete', canceled, null), sameRow).map((f) => [f.kind, f.sign])).toEqual([['approval', -1], ['cancel', -1]]);
+    expect(tablesOf(sameRow)).toEqual(['pay.payments']);
+  });
+
+  it('refuses a mapping whose two sides share one time column', () => {
+    expect(() => validateMapping({ approvals: sameRow.approvals, cancels: { ...sameRow.cancels, time: 'approved_at' } })).toThrow(/each needs its own time column/);
+  });
+});
+
+describe('merchant ids', () => {
+  it('accepts up to 64 characters of [A-Za-z0-9_.:-] and dead-letters any other id with its reason', () => {
+    for (const ok of ['42', 'S-0001', 'shop.kr:seoul_01', 'a'.repeat(64)]) expect(isMerchantId(ok), ok).toBe(true);
+    for (const no of ['', 'a'.repeat(65), 'a b', 'a#1', 'mé', 'a*', '{p1}', 'x\n']) expect(isMerchantId(no), no).toBe(false);
+    const e: RowChange = { ...base, table: 'public.payments', op: 'insert', row: pay('1', 'S 1', '10', '2026-11-21T07:59:58Z'), old: null };
+    expect(() => factsOf(e, referenceMapping)).toThrow(/merchant_id="S 1" is not a merchant id riskmon accepts \(1 to 64 characters/);
+    expect(new FactScanner(referenceMapping).read(Buffer.from(JSON.stringify(e)))).toBe(false);
+    const text: RowChange = { ...e, row: pay('1', 'S-0003', '10', '2026-11-21T07:59:58Z') };
+    expect(factsOf(text, referenceMapping)).toMatchObject([{ merchantId: 'S-0003' }]);
+  });
+});
+
+describe('schema checks and trimming', () => {
+  it('knows which column types can play which role', () => {
+    expect(incompatibleType('amount', 20, -1)).toBeNull();
+    expect(incompatibleType('amount', 1700, -1)).toMatch(/integer type/); // numeric without a scale may hold fractions
+    expect(incompatibleType('amount', 1700, (18 << 16) + 4)).toBeNull(); // numeric(18, 0)
+    expect(incompatibleType('amount', 1700, ((18 << 16) | 2) + 4)).toMatch(/integer type/);
+    expect(incompatibleType('time', 1184, -1)).toBeNull();
+    expect(incompatibleType('time', 25, -1)).toMatch(/timestamptz/);
+    expect(incompatibleType('merchant', 25, -1)).toBeNull();
+    expect(incompatibleType('merchant', 1184, -1)).toMatch(/merchant id/);
+    expect(incompatibleType('id', 17, -1)).toBeNull();
+  });
+  it('keeps only the mapped columns of a row', () => {
+    expect(trimRow({ payment_id: '1', card_number: '4111', store: 'S-1', note: null }, ['payment_id', 'store', 'amount'])).toEqual({ payment_id: '1', store: 'S-1' });
+    expect(trimRow(null, ['a'])).toBeNull();
+  });
+  it('reads an optional merchant directory', () => {
+    expect(sameRow.merchants).toEqual({ table: 'pay.stores', id: 'store_code', name: 'display_name' });
+    expect(() => validateMapping({ ...referenceMapping, merchants: { table: 'stores', id: 'a', name: 'b' } })).toThrow(/merchants\.table" must be schema-qualified/);
+    expect(() => validateMapping({ ...referenceMapping, merchants: { table: 'x.stores', id: 'a' } })).toThrow(/merchants\.name/);
   });
 });

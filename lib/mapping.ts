@@ -1,6 +1,6 @@
 /**
  * Which source tables mean "approval" and "cancel", and which columns hold merchant, amount and transaction time.
- * The reference schema is the default; a user's own schema is given as JSON in RISKMON_MAPPING (see README).
+ * The reference schema is the default; a user's own schema is given as JSON in RISKMON_MAPPING (see docs/configuration.md).
  * `factsOf` turns one row change into bucket deltas: an INSERT adds the new row, a DELETE subtracts the old row,
  * an UPDATE subtracts the old and adds the new, so buckets always reflect the rows as they stand.
  */
@@ -16,15 +16,39 @@ export interface FactTable {
   time: string;
 }
 
+/** The merchant directory the API reads names and categories from. */
+export interface MerchantDirectory {
+  /** schema-qualified, e.g. public.merchants */
+  table: string;
+  id: string;
+  name: string;
+  /** absent: every merchant's category reads as "general" */
+  category?: string;
+}
+
 export interface Mapping {
   approvals: FactTable;
   cancels: FactTable;
+  /** absent: the reference directory public.merchants(merchant_id, name, category) */
+  merchants?: MerchantDirectory;
 }
 
 export const referenceMapping: Mapping = Object.freeze({
   approvals: { table: 'public.payments', id: 'payment_id', merchant: 'merchant_id', amount: 'amount', time: 'approved_at' },
   cancels: { table: 'public.payment_cancels', id: 'cancel_id', merchant: 'merchant_id', amount: 'amount', time: 'canceled_at' },
 });
+
+export const referenceMerchants: MerchantDirectory = Object.freeze({ table: 'public.merchants', id: 'merchant_id', name: 'name', category: 'category' });
+
+export function merchantDirectory(m: Mapping): MerchantDirectory {
+  return m.merchants ?? referenceMerchants;
+}
+
+/** A merchant id riskmon accepts: it becomes part of Kafka keys, Redis keys and URLs. */
+export const MERCHANT_ID_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$';
+const MERCHANT_ID_RE = new RegExp(MERCHANT_ID_PATTERN);
+export const isMerchantId = (s: string): boolean => MERCHANT_ID_RE.test(s);
+const MERCHANT_ID_RULE = '1 to 64 characters of A-Z a-z 0-9 _ . : -';
 
 export type FactKind = 'approval' | 'cancel';
 
@@ -46,59 +70,149 @@ export class BadRowError extends Error {
   }
 }
 
+const IDENT_RE = /^[^\u0000]{1,63}$/;
+
 export function validateMapping(v: unknown): Mapping {
   const m = v as Mapping;
-  for (const side of ['approvals', 'cancels'] as const) {
-    const t = (m as any)?.[side];
-    if (!t || typeof t !== 'object') throw new Error(`"${side}" missing`);
-    for (const col of ['table', 'id', 'merchant', 'amount', 'time'] as const) {
-      if (typeof t[col] !== 'string' || !t[col]) throw new Error(`"${side}.${col}" must be a non-empty string`);
+  if (!m || typeof m !== 'object') throw new Error('must be a JSON object with "approvals" and "cancels"');
+  const check = (where: string, t: any, cols: readonly string[], optional: readonly string[] = []) => {
+    if (!t || typeof t !== 'object') throw new Error(`"${where}" missing`);
+    for (const col of cols) {
+      if (optional.includes(col) && t[col] === undefined) continue;
+      if (typeof t[col] !== 'string' || !t[col]) throw new Error(`"${where}.${col}" must be a non-empty string`);
+      if (!IDENT_RE.test(col === 'table' ? t[col].split('.').pop() ?? '' : t[col])) throw new Error(`"${where}.${col}" is not a PostgreSQL name`);
     }
-    if (!t.table.includes('.')) throw new Error(`"${side}.table" must be schema-qualified, e.g. public.${t.table}`);
+    if (!t.table.includes('.')) throw new Error(`"${where}.table" must be schema-qualified, e.g. public.${t.table}`);
+    if (t.table.split('.').length !== 2) throw new Error(`"${where}.table" must be schema.table, got ${JSON.stringify(t.table)}`);
+  };
+  for (const side of ['approvals', 'cancels'] as const) check(side, (m as any)[side], ['table', 'id', 'merchant', 'amount', 'time']);
+  const a = m.approvals, c = m.cancels;
+  if (a.table === c.table) {
+    // one row carries both facts: each side needs a time column of its own, NULL while the fact does not exist
+    if (a.time === c.time) throw new Error(`"approvals.time" and "cancels.time" name the same column ${a.table}.${a.time}: when both sides are one table, each needs its own time column (e.g. approved_at and canceled_at)`);
   }
-  return Object.freeze({ approvals: { ...m.approvals }, cancels: { ...m.cancels } });
+  const out: Mapping = { approvals: { ...a }, cancels: { ...c } };
+  if (m.merchants !== undefined) {
+    check('merchants', m.merchants, ['table', 'id', 'name', 'category'], ['category']);
+    const d = m.merchants;
+    out.merchants = { table: d.table, id: d.id, name: d.name, ...(d.category ? { category: d.category } : {}) };
+  }
+  return Object.freeze(out);
 }
 
+const APPROVAL: readonly FactKind[] = Object.freeze(['approval']);
+const CANCEL: readonly FactKind[] = Object.freeze(['cancel']);
+const BOTH: readonly FactKind[] = Object.freeze(['approval', 'cancel']);
+const NONE: readonly FactKind[] = Object.freeze([]);
+
+/** The facts a row of `table` may carry: none, one side, or both (approvals and cancels on one table). */
+export function sidesOf(table: string, m: Mapping): readonly FactKind[] {
+  const a = table === m.approvals.table, c = table === m.cancels.table;
+  return a ? (c ? BOTH : APPROVAL) : c ? CANCEL : NONE;
+}
+
+/** @deprecated for tables carrying both sides; use sidesOf. The first side a table carries, or null. */
 export function tableKind(table: string, m: Mapping): FactKind | null {
-  if (table === m.approvals.table) return 'approval';
-  if (table === m.cancels.table) return 'cancel';
-  return null;
+  return sidesOf(table, m)[0] ?? null;
 }
 
+export function sideOf(kind: FactKind, m: Mapping): FactTable {
+  return kind === 'approval' ? m.approvals : m.cancels;
+}
+
+/** The mapped tables, each once. */
 export function tablesOf(m: Mapping): string[] {
-  return [m.approvals.table, m.cancels.table];
+  return m.approvals.table === m.cancels.table ? [m.approvals.table] : [m.approvals.table, m.cancels.table];
 }
 
-function fact(row: Row, t: FactTable, kind: FactKind, sign: 1 | -1, table: string): Fact {
+/** The columns riskmon reads from a mapped table (what change events carry), in a fixed order. */
+export function columnsOf(table: string, m: Mapping): string[] {
+  const out: string[] = [];
+  for (const k of sidesOf(table, m)) {
+    const t = sideOf(k, m);
+    for (const c of [t.id, t.merchant, t.amount, t.time]) if (!out.includes(c)) out.push(c);
+  }
+  return out;
+}
+
+/** What a mapped column is for, to check its type against (see compatibleType). */
+export type ColumnRole = 'id' | 'merchant' | 'amount' | 'time';
+
+/** Each mapped column of `table` with its role and the mapping field that names it (e.g. "cancels.amount"). */
+export function mappedColumns(table: string, m: Mapping): { column: string; role: ColumnRole; field: string }[] {
+  const out: { column: string; role: ColumnRole; field: string }[] = [];
+  for (const k of sidesOf(table, m)) {
+    const t = sideOf(k, m), side = k === 'approval' ? 'approvals' : 'cancels';
+    for (const role of ['id', 'merchant', 'amount', 'time'] as const) out.push({ column: t[role], role, field: `${side}.${role}` });
+  }
+  return out;
+}
+
+const T = { int2: 21, int4: 23, int8: 20, numeric: 1700, text: 25, varchar: 1043, uuid: 2950, timestamp: 1114, timestamptz: 1184 } as const;
+
+/**
+ * Whether a column of PostgreSQL type `typeOid` (with `typeMod`, as pg_attribute and pgoutput's Relation message
+ * give them) can play `role`: null if it can, else why not. Amounts must be integers (numeric only with scale 0),
+ * times timestamps, merchants integers, text or uuid; a row id may be anything (it only picks a hot merchant's shard).
+ */
+export function incompatibleType(role: ColumnRole, typeOid: number, typeMod: number): string | null {
+  switch (role) {
+    case 'id': return null;
+    case 'amount':
+      if (typeOid === T.int2 || typeOid === T.int4 || typeOid === T.int8) return null;
+      if (typeOid === T.numeric && typeMod >= 4 && ((typeMod - 4) & 0xffff) === 0) return null; // numeric(p, 0)
+      return 'an amount must be an integer type (bigint, integer, smallint or numeric(p, 0))';
+    case 'time':
+      if (typeOid === T.timestamptz || typeOid === T.timestamp) return null;
+      return 'a transaction time must be timestamptz (or timestamp, read as UTC)';
+    case 'merchant':
+      if (typeOid === T.int2 || typeOid === T.int4 || typeOid === T.int8 || typeOid === T.text || typeOid === T.varchar || typeOid === T.uuid) return null;
+      if (typeOid === T.numeric && typeMod >= 4 && ((typeMod - 4) & 0xffff) === 0) return null;
+      return 'a merchant id must be an integer, text, varchar or uuid column';
+  }
+}
+
+/**
+ * The fact of one side in one row version, or null when the side's time column is NULL in a table that carries
+ * both sides (the fact does not exist yet, or was revoked).
+ */
+function fact(row: Row, t: FactTable, kind: FactKind, sign: 1 | -1, table: string, shared: boolean): Fact | null {
+  const time = row[t.time];
+  if (shared && time === null) return null;
   const merchant = row[t.merchant];
   const amount = row[t.amount];
-  const time = row[t.time];
   if (merchant === null || merchant === undefined || merchant === '') throw new BadRowError(`${table}.${t.merchant} is missing or NULL`);
   if (amount === null || amount === undefined) throw new BadRowError(`${table}.${t.amount} is missing or NULL`);
   if (time === null || time === undefined) throw new BadRowError(`${table}.${t.time} is missing or NULL`);
+  const merchantId = String(merchant);
+  if (!isMerchantId(merchantId)) throw new BadRowError(`${table}.${t.merchant}=${JSON.stringify(merchantId.slice(0, 80))} is not a merchant id riskmon accepts (${MERCHANT_ID_RULE})`);
   let amt: bigint;
   try { amt = BigInt(String(amount)); } catch { throw new BadRowError(`${table}.${t.amount}=${JSON.stringify(amount)} is not an integer amount`); }
   const ms = Date.parse(String(time));
   if (Number.isNaN(ms)) throw new BadRowError(`${table}.${t.time}=${JSON.stringify(time)} is not a timestamp`);
-  return { merchantId: String(merchant), kind, minuteMs: minuteStart(ms), sign, amount: amt };
+  return { merchantId, kind, minuteMs: minuteStart(ms), sign, amount: amt };
 }
 
-/** Bucket deltas of one row change; [] for a table the mapping does not use. Throws BadRowError. */
+/**
+ * Bucket deltas of one row change; [] for a table the mapping does not use. Throws BadRowError. Per side of the
+ * table: the old row's fact with sign -1, the new row's with +1; a pair that lands in the same bucket with the
+ * same amount cancels out and is dropped (an update that changes nothing counted costs nothing downstream).
+ */
 export function factsOf(e: RowChange, m: Mapping): Fact[] {
-  const kind = tableKind(e.table, m);
-  if (!kind) return [];
-  const t = kind === 'approval' ? m.approvals : m.cancels;
+  const sides = sidesOf(e.table, m);
+  if (!sides.length) return [];
+  if ((e.op === 'update' || e.op === 'delete') && !e.old) throw new BadRowError(`${e.op} on ${e.table} without the old row: set REPLICA IDENTITY FULL on ${e.table}`);
+  if ((e.op === 'insert' || e.op === 'update') && !e.row) throw new BadRowError(`${e.op} on ${e.table} without a row`);
+  const shared = sides.length === 2;
   const out: Fact[] = [];
-  if (e.op === 'update' || e.op === 'delete') {
-    if (!e.old) throw new BadRowError(`${e.op} on ${e.table} without the old row: set REPLICA IDENTITY FULL on ${e.table}`);
-    out.push(fact(e.old, t, kind, -1, e.table));
+  for (const kind of sides) {
+    const t = sideOf(kind, m);
+    const before = e.op === 'insert' ? null : fact(e.old!, t, kind, -1, e.table, shared);
+    const after = e.op === 'delete' ? null : fact(e.row!, t, kind, 1, e.table, shared);
+    if (before && after && sameBucket(before, after)) continue;
+    if (before) out.push(before);
+    if (after) out.push(after);
   }
-  if (e.op === 'insert' || e.op === 'update') {
-    if (!e.row) throw new BadRowError(`${e.op} on ${e.table} without a row`);
-    out.push(fact(e.row, t, kind, 1, e.table));
-  }
-  // An update that changes no counted column cancels out; drop the pair so it costs nothing downstream.
-  if (out.length === 2 && sameBucket(out[0], out[1])) return [];
   return out;
 }
 
@@ -106,22 +220,31 @@ function sameBucket(a: Fact, b: Fact): boolean {
   return a.merchantId === b.merchantId && a.minuteMs === b.minuteMs && a.amount === b.amount;
 }
 
-/** The merchant a change is keyed by (the new row's; the old row's for a delete). */
+/** The merchant a change is keyed by (the new row's; the old row's for a delete), as the row holds it. */
 export function merchantOf(e: RowChange, m: Mapping): string | null {
-  const kind = tableKind(e.table, m);
+  const kind = sidesOf(e.table, m)[0];
   if (!kind) return null;
-  const t = kind === 'approval' ? m.approvals : m.cancels;
   const row = e.row ?? e.old;
-  const v = row?.[t.merchant];
+  const v = row?.[sideOf(kind, m).merchant];
   return v === null || v === undefined ? null : String(v);
 }
 
 /** The row's primary key value, used to pick a hot merchant's shard. */
 export function rowIdOf(e: RowChange, m: Mapping): string {
-  const kind = tableKind(e.table, m);
-  const t = kind === 'cancel' ? m.cancels : m.approvals;
+  const t = sideOf(sidesOf(e.table, m)[0] ?? 'approval', m);
   const row = e.row ?? e.old;
   return String(row?.[t.id] ?? '');
+}
+
+/**
+ * A row cut down to `columns` (the mapped ones): change events carry only what riskmon reads, so they stay small
+ * and card numbers or addresses in other columns never reach Kafka.
+ */
+export function trimRow(row: Row | null, columns: readonly string[]): Row | null {
+  if (!row) return row;
+  const out: Row = {};
+  for (const c of columns) if (c in row) out[c] = row[c];
+  return out;
 }
 
 
@@ -131,32 +254,39 @@ const MAX_DIGITS = 15;
 /**
  * The facts of one encoded change event read from its bytes (EventScanner: no JSON.parse, no object per event), for
  * the replay. `read` answers false when the event is not in the scanner's common shape or its counted columns are
- * not plain (a merchant that is not a non-empty string, an amount that is not 1–15 digits, a time that is not a
- * string Date.parse reads): the caller then uses decodeEvent + factsOf, which decide and explain. When it answers
- * true, the envelope is in `event` and the `n` facts in the arrays are those factsOf gives (mapping.test.ts).
+ * not plain (a merchant that is not a string of merchant-id characters, an amount that is not 1–15 digits, a time
+ * that is not a string Date.parse reads): the caller then uses decodeEvent + factsOf, which decide and explain. When
+ * it answers true, the envelope is in `event` and the `n` facts in the arrays are those factsOf gives, in its order
+ * (mapping.test.ts).
  */
 export class FactScanner {
   readonly event: EventScanner;
   /** per kind (0 approval, 1 cancel): index in the scanner's columns of merchant, amount, time */
   readonly #cols: number[][];
   readonly #ncols: number;
+  /** per table index of the scanner: the kinds its rows carry */
+  readonly #kinds: number[][];
+  readonly #shared: boolean;
   n = 0;
   /** where fact j's merchant lies in the bytes (merchant(j) makes the string: only callers that need it pay) */
-  readonly #mStart = new Int32Array(2);
-  readonly #mEnd = new Int32Array(2);
+  readonly #mStart = new Int32Array(4);
+  readonly #mEnd = new Int32Array(4);
   /** 0 approval, 1 cancel */
-  readonly kind = new Uint8Array(2);
-  readonly minuteMs = new Float64Array(2);
-  readonly sign = new Int8Array(2);
+  readonly kind = new Uint8Array(4);
+  readonly minuteMs = new Float64Array(4);
+  readonly sign = new Int8Array(4);
   /** the amount as a number (exact: at most 15 digits) */
-  readonly amount = new Float64Array(2);
+  readonly amount = new Float64Array(4);
 
   constructor(m: Mapping) {
     const cols: string[] = [];
     const at = (c: string) => { let i = cols.indexOf(c); if (i < 0) { i = cols.length; cols.push(c); } return i; };
     this.#cols = [m.approvals, m.cancels].map((t) => [at(t.merchant), at(t.amount), at(t.time)]);
     this.#ncols = cols.length;
-    this.event = new EventScanner([m.approvals.table, m.cancels.table], cols);
+    const tables = tablesOf(m);
+    this.#shared = tables.length === 1;
+    this.#kinds = this.#shared ? [[0, 1]] : [[0], [1]];
+    this.event = new EventScanner(tables, cols);
   }
 
   read(b: Buffer, start = 0, end = b.length): boolean {
@@ -164,11 +294,14 @@ export class FactScanner {
     if (!e.scan(b, start, end)) return false;
     this.n = 0;
     if (e.op === 'heartbeat' || e.table < 0) return true;
-    const kind = e.table;
-    if (e.op !== 'insert' && !(e.hasOld && this.#fact(kind, this.#ncols, -1))) return false;
-    if (e.op !== 'delete' && !this.#fact(kind, 0, 1)) return false;
-    // an update that changes no counted column cancels out (factsOf's sameBucket)
-    if (this.n === 2 && this.minuteMs[0] === this.minuteMs[1] && this.amount[0] === this.amount[1] && this.merchant(0) === this.merchant(1)) this.n = 0;
+    if (e.op !== 'insert' && !e.hasOld) return false;
+    for (const kind of this.#kinds[e.table]) {
+      const j0 = this.n;
+      if (e.op !== 'insert' && !this.#fact(kind, this.#ncols, -1)) return false;
+      if (e.op !== 'delete' && !this.#fact(kind, 0, 1)) return false;
+      // a pair that changes nothing counted cancels out (factsOf's sameBucket)
+      if (this.n === j0 + 2 && this.minuteMs[j0] === this.minuteMs[j0 + 1] && this.amount[j0] === this.amount[j0 + 1] && this.merchant(j0) === this.merchant(j0 + 1)) this.n = j0;
+    }
     return true;
   }
 
@@ -177,10 +310,13 @@ export class FactScanner {
     return this.event.buf.toString('utf8', this.#mStart[j], this.#mEnd[j]);
   }
 
+  /** Records the fact of `kind` in the row at `base` (none for a NULL time on a shared table); false: not plain. */
   #fact(kind: number, base: number, sign: 1 | -1): boolean {
     const e = this.event, b = e.buf, [mc, ac, tc] = this.#cols[kind];
     const m = base + mc, a = base + ac, t = base + tc;
-    if (e.type[m] !== Json.String || e.end[m] === e.start[m]) return false;
+    if (this.#shared && e.type[t] === Json.Null) return true;
+    if (e.type[m] !== Json.String || e.end[m] === e.start[m] || e.end[m] - e.start[m] > 64) return false;
+    for (let i = e.start[m]; i < e.end[m]; i++) if (!ID_CHAR[b[i]]) return false;
     if (e.type[t] !== Json.String) return false;
     if (e.type[a] !== Json.String && e.type[a] !== Json.Number) return false;
     let i = e.start[a];
@@ -205,3 +341,10 @@ export class FactScanner {
     return true;
   }
 }
+
+/** The bytes a merchant id may hold (MERCHANT_ID_PATTERN). */
+const ID_CHAR = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = /[A-Za-z0-9_.:-]/.test(String.fromCharCode(c)) ? 1 : 0;
+  return t;
+})();

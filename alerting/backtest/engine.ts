@@ -20,7 +20,7 @@ import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandida
 import type { MerchantDirectory } from '../directory.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
-import { keyOf, type FiringAlert } from '../store.ts';
+import { keyOf, type FiringAlert } from '../risk-store/index.ts';
 import { MerchantNumbers, RangeSum, sliceOfTotals, totalsOfSlice, type Slice } from '../window.ts';
 
 export interface BacktestAlert {

@@ -1,5 +1,5 @@
 /**
- * volume_drop: for a merchant whose average daily approved amount over the baseline days is
+ * volume_drop (docs/contracts.md "Rules"): for a merchant whose average daily approved amount over the baseline days is
  * at least `minDailyAmount`, today's approved amount from local 00:00 to the end of M against the average of the
  * same time-of-day window on the baseline (by default the same weekdays of the last 4 weeks, holidays left out;
  * see ../baseline.ts for how that average is computed). Fires when

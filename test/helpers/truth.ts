@@ -1,9 +1,10 @@
 /**
- * The SQL truth the aggregator's buckets must equal: a GROUP BY over the reference source tables per
- * (merchant, minute | UTC hour | local day in `tz`), and a comparer against a BucketReader.
+ * The SQL truth the aggregator's buckets must equal: a GROUP BY over the source tables (the reference schema's, or a
+ * mapping's) per (merchant, minute | UTC hour | local day in `tz`), and a comparer against a BucketReader.
  */
 import pg from 'pg';
 import { emptyTotals, isEmpty, type BucketReader, type Step, type Totals } from '../../aggregator/store/index.ts';
+import { referenceMapping, type FactTable, type Mapping } from '../../lib/mapping.ts';
 
 /** merchant → bucket start (ms) → totals */
 export type Truth = Map<string, Map<number, Totals>>;
@@ -14,14 +15,18 @@ function bucketExpr(col: string, step: Step): string {
   return `(extract(epoch FROM (date_trunc('day', ${col} AT TIME ZONE $1) AT TIME ZONE $1)) * 1000)::bigint`;
 }
 
-export async function sqlTruth(pgUrl: string, step: Step, tz: string): Promise<Truth> {
+/** The SQL truth of `mapping`'s tables (the reference schema by default): each side's rows while its time is not NULL. */
+export async function sqlTruth(pgUrl: string, step: Step, tz: string, mapping: Mapping = referenceMapping): Promise<Truth> {
   const client = new pg.Client({ connectionString: pgUrl });
   await client.connect();
   try {
     const params = step === '1d' ? [tz] : [];
-    const q = (table: string, col: string) =>
-      `SELECT merchant_id::text AS m, ${bucketExpr(col, step)}::text AS t, count(*)::int AS n, sum(amount)::text AS amt
-         FROM ${table} GROUP BY 1, 2`;
+    const id = (s: string) => `"${s}"`;
+    const q = (t: FactTable) => {
+      const time = id(t.time);
+      return `SELECT ${id(t.merchant)}::text AS m, ${bucketExpr(time, step)}::text AS t, count(*)::int AS n, sum(${id(t.amount)})::text AS amt
+         FROM ${t.table.split('.').map(id).join('.')} WHERE ${time} IS NOT NULL GROUP BY 1, 2`;
+    };
     const truth: Truth = new Map();
     const at = (m: string, t: number) => {
       let byT = truth.get(m);
@@ -30,12 +35,12 @@ export async function sqlTruth(pgUrl: string, step: Step, tz: string): Promise<T
       if (!x) byT.set(t, (x = emptyTotals()));
       return x;
     };
-    for (const r of (await client.query(q('payments', 'approved_at'), params)).rows) {
+    for (const r of (await client.query(q(mapping.approvals), params)).rows) {
       const x = at(r.m, Number(r.t));
       x.approvals += r.n;
       x.approvedAmount += BigInt(r.amt);
     }
-    for (const r of (await client.query(q('payment_cancels', 'canceled_at'), params)).rows) {
+    for (const r of (await client.query(q(mapping.cancels), params)).rows) {
       const x = at(r.m, Number(r.t));
       x.cancels += r.n;
       x.canceledAmount += BigInt(r.amt);
