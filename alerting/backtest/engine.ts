@@ -16,7 +16,8 @@ import { addTotals, emptyTotals, hasMinuteTotals, isEmpty, type BucketReader, ty
 import type { Evidence } from '../../lib/evidence.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates } from '../decide.ts';
+import type { MerchantDirectory } from '../directory.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../risk-store/index.ts';
@@ -43,6 +44,8 @@ export interface BacktestInput {
   tz: string;
   maxIngestLagMs: number;
   reader: BucketReader;
+  /** The live evaluator's merchant directory (cohorts). */
+  directory?: MerchantDirectory;
   log: Logger;
   /** The live lifecycle state at `from` (store.ts firingAt). */
   initial: (FiringAlert & { evidence: Evidence })[];
@@ -84,7 +87,7 @@ export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; eval
 export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const { rules, from, to, tz, reader } = i;
   const chunk = i.chunkMinutes ?? 60;
-  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0 });
+  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0, directory: i.directory });
   const mem = emptyMemory(i.initial);
   const alerts = new Map<string, BacktestAlert>();
   for (const a of i.initial) {
@@ -143,9 +146,11 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
 
     const base = await inputs.baselines(today);
     const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
+    const win = exact ? window.sums : sumOf(minutes, windowFrom, end);
+    await inputs.profileSpikeCandidates(base, spikeCandidates(rules, win, mem.firing, mem.tracked.volume_spike));
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: i.ingestLags.get(M) ?? 0, replay: true, rules, maxIngestLagMs: i.maxIngestLagMs,
-      slackEnabled: false, window: exact ? window.sums : sumOf(minutes, windowFrom, end), partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
+      slackEnabled: false, window: win, partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
       firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked,
     });
     evaluations += d.evaluated;

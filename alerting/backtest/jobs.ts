@@ -18,6 +18,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { iso, MINUTE } from '../../lib/time.ts';
 import { RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
+import type { MerchantDirectory } from '../directory.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
 import {
   alertsHaveDispositions, claimNextBacktest, failBacktest, finishBacktest, firingAt, liveAlerts, liveIngestLags, reportBacktestProgress,
@@ -79,6 +80,8 @@ export interface MinuteStream { read(lo: number, hi: number): Promise<Map<number
 export interface RunnerOptions { tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number }
 export interface RunnerDeps {
   reader: BucketReader;
+  /** The live evaluator's merchant directory (cohorts). */
+  directory?: MerchantDirectory;
   /** Minutes [lo, hi) rebuilt from the retained topic (aggregator's TopicMinutes); absent: no rebuild. */
   topicMinutes?: (lo: number, hi: number) => Promise<MinuteStream>;
   db: pg.Pool;
@@ -143,7 +146,7 @@ export class BacktestRunner implements Service {
       log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
       let lastReport = Date.now();
       const out = await runBacktest({
-        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, log, initial, ingestLags, minutes,
+        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, directory: this.d.directory, log, initial, ingestLags, minutes,
         onMinute: async (done, total) => {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;

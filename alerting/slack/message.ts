@@ -25,7 +25,7 @@ export type NotificationView = Pick<Alert, 'rule' | 'merchantId'> & Partial<Pick
 export interface SlackPayload { text: string; blocks: unknown[] }
 
 const TITLE: Record<NotificationView['kind'], string> = { fired: ':rotating_light: FIRING', renotified: ':bell: STILL FIRING', resolved: ':white_check_mark: RESOLVED' };
-const RULE: Record<string, string> = { cancel_rate_spike: 'cancel-rate spike', volume_drop: 'volume drop' };
+const RULE: Record<string, string> = { cancel_rate_spike: 'cancel-rate spike', volume_drop: 'volume drop', volume_spike: 'volume spike' };
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(1)}%` : 'n/a');
 const krw = (x: unknown) => (x === undefined || x === null ? 'n/a' : `${BigInt(String(x)).toLocaleString('en-US')} KRW`);
@@ -38,8 +38,16 @@ export function summary(n: NotificationView): string {
       + ` (${e.baseline?.cancels}/${e.baseline?.approvals}); fires at ×${e.multiplier} = ${pct(e.threshold)}`;
   }
   if (n.rule === 'volume_drop') {
-    return `approved today ${krw(e.window?.approvedAmount)} vs same-time baseline ${krw(e.baseline?.sameTimeAverage)}`
+    return `approved today ${krw(e.window?.approvedAmount)} vs same-time baseline ${krw(e.baseline?.sameTimeAverage)}${e.baseline?.kind === 'same_weekday' ? ' (same weekdays)' : ''}`
       + ` (${typeof e.todayVsBaseline === 'number' ? pct(e.todayVsBaseline) : 'n/a'}); fires at ≤ ${pct(e.ratio)}`;
+  }
+  if (n.rule === 'volume_spike') {
+    return `approved in the window ${krw(e.window?.approvedAmount)} vs ${krw(e.baseline?.sameWindowAverage || undefined)} usual`
+      + ` (${typeof e.windowVsBaseline === 'number' ? `×${e.windowVsBaseline.toFixed(1)}` : 'n/a'}); fires at ×${e.multiplier}`;
+  }
+  if (n.rule.startsWith('composed:')) {
+    const num = (x: unknown) => (typeof x === 'number' ? (Math.abs(x) < 10 ? x.toPrecision(3) : Math.round(x).toLocaleString('en-US')) : 'n/a');
+    return `${e.metric} ${num(e.window?.value)} in the window vs ${num(e.baseline?.value)} (${e.baseline?.kind}); fires at ${e.compare === 'fraction' ? '≤' : '≥'} ${e.k} × baseline`;
   }
   return JSON.stringify(e);
 }
