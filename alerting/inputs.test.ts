@@ -15,8 +15,9 @@ const TZ = 'Asia/Seoul';
 const today = dayStart(Date.parse('2026-12-07T03:00:00Z'), TZ); // 2026-12-06T15:00Z
 const hs = today + 10 * HOUR;
 
+/** The part of a day's baselines todayFullHours reads: the volume_drop merchants. */
 function base(ids: string[]): DayBaselines {
-  return { todayStart: today, from: today - 7 * 24 * HOUR, to: today, days: 7, totals: new Map(), profiles: new Map(ids.map((id) => [id, new Float64Array(24)])) };
+  return { todayStart: today, eligible: new Set(ids), profiles: new Map(ids.map((id) => [id, new Float64Array(24)])) } as unknown as DayBaselines;
 }
 
 describe('today\'s full hours', () => {
