@@ -1,5 +1,5 @@
 /** Options of `riskmon cdc` (README "Configuration"). */
-import { commonSpec, connections, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
+import { bool, commonSpec, connections, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 
 export const cdcSpec = {
@@ -14,6 +14,7 @@ export const cdcSpec = {
   statusIntervalMs: int('RISKMON_CDC_STATUS_MS', 'interval of standby status updates (must stay well below wal_sender_timeout)', 1000, 100, 30_000),
   maxBufferedBytes: int('RISKMON_CDC_MAX_BUFFERED_BYTES', 'bytes of change events in flight to Kafka before replication is paused', 16 << 20, 1 << 20, 1 << 30),
   maxMessageBytes: int('RISKMON_MAX_MESSAGE_BYTES', "largest change event the cdc writes to the topic (keep it below the topic's max.message.bytes); a larger one goes to the dead-letter topic with its position", 1_000_000, 1024, 100 << 20),
+  acceptGap: bool('RISKMON_ACCEPT_GAP', 'start even though the slot is gone while the topic holds changes (riskmon cdc --accept-gap): the gap must then be backfilled', false),
   partitionCheckMs: int('RISKMON_PARTITION_CHECK_MS', 'how often new partitions of a mapped partitioned table are given REPLICA IDENTITY FULL like their parent', 10_000, 100, 3_600_000),
   retentionMs: int('RISKMON_RETENTION_MS', 'retention.ms of a topic the cdc creates (at least 8 days: replay reads it)', 8 * 86_400_000 + 3_600_000, 8 * 86_400_000, Number.MAX_SAFE_INTEGER),
   slotWarnBytes: int('RISKMON_SLOT_WARN_BYTES', 'warn when the slot keeps more WAL than this, or safe_wal_size drops below it', 1 << 30, 1 << 20, Number.MAX_SAFE_INTEGER),
