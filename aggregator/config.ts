@@ -1,4 +1,4 @@
-/** Options of `riskmon aggregate` and `riskmon replay` (README "Configuration"). */
+/** Options of `riskmon aggregate` and `riskmon replay` (docs/configuration.md). */
 import { commonSpec, connections, metricsSpec, int, json, mappingOption, num } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 

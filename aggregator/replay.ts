@@ -1,6 +1,6 @@
 /**
  * Rebuild from a source LSN (`riskmon replay --from-lsn X`). The slot cannot rewind, so the retained topic is the
- * source. Steps (README "Replay"):
+ * source. Steps (docs/operations.md "Replay from an LSN"):
  *  1. locateLsn: per partition, the first offset with lsn ≥ X (clear errors for too old / future / malformed X).
  *  2. Lock every partition (`{pN}:lock`, checked inside apply.lua): running aggregators pause, never half-apply.
  *  3. Scan the events ≥ X up to the current end of each partition (read from their bytes, lib/mapping.ts

@@ -1,6 +1,6 @@
 /**
  * Closed minutes. Minute M is closed when the event-time watermark reaches M + 1:00 + allowed lateness
- * (DESIGN.md "Rules"); the evaluator takes them in order, each once.
+ * (docs/contracts.md "Rules"); the evaluator takes them in order, each once.
  */
 import { MINUTE } from '../lib/time.ts';
 

@@ -1,4 +1,4 @@
-/** The alerting component's options (README "Configuration"), composed with the shared ones. */
+/** The alerting component's options (docs/configuration.md), composed with the shared ones. */
 import { commonSpec, connections, connectionSpec, int, json, mappingOption, metricsSpec, secret, str, url, type ConfigOf } from '../lib/config.ts';
 import { defaultRules, parseRules } from './rules/config.ts';
 
@@ -8,7 +8,7 @@ export const alertingSpec = {
   // Optional here: backtests rebuild minutes older than the minute tier from the retained topic.
   kafkaBrokers: { ...connectionSpec.kafkaBrokers, default: [] as string[], description: 'Kafka bootstrap brokers: backtests rebuild minutes the minute tier no longer holds from the retained topic (unset: backtests cover only what the minute tier holds)' },
   mapping: mappingOption,
-  rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see README "Rules")', defaultRules(), parseRules),
+  rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see docs/contracts.md "Rules")', defaultRules(), parseRules),
   slackWebhookUrl: secret(url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], '')),
   publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),
   maxIngestLagMs: int('RISKMON_MAX_INGEST_LAG_MS', 'volume_drop is not evaluated while the watermark is further than this behind the wall clock', 120_000, 1000, 86_400_000),

@@ -5,7 +5,7 @@ import { HOUR, MINUTE } from '../lib/time.ts';
 import type { DayBaselines } from './baseline.ts';
 import { decideMinute, notificationFor, type MinuteInput } from './decide.ts';
 import { defaultRules } from './rules/config.ts';
-import { keyOf, type FiringAlert } from './store.ts';
+import { keyOf, type FiringAlert } from './risk-store/index.ts';
 
 const today = Date.parse('2026-11-20T15:00:00Z'); // Seoul midnight
 const M = today + 10 * HOUR; // 10:00 local

@@ -11,8 +11,8 @@ import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
 import type { Evaluation, EvaluationStatus } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
-import { silenceFor, type Silence } from './silences.ts';
-import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './store.ts';
+import { silenceFor, type Silence } from './risk-store/index.ts';
+import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './risk-store/index.ts';
 
 export interface MinuteInput {
   /** The closed minute (epoch ms) and the bounds derived from it. */

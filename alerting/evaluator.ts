@@ -10,7 +10,7 @@
  * first minute of a day or hour does not wait for them. Memory holds the firing alerts and the signature of each
  * stored evaluation row, so only changed rows are written.
  *
- * The rules are the risk store's active version (rules/versions.ts), looked up before every minute: an activation
+ * The rules are the risk store's active version (risk-store/rules.ts), looked up before every minute: an activation
  * applies from the next closed minute, without a restart. The day-level reads are inputs.ts, shared with backtests.
  */
 import type { RedisClient } from '../lib/redis.ts';
@@ -24,10 +24,11 @@ import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts'
 import { publishAlerts } from './fanout.ts';
 import { DayInputs } from './inputs.ts';
 import { ShadowEvaluator } from './shadow.ts';
+import { systemClock } from '../lib/clock.ts';
 import * as metrics from './metrics.ts';
-import { activationId, activeRules } from './rules/versions.ts';
-import { activeSilences } from './silences.ts';
-import { commitMinute, isQuietSignature, loadState, ProgressConflict } from './store.ts';
+import { activationId, activeRules } from './risk-store/index.ts';
+import { activeSilences } from './risk-store/index.ts';
+import { commitMinute, isQuietSignature, loadState, ProgressConflict } from './risk-store/index.ts';
 import type { RuleName, RulesConfig } from './rules/config.ts';
 import { WindowSums } from './window.ts';
 
@@ -95,12 +96,12 @@ export class Evaluator implements Service {
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
     this.#o = opts;
     this.#d = deps;
-    this.#now = deps.now ?? Date.now;
+    this.#now = deps.now ?? systemClock;
     this.#window = new WindowSums(deps.reader);
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
       tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now,
     });
-    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }) });
+    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }), now: this.#now });
   }
 
   /** The rules in use now. */

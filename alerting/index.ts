@@ -8,6 +8,7 @@ import { createPool } from '../lib/pg.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
+import type { Clock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -17,7 +18,7 @@ import { alertingSpec, type AlertingConfig } from './config.ts';
 import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 import { BacktestRunner } from './backtest/jobs.ts';
-import { seedRules } from './rules/versions.ts';
+import { seedRules } from './risk-store/index.ts';
 
 export { alertingSpec, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
@@ -26,18 +27,13 @@ export { Evaluator } from './evaluator.ts';
 export { WindowSums } from './window.ts';
 export { publishAlertUpdate } from './fanout.ts';
 export type { AlertUpdateMessage } from '../lib/alert-message.ts';
-export {
-  applyTriage, DISPOSITIONS, NAME_MAX, NOTE_MAX, notesOf, ruleQuality, TRIAGE_COLUMNS, triageHistory, triageOf,
-  type Disposition, type Note, type RuleQuality, type TriageAction, type TriageEvent, type TriageRow,
-} from './triage.ts';
-// For the API: rules as versioned data, and backtests.
+// For the API: the rules config, and what a backtest request may cover. The risk store's reads and writes (alerts,
+// triage, silences, rule versions, shadows, backtest jobs, audit) are alerting/risk-store/index.ts.
 export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
 export { runBacktest } from './backtest/engine.ts';
-export { currentShadow, shadowAlerts, startShadow, stopShadow, type ShadowInfo } from './shadow.ts';
-export { activate, activeRules, createDraft, getVersion, listVersions, seedRules, type VersionInfo } from './rules/versions.ts';
-export {
-  BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, cancelBacktest, checkPeriod, getBacktest, listBacktests, queueBacktest, type BacktestJob,
-} from './backtest/jobs.ts';
+export { BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod } from './backtest/jobs.ts';
+// Kept for callers that seed or queue through the component's face (tests, benchmarks).
+export { queueBacktest, seedRules } from './risk-store/index.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
@@ -58,7 +54,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
  * closes both.
  */
 export function buildAlerting(
-  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: () => number; sharedRedis?: boolean },
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: Clock; sharedRedis?: boolean },
 ): Service[] {
   const log = componentLogger('alerting');
   const db = createPool({ connectionString: cfg.riskPgUrl, max: 4, application_name: 'riskmon-alerting' }, log);

@@ -11,41 +11,13 @@
  */
 import type pg from 'pg';
 import type { BucketReader, Totals } from '../aggregator/store/index.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
 import { DayInputs } from './inputs.ts';
-import { configOf, type Queryable } from './rules/versions.ts';
-import { keyOf, type FiringAlert } from './store.ts';
+import { commitShadowMinute, currentShadow, loadShadow, type FiringAlert, type ShadowInfo } from './risk-store/index.ts';
 import { WindowSums } from './window.ts';
-
-export interface ShadowInfo { id: string; version: string; startedAt: Date; startedBy: string; firstMinute: Date | null; lastMinute: Date | null }
-
-/** Starts evaluating `version` as the shadow (stopping the previous one); false when the version is unknown. */
-export async function startShadow(db: Queryable, version: string, actor: string): Promise<boolean> {
-  if (!(await db.query('SELECT 1 FROM rule_versions WHERE version = $1', [version])).rowCount) return false;
-  await db.query('UPDATE rule_shadows SET stopped_at = clock_timestamp(), stopped_by = $1 WHERE stopped_at IS NULL', [actor]);
-  await db.query('INSERT INTO rule_shadows (version, started_by) VALUES ($1, $2)', [version, actor]);
-  return true;
-}
-
-export async function stopShadow(db: Queryable, actor: string): Promise<boolean> {
-  const r = await db.query('UPDATE rule_shadows SET stopped_at = clock_timestamp(), stopped_by = $1 WHERE stopped_at IS NULL', [actor]);
-  return Boolean(r.rowCount);
-}
-
-export async function currentShadow(db: pg.Pool): Promise<ShadowInfo | null> {
-  const r = await db.query('SELECT id::text, version, started_at, started_by, first_minute, last_minute FROM rule_shadows WHERE stopped_at IS NULL');
-  const x = r.rows[0];
-  return x ? { id: x.id, version: x.version, startedAt: x.started_at, startedBy: x.started_by, firstMinute: x.first_minute, lastMinute: x.last_minute } : null;
-}
-
-export interface ShadowAlert { rule: string; merchantId: string; firedAt: string; resolvedAt: string | null; carried: boolean; evidence: unknown }
-
-export async function shadowAlerts(db: pg.Pool, shadowId: string): Promise<ShadowAlert[]> {
-  const r = await db.query('SELECT rule, merchant_id, fired_at, resolved_at, carried, evidence FROM shadow_alerts WHERE shadow_id = $1 ORDER BY fired_at, id', [shadowId]);
-  return r.rows.map((x) => ({ rule: x.rule, merchantId: x.merchant_id, firedAt: x.fired_at.toISOString(), resolvedAt: x.resolved_at?.toISOString() ?? null, carried: x.carried, evidence: x.evidence }));
-}
 
 interface Running { id: string; inputs: DayInputs; memory: Memory; progress: number | null; window: WindowSums | null }
 
@@ -61,7 +33,7 @@ export interface ShadowMinute {
 export class ShadowEvaluator {
   #running: Running | null = null;
 
-  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger }) {}
+  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger; now?: Clock }) {}
 
   /** Decides minute M for the current shadow, if there is one. Never throws. */
   async minute(m: ShadowMinute): Promise<void> {
@@ -98,31 +70,7 @@ export class ShadowEvaluator {
       slackEnabled: false, window: win.window, partialHour: win.hour, todayHours, baselines: base, silences: [],
       firing: run.memory.firing, signatures: run.memory.signatures, tracked: run.memory.tracked,
     });
-    const fired = new Map<string, string>();
-    const c = await db.connect();
-    try {
-      await c.query('BEGIN');
-      const cas = await c.query(`UPDATE rule_shadows SET last_minute = $2, first_minute = coalesce(first_minute, $2)
-        WHERE id = $1 AND stopped_at IS NULL AND last_minute IS NOT DISTINCT FROM $3`, [run.id, new Date(M), run.progress === null ? null : new Date(run.progress)]);
-      if (cas.rowCount !== 1) throw new Error('shadow progress moved under us (stopped, or another evaluator runs it)');
-      for (const t of d.transitions) {
-        if (t.kind === 'fired') {
-          const r = await c.query(`INSERT INTO shadow_alerts (shadow_id, rule, merchant_id, fired_at, last_notified_at, clear_minutes, evidence)
-            VALUES ($1, $2, $3, $4, $4, 0, $5) RETURNING id::text`, [run.id, t.rule, t.merchantId, new Date(M), t.evidence]);
-          fired.set(keyOf(t.rule, t.merchantId), r.rows[0].id);
-        } else {
-          await c.query('UPDATE shadow_alerts SET resolved_at = $2, last_notified_at = $3, clear_minutes = $4 WHERE id = $1',
-            [t.alertId, t.kind === 'resolved' ? new Date(M) : null, new Date(t.life.lastNotifiedAt), t.life.clearMinutes]);
-        }
-      }
-      for (const x of d.clearCounts) await c.query('UPDATE shadow_alerts SET clear_minutes = $2 WHERE id = $1', [x.alertId, x.clearMinutes]);
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+    const fired = await commitShadowMinute(db, { shadowId: run.id, minute: M, previous: run.progress, transitions: d.transitions, clearCounts: d.clearCounts });
     run.progress = M;
     applyDecision(run.memory, d, (key) => fired.get(key)!);
   }
@@ -130,26 +78,11 @@ export class ShadowEvaluator {
   /** A shadow seen for the first time: its firing alerts from the store, or (new) the live ones copied in. */
   async #load(s: ShadowInfo, liveFiring: ReadonlyMap<string, FiringAlert>): Promise<Running> {
     const { db } = this.d;
-    const v = await db.query('SELECT config FROM rule_versions WHERE version = $1', [s.version]);
-    const rules = configOf(s.version, v.rows[0].config);
-    if (s.lastMinute === null) {
-      await db.query('DELETE FROM shadow_alerts WHERE shadow_id = $1', [s.id]);
-      for (const a of liveFiring.values()) {
-        const ev = await db.query(`SELECT t.evidence FROM alert_transitions t WHERE t.alert_id = $1 AND t.kind = 'fired' ORDER BY t.id LIMIT 1`, [a.id]);
-        await db.query(`INSERT INTO shadow_alerts (shadow_id, rule, merchant_id, fired_at, last_notified_at, clear_minutes, carried, evidence)
-          VALUES ($1, $2, $3, $4, $5, $6, true, $7)`, [s.id, a.rule, a.merchantId, new Date(a.life.firedAt), new Date(a.life.lastNotifiedAt), a.life.clearMinutes, ev.rows[0]?.evidence ?? {}]);
-      }
-    }
-    const r = await db.query(`SELECT id::text, rule, merchant_id, fired_at, last_notified_at, clear_minutes FROM shadow_alerts
-      WHERE shadow_id = $1 AND resolved_at IS NULL`, [s.id]);
-    const firing: FiringAlert[] = r.rows.map((x) => ({
-      id: x.id, rule: x.rule, merchantId: x.merchant_id,
-      life: { firedAt: x.fired_at.getTime(), lastNotifiedAt: x.last_notified_at.getTime(), clearMinutes: x.clear_minutes },
-    }));
+    const { rules, firing } = await loadShadow(db, s, liveFiring);
     this.d.log.info({ version: s.version, firing: firing.length }, 'shadow version loaded');
     return {
       id: s.id, memory: emptyMemory(firing), progress: s.lastMinute?.getTime() ?? null, window: null,
-      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: Date.now }),
+      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: this.d.now ?? systemClock }),
     };
   }
 }

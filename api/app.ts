@@ -49,6 +49,12 @@ function publicRoutes(register: (pub: FastifyInstance) => Promise<void>) {
   };
 }
 
+/** A rate-limit window as people say it: "1 minute", "90 seconds", "2 hours". */
+export function windowText(ms: number): string {
+  const [n, unit] = ms % 3_600_000 === 0 ? [ms / 3_600_000, 'hour'] : ms % 60_000 === 0 ? [ms / 60_000, 'minute'] : [Math.round(ms / 1000), 'second'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
 /** A registered route; `documented` is false for the ones left out of the OpenAPI document on purpose. */
 export interface RouteInfo { method: string; url: string; documented: boolean }
 export interface App { app: FastifyInstance; hub: LiveHub; routes: readonly RouteInfo[] }
@@ -99,7 +105,8 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
         const k = bearerOf(req.headers.authorization) ?? (req.query as { token?: string })?.token;
         return k ? createHash('sha256').update(k).digest('hex').slice(0, 16) : req.ip;
       },
-      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'rate_limited', message: `more than ${ctx.max} requests in ${ctx.after}; retry later` }),
+      // The configured window, not the limiter's `after` (the time left in it, "58 seconds" on a slow request).
+      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'rate_limited', message: `more than ${ctx.max} requests in ${windowText(cfg.rateLimitWindowMs)}; retry in ${ctx.after}` }),
     });
   }
   await app.register(swagger, {

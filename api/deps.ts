@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { createPool } from '../lib/pg.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
@@ -28,11 +29,13 @@ export interface ApiDeps {
   kafkaAdmin: () => Promise<Admin>;
   /** Folder of the built dashboard; null serves a note that it is not built. */
   webDist: string | null;
+  /** "Now" for every route (lib/clock.ts): the system clock unless a test chose an instant. */
+  now: Clock;
   close(): Promise<void>;
 }
 
 
-export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?: BucketReader): Promise<ApiDeps> {
+export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock } = {}): Promise<ApiDeps> {
   const log = componentLogger('api');
   const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' }, log);
   const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' }, log);
@@ -49,8 +52,8 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, reader?
     return admin;
   };
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
-    reader: reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
+    reader: o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
     async close() {
       const a = admin;
       await Promise.allSettled([riskPg.end(), sourcePg.end(), redis.quit(), a?.then((x) => x.disconnect())]);

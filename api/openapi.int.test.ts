@@ -2,7 +2,7 @@
  * /docs: Swagger UI and the OpenAPI document behind it. The document must be valid OpenAPI (checked by a real
  * validator, @seriousme/openapi-schema-validator, against the official JSON schema of its version) and describe
  * every HTTP route the api registers, with its method; the only routes left out are the documentation's own, the
- * WebSocket upgrade (/ws, which OpenAPI 3.0 cannot describe; README "api") and the dashboard's static files.
+ * WebSocket upgrade (/ws, which OpenAPI 3.0 cannot describe; docs/contracts.md) and the dashboard's static files.
  */
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

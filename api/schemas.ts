@@ -3,7 +3,8 @@
  * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs/json (Swagger UI at /docs).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/index.ts';
+import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/risk-store/index.ts';
+import { AlertDetailSchema, AlertSchema, type Alert, type AlertDetail } from '../lib/alert-message.ts';
 
 const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
 const Iso = Type.String({ description: 'ISO-8601 time with zone, e.g. 2026-11-21T08:00:00Z' });
@@ -59,34 +60,11 @@ export const AlertsQuery = Type.Object({
 });
 export type AlertsQuery = Static<typeof AlertsQuery>;
 
-const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
-export const AckSchema = Nullable(Type.Object({ by: Type.String(), at: Type.String() }));
-export const DispositionSchema = Nullable(Type.Object({ value: Type.String(), by: Type.String(), at: Type.String(), note: Type.String() }));
+export { AckSchema, AlertDetailSchema, AlertSchema, DispositionSchema } from '../lib/alert-message.ts';
+/** The alert JSON, declared once in lib/alert-message.ts. */
+export type AlertBody = Alert;
 
-export const AlertSchema = Type.Object({
-  id: Type.String(),
-  rule: Type.String(),
-  merchantId: Type.String(),
-  state: Type.String(),
-  firedAt: Type.String(),
-  resolvedAt: Type.Union([Type.String(), Type.Null()]),
-  evidence: Json,
-  ruleVersion: Type.String(),
-  ack: AckSchema,
-  assignee: Type.Union([Type.String(), Type.Null()]),
-  disposition: DispositionSchema,
-});
-export type AlertBody = Static<typeof AlertSchema>;
-
-export const AlertDetailSchema = Type.Composite([AlertSchema, Type.Object({
-  transitions: Type.Array(Type.Object({ id: Type.String(), kind: Type.String(), minute: Type.String(), at: Type.String(), ruleVersion: Type.String(), evidence: Json })),
-  notes: Type.Array(Type.Object({ id: Type.String(), by: Type.String(), at: Type.String(), text: Type.String() })),
-  history: Type.Array(Type.Object({
-    id: Type.String(), action: Type.String(), by: Type.String(), at: Type.String(),
-    value: Type.Union([Type.String(), Type.Null()]), note: Type.Union([Type.String(), Type.Null()]),
-  }), { description: 'every triage action, oldest first (acks, assignments, notes, dispositions and their changes)' }),
-})]);
-export type AlertDetailBody = Static<typeof AlertDetailSchema>;
+export type AlertDetailBody = AlertDetail;
 
 export const AckBody = Type.Object({}, { additionalProperties: false });
 export const AssignBody = Type.Object({ assignee: Type.Union([Name, Type.Null()], { description: 'null unassigns' }) }, { additionalProperties: false });

@@ -5,6 +5,8 @@
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import type { BucketReader } from '../aggregator/store/index.ts';
+import { alertCounts, lastEvaluatedMinute } from '../alerting/risk-store/index.ts';
+import { systemClock } from '../lib/clock.ts';
 
 export interface StatusSources {
   sourcePg: pg.Pool | pg.Client;
@@ -34,7 +36,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-export async function pipelineStatus(s: StatusSources, now = Date.now()): Promise<PipelineStatus> {
+export async function pipelineStatus(s: StatusSources, now = systemClock()): Promise<PipelineStatus> {
   const slot = (async (): Promise<PipelineStatus['slot']> => {
     const { rows } = await s.sourcePg.query(
       `SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [s.slot]);
@@ -65,18 +67,14 @@ export async function pipelineStatus(s: StatusSources, now = Date.now()): Promis
     .then((w) => ({ at: w === null ? null : new Date(w).toISOString(), behindMs: w === null ? null : now - w }))
     .catch((e) => ({ at: null, behindMs: null, error: msg(e) }));
 
-  const evaluator = s.riskPg.query(`SELECT max(last_minute) AS m FROM evaluator_progress`)
-    .then(({ rows }) => {
-      const m: Date | null = rows[0]?.m ?? null;
+  const evaluator = lastEvaluatedMinute(s.riskPg)
+    .then((m) => {
       // A minute is closed at its end, so "behind" counts from the end of the last closed minute.
       return { lastClosedMinute: m ? m.toISOString() : null, behindMs: m ? now - (m.getTime() + 60_000) : null };
     })
     .catch((e) => ({ lastClosedMinute: null, behindMs: null, error: msg(e) }));
 
-  const alerts = s.riskPg.query(
-    `SELECT (SELECT count(*) FROM alerts WHERE state = 'firing')::int AS firing,
-            (SELECT count(*) FROM notifications WHERE status = 'pending')::int AS pending`)
-    .then(({ rows }) => ({ firing: rows[0].firing as number, pendingNotifications: rows[0].pending as number }))
+  const alerts = alertCounts(s.riskPg)
     .catch(() => ({ firing: null, pendingNotifications: null }));
 
   return {

@@ -8,12 +8,13 @@
  * not already sent. Every message carries `eventId` (alert_transitions.id) so the client can resume from it.
  */
 import { duplicateRedis, type RedisClient } from '../lib/redis.ts';
-import { alertsChannel, decodeChannelMessage, encodeAlertMessage, type AlertBody, type AlertMessage, type AlertTransition, type AlertUpdateMessage } from '../lib/alert-message.ts';
+import { alertsChannel, decodeChannelMessage, encodeAlertMessage, type AlertMessage, type AlertUpdateMessage } from '../lib/alert-message.ts';
 import type { Logger } from '../lib/logger.ts';
 import { minuteStart, MINUTE } from '../lib/time.ts';
 import type { ApiDeps } from './deps.ts';
 import { wsAlertUpdates, wsAlertsRelayed, wsClients, wsReplayed } from './metrics.ts';
-import { ALERT_COLUMNS, alertBody, pointBody, type AlertRow } from './rows.ts';
+import { pointBody } from './points.ts';
+import { transitionsSince } from '../alerting/risk-store/index.ts';
 
 /** What we use of a `ws` WebSocket (the package ships no types here). */
 export interface WebSocket {
@@ -92,14 +93,7 @@ export class LiveHub {
 
   /** Transitions with id > after, oldest first, in the shape of the live channel. */
   async missedSince(after: number): Promise<AlertMessage[]> {
-    const { rows } = await this.deps.riskPg.query<AlertRow & { event_id: string; kind: string; t_evidence: unknown }>(
-      `SELECT t.id AS event_id, t.kind, t.evidence AS t_evidence, ${ALERT_COLUMNS}
-         FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id
-        WHERE t.id > $1 ORDER BY t.id LIMIT ${REPLAY_LIMIT}`, [after]);
-    return rows.map((r) => ({
-      type: 'alert', eventId: Number(r.event_id), transition: r.kind as AlertTransition,
-      alert: { ...alertBody(r), evidence: r.t_evidence ?? r.evidence } as AlertBody,
-    }));
+    return transitionsSince(this.deps.riskPg, after, REPLAY_LIMIT);
   }
 
   #onAlert(text: string): void {
@@ -157,7 +151,7 @@ export class LiveHub {
 
   /** Reads the current and previous minute of each merchant; to `only` always, else to subscribers on change. */
   async #pushSeries(ids: string[], only: Client[] | null): Promise<void> {
-    const to = minuteStart(Date.now()) + MINUTE;
+    const to = minuteStart(this.deps.now()) + MINUTE;
     await Promise.all(ids.map(async (id) => {
       const points = (await this.deps.reader.series(id, to - 2 * MINUTE, to, '1m')).map(pointBody);
       const payload = JSON.stringify({ type: 'series', merchantId: id, step: '1m', points });

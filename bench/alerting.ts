@@ -21,6 +21,7 @@ import { aggregatorSpec, AggregatorService } from '../aggregator/index.ts';
 import { createBucketReader } from '../aggregator/store/index.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from '../aggregator/testing.ts';
 import { alertingSpec, baselineDayStarts, buildAlerting, Evaluator } from '../alerting/index.ts';
+import { lastEvaluatedMinute } from '../alerting/risk-store/index.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
 import { dropKeys, FakeSlack } from '../test/harness/index.ts';
 
@@ -129,7 +130,7 @@ export async function benchAlerting(env: StackEnv): Promise<Record<string, numbe
       const warm = Mb + TIMED_MINUTES * MINUTE;
       await closeMinute(warm);
       for (;;) {
-        const p = (await db.query('SELECT last_minute FROM evaluator_progress')).rows[0]?.last_minute.getTime();
+        const p = (await lastEvaluatedMinute(db))?.getTime();
         if (p === warm) break;
         await sleep(20);
       }

@@ -15,6 +15,7 @@
 import { Redis } from 'ioredis';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
 import { alertingSpec, baselineDayStarts, buildAlerting, defaultRules, queueBacktest, runBacktest } from '../alerting/index.ts';
+import { backtestQueue, cancelAllBacktests, lastEvaluatedMinute } from '../alerting/risk-store/index.ts';
 import { riskStore } from '../alerting/testing/fixtures.ts';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
@@ -118,15 +119,14 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
       w.cdc.heartbeats(iso(base + 5000));
       await w.flush();
       for (;;) {
-        const p = (await db.query('SELECT last_minute FROM evaluator_progress')).rows[0]?.last_minute;
+        const p = await lastEvaluatedMinute(db);
         if (p && p.getTime() >= base - MINUTE) break;
         await sleep(50);
       }
       for (let i = 0; i < 7; i++) await queueBacktest(db, { config: defaultRules(), version: null, from: D0 + HOUR, to: end, actor: 'bench' });
       const startedAt = Date.now();
       for (;;) {
-        const r = await db.query(`SELECT count(*)::int AS n FROM backtests WHERE status = 'running' AND progress > 0`);
-        if (r.rows[0].n) break;
+        if ((await backtestQueue(db)).started) break;
         await sleep(50);
       }
       for (let j = 0; j < SAMPLES; j++) {
@@ -141,12 +141,12 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
         const at = await arrivals.both(`s${j}`);
         latencies.push(Math.max(at.slack, at.pubsub) - closedAt);
       }
-      const prog = await db.query(`SELECT coalesce(sum(progress), 0)::float AS p, count(*) FILTER (WHERE status = 'running')::int AS running FROM backtests`);
-      btMinutes = prog.rows[0].p * out.minutes;
+      const prog = await backtestQueue(db);
+      btMinutes = prog.progress * out.minutes;
       btSeconds = (Date.now() - startedAt) / 1000;
-      if (!prog.rows[0].running) log.warn('the backtests finished before the last latency sample');
+      if (!prog.running) log.warn('the backtests finished before the last latency sample');
     } finally {
-      await db.query(`UPDATE backtests SET cancel_by = 'bench' WHERE status IN ('queued', 'running')`);
+      await cancelAllBacktests(db, 'bench');
       await Promise.all(services.map((s) => s.stop()));
       await running;
     }

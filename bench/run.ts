@@ -32,9 +32,11 @@ const PARTS: Part[] = [
   { name: 'startup', load: async () => (await import('./startup.ts')).benchStartup },
   // not in a plain `npm run bench` (it starts the replicated stack): `npm run bench -- --only topology`
   { name: 'topology', load: async () => (await import('./topology.ts')).benchTopology, onlyWhenAsked: true },
+  // likewise (its own stacks, kills and restarts): `npm run bench -- --only faults`
+  { name: 'faults', load: async () => (await import('./faults.ts')).benchFaults, onlyWhenAsked: true },
 ];
 
-/** The keys DESIGN.md requires in the JSON; the runner names any that no part produced. */
+/** The keys the target figures (docs/benchmarks.md) require in the JSON; the runner names any that no part produced. */
 const REQUIRED = ['cdc_catchup_changes_per_s', 'pg_recvlogical_changes_per_s', 'replay_changes_per_s', 'source_max_tps',
   'live_kept_up_at_tps', 'commit_to_bucket_p50_ms', 'commit_to_bucket_p99_ms', 'alert_latency_p99_ms', 'partition_skew',
   'redis_memory_8d_bytes', 'peak_rss_bytes', 'poller_source_cpu_ms_per_min', 'riskmon_source_cpu_ms_per_min',
@@ -88,7 +90,7 @@ async function main(): Promise<number> {
     try {
       const out: Record<string, number> = await bench({ ...process.env, ...env });
       for (const [k, v] of Object.entries(out)) {
-        // `<component>_peak_rss_bytes` figures are gathered into one object, as DESIGN.md asks; a component measured
+        // `<component>_peak_rss_bytes` figures are gathered into one object, as the targets ask; a component measured
         // by two parts (cdc alone on a backlog, and in the pipeline under the peak rate) keeps the larger peak.
         const m = /^(\w+?)_peak_rss_bytes$/.exec(k);
         if (m) rss[m[1]] = Math.max(rss[m[1]] ?? 0, v); else figures[k] = v;
@@ -105,7 +107,7 @@ async function main(): Promise<number> {
   addRatios(figures);
   figures.load_average = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const absent = REQUIRED.filter((k) => !(k in figures));
-  if (absent.length && !only) console.error(`figures DESIGN.md asks for that no part produced: ${absent.join(', ')}`);
+  if (absent.length && !only) console.error(`target figures that no part produced: ${absent.join(', ')}`);
   return writeOut(figures, values.out);
 }
 
@@ -144,7 +146,7 @@ function fmt(v: unknown): string {
   return String(v);
 }
 
-/** DESIGN.md's target figures, shown beside the measured ones. */
+/** The target figures (docs/benchmarks.md), shown beside the measured ones. */
 const TARGET: Record<string, string> = {
   cdc_catchup_changes_per_s: '≥ 0.9× null reader, ≥ 2× Debezium', cdc_catchup_ratio_to_null_reader: '≥ 0.9',
   cdc_catchup_ratio_to_debezium: '≥ 2', commit_to_kafka_p99_ms: '≤ 35 at 5,000 TPS', pipeline_alert_latency_samples: '≥ 30',
@@ -154,7 +156,7 @@ const TARGET: Record<string, string> = {
 };
 
 function markdown(f: Figures): string {
-  // DESIGN.md's keys first, in its order, then the rest as the parts produced them.
+  // The target figures' keys first, in their order, then the rest as the parts produced them.
   const keys = ['machine', 'date', 'runs', ...REQUIRED, ...Object.keys(f)].filter((k, i, a) => k in f && a.indexOf(k) === i);
   const rows = keys.map((k) => `| ${k} | ${fmt(f[k])} | ${TARGET[k] ?? ''} |`);
   return ['| figure | value | target |', '|---|---|---|', ...rows].join('\n');

@@ -1,5 +1,5 @@
 /**
- * pgoutput messages → change events (DESIGN.md "Change events on Kafka"). Pure.
+ * pgoutput messages → change events (docs/contracts.md "Change events"). Pure.
  *
  * The plugin below keeps every column value as PostgreSQL's text output, and `convertValue` turns it into the
  * event's JSON: bigint/numeric as strings (no precision loss), timestamps as ISO-8601 UTC, small integers and

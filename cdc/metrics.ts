@@ -27,5 +27,6 @@ export const cdcMetrics = {
   slotRetainedBytes: new Gauge({ name: 'riskmon_cdc_slot_retained_bytes', help: 'pg_current_wal_lsn() - restart_lsn (WAL the slot keeps)', registers }),
   slotSafeWalBytes: new Gauge({ name: 'riskmon_cdc_slot_safe_wal_bytes', help: 'safe_wal_size: WAL that can still be written before the slot is invalidated (-1 unlimited)', registers }),
   slotWalStatus: new Gauge({ name: 'riskmon_cdc_slot_wal_status', help: '1 for the slot\'s current wal_status', labelNames: ['status'], registers }),
+  produceRetries: new Counter({ name: 'riskmon_cdc_produce_retries_total', help: 'rounds of re-sending a partition\'s unacknowledged batches (leader changes, brokers gone)', registers }),
   restarts: new Counter({ name: 'riskmon_cdc_session_restarts_total', help: 'replication sessions restarted after an error', registers }),
 };

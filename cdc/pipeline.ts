@@ -1,7 +1,8 @@
 /**
  * The cdc service: one logical replication session on the slot, decoded in order into change events that go to
  * explicitly chosen partitions; PostgreSQL gets a standby status update confirming only the commit LSNs of
- * transactions whose every message Kafka acknowledged. Any failure (PostgreSQL, Kafka, a bug) ends the session;
+ * transactions whose every message Kafka acknowledged. A leader change or a broker gone is retried inside the
+ * idempotent partition writer (lib/kafka producer.ts). Any other failure (PostgreSQL, Kafka, a bug) ends the session;
  * the next session re-reads the partition tails and the hot-set schedule and resumes from the slot without
  * duplicates, exactly as after `kill -9`.
  *
@@ -119,7 +120,13 @@ export class CdcService implements Service {
     const timers: NodeJS.Timeout[] = [];
     try {
       await producer.connect();
-      writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic]);
+      writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic], {
+        maxInFlight: cfg.produceInFlight, lanes: cfg.produceLanes,
+        onRetry: (r) => {
+          M.produceRetries.inc();
+          if (r.attempt === 1 || r.attempt % 10 === 0) log.warn({ produceTopic: r.topic, partition: r.partition, batches: r.batches, error: r.error, attempt: r.attempt }, 'produce retried: re-sending the partition\'s unacknowledged batches with their sequence numbers');
+        },
+      });
       const confirmed0 = await this.#slotPosition();
       const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic, undefined, { settleMs: TAIL_SETTLE_MS }), readTails(this.kafka, cfg.dlqTopic, cdcDeadLetterPosition)]);
       let maxTail = -1n;

@@ -1,10 +1,11 @@
 /**
- * Sends messages to explicit (topic, partition)s with acks=-1, keeping at most ONE produce request in flight per
- * partition: without kafkajs's idempotent producer, two in-flight requests to one partition could be reordered or
- * leave a gap by a retry, and the restart check (skip what a partition's tail already holds) relies on each
- * partition being written strictly in order. Requests for different partitions overlap. kafkajs's own retries are
- * off: a retried request could be written twice; instead the first failure fails the publisher, and the pipeline
- * restarts its session, which re-reads the tails and resumes without duplicates.
+ * Sends messages to explicit (topic, partition)s with acks=-1 through the idempotent PartitionWriter (lib/kafka
+ * producer.ts): up to its maxInFlight batches per partition unacknowledged, each partition written strictly in
+ * order because the broker appends a producer's batches only in sequence order. Leader changes and brokers gone
+ * are retried inside the writer with the batches' original sequence numbers (nothing twice, no gap). Only when the
+ * writer fails for good (fenced, a batch refused, not acknowledged within its delivery timeout) does the
+ * publisher fail; the pipeline then restarts its session, which re-reads the tails (the topic holds a prefix of
+ * what was sent, per partition) and resumes without duplicates.
  */
 import type { PartitionBatch, PartitionWriter } from '../lib/kafka/index.ts';
 
@@ -24,7 +25,8 @@ const MAX_BATCH_BYTES = 768 << 10;
 
 export class Publisher<U = unknown> {
   readonly #queues = new Map<string, Outgoing<U>[]>();
-  readonly #busy = new Set<string>();
+  /** per queue: batches handed to the writer and not yet acknowledged */
+  readonly #busy = new Map<string, number>();
   #bytes = 0;
   #scheduled = false;
   #failed: Error | null = null;
@@ -48,11 +50,8 @@ export class Publisher<U = unknown> {
     if (!list) this.#queues.set(q, (list = []));
     list.push(m);
     this.#bytes += m.value.length;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      // Let the synchronous processing of a socket chunk fill the batches first.
-      setImmediate(() => { this.#scheduled = false; this.#pump(); });
-    }
+    // Let the synchronous processing of a socket chunk fill the batches first.
+    this.#schedule();
   }
 
   /** Resolves once buffered bytes are below `below`; rejects if the publisher failed. */
@@ -64,28 +63,34 @@ export class Publisher<U = unknown> {
 
   #pump(): void {
     if (this.#failed) return;
+    const max = this.writer.maxInFlight;
     const taken: { q: string; batch: Outgoing<U>[] }[] = [];
     for (const [q, list] of this.#queues) {
-      if (this.#busy.has(q) || list.length === 0) continue;
+      const busy = this.#busy.get(q) ?? 0;
+      if (busy >= max || list.length === 0) continue;
       let n = 0, bytes = 0;
       while (n < list.length && n < MAX_BATCH_MESSAGES && bytes < MAX_BATCH_BYTES) bytes += list[n++].value.length;
-      taken.push({ q, batch: list.splice(0, n) });
-      this.#busy.add(q);
+      taken.push({ q, batch: n === list.length ? list.splice(0) : list.splice(0, n) });
+      this.#busy.set(q, busy + 1);
     }
     if (!taken.length) return;
     // An Outgoing is a message ({key, value}) as it is: no copy per message.
     const batches: PartitionBatch[] = taken.map(({ batch }) => ({ topic: batch[0].topic, partition: batch[0].partition, messages: batch }));
-    this.writer.produce(batches).then(
-      () => {
-        for (const { q, batch } of taken) {
-          this.#busy.delete(q);
-          for (const m of batch) { this.#bytes -= m.value.length; this.#onAck(m.unit); }
-        }
-        this.#wake();
-        this.#pump();
-      },
-      (err: Error) => this.#fail(err),
-    );
+    const acks = this.writer.produce(batches);
+    taken.forEach(({ q, batch }, i) => acks[i].then(() => {
+      this.#busy.set(q, this.#busy.get(q)! - 1);
+      for (const m of batch) { this.#bytes -= m.value.length; this.#onAck(m.unit); }
+      this.#wake();
+      this.#schedule();
+    }, (err: Error) => this.#fail(err)));
+    // a partition with more queued than one batch takes goes on at once, up to the writer's in-flight limit
+    if (taken.some(({ q }) => (this.#queues.get(q)?.length ?? 0) > 0 && this.#busy.get(q)! < max)) this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => { this.#scheduled = false; this.#pump(); });
   }
 
   #wake(): void {

@@ -1,28 +1,44 @@
 /**
- * The alert message: one alert transition as the alerting publishes it on Redis pub/sub (`<prefix>:alerts`) and
- * as the API relays it to WebSocket clients (live, and replayed from alert_transitions after a reconnect). One
- * declaration for both sides; `decodeAlertMessage` is what a reader uses on text from the channel.
+ * The alert as JSON, declared once: the REST API's alert (its TypeBox schema, which Fastify validates and serializes
+ * with and /docs/json publishes), the alert inside the pub/sub and WebSocket messages, the dashboard's type (web/
+ * imports these types) and what the Slack messages render. The risk store makes it from the alert row
+ * (alerting/risk-store/alerts.ts, `alertJson`).
  *
- * Triage changes (ack, assign, note, disposition; written by the API) travel on the same channel as
- * `{"type":"alert_update","alert":…}` with the alert's current triage state; `decodeChannelMessage` reads either kind.
+ * The messages: one alert transition as the alerting publishes it on Redis pub/sub (`<prefix>:alerts`) and as the
+ * API relays it to WebSocket clients (live, and replayed from alert_transitions after a reconnect);
+ * `decodeAlertMessage` is what a reader uses on text from the channel. Triage changes (ack, assign, note,
+ * disposition; written by the API) travel on the same channel as `{"type":"alert_update","alert":…}` with the
+ * alert's current triage state; `decodeChannelMessage` reads either kind.
  */
+import { Type, type Static } from '@sinclair/typebox';
 
 export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop'] as const;
 export type AlertRule = (typeof ALERT_RULES)[number];
 export type AlertTransition = 'fired' | 'renotified' | 'resolved';
 
-export interface AlertBody {
-  id: string;
-  rule: AlertRule;
-  merchantId: string;
-  state: 'firing' | 'resolved';
-  firedAt: string;
-  resolvedAt: string | null;
-  evidence: unknown;
-}
-
 export const DISPOSITIONS = ['confirmed', 'false_positive', 'benign'] as const;
 export type Disposition = (typeof DISPOSITIONS)[number];
+
+const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()]);
+const Evidence = Type.Unsafe<Record<string, any>>({ description: 'the numbers that decided it (lib/evidence.ts)' });
+export const AckSchema = Nullable(Type.Object({ by: Type.String(), at: Type.String() }));
+export const DispositionSchema = Nullable(Type.Object({ value: Type.String(), by: Type.String(), at: Type.String(), note: Type.String() }));
+
+/** The alert: its row in the risk store with its triage state. */
+export const AlertSchema = Type.Object({
+  id: Type.String(),
+  rule: Type.String(),
+  merchantId: Type.String(),
+  state: Type.String(),
+  firedAt: Type.String(),
+  resolvedAt: Type.Union([Type.String(), Type.Null()]),
+  evidence: Evidence,
+  ruleVersion: Type.String(),
+  ack: AckSchema,
+  assignee: Type.Union([Type.String(), Type.Null()]),
+  disposition: DispositionSchema,
+});
+export type Alert = Static<typeof AlertSchema>;
 
 /** An alert's triage state as the API shows it and alert_update carries it. */
 export interface Triage {
@@ -31,12 +47,23 @@ export interface Triage {
   disposition: { value: Disposition; by: string; at: string; note: string } | null;
 }
 
+/** One alert with its transitions, notes and triage history (GET /api/alerts/:id and every triage write). */
+export const AlertDetailSchema = Type.Composite([AlertSchema, Type.Object({
+  transitions: Type.Array(Type.Object({ id: Type.String(), kind: Type.String(), minute: Type.String(), at: Type.String(), ruleVersion: Type.String(), evidence: Evidence })),
+  notes: Type.Array(Type.Object({ id: Type.String(), by: Type.String(), at: Type.String(), text: Type.String() })),
+  history: Type.Array(Type.Object({
+    id: Type.String(), action: Type.String(), by: Type.String(), at: Type.String(),
+    value: Type.Union([Type.String(), Type.Null()]), note: Type.Union([Type.String(), Type.Null()]),
+  }), { description: 'every triage action, oldest first (acks, assignments, notes, dispositions and their changes)' }),
+})]);
+export type AlertDetail = Static<typeof AlertDetailSchema>;
+
 export interface AlertMessage {
   type: 'alert';
   /** alert_transitions.id: a WebSocket client that reconnects with lastEventId=N gets the transitions after N. */
   eventId: number;
   transition: AlertTransition;
-  alert: AlertBody;
+  alert: Alert;
 }
 
 /** The Redis pub/sub channel of alert transitions. */
@@ -59,7 +86,7 @@ export function decodeAlertMessage(text: string): AlertMessage {
 /** A triage change: no eventId (not replayed; a client that reconnects reloads what it shows). */
 export interface AlertUpdateMessage {
   type: 'alert_update';
-  alert: AlertBody & Triage & { notes: number };
+  alert: Alert & { notes: number };
 }
 
 export function encodeAlertUpdate(m: AlertUpdateMessage): string {

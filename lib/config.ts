@@ -282,7 +282,7 @@ const REDIS_OPTIONS = ['redisMode', 'redisSentinelName', 'redisCaFile', 'redisUs
 type Related<K> = (K extends 'kafkaBrokers' ? typeof KAFKA_OPTIONS[number] : never) | (K extends 'redisUrl' ? typeof REDIS_OPTIONS[number] : never);
 
 /** The approval/cancel tables and columns (the aggregator's buckets; the alerting's rebuilds from the topic). */
-export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (README "Your own schema")', referenceMapping, validateMapping);
+export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (docs/configuration.md "Your own schema")', referenceMapping, validateMapping);
 
 export const commonSpec = {
   tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),

@@ -1,5 +1,5 @@
 /**
- * The change-event format on the topic (fixed in DESIGN.md). Values are JSON; bigint/numeric columns are strings,
+ * The change-event format on the topic (fixed in docs/contracts.md). Values are JSON; bigint/numeric columns are strings,
  * timestamps ISO-8601 UTC. `(lsn, seq)` identifies a change and orders changes inside a partition.
  *
  * Besides row changes the cdc writes *heartbeats* to every partition: `op: "heartbeat"`, `table: null`, the LSN

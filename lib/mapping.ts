@@ -1,6 +1,6 @@
 /**
  * Which source tables mean "approval" and "cancel", and which columns hold merchant, amount and transaction time.
- * The reference schema is the default; a user's own schema is given as JSON in RISKMON_MAPPING (see README).
+ * The reference schema is the default; a user's own schema is given as JSON in RISKMON_MAPPING (see docs/configuration.md).
  * `factsOf` turns one row change into bucket deltas: an INSERT adds the new row, a DELETE subtracts the old row,
  * an UPDATE subtracts the old and adds the new, so buckets always reflect the rows as they stand.
  */

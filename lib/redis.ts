@@ -1,5 +1,5 @@
 /**
- * The one place a Redis client is built (DESIGN.md "Deployment topologies"). Every component, command, tool and
+ * The one place a Redis client is built (docs/deployment.md). Every component, command, tool and
  * test calls `createRedis` with the Redis part of its configuration:
  *   - `standalone`: REDIS_URL is one server;
  *   - `cluster`: REDIS_URL lists seed nodes; the client follows MOVED/ASK and failovers. riskmon's keys carry the

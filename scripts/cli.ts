@@ -57,7 +57,7 @@ const commands: Record<string, Command> = {
 
 function help(): string {
   const rows = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}${c.usage ? `\n  ${''.padEnd(10)} usage: ${c.usage}` : ''}`);
-  return `riskmon — merchant risk monitoring from the transaction database's WAL\n\nusage: riskmon <command> [options]\n\n${rows.join('\n')}\n\nConfiguration comes from the environment; see README.md "Configuration".\n`;
+  return `riskmon — merchant risk monitoring from the transaction database's WAL\n\nusage: riskmon <command> [options]\n\n${rows.join('\n')}\n\nConfiguration comes from the environment; see docs/configuration.md.\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {

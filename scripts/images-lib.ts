@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 export type BaseImage = 'node' | 'postgres' | 'kafka' | 'redis' | 'prometheus';
 export const BASE_IMAGES: readonly BaseImage[] = ['node', 'postgres', 'kafka', 'redis', 'prometheus'];
 
-/** The variable that selects each base image and its default, the official image (DESIGN.md "Containers"). */
+/** The variable that selects each base image and its default, the official image (docs/deployment.md "Containers"). */
 export const IMAGE_VARS: Readonly<Record<BaseImage, { env: string; official: string }>> = Object.freeze({
   node: { env: 'RISKMON_NODE_IMAGE', official: 'node:24-bookworm-slim' },
   postgres: { env: 'RISKMON_POSTGRES_IMAGE', official: 'postgres:15' },

@@ -153,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
   const unknown = only.filter((n) => !(BASE_IMAGES as readonly string[]).includes(n));
   if (unknown.length) { process.stderr.write(`images: unknown image ${unknown.join(', ')}; choose from ${BASE_IMAGES.join(', ')}\n`); return 2; }
   const docker = probeDocker();
-  if (!docker.ok) { process.stderr.write(`images: ${docker.reason}. Start a Docker engine first (README "Containers").\n`); return 1; }
+  if (!docker.ok) { process.stderr.write(`images: ${docker.reason}. Start a Docker engine first (docs/deployment.md "Containers").\n`); return 1; }
   try {
     const t0 = Date.now();
     ensureDebian(values.refresh);

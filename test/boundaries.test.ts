@@ -5,6 +5,9 @@
  * support (`testing.ts`, `testing/`); the dashboard (web/) imports only lib/. Test files (`*.test.ts`, `*.int.ts`)
  * and test support may reach inside. A dynamic import must name its module literally, so the type checker sees
  * the dependency.
+ *
+ * The risk store has one owner too: SQL that names a table of sql/risk/*.sql appears only in alerting/risk-store/
+ * (and in tests and test support). Everything else calls alerting/risk-store/index.ts.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +24,7 @@ export const PUBLIC_FACES: readonly string[] = [
   'aggregator/index.ts',
   'aggregator/store/index.ts',
   'alerting/index.ts',
+  'alerting/risk-store/index.ts',
   'api/index.ts',
 ];
 
@@ -63,6 +67,40 @@ export function importsOf(source: string): { spec: string | null; line: number }
   return out.sort((x, y) => x.at - y.at).map(({ spec, line }) => ({ spec, line }));
 }
 
+/** The risk store's directory: the only non-test code that runs SQL on the risk tables. */
+export const RISK_STORE = 'alerting/risk-store/';
+
+/** The tables the risk store's migrations create (sql/risk/*.sql). */
+export function riskTables(sqlDir = path.join(ROOT, 'sql', 'risk')): string[] {
+  const out = new Set<string>();
+  for (const f of readdirSync(sqlDir).filter((n) => n.endsWith('.sql')).sort()) {
+    for (const m of readFileSync(path.join(sqlDir, f), 'utf8').matchAll(/\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:risk\.|public\.)?"?([a-z_][a-z0-9_]*)"?/gi)) {
+      out.add(m[1].toLowerCase());
+    }
+  }
+  return [...out];
+}
+
+/**
+ * The risk tables a source file's SQL names: a table right after FROM, JOIN, INTO, UPDATE, TABLE or TRUNCATE.
+ * The keywords are matched in capitals, as the repository writes SQL, so prose ("alerts from the evaluator") is not SQL.
+ */
+export function riskTablesIn(source: string, tables: readonly string[]): string[] {
+  const names = new Set(tables);
+  const out = new Set<string>();
+  for (const m of source.matchAll(/\b(?:FROM|JOIN|INTO|UPDATE|TABLE|TRUNCATE)\s+(?:ONLY\s+)?(?:public\.)?"?([a-z_][a-z0-9_]*)\b/g)) {
+    if (names.has(m[1])) out.add(m[1]);
+  }
+  return [...out].sort();
+}
+
+/** Why `file` may not contain this SQL, or null when it may. */
+export function riskSqlViolation(file: string, source: string, tables: readonly string[]): string | null {
+  if (file.startsWith(RISK_STORE) || isTestFile(file)) return null;
+  const named = riskTablesIn(source, tables);
+  return named.length ? `runs SQL on risk tables (${named.join(', ')}): only ${RISK_STORE} does; call alerting/risk-store/index.ts` : null;
+}
+
 function sourceFiles(dir = ROOT, rel = ''): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -93,6 +131,22 @@ describe('dependency boundaries', () => {
     expect(isTestFile('aggregator/store/writer.ts')).toBe(false);
   });
 
+  it('the risk store rule itself: its tables come from sql/risk; SQL naming them passes only in alerting/risk-store/ and tests', () => {
+    const tables = riskTables();
+    expect(tables).toEqual(expect.arrayContaining(['alerts', 'alert_transitions', 'notifications', 'silences', 'evaluations', 'audit_log', 'backtests', 'shadow_alerts']));
+    expect(tables.length).toBeGreaterThanOrEqual(15);
+    const sql = "await db.query(`SELECT a.id FROM alerts a JOIN alert_transitions t ON t.alert_id = a.id`);\nawait c.query('DELETE FROM silences WHERE id = $1');\nawait c.query('INSERT INTO audit_log (actor) VALUES ($1)');\nawait c.query(`UPDATE backtests SET progress = 1`);";
+    expect(riskTablesIn(sql, tables)).toEqual(['alert_transitions', 'alerts', 'audit_log', 'backtests', 'silences']);
+    expect(riskTablesIn('// the alerts from the evaluator go into notifications; update the silences', tables)).toEqual([]);
+    expect(riskTablesIn("SELECT name FROM merchants; SELECT 1 FROM pg_replication_slots", tables)).toEqual([]);
+    expect(riskSqlViolation('api/routes/alerts.ts', sql, tables)).toMatch(/alerts.*only alerting\/risk-store\//);
+    expect(riskSqlViolation('bench/backtest.ts', "SELECT 1 FROM backtests", tables)).toMatch(/backtests/);
+    expect(riskSqlViolation('alerting/risk-store/alerts.ts', sql, tables)).toBeNull();
+    expect(riskSqlViolation('api/testing.ts', sql, tables)).toBeNull();
+    expect(riskSqlViolation('api/routes/alerts.int.test.ts', sql, tables)).toBeNull();
+    expect(riskSqlViolation('api/routes/merchants.ts', "SELECT name FROM merchants WHERE merchant_id = $1", tables)).toBeNull();
+  });
+
   it('every non-test file imports only across allowed boundaries', () => {
     const files = sourceFiles().filter((f) => !isTestFile(f));
     expect(files.length).toBeGreaterThan(100);
@@ -109,6 +163,21 @@ describe('dependency boundaries', () => {
       }
     }
     expect(crossings).toBeGreaterThan(50); // the scan saw the real cross-folder imports
+    expect(problems).toEqual([]);
+  });
+
+  it('no non-test file outside alerting/risk-store/ runs SQL on the risk tables', () => {
+    const tables = riskTables();
+    const files = sourceFiles().filter((f) => !isTestFile(f));
+    const problems: string[] = [];
+    let storeFiles = 0;
+    for (const file of files) {
+      const source = readFileSync(path.join(ROOT, file), 'utf8');
+      if (file.startsWith(RISK_STORE) && riskTablesIn(source, tables).length) storeFiles++;
+      const why = riskSqlViolation(file, source, tables);
+      if (why) problems.push(`${file}: ${why}`);
+    }
+    expect(storeFiles).toBeGreaterThan(5); // the scan saw the store's own SQL
     expect(problems).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
  * compose.yaml, proven: the real compose system (postgres, kafka, redis, migrate, cdc, aggregator, alerting, api and
  * the monitoring profile's prometheus, on the riskmon image) is brought up on a Docker engine; the test writes 7
  * days of payments and cancels for a merchant plus a cancel surge in the last half hour into the compose
- * PostgreSQL, reads the buckets back through REST, starts the alerting (after the history, as README "Running it"
+ * PostgreSQL, reads the buckets back through REST, starts the alerting (after the history, as docs/operations.md "Running it"
  * says) and waits for the cancel_rate_spike alert. It also checks that compose refuses to start without
  * RISKMON_API_KEYS, that the dashboard and /docs answer, that Prometheus scrapes every component and loaded the
  * alert rules, and that `promtool check metrics` finds nothing in riskmon's own metrics of each component. Everything

@@ -1,5 +1,5 @@
 /**
- * The Prometheus alert rules of ops/ (README "Alert rules"): `promtool check rules` (syntax, templates) and
+ * The Prometheus alert rules of ops/ (docs/operations.md "Alert rules"): `promtool check rules` (syntax, templates) and
  * `promtool test rules` (ops/alerts.test.yml: each rule fires on its series after its `for`, and stays quiet on the
  * harmless variant). promtool comes with Debian's `prometheus` package (.ci/run installs it); without it the test
  * is skipped and says so.

@@ -158,7 +158,8 @@ describe('own schema: partitioned payments, same-row cancels, text merchant ids,
     expect(readFileSync(logOf('cdc'), 'utf8')).toMatch(/hot-merchant set in force/);
     expect(await topicCount(env.KAFKA_BROKERS!, env.RISKMON_DLQ_TOPIC!)).toBe(0);
 
-    // names from the mapped directory, for a text id
+    // names from the mapped directory, for a text id (the api may still be building the dashboard on a fresh clone)
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${apiPort}/health`).catch(() => null))?.ok, { timeoutMs: 90_000, message: 'api answering' });
     const r = await fetch(`http://127.0.0.1:${apiPort}/api/merchants/S-0003`, { headers: { authorization: `Bearer ${API_KEY}` } });
     expect(await r.json()).toEqual({ merchantId: 'S-0003', name: 'Store 3 Seoul', category: 'general' });
     const series = await fetch(`http://127.0.0.1:${apiPort}/api/merchants/S-0005/series?step=1d&from=${iso(now - 2 * DAY)}&to=${iso(to)}`, { headers: { authorization: `Bearer ${API_KEY}` } });

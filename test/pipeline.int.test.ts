@@ -85,7 +85,7 @@ describe('the whole pipeline on generated history', () => {
     riskmon('aggregate', env);
     const db = new pg.Client({ connectionString: pgUrl });
     await db.connect();
-    // Capture starts when the walsender streams, not when the slot exists (cdc README).
+    // Capture starts when the walsender streams, not when the slot exists (cdc/).
     await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
       WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1, { timeoutMs: 90_000, message: 'cdc streaming' });
     await db.end();

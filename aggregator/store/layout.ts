@@ -1,5 +1,5 @@
 /**
- * The Redis layout of the buckets (README "Redis layout"). Pure: key names, fields, packing and TTL arithmetic,
+ * The Redis layout of the buckets (aggregator/README.md "Redis layout"). Pure: key names, fields, packing and TTL arithmetic,
  * shared by the writer (the Lua apply) and the reader. Every key carries the hash tag `{p<N>}` of the Kafka
  * partition whose messages wrote it, so one partition's apply touches one Redis Cluster slot.
  *
@@ -14,7 +14,7 @@
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
  *
  * kind: the four counters of counters.ts (fields of a counter never written are absent).
- * Most hashes stay small enough for Redis's compact listpack encoding; see README "Redis layout".
+ * Most hashes stay small enough for Redis's compact listpack encoding; see aggregator/README.md "Redis layout".
  */
 import { DAY, HOUR, MINUTE, tzOffsetMs, dayStart as slowDayStart } from '../../lib/time.ts';
 

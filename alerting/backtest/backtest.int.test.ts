@@ -26,12 +26,13 @@ import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
 import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { defaultRules, parseRules } from '../rules/config.ts';
-import { createDraft, seedRules } from '../rules/versions.ts';
-import { currentShadow, shadowAlerts, startShadow } from '../shadow.ts';
-import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
+import { createDraft, seedRules } from '../risk-store/index.ts';
+import { currentShadow, shadowAlerts, startShadow } from '../risk-store/index.ts';
+import { firingAt, liveAlerts, liveIngestLags } from '../risk-store/index.ts';
 import { riskStore } from '../testing/fixtures.ts';
 import { runBacktest } from './engine.ts';
-import { BacktestRunner, cancelBacktest, getBacktest, queueBacktest } from './jobs.ts';
+import { BacktestRunner } from './jobs.ts';
+import { cancelBacktest, getBacktest, queueBacktest } from '../risk-store/index.ts';
 
 const log = logger.child({ component: 'backtest-test' });
 const LATENESS = 5000;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compareWithLive } from './compare.ts';
 import type { BacktestAlert } from './engine.ts';
-import type { PeriodAlert } from '../store.ts';
+import type { PeriodAlert } from '../risk-store/index.ts';
 
 const T = Date.parse('2026-11-21T00:00:00Z'); // 09:00 in Seoul
 const m = (n: number) => T + n * 60_000;

@@ -1,12 +1,12 @@
 /**
- * A backtest's result as the API shows it (DESIGN.md "Rules as versioned data, and backtests"): the alerts, a summary
+ * A backtest's result as the API shows it (docs/contracts.md "Rules and backtests"): the alerts, a summary
  * per rule, the difference with the live alerts of the same period, and the analysts' dispositions of the live alerts
  * the backtest also raised. Pure.
  */
 import type { Evidence } from '../../lib/evidence.ts';
 import { dayKey, iso } from '../../lib/time.ts';
 import { RULES, type RuleName } from '../rules/config.ts';
-import type { PeriodAlert } from '../store.ts';
+import type { PeriodAlert } from '../risk-store/index.ts';
 import type { BacktestAlert } from './engine.ts';
 
 export interface ResultAlert { rule: RuleName; merchantId: string; firedAt: string; resolvedAt: string | null; evidence: Evidence; renotified: number; carried: boolean }

@@ -19,7 +19,7 @@ import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../decide.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
-import { keyOf, type FiringAlert } from '../store.ts';
+import { keyOf, type FiringAlert } from '../risk-store/index.ts';
 import { MerchantNumbers, RangeSum, sliceOfTotals, totalsOfSlice, type Slice } from '../window.ts';
 
 export interface BacktestAlert {

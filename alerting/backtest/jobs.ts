@@ -19,9 +19,11 @@ import { iso, MINUTE } from '../../lib/time.ts';
 import { RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
-import type { Queryable } from '../rules/versions.ts';
-import { firingAt, liveAlerts, liveIngestLags } from '../store.ts';
-import { compareWithLive, type BacktestResult } from './compare.ts';
+import {
+  alertsHaveDispositions, claimNextBacktest, failBacktest, finishBacktest, firingAt, liveAlerts, liveIngestLags, reportBacktestProgress,
+  requeueBacktest, requeueRunningBacktests,
+} from '../risk-store/index.ts';
+import { compareWithLive } from './compare.ts';
 import { firstMinuteNeeded, runBacktest } from './engine.ts';
 
 export const BACKTEST_DAYS = 7;
@@ -66,64 +68,6 @@ export function checkPeriod(fromIso: unknown, toIso: unknown, possible: { from: 
   return { from, to };
 }
 
-export interface BacktestJob {
-  id: string;
-  status: 'queued' | 'running' | 'done' | 'failed';
-  progress: number;
-  from: string;
-  to: string;
-  version: string | null;
-  ruleVersion: string;
-  createdBy: string;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  result: BacktestResult | null;
-}
-
-export async function queueBacktest(db: Queryable, j: { config: RulesConfig; version: string | null; from: number; to: number; actor: string }): Promise<string> {
-  const r = await db.query(`INSERT INTO backtests (period_from, period_to, version, config, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id::text`,
-    [new Date(j.from), new Date(j.to), j.version, j.config, j.actor]);
-  await db.query(`SELECT pg_notify('riskmon_backtests', $1)`, [r.rows[0].id]);
-  return r.rows[0].id;
-}
-
-export async function getBacktest(db: pg.Pool, id: string): Promise<BacktestJob | null> {
-  if (!/^\d{1,18}$/.test(id)) return null;
-  const r = await db.query('SELECT * FROM backtests WHERE id = $1', [id]);
-  const x = r.rows[0];
-  if (!x) return null;
-  const isoOf = (d: Date | null) => (d ? d.toISOString() : null);
-  return {
-    id: String(x.id), status: x.status, progress: x.progress, from: iso(x.period_from.getTime()), to: iso(x.period_to.getTime()),
-    version: x.version, ruleVersion: x.config.version, createdBy: x.created_by, createdAt: x.created_at.toISOString(),
-    startedAt: isoOf(x.started_at), finishedAt: isoOf(x.finished_at), error: x.error, result: x.result,
-  };
-}
-
-export async function listBacktests(db: pg.Pool, limit = 20): Promise<Omit<BacktestJob, 'result'>[]> {
-  const r = await db.query('SELECT id::text FROM backtests ORDER BY id DESC LIMIT $1', [limit]);
-  const out = [];
-  for (const x of r.rows) {
-    const j = (await getBacktest(db, x.id))!;
-    const { result: _r, ...rest } = j;
-    out.push(rest);
-  }
-  return out;
-}
-
-/** Asks a queued or running backtest to stop; false when it is unknown or already finished. */
-export async function cancelBacktest(db: Queryable, id: string, actor: string): Promise<boolean> {
-  if (!/^\d{1,18}$/.test(id)) return false;
-  const r = await db.query(`UPDATE backtests SET cancel_by = $2,
-      status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END,
-      error = CASE WHEN status = 'queued' THEN 'cancelled by ' || $2 ELSE error END,
-      finished_at = CASE WHEN status = 'queued' THEN clock_timestamp() ELSE finished_at END
-    WHERE id = $1 AND status IN ('queued', 'running')`, [id, actor]);
-  return r.rowCount === 1;
-}
-
 class Cancelled extends Error {}
 
 /** Minutes handed out in order (the aggregator's TopicMinutes). */
@@ -148,7 +92,7 @@ export class BacktestRunner implements Service {
 
   async run(): Promise<void> {
     // A job left 'running' by a process that died is taken again from the start.
-    await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE status = 'running'`);
+    await requeueRunningBacktests(this.d.db);
     while (this.#state.shouldRun()) {
       let ran = false;
       try {
@@ -164,14 +108,9 @@ export class BacktestRunner implements Service {
 
   /** Runs the oldest queued backtest, if any; true when one ran. */
   async runOne(): Promise<boolean> {
-    const r = await this.d.db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0
-      WHERE id = (SELECT id FROM backtests WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING id::text, period_from, period_to, config`);
-    const job = r.rows[0];
+    const job = await claimNextBacktest(this.d.db);
     if (!job) return false;
-    const id: string = job.id;
-    const from = job.period_from.getTime();
-    const to = job.period_to.getTime();
+    const { id, from, to } = job;
     const log = this.d.log.child({ backtest: id });
     const t0 = performance.now();
     let topic: MinuteStream | null = null;
@@ -206,24 +145,23 @@ export class BacktestRunner implements Service {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;
           lastReport = Date.now();
-          const u = await this.d.db.query('UPDATE backtests SET progress = $2 WHERE id = $1 RETURNING cancel_by', [id, done / total]);
-          const by = u.rows[0]?.cancel_by;
+          const by = await reportBacktestProgress(this.d.db, id, done / total);
           if (by) throw new Cancelled(`cancelled by ${by}`);
           if (!this.#state.shouldRun()) throw new Cancelled('the alerting process stopped; the backtest runs again at its next start');
         },
       });
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
       const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
-      await this.d.db.query(`UPDATE backtests SET status = 'done', progress = 1, finished_at = clock_timestamp(), result = $2 WHERE id = $1`, [id, result]);
+      await finishBacktest(this.d.db, id, result);
       log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
     } catch (err) {
       if (err instanceof Cancelled && !this.#state.shouldRun()) {
-        await this.d.db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE id = $1`, [id]).catch(() => {});
+        await requeueBacktest(this.d.db, id).catch(() => {});
         return true;
       }
       const message = err instanceof Error ? err.message : String(err);
       if (!(err instanceof Cancelled)) log.warn({ err }, 'backtest failed');
-      await this.d.db.query(`UPDATE backtests SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1`, [id, message]);
+      await failBacktest(this.d.db, id, message);
     } finally {
       await topic?.close().catch(() => {});
     }
@@ -238,8 +176,7 @@ export class BacktestRunner implements Service {
 
   #dispositions: boolean | null = null;
   async #hasDispositions(): Promise<boolean> {
-    this.#dispositions ??= Boolean((await this.d.db.query(
-      `SELECT 1 FROM information_schema.columns WHERE table_name = 'alerts' AND column_name = 'disposition'`)).rowCount);
+    this.#dispositions ??= await alertsHaveDispositions(this.d.db);
     return this.#dispositions;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * cancel_rate_spike (DESIGN.md "Rules"): rate_W = cancels_W / approvals_W over the window W of the last
+ * cancel_rate_spike (docs/contracts.md "Rules"): rate_W = cancels_W / approvals_W over the window W of the last
  * `windowMinutes` closed minutes ending with M; baseline = cancels / approvals summed over the baseline days (the
  * full local days before today). Fires when rate_W ≥ multiplier × baseline, with guards on the activity in W and
  * on the history, and a significance guard (`maxPValue`): at the DESIGN guards alone (5 cancels where 2 were

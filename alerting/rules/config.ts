@@ -1,5 +1,5 @@
 /**
- * The rules as configuration: every number of DESIGN.md "Rules" is a field here, with per-merchant overrides of the
+ * The rules as configuration: every number of docs/contracts.md "Rules" is a field here, with per-merchant overrides of the
  * thresholds. Given as RISKMON_RULES (JSON inline or @file), merged over the defaults, validated field by field.
  * The rule version recorded with every alert is the configured `version`, or a hash of the effective configuration
  * so that any change of a number changes the version.

@@ -14,7 +14,7 @@ function cancelInput(window: Totals, baseline: Totals | undefined): CancelRateIn
 
 describe('cancel_rate_spike', () => {
   const p = rules.cancel_rate_spike;
-  it('fires at twice the baseline rate and not below (significance guard off: the DESIGN.md semantics)', () => {
+  it('fires at twice the baseline rate and not below (significance guard off: the plain contract semantics)', () => {
     const plain = { ...p, maxPValue: 1 };
     expect(evaluateCancelRateSpike(cancelInput(t(100, 10), t(1000, 50)), plain, 'v').status).toBe('breach'); // 10% ≥ 2×5%
     expect(evaluateCancelRateSpike(cancelInput(t(100, 9), t(1000, 50)), plain, 'v').status).toBe('clear');

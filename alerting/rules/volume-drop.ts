@@ -1,5 +1,5 @@
 /**
- * volume_drop (DESIGN.md "Rules"): for a merchant whose average daily approved amount over the baseline days is
+ * volume_drop (docs/contracts.md "Rules"): for a merchant whose average daily approved amount over the baseline days is
  * at least `minDailyAmount`, today's approved amount from local 00:00 to the end of M against the average of the
  * same time-of-day window over the baseline days (see ../baseline.ts for how that average is computed). Fires when
  * today ≤ ratio × baseline. A merchant with no traffic today is evaluated like any other (today = 0).

@@ -6,18 +6,21 @@
  * firing, and the channel may be the only place someone else sees it), but its title says "acknowledged by X" and
  * a line names who acknowledged it when, and the assignee, so nobody starts working on it twice.
  */
-export interface NotificationView {
+import type { Alert, AlertTransition } from '../../lib/alert-message.ts';
+
+/**
+ * One outbox row as a message renders it: the transition (its kind, minute and evidence) and its alert, as the one
+ * alert JSON (lib/alert-message.ts) has it when the message is sent — ack and assignee included.
+ */
+export type NotificationView = Pick<Alert, 'rule' | 'merchantId'> & Partial<Pick<Alert, 'ack' | 'assignee'>> & {
+  /** The outbox row. */
   id: string;
-  kind: 'fired' | 'renotified' | 'resolved';
-  rule: string;
-  merchantId: string;
-  alertId: string;
+  kind: AlertTransition;
+  alertId: Alert['id'];
   minute: string;
-  evidence: Record<string, any>;
-  /** The alert's acknowledgement and assignee when the message is sent (absent: not acknowledged). */
-  ack?: { by: string; at: string } | null;
-  assignee?: string | null;
-}
+  /** The transition's evidence. */
+  evidence: Alert['evidence'];
+};
 
 export interface SlackPayload { text: string; blocks: unknown[] }
 

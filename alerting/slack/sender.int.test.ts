@@ -15,7 +15,7 @@ import { alertsChannel, type AlertMessage } from '../../lib/alert-message.ts';
 import { buildAlerting } from '../index.ts';
 import { addHistory, pendingNotification, riskStore } from '../testing/fixtures.ts';
 import { MemoryReader } from '../testing/memory-reader.ts';
-import { applyTriage } from '../triage.ts';
+import { applyTriage } from '../risk-store/index.ts';
 import { SlackSender } from './sender.ts';
 import { FakeSlack, waitFor } from '../../test/harness/index.ts';
 

@@ -16,7 +16,9 @@
 import pg from 'pg';
 import type { Logger } from '../../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../../lib/service.ts';
+import { inTransaction } from '../../lib/pg.ts';
 import * as metrics from '../metrics.ts';
+import { claimDueNotifications, NOTIFICATIONS_CHANNEL, recordNotificationOutcome } from '../risk-store/index.ts';
 import { alertMessage, digestMessage, type NotificationView, type SlackPayload } from './message.ts';
 import { classify, type Outcome } from './policy.ts';
 
@@ -84,35 +86,20 @@ export class SlackSender implements Service {
 
   /** One round: claim, send one message, record. False when nothing was due. */
   async sendOnce(): Promise<boolean> {
-    const client = await this.#db.connect();
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query(
-        `SELECT n.id::text, n.attempts, t.kind, t.minute, t.evidence, a.id::text AS alert_id, a.rule, a.merchant_id, a.ack_by, a.ack_at, a.assignee
-           FROM notifications n JOIN alert_transitions t ON t.id = n.transition_id JOIN alerts a ON a.id = t.alert_id
-          WHERE n.status = 'pending' AND n.channel = 'slack' AND n.next_attempt_at <= now()
-          ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED`,
-        [this.#o.digestMax],
-      );
-      if (!rows.length) { await client.query('COMMIT'); return false; }
-      const views: NotificationView[] = rows.map((r) => ({
-        id: r.id, kind: r.kind, rule: r.rule, merchantId: r.merchant_id, alertId: r.alert_id, minute: r.minute.toISOString(), evidence: r.evidence,
-        ack: r.ack_by ? { by: r.ack_by, at: r.ack_at.toISOString() } : null, assignee: r.assignee,
-      }));
+    const done = await inTransaction(this.#db, async (client) => {
+      const rows = await claimDueNotifications(client, this.#o.digestMax);
+      if (!rows.length) return null;
+      const views: NotificationView[] = rows.map(({ attempts: _a, ...view }) => view);
       const batch = views.length > this.#o.digestOver ? views : views.slice(0, 1);
       const attempts = Math.max(...rows.filter((r) => batch.some((b) => b.id === r.id)).map((r) => r.attempts)) + 1;
       const payload = batch.length > 1 ? digestMessage(batch, this.#o.publicUrl) : alertMessage(batch[0], this.#o.publicUrl);
       const outcome = await this.#post(payload, attempts);
       await this.#record(client, batch.map((b) => b.id), outcome);
-      await client.query('COMMIT');
-      this.#afterOutcome(outcome, batch.length);
-      return true;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      return { outcome, n: batch.length };
+    });
+    if (!done) return false;
+    this.#afterOutcome(done.outcome, done.n);
+    return true;
   }
 
   async #post(payload: SlackPayload, attempts: number): Promise<Outcome & { status: number | null }> {
@@ -140,13 +127,7 @@ export class SlackSender implements Service {
     const counted = o.kind === 'rate_limited' ? 0 : 1;
     const delayMs = o.kind === 'rate_limited' ? o.retryAfterMs : o.kind === 'retry' ? o.delayMs : 0;
     const reason = o.kind === 'retry' || o.kind === 'failed' ? o.reason : o.kind === 'rate_limited' ? 'rate limited (429)' : null;
-    await client.query(
-      `UPDATE notifications SET attempts = attempts + $5::int, last_status = $2, status = $6::text, reason = $4::text,
-              sent_at = CASE WHEN $6::text = 'sent' THEN now() ELSE sent_at END,
-              next_attempt_at = CASE WHEN $6::text = 'pending' THEN now() + make_interval(secs => $3::float8 / 1000) ELSE next_attempt_at END
-        WHERE id = ANY($1::bigint[])`,
-      [ids, o.status, delayMs, reason, counted, status],
-    );
+    await recordNotificationOutcome(client, ids, { status, httpStatus: o.status, counted, delayMs, reason });
   }
 
   #afterOutcome(o: Outcome, n: number): void {
@@ -165,7 +146,7 @@ export class SlackSender implements Service {
     c.on('error', (err) => { this.#log.warn({ err }, 'slack sender LISTEN connection lost'); this.#listener = null; c.end().catch(() => {}); });
     c.on('notification', () => { this.#woken = true; this.#wake?.(); });
     await c.connect();
-    await c.query('LISTEN riskmon_notifications');
+    await c.query(`LISTEN ${NOTIFICATIONS_CHANNEL}`);
     this.#listener = c;
   }
 

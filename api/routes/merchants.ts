@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { EVIDENCE_RATIO_SQL } from '../../lib/evidence.ts';
+import { merchantEvaluations, topEvaluations } from '../../alerting/risk-store/index.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, EvaluationsBody, MerchantParams, MerchantSchema, SearchBody, SearchQuery, TopBody, TopQuery } from '../schemas.ts';
@@ -8,10 +8,6 @@ import { errorResponses, EvaluationsBody, MerchantParams, MerchantSchema, Search
 export async function merchantNames(deps: ApiDeps, ids: string[]): Promise<Map<string, string>> {
   return deps.merchants.names(ids);
 }
-
-/** How a rule's latest evaluation ranks a merchant, from the evidence the evaluator stores (lib/evidence.ts). */
-const RATIO_SQL = EVIDENCE_RATIO_SQL;
-const numOf = (expr: string) => expr.replaceAll(/num\(([^)]*)\)/g, (_, e) => `(CASE WHEN jsonb_typeof(${e}) = 'number' OR (jsonb_typeof(${e}) = 'string' AND (${e})#>>'{}' ~ '^-?[0-9.]+(e-?[0-9]+)?$') THEN ((${e})#>>'{}')::float8 END)`);
 
 export function merchantRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get<{ Querystring: { q: string; limit: number } }>('/api/merchants', {
@@ -36,12 +32,11 @@ export function merchantRoutes(app: FastifyInstance, deps: ApiDeps): void {
       tags: ['merchants'], params: MerchantParams, response: { 200: EvaluationsBody, ...errorResponses },
     },
   }, async (req) => {
-    const { rows } = await deps.riskPg.query<{ rule: string; minute: Date; status: string; reason: string | null; evidence: unknown }>(
-      'SELECT rule, minute, status, reason, evidence FROM evaluations WHERE merchant_id = $1 ORDER BY rule', [req.params.id]);
+    const items = await merchantEvaluations(deps.riskPg, req.params.id);
     return {
       merchantId: req.params.id,
-      items: rows.map((r) => ({ rule: r.rule, minute: r.minute.toISOString(), status: r.status, reason: r.reason, evidence: r.evidence })),
-      note: rows.length ? null
+      items,
+      note: items.length ? null
         : 'not evaluated yet: the merchant had no activity in a closed minute since the evaluator started, or (volume_drop) its 7-day average is below the eligibility threshold',
     };
   });
@@ -54,22 +49,11 @@ export function merchantRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
   }, async (req) => {
     const { by, limit } = req.query;
-    const rule = by === 'cancel_rate' ? 'cancel_rate_spike' : 'volume_drop';
-    const ratio = numOf(RATIO_SQL[by]);
-    const { rows } = await deps.riskPg.query<{ merchant_id: string; status: string; minute: Date; ratio: number | null; evidence: unknown }>(
-      `WITH latest AS (SELECT max(minute) AS m FROM evaluations WHERE rule = $1 AND status <> 'not_evaluated')
-       SELECT merchant_id, status, minute, evidence, ${ratio} AS ratio
-         FROM evaluations, latest
-        WHERE rule = $1 AND status <> 'not_evaluated' AND minute = latest.m
-        ORDER BY ratio ${by === 'cancel_rate' ? 'DESC' : 'ASC'} NULLS LAST, merchant_id
-        LIMIT $2`, [rule, limit]);
-    const names = await merchantNames(deps, rows.map((r) => r.merchant_id)).catch(() => new Map<string, string>());
+    const rows = await topEvaluations(deps.riskPg, by, limit);
+    const names = await merchantNames(deps, rows.map((r) => r.merchantId)).catch(() => new Map<string, string>());
     return {
-      by, minute: rows[0]?.minute.toISOString() ?? null,
-      items: rows.map((r) => ({
-        merchantId: r.merchant_id, name: names.get(r.merchant_id) ?? null, rule, status: r.status,
-        minute: r.minute.toISOString(), ratio: r.ratio === null ? null : Number(r.ratio), evidence: r.evidence,
-      })),
+      by, minute: rows[0]?.minute ?? null,
+      items: rows.map((r) => ({ ...r, name: names.get(r.merchantId) ?? null })),
     };
   });
 }

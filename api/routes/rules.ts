@@ -1,5 +1,5 @@
 /**
- * Rules as versioned data, and backtests (DESIGN.md "Rules as versioned data, and backtests (REST)"):
+ * Rules as versioned data, and backtests (docs/contracts.md, "Rules and backtests"):
  *
  * - GET /api/rules: the active version, every version, the shadow version and the period a backtest can cover;
  *   GET /api/rules/:version: one version's config.
@@ -13,10 +13,11 @@
  * Every write is recorded in the audit trail in the same transaction (audit.ts).
  */
 import type { FastifyInstance } from 'fastify';
+import { BacktestRequestError, backtestablePeriod, checkPeriod, parseRules, RulesError, type RulesConfig } from '../../alerting/index.ts';
 import {
-  activate, activeRules, BacktestRequestError, backtestablePeriod, cancelBacktest, checkPeriod, createDraft, currentShadow, getBacktest,
-  getVersion, listBacktests, listVersions, parseRules, queueBacktest, RulesError, shadowAlerts, startShadow, stopShadow, type RulesConfig,
-} from '../../alerting/index.ts';
+  activate, activeRules, cancelBacktest, createDraft, currentShadow, getBacktest, getVersion, listBacktests, listVersions, queueBacktest,
+  shadowAlerts, startShadow, stopShadow,
+} from '../../alerting/risk-store/index.ts';
 import { actorOf, audited } from '../audit.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, badRequest } from '../errors.ts';
@@ -35,8 +36,8 @@ function rulesProblem(err: RulesError): ApiError {
 
 export function ruleRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const db = deps.riskPg;
-  // The alerting process rebuilds minutes older than the minute tier from the topic (README "Tuning a rule").
-  const period = async (windowMinutes: number) => backtestablePeriod(deps.reader, { now: Date.now(), allowedLatenessMs: deps.cfg.allowedLatenessMs, windowMinutes, rebuild: true });
+  // The alerting process rebuilds minutes older than the minute tier from the topic (docs/analysts.md "Tuning a rule").
+  const period = async (windowMinutes: number) => backtestablePeriod(deps.reader, { now: deps.now(), allowedLatenessMs: deps.cfg.allowedLatenessMs, windowMinutes, rebuild: true });
 
   app.get('/api/rules', {
     schema: { summary: 'The active rules version, every version, the shadow version, the period a backtest can cover', tags: ['rules'], response: { 200: RulesBody, ...errorResponses } },

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps.ts';
 import { seriesRange } from '../range.ts';
-import { pointBody } from '../rows.ts';
+import { pointBody } from '../points.ts';
 import { errorResponses, MerchantParams, SeriesBody, SeriesQuery } from '../schemas.ts';
 
 export function seriesRoutes(app: FastifyInstance, deps: ApiDeps): void {

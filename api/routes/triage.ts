@@ -2,46 +2,32 @@
  * The analyst's desk: one alert with its transitions, notes and triage history; acknowledge, assign, note and
  * disposition (analyst or admin); rule precision from the dispositions; the audit trail.
  *
- * Each write runs in one transaction with the alert row locked and its audit record (alerting/triage.ts), then the
- * alert's new state is published on the alert channel as `alert_update`, which every API instance relays to its
+ * Each write runs in one transaction with the alert row locked and its audit record (alerting/risk-store/triage.ts),
+ * then the alert's new state is published on the alert channel as `alert_update`, which every API instance relays to its
  * WebSocket clients.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { publishAlertUpdate, type AlertUpdateMessage } from '../../alerting/index.ts';
 import {
-  applyTriage, notesOf, publishAlertUpdate, ruleQuality, triageHistory, type AlertUpdateMessage, type Disposition, type TriageAction,
-} from '../../alerting/index.ts';
-import { actorOf, listAudit, recordAudit } from '../audit.ts';
+  alertTransitions, applyTriage, getAlert, listAudit, notesOf, recordAudit, ruleQuality, triageHistory, type Disposition, type TriageAction,
+} from '../../alerting/risk-store/index.ts';
+import { actorOf } from '../audit.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, badRequest } from '../errors.ts';
 import { parseInstant } from '../range.ts';
-import { ALERT_COLUMNS, alertBody, type AlertRow } from '../rows.ts';
 import {
   AckBody, AlertDetailSchema, AssignBody, AuditBody, AuditQuery, DispositionBody, errorResponses, IdParams, NoteBody, QualityBody, QualityQuery,
-  type AlertBody, type AlertDetailBody,
+  type AlertDetailBody,
 } from '../schemas.ts';
 
 const DAY_MS = 86_400_000;
 
-async function alertRow(deps: ApiDeps, id: string): Promise<AlertRow | null> {
-  const { rows } = await deps.riskPg.query<AlertRow>(`SELECT ${ALERT_COLUMNS} FROM alerts a WHERE a.id = $1`, [id]);
-  return rows[0] ?? null;
-}
-
 /** The alert with its transitions, notes and triage history; 404 when there is none. */
 export async function alertDetail(deps: ApiDeps, id: string): Promise<AlertDetailBody> {
-  const row = await alertRow(deps, id);
-  if (!row) throw new ApiError('not_found', `alert ${id} does not exist`);
-  const [t, history] = await Promise.all([
-    deps.riskPg.query<{ id: string; kind: string; minute: Date; created_at: Date; rule_version: string; evidence: unknown }>(
-      'SELECT t.id::text, t.kind, t.minute, t.created_at, t.rule_version, t.evidence FROM alert_transitions t WHERE t.alert_id = $1 ORDER BY t.id', [id]),
-    triageHistory(deps.riskPg, id),
-  ]);
-  return {
-    ...alertBody(row),
-    transitions: t.rows.map((r) => ({ id: r.id, kind: r.kind, minute: r.minute.toISOString(), at: r.created_at.toISOString(), ruleVersion: r.rule_version || row.rule_version, evidence: r.evidence })),
-    notes: notesOf(history),
-    history,
-  };
+  const alert = await getAlert(deps.riskPg, id);
+  if (!alert) throw new ApiError('not_found', `alert ${id} does not exist`);
+  const [transitions, history] = await Promise.all([alertTransitions(deps.riskPg, alert), triageHistory(deps.riskPg, id)]);
+  return { ...alert, transitions, notes: notesOf(history), history };
 }
 
 const auditEntry = (id: string, a: TriageAction) => ({
@@ -60,13 +46,13 @@ async function triage(deps: ApiDeps, req: FastifyRequest, id: string, action: Tr
   // Live update for every dashboard on every instance. Pub/sub is best effort: the write is already committed,
   // and a dashboard that misses it reloads the alert on its next view.
   const { transitions: _t, notes, history: _h, ...alert } = detail;
-  const msg: AlertUpdateMessage = { type: 'alert_update', alert: { ...(alert as AlertBody & { evidence: Record<string, unknown> }), notes: notes.length } as AlertUpdateMessage['alert'] };
+  const msg: AlertUpdateMessage = { type: 'alert_update', alert: { ...alert, notes: notes.length } };
   await publishAlertUpdate(deps.redis, deps.cfg.redisPrefix, msg).catch((err) => req.log.warn({ err, alertId: id }, 'publishing alert_update failed'));
   return detail;
 }
 
-function range(q: { from?: string; to?: string }, defaultDays: number): { from: number; to: number } {
-  const to = q.to ? parseInstant('to', q.to) : Date.now();
+function range(q: { from?: string; to?: string }, defaultDays: number, now: number): { from: number; to: number } {
+  const to = q.to ? parseInstant('to', q.to) : now;
   const from = q.from ? parseInstant('from', q.from) : to - defaultDays * DAY_MS;
   if (to <= from) throw badRequest('to', 'to must be after from');
   return { from, to };
@@ -113,7 +99,7 @@ export function triageRoutes(app: FastifyInstance, deps: ApiDeps): void {
       tags: ['rules'], querystring: QualityQuery, response: { 200: QualityBody, ...errorResponses },
     },
   }, async (req) => {
-    const r = range(req.query, 30);
+    const r = range(req.query, 30, deps.now());
     return { from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), items: await ruleQuality(deps.riskPg, new Date(r.from), new Date(r.to)) };
   });
 

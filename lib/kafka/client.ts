@@ -3,7 +3,7 @@
  * of its configuration, so the client options that must agree everywhere (brokers today; TLS and SASL when the
  * deployment needs them) are read in one function and cannot drift between sites.
  *
- * Security (DESIGN.md "Deployment topologies"): KAFKA_SSL with KAFKA_SSL_CA_FILE (a private CA; default the
+ * Security (docs/deployment.md): KAFKA_SSL with KAFKA_SSL_CA_FILE (a private CA; default the
  * system's), KAFKA_SASL_MECHANISM plain | scram-sha-256 | scram-sha-512 with KAFKA_SASL_USERNAME and
  * KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE). The cdc's own partition writer and topic reader run on
  * connections of this client, so they inherit both.
@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { ConfigError, type KAFKA_SASL_MECHANISMS } from '../config.ts';
+import './request-queue-fix.ts';
 import type { Logger } from '../logger.ts';
 
 /** The Kafka part of a component's configuration (`connections('kafkaBrokers')` in lib/config.ts). */
@@ -109,7 +110,9 @@ export function createKafka(cfg: KafkaConfig, opts: KafkaClientOptions): Kafka {
     ...(log
       ? {
         logLevel: logLevel.WARN,
-        logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? log.warn : log.info).call(log, { kafka: entry.message }, 'kafkajs'),
+        // the error and the broker are what tell a leader move from a coordinator change from a dead broker
+        logCreator: () => ({ level, log: entry }) => (level === logLevel.ERROR ? log.warn : log.info).call(log,
+          { kafka: entry.message, ...(entry.error ? { error: String(entry.error) } : {}), ...(entry.broker ? { broker: String(entry.broker) } : {}), ...(entry.groupId ? { groupId: String(entry.groupId) } : {}) }, 'kafkajs'),
       }
       : { logLevel: logLevel.NOTHING }),
   });

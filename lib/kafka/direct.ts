@@ -4,15 +4,14 @@
  * - TopicReader: fetch the record batch holding offset N, and the low/high watermarks. kafkajs has no public
  *   "fetch at offset" outside a consumer group (joining one costs seconds). Used for the restart tails, the
  *   hot-set schedule and `locateLsn`.
- * - PartitionWriter: one Produce request per leader for explicit partitions, encoded by record-batch.ts and sent
- *   on kafkajs's connection. kafkajs's producer groups messages in O(n²) (array spread per message), encodes each
- *   record as objects, and silently leaves out partitions missing from stale metadata; here every partition sent
- *   must come back in the response, or the write fails.
+ * - createCluster: the same cluster (metadata, one connection pool per broker) for producer.ts's PartitionWriter,
+ *   which sends its own Produce requests: kafkajs's producer groups messages in O(n²) (array spread per message),
+ *   encodes each record as objects, and silently leaves out partitions missing from stale metadata.
  */
 import { createRequire } from 'node:module';
 import type { Admin, Kafka } from 'kafkajs';
 import { gunzipSync } from 'node:zlib';
-import { decodeFetchV4, encodeFetchV4, encodeProduceV3, type RecordSet } from './record-batch.ts';
+import { decodeFetchV4, encodeFetchV4, type RecordSet } from './record-batch.ts';
 
 export interface FetchedMessage {
   offset: bigint;
@@ -23,16 +22,14 @@ export interface FetchedMessage {
   timestamp?: string;
 }
 
-type ProduceResponse = { topics: { topicName: string; partitions: { partition: number; errorCode: number }[] }[] };
-/** kafkajs's decoder of the Produce v3 response (it throws the first partition error as a KafkaJSProtocolError). */
-const produceV3Response = createRequire(import.meta.url)('kafkajs/src/protocol/requests/produce/v3/response');
 /** kafkajs's error for a Kafka error code (retriable or not, named as the protocol names it). */
 const { createErrorFromCode } = createRequire(import.meta.url)('kafkajs/src/protocol/error') as { createErrorFromCode: (code: number) => Error };
 
-interface Broker {
+export interface Broker {
+  initProducerId(req: { transactionalId: string | null; transactionTimeout: number }): Promise<unknown>;
   connectionPool: { send(req: { request: unknown; response: unknown }): Promise<unknown> };
   fetch(req: unknown): Promise<{ responses: { partitions: { partition: number; errorCode: number; messages: { offset: string; key: Buffer | null; value: Buffer | null; headers?: FetchedMessage['headers']; timestamp?: string }[] }[] }[] }> }
-interface Cluster {
+export interface Cluster {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   addTargetTopic(topic: string): Promise<void>;
@@ -41,7 +38,7 @@ interface Cluster {
   findBroker(q: { nodeId: string }): Promise<Broker>;
 }
 
-function createCluster(kafka: Kafka): Cluster {
+export function createCluster(kafka: Kafka): Cluster {
   const sym = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster');
   if (!sym) throw new Error('kafkajs internals changed: cannot create a cluster for offset fetches (kafkajs 2.2.x expected)');
   // isolationLevel 0 = READ_UNCOMMITTED; we never write transactionally.
@@ -133,53 +130,4 @@ export class TopicReader {
   async close(): Promise<void> {
     await Promise.allSettled([this.cluster.disconnect(), this.admin.disconnect()]);
   }
-}
-
-export interface PartitionBatch { topic: string; partition: number; messages: { key: string | null; value: string }[] }
-
-export class PartitionWriter {
-  private constructor(private readonly cluster: Cluster) {}
-
-  static async open(kafka: Kafka, topics: string[]): Promise<PartitionWriter> {
-    const cluster = createCluster(kafka);
-    await cluster.connect();
-    try {
-      for (const t of topics) await cluster.addTargetTopic(t);
-    } catch (err) {
-      await cluster.disconnect().catch(() => {});
-      throw err;
-    }
-    return new PartitionWriter(cluster);
-  }
-
-  /** Writes the batches with acks=-1; resolves only when every partition was acknowledged. No retries. */
-  async produce(batches: PartitionBatch[], timeoutMs = 30_000): Promise<void> {
-    const perLeader = new Map<string, PartitionBatch[]>();
-    for (const b of batches) {
-      const nodeId = Object.keys(this.cluster.findLeaderForPartitions(b.topic, [b.partition]))[0];
-      if (nodeId === undefined) throw new Error(`no leader known for ${b.topic}[${b.partition}]`);
-      let list = perLeader.get(nodeId);
-      if (!list) perLeader.set(nodeId, (list = []));
-      list.push(b);
-    }
-    await Promise.all([...perLeader].map(async ([nodeId, list]) => {
-      const broker = await this.cluster.findBroker({ nodeId });
-      const byTopic = new Map<string, { partition: number; messages: PartitionBatch['messages'] }[]>();
-      for (const b of list) {
-        let parts = byTopic.get(b.topic);
-        if (!parts) byTopic.set(b.topic, (parts = []));
-        parts.push({ partition: b.partition, messages: b.messages });
-      }
-      // Our own encoding of the request (record-batch.ts); kafkajs sends it and parses the answer.
-      const body = encodeProduceV3(-1, timeoutMs, [...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
-      const res = await broker.connectionPool.send({
-        request: { apiKey: 0, apiVersion: 3, apiName: 'Produce', expectResponse: () => true, encode: async () => ({ buf: body, buffer: body }) },
-        response: produceV3Response,
-      }) as ProduceResponse;
-      const answered = new Set(res.topics.flatMap((t) => t.partitions.filter((p) => p.errorCode === 0).map((p) => `${t.topicName}:${p.partition}`)));
-      for (const b of list) if (!answered.has(`${b.topic}:${b.partition}`)) throw new Error(`Kafka did not acknowledge ${b.topic}[${b.partition}]`);
-    }));
-  }
-
-  async close(): Promise<void> { await this.cluster.disconnect().catch(() => {}); }
 }

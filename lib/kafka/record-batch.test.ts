@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { crc32c, decodeFetchV4, encodeProduceV3, recordSetOf, recordValue, type ProduceTopic } from './record-batch.ts';
+import { crc32c, decodeFetchV4, decodeProduceV3Response, encodeProduceV3, recordSetOf, recordValue, type ProduceTopic } from './record-batch.ts';
 
 // kafkajs's own decoders (what a consumer runs on these bytes) and its byte-at-a-time CRC-32C.
 const require = createRequire(import.meta.url);
@@ -69,6 +69,18 @@ describe('encodeProduceV3', () => {
     }
   });
 
+  it('carries an idempotent producer\'s id, epoch and each partition\'s base sequence', async () => {
+    const withSeq = topics.map((t) => ({ ...t, partitions: t.partitions.map((p, i) => ({ ...p, baseSequence: 2_147_483_000 + i })) }));
+    const r = await decodeProduce(encodeProduceV3(-1, 1000, withSeq, 0, { id: 9_007_199_254_740_993n, epoch: 7 }));
+    for (const [ti, t] of r.topics.entries()) {
+      for (const [pi, { batch, bytes }] of t.partitions.entries()) {
+        expect(batch).toMatchObject({ producerId: '9007199254740993', producerEpoch: 7, firstSequence: 2_147_483_000 + pi, inTransaction: false });
+        expect(batch.records).toHaveLength(withSeq[ti].partitions[pi].messages.length);
+        expect(bytes.readUInt32BE(17)).toBe(crc32c(bytes, 21));
+      }
+    }
+  });
+
   it('sizes varints at their edges (offset deltas 63/64, 8191/8192; values of 127/128 bytes)', async () => {
     const messages = Array.from({ length: 8200 }, (_, i) => ({ key: i % 2 ? null : String(i), value: 'v'.repeat(i === 5 ? 127 : i === 6 ? 128 : 1 + (i % 3)) }));
     const r = await decodeProduce(encodeProduceV3(1, 5000, [{ topic: 't', partitions: [{ partition: 0, messages }] }]));
@@ -77,6 +89,26 @@ describe('encodeProduceV3', () => {
     for (const i of [0, 5, 6, 63, 64, 8191, 8192, 8199]) {
       expect([got[i].offset, got[i].key?.toString() ?? null, got[i].value.toString()]).toEqual([String(i), messages[i].key, messages[i].value]);
     }
+  });
+});
+
+describe('decodeProduceV3Response', () => {
+  it('reads every partition\'s error code and base offset (errors do not hide the others)', () => {
+    const b = Buffer.alloc(4 + 2 + 1 + 4 + 22 * 2 + 2 + 2 + 4 + 22 + 4);
+    let at = b.writeInt32BE(2, 0);
+    at = b.writeInt16BE(1, at); at += b.write('a', at);
+    at = b.writeInt32BE(2, at);
+    at = b.writeInt32BE(0, at); at = b.writeInt16BE(0, at); at = b.writeBigInt64BE(41n, at); at = b.writeBigInt64BE(-1n, at);
+    at = b.writeInt32BE(5, at); at = b.writeInt16BE(46, at); at = b.writeBigInt64BE(-1n, at); at = b.writeBigInt64BE(-1n, at);
+    at = b.writeInt16BE(2, at); at += b.write('bc', at);
+    at = b.writeInt32BE(1, at);
+    at = b.writeInt32BE(3, at); at = b.writeInt16BE(6, at); at = b.writeBigInt64BE(-1n, at); at = b.writeBigInt64BE(-1n, at);
+    b.writeInt32BE(0, at);
+    expect(decodeProduceV3Response(b)).toEqual([
+      { topic: 'a', partition: 0, errorCode: 0, baseOffset: 41n },
+      { topic: 'a', partition: 5, errorCode: 46, baseOffset: -1n },
+      { topic: 'bc', partition: 3, errorCode: 6, baseOffset: -1n },
+    ]);
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * `riskmon generate merchants | backfill | live` — the reference workload (see README "Reference workload").
+ * `riskmon generate merchants | backfill | live` — the reference workload (see docs/benchmarks.md "Reference workload").
  * Exit codes: 0 done, 1 failed, 2 bad input (the message names the flag and the expected form).
  */
 import { commonSpec, connections, readConfig } from '../../lib/config.ts';

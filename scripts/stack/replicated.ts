@@ -40,7 +40,7 @@ interface ReplicatedState {
   nodes: Partial<Record<NodeKind, NodeState[]>>;
 }
 
-/** The variables of each part, as the components read them (DESIGN.md "Deployment topologies"). */
+/** The variables of each part, as the components read them (docs/deployment.md). */
 export interface ReplicatedEnv {
   KAFKA_BROKERS?: string;
   /** REDIS_URL for RISKMON_REDIS_MODE=cluster: every master and replica as a seed. */

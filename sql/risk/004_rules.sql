@@ -1,4 +1,4 @@
--- Rules as versioned data, and backtests (DESIGN.md "Rules as versioned data, and backtests").
+-- Rules as versioned data, and backtests (docs/contracts.md "Rules and backtests").
 --
 -- Every version is kept: a draft until activated; exactly one version is active (the latest activation). The
 -- evaluator reads the latest activation before each closed minute, so an activation applies from the next one.

@@ -1,4 +1,4 @@
--- The reference source schema (DESIGN.md). REPLICA IDENTITY FULL makes UPDATE and DELETE carry the old row,
+-- The reference source schema (docs/contracts.md). REPLICA IDENTITY FULL makes UPDATE and DELETE carry the old row,
 -- which the aggregator needs to correct the bucket the row was counted in.
 CREATE TABLE IF NOT EXISTS merchants (
   merchant_id  bigint PRIMARY KEY,

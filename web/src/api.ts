@@ -46,21 +46,5 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   return body as T;
 }
 
-export type Disposition = 'confirmed' | 'false_positive' | 'benign';
-export interface Triage {
-  ack: { by: string; at: string } | null;
-  assignee: string | null;
-  disposition: { value: Disposition; by: string; at: string; note: string } | null;
-}
-export interface Alert extends Partial<Triage> {
-  id: string; rule: string; merchantId: string; state: string; firedAt: string; resolvedAt: string | null; evidence: Record<string, any>; ruleVersion?: string;
-}
-export interface AlertDetail extends Omit<Alert, keyof Triage>, Triage {
-  ruleVersion: string;
-  transitions: { id: string; kind: string; minute: string; at: string; ruleVersion: string; evidence: Record<string, any> }[];
-  notes: { id: string; by: string; at: string; text: string }[];
-  history: { id: string; action: 'ack' | 'assign' | 'note' | 'disposition'; by: string; at: string; value: string | null; note: string | null }[];
-}
-export interface AlertMessage { type: 'alert'; eventId: number; transition: string; alert: Alert }
-/** A triage change (ack, assign, note, disposition) of one alert, with its current state. */
-export interface AlertUpdateMessage { type: 'alert_update'; alert: Alert & Triage & { notes: number } }
+// The alert JSON and the channel's messages, declared once (lib/alert-message.ts): the API serves exactly these.
+export type { Alert, AlertDetail, AlertMessage, AlertUpdateMessage, Disposition, Triage } from '../../lib/alert-message.ts';

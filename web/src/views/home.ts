@@ -96,8 +96,8 @@ export function home(main: HTMLElement): () => void {
   /** Puts the alert's new state in the feed (or takes it out when it no longer matches the filter). */
   const upsert = (a: Alert, transition: string) => {
     const old = alerts.find((x) => x.id === a.id);
-    // Transition messages carry no triage state: keep what the feed knows.
-    const merged: Alert = { ack: null, assignee: null, disposition: null, ...old, ...a };
+    // A transition's triage state is the row's when the evaluator wrote it; an alert_update is newer: keep the feed's.
+    const merged: Alert = old && transition !== 'update' ? { ...a, ack: old.ack, assignee: old.assignee, disposition: old.disposition } : a;
     const rest = alerts.filter((x) => x.id !== a.id);
     alerts = (matches(filter, merged) ? [merged, ...rest] : rest).sort(byFired).slice(0, FEED_SIZE);
     fresh.set(a.id, transition);

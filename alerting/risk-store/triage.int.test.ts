@@ -4,9 +4,9 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshDatabase } from '../test/helpers/services.ts';
-import { commitMinute, type TransitionWrite } from './store.ts';
-import { riskStore } from './testing/fixtures.ts';
+import { freshDatabase } from '../../test/helpers/services.ts';
+import { commitMinute, type TransitionWrite } from './minutes.ts';
+import { riskStore } from '../testing/fixtures.ts';
 import { applyTriage, triageHistory } from './triage.ts';
 
 let db: pg.Pool;

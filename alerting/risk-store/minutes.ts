@@ -3,12 +3,15 @@
  * transitions, the Slack outbox rows, changed evaluation rows, and the progress marker — is written in one
  * transaction, so a crash re-evaluates the minute from scratch and nothing is lost or doubled.
  */
-import type { Evidence } from '../lib/evidence.ts';
+import type { Evidence } from '../../lib/evidence.ts';
 import type pg from 'pg';
-import type { AlertMessage } from '../lib/alert-message.ts';
-import type { AlertLife, TransitionKind } from './lifecycle.ts';
-import type { RuleName } from './rules/config.ts';
-import type { Evaluation } from './rules/types.ts';
+import type { AlertMessage } from '../../lib/alert-message.ts';
+import type { AlertLife, TransitionKind } from '../lifecycle.ts';
+import type { RuleName } from '../rules/config.ts';
+import type { Evaluation } from '../rules/types.ts';
+import { inTransaction } from '../../lib/pg.ts';
+import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
+import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
@@ -84,9 +87,7 @@ export class ProgressConflict extends Error {
 export interface Committed { messages: AlertMessage[]; fired: Map<string, string> }
 
 export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committed> {
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     // Compare-and-set on the progress row: two evaluators of one name cannot both commit the same minute.
     const cas = w.previous === null
       ? await client.query('INSERT INTO evaluator_progress (name, last_minute) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [w.name, new Date(w.minute)])
@@ -114,18 +115,10 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
     }
     for (let i = 0; i < w.evaluations.length; i += 5000) await upsertEvaluations(client, w.evaluations.slice(i, i + 5000));
     // Wakes the Slack sender (delivered on commit).
-    if (pending) await client.query(`SELECT pg_notify('riskmon_notifications', '')`);
-    await client.query('COMMIT');
+    if (pending) await client.query(`SELECT pg_notify('${NOTIFICATIONS_CHANNEL}', '')`);
     return { messages, fired };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
-
-type AlertRow = { id: string; fired_at: Date; resolved_at: Date | null; state: string };
 
 /**
  * The minute's transitions with their alerts and outbox rows, in four statements whatever their number (a round trip
@@ -142,12 +135,12 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
   const byId = new Map<string, AlertRow>();
   if (news.length) {
     const r = await client.query(
-      `INSERT INTO alerts (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
+      `INSERT INTO alerts AS a (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
        SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay
          FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[])
               WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, n)
         ORDER BY u.n
-       RETURNING id::text, rule, merchant_id, fired_at, resolved_at, state`,
+       RETURNING ${ALERT_COLUMNS}`,
       [news.map((t) => t.rule), news.map((t) => t.merchantId), news.map((t) => new Date(t.life.firedAt)), news.map((t) => new Date(t.life.lastNotifiedAt)),
         news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay)],
     );
@@ -160,7 +153,7 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
          FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::jsonb[], $7::text[])
               AS u(id, state, resolved_at, notified_at, clear_minutes, evidence, rule_version)
         WHERE a.id = u.id
-       RETURNING a.id::text, a.fired_at, a.resolved_at, a.state`,
+       RETURNING ${ALERT_COLUMNS}`,
       [changed.map((t) => t.alertId), changed.map((t) => (t.kind === 'resolved' ? 'resolved' : 'firing')),
         changed.map((t) => (t.kind === 'resolved' ? new Date(w.minute) : null)), changed.map((t) => new Date(t.life.lastNotifiedAt)),
         changed.map((t) => t.life.clearMinutes), changed.map((t) => JSON.stringify(t.evidence)), changed.map((t) => t.ruleVersion)],
@@ -189,10 +182,7 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
   );
   const messages: AlertMessage[] = ts.map((t, i) => ({
     type: 'alert', eventId: Number(trIds[i]), transition: t.kind,
-    alert: {
-      id: alerts[i].id, rule: t.rule, merchantId: t.merchantId, state: alerts[i].state as 'firing' | 'resolved',
-      firedAt: alerts[i].fired_at.toISOString(), resolvedAt: alerts[i].resolved_at ? alerts[i].resolved_at!.toISOString() : null, evidence: t.evidence,
-    },
+    alert: { ...alertJson(alerts[i]), evidence: t.evidence },
   }));
   const counted = ts.flatMap((t, i) => (t.kind === 'resolved' ? [] : [{ alertId: alerts[i].id, clearMinutes: t.life.clearMinutes }]));
   return { messages, fired, counted };
@@ -245,4 +235,10 @@ export async function liveAlerts(db: pg.Pool, from: number, to: number, withDisp
     id: x.id, rule: x.rule, merchantId: x.merchant_id, firedAt: x.fired_at.getTime(),
     resolvedAt: x.resolved_at && x.resolved_at.getTime() < to ? x.resolved_at.getTime() : null, disposition: x.disposition,
   }));
+}
+
+/** The last minute any evaluator closed (`evaluator_progress`), for `riskmon status`; null before the first. */
+export async function lastEvaluatedMinute(db: Pick<pg.Pool, 'query'>): Promise<Date | null> {
+  const { rows } = await db.query(`SELECT max(last_minute) AS m FROM evaluator_progress`);
+  return rows[0]?.m ?? null;
 }

@@ -10,8 +10,8 @@ import { freshDatabase } from '../../test/helpers/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { addHistory, riskStore } from '../testing/fixtures.ts';
 import { MemoryReader } from '../testing/memory-reader.ts';
-import { parseRules, RulesError } from './config.ts';
-import { activate, activeRules, createDraft, getVersion, listVersions, seedRules } from './versions.ts';
+import { parseRules, RulesError } from '../rules/config.ts';
+import { activate, activeRules, createDraft, getVersion, listVersions, seedRules } from './rules.ts';
 
 const T0 = Date.parse('2026-11-21T05:00:00Z');
 const LATENESS = 5000;

@@ -5,7 +5,8 @@
  * version, RISKMON_RULES (or the defaults) becomes the first one, active.
  */
 import type pg from 'pg';
-import { parseRules, RulesError, type RulesConfig } from './config.ts';
+import { inTransaction } from '../../lib/pg.ts';
+import { parseRules, RulesError, type RulesConfig } from '../rules/config.ts';
 
 export interface ActiveRules { version: string; config: RulesConfig; activationId: number; activatedAt: Date; activatedBy: string }
 export interface VersionInfo { version: string; note: string; createdAt: Date; createdBy: string; activatedAt: Date | null; activatedBy: string | null; active: boolean }
@@ -25,23 +26,15 @@ export function configOf(version: string, stored: unknown): RulesConfig {
 
 /** Makes `seed` the first version, active, when the store holds none (idempotent, safe to race). */
 export async function seedRules(db: pg.Pool, seed: RulesConfig, actor = 'RISKMON_RULES'): Promise<boolean> {
-  const c = await db.connect();
-  try {
-    await c.query('BEGIN');
+  return inTransaction(db, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK]);
     const any = await c.query('SELECT 1 FROM rule_versions LIMIT 1');
-    if (any.rowCount) { await c.query('COMMIT'); return false; }
+    if (any.rowCount) return false;
     await c.query('INSERT INTO rule_versions (version, config, note, created_by) VALUES ($1, $2, $3, $4)',
       [seed.version, storedConfig(seed), 'seeded from RISKMON_RULES (or the defaults)', actor]);
     await c.query('INSERT INTO rule_activations (version, activated_by) VALUES ($1, $2)', [seed.version, actor]);
-    await c.query('COMMIT');
     return true;
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    c.release();
-  }
+  });
 }
 
 /** The id of the latest activation (cheap: the evaluator asks before every minute); null when none. */

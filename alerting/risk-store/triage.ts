@@ -9,11 +9,11 @@
  * take the same lock, so they never undo a triage write either.
  */
 import type pg from 'pg';
-import { inTransaction } from '../lib/pg.ts';
+import { inTransaction } from '../../lib/pg.ts';
 
-import { type Disposition, type Triage } from '../lib/alert-message.ts';
+import { type Disposition, type Triage } from '../../lib/alert-message.ts';
 
-export { DISPOSITIONS, type Disposition, type Triage } from '../lib/alert-message.ts';
+export { DISPOSITIONS, type Disposition, type Triage } from '../../lib/alert-message.ts';
 export const NOTE_MAX = 4000;
 export const NAME_MAX = 100;
 
