@@ -8,6 +8,7 @@ export const alertingSpec = {
   // Optional here: backtests rebuild minutes older than the minute tier from the retained topic.
   kafkaBrokers: { ...connectionSpec.kafkaBrokers, default: [] as string[], description: 'Kafka bootstrap brokers: backtests rebuild minutes the minute tier no longer holds from the retained topic (unset: backtests cover only what the minute tier holds)' },
   mapping: mappingOption,
+  pgUrl: secret(url('PG_URL', 'the source PostgreSQL, read once a day for merchant categories (new merchants are judged against their category\'s cohort); unset: one cohort per size band', ['postgres', 'postgresql'], '')),
   rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see docs/contracts.md "Rules")', defaultRules(), parseRules),
   slackWebhookUrl: secret(url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], '')),
   publicUrl: str('RISKMON_PUBLIC_URL', 'base URL of the dashboard, for links in Slack messages', 'http://localhost:8080'),

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyTotals, type Totals } from '../aggregator/store/index.ts';
 import { HOUR, MINUTE } from '../lib/time.ts';
-import type { DayBaselines } from './baseline.ts';
+import { emptyDayBaselines, type DayBaselines } from './baseline.ts';
 import { decideMinute, notificationFor, type MinuteInput } from './decide.ts';
 import { defaultRules } from './rules/config.ts';
 import { keyOf, type FiringAlert } from './risk-store/index.ts';
@@ -14,15 +14,12 @@ const rules = defaultRules();
 const t = (approvals: number, cancels: number, approvedAmount = 0n): Totals => ({ ...emptyTotals(), approvals, cancels, approvedAmount });
 
 function input(over: Partial<MinuteInput> = {}): MinuteInput {
-  const baselines: DayBaselines = {
-    todayStart: today, from: today - 7 * 24 * HOUR, to: today, days: 7,
-    totals: new Map([['spiky', t(7000, 140)], ['calm', t(7000, 140)]]), profiles: new Map(),
-  };
+  const baselines: DayBaselines = { ...emptyDayBaselines(today, 7, 'Asia/Seoul'), totals: new Map([['spiky', t(7000, 140)], ['calm', t(7000, 140)]]) };
   return {
     minute: M, today, windowFrom: M + MINUTE - 60 * MINUTE, ingestLagMs: 1000, replay: false, rules, maxIngestLagMs: 120_000,
     slackEnabled: true, window: new Map([['spiky', t(100, 30)], ['calm', t(400, 6)], ['tiny', t(1, 0)]]),
     partialHour: new Map(), todayHours: new Map(), baselines, silences: [],
-    firing: new Map(), signatures: new Map(), tracked: { cancel_rate_spike: new Set(), volume_drop: new Set() },
+    firing: new Map(), signatures: new Map(), tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set() },
     ...over,
   };
 }
@@ -36,7 +33,7 @@ describe('decideMinute', () => {
     expect(d.nextFiring.get(keyOf('cancel_rate_spike', 'spiky'))).toMatchObject({ id: '', life: { firedAt: M, clearMinutes: 0 } });
     expect(d.rows.map((r) => [r.e.merchantId, r.e.status])).toEqual([['spiky', 'breach'], ['calm', 'clear']]);
     expect(d.counts.cancel_rate_spike).toEqual({ not_evaluated: 1, breach: 1, clear: 1 }); // 'tiny': the quiet fast path
-    expect(d.evaluated).toBe(3);
+    expect(d.evaluated).toBe(6); // and the three below volume_spike's window guard
     expect(d.trackedChanges).toEqual([{ rule: 'cancel_rate_spike', id: 'spiky', quiet: false }, { rule: 'cancel_rate_spike', id: 'calm', quiet: false }]);
   });
 
@@ -71,7 +68,7 @@ describe('decideMinute', () => {
   it('evaluates volume_drop for an eligible merchant that stopped entirely, not while ingestion lags', () => {
     const profile = new Float64Array(25).fill(0);
     for (let h = 0; h < 24; h++) profile[h] = 7 * 100_000_000; // 2.4B KRW a day
-    const base = { ...input().baselines, totals: new Map([['big', t(0, 0, 7n * 2_400_000_000n)]]), profiles: new Map([['big', profile]]) };
+    const base = { ...input().baselines, totals: new Map([['big', t(0, 0, 7n * 2_400_000_000n)]]), profiles: new Map([['big', profile]]), eligible: new Set(['big']) };
     const d = decideMinute(input({ baselines: base }));
     expect(d.transitions.find((x) => x.rule === 'volume_drop')).toMatchObject({ kind: 'fired', merchantId: 'big' });
     const lagging = decideMinute(input({ baselines: base, ingestLagMs: 10 * MINUTE }));

@@ -5,12 +5,16 @@
  * commits the decision in one transaction, then updates its memory from it.
  */
 import { emptyTotals, type Totals } from '../aggregator/store/index.ts';
-import { SAME_TIME_METHOD, sameTimeAverage, type DayBaselines } from './baseline.ts';
+import { chooseBaseline, hasFullHistory, rangeAverage, SAME_TIME_METHOD, sameTimeAverage, type ChosenBaseline, type DayBaselines } from './baseline.ts';
+import { cohortKey, sizeBand, type Cohort } from './cohort.ts';
 import { stepAlert } from './lifecycle.ts';
 import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
 import type { Evaluation, EvaluationStatus } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
+import { belowSpikeGuard, evaluateVolumeSpike } from './rules/volume-spike.ts';
+import { belowComposedGuard, evaluateComposed, metricOf, type ComposedInput, type ComposedRule, type Metric } from './rules/composed.ts';
+import { withEvidence } from './rules/types.ts';
 import { silenceFor, type Silence } from './risk-store/index.ts';
 import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './risk-store/index.ts';
 
@@ -64,8 +68,93 @@ export function notificationFor(e: Pick<Evaluation, 'rule' | 'merchantId'>, repl
   return { status: 'pending', reason: null, silenceId: null };
 }
 
+/** The cancel-rate cohort of a merchant with less history than `minBaselineApprovals` (null: none, or enough history). */
+function cohortOf(base: DayBaselines, id: string, w: Totals, windowMinutes: number, minBaselineApprovals: number, minCohortMerchants: number): Cohort | null {
+  if (minCohortMerchants <= 0 || (base.totals.get(id)?.approvals ?? 0) >= minBaselineApprovals) return null;
+  const c = base.cancelCohorts.get(cohortKey(base.categories.get(id) ?? 'all', sizeBand((w.approvals * 1440) / windowMinutes)));
+  return c && c.merchants >= minCohortMerchants ? c : null;
+}
+
+/** The evidence's account of a chosen baseline: its kind, its days, why the flat mean stood in. */
+function daysOf(c: ChosenBaseline | null) {
+  return c ? { kind: c.kind, days: c.dayKeys, fallback: c.fallback } : {};
+}
+
+/**
+ * The merchants volume_spike judges this minute beyond the quiet fast path: at least its window guard in the window,
+ * or tracked, or firing. Their hour profiles must be in the day's baselines before `decideMinute` (inputs.ts
+ * `profileSpikeCandidates` reads those it lacks).
+ */
+export function spikeCandidates(rules: RulesConfig, window: ReadonlyMap<string, Totals>, firing: ReadonlyMap<string, FiringAlert>, tracked: ReadonlySet<string>): string[] {
+  const out = new Set<string>([...tracked, ...firingMerchants(firing, 'volume_spike')]);
+  const floor = Math.min(rules.volume_spike.minWindowAmount, ...Object.values(rules.overrides).map((o) => o.volume_spike?.minWindowAmount ?? Infinity));
+  const min = BigInt(floor);
+  for (const [id, w] of window) {
+    if (w.approvedAmount >= min && !belowSpikeGuard(w.approvedAmount, paramsFor(rules, 'volume_spike', id))) out.add(id);
+  }
+  // Composed rules on the same-weekday baseline need the same profiles.
+  for (const r of rules.composed) {
+    if (!r.enabled || r.baseline !== 'same_weekday') continue;
+    for (const id of firingMerchants(firing, `composed:${r.name}`)) out.add(id);
+    for (const [id, w] of window) if (!belowComposedGuard(w, r)) out.add(id);
+  }
+  return [...out];
+}
+
+/** Per-window metric values of the merchants with at least `minApprovals` baseline approvals, by cohort (median). */
+function metricCohorts(base: DayBaselines, metric: Metric, minApprovals: number, scale: number): Map<string, { median: number; merchants: number; category: string; band: number }> {
+  const memo = (base as DayBaselines & { metricCohorts?: Map<string, ReturnType<typeof metricCohorts>> });
+  memo.metricCohorts ??= new Map();
+  const key = `${metric}/${minApprovals}/${scale}`;
+  const hit = memo.metricCohorts.get(key);
+  if (hit) return hit;
+  const groups = new Map<string, { values: number[]; category: string; band: number }>();
+  for (const [id, t] of base.totals) {
+    if (t.approvals < Math.max(1, minApprovals)) continue;
+    const v = metricOf(metric, t, scale);
+    if (v === null) continue;
+    const category = base.categories.get(id) ?? 'all';
+    const band = sizeBand(t.approvals / base.days);
+    const k = cohortKey(category, band);
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = { values: [], category, band }));
+    g.values.push(v);
+  }
+  const out = new Map<string, { median: number; merchants: number; category: string; band: number }>();
+  for (const [k, g] of groups) {
+    g.values.sort((a, b) => a - b);
+    const m = g.values.length >> 1;
+    out.set(k, { median: g.values.length % 2 ? g.values[m] : (g.values[m - 1] + g.values[m]) / 2, merchants: g.values.length, category: g.category, band: g.band });
+  }
+  memo.metricCohorts.set(key, out);
+  return out;
+}
+
+/** A composed rule's baseline for one merchant (rules/composed.ts). */
+function composedBaseline(i: MinuteInput, r: ComposedRule, id: string, w: Totals): ComposedInput['baseline'] {
+  const base = i.baselines;
+  const scale = i.rules.windowMinutes / (base.days * 1440);
+  const span = { from: new Date(base.from).toISOString(), to: new Date(base.to).toISOString() };
+  if (r.baseline === 'same_weekday') {
+    const chosen = chooseBaseline(base, id, 'same_weekday');
+    if (!chosen || !(chosen.kind === 'same_weekday' || hasFullHistory(base, id))) return { none: `too little history: needs activity on ${base.minSameWeekdays} same weekdays or on every one of the ${base.days} baseline days` };
+    return { value: rangeAverage(chosen.profile, i.windowFrom - i.today, i.minute + 60_000 - i.today, chosen.days), ...span, days: chosen.dayKeys, fallback: chosen.fallback };
+  }
+  if (r.baseline === 'cohort') {
+    const minMerchants = Math.max(1, i.rules.cancel_rate_spike.minCohortMerchants);
+    const c = metricCohorts(base, r.metric, r.minBaselineApprovals, scale).get(cohortKey(base.categories.get(id) ?? 'all', sizeBand((w.approvals * 1440) / i.rules.windowMinutes)));
+    if (!c || c.merchants < minMerchants) return { none: `no cohort: fewer than ${minMerchants} merchants of this category and size band with history` };
+    return { value: c.median, ...span, cohort: { category: c.category, sizeBand: c.band, merchants: c.merchants } };
+  }
+  const t = base.totals.get(id);
+  if (!t || t.approvals < r.minBaselineApprovals) return { none: `too little history: needs at least ${r.minBaselineApprovals} approvals over the baseline days` };
+  const v = metricOf(r.metric, t, scale);
+  if (v === null) return { none: `too little history: ${r.metric} is undefined over the baseline days` };
+  return { value: v, ...span, days: base.dayKeys };
+}
+
 /** The rules' verdicts for every merchant that needs one this minute (`quietSkipped` counts the fast path). */
-export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quietSkipped: number } {
+export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quietSkipped: number; quietSpikes: number; quietComposed: number } {
   const { rules, minute: M, baselines: base, window: windowTotals } = i;
   const end = M + 60_000;
   const none = emptyTotals();
@@ -80,45 +169,96 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
     evaluations.push(evaluateCancelRateSpike({
       merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: { ...w },
       baselineFrom: base.from, baselineTo: base.to, baseline: base.totals.get(id),
+      cohort: cohortOf(base, id, w, rules.windowMinutes, p.minBaselineApprovals, p.minCohortMerchants),
     }, p, rules.version));
   };
   // Every merchant once: those active in the window, then the tracked and firing ones absent from it.
   for (const [id, w] of windowTotals) evaluateCancel(id, w);
   for (const id of new Set([...i.tracked.cancel_rate_spike, ...firingCancel])) if (!windowTotals.has(id)) evaluateCancel(id, none);
-  const volumeIds = new Set<string>([...base.profiles.keys(), ...i.tracked.volume_drop, ...firingMerchants(i.firing, 'volume_drop')]);
+  const volumeIds = new Set<string>([...base.eligible, ...i.tracked.volume_drop, ...firingMerchants(i.firing, 'volume_drop')]);
   for (const id of volumeIds) {
-    const profile = base.profiles.get(id);
+    const p = paramsFor(rules, 'volume_drop', id);
+    const chosen = chooseBaseline(base, id, p.baseline);
     const todayAmount = (i.todayHours.get(id)?.approvedAmount ?? 0n) + (i.partialHour.get(id)?.approvedAmount ?? 0n);
     evaluations.push(evaluateVolumeDrop({
       merchantId: id, minute: M, dayStart: i.today, elapsedMs: end - i.today, todayAmount,
       dailyAverage: Number(base.totals.get(id)?.approvedAmount ?? 0n) / base.days,
-      sameTimeBaseline: profile ? sameTimeAverage(profile, end - i.today, base.days) : 0,
-      baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD,
-      ingestLagMs: i.ingestLagMs, maxIngestLagMs: i.maxIngestLagMs,
-    }, paramsFor(rules, 'volume_drop', id), rules.version));
+      sameTimeBaseline: chosen ? sameTimeAverage(chosen.profile, end - i.today, chosen.days) : 0,
+      baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD, baselineDays: daysOf(chosen),
+      holiday: base.holiday, ingestLagMs: i.ingestLagMs, maxIngestLagMs: i.maxIngestLagMs,
+    }, p, rules.version));
   }
-  return { evaluations, quietSkipped };
+  // volume_spike: merchants at or above the window guard (their profiles read beforehand), tracked and firing ones.
+  let quietSpikes = 0;
+  const firingSpike = new Set(firingMerchants(i.firing, 'volume_spike'));
+  const spikeMin = BigInt(rules.volume_spike.minWindowAmount);
+  const spikeOn = rules.volume_spike.enabled;
+  const evaluateSpike = (id: string, w: Totals) => {
+    // The bulk: no override, below the guard, nothing to resolve (the same verdict as belowSpikeGuard, cheaper).
+    if (spikeOn && w.approvedAmount < spikeMin && !rules.overrides[id] && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
+    const p = paramsFor(rules, 'volume_spike', id);
+    if (belowSpikeGuard(w.approvedAmount, p) && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
+    const chosen = chooseBaseline(base, id, p.baseline);
+    // The flat mean of a merchant younger than the baseline days would read its missing days as zero sales.
+    const enough = chosen !== null && (chosen.kind === 'same_weekday' || hasFullHistory(base, id));
+    evaluations.push(evaluateVolumeSpike({
+      merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, windowAmount: w.approvedAmount,
+      baselineAverage: enough ? rangeAverage(chosen.profile, i.windowFrom - i.today, end - i.today, chosen.days) : null,
+      baselineDays: daysOf(chosen), baselineMethod: SAME_TIME_METHOD, holiday: base.holiday,
+      noBaseline: `too little history: needs activity on ${base.minSameWeekdays} same weekdays or on every one of the ${base.days} baseline days`,
+    }, p, rules.version));
+  };
+  for (const [id, w] of windowTotals) evaluateSpike(id, w);
+  for (const id of new Set([...i.tracked.volume_spike, ...firingSpike])) if (!windowTotals.has(id)) evaluateSpike(id, none);
+  // Composed rules: the same fast path (below the window guards, not tracked, not firing: nothing to say).
+  let quietComposed = 0;
+  const composedNames = new Set<string>();
+  for (const r of rules.composed) {
+    if (!r.enabled) continue;
+    const rule = `composed:${r.name}` as const;
+    composedNames.add(rule);
+    const tracked = i.tracked[rule] ?? new Set<string>();
+    const firing = new Set(firingMerchants(i.firing, rule));
+    const evaluate = (id: string, w: Totals) => {
+      if (belowComposedGuard(w, r) && !tracked.has(id) && !firing.has(id)) { quietComposed++; return; }
+      evaluations.push(evaluateComposed({
+        merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: { ...w },
+        baseline: composedBaseline(i, r, id, w), baselineApprovals: base.totals.get(id)?.approvals ?? 0,
+      }, r, rules.version));
+    };
+    for (const [id, w] of windowTotals) evaluate(id, w);
+    for (const id of new Set([...tracked, ...firing])) if (!windowTotals.has(id)) evaluate(id, none);
+  }
+  // Alerts of a composed rule no longer in the rules (or disabled): clear, so they resolve.
+  for (const a of i.firing.values()) {
+    if (!a.rule.startsWith('composed:') || composedNames.has(a.rule)) continue;
+    evaluations.push(withEvidence({ rule: a.rule, merchantId: a.merchantId, minute: M, status: 'not_evaluated', reason: 'rule removed or disabled', condition: false },
+      () => ({ rule: a.rule as `composed:${string}`, ruleVersion: rules.version, minute: new Date(M).toISOString(), metric: '', compare: 'multiple', k: 0,
+        window: { from: new Date(i.windowFrom).toISOString(), to: new Date(end).toISOString(), value: null, approvals: 0, cancels: 0, approvedAmount: '0', canceledAmount: '0' },
+        baseline: { kind: '', value: null }, threshold: null })));
+  }
+  return { evaluations, quietSkipped, quietSpikes, quietComposed };
 }
 
 /** Verdicts → lifecycle steps, transitions and the rows that changed. */
 export function decideMinute(i: MinuteInput): MinuteDecision {
-  const { evaluations, quietSkipped } = evaluateRules(i);
+  const { evaluations, quietSkipped, quietSpikes, quietComposed } = evaluateRules(i);
   const { rules, minute: M } = i;
   const transitions: TransitionWrite[] = [];
   const clearCounts: MinuteDecision['clearCounts'] = [];
   const nextFiring = new Map<string, FiringAlert | null>();
   const rows: EvaluationRow[] = [];
   const trackedChanges: MinuteDecision['trackedChanges'] = [];
-  const counts: MinuteDecision['counts'] = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {} };
+  const counts: MinuteDecision['counts'] = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {}, volume_spike: { not_evaluated: quietSpikes } };
   for (const e of evaluations) {
     const key = keyOf(e.rule, e.merchantId);
-    const c = counts[e.rule];
+    const c = (counts[e.rule] ??= {});
     c[e.status] = (c[e.status] ?? 0) + 1;
     const sig = signatureOf(e);
     const quiet = isQuietSignature(sig);
     // Breach rows carry the evidence the dashboard shows, so they are refreshed every minute; others on change.
     if (e.status === 'breach' || i.signatures.get(key) !== sig) rows.push({ e, key, sig, quiet });
-    if (quiet === i.tracked[e.rule].has(e.merchantId)) trackedChanges.push({ rule: e.rule, id: e.merchantId, quiet });
+    if (quiet === (i.tracked[e.rule]?.has(e.merchantId) ?? false)) trackedChanges.push({ rule: e.rule, id: e.merchantId, quiet });
     const cur = i.firing.get(key) ?? null;
     if (!cur && e.condition !== true) continue; // the common case: nothing firing, nothing to fire
     const step = stepAlert(cur?.life ?? null, e.condition, M, rules.lifecycle);
@@ -132,7 +272,7 @@ export function decideMinute(i: MinuteInput): MinuteDecision {
       notification: notificationFor(e, i.replay, i.slackEnabled, i.silences),
     });
   }
-  return { evaluated: evaluations.length + quietSkipped, counts, rows, transitions, clearCounts, nextFiring, trackedChanges };
+  return { evaluated: evaluations.length + quietSkipped + quietSpikes + quietComposed, counts, rows, transitions, clearCounts, nextFiring, trackedChanges };
 }
 
 /** What the evaluator (and a backtest) remembers between minutes. */
@@ -146,7 +286,7 @@ export function emptyMemory(firing: FiringAlert[] = []): Memory {
   return {
     firing: new Map(firing.map((a) => [keyOf(a.rule, a.merchantId), a])),
     signatures: new Map(),
-    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set() },
+    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set() },
   };
 }
 
@@ -154,8 +294,8 @@ export function emptyMemory(firing: FiringAlert[] = []): Memory {
 export function applyDecision(m: Memory, d: MinuteDecision, idOf: (key: string) => string): void {
   for (const r of d.rows) m.signatures.set(r.key, r.sig);
   for (const t of d.trackedChanges) {
-    if (t.quiet) m.tracked[t.rule].delete(t.id);
-    else m.tracked[t.rule].add(t.id);
+    if (t.quiet) m.tracked[t.rule]?.delete(t.id);
+    else (m.tracked[t.rule] ??= new Set()).add(t.id);
   }
   for (const [key, a] of d.nextFiring) {
     if (!a) m.firing.delete(key);

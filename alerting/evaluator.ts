@@ -19,9 +19,10 @@ import type { BucketReader } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
 import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts';
 import { publishAlerts } from './fanout.ts';
+import type { MerchantDirectory } from './directory.ts';
 import { DayInputs } from './inputs.ts';
 import { ShadowEvaluator } from './shadow.ts';
 import { systemClock } from '../lib/clock.ts';
@@ -60,6 +61,8 @@ export interface EvaluatorDeps {
   log: Logger;
   /** Wall clock, injectable for tests. */
   now?: () => number;
+  /** Merchant categories for new merchants' cohorts (directory.ts); none: one cohort per size band. */
+  directory?: MerchantDirectory;
 }
 
 export interface MinuteReport {
@@ -99,9 +102,9 @@ export class Evaluator implements Service {
     this.#now = deps.now ?? systemClock;
     this.#window = new WindowSums(deps.reader);
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
-      tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now,
+      tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now, directory: deps.directory,
     });
-    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }), now: this.#now });
+    this.#shadow = new ShadowEvaluator({ tz: opts.tz, maxIngestLagMs: opts.maxIngestLagMs }, { reader: deps.reader, db: deps.db, log: deps.log.child({ part: 'shadow' }), now: this.#now, directory: deps.directory });
   }
 
   /** The rules in use now. */
@@ -176,7 +179,7 @@ export class Evaluator implements Service {
     this.#memory.signatures = s.evaluations;
     for (const [k, sig] of s.evaluations) {
       const [rule, merchantId] = k.split('\u0000') as [RuleName, string];
-      if (!isQuietSignature(sig)) this.#memory.tracked[rule].add(merchantId);
+      if (!isQuietSignature(sig)) (this.#memory.tracked[rule] ??= new Set()).add(merchantId);
     }
     this.#loaded = true;
     this.#refreshFiringGauge();
@@ -225,6 +228,8 @@ export class Evaluator implements Service {
       timed('silences', activeSilences(this.#d.db)),
     ]);
 
+    // volume_spike's candidates whose history is not read yet today (few after the day's first minutes).
+    await timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
     const t1 = performance.now();
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs, replay, rules, maxIngestLagMs: this.#o.maxIngestLagMs,
@@ -283,6 +288,6 @@ export class Evaluator implements Service {
   }
 
   #refreshFiringGauge(): void {
-    for (const rule of ['cancel_rate_spike', 'volume_drop'] as const) metrics.alertsFiring.set({ rule, state: 'firing' }, firingMerchants(this.#memory.firing, rule).length);
+    for (const rule of ['cancel_rate_spike', 'volume_drop', 'volume_spike'] as const) metrics.alertsFiring.set({ rule, state: 'firing' }, firingMerchants(this.#memory.firing, rule).length);
   }
 }

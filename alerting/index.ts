@@ -5,6 +5,7 @@
  */
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import { createPool } from '../lib/pg.ts';
+import { sourceDirectory } from './directory.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
@@ -58,16 +59,19 @@ export function buildAlerting(
 ): Service[] {
   const log = componentLogger('alerting');
   const db = createPool({ connectionString: cfg.riskPgUrl, max: 4, application_name: 'riskmon-alerting' }, log);
+  // Merchant categories for new merchants' cohorts: the source's merchants table, read once a day (directory.ts).
+  const sourceDb = cfg.pgUrl ? createPool({ connectionString: cfg.pgUrl, max: 1, application_name: 'riskmon-alerting-directory' }, log) : null;
+  const directory = sourceDb ? sourceDirectory(sourceDb, cfg.mapping) : undefined;
   const evaluator = new Evaluator({
     rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
-  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now });
+  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory });
   // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
   const backtests = new BacktestRunner(
     { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
     {
-      reader: deps.reader, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
+      reader: deps.reader, directory, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
       topicMinutes: cfg.kafkaBrokers.length
         ? (lo, hi) => TopicMinutes.open({ kafka: createKafka(cfg, { clientId: 'riskmon-backtest' }), topic: cfg.topic, mapping: cfg.mapping }, lo, hi)
         : undefined,
@@ -87,6 +91,7 @@ export function buildAlerting(
   const closeOne = async () => {
     if (--running > 0) return;
     await db.end().catch(() => {});
+    await sourceDb?.end().catch(() => {});
     if (!deps.sharedRedis) deps.redis.disconnect();
   };
   return services.map((s) => ({

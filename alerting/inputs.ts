@@ -11,7 +11,8 @@
 import type { BucketReader, Totals } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
-import { loadDayBaselines, type DayBaselines } from './baseline.ts';
+import { loadDayBaselines, readProfiles, type DayBaselines } from './baseline.ts';
+import type { MerchantDirectory } from './directory.ts';
 import { paramsFor, type RulesConfig } from './rules/config.ts';
 
 export interface DayInputOptions {
@@ -20,6 +21,8 @@ export interface DayInputOptions {
   baselineRefreshMs: number;
   log: Logger;
   now: () => number;
+  /** Merchant categories for cohorts, read with each day's baselines; none: one category for all. */
+  directory?: MerchantDirectory;
 }
 
 /** What of a rules config the baselines depend on (volume_drop eligibility, the number of days). */
@@ -27,7 +30,8 @@ function baselineKey(r: RulesConfig): string {
   const overrides = Object.entries(r.overrides)
     .filter(([, o]) => o.volume_drop && ('enabled' in o.volume_drop || 'minDailyAmount' in o.volume_drop))
     .map(([m, o]) => [m, o.volume_drop!.enabled, o.volume_drop!.minDailyAmount]);
-  return JSON.stringify([r.baselineDays, r.volume_drop.enabled, r.volume_drop.minDailyAmount, overrides]);
+  return JSON.stringify([r.baselineDays, r.volume_drop.enabled, r.volume_drop.minDailyAmount, overrides, r.sameWeekdayWeeks, r.minSameWeekdays, r.holidays,
+    r.cancel_rate_spike.minBaselineApprovals, r.cancel_rate_spike.minCohortMerchants]);
 }
 
 export class DayInputs {
@@ -40,6 +44,10 @@ export class DayInputs {
   /** The next day's baselines, loading since the last minute of the previous day was evaluated. */
   #nextBaselines: { today: number; promise: Promise<DayBaselines> } | null = null;
   #todayHours: { key: string; totals: Promise<Map<string, Totals>> } | null = null;
+  /** volume_spike candidates profiled during the day (a reload of the day's baselines profiles them again). */
+  #spikeProfiled: { today: number; ids: Set<string> } | null = null;
+  /** The directory's last answer (kept when a later read fails). */
+  #categories: ReadonlyMap<string, string> = new Map();
 
   constructor(reader: BucketReader, rules: RulesConfig, o: DayInputOptions) {
     this.#reader = reader;
@@ -90,12 +98,32 @@ export class DayInputs {
     const t0 = performance.now();
     const rules = this.#rules;
     this.#baselinesAt = this.#o.now();
+    const alsoProfile = this.#spikeProfiled?.today === today ? [...this.#spikeProfiled.ids] : [];
+    if (this.#o.directory) {
+      this.#categories = await this.#o.directory().catch((err) => {
+        this.#o.log.warn({ err }, 'merchant directory read failed; cohorts use the categories read before');
+        return this.#categories;
+      });
+    }
     const b = await loadDayBaselines(this.#reader, today, rules.baselineDays, this.#o.tz, (id, avg) => {
       const p = paramsFor(rules, 'volume_drop', id);
       return p.enabled && avg >= p.minDailyAmount;
-    });
-    this.#o.log.info({ day: iso(today), merchants: b.totals.size, volumeEligible: b.profiles.size, ms: Math.round(performance.now() - t0) }, 'baselines loaded');
+    }, { weeks: rules.sameWeekdayWeeks, minSameWeekdays: rules.minSameWeekdays, holidays: new Set(rules.holidays), alsoProfile,
+      categories: this.#categories, cohort: { minApprovals: rules.cancel_rate_spike.minBaselineApprovals, minMerchants: rules.cancel_rate_spike.minCohortMerchants } });
+    this.#o.log.info({ day: iso(today), merchants: b.totals.size, volumeEligible: b.eligible.size, ms: Math.round(performance.now() - t0) }, 'baselines loaded');
     return b;
+  }
+
+  /**
+   * Reads the hour profiles `decideMinute` needs for volume_spike (decide.ts `spikeCandidates`) that the day's
+   * baselines lack: once per merchant and day (a merchant crosses the window guard, its history is read once).
+   */
+  async profileSpikeCandidates(base: DayBaselines, ids: string[]): Promise<void> {
+    const missing = ids.filter((id) => !base.profiles.has(id));
+    if (!missing.length) return;
+    if (this.#spikeProfiled?.today !== base.todayStart) this.#spikeProfiled = { today: base.todayStart, ids: new Set() };
+    for (const id of missing) this.#spikeProfiled.ids.add(id);
+    await readProfiles(this.#reader, base, missing);
   }
 
   /**
@@ -105,7 +133,7 @@ export class DayInputs {
   todayFullHours(base: DayBaselines, today: number, hs: number, firing: string[]): Promise<Map<string, Totals>> {
     const key = `${today}/${hs}`;
     if (this.#todayHours?.key === key) return this.#todayHours.totals;
-    const ids = [...new Set([...base.profiles.keys(), ...firing])];
+    const ids = [...new Set([...base.eligible, ...firing])];
     const totals = hs > today && ids.length ? this.#reader.totals(ids, today, hs) : Promise.resolve(new Map<string, Totals>());
     const entry = { key, totals };
     this.#todayHours = entry;

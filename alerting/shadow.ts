@@ -14,7 +14,8 @@ import type { BucketReader, Totals } from '../aggregator/store/index.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants, type Memory } from './decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
+import type { MerchantDirectory } from './directory.ts';
 import { DayInputs } from './inputs.ts';
 import { commitShadowMinute, currentShadow, loadShadow, type FiringAlert, type ShadowInfo } from './risk-store/index.ts';
 import { WindowSums } from './window.ts';
@@ -33,7 +34,7 @@ export interface ShadowMinute {
 export class ShadowEvaluator {
   #running: Running | null = null;
 
-  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger; now?: Clock }) {}
+  constructor(private readonly o: { tz: string; maxIngestLagMs: number }, private readonly d: { reader: BucketReader; db: pg.Pool; log: Logger; now?: Clock; directory?: MerchantDirectory }) {}
 
   /** Decides minute M for the current shadow, if there is one. Never throws. */
   async minute(m: ShadowMinute): Promise<void> {
@@ -65,6 +66,7 @@ export class ShadowEvaluator {
     }
     const base = await run.inputs.baselines(today);
     const todayHours = await run.inputs.todayFullHours(base, today, hs, firingMerchants(run.memory.firing, 'volume_drop'));
+    await run.inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, run.memory.firing, run.memory.tracked.volume_spike));
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: m.ingestLagMs, replay: true, rules, maxIngestLagMs: this.o.maxIngestLagMs,
       slackEnabled: false, window: win.window, partialHour: win.hour, todayHours, baselines: base, silences: [],
@@ -82,7 +84,7 @@ export class ShadowEvaluator {
     this.d.log.info({ version: s.version, firing: firing.length }, 'shadow version loaded');
     return {
       id: s.id, memory: emptyMemory(firing), progress: s.lastMinute?.getTime() ?? null, window: null,
-      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: this.d.now ?? systemClock }),
+      inputs: new DayInputs(this.d.reader, rules, { tz: this.o.tz, baselineRefreshMs: 900_000, log: this.d.log, now: this.d.now ?? systemClock, directory: this.d.directory }),
     };
   }
 }

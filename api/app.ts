@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -16,7 +16,9 @@ import websocket from '@fastify/websocket';
 import type { Role } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { registry } from '../lib/metrics.ts';
-import { authorize, bearerOf, KeyRing, type Principal } from './auth.ts';
+import { allows, AuthFailures, authorize, bearerOf, KeyRing, refuseIfBlocked, type Principal } from './auth.ts';
+import { cookieOf, SESSION_COOKIE, Sessions } from './sessions.ts';
+import { sessionRoutes } from './routes/session.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
@@ -35,7 +37,7 @@ import { LiveHub } from './ws.ts';
 declare module 'fastify' {
   /** `role`: the least role a route needs (viewer when unset); `public`: served without a key. */
   interface FastifyContextConfig { role?: Role; public?: boolean }
-  interface FastifyRequest { principal?: Principal }
+  interface FastifyRequest { principal?: Principal; /** the session the request came with, when it came with one */ sessionId?: string }
 }
 
 /**
@@ -49,6 +51,28 @@ function publicRoutes(register: (pub: FastifyInstance) => Promise<void>) {
   };
 }
 
+/** RISKMON_TRUST_PROXY as Fastify's trustProxy: '' → false, 'true' → true, '2' → 2 hops, else a list of addresses. */
+export function trustProxyOf(v: string): boolean | number | string[] {
+  const s = v.trim();
+  if (!s || s === 'false') return false;
+  if (s === 'true') return true;
+  if (/^\d+$/.test(s)) return Number(s);
+  return s.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Whether a cookie-authenticated request comes from the dashboard's own origin (or one allowed by CORS). Browsers
+ * send Origin on every WebSocket upgrade and cross-origin write; a WebSocket upgrade must carry one (a browser
+ * always does), a write may lack it (then it is same-origin: SameSite=Strict kept the cookie off anything else).
+ */
+function originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[], required: boolean): boolean {
+  if (!origin) return !required;
+  if (allowed.includes(origin)) return true;
+  try { return new URL(origin).host === host; } catch { return false; }
+}
+
 /** A rate-limit window as people say it: "1 minute", "90 seconds", "2 hours". */
 export function windowText(ms: number): string {
   const [n, unit] = ms % 3_600_000 === 0 ? [ms / 3_600_000, 'hour'] : ms % 60_000 === 0 ? [ms / 60_000, 'minute'] : [Math.round(ms / 1000), 'second'];
@@ -59,14 +83,23 @@ export function windowText(ms: number): string {
 export interface RouteInfo { method: string; url: string; documented: boolean }
 export interface App { app: FastifyInstance; hub: LiveHub; routes: readonly RouteInfo[] }
 
+
 export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   const { cfg } = deps;
-  const ring = new KeyRing(cfg.apiKeys);
+  const ring = new KeyRing(cfg.apiKeys, cfg.keyIdSecret);
+  const failures = new AuthFailures(cfg.authFailMax, cfg.authFailWindowMs);
+  const sessions = new Sessions(deps.redis, { prefix: cfg.redisPrefix, ttlMs: cfg.sessionTtlMs, maxPerKey: cfg.sessionMaxPerKey });
+  const corsOrigins = cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean);
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines would flood the log at dashboard polling rates; the request histogram covers them.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: cfg.bodyLimit,
+    trustProxy: trustProxyOf(cfg.trustProxy) as FastifyServerOptions['trustProxy'],
+    // A client gets this long to send a whole request (then 408), and a connection that sends nothing is closed;
+    // slow SQL is bounded by the pools' statement_timeout (deps.ts).
+    requestTimeout: cfg.httpRequestTimeoutMs,
+    connectionTimeout: cfg.httpIdleTimeoutMs,
     // Errors are ours to shape (errors.ts); Fastify must not answer 400s with its own body.
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
   });
@@ -94,7 +127,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     xFrameOptions: { action: 'deny' }, // for browsers without frame-ancestors
   });
   if (cfg.corsOrigins) {
-    await app.register(cors, { origin: cfg.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean) });
+    await app.register(cors, { origin: corsOrigins });
   }
   if (cfg.rateLimitMax > 0) {
     await app.register(rateLimit, {
@@ -102,7 +135,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
       timeWindow: cfg.rateLimitWindowMs,
       // Per key when one is presented (hashed: the limiter's store must not hold keys), else per address.
       keyGenerator: (req) => {
-        const k = bearerOf(req.headers.authorization) ?? (req.query as { token?: string })?.token;
+        const k = bearerOf(req.headers.authorization);
         return k ? createHash('sha256').update(k).digest('hex').slice(0, 16) : req.ip;
       },
       // The configured window, not the limiter's `after` (the time left in it, "58 seconds" on a slow request).
@@ -125,16 +158,47 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   // Authentication, decided on the route the router matched (never on the raw URL, whose spelling — `/%61pi/…`,
   // an absolute-form target — the router normalises): every route needs a viewer key unless it is marked public,
   // and analyst or admin where the route says so. Only the not-found handler (no matched route) answers without one.
-  app.addHook('onRequest', async (req) => {
+  // An address with too many failed authentications is refused first, before its key is even looked at; the
+  // request rate limit (per key) counts only what got past this hook.
+  // A request authenticates by `Authorization: Bearer <key>` (programs) or by the dashboard's session cookie; with
+  // the cookie, writes and WebSocket upgrades must come from the dashboard's own origin.
+  app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions;
     if (route.url === undefined || route.config?.public === true) return;
-    const key = route.url === '/ws' ? (req.query as { token?: string }).token ?? bearerOf(req.headers.authorization) : bearerOf(req.headers.authorization);
-    req.principal = authorize(ring, key ?? null, route.config?.role ?? 'viewer');
+    refuseIfBlocked(failures, req.ip, reply);
+    const need = route.config?.role ?? 'viewer';
+    const key = bearerOf(req.headers.authorization);
+    const sid = key === null ? cookieOf(req.headers.cookie, SESSION_COOKIE) : null;
+    if (sid) {
+      let keyId: string | null;
+      try { keyId = await sessions.keyIdOf(sid); } catch (err) {
+        req.log.warn({ err }, 'session lookup failed');
+        throw new ApiError('unavailable', 'sessions cannot be read right now; retry shortly');
+      }
+      const p = keyId === null ? null : ring.byKeyId(keyId);
+      if (!p) throw new ApiError('unauthorized', 'the session has expired or was ended: sign in again');
+      const isWs = route.url === '/ws';
+      if ((isWs || !SAFE_METHODS.has(req.method)) && !originAllowed(req.headers.origin, req.headers.host, corsOrigins, isWs)) {
+        throw new ApiError('forbidden', `a session is used only by the dashboard's own origin (got Origin ${JSON.stringify(req.headers.origin ?? null)})`);
+      }
+      if (!allows(p.role, need)) throw new ApiError('forbidden', `this needs an ${need} key (this key is a ${p.role})`);
+      req.principal = p;
+      req.sessionId = sid;
+      return;
+    }
+    try {
+      req.principal = authorize(ring, key, need);
+    } catch (err) {
+      if (key !== null && (err as ApiError).code === 'unauthorized') failures.fail(req.ip);
+      throw err;
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     httpRequests.observe({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
+  const hub = new LiveHub(deps, log.child({ part: 'ws' }));
+  sessionRoutes(app, deps, { ring, failures, sessions, onRevoke: (sid) => hub.closeSession(sid) });
   meRoutes(app, deps);
   seriesRoutes(app, deps);
   alertRoutes(app, deps);
@@ -145,17 +209,21 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   deadLetterRoutes(app, deps);
   ruleRoutes(app, deps);
 
-  const hub = new LiveHub(deps, log.child({ part: 'ws' }));
-  app.get<{ Querystring: { token?: string; lastEventId?: string } }>('/ws', {
+  app.get<{ Querystring: { lastEventId?: string } }>('/ws', {
     websocket: true,
     schema: { hide: true },
-    preValidation: async (req) => {
+    preValidation: async (req, reply) => {
+      const refused = hub.refusal(req.principal!.keyId);
+      if (refused) {
+        if (refused.code === 'rate_limited') reply.header('retry-after', '10');
+        throw new ApiError(refused.code, refused.message);
+      }
       const le = req.query.lastEventId;
       if (le !== undefined && !/^\d{1,18}$/.test(le)) throw new ApiError('bad_request', 'lastEventId must be the eventId of a message received earlier', 'lastEventId');
     },
   }, (socket, req) => {
     const le = req.query.lastEventId;
-    void hub.attach(socket, le === undefined ? null : Number(le));
+    void hub.attach(socket, le === undefined ? null : Number(le), { keyId: req.principal!.keyId, sessionId: req.sessionId ?? null });
   });
 
   const open = { tags: ['operations'], security: [] };
@@ -172,12 +240,15 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
       },
     },
     config: { rateLimit: false, public: true },
-  }, async (_req, reply) => {
-    const checks = await Promise.allSettled([
-      deps.riskPg.query('SELECT 1'), deps.sourcePg.query('SELECT 1'), deps.redis.ping(),
-    ]);
+  }, async (req, reply) => {
+    // Each dependency by name, within 2 s; the driver's message goes to the log, never to the (public) answer.
+    const within = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, no) => setTimeout(() => no(new Error('no answer within 2 s')), 2000).unref())]);
     const names = ['risk store', 'source database', 'redis'];
-    const failed = checks.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${(c.reason as Error).message}`] : []));
+    const checks = await Promise.allSettled([
+      within(deps.riskPg.query('SELECT 1')), within(deps.sourcePg.query('SELECT 1')), within(deps.redis.ping()),
+    ]);
+    const failed = checks.flatMap((c, i) => (c.status === 'rejected' ? [names[i]] : []));
+    if (failed.length) req.log.warn({ failed: checks.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${(c.reason as Error).message}`] : [])) }, 'not ready');
     return reply.code(failed.length ? 503 : 200).send(failed.length ? { status: 'unavailable', failed } : { status: 'ready' });
   });
   app.get('/metrics', {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { apiKeys } from '../lib/config.ts';
-import { authorize, bearerOf, KeyRing } from './auth.ts';
+import { createHash } from 'node:crypto';
+import { AuthFailures, authorize, bearerOf, KeyRing, keyIdOf } from './auth.ts';
 import { ApiError, toErrorBody } from './errors.ts';
 import { silenceWindow } from './routes/silences.ts';
 import { formatStatus } from './status.ts';
 
-const ring = new KeyRing([{ key: 'viewer-key-1234', role: 'viewer' }, { key: 'analyst-key-123', role: 'analyst', name: 'Ji-woo Park' }, { key: 'admin-key-12345', role: 'admin' }]);
+const ring = new KeyRing([{ key: 'viewer-key-1234', role: 'viewer' }, { key: 'analyst-key-123', role: 'analyst', name: 'Ji-woo Park' }, { key: 'admin-key-12345', role: 'admin' }], 'id-secret');
 const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as ApiError).code; } return 'ok'; };
 
 describe('API keys', () => {
@@ -29,18 +30,46 @@ describe('API keys', () => {
     expect(code(() => authorize(ring, 'analyst-key-123', 'admin'))).toBe('forbidden');
     expect(code(() => authorize(ring, 'admin-key-12345', 'analyst'))).toBe('ok');
     expect(ring.lookup('analyst-key-123')?.name).toBe('Ji-woo Park');
-    expect(ring.lookup('admin-key-12345')?.name).toMatch(/^key [0-9a-f]{8}$/);
+    expect(ring.lookup('admin-key-12345')?.name).toMatch(/^key [0-9a-f]{12}$/);
+  });
+
+  it('shows a key id that is an HMAC under a server-side secret, not a prefix of the key\'s hash', () => {
+    const id = ring.lookup('admin-key-12345')!.keyId;
+    expect(id).toBe(keyIdOf('id-secret', 'admin-key-12345'));
+    expect(createHash('sha256').update('admin-key-12345').digest('hex')).not.toContain(id);
+    expect(new KeyRing([{ key: 'admin-key-12345', role: 'admin' }], 'other-secret').lookup('admin-key-12345')!.keyId).not.toBe(id);
+    // without a secret: keyed by every configured key, so the same keys give the same ids (restarts, instances)
+    const keys = [{ key: 'a'.repeat(24), role: 'admin' as const }, { key: 'b'.repeat(24), role: 'viewer' as const }];
+    const [a1, a2] = [new KeyRing(keys), new KeyRing([...keys].reverse())].map((r) => r.lookup('a'.repeat(24))!.keyId);
+    expect(a1).toBe(a2);
+    expect(createHash('sha256').update('a'.repeat(24)).digest('hex')).not.toContain(a1);
+  });
+
+  it('counts failed authentications per address in a window, within a bounded table', () => {
+    let now = 0;
+    const f = new AuthFailures(3, 60_000, () => now, 5);
+    for (let i = 0; i < 3; i++) { expect(f.blockedFor('10.0.0.1')).toBe(0); f.fail('10.0.0.1'); }
+    expect(f.blockedFor('10.0.0.1')).toBe(60_000);
+    expect(f.blockedFor('10.0.0.2')).toBe(0);
+    now = 59_999;
+    expect(f.blockedFor('10.0.0.1')).toBe(1);
+    now = 60_000;
+    expect(f.blockedFor('10.0.0.1')).toBe(0);
+    for (let i = 0; i < 1000; i++) f.fail(`10.1.${i >> 8}.${i & 255}`);
+    expect(f.size).toBeLessThanOrEqual(5);
   });
 
   it('parses key:role and key:role:name entries, and names what is wrong', () => {
     const opt = apiKeys('RISKMON_API_KEYS', 'keys');
-    expect(opt.parse('abcdefgh:viewer, k1:with:colon:analyst:Ana Lee ,zzzzzzzz:admin:ops-bot')).toEqual([
-      { key: 'abcdefgh', role: 'viewer' }, { key: 'k1:with:colon', role: 'analyst', name: 'Ana Lee' }, { key: 'zzzzzzzz', role: 'admin', name: 'ops-bot' },
+    const [a, z] = ['a'.repeat(24), 'z'.repeat(24)];
+    expect(opt.parse(`${a}:viewer, k1:with:colon-0123456789abcdef:analyst:Ana Lee ,${z}:admin:ops-bot`)).toEqual([
+      { key: a, role: 'viewer' }, { key: 'k1:with:colon-0123456789abcdef', role: 'analyst', name: 'Ana Lee' }, { key: z, role: 'admin', name: 'ops-bot' },
     ]);
-    expect(() => opt.parse('abcdefgh:root')).toThrow('role "root" is not viewer, analyst or admin');
-    expect(() => opt.parse('abcdefgh:analyst:<b>')).toThrow(/name "<b>"/);
-    expect(() => opt.parse('short:admin')).toThrow(/at least 8 characters/);
-    expect(() => opt.parse('abcdefgh:admin,abcdefgh:viewer')).toThrow(/listed twice/);
+    expect(() => opt.parse(`${a}:root`)).toThrow('role "root" is not viewer, analyst or admin');
+    expect(() => opt.parse(`${a}:analyst:<b>`)).toThrow(/name "<b>"/);
+    expect(() => opt.parse('short:admin')).toThrow(/at least 24 characters/);
+    expect(() => opt.parse(`${'x'.repeat(23)}:admin`)).toThrow(/at least 24 characters.*openssl rand -base64 32/);
+    expect(() => opt.parse(`${a}:admin,${a}:viewer`)).toThrow(/listed twice/);
   });
 
   it('reads a bearer header', () => {

@@ -4,7 +4,7 @@
  * their own against their own databases and key prefix.
  */
 import type { Admin } from 'kafkajs';
-import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
+import { createRedis, verifyRedis, whenReady, type RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { createPool } from '../lib/pg.ts';
 import { componentLogger } from '../lib/logger.ts';
@@ -37,16 +37,20 @@ export interface ApiDeps {
 
 export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock } = {}): Promise<ApiDeps> {
   const log = componentLogger('api');
-  const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api' }, log);
-  const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api' }, log);
+  const bounds = { statement_timeout: cfg.pgStatementTimeoutMs, connectionTimeoutMillis: 5000 };
+  const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api', ...bounds }, log);
+  const sourcePg = createPool({ connectionString: cfg.pgUrl, max: 4, application_name: 'riskmon-api', ...bounds }, log);
   await verifyRedis(cfg);
   await verifyKafka(cfg);
-  const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api' });
+  // No offline queue: while Redis is down a request or a live poll fails at once (503) instead of queueing
+  const redis = createRedis(cfg, { maxRetriesPerRequest: 2, connectionName: 'riskmon-api', offlineQueue: false });
+  await whenReady(redis);
   let admin: Promise<Admin> | null = null;
   const kafkaAdmin = () => {
     admin ??= (async () => {
       const a = createKafka(cfg, { clientId: 'riskmon-api', retries: 1 }).admin();
-      try { await a.connect(); } catch (err) { admin = null; throw err; }
+      // a failed connect lets go of its client (sockets, retry timers): Kafka being down costs nothing per request
+      try { await a.connect(); } catch (err) { admin = null; await a.disconnect().catch(() => {}); throw err; }
       return a;
     })();
     return admin;

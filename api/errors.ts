@@ -71,7 +71,7 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
 export function errorHandler(log: Logger) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = toErrorBody(err);
-    if (status >= 500) log.error({ err, url: req.url, method: req.method }, 'request failed');
+    if (status >= 500) log.error({ err, url: req.url.split('?')[0], method: req.method }, 'request failed'); // never the query: it may hold a secret
     return reply.code(status).send(body);
   };
 }

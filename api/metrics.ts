@@ -10,6 +10,8 @@ export const httpRequests = new Histogram({
 export const wsClients = new Gauge({ name: 'riskmon_api_ws_clients', help: 'open WebSocket connections', registers: [registry] });
 export const wsAlertsRelayed = new Counter({ name: 'riskmon_api_ws_alerts_total', help: 'alert transitions received on the channel and relayed', registers: [registry] });
 export const wsReplayed = new Counter({ name: 'riskmon_api_ws_replayed_total', help: 'missed transitions replayed to reconnecting clients', registers: [registry] });
+export const wsClosedSlow = new Counter({ name: 'riskmon_api_ws_closed_slow_total', help: 'WebSocket clients closed for not keeping up: send queue over RISKMON_WS_MAX_BUFFERED_BYTES (buffer) or no pong to a ping (ping)', labelNames: ['reason'] as const, registers: [registry] });
+export const wsRefused = new Counter({ name: 'riskmon_api_ws_refused_total', help: 'WebSocket connections refused at a cap (per_key, total) or closed for flooding (messages)', labelNames: ['reason'] as const, registers: [registry] });
 export const wsAlertUpdates = new Counter({ name: 'riskmon_api_ws_alert_updates_total', help: 'triage changes (alert_update) received on the channel and relayed', registers: [registry] });
 
 /**

@@ -78,6 +78,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the rules page in a browser', () => {
     await page.click('#bt-draft');
     await page.waitForSelector('#draft-msg.error');
     expect(await page.innerText('#draft-msg')).toContain('config.cancel_rate_spike.multiplier');
+    // A wrong composed rule: the same, with its path.
+    await page.fill('input[name="cancel_rate_spike.multiplier"]', '2');
+    await page.fill('textarea[name="composed"]', '[{"name": "cancel_amount", "metric": "refunds", "baseline": "last_7_days", "compare": "multiple", "k": 3}]');
+    await page.click('#bt-draft');
+    await page.waitForFunction(() => /config\.composed\.0\.metric/.test(document.querySelector('#draft-msg')?.textContent ?? ''));
+    // A composed rule: canceled over approved amount in the window ≥ 3 × its 7-day value.
+    await page.fill('textarea[name="composed"]', '[{"name": "cancel_amount", "metric": "cancel_amount_rate", "baseline": "last_7_days", "compare": "multiple", "k": 3, "minApprovals": 10, "minCancels": 1, "minBaselineApprovals": 100}]');
 
     // A candidate: multiplier 3, overrides as JSON.
     await page.fill('input[name="cancel_rate_spike.multiplier"]', '3');
@@ -103,6 +110,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the rules page in a browser', () => {
     await page.waitForSelector(`#versions tr[data-version="${version}"].active`);
     const rules = (await t.app.inject({ url: '/api/rules', headers: { authorization: `Bearer ${VIEWER}` } })).json();
     expect(rules.active).toMatchObject({ version, config: { cancel_rate_spike: { multiplier: 3 }, overrides: { '5555': { volume_drop: { enabled: false } } } } });
+    expect(rules.active.config.composed).toEqual([{ name: 'cancel_amount', enabled: true, metric: 'cancel_amount_rate', baseline: 'last_7_days', compare: 'multiple', k: 3, minApprovals: 10, minCancels: 1, minWindowAmount: 0, minBaselineApprovals: 100 }]);
     await page.screenshot({ path: `${ARTIFACTS}rules-versions.png`, fullPage: true });
     if (process.env.RISKMON_SCREENSHOTS) copyFileSync(`${ARTIFACTS}rules-backtest.png`, new URL('../web/screenshot-tuning.png', import.meta.url).pathname);
     expect(problems).toEqual([]);

@@ -7,14 +7,15 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter } from '../aggregator/store/index.ts';
 import { BacktestRunner, defaultRules, seedRules } from '../alerting/index.ts';
+import { requeueRunningBacktests as requeueInterrupted } from '../alerting/risk-store/index.ts';
 import { logger } from '../lib/logger.ts';
 import { MINUTE } from '../lib/time.ts';
 import { services } from '../test/helpers/services.ts';
-import { ADMIN, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
+import { ADMIN, ANALYST as ANALYST_KEY, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
 
 // Until the triage merge brings analysts, names and the audit trail: an admin key stands in for an analyst.
 const ANALYST = ADMIN;
-const ANALYST_NAME = expect.stringMatching(/^key [0-9a-f]{8}$/) as unknown as string;
+const ANALYST_NAME = expect.stringMatching(/^key [0-9a-f]{12}$/) as unknown as string;
 
 let t: TestApi;
 let redis: Redis;
@@ -53,7 +54,7 @@ describe('rules', () => {
     expect((await post('/api/rules', { config: {} }, VIEWER)).statusCode).toBe(403);
     const bad = await post('/api/rules', { config: { cancel_rate_spike: { multiplier: -1 } } });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json()).toMatchObject({ error: 'bad_request', field: 'config.cancel_rate_spike.multiplier', message: expect.stringContaining('cancel_rate_spike.multiplier must be a number from 0 to 1000, got -1') });
+    expect(bad.json()).toMatchObject({ error: 'bad_request', field: 'config.cancel_rate_spike.multiplier', message: expect.stringContaining('cancel_rate_spike.multiplier must be a number from 1 to 1000, got -1') });
     const unknown = await post('/api/rules', { config: { overrides: { '42': { volume_drop: { ratio: 2 } } }, lifecycle: { renotify: 5 } } });
     expect(unknown.json().field).toBe('config.lifecycle.renotify');
     expect(unknown.json().message).toContain('overrides.42.volume_drop.ratio');
@@ -121,8 +122,47 @@ describe('backtests', () => {
     const q = (await post('/api/backtests', { version: defaultRules().version, ...period }, ANALYST)).json().id;
     const c = await post(`/api/backtests/${q}/cancel`, {}, ANALYST);
     expect(c.statusCode).toBe(200);
-    expect(c.json()).toMatchObject({ id: q, status: 'failed', error: expect.stringMatching(/^cancelled by key [0-9a-f]{8}$/) });
+    expect(c.json()).toMatchObject({ id: q, status: 'failed', error: expect.stringMatching(/^cancelled by key [0-9a-f]{12}$/) });
     expect((await post(`/api/backtests/${q}/cancel`, {}, ANALYST)).statusCode).toBe(400);
     expect((await get('/api/backtests/999999')).statusCode).toBe(404);
   });
 });
+
+describe('backtests are bounded', () => {
+  const period = { from: iso(NOW - 120 * MINUTE), to: iso(NOW - 60 * MINUTE) };
+  it('an all-zero config is a 400 naming the path of the first threshold out of range', async () => {
+    const zero = { cancel_rate_spike: { multiplier: 0, minApprovals: 0, minCancels: 0, minBaselineApprovals: 0 }, volume_drop: { minDailyAmount: 0, ratio: 0, minBaselineAmount: 0 } };
+    const r = await post('/api/backtests', { config: zero, ...period }, ANALYST);
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toMatchObject({ error: 'bad_request', field: 'config.cancel_rate_spike.multiplier', message: expect.stringMatching(/from 1 to 1000/) });
+  });
+
+  it('a caller has at most RISKMON_BACKTEST_MAX_QUEUED backtests queued or running; others are not held up', async () => {
+    await t.riskPg.query(`UPDATE backtests SET status = 'failed' WHERE status IN ('queued', 'running')`);
+    for (let i = 0; i < 2; i++) expect((await post('/api/backtests', { version: defaultRules().version, ...period }, ADMIN)).statusCode).toBe(202);
+    const third = await post('/api/backtests', { version: defaultRules().version, ...period }, ADMIN);
+    expect(third.statusCode).toBe(429);
+    expect(third.json().message).toMatch(/2 backtests queued or running \(at most 2\)/);
+    expect((await post('/api/backtests', { version: defaultRules().version, ...period }, ANALYST_KEY)).statusCode).toBe(202);
+  });
+
+  it('a job that was running when its process died is taken again once, then failed', async () => {
+    const runner = () => new BacktestRunner({ tz: t.deps.cfg.tz, maxIngestLagMs: 120_000, evaluatorName: 'default', pollMs: 100 },
+      { reader: t.deps.reader, db: t.riskPg, log: logger.child({ component: 'api-test' }), liveBusy: () => false });
+    await t.riskPg.query(`UPDATE backtests SET status = 'failed' WHERE status IN ('queued', 'running')`);
+    const { id } = (await post('/api/backtests', { version: defaultRules().version, ...period }, ADMIN)).json();
+    const status = async () => (await get(`/api/backtests/${id}`)).json();
+    // a runner takes it and its process dies mid-run (the row stays 'running'), twice
+    for (let death = 1; death <= 2; death++) {
+      await t.riskPg.query(`UPDATE backtests SET status = 'running', attempts = attempts + 1 WHERE id = $1`, [id]);
+      await requeueInterrupted(t.riskPg);
+      if (death === 1) expect(await status()).toMatchObject({ status: 'queued', error: null });
+    }
+    expect(await status()).toMatchObject({ status: 'failed', error: expect.stringMatching(/stopped unexpectedly 2 times .* not retried/) });
+    // an orderly stop gives the attempt back; a clean run still works
+    const { id: ok } = (await post('/api/backtests', { version: defaultRules().version, ...period }, ADMIN)).json();
+    expect(await runner().runOne()).toBe(true);
+    expect((await get(`/api/backtests/${ok}`)).json()).toMatchObject({ status: 'done' });
+  });
+});
+

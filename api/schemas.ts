@@ -8,7 +8,7 @@ import { AlertDetailSchema, AlertSchema, type Alert, type AlertDetail } from '..
 
 const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
 const Iso = Type.String({ description: 'ISO-8601 time with zone, e.g. 2026-11-21T08:00:00Z' });
-const Rule = Type.Union([Type.Literal('cancel_rate_spike'), Type.Literal('volume_drop')]);
+const Rule = Type.Union([Type.Literal('cancel_rate_spike'), Type.Literal('volume_drop'), Type.Literal('volume_spike'), Type.String({ pattern: '^composed:[a-z0-9_]{1,40}$' })]);
 const Json = Type.Unknown();
 
 export const ErrorBody = Type.Object({
@@ -174,7 +174,7 @@ export const StatusBody = Type.Object({
 export const errorResponses = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
 
 // ---- rules as versioned data, and backtests ----
-const RulesConfigSchema = Type.Object({}, { additionalProperties: true, description: 'the RISKMON_RULES shape: version, windowMinutes, baselineDays, cancel_rate_spike, volume_drop, lifecycle, overrides' });
+const RulesConfigSchema = Type.Object({}, { additionalProperties: true, description: 'the RISKMON_RULES shape: version, windowMinutes, baselineDays, sameWeekdayWeeks, minSameWeekdays, holidays, cancel_rate_spike, volume_drop, volume_spike, lifecycle, overrides' });
 export const VersionParams = Type.Object({ version: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'rules version' }) });
 const ShadowInfo = Type.Object({ version: Type.String(), startedAt: Iso, startedBy: Type.String(), firstMinute: Type.Union([Iso, Type.Null()]), lastMinute: Type.Union([Iso, Type.Null()]) });
 const PeriodSchema = Type.Object({ from: Iso, to: Iso, limitedBy: Type.String({ description: "'days' (the last 7 days) or 'minute tier' (minute buckets older than that have expired from Redis)" }) });

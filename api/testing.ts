@@ -16,12 +16,12 @@ import { buildApp, type App } from './app.ts';
 import { apiSpec } from './config.ts';
 import { createDeps, type ApiDeps } from './deps.ts';
 
-export const VIEWER = 'viewer-key-0123456789';
-export const ADMIN = 'admin-key-0123456789';
+export const VIEWER = 'viewer-key-0123456789abcdef';
+export const ADMIN = 'admin-key-0123456789abcdef';
 /** Two named analysts (key:analyst:name); the admin and the viewer keys have no name (actor `key <id>`). */
-export const ANALYST = 'analyst-key-0123456789';
+export const ANALYST = 'analyst-key-0123456789abcdef';
 export const ANALYST_NAME = 'Ji-woo Park';
-export const ANALYST2 = 'analyst-key-9876543210';
+export const ANALYST2 = 'analyst-key-9876543210abcdef';
 export const ANALYST2_NAME = 'Min Kim';
 export const TEST_KEYS = `${VIEWER}:viewer,${ADMIN}:admin,${ANALYST}:analyst:${ANALYST_NAME},${ANALYST2}:analyst:${ANALYST2_NAME}`;
 
@@ -80,7 +80,7 @@ export async function insertAlert(db: pg.Pool, a: {
 }
 
 /** The `ws` package (a dependency of @fastify/websocket; it ships no types here). */
-export const WebSocketClient: new (url: string) => {
+export const WebSocketClient: new (url: string, options?: { headers?: Record<string, string> }) => {
   on(ev: 'message', fn: (d: unknown) => void): void; on(ev: 'open' | 'close', fn: () => void): void;
   on(ev: 'error', fn: (e: Error) => void): void; on(ev: 'unexpected-response', fn: (req: unknown, res: { statusCode: number }) => void): void;
   send(s: string): void; close(): void; readyState: number;

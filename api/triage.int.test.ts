@@ -25,7 +25,7 @@ const auditOf = async (target: string) => (await get(`/api/audit?target=${target
 describe('roles and keys', () => {
   it('/api/me names the actor of a key: its name, or key <id> without one', async () => {
     expect((await get('/api/me', ANALYST)).json()).toMatchObject({ role: 'analyst', name: ANALYST_NAME });
-    expect(adminName).toMatch(/^key [0-9a-f]{8}$/);
+    expect(adminName).toMatch(/^key [0-9a-f]{12}$/);
   });
 
   it('a viewer reads but gets 403 on every triage write; no key 401; analysts and admins write', async () => {

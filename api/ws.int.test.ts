@@ -19,9 +19,10 @@ afterAll(async () => { await t?.close(); });
 
 interface Msg { type: string; eventId?: number; transition?: string; alert?: { id: string; merchantId: string; state: string } }
 
-function connect(query: string): Promise<{ messages: Msg[]; close(): void; send(m: object): void }> {
+/** A client that authenticates as a program does: `Authorization: Bearer` on the upgrade (browsers use the session cookie). */
+function connect(query: string, key: string | null = VIEWER): Promise<{ messages: Msg[]; close(): void; send(m: object): void }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocketClient(`${base}/ws?${query}`);
+    const ws = new WebSocketClient(`${base}/ws?${query}`, key ? { headers: { authorization: `Bearer ${key}` } } : {});
     const messages: Msg[] = [];
     ws.on('message', (d) => messages.push(JSON.parse(String(d))));
     ws.on('error', reject);
@@ -43,14 +44,15 @@ async function transition(merchantId: string, firedAt: string) {
 
 describe('/ws', () => {
   it('refuses a missing or unknown token', async () => {
-    await expect(connect('')).rejects.toThrow(/401/);
-    await expect(connect('token=wrong-token-123')).rejects.toThrow(/401/);
-    await expect(connect(`token=${VIEWER}&lastEventId=abc`)).rejects.toThrow(/400/);
+    await expect(connect('', null)).rejects.toThrow(/401/);
+    await expect(connect('', 'wrong-token-0123456789abcdef')).rejects.toThrow(/401/);
+    await expect(connect(`token=${VIEWER}`, null)).rejects.toThrow(/401/);
+    await expect(connect('lastEventId=abc')).rejects.toThrow(/400/);
   });
 
   it('relays an alert published on the channel to every client', async () => {
-    const a = await connect(`token=${VIEWER}`);
-    const b = await connect(`token=${VIEWER}`);
+    const a = await connect('');
+    const b = await connect('');
     await waitFor(() => t.hub.size >= 2);
     const sent = await transition('501', '2026-11-21T08:00:00Z');
     for (const c of [a, b]) {
@@ -64,7 +66,7 @@ describe('/ws', () => {
     const first = await transition('601', '2026-11-21T08:00:00Z');
     const missed1 = await transition('602', '2026-11-21T08:01:00Z');
     const missed2 = await transition('603', '2026-11-21T08:02:00Z');
-    const c = await connect(`token=${VIEWER}&lastEventId=${first.eventId}`);
+    const c = await connect(`lastEventId=${first.eventId}`);
     await waitFor(() => c.messages.filter((m) => m.type === 'alert').length >= 2);
     const live = await transition('604', '2026-11-21T08:03:00Z');
     await waitFor(() => c.messages.some((m) => m.eventId === live.eventId));
@@ -77,7 +79,7 @@ describe('/ws', () => {
   });
 
   it('answers a subscription and rejects an unknown message type', async () => {
-    const c = await connect(`token=${VIEWER}`);
+    const c = await connect('');
     c.send({ type: 'subscribe', merchantIds: ['42', 'bad id!'] });
     c.send({ type: 'dance' });
     const sub = await waitFor(() => c.messages.find((m) => m.type === 'subscribed')) as unknown as { merchantIds: string[] };
@@ -93,7 +95,7 @@ describe('alert_update across API instances', () => {
     const t2 = await testApi({ PG_URL: t.env.PG_URL, RISK_PG_URL: t.env.RISK_PG_URL, RISKMON_REDIS_PREFIX: t.env.RISKMON_REDIS_PREFIX });
     try {
       const base2 = (await t2.app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
-      const ws = new WebSocketClient(`${base2}/ws?token=${VIEWER}`);
+      const ws = new WebSocketClient(`${base2}/ws`, { headers: { authorization: `Bearer ${VIEWER}` } });
       const messages: { type: string; alert?: Record<string, unknown> }[] = [];
       ws.on('message', (d) => messages.push(JSON.parse(String(d))));
       await new Promise<void>((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });

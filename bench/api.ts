@@ -18,11 +18,11 @@ const CLIENTS = 200;
 const REQUESTS = 6000;
 const WS_CLIENTS = 1000;
 const WS_ROUNDS = 5;
-const KEY = 'bench-viewer-key-0001';
+const KEY = 'bench-viewer-key-0123456789abcdef';
 const MERCHANTS = 8;
 
 type WsClient = { on(ev: string, fn: (...a: any[]) => void): void; close(): void; terminate(): void };
-const WebSocket: new (url: string) => WsClient = createRequire(import.meta.url)('ws');
+const WebSocket: new (url: string, options?: { headers?: Record<string, string> }) => WsClient = createRequire(import.meta.url)('ws');
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -54,7 +54,7 @@ async function fanout(base: string, publisher: Redis, channel: string): Promise<
   const arrivals: number[][] = [];
   let r = 0;
   await Promise.all(Array.from({ length: WS_CLIENTS }, (_, i) => new Promise<void>((resolve, reject) => {
-    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?token=${KEY}`);
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`, { headers: { authorization: `Bearer ${KEY}` } });
     clients.push(ws);
     ws.on('error', reject);
     ws.on('message', (d: Buffer) => {

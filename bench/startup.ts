@@ -32,7 +32,7 @@ async function apiStart(mode: Mode, env: NodeJS.ProcessEnv): Promise<{ ms: numbe
   const port = await freePort();
   const t0 = performance.now();
   const child = spawn(process.execPath, ['--max-old-space-size=256', BINS[mode], 'api'], {
-    env: { ...env, RISKMON_HTTP_PORT: String(port), RISKMON_HTTP_HOST: '127.0.0.1', RISKMON_API_KEYS: 'bench-startup-key:viewer', RISKMON_LOG_LEVEL: 'warn' },
+    env: { ...env, RISKMON_HTTP_PORT: String(port), RISKMON_HTTP_HOST: '127.0.0.1', RISKMON_API_KEYS: 'bench-startup-key-0123456789abcdef:viewer', RISKMON_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   try {

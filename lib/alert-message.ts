@@ -12,8 +12,8 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
-export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop'] as const;
-export type AlertRule = (typeof ALERT_RULES)[number];
+export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop', 'volume_spike'] as const;
+export type AlertRule = (typeof ALERT_RULES)[number] | `composed:${string}`;
 export type AlertTransition = 'fired' | 'renotified' | 'resolved';
 
 export const DISPOSITIONS = ['confirmed', 'false_positive', 'benign'] as const;

@@ -11,16 +11,16 @@ const spec = {
 
 describe('readConfig', () => {
   it('applies defaults, parses values and freezes the result', () => {
-    const c = readConfig(spec, { KAFKA_BROKERS: 'a:9092, b:9093', RISKMON_API_KEYS: 'secret-viewer:viewer,secret-admin:admin' });
+    const c = readConfig(spec, { KAFKA_BROKERS: 'a:9092, b:9093', RISKMON_API_KEYS: 'secret-viewer-0123456789abcdef:viewer,secret-admin-0123456789abcdef:admin' });
     expect(c.port).toBe(8080);
     expect(c.brokers).toEqual(['a:9092', 'b:9093']);
-    expect(c.keys).toEqual([{ key: 'secret-viewer', role: 'viewer' }, { key: 'secret-admin', role: 'admin' }]);
+    expect(c.keys).toEqual([{ key: 'secret-viewer-0123456789abcdef', role: 'viewer' }, { key: 'secret-admin-0123456789abcdef', role: 'admin' }]);
     expect(Object.isFrozen(c)).toBe(true);
   });
   it('names every bad or missing variable and what it expects, at once', () => {
     let err: ConfigError | undefined;
     try {
-      readConfig(spec, { RISKMON_HTTP_PORT: '80a', RISKMON_TZ: 'Mars/Base', RISKMON_API_KEYS: 'secret-key:root' });
+      readConfig(spec, { RISKMON_HTTP_PORT: '80a', RISKMON_TZ: 'Mars/Base', RISKMON_API_KEYS: 'secret-key-0123456789abcdef:root' });
     } catch (e) { err = e as ConfigError; }
     expect(err).toBeInstanceOf(ConfigError);
     expect(err!.problems).toHaveLength(4);

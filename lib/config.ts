@@ -205,6 +205,9 @@ export type Role = (typeof ROLES)[number];
 /** `name` is the actor recorded for what the key does (the audit trail, triage); keys without one get none. */
 export interface ApiKey { key: string; role: Role; name?: string }
 
+/** Shortest accepted API key: 24 characters (at least 128 bits when random base64). */
+export const MIN_KEY_LENGTH = 24;
+
 const isRole = (s: string): s is Role => (ROLES as readonly string[]).includes(s);
 
 /**
@@ -221,7 +224,7 @@ export function apiKeys(env: string, description: string): Option<ApiKey[]> {
         const role = named ? parts[parts.length - 2] : parts[parts.length - 1];
         const key = parts.slice(0, named ? -2 : -1).join(':');
         const name = named ? parts[parts.length - 1].trim() : undefined;
-        if (parts.length < 2 || key.length < 8) throw new Error(`"${entry.slice(0, 4)}…" needs a key of at least 8 characters before ":role"`);
+        if (parts.length < 2 || key.length < MIN_KEY_LENGTH) throw new Error(`"${entry.slice(0, 4)}…" needs a key of at least ${MIN_KEY_LENGTH} characters before ":role" (generate one with: openssl rand -base64 32)`);
         if (!isRole(role)) throw new Error(`role "${role}" is not viewer, analyst or admin`);
         if (name !== undefined && !/^[\p{L}\p{N} ._@-]{1,64}$/u.test(name)) throw new Error(`name "${name.slice(0, 70)}" of key "${key.slice(0, 4)}…" must be 1-64 letters, digits, spaces or . _ @ -`);
         return name ? { key, role, name } : { key, role };

@@ -19,6 +19,11 @@ export interface CancelRateSpikeEvidence {
   expectedCancels?: number;
   pValue?: number;
   maxPValue?: number;
+  /**
+   * Present when the merchant had too little history of its own: it was judged against the median rate of this
+   * cohort (same category and size band, `sizeBand` = the decade of approvals a day), and `threshold` is from it.
+   */
+  cohort?: { category: string; sizeBand: number; merchants: number; rate: number };
 }
 
 export interface VolumeDropEvidence {
@@ -27,14 +32,54 @@ export interface VolumeDropEvidence {
   minute: string;
   /** Today from local midnight to the end of the minute; amounts are decimal strings (KRW). */
   window: Span & { approvedAmount: string };
-  baseline: Span & { sameTimeAverage: string; dailyAverage: string; method: string };
+  baseline: Span & { sameTimeAverage: string; dailyAverage: string; method: string } & BaselineDays;
   ratio: number;
   threshold: string;
   todayVsBaseline: number | null;
   ingestLagMs: number;
+  /** Today's local date when it is a holiday (then the rule does not judge). */
+  holiday?: string;
 }
 
-export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence;
+/**
+ * Which days formed a volume rule's same-time baseline: `kind` is what was used (`same_weekday`, `last_7_days`),
+ * `days` the local dates averaged, `fallback` why same_weekday was asked for and the flat mean used instead.
+ */
+export interface BaselineDays {
+  kind?: 'same_weekday' | 'last_7_days';
+  days?: string[];
+  fallback?: string | null;
+}
+
+export interface VolumeSpikeEvidence {
+  rule: 'volume_spike';
+  ruleVersion: string;
+  minute: string;
+  /** The last `windowMinutes` closed minutes; amounts are decimal strings (KRW). */
+  window: Span & { approvedAmount: string };
+  /** The same window of the local day, averaged over the baseline's days. */
+  baseline: { sameWindowAverage: string; method: string } & BaselineDays;
+  multiplier: number;
+  minWindowAmount: number;
+  threshold: string;
+  windowVsBaseline: number | null;
+  holiday?: string;
+}
+
+/** A composed rule's verdict (alerting/rules/composed.ts): the metric in the window against its baseline. */
+export interface ComposedEvidence {
+  rule: `composed:${string}`;
+  ruleVersion: string;
+  minute: string;
+  metric: string;
+  compare: 'multiple' | 'fraction';
+  k: number;
+  window: Span & { value: number | null; approvals: number; cancels: number; approvedAmount: string; canceledAmount: string };
+  baseline: { kind: string; value: number | null; from?: string; to?: string; days?: string[]; fallback?: string | null; cohort?: { category: string; sizeBand: number; merchants: number } };
+  threshold: number | null;
+}
+
+export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence | VolumeSpikeEvidence | ComposedEvidence;
 
 /**
  * How the API ranks merchants by a rule's latest evidence, as SQL over the `evidence` jsonb column. `num(e)` is a

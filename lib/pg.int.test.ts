@@ -53,4 +53,16 @@ describe('createPool', () => {
       await pool.end();
     }
   });
+
+  it('bounds every statement: 30 s by default, tighter where asked; PostgreSQL cancels one that runs longer', async () => {
+    const dflt = createPool({ connectionString: url, max: 1, application_name: 'pool-test' }, log);
+    const tight = createPool({ connectionString: url, max: 1, application_name: 'pool-test', statement_timeout: 200 }, log);
+    try {
+      expect((await dflt.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s');
+      await expect(tight.query('SELECT pg_sleep(30)')).rejects.toMatchObject({ code: '57014' });
+      expect((await tight.query('SELECT 1 AS n')).rows[0].n).toBe(1);
+    } finally {
+      await Promise.all([dflt.end(), tight.end()]);
+    }
+  });
 });

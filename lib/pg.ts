@@ -3,6 +3,13 @@ import pg from 'pg';
 import type { Logger } from './logger.ts';
 
 /**
+ * Every pool's bounds unless its caller sets tighter ones: no statement runs longer than 30 s (PostgreSQL cancels it,
+ * SQLSTATE 57014), and a query waiting for a connection gives up after 10 s instead of queueing for as long as
+ * PostgreSQL is unreachable.
+ */
+export const POOL_BOUNDS = { statement_timeout: 30_000, connectionTimeoutMillis: 10_000 } as const;
+
+/**
  * A pool whose lost connections never end the process. PostgreSQL closing a connection (a restart, a failover, an
  * administrator's pg_terminate_backend) makes pg emit 'error' on the client, and on the pool when the client was
  * idle; an 'error' nobody listens to ends a Node process. pg-pool listens only while a client is idle: a client
@@ -11,7 +18,7 @@ import type { Logger } from './logger.ts';
  * fails, its caller handles that as any outage, and pg-pool discards the broken client on release.
  */
 export function createPool(config: pg.PoolConfig, log: Logger): pg.Pool {
-  const pool = new pg.Pool(config);
+  const pool = new pg.Pool({ ...POOL_BOUNDS, ...config });
   pool.on('connect', (client) => client.on('error', (err) => log.warn({ err: err.message, pool: config.application_name }, 'PostgreSQL connection lost')));
   pool.on('error', () => {}); // an idle client's error: logged by the client's own listener above
   return pool;

@@ -41,6 +41,22 @@ export interface RedisClientOptions {
   maxRetriesPerRequest?: number | null;
   /** CLIENT SETNAME, visible in CLIENT LIST. */
   connectionName?: string;
+  /**
+   * false: a command issued while Redis is unreachable fails at once instead of waiting in ioredis' offline queue
+   * (which a Redis Cluster client keeps for as long as the cluster is down, without bound). The API, whose
+   * requests and live polls would otherwise pile up there, sets it; wait for `whenReady` before the first command.
+   */
+  offlineQueue?: boolean;
+}
+
+/** Resolves once the client is connected (at once if it is), so a client without an offline queue can start. */
+export function whenReady(redis: RedisClient, timeoutMs = 30_000): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { redis.off('ready', ok); reject(new Error(`Redis did not become ready within ${timeoutMs} ms`)); }, timeoutMs);
+    const ok = () => { clearTimeout(timer); resolve(); };
+    redis.once('ready', ok);
+  });
 }
 
 /** What `createRedis` builds, as plain data (tested without a server). */
@@ -92,6 +108,7 @@ export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): Re
     lazyConnect: opts.lazyConnect ?? false,
     maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 2 : opts.maxRetriesPerRequest,
     ...(opts.connectionName ? { connectionName: opts.connectionName } : {}),
+    ...(opts.offlineQueue === false ? { enableOfflineQueue: false } : {}),
     ...(t.username ? { username: t.username } : {}),
     ...(t.password ? { password: t.password } : {}),
     ...(tls ? { tls } : {}),
@@ -100,6 +117,7 @@ export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): Re
     const nodes: ClusterNode[] = t.nodes.map((n) => ({ host: n.host, port: n.port }));
     return new Cluster(nodes, {
       lazyConnect: common.lazyConnect,
+      ...(opts.offlineQueue === false ? { enableOfflineQueue: false } : {}),
       // a failover moves slots: wait for the new master rather than fail the command
       retryDelayOnFailover: 200,
       // … for as long as a failover takes (node timeout + election), not the default 16 tries

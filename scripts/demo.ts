@@ -79,9 +79,9 @@ async function main(): Promise<number> {
   await migrate(pgUrl, 'source');
   await migrate(riskPgUrl, 'risk');
   const port = await freePort(Number(process.env.RISKMON_HTTP_PORT ?? 8080));
-  const viewer = `viewer-${randomBytes(9).toString('base64url')}`;
-  const admin = `admin-${randomBytes(9).toString('base64url')}`;
-  const analyst = `analyst-${randomBytes(9).toString('base64url')}`;
+  const viewer = `viewer-${randomBytes(24).toString('base64url')}`;
+  const admin = `admin-${randomBytes(24).toString('base64url')}`;
+  const analyst = `analyst-${randomBytes(24).toString('base64url')}`;
   const publicUrl = process.env.RISKMON_PUBLIC_URL ?? `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,

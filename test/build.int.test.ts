@@ -31,7 +31,7 @@ describe('compiled JavaScript (npm run build)', () => {
     expect(migrate.status, `${migrate.stdout}${migrate.stderr}`).toBe(0);
 
     const port = await freePort();
-    const api = spawn(process.execPath, [BIN, 'api'], { env: { ...env, RISKMON_HTTP_PORT: String(port), RISKMON_HTTP_HOST: '127.0.0.1', RISKMON_API_KEYS: 'build-test-key:viewer' }, stdio: 'inherit' });
+    const api = spawn(process.execPath, [BIN, 'api'], { env: { ...env, RISKMON_HTTP_PORT: String(port), RISKMON_HTTP_HOST: '127.0.0.1', RISKMON_API_KEYS: 'build-test-key-0123456789abcdef:viewer' }, stdio: 'inherit' });
     children.push(api);
     const base = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${base}/ready`)).ok, { timeoutMs: 60_000, intervalMs: 200, message: 'compiled api /ready' });

@@ -21,7 +21,7 @@ import { diffTotals } from './helpers/truth.ts';
 import { Fleet } from './soak/fleet.ts';
 import { waitFor } from './harness/index.ts';
 
-const API_KEY = 'dlq-admin-key-0123456789';
+const API_KEY = 'dlq-admin-key-0123456789abcdef';
 const TZ = 'Asia/Seoul';
 
 

@@ -36,7 +36,7 @@ const TZ = zoneClearOfMidnight(Date.now(), 'Asia/Seoul', 3 * 3_600_000, 30 * 60_
 const MERCHANTS = 2000;
 const TX_PER_DAY = 60_000;
 const SEED = 11;
-const API_KEY = 'e2e-admin-key-0123456789';
+const API_KEY = 'e2e-admin-key-0123456789abcdef';
 
 const children: ChildProcess[] = [];
 /** Runs a component; its log (pino, stdout) goes to test-artifacts/pipeline-<cmd>.log for when a check fails. */

@@ -57,6 +57,7 @@ const SURGE_HOT = B0 - 40 * MINUTE; // +15 cancels/min for 90 minutes on a hot m
 const SPIKE = B0 - 62 * MINUTE; // 50 cancels in one minute: fires before B0, clear 2 minutes at B0, resolves at B0+2
 const STOP = MIDNIGHT - 60 * MINUTE; // a big merchant stops
 const LATE_SURGE = B0 + 10 * MINUTE; // cancels committed hours later (before the rebuild test's horizon)
+const BUST = B0 + 120 * MINUTE; // a bust-out: +3M KRW a minute for 30 minutes (volume_spike)
 const SHADOW_FROM = B0 + 20 * MINUTE; // the shadow version (×4) runs from here
 const STRICT = parseRules({ cancel_rate_spike: { multiplier: 4 } });
 
@@ -65,7 +66,7 @@ function writeHistory(w: BucketWriter): void {
   // Before DATA0: one slot per 10 minutes with the same rates (hour and day tiers are what the baselines read).
   for (let t = dayStart(N, TZ) - 9 * 86_400_000; t < DATA0; t += 10 * MINUTE) {
     for (let k = 0; k < 5; k++) {
-      for (const m of ['n1', 'n2', 'n3', 'weak', 'strong', 'spike']) w.approval(m, 20_000, t + k * 1000);
+      for (const m of ['n1', 'n2', 'n3', 'weak', 'strong', 'spike', 'bust']) w.approval(m, 20_000, t + k * 1000);
       w.approval('big', 1_500_000, t + k * 1000);
       w.approval('stop', 1_500_000, t + k * 1000);
       w.approval('drop', 1_500_000, t + k * 1000);
@@ -88,6 +89,8 @@ function writeHistory(w: BucketWriter): void {
       if (t < MIDNIGHT || k < 2) w.approval('drop', t < MIDNIGHT ? 150_000 : 75_000, t + k * 1000); // 20% of usual since midnight
     }
     const inRange = (s: number, minutes: number) => t >= s && t < s + minutes * MINUTE;
+    w.approval('bust', 20_000, t + 1000);
+    if (inRange(BUST, 30)) for (let k = 0; k < 10; k++) w.approval('bust', 300_000, t + 2000 + k);
     if (inRange(SURGE_STRONG, 20)) for (let k = 0; k < 8; k++) w.cancel('strong', 20_000, t + 30_000 + k);
     if (inRange(SURGE_WEAK, 30)) w.cancel('weak', 20_000, t + 30_000);
     if (inRange(SURGE_HOT, 90)) for (let k = 0; k < 15; k++) w.cancel('hot', 20_000, t + 50_000 + k);
@@ -177,6 +180,7 @@ describe('backtests', () => {
       expect.stringMatching(/^cancel_rate_spike strong /), expect.stringMatching(/^cancel_rate_spike weak /),
       expect.stringMatching(/^cancel_rate_spike hot /), `cancel_rate_spike spike ${iso(SPIKE)} ${iso(B0 + 2 * MINUTE)}`,
       `volume_drop stop ${iso(MIDNIGHT + 34 * MINUTE)} firing`, `volume_drop drop ${iso(MIDNIGHT + 34 * MINUTE)} firing`,
+      expect.stringMatching(new RegExp(`^volume_spike bust ${iso(BUST + 2 * MINUTE)} \\d`)),
     ]));
     expect(live.filter((k) => /^cancel_rate_spike (n1|n3|big) /.test(k))).toEqual([]);
     expect(live).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^cancel_rate_spike n2 ${iso(LATE_SURGE)} `))]));

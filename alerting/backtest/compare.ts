@@ -82,7 +82,7 @@ export function compareWithLive(bt: BacktestAlert[], live: PeriodAlert[], o: { f
   const summary = {} as BacktestResult['summary'];
   const q = {} as BacktestResult['quality'];
   const lq = {} as BacktestResult['liveQuality'];
-  for (const rule of RULES) {
+  for (const rule of new Set<RuleName>([...RULES, ...sorted.map((a) => a.rule), ...live.map((a) => a.rule)])) {
     const b = sorted.filter((a) => a.rule === rule);
     const l = live.filter((a) => a.rule === rule);
     summary[rule] = {

@@ -15,8 +15,9 @@
 import { addTotals, emptyTotals, hasMinuteTotals, isEmpty, type BucketReader, type Totals } from '../../aggregator/store/index.ts';
 import type { Evidence } from '../../lib/evidence.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { dayStart, hourStart, MINUTE } from '../../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants } from '../decide.ts';
+import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates } from '../decide.ts';
+import type { MerchantDirectory } from '../directory.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../risk-store/index.ts';
@@ -43,6 +44,8 @@ export interface BacktestInput {
   tz: string;
   maxIngestLagMs: number;
   reader: BucketReader;
+  /** The live evaluator's merchant directory (cohorts). */
+  directory?: MerchantDirectory;
   log: Logger;
   /** The live lifecycle state at `from` (store.ts firingAt). */
   initial: (FiringAlert & { evidence: Evidence })[];
@@ -54,11 +57,24 @@ export interface BacktestInput {
    */
   onMinute?: (done: number, total: number) => Promise<void>;
   chunkMinutes?: number;
+  /** Stops the backtest (BacktestLimitError) when it would keep more alerts than this; default MAX_BACKTEST_ALERTS. */
+  maxAlerts?: number;
   /**
    * Where the minutes come from: asked for contiguous, increasing ranges [lo, hi) from `firstMinuteNeeded` on.
    * Default: the bucket store (`minuteTotals`).
    */
   minutes?: (lo: number, hi: number) => Promise<Map<number, Map<string, Totals>>>;
+}
+
+/** Alerts a backtest keeps at most: beyond, the thresholds are not worth a result (and its memory stays bounded). */
+export const MAX_BACKTEST_ALERTS = 20_000;
+
+/** A backtest that outgrew its bounds; the message says which and what to change. */
+export class BacktestLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BacktestLimitError';
+  }
 }
 
 /** The earliest minute a backtest from `from` reads (the window of its first minute, or its hour when longer). */
@@ -71,7 +87,7 @@ export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; eval
 export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const { rules, from, to, tz, reader } = i;
   const chunk = i.chunkMinutes ?? 60;
-  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0 });
+  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0, directory: i.directory });
   const mem = emptyMemory(i.initial);
   const alerts = new Map<string, BacktestAlert>();
   for (const a of i.initial) {
@@ -130,15 +146,19 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
 
     const base = await inputs.baselines(today);
     const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
+    const win = exact ? window.sums : sumOf(minutes, windowFrom, end);
+    await inputs.profileSpikeCandidates(base, spikeCandidates(rules, win, mem.firing, mem.tracked.volume_spike));
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: i.ingestLags.get(M) ?? 0, replay: true, rules, maxIngestLagMs: i.maxIngestLagMs,
-      slackEnabled: false, window: exact ? window.sums : sumOf(minutes, windowFrom, end), partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
+      slackEnabled: false, window: win, partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
       firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked,
     });
     evaluations += d.evaluated;
     const fired = new Map<string, string>();
     for (const t of d.transitions) {
       if (t.kind === 'fired') {
+        const max = i.maxAlerts ?? MAX_BACKTEST_ALERTS;
+        if (alerts.size >= max) throw new BacktestLimitError(`stopped at ${iso(M)}: more than ${max} alerts; raise the thresholds or shorten the period`);
         const id = `b${alerts.size + 1}`;
         fired.set(keyOf(t.rule, t.merchantId), id);
         alerts.set(id, { rule: t.rule, merchantId: t.merchantId, firedAt: M, resolvedAt: null, evidence: t.evidence, renotified: 0, carried: false });

@@ -18,13 +18,17 @@ import type { Logger } from '../../lib/logger.ts';
 import { iso, MINUTE } from '../../lib/time.ts';
 import { RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
+import type { MerchantDirectory } from '../directory.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
 import {
   alertsHaveDispositions, claimNextBacktest, failBacktest, finishBacktest, firingAt, liveAlerts, liveIngestLags, reportBacktestProgress,
   requeueBacktest, requeueRunningBacktests,
 } from '../risk-store/index.ts';
 import { compareWithLive } from './compare.ts';
-import { firstMinuteNeeded, runBacktest } from './engine.ts';
+import { BacktestLimitError, firstMinuteNeeded, runBacktest } from './engine.ts';
+
+/** Largest result kept in the job row (JSON bytes); beyond, the job fails with a message saying so. */
+export const MAX_BACKTEST_RESULT_BYTES = 16 * 1024 * 1024;
 
 export const BACKTEST_DAYS = 7;
 
@@ -76,6 +80,8 @@ export interface MinuteStream { read(lo: number, hi: number): Promise<Map<number
 export interface RunnerOptions { tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number }
 export interface RunnerDeps {
   reader: BucketReader;
+  /** The live evaluator's merchant directory (cohorts). */
+  directory?: MerchantDirectory;
   /** Minutes [lo, hi) rebuilt from the retained topic (aggregator's TopicMinutes); absent: no rebuild. */
   topicMinutes?: (lo: number, hi: number) => Promise<MinuteStream>;
   db: pg.Pool;
@@ -140,7 +146,7 @@ export class BacktestRunner implements Service {
       log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
       let lastReport = Date.now();
       const out = await runBacktest({
-        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, log, initial, ingestLags, minutes,
+        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, directory: this.d.directory, log, initial, ingestLags, minutes,
         onMinute: async (done, total) => {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;
@@ -152,6 +158,8 @@ export class BacktestRunner implements Service {
       });
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
       const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
+      const bytes = Buffer.byteLength(JSON.stringify(result));
+      if (bytes > MAX_BACKTEST_RESULT_BYTES) throw new BacktestLimitError(`the result is ${Math.round(bytes / 1048576)} MiB, more than ${MAX_BACKTEST_RESULT_BYTES / 1048576} MiB; raise the thresholds or shorten the period`);
       await finishBacktest(this.d.db, id, result);
       log.info({ minutes: out.minutes, alerts: out.alerts.length, exact: result.vsLive.exact, fromTopic: topic?.changes ?? 0, ms: Math.round(performance.now() - t0) }, 'backtest done');
     } catch (err) {
@@ -160,7 +168,7 @@ export class BacktestRunner implements Service {
         return true;
       }
       const message = err instanceof Error ? err.message : String(err);
-      if (!(err instanceof Cancelled)) log.warn({ err }, 'backtest failed');
+      if (!(err instanceof Cancelled) && !(err instanceof BacktestLimitError)) log.warn({ err }, 'backtest failed');
       await failBacktest(this.d.db, id, message);
     } finally {
       await topic?.close().catch(() => {});

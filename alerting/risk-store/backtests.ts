@@ -68,13 +68,32 @@ export async function cancelBacktest(db: Queryable, id: string, actor: string): 
 }
 
 /** A job left 'running' by a process that died is taken again from the start. */
-export async function requeueRunningBacktests(db: pg.Pool): Promise<void> {
-  await db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE status = 'running'`);
+/** A job taken this many times by runners that died while running it is failed instead of taken again. */
+export const BACKTEST_MAX_ATTEMPTS = 2;
+
+/**
+ * Jobs left 'running' by a runner that died: taken again from the start, unless they were taken
+ * BACKTEST_MAX_ATTEMPTS times already — a backtest that kills its process twice is failed, not retried forever.
+ */
+export async function requeueRunningBacktests(db: Pick<pg.Pool, 'query'>): Promise<void> {
+  await db.query(`UPDATE backtests SET
+      status = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN 'failed' ELSE 'queued' END,
+      progress = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN progress ELSE 0 END,
+      finished_at = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS} THEN clock_timestamp() END,
+      error = CASE WHEN attempts >= ${BACKTEST_MAX_ATTEMPTS}
+        THEN 'the alerting process stopped unexpectedly ' || attempts || ' times while running this backtest; not retried (shorten the period or raise the thresholds)' END
+    WHERE status = 'running'`);
+}
+
+/** Queued and running backtests started by `actor` (the per-caller limit). */
+export async function openBacktestsOf(db: Pick<pg.Pool, 'query'>, actor: string): Promise<number> {
+  const r = await db.query(`SELECT count(*)::int AS n FROM backtests WHERE created_by = $1 AND status IN ('queued', 'running')`, [actor]);
+  return r.rows[0].n;
 }
 
 /** Claims the oldest queued backtest (FOR UPDATE SKIP LOCKED: two runners never take the same one); null when none. */
 export async function claimNextBacktest(db: pg.Pool): Promise<{ id: string; from: number; to: number; config: unknown } | null> {
-  const r = await db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0
+  const r = await db.query(`UPDATE backtests SET status = 'running', started_at = clock_timestamp(), progress = 0, attempts = attempts + 1
     WHERE id = (SELECT id FROM backtests WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING id::text, period_from, period_to, config`);
   const job = r.rows[0];
@@ -93,7 +112,8 @@ export async function finishBacktest(db: pg.Pool, id: string, result: BacktestRe
 
 /** Puts a job back in the queue (its runner stopped), to run again from the start. */
 export async function requeueBacktest(db: pg.Pool, id: string): Promise<void> {
-  await db.query(`UPDATE backtests SET status = 'queued', progress = 0 WHERE id = $1`, [id]);
+  // an orderly stop is no death: the attempt is given back
+  await db.query(`UPDATE backtests SET status = 'queued', progress = 0, attempts = attempts - 1 WHERE id = $1`, [id]);
 }
 
 export async function failBacktest(db: pg.Pool, id: string, message: string): Promise<void> {

@@ -33,7 +33,7 @@ export {
 } from './shadows.ts';
 export {
   alertsHaveDispositions, backtestQueue, cancelAllBacktests, cancelBacktest, claimNextBacktest, failBacktest, finishBacktest, getBacktest, listBacktests, queueBacktest,
-  reportBacktestProgress, requeueBacktest, requeueRunningBacktests, type BacktestJob,
+  openBacktestsOf, reportBacktestProgress, requeueBacktest, requeueRunningBacktests, type BacktestJob,
 } from './backtests.ts';
 export { alertCounts, alertJson, alertTransitions, getAlert, listAlerts, transitionsSince, type AlertFilter, type TransitionJson } from './alerts.ts';
 export { createSilence, deleteSilence, listSilences, type NewSilence, type SilenceJson } from './silences.ts';

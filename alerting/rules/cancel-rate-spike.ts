@@ -12,7 +12,8 @@ import type { CancelRateSpikeEvidence } from '../../lib/evidence.ts';
 import type { Totals } from '../../aggregator/store/index.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
-import { binomialTail } from './tails.ts';
+import type { Cohort } from '../cohort.ts';
+import { binomialTail, poissonTail } from './tails.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface CancelRateInput {
@@ -26,6 +27,8 @@ export interface CancelRateInput {
   baselineTo: number;
   /** Totals over the baseline days; undefined when the merchant has no history at all. */
   baseline: Totals | undefined;
+  /** The merchant's cohort (cohort.ts), used when its own history is below minBaselineApprovals. */
+  cohort?: Cohort | null;
 }
 
 /**
@@ -60,6 +63,19 @@ export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpi
       ...base, status: 'not_evaluated', condition: false,
       reason: `too little activity: needs at least ${p.minApprovals} approvals and ${p.minCancels} cancels in the ${minutes}-minute window`,
     }, evidence);
+  }
+  if ((bApprovals < p.minBaselineApprovals || baselineRate === null) && input.cohort && rate !== null) {
+    // Too little history of its own: judged against its cohort's median rate, as a known rate (Poisson tail).
+    const c = input.cohort;
+    const cThreshold = p.multiplier * c.rate;
+    const expected = w.approvals * c.rate;
+    const pValue = rate >= cThreshold ? poissonTail(w.cancels, expected) : 1;
+    const breach = rate >= cThreshold && pValue < p.maxPValue;
+    const withCohort = (): CancelRateSpikeEvidence => ({
+      ...evidence(), threshold: cThreshold, expectedCancels: expected, pValue, maxPValue: p.maxPValue,
+      cohort: { category: c.category, sizeBand: c.band, merchants: c.merchants, rate: c.rate },
+    });
+    return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, withCohort);
   }
   if (bApprovals < p.minBaselineApprovals || baselineRate === null || threshold === null || rate === null) {
     return withEvidence({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyTotals, type Totals } from '../../aggregator/store/index.ts';
 import { evaluateCancelRateSpike, type CancelRateInput } from './cancel-rate-spike.ts';
-import { defaultRules, paramsFor, parseRules } from './config.ts';
+import { defaultRules, paramsFor, parseRules, RulesError } from './config.ts';
 import { evaluateVolumeDrop, type VolumeDropInput } from './volume-drop.ts';
 
 const M = Date.parse('2026-11-21T05:00:00Z'); // 14:00 in Seoul
@@ -104,6 +104,20 @@ describe('rules configuration', () => {
     expect(() => parseRules({ cancel_rate_spike: { multiplier: -1, foo: 1 }, volume_drop: { ratio: 2 }, bar: 1 }))
       .toThrow(/bar is unknown.*cancel_rate_spike.multiplier must be a number.*cancel_rate_spike.foo is unknown.*volume_drop.ratio/);
     expect(() => parseRules([])).toThrow(/JSON object/);
+  });
+  it('refuses thresholds that would fire for every merchant and minute, naming each path', () => {
+    let err: RulesError | undefined;
+    try {
+      parseRules({
+        cancel_rate_spike: { multiplier: 0, minApprovals: 0, minCancels: 0, minBaselineApprovals: 0 },
+        volume_drop: { minDailyAmount: 0, ratio: 1, minBaselineAmount: 0 },
+        overrides: { '42': { cancel_rate_spike: { multiplier: 0.5 } } },
+      });
+    } catch (e) { err = e as RulesError; }
+    expect(err?.paths).toEqual([
+      'cancel_rate_spike.multiplier', 'cancel_rate_spike.minApprovals', 'cancel_rate_spike.minCancels', 'cancel_rate_spike.minBaselineApprovals',
+      'volume_drop.minDailyAmount', 'volume_drop.ratio', 'volume_drop.minBaselineAmount', 'overrides.42.cancel_rate_spike.multiplier',
+    ]);
   });
   it('derives the version from the numbers unless given', () => {
     expect(parseRules({}).version).toBe(defaultRules().version);

@@ -51,3 +51,29 @@ export function binomialTail(k: number, n: number, p: number): number {
   }
   return Math.min(1, sum);
 }
+
+/**
+ * P(X ≥ k) for X ~ Poisson(lambda): the guard when the baseline is a cohort's median rate (a rate taken as known,
+ * with no history of the merchant's own to share the cancels with).
+ */
+export function poissonTail(k: number, lambda: number): number {
+  if (k <= 0) return 1;
+  if (lambda <= 0) return 0;
+  const term = (i: number) => Math.exp(i * Math.log(lambda) - lambda - lnGamma(i + 1));
+  if (k <= lambda) {
+    let below = 0;
+    for (let i = k - 1; i >= 0; i--) {
+      const t = term(i);
+      below += t;
+      if (t < below * 1e-17) break;
+    }
+    return Math.max(0, Math.min(1, 1 - below));
+  }
+  let sum = 0;
+  for (let i = k; ; i++) {
+    const t = term(i);
+    sum += t;
+    if (t < sum * 1e-17 || i > k + 100_000) break;
+  }
+  return Math.min(1, sum);
+}

@@ -25,7 +25,7 @@ export type NotificationView = Pick<Alert, 'rule' | 'merchantId'> & Partial<Pick
 export interface SlackPayload { text: string; blocks: unknown[] }
 
 const TITLE: Record<NotificationView['kind'], string> = { fired: ':rotating_light: FIRING', renotified: ':bell: STILL FIRING', resolved: ':white_check_mark: RESOLVED' };
-const RULE: Record<string, string> = { cancel_rate_spike: 'cancel-rate spike', volume_drop: 'volume drop' };
+const RULE: Record<string, string> = { cancel_rate_spike: 'cancel-rate spike', volume_drop: 'volume drop', volume_spike: 'volume spike' };
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(1)}%` : 'n/a');
 const krw = (x: unknown) => (x === undefined || x === null ? 'n/a' : `${BigInt(String(x)).toLocaleString('en-US')} KRW`);
@@ -38,8 +38,16 @@ export function summary(n: NotificationView): string {
       + ` (${e.baseline?.cancels}/${e.baseline?.approvals}); fires at ×${e.multiplier} = ${pct(e.threshold)}`;
   }
   if (n.rule === 'volume_drop') {
-    return `approved today ${krw(e.window?.approvedAmount)} vs same-time baseline ${krw(e.baseline?.sameTimeAverage)}`
+    return `approved today ${krw(e.window?.approvedAmount)} vs same-time baseline ${krw(e.baseline?.sameTimeAverage)}${e.baseline?.kind === 'same_weekday' ? ' (same weekdays)' : ''}`
       + ` (${typeof e.todayVsBaseline === 'number' ? pct(e.todayVsBaseline) : 'n/a'}); fires at ≤ ${pct(e.ratio)}`;
+  }
+  if (n.rule === 'volume_spike') {
+    return `approved in the window ${krw(e.window?.approvedAmount)} vs ${krw(e.baseline?.sameWindowAverage || undefined)} usual`
+      + ` (${typeof e.windowVsBaseline === 'number' ? `×${e.windowVsBaseline.toFixed(1)}` : 'n/a'}); fires at ×${e.multiplier}`;
+  }
+  if (n.rule.startsWith('composed:')) {
+    const num = (x: unknown) => (typeof x === 'number' ? (Math.abs(x) < 10 ? x.toPrecision(3) : Math.round(x).toLocaleString('en-US')) : 'n/a');
+    return `${e.metric} ${num(e.window?.value)} in the window vs ${num(e.baseline?.value)} (${e.baseline?.kind}); fires at ${e.compare === 'fraction' ? '≤' : '≥'} ${e.k} × baseline`;
   }
   return JSON.stringify(e);
 }
@@ -63,6 +71,13 @@ export function ackLine(n: NotificationView): string {
   return `acknowledged by ${plain(a.by)} at ${a.at}${n.assignee ? `, assigned to ${plain(n.assignee)}` : ''}`;
 }
 
+/**
+ * Slack reads `&`, `<` and `>` in text as markup (`<!channel>`, `<https://…|label>`, `<@U123>`): everything put
+ * into a text field — merchant ids and evidence from the source, rule versions — is escaped as Slack asks
+ * (https://api.slack.com/reference/surfaces/formatting#escaping), so it is shown, never acted on.
+ */
+export const esc = (s: unknown) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 /** Names come from API keys and analysts: keep Slack from reading them as mentions, links or markup. */
 const plain = (s: string) => s.replace(/[<>&*_~`|]/g, (c) => ({ '<': '‹', '>': '›', '&': '+' } as Record<string, string>)[c] ?? ' ').slice(0, 100);
 
@@ -71,23 +86,23 @@ export function alertMessage(n: NotificationView, publicUrl: string): SlackPaylo
   const head = `${TITLE[n.kind]}${a ? ` (acknowledged by ${plain(a.by)})` : ''} ${RULE[n.rule] ?? n.rule} — merchant ${n.merchantId}`;
   const link = merchantLink(publicUrl, n.merchantId);
   return {
-    text: `${head}: ${summary(n)}${a ? ` — ${ackLine(n)}` : ''}`,
+    text: esc(`${head}: ${summary(n)}${a ? ` — ${ackLine(n)}` : ''}`),
     blocks: [
       { type: 'header', text: { type: 'plain_text', text: head.replace(/:[a-z_]+: /, '').slice(0, 150) } },
       {
         type: 'section',
         fields: [
-          { type: 'mrkdwn', text: `*Merchant*\n<${link}|${n.merchantId}>` },
-          { type: 'mrkdwn', text: `*Rule*\n${n.rule}` },
-          { type: 'mrkdwn', text: `*Minute*\n${n.minute}` },
-          { type: 'mrkdwn', text: `*Alert*\n#${n.alertId} (${n.kind})` },
+          { type: 'mrkdwn', text: `*Merchant*\n<${esc(link)}|${esc(n.merchantId)}>` },
+          { type: 'mrkdwn', text: `*Rule*\n${esc(n.rule)}` },
+          { type: 'mrkdwn', text: `*Minute*\n${esc(n.minute)}` },
+          { type: 'mrkdwn', text: `*Alert*\n#${esc(n.alertId)} (${n.kind})` },
         ],
       },
-      { type: 'section', text: { type: 'mrkdwn', text: summary(n) } },
-      ...(a ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `:eyes: ${ackLine(n)}` }] }] : []),
+      { type: 'section', text: { type: 'mrkdwn', text: esc(summary(n)) } },
+      ...(a ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `:eyes: ${esc(ackLine(n))}` }] }] : []),
       {
         type: 'context',
-        elements: [{ type: 'mrkdwn', text: `rule version ${n.evidence.ruleVersion ?? 'n/a'} · window ${n.evidence.window?.from ?? ''} – ${n.evidence.window?.to ?? ''}` }],
+        elements: [{ type: 'mrkdwn', text: esc(`rule version ${n.evidence.ruleVersion ?? 'n/a'} · window ${n.evidence.window?.from ?? ''} – ${n.evidence.window?.to ?? ''}`) }],
       },
       {
         type: 'actions',
@@ -102,7 +117,7 @@ export function alertMessage(n: NotificationView, publicUrl: string): SlackPaylo
 
 /** Several pending transitions at once (a burst) become one message listing them. */
 export function digestMessage(ns: NotificationView[], publicUrl: string): SlackPayload {
-  const lines = ns.map((n) => `• ${TITLE[n.kind]} *${RULE[n.rule] ?? n.rule}* — <${merchantLink(publicUrl, n.merchantId)}|merchant ${n.merchantId}>: ${summary(n)}${acked(n) ? ` (${ackLine(n)})` : ''}`);
+  const lines = ns.map((n) => `• ${TITLE[n.kind]} *${esc(RULE[n.rule] ?? n.rule)}* — <${esc(merchantLink(publicUrl, n.merchantId))}|merchant ${esc(n.merchantId)}>: ${esc(summary(n))}${acked(n) ? ` (${esc(ackLine(n))})` : ''}`);
   // A section's text is limited to 3000 characters: split the list over several sections.
   const sections: unknown[] = [];
   let cur = '';
@@ -113,7 +128,7 @@ export function digestMessage(ns: NotificationView[], publicUrl: string): SlackP
   if (cur) sections.push({ type: 'section', text: { type: 'mrkdwn', text: cur } });
   const head = `${ns.length} alert transitions`;
   return {
-    text: `${head}: ${ns.map((n) => `${n.kind} ${n.rule} merchant ${n.merchantId}`).join('; ')}`.slice(0, 3000),
+    text: esc(`${head}: ${ns.map((n) => `${n.kind} ${n.rule} merchant ${n.merchantId}`).join('; ')}`).slice(0, 3000),
     blocks: [{ type: 'header', text: { type: 'plain_text', text: head } }, ...sections.slice(0, 45)],
   };
 }

@@ -49,6 +49,21 @@ describe('slack messages', () => {
     const d = digestMessage([{ ...n, kind: 'renotified', ack }, { ...n, id: '2' }, { ...n, id: '3' }, { ...n, id: '4' }], 'http://x');
     expect(JSON.stringify(d.blocks)).toContain('(acknowledged by Ji-woo');
   });
+  it('escapes &, < and > from the source and the evidence in every text, so nothing is read as a mention or link', () => {
+    const hostile = { ...n, merchantId: '<!channel>&<https://evil.example|click>', evidence: { ...n.evidence, ruleVersion: '<@U999>' } };
+    const texts = (p: unknown): string[] => {
+      const out: string[] = [];
+      JSON.stringify(p, (k, v) => { if (k === 'text' && typeof v === 'string') out.push(v); return v; });
+      return out;
+    };
+    for (const m of [alertMessage(hostile, 'https://risk.example.com'), digestMessage([hostile, { ...hostile, id: '2' }], 'https://risk.example.com')]) {
+      const mrkdwn = [m.text, ...texts(m.blocks.filter((b) => (b as { type: string }).type !== 'header'))];
+      // the only '<' left opens a link riskmon made itself, to its own dashboard
+      for (const t of mrkdwn) for (const open of t.matchAll(/</g)) expect(t.slice(open.index!, open.index! + 27)).toBe('<https://risk.example.com/#');
+      expect(JSON.stringify(m)).toContain('&lt;!channel&gt;&amp;&lt;https://evil.example|click&gt;');
+      expect(JSON.stringify(m)).not.toContain('<@U999>');
+    }
+  });
   it('a digest lists every transition', () => {
     const d = digestMessage([n, { ...n, id: '2', merchantId: '43' }, { ...n, id: '3', kind: 'resolved', merchantId: '44' }], 'http://x');
     expect(d.text).toMatch(/^3 alert transitions/);

@@ -15,7 +15,7 @@
 import type { FastifyInstance } from 'fastify';
 import { BacktestRequestError, backtestablePeriod, checkPeriod, parseRules, RulesError, type RulesConfig } from '../../alerting/index.ts';
 import {
-  activate, activeRules, cancelBacktest, createDraft, currentShadow, getBacktest, getVersion, listBacktests, listVersions, queueBacktest,
+  activate, activeRules, cancelBacktest, createDraft, currentShadow, getBacktest, getVersion, listBacktests, listVersions, openBacktestsOf, queueBacktest,
   shadowAlerts, startShadow, stopShadow,
 } from '../../alerting/risk-store/index.ts';
 import { actorOf, audited } from '../audit.ts';
@@ -142,7 +142,7 @@ export function ruleRoutes(app: FastifyInstance, deps: ApiDeps): void {
     schema: {
       summary: 'Start a backtest of a version or an unsaved config over [from, to) (analyst)',
       description: 'Every closed minute of the period, with the live code; nothing is sent or changed live. A period outside what can be backtested is a 400 that says which period is possible.',
-      tags: ['backtests'], body: BacktestCreate, response: { 202: IdBody, ...errorResponses },
+      tags: ['backtests'], body: BacktestCreate, response: { 202: IdBody, ...errorResponses, 429: errorResponses[400] },
     },
   }, async (req, reply) => {
     const b = req.body;
@@ -165,7 +165,14 @@ export function ruleRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const id = await audited(db, req, (i: string) => ({
       action: 'backtest.start', target: `backtest:${i}`,
       detail: { version: b.version ?? null, ruleVersion: config.version, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
-    }), (c) => queueBacktest(c, { config, version: b.version ?? null, from, to, actor: actorOf(req) }));
+    }), async (c) => {
+      // at most RISKMON_BACKTEST_MAX_QUEUED open backtests per caller (counted under a lock on the caller)
+      const actor = actorOf(req);
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`riskmon backtests of ${actor}`]);
+      const open = await openBacktestsOf(c, actor);
+      if (open >= deps.cfg.backtestMaxQueued) throw new ApiError('rate_limited', `${actor} has ${open} backtests queued or running (at most ${deps.cfg.backtestMaxQueued}); wait for one to finish or cancel one`);
+      return queueBacktest(c, { config, version: b.version ?? null, from, to, actor });
+    });
     return reply.code(202).send({ id });
   });
 

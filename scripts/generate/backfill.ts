@@ -11,7 +11,8 @@ import pg from 'pg';
 import { DAY, MINUTE } from '../../lib/time.ts';
 import { CancelBook } from './cancel-book.ts';
 import { CopyPool } from './copy-pool.ts';
-import { expectedPerMinute, sampleAmount, sampleCancelAmount, sampleCount } from './distribution.ts';
+import { defaultHolidays } from '../../lib/holidays-kr.ts';
+import { expectedPerMinute, sampleAmount, sampleCancelAmount, sampleCount, weekAcceptance } from './distribution.ts';
 import { ensureIdState, reserveIds } from './ids.ts';
 import { assertReferenceSchema, ensureMerchants } from './merchants.ts';
 import { hash32, Rng } from './random.ts';
@@ -30,6 +31,10 @@ export interface BackfillOptions {
   tz?: string;
   /** Parallel COPY connections (default 2). */
   connections?: number;
+  /** Weekday shapes by category and public holidays (distribution.ts WEEK_SHAPE); default flat weeks. */
+  weekShapes?: boolean;
+  /** The holidays of the week shapes (local dates); default the Korean public holidays (lib/holidays-kr.ts). */
+  holidays?: ReadonlySet<string>;
   /** Rows per COPY (one transaction each). */
   chunkRows?: number;
   onProgress?: (p: BackfillProgress) => void;
@@ -74,6 +79,7 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
   const startMs = endMs - Math.round(days * DAY);
   const chunkRows = opts.chunkRows ?? 50_000;
   const scenarios = new ScenarioSet(opts.scenarios ?? []);
+  const holidays = opts.holidays ?? new Set(defaultHolidays());
   const rng = new Rng(hash32(opts.seed ?? 1, 0xbac));
 
   const admin = new pg.Client({ connectionString: pgUrl, application_name: 'riskmon-generate-backfill' });
@@ -136,6 +142,7 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
       const minute = firstMinute + mi * MINUTE;
       const prefix = new Date(minute).toISOString().slice(0, 17);
       const count = sampleCount(rng, expectedPerMinute(minute, txPerDay, tz));
+      const accept = opts.weekShapes ? weekAcceptance(minute, tz, holidays) : null;
       if (count > pendM.length) {
         const size = count * 2;
         pendM = new Int32Array(size); pendId = new Float64Array(size); pendAmt = new Float64Array(size); pendAt = new Float64Array(size);
@@ -144,7 +151,7 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
       for (let k = 0; k < count; k++) {
         const off = rng.int(MINUTE);
         const t = minute + off;
-        let m = w.sampleMerchant(rng);
+        let m = w.sampleMerchantIn(rng, accept);
         if (!scenarios.empty) {
           // A dropped or stopped merchant's share goes to others, so the day's total stays as asked.
           for (let tries = 0; tries < 100 && rng.next() >= scenarios.volumeFactor(m, t); tries++) m = w.sampleMerchant(rng);

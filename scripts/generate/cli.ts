@@ -25,6 +25,7 @@ const SPECS: Record<string, Record<string, FlagSpec>> = {
     'tx-per-day': { kind: 'int', min: 1, max: 1_000_000_000, help: `payments per day, default ${DEFAULT_TX_PER_DAY}` },
     connections: { kind: 'int', min: 1, max: 16, help: 'parallel COPY connections, default 2' },
     scenario: { kind: 'list', help: SCENARIO_FORM },
+    'week-shapes': { kind: 'int', min: 0, max: 1, help: '1 for weekday shapes by category and Korean public holidays, 0 (default) for flat weeks' },
   },
   live: {
     ...common,
@@ -33,15 +34,16 @@ const SPECS: Record<string, Record<string, FlagSpec>> = {
     connections: { kind: 'int', min: 1, max: 256, help: 'database connections, default 32' },
     'late-share': { kind: 'num', min: 0, max: 1, help: 'share of rows with a transaction time up to 2 min in the past, default 0.02' },
     scenario: { kind: 'list', help: SCENARIO_FORM },
+    'week-shapes': { kind: 'int', min: 0, max: 1, help: '1 for weekday shapes by category and Korean public holidays, 0 (default) for flat weeks' },
   },
 };
 
 const HELP = `usage:
   riskmon generate merchants [--merchants N]
   riskmon generate backfill --days N [--end ISO] [--seed S] [--merchants N] [--tx-per-day N] [--connections C]
-                            [--scenario name:merchant:start[:param] …]
+                            [--scenario name:merchant:start[:param] …] [--week-shapes 1]
   riskmon generate live --tps N [--duration S] [--connections C] [--seed S] [--merchants N] [--late-share X]
-                        [--scenario name:merchant:start[:param] …]
+                        [--scenario name:merchant:start[:param] …] [--week-shapes 1]
 
 scenarios: ${SCENARIO_FORM}
   cancel_surge (param: cancel-rate multiplier, default 6), volume_drop (param: share kept, default 0.3),
@@ -111,7 +113,7 @@ async function runBackfill(pgUrl: string, tz: string, flags: ParsedFlags): Promi
   const scenarios = scenariosOf(flags, end, merchants, seed, txPerDay);
   out(`backfill ${days} day(s) ${iso(end - days * DAY)} .. ${iso(end)} (${tz}), ${txPerDay} payments/day over ${merchants} merchants, seed ${seed}`);
   const st = await backfill(pgUrl, {
-    days, end, seed, merchants, txPerDay, scenarios, tz,
+    days, end, seed, merchants, txPerDay, scenarios, tz, weekShapes: flags['week-shapes'] === 1,
     connections: flags.connections as number | undefined,
     onProgress: (p) => out(`  ${(p.doneShare * 100).toFixed(0).padStart(3)}%  ${p.payments} payments, ${p.cancels} cancels, ${Math.round(p.rowsPerSecond)} rows/s`),
   });
@@ -127,7 +129,7 @@ async function runLive(pgUrl: string, flags: ParsedFlags): Promise<number> {
   const duration = flags.duration as number | undefined;
   out(`live ${tps} TPS${duration ? ` for ${duration} s` : ' until Ctrl-C'} over ${merchants} merchants, seed ${seed}`);
   const run = await live(pgUrl, {
-    tps, durationS: duration, seed, merchants, scenarios,
+    tps, durationS: duration, seed, merchants, scenarios, weekShapes: flags['week-shapes'] === 1,
     connections: flags.connections as number | undefined,
     lateShare: flags['late-share'] as number | undefined,
     onReport: (r) => out(`  ${r.seconds.toFixed(0).padStart(5)} s  ${Math.round(r.lastTps)} TPS now, ${Math.round(r.achievedTps)} average  (${r.payments} payments, ${r.cancels} cancels, ${r.late} late, ${r.errors} errors, ${r.missed} missed)`),

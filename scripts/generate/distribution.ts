@@ -4,7 +4,7 @@
  * attributes depend only on its id (not on a run's seed), so `generate merchants` and every later backfill or live
  * run agree on them; a run's seed only drives the transaction stream.
  */
-import { DAY, MINUTE, tzOffsetMs } from '../../lib/time.ts';
+import { DAY, dayKey, MINUTE, tzOffsetMs } from '../../lib/time.ts';
 import { hash32, Rng } from './random.ts';
 
 export const CATEGORIES = ['electronics', 'fashion', 'food', 'travel', 'digital', 'general'] as const;
@@ -112,6 +112,30 @@ export function curveAtMinuteOfDay(m: number): number {
   const h = Math.floor(m / 60);
   const f = (m % 60) / 60;
   return HOURLY[h] * (1 - f) + HOURLY[(h + 1) % 24] * f;
+}
+
+/**
+ * Weeks (with `--week-shapes 1`): relative volume of a category's merchants by local weekday (Sunday first) and on
+ * a public holiday. B2B-like "general" merchants sell a quarter as much on Sundays and holidays; leisure (travel,
+ * food, fashion) sells more at weekends and on holidays. A transaction's merchant is accepted with probability
+ * factor ÷ WEEK_FACTOR_MAX and drawn again otherwise, so a day's total stays as asked and the shapes are relative.
+ */
+export const WEEK_SHAPE: Readonly<Record<Category, { days: readonly number[]; holiday: number }>> = {
+  general: { days: [0.25, 1.15, 1.15, 1.15, 1.15, 1.1, 0.5], holiday: 0.25 },
+  electronics: { days: [1.1, 0.95, 0.95, 0.95, 1, 1.05, 1.2], holiday: 1.1 },
+  fashion: { days: [1.25, 0.9, 0.9, 0.9, 0.95, 1.05, 1.3], holiday: 1.2 },
+  food: { days: [1.15, 0.95, 0.95, 0.95, 1, 1.1, 1.2], holiday: 1.3 },
+  travel: { days: [1.3, 0.8, 0.8, 0.85, 0.9, 1.2, 1.4], holiday: 1.8 },
+  digital: { days: [1.1, 1, 1, 1, 1, 1, 1.1], holiday: 1.1 },
+};
+export const WEEK_FACTOR_MAX = 1.8;
+
+/** Acceptance per category (CATEGORIES order) for a transaction at `ms`: its weekday's (or holiday's) factor ÷ max. */
+export function weekAcceptance(ms: number, tz: string, holidays: ReadonlySet<string>): Float64Array {
+  const local = ms + tzOffsetMs(ms, tz);
+  const weekday = new Date(local).getUTCDay();
+  const holiday = holidays.has(dayKey(ms, tz));
+  return Float64Array.from(CATEGORIES, (c) => (holiday ? WEEK_SHAPE[c].holiday : WEEK_SHAPE[c].days[weekday]) / WEEK_FACTOR_MAX);
 }
 
 /** Local minute of the day (0..1439) of instant `ms` in zone `tz`. */

@@ -9,7 +9,9 @@
  */
 import pg from 'pg';
 import { CancelBook } from './cancel-book.ts';
-import { sampleAmount, sampleCancelAmount } from './distribution.ts';
+import { defaultHolidays } from '../../lib/holidays-kr.ts';
+import { MINUTE } from '../../lib/time.ts';
+import { sampleAmount, sampleCancelAmount, weekAcceptance } from './distribution.ts';
 import { ensureIdState, IdBlocks, reserveIds } from './ids.ts';
 import { assertReferenceSchema, ensureMerchants } from './merchants.ts';
 import { hash32, Rng } from './random.ts';
@@ -32,6 +34,10 @@ export interface LiveOptions {
   onReport?: (r: LiveReport) => void;
   /** Called once with the first failed INSERT (later failures are only counted). */
   onError?: (err: unknown) => void;
+  /** Weekday shapes by category and public holidays in zone `tz` (distribution.ts WEEK_SHAPE); default flat. */
+  weekShapes?: boolean;
+  tz?: string;
+  holidays?: ReadonlySet<string>;
 }
 
 export interface LiveStats {
@@ -112,13 +118,23 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
     if (firstError) { firstError = false; opts.onError?.(err); }
   };
 
+  // The week's shapes, computed once a minute.
+  const holidays = opts.holidays ?? new Set(defaultHolidays());
+  let accept: { minute: number; a: Float64Array } | null = null;
+  const acceptAt = (at: number): Float64Array | null => {
+    if (!opts.weekShapes) return null;
+    const minute = Math.floor(at / MINUTE) * MINUTE;
+    if (accept?.minute !== minute) accept = { minute, a: weekAcceptance(minute, opts.tz ?? (process.env.RISKMON_TZ || 'Asia/Seoul'), holidays) };
+    return accept.a;
+  };
+
   async function one(): Promise<void> {
     let id = ids.take();
     while (id === null) { await ids.refill(); id = ids.take(); }
     const now = Date.now();
     const isLate = rng.next() < lateShare;
     const at = isLate ? now - rng.range(1000, maxLateMs) : now;
-    let m = w.sampleMerchant(rng);
+    let m = w.sampleMerchantIn(rng, acceptAt(at));
     if (!scenarios.empty) for (let tries = 0; tries < 100 && rng.next() >= scenarios.volumeFactor(m, at); tries++) m = w.sampleMerchant(rng);
     if (book.canPay(m)) {
       const e = book.take(rng, m);

@@ -3,7 +3,7 @@
  * per transaction, and `pickMerchants`, which names merchants for scenarios deterministically.
  */
 import { AliasTable, hash32, Rng } from './random.ts';
-import { hotCount, meanAmount, merchantProfile, merchantWeights, type MerchantProfile } from './distribution.ts';
+import { CATEGORIES, hotCount, meanAmount, merchantProfile, merchantWeights, type MerchantProfile } from './distribution.ts';
 
 /** volume_drop watches merchants whose average daily approved amount is at least this (KRW). */
 export const BIG_VOLUME_KRW = 1_000_000_000;
@@ -14,6 +14,8 @@ export class Workload {
   readonly mu: Float64Array;
   readonly sigma: Float64Array;
   readonly cancelRate: Float64Array;
+  /** Index into CATEGORIES. */
+  readonly category: Uint8Array;
   readonly alias: AliasTable;
 
   constructor(n: number) {
@@ -22,11 +24,13 @@ export class Workload {
     this.mu = new Float64Array(n);
     this.sigma = new Float64Array(n);
     this.cancelRate = new Float64Array(n);
+    this.category = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       const p = merchantProfile(i + 1);
       this.mu[i] = p.mu;
       this.sigma[i] = p.sigma;
       this.cancelRate[i] = p.cancelRate;
+      this.category[i] = CATEGORIES.indexOf(p.category);
     }
     this.alias = new AliasTable(this.weights);
   }
@@ -35,6 +39,13 @@ export class Workload {
 
   /** A merchant id (1..n) drawn by transaction share. */
   sampleMerchant(rng: Rng): number { return this.alias.sample(rng) + 1; }
+
+  /** As sampleMerchant, with the week's shapes: `accept` from distribution.ts weekAcceptance (null: flat weeks). */
+  sampleMerchantIn(rng: Rng, accept: Float64Array | null): number {
+    let m = this.alias.sample(rng) + 1;
+    if (accept) for (let tries = 0; tries < 100 && rng.next() >= accept[this.category[m - 1]]; tries++) m = this.alias.sample(rng) + 1;
+    return m;
+  }
 
   /** Expected approved amount a day of merchant `id` at `txPerDay` transactions a day (before cancels). */
   expectedDailyVolume(id: number, txPerDay: number): number {

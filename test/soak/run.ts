@@ -64,7 +64,7 @@ export interface SoakResult {
   logDir: string;
 }
 
-const API_KEY = 'soak-admin-key-0123456789';
+const API_KEY = 'soak-admin-key-0123456789abcdef';
 const SERVICES_OF_STACK = ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL'] as const;
 type Fault = { kind: 'kill'; target: Component } | { kind: 'restart'; target: ServiceName } | { kind: 'kafka-leader' } | { kind: 'redis-master' };
 const PARTITIONS = 12;

@@ -1,5 +1,9 @@
-/** The API key (kept in localStorage) and authenticated JSON requests. */
-const KEY = 'riskmon.apiKey';
+/**
+ * The session and authenticated JSON requests. The API key is exchanged once for an HttpOnly session cookie
+ * (POST /api/session); the page never keeps the key (not in localStorage, not in the URL) and cannot read the cookie.
+ */
+/** Where earlier versions kept the key: removed on every start. */
+const OLD_KEY = 'riskmon.apiKey';
 
 export class HttpError extends Error {
   constructor(readonly status: number, readonly body: { error?: string; field?: string; message?: string }) {
@@ -8,9 +12,6 @@ export class HttpError extends Error {
 }
 
 export const session = {
-  get key(): string | null { return localStorage.getItem(KEY); },
-  set(key: string) { localStorage.setItem(KEY, key); },
-  clear() { localStorage.removeItem(KEY); },
   role: 'viewer' as Role,
   /** The actor recorded for this key (its name, or `key <id>`): "mine" in the feed. */
   name: '',
@@ -21,20 +22,42 @@ export type Role = 'viewer' | 'analyst' | 'admin';
 /** Analysts and admins triage; viewers read. */
 export const canTriage = () => session.role === 'analyst' || session.role === 'admin';
 
-/** `/?key=<key>` signs in directly: keep the key, then drop it from the address bar and history. */
-export function takeKeyFromUrl(): void {
+/** Exchanges a key for the session cookie; throws HttpError (401: not accepted, 429: too many tries). */
+export async function signInWith(key: string): Promise<void> {
+  const res = await fetch('/api/session', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) });
+  if (!res.ok) throw new HttpError(res.status, await res.json().catch(() => ({})));
+}
+
+/** Ends the session on the server (the cookie stops working everywhere) and deletes the cookie. */
+export async function signOut(): Promise<void> {
+  await fetch('/api/session', { method: 'DELETE', credentials: 'same-origin' }).catch(() => {});
+}
+
+/**
+ * `/?key=<key>` signs in directly, once: the key leaves the address bar and history before anything else happens,
+ * then is exchanged for the session cookie. Returns an error to show, or null.
+ */
+export async function takeKeyFromUrl(): Promise<string | null> {
+  try { localStorage.removeItem(OLD_KEY); } catch { /* storage disabled */ }
   const u = new URL(location.href);
   const k = u.searchParams.get('key');
-  if (!k) return;
-  session.set(k);
+  if (k === null) return null;
   u.searchParams.delete('key');
   history.replaceState(null, '', u.pathname + (u.search || '') + u.hash);
+  try { await signInWith(k); return null; } catch (err) { return signInError(err); }
+}
+
+export function signInError(err: unknown): string {
+  if (err instanceof HttpError && err.status === 401) return 'That key was not accepted.';
+  if (err instanceof HttpError && err.status === 429) return 'Too many failed sign-ins from this address; wait a minute and try again.';
+  return `Could not sign in (${(err as Error).message}).`;
 }
 
 export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   const res = await fetch(path, {
     method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${session.key ?? ''}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    credentials: 'same-origin',
+    headers: init.body !== undefined ? { 'content-type': 'application/json' } : {},
     body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
   });
   if (res.status === 204) return undefined as T;

@@ -28,7 +28,7 @@ export const int = (n: number) => n.toLocaleString('en-US');
 export const ago = (ms: number | null) => ms === null ? '—' : Math.abs(ms) < 90_000 ? `${Math.round(ms / 1000)} s` : Math.abs(ms) < 5_400_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
 export const bytes = (b: number | null) => b === null ? '—' : b < 1024 ? `${b} B` : b < 1 << 20 ? `${(b / 1024).toFixed(0)} KiB` : `${(b / (1 << 20)).toFixed(1)} MiB`;
 
-export const RULE_LABEL: Record<string, string> = { cancel_rate_spike: 'Cancel-rate spike', volume_drop: 'Volume drop' };
+export const RULE_LABEL: Record<string, string> = { cancel_rate_spike: 'Cancel-rate spike', volume_drop: 'Volume drop', volume_spike: 'Volume spike' };
 export const DISPOSITION_LABEL: Record<string, string> = { confirmed: 'confirmed', false_positive: 'false positive', benign: 'benign' };
 
 /** One line that says why an alert fired, from its evidence. */
@@ -39,7 +39,12 @@ export function evidenceLine(a: Pick<Alert, 'rule' | 'evidence'>): string {
   }
   if (a.rule === 'volume_drop' && e.window && e.baseline) {
     const r = e.todayVsBaseline;
-    return `today ${krw(e.window.approvedAmount)} vs ${krw(e.baseline.sameTimeAverage)} usual by now${typeof r === 'number' ? ` (${pct(r, 0)})` : ''}`;
+    const days = Array.isArray(e.baseline.days) && e.baseline.kind === 'same_weekday' ? ` on ${e.baseline.days.length} same weekdays` : '';
+    return `today ${krw(e.window.approvedAmount)} vs ${krw(e.baseline.sameTimeAverage)} usual by now${days}${typeof r === 'number' ? ` (${pct(r, 0)})` : ''}`;
+  }
+  if (a.rule === 'volume_spike' && e.window && e.baseline) {
+    const r = e.windowVsBaseline;
+    return `last hour ${krw(e.window.approvedAmount)} vs ${krw(e.baseline.sameWindowAverage)} usual${typeof r === 'number' ? ` (×${r.toFixed(1)})` : ''}`;
   }
   return '';
 }

@@ -2,7 +2,7 @@
  * The WebSocket: alert transitions and triage changes (alert_update) for everyone, series for subscribed merchants. Reconnects with backoff and
  * asks for what it missed (`lastEventId`); when it has seen no event yet it tells listeners to reload instead.
  */
-import { session, type AlertMessage, type AlertUpdateMessage } from './api.ts';
+import type { AlertMessage, AlertUpdateMessage } from './api.ts';
 import type { ApiPoint } from './series.ts';
 
 export interface SeriesMessage { type: 'series'; merchantId: string; step: '1m'; points: ApiPoint[] }
@@ -21,10 +21,11 @@ class Live {
 
   connect(): void {
     this.#closed = false;
-    const q = new URLSearchParams({ token: session.key ?? '' });
+    // Authenticated by the session cookie the browser sends with the upgrade (never a key in the URL).
+    const q = new URLSearchParams();
     const resume = this.#lastEventId !== null;
     if (resume) q.set('lastEventId', String(this.#lastEventId));
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?${q}`);
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${q.size ? `?${q}` : ''}`);
     this.#ws = ws;
     this.#emitStatus('connecting', false);
     ws.onopen = () => {

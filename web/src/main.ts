@@ -3,7 +3,7 @@
  * merchant, `#/rules` rule precision. Keys: / search · j/k move through a list · Enter opens.
  */
 import './style.css';
-import { api, HttpError, session, takeKeyFromUrl, type Role } from './api.ts';
+import { api, HttpError, session, signOut, takeKeyFromUrl, type Role } from './api.ts';
 import { $, html, render } from './format.ts';
 import { startHealth, startSearch } from './header.ts';
 import { live } from './live.ts';
@@ -40,31 +40,27 @@ function route(): void {
 }
 
 async function boot(error: string | null = null): Promise<void> {
-  takeKeyFromUrl();
-  if (!session.key) return signIn(main, error, () => void boot());
+  error = (await takeKeyFromUrl()) ?? error;
   try {
     const me = await api<{ role: Role; name: string; tz: string }>('/api/me');
     session.role = me.role;
     session.name = me.name;
     session.tz = me.tz;
   } catch (err) {
-    if (err instanceof HttpError && err.status === 401) {
-      session.clear();
-      return signIn(main, 'That key was not accepted.', () => void boot());
-    }
+    if (err instanceof HttpError && err.status === 401) return signIn(main, error, () => void boot());
     render(main, html`<p class="error">The API is not answering (${(err as Error).message}). Retrying…</p>`);
     setTimeout(() => void boot(), 3000);
     return;
   }
   render($('#who'), html`<span title="the name recorded for what you do">${session.name}</span> <span class="muted">${session.role}</span> <button class="link" id="signout">sign out</button>`);
-  $('#signout').addEventListener('click', () => { session.clear(); location.reload(); });
+  $('#signout').addEventListener('click', () => { live.close(); void signOut().then(() => location.reload()); });
   if (!started) {
     started = true;
     startHealth();
     startSearch();
     live.connect();
     window.addEventListener('hashchange', route);
-    window.addEventListener('riskmon:unauthorized', () => { session.clear(); location.reload(); });
+    window.addEventListener('riskmon:unauthorized', () => { live.close(); location.reload(); });
     document.addEventListener('keydown', listKeys);
   }
   route();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baselineAt, baselineRate, cumulative, fill, merge, parsePoints, rollingRate, sameTimeBaseline, type P } from './series.ts';
+import { baselineAt, baselineRate, cumulative, fill, merge, parsePoints, rollingRate, sameTimeBaseline, sameWeekdayBaseline, type P } from './series.ts';
 
 const M = 60_000;
 const H = 3_600_000;
@@ -39,5 +39,17 @@ describe('merchant page series', () => {
     expect(b.t[1]).toBe(today + H);
     expect(baselineAt(b, today + H / 2)).toBe(500);
     expect(cumulative([p(0, 1, 0, 5), p(M, 0), p(2 * M, 1, 0, 7)])).toEqual([5, 5, 12]);
+  });
+
+  it('the same-time baseline of the same weekdays: holidays and days without activity left out, else 7 days', () => {
+    const today = Date.parse('2026-11-21T15:00:00Z'); // Sunday 2026-11-22 in Seoul
+    const hourly: P[] = [];
+    for (let d = 1; d <= 28; d++) for (let h = 0; h < 24; h++) hourly.push(p(today - d * D + h * H, 1, 0, d % 7 === 0 ? 250 : 1000));
+    const b = sameWeekdayBaseline(hourly, today, 'Asia/Seoul', new Set(['2026-11-08']));
+    expect(b.days).toEqual(['2026-10-25', '2026-11-01', '2026-11-15']);
+    expect(b.v[24]).toBe(24 * 250);
+    const young = sameWeekdayBaseline(hourly.filter((x) => x.t >= today - 10 * D), today, 'Asia/Seoul', new Set());
+    expect(young.days).toEqual([]);
+    expect(young.v[24]).toBeCloseTo((6 * 24 * 1000 + 24 * 250) / 7, 6);
   });
 });

@@ -3,7 +3,7 @@
  * rate the rule uses, the 7-day baseline rate, and today's cumulative approved amount against the average of the
  * same time of day over the 7 days before today.
  */
-import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
+import { DAY, dayKey, dayStart, HOUR, MINUTE } from '../../lib/time.ts';
 
 export interface P { t: number; approvals: number; approvedAmount: number; cancels: number; canceledAmount: number }
 export interface ApiPoint { t: string; approvals: number; approvedAmount: string; cancels: number; canceledAmount: string }
@@ -84,6 +84,32 @@ export function sameTimeBaseline(hourly: P[], todayStart: number, days = 7): { t
     for (let d = 1; d <= days; d++) perDay[d - 1] += amountAt.get(todayStart - d * DAY + h * HOUR) ?? 0;
   }
   return { t, v };
+}
+
+/**
+ * The same-time baseline as volume_drop computes it by default: the same weekday of each of the last `weeks` weeks,
+ * holidays and days without activity left out; with fewer than `min` such days, the flat mean of the last 7 days.
+ * `days` names the local dates averaged (empty: the 7-day mean).
+ */
+export function sameWeekdayBaseline(hourly: P[], todayStart: number, tz: string, holidays: ReadonlySet<string>, weeks = 4, min = 2): { t: number[]; v: number[]; days: string[] } {
+  const active = new Set<number>();
+  for (const p of hourly) if (p.approvals > 0 || p.approvedAmount > 0 || p.cancels > 0) active.add(dayStart(p.t, tz));
+  const starts: number[] = [];
+  for (let k = weeks; k >= 1; k--) {
+    const d = dayStart(todayStart - 7 * k * DAY + 12 * HOUR, tz);
+    if (!holidays.has(dayKey(d, tz)) && active.has(d)) starts.push(d);
+  }
+  if (starts.length < min) return { ...sameTimeBaseline(hourly.filter((p) => p.t >= todayStart - 7 * DAY), todayStart), days: [] };
+  const amountAt = new Map(hourly.map((p) => [p.t, p.approvedAmount]));
+  const t: number[] = [];
+  const v: number[] = [];
+  let sum = 0;
+  for (let h = 0; h <= 24; h++) {
+    t.push(todayStart + h * HOUR);
+    v.push(sum / starts.length);
+    for (const d of starts) sum += amountAt.get(d + h * HOUR) ?? 0;
+  }
+  return { t, v, days: starts.map((d) => dayKey(d, tz)) };
 }
 
 /** Linear interpolation of the hourly baseline at a minute (for "now vs baseline" figures). */

@@ -1,18 +1,23 @@
 /**
  * One merchant: KPIs against their baselines, trend charts at 1m/1h/1d, the cancel rate against its 7-day
- * baseline, today's cumulative volume against the same time of day over 7 days, evaluations and alert history.
+ * baseline, today's cumulative volume against the same time of day on the same weekdays of the last 4 weeks
+ * (holidays left out; the 7-day mean when fewer than 2), as volume_drop judges it, evaluations and alert history.
  * Live minutes arrive over the WebSocket.
  */
+import { defaultHolidays } from '../../../lib/holidays-kr.ts';
 import { dayStart } from '../../../lib/time.ts';
 import { api, HttpError, session, type Alert } from '../api.ts';
 import { Chart, secs } from '../charts.ts';
 import { $, dateTime, html, int, krw, pct, render, RULE_LABEL } from '../format.ts';
 import { live, type SeriesMessage } from '../live.ts';
 import {
-  baselineAt, baselineRate, bucketRate, cumulative, DAY, fill, HOUR, merge, MINUTE, parsePoints, rollingRate, sameTimeBaseline, sum,
+  baselineAt, baselineRate, bucketRate, cumulative, DAY, fill, HOUR, merge, MINUTE, parsePoints, rollingRate, sameWeekdayBaseline, sum,
   type ApiPoint, type P,
 } from '../series.ts';
 import { alertRow } from './home.ts';
+
+/** The holidays the same-weekday baseline leaves out: the rules' default (lib/holidays-kr.ts). */
+const HOLIDAYS: ReadonlySet<string> = new Set(defaultHolidays());
 
 type Step = '1m' | '1h' | '1d';
 const VIEW: Record<Step, { label: string; span: number; stepMs: number }> = {
@@ -48,12 +53,14 @@ export function merchant(main: HTMLElement, id: string): () => void {
       <section class="card"><h3>Approvals and cancels</h3><div id="c-counts"></div></section>
       <section class="card"><h3>Approved and canceled amount</h3><div id="c-amounts"></div></section>
       <section class="card"><h3 id="rate-title">Cancel rate vs 7-day baseline</h3><div id="c-rate"></div></section>
-      <section class="card"><h3>Today's approved amount vs same time, last 7 days</h3><div id="c-today"></div></section>
+      <section class="card"><h3 id="today-title">Today's approved amount vs same time, same weekdays</h3><div id="c-today"></div></section>
     </div>
     <section class="card"><h2>Alert history</h2><table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Evidence</th><th>Owner</th><th>Disposition</th></tr></thead><tbody id="m-alerts"></tbody></table></section>`);
 
   let todayStart = dayStart(Date.now(), session.tz);
   let hourly7d: P[] = [];
+  /** 28 days of hours: the same weekdays of the same-time baseline. */
+  let hourly28d: P[] = [];
   let today: P[] = [];
   let view: P[] = [];
   let viewFrom = 0;
@@ -61,7 +68,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
   const charts: Chart[] = [];
 
   const baseline = () => baselineRate(hourly7d);
-  const sameTime = () => sameTimeBaseline(hourly7d, todayStart);
+  const sameTime = () => sameWeekdayBaseline(hourly28d, todayStart, session.tz, HOLIDAYS);
 
   function kpis(): void {
     const now = Date.now();
@@ -106,6 +113,9 @@ export function merchant(main: HTMLElement, id: string): () => void {
     const nowIdx = Math.floor((now - todayStart) / MINUTE);
     const cum = cumulative(dayMin).map((c, i) => (i <= nowIdx ? c : null));
     const st = sameTime();
+    $('#today-title', main).textContent = st.days.length
+      ? `Today's approved amount vs same time, same weekday (${st.days.map((d) => d.slice(5)).join(', ')})`
+      : "Today's approved amount vs same time, last 7 days";
     const tod: [number[], ...(number | null)[][]] = [secs(dayMin.map((p) => p.t)), cum, dayMin.map((p) => baselineAt(st, p.t)), dayMin.map((p) => { const y = baselineAt(st, p.t); return y === null ? null : y * 0.5; })];
     $('#rate-title', main).textContent = step === '1m' ? `Cancel rate (rolling 60 min) vs 7-day baseline` : `Cancel rate per ${step === '1h' ? 'hour' : 'day'} vs 7-day baseline`;
     if (!charts.length) {
@@ -122,7 +132,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
           { label: `${MULTIPLIER}× baseline`, color: '#f59e0b', fmt: 'pct', dash: [2, 3] }], rates),
         new Chart($('#c-today', main), [
           { label: 'today', color: '#2563eb', fmt: 'krw', width: 2, fill: true },
-          { label: 'same time, 7-day avg', color: '#6b7280', fmt: 'krw', dash: [4, 4] },
+          { label: 'same time, usual', color: '#6b7280', fmt: 'krw', dash: [4, 4] },
           { label: 'alert line (50%)', color: '#f59e0b', fmt: 'krw', dash: [2, 3] }], tod),
       );
     } else {
@@ -145,10 +155,10 @@ export function merchant(main: HTMLElement, id: string): () => void {
   async function load(): Promise<void> {
     todayStart = dayStart(Date.now(), session.tz);
     const [h, t] = await Promise.all([
-      series(id, todayStart - 7 * DAY, todayStart, '1h'),
+      series(id, todayStart - 28 * DAY, todayStart, '1h'),
       series(id, todayStart, todayStart + DAY, '1m'),
     ]);
-    hourly7d = h; today = t;
+    hourly28d = h; hourly7d = h.filter((p) => p.t >= todayStart - 7 * DAY); today = t;
     kpis();
     await loadView();
   }

@@ -37,6 +37,8 @@ const FIELDS: [string | null, string, string, string][] = [
   ['volume_drop', 'minDailyAmount', 'eligible from daily amount (KRW)', '1'],
   ['volume_drop', 'minElapsedMinutes', 'not before minute of the day', '1'],
   ['volume_drop', 'minBaselineAmount', 'min same-time baseline (KRW)', '1'],
+  ['volume_spike', 'multiplier', 'Volume spike: fires at ≥ multiplier × usual', '0.5'],
+  ['volume_spike', 'minWindowAmount', 'min approved in the window (KRW)', '1'],
   ['lifecycle', 'resolveAfterMinutes', 'Lifecycle: resolve after clear minutes', '1'],
   ['lifecycle', 'renotifyMinutes', 're-notify every (minutes)', '1'],
   [null, 'windowMinutes', 'Window (minutes)', '1'],
@@ -61,7 +63,9 @@ export function tuningSections(root: HTMLElement): () => void {
         <div class="fields">${FIELDS.map(([s, f, label, step]) => html`<label>${label}<input type="number" step="${step}" name="${s ? `${s}.${f}` : f}" data-section="${s ?? ''}" data-field="${f}"></label>`)}
           <label>cancel_rate_spike enabled <input type="checkbox" name="cancel_rate_spike.enabled" data-section="cancel_rate_spike" data-field="enabled"></label>
           <label>volume_drop enabled <input type="checkbox" name="volume_drop.enabled" data-section="volume_drop" data-field="enabled"></label>
+          <label>volume_spike enabled <input type="checkbox" name="volume_spike.enabled" data-section="volume_spike" data-field="enabled"></label>
         </div>
+        <label class="wide">Composed rules (JSON list: {"name","metric","baseline","compare","k", guards}; see docs/detection.md)<textarea name="composed" rows="5" spellcheck="false" placeholder='[{"name":"cancel_amount","metric":"cancel_amount_rate","baseline":"last_7_days","compare":"multiple","k":3,"minApprovals":10,"minCancels":1,"minBaselineApprovals":100}]'></textarea></label>
         <label class="wide">Per-merchant overrides (JSON: merchantId → {cancel_rate_spike?, volume_drop?})<textarea name="overrides" rows="5" spellcheck="false"></textarea></label>
         <label class="wide">Note <input name="note" maxlength="2000" placeholder="why this change"></label>
         <div class="row">
@@ -83,18 +87,23 @@ export function tuningSections(root: HTMLElement): () => void {
   const form = $('#draft', el) as HTMLFormElement;
   const msg = (text: string, bad = false) => { const m = $('#draft-msg', el); m.textContent = text; m.className = `small ${bad ? 'error' : 'ok'}`; };
 
+  /** The version the draft starts from: what the form does not edit (holidays, baselines) is carried over. */
+  let startConfig: Config = {};
   const fill = (version: string, c: Config) => {
+    startConfig = c;
     $('#draft-base', el).textContent = `starting from ${version}`;
     form.querySelectorAll<HTMLInputElement>('input[data-field]').forEach((i) => {
       const v = i.dataset.section ? c[i.dataset.section]?.[i.dataset.field!] : c[i.dataset.field!];
       if (i.type === 'checkbox') i.checked = Boolean(v); else i.value = v === undefined ? '' : String(v);
     });
     (form.elements.namedItem('overrides') as HTMLTextAreaElement).value = JSON.stringify(c.overrides ?? {}, null, 2);
+    (form.elements.namedItem('composed') as HTMLTextAreaElement).value = c.composed?.length ? JSON.stringify(c.composed, null, 2) : '';
   };
 
   /** The draft as a RISKMON_RULES config, or an error message naming what is wrong. */
   const draftConfig = (): Config => {
-    const c: Config = { cancel_rate_spike: {}, volume_drop: {}, lifecycle: {} };
+    const c: Config = { cancel_rate_spike: { ...startConfig.cancel_rate_spike }, volume_drop: { ...startConfig.volume_drop }, volume_spike: { ...startConfig.volume_spike }, lifecycle: {} };
+    for (const k of ['holidays', 'sameWeekdayWeeks', 'minSameWeekdays']) if (startConfig[k] !== undefined) c[k] = startConfig[k];
     form.querySelectorAll<HTMLInputElement>('input[data-field]').forEach((i) => {
       const target = i.dataset.section ? c[i.dataset.section] : c;
       if (i.type === 'checkbox') target[i.dataset.field!] = i.checked;
@@ -102,6 +111,8 @@ export function tuningSections(root: HTMLElement): () => void {
     });
     const text = (form.elements.namedItem('overrides') as HTMLTextAreaElement).value.trim();
     try { c.overrides = text ? JSON.parse(text) : {}; } catch (e) { throw new Error(`overrides is not valid JSON: ${(e as Error).message}`); }
+    const composed = (form.elements.namedItem('composed') as HTMLTextAreaElement).value.trim();
+    try { c.composed = composed ? JSON.parse(composed) : []; } catch (e) { throw new Error(`composed rules are not valid JSON: ${(e as Error).message}`); }
     return c;
   };
   const period = () => ({
