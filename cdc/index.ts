@@ -11,6 +11,7 @@ import type { Service } from '../lib/service.ts';
 import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
+import { checkSlotGap } from './gap.ts';
 import { setupSource, setupTopics } from './setup.ts';
 import { PartitionIdentityService } from './partitions.ts';
 import { SlotHealthService } from './slot-health.ts';
@@ -26,6 +27,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const configured = cdcConfig(env);
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
+  await checkSlotGap(kafka, configured, log); // before setupSource would create a new slot over the gap
   await setupSource(configured, log);
   await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
   // the topic's own message limit caps the events the cdc writes (a larger one is dead-lettered)
