@@ -1,5 +1,5 @@
 /** Options of `riskmon cdc` (docs/configuration.md). */
-import { commonSpec, connections, connectionSpec, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
+import { bool, commonSpec, connections, connectionSpec, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
 import { aggregatorSpec, backfillSpec } from '../aggregator/index.ts';
 
@@ -17,6 +17,7 @@ export const cdcSpec = {
   produceInFlight: int('RISKMON_CDC_PRODUCE_IN_FLIGHT', 'batches per partition sent to Kafka and not yet acknowledged (idempotent producer: order kept by sequence numbers; Kafka remembers 5)', 5, 1, 5),
   produceLanes: int('RISKMON_CDC_PRODUCE_LANES', 'connections per broker for produce requests; partition p uses lane p mod lanes (a broker serves one request per connection at a time)', 1, 1, 16),
   maxMessageBytes: int('RISKMON_MAX_MESSAGE_BYTES', "largest change event the cdc writes to the topic (keep it below the topic's max.message.bytes); a larger one goes to the dead-letter topic with its position", 1_000_000, 1024, 100 << 20),
+  acceptGap: bool('RISKMON_ACCEPT_GAP', 'start even though the slot is gone while the topic holds changes (riskmon cdc --accept-gap): the gap must then be backfilled', false),
   partitionCheckMs: int('RISKMON_PARTITION_CHECK_MS', 'how often new partitions of a mapped partitioned table are given REPLICA IDENTITY FULL like their parent', 10_000, 100, 3_600_000),
   retentionMs: int('RISKMON_RETENTION_MS', 'retention.ms of a topic the cdc creates (at least 8 days: replay reads it)', 8 * 86_400_000 + 3_600_000, 8 * 86_400_000, Number.MAX_SAFE_INTEGER),
   slotWarnBytes: int('RISKMON_SLOT_WARN_BYTES', 'warn when the slot keeps more WAL than this, or safe_wal_size drops below it', 1 << 30, 1 << 20, Number.MAX_SAFE_INTEGER),

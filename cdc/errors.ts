@@ -30,7 +30,7 @@ export class SlotLostError extends SetupError {
 
 export const RECOVERY = (slot: string) =>
   `recreate the slot and rebuild derived state: (1) stop riskmon cdc; (2) SELECT pg_drop_replication_slot('${slot}'); ` +
-  `(3) start riskmon cdc (it creates the slot at the current WAL position); (4) rebuild the buckets for the gap from the source tables ` +
+  `(3) start riskmon cdc --accept-gap (it creates the slot at the current WAL position); (4) rebuild the buckets for the gap from the source tables ` +
   `(riskmon replay --from-lsn <oldest LSN in the topic> covers what the topic retains; changes committed while the slot was lost are only in the source tables)`;
 
 export const SQLSTATE = {

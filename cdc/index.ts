@@ -11,6 +11,7 @@ import type { Service } from '../lib/service.ts';
 import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
+import { checkSlotGap } from './gap.ts';
 import { setupSource, setupTopics } from './setup.ts';
 import { slotWithBackfill } from './backfill.ts';
 import { PartitionIdentityService } from './partitions.ts';
@@ -30,6 +31,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const configured = cdcConfig(env);
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
+  await checkSlotGap(kafka, configured, log); // before setupSource would create a new slot over the gap
   // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
   await setupSource(configured, log, { createSlot: configured.backfillDays === 0 });
   await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting

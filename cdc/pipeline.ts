@@ -102,7 +102,7 @@ export class CdcService implements Service {
     await c.connect();
     try {
       const r = (await c.query('SELECT confirmed_flush_lsn::text AS lsn, wal_status FROM pg_replication_slots WHERE slot_name = $1', [this.cfg.slot])).rows[0];
-      if (!r) throw new SetupError(`replication slot "${this.cfg.slot}" disappeared`, 'restart riskmon cdc to recreate it, then replay (see docs/operations.md "The slot")');
+      if (!r) throw new SetupError(`replication slot "${this.cfg.slot}" disappeared`, 'restart riskmon cdc with --accept-gap to recreate it, then backfill what was committed meanwhile (riskmon backfill --from <the last change in the topic> --to <now>)');
       if (r.wal_status === 'lost') throw new SlotLostError(this.cfg.slot);
       return r.lsn ? parseLsn(r.lsn) : 0n;
     } finally {

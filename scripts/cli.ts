@@ -25,7 +25,14 @@ async function runComponents(names: string[]): Promise<number> {
 }
 
 const commands: Record<string, Command> = {
-  cdc: { summary: 'tail the source WAL (logical replication) into the Kafka topic', run: () => runComponents(['cdc']) },
+  cdc: {
+    summary: 'tail the source WAL (logical replication) into the Kafka topic',
+    usage: 'riskmon cdc [--accept-gap]  (--accept-gap: start although the slot is gone while the topic holds changes)',
+    run: (args) => {
+      if (args.includes('--accept-gap')) process.env.RISKMON_ACCEPT_GAP = 'true';
+      return runComponents(['cdc']);
+    },
+  },
   aggregate: { summary: 'consume the topic into per-merchant Redis buckets; close minutes', run: () => runComponents(['aggregate']) },
   alerting: { summary: 'evaluate the rules on closed minutes; store alerts; send Slack', run: () => runComponents(['alerting']) },
   api: { summary: 'REST, WebSocket and the dashboard', run: () => runComponents(['api']) },
