@@ -15,3 +15,9 @@ export const aggregatorSpec = {
   ...metricsSpec,
 };
 
+
+/** The history backfill's pace (the cdc's first start and `riskmon backfill`). */
+export const backfillSpec = {
+  backfillMaxRowsPerS: int('RISKMON_BACKFILL_MAX_ROWS_PER_S', 'source rows per second a history backfill reads at most (0 = no limit)', 0, 0, 100_000_000),
+  backfillChunkHours: int('RISKMON_BACKFILL_CHUNK_HOURS', 'hours of transaction time per source query of a history backfill (one query per chunk and table)', 24, 1, 24 * 31),
+};

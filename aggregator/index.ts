@@ -6,7 +6,7 @@ import { aggregatorSpec } from './config.ts';
 import { AggregatorService } from './consumer.ts';
 
 // For the CLI, the configuration table and the benchmarks.
-export { aggregatorSpec } from './config.ts';
+export { aggregatorSpec, backfillSpec } from './config.ts';
 export { AggregatorService } from './consumer.ts';
 export { main as replayCommand } from './replay-cli.ts';
 // For backtests of minutes the minute tier no longer holds (alerting).
@@ -16,3 +16,6 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const cfg = readConfig(aggregatorSpec, env);
   return [new AggregatorService(cfg, componentLogger('aggregator'))];
 }
+// The history backfill: the cdc's first start and `riskmon backfill`.
+export { BackfillLockedError, runBackfill, waitForAggregators, type BackfillConfig, type BackfillReport } from './backfill.ts';
+export { main as backfillCommand } from './backfill-cli.ts';

@@ -12,6 +12,15 @@ function once<T>(name: string, make: () => T): T {
 }
 
 export const metrics = {
+  backfillRows: once('riskmon_backfill_rows_total', () => new Counter({
+    name: 'riskmon_backfill_rows_total', help: 'source rows taken in by history backfills (the cdc\'s first start, riskmon backfill)', registers: [registry],
+  })),
+  backfillProgress: once('riskmon_backfill_progress', () => new Gauge({
+    name: 'riskmon_backfill_progress', help: 'share of the running backfill\'s time chunks done (0..1; 1 when none runs)', registers: [registry],
+  })),
+  backfillRunning: once('riskmon_backfill_running', () => new Gauge({
+    name: 'riskmon_backfill_running', help: '1 while this process runs a history backfill', registers: [registry],
+  })),
   changes: once('riskmon_aggregator_changes_total', () => new Counter({
     name: 'riskmon_aggregator_changes_total', help: 'row changes applied to the buckets (rate = changes/s)', registers: [registry],
   })),

@@ -207,7 +207,7 @@ async function unlock(redis: RedisClient, prefix: string, parts: number[], token
   }
 }
 
-async function forEachPartition(parts: number[], concurrency: number, fn: (p: number) => Promise<void>): Promise<void> {
+export async function forEachPartition(parts: number[], concurrency: number, fn: (p: number) => Promise<void>): Promise<void> {
   const queue = [...parts];
   await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, async () => {
     for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fn(p);
@@ -218,7 +218,7 @@ async function forEachPartition(parts: number[], concurrency: number, fn: (p: nu
  * Records [from, to) of one partition, a fetch (up to 4 MiB) at a time, as record sets (no object per message);
  * the next fetch is already on its way while `fn` works on the current one (Kafka's I/O overlaps the decoding).
  */
-async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (r: RecordSet) => void | Promise<void>): Promise<void> {
+export async function scan(reader: TopicReader, p: number, from: bigint, to: bigint, fn: (r: RecordSet) => void | Promise<void>): Promise<void> {
   const end = Number(to);
   const fetchAt = (o: bigint) => reader.fetchRecords(p, o, FETCH_BYTES).then((r) => {
     while (r.count > 0 && r.offsets[r.count - 1] >= end) r.count--;

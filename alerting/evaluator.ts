@@ -95,6 +95,9 @@ export class Evaluator implements Service {
   /** Set while a closed minute waits or is being evaluated: background work (backtests) yields to it. */
   #busy = false;
   readonly #shadow: ShadowEvaluator;
+  /** The last finished backfill seen (its id); a new one makes everything read so far stale. */
+  #backfillSeen: string | null | undefined = undefined;
+  #waitingForBackfill = false;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
     this.#o = opts;
@@ -134,6 +137,7 @@ export class Evaluator implements Service {
   /** Evaluates the next closed minute if there is one; null when up to date. */
   async evaluateNext(): Promise<MinuteReport | null> {
     if (!this.#loaded) await this.#load();
+    if (await this.#backfillRunning()) return null;
     // Read before the watermark: a failover to a replica that missed writes between this and the final check
     // changes it (see #checkNotRolledBack).
     const epoch = await this.#d.reader.stateEpoch?.();
@@ -170,6 +174,34 @@ export class Evaluator implements Service {
       this.#window.forget();
       throw new StateRolledBack(`Redis state moved back while minute ${iso(M)} was read (failover): evaluating it again once the watermark closes it`);
     }
+  }
+
+  /**
+   * No judgement on incomplete data: while a history backfill runs (the store's record says `running`), its range is
+   * being rewritten and every merchant's history in it is incomplete, so no minute is evaluated (they are evaluated
+   * once it ends, in order). When a backfill has finished since the last look, the baselines, today's full hours and
+   * the window are dropped, so the next minute reads them all anew at once.
+   */
+  async #backfillRunning(): Promise<boolean> {
+    const b = await this.#d.reader.backfill?.();
+    if (!b) return false;
+    if (b.state === 'running') {
+      if (!this.#waitingForBackfill) this.#d.log.info({ from: b.from, to: b.to, kind: b.kind }, 'a history backfill is running: no merchant is judged until it is done');
+      this.#waitingForBackfill = true;
+      metrics.waitingForBackfill.set(1);
+      return true;
+    }
+    if (this.#backfillSeen !== b.id) {
+      if (this.#backfillSeen !== undefined || this.#waitingForBackfill) {
+        this.#d.log.info({ from: b.from, to: b.to, rows: b.rows }, 'a history backfill finished: baselines, today\'s hours and the window are read anew');
+      }
+      this.#inputs.forgetAll();
+      this.#window.forget();
+      this.#backfillSeen = b.id;
+    }
+    this.#waitingForBackfill = false;
+    metrics.waitingForBackfill.set(0);
+    return false;
   }
 
   async #load(): Promise<void> {

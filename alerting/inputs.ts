@@ -1,8 +1,10 @@
 /**
  * The day- and hour-level inputs of a minute's decision, shared by the live evaluator and the backtest so both read
  * them the same way: the day's baselines (7-day totals and the volume_drop merchants' hour profiles, which depend on
- * the rules' eligibility thresholds) and today's full hours of the volume_drop merchants (read once per hour, for the
- * eligible merchants and those firing when the hour's first minute is evaluated).
+ * the rules' eligibility thresholds) and today's full hours of the volume_drop merchants (the eligible merchants and
+ * those firing), read again whenever that set gains a merchant and, live, when the last read is `todayRefreshMs` old:
+ * rows that arrive late for an earlier hour of today, and a merchant that became eligible mid-hour (a baseline reload,
+ * a backfill), reach volume_drop within a minute, instead of it judging "today so far" on the current hour alone.
  *
  * The next day's baselines and the next hour's full hours can be loaded ahead (`prefetch`), so the first minute of
  * a day or hour does not wait for them; the live evaluator also reloads the baselines every `baselineRefreshMs`, so
@@ -19,6 +21,8 @@ export interface DayInputOptions {
   tz: string;
   /** Background reload of the day's baselines; Infinity never reloads. */
   baselineRefreshMs: number;
+  /** Today's full hours are read again once the last read is this old (default 50 s: every evaluated minute); Infinity: once per hour. */
+  todayRefreshMs?: number;
   log: Logger;
   now: () => number;
   /** Merchant categories for cohorts, read with each day's baselines; none: one category for all. */
@@ -43,7 +47,7 @@ export class DayInputs {
   #baselinesLoading: Promise<void> | null = null;
   /** The next day's baselines, loading since the last minute of the previous day was evaluated. */
   #nextBaselines: { today: number; promise: Promise<DayBaselines> } | null = null;
-  #todayHours: { key: string; totals: Promise<Map<string, Totals>> } | null = null;
+  #todayHours: { key: string; ids: Set<string>; at: number; totals: Promise<Map<string, Totals>> } | null = null;
   /** volume_spike candidates profiled during the day (a reload of the day's baselines profiles them again). */
   #spikeProfiled: { today: number; ids: Set<string> } | null = null;
   /** The directory's last answer (kept when a later read fails). */
@@ -70,6 +74,14 @@ export class DayInputs {
   /** Drops today's full-hour totals read so far (they may come from a Redis state that rolled back). */
   forgetToday(): void {
     this.#todayHours = null;
+  }
+
+  /** Drops everything read (a backfill rewrote history): the next minute loads baselines and today's hours anew. */
+  forgetAll(): void {
+    this.#baselines = null;
+    this.#nextBaselines = null;
+    this.#todayHours = null;
+    this.#spikeProfiled = null;
   }
 
   /**
@@ -115,6 +127,7 @@ export class DayInputs {
   }
 
   /**
+  /**
    * Reads the hour profiles `decideMinute` needs for volume_spike (decide.ts `spikeCandidates`) that the day's
    * baselines lack: once per merchant and day (a merchant crosses the window guard, its history is read once).
    */
@@ -127,15 +140,17 @@ export class DayInputs {
   }
 
   /**
-   * Today's approved amounts over [00:00, `hs`) of the volume_drop merchants (eligible, or `firing` now), read once
-   * per hour.
+   * Today's approved amounts over [00:00, `hs`) of the volume_drop merchants (eligible, or `firing` now): read again
+   * for a new hour, when a merchant joins the set, and once the last read is `todayRefreshMs` old.
    */
   todayFullHours(base: DayBaselines, today: number, hs: number, firing: string[]): Promise<Map<string, Totals>> {
     const key = `${today}/${hs}`;
-    if (this.#todayHours?.key === key) return this.#todayHours.totals;
     const ids = [...new Set([...base.eligible, ...firing])];
+    const now = this.#o.now();
+    const had = this.#todayHours;
+    if (had?.key === key && now - had.at < (this.#o.todayRefreshMs ?? 50_000) && ids.every((id) => had.ids.has(id))) return had.totals;
     const totals = hs > today && ids.length ? this.#reader.totals(ids, today, hs) : Promise.resolve(new Map<string, Totals>());
-    const entry = { key, totals };
+    const entry = { key, ids: new Set(ids), at: now, totals };
     this.#todayHours = entry;
     // A failed read is not kept: the next minute reads again.
     totals.catch(() => { if (this.#todayHours === entry) this.#todayHours = null; });

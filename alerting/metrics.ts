@@ -37,3 +37,6 @@ export const evaluatorLagSeconds = once('riskmon_evaluator_lag_seconds', () => n
 export const slackMessages = once('riskmon_slack_messages_total', () => new Counter({
   name: 'riskmon_slack_messages_total', help: 'Slack webhook requests by result (sent, failed, rate_limited, retry)', labelNames: ['result'], registers: [registry],
 }));
+export const waitingForBackfill = once('riskmon_evaluator_waiting_for_backfill', () => new Gauge({
+  name: 'riskmon_evaluator_waiting_for_backfill', help: '1 while a history backfill runs and no merchant is judged', registers: [registry],
+}));

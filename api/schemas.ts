@@ -169,6 +169,21 @@ export const StatusBody = Type.Object({
   watermark: Type.Object({ at: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   evaluator: Type.Object({ lastClosedMinute: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   alerts: Type.Object({ firing: Type.Union([Type.Number(), Type.Null()]), pendingNotifications: Type.Union([Type.Number(), Type.Null()]) }),
+  backfill: Type.Object({
+    state: Type.String({ description: 'running (no merchant is judged until it is done) | done | none | unknown (Redis did not answer)' }),
+    kind: Type.Optional(Type.String({ description: "initial (the cdc's first start) | range (riskmon backfill)" })),
+    from: Type.Optional(Type.String()),
+    to: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    progress: Type.Optional(Type.Number({ description: 'share of the time chunks done, 0..1' })),
+    rows: Type.Optional(Type.Number()),
+    chunksDone: Type.Optional(Type.Number()),
+    chunks: Type.Optional(Type.Number()),
+    rowsPerSecond: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+    consistentPoint: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    startedAt: Type.Optional(Type.String()),
+    finishedAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    error: Type.Optional(Type.String()),
+  }),
 });
 
 export const errorResponses = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };

@@ -4,7 +4,7 @@
  */
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
-import type { BucketReader } from '../aggregator/store/index.ts';
+import { backfillStatus, type BackfillStatus, type BucketReader } from '../aggregator/store/index.ts';
 import { alertCounts, lastEvaluatedMinute } from '../alerting/risk-store/index.ts';
 import { systemClock } from '../lib/clock.ts';
 
@@ -25,6 +25,8 @@ export interface PipelineStatus {
   watermark: { at: string | null; behindMs: number | null; error?: string };
   evaluator: { lastClosedMinute: string | null; behindMs: number | null; error?: string };
   alerts: { firing: number | null; pendingNotifications: number | null };
+  /** the last history backfill: `running` (no merchant is judged meanwhile) with its progress, `done`, or `none` */
+  backfill: BackfillStatus | { state: 'unknown'; error: string };
 }
 
 const msg = (e: unknown) => (e as Error)?.message ?? String(e);
@@ -77,14 +79,29 @@ export async function pipelineStatus(s: StatusSources, now = systemClock()): Pro
   const alerts = alertCounts(s.riskPg)
     .catch(() => ({ firing: null, pendingNotifications: null }));
 
+  const backfill = (s.reader.backfill ? s.reader.backfill() : Promise.resolve(null))
+    .then((r) => backfillStatus(r))
+    .catch((e) => ({ state: 'unknown' as const, error: msg(e) }));
+
   return {
     time: new Date(now).toISOString(),
     slot: await slot, consumer: await consumer, watermark: await watermark, evaluator: await evaluator, alerts: await alerts,
+    backfill: await backfill,
   };
 }
 
 const human = (ms: number | null) => ms === null ? '—' : Math.abs(ms) < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`;
 const bytes = (b: number | null) => b === null ? '—' : b < 1024 ? `${b} B` : b < 1 << 20 ? `${(b / 1024).toFixed(1)} KiB` : `${(b / (1 << 20)).toFixed(1)} MiB`;
+
+function backfillLine(b: PipelineStatus['backfill']): string {
+  if (b.state === 'none' || b.state === 'unknown') return b.state === 'none' ? 'none' : '—';
+  const range = `${b.from} → ${b.to ?? 'now'}`;
+  const rate = b.rowsPerSecond ? `, ${b.rowsPerSecond.toLocaleString('en-US')} rows/s` : '';
+  if (b.state === 'running') {
+    return `running (${b.kind}) ${range}: ${Math.round(b.progress * 100)}% (${b.chunksDone}/${b.chunks} chunks, ${b.rows.toLocaleString('en-US')} rows${rate}); no merchant is judged until it is done`;
+  }
+  return `done (${b.kind}) ${range}: ${b.rows.toLocaleString('en-US')} rows${rate}, finished ${b.finishedAt}`;
+}
 
 /** A readable table for `riskmon status`. */
 export function formatStatus(st: PipelineStatus): string {
@@ -94,6 +111,7 @@ export function formatStatus(st: PipelineStatus): string {
     ['watermark', `${st.watermark.at ?? '—'} (${human(st.watermark.behindMs)} behind now)`, st.watermark.error ?? ''],
     ['last closed minute', `${st.evaluator.lastClosedMinute ?? '—'} (${human(st.evaluator.behindMs)} behind now)`, st.evaluator.error ?? ''],
     ['alerts', `${st.alerts.firing ?? '—'} firing, ${st.alerts.pendingNotifications ?? '—'} notifications pending`, ''],
+    ['backfill', backfillLine(st.backfill), 'error' in st.backfill ? st.backfill.error : ''],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   const lines = rows.map(([k, v, e]) => `${k.padEnd(w)}  ${v}${e ? `\n${''.padEnd(w)}  ! ${e}` : ''}`);

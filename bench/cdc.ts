@@ -108,7 +108,7 @@ async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
     nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
     env: {
       ...process.env, PG_URL: url, KAFKA_BROKERS: brokers, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
-      RISKMON_SLOT: `${name}_cdc`, RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
+      RISKMON_SLOT: `${name}_cdc`, RISKMON_BACKFILL_DAYS: '0', RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
     },
   });
   let peakRss = 0;

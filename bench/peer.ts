@@ -250,6 +250,8 @@ export interface DebeziumRun {
  */
 export async function startDebezium(o: {
   url: string; slot: string; publication: string; brokers: string; prefix: string; dir: string; kafka: Kafka; partitions: number;
+  /** 'no_data' (default): stream the slot's backlog; 'initial': snapshot the tables first (bench/backfill.ts) */
+  snapshotMode?: 'no_data' | 'initial';
 }): Promise<DebeziumRun> {
   const jars = ensurePeerJars();
   const java = requireBinary('java', 'openjdk-17-jre-headless', process.env);
@@ -278,7 +280,7 @@ export async function startDebezium(o: {
     'plugin.name=pgoutput', `slot.name=${o.slot}`, `publication.name=${o.publication}`, 'publication.autocreate.mode=disabled',
     `database.hostname=${u.hostname}`, `database.port=${u.port}`, `database.user=${decodeURIComponent(u.username)}`,
     `database.password=${decodeURIComponent(u.password)}`, `database.dbname=${u.pathname.slice(1)}`,
-    `topic.prefix=${o.prefix}`, 'table.include.list=public.payments,public.payment_cancels', 'snapshot.mode=no_data',
+    `topic.prefix=${o.prefix}`, 'table.include.list=public.payments,public.payment_cancels', `snapshot.mode=${o.snapshotMode ?? 'no_data'}`,
     'max.batch.size=16384', 'max.queue.size=65536', 'poll.interval.ms=5', 'tombstones.on.delete=false',
   ].join('\n') + '\n');
   await fsp.writeFile(log4j, 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n');

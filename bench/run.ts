@@ -30,6 +30,7 @@ const PARTS: Part[] = [
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },
   { name: 'pipeline', load: async () => (await import('./pipeline.ts')).benchPipeline },
   { name: 'startup', load: async () => (await import('./startup.ts')).benchStartup },
+  { name: 'backfill', load: async () => (await import('./backfill.ts')).benchBackfill },
   // not in a plain `npm run bench` (it starts the replicated stack): `npm run bench -- --only topology`
   { name: 'topology', load: async () => (await import('./topology.ts')).benchTopology, onlyWhenAsked: true },
   // likewise (its own stacks, kills and restarts): `npm run bench -- --only faults`

@@ -1,6 +1,7 @@
 /** Options of `riskmon cdc` (docs/configuration.md). */
-import { bool, commonSpec, connections, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
+import { bool, commonSpec, connections, connectionSpec, metricsSpec, int, json, num, optStr } from '../lib/config.ts';
 import { referenceMapping, validateMapping } from '../lib/mapping.ts';
+import { aggregatorSpec, backfillSpec } from '../aggregator/index.ts';
 
 export const cdcSpec = {
   ...connections('pgUrl', 'kafkaBrokers'),
@@ -20,5 +21,14 @@ export const cdcSpec = {
   partitionCheckMs: int('RISKMON_PARTITION_CHECK_MS', 'how often new partitions of a mapped partitioned table are given REPLICA IDENTITY FULL like their parent', 10_000, 100, 3_600_000),
   retentionMs: int('RISKMON_RETENTION_MS', 'retention.ms of a topic the cdc creates (at least 8 days: replay reads it)', 8 * 86_400_000 + 3_600_000, 8 * 86_400_000, Number.MAX_SAFE_INTEGER),
   slotWarnBytes: int('RISKMON_SLOT_WARN_BYTES', 'warn when the slot keeps more WAL than this, or safe_wal_size drops below it', 1 << 30, 1 << 20, Number.MAX_SAFE_INTEGER),
+  // The history backfill of the first start (README "Onboarding"): written into the bucket store directly.
+  backfillDays: int('RISKMON_BACKFILL_DAYS', 'days of history taken in when the cdc creates its slot (its first start), consistently with the slot (0 = none)', 8, 0, 400),
+  ...backfillSpec,
+  ...connections('redisUrl'),
+  redisUrl: { ...connectionSpec.redisUrl, default: [] as string[], description: 'Redis of the buckets: where the first start\'s history backfill writes (needed while RISKMON_BACKFILL_DAYS > 0)' },
+  minuteTtlDays: aggregatorSpec.minuteTtlDays,
+  hourTtlDays: aggregatorSpec.hourTtlDays,
+  dayTtlDays: aggregatorSpec.dayTtlDays,
+  windowMinutes: aggregatorSpec.windowMinutes,
   ...metricsSpec,
 };

@@ -4,7 +4,7 @@
  * partitions' replica identity keeper.
  */
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
-import { readConfig } from '../lib/config.ts';
+import { ConfigError, readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
 import type { Service } from '../lib/service.ts';
@@ -13,6 +13,7 @@ import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
 import { checkSlotGap } from './gap.ts';
 import { setupSource, setupTopics } from './setup.ts';
+import { slotWithBackfill } from './backfill.ts';
 import { PartitionIdentityService } from './partitions.ts';
 import { SlotHealthService } from './slot-health.ts';
 
@@ -20,6 +21,9 @@ export { cdcSpec } from './config.ts';
 
 export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
   const c = readConfig(cdcSpec, env);
+  if (c.backfillDays > 0 && !c.redisUrl.length) {
+    throw new ConfigError([`REDIS_URL is required while RISKMON_BACKFILL_DAYS=${c.backfillDays}: the first start writes the history it takes in into the buckets (set REDIS_URL, or RISKMON_BACKFILL_DAYS=0 to start without history)`]);
+  }
   return Object.freeze({ ...c, hotsetTopic: c.hotsetTopic || `${c.topic}.hotset` });
 }
 
@@ -28,11 +32,13 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
   await checkSlotGap(kafka, configured, log); // before setupSource would create a new slot over the gap
-  await setupSource(configured, log);
+  // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
+  await setupSource(configured, log, { createSlot: configured.backfillDays === 0 });
   await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
   // the topic's own message limit caps the events the cdc writes (a larger one is dead-lettered)
   const cfg: CdcConfig = Object.freeze({ ...configured, ...(await setupTopics(kafka, configured, log)) });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
+  if (cfg.backfillDays > 0) await slotWithBackfill(cfg, log);
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),

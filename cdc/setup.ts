@@ -28,7 +28,8 @@ export interface SetupOptions {
 const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const qualified = (t: string) => t.split('.').map(ident).join('.');
 
-export async function setupSource(o: SetupOptions, log: Logger): Promise<void> {
+/** `createSlot: false`: a missing slot is left to the first start's backfill (backfill.ts), which creates it with its snapshot. */
+export async function setupSource(o: SetupOptions, log: Logger, opts: { createSlot?: boolean } = {}): Promise<void> {
   const c = createClient({ connectionString: o.pgUrl });
   try {
     await c.connect();
@@ -66,7 +67,7 @@ export async function setupSource(o: SetupOptions, log: Logger): Promise<void> {
     }
 
     await ensurePublication(c, o, log);
-    await ensureSlot(c, o, log);
+    await ensureSlot(c, o, log, opts.createSlot ?? true);
   } finally {
     await c.end().catch(() => {});
   }
@@ -153,7 +154,7 @@ export async function syncPartitionIdentity(c: pg.Client | pg.Pool, mapping: Map
   return done;
 }
 
-async function ensureSlot(c: pg.Client, o: SetupOptions, log: Logger): Promise<void> {
+async function ensureSlot(c: pg.Client, o: SetupOptions, log: Logger, create: boolean): Promise<void> {
   const db = (await c.query('SELECT current_database() AS d')).rows[0].d;
   const slot = (await c.query('SELECT plugin, slot_type, database, wal_status FROM pg_replication_slots WHERE slot_name = $1', [o.slot])).rows[0];
   if (slot) {
@@ -166,6 +167,7 @@ async function ensureSlot(c: pg.Client, o: SetupOptions, log: Logger): Promise<v
     if (slot.wal_status === 'lost') throw new SlotLostError(o.slot);
     return;
   }
+  if (!create) return;
   try {
     const r = await c.query(`SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [o.slot]);
     log.info({ slot: o.slot, lsn: r.rows[0].lsn }, 'replication slot created');

@@ -8,9 +8,13 @@ export function kafkaOf(brokers: string): Kafka {
   return createKafka(kafkaConfigOf(brokers), { clientId: 'riskmon-cdc-test' });
 }
 
-/** Starts `riskmon cdc` as a child process; its log goes to `logs` (kept for failure messages). */
+/**
+ * Starts `riskmon cdc` as a child process; its log goes to `logs` (kept for failure messages). Without a history
+ * backfill unless `env` asks for one: these tests read the topic, and a backfill would write the buckets of the
+ * Redis prefix in the environment.
+ */
 export function spawnCdc(env: Record<string, string>, logs: string[] = []): ChildProcess {
-  return spawnRiskmon(['cdc'], { env: { ...process.env, RISKMON_LOG_LEVEL: 'info', ...env }, logs });
+  return spawnRiskmon(['cdc'], { env: { ...process.env, RISKMON_LOG_LEVEL: 'info', RISKMON_BACKFILL_DAYS: '0', ...env }, logs });
 }
 
 export interface Read { partition: number; offset: bigint; key: string | null; event: ChangeEvent }

@@ -47,6 +47,11 @@ const commands: Record<string, Command> = {
     usage: 'riskmon replay --from-lsn <LSN>',
     run: async (args) => (await import('../aggregator/index.ts')).replayCommand(args),
   },
+  backfill: {
+    summary: 'rebuild the buckets of a range from the source tables, exactly, while the system runs',
+    usage: 'riskmon backfill --days N | --from ISO [--to ISO] [--force]',
+    run: async (args) => (await import('../aggregator/index.ts')).backfillCommand(args),
+  },
   generate: {
     summary: 'write the reference workload into the source database',
     usage: 'riskmon generate backfill --days N | live --tps N --duration S  (see riskmon generate --help)',

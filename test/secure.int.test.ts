@@ -168,7 +168,7 @@ describe('Kafka over SASL_SSL', () => {
     const env: NodeJS.ProcessEnv = {
       ...process.env, PG_URL: url, KAFKA_BROKERS: kafka.brokers, KAFKA_SSL: 'true', KAFKA_SSL_CA_FILE: pki.caFile,
       KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'riskmon', KAFKA_SASL_PASSWORD_FILE: pwFile,
-      RISKMON_TOPIC: topic, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_SLOT: uniqueName('slot'), RISKMON_PARTITIONS: '2', RISKMON_LOG_LEVEL: 'info',
+      RISKMON_TOPIC: topic, RISKMON_DLQ_TOPIC: `${topic}_dlq`, RISKMON_SLOT: uniqueName('slot'), RISKMON_PARTITIONS: '2', RISKMON_LOG_LEVEL: 'info', RISKMON_BACKFILL_DAYS: '0',
     };
     try {
       for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {

@@ -24,3 +24,9 @@ export { addFacts, candidateCache, emptyPlan, type Plan } from './plan.ts';
 
 // Replay: resetting a range and rebuilding it with final values (aggregator/replay.ts drives it).
 export { PartitionRebuild, ReplayLostLockError, resetFrom, type RebuildOptions } from './rebuild.ts';
+
+// History backfill: its record (state, range, progress), its range arithmetic, and resetting a bounded range.
+export {
+  backfillStatus, chunksOf, rangeOf, readBackfill, writeBackfill, type BackfillRecord, type BackfillStatus, type TierRange,
+} from './backfill.ts';
+export { resetRange } from './rebuild.ts';

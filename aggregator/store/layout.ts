@@ -12,6 +12,7 @@
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
+ *   <P>:backfill  the last history backfill's state (JSON): running or done, its range and progress
  *
  * kind: the four counters of counters.ts (fields of a counter never written are absent).
  * Most hashes stay small enough for Redis's compact listpack encoding; see aggregator/README.md "Redis layout".
@@ -52,6 +53,8 @@ export const keys = {
   minute: (prefix: string, p: number, merchant: string, localDay: number, q: number) => `${partitionTag(prefix, p)}:m:${merchant}:${localDay}:${q}`,
   hour: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:h:${merchant}:${block}`,
   day: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:d:${merchant}:${block}`,
+  /** the state of the last history backfill (JSON, store/backfill.ts); one per prefix, not per partition */
+  backfill: (prefix: string) => `${prefix}:backfill`,
 };
 
 /**

@@ -1,4 +1,5 @@
 /** What the bucket store's reads return, and the interface the rules, the API and the tools read through. */
+import type { BackfillRecord } from './backfill.ts';
 import type { Totals } from './counters.ts';
 
 export type Step = '1m' | '1h' | '1d';
@@ -24,6 +25,11 @@ export interface BucketReader {
    * stays the same otherwise. Readers whose state cannot roll back leave it out.
    */
   stateEpoch?(): Promise<string>;
+  /**
+   * The last history backfill's record (store/backfill.ts), null when none ran: while one is `running`, buckets of
+   * its range are incomplete and nobody is judged on them. Readers without backfills leave it out.
+   */
+  backfill?(): Promise<BackfillRecord | null>;
 }
 
 /** One (minute, partition) of the all-merchants minute index. */

@@ -34,10 +34,15 @@ export class ReplayLostLockError extends Error {
 
 export interface RebuildOptions {
   /** the planner's context for this partition; `watermark` and `lastPosition` are the partition's stored ones */
-  ctx: PlanContext & { from: { minute: number; hour: number; day: number } };
+  ctx: PlanContext & { from: { minute: number; hour: number; day: number }; to?: { minute: number; hour: number; day: number } };
   lockToken: string;
   /** facts summed in memory before they are written (bounds memory: ~60 bytes per distinct merchant and minute) */
   maxFacts?: number;
+  /**
+   * The window index is written for minutes from this instant on (a backfill: the index's span behind now), on top
+   * of its span behind the partition's watermark; default: the watermark's span only (none: every minute).
+   */
+  windowFrom?: number;
 }
 
 /** One partition's rebuild: `add` every chunk of the range in order, then `finish`. */
@@ -47,6 +52,7 @@ export class PartitionRebuild {
   readonly #ctx: RebuildOptions['ctx'];
   readonly #token: string;
   readonly #maxFacts: number;
+  readonly #windowFrom: number;
   readonly #sums: RangeSums;
   /** whether sums were written already: later ones are added to them (HINCRBY), not set */
   #written = false;
@@ -59,6 +65,7 @@ export class PartitionRebuild {
     this.#ctx = o.ctx;
     this.#token = o.lockToken;
     this.#maxFacts = Math.min(o.maxFacts ?? 300_000, MAX_FACTS);
+    this.#windowFrom = o.windowFrom ?? -Infinity;
     const c = o.ctx;
     this.#sums = new RangeSums({ ...c, candidates: c.candidates ?? candidateCache(c.partitions, c.hotShards) }, c.watermark, c.lastPosition ?? null);
   }
@@ -77,6 +84,28 @@ export class PartitionRebuild {
     }
   }
 
+  /**
+   * Adds one merchant's totals of one minute, already summed (a history backfill's GROUP BY); amounts are exact
+   * integers. Writes the sums once `maxFacts` cells are pending.
+   */
+  async addTotals(merchant: string, minuteMs: number, approvals: number, approvedAmount: bigint, cancels: number, canceledAmount: bigint): Promise<void> {
+    if (this.addTotalsSync(merchant, minuteMs, approvals, approvedAmount, cancels, canceledAmount)) await this.#flush();
+  }
+
+  /** As addTotals without writing: true when `maxFacts` cells are pending and `flush` is due. */
+  addTotalsSync(merchant: string, minuteMs: number, approvals: number, approvedAmount: bigint, cancels: number, canceledAmount: bigint): boolean {
+    this.#sums.addTotals(merchant, minuteMs, approvals, approvedAmount, cancels, canceledAmount, this.#windowFrom);
+    return this.#sums.pending >= this.#maxFacts;
+  }
+
+  /** Writes the sums so far (later ones are added to them). */
+  async flush(): Promise<void> {
+    await this.#flush();
+  }
+
+  /** Cells summed and not yet written. */
+  get pending(): number { return this.#sums.pending; }
+
   /** Writes what is left; the merchant sets, watermark and window-index GC included. */
   async finish(): Promise<void> {
     await this.#flush();
@@ -88,7 +117,7 @@ export class PartitionRebuild {
     const wm = sums.watermark;
     // The window index keeps `windowKeepMinutes` behind the watermark: minutes the range's end has left behind
     // are not written (the live path writes them and its GC deletes them at the next apply).
-    const horizon = wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes;
+    const horizon = Math.max(wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes, Math.floor(this.#windowFrom / MINUTE));
     const mode = this.#written ? 'i' : 's';
     const windowMode = mode.toUpperCase(); // a window-index hash also gets the call's version
     const windowPrefix = keys.windowPrefix(prefix, p);
@@ -146,8 +175,27 @@ export class PartitionRebuild {
  * not per partition); the deletes go in one pipeline per partition (a cluster pipeline stays on one slot).
  */
 export async function resetFrom(redis: RedisClient, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }): Promise<void> {
+  await resetRange(redis, prefix, parts, clock, from, null);
+}
+
+/**
+ * Deletes every bucket in [from, to) of every tier and the window index (to = null: no end). `from.day` and
+ * `to.day` are local midnights, `from.hour` and `to.hour` whole UTC hours, as a backfill's range
+ * (store/backfill.ts `rangeOf`).
+ */
+export async function resetRange(redis: RedisClient, prefix: string, parts: number[], clock: DayClock, from: { minute: number; hour: number; day: number }, to: { minute: number; hour: number; day: number } | null): Promise<void> {
   const fromDay = clock.localDay(from.day);
   const fromHour = from.hour / HOUR;
+  const toDay = to ? clock.localDay(to.day) : Infinity;
+  const toHour = to ? to.hour / HOUR : Infinity;
+  const toMinute = to ? to.minute : Infinity;
+  // fields [a, b) of a block of `size` periods starting at period `start`, clipped to the range
+  const clip = (key: string, tx: ReturnType<RedisClient['pipeline']>, start: number, size: number, a: number, b: number) => {
+    const lo = Math.max(a, start), hi = Math.min(b, start + size);
+    if (lo >= hi) return;
+    if (lo === start && hi === start + size) tx.del(key);
+    else tx.hdel(key, ...range((lo - start) * 4, (hi - start) * 4));
+  };
   const wanted = new Set(parts);
   const head = `${prefix}:{p`;
   await scanKeys(redis, `${head}*}:*`, async (found) => {
@@ -166,17 +214,16 @@ export async function resetFrom(redis: RedisClient, prefix: string, parts: numbe
       const parts_ = rest.split(':');
       if (kind === 'm') {
         const day = Number(parts_[parts_.length - 2]);
-        if (day >= fromDay) tx.del(key);
+        if (day >= fromDay && day < toDay) tx.del(key);
       } else if (kind === 'xm') {
-        if (Number(parts_[1]) * MINUTE >= from.minute) tx.del(key);
+        const m = Number(parts_[1]) * MINUTE;
+        if (m >= from.minute && m < toMinute) tx.del(key);
       } else if (kind === 'h') {
         const block = Number(parts_[parts_.length - 1]);
-        if (block * HOUR_BLOCK >= fromHour) tx.del(key);
-        else if ((block + 1) * HOUR_BLOCK > fromHour) tx.hdel(key, ...range((fromHour - block * HOUR_BLOCK) * 4, HOUR_BLOCK * 4));
+        clip(key, tx, block * HOUR_BLOCK, HOUR_BLOCK, fromHour, toHour);
       } else if (kind === 'd') {
         const block = Number(parts_[parts_.length - 1]);
-        if (block * DAY_BLOCK >= fromDay) tx.del(key);
-        else if ((block + 1) * DAY_BLOCK > fromDay) tx.hdel(key, ...range((fromDay - block * DAY_BLOCK) * 4, DAY_BLOCK * 4));
+        clip(key, tx, block * DAY_BLOCK, DAY_BLOCK, fromDay, toDay);
       }
     }
     await Promise.all([...byPartition.values()].filter((tx) => tx.length).map((tx) => tx.exec()));

@@ -26,6 +26,7 @@ import type { Position } from './plan.ts';
 /** Most facts summed between two writes: keeps every double sum exact (see above). */
 export const MAX_FACTS = 1 << 21;
 const SMALL = 2 ** 31;
+const SMALL_BIG = BigInt(SMALL);
 
 export interface SumsContext {
   prefix: string;
@@ -38,6 +39,8 @@ export interface SumsContext {
   now: number;
   /** the reset range: only facts in buckets at or after these instants count */
   from: { minute: number; hour: number; day: number };
+  /** and before these (a backfill of a bounded range); unset: no end */
+  to?: { minute: number; hour: number; day: number };
   candidates: (merchant: string) => number[];
 }
 
@@ -119,6 +122,33 @@ export class RangeSums {
     this.#sumChunk();
   }
 
+  /**
+   * Adds a merchant's already summed totals of one minute (a history backfill's `GROUP BY merchant, minute`):
+   * the same cell as facts of that minute would make. `windowFrom`: minutes from it on touch the window index.
+   */
+  addTotals(merchant: string, minuteMs: number, approvals: number, approvedAmount: bigint, cancels: number, canceledAmount: bigint, windowFrom: number): void {
+    const from = this.#c.from;
+    if (minuteMs < from.hour || minuteMs >= (this.#c.to?.hour ?? Infinity)) return;
+    const mi = this.#merchant(merchant);
+    if (minuteMs >= windowFrom && minuteMs >= from.minute) this.#windowTouched[mi] = 1;
+    const cell = this.#cell(mi, minuteMs / MINUTE);
+    const add = (k: number, n: number, amount: bigint) => {
+      if (!n && !amount) return;
+      this.facts += Math.abs(n);
+      this.pending++;
+      this.#val[4 * cell + 2 * k] += n;
+      if (amount <= SMALL_BIG && amount >= -SMALL_BIG && Math.abs(this.#val[4 * cell + 2 * k + 1]) < SMALL * 1024) {
+        this.#val[4 * cell + 2 * k + 1] += Number(amount);
+      } else {
+        let big = this.#big.get(cell);
+        if (!big) this.#big.set(cell, (big = [0n, 0n]));
+        big[k] += amount;
+      }
+    };
+    add(0, approvals, approvedAmount);
+    add(1, cancels, canceledAmount);
+  }
+
   #commit(ts: number): void {
     if (this.watermark === null || ts > this.watermark) this.watermark = ts;
   }
@@ -165,12 +195,13 @@ export class RangeSums {
     const wm = this.watermark;
     const windowFrom = wm === null ? -Infinity : (Math.floor(wm / MINUTE) - this.#c.windowKeepMinutes) * MINUTE;
     const from = this.#c.from;
+    const toHour = this.#c.to?.hour ?? Infinity;
     for (let j = 0; j < this.#fn; j++) {
       this.facts++;
       this.pending++;
       const minuteMs = this.#fmin[j];
-      // before from.hour no tier of the range is touched (from.hour ≤ from.minute = from.day)
-      if (minuteMs < from.hour) continue;
+      // before from.hour no tier of the range is touched (from.hour ≤ from.minute = from.day); nor from to.hour on
+      if (minuteMs < from.hour || minuteMs >= toHour) continue;
       const mi = this.#fm[j];
       if (minuteMs >= windowFrom && minuteMs >= from.minute) this.#windowTouched[mi] = 1;
       const cell = this.#cell(mi, minuteMs / MINUTE);
@@ -230,6 +261,7 @@ export class RangeSums {
    */
   *entries(horizon: number, touched: (merchant: string) => void): Generator<SumsEntry> {
     const { prefix, partition: p, clock, retention: r, now, from } = this.#c;
+    const to = this.#c.to ?? { minute: Infinity, hour: Infinity, day: Infinity };
     const out: SumsEntry = { key: '', expiry: 0, fields: new RespWriter() };
     const pairs = new RespWriter();
     const v = this.#val;
@@ -252,21 +284,21 @@ export class RangeSums {
         const s = slotsOf(minuteMs, clock);
         const big = this.#big.get(c) ?? null;
         const mExp = minuteKeyExpiry(s, r);
-        if (mExp > now && minuteMs >= from.minute) {
+        if (mExp > now && minuteMs >= from.minute && minuteMs < to.minute) {
           hit = true;
           const block = s.localDay * 4 + s.quarter;
           if (minute.ends(this.#min[c], block)) yield emit(minute.key, minute.expiry, minute.fields);
           minute.add(m, this.#min[c], s.minuteOfDay, block, mExp, v, 4 * c, big);
         }
         const hExp = hourKeyExpiry(s, r);
-        if (hExp > now && s.hourNo * HOUR >= from.hour) {
+        if (hExp > now && s.hourNo * HOUR >= from.hour && s.hourNo * HOUR < to.hour) {
           hit = true;
           const block = Math.floor(s.hourNo / HOUR_BLOCK);
           if (hour.ends(s.hourNo, block)) yield emit(hour.key, hour.expiry, hour.fields);
           hour.add(m, s.hourNo, s.hourNo % HOUR_BLOCK, block, hExp, v, 4 * c, big);
         }
         const dExp = dayKeyExpiry(s, r);
-        if (dExp > now && s.dayStartMs >= from.day) {
+        if (dExp > now && s.dayStartMs >= from.day && s.dayStartMs < to.day) {
           hit = true;
           const block = Math.floor(s.localDay / DAY_BLOCK);
           if (day.ends(s.localDay, block)) yield emit(day.key, day.expiry, day.fields);
@@ -285,7 +317,7 @@ export class RangeSums {
       const minute = this.#min[byMinute[x]];
       let y = x;
       while (y < byMinute.length && this.#min[byMinute[y]] === minute) y++;
-      if (minute * MINUTE >= from.minute && minute >= horizon) {
+      if (minute * MINUTE >= from.minute && minute * MINUTE < to.minute && minute >= horizon) {
         pairs.reset();
         for (let z = x; z < y; z++) {
           const c = byMinute[z];

@@ -87,7 +87,7 @@ export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; eval
 export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const { rules, from, to, tz, reader } = i;
   const chunk = i.chunkMinutes ?? 60;
-  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, log: i.log, now: () => 0, directory: i.directory });
+  const inputs = new DayInputs(reader, rules, { tz, baselineRefreshMs: Infinity, todayRefreshMs: Infinity, log: i.log, now: () => 0, directory: i.directory });
   const mem = emptyMemory(i.initial);
   const alerts = new Map<string, BacktestAlert>();
   for (const a of i.initial) {

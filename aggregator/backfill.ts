@@ -1,0 +1,328 @@
+/**
+ * History backfill: the buckets of a time range rebuilt from the source tables themselves, in bulk — the source
+ * sums each chunk of time per (merchant, minute) (`GROUP BY`, or per hour where the minute tier no longer keeps the
+ * minutes), and the sums are written as final values through the store's rebuild (store/rebuild.ts), never row by
+ * row. The history is read in a transaction on a snapshot that equals a replication slot's start (lib/snapshot.ts),
+ * so every row is counted once: by this read as it stood at the slot's consistent point C, or by the changes
+ * committed after C (inserts, an UPDATE's −old +new, a DELETE's −old), which land on the backfilled values.
+ *
+ * Two uses:
+ *  - `initial`: the cdc's first start. The cdc creates its slot with the snapshot and streams only after this
+ *    returns, so no change after C is in the topic yet and the aggregators have nothing to apply before the
+ *    backfilled values are written.
+ *  - `range` (`riskmon backfill`): a running system. A temporary slot gives the snapshot and C. The changes after C
+ *    are (partly) in the topic and applied already: the caller waits until the aggregators have applied every change
+ *    before C; the partitions are then locked (apply.lua refuses to apply, the aggregators pause), and the range
+ *    becomes: snapshot + the changes after C the aggregators had applied (re-read from the topic, [first offset with
+ *    lsn ≥ C, stored offset)). The aggregators then continue from their stored offsets, unchanged.
+ *
+ * Steps: lock every partition → record `running` (store/backfill.ts) → delete the range → read the source chunk by
+ * chunk (newest first, paced by `maxRowsPerSecond`), summing into one rebuild per partition (a merchant's sums go to
+ * its first candidate partition; readers merge every candidate) → (range) add the topic's changes → write → bump
+ * the generations (readers drop cached slices), unlock, record `done`. Killed anywhere: the record stays `running`
+ * (the evaluator judges nobody meanwhile) and the partitions locked; the next run deletes the range again and
+ * rebuilds it whole, so it ends exact (the cdc does this by itself for an interrupted first start).
+ */
+import crypto from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type pg from 'pg';
+import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
+import type { Logger } from '../lib/logger.ts';
+import { formatLsn } from '../lib/lsn.ts';
+import { isMerchantId, type FactTable, type Mapping } from '../lib/mapping.ts';
+import { candidatePartitions } from '../lib/partition.ts';
+import type { RedisClient } from '../lib/redis.ts';
+import { HOUR, iso, MINUTE } from '../lib/time.ts';
+import { metrics as M } from './metrics.ts';
+import { forEachPartition, scan } from './replay.ts';
+import {
+  chunksOf, DayClock, keys, PartitionRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
+} from './store/index.ts';
+import { candidateCache } from './store/plan.ts';
+
+export interface BackfillConfig {
+  redisPrefix: string;
+  partitions: number;
+  hotShards: number;
+  mapping: Mapping;
+  tz: string;
+  topic: string;
+  minuteTtlDays: number;
+  hourTtlDays: number;
+  dayTtlDays: number;
+  windowMinutes: number;
+  allowedLatenessMs: number;
+}
+
+export interface BackfillOptions {
+  redis: RedisClient;
+  cfg: BackfillConfig;
+  log: Logger;
+  /** a connection inside a transaction on the slot's snapshot, and the slot's consistent point */
+  source: { client: pg.Client; consistentPoint: bigint };
+  kind: 'initial' | 'range';
+  slot: string | null;
+  fromMs: number;
+  /** null: no end (the initial backfill) */
+  toMs: number | null;
+  /** range backfills: the topic, to re-read the changes after the consistent point the aggregators applied */
+  kafka: Kafka | null;
+  /** source rows per second at most (0: no limit) */
+  maxRowsPerSecond: number;
+  /** hours of transaction time per source query */
+  chunkHours: number;
+  /** take over partition locks another backfill or replay left */
+  force?: boolean;
+  /** cells summed per partition before they are written (tests set it low) */
+  maxFacts?: number;
+  now?: () => number;
+}
+
+export interface BackfillReport {
+  rows: number;
+  /** source groups not taken in (a merchant or amount the stream would dead-letter too) */
+  skipped: number;
+  topicChanges: number;
+  seconds: number;
+  rowsPerSecond: number;
+  from: string;
+  to: string | null;
+}
+
+export class BackfillLockedError extends Error {
+  constructor(readonly partition: number, readonly owner: string) {
+    super(`partition ${partition} is locked by "${owner}": a replay or another backfill is running, or one was interrupted — rerun with --force to take over`);
+    this.name = 'BackfillLockedError';
+  }
+}
+
+const FETCH_ROWS = 20_000;
+const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
+const qualified = (t: string) => t.split('.').map(ident).join('.');
+/** Every value as the server's text (no Date or number parsing per row). */
+const TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
+
+/** The source query of one chunk and side: per merchant and minute (or hour), the count and the amount. */
+export function chunkQuery(t: FactTable, a: number, b: number, grain: 'minute' | 'hour'): string {
+  const m = ident(t.merchant), time = ident(t.time), amount = ident(t.amount);
+  const upTo = Number.isFinite(b) ? ` AND ${time} < '${iso(b)}'::timestamptz` : '';
+  return `SELECT m::text, extract(epoch FROM g)::bigint, n, s::text FROM (
+    SELECT ${m} AS m, date_trunc('${grain}', ${time}) AS g, count(*)::int AS n, sum(${amount}) AS s
+      FROM ${qualified(t.table)}
+     WHERE ${time} >= '${iso(a)}'::timestamptz${upTo} AND ${m} IS NOT NULL AND ${amount} IS NOT NULL
+     GROUP BY 1, 2) x`;
+}
+
+/** An integer amount from a sum's text ("123", "123.000"); null when it is not an integer (the stream dead-letters such rows). */
+function integerAmount(s: string): bigint | null {
+  const i = s.indexOf('.');
+  if (i >= 0) {
+    if (!/^0*$/.test(s.slice(i + 1))) return null;
+    s = s.slice(0, i);
+  }
+  try { return BigInt(s); } catch { return null; }
+}
+
+export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
+  const { redis, cfg, log } = o;
+  const now = o.now ?? Date.now;
+  const prefix = cfg.redisPrefix;
+  const clock = new DayClock(cfg.tz);
+  const parts = Array.from({ length: cfg.partitions }, (_, p) => p);
+  const { from, to } = rangeOf(o.fromMs, o.toMs, clock);
+  const t0 = now();
+  const id = `backfill:${o.kind}:${o.slot ?? ''}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
+  const chunks = chunksOf(from, to, t0, Math.max(1, o.chunkHours) * HOUR);
+  const record: BackfillRecord = {
+    state: 'running', kind: o.kind, id, slot: o.slot, from: iso(from.day), to: to ? iso(to.day) : null,
+    consistentPoint: formatLsn(o.source.consistentPoint), startedAt: iso(t0), finishedAt: null,
+    rows: 0, chunksDone: 0, chunks: chunks.length, topicChanges: 0, rowsPerSecond: null,
+  };
+  // Taking over: the interrupted initial backfill of the same slot (this one redoes it), or anything with --force.
+  const takeOver = (owner: string) => o.force === true || (o.kind === 'initial' && owner.startsWith(`backfill:initial:${o.slot ?? ''}:`));
+  const locked: number[] = [];
+  const takenOver = new Map<string, number[]>();
+  try {
+    for (const p of parts) {
+      if ((await redis.set(keys.lock(prefix, p), id, 'NX')) === null) {
+        const owner = (await redis.get(keys.lock(prefix, p))) ?? '';
+        if (!takeOver(owner)) throw new BackfillLockedError(p, owner);
+        takenOver.set(owner, [...(takenOver.get(owner) ?? []), p]);
+        await redis.set(keys.lock(prefix, p), id);
+      }
+      locked.push(p);
+    }
+    for (const [owner, ps] of takenOver) log.warn({ owner, partitions: ps }, 'taking over the partition locks of an interrupted run');
+  } catch (err) {
+    await unlock(redis, prefix, locked, id);
+    throw err;
+  }
+  M.backfillRunning.set(1);
+  M.backfillProgress.set(0);
+  try {
+    await writeBackfill(redis, prefix, record);
+    log.info({ from: record.from, to: record.to ?? 'now', chunks: chunks.length, consistentPoint: record.consistentPoint, kind: o.kind },
+      'backfill: rebuilding the range from the source');
+    await resetRange(redis, prefix, parts, clock, from, to);
+
+    const stored = await redis.mget(...parts.map((p) => keys.watermark(prefix, p)));
+    const candidates = candidateCache(cfg.partitions, cfg.hotShards);
+    const retention = retentionOf(cfg);
+    const windowFrom = t0 - cfg.windowMinutes * MINUTE;
+    const rebuilds = parts.map((p) => new PartitionRebuild(redis, {
+      lockToken: id, maxFacts: o.maxFacts, windowFrom,
+      ctx: {
+        prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
+        windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
+        watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
+        // only changes at or after the consistent point are added from the topic: the snapshot holds the others
+        lastPosition: { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER },
+      },
+    }));
+    const home = new Map<string, number>();
+    const homeOf = (m: string) => {
+      let p = home.get(m);
+      if (p === undefined) {
+        p = candidatePartitions(m, cfg.partitions, cfg.hotShards)[0];
+        if (home.size > 1_000_000) home.clear();
+        home.set(m, p);
+      }
+      return p;
+    };
+
+    // the source, chunk by chunk
+    const minuteKeptFrom = t0 - retention.minuteTtlMs - 6 * HOUR - HOUR;
+    let rows = 0, skipped = 0;
+    const tRead = now();
+    // where the time goes (the progress log): waiting for the source, summing, writing to Redis
+    const ms = { source: 0, sum: 0, write: 0 };
+    for (const [a, b] of chunks) {
+      // the minute tier keeps nothing of a chunk ending before its TTL: the source sums per hour there
+      const grain = b <= minuteKeptFrom ? 'hour' : 'minute';
+      for (const [side, t] of [[0, cfg.mapping.approvals], [1, cfg.mapping.cancels]] as const) {
+        const c = o.source.client;
+        await c.query(`DECLARE riskmon_backfill NO SCROLL CURSOR FOR ${chunkQuery(t, a, b, grain)}`);
+        for (;;) {
+          let t = performance.now();
+          const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM riskmon_backfill`, rowMode: 'array', types: TEXT });
+          const t1 = performance.now();
+          ms.source += t1 - t;
+          t = t1;
+          let fetched = 0;
+          for (const [m, epoch, n, s] of r.rows as [string, string, string, string][]) {
+            const amount = integerAmount(s);
+            if (amount === null || !isMerchantId(m)) { skipped++; continue; } // the stream dead-letters such rows
+            const count = Number(n);
+            const rb = rebuilds[homeOf(m)];
+            const full = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
+            fetched += count;
+            if (full) {
+              const tw = performance.now();
+              ms.sum += tw - t;
+              await rb.flush();
+              t = performance.now();
+              ms.write += t - tw;
+            }
+          }
+          ms.sum += performance.now() - t;
+          rows += fetched;
+          M.backfillRows.inc(fetched);
+          if (o.maxRowsPerSecond > 0) {
+            const ahead = (rows / o.maxRowsPerSecond) * 1000 - (now() - tRead);
+            if (ahead > 0) await new Promise((res) => setTimeout(res, Math.min(ahead, 10_000)));
+          }
+          if (r.rows.length < FETCH_ROWS) break;
+        }
+        await c.query('CLOSE riskmon_backfill');
+      }
+      record.chunksDone++;
+      record.rows = rows;
+      const secs = (now() - tRead) / 1000;
+      record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
+      await writeBackfill(redis, prefix, record);
+      M.backfillProgress.set(record.chunksDone / record.chunks);
+      log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond,
+        ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill progress');
+    }
+
+    // range backfills: the changes after the consistent point the aggregators had applied when the lock was taken
+    let topicChanges = 0;
+    if (o.kafka) {
+      const reader = await TopicReader.open(o.kafka, cfg.topic);
+      try {
+        const marks = await reader.watermarks();
+        const starts = await firstOffsetsAtOrAfter(o.kafka, cfg.topic, o.source.consistentPoint, marks);
+        const offs = await redis.mget(...parts.map((p) => keys.offset(prefix, p)));
+        await forEachPartition(parts, 2, async (p) => {
+          const start = starts.get(p) ?? marks.get(p)!.high;
+          const end = offs[p] === null ? marks.get(p)!.low : BigInt(offs[p]!);
+          if (end > start) await scan(reader, p, start, end, (r) => rebuilds[p].add(r));
+        });
+      } finally {
+        await reader.close();
+      }
+    }
+    const tw = performance.now();
+    await forEachPartition(parts, 2, async (p) => {
+      const rb = rebuilds[p];
+      await rb.finish();
+      topicChanges += rb.changes;
+    });
+    ms.write += performance.now() - tw;
+    // readers (the evaluator's window) drop what they cached of these partitions
+    const tx = redis.multi();
+    for (const p of parts) tx.incr(keys.generation(prefix, p));
+    await tx.exec();
+    const seconds = (now() - t0) / 1000;
+    Object.assign(record, { state: 'done', finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
+    await writeBackfill(redis, prefix, record);
+    M.backfillProgress.set(1);
+    log.info({ rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond, from: record.from, to: record.to ?? 'now',
+      ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill done');
+    return { rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond ?? 0, from: record.from, to: record.to };
+  } finally {
+    M.backfillRunning.set(0);
+    await unlock(redis, prefix, parts, id);
+  }
+}
+
+/** Per partition, the first offset whose change has lsn ≥ `lsn` (the partition's end when none has yet). */
+async function firstOffsetsAtOrAfter(kafka: Kafka, topic: string, lsn: bigint, marks: Map<number, { low: bigint; high: bigint }>): Promise<Map<number, bigint>> {
+  try {
+    const loc = await locateLsn(kafka, topic, formatLsn(lsn));
+    return new Map([...loc.offsets].map(([p, off]) => [p, BigInt(off)]));
+  } catch (err) {
+    if (err instanceof LsnInFutureError || (err instanceof LsnTooOldError && err.oldestLsn === null)) {
+      return new Map([...marks].map(([p, m]) => [p, m.high]));
+    }
+    throw err;
+  }
+}
+
+async function unlock(redis: RedisClient, prefix: string, parts: number[], token: string): Promise<void> {
+  for (const p of parts) {
+    await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, keys.lock(prefix, p), token);
+  }
+}
+
+/**
+ * Range backfills: waits until the aggregators have applied every change before `lsn` (each partition's stored
+ * offset at or past the first change at or after it), so that the snapshot and the applied changes meet exactly.
+ */
+export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: BackfillConfig, lsn: bigint, o: { timeoutMs: number; now?: () => number }): Promise<void> {
+  const now = o.now ?? Date.now;
+  const reader = await TopicReader.open(kafka, cfg.topic);
+  let marks: Map<number, { low: bigint; high: bigint }>;
+  try { marks = await reader.watermarks(); } finally { await reader.close(); }
+  const starts = await firstOffsetsAtOrAfter(kafka, cfg.topic, lsn, marks);
+  const deadline = now() + o.timeoutMs;
+  for (;;) {
+    const offs = await redis.mget(...[...starts.keys()].map((p) => keys.offset(cfg.redisPrefix, p)));
+    const behind = [...starts].filter(([p, s], i) => s > (offs[i] === null ? marks.get(p)!.low : BigInt(offs[i]!)));
+    if (!behind.length) return;
+    if (now() > deadline) {
+      throw new Error(`the aggregators have not applied the changes before ${formatLsn(lsn)} within ${o.timeoutMs / 1000} s (partitions ${behind.map(([p]) => p).join(', ')} behind): start riskmon aggregate (or wait for it to catch up), then rerun`);
+    }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
