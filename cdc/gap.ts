@@ -7,7 +7,7 @@
  */
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '../lib/logger.ts';
-import { createClient } from '../lib/pg.ts';
+import { connectSource } from './setup.ts';
 import { SetupError } from './errors.ts';
 
 /** A slot gone while its topic holds changes: how many the topic holds. */
@@ -24,8 +24,7 @@ export class SlotGoneError extends SetupError {
 
 /** Null when the slot exists or nothing was ever published; the gap otherwise. */
 export async function findSlotGap(kafka: Kafka, o: { pgUrl: string; slot: string; topic: string }): Promise<SlotGap | null> {
-  const c = createClient({ connectionString: o.pgUrl });
-  await c.connect();
+  const c = await connectSource(o.pgUrl);
   try {
     if ((await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [o.slot])).rowCount) return null;
   } finally {

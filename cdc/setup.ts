@@ -28,14 +28,21 @@ export interface SetupOptions {
 const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const qualified = (t: string) => t.split('.').map(ident).join('.');
 
-/** `createSlot: false`: a missing slot is left to the first start's backfill (backfill.ts), which creates it with its snapshot. */
-export async function setupSource(o: SetupOptions, log: Logger, opts: { createSlot?: boolean } = {}): Promise<void> {
-  const c = createClient({ connectionString: o.pgUrl });
+/** A client of the source, connected; a refused connection or an untrusted certificate is a SetupError naming PG_URL. */
+export async function connectSource(pgUrl: string): Promise<ReturnType<typeof createClient>> {
+  const c = createClient({ connectionString: pgUrl });
   try {
     await c.connect();
   } catch (err) {
-    throw new SetupError(`cannot connect to the source PostgreSQL (PG_URL): ${(err as Error).message}`, 'check PG_URL (host, port, user, database) and that the server runs', { cause: err });
+    await c.end().catch(() => {});
+    throw new SetupError(`cannot connect to the source PostgreSQL (PG_URL): ${(err as Error).message}`, 'check PG_URL (host, port, user, database), that the server runs, and for TLS its CA (sslrootcert)', { cause: err });
   }
+  return c;
+}
+
+/** `createSlot: false`: a missing slot is left to the first start's backfill (backfill.ts), which creates it with its snapshot. */
+export async function setupSource(o: SetupOptions, log: Logger, opts: { createSlot?: boolean } = {}): Promise<void> {
+  const c = await connectSource(o.pgUrl);
   try {
     const walLevel = (await c.query('SHOW wal_level')).rows[0].wal_level;
     if (walLevel !== 'logical') {
