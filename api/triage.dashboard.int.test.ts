@@ -159,6 +159,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the analyst desk in a browser', () => {
     await page.goto(`${base}/#/merchants/9001`);
     await page.waitForSelector(`#m-alerts tr[data-alert="${alertId}"] .badge.disp-false_positive`);
     expect(await page.innerText('#m-alerts')).toContain('confirmed');
+    await page.waitForFunction(() => (document.querySelector('#m-name')?.textContent ?? '') !== ''); // the name arrives by its own request
     expect(await page.textContent('#m-name')).toBe(HOSTILE_NAME);
 
     expect(await page.evaluate(() => (window as unknown as { __pwned?: string }).__pwned)).toBeUndefined();
