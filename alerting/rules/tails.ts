@@ -33,8 +33,16 @@ export function binomialTail(k: number, n: number, p: number): number {
   const lp = Math.log(p);
   const lq = Math.log1p(-p);
   const term = (i: number) => Math.exp(lnC - lnGamma(i + 1) - lnGamma(n - i + 1) + i * lp + (n - i) * lq);
-  if (k <= n * p) {
-    // At or below the mean the tail is large: 1 − P(X < k), summed downward from k − 1.
+  return upperTail(term, k, k <= n * p, n);
+}
+
+/**
+ * P(X ≥ k) from the probability mass `term(i)`: at or below the mean the tail is large, so 1 − P(X < k) summed
+ * downward from k − 1; above it, the tail itself summed upward from k to `last`. Either sum stops once a term no
+ * longer moves it (the terms fall off geometrically away from the mode).
+ */
+function upperTail(term: (i: number) => number, k: number, atOrBelowMean: boolean, last: number): number {
+  if (atOrBelowMean) {
     let below = 0;
     for (let i = k - 1; i >= 0; i--) {
       const t = term(i);
@@ -44,7 +52,7 @@ export function binomialTail(k: number, n: number, p: number): number {
     return Math.max(0, Math.min(1, 1 - below));
   }
   let sum = 0;
-  for (let i = k; i <= n; i++) {
+  for (let i = k; i <= last; i++) {
     const t = term(i);
     sum += t;
     if (t < sum * 1e-17) break;
@@ -60,20 +68,5 @@ export function poissonTail(k: number, lambda: number): number {
   if (k <= 0) return 1;
   if (lambda <= 0) return 0;
   const term = (i: number) => Math.exp(i * Math.log(lambda) - lambda - lnGamma(i + 1));
-  if (k <= lambda) {
-    let below = 0;
-    for (let i = k - 1; i >= 0; i--) {
-      const t = term(i);
-      below += t;
-      if (t < below * 1e-17) break;
-    }
-    return Math.max(0, Math.min(1, 1 - below));
-  }
-  let sum = 0;
-  for (let i = k; ; i++) {
-    const t = term(i);
-    sum += t;
-    if (t < sum * 1e-17 || i > k + 100_000) break;
-  }
-  return Math.min(1, sum);
+  return upperTail(term, k, k <= lambda, k + 100_001); // at most 100,001 terms past k
 }
