@@ -26,6 +26,7 @@ import { backfill, ensureMerchants } from '../scripts/generate/index.ts';
 import { withDatabase } from '../scripts/stack-lib.ts';
 import { dropKeys, runEnv, spawnRiskmon, stopChild, waitFor } from '../test/harness/index.ts';
 import { CLK_TCK, cpuTicks, startDebezium, topicRecords } from './peer.ts';
+import { scratchDatabase } from './util.ts';
 
 /** CPU of every backend of one database (parallel workers included, each at its largest reading), sampled. */
 class BackendCpu {
@@ -59,13 +60,8 @@ export async function benchBackfill(env: NodeJS.ProcessEnv): Promise<Record<stri
   const days = Number(env.RISKMON_BENCH_BACKFILL_DAYS ?? 8);
   const txPerDay = Number(env.RISKMON_BENCH_BACKFILL_TX_PER_DAY ?? 3_000_000);
   const name = `riskmon_bench_bf_${Date.now().toString(36)}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: withDatabase(base, 'postgres') });
-    await c.connect();
-    try { await c.query(sql); } finally { await c.end(); }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = withDatabase(base, name);
+  const scratch = await scratchDatabase(withDatabase(base, 'postgres'), name);
+  const url = scratch.url;
   const redis = new Redis(redisUrl);
   const db = new pg.Client({ connectionString: url });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'riskmon-bench-bf-'));
@@ -131,7 +127,7 @@ export async function benchBackfill(env: NodeJS.ProcessEnv): Promise<Record<stri
     await db.end().catch(() => {});
     await dropKeys(redis, `${name}:*`).catch(() => {});
     await redis.quit().catch(() => {});
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await scratch.drop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
