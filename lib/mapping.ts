@@ -111,11 +111,6 @@ export function sidesOf(table: string, m: Mapping): readonly FactKind[] {
   return a ? (c ? BOTH : APPROVAL) : c ? CANCEL : NONE;
 }
 
-/** @deprecated for tables carrying both sides; use sidesOf. The first side a table carries, or null. */
-export function tableKind(table: string, m: Mapping): FactKind | null {
-  return sidesOf(table, m)[0] ?? null;
-}
-
 export function sideOf(kind: FactKind, m: Mapping): FactTable {
   return kind === 'approval' ? m.approvals : m.cancels;
 }
