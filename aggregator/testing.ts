@@ -9,7 +9,7 @@ import { encodeEvent, heartbeat, type ChangeEvent, type Row, type RowChange } fr
 import { formatLsn } from '../lib/lsn.ts';
 import { referenceMapping, merchantOf, rowIdOf } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
-import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaConfigOf } from '../lib/kafka/index.ts';
 
 export function testKafka(brokers: string): Kafka {
   return createKafka(kafkaConfigOf(brokers), { clientId: 'riskmon-agg-test' });
@@ -19,7 +19,7 @@ export async function createTopic(kafka: Kafka, topic: string, partitions: numbe
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+    await createTopics(admin, [{ topic, numPartitions: partitions }], { replication: 0 });
   } finally {
     await admin.disconnect();
   }

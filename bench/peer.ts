@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Kafka } from 'kafkajs';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import pg from 'pg';
+import { createTopics } from '../lib/kafka/index.ts';
 import { requireBinary } from '../scripts/stack/host.ts';
 import { quantile } from './util.ts';
 
@@ -261,7 +262,7 @@ export async function startDebezium(o: {
   // LogAppendTime: a record's timestamp is when the broker appended it — commit → Kafka is then timestamp − commit
   const admin = o.kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: o.partitions, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }], waitForLeaders: true });
+  await createTopics(admin, [{ topic, numPartitions: o.partitions, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }], { replication: 0 });
   await admin.disconnect();
   const worker = path.join(o.dir, 'worker.properties');
   const connector = path.join(o.dir, 'connector.properties');
@@ -369,7 +370,7 @@ export async function producerCeiling(kafka: Kafka, brokers: string, o: { topic:
   const java = requireBinary('java', 'openjdk-17-jre-headless', process.env);
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic: o.topic, numPartitions: o.partitions }], waitForLeaders: true });
+  await createTopics(admin, [{ topic: o.topic, numPartitions: o.partitions }], { replication: 0 });
   try {
     const r = spawnSync(java, ['-Xmx512m', '-cp', `${jars}/*`, 'org.apache.kafka.tools.ProducerPerformance',
       '--topic', o.topic, '--num-records', String(o.records), '--record-size', String(o.bytes), '--throughput', '-1',

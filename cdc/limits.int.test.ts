@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowChange } from '../lib/events.ts';
-import { TopicReader } from '../lib/kafka/index.ts';
+import { createTopics, TopicReader } from '../lib/kafka/index.ts';
 import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
@@ -41,7 +41,7 @@ describe('cdc: events carry the mapped columns; bad ids and oversized changes ar
     // the topic exists already, with a message limit under the 800 KB change
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: env.RISKMON_TOPIC, numPartitions: 2, configEntries: [{ name: 'max.message.bytes', value: '600000' }] }] });
+    await createTopics(admin, [{ topic: env.RISKMON_TOPIC, numPartitions: 2, configEntries: [{ name: 'max.message.bytes', value: '600000' }] }], { replication: 0 });
     await admin.disconnect();
     child = spawnCdc(env, logs);
     await waitFor(() => streaming(db, env.RISKMON_SLOT), { timeoutMs: 60_000, message: `cdc did not start streaming:\n${logs.join('').slice(-2000)}` });

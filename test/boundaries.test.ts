@@ -181,3 +181,12 @@ describe('dependency boundaries', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('one owner for creating topics', () => {
+  it("only lib/kafka/topics.ts calls kafkajs' createTopics (its waitForLeaders fails on a broker that has not heard of the topic yet)", () => {
+    const offenders = sourceFiles().filter((f) => f !== 'lib/kafka/topics.ts' && f !== 'test/boundaries.test.ts')
+      .filter((f) => /\badmin\.createTopics\(/.test(readFileSync(path.join(ROOT, f), 'utf8')));
+    expect(sourceFiles().length).toBeGreaterThan(100);
+    expect(offenders).toEqual([]);
+  });
+});

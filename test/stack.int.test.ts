@@ -2,7 +2,7 @@
  * Proves the integration services are real: a logical replication slot on PostgreSQL sees an INSERT,
  * Kafka round-trips a message, Redis stores a key.
  */
-import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,7 +50,7 @@ describe('test services', () => {
     const admin = kafka.admin();
     await admin.connect();
     cleanups.push(() => admin.disconnect());
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+    await createTopics(admin, [{ topic, numPartitions: 3 }], { replication: 0 });
 
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
