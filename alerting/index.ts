@@ -32,6 +32,7 @@ export type { AlertUpdateMessage } from '../lib/alert-message.ts';
 // triage, silences, rule versions, shadows, backtest jobs, audit) are alerting/risk-store/index.ts.
 export { defaultRules, parseRules, RulesError, type RulesConfig } from './rules/config.ts';
 export { runBacktest } from './backtest/engine.ts';
+export { evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 export { BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod } from './backtest/jobs.ts';
 // Kept for callers that seed or queue through the component's face (tests, benchmarks).
 export { queueBacktest, seedRules } from './risk-store/index.ts';
