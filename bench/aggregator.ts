@@ -77,7 +77,7 @@ class Workload {
 
 
 
-async function privateRedis(): Promise<{ url: string; stop: () => void } | null> {
+export async function privateRedis(): Promise<{ url: string; stop: () => void } | null> {
   const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', '0'], { stdio: 'ignore' });
   let failed = false;

@@ -33,6 +33,8 @@ const PARTS: Part[] = [
   { name: 'backfill', load: async () => (await import('./backfill.ts')).benchBackfill },
   // not in a plain `npm run bench` (it starts the replicated stack): `npm run bench -- --only topology`
   { name: 'topology', load: async () => (await import('./topology.ts')).benchTopology, onlyWhenAsked: true },
+  // likewise (a JVM beside riskmon on one change topic, ~10 minutes): `npm run bench -- --only flink`
+  { name: 'flink', load: async () => (await import('./flink.ts')).benchFlink, onlyWhenAsked: true },
   // likewise (its own stacks, kills and restarts): `npm run bench -- --only faults`
   { name: 'faults', load: async () => (await import('./faults.ts')).benchFaults, onlyWhenAsked: true },
 ];
