@@ -456,7 +456,7 @@ function referenceFacts(w: Workload, from: number, to: number, now: number, { ca
 }
 
 /** One partition's facts planned as the aggregator plans them (production TTLs and window), at `watermark`. */
-function referencePlan(fs: Fact[], c: { prefix: string; partition: number; clock: DayClock; candidates: ReturnType<typeof candidateCache>; now: number; watermark: number }): Plan {
+export function referencePlan(fs: Fact[], c: { prefix: string; partition: number; clock: DayClock; candidates: ReturnType<typeof candidateCache>; now: number; watermark: number }): Plan {
   const plan = emptyPlan();
   addFacts(plan, fs, {
     prefix: c.prefix, partition: c.partition, partitions: PARTITIONS, hotShards: SHARDS, mapping: referenceMapping, clock: c.clock,
@@ -468,7 +468,7 @@ function referencePlan(fs: Fact[], c: { prefix: string; partition: number; clock
 }
 
 /** A plan cut into plans of at most `n` hash keys each (one Lua call each). */
-function split(plan: Plan, n: number): Plan[] {
+export function split(plan: Plan, n: number): Plan[] {
   const out: Plan[] = [];
   let cur = emptyPlan();
   for (const [k, v] of plan.hashes) {

@@ -27,7 +27,7 @@ import { dropKeys, FakeSlack } from '../test/harness/index.ts';
 
 interface StackEnv { PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string; REDIS_URL: string }
 
-const MERCHANTS = Number(process.env.BENCH_ALERT_MERCHANTS ?? 100_000);
+const MERCHANTS_1X = Number(process.env.BENCH_ALERT_MERCHANTS ?? 100_000);
 const BIG = 1000;
 const SAMPLES = Number(process.env.BENCH_ALERT_SAMPLES ?? 20);
 const TIMED_MINUTES = 5;
@@ -39,7 +39,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 
 
-export async function benchAlerting(env: StackEnv): Promise<Record<string, number>> {
+export async function benchAlerting(env: StackEnv, scale: { merchants?: number } = {}): Promise<Record<string, number>> {
+  const MERCHANTS = scale.merchants ?? MERCHANTS_1X;
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const scratch = await scratchDatabase(env.RISK_PG_URL, `bench_alerting_${stamp}`);
   const prefix = `bench_al_${stamp}`;

@@ -25,8 +25,8 @@ import { AlertArrivals, quantile, scratchDatabase, waitWatermark } from './util.
 
 interface StackEnv { PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string; REDIS_URL: string }
 
-const TX_PER_DAY = Number(process.env.BENCH_BACKTEST_TX_PER_DAY ?? 3_000_000);
-const MERCHANTS = Number(process.env.BENCH_BACKTEST_MERCHANTS ?? 100_000);
+const TX_PER_DAY_1X = Number(process.env.BENCH_BACKTEST_TX_PER_DAY ?? 3_000_000);
+const MERCHANTS_1X = Number(process.env.BENCH_BACKTEST_MERCHANTS ?? 100_000);
 const SAMPLES = 20;
 const TZ = 'Asia/Seoul';
 const PARTITIONS = 12;
@@ -34,7 +34,13 @@ const HOT_SHARDS = 8;
 const log = logger.child({ component: 'bench-backtest' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function benchBacktest(env: StackEnv): Promise<Record<string, number>> {
+/** Scale (defaults: the reference workload, a 23-hour backtest, with the live-latency phase); bench/growth-10x.ts asks 10×. */
+export interface BacktestScale { txPerDay: number; merchants: number; hours: number; live: boolean }
+
+export async function benchBacktest(env: StackEnv, scale: Partial<BacktestScale> = {}): Promise<Record<string, number>> {
+  const TX_PER_DAY = scale.txPerDay ?? TX_PER_DAY_1X;
+  const MERCHANTS = scale.merchants ?? MERCHANTS_1X;
+  const HOURS = scale.hours ?? 24;
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const scratch = await scratchDatabase(env.RISK_PG_URL, `bench_backtest_${stamp}`);
   const prefix = `bench_bt_${stamp}`;
@@ -54,7 +60,7 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
   try {
     // ---- data: 7 baseline days (coarse: hour and day tiers are what baselines read), then the last 24 hours ----
     const end = minuteStart(Date.now()) - 2 * MINUTE;
-    const D0 = end - 24 * HOUR;
+    const D0 = end - HOURS * HOUR;
     const t0 = Date.now();
     for (const d of baselineDayStarts(dayStart(D0, TZ), 7, TZ)) {
       for (let i = 0; i < MERCHANTS; i++) {
@@ -99,6 +105,14 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
     const seconds = (performance.now() - b0) / 1000;
     const minutesPerS = out.minutes / seconds;
     log.info({ minutes: out.minutes, seconds, alerts: out.alerts.length, evaluations: out.evaluations }, 'backtest of the day');
+    if (scale.live === false) {
+      return {
+        backtest_minutes_per_s: Math.round(minutesPerS * 10) / 10,
+        backtest_day_s: Math.round((1440 / minutesPerS) * 10) / 10,
+        backtest_window_evaluations_per_minute: Math.round(out.evaluations / out.minutes),
+        backtest_events: events,
+      };
+    }
 
     // ---- live alert latency while 7 days' worth of backtests run in the alerting process ----
     const cfg = readConfig(alertingSpec, {

@@ -197,13 +197,14 @@ class Publisher {
   /** Everything committed before `m`, in commit order, then a heartbeat at `m` (the source's clock) on every partition. */
   async publishBefore(m: number, hbAt = m): Promise<string> {
     for (const cm of [...this.pending.keys()].filter((k) => k < m).sort((a, b) => a - b)) {
-      for (const { commit, e } of this.pending.get(cm)!.sort((a, b) => a.commit - b.commit)) {
-        if (commit >= m) { this.add({ commit, e }); continue; }
+      const list = this.pending.get(cm)!.sort((a, b) => a.commit - b.commit);
+      const later = list.findIndex((x) => x.commit >= m);
+      if (later >= 0) this.pending.set(cm, list.splice(later)); else this.pending.delete(cm);
+      for (const { commit, e } of list) {
         e.commitTs = new Date(commit).toISOString();
         this.push(e);
         await this.flush();
       }
-      this.pending.delete(cm);
     }
     // one heartbeat (one LSN) written to every partition, as the cdc writes them
     this.lsn += 0x80n;
@@ -467,7 +468,8 @@ async function waitOffsets(redis: Redis, prefix: string, ends: { partition: numb
 /** bench/flink-eval.ts as a child: wall seconds (spawn to exit), CPU and peak RSS from /proc, its alerts. */
 async function evaluate(env: NodeJS.ProcessEnv, redisUrl: string, prefix: string, from: number, to: number) {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'flink-eval.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'flink-eval.ts')], {
+    cwd: ROOT,
     env: { ...env, REDIS_URL: redisUrl, BENCH_PREFIX: prefix, BENCH_FROM: String(from), BENCH_TO: String(to), BENCH_TZ: TZ, RISKMON_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

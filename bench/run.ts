@@ -24,6 +24,8 @@ const PARTS: Part[] = [
   { name: 'cdc-growth', load: async () => (await import('./cdc.ts')).benchCdcGrowth },
   { name: 'aggregator', load: async () => (await import('./aggregator.ts')).benchAggregator },
   { name: 'growth', load: async () => (await import('./aggregator.ts')).benchGrowth },
+  // 1× beside 10× (1M merchants, 30M tx/day): memory, window read, alert latency, backtest (~30 min on a busy machine)
+  { name: 'growth-10x', load: async () => (await import('./growth-10x.ts')).benchGrowth10x, onlyWhenAsked: true },
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
   { name: 'window', load: async () => (await import('./window.ts')).benchWindow },
   { name: 'backtest', load: async () => (await import('./backtest.ts')).benchBacktest },

@@ -20,9 +20,9 @@ import { dropKeys } from '../test/harness/index.ts';
 import { quantile } from './util.ts';
 
 const PARTITIONS = 12;
-const MERCHANTS = 100_000;
-const PEAK_PER_MINUTE = Number(process.env.RISKMON_BENCH_WINDOW_PEAK_PER_MIN ?? 300_000);
-const PEAK_MINUTES = 4;
+const MERCHANTS_1X = 100_000;
+const PEAK_PER_MINUTE_1X = Number(process.env.RISKMON_BENCH_WINDOW_PEAK_PER_MIN ?? 300_000);
+const PEAK_MINUTES_1X = 4;
 const TZ = 'Asia/Seoul';
 
 /** Deterministic uniform [0, 1) (mulberry32). */
@@ -35,7 +35,14 @@ function random(seed: number): () => number {
   };
 }
 
-export async function benchWindow(env: { REDIS_URL: string }): Promise<Record<string, number>> {
+/** Scale of the window part (defaults: the reference workload at its 5,000 TPS peak); bench/growth-10x.ts asks 10×. */
+export interface WindowScale { merchants: number; basePerMinute: number; peakPerMinute: number; peakMinutes: number }
+
+export async function benchWindow(env: { REDIS_URL: string }, scale: Partial<WindowScale> = {}): Promise<Record<string, number>> {
+  const MERCHANTS = scale.merchants ?? MERCHANTS_1X;
+  const PEAK_PER_MINUTE = scale.peakPerMinute ?? PEAK_PER_MINUTE_1X;
+  const PEAK_MINUTES = scale.peakMinutes ?? PEAK_MINUTES_1X;
+  const BASE_PER_MINUTE = scale.basePerMinute ?? 20_000;
   const redis = new Redis(env.REDIS_URL);
   const prefix = `bench_win_${Date.now().toString(36)}`;
   const redisCpuMs = async () => {
@@ -48,12 +55,12 @@ export async function benchWindow(env: { REDIS_URL: string }): Promise<Record<st
     const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: 8, tz: TZ });
     const win = new WindowSums(reader);
     const rnd = random(7);
-    const hot = MERCHANTS / 100;
+    const hot = Math.floor(MERCHANTS / 100);
     const first = Math.floor(Date.now() / MINUTE) * MINUTE - (59 + PEAK_MINUTES) * MINUTE;
     const wall: number[] = [], cpu: number[] = [], rcpu: number[] = [], full: number[] = [];
     for (let k = 0; k < 59 + PEAK_MINUTES; k++) {
       const M = first + k * MINUTE;
-      const n = k >= 59 ? PEAK_PER_MINUTE : 20_000;
+      const n = k >= 59 ? PEAK_PER_MINUTE : BASE_PER_MINUTE;
       for (let i = 0; i < n; i++) {
         const m = String(rnd() < 0.5 ? 1 + Math.floor(rnd() * hot) : hot + 1 + Math.floor(rnd() * (MERCHANTS - hot)));
         if (rnd() < 0.02) writer.cancel(m, 20_000, M + Math.floor(rnd() * MINUTE));

@@ -1,0 +1,155 @@
+/**
+ * Growth to 10× (`npm run bench -- --only growth-10x`): the reference workload (100,000 merchants, 3M tx/day) and ten
+ * times it (1,000,000 merchants, 30M tx/day), each figure at both sizes in the same run, through the aggregator's
+ * own apply path (plans from addFacts, the Lua apply) into a private Redis — never the shared one.
+ *
+ * - growth_{1x,10x}_redis_memory_8d_bytes: 8 days of buckets, TTLs as in production. 8 × 30M facts do not fit the
+ *   time of a run on 2 cores, so the merchants are sampled: every K-th merchant by rank (K = 10 at 1×, 100 at 10×:
+ *   the same ~2.4M transactions a size), all of its transactions of the 8 days (the generator's weights, daily curve,
+ *   amounts, cancels) applied, and used_memory scaled by K. A merchant's bucket keys are its own (minute, hour and
+ *   day keys per merchant and partition), so memory adds up over merchants; the all-merchants window index (4 hours,
+ *   a hash per partition and minute) is scaled with them. `_sampled_bytes` is what was measured.
+ * - growth_{1x,10x}_window_read_ms: the evaluator's window read at the peak minute (bench/window.ts): 1×: 100,000
+ *   merchants, 300,000 rows in each of 2 peak minutes (5,000 TPS); 10×: 1,000,000 merchants, 3,000,000 rows a peak
+ *   minute (50,000 TPS). The 59 minutes before the peak carry 20,000 rows each at both sizes (the window's older
+ *   minutes only cost their subtraction; writing 59 × 200,000 more rows does not fit the run).
+ * - growth_{1x,10x}_alert_latency_p99_ms: bench/alerting.ts with 100,000 / 1,000,000 merchants active in the window.
+ * - growth_{1x,10x}_backtest_minutes_per_s: bench/backtest.ts over the last 2 hours (not 23) at 3M / 30M tx a day,
+ *   100,000 / 1,000,000 merchants, 7 baseline days, without its live phase.
+ * RISKMON_BENCH_GROWTH10X_PARTS=memory,window,alerting,backtest picks parts.
+ */
+import { DayClock, Applier, candidateCache, type Plan } from '../aggregator/store/index.ts';
+import type { Fact } from '../lib/mapping.ts';
+import { messageKey, partitionOfKey } from '../lib/partition.ts';
+import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
+import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
+import { AliasTable, Rng } from '../scripts/generate/random.ts';
+import { Redis } from 'ioredis';
+import { privateRedis, referencePlan, split } from './aggregator.ts';
+
+const PARTITIONS = 12;
+const SHARDS = 8;
+const TZ = 'Asia/Seoul';
+const SIZES = [
+  { label: '1x', merchants: 100_000, txPerDay: 3_000_000, sample: 10 },
+  { label: '10x', merchants: 1_000_000, txPerDay: 30_000_000, sample: 100 },
+] as const;
+
+/** 8 days of every `sample`-th merchant's transactions through the apply path; used_memory of a private Redis. */
+async function sampledMemory(merchants: number, txPerDay: number, sample: number): Promise<{ bytes: number; keys: number; facts: number; seconds: number }> {
+  const own = await privateRedis();
+  if (!own) throw new Error('growth-10x: could not start a private redis-server');
+  const redis = new Redis(own.url);
+  try {
+    const weights = merchantWeights(merchants);
+    let total = 0, kept = 0;
+    const ids: number[] = [], w: number[] = [];
+    for (let i = 0; i < merchants; i++) {
+      total += weights[i];
+      if (i % sample === 3 % sample) { ids.push(i + 1); w.push(weights[i]); kept += weights[i]; }
+    }
+    const alias = new AliasTable(w);
+    const share = kept / total;
+    const hot = new Set(Array.from({ length: hotCount(merchants) }, (_, i) => String(i + 1)));
+    const profiles = new Map<number, ReturnType<typeof merchantProfile>>();
+    const rng = new Rng(20261207 + merchants);
+    const applier = new Applier(redis, 'rm');
+    const clock = new DayClock(TZ);
+    const candidates = candidateCache(PARTITIONS, SHARDS);
+    const now = Date.now();
+    const t0 = Date.now();
+    let facts = 0, txId = 0;
+    for (let h = now - 8 * DAY; h < now; h += HOUR) {
+      const byPartition: Fact[][] = Array.from({ length: PARTITIONS }, () => []);
+      for (let m = minuteStart(h); m < Math.min(now, h + HOUR); m += MINUTE) {
+        const local = Math.floor((((m + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE);
+        const exact = (txPerDay / 1440) * curveAtMinuteOfDay(local) * share;
+        const n = Math.floor(exact) + (rng.next() < exact % 1 ? 1 : 0);
+        for (let i = 0; i < n; i++) {
+          const id = ids[alias.sample(rng)];
+          let p = profiles.get(id);
+          if (!p) profiles.set(id, (p = merchantProfile(id)));
+          const amount = sampleAmount(rng, p.mu, p.sigma);
+          const at = m + rng.int(60_000);
+          const mid = String(id);
+          const part = partitionOfKey(messageKey(mid, hot.has(mid), String(++txId), SHARDS), PARTITIONS);
+          byPartition[part].push({ merchantId: mid, kind: 'approval', minuteMs: minuteStart(at), sign: 1, amount: BigInt(amount) });
+          if (rng.next() < p.cancelRate) {
+            const cAt = at + rng.int(120) * MINUTE;
+            if (cAt < now) byPartition[part].push({ merchantId: mid, kind: 'cancel', minuteMs: minuteStart(cAt), sign: 1, amount: BigInt(sampleCancelAmount(rng, amount)) });
+          }
+        }
+      }
+      const wm = Math.min(now, h + HOUR);
+      await Promise.all(byPartition.map(async (fs, p) => {
+        facts += fs.length;
+        const plan: Plan = referencePlan(fs, { prefix: 'rm', partition: p, clock, candidates, now, watermark: wm });
+        for (const part of split(plan, 4000)) {
+          const r = await applier.apply(p, part, { mode: 'replay', first: '0', next: '', windowKeepMinutes: 240 });
+          if (r.status !== 'ok') throw new Error(`apply: ${JSON.stringify(r)}`);
+        }
+      }));
+    }
+    const bytes = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    return { bytes, keys: await redis.dbsize(), facts, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    redis.disconnect();
+    own.stop();
+  }
+}
+
+export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: string; PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const parts = new Set((env.RISKMON_BENCH_GROWTH10X_PARTS ?? 'memory,window,alerting,backtest').split(','));
+  const own = await privateRedis();
+  if (!own) throw new Error('growth-10x: could not start a private redis-server');
+  const privateEnv = { ...env, REDIS_URL: own.url };
+  try {
+    if (parts.has('memory')) {
+      for (const s of SIZES) {
+        const r = await sampledMemory(s.merchants, s.txPerDay, s.sample);
+        out[`growth_${s.label}_redis_memory_8d_bytes`] = r.bytes * s.sample;
+        out[`growth_${s.label}_redis_memory_8d_sampled_bytes`] = r.bytes;
+        out[`growth_${s.label}_redis_keys_8d`] = r.keys * s.sample;
+        console.error(`   memory ${s.label}: 1 in ${s.sample} merchants, ${r.facts} facts in ${r.seconds.toFixed(0)} s → ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.keys} keys; × ${s.sample} = ${(r.bytes * s.sample / 2 ** 20).toFixed(0)} MiB`);
+      }
+      out.growth_10x_redis_memory_ratio = Math.round((out.growth_10x_redis_memory_8d_bytes / out.growth_1x_redis_memory_8d_bytes) * 100) / 100;
+    }
+    if (parts.has('window')) {
+      const { benchWindow } = await import('./window.ts');
+      for (const s of SIZES) {
+        const k = s.label === '1x' ? 1 : 10;
+        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000, peakPerMinute: 300_000 * k, peakMinutes: 2 });
+        out[`growth_${s.label}_window_read_ms`] = r.window_read_ms_5000tps;
+        out[`growth_${s.label}_window_read_cpu_ms`] = r.window_read_cpu_ms_5000tps;
+        out[`growth_${s.label}_window_read_redis_cpu_ms`] = r.window_read_redis_cpu_ms_5000tps;
+        out[`growth_${s.label}_window_full_read_ms`] = r.window_full_read_ms_5000tps;
+        console.error(`   window ${s.label}: ${JSON.stringify(r)}`);
+      }
+    }
+    if (parts.has('alerting')) {
+      const { benchAlerting } = await import('./alerting.ts');
+      for (const s of SIZES) {
+        const r = await benchAlerting(privateEnv, { merchants: s.merchants });
+        out[`growth_${s.label}_alert_latency_p99_ms`] = r.alert_latency_p99_ms;
+        out[`growth_${s.label}_alert_latency_p50_ms`] = r.alert_latency_p50_ms;
+        out[`growth_${s.label}_evaluation_ms_per_minute`] = r.evaluation_ms_per_minute_100k;
+        out[`growth_${s.label}_evaluation_ms_first_minute`] = r.evaluation_ms_first_minute_100k;
+        console.error(`   alerting ${s.label}: ${JSON.stringify(r)}`);
+      }
+    }
+    if (parts.has('backtest')) {
+      const { benchBacktest } = await import('./backtest.ts');
+      for (const s of SIZES) {
+        const r = await benchBacktest(privateEnv, { txPerDay: s.txPerDay, merchants: s.merchants, hours: 2, live: false });
+        out[`growth_${s.label}_backtest_minutes_per_s`] = r.backtest_minutes_per_s;
+        out[`growth_${s.label}_backtest_evaluations_per_minute`] = r.backtest_window_evaluations_per_minute;
+        console.error(`   backtest ${s.label}: ${JSON.stringify(r)}`);
+      }
+      out.growth_10x_backtest_ratio_to_1x = Math.round((out.growth_10x_backtest_minutes_per_s / out.growth_1x_backtest_minutes_per_s) * 1000) / 1000;
+    }
+    return out;
+  } finally {
+    own.stop();
+  }
+}
