@@ -178,7 +178,11 @@ public final class CancelRateJob {
         t[f.kind * 2 + 1] += f.sign * f.amount;
         days.put(d, t);
       }
-      if (f.minute + MINUTE + lateness <= wm) { dropped++; return; } // later than the allowed lateness: dropped
+      if (f.minute + MINUTE + lateness <= wm) { // later than the allowed lateness: dropped (and said so)
+        dropped++;
+        System.out.println("DROPPED " + f.merchant + " " + f.minute);
+        return;
+      }
       long[] b = minutes.get(f.minute);
       if (b == null) b = new long[4];
       b[f.kind * 2] += f.sign;
