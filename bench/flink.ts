@@ -83,6 +83,8 @@ export function ensureFlinkJob(env: NodeJS.ProcessEnv = process.env): { classpat
 }
 
 /** Peak RSS (VmHWM) and CPU ticks of a process, sampled every 100 ms (kept after it exits). */
+const watches = new Set<NodeJS.Timeout>();
+
 function watch(pid: number): { stop(): void; hwm(): number; ticks(): number } {
   let hwm = 0, ticks = 0;
   const read = () => {
@@ -94,7 +96,8 @@ function watch(pid: number): { stop(): void; hwm(): number; ticks(): number } {
   };
   read();
   const t = setInterval(read, 100);
-  return { stop: () => { read(); clearInterval(t); }, hwm: () => hwm, ticks: () => ticks };
+  watches.add(t);
+  return { stop: () => { read(); clearInterval(t); watches.delete(t); }, hwm: () => hwm, ticks: () => ticks };
 }
 
 /** Rows as the source holds them at the end (final state after UPDATEs and DELETEs): what the SQL truth reads. */
@@ -447,6 +450,8 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
     out.flink_parallelism = 2;
     return out;
   } finally {
+    for (const t of watches) clearInterval(t);
+    watches.clear();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     redis.disconnect();
     redisOwn.stop();
