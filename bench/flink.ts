@@ -246,6 +246,7 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))![1]);
   const redisWatch = watch(redisPid);
   const children: ChildProcess[] = [];
+  let stopAlerts: (() => Promise<void>) | null = null;
   const scratch = await scratchDatabase(env.PG_URL!, `bench_flink_${stamp}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'riskmon-flink-'));
   try {
@@ -315,6 +316,7 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
       for (const m of String(d).matchAll(/CAUGHT_UP (\d+) (\d+) dropped (\d+) rejudged (\d+)/g)) caught.set(m[1], Number(m[2]));
     });
     const alerts = await alertsConsumer(kafka, alertsTopic);
+    stopAlerts = alerts.stop;
     while (caught.size < 2) {
       if (flink.exitCode !== null) throw new Error(`the Flink job exited (${flink.exitCode}): ${fs.readFileSync(path.join(tmp, 'flink.log'), 'utf8').slice(-3000)}`);
       if (Date.now() - f0 > 30 * MINUTE) throw new Error('the Flink job did not catch up within 30 minutes');
@@ -404,6 +406,7 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
     console.error(`   Flink live: ${latencies.length} of ${surgeOf.size} surge alerts, p50 ${out.flink_alert_latency_p50_ms} / p99 ${out.flink_alert_latency_p99_ms} ms (close → committed verdict); ${[...flinkOut.matchAll(/^DROPPED /gm)].length} late facts dropped so far`);
     flink.kill('SIGTERM');
     await alerts.stop();
+    stopAlerts = null;
 
     // riskmon's alerts over its buckets after the live phase
     const endOffs = await admin.fetchTopicOffsets(topic);
@@ -452,6 +455,7 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
   } finally {
     for (const t of watches) clearInterval(t);
     watches.clear();
+    if (stopAlerts) await stopAlerts().catch(() => {});
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     redis.disconnect();
     redisOwn.stop();
