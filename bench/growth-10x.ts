@@ -8,7 +8,8 @@
  *   the same ~2.4M transactions a size), all of its transactions of the 8 days (the generator's weights, daily curve,
  *   amounts, cancels) applied, and used_memory scaled by K. A merchant's bucket keys are its own (minute, hour and
  *   day keys per merchant and partition), so memory adds up over merchants; the all-merchants window index (4 hours,
- *   a hash per partition and minute) is scaled with them. `_sampled_bytes` is what was measured.
+ *   a hash per partition and minute) is scaled with them (its per-key overhead too: an overstatement). `_sampled_bytes`
+ *   is what was measured: used_memory after the writes less the empty server's.
  * - growth_{1x,10x}_window_read_ms: the evaluator's window read at the peak minute (bench/window.ts): 1×: 100,000
  *   merchants, 300,000 rows in each of 2 peak minutes (5,000 TPS); 10×: 1,000,000 merchants, 3,000,000 rows a peak
  *   minute (50,000 TPS). The 59 minutes before the peak carry 20,000 rows each at both sizes (the window's older
@@ -30,7 +31,7 @@ import { privateRedis, referencePlan, split } from './aggregator.ts';
 const PARTITIONS = 12;
 const SHARDS = 8;
 const TZ = 'Asia/Seoul';
-const SIZES = [
+const SIZES_FULL = [
   { label: '1x', merchants: 100_000, txPerDay: 3_000_000, sample: 10 },
   { label: '10x', merchants: 1_000_000, txPerDay: 30_000_000, sample: 100 },
 ] as const;
@@ -41,6 +42,8 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
   if (!own) throw new Error('growth-10x: could not start a private redis-server');
   const redis = new Redis(own.url);
   try {
+    // the empty server's own memory is not the merchants': subtracted before scaling
+    const empty = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
     const weights = merchantWeights(merchants);
     let total = 0, kept = 0;
     const ids: number[] = [], w: number[] = [];
@@ -90,7 +93,7 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
         }
       }));
     }
-    const bytes = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    const bytes = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]) - empty;
     return { bytes, keys: await redis.dbsize(), facts, seconds: (Date.now() - t0) / 1000 };
   } finally {
     redis.disconnect();
@@ -101,6 +104,9 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
 export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: string; PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const parts = new Set((env.RISKMON_BENCH_GROWTH10X_PARTS ?? 'memory,window,alerting,backtest').split(','));
+  // RISKMON_BENCH_GROWTH10X_DIVIDE=N: both sizes divided by N (a quick check that the part runs, not a figure)
+  const div = Number(env.RISKMON_BENCH_GROWTH10X_DIVIDE ?? 1);
+  const SIZES = SIZES_FULL.map((s) => ({ ...s, merchants: s.merchants / div, txPerDay: s.txPerDay / div }));
   const own = await privateRedis();
   if (!own) throw new Error('growth-10x: could not start a private redis-server');
   const privateEnv = { ...env, REDIS_URL: own.url };
@@ -119,7 +125,7 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
       const { benchWindow } = await import('./window.ts');
       for (const s of SIZES) {
         const k = s.label === '1x' ? 1 : 10;
-        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000, peakPerMinute: 300_000 * k, peakMinutes: 2 });
+        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000 / div, peakPerMinute: (300_000 * k) / div, peakMinutes: 2 });
         out[`growth_${s.label}_window_read_ms`] = r.window_read_ms_5000tps;
         out[`growth_${s.label}_window_read_cpu_ms`] = r.window_read_cpu_ms_5000tps;
         out[`growth_${s.label}_window_read_redis_cpu_ms`] = r.window_read_redis_cpu_ms_5000tps;
