@@ -44,7 +44,7 @@ import { DAY, HOUR, MINUTE, dayStart, minuteStart } from '../lib/time.ts';
 import { baselineDayStarts, parseRules } from '../alerting/index.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
-import { spawnRiskmon } from '../test/harness/index.ts';
+import { runRiskmon, spawnRiskmon } from '../test/harness/index.ts';
 import { requireBinary } from '../scripts/stack/host.ts';
 import { privateRedis } from './aggregator.ts';
 import { alertsOf, breachesFromCounts, compareAlerts, type Alert, type Counts } from './flink-compare.ts';
@@ -298,6 +298,33 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
     out.riskmon_eval_minutes = ev.minutes;
     console.error(`   riskmon: aggregated in ${aggSecs.toFixed(1)} s, evaluated ${ev.minutes} minutes in ${ev.wallS.toFixed(1)} s (${ev.alerts.length} alerts); CPU ${riskmonCpu.toFixed(1)} s (aggregator ${(aggTicks / CLK_TCK).toFixed(1)}, Redis ${((cpuTicks(redisPid) - redisTicks0) / CLK_TCK).toFixed(1)}, evaluator ${ev.cpuS.toFixed(1)})`);
 
+    // ---- 2b. riskmon's rebuild path on the same backlog: `riskmon replay` into a fresh prefix, then the same evaluation ----
+    {
+      const rPrefix = `${prefix}_r`;
+      const rEnv = { ...aggEnv, RISKMON_REDIS_PREFIX: rPrefix, RISKMON_GROUP: `${rPrefix}_group` };
+      const probe = await runRiskmon(['replay', '--from-lsn', '0/1'], rEnv);
+      const oldest = /holds is (\S+);/.exec(probe.stderr)?.[1];
+      if (!oldest) throw new Error(`flink bench: could not learn the topic's oldest LSN: ${probe.stderr.slice(-1000)}`);
+      const redisT0 = cpuTicks(redisPid);
+      const p0 = Date.now();
+      const rep = spawnRiskmon(['replay', '--from-lsn', oldest], { env: rEnv, stdout: 'ignore', stderr: 'inherit' });
+      children.push(rep);
+      const repWatch = watch(rep.pid!);
+      const code = await new Promise<number | null>((r) => (rep.exitCode !== null ? r(rep.exitCode) : rep.once('exit', r)));
+      repWatch.stop();
+      if (code !== 0) throw new Error(`riskmon replay exited ${code}`);
+      const repSecs = (Date.now() - p0) / 1000;
+      const evR = await evaluate(env, redisOwn.url, rPrefix, evalFrom, now0);
+      const cpu = (repWatch.ticks() + cpuTicks(redisPid) - redisT0) / CLK_TCK + evR.cpuS;
+      out.riskmon_replay_alert_catchup_events_per_s = Math.round(backlogEvents / (repSecs + evR.wallS));
+      out.riskmon_replay_seconds = Math.round(repSecs * 10) / 10;
+      out.riskmon_replay_cpu_s_per_1m_events = perMillion(cpu, backlogEvents);
+      out.riskmon_replay_peak_rss_bytes = repWatch.hwm();
+      out.riskmon_replay_alerts_equal_aggregate = compareAlerts(ev.alerts.map(([merchant, firedAt]) => ({ merchant, firedAt })), evR.alerts.map(([merchant, firedAt]) => ({ merchant, firedAt }))).equal ? 1 : 0;
+      console.error(`   riskmon replay: rebuilt in ${repSecs.toFixed(1)} s (process start included), evaluated in ${evR.wallS.toFixed(1)} s; CPU ${cpu.toFixed(1)} s; peak RSS ${(repWatch.hwm() / 2 ** 20).toFixed(0)} MiB`);
+      await scanDrop(redis, `${rPrefix}:*`);
+    }
+
     // ---- 3. Flink: the same backlog ----
     const java = requireBinary('java', 'openjdk-17-jre-headless', env);
     const log4j = path.join(tmp, 'log4j.properties');
@@ -465,6 +492,16 @@ export async function benchFlink(env: NodeJS.ProcessEnv = process.env): Promise<
     await scratch.drop();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** Deletes a prefix's keys (the replay's copy, once measured: memory stays the aggregator's). */
+async function scanDrop(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }
 
 async function waitOffsets(redis: Redis, prefix: string, ends: { partition: number; high: string }[], child: ChildProcess): Promise<void> {
