@@ -37,7 +37,7 @@ const SIZES_FULL = [
 ] as const;
 
 /** 8 days of every `sample`-th merchant's transactions through the apply path; used_memory of a private Redis. */
-async function sampledMemory(merchants: number, txPerDay: number, sample: number): Promise<{ bytes: number; keys: number; facts: number; seconds: number }> {
+async function sampledMemory(merchants: number, txPerDay: number, sample: number): Promise<{ bytes: number; keys: number; facts: number; seconds: number; share: number }> {
   const own = await privateRedis();
   if (!own) throw new Error('growth-10x: could not start a private redis-server');
   const redis = new Redis(own.url);
@@ -49,7 +49,9 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
     const ids: number[] = [], w: number[] = [];
     for (let i = 0; i < merchants; i++) {
       total += weights[i];
-      if (i % sample === 3 % sample) { ids.push(i + 1); w.push(weights[i]); kept += weights[i]; }
+      // the last of every K ranks: the same quantiles of the size distribution at both sizes (rank 10, 20, … of
+      // 100,000 and rank 100, 200, … of 1,000,000)
+      if (i % sample === sample - 1) { ids.push(i + 1); w.push(weights[i]); kept += weights[i]; }
     }
     const alias = new AliasTable(w);
     const share = kept / total;
@@ -94,7 +96,7 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
       }));
     }
     const bytes = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]) - empty;
-    return { bytes, keys: await redis.dbsize(), facts, seconds: (Date.now() - t0) / 1000 };
+    return { bytes, keys: await redis.dbsize(), facts, seconds: (Date.now() - t0) / 1000, share };
   } finally {
     redis.disconnect();
     own.stop();
@@ -117,7 +119,8 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
         out[`growth_${s.label}_redis_memory_8d_bytes`] = r.bytes * s.sample;
         out[`growth_${s.label}_redis_memory_8d_sampled_bytes`] = r.bytes;
         out[`growth_${s.label}_redis_keys_8d`] = r.keys * s.sample;
-        console.error(`   memory ${s.label}: 1 in ${s.sample} merchants, ${r.facts} facts in ${r.seconds.toFixed(0)} s → ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.keys} keys; × ${s.sample} = ${(r.bytes * s.sample / 2 ** 20).toFixed(0)} MiB`);
+        out[`growth_${s.label}_redis_memory_sample_tx_share`] = Math.round(r.share * 1e5) / 1e5;
+        console.error(`   memory ${s.label}: 1 in ${s.sample} merchants (${(r.share * 100).toFixed(2)}% of the transactions), ${r.facts} facts in ${r.seconds.toFixed(0)} s → ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.keys} keys; × ${s.sample} = ${(r.bytes * s.sample / 2 ** 20).toFixed(0)} MiB`);
       }
       out.growth_10x_redis_memory_ratio = Math.round((out.growth_10x_redis_memory_8d_bytes / out.growth_1x_redis_memory_8d_bytes) * 100) / 100;
     }
