@@ -165,7 +165,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       'backfill: rebuilding the range from the source');
     await resetRange(redis, prefix, parts, clock, from, to);
 
-    const stored = await redis.mget(...parts.map((p) => keys.watermark(prefix, p)));
+    // one GET per key: a Redis Cluster refuses an MGET across partitions' hash slots (CROSSSLOT)
+    const stored = await getEach(redis, parts.map((p) => keys.watermark(prefix, p)));
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
     const retention = retentionOf(cfg);
     const windowFrom = t0 - cfg.windowMinutes * MINUTE;
@@ -252,7 +253,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       try {
         const marks = await reader.watermarks();
         const starts = await firstOffsetsAtOrAfter(o.kafka, cfg.topic, o.source.consistentPoint, marks);
-        const offs = await redis.mget(...parts.map((p) => keys.offset(prefix, p)));
+        const offs = await getEach(redis, parts.map((p) => keys.offset(prefix, p)));
         await forEachPartition(parts, 2, async (p) => {
           const start = starts.get(p) ?? marks.get(p)!.high;
           const end = offs[p] === null ? marks.get(p)!.low : BigInt(offs[p]!);
@@ -270,9 +271,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     });
     ms.write += performance.now() - tw;
     // readers (the evaluator's window) drop what they cached of these partitions
-    const tx = redis.multi();
-    for (const p of parts) tx.incr(keys.generation(prefix, p));
-    await tx.exec();
+    await Promise.all(parts.map((p) => redis.incr(keys.generation(prefix, p))));
     const seconds = (now() - t0) / 1000;
     Object.assign(record, { state: 'done', finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
     await writeBackfill(redis, prefix, record);
@@ -299,6 +298,11 @@ async function firstOffsetsAtOrAfter(kafka: Kafka, topic: string, lsn: bigint, m
   }
 }
 
+/** GET of each key (in parallel): the keys of several partitions lie in several hash slots of a Redis Cluster. */
+function getEach(redis: RedisClient, ks: string[]): Promise<(string | null)[]> {
+  return Promise.all(ks.map((k) => redis.get(k)));
+}
+
 async function unlock(redis: RedisClient, prefix: string, parts: number[], token: string): Promise<void> {
   for (const p of parts) {
     await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, keys.lock(prefix, p), token);
@@ -317,7 +321,7 @@ export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: 
   const starts = await firstOffsetsAtOrAfter(kafka, cfg.topic, lsn, marks);
   const deadline = now() + o.timeoutMs;
   for (;;) {
-    const offs = await redis.mget(...[...starts.keys()].map((p) => keys.offset(cfg.redisPrefix, p)));
+    const offs = await getEach(redis, [...starts.keys()].map((p) => keys.offset(cfg.redisPrefix, p)));
     const behind = [...starts].filter(([p, s], i) => s > (offs[i] === null ? marks.get(p)!.low : BigInt(offs[i]!)));
     if (!behind.length) return;
     if (now() > deadline) {
