@@ -30,3 +30,6 @@ export {
   backfillStatus, chunksOf, rangeOf, readBackfill, writeBackfill, type BackfillRecord, type BackfillStatus, type TierRange,
 } from './backfill.ts';
 export { resetRange } from './rebuild.ts';
+
+// Which aggregator consumes which partition (no Kafka consumer group): registrations in Redis.
+export { assign, deadOnThisHost, memberId, Membership } from './members.ts';
