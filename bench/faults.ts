@@ -20,6 +20,7 @@
  * children's logs are under .riskmon/bench-faults/logs), _KEEP=1 leaves both stacks running for the next run.
  */
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -292,7 +293,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
         while ((rec = recoverySeconds(probes, tf)) === null && Date.now() - tf < CAP_S * 1000) await sleep(500);
         if (rec === null) { rec = CAP_S; capped++; }
         recs.push(rec);
-        log(`${fault} #${r + 1}: commit → bucket under 1 s again after ${rec.toFixed(1)} s`);
+        log(`${fault} #${r + 1} (at ${iso(tf)}, load ${os.loadavg()[0].toFixed(1)}): commit → bucket under 1 s again after ${rec.toFixed(1)} s`);
         await surged;
         await restore();
       }
@@ -300,6 +301,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
       out[`recovery_s_${fault}_median`] = r1(quantile(sorted, 0.5));
       out[`recovery_s_${fault}_max`] = r1(sorted[sorted.length - 1]);
       out[`recovery_cap_hits_${fault}`] = capped;
+      out[`load1_${fault}`] = Math.round(os.loadavg()[0] * 10) / 10;
       log(`${fault}: recovery median ${out[`recovery_s_${fault}_median`]} s, max ${out[`recovery_s_${fault}_max`]} s`);
     }
     // every surge's minute has to close (+5 s lateness) and be evaluated before its alert can be sent
