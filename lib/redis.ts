@@ -101,9 +101,6 @@ function tlsOptions(cfg: RedisConfig, t: RedisTarget): ConnectionOptions | undef
   return cfg.redisCaFile ? { ca: [readFileSync(cfg.redisCaFile)] } : {};
 }
 
-/** Reconnect attempts to a Redis Cluster node (≈ 1.5 s) before its connection is dropped and the slot map re-read. */
-const NODE_RETRIES = 4;
-
 export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): RedisClient {
   const t = redisTarget(cfg);
   const tls = tlsOptions(cfg, t);
@@ -128,12 +125,12 @@ export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): Re
       retryDelayOnClusterDown: 300,
       retryDelayOnTryAgain: 200,
       slotsRefreshTimeout: 2000,
-      // A node that stops answering is retried a few times (a restart without slot changes, e.g. a replica), then
-      // dropped: its queued commands then fail with "Connection is closed", which makes the client re-read the slot
-      // map and resend them to the promoted replica. Retrying it forever kept them queued on the dead master until
-      // it came back (a failover never healed while the old master was down). The next slot-map refresh (on a
-      // MOVED, or every slotsRefreshInterval) connects to the node again once the cluster lists it.
-      clusterNodeRetryStrategy: (times) => (times > NODE_RETRIES ? null : Math.min(100 * times, 500)),
+      // A node whose connection closes is dropped at once (ioredis' default, no reconnect strategy): its queued
+      // commands fail with "Connection is closed", which makes the client re-read the slot map and resend them to the
+      // promoted replica. A reconnect strategy kept them queued on the dead master instead, and lost them for good
+      // when a slot-map refresh dropped the node while it waited to reconnect (ioredis' disconnect() of a
+      // reconnecting connection flushes nothing): a failover never healed. The slot map is re-read every 2 s, which
+      // also connects again to a node the cluster still lists (a restart without slot changes).
       slotsRefreshInterval: 2_000,
       // TLS certificates name hosts, not the addresses a lookup returns
       ...(tls ? { dnsLookup: (address: string, cb: (err: null, address: string) => void) => cb(null, address) } : {}),
