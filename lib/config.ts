@@ -295,7 +295,7 @@ export const commonSpec = {
   redisPrefix: str('RISKMON_REDIS_PREFIX', 'prefix of every Redis key riskmon writes', 'rm'),
   slot: str('RISKMON_SLOT', 'logical replication slot the cdc reads', 'riskmon'),
   publication: str('RISKMON_PUBLICATION', 'publication of the approval and cancel tables', 'riskmon_pub'),
-  group: str('RISKMON_GROUP', 'Kafka consumer group of the aggregators', 'riskmon-aggregator'),
+  group: str('RISKMON_GROUP', 'Kafka consumer group the aggregators commit their offsets to (lag monitoring only: Redis holds where each partition continues)', 'riskmon-aggregator'),
   dlqTopic: str('RISKMON_DLQ_TOPIC', 'dead-letter topic for rows and events riskmon cannot read', 'riskmon.changes.dlq'),
   allowedLatenessMs: int('RISKMON_ALLOWED_LATENESS_MS', 'how long after a minute ends (by the watermark) it stays open', 5000, 0, 600_000),
   logLevel: oneOf('RISKMON_LOG_LEVEL', 'log level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
