@@ -31,14 +31,24 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const configured = cdcConfig(env);
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
+  // where a (re)start spends its time, in the 'preflight done' log line (the restart after a kill -9 is blind time)
+  const ms: Record<string, number> = { loadedAt: Math.round(process.uptime() * 1000) };
+  let t = performance.now();
+  const step = (name: string) => { const n = performance.now(); ms[name] = Math.round(n - t); t = n; };
   await checkSlotGap(kafka, configured, log); // before setupSource would create a new slot over the gap
+  step('slotGap');
   // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
   await setupSource(configured, log, { createSlot: configured.backfillDays === 0 });
+  step('source');
   await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
+  step('verifyKafka');
   // the topic's own message limit caps the events the cdc writes (a larger one is dead-lettered)
   const cfg: CdcConfig = Object.freeze({ ...configured, ...(await setupTopics(kafka, configured, log)) });
+  step('topics');
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   if (cfg.backfillDays > 0) await slotWithBackfill(cfg, log);
+  step('backfillCheck');
+  log.info({ ms }, 'preflight done');
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),
