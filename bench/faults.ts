@@ -99,8 +99,18 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
   childEnv.RISKMON_SLACK_WEBHOOK_URL = slack.url;
   const children = new Map<string, ChildProcess>();
   const logDir = path.join(base, 'logs');
+  // A child that exits by itself is started again after 1 s, as the supervisor production runs under does (compose:
+  // restart: unless-stopped); such exits are counted (exits_<command>) and logged.
+  const exits: Record<string, number> = {};
   const start = (cmd: 'cdc' | 'aggregate' | 'alerting') => {
-    children.set(cmd, spawnRiskmon([cmd], { env: childEnv, stdout: 'ignore', logFile: path.join(logDir, `${stamp}-${cmd}.log`) }));
+    const child = spawnRiskmon([cmd], { env: childEnv, stdout: 'ignore', logFile: path.join(logDir, `${stamp}-${cmd}.log`) });
+    children.set(cmd, child);
+    child.on('exit', (code, signal) => {
+      if (!running || children.get(cmd) !== child) return; // stopped, or killed and replaced by a fault
+      exits[cmd] = (exits[cmd] ?? 0) + 1;
+      console.error(`   ${cmd} exited by itself (${signal ?? `code ${code}`}) at ${iso(Date.now())}: started again in 1 s`);
+      setTimeout(() => { if (running && children.get(cmd) === child) start(cmd); }, 1000);
+    });
   };
   const redis = createRedis(readConfig(connections('redisUrl'), childEnv), { maxRetriesPerRequest: null });
   const kafka = createKafka(kafkaConfigOf(rep.KAFKA_BROKERS!), { clientId: 'bench-faults' });
@@ -314,6 +324,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
       const delays = mine.filter((s) => slackAt.has(s.merchant)).map((s) => (slackAt.get(s.merchant)! - (minuteStart(s.at) + MINUTE)) / 1000);
       if (delays.length) out[`alert_after_minute_end_s_${fault}_max`] = r1(Math.max(...delays));
     }
+    for (const cmd of ['cdc', 'aggregate', 'alerting']) out[`exits_${cmd}`] = exits[cmd] ?? 0;
     out.faults_repetitions = REPS;
     out.faults_load_tps = TPS;
     running = false;
