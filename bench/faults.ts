@@ -16,7 +16,8 @@
  * INSERT while PostgreSQL was down, counts as slow). alert_fired_<fault>: at each fault a probe merchant with a week
  * of history gets a cancel surge that must raise an alert; the share of those alerts that reached the Slack webhook
  * (checked once all faults are done). recovery_cap_hits_<fault>: repetitions that had not recovered within
- * RISKMON_BENCH_FAULTS_CAP_S (180) s. Knobs: RISKMON_BENCH_FAULTS_TPS (200, the steady load), _LOG_LEVEL (warn; the
+ * RISKMON_BENCH_FAULTS_CAP_S (180) s. exits_<command>: how often a child exited by itself (it is started again
+ * after 1 s, as a supervisor would). Knobs: RISKMON_BENCH_FAULTS_TPS (200, the steady load), _LOG_LEVEL (warn; the
  * children's logs are under .riskmon/bench-faults/logs), _KEEP=1 leaves both stacks running for the next run.
  */
 import type { ChildProcess } from 'node:child_process';
