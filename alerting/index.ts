@@ -4,7 +4,7 @@
  * benchmarks may pass their own through `buildAlerting`.
  */
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
-import { createPool } from '../lib/pg.ts';
+import { createPool, whenPgAnswers } from '../lib/pg.ts';
 import { sourceDirectory } from './directory.ts';
 import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
@@ -39,10 +39,13 @@ export { queueBacktest, seedRules } from './risk-store/index.ts';
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
   const log = componentLogger('alerting');
-  await migrate(cfg.riskPgUrl, 'risk', log);
+  // started while PostgreSQL restarts: wait for it rather than exit (a supervisor would start it again and again)
+  await whenPgAnswers(() => migrate(cfg.riskPgUrl, 'risk', log), log, 'risk store migrations');
   // The first rules version, when the store holds none: RISKMON_RULES (or the defaults).
-  const seedDb = createPool({ connectionString: cfg.riskPgUrl, max: 1, application_name: 'riskmon-alerting' }, log);
-  try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
+  await whenPgAnswers(async () => {
+    const seedDb = createPool({ connectionString: cfg.riskPgUrl, max: 1, application_name: 'riskmon-alerting' }, log);
+    try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
+  }, log, 'rules');
   await verifyRedis(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
