@@ -29,7 +29,7 @@ afterEach(async () => {
 
 const load = loadPayments;
 /** Twice the longest recovery after a Redis master failover the faults bench measured (docs/faults.md: recovery_s_redis_master_max). */
-const RECOVERY_ALLOWANCE_MS = 12_000;
+const RECOVERY_ALLOWANCE_MS = 11_000;
 
 /** Keeps loading batches until stopped; returns the next free id. */
 function loadAlong(h: Harness, firstId: number, batch: number): { stop(): Promise<number> } {
