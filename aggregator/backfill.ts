@@ -36,7 +36,7 @@ import { HOUR, iso, MINUTE } from '../lib/time.ts';
 import { metrics as M } from './metrics.ts';
 import { forEachPartition, scan } from './replay.ts';
 import {
-  chunksOf, DayClock, keys, PartitionRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
+  chunksOf, closeGapCoveredBy, DayClock, keys, PartitionRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
 } from './store/index.ts';
 import { candidateCache } from './store/plan.ts';
 
@@ -276,6 +276,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     const seconds = (now() - t0) / 1000;
     Object.assign(record, { state: 'done', finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
     await writeBackfill(redis, prefix, record);
+    if (await closeGapCoveredBy(redis, prefix, record)) log.info({ from: record.from, to: record.to ?? 'now' }, 'backfill: the known gap in the stream is closed');
     M.backfillProgress.set(1);
     log.info({ rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond, from: record.from, to: record.to ?? 'now',
       ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill done');

@@ -114,6 +114,7 @@ describe('status table', () => {
     const text = formatStatus({
       time: '2026-11-21T08:00:00.000Z',
       slot: { name: 'riskmon', lagBytes: 2_097_152, active: true },
+      gap: null,
       consumer: { group: 'g', topic: 't', lag: null, error: 'Kafka did not answer within 5000 ms' },
       watermark: { at: '2026-11-21T07:59:58.000Z', behindMs: 2000 },
       evaluator: { lastClosedMinute: '2026-11-21T07:58:00.000Z', behindMs: 60_000 },

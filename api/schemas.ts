@@ -169,6 +169,13 @@ export const StatusBody = Type.Object({
   watermark: Type.Object({ at: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   evaluator: Type.Object({ lastClosedMinute: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   alerts: Type.Object({ firing: Type.Union([Type.Number(), Type.Null()]), pendingNotifications: Type.Union([Type.Number(), Type.Null()]) }),
+  gap: Type.Union([Type.Null(), Type.Object({
+    slot: Type.Optional(Type.String()),
+    from: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'the newest commit time the stream had carried before the slot was lost' })),
+    to: Type.Optional(Type.String({ description: 'when the new slot was created' })),
+    fix: Type.Optional(Type.String({ description: 'the backfill that closes the gap' })),
+    error: Type.Optional(Type.String()),
+  })], { description: 'a known gap in the stream (a lost slot created anew) until a backfill covers it; null when there is none' }),
   backfill: Type.Object({
     state: Type.String({ description: 'running (no merchant is judged until it is done) | done | none | unknown (Redis did not answer)' }),
     kind: Type.Optional(Type.String({ description: "initial (the cdc's first start) | range (riskmon backfill)" })),

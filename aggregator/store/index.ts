@@ -27,6 +27,7 @@ export { PartitionRebuild, ReplayLostLockError, resetFrom, type RebuildOptions }
 
 // History backfill: its record (state, range, progress), its range arithmetic, and resetting a bounded range.
 export {
-  backfillStatus, chunksOf, rangeOf, readBackfill, writeBackfill, type BackfillRecord, type BackfillStatus, type TierRange,
+  backfillStatus, chunksOf, closeGapCoveredBy, coversGap, rangeOf, readBackfill, readGap, recordGap, writeBackfill,
+  type BackfillRecord, type BackfillStatus, type GapRecord, type TierRange,
 } from './backfill.ts';
 export { resetRange } from './rebuild.ts';

@@ -13,6 +13,7 @@
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
  *   <P>:backfill  the last history backfill's state (JSON): running or done, its range and progress
+ *   <P>:gap       a known gap in the stream (a lost slot created anew), until a backfill covers it
  *
  * kind: the four counters of counters.ts (fields of a counter never written are absent).
  * Most hashes stay small enough for Redis's compact listpack encoding; see aggregator/README.md "Redis layout".
@@ -55,6 +56,8 @@ export const keys = {
   day: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:d:${merchant}:${block}`,
   /** the state of the last history backfill (JSON, store/backfill.ts); one per prefix, not per partition */
   backfill: (prefix: string) => `${prefix}:backfill`,
+  /** a known gap in the stream (a lost slot created anew): JSON, store/backfill.ts; deleted by a backfill covering it */
+  gap: (prefix: string) => `${prefix}:gap`,
 };
 
 /**

@@ -13,7 +13,7 @@
  * Which keys and slots a range covers is ranges.ts (pure); the Lua scripts that read them are scripts.ts. One
  * script call per partition, so every call stays inside one Redis Cluster slot.
  */
-import { readBackfill } from './backfill.ts';
+import { readBackfill, readGap } from './backfill.ts';
 import { masters, type RedisClient } from '../../lib/redis.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
@@ -295,6 +295,10 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
 
     backfill() {
       return readBackfill(redis, prefix);
+    },
+
+    gap() {
+      return readGap(redis, prefix);
     },
 
     async stateEpoch() {

@@ -1,5 +1,5 @@
 /** What the bucket store's reads return, and the interface the rules, the API and the tools read through. */
-import type { BackfillRecord } from './backfill.ts';
+import type { BackfillRecord, GapRecord } from './backfill.ts';
 import type { Totals } from './counters.ts';
 
 export type Step = '1m' | '1h' | '1d';
@@ -30,6 +30,8 @@ export interface BucketReader {
    * its range are incomplete and nobody is judged on them. Readers without backfills leave it out.
    */
   backfill?(): Promise<BackfillRecord | null>;
+  /** A known gap in the stream (store/backfill.ts), null when there is none. */
+  gap?(): Promise<GapRecord | null>;
 }
 
 /** One (minute, partition) of the all-merchants minute index. */
