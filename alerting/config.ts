@@ -1,5 +1,5 @@
 /** The alerting component's options (docs/configuration.md), composed with the shared ones. */
-import { commonSpec, connections, connectionSpec, int, json, mappingOption, metricsSpec, secret, str, url, type ConfigOf } from '../lib/config.ts';
+import { commonSpec, connections, connectionSpec, int, json, mappingOption, metricsSpec, secret, settlementDaysOption, str, url, type ConfigOf } from '../lib/config.ts';
 import { defaultRules, parseRules } from './rules/config.ts';
 
 export const alertingSpec = {
@@ -8,6 +8,7 @@ export const alertingSpec = {
   // Optional here: backtests rebuild minutes older than the minute tier from the retained topic.
   kafkaBrokers: { ...connectionSpec.kafkaBrokers, default: [] as string[], description: 'Kafka bootstrap brokers: backtests rebuild minutes the minute tier no longer holds from the retained topic (unset: backtests cover only what the minute tier holds)' },
   mapping: mappingOption,
+  settlementDays: settlementDaysOption,
   pgUrl: secret(url('PG_URL', 'the source PostgreSQL, read once a day for merchant categories (new merchants are judged against their category\'s cohort); unset: one cohort per size band', ['postgres', 'postgresql'], '')),
   rules: json('RISKMON_RULES', 'rule thresholds, per-merchant overrides and version (see docs/contracts.md "Rules")', defaultRules(), parseRules),
   slackWebhookUrl: secret(url('RISKMON_SLACK_WEBHOOK_URL', 'Slack incoming webhook; no Slack messages when unset', ['http', 'https'], '')),

@@ -6,7 +6,7 @@
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import { createPool } from '../lib/pg.ts';
 import { sourceDirectory } from './directory.ts';
-import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { settlementOf, createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -66,7 +66,7 @@ export function buildAlerting(
     rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
-  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory });
+  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory, settlement: settlementOf(cfg) });
   // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
   const backtests = new BacktestRunner(
     { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },

@@ -26,6 +26,7 @@ import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/deadletters.ts';
 import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
+import { exposureRoutes } from './routes/exposure.ts';
 import { ruleRoutes } from './routes/rules.ts';
 import { seriesRoutes } from './routes/series.ts';
 import { silenceRoutes } from './routes/silences.ts';
@@ -203,6 +204,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   seriesRoutes(app, deps);
   alertRoutes(app, deps);
   merchantRoutes(app, deps);
+  exposureRoutes(app, deps);
   silenceRoutes(app, deps);
   triageRoutes(app, deps);
   statusRoutes(app, deps);

@@ -2,6 +2,7 @@
  * Request and response schemas, written once with TypeBox: Fastify validates requests with them, serializes
  * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs/json (Swagger UI at /docs).
  */
+import { ExposureSchema } from '../lib/alert-message.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/risk-store/index.ts';
 import { AlertDetailSchema, AlertSchema, type Alert, type AlertDetail } from '../lib/alert-message.ts';
@@ -57,8 +58,16 @@ export const AlertsQuery = Type.Object({
   to: Type.Optional(Iso),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  sort: Type.Optional(OneOf(['fired', 'receivable'], { description: "fired (default): newest first, paged by cursor; receivable: the merchants' receivable now, largest first, one page of `limit`" })),
 });
 export type AlertsQuery = Static<typeof AlertsQuery>;
+
+export { ExposureSchema } from '../lib/alert-message.ts';
+export const ExposureTopQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 20 }) });
+export const ExposureTopBody = Type.Object({
+  computedAt: Type.Union([Type.String(), Type.Null()], { description: 'the closed minute whose end the exposures are computed at (null: nobody owes)' }),
+  items: Type.Array(Type.Composite([ExposureSchema, Type.Object({ name: Type.Union([Type.String(), Type.Null()]) })])),
+});
 
 export { AckSchema, AlertDetailSchema, AlertSchema, DispositionSchema } from '../lib/alert-message.ts';
 /** The alert JSON, declared once in lib/alert-message.ts. */

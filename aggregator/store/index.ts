@@ -12,8 +12,12 @@ export {
   addTotals, emptyTotals, forEachWindowCounter, isEmpty, type Totals,
 } from './counters.ts';
 export {
-  hasMinuteTotals, hasWindowSlices, STEP_MS, type BucketReader, type MinuteTotalsReader, type Point, type Step, type WindowSlice, type WindowSliceReader,
+  hasMinuteTotals, hasMoney, hasWindowSlices, STEP_MS, type BucketReader, type MinuteTotalsReader, type MoneyReader, type Point, type Step, type WindowSlice, type WindowSliceReader,
 } from './reader.ts';
+
+// Money at risk: exposure per merchant (lib/exposure.ts decides; these read payouts and sums from the store).
+export { readExposure, readExposures, readExposuresWith, readSchedules, settlementOf, type Settlement } from './exposure.ts';
+export { type Exposure } from '../../lib/exposure.ts';
 export { createBucketReader, type ReaderOptions } from './read.ts';
 
 // Writing: the test writer, and the pieces the apply benchmark drives directly.

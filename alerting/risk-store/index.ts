@@ -35,6 +35,7 @@ export {
   alertsHaveDispositions, backtestQueue, cancelAllBacktests, cancelBacktest, claimNextBacktest, failBacktest, finishBacktest, getBacktest, listBacktests, queueBacktest,
   openBacktestsOf, reportBacktestProgress, requeueBacktest, requeueRunningBacktests, type BacktestJob,
 } from './backtests.ts';
+export { clearExposures, storedReceivables, topExposures, writeExposures } from './exposure.ts';
 export { alertCounts, alertJson, alertTransitions, getAlert, listAlerts, transitionsSince, type AlertFilter, type TransitionJson } from './alerts.ts';
 export { createSilence, deleteSilence, listSilences, type NewSilence, type SilenceJson } from './silences.ts';
 export { listAudit, recordAudit, type AuditEntry, type AuditFilter, type AuditItem } from './audit.ts';

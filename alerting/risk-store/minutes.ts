@@ -12,6 +12,8 @@ import type { Evaluation } from '../rules/types.ts';
 import { inTransaction } from '../../lib/pg.ts';
 import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
 import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
+import { writeExposures } from './exposure.ts';
+import type { Exposure } from '../../lib/exposure.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
@@ -62,6 +64,8 @@ export interface TransitionWrite {
   ruleVersion: string;
   replay: boolean;
   notification: { status: 'pending' | 'suppressed'; reason: string | null; silenceId: string | null };
+  /** 'fired': the merchant's exposure at the minute's end (recorded on the alert) */
+  exposure?: Exposure | null;
 }
 
 export interface MinuteWrite {
@@ -75,6 +79,8 @@ export interface MinuteWrite {
   /** The rules version that decided the minute, and the ingestion lag then (evaluated_minutes). */
   ruleVersion: string;
   ingestLagMs: number;
+  /** merchant_exposure changes of the minute: merchants that owe now (upserted) and those that no longer do (deleted) */
+  exposures?: { upsert: Exposure[]; remove: string[] };
 }
 
 export class ProgressConflict extends Error {
@@ -114,6 +120,7 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
       );
     }
     for (let i = 0; i < w.evaluations.length; i += 5000) await upsertEvaluations(client, w.evaluations.slice(i, i + 5000));
+    if (w.exposures) await writeExposures(client, w.exposures, w.minute + 60_000);
     // Wakes the Slack sender (delivered on commit).
     if (pending) await client.query(`SELECT pg_notify('${NOTIFICATIONS_CHANNEL}', '')`);
     return { messages, fired };
@@ -135,14 +142,15 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
   const byId = new Map<string, AlertRow>();
   if (news.length) {
     const r = await client.query(
-      `INSERT INTO alerts AS a (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
-       SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[])
-              WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, n)
+      `INSERT INTO alerts AS a (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay, exposure_at_fire)
+       SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay, u.exposure
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[], $9::jsonb[])
+              WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, exposure, n)
         ORDER BY u.n
        RETURNING ${ALERT_COLUMNS}`,
       [news.map((t) => t.rule), news.map((t) => t.merchantId), news.map((t) => new Date(t.life.firedAt)), news.map((t) => new Date(t.life.lastNotifiedAt)),
-        news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay)],
+        news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay),
+        news.map((t) => (t.exposure ? JSON.stringify(t.exposure) : null))],
     );
     for (const a of r.rows) { byKey.set(keyOf(a.rule, a.merchant_id), a); fired.set(keyOf(a.rule, a.merchant_id), a.id); }
   }
