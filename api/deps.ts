@@ -31,11 +31,19 @@ export interface ApiDeps {
   webDist: string | null;
   /** "Now" for every route (lib/clock.ts): the system clock unless a test chose an instant. */
   now: Clock;
+  /**
+   * A merchant's exposure (the JSON of GET /api/merchants/:id/exposure), captured in the webhook event of each payout
+   * hold and release; null when it cannot be told. The money at risk is computed from the buckets elsewhere: this is
+   * where it is wired in.
+   */
+  exposureOf: (merchantId: string) => Promise<Record<string, unknown> | null>;
   close(): Promise<void>;
 }
 
 
-export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock } = {}): Promise<ApiDeps> {
+export async function createDeps(
+  cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock; exposureOf?: ApiDeps['exposureOf'] } = {},
+): Promise<ApiDeps> {
   const log = componentLogger('api');
   const bounds = { statement_timeout: cfg.pgStatementTimeoutMs, connectionTimeoutMillis: 5000 };
   const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api', ...bounds }, log);
@@ -56,7 +64,7 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { re
     return admin;
   };
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, exposureOf: o.exposureOf ?? (async () => null), merchants: new MerchantDirectory(sourcePg, cfg.mapping),
     reader: o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
     async close() {
       const a = admin;

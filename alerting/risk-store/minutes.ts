@@ -12,6 +12,7 @@ import type { Evaluation } from '../rules/types.ts';
 import { inTransaction } from '../../lib/pg.ts';
 import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
 import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
+import { enqueueWebhooks } from './webhooks.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
@@ -75,6 +76,8 @@ export interface MinuteWrite {
   /** The rules version that decided the minute, and the ingestion lag then (evaluated_minutes). */
   ruleVersion: string;
   ingestLagMs: number;
+  /** Add an alert webhook outbox row for each transition that is live (not replay) and not silenced. */
+  alertWebhook?: boolean;
 }
 
 export class ProgressConflict extends Error {
@@ -184,6 +187,14 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
     type: 'alert', eventId: Number(trIds[i]), transition: t.kind,
     alert: { ...alertJson(alerts[i]), evidence: t.evidence },
   }));
+  if (w.alertWebhook) {
+    // The same transitions Slack would get, silences and replay included: in the minute's transaction, in order per alert.
+    const hooked = messages.flatMap((m, i) => (ts[i].replay || ts[i].notification.silenceId !== null ? [] : [{ m, trId: trIds[i] }]));
+    await enqueueWebhooks(client, hooked.map(({ m, trId }) => ({
+      channel: 'alert' as const, type: `alert.${m.transition}`, orderKey: `alert:${m.alert.id}`, merchantId: m.alert.merchantId, transitionId: trId,
+      event: { type: `alert.${m.transition}`, alertId: m.alert.id, merchantId: m.alert.merchantId, at: new Date(w.minute).toISOString(), alert: m.alert },
+    })));
+  }
   const counted = ts.flatMap((t, i) => (t.kind === 'resolved' ? [] : [{ alertId: alerts[i].id, clearMinutes: t.life.clearMinutes }]));
   return { messages, fired, counted };
 }
