@@ -33,7 +33,8 @@ export async function enqueueWebhooks(db: Queryable, rows: NewWebhookRow[]): Pro
   const ids = rows.map(() => randomUUID());
   await db.query(
     `INSERT INTO webhook_outbox (event_id, channel, type, order_key, merchant_id, hold_id, transition_id, body)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[]) WITH ORDINALITY AS u(e, c, t, k, m, h, tr, b, n)
+     SELECT e, c, t, k, m, h, tr, b
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[]) WITH ORDINALITY AS u(e, c, t, k, m, h, tr, b, n)
       ORDER BY n`,
     [ids, rows.map((r) => r.channel), rows.map((r) => r.type), rows.map((r) => r.orderKey), rows.map((r) => r.merchantId),
       rows.map((r) => r.holdId ?? null), rows.map((r) => r.transitionId ?? null), rows.map((r, i) => JSON.stringify({ id: ids[i], ...r.event }))],
@@ -107,11 +108,12 @@ export const DELIVERY_COLUMNS = `o.event_id, o.channel, o.type, o.merchant_id, o
 
 export interface DeliveryRow {
   event_id: string; channel: WebhookChannel; type: string; merchant_id: string; hold_id: string | null; status: DeliveryStatus; attempts: number;
-  last_status: number | null; reason: string | null; created_at: Date; first_attempt_at: Date | null; next_attempt_at: Date; delivered_at: Date | null;
+  last_status: number | null; reason: string | null; created_at: Date; first_attempt_at: Date | null; next_attempt_at: Date | string; delivered_at: Date | null;
   waiting_for: string | null;
 }
 
-const iso = (d: Date | null) => (d && Number.isFinite(d.getTime()) ? d.toISOString() : null);
+/** '-infinity' (due at once) comes back from the driver as a string: no time to show. */
+const iso = (d: Date | string | null) => (d instanceof Date && Number.isFinite(d.getTime()) ? d.toISOString() : null);
 
 export function deliveryJson(r: DeliveryRow): WebhookDelivery {
   return {

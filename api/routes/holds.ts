@@ -13,7 +13,7 @@ import { actorOf, audited } from '../audit.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, badRequest } from '../errors.ts';
 import {
-  DeliverySchema, errorResponses, EventParams, HoldConflictBody, HoldCreate, HoldRelease, HoldSchema, HoldsBody, HoldsQuery, IdParams,
+  DeliverySchema, ErrorBody, errorResponses, EventParams, HoldConflictBody, HoldCreate, HoldRelease, HoldSchema, HoldsBody, HoldsQuery, IdParams,
   MerchantParams, WebhooksBody, WebhooksQuery, type HoldsQuery as HoldsQ, type WebhooksQuery as WebhooksQ,
 } from '../schemas.ts';
 
@@ -131,7 +131,7 @@ export function holdRoutes(app: FastifyInstance, deps: ApiDeps): void {
         summary: how === 'retry'
           ? 'Send a failed webhook event again (admin): pending with a fresh retry schedule, same id and body'
           : 'Give up a failed webhook event (admin): the events queued behind it go out',
-        tags: ['holds'], params: EventParams, response: { 200: DeliverySchema, ...errorResponses, 409: { $ref: 'Error#' } },
+        tags: ['holds'], params: EventParams, response: { 200: DeliverySchema, ...errorResponses, 409: ErrorBody },
       },
       preValidation: async (req) => { req.body ??= {}; },
     }, async (req, reply) => {
