@@ -169,6 +169,12 @@ export const StatusBody = Type.Object({
   watermark: Type.Object({ at: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   evaluator: Type.Object({ lastClosedMinute: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   alerts: Type.Object({ firing: Type.Union([Type.Number(), Type.Null()]), pendingNotifications: Type.Union([Type.Number(), Type.Null()]) }),
+  webhooks: Type.Object({
+    pending: Type.Union([Type.Number(), Type.Null()], { description: 'webhook events (payout actions, alert transitions) not yet delivered' }),
+    failed: Type.Union([Type.Number(), Type.Null()], { description: 'dead-lettered events: GET /api/webhooks?status=failed' }),
+    oldestPendingAt: Type.Union([Type.String(), Type.Null()]),
+    error: Type.Optional(Type.String()),
+  }),
   backfill: Type.Object({
     state: Type.String({ description: 'running (no merchant is judged until it is done) | done | none | unknown (Redis did not answer)' }),
     kind: Type.Optional(Type.String({ description: "initial (the cdc's first start) | range (riskmon backfill)" })),
