@@ -4,12 +4,11 @@
  */
 import { commonSpec, connections, readConfig } from '../../lib/config.ts';
 import { DAY, iso } from '../../lib/time.ts';
-import { parseFlags, required, type FlagSpec, type ParsedFlags } from './args.ts';
+import { parseFlags, required, UsageError, type FlagSpec, type ParsedFlags } from '../../lib/args.ts';
 import { backfill, DEFAULT_MERCHANTS, DEFAULT_TX_PER_DAY } from './backfill.ts';
 import { live } from './live.ts';
 import { ensureMerchants, SchemaMissingError } from './merchants.ts';
 import { parseScenario, SCENARIO_FORM, type MerchantAlias, type Scenario } from './scenarios.ts';
-import { UsageError } from './usage-error.ts';
 import { pickMerchants } from './workload.ts';
 
 const common: Record<string, FlagSpec> = {

@@ -8,7 +8,7 @@
  * big2); start is ISO-8601 with a zone (2026-11-21T08:00:00Z, …+09:00), `now`, or relative to now (+5m, -2h, +30s;
  * for a backfill "now" is its --end).
  */
-import { UsageError } from './usage-error.ts';
+import { UsageError } from '../../lib/args.ts';
 
 export const SCENARIO_NAMES = ['cancel_surge', 'volume_drop', 'full_stop', 'midnight'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
