@@ -52,6 +52,8 @@ export interface EvaluatorOptions {
   redisPrefix: string;
   /** Without a webhook every notification row is stored as suppressed ('slack not configured'). */
   slackEnabled: boolean;
+  /** With RISKMON_ALERT_WEBHOOK_URL: each live, unsilenced transition also gets a webhook outbox row in the minute's commit. */
+  alertWebhook?: boolean;
 }
 
 export interface EvaluatorDeps {
@@ -297,7 +299,7 @@ export class Evaluator implements Service {
     const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
       name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts: d.clearCounts, evaluations: rows,
-      ruleVersion: rules.version, ingestLagMs, ...(exposure ? { exposures: exposure.write } : {}),
+      ruleVersion: rules.version, ingestLagMs, alertWebhook: this.#o.alertWebhook ?? false, ...(exposure ? { exposures: exposure.write } : {}),
     }).catch((err) => { this.#exposures?.reset(); throw err; });
     if (exposure) this.#exposures!.committed(exposure);
 

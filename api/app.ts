@@ -24,6 +24,7 @@ import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/deadletters.ts';
+import { holdRoutes } from './routes/holds.ts';
 import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
 import { exposureRoutes } from './routes/exposure.ts';
@@ -210,6 +211,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   statusRoutes(app, deps);
   deadLetterRoutes(app, deps);
   ruleRoutes(app, deps);
+  holdRoutes(app, deps);
 
   app.get<{ Querystring: { lastEventId?: string } }>('/ws', {
     websocket: true,

@@ -14,6 +14,7 @@ import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
 import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
 import { writeExposures } from './exposure.ts';
 import type { Exposure } from '../../lib/exposure.ts';
+import { enqueueWebhooks } from './webhooks.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
@@ -81,6 +82,8 @@ export interface MinuteWrite {
   ingestLagMs: number;
   /** merchant_exposure changes of the minute: merchants that owe now (upserted) and those that no longer do (deleted) */
   exposures?: { upsert: Exposure[]; remove: string[] };
+  /** Add an alert webhook outbox row for each transition that is live (not replay) and not silenced. */
+  alertWebhook?: boolean;
 }
 
 export class ProgressConflict extends Error {
@@ -192,6 +195,14 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
     type: 'alert', eventId: Number(trIds[i]), transition: t.kind,
     alert: { ...alertJson(alerts[i]), evidence: t.evidence },
   }));
+  if (w.alertWebhook) {
+    // The same transitions Slack would get, silences and replay included: in the minute's transaction, in order per alert.
+    const hooked = messages.flatMap((m, i) => (ts[i].replay || ts[i].notification.silenceId !== null ? [] : [{ m, trId: trIds[i] }]));
+    await enqueueWebhooks(client, hooked.map(({ m, trId }) => ({
+      channel: 'alert' as const, type: `alert.${m.transition}`, orderKey: `alert:${m.alert.id}`, merchantId: m.alert.merchantId, transitionId: trId,
+      event: { type: `alert.${m.transition}`, alertId: m.alert.id, merchantId: m.alert.merchantId, at: new Date(w.minute).toISOString(), alert: m.alert },
+    })));
+  }
   const counted = ts.flatMap((t, i) => (t.kind === 'resolved' ? [] : [{ alertId: alerts[i].id, clearMinutes: t.life.clearMinutes }]));
   return { messages, fired, counted };
 }

@@ -5,18 +5,15 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { hasMoney, readExposure, settlementOf, type Exposure } from '../../aggregator/store/index.ts';
-import { topExposures } from '../../alerting/risk-store/index.ts';
+import { holdsOf as storedHolds, topExposures } from '../../alerting/risk-store/index.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, ExposureSchema, ExposureTopBody, ExposureTopQuery, MerchantParams } from '../schemas.ts';
 import { merchantNames } from './merchants.ts';
 
-/**
- * The holds on a merchant's payouts, as the exposure JSON lists them. HOLDS SPOT: the payout-holds module fills
- * this in (its store of holds); until then no merchant has a hold.
- */
-export async function holdsOf(_deps: ApiDeps, _merchantId: string): Promise<Exposure['holds']> {
-  return [];
+/** The holds on a merchant's payouts as the exposure JSON lists them: the active one first, then the latest. */
+export async function holdsOf(deps: ApiDeps, merchantId: string): Promise<Exposure['holds']> {
+  return storedHolds(deps.riskPg, merchantId);
 }
 
 export function exposureRoutes(app: FastifyInstance, deps: ApiDeps): void {
