@@ -266,3 +266,19 @@ describe('money at risk', () => {
     expect((await get('/api/alerts?sort=amount')).statusCode).toBe(400);
   });
 });
+
+describe('money at risk for a viewer (read allowed, holds refused)', () => {
+  it('a viewer reads exposure, the top list and holds, and gets 403 on holding or releasing', async () => {
+    expect((await get('/api/merchants/42/exposure')).json()).toMatchObject({ merchantId: '42', holds: [] });
+    expect((await get('/api/exposure/top')).statusCode).toBe(200);
+    const holds = await get('/api/holds?merchantId=42&state=active');
+    expect(holds.statusCode).toBe(200);
+    expect(holds.json()).toEqual({ items: [], nextCursor: null });
+    const hold = await t.app.inject({ method: 'POST', url: '/api/merchants/42/holds', headers: auth(VIEWER), payload: { reason: 'bust-out' } });
+    expect(hold.statusCode).toBe(403);
+    expect(hold.json()).toMatchObject({ error: 'forbidden' });
+    const release = await t.app.inject({ method: 'POST', url: '/api/holds/1/release', headers: auth(VIEWER), payload: { reason: 'cleared' } });
+    expect(release.statusCode).toBe(403);
+    expect((await get('/api/holds?merchantId=42')).json().items).toEqual([]); // nothing was written
+  });
+});
