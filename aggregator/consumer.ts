@@ -275,7 +275,9 @@ export class AggregatorService implements Service {
             }
             for (const o of ownedNow.values()) o.retryAt = Math.max(o.retryAt, Date.now() + Math.min(50 * 2 ** Math.min(n, 4), 1000));
             if (n === 1 || n % 20 === 0) this.log.warn({ leader, partitions: [...ask.keys()], err: String((err as Error)?.message ?? err), failures: n }, 'fetch failed: refreshing the partition leaders and retrying');
-            return fetcher.refresh().catch(() => {});
+            // not awaited: the partitions' retry waits for their backoff, not for the refresh (bounded, but slow
+            // against a dead broker)
+            void fetcher.refresh().catch(() => {});
           })
           .finally(() => {
             busyLeaders.delete(leader);

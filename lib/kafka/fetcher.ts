@@ -70,13 +70,17 @@ export class PartitionFetcher {
 
   /**
    * Fresh metadata (who leads which partition). Concurrent calls share one request; calls within `minGapMs` of the
-   * last refresh return at once (every fetcher of a dead broker asks for one).
+   * last refresh return at once (every fetcher of a dead broker asks for one). A refresh that has not answered
+   * within `timeoutMs` is given up (kafkajs' own retries of a dead broker can take much longer), so the next call
+   * starts a new one.
    */
-  refresh(minGapMs = 250): Promise<void> {
+  refresh(minGapMs = 250, timeoutMs = 5_000): Promise<void> {
     if (this.#refreshing) return this.#refreshing;
     if (Date.now() - this.#refreshedAt < minGapMs) return Promise.resolve();
-    this.#refreshing = this.cluster.refreshMetadata()
-      .finally(() => { this.#refreshedAt = Date.now(); this.#refreshing = null; });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`metadata refresh not answered within ${timeoutMs} ms`)), timeoutMs); });
+    this.#refreshing = Promise.race([this.cluster.refreshMetadata(), timeout])
+      .finally(() => { clearTimeout(timer); this.#refreshedAt = Date.now(); this.#refreshing = null; });
     return this.#refreshing;
   }
 
