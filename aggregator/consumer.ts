@@ -249,7 +249,10 @@ export class AggregatorService implements Service {
         ready.push(p);
       }
       const byLeader = fetcher.leaders(ready);
-      if (ready.length && byLeader.size === 0) void fetcher.refresh(500).catch(() => {});
+      // a partition without a leader in the metadata (an election under way): ask again, at most twice a second
+      let led = 0;
+      for (const parts of byLeader.values()) led += parts.length;
+      if (led < ready.length) void fetcher.refresh(500).catch(() => {});
       for (const [leader, parts] of byLeader) {
         if (busyLeaders.has(leader)) continue;
         const ask = new Map<number, bigint>();
