@@ -50,6 +50,11 @@ const MEMBER_RENEW_MS = 1_000;
 /** The broker holds a Fetch at most this long for data; a Fetch not answered FETCH_TIMEOUT_MS later is given up. */
 const FETCH_WAIT_MS = 100;
 const FETCH_TIMEOUT_MS = 5_000;
+/**
+ * Admin requests (list offsets) are given up after this long: kafkajs' own retries against a dead broker can take
+ * far longer, and a partition waiting on one would not be fetched meanwhile.
+ */
+const ADMIN_TIMEOUT_MS = 10_000;
 /** The pump looks at its partitions at least this often (retries after a backoff). */
 const PUMP_IDLE_MS = 50;
 
@@ -266,7 +271,15 @@ export class AggregatorService implements Service {
               const o = ownedNow.get(f.partition)!;
               if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
               metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
-              if (f.records.length) o.applying = this.#applyRecords(f.partition, o, f.records, f.high).finally(() => { o.applying = null; this.#wake(); });
+              if (f.records.length) {
+                o.applying = this.#applyRecords(f.partition, o, f.records, f.high)
+                  .catch((err) => {
+                    // the partition goes on from o.next (what was applied) after a second: nothing skipped
+                    this.log.warn({ err, partition: f.partition }, 'applying fetched records failed; retrying from the last applied offset');
+                    o.retryAt = Date.now() + 1000;
+                  })
+                  .finally(() => { o.applying = null; this.#wake(); });
+              }
             }
           })
           .catch((err) => {
@@ -302,7 +315,7 @@ export class AggregatorService implements Service {
       const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
       if (stored !== null) await this.#checkNotRecreated(p, BigInt(stored));
       const next = stored !== null ? BigInt(stored) : await this.#lowWatermark(p);
-      if (this.#owned.get(p) === o) o.next = next;
+      if (this.#owned.get(p) === o && o.next === null) o.next = next;
     } catch (err) {
       if (err instanceof TopicRecreatedError) { this.#failSession?.(err); return; }
       this.log.warn({ err, partition: p }, 'could not read where the partition continues; retrying');
@@ -350,7 +363,7 @@ export class AggregatorService implements Service {
   }
 
   async #lowWatermark(p: number): Promise<bigint> {
-    const rows = await this.#admin!.fetchTopicOffsets(this.cfg.topic);
+    const rows = await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS);
     return BigInt(rows.find((r) => r.partition === p)!.low);
   }
 
@@ -362,7 +375,7 @@ export class AggregatorService implements Service {
   async #checkNotRecreated(p: number, stored: bigint): Promise<void> {
     // a partition leader just elected may briefly answer an older end: only an end that stays behind counts
     for (let attempt = 0; ; attempt++) {
-      const high = (await this.#admin!.fetchTopicOffsets(this.cfg.topic)).find((m) => m.partition === p)?.high;
+      const high = (await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS)).find((m) => m.partition === p)?.high;
       if (high === undefined || stored <= BigInt(high)) return;
       if (attempt === 2) throw new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(high), stored);
       await this.#state.sleep(2_000);
