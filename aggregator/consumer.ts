@@ -55,6 +55,8 @@ const FETCH_TIMEOUT_MS = 5_000;
  * far longer, and a partition waiting on one would not be fetched meanwhile.
  */
 const ADMIN_TIMEOUT_MS = 10_000;
+/** A partition no Fetch answered for this long ends the session (#pump). */
+const STALL_MS = 20_000;
 /** The pump looks at its partitions at least this often (retries after a backoff). */
 const PUMP_IDLE_MS = 50;
 
@@ -66,6 +68,8 @@ interface Owned {
   applying: Promise<void> | null;
   /** no fetch before this time (a backoff after a failed fetch) */
   retryAt: number;
+  /** when a Fetch last answered for it (or it was taken): the stall watch */
+  answeredAt: number;
   starting?: Promise<void>;
 }
 
@@ -222,7 +226,7 @@ export class AggregatorService implements Service {
     if (!gained.length && !lost.length) return;
     for (const p of lost) this.#owned.delete(p);
     // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
-    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0 }); }
+    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0, answeredAt: Date.now() }); }
     if (gained.length) this.#applier.forget();
     this.log.info({ partitions: [...mine].sort((a, b) => a - b), members: members.length }, 'partitions assigned');
     this.#wake();
@@ -247,6 +251,14 @@ export class AggregatorService implements Service {
     const failures = new Map<number, number>();
     while (live()) {
       const now = Date.now();
+      // A partition no Fetch has answered for STALL_MS (not even empty) while it is neither applying nor starting:
+      // the session ends and the next one starts with new connections and fresh metadata. A leader election takes
+      // 9–13 s; kafkajs' connection state after a broker's death is what this guards against.
+      for (const [p, o] of this.#owned) {
+        if (!o.applying && !o.starting && now - o.answeredAt > STALL_MS) {
+          throw new Error(`no Fetch answered for partition ${p} in ${STALL_MS / 1000} s (leader ${[...fetcher.leaders([p]).keys()][0] ?? 'unknown'}); restarting the consumer with new connections`);
+        }
+      }
       const ready: number[] = [];
       for (const [p, o] of this.#owned) {
         if (o.fetching || o.applying || now < o.retryAt) continue;
@@ -268,7 +280,9 @@ export class AggregatorService implements Service {
           .then((got) => {
             failures.delete(leader);
             for (const f of got) {
-              const o = ownedNow.get(f.partition)!;
+              const o = ownedNow.get(f.partition);
+              if (!o) continue;
+              o.answeredAt = Date.now();
               if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
               metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
               if (f.records.length) {
@@ -278,7 +292,7 @@ export class AggregatorService implements Service {
                     this.log.warn({ err, partition: f.partition }, 'applying fetched records failed; retrying from the last applied offset');
                     o.retryAt = Date.now() + 1000;
                   })
-                  .finally(() => { o.applying = null; this.#wake(); });
+                  .finally(() => { o.applying = null; o.answeredAt = Date.now(); this.#wake(); });
               }
             }
           })
@@ -290,7 +304,7 @@ export class AggregatorService implements Service {
               if (o && this.#owned.get(err.partition) === o) { o.next = null; o.starting = undefined; o.retryAt = Date.now() + 1000; }
             }
             for (const o of ownedNow.values()) o.retryAt = Math.max(o.retryAt, Date.now() + Math.min(50 * 2 ** Math.min(n, 4), 1000));
-            if (n === 1 || n % 20 === 0) this.log.warn({ leader, partitions: [...ask.keys()], err: String((err as Error)?.message ?? err), failures: n }, 'fetch failed: refreshing the partition leaders and retrying');
+            if (n === 1 || n % 5 === 0) this.log.warn({ leader, partitions: [...ask.keys()], err: String((err as Error)?.message ?? err), failures: n }, 'fetch failed: refreshing the partition leaders and retrying');
             // not awaited: the partitions' retry waits for their backoff, not for the refresh (bounded, but slow
             // against a dead broker)
             void fetcher.refresh().catch(() => {});
@@ -322,6 +336,7 @@ export class AggregatorService implements Service {
       o.retryAt = Date.now() + 1000;
     } finally {
       o.starting = undefined;
+      o.answeredAt = Date.now();
       this.#wake();
     }
   }
