@@ -55,6 +55,8 @@ const FETCH_TIMEOUT_MS = 5_000;
  * far longer, and a partition waiting on one would not be fetched meanwhile.
  */
 const ADMIN_TIMEOUT_MS = 10_000;
+/** Each clean-up step of an ending session waits at most this long. */
+const CLEANUP_MS = 5_000;
 /** A partition no Fetch answered for this long ends the session (#pump). */
 const STALL_MS = 20_000;
 /** The pump looks at its partitions at least this often (retries after a backoff). */
@@ -182,7 +184,11 @@ export class AggregatorService implements Service {
       timers.push(setInterval(() => void this.#renew(membership), MEMBER_RENEW_MS));
       log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix, member: membership.id }, 'aggregating');
       const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await Promise.race([stopped, failed, this.#pump(fetcher, () => live && this.#state.shouldRun())]);
+      await Promise.race([stopped, failed, this.#pump(fetcher, () => live && this.#state.shouldRun())]).catch((err) => {
+        // said at once: the clean-up below may take a while with a broker gone
+        log.warn({ err: String((err as Error)?.message ?? err) }, 'consumer session ending');
+        throw err;
+      });
     } finally {
       live = false;
       this.#failSession = null;
@@ -190,14 +196,16 @@ export class AggregatorService implements Service {
       const owned = [...this.#owned.values()];
       this.#owned.clear();
       this.#wake();
-      // the applies in progress end at their chunk's end; then the last offsets are committed and we leave
-      await Promise.allSettled(owned.map((o) => o.applying));
-      await this.#commitResolved();
-      await withTimeout(membership.leave(), 2_000).catch(() => {});
-      await fetcher?.close();
+      // the applies in progress end at their chunk's end; then the last offsets are committed and we leave. Each
+      // step is bounded: kafkajs' disconnect from a broker that died can wait for good, and the next session must start.
+      const bounded = (p: Promise<unknown> | undefined, ms = CLEANUP_MS) => (p ? withTimeout(p, ms).catch(() => {}) : undefined);
+      await bounded(Promise.allSettled(owned.map((o) => o.applying)));
+      await bounded(this.#commitResolved());
+      await bounded(membership.leave(), 2_000);
+      await bounded(fetcher?.close());
       this.#fetcher = null;
-      await this.#producer?.disconnect().catch(() => {});
-      await admin.disconnect().catch(() => {});
+      await bounded(this.#producer?.disconnect());
+      await bounded(admin.disconnect());
       this.#producer = null;
     }
   }
