@@ -55,6 +55,9 @@ const FETCH_TIMEOUT_MS = 5_000;
  * far longer, and a partition waiting on one would not be fetched meanwhile.
  */
 const ADMIN_TIMEOUT_MS = 10_000;
+/** Bytes a Fetch asks for per partition; up to MAX_PARTITION_BYTES while a larger record batch stands in the way. */
+const PARTITION_BYTES = 1 << 20;
+const MAX_PARTITION_BYTES = 64 << 20;
 /** Each clean-up step of an ending session waits at most this long. */
 const CLEANUP_MS = 5_000;
 /** A partition no Fetch answered for this long ends the session (#pump). */
@@ -72,6 +75,8 @@ interface Owned {
   retryAt: number;
   /** when a Fetch last answered for it (or it was taken): the stall watch */
   answeredAt: number;
+  /** bytes asked for per Fetch; grown while a record batch larger than it stands at `next` */
+  maxBytes: number;
   starting?: Promise<void>;
 }
 
@@ -234,7 +239,7 @@ export class AggregatorService implements Service {
     if (!gained.length && !lost.length) return;
     for (const p of lost) this.#owned.delete(p);
     // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
-    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0, answeredAt: Date.now() }); }
+    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0, answeredAt: Date.now(), maxBytes: PARTITION_BYTES }); }
     if (gained.length) this.#applier.forget();
     this.log.info({ partitions: [...mine].sort((a, b) => a - b), members: members.length }, 'partitions assigned');
     this.#wake();
@@ -281,10 +286,16 @@ export class AggregatorService implements Service {
       for (const [leader, parts] of byLeader) {
         if (busyLeaders.has(leader)) continue;
         const ask = new Map<number, bigint>();
-        for (const p of parts) { const o = this.#owned.get(p)!; o.fetching = true; ask.set(p, o.next!); }
+        let maxBytesPerPartition = PARTITION_BYTES;
+        for (const p of parts) {
+          const o = this.#owned.get(p)!;
+          o.fetching = true;
+          ask.set(p, o.next!);
+          maxBytesPerPartition = Math.max(maxBytesPerPartition, o.maxBytes);
+        }
         busyLeaders.add(leader);
         const ownedNow = new Map([...ask.keys()].map((p) => [p, this.#owned.get(p)!]));
-        void withTimeout(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition: 1 << 20, maxBytes: 8 << 20 }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
+        void withTimeout(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
           .then((got) => {
             failures.delete(leader);
             for (const f of got) {
@@ -293,6 +304,11 @@ export class AggregatorService implements Service {
               o.answeredAt = Date.now();
               if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
               metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
+              // Nothing returned below the high watermark: the batch at `next` is larger than what was asked for per
+              // partition (a broker returns an oversized batch whole only as the first data of a response, and the
+              // client drops a partial one). Ask for more until it fits.
+              if (!f.records.length && f.high > o.next!) o.maxBytes = Math.min(o.maxBytes * 4, MAX_PARTITION_BYTES);
+              else if (f.records.length) o.maxBytes = PARTITION_BYTES;
               if (f.records.length) {
                 o.applying = this.#applyRecords(f.partition, o, f.records, f.high)
                   .catch((err) => {
