@@ -63,6 +63,8 @@ export interface EvaluatorDeps {
   now?: () => number;
   /** Merchant categories for new merchants' cohorts (directory.ts); none: one cohort per size band. */
   directory?: MerchantDirectory;
+  /** Told when `busy` changes (the backtest thread reads it from shared memory). */
+  onBusy?: (busy: boolean) => void;
 }
 
 export interface MinuteReport {
@@ -150,12 +152,14 @@ export class Evaluator implements Service {
     if (!next) return null;
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
     this.#busy = true;
+    this.#d.onBusy?.(true);
     try {
       const seenAt = performance.now();
       await this.#followActivation();
       return await this.#evaluateMinute(next.minute, wm, epoch, seenAt);
     } finally {
       this.#busy = false;
+      this.#d.onBusy?.(false);
     }
   }
 

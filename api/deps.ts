@@ -56,7 +56,7 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { re
     return admin;
   };
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping, log),
     reader: o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
     async close() {
       const a = admin;

@@ -126,7 +126,9 @@ describe('merchants, evaluations, top lists', () => {
   it('searches by id and by part of the name', async () => {
     expect((await get('/api/merchants?q=42')).json().items[0]).toEqual({ merchantId: '42', name: 'Acme Shoes', category: 'fashion' });
     expect((await get('/api/merchants?q=acme')).json().items.map((m: { merchantId: string }) => m.merchantId).sort()).toEqual(['42', '43']);
-    expect((await get('/api/merchants?q=_')).json().items.map((m: { merchantId: string }) => m.merchantId)).toEqual(['43']); // _ is literal
+    expect((await get('/api/merchants?q=e_b')).json().items.map((m: { merchantId: string }) => m.merchantId)).toEqual(['43']); // _ is literal
+    expect((await get('/api/merchants?q=ze')).json().items.map((m: { merchantId: string }) => m.merchantId)).toEqual(['7']); // under 3 characters: names starting with it
+    expect((await get('/api/merchants?q=oe')).json().items).toEqual([]);
     expect((await get('/api/merchants?q=')).json()).toMatchObject({ field: 'q' });
     expect((await get('/api/merchants/42')).json()).toEqual({ merchantId: '42', name: 'Acme Shoes', category: 'fashion' });
     expect((await get('/api/merchants/999')).statusCode).toBe(404);

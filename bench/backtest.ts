@@ -101,13 +101,15 @@ export async function benchBacktest(env: StackEnv): Promise<Record<string, numbe
     log.info({ minutes: out.minutes, seconds, alerts: out.alerts.length, evaluations: out.evaluations }, 'backtest of the day');
 
     // ---- live alert latency while 7 days' worth of backtests run in the alerting process ----
-    const cfg = readConfig(alertingSpec, {
+    const alertingEnv = {
       RISK_PG_URL: scratch.url, REDIS_URL: env.REDIS_URL, RISKMON_REDIS_PREFIX: prefix, RISKMON_TZ: TZ,
       RISKMON_PARTITIONS: String(PARTITIONS), RISKMON_HOT_SHARDS: String(HOT_SHARDS), RISKMON_SLACK_WEBHOOK_URL: slack.url, RISKMON_PUBLIC_URL: 'http://localhost:8080',
-    });
+    };
+    const cfg = readConfig(alertingSpec, alertingEnv);
     const arrivals = new AlertArrivals();
     await arrivals.attach(slack, sub, prefix);
-    const services = buildAlerting(cfg, { reader, redis, sharedRedis: true });
+    // The backtests in their own thread, as `riskmon alerting` runs them.
+    const services = buildAlerting(cfg, { reader, redis, sharedRedis: true, backtestEnv: alertingEnv });
     const running = Promise.all(services.map((s) => s.run()));
     const latencies: number[] = [];
     let btMinutes = 0;

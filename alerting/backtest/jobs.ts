@@ -1,6 +1,7 @@
 /**
- * Backtests as jobs in the risk store (`backtests`): the API queues them (any number), the alerting process runs
- * them one at a time, oldest first (`BacktestRunner`), beside the live evaluator and below it in priority:
+ * Backtests as jobs in the risk store (`backtests`): the API queues them, the alerting process runs them one at a
+ * time, oldest first (`BacktestRunner`), in a worker thread of its own (thread.ts: its own event loop and heap
+ * limit, so a heavy backtest can neither stall nor crash live alerting), below the live evaluator in priority:
  *
  * - between two backtest minutes the runner yields to the event loop, and while the evaluator has a closed minute
  *   due or in progress (`Evaluator.busy`) it waits — the live minute is never queued behind a backtest's; what a
@@ -88,6 +89,8 @@ export interface RunnerDeps {
   log: Logger;
   /** True while the live evaluator has a minute due or in progress: the runner waits. */
   liveBusy: () => boolean;
+  /** Told the job taken (its id) and, when it has ended, null: the backtest thread fails a job its worker died of. */
+  onJob?: (id: string | null) => void;
 }
 
 export class BacktestRunner implements Service {
@@ -117,6 +120,7 @@ export class BacktestRunner implements Service {
     const job = await claimNextBacktest(this.d.db);
     if (!job) return false;
     const { id, from, to } = job;
+    this.d.onJob?.(id);
     const log = this.d.log.child({ backtest: id });
     const t0 = performance.now();
     let topic: MinuteStream | null = null;
@@ -172,6 +176,7 @@ export class BacktestRunner implements Service {
       await failBacktest(this.d.db, id, message);
     } finally {
       await topic?.close().catch(() => {});
+      this.d.onJob?.(null);
     }
     return true;
   }
