@@ -17,7 +17,7 @@ import type { BucketReader, Totals } from '../../aggregator/store/index.ts';
 import { hasMinuteTotals } from '../../aggregator/store/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { iso, MINUTE } from '../../lib/time.ts';
-import { RunState, type Service } from '../../lib/service.ts';
+import { backoffMs, RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
 import type { MerchantDirectory } from '../directory.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
@@ -101,13 +101,29 @@ export class BacktestRunner implements Service {
 
   async run(): Promise<void> {
     // A job left 'running' by a process that died is taken again from the start.
-    await requeueRunningBacktests(this.d.db);
+    let failures = 0;
+    while (this.#state.shouldRun()) {
+      try {
+        await requeueRunningBacktests(this.d.db);
+        break;
+      } catch (err) {
+        const wait = backoffMs(failures++, this.o.pollMs, 30_000);
+        this.d.log.warn({ err, retryInMs: wait }, 'backtest runner: store unavailable; retrying');
+        await this.#state.sleep(wait);
+      }
+    }
+    failures = 0;
     while (this.#state.shouldRun()) {
       let ran = false;
       try {
         ran = await this.runOne();
+        failures = 0;
       } catch (err) {
-        this.d.log.warn({ err }, 'backtest runner: store unavailable; retrying');
+        // the risk store is down: back off (up to 30 s) instead of a warning every poll
+        const wait = backoffMs(failures++, this.o.pollMs, 30_000);
+        this.d.log.warn({ err, retryInMs: wait }, 'backtest runner: store unavailable; retrying');
+        await this.#state.sleep(wait);
+        continue;
       }
       if (!ran) await this.#state.sleep(this.o.pollMs);
     }
