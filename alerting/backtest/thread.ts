@@ -18,7 +18,7 @@ import { backoffMs, RunState, type Service } from '../../lib/service.ts';
 import { failBacktest } from '../risk-store/index.ts';
 
 /** What the worker is given (structured-cloned; the flag is shared memory). */
-export interface WorkerInput { env: Record<string, string | undefined>; liveBusy: SharedArrayBuffer; pollMs: number }
+export interface WorkerInput { env: Record<string, string | undefined>; liveBusy: SharedArrayBuffer; pollMs: number; heapMb: number }
 /** What the worker tells the parent. */
 export type FromWorker = { started: true } | { job: string | null };
 
@@ -83,7 +83,7 @@ export class BacktestThread implements Service {
 
   /** Starts a worker and resolves when it has ended, saying how. */
   #runWorker(): Promise<{ job: string | null; outOfMemory: boolean; err?: unknown }> {
-    const input: WorkerInput = { env: { ...this.o.env }, liveBusy: this.#live.buffer as SharedArrayBuffer, pollMs: this.o.pollMs };
+    const input: WorkerInput = { env: { ...this.o.env }, liveBusy: this.#live.buffer as SharedArrayBuffer, pollMs: this.o.pollMs, heapMb: this.o.heapMb };
     const url = this.o.workerUrl ?? WORKER_URL;
     const w = new Worker(url, {
       workerData: input,

@@ -42,6 +42,7 @@ const runner = new BacktestRunner(
 );
 port.on('message', (m: unknown) => { if (m === 'stop') void runner.stop(); });
 send({ started: true });
+log.info({ heapMb: input.heapMb }, 'backtest thread started');
 try {
   await runner.run();
 } finally {
