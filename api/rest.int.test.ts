@@ -79,7 +79,7 @@ describe('GET /api/alerts', () => {
     expect(r.json()).toEqual({
       items: [{
         id: ids[6], rule: 'volume_drop', merchantId: '7', state: 'firing', firedAt: '2026-11-21T09:00:00.000Z', resolvedAt: null, evidence: { todayVsBaseline: 0.3 },
-        ruleVersion: 'test', ack: null, assignee: null, disposition: null,
+        ruleVersion: 'test', ack: null, assignee: null, disposition: null, exposureAtFiring: null, receivableNow: '0',
       }],
       nextCursor: null,
     });
@@ -237,5 +237,50 @@ describe('series through the aggregator apply path', () => {
     expect(day.points.reduce((s: number, p: { approvals: number }) => s + p.approvals, 0)).toBe(4);
     const hour = (await get(`/api/merchants/42/series?from=${new Date(m0 - 86_400_000).toISOString()}&to=${new Date(m0 + 3_600_000).toISOString()}&step=1h`)).json();
     expect(hour.points.reduce((s: number, p: { cancels: number }) => s + p.cancels, 0)).toBe(1);
+  });
+});
+
+describe('money at risk', () => {
+  it('GET /api/merchants/:id/exposure: the exposure JSON (holds [] until a hold exists), 404 unknown, 400 bad id, 401 without a key', async () => {
+    const r = await get('/api/merchants/42/exposure');
+    expect(r.statusCode).toBe(200);
+    const e = r.json();
+    // no payouts: nothing is settled; the amounts are what the test's buckets hold for merchant 42
+    expect(e).toMatchObject({ merchantId: '42', settledThrough: null, nextPayoutAt: null, holds: [] });
+    expect(Object.keys(e).sort()).toEqual(['approvedSinceSettled', 'canceledSinceSettled', 'holds', 'merchantId', 'netSinceSettled', 'nextPayoutAt', 'projectedReceivable', 'receivable', 'settledThrough']);
+    const net = BigInt(e.approvedSinceSettled) - BigInt(e.canceledSinceSettled);
+    expect(e.netSinceSettled).toBe(net.toString());
+    expect(e.receivable).toBe((net < 0n ? -net : 0n).toString());
+    expect((await get('/api/merchants/999/exposure')).statusCode).toBe(404);
+    expect((await get('/api/merchants/4%202/exposure')).statusCode).toBe(400);
+    expect((await get('/api/merchants/42/exposure', null)).statusCode).toBe(401);
+  });
+
+  it('GET /api/exposure/top lists the merchants that owe, bounded; alerts sort by the receivable now', async () => {
+    const r = await get('/api/exposure/top?limit=5');
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({ computedAt: null, items: [] });
+    expect((await get('/api/exposure/top?limit=201')).statusCode).toBe(400);
+    const s = await get('/api/alerts?sort=receivable&limit=3');
+    expect(s.statusCode).toBe(200);
+    expect(s.json().items.length).toBe(3);
+    expect(s.json().nextCursor).toBe(null);
+    expect((await get('/api/alerts?sort=amount')).statusCode).toBe(400);
+  });
+});
+
+describe('money at risk for a viewer (read allowed, holds refused)', () => {
+  it('a viewer reads exposure, the top list and holds, and gets 403 on holding or releasing', async () => {
+    expect((await get('/api/merchants/42/exposure')).json()).toMatchObject({ merchantId: '42', holds: [] });
+    expect((await get('/api/exposure/top')).statusCode).toBe(200);
+    const holds = await get('/api/holds?merchantId=42&state=active');
+    expect(holds.statusCode).toBe(200);
+    expect(holds.json()).toEqual({ items: [], nextCursor: null });
+    const hold = await t.app.inject({ method: 'POST', url: '/api/merchants/42/holds', headers: auth(VIEWER), payload: { reason: 'bust-out' } });
+    expect(hold.statusCode).toBe(403);
+    expect(hold.json()).toMatchObject({ error: 'forbidden' });
+    const release = await t.app.inject({ method: 'POST', url: '/api/holds/1/release', headers: auth(VIEWER), payload: { reason: 'cleared' } });
+    expect(release.statusCode).toBe(403);
+    expect((await get('/api/holds?merchantId=42')).json().items).toEqual([]); // nothing was written
   });
 });

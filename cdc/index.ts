@@ -12,6 +12,8 @@ import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
 import { checkSlotGap } from './gap.ts';
+import { recordGap, type GapRecord } from '../aggregator/store/index.ts';
+import { createRedis } from '../lib/redis.ts';
 import { setupSource, setupTopics } from './setup.ts';
 import { slotWithBackfill } from './backfill.ts';
 import { PartitionIdentityService } from './partitions.ts';
@@ -27,11 +29,23 @@ export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
   return Object.freeze({ ...c, hotsetTopic: c.hotsetTopic || `${c.topic}.hotset` });
 }
 
+/** Records a known gap in the stream in the store, when the cdc has one (REDIS_URL); null otherwise. */
+async function recordGapOf(cfg: CdcConfig, slot: string): Promise<GapRecord | null> {
+  if (!cfg.redisUrl.length) return null;
+  const redis = createRedis(cfg, { connectionName: 'riskmon-cdc-gap' });
+  try {
+    return await recordGap(redis, cfg.redisPrefix, cfg.partitions, slot, Date.now());
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const configured = cdcConfig(env);
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
-  await checkSlotGap(kafka, configured, log); // before setupSource would create a new slot over the gap
+  // before setupSource would create a new slot over the gap; an accepted gap is recorded where status shows it
+  await checkSlotGap(kafka, configured, log, (slot) => recordGapOf(configured, slot));
   // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
   await setupSource(configured, log, { createSlot: configured.backfillDays === 0 });
   await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting

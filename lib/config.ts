@@ -287,6 +287,9 @@ type Related<K> = (K extends 'kafkaBrokers' ? typeof KAFKA_OPTIONS[number] : nev
 /** The approval/cancel tables and columns (the aggregator's buckets; the alerting's rebuilds from the topic). */
 export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (docs/configuration.md "Your own schema")', referenceMapping, validateMapping);
 
+/** The D+N settlement schedule used when the mapping has no payouts table (lib/exposure.ts). */
+export const settlementDaysOption = int('RISKMON_SETTLEMENT_DAYS', 'settlement schedule when RISKMON_MAPPING maps no payouts table: local day D is paid at the start of local day D+N (0 = none: without payouts every sale counts as unsettled)', 0, 0, 60);
+
 export const commonSpec = {
   tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),
   topic: str('RISKMON_TOPIC', 'Kafka topic of change events', 'riskmon.changes'),

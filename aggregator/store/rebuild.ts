@@ -13,6 +13,7 @@ import type { RecordSet } from '../../lib/kafka/index.ts';
 import { RespWriter, scanKeys, sendEncoded, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
+import { FIELD_KINDS } from './counters.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, withLayoutNames } from './layout.ts';
 import { candidateCache, emptyPlan, type PlanContext, type Position } from './plan.ts';
 import { MAX_FACTS, RangeSums } from './sums.ts';
@@ -194,7 +195,7 @@ export async function resetRange(redis: RedisClient, prefix: string, parts: numb
     const lo = Math.max(a, start), hi = Math.min(b, start + size);
     if (lo >= hi) return;
     if (lo === start && hi === start + size) tx.del(key);
-    else tx.hdel(key, ...range((lo - start) * 4, (hi - start) * 4));
+    else tx.hdel(key, ...range((lo - start) * FIELD_KINDS, (hi - start) * FIELD_KINDS));
   };
   const wanted = new Set(parts);
   const head = `${prefix}:{p`;

@@ -9,6 +9,7 @@ import { Chart, secs } from '../charts.ts';
 import { $, dateTime, DISPOSITION_LABEL, evidenceLine, html, int, krw, pct, render, RULE_LABEL, type Raw } from '../format.ts';
 import { live } from '../live.ts';
 import { fill, HOUR, MINUTE, parsePoints, rollingRate, type ApiPoint, type P } from '../series.ts';
+import { holdPanel } from './holds.ts';
 import { dispositionBadge, ownerCell } from './home.ts';
 
 const BEFORE = 3 * HOUR;
@@ -45,6 +46,7 @@ export function alertPage(main: HTMLElement, id: string): () => void {
         <section class="card"><h3 id="c-a-second-title">&nbsp;</h3><div id="c-a-second"></div></section>
       </div>
       <div class="acol">
+        <section class="card hold" id="a-hold"></section>
         <section class="card"><h2>Notes <span class="muted small" id="a-note-count"></span></h2><div id="a-notes"></div><div id="a-note-form"></div></section>
         <section class="card"><h2>Transitions</h2><table class="table compact" id="a-transitions"></table></section>
         <section class="card"><h2>Triage history</h2><table class="table compact" id="a-history"></table></section>
@@ -53,6 +55,7 @@ export function alertPage(main: HTMLElement, id: string): () => void {
 
   let alert: AlertDetail | null = null;
   let disposed = false;
+  let disposeHold: (() => void) | null = null;
   const charts: Chart[] = [];
   const mayTriage = canTriage();
   let message = '';
@@ -171,6 +174,7 @@ export function alertPage(main: HTMLElement, id: string): () => void {
       : html`<tr><td class="muted small">Nobody has triaged this alert yet.</td></tr>`);
     if (first) {
       drawNoteForm();
+      disposeHold = holdPanel($('#a-hold', main), a.merchantId, { alertId: a.id });
       api<{ name: string }>(`/api/merchants/${encodeURIComponent(a.merchantId)}`).then((m) => {
         merchantName = m.name;
         const el = main.querySelector('#a-mname');
@@ -242,6 +246,7 @@ export function alertPage(main: HTMLElement, id: string): () => void {
 
   return () => {
     disposed = true;
+    disposeHold?.();
     live.onUpdate.delete(onUpdate);
     live.onAlert.delete(onAlert);
     document.removeEventListener('keydown', onKey);

@@ -14,6 +14,7 @@ import {
   baselineAt, baselineRate, bucketRate, cumulative, DAY, fill, HOUR, merge, MINUTE, parsePoints, rollingRate, sameWeekdayBaseline, sum,
   type ApiPoint, type P,
 } from '../series.ts';
+import { holdPanel } from './holds.ts';
 import { alertRow } from './home.ts';
 
 /** The holidays the same-weekday baseline leaves out: the rules' default (lib/holidays-kr.ts). */
@@ -45,6 +46,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
       <div class="kpis" id="kpis"></div>
       <div class="evals" id="evals"></div>
     </section>
+    <section class="card hold" id="m-hold"></section>
     <div class="toolbar">
       <div class="tabs" id="tabs">${(['1m', '1h', '1d'] as Step[]).map((s) => html`<button data-step="${s}">${s}</button>`)}</div>
       <span class="muted small" id="view-label"></span>
@@ -203,8 +205,10 @@ export function merchant(main: HTMLElement, id: string): () => void {
   };
   live.onSeries.add(onSeries);
   live.subscribe(id);
+  const disposeHold = holdPanel($('#m-hold', main), id);
   return () => {
     disposed = true;
+    disposeHold();
     live.onSeries.delete(onSeries);
     live.unsubscribe(id);
     charts.forEach((c) => c.destroy());
