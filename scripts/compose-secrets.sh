@@ -47,9 +47,19 @@ if [ ! -s "$dir/api_keys" ]; then
   fi
 fi
 write key_id_secret "$(random)"
-# Slack: the incoming webhook URL, or empty (no Slack messages). Keep it here, not in the environment.
-if [ ! -e "$dir/slack_webhook_url" ]; then
-  write slack_webhook_url "${RISKMON_SLACK_WEBHOOK_URL:-}"
-  [ -e "$dir/slack_webhook_url" ] || { : > "$dir/slack_webhook_url"; chmod 644 "$dir/slack_webhook_url"; }
-fi
+# Slack and the signed webhooks: from the environment when set, else empty files (that channel stays off). Put the
+# URLs here, not in compose's environment; a webhook URL needs its signing secret (openssl rand -hex 32) beside it.
+optional() { # name variable
+  if [ ! -e "$dir/$1" ]; then
+    eval "value=\${$2:-}"
+    umask 022
+    printf '%s' "$value" > "$dir/$1"
+    chmod 644 "$dir/$1"
+  fi
+}
+optional slack_webhook_url RISKMON_SLACK_WEBHOOK_URL
+optional action_webhook_url RISKMON_ACTION_WEBHOOK_URL
+optional action_webhook_secret RISKMON_ACTION_WEBHOOK_SECRET
+optional alert_webhook_url RISKMON_ALERT_WEBHOOK_URL
+optional alert_webhook_secret RISKMON_ALERT_WEBHOOK_SECRET
 echo "compose-secrets: $dir is ready: RISKMON_SECRETS_DIR=$dir docker compose up -d" >&2

@@ -25,9 +25,9 @@ describe('the configuration table of docs/configuration.md', () => {
 describe('secrets', () => {
   it('every secret-bearing variable (passwords, keys, secrets, database, Redis and webhook URLs) may be given as <name>_FILE', () => {
     const all: Option<unknown>[] = [connectionSpec, commonSpec, cdcSpec, aggregatorSpec, alertingSpec, apiSpec].flatMap((s) => Object.values(s as Record<string, Option<unknown>>));
-    const secretShaped = (env: string) => /PASSWORD|_KEYS$|SECRET$|(^|_)PG_URL$|^REDIS_URL$|WEBHOOK_URL$/.test(env);
+    const secretShaped = (env: string) => /PASSWORD|_KEYS$|SECRET|(^|_)PG_URL$|^REDIS_URL$|WEBHOOK_URL$/.test(env);
     const shaped = [...new Set(all.filter((o) => secretShaped(o.env)).map((o) => o.env))];
-    expect(shaped).toEqual(expect.arrayContaining(['PG_URL', 'RISK_PG_URL', 'REDIS_URL', 'RISKMON_API_KEYS', 'RISKMON_KEY_ID_SECRET', 'RISKMON_SLACK_WEBHOOK_URL', 'KAFKA_SASL_PASSWORD']));
+    expect(shaped).toEqual(expect.arrayContaining(['PG_URL', 'RISK_PG_URL', 'REDIS_URL', 'RISKMON_API_KEYS', 'RISKMON_KEY_ID_SECRET', 'RISKMON_SLACK_WEBHOOK_URL', 'KAFKA_SASL_PASSWORD', 'RISKMON_ACTION_WEBHOOK_SECRET']));
     expect(all.filter((o) => secretShaped(o.env) && !o.secret).map((o) => o.env)).toEqual([]);
   });
 });
