@@ -164,14 +164,13 @@ export function isCluster(redis: RedisClient): redis is Cluster {
   return (redis as Cluster).isCluster === true;
 }
 
-/** A second connection with the same settings (a pub/sub subscriber). */
 /** A cluster's seed nodes and node options, for its subscriber (duplicateRedis). */
 const clusterSeeds = new WeakMap<Cluster, { nodes: { host: string; port: number }[]; options: RedisOptions }>();
 
 /**
  * A second connection like `redis`, for SUBSCRIBE. For a cluster it is a plain connection to one node (Redis Cluster
  * forwards every PUBLISH to all nodes), not ioredis's cluster subscriber: that one, when its node is gone, connects to
- * another at once, with no delay — with every node down a refused connect after a refused connect, 30–60% of a core
+ * another at once, with no delay — with every node down a refused connect after a refused connect, 30–90% of a core
  * and garbage to match (measured on the api: bench/results/2026-12-07-deps-down.md). This one reconnects with backoff
  * (200 ms doubling to 5 s), each time to the next node the cluster knows (its seeds when it knows none), and
  * subscribes again on its own (ioredis's autoResubscribe).
