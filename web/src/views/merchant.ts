@@ -57,7 +57,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
       <section class="card"><h3 id="rate-title">Cancel rate vs 7-day baseline</h3><div id="c-rate"></div></section>
       <section class="card"><h3 id="today-title">Today's approved amount vs same time, same weekdays</h3><div id="c-today"></div></section>
     </div>
-    <section class="card"><h2>Alert history</h2><table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Evidence</th><th>Owner</th><th>Disposition</th></tr></thead><tbody id="m-alerts"></tbody></table></section>`);
+    <section class="card"><h2>Alert history</h2><table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Evidence</th><th class="num">₩ at risk</th><th>Owner</th><th>Disposition</th></tr></thead><tbody id="m-alerts"></tbody></table></section>`);
 
   let todayStart = dayStart(Date.now(), session.tz);
   let hourly7d: P[] = [];
@@ -183,7 +183,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
   }).catch(() => {});
 
   api<{ items: Alert[] }>(`/api/alerts?merchantId=${encodeURIComponent(id)}&limit=50`).then((r) => {
-    render($('#m-alerts', main), r.items.length ? html`${r.items.map((a) => alertRow(a, { showMerchant: false }))}` : html`<tr><td colspan="6" class="muted">No alerts for this merchant.</td></tr>`);
+    render($('#m-alerts', main), r.items.length ? html`${r.items.map((a) => alertRow(a, { showMerchant: false }))}` : html`<tr><td colspan="7" class="muted">No alerts for this merchant.</td></tr>`);
   }).catch(() => {});
 
   $('#tabs', main).addEventListener('click', (e) => {
