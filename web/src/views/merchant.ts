@@ -1,7 +1,8 @@
 /**
  * One merchant: KPIs against their baselines, trend charts at 1m/1h/1d, the cancel rate against its 7-day
  * baseline, today's cumulative volume against the same time of day on the same weekdays of the last 4 weeks
- * (holidays left out; the 7-day mean when fewer than 2), as volume_drop judges it, evaluations and alert history.
+ * (holidays left out; the 7-day mean when fewer than 2), as volume_drop judges it, evaluations and alert history;
+ * the money at risk (exposure and net position since the last payout, views/exposure.ts) and the payout hold.
  * Live minutes arrive over the WebSocket.
  */
 import { defaultHolidays } from '../../../lib/holidays-kr.ts';
@@ -14,6 +15,7 @@ import {
   baselineAt, baselineRate, bucketRate, cumulative, DAY, fill, HOUR, merge, MINUTE, parsePoints, rollingRate, sameWeekdayBaseline, sum,
   type ApiPoint, type P,
 } from '../series.ts';
+import { merchantExposure } from './exposure.ts';
 import { holdPanel } from './holds.ts';
 import { alertRow } from './home.ts';
 
@@ -46,6 +48,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
       <div class="kpis" id="kpis"></div>
       <div class="evals" id="evals"></div>
     </section>
+    <section class="card exposure" id="m-exposure"></section>
     <section class="card hold" id="m-hold"></section>
     <div class="toolbar">
       <div class="tabs" id="tabs">${(['1m', '1h', '1d'] as Step[]).map((s) => html`<button data-step="${s}">${s}</button>`)}</div>
@@ -206,9 +209,11 @@ export function merchant(main: HTMLElement, id: string): () => void {
   live.onSeries.add(onSeries);
   live.subscribe(id);
   const disposeHold = holdPanel($('#m-hold', main), id);
+  const disposeExposure = merchantExposure($('#m-exposure', main), id);
   return () => {
     disposed = true;
     disposeHold();
+    disposeExposure();
     live.onSeries.delete(onSeries);
     live.unsubscribe(id);
     charts.forEach((c) => c.destroy());
