@@ -78,7 +78,9 @@ export function merchantExposure(el: HTMLElement, id: string): () => void {
       paidAmount.set(h, (paidAmount.get(h) ?? 0) + Number(x.amount));
     }
     const bars = times.map((t) => paidAmount.get(t) ?? null);
-    const lines = marks.filter((m) => m.paidAt >= start).map((m) => ({ x: m.paidAt / 1000, color: m.paidAt <= now ? '#6b7280' : '#d97706' }));
+    // dashed lines: payouts without an amount (the D+N schedule), the next payout (amber) and now (blue)
+    const lines = p.items.filter((x) => Date.parse(x.paidAt) >= start && (!x.paid || x.amount === null))
+      .map((x) => ({ x: Date.parse(x.paidAt) / 1000, color: x.paid ? '#6b7280' : '#d97706' }));
     lines.push({ x: now / 1000, color: '#2563eb' });
     const data: [number[], ...(number | null)[][]] = [secs(times), net, bars];
     if (chart) { chart.destroy(); chart = null; }
