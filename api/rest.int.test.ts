@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
 import { BucketWriter } from '../aggregator/store/index.ts';
+import { referenceMapping } from '../lib/mapping.ts';
+import { dayStart } from '../lib/time.ts';
 
 let t: TestApi;
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -295,6 +297,32 @@ describe("a merchant's payouts", () => {
     expect((await get('/api/merchants/4%202/payouts')).json()).toMatchObject({ error: 'bad_request', field: 'id' });
     expect((await get('/api/merchants/43/payouts?limit=501')).json()).toMatchObject({ error: 'bad_request', field: 'limit' });
     expect((await get('/api/merchants/43/payouts', null)).statusCode).toBe(401);
+  });
+
+  it('on the D+N schedule (no payouts table): one payout per local midnight, settling through N − 1 days before it', async () => {
+    const { payouts: _, ...noPayouts } = referenceMapping;
+    const d = await testApi({ RISKMON_MAPPING: JSON.stringify(noPayouts), RISKMON_SETTLEMENT_DAYS: '2' });
+    try {
+      await d.sourcePg.query(`INSERT INTO merchants (merchant_id, name, category) VALUES (42, 'Acme Shoes', 'fashion')`);
+      const r = await d.app.inject({ url: '/api/merchants/42/payouts?limit=3', headers: auth(VIEWER) });
+      expect(r.statusCode).toBe(200);
+      const body = r.json();
+      expect(body.settlement).toBe('days');
+      const tz = d.deps.cfg.tz;
+      const today = dayStart(Date.now(), tz);
+      const tomorrow = dayStart(today + 26 * 3_600_000, tz);
+      const yesterday = dayStart(today - 3_600_000, tz);
+      expect(body.items).toEqual([
+        { id: null, amount: null, coversTo: new Date(dayStart(yesterday - 3_600_000, tz)).toISOString(), paidAt: new Date(yesterday).toISOString(), paid: true },
+        { id: null, amount: null, coversTo: new Date(yesterday).toISOString(), paidAt: new Date(today).toISOString(), paid: true },
+        { id: null, amount: null, coversTo: new Date(today).toISOString(), paidAt: new Date(tomorrow).toISOString(), paid: false },
+      ]);
+      // the exposure agrees: settled through the latest paid payout's coversTo, next payout the scheduled one
+      const e = (await d.app.inject({ url: '/api/merchants/42/exposure', headers: auth(VIEWER) })).json();
+      expect(e).toMatchObject({ settledThrough: body.items[1].coversTo, nextPayoutAt: body.items[2].paidAt });
+    } finally {
+      await d.close();
+    }
   });
 });
 
