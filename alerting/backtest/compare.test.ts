@@ -6,7 +6,7 @@ import type { PeriodAlert } from '../risk-store/index.ts';
 const T = Date.parse('2026-11-21T00:00:00Z'); // 09:00 in Seoul
 const m = (n: number) => T + n * 60_000;
 const bt = (merchantId: string, firedAt: number, resolvedAt: number | null, rule: BacktestAlert['rule'] = 'cancel_rate_spike'): BacktestAlert =>
-  ({ rule, merchantId, firedAt, resolvedAt, evidence: {} as BacktestAlert['evidence'], renotified: 0, carried: false });
+  ({ rule, merchantId, firedAt, resolvedAt, evidence: {} as BacktestAlert['evidence'], renotified: 0, carried: false, money: null });
 const live = (id: string, merchantId: string, firedAt: number, resolvedAt: number | null, disposition: string | null = null): PeriodAlert =>
   ({ id, rule: 'cancel_rate_spike', merchantId, firedAt, resolvedAt, disposition });
 const o = { from: m(0), to: m(24 * 60), tz: 'Asia/Seoul', minutes: 1440, evaluations: 0 };
