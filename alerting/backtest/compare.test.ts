@@ -38,4 +38,22 @@ describe('compareWithLive', () => {
     expect(r.summary.cancel_rate_spike.fired).toBe(2);
     expect(r.vsLive.both).toMatchObject([{ merchantId: 'z', exact: true }]);
   });
+
+  it('money: each merchant held once at its first alert; false positives are merchants whose judged alerts all are', () => {
+    const money = (r: number, peak: number, held: number) => ({ receivableAtFiring: String(r), horizonTo: '', peakReceivable: String(peak), withheld: String(held), covered: String(Math.min(peak, held)) });
+    const alerts = [
+      { ...bt('a', m(5), m(30)), money: money(40, 50, 25) },
+      { ...bt('a', m(6), null, 'receivable'), money: money(41, 50, 24) }, // a's second alert: not a second hold
+      { ...bt('b', m(7), null), money: money(35, 35, 15) },
+      { ...bt('z', m(-30), null), carried: true }, // carried: no money
+    ];
+    const r = compareWithLive(alerts, [live('1', 'a', m(5), m(30), 'confirmed'), live('2', 'b', m(7), null, 'false_positive')], { ...o, money: true });
+    expect(r.money).toEqual({
+      horizonDays: 7, merchants: 2, receivableAtFiring: '75', peakReceivable: '85', withheld: '40', covered: '40',
+      falsePositive: { merchants: 1, withheld: '15' },
+      byRule: { cancel_rate_spike: { alerts: 2, receivableAtFiring: '75', covered: '40' }, receivable: { alerts: 1, receivableAtFiring: '41', covered: '24' } },
+    });
+    expect(r.alerts.find((a) => a.merchantId === 'b')!.money).toMatchObject({ covered: '15' });
+    expect(compareWithLive(alerts, [], o).money).toBeNull();
+  });
 });

@@ -11,6 +11,10 @@
  *
  * The window is fed minute by minute: the minutes are read in passes of `chunkMinutes` (the all-merchants minute
  * index where it still holds them, else one pass over the minute tier), so a day costs 24 reads, not 1,440 window reads.
+ *
+ * With a settlement source, receivable is judged too: each merchant's money at risk is kept minute by minute from
+ * those same minute totals (./exposure.ts, read from the store only when a payout becomes paid), and every alert
+ * fired in the period gets its money — receivable at firing, and what a hold then would have covered.
  */
 import { addTotals, emptyTotals, hasMinuteTotals, hasMoney, isEmpty, type BucketReader, type Settlement, type Totals } from '../../aggregator/store/index.ts';
 import type { Evidence } from '../../lib/evidence.ts';
