@@ -267,11 +267,21 @@ const BacktestFields = {
   error: Type.Union([Type.String(), Type.Null()]),
 };
 export const BacktestListBody = Type.Object({ items: Type.Array(Type.Object(BacktestFields)) });
+const Krw = Type.String({ pattern: '^-?[0-9]+$', description: 'KRW, exact (decimal string)' });
+export const BacktestMoney = Type.Object({
+  horizonDays: Type.Integer({ description: 'a hold is followed this many days after its firing, or to the period end' }),
+  merchants: Type.Integer({ description: 'merchants held: each at its first alert fired in the period' }),
+  receivableAtFiring: Krw, peakReceivable: Krw, withheld: Krw,
+  covered: Krw,
+  falsePositive: Type.Object({ merchants: Type.Integer(), withheld: Krw }, { description: 'held merchants whose judged alerts were all closed as false positives' }),
+  byRule: Type.Record(Type.String(), Type.Object({ alerts: Type.Integer(), receivableAtFiring: Krw, covered: Krw })),
+}, { description: 'docs/detection.md "Money in backtests"' });
 export const BacktestBody = Type.Object({
   ...BacktestFields,
-  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried}' }),
+  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried, money: {receivableAtFiring, horizonTo, peakReceivable, withheld, covered} | null}' }),
   summary: Json, vsLive: Json, quality: Json, liveQuality: Json,
   perDay: Type.Array(Json),
+  money: Type.Union([BacktestMoney, Type.Null()], { description: 'null: no settlement source, or not done' }),
   minutes: Type.Union([Type.Integer(), Type.Null()]),
 });
 
