@@ -82,7 +82,7 @@ export function buildAlerting(
   });
   // Backtests run in their own thread (backtest/thread.ts), or here, beside the evaluator and yielding to it.
   const backtests = thread ?? new BacktestRunner(
-    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
+    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500, settlement: settlementOf(cfg) },
     {
       reader: deps.reader, directory, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
       topicMinutes: cfg.kafkaBrokers.length

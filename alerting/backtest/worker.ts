@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { TopicMinutes } from '../../aggregator/index.ts';
-import { createBucketReader } from '../../aggregator/store/index.ts';
+import { createBucketReader, settlementOf } from '../../aggregator/store/index.ts';
 import { readConfig } from '../../lib/config.ts';
 import { createKafka } from '../../lib/kafka/index.ts';
 import { componentLogger } from '../../lib/logger.ts';
@@ -30,7 +30,8 @@ const reader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: 
 const db = createPool({ connectionString: cfg.riskPgUrl, max: 2, application_name: 'riskmon-backtests' }, log);
 const sourceDb = cfg.pgUrl ? createPool({ connectionString: cfg.pgUrl, max: 1, application_name: 'riskmon-backtests-directory' }, log) : null;
 const runner = new BacktestRunner(
-  { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: input.pollMs },
+  // as alerting/index.ts builds the in-thread runner
+  { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: input.pollMs, settlement: settlementOf(cfg) },
   {
     reader, db, log, directory: sourceDb ? sourceDirectory(sourceDb, cfg.mapping) : undefined,
     liveBusy: () => Atomics.load(live, 0) !== 0,
