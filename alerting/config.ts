@@ -35,6 +35,7 @@ export const alertingSpec = {
   slackDigestOver: int('RISKMON_SLACK_DIGEST_OVER', 'more than this many pending notifications at once are sent as one digest', 3, 1, 1000),
   slackMaxAttempts: int('RISKMON_SLACK_MAX_ATTEMPTS', 'a notification failing with 5xx or a network error this many times is marked failed', 20, 1, 1000),
   slackTimeoutMs: int('RISKMON_SLACK_TIMEOUT_MS', 'timeout of one Slack request', 10_000, 100, 120_000),
+  backtestHeapMb: int('RISKMON_BACKTEST_HEAP_MB', 'heap limit (MiB) of the thread backtests run in: a backtest that needs more is failed saying so, and live alerting goes on', 256, 32, 16_384),
   actionWebhookUrl: secret(url('RISKMON_ACTION_WEBHOOK_URL', 'the settlement system\'s endpoint for payout holds and releases (signed webhooks, docs/contracts.md "Webhooks"); unset: actions wait in the outbox until it is set', ['http', 'https'], '')),
   actionWebhookSecret: signingSecret('RISKMON_ACTION_WEBHOOK_SECRET', 'the key of the action webhook\'s HMAC-SHA256 signature (required with RISKMON_ACTION_WEBHOOK_URL)'),
   actionWebhookSecretPrevious: signingSecret('RISKMON_ACTION_WEBHOOK_SECRET_PREVIOUS', 'during a rotation, the previous action webhook secret: requests carry a signature under each (docs/security.md)'),

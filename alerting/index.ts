@@ -20,6 +20,7 @@ import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
 import { WebhookDeliverer } from './webhooks/deliverer.ts';
 import { BacktestRunner } from './backtest/jobs.ts';
+import { BacktestThread } from './backtest/thread.ts';
 import { seedRules } from './risk-store/index.ts';
 
 export { alertingSpec, checkWebhookConfig, type AlertingConfig } from './config.ts';
@@ -51,15 +52,17 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
-  return buildAlerting(cfg, { reader, redis });
+  return buildAlerting(cfg, { reader, redis, backtestEnv: env });
 }
 
 /**
  * The services over given connections. They own `redis` and the pool they create: stopping the last of them
- * closes both.
+ * closes both. With `backtestEnv` (the environment `cfg` was read from) backtests run in a worker thread of their
+ * own, as `riskmon alerting` runs them; without it (tests and benchmarks that pass a bucket reader of their own) in
+ * this thread, yielding to the evaluator.
  */
 export function buildAlerting(
-  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: Clock; sharedRedis?: boolean },
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: Clock; sharedRedis?: boolean; backtestEnv?: NodeJS.ProcessEnv },
 ): Service[] {
   checkWebhookConfig(cfg);
   const log = componentLogger('alerting');
@@ -68,15 +71,21 @@ export function buildAlerting(
   // Merchant categories for new merchants' cohorts: the source's merchants table, read once a day (directory.ts).
   const sourceDb = cfg.pgUrl ? createPool({ connectionString: cfg.pgUrl, max: 1, application_name: 'riskmon-alerting-directory' }, log) : null;
   const directory = sourceDb ? sourceDirectory(sourceDb, cfg.mapping) : undefined;
+  const thread = deps.backtestEnv
+    ? new BacktestThread({ env: deps.backtestEnv, heapMb: cfg.backtestHeapMb, pollMs: 500 }, { db, log: log.child({ service: 'backtests' }) })
+    : null;
   const evaluator = new Evaluator({
     rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
     alertWebhook: Boolean(cfg.alertWebhookUrl),
-  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory, settlement: settlementOf(cfg) });
-  // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
-  const backtests = new BacktestRunner(
-    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
+  }, {
+    reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory, settlement: settlementOf(cfg),
+    onBusy: thread ? (b) => thread.setLiveBusy(b) : undefined,
+  });
+  // Backtests run in their own thread (backtest/thread.ts), or here, beside the evaluator and yielding to it.
+  const backtests = thread ?? new BacktestRunner(
+    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500, settlement: settlementOf(cfg) },
     {
       reader: deps.reader, directory, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
       topicMinutes: cfg.kafkaBrokers.length

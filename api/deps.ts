@@ -66,7 +66,7 @@ export async function createDeps(
   const now = o.now ?? systemClock;
   const reader = o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now, merchants: new MerchantDirectory(sourcePg, cfg.mapping), reader,
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now, merchants: new MerchantDirectory(sourcePg, cfg.mapping, log), reader,
     // a payout action carries the merchant's exposure at the moment it was taken (docs/contracts.md)
     exposureOf: o.exposureOf ?? (async (id) => (hasMoney(reader) ? { ...(await readExposure(reader, id, now(), settlementOf(cfg))) } : null)),
     async close() {
