@@ -58,8 +58,13 @@ export interface BackfillOptions {
   redis: RedisClient;
   cfg: BackfillConfig;
   log: Logger;
-  /** a connection inside a transaction on the slot's snapshot, and the slot's consistent point */
-  source: { client: pg.Client; consistentPoint: bigint };
+  /**
+   * a connection inside a transaction on the slot's snapshot, the slot's consistent point, and more connections on
+   * the same snapshot (lib/snapshot.ts `fork`) for parallel reads
+   */
+  source: { client: pg.Client; consistentPoint: bigint; fork?: () => Promise<pg.Client> };
+  /** source connections reading chunks at once (default 1; more need `source.fork`) */
+  readers?: number;
   kind: 'initial' | 'range';
   slot: string | null;
   fromMs: number;
@@ -97,6 +102,8 @@ export class BackfillLockedError extends Error {
 }
 
 const FETCH_ROWS = 20_000;
+/** partitions whose last sums are written at once at the end (each pipelines its rebuild.lua calls) */
+const FINISHING = 4;
 const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const qualified = (t: string) => t.split('.').map(ident).join('.');
 /** Every value as the server's text (no Date or number parsing per row). */
@@ -190,41 +197,52 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       return p;
     };
 
-    // the source, chunk by chunk
+    // the source: every (chunk, side) a task, newest chunk first, read by `readers` connections on the snapshot at
+    // once; each fetch is summed as it comes, and a partition's sums are written in the background once full
+    // (PartitionRebuild.flushBehind) while the reads go on
     const minuteKeptFrom = t0 - retention.minuteTtlMs - 6 * HOUR - HOUR;
     let rows = 0, skipped = 0;
     const tRead = now();
-    // where the time goes (the progress log): waiting for the source, summing, writing to Redis
+    // where the time goes (the progress log), summed over the readers and the background writes, so overlapping:
+    // waiting for the source, summing, writing to Redis
     const ms = { source: 0, sum: 0, write: 0 };
-    for (const [a, b] of chunks) {
-      // the minute tier keeps nothing of a chunk ending before its TTL: the source sums per hour there
-      const grain = b <= minuteKeptFrom ? 'hour' : 'minute';
-      for (const [side, t] of [[0, cfg.mapping.approvals], [1, cfg.mapping.cancels]] as const) {
-        const c = o.source.client;
-        await c.query(`DECLARE riskmon_backfill NO SCROLL CURSOR FOR ${chunkQuery(t, a, b, grain)}`);
+    const tasks = chunks.flatMap(([a, b], i) => [cfg.mapping.approvals, cfg.mapping.cancels].map((t, side) => ({ i, a, b, side, t })));
+    const sidesLeft = chunks.map(() => 2);
+    const clients = [o.source.client];
+    const readers = Math.max(1, Math.min(o.readers ?? 1, tasks.length));
+    if (readers > 1 && o.source.fork) {
+      for (let k = 1; k < readers; k++) clients.push(await o.source.fork());
+    }
+    const writeMs = () => rebuilds.reduce((x, rb) => x + rb.writeMs, 0);
+    let next = 0;
+    let progress = Promise.resolve();
+    const read = async (c: pg.Client, k: number) => {
+      const cursor = `riskmon_backfill_${k}`;
+      for (let x = next++; x < tasks.length; x = next++) {
+        const { i, a, b, side, t } = tasks[x];
+        // the minute tier keeps nothing of a chunk ending before its TTL: the source sums per hour there
+        const grain = b <= minuteKeptFrom ? 'hour' : 'minute';
+        await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${chunkQuery(t, a, b, grain)}`);
         for (;;) {
-          let t = performance.now();
-          const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM riskmon_backfill`, rowMode: 'array', types: TEXT });
+          let tt = performance.now();
+          const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM ${cursor}`, rowMode: 'array', types: TEXT });
           const t1 = performance.now();
-          ms.source += t1 - t;
-          t = t1;
+          ms.source += t1 - tt;
+          tt = t1;
           let fetched = 0;
-          for (const [m, epoch, n, s] of r.rows as [string, string, string, string][]) {
-            const amount = integerAmount(s);
+          const full: PartitionRebuild[] = [];
+          for (const [m, epoch, n, sum] of r.rows as [string, string, string, string][]) {
+            const amount = integerAmount(sum);
             if (amount === null || !isMerchantId(m)) { skipped++; continue; } // the stream dead-letters such rows
             const count = Number(n);
             const rb = rebuilds[homeOf(m)];
-            const full = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
+            const due = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
             fetched += count;
-            if (full) {
-              const tw = performance.now();
-              ms.sum += tw - t;
-              await rb.flush();
-              t = performance.now();
-              ms.write += t - tw;
-            }
+            if (due && !full.includes(rb)) full.push(rb);
           }
-          ms.sum += performance.now() - t;
+          ms.sum += performance.now() - tt;
+          // a full partition's sums go to Redis behind the reads (waiting only for its previous write)
+          for (const rb of full) await rb.flushBehind();
           rows += fetched;
           M.backfillRows.inc(fetched);
           if (o.maxRowsPerSecond > 0) {
@@ -233,17 +251,24 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
           }
           if (r.rows.length < FETCH_ROWS) break;
         }
-        await c.query('CLOSE riskmon_backfill');
+        await c.query(`CLOSE ${cursor}`);
+        if (--sidesLeft[i] === 0) {
+          record.chunksDone++;
+          record.rows = rows;
+          const secs = (now() - tRead) / 1000;
+          record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
+          const snapshot = { ...record };
+          progress = progress.then(() => writeBackfill(redis, prefix, snapshot));
+          await progress;
+          M.backfillProgress.set(record.chunksDone / record.chunks);
+          log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond,
+            ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(writeMs()) } }, 'backfill progress');
+        }
       }
-      record.chunksDone++;
-      record.rows = rows;
-      const secs = (now() - tRead) / 1000;
-      record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
-      await writeBackfill(redis, prefix, record);
-      M.backfillProgress.set(record.chunksDone / record.chunks);
-      log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond,
-        ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill progress');
-    }
+    };
+    const results = await Promise.allSettled(clients.map((c, k) => read(c, k).catch((err) => { next = tasks.length; throw err; })));
+    const failed = results.find((x) => x.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
 
     // range backfills: the changes after the consistent point the aggregators had applied when the lock was taken
     let topicChanges = 0;
@@ -262,13 +287,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         await reader.close();
       }
     }
-    const tw = performance.now();
-    await forEachPartition(parts, 2, async (p) => {
+    await forEachPartition(parts, FINISHING, async (p) => {
       const rb = rebuilds[p];
       await rb.finish();
       topicChanges += rb.changes;
     });
-    ms.write += performance.now() - tw;
+    ms.write = writeMs();
     // readers (the evaluator's window) drop what they cached of these partitions
     const tx = redis.multi();
     for (const p of parts) tx.incr(keys.generation(prefix, p));
