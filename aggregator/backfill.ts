@@ -253,6 +253,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         }
         await c.query(`CLOSE ${cursor}`);
         if (--sidesLeft[i] === 0) {
+          // a chunk's sums go to Redis while the next chunks are read, unless there are few (a later write adds
+          // to what an earlier one wrote: fewer, larger writes are cheaper)
+          for (const rb of rebuilds) await rb.flushBehind(rb.maxFacts / 8);
           record.chunksDone++;
           record.rows = rows;
           const secs = (now() - tRead) / 1000;

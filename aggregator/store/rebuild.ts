@@ -114,14 +114,14 @@ export class PartitionRebuild {
   }
 
   /**
-   * Starts writing the sums so far in the background and returns once new ones can be added (a history backfill
-   * reads on meanwhile). One background write at a time: waits for the previous one first, so at most two sets of
+   * Starts writing the sums so far in the background, if at least `min` cells (default maxFacts) are pending, and
+   * returns once new ones can be added (a history backfill reads on meanwhile). One background write at a time: waits for the previous one first, so at most two sets of
    * sums are held (memory stays bounded by 2 × maxFacts) and writes reach Redis in order. For totals only
    * (addTotals): the watermark does not move.
    */
-  async flushBehind(): Promise<void> {
+  async flushBehind(min = this.#maxFacts): Promise<void> {
     await this.#settle();
-    if (this.#sums.pending < this.#maxFacts) return; // another caller took them meanwhile
+    if (this.#sums.pending < Math.min(min, this.#maxFacts) || this.#sums.pending === 0) return; // too few (another caller took them meanwhile)
     const sums = this.#sums;
     this.#changesBefore += sums.changes;
     this.#factsBefore += sums.facts;
@@ -146,6 +146,9 @@ export class PartitionRebuild {
 
   /** Cells summed and not yet written. */
   get pending(): number { return this.#sums.pending; }
+
+  /** Cells summed before the sums are written. */
+  get maxFacts(): number { return this.#maxFacts; }
 
   /** Writes what is left; the merchant sets, watermark and window-index GC included. */
   async finish(): Promise<void> {
