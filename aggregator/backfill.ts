@@ -111,13 +111,78 @@ const TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTy
 
 /** The source query of one chunk and side: per merchant and minute (or hour), the count and the amount. */
 export function chunkQuery(t: FactTable, a: number, b: number, grain: 'minute' | 'hour'): string {
+  return groupQuery(t, `'${grain}'`, a, b, '');
+}
+
+/**
+ * The source query of pages [p0, p1) of a table (p1 = null: to its end) over [a, b): per merchant and minute, or
+ * hour for rows before `hourBefore`, the count and the amount. A TID range scan reads those pages only.
+ */
+export function pageQuery(t: FactTable, a: number, b: number, hourBefore: number, p0: number, p1: number | null): string {
+  const grain = `CASE WHEN ${ident(t.time)} < '${iso(hourBefore)}'::timestamptz THEN 'hour' ELSE 'minute' END`;
+  return groupQuery(t, grain, a, b, `ctid >= '(${p0},0)'::tid${p1 === null ? '' : ` AND ctid < '(${p1},0)'::tid`} AND `);
+}
+
+function groupQuery(t: FactTable, grain: string, a: number, b: number, where: string): string {
   const m = ident(t.merchant), time = ident(t.time), amount = ident(t.amount);
   const upTo = Number.isFinite(b) ? ` AND ${time} < '${iso(b)}'::timestamptz` : '';
   return `SELECT m::text, extract(epoch FROM g)::bigint, n, s::text FROM (
-    SELECT ${m} AS m, date_trunc('${grain}', ${time}) AS g, count(*)::int AS n, sum(${amount}) AS s
+    SELECT ${m} AS m, date_trunc(${grain}, ${time}) AS g, count(*)::int AS n, sum(${amount}) AS s
       FROM ${qualified(t.table)}
-     WHERE ${time} >= '${iso(a)}'::timestamptz${upTo} AND ${m} IS NOT NULL AND ${amount} IS NOT NULL
+     WHERE ${where}${time} >= '${iso(a)}'::timestamptz${upTo} AND ${m} IS NOT NULL AND ${amount} IS NOT NULL
      GROUP BY 1, 2) x`;
+}
+
+interface ReadTask {
+  side: 0 | 1;
+  table: string;
+  /** how the table is read: by time chunks (an index leads with its time column, or it is partitioned), or by pages */
+  by: 'time' | 'pages';
+  query: string;
+  /** for the progress log */
+  span: Record<string, string>;
+}
+
+/**
+ * What the backfill reads, newest first. A table with an index leading with its time column (or a partitioned
+ * one, pruned by time) is read by time chunks: each an index range scan. Without such an index, each time chunk
+ * would scan the whole table — so the table is read once instead, in `pieces` ranges of pages (TID range scans,
+ * newest pages first: an append-mostly table keeps its rows roughly in time order), each grouped per merchant
+ * and minute (hour before `hourBefore`, where the minute tier keeps nothing). A cell summed from several pieces
+ * adds up in the rebuild's sums, so the result is the same GROUP BY.
+ */
+async function readTasks(c: pg.Client, mapping: Mapping, chunks: [number, number][], hourBefore: number, pieces: number): Promise<ReadTask[]> {
+  const sides = [mapping.approvals, mapping.cancels] as const;
+  const plans = await Promise.all(sides.map(async (t) => {
+    const r = await c.query(`SELECT c.relkind, (pg_relation_size(c.oid) / current_setting('block_size')::int)::float8 AS pages,
+        EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE i.indrelid = c.oid AND a.attname = $2 AND i.indisvalid) AS indexed
+      FROM pg_class c WHERE c.oid = $1::regclass`, [qualified(t.table), t.time]);
+    const row = r.rows[0] as { relkind: string; pages: number; indexed: boolean };
+    return { byPages: row.relkind === 'r' && !row.indexed, pages: row.pages };
+  }));
+  const a = Math.min(...chunks.map(([x]) => x)), b = Math.max(...chunks.map(([, y]) => y));
+  const grainOf = (end: number) => (end <= hourBefore ? 'hour' : 'minute');
+  const tasks: ReadTask[] = [];
+  const byTime = (side: 0 | 1) => chunks.map(([x, y]): ReadTask => ({
+    side, table: sides[side].table, by: 'time', query: chunkQuery(sides[side], x, y, grainOf(y)),
+    span: { from: iso(x), to: Number.isFinite(y) ? iso(y) : 'now', grain: grainOf(y) },
+  }));
+  const byPages = (side: 0 | 1, pages: number): ReadTask[] => {
+    const n = Math.max(1, Math.min(pieces, pages));
+    const step = Math.ceil(pages / n);
+    const out: ReadTask[] = [];
+    // the last piece has no end: pages added since the size was read hold no row of the snapshot, but nothing is left out
+    for (let k = n - 1; k >= 0; k--) {
+      const p0 = k * step, p1 = k === n - 1 ? null : (k + 1) * step;
+      out.push({ side, table: sides[side].table, by: 'pages', query: pageQuery(sides[side], a, b, hourBefore, p0, p1), span: { pages: `${p0}..${p1 ?? 'end'}` } });
+    }
+    return out;
+  };
+  const lists = plans.map((pl, side) => (pl.byPages ? byPages(side as 0 | 1, pl.pages) : byTime(side as 0 | 1)));
+  // interleaved, so the two tables' reads overlap
+  for (let k = 0; k < Math.max(lists[0].length, lists[1].length); k++) for (const l of lists) if (k < l.length) tasks.push(l[k]);
+  return tasks;
 }
 
 /** An integer amount from a sum's text ("123", "123.000"); null when it is not an integer (the stream dead-letters such rows). */
@@ -140,10 +205,16 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   const t0 = now();
   const id = `backfill:${o.kind}:${o.slot ?? ''}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
   const chunks = chunksOf(from, to, t0, Math.max(1, o.chunkHours) * HOUR);
+  const retention = retentionOf(cfg);
+  // the minute tier keeps nothing of rows before this (their minute keys' 6-hour block plus the TTL has passed):
+  // the source sums them per hour
+  const hourBefore = Math.floor((t0 - retention.minuteTtlMs - 6 * HOUR - HOUR) / HOUR) * HOUR;
+  const readers = Math.max(1, o.readers ?? 1);
+  const tasks = await readTasks(o.source.client, cfg.mapping, chunks, hourBefore, Math.max(chunks.length, 4 * readers));
   const record: BackfillRecord = {
     state: 'running', kind: o.kind, id, slot: o.slot, from: iso(from.day), to: to ? iso(to.day) : null,
     consistentPoint: formatLsn(o.source.consistentPoint), startedAt: iso(t0), finishedAt: null,
-    rows: 0, chunksDone: 0, chunks: chunks.length, topicChanges: 0, rowsPerSecond: null,
+    rows: 0, chunksDone: 0, chunks: tasks.length, topicChanges: 0, rowsPerSecond: null,
   };
   // Taking over: the interrupted initial backfill of the same slot (this one redoes it), or anything with --force.
   const takeOver = (owner: string) => o.force === true || (o.kind === 'initial' && owner.startsWith(`backfill:initial:${o.slot ?? ''}:`));
@@ -168,13 +239,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   M.backfillProgress.set(0);
   try {
     await writeBackfill(redis, prefix, record);
-    log.info({ from: record.from, to: record.to ?? 'now', chunks: chunks.length, consistentPoint: record.consistentPoint, kind: o.kind },
+    log.info({ from: record.from, to: record.to ?? 'now', chunks: tasks.length, by: [...new Set(tasks.map((t) => `${t.table}: ${t.by}`))], consistentPoint: record.consistentPoint, kind: o.kind },
       'backfill: rebuilding the range from the source');
     await resetRange(redis, prefix, parts, clock, from, to);
 
     const stored = await redis.mget(...parts.map((p) => keys.watermark(prefix, p)));
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
-    const retention = retentionOf(cfg);
     const windowFrom = t0 - cfg.windowMinutes * MINUTE;
     const rebuilds = parts.map((p) => new PartitionRebuild(redis, {
       lockToken: id, maxFacts: o.maxFacts, windowFrom,
@@ -197,32 +267,29 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       return p;
     };
 
-    // the source: every (chunk, side) a task, newest chunk first, read by `readers` connections on the snapshot at
-    // once; each fetch is summed as it comes, and a partition's sums are written in the background once full
-    // (PartitionRebuild.flushBehind) while the reads go on
-    const minuteKeptFrom = t0 - retention.minuteTtlMs - 6 * HOUR - HOUR;
+    // the source: every task (a time chunk or a range of pages of one table, readTasks) read by `readers`
+    // connections on the snapshot at once; each fetch is summed as it comes, and a partition's sums are written in
+    // the background once full (PartitionRebuild.flushBehind) while the reads go on
     let rows = 0, skipped = 0;
     const tRead = now();
     // where the time goes (the progress log), summed over the readers and the background writes, so overlapping:
     // waiting for the source, summing, writing to Redis
     const ms = { source: 0, sum: 0, write: 0 };
-    const tasks = chunks.flatMap(([a, b], i) => [cfg.mapping.approvals, cfg.mapping.cancels].map((t, side) => ({ i, a, b, side, t })));
-    const sidesLeft = chunks.map(() => 2);
     const clients = [o.source.client];
-    const readers = Math.max(1, Math.min(o.readers ?? 1, tasks.length));
-    if (readers > 1 && o.source.fork) {
-      for (let k = 1; k < readers; k++) clients.push(await o.source.fork());
+    if (o.source.fork) {
+      for (let k = 1; k < Math.min(readers, tasks.length); k++) clients.push(await o.source.fork());
     }
+    // every row of a cursor is fetched: plan for all of them, not the first 10 % (a fast-start plan walks an index
+    // on (merchant, time) and the heap at random instead of scanning and hashing)
+    for (const c of clients) await c.query('SET LOCAL cursor_tuple_fraction = 1');
     const writeMs = () => rebuilds.reduce((x, rb) => x + rb.writeMs, 0);
     let next = 0;
     let progress = Promise.resolve();
     const read = async (c: pg.Client, k: number) => {
       const cursor = `riskmon_backfill_${k}`;
       for (let x = next++; x < tasks.length; x = next++) {
-        const { i, a, b, side, t } = tasks[x];
-        // the minute tier keeps nothing of a chunk ending before its TTL: the source sums per hour there
-        const grain = b <= minuteKeptFrom ? 'hour' : 'minute';
-        await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${chunkQuery(t, a, b, grain)}`);
+        const { side, query } = tasks[x];
+        await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${query}`);
         for (;;) {
           let tt = performance.now();
           const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM ${cursor}`, rowMode: 'array', types: TEXT });
@@ -252,21 +319,19 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
           if (r.rows.length < FETCH_ROWS) break;
         }
         await c.query(`CLOSE ${cursor}`);
-        if (--sidesLeft[i] === 0) {
-          // a chunk's sums go to Redis while the next chunks are read, unless there are few (a later write adds
-          // to what an earlier one wrote: fewer, larger writes are cheaper)
-          for (const rb of rebuilds) await rb.flushBehind(rb.maxFacts / 8);
-          record.chunksDone++;
-          record.rows = rows;
-          const secs = (now() - tRead) / 1000;
-          record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
-          const snapshot = { ...record };
-          progress = progress.then(() => writeBackfill(redis, prefix, snapshot));
-          await progress;
-          M.backfillProgress.set(record.chunksDone / record.chunks);
-          log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond,
-            ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(writeMs()) } }, 'backfill progress');
-        }
+        // the task's sums go to Redis while the next tasks are read, unless there are few (a later write adds to
+        // what an earlier one wrote: fewer, larger writes are cheaper)
+        for (const rb of rebuilds) await rb.flushBehind(rb.maxFacts / 2);
+        record.chunksDone++;
+        record.rows = rows;
+        const secs = (now() - tRead) / 1000;
+        record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
+        const snapshot = { ...record };
+        progress = progress.then(() => writeBackfill(redis, prefix, snapshot));
+        await progress;
+        M.backfillProgress.set(record.chunksDone / record.chunks);
+        log.info({ chunk: `${record.chunksDone}/${record.chunks}`, table: tasks[x].table, ...tasks[x].span, rows, rowsPerSecond: record.rowsPerSecond,
+          ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(writeMs()) } }, 'backfill progress');
       }
     };
     const results = await Promise.allSettled(clients.map((c, k) => read(c, k).catch((err) => { next = tasks.length; throw err; })));
