@@ -327,11 +327,12 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         const secs = (now() - tRead) / 1000;
         record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
         const snapshot = { ...record };
+        M.backfillProgress.set(snapshot.chunksDone / snapshot.chunks);
+        log.info({ chunk: `${snapshot.chunksDone}/${snapshot.chunks}`, table: tasks[x].table, ...tasks[x].span, rows, rowsPerSecond: snapshot.rowsPerSecond,
+          ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(writeMs()) } }, 'backfill progress');
+        // the record's writes in order (a later one never overwritten by an earlier)
         progress = progress.then(() => writeBackfill(redis, prefix, snapshot));
         await progress;
-        M.backfillProgress.set(record.chunksDone / record.chunks);
-        log.info({ chunk: `${record.chunksDone}/${record.chunks}`, table: tasks[x].table, ...tasks[x].span, rows, rowsPerSecond: record.rowsPerSecond,
-          ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(writeMs()) } }, 'backfill progress');
       }
     };
     const results = await Promise.allSettled(clients.map((c, k) => read(c, k).catch((err) => { next = tasks.length; throw err; })));
