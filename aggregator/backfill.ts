@@ -29,14 +29,14 @@ import type pg from 'pg';
 import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn } from '../lib/lsn.ts';
-import { isMerchantId, type FactTable, type Mapping } from '../lib/mapping.ts';
+import { isMerchantId, payoutsOf, type FactTable, type Mapping, type PayoutDelta } from '../lib/mapping.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import type { RedisClient } from '../lib/redis.ts';
 import { HOUR, iso, MINUTE } from '../lib/time.ts';
 import { metrics as M } from './metrics.ts';
 import { forEachPartition, scan } from './replay.ts';
 import {
-  chunksOf, closeGapCoveredBy, DayClock, keys, PartitionRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
+  chunksOf, closeGapCoveredBy, DayClock, keys, PartitionRebuild, PayoutRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
 } from './store/index.ts';
 import { candidateCache } from './store/plan.ts';
 
@@ -246,16 +246,15 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     const stored = await redis.mget(...parts.map((p) => keys.watermark(prefix, p)));
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
     const windowFrom = t0 - cfg.windowMinutes * MINUTE;
-    const rebuilds = parts.map((p) => new PartitionRebuild(redis, {
-      lockToken: id, maxFacts: o.maxFacts, windowFrom,
-      ctx: {
-        prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
-        windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
-        watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
-        // only changes at or after the consistent point are added from the topic: the snapshot holds the others
-        lastPosition: { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER },
-      },
+    // only changes at or after the consistent point are added from the topic: the snapshot holds the others
+    const afterSnapshot = { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER };
+    const ctxs = parts.map((p) => ({
+      prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
+      windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
+      watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
+      lastPosition: afterSnapshot,
     }));
+    const rebuilds = parts.map((p) => new PartitionRebuild(redis, { lockToken: id, maxFacts: o.maxFacts, windowFrom, ctx: ctxs[p] }));
     const home = new Map<string, number>();
     const homeOf = (m: string) => {
       let p = home.get(m);
@@ -339,6 +338,14 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     const failed = results.find((x) => x.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
 
+    // payouts: the whole table as it stood at the consistent point, whatever the range (store/payout-rebuild.ts)
+    const payouts = cfg.mapping.payouts ? new PayoutRebuild(redis, (p) => ctxs[p], id, cfg.windowMinutes) : null;
+    if (payouts) {
+      await PayoutRebuild.reset(redis, prefix, parts);
+      const n = await readPayouts(o.source.client, cfg.mapping, (m, d) => payouts.add(homeOf(m), d));
+      log.info({ payouts: n }, 'backfill: payouts taken in');
+    }
+
     // range backfills: the changes after the consistent point the aggregators had applied when the lock was taken
     let topicChanges = 0;
     if (o.kafka) {
@@ -350,12 +357,18 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         await forEachPartition(parts, 2, async (p) => {
           const start = starts.get(p) ?? marks.get(p)!.high;
           const end = offs[p] === null ? marks.get(p)!.low : BigInt(offs[p]!);
-          if (end > start) await scan(reader, p, start, end, (r) => rebuilds[p].add(r));
+          if (end > start) {
+            await scan(reader, p, start, end, async (r) => {
+              await rebuilds[p].add(r);
+              if (payouts) await payouts.addRecords(p, r, afterSnapshot, cfg.mapping.payouts!.table);
+            });
+          }
         });
       } finally {
         await reader.close();
       }
     }
+    await payouts?.finish();
     await forEachPartition(parts, FINISHING, async (p) => {
       const rb = rebuilds[p];
       await rb.finish();
@@ -378,6 +391,30 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     M.backfillRunning.set(0);
     await unlock(redis, prefix, parts, id);
   }
+}
+
+/**
+ * Every row of the mapped payouts table under the snapshot, as the change events carry them (lib/mapping.ts
+ * `payoutsOf` decodes both), through a cursor. A row riskmon cannot read (the stream would dead-letter it) is skipped.
+ */
+async function readPayouts(c: pg.Client, mapping: Mapping, add: (merchant: string, d: PayoutDelta) => Promise<void>): Promise<number> {
+  const t = mapping.payouts!;
+  const cols = [t.merchant, t.coversTo, t.paidAt, ...(t.amount ? [t.amount] : []), ...(t.id ? [t.id] : [])];
+  // to_json: timestamps as ISO-8601 with their offset whatever the session's zone, bigints as digits
+  await c.query(`DECLARE riskmon_payouts NO SCROLL CURSOR FOR SELECT ${cols.map((x) => `to_json(${ident(x)})#>>'{}'`).join(', ')} FROM ${qualified(t.table)}`);
+  let n = 0;
+  for (;;) {
+    const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM riskmon_payouts`, rowMode: 'array', types: TEXT });
+    for (const vals of r.rows as (string | null)[][]) {
+      const row = Object.fromEntries(cols.map((col, i) => [col, vals[i]]));
+      let ds: PayoutDelta[];
+      try { ds = payoutsOf({ v: 1, lsn: '0/0', seq: 0, commitTs: new Date(0).toISOString(), xid: 0, table: t.table, op: 'insert', row, old: null }, mapping); } catch { continue; }
+      for (const d of ds) { await add(d.payout.merchantId, d); n++; }
+    }
+    if (r.rows.length < FETCH_ROWS) break;
+  }
+  await c.query('CLOSE riskmon_payouts');
+  return n;
 }
 
 /** Per partition, the first offset whose change has lsn ≥ `lsn` (the partition's end when none has yet). */

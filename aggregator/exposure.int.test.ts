@@ -9,8 +9,9 @@ import { spawnCdc } from '../cdc/testing.ts';
 import { projectedReceivable } from '../lib/exposure.ts';
 import { DAY, HOUR, MINUTE, dayStart, minuteStart } from '../lib/time.ts';
 import { uniqueName } from '../test/helpers/services.ts';
+import { backfill, parseScenario } from '../scripts/generate/index.ts';
 import { streaming, waitFor } from '../test/harness/index.ts';
-import { readExposures, type Exposure } from './store/index.ts';
+import { readBackfill, readExposures, type Exposure } from './store/index.ts';
 import { harness, type Harness } from './harness.int.ts';
 
 let h: Harness | null = null;
@@ -19,7 +20,7 @@ afterEach(async () => { await h?.close(); h = null; });
 const MERCHANTS = [1, 2, 3, 4, 5, 6];
 
 /** The SQL definition (docs/contracts.md "Exposure") at instant `now`. */
-async function sqlExposure(h: Harness, now: number): Promise<Map<string, Exposure>> {
+async function sqlExposure(h: Harness, now: number, merchants: number[] = MERCHANTS): Promise<Map<string, Exposure>> {
   const end = new Date(minuteStart(now) + MINUTE).toISOString(), at = new Date(now).toISOString();
   const { rows } = await h.db.query(`
     WITH s AS (
@@ -32,7 +33,7 @@ async function sqlExposure(h: Harness, now: number): Promise<Map<string, Exposur
            (SELECT coalesce(sum(amount), 0) FROM payment_cancels x WHERE x.merchant_id = s.merchant_id AND (st IS NULL OR canceled_at >= st) AND canceled_at < $3)::text AS c,
            (SELECT coalesce(sum(amount), 0) FROM payments x WHERE x.merchant_id = s.merchant_id AND approved_at >= $3::timestamptz - interval '1 hour' AND approved_at < $3)::text AS ah,
            (SELECT coalesce(sum(amount), 0) FROM payment_cancels x WHERE x.merchant_id = s.merchant_id AND canceled_at >= $3::timestamptz - interval '1 hour' AND canceled_at < $3)::text AS ch
-      FROM s`, [MERCHANTS, at, end]);
+      FROM s`, [merchants, at, end]);
   const out = new Map<string, Exposure>();
   for (const r of rows) {
     const net = BigInt(r.a) - BigInt(r.c);
@@ -110,4 +111,56 @@ describe('exposure through the pipeline', () => {
       cdc.kill('SIGTERM');
     }
   }, 180_000);
+});
+
+describe('exposure after a first start on a database with history', () => {
+  it('takes in the generator\'s payouts (D+2, one scheduled) under the slot\'s snapshot and equals the SQL definition, then follows payout changes', async () => {
+    h = await harness({ partitions: 4, hotShards: 4, hot: [], createTopic: false });
+    const { db } = h;
+    const now = Date.now();
+    const ids = Array.from({ length: 200 }, (_, i) => i + 1);
+    // 4 days of history with payouts D+2, merchant 5 busting out (no sales, 10 cancels of earlier payments per transaction) for 3 hours
+    const ctx = { now, merchants: 200, resolveAlias: () => 1 };
+    const st = await backfill(h.pgUrl, { days: 4, end: now, seed: 5, merchants: 200, txPerDay: 20_000, tz: h.tz, scenarios: [parseScenario('bust_out:5:-3h', ctx)] });
+    expect(st.payouts).toBeGreaterThan(200);
+    const sched = await db.query('SELECT count(*)::int AS n FROM payouts WHERE paid_at > $1', [new Date(now).toISOString()]);
+    expect(sched.rows[0].n).toBeGreaterThan(0); // yesterday's payouts are paid tomorrow
+    const slot = uniqueName('exp_slot');
+    const logs: string[] = [];
+    const cdc = spawnCdc({ ...h.env, PG_URL: h.pgUrl, RISKMON_SLOT: slot, RISKMON_BACKFILL_DAYS: '6' } as Record<string, string>, logs);
+    try {
+      await waitFor(async () => (await readBackfill(h!.redis, h!.prefix))?.state === 'done' || null, { timeoutMs: 120_000, message: `the first start's backfill\n${logs.join('')}` });
+      await waitFor(() => streaming(h!.db, slot), { timeoutMs: 60_000, message: `cdc streaming\n${logs.join('')}` });
+      h.spawnAggregator();
+      const compare = async (at: number[]) => {
+        let last = '';
+        await waitFor(async () => {
+          for (const t of at) {
+            const want = await sqlExposure(h!, t, ids);
+            const got = await readExposures(h!.reader, ids.map(String), t, { kind: 'payouts' });
+            for (const m of ids.map(String)) {
+              if (JSON.stringify(got.get(m)) !== JSON.stringify(want.get(m))) { last = `at ${new Date(t).toISOString()} ${m}: got ${JSON.stringify(got.get(m))} want ${JSON.stringify(want.get(m))}`; return false; }
+            }
+          }
+          return true;
+        }, { timeoutMs: 90_000, intervalMs: 1000, message: 'exposure equal to SQL' }).catch((err) => { throw new Error(`${err.message}: ${last}\n${logs.slice(-10).join('')}`); });
+      };
+      const d0 = dayStart(now, h.tz);
+      await compare([now, d0 + DAY + MINUTE, d0 + 2 * DAY + MINUTE]);
+      const e = (await readExposures(h.reader, ['5', '7'], now, { kind: 'payouts' }));
+      expect(BigInt(e.get('5')!.receivable), JSON.stringify(e.get('5'))).toBeGreaterThan(0n);
+      expect(e.get('7')!.settledThrough).toBe(new Date(d0 - DAY).toISOString()); // D+2: day d0-2 paid at d0
+      expect(e.get('7')!.nextPayoutAt).toBe(new Date(d0 + DAY).toISOString());
+      // payout changes after the first start arrive through the stream
+      await db.query(`UPDATE payouts SET paid_at = $1 WHERE merchant_id = 7 AND covers_to = $2`, [new Date(d0 + DAY).toISOString(), new Date(d0 - DAY).toISOString()]);
+      await db.query(`DELETE FROM payouts WHERE merchant_id = 8 AND covers_to = $1`, [new Date(d0 - DAY).toISOString()]);
+      await db.query(`INSERT INTO payouts VALUES (1, 9, 1, $1, $2)`, [new Date(d0 - HOUR).toISOString(), new Date(now - MINUTE).toISOString()]);
+      await compare([now]);
+      const after = await readExposures(h.reader, ['7', '9'], now, { kind: 'payouts' });
+      expect(after.get('7')!.settledThrough).toBe(new Date(d0 - 2 * DAY).toISOString());
+      expect(after.get('9')!.settledThrough).toBe(new Date(d0 - HOUR).toISOString());
+    } finally {
+      cdc.kill('SIGTERM');
+    }
+  }, 300_000);
 });

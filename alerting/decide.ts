@@ -241,7 +241,7 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
   if (i.exposures) {
     const firingRec = new Set(firingMerchants(i.firing, 'receivable'));
     const tracked = i.tracked.receivable ?? new Set<string>();
-    const floor = BigInt(Math.min(rules.receivable.minReceivable, ...Object.values(rules.overrides).map((o) => o.receivable?.minReceivable ?? Infinity)));
+    const floor = receivableFloor(rules);
     const ids = new Set<string>([...tracked, ...firingRec]);
     for (const [id, e] of i.exposures) if (BigInt(e.receivable) >= floor) ids.add(id);
     for (const id of ids) {
@@ -264,6 +264,11 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
         baseline: { kind: '', value: null }, threshold: null })));
   }
   return { evaluations, quietSkipped, quietSpikes, quietComposed };
+}
+
+/** The lowest receivable threshold of the rules (with overrides): merchants owing less are not judged unless tracked or firing. */
+export function receivableFloor(rules: RulesConfig): bigint {
+  return BigInt(Math.min(rules.receivable.minReceivable, ...Object.values(rules.overrides).map((o) => o.receivable?.minReceivable ?? Infinity)));
 }
 
 /** The exposure of a merchant absent from the owing set: it owes nothing (amounts unknown here, shown as 0). */

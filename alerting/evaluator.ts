@@ -16,7 +16,7 @@
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { hasMoney, type BucketReader, type Exposure, type Settlement } from '../aggregator/store/index.ts';
-import { ExposureTracker, type ExposureUpdate } from './exposure.ts';
+import { ExposureTracker, exposureInstant, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -275,14 +275,14 @@ export class Evaluator implements Service {
     let exposures: Map<string, Exposure> | undefined;
     if (this.#exposures) {
       try {
-        exposure = await timed('exposure', this.#exposures.update(end));
+        exposure = await timed('exposure', this.#exposures.update(exposureInstant(M)));
       } catch (err) {
         this.#exposures.reset();
         throw err;
       }
       exposures = new Map(exposure.owing);
       const missing = firingMerchants(this.#memory.firing, 'receivable').filter((m) => !exposures!.has(m));
-      for (const [m, e] of await this.#exposures.exposuresOf(missing, end)) exposures.set(m, e);
+      for (const [m, e] of await this.#exposures.exposuresOf(missing, exposureInstant(M))) exposures.set(m, e);
     }
     // volume_spike's candidates whose history is not read yet today (few after the day's first minutes).
     await timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
@@ -322,7 +322,11 @@ export class Evaluator implements Service {
     };
     if (!replay) for (const [stage, v] of Object.entries(stages)) metrics.evaluationStage.observe({ stage }, Math.max(0, v) / 1000);
     // The shadow version, after the live minute is out (it never delays a live alert).
-    await this.#shadow.minute({ minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour } });
+    const tracker = this.#exposures;
+    await this.#shadow.minute({
+      minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour },
+      ...(exposure && tracker ? { exposures: { owing: exposure.owing, of: (ids: string[]) => tracker.exposuresOf(ids, exposureInstant(M)) } } : {}),
+    });
     metrics.evaluationDuration.observe(ms / 1000);
     metrics.minutesEvaluated.inc({ replay: String(replay) });
     for (const [rule, byStatus] of Object.entries(d.counts)) {

@@ -14,7 +14,16 @@
 import type { BucketReader, Exposure, MoneyReader, Settlement } from '../aggregator/store/index.ts';
 import { readExposuresWith, readSchedules } from '../aggregator/store/index.ts';
 import { nextScheduleChange } from '../lib/exposure.ts';
-import { dayStart } from '../lib/time.ts';
+import { dayStart, MINUTE } from '../lib/time.ts';
+
+/**
+ * The instant a closed minute M is judged at: its last millisecond. The sums run through the minute's end
+ * ([S, M + 1m), never the next minute, which is still arriving), and the payouts are those paid by then (one paid at
+ * exactly M + 1m counts from the next minute). The live evaluator, the shadow version and backtests all use it.
+ */
+export function exposureInstant(M: number): number {
+  return M + MINUTE - 1;
+}
 
 const BATCH = 2000;
 
@@ -41,7 +50,7 @@ export class ExposureTracker {
   constructor(private readonly reader: BucketReader & MoneyReader, private readonly settlement: Settlement,
     private readonly loadStored: () => Promise<Set<string>>) {}
 
-  /** Recomputes what may have changed, as of instant `now` (a closed minute's end). Does not touch the store. */
+  /** Recomputes what may have changed, as of instant `now` (a closed minute's `exposureInstant`). Does not touch the store. */
   async update(now: number): Promise<ExposureUpdate> {
     const r = this.reader;
     this.#stored ??= await this.loadStored();

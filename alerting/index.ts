@@ -73,7 +73,7 @@ export function buildAlerting(
   }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory, settlement: settlementOf(cfg) });
   // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
   const backtests = new BacktestRunner(
-    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
+    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500, settlement: settlementOf(cfg) },
     {
       reader: deps.reader, directory, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
       topicMinutes: cfg.kafkaBrokers.length

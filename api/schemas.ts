@@ -63,6 +63,19 @@ export const AlertsQuery = Type.Object({
 export type AlertsQuery = Static<typeof AlertsQuery>;
 
 export { ExposureSchema } from '../lib/alert-message.ts';
+export const PayoutsQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) });
+const PayoutItem = Type.Object({
+  id: Type.Union([Type.String(), Type.Null()], { description: "the payout row's id ('' when the mapping names no id column); null for a payout of the D+N schedule" }),
+  amount: Type.Union([Type.String(), Type.Null()], { description: 'KRW paid out (decimal string); null for a payout of the D+N schedule' }),
+  coversTo: Type.String({ description: 'approvals and cancels with a transaction time before this are settled by it' }),
+  paidAt: Type.String(),
+  paid: Type.Boolean({ description: 'paidAt ≤ now' }),
+});
+export const PayoutsBody = Type.Object({
+  merchantId: Type.String(),
+  settlement: OneOf(['payouts', 'days', 'none'], { description: 'payouts: rows of the mapped payouts table; days: the RISKMON_SETTLEMENT_DAYS schedule; none: nothing is settled' }),
+  items: Type.Array(PayoutItem, { description: 'oldest first: the latest `limit` by paidAt, scheduled ones included' }),
+});
 export const ExposureTopQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 20 }) });
 export const ExposureTopBody = Type.Object({
   computedAt: Type.Union([Type.String(), Type.Null()], { description: 'the closed minute whose end the exposures are computed at (null: nobody owes)' }),
@@ -254,11 +267,21 @@ const BacktestFields = {
   error: Type.Union([Type.String(), Type.Null()]),
 };
 export const BacktestListBody = Type.Object({ items: Type.Array(Type.Object(BacktestFields)) });
+const Krw = Type.String({ pattern: '^-?[0-9]+$', description: 'KRW, exact (decimal string)' });
+export const BacktestMoney = Type.Object({
+  horizonDays: Type.Integer({ description: 'a hold is followed this many days after its firing, or to the period end' }),
+  merchants: Type.Integer({ description: 'merchants held: each at its first alert fired in the period' }),
+  receivableAtFiring: Krw, peakReceivable: Krw, withheld: Krw,
+  covered: Krw,
+  falsePositive: Type.Object({ merchants: Type.Integer(), withheld: Krw }, { description: 'held merchants whose judged alerts were all closed as false positives' }),
+  byRule: Type.Record(Type.String(), Type.Object({ alerts: Type.Integer(), receivableAtFiring: Krw, covered: Krw })),
+}, { description: 'docs/detection.md "Money in backtests"' });
 export const BacktestBody = Type.Object({
   ...BacktestFields,
-  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried}' }),
+  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried, money: {receivableAtFiring, horizonTo, peakReceivable, withheld, covered} | null}' }),
   summary: Json, vsLive: Json, quality: Json, liveQuality: Json,
   perDay: Type.Array(Json),
+  money: Type.Union([BacktestMoney, Type.Null()], { description: 'null: no settlement source, or not done' }),
   minutes: Type.Union([Type.Integer(), Type.Null()]),
 });
 

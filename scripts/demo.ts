@@ -24,7 +24,7 @@ import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
-import { pickMerchants } from './generate/index.ts';
+import { pickMerchants, Workload } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack-lib.ts';
 import { dropInactiveSlots, FakeSlack, spawnRiskmon, waitExit, waitFor, WebhookReceiver } from '../test/harness/index.ts';
 
@@ -148,7 +148,16 @@ async function main(): Promise<number> {
   // The volume anomalies start at local midnight: starting earlier would cut into the 7-day baseline too, and a
   // merchant just above 1B KRW a day could fall out of volume_drop's eligibility.
   const midnight = new Date(dayStart(Date.now(), process.env.RISKMON_TZ || 'Asia/Seoul')).toISOString();
-  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:${midnight}`, `full_stop:${who.bigVolumeStop}:${midnight}`];
+  // A bust-out: a merchant selling about 100M KRW a day (none of the others) stops selling while its buyers cancel
+  // payments already paid out (payouts are D+2), 60 cancels per usual transaction: in 50 minutes that is about two
+  // days of its sales, more than the day and a half not yet paid out, so it owes and the receivable rule fires soon.
+  const w = new Workload(merchants);
+  const taken = new Set([who.normal, who.hot, who.bigVolume, who.bigVolumeStop]);
+  let bustOut = who.normal + 10;
+  for (let id = 1; id <= merchants; id++) {
+    if (!taken.has(id) && w.expectedDailyVolume(id, txPerDay) <= 100_000_000) { bustOut = id; break; }
+  }
+  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:${midnight}`, `full_stop:${who.bigVolumeStop}:${midnight}`, `bust_out:${bustOut}:-50m:60`];
   const scenarioArgs = scenarios.flatMap((s) => ['--scenario', s]);
   say(`loading 8 days of history (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
   const backfill = riskmon(['generate', 'backfill', '--days', '8', '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', ...scenarioArgs], env, null);
@@ -192,6 +201,8 @@ async function main(): Promise<number> {
   Injected anomalies (they should alert, and nothing else):
     cancel_rate_spike  merchant ${who.normal} (a normal merchant, cancels ×10 for the last 50 min) and ${who.hot} (a hot merchant, ×6)
     volume_drop        merchant ${who.bigVolume} (≥ 1B KRW a day, at 30% since midnight) and ${who.bigVolumeStop} (full stop)
+    receivable         merchant ${bustOut} (busting out for the last 50 min: no sales, its buyers cancel payments already
+                       paid out; payouts are D+2) — ₩ at risk in the alert feed, hold it from the alert page
   Slack messages are printed here as [slack] lines; a payout hold or release (the analyst key, on an alert or a
   merchant page) reaches the local settlement receiver and is printed as a [settlement] line. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
 `);

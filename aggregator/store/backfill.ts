@@ -68,7 +68,8 @@ export interface GapRecord {
 }
 
 export async function recordGap(redis: RedisClient, prefix: string, partitions: number, slot: string, now: number): Promise<GapRecord> {
-  const wms = await redis.mget(...Array.from({ length: partitions }, (_, p) => keys.watermark(prefix, p)));
+  // one GET per partition: their keys lie in different slots of a Redis Cluster (an MGET across them is refused)
+  const wms = await Promise.all(Array.from({ length: partitions }, (_, p) => redis.get(keys.watermark(prefix, p))));
   const newest = wms.reduce<number | null>((m, w) => (w === null ? m : Math.max(m ?? 0, Number(w))), null);
   const earlier = await readGap(redis, prefix); // a gap not yet backfilled stays open from its start
   const fromMs = earlier?.from ? Date.parse(earlier.from) : newest;

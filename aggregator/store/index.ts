@@ -35,3 +35,4 @@ export {
   type BackfillRecord, type BackfillStatus, type GapRecord, type TierRange,
 } from './backfill.ts';
 export { resetRange } from './rebuild.ts';
+export { PayoutRebuild } from './payout-rebuild.ts';

@@ -12,7 +12,7 @@
  * the job row's `result`.
  */
 import type pg from 'pg';
-import type { BucketReader, Totals } from '../../aggregator/store/index.ts';
+import type { BucketReader, Settlement, Totals } from '../../aggregator/store/index.ts';
 import { hasMinuteTotals } from '../../aggregator/store/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { iso, MINUTE } from '../../lib/time.ts';
@@ -77,7 +77,11 @@ class Cancelled extends Error {}
 /** Minutes handed out in order (the aggregator's TopicMinutes). */
 export interface MinuteStream { read(lo: number, hi: number): Promise<Map<number, Map<string, Totals>>>; close(): Promise<void>; changes: number }
 
-export interface RunnerOptions { tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number }
+export interface RunnerOptions {
+  tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number;
+  /** As the live evaluator's: receivable is judged and the money reported (absent: neither, as live without one). */
+  settlement?: Settlement;
+}
 export interface RunnerDeps {
   reader: BucketReader;
   /** The live evaluator's merchant directory (cohorts). */
@@ -146,7 +150,7 @@ export class BacktestRunner implements Service {
       log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
       let lastReport = Date.now();
       const out = await runBacktest({
-        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, directory: this.d.directory, log, initial, ingestLags, minutes,
+        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, settlement: this.o.settlement, directory: this.d.directory, log, initial, ingestLags, minutes,
         onMinute: async (done, total) => {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;
@@ -157,7 +161,7 @@ export class BacktestRunner implements Service {
         },
       });
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
-      const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
+      const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations, money: out.money });
       const bytes = Buffer.byteLength(JSON.stringify(result));
       if (bytes > MAX_BACKTEST_RESULT_BYTES) throw new BacktestLimitError(`the result is ${Math.round(bytes / 1048576)} MiB, more than ${MAX_BACKTEST_RESULT_BYTES / 1048576} MiB; raise the thresholds or shorten the period`);
       await finishBacktest(this.d.db, id, result);

@@ -8,3 +8,4 @@ export * as distribution from './distribution.ts';
 export { Rng, AliasTable } from './random.ts';
 export { merchantProfile, type MerchantProfile } from './distribution.ts';
 export { UsageError } from '../../lib/args.ts';
+export { DEFAULT_SETTLEMENT_DAYS, payoutId, settlementOf, writeDayPayouts } from './payouts.ts';
