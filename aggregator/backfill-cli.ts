@@ -79,7 +79,7 @@ async function run(args: string[]): Promise<number> {
     await waitForAggregators(kafka, redis, cfg, snap.consistentPoint, { timeoutMs: CATCH_UP_MS });
     const r = await runBackfill({
       redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka,
-      maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, force: parsed.force,
+      maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells, force: parsed.force,
     });
     process.stdout.write(`${JSON.stringify(r)}\n`);
     return 0;

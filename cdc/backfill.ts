@@ -67,7 +67,7 @@ export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => n
     try {
       await runBackfill({
         redis, cfg, log, source: snap, kind: 'initial', slot: cfg.slot, fromMs, toMs: null, kafka: null,
-        maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours,
+        maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells,
       });
     } finally {
       await snap.close();

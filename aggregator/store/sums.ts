@@ -48,6 +48,7 @@ export interface SumsContext {
 export interface SumsEntry { key: string; expiry: number; fields: RespWriter }
 
 export class RangeSums {
+  readonly context: SumsContext;
   readonly #c: SumsContext;
   readonly #scan: FactScanner;
   // merchants: index ↔ name; whether a fact inside the window index's horizon (at its chunk) touched it
@@ -82,6 +83,7 @@ export class RangeSums {
   bad = 0;
 
   constructor(c: SumsContext, watermark: number | null, position: Position | null) {
+    this.context = c;
     this.#c = c;
     this.#scan = new FactScanner(c.mapping);
     this.watermark = watermark;
