@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { spawnCdc } from '../cdc/testing.ts';
 import { projectedReceivable } from '../lib/exposure.ts';
 import { DAY, HOUR, MINUTE, dayStart, minuteStart } from '../lib/time.ts';
-import { uniqueName } from '../test/helpers/services.ts';
+import { uniqueName } from '../test/harness/services.ts';
 import { backfill, parseScenario } from '../scripts/generate/index.ts';
 import { streaming, waitFor } from '../test/harness/index.ts';
 import { readBackfill, readExposures, type Exposure } from './store/index.ts';

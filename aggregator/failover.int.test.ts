@@ -9,7 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nodePorts, startNode, stopNode } from '../scripts/stack/replicated.ts';
 import { runRiskmon, waitFor } from '../test/harness/index.ts';
-import { cutOff, onNode, replicatedForTest, roleOf, slotOwners, type ReplicatedForTest } from '../test/helpers/replicated.ts';
+import { cutOff, onNode, replicatedForTest, roleOf, slotOwners, type ReplicatedForTest } from '../test/harness/replicated.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createRedis, duplicateRedis, pipelined, type RedisCommand } from '../lib/redis.ts';
 import { harness, loadPayments, type Harness } from './harness.int.ts';

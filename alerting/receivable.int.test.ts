@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
 import { logger } from '../lib/logger.ts';
 import { MINUTE, HOUR, minuteStart } from '../lib/time.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { Evaluator } from './evaluator.ts';
 import { listAlerts, topExposures } from './risk-store/index.ts';
 import { defaultRules } from './rules/config.ts';

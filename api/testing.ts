@@ -11,7 +11,7 @@ import type { Clock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { buildApp, type App } from './app.ts';
 import { apiSpec } from './config.ts';
 import { createDeps, type ApiDeps } from './deps.ts';

@@ -23,7 +23,7 @@ import { readBackfill } from '../aggregator/store/index.ts';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { backfill, ensureMerchants } from '../scripts/generate/index.ts';
-import { withDatabase } from '../scripts/stack-lib.ts';
+import { withDatabase } from '../scripts/stack/index.ts';
 import { dropKeys, runEnv, spawnRiskmon, stopChild, waitFor } from '../test/harness/index.ts';
 import { CLK_TCK, cpuTicks, startDebezium, topicRecords } from './peer.ts';
 import { scratchDatabase } from './util.ts';

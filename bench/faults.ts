@@ -34,7 +34,7 @@ import { createRedis } from '../lib/redis.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';
 import { baselineDayStarts } from '../alerting/index.ts';
 import { nodePorts, replicatedDown, replicatedUp, startNode, stopNode } from '../scripts/stack/replicated.ts';
-import { restartService, stackDown, stackUp, withDatabase } from '../scripts/stack-lib.ts';
+import { restartService, stackDown, stackUp, withDatabase } from '../scripts/stack/index.ts';
 import { FakeSlack, runEnv, sleep, spawnRiskmon, stopChild, streaming, waitFor } from '../test/harness/index.ts';
 import { quantile } from './util.ts';
 

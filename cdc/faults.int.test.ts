@@ -5,7 +5,7 @@
  * in commit order. Writers that lose their connection reconnect; what counts as committed is what the table holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeStackMissing } from '../test/helpers/services.ts';
+import { nativeStackMissing } from '../test/harness/services.ts';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import pg from 'pg';
 import { comparePosition } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
-import { restartService, stackDown, stackUp, type StackEnv } from '../scripts/stack-lib.ts';
+import { restartService, stackDown, stackUp, type StackEnv } from '../scripts/stack/index.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 import { streaming, waitExit, waitFor } from '../test/harness/index.ts';
 

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { closeGapCoveredBy, keys, readGap, type BackfillRecord } from '../aggregator/store/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../lib/migrate.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 

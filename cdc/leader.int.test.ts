@@ -16,9 +16,9 @@ import { createRedis } from '../lib/redis.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createBucketReader, keys } from '../aggregator/store/index.ts';
 import { startNode, stopNode } from '../scripts/stack/replicated.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
-import { replicatedForTest, type ReplicatedForTest } from '../test/helpers/replicated.ts';
-import { diffAgainstReader, sqlTruth } from '../test/helpers/truth.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
+import { replicatedForTest, type ReplicatedForTest } from '../test/harness/replicated.ts';
+import { diffAgainstReader, sqlTruth } from '../test/harness/truth.ts';
 import { dropSlot, sleep, spawnRiskmon, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 

@@ -10,8 +10,8 @@ import { connections, readConfig } from './config.ts';
 import { createRedis, duplicateRedis, isCluster, whenReady } from './redis.ts';
 import { nodePorts, startNode, stopNode } from '../scripts/stack/replicated.ts';
 import { waitFor } from '../test/harness/index.ts';
-import { replicatedForTest, type ReplicatedForTest } from '../test/helpers/replicated.ts';
-import { nativeStackMissing } from '../test/helpers/services.ts';
+import { replicatedForTest, type ReplicatedForTest } from '../test/harness/replicated.ts';
+import { nativeStackMissing } from '../test/harness/services.ts';
 
 const missing = await nativeStackMissing();
 if (missing) console.warn(`[redis cluster] skipped: it stops cluster nodes on a native stack, which cannot run here: ${missing}`);

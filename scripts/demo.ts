@@ -25,7 +25,7 @@ import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
 import { pickMerchants, Workload } from './generate/index.ts';
-import { stackUp, withDatabase } from './stack-lib.ts';
+import { stackUp, withDatabase } from './stack/index.ts';
 import { dropInactiveSlots, FakeSlack, spawnRiskmon, waitExit, waitFor, WebhookReceiver } from '../test/harness/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -16,8 +16,8 @@ import { migrate } from '../lib/migrate.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import { DAY, dayStart, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants } from '../scripts/generate/index.ts';
-import { freshDatabase, services, uniqueName } from './helpers/services.ts';
-import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+import { freshDatabase, services, uniqueName } from './harness/services.ts';
+import { diffAgainstReader, sqlTruth } from './harness/truth.ts';
 import { runEnv, runRiskmon, sleep, spawnRiskmon, streaming, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');

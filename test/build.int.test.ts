@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../lib/net.ts';
 import { waitFor } from './harness/index.ts';
-import { freshDatabase, services } from './helpers/services.ts';
+import { freshDatabase, services } from './harness/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'scripts', 'riskmon.mjs');

@@ -20,9 +20,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
-import { stackDown, stackUp, startStackService, stopStackService, type StackEnv } from '../scripts/stack-lib.ts';
+import { stackDown, stackUp, startStackService, stopStackService, type StackEnv } from '../scripts/stack/index.ts';
 import { ROOT, spawnRiskmon, stopChild, waitFor } from './harness/index.ts';
-import { nativeStackMissing } from './helpers/services.ts';
+import { nativeStackMissing } from './harness/services.ts';
 
 const DOWN_S = Number(process.env.RISKMON_DEPS_DOWN_S ?? 360);
 const WARMUP_S = Math.max(60, Math.round(DOWN_S / 2));

@@ -16,7 +16,7 @@ import { Applier } from './apply.ts';
 import { FIELD_KINDS } from './counters.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, withLayoutNames } from './layout.ts';
 import { candidateCache, emptyPlan, type PlanContext, type Position } from './plan.ts';
-import { MAX_FACTS, RangeSums } from './sums.ts';
+import { MAX_FACTS, RebuildSums } from './sums.ts';
 
 const LUA = withLayoutNames(readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8'));
 
@@ -54,9 +54,9 @@ export class PartitionRebuild {
   readonly #token: string;
   readonly #maxFacts: number;
   readonly #windowFrom: number;
-  #sums: RangeSums;
+  #sums: RebuildSums;
   /** the sums a background write (`flushBehind`) has taken, cleared and handed back when written */
-  #spare: RangeSums | null = null;
+  #spare: RebuildSums | null = null;
   /** the background write in flight (never rejects: its error is kept in #failed) */
   #behind: Promise<void> = Promise.resolve();
   #failed: unknown = null;
@@ -77,7 +77,7 @@ export class PartitionRebuild {
     this.#maxFacts = Math.min(o.maxFacts ?? 300_000, MAX_FACTS);
     this.#windowFrom = o.windowFrom ?? -Infinity;
     const c = o.ctx;
-    this.#sums = new RangeSums({ ...c, candidates: c.candidates ?? candidateCache(c.partitions, c.hotShards) }, c.watermark, c.lastPosition ?? null);
+    this.#sums = new RebuildSums({ ...c, candidates: c.candidates ?? candidateCache(c.partitions, c.hotShards) }, c.watermark, c.lastPosition ?? null);
   }
 
   /** The position of the last row change added (or the stored one): where the partition's duplicates check continues. */
@@ -125,7 +125,7 @@ export class PartitionRebuild {
     const sums = this.#sums;
     this.#changesBefore += sums.changes;
     this.#factsBefore += sums.facts;
-    this.#sums = this.#spare ?? new RangeSums(sums.context, sums.watermark, sums.position);
+    this.#sums = this.#spare ?? new RebuildSums(sums.context, sums.watermark, sums.position);
     this.#spare = null;
     this.#sums.changes = 0;
     this.#sums.facts = 0;
@@ -160,7 +160,7 @@ export class PartitionRebuild {
     await this.#write(this.#sums);
   }
 
-  async #write(sums: RangeSums): Promise<void> {
+  async #write(sums: RebuildSums): Promise<void> {
     const t = performance.now();
     try {
       await this.#writeSums(sums);
@@ -169,7 +169,7 @@ export class PartitionRebuild {
     }
   }
 
-  async #writeSums(sums: RangeSums): Promise<void> {
+  async #writeSums(sums: RebuildSums): Promise<void> {
     const { prefix, partition: p } = this.#ctx;
     const wm = sums.watermark;
     // The window index keeps `windowKeepMinutes` behind the watermark: minutes the range's end has left behind

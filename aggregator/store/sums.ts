@@ -47,7 +47,7 @@ export interface SumsContext {
 /** One hash to write: its key, expiry (epoch ms) and its (field, value) pairs, encoded — take them before the next. */
 export interface SumsEntry { key: string; expiry: number; fields: RespWriter }
 
-export class RangeSums {
+export class RebuildSums {
   readonly context: SumsContext;
   readonly #c: SumsContext;
   readonly #scan: FactScanner;

@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter, createBucketReader, type BucketReader } from '../../aggregator/store/index.ts';
 import { logger } from '../../lib/logger.ts';
 import { HOUR, iso, MINUTE } from '../../lib/time.ts';
-import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../../test/harness/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { defaultRules, parseRules } from '../rules/config.ts';
 import { applyTriage, createDraft, currentShadow, getBacktest, liveAlerts, queueBacktest, seedRules, shadowAlerts, startShadow } from '../risk-store/index.ts';

@@ -22,7 +22,7 @@ import { createTopic, testKafka, testProducer } from '../../aggregator/testing.t
 import { logger } from '../../lib/logger.ts';
 import { iso, MINUTE, minuteStart } from '../../lib/time.ts';
 import { dropKeys, ROOT, runEnv, spawnRiskmon, stopChild, waitFor } from '../../test/harness/index.ts';
-import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../../test/harness/services.ts';
 import { lastClosedMinute } from '../closed.ts';
 import { parseRules } from '../rules/config.ts';
 import { getBacktest, lastEvaluatedMinute, liveIngestLags, queueBacktest } from '../risk-store/index.ts';

@@ -25,7 +25,7 @@ export interface CancelRateSpikeParams {
   minBaselineApprovals: number;
   /**
    * Significance guard: fire only when at least cancels_W cancels would happen by chance with probability below
-   * this, if the merchant still cancelled at one steady rate in window and baseline (rules/tails.ts). 1 turns it off.
+   * this, if the merchant still cancelled at one steady rate in window and baseline (rules/significance.ts). 1 turns it off.
    */
   maxPValue: number;
   /**

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logger } from '../../lib/logger.ts';
 import { WebhookReceiver, waitFor } from '../../test/harness/index.ts';
-import { freshDatabase } from '../../test/helpers/services.ts';
+import { freshDatabase } from '../../test/harness/services.ts';
 import { commitMinute, createHold, inTransaction, releaseHold, resolveFailedWebhook, type TransitionWrite } from '../risk-store/index.ts';
 import { riskStore } from '../testing/fixtures.ts';
 import { WebhookDeliverer, type DelivererOptions } from './deliverer.ts';

@@ -2,7 +2,7 @@
  * The one harness shared by the integration tests, the demo, the soak and the benchmarks: start a component
  * (`spawnRiskmon`), wait for a condition or an exit (`waitFor`, `waitExit`), replication slots (`streaming`,
  * `dropSlot`), a fake Slack webhook (`FakeSlack`), a receiver of signed webhooks (`WebhookReceiver`), and a run's own names on shared services (`runEnv`, `dropKeys`). Services (PostgreSQL, Kafka, Redis) come from
- * test/helpers/services.ts (tests) or scripts/stack-lib.ts (tools).
+ * test/harness/services.ts (tests) or scripts/stack/index.ts (tools).
  */
 export { FakeSlack, type FakeResponse, type Received } from './fake-slack.ts';
 export { dropKeys, runEnv } from './names.ts';
