@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DAY, HOUR, MINUTE, dayStart } from '../lib/time.ts';
-import { diffTotals, sqlTruth, truthTotals } from '../test/helpers/truth.ts';
+import { diffTotals, sqlTruth, truthTotals } from '../test/harness/truth.ts';
 import { harness, type Harness } from './harness.int.ts';
 import { testKafka } from './testing.ts';
-import { services } from '../test/helpers/services.ts';
+import { services } from '../test/harness/services.ts';
 
 let h: Harness | null = null;
 afterEach(async () => { await h?.close(); h = null; });

@@ -6,6 +6,7 @@
  * applied changes after C, and the aggregators continue.
  */
 import crypto from 'node:crypto';
+import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { componentLogger } from '../lib/logger.ts';
@@ -30,28 +31,21 @@ export interface BackfillArgs { fromMs: number; toMs: number | null; force: bool
 
 /** The command line, or the reason it is wrong. */
 export function parseBackfillArgs(args: string[], now: number): BackfillArgs | { error: string } | 'help' {
-  let days: number | null = null, from: number | null = null, to: number | null = null, force = false;
-  const time = (flag: string, v: string | undefined): number => {
-    const ms = v && /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN;
-    if (Number.isNaN(ms)) throw new Error(`${flag} needs an ISO-8601 time such as 2026-12-01T00:00:00Z, got ${JSON.stringify(v ?? '')}`);
-    return ms;
-  };
+  if (wantsHelp(args)) return 'help';
+  let flags;
   try {
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i];
-      if (a === '--days') {
-        const v = args[++i];
-        if (!v || !/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 400) throw new Error(`--days needs an integer from 1 to 400, got ${JSON.stringify(v ?? '')}`);
-        days = Number(v);
-      } else if (a === '--from') from = time('--from', args[++i]);
-      else if (a === '--to') to = time('--to', args[++i]);
-      else if (a === '--force') force = true;
-      else if (a === '--help' || a === '-h') return 'help';
-      else throw new Error(`unknown argument "${a}"`);
-    }
+    flags = parseFlags('backfill', args, {
+      days: { kind: 'int', min: 1, max: 400, help: 'a whole number of days from 1 to 400' },
+      from: { kind: 'time', help: 'an ISO-8601 time with a zone such as 2026-12-01T00:00:00Z' },
+      to: { kind: 'time', help: 'an ISO-8601 time with a zone such as 2026-12-02T00:00:00Z' },
+      force: { kind: 'bool', help: 'take over the lock of an interrupted replay or backfill' },
+    });
   } catch (err) {
-    return { error: (err as Error).message };
+    if (err instanceof UsageError) return { error: err.message };
+    throw err;
   }
+  const days = (flags.days as number | undefined) ?? null, from = (flags.from as number | undefined) ?? null;
+  const to = (flags.to as number | undefined) ?? null, force = flags.force === true;
   if (days !== null && (from !== null || to !== null)) return { error: 'give --days or --from/--to, not both' };
   if (days !== null) return { fromMs: now - days * DAY, toMs: null, force };
   if (from === null) return { error: '--days or --from is required' };
@@ -85,7 +79,7 @@ async function run(args: string[]): Promise<number> {
     await waitForAggregators(kafka, redis, cfg, snap.consistentPoint, { timeoutMs: CATCH_UP_MS });
     const r = await runBackfill({
       redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka,
-      maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, force: parsed.force,
+      maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells, force: parsed.force,
     });
     process.stdout.write(`${JSON.stringify(r)}\n`);
     return 0;

@@ -29,14 +29,14 @@ import type pg from 'pg';
 import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn } from '../lib/lsn.ts';
-import { isMerchantId, type FactTable, type Mapping } from '../lib/mapping.ts';
+import { isMerchantId, payoutsOf, type FactTable, type Mapping, type PayoutDelta } from '../lib/mapping.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import type { RedisClient } from '../lib/redis.ts';
 import { HOUR, iso, MINUTE } from '../lib/time.ts';
 import { metrics as M } from './metrics.ts';
 import { forEachPartition, scan } from './replay.ts';
 import {
-  chunksOf, DayClock, keys, PartitionRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
+  chunksOf, closeGapCoveredBy, DayClock, keys, PartitionRebuild, PayoutRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
 } from './store/index.ts';
 import { candidateCache } from './store/plan.ts';
 
@@ -58,8 +58,13 @@ export interface BackfillOptions {
   redis: RedisClient;
   cfg: BackfillConfig;
   log: Logger;
-  /** a connection inside a transaction on the slot's snapshot, and the slot's consistent point */
-  source: { client: pg.Client; consistentPoint: bigint };
+  /**
+   * a connection inside a transaction on the slot's snapshot, the slot's consistent point, and more connections on
+   * the same snapshot (lib/snapshot.ts `fork`) for parallel reads
+   */
+  source: { client: pg.Client; consistentPoint: bigint; fork?: () => Promise<pg.Client> };
+  /** source connections reading chunks at once (default 1; more need `source.fork`) */
+  readers?: number;
   kind: 'initial' | 'range';
   slot: string | null;
   fromMs: number;
@@ -97,6 +102,8 @@ export class BackfillLockedError extends Error {
 }
 
 const FETCH_ROWS = 20_000;
+/** partitions whose last sums are written at once at the end (each pipelines its rebuild.lua calls) */
+const FINISHING = 4;
 const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const qualified = (t: string) => t.split('.').map(ident).join('.');
 /** Every value as the server's text (no Date or number parsing per row). */
@@ -104,13 +111,78 @@ const TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTy
 
 /** The source query of one chunk and side: per merchant and minute (or hour), the count and the amount. */
 export function chunkQuery(t: FactTable, a: number, b: number, grain: 'minute' | 'hour'): string {
+  return groupQuery(t, `'${grain}'`, a, b, '');
+}
+
+/**
+ * The source query of pages [p0, p1) of a table (p1 = null: to its end) over [a, b): per merchant and minute, or
+ * hour for rows before `hourBefore`, the count and the amount. A TID range scan reads those pages only.
+ */
+export function pageQuery(t: FactTable, a: number, b: number, hourBefore: number, p0: number, p1: number | null): string {
+  const grain = `CASE WHEN ${ident(t.time)} < '${iso(hourBefore)}'::timestamptz THEN 'hour' ELSE 'minute' END`;
+  return groupQuery(t, grain, a, b, `ctid >= '(${p0},0)'::tid${p1 === null ? '' : ` AND ctid < '(${p1},0)'::tid`} AND `);
+}
+
+function groupQuery(t: FactTable, grain: string, a: number, b: number, where: string): string {
   const m = ident(t.merchant), time = ident(t.time), amount = ident(t.amount);
   const upTo = Number.isFinite(b) ? ` AND ${time} < '${iso(b)}'::timestamptz` : '';
   return `SELECT m::text, extract(epoch FROM g)::bigint, n, s::text FROM (
-    SELECT ${m} AS m, date_trunc('${grain}', ${time}) AS g, count(*)::int AS n, sum(${amount}) AS s
+    SELECT ${m} AS m, date_trunc(${grain}, ${time}) AS g, count(*)::int AS n, sum(${amount}) AS s
       FROM ${qualified(t.table)}
-     WHERE ${time} >= '${iso(a)}'::timestamptz${upTo} AND ${m} IS NOT NULL AND ${amount} IS NOT NULL
+     WHERE ${where}${time} >= '${iso(a)}'::timestamptz${upTo} AND ${m} IS NOT NULL AND ${amount} IS NOT NULL
      GROUP BY 1, 2) x`;
+}
+
+interface ReadTask {
+  side: 0 | 1;
+  table: string;
+  /** how the table is read: by time chunks (an index leads with its time column, or it is partitioned), or by pages */
+  by: 'time' | 'pages';
+  query: string;
+  /** for the progress log */
+  span: Record<string, string>;
+}
+
+/**
+ * What the backfill reads, newest first. A table with an index leading with its time column (or a partitioned
+ * one, pruned by time) is read by time chunks: each an index range scan. Without such an index, each time chunk
+ * would scan the whole table — so the table is read once instead, in `pieces` ranges of pages (TID range scans,
+ * newest pages first: an append-mostly table keeps its rows roughly in time order), each grouped per merchant
+ * and minute (hour before `hourBefore`, where the minute tier keeps nothing). A cell summed from several pieces
+ * adds up in the rebuild's sums, so the result is the same GROUP BY.
+ */
+async function readTasks(c: pg.Client, mapping: Mapping, chunks: [number, number][], hourBefore: number, pieces: number): Promise<ReadTask[]> {
+  const sides = [mapping.approvals, mapping.cancels] as const;
+  const plans = await Promise.all(sides.map(async (t) => {
+    const r = await c.query(`SELECT c.relkind, (pg_relation_size(c.oid) / current_setting('block_size')::int)::float8 AS pages,
+        EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE i.indrelid = c.oid AND a.attname = $2 AND i.indisvalid) AS indexed
+      FROM pg_class c WHERE c.oid = $1::regclass`, [qualified(t.table), t.time]);
+    const row = r.rows[0] as { relkind: string; pages: number; indexed: boolean };
+    return { byPages: row.relkind === 'r' && !row.indexed, pages: row.pages };
+  }));
+  const a = Math.min(...chunks.map(([x]) => x)), b = Math.max(...chunks.map(([, y]) => y));
+  const grainOf = (end: number) => (end <= hourBefore ? 'hour' : 'minute');
+  const tasks: ReadTask[] = [];
+  const byTime = (side: 0 | 1) => chunks.map(([x, y]): ReadTask => ({
+    side, table: sides[side].table, by: 'time', query: chunkQuery(sides[side], x, y, grainOf(y)),
+    span: { from: iso(x), to: Number.isFinite(y) ? iso(y) : 'now', grain: grainOf(y) },
+  }));
+  const byPages = (side: 0 | 1, pages: number): ReadTask[] => {
+    const n = Math.max(1, Math.min(pieces, pages));
+    const step = Math.ceil(pages / n);
+    const out: ReadTask[] = [];
+    // the last piece has no end: pages added since the size was read hold no row of the snapshot, but nothing is left out
+    for (let k = n - 1; k >= 0; k--) {
+      const p0 = k * step, p1 = k === n - 1 ? null : (k + 1) * step;
+      out.push({ side, table: sides[side].table, by: 'pages', query: pageQuery(sides[side], a, b, hourBefore, p0, p1), span: { pages: `${p0}..${p1 ?? 'end'}` } });
+    }
+    return out;
+  };
+  const lists = plans.map((pl, side) => (pl.byPages ? byPages(side as 0 | 1, pl.pages) : byTime(side as 0 | 1)));
+  // interleaved, so the two tables' reads overlap
+  for (let k = 0; k < Math.max(lists[0].length, lists[1].length); k++) for (const l of lists) if (k < l.length) tasks.push(l[k]);
+  return tasks;
 }
 
 /** An integer amount from a sum's text ("123", "123.000"); null when it is not an integer (the stream dead-letters such rows). */
@@ -133,10 +205,16 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   const t0 = now();
   const id = `backfill:${o.kind}:${o.slot ?? ''}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
   const chunks = chunksOf(from, to, t0, Math.max(1, o.chunkHours) * HOUR);
+  const retention = retentionOf(cfg);
+  // the minute tier keeps nothing of rows before this (their minute keys' 6-hour block plus the TTL has passed):
+  // the source sums them per hour
+  const hourBefore = Math.floor((t0 - retention.minuteTtlMs - 6 * HOUR - HOUR) / HOUR) * HOUR;
+  const readers = Math.max(1, o.readers ?? 1);
+  const tasks = await readTasks(o.source.client, cfg.mapping, chunks, hourBefore, Math.max(chunks.length, 4 * readers));
   const record: BackfillRecord = {
     state: 'running', kind: o.kind, id, slot: o.slot, from: iso(from.day), to: to ? iso(to.day) : null,
     consistentPoint: formatLsn(o.source.consistentPoint), startedAt: iso(t0), finishedAt: null,
-    rows: 0, chunksDone: 0, chunks: chunks.length, topicChanges: 0, rowsPerSecond: null,
+    rows: 0, chunksDone: 0, chunks: tasks.length, topicChanges: 0, rowsPerSecond: null,
   };
   // Taking over: the interrupted initial backfill of the same slot (this one redoes it), or anything with --force.
   const takeOver = (owner: string) => o.force === true || (o.kind === 'initial' && owner.startsWith(`backfill:initial:${o.slot ?? ''}:`));
@@ -161,24 +239,23 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   M.backfillProgress.set(0);
   try {
     await writeBackfill(redis, prefix, record);
-    log.info({ from: record.from, to: record.to ?? 'now', chunks: chunks.length, consistentPoint: record.consistentPoint, kind: o.kind },
+    log.info({ from: record.from, to: record.to ?? 'now', chunks: tasks.length, by: [...new Set(tasks.map((t) => `${t.table}: ${t.by}`))], consistentPoint: record.consistentPoint, kind: o.kind },
       'backfill: rebuilding the range from the source');
     await resetRange(redis, prefix, parts, clock, from, to);
 
-    const stored = await redis.mget(...parts.map((p) => keys.watermark(prefix, p)));
+    // one GET per key: a Redis Cluster refuses an MGET across partitions' hash slots (CROSSSLOT)
+    const stored = await getEach(redis, parts.map((p) => keys.watermark(prefix, p)));
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
-    const retention = retentionOf(cfg);
     const windowFrom = t0 - cfg.windowMinutes * MINUTE;
-    const rebuilds = parts.map((p) => new PartitionRebuild(redis, {
-      lockToken: id, maxFacts: o.maxFacts, windowFrom,
-      ctx: {
-        prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
-        windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
-        watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
-        // only changes at or after the consistent point are added from the topic: the snapshot holds the others
-        lastPosition: { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER },
-      },
+    // only changes at or after the consistent point are added from the topic: the snapshot holds the others
+    const afterSnapshot = { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER };
+    const ctxs = parts.map((p) => ({
+      prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
+      windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
+      watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
+      lastPosition: afterSnapshot,
     }));
+    const rebuilds = parts.map((p) => new PartitionRebuild(redis, { lockToken: id, maxFacts: o.maxFacts, windowFrom, ctx: ctxs[p] }));
     const home = new Map<string, number>();
     const homeOf = (m: string) => {
       let p = home.get(m);
@@ -190,41 +267,49 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       return p;
     };
 
-    // the source, chunk by chunk
-    const minuteKeptFrom = t0 - retention.minuteTtlMs - 6 * HOUR - HOUR;
+    // the source: every task (a time chunk or a range of pages of one table, readTasks) read by `readers`
+    // connections on the snapshot at once; each fetch is summed as it comes, and a partition's sums are written in
+    // the background once full (PartitionRebuild.flushBehind) while the reads go on
     let rows = 0, skipped = 0;
     const tRead = now();
-    // where the time goes (the progress log): waiting for the source, summing, writing to Redis
+    // where the time goes (the progress log), summed over the readers and the background writes, so overlapping:
+    // waiting for the source, summing, writing to Redis
     const ms = { source: 0, sum: 0, write: 0 };
-    for (const [a, b] of chunks) {
-      // the minute tier keeps nothing of a chunk ending before its TTL: the source sums per hour there
-      const grain = b <= minuteKeptFrom ? 'hour' : 'minute';
-      for (const [side, t] of [[0, cfg.mapping.approvals], [1, cfg.mapping.cancels]] as const) {
-        const c = o.source.client;
-        await c.query(`DECLARE riskmon_backfill NO SCROLL CURSOR FOR ${chunkQuery(t, a, b, grain)}`);
+    const clients = [o.source.client];
+    if (o.source.fork) {
+      for (let k = 1; k < Math.min(readers, tasks.length); k++) clients.push(await o.source.fork());
+    }
+    // every row of a cursor is fetched: plan for all of them, not the first 10 % (a fast-start plan walks an index
+    // on (merchant, time) and the heap at random instead of scanning and hashing)
+    for (const c of clients) await c.query('SET LOCAL cursor_tuple_fraction = 1');
+    const writeMs = () => rebuilds.reduce((x, rb) => x + rb.writeMs, 0);
+    let next = 0;
+    let progress = Promise.resolve();
+    const read = async (c: pg.Client, k: number) => {
+      const cursor = `riskmon_backfill_${k}`;
+      for (let x = next++; x < tasks.length; x = next++) {
+        const { side, query } = tasks[x];
+        await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${query}`);
         for (;;) {
-          let t = performance.now();
-          const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM riskmon_backfill`, rowMode: 'array', types: TEXT });
+          let tt = performance.now();
+          const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM ${cursor}`, rowMode: 'array', types: TEXT });
           const t1 = performance.now();
-          ms.source += t1 - t;
-          t = t1;
+          ms.source += t1 - tt;
+          tt = t1;
           let fetched = 0;
-          for (const [m, epoch, n, s] of r.rows as [string, string, string, string][]) {
-            const amount = integerAmount(s);
+          const full: PartitionRebuild[] = [];
+          for (const [m, epoch, n, sum] of r.rows as [string, string, string, string][]) {
+            const amount = integerAmount(sum);
             if (amount === null || !isMerchantId(m)) { skipped++; continue; } // the stream dead-letters such rows
             const count = Number(n);
             const rb = rebuilds[homeOf(m)];
-            const full = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
+            const due = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
             fetched += count;
-            if (full) {
-              const tw = performance.now();
-              ms.sum += tw - t;
-              await rb.flush();
-              t = performance.now();
-              ms.write += t - tw;
-            }
+            if (due && !full.includes(rb)) full.push(rb);
           }
-          ms.sum += performance.now() - t;
+          ms.sum += performance.now() - tt;
+          // a full partition's sums go to Redis behind the reads (waiting only for its previous write)
+          for (const rb of full) await rb.flushBehind();
           rows += fetched;
           M.backfillRows.inc(fetched);
           if (o.maxRowsPerSecond > 0) {
@@ -233,16 +318,33 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
           }
           if (r.rows.length < FETCH_ROWS) break;
         }
-        await c.query('CLOSE riskmon_backfill');
+        await c.query(`CLOSE ${cursor}`);
+        // the task's sums go to Redis while the next tasks are read, unless there are few (a later write adds to
+        // what an earlier one wrote: fewer, larger writes are cheaper)
+        for (const rb of rebuilds) await rb.flushBehind(rb.maxFacts / 2);
+        record.chunksDone++;
+        record.rows = rows;
+        const secs = (now() - tRead) / 1000;
+        record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
+        const snapshot = { ...record };
+        M.backfillProgress.set(snapshot.chunksDone / snapshot.chunks);
+        log.info({ chunk: `${snapshot.chunksDone}/${snapshot.chunks}`, table: tasks[x].table, ...tasks[x].span, rows, rowsPerSecond: snapshot.rowsPerSecond,
+          ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(writeMs()) } }, 'backfill progress');
+        // the record's writes in order (a later one never overwritten by an earlier)
+        progress = progress.then(() => writeBackfill(redis, prefix, snapshot));
+        await progress;
       }
-      record.chunksDone++;
-      record.rows = rows;
-      const secs = (now() - tRead) / 1000;
-      record.rowsPerSecond = secs > 0 ? Math.round(rows / secs) : null;
-      await writeBackfill(redis, prefix, record);
-      M.backfillProgress.set(record.chunksDone / record.chunks);
-      log.info({ chunk: `${record.chunksDone}/${record.chunks}`, from: iso(a), to: Number.isFinite(b) ? iso(b) : 'now', grain, rows, rowsPerSecond: record.rowsPerSecond,
-        ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill progress');
+    };
+    const results = await Promise.allSettled(clients.map((c, k) => read(c, k).catch((err) => { next = tasks.length; throw err; })));
+    const failed = results.find((x) => x.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+
+    // payouts: the whole table as it stood at the consistent point, whatever the range (store/payout-rebuild.ts)
+    const payouts = cfg.mapping.payouts ? new PayoutRebuild(redis, (p) => ctxs[p], id, cfg.windowMinutes) : null;
+    if (payouts) {
+      await PayoutRebuild.reset(redis, prefix, parts);
+      const n = await readPayouts(o.source.client, cfg.mapping, (m, d) => payouts.add(homeOf(m), d));
+      log.info({ payouts: n }, 'backfill: payouts taken in');
     }
 
     // range backfills: the changes after the consistent point the aggregators had applied when the lock was taken
@@ -252,30 +354,34 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
       try {
         const marks = await reader.watermarks();
         const starts = await firstOffsetsAtOrAfter(o.kafka, cfg.topic, o.source.consistentPoint, marks);
-        const offs = await redis.mget(...parts.map((p) => keys.offset(prefix, p)));
+        const offs = await getEach(redis, parts.map((p) => keys.offset(prefix, p)));
         await forEachPartition(parts, 2, async (p) => {
           const start = starts.get(p) ?? marks.get(p)!.high;
           const end = offs[p] === null ? marks.get(p)!.low : BigInt(offs[p]!);
-          if (end > start) await scan(reader, p, start, end, (r) => rebuilds[p].add(r));
+          if (end > start) {
+            await scan(reader, p, start, end, async (r) => {
+              await rebuilds[p].add(r);
+              if (payouts) await payouts.addRecords(p, r, afterSnapshot, cfg.mapping.payouts!.table);
+            });
+          }
         });
       } finally {
         await reader.close();
       }
     }
-    const tw = performance.now();
-    await forEachPartition(parts, 2, async (p) => {
+    await payouts?.finish();
+    await forEachPartition(parts, FINISHING, async (p) => {
       const rb = rebuilds[p];
       await rb.finish();
       topicChanges += rb.changes;
     });
-    ms.write += performance.now() - tw;
+    ms.write = writeMs();
     // readers (the evaluator's window) drop what they cached of these partitions
-    const tx = redis.multi();
-    for (const p of parts) tx.incr(keys.generation(prefix, p));
-    await tx.exec();
+    await Promise.all(parts.map((p) => redis.incr(keys.generation(prefix, p))));
     const seconds = (now() - t0) / 1000;
     Object.assign(record, { state: 'done', finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
     await writeBackfill(redis, prefix, record);
+    if (await closeGapCoveredBy(redis, prefix, record)) log.info({ from: record.from, to: record.to ?? 'now' }, 'backfill: the known gap in the stream is closed');
     M.backfillProgress.set(1);
     log.info({ rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond, from: record.from, to: record.to ?? 'now',
       ms: { source: Math.round(ms.source), sum: Math.round(ms.sum), write: Math.round(ms.write) } }, 'backfill done');
@@ -284,6 +390,30 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     M.backfillRunning.set(0);
     await unlock(redis, prefix, parts, id);
   }
+}
+
+/**
+ * Every row of the mapped payouts table under the snapshot, as the change events carry them (lib/mapping.ts
+ * `payoutsOf` decodes both), through a cursor. A row riskmon cannot read (the stream would dead-letter it) is skipped.
+ */
+async function readPayouts(c: pg.Client, mapping: Mapping, add: (merchant: string, d: PayoutDelta) => Promise<void>): Promise<number> {
+  const t = mapping.payouts!;
+  const cols = [t.merchant, t.coversTo, t.paidAt, ...(t.amount ? [t.amount] : []), ...(t.id ? [t.id] : [])];
+  // to_json: timestamps as ISO-8601 with their offset whatever the session's zone, bigints as digits
+  await c.query(`DECLARE riskmon_payouts NO SCROLL CURSOR FOR SELECT ${cols.map((x) => `to_json(${ident(x)})#>>'{}'`).join(', ')} FROM ${qualified(t.table)}`);
+  let n = 0;
+  for (;;) {
+    const r = await c.query({ text: `FETCH ${FETCH_ROWS} FROM riskmon_payouts`, rowMode: 'array', types: TEXT });
+    for (const vals of r.rows as (string | null)[][]) {
+      const row = Object.fromEntries(cols.map((col, i) => [col, vals[i]]));
+      let ds: PayoutDelta[];
+      try { ds = payoutsOf({ v: 1, lsn: '0/0', seq: 0, commitTs: new Date(0).toISOString(), xid: 0, table: t.table, op: 'insert', row, old: null }, mapping); } catch { continue; }
+      for (const d of ds) { await add(d.payout.merchantId, d); n++; }
+    }
+    if (r.rows.length < FETCH_ROWS) break;
+  }
+  await c.query('CLOSE riskmon_payouts');
+  return n;
 }
 
 /** Per partition, the first offset whose change has lsn ≥ `lsn` (the partition's end when none has yet). */
@@ -297,6 +427,11 @@ async function firstOffsetsAtOrAfter(kafka: Kafka, topic: string, lsn: bigint, m
     }
     throw err;
   }
+}
+
+/** GET of each key (in parallel): the keys of several partitions lie in several hash slots of a Redis Cluster. */
+function getEach(redis: RedisClient, ks: string[]): Promise<(string | null)[]> {
+  return Promise.all(ks.map((k) => redis.get(k)));
 }
 
 async function unlock(redis: RedisClient, prefix: string, parts: number[], token: string): Promise<void> {
@@ -317,7 +452,7 @@ export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: 
   const starts = await firstOffsetsAtOrAfter(kafka, cfg.topic, lsn, marks);
   const deadline = now() + o.timeoutMs;
   for (;;) {
-    const offs = await redis.mget(...[...starts.keys()].map((p) => keys.offset(cfg.redisPrefix, p)));
+    const offs = await getEach(redis, [...starts.keys()].map((p) => keys.offset(cfg.redisPrefix, p)));
     const behind = [...starts].filter(([p, s], i) => s > (offs[i] === null ? marks.get(p)!.low : BigInt(offs[i]!)));
     if (!behind.length) return;
     if (now() > deadline) {

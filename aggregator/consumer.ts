@@ -1,11 +1,13 @@
 /**
- * `riskmon aggregate`: consumes the change topic in the aggregators' consumer group and applies each partition's
- * batch, in chunks, to Redis together with that partition's next offset (apply.lua). Redis — not Kafka's committed
- * offset — says where a partition continues: a chunk is applied only when its first offset equals the stored one,
- * so duplicate deliveries, rebalances, zombies and restarts never double count. Kafka offsets are committed too,
- * for lag monitoring only.
+ * `riskmon aggregate`: reads its share of the change topic's partitions from their leaders and applies each
+ * partition's records, in chunks, to Redis together with that partition's next offset (apply.lua). Redis — not a
+ * Kafka consumer group — says where a partition continues: a chunk is applied only when its first offset equals the
+ * stored one, so duplicate deliveries, partitions moving between aggregators, and restarts never double count.
+ * Which aggregator reads which partition comes from their registrations in Redis (store/members.ts): no group
+ * coordinator, no rebalance and no session timeout stand between a fault and the resume. Offsets are committed to
+ * the consumer group RISKMON_GROUP too, for lag monitoring only.
  */
-import { Partitioners, type Admin, type Kafka, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -14,10 +16,11 @@ import { serveMetrics } from '../lib/metrics.ts';
 import { Applier } from './store/apply.ts';
 import type { aggregatorSpec } from './config.ts';
 import { DayClock, keys, retentionOf } from './store/layout.ts';
+import { assign, Membership } from './store/members.ts';
 import { metrics, watchRedisMemory } from './metrics.ts';
 import { buildPlan, candidateCache, parsePosition, type BadMessage, type Msg, type Position } from './store/plan.ts';
 import { aggregatorDeadLetter } from '../lib/dead-letters.ts';
-import { createKafka, createTopics, kafkaSetupProblem, verifyKafka } from '../lib/kafka/index.ts';
+import { createKafka, createTopics, kafkaSetupProblem, OffsetOutOfRangeError, PartitionFetcher, verifyKafka, type FetchedRecord } from '../lib/kafka/index.ts';
 
 export type AggregatorConfig = ConfigOf<typeof aggregatorSpec>;
 
@@ -41,8 +44,41 @@ export class TopicRecreatedError extends TopicMismatchError {
   }
 }
 
+/** A member not renewed for this long is dropped; renewed every MEMBER_RENEW_MS. */
+const MEMBER_TTL_MS = 5_000;
+const MEMBER_RENEW_MS = 1_000;
+/** The broker holds a Fetch at most this long for data; a Fetch not answered FETCH_TIMEOUT_MS later is given up. */
+const FETCH_WAIT_MS = 100;
+const FETCH_TIMEOUT_MS = 5_000;
+/**
+ * Admin requests (list offsets) are given up after this long: kafkajs' own retries against a dead broker can take
+ * far longer, and a partition waiting on one would not be fetched meanwhile.
+ */
+const ADMIN_TIMEOUT_MS = 10_000;
+/** Bytes a Fetch asks for per partition; up to MAX_PARTITION_BYTES while a larger record batch stands in the way. */
+const PARTITION_BYTES = 1 << 20;
+const MAX_PARTITION_BYTES = 64 << 20;
+/** Each clean-up step of an ending session waits at most this long. */
+const CLEANUP_MS = 5_000;
+/** A partition no Fetch answered for this long ends the session (#pump). */
 const STALL_MS = 20_000;
-const STALL_CHECK_MS = 5_000;
+/** The pump looks at its partitions at least this often (retries after a backoff). */
+const PUMP_IDLE_MS = 50;
+
+/** A partition this aggregator holds: where it continues, and what is being done with it. */
+interface Owned {
+  /** next offset to fetch; null until read from Redis (#start) */
+  next: bigint | null;
+  fetching: boolean;
+  applying: Promise<void> | null;
+  /** no fetch before this time (a backoff after a failed fetch) */
+  retryAt: number;
+  /** when a Fetch last answered for it (or it was taken): the stall watch */
+  answeredAt: number;
+  /** bytes asked for per Fetch; grown while a record batch larger than it stands at `next` */
+  maxBytes: number;
+  starting?: Promise<void>;
+}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout;
@@ -50,7 +86,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Seconds since the record was produced (its timestamp; 0 when it has none). */
-function sinceProduced(m: { timestamp: string }): number {
+function sinceProduced(m: { timestamp?: string }): number {
   const t = Number(m.timestamp);
   return t > 0 ? Math.max(0, Date.now() - t) / 1000 : 0;
 }
@@ -68,21 +104,21 @@ export class AggregatorService implements Service {
   #kafka: Kafka;
   #redis: RedisClient;
   #applier: Applier;
-  #consumer: Consumer | null = null;
+  #fetcher: PartitionFetcher | null = null;
+  /** the partitions this aggregator holds now */
+  readonly #owned = new Map<number, Owned>();
+  #waiter: (() => void) | null = null;
+  #renewLogged = 0;
+  #renewing = false;
   #producer: Producer | null = null;
   #admin: Admin | null = null;
   #lockLogged = 0;
   /** partition → next offset applied (resolved) / last committed to Kafka (for lag monitoring only) */
   readonly #resolved = new Map<number, string>();
   readonly #committed = new Map<number, string>();
-  #committer: NodeJS.Timeout | undefined;
   /** ends the current session with an error that is not retried (TopicRecreatedError) */
   #failSession: ((err: Error) => void) | null = null;
   #rollbackLogged = 0;
-  /** per partition: when a chunk was last applied or skipped (the stall watch) */
-  readonly #progressAt = new Map<number, number>();
-  /** applies waiting for Redis right now */
-  #applying = 0;
 
   constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
     this.#clock = new DayClock(cfg.tz);
@@ -120,12 +156,18 @@ export class AggregatorService implements Service {
     }
   }
 
-  /** One consumer-group session: resolves when stopped, rejects when the consumer crashed for good. */
+  /**
+   * One session: registers in the aggregators' membership (Redis), takes its share of the partitions and reads them
+   * from their leaders at the offsets stored in Redis. Resolves when stopped; rejects on an error that ends the
+   * session (Kafka unreachable at its start, a recreated topic).
+   */
   async #session(): Promise<void> {
     const { cfg, log } = this;
-    let assigned: number[] = [];
-    let stalled: { promise: Promise<never>; cancel(): void } | null = null;
     const admin = (this.#admin = this.#kafka.admin());
+    let fetcher: PartitionFetcher | null = null;
+    const timers: NodeJS.Timeout[] = [];
+    const membership = new Membership(this.#redis, cfg.redisPrefix, MEMBER_TTL_MS);
+    let live = true;
     try {
       await admin.connect();
       await this.#waitForTopic();
@@ -134,111 +176,204 @@ export class AggregatorService implements Service {
       // idempotent: a retried send (leader moved) must not write a dead letter twice
       this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await this.#producer.connect();
-      // A session of 15 s (heartbeat every 3 s, also between chunks of a batch): the group notices a dead member,
-      // or one a restarted session left behind when its coordinator was gone (it could not leave), within 15 s.
-      // kafkajs' 30 s and 60 s rebalance wait made a leader failover cost the partitions up to a minute and more.
-      const consumer = (this.#consumer = this.#kafka.consumer({
-        groupId: cfg.group, maxBytesPerPartition: 1 << 20, maxBytes: 8 << 20, maxWaitTimeInMs: 100,
-        sessionTimeout: 15_000, rebalanceTimeout: 30_000, heartbeatInterval: 3_000,
-      }));
-      await consumer.connect();
-      await consumer.subscribe({ topic: cfg.topic, fromBeginning: true });
-      // On every assignment continue each partition from the offset stored in Redis (apply.lua re-checks anyway).
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        const parts = e.payload.memberAssignment[cfg.topic] ?? [];
-        log.info({ partitions: parts }, 'partitions assigned');
-        // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
-        this.#known.clear();
-        this.#applier.forget();
-        void this.#seekToStored(parts).catch((err) => {
-          if (err instanceof TopicRecreatedError) this.#failSession?.(err);
-          else log.warn({ err }, 'seek to stored offsets failed; apply.lua will correct');
-        });
-      });
-      const crashed = new Promise<never>((_, reject) => consumer.on(consumer.events.CRASH, (e) => {
-        if (!e.payload.restart) reject(e.payload.error);
-      }));
-      // Kafka offsets are only for lag monitoring (Redis decides where a partition continues): kafkajs' autoCommit
-      // sends an OffsetCommit after EVERY batch, a broker round trip in the path between a fetch and the next one
-      // (commit → bucket latency). They are committed once a second instead, off that path.
-      this.#committed.clear();
-      this.#resolved.clear();
-      this.#committer = setInterval(() => void this.#commitResolved(consumer), 1000);
-      assigned = [];
-      consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = e.payload.memberAssignment[cfg.topic] ?? []; });
-      stalled = this.#watchStall(() => assigned);
+      fetcher = this.#fetcher = await PartitionFetcher.open(this.#kafka, cfg.topic);
       const failed = new Promise<never>((_, reject) => { this.#failSession = reject; });
       failed.catch(() => {});
-      // Every partition of a fetch response at once by default: with fewer workers the next fetch waits for several
-      // rounds of applies (commit → bucket p99), and Redis runs the Lua scripts one after another anyway.
-      await consumer.run({
-        autoCommit: false, eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: cfg.concurrency || cfg.partitions,
-        eachBatch: (b) => this.#eachBatch(b),
-      });
-      log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix }, 'aggregating');
+      this.#owned.clear();
+      this.#committed.clear();
+      this.#resolved.clear();
+      // Kafka offsets are only for lag monitoring (Redis decides where a partition continues): committed once a
+      // second, off the path between a fetch and the next one.
+      timers.push(setInterval(() => void this.#commitResolved(), 1000));
+      await this.#renew(membership);
+      timers.push(setInterval(() => void this.#renew(membership), MEMBER_RENEW_MS));
+      log.info({ topic: cfg.topic, group: cfg.group, prefix: cfg.redisPrefix, member: membership.id }, 'aggregating');
       const stopped = new Promise<void>((resolve) => this.#state.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await Promise.race([stopped, crashed, stalled.promise, failed]);
+      await Promise.race([stopped, failed, this.#pump(fetcher, () => live && this.#state.shouldRun())]).catch((err) => {
+        // said at once: the clean-up below may take a while with a broker gone
+        log.warn({ err: String((err as Error)?.message ?? err) }, 'consumer session ending');
+        throw err;
+      });
     } finally {
+      live = false;
       this.#failSession = null;
-      clearInterval(this.#committer);
-      if (this.#consumer) await this.#commitResolved(this.#consumer);
-      stalled?.cancel();
-      await this.#consumer?.disconnect().catch(() => {});
-      await this.#producer?.disconnect().catch(() => {});
-      await admin.disconnect().catch(() => {});
-      this.#consumer = this.#producer = null;
+      for (const t of timers) clearInterval(t);
+      const owned = [...this.#owned.values()];
+      this.#owned.clear();
+      this.#wake();
+      // the applies in progress end at their chunk's end; then the last offsets are committed and we leave. Each
+      // step is bounded: kafkajs' disconnect from a broker that died can wait for good, and the next session must start.
+      const bounded = (p: Promise<unknown> | undefined, ms = CLEANUP_MS) => (p ? withTimeout(p, ms).catch(() => {}) : undefined);
+      await bounded(Promise.allSettled(owned.map((o) => o.applying)));
+      await bounded(this.#commitResolved());
+      await bounded(membership.leave(), 2_000);
+      await bounded(fetcher?.close());
+      this.#fetcher = null;
+      await bounded(this.#producer?.disconnect());
+      await bounded(admin.disconnect());
+      this.#producer = null;
     }
   }
 
   async stop(): Promise<void> { this.#state.stop(); }
 
-  async #commitResolved(consumer: Consumer): Promise<void> {
-    const changed = [...this.#resolved].filter(([p, o]) => this.#committed.get(p) !== o);
-    if (!changed.length) return;
+  /** Renews this member's registration and takes or gives up partitions when the members changed. */
+  async #renew(membership: Membership): Promise<void> {
+    if (this.#renewing) return;
+    let members: string[];
+    this.#renewing = true;
     try {
-      await consumer.commitOffsets(changed.map(([partition, offset]) => ({ topic: this.cfg.topic, partition, offset })));
+      members = await withTimeout(membership.renew(), MEMBER_TTL_MS);
+    } catch (err) {
+      // Redis unreachable: keep what we hold (the applies wait for Redis anyway; the others cannot take over before it is back)
+      if (Date.now() - this.#renewLogged > 30_000) { this.log.warn({ err }, 'could not renew the aggregator membership in Redis; keeping the partitions held'); this.#renewLogged = Date.now(); }
+      return;
+    } finally {
+      this.#renewing = false;
+    }
+    if (!this.#state.shouldRun()) return;
+    const mine = new Set(assign(members, membership.id, this.cfg.partitions));
+    const held = [...this.#owned.keys()];
+    const gained = [...mine].filter((p) => !this.#owned.has(p));
+    const lost = held.filter((p) => !mine.has(p));
+    if (!gained.length && !lost.length) return;
+    for (const p of lost) this.#owned.delete(p);
+    // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
+    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0, answeredAt: Date.now(), maxBytes: PARTITION_BYTES }); }
+    if (gained.length) this.#applier.forget();
+    this.log.info({ partitions: [...mine].sort((a, b) => a - b), members: members.length }, 'partitions assigned');
+    this.#wake();
+  }
+
+  /** Wakes the pump (a fetch or an apply finished, the assignment changed). */
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  /**
+   * The fetch loop: one Fetch per leader in flight, carrying every owned partition that is neither being fetched nor
+   * applied; each partition's records are applied as they arrive, its next fetch waits for its apply. A failed
+   * fetch (broker gone, leader moved) refreshes the metadata and retries that leader's partitions after a short
+   * backoff; the others go on.
+   */
+  async #pump(fetcher: PartitionFetcher, live: () => boolean): Promise<never> {
+    const { cfg } = this;
+    const busyLeaders = new Set<number>();
+    const failures = new Map<number, number>();
+    while (live()) {
+      const now = Date.now();
+      // A partition no Fetch has answered for STALL_MS (not even empty) while it is neither applying nor starting:
+      // the session ends and the next one starts with new connections and fresh metadata. A leader election takes
+      // 9–13 s; kafkajs' connection state after a broker's death is what this guards against.
+      for (const [p, o] of this.#owned) {
+        if (!o.applying && !o.starting && now - o.answeredAt > STALL_MS) {
+          throw new Error(`no Fetch answered for partition ${p} in ${STALL_MS / 1000} s (leader ${[...fetcher.leaders([p]).keys()][0] ?? 'unknown'}); restarting the consumer with new connections`);
+        }
+      }
+      const ready: number[] = [];
+      for (const [p, o] of this.#owned) {
+        if (o.fetching || o.applying || now < o.retryAt) continue;
+        if (o.next === null) { if (!o.starting) o.starting = this.#start(p, o); continue; }
+        ready.push(p);
+      }
+      const byLeader = fetcher.leaders(ready);
+      // a partition without a leader in the metadata (an election under way): ask again, at most twice a second
+      let led = 0;
+      for (const parts of byLeader.values()) led += parts.length;
+      if (led < ready.length) void fetcher.refresh(500).catch(() => {});
+      for (const [leader, parts] of byLeader) {
+        if (busyLeaders.has(leader)) continue;
+        const ask = new Map<number, bigint>();
+        let maxBytesPerPartition = PARTITION_BYTES;
+        for (const p of parts) {
+          const o = this.#owned.get(p)!;
+          o.fetching = true;
+          ask.set(p, o.next!);
+          maxBytesPerPartition = Math.max(maxBytesPerPartition, o.maxBytes);
+        }
+        busyLeaders.add(leader);
+        const ownedNow = new Map([...ask.keys()].map((p) => [p, this.#owned.get(p)!]));
+        void withTimeout(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
+          .then((got) => {
+            failures.delete(leader);
+            for (const f of got) {
+              const o = ownedNow.get(f.partition);
+              if (!o) continue;
+              o.answeredAt = Date.now();
+              if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
+              metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
+              // Nothing returned below the high watermark: the batch at `next` is larger than what was asked for per
+              // partition (a broker returns an oversized batch whole only as the first data of a response, and the
+              // client drops a partial one). Ask for more until it fits.
+              if (!f.records.length && f.high > o.next!) o.maxBytes = Math.min(o.maxBytes * 4, MAX_PARTITION_BYTES);
+              else if (f.records.length) o.maxBytes = PARTITION_BYTES;
+              if (f.records.length) {
+                o.applying = this.#applyRecords(f.partition, o, f.records, f.high)
+                  .catch((err) => {
+                    // the partition goes on from o.next (what was applied) after a second: nothing skipped
+                    this.log.warn({ err, partition: f.partition }, 'applying fetched records failed; retrying from the last applied offset');
+                    o.retryAt = Date.now() + 1000;
+                  })
+                  .finally(() => { o.applying = null; o.answeredAt = Date.now(); this.#wake(); });
+              }
+            }
+          })
+          .catch((err) => {
+            const n = (failures.get(leader) ?? 0) + 1;
+            failures.set(leader, n);
+            if (err instanceof OffsetOutOfRangeError) {
+              const o = ownedNow.get(err.partition);
+              if (o && this.#owned.get(err.partition) === o) { o.next = null; o.starting = undefined; o.retryAt = Date.now() + 1000; }
+            }
+            for (const o of ownedNow.values()) o.retryAt = Math.max(o.retryAt, Date.now() + Math.min(50 * 2 ** Math.min(n, 4), 1000));
+            if (n === 1 || n % 5 === 0) this.log.warn({ leader, partitions: [...ask.keys()], err: String((err as Error)?.message ?? err), failures: n }, 'fetch failed: refreshing the partition leaders and retrying');
+            // not awaited: the partitions' retry waits for their backoff, not for the refresh (bounded, but slow
+            // against a dead broker)
+            void fetcher.refresh().catch(() => {});
+          })
+          .finally(() => {
+            busyLeaders.delete(leader);
+            for (const o of ownedNow.values()) o.fetching = false;
+            this.#wake();
+          });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => { this.#waiter = null; resolve(); }, PUMP_IDLE_MS);
+        this.#waiter = () => { clearTimeout(t); resolve(); };
+      });
+    }
+    return new Promise<never>(() => {});
+  }
+
+  /** A partition just taken: continue from the offset stored in Redis, or from the topic's start when none is. */
+  async #start(p: number, o: Owned): Promise<void> {
+    try {
+      const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
+      if (stored !== null) await this.#checkNotRecreated(p, BigInt(stored));
+      const next = stored !== null ? BigInt(stored) : await this.#lowWatermark(p);
+      if (this.#owned.get(p) === o && o.next === null) o.next = next;
+    } catch (err) {
+      if (err instanceof TopicRecreatedError) { this.#failSession?.(err); return; }
+      this.log.warn({ err, partition: p }, 'could not read where the partition continues; retrying');
+      o.retryAt = Date.now() + 1000;
+    } finally {
+      o.starting = undefined;
+      o.answeredAt = Date.now();
+      this.#wake();
+    }
+  }
+
+  async #commitResolved(): Promise<void> {
+    const changed = new Map([...this.#resolved].filter(([p, o]) => this.#committed.get(p) !== o));
+    if (!changed.size || !this.#fetcher) return;
+    try {
+      await withTimeout(this.#fetcher.commit(this.cfg.group, changed), 5_000);
       for (const [p, o] of changed) this.#committed.set(p, o);
     } catch (err) {
       this.log.debug({ err }, 'committing offsets for lag monitoring failed; retried in a second');
     }
-  }
-
-  /**
-   * Rejects when an assigned partition has messages to apply but nothing was applied for STALL_MS. kafkajs'
-   * consumer can keep fetching from a broker that is gone or no longer leads a partition (a leader change during
-   * a broker restart) without failing; a new session fetches fresh metadata and continues from Redis' offsets.
-   */
-  #watchStall(assignedNow: () => number[]): { promise: Promise<never>; cancel(): void } {
-    let timer: NodeJS.Timeout | null = null;
-    const promise = new Promise<never>((_, reject) => {
-      const check = async () => {
-        // an apply waiting for Redis (an outage, a failover) is not a stalled consumer
-        if (this.#applying > 0) for (const p of assignedNow()) this.#progressAt.set(p, Date.now());
-        const quiet = (p: number) => Date.now() - (this.#progressAt.get(p) ?? since) > STALL_MS;
-        const parts = assignedNow().filter(quiet);
-        if (parts.length) {
-          const stall = (why: string) => reject(new Error(`no progress for ${STALL_MS / 1000} s on partitions ${parts.join(',')}: ${why}; restarting the consumer`));
-          // Kafka that cannot even list offsets while nothing moves: the session is stuck with the brokers (bounded
-          // wait: kafkajs' own retries of a dead broker take minutes)
-          const offs = await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), STALL_CHECK_MS * 2).catch(() => null);
-          if (!offs) { stall('the brokers do not answer offset requests'); return; }
-          // Redis that does not answer is an outage the applies wait out, not a stall
-          const stored = await withTimeout(Promise.all(parts.map((p) => this.#redis.get(keys.offset(this.cfg.redisPrefix, p)))), STALL_CHECK_MS).catch(() => null);
-          if (stored) {
-            const behind = parts.filter((p, i) => quiet(p) && BigInt(offs.find((o) => o.partition === p)?.high ?? '0') > BigInt(stored[i] ?? '0'));
-            if (behind.length) { stall(`partitions ${behind.join(',')} have messages to apply`); return; }
-          }
-        }
-        timer = setTimeout(run, STALL_CHECK_MS);
-      };
-      const run = () => { check().catch(() => { timer = setTimeout(run, STALL_CHECK_MS); }); };
-      timer = setTimeout(run, STALL_CHECK_MS);
-    });
-    promise.catch(() => {});
-    const since = Date.now();
-    this.#progressAt.clear();
-    return { promise, cancel: () => { if (timer) clearTimeout(timer); } };
   }
 
   /** The cdc creates the topic; a topic with another partition count would break every key's partition. */
@@ -267,17 +402,8 @@ export class AggregatorService implements Service {
   }
 
   async #lowWatermark(p: number): Promise<bigint> {
-    const rows = await this.#admin!.fetchTopicOffsets(this.cfg.topic);
+    const rows = await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS);
     return BigInt(rows.find((r) => r.partition === p)!.low);
-  }
-
-  async #seekToStored(parts: number[]): Promise<void> {
-    for (const p of parts) {
-      const stored = await this.#redis.get(keys.offset(this.cfg.redisPrefix, p));
-      if (stored !== null) await this.#checkNotRecreated(p, BigInt(stored));
-      const offset = stored ?? (await this.#lowWatermark(p)).toString();
-      this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset });
-    }
   }
 
   /**
@@ -288,7 +414,7 @@ export class AggregatorService implements Service {
   async #checkNotRecreated(p: number, stored: bigint): Promise<void> {
     // a partition leader just elected may briefly answer an older end: only an end that stays behind counts
     for (let attempt = 0; ; attempt++) {
-      const high = (await this.#admin!.fetchTopicOffsets(this.cfg.topic)).find((m) => m.partition === p)?.high;
+      const high = (await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS)).find((m) => m.partition === p)?.high;
       if (high === undefined || stored <= BigInt(high)) return;
       if (attempt === 2) throw new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(high), stored);
       await this.#state.sleep(2_000);
@@ -305,27 +431,23 @@ export class AggregatorService implements Service {
     return k;
   }
 
-  async #eachBatch(b: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale } = b;
-    const p = batch.partition;
-    metrics.lag.set({ partition: String(p) }, Number(batch.offsetLag()));
-    const msgs = batch.messages;
+  /** Applies the records fetched for partition p in chunks; leaves `o.next` where the partition continues. */
+  async #applyRecords(p: number, o: Owned, msgs: FetchedRecord[], high: bigint): Promise<void> {
+    const mine = () => this.#owned.get(p) === o && this.#state.shouldRun();
     if (msgs.length) metrics.receiveLatency.observe(sinceProduced(msgs[0]));
     let i = 0;
-    while (i < msgs.length && isRunning() && !isStale()) {
+    while (i < msgs.length && mine()) {
       const chunk = msgs.slice(i, i + this.cfg.chunk);
-      const step = await this.#applyChunk(p, chunk, b);
-      if (step.kind !== 'stopped') this.#progressAt.set(p, Date.now());
+      const step = await this.#applyChunk(p, chunk, mine);
       if (step.kind === 'applied') {
         metrics.appliedLatency.observe(sinceProduced(chunk[0]));
-        resolveOffset(chunk[chunk.length - 1].offset);
-        this.#resolved.set(p, String(BigInt(chunk[chunk.length - 1].offset) + 1n));
+        o.next = BigInt(chunk[chunk.length - 1].offset) + 1n;
+        this.#resolved.set(p, o.next.toString());
         i += chunk.length;
-        await heartbeat();
       } else if (step.kind === 'skipTo') {
-        // applied beyond the end of the batch's partition: a batch fetched before later applies, or a new topic
-        // under the old name (then its events must not be skipped as duplicates)
-        if (step.offset > BigInt(batch.highWatermark)) {
+        // applied beyond the end of the fetched partition: records fetched before later applies (another member's),
+        // or a new topic under the old name (then its events must not be skipped as duplicates)
+        if (step.offset > high) {
           try { await this.#checkNotRecreated(p, step.offset); } catch (err) {
             if (err instanceof TopicRecreatedError) { this.#failSession?.(err); return; }
             throw err;
@@ -335,11 +457,12 @@ export class AggregatorService implements Service {
         let j = i;
         while (j < msgs.length && BigInt(msgs[j].offset) < step.offset) j++;
         metrics.duplicates.inc(j - i);
-        if (j > i) { resolveOffset(msgs[j - 1].offset); this.#resolved.set(p, String(BigInt(msgs[j - 1].offset) + 1n)); }
+        o.next = step.offset;
+        if (j > i) this.#resolved.set(p, step.offset.toString());
         i = j;
       } else if (step.kind === 'seek') {
         this.log.info({ partition: p, offset: step.offset, batchFirst: msgs[i].offset }, 'continuing from the offset stored in Redis');
-        this.#consumer!.seek({ topic: this.cfg.topic, partition: p, offset: step.offset });
+        o.next = BigInt(step.offset);
         return;
       } else {
         return;
@@ -347,7 +470,7 @@ export class AggregatorService implements Service {
     }
   }
 
-  async #applyChunk(p: number, chunk: Msg[], b: EachBatchPayload): Promise<Step> {
+  async #applyChunk(p: number, chunk: Msg[], mine: () => boolean): Promise<Step> {
     const { cfg } = this;
     const first = chunk[0].offset;
     const last = BigInt(chunk[chunk.length - 1].offset);
@@ -367,10 +490,8 @@ export class AggregatorService implements Service {
     }
     let mode: 'live' | 'init' = 'live';
     for (;;) {
-      if (!b.isRunning() || b.isStale()) return { kind: 'stopped' };
-      this.#applying++;
-      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes })
-        .finally(() => { this.#applying--; });
+      if (!mine()) return { kind: 'stopped' };
+      const res = await this.#applier.apply(p, plan, { mode, first, next: String(last + 1n), windowKeepMinutes: cfg.windowMinutes });
       if (res.status === 'ok') {
         if (plan.watermark !== null && (wm === null || plan.watermark > wm)) known.wm = plan.watermark;
         if (plan.position !== null) known.pos = parsePosition(plan.position);
@@ -381,13 +502,11 @@ export class AggregatorService implements Service {
         return { kind: 'applied' };
       }
       if (res.status === 'locked') {
-        this.#progressAt.set(p, Date.now()); // waiting for a replay is not a stall
         if (Date.now() - this.#lockLogged > 30_000) {
           this.log.warn({ partition: p, owner: res.owner }, 'a replay holds the partition: waiting (an interrupted replay must be rerun)');
           this.#lockLogged = Date.now();
         }
         await this.#state.sleep(1000);
-        await b.heartbeat();
         continue;
       }
       this.#known.delete(p);

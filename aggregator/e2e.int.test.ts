@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnCdc } from '../cdc/testing.ts';
 import { DAY, MINUTE, dayStart } from '../lib/time.ts';
-import { uniqueName } from '../test/helpers/services.ts';
+import { uniqueName } from '../test/harness/services.ts';
 import { harness, type Harness } from './harness.int.ts';
 import { streaming, waitFor } from '../test/harness/index.ts';
 

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { keys } from './store/index.ts';
 import { harness, type Harness } from './harness.int.ts';
 import { createTopic, testKafka } from './testing.ts';
-import { services } from '../test/helpers/services.ts';
+import { services } from '../test/harness/services.ts';
 import { waitFor } from '../test/harness/index.ts';
 
 let h: Harness | null = null;

@@ -1,6 +1,7 @@
 /** `riskmon replay --from-lsn <LSN> [--force]`: rebuild the buckets from the retained topic (replay.ts). */
 import { createRedis, verifyRedis } from '../lib/redis.ts';
 import { createKafka, LsnInFutureError, LsnTooOldError, verifyKafka } from '../lib/kafka/index.ts';
+import { parseFlags, required, UsageError, wantsHelp } from '../lib/args.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { LsnError } from '../lib/lsn.ts';
@@ -21,17 +22,17 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function run(args: string[]): Promise<number> {
-  let fromLsn: string | null = null;
-  let force = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--from-lsn') fromLsn = args[++i] ?? null;
-    else if (a.startsWith('--from-lsn=')) fromLsn = a.slice('--from-lsn='.length);
-    else if (a === '--force') force = true;
-    else if (a === '--help' || a === '-h') { process.stdout.write(USAGE); return 0; }
-    else { process.stderr.write(`riskmon replay: unknown argument "${a}"\n${USAGE}`); return 2; }
+  if (wantsHelp(args)) { process.stdout.write(USAGE); return 0; }
+  let fromLsn: string, force: boolean;
+  try {
+    const flags = parseFlags('replay', args, { 'from-lsn': { kind: 'str', help: 'an LSN such as 0/16B3748' }, force: { kind: 'bool', help: 'take over the lock' } });
+    fromLsn = required<string>('replay', flags, 'from-lsn', 'an LSN such as 0/16B3748');
+    force = flags.force === true;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`riskmon replay: ${err.message}\n${USAGE}`);
+    return 2;
   }
-  if (!fromLsn) { process.stderr.write(`riskmon replay: --from-lsn is required\n${USAGE}`); return 2; }
   const cfg = readConfig(aggregatorSpec);
   const log = componentLogger('replay');
   const kafka = createKafka(cfg, { clientId: 'riskmon-replay' });

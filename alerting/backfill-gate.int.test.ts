@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { BackfillRecord } from '../aggregator/store/index.ts';
 import { logger } from '../lib/logger.ts';
 import { MINUTE } from '../lib/time.ts';
-import { freshDatabase, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, uniqueName } from '../test/harness/services.ts';
 import { Evaluator } from './evaluator.ts';
 import { defaultRules } from './rules/config.ts';
 import { addHistory, riskStore } from './testing/fixtures.ts';

@@ -42,7 +42,7 @@ async function decide(r: MemoryReader, rules: RulesConfig, categories = new Map<
   const hs = today + 13 * HOUR;
   const ids = [...base.eligible];
   const window = await r.totalsByMerchant(windowFrom, end);
-  const tracked = { cancel_rate_spike: new Set<string>(), volume_drop: new Set<string>(), volume_spike: new Set<string>() };
+  const tracked = { cancel_rate_spike: new Set<string>(), volume_drop: new Set<string>(), volume_spike: new Set<string>(), receivable: new Set<string>() };
   await readProfiles(r, base, spikeCandidates(rules, window, new Map(), tracked.volume_spike));
   const input: MinuteInput = {
     minute: M, today, windowFrom, ingestLagMs: 0, replay: false, rules, maxIngestLagMs: 120_000, slackEnabled: false,

@@ -19,7 +19,7 @@ function input(over: Partial<MinuteInput> = {}): MinuteInput {
     minute: M, today, windowFrom: M + MINUTE - 60 * MINUTE, ingestLagMs: 1000, replay: false, rules, maxIngestLagMs: 120_000,
     slackEnabled: true, window: new Map([['spiky', t(100, 30)], ['calm', t(400, 6)], ['tiny', t(1, 0)]]),
     partialHour: new Map(), todayHours: new Map(), baselines, silences: [],
-    firing: new Map(), signatures: new Map(), tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set() },
+    firing: new Map(), signatures: new Map(), tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set(), receivable: new Set() },
     ...over,
   };
 }

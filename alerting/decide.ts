@@ -15,6 +15,8 @@ import { evaluateVolumeDrop } from './rules/volume-drop.ts';
 import { belowSpikeGuard, evaluateVolumeSpike } from './rules/volume-spike.ts';
 import { belowComposedGuard, evaluateComposed, metricOf, type ComposedInput, type ComposedRule, type Metric } from './rules/composed.ts';
 import { withEvidence } from './rules/types.ts';
+import { evaluateReceivable } from './rules/receivable.ts';
+import type { Exposure } from '../lib/exposure.ts';
 import { silenceFor, type Silence } from './risk-store/index.ts';
 import { isQuietSignature, keyOf, signatureOf, type EvaluationRow, type FiringAlert, type TransitionWrite } from './risk-store/index.ts';
 
@@ -39,6 +41,12 @@ export interface MinuteInput {
   firing: ReadonlyMap<string, FiringAlert>;
   signatures: ReadonlyMap<string, string>;
   tracked: Readonly<Record<RuleName, ReadonlySet<string>>>;
+  /**
+   * receivable: the exposure at the minute's end of every merchant that owes (receivable > 0) and of every merchant
+   * with a firing receivable alert (alerting/exposure.ts); absent: the rule is not judged this minute (a firing
+   * alert holds).
+   */
+  exposures?: ReadonlyMap<string, Exposure>;
 }
 
 export interface MinuteDecision {
@@ -229,6 +237,24 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
     for (const [id, w] of windowTotals) evaluate(id, w);
     for (const id of new Set([...tracked, ...firing])) if (!windowTotals.has(id)) evaluate(id, none);
   }
+  // receivable: the merchants that owe at least the lowest threshold, and the tracked and firing ones.
+  if (i.exposures) {
+    const firingRec = new Set(firingMerchants(i.firing, 'receivable'));
+    const tracked = i.tracked.receivable ?? new Set<string>();
+    const floor = receivableFloor(rules);
+    const ids = new Set<string>([...tracked, ...firingRec]);
+    for (const [id, e] of i.exposures) if (BigInt(e.receivable) >= floor) ids.add(id);
+    for (const id of ids) {
+      const e = i.exposures.get(id) ?? owesNothing(id);
+      evaluations.push(evaluateReceivable(id, M, e, paramsFor(rules, 'receivable', id), rules.version));
+    }
+  } else {
+    // not judged this minute: a firing alert neither resolves nor counts a clear minute
+    for (const id of firingMerchants(i.firing, 'receivable')) {
+      evaluations.push(withEvidence({ rule: 'receivable', merchantId: id, minute: M, status: 'not_evaluated', reason: 'exposure not read this minute', condition: null },
+        () => ({ rule: 'receivable' as const, ruleVersion: rules.version, minute: new Date(M).toISOString(), minReceivable: rules.receivable.minReceivable, exposure: owesNothing(id) })));
+    }
+  }
   // Alerts of a composed rule no longer in the rules (or disabled): clear, so they resolve.
   for (const a of i.firing.values()) {
     if (!a.rule.startsWith('composed:') || composedNames.has(a.rule)) continue;
@@ -240,6 +266,16 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
   return { evaluations, quietSkipped, quietSpikes, quietComposed };
 }
 
+/** The lowest receivable threshold of the rules (with overrides): merchants owing less are not judged unless tracked or firing. */
+export function receivableFloor(rules: RulesConfig): bigint {
+  return BigInt(Math.min(rules.receivable.minReceivable, ...Object.values(rules.overrides).map((o) => o.receivable?.minReceivable ?? Infinity)));
+}
+
+/** The exposure of a merchant absent from the owing set: it owes nothing (amounts unknown here, shown as 0). */
+function owesNothing(merchantId: string): Exposure {
+  return { merchantId, settledThrough: null, approvedSinceSettled: '0', canceledSinceSettled: '0', netSinceSettled: '0', receivable: '0', projectedReceivable: '0', nextPayoutAt: null, holds: [] };
+}
+
 /** Verdicts → lifecycle steps, transitions and the rows that changed. */
 export function decideMinute(i: MinuteInput): MinuteDecision {
   const { evaluations, quietSkipped, quietSpikes, quietComposed } = evaluateRules(i);
@@ -249,7 +285,7 @@ export function decideMinute(i: MinuteInput): MinuteDecision {
   const nextFiring = new Map<string, FiringAlert | null>();
   const rows: EvaluationRow[] = [];
   const trackedChanges: MinuteDecision['trackedChanges'] = [];
-  const counts: MinuteDecision['counts'] = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {}, volume_spike: { not_evaluated: quietSpikes } };
+  const counts: MinuteDecision['counts'] = { cancel_rate_spike: { not_evaluated: quietSkipped }, volume_drop: {}, volume_spike: { not_evaluated: quietSpikes }, receivable: {} };
   for (const e of evaluations) {
     const key = keyOf(e.rule, e.merchantId);
     const c = (counts[e.rule] ??= {});
@@ -270,6 +306,7 @@ export function decideMinute(i: MinuteInput): MinuteDecision {
       life: step.next ?? { ...cur!.life, clearMinutes: rules.lifecycle.resolveAfterMinutes },
       evidence: e.evidence, ruleVersion: rules.version, replay: i.replay,
       notification: notificationFor(e, i.replay, i.slackEnabled, i.silences),
+      ...(step.transition === 'fired' && i.exposures?.get(e.merchantId) ? { exposure: i.exposures.get(e.merchantId)! } : {}),
     });
   }
   return { evaluated: evaluations.length + quietSkipped + quietSpikes + quietComposed, counts, rows, transitions, clearCounts, nextFiring, trackedChanges };
@@ -286,7 +323,7 @@ export function emptyMemory(firing: FiringAlert[] = []): Memory {
   return {
     firing: new Map(firing.map((a) => [keyOf(a.rule, a.merchantId), a])),
     signatures: new Map(),
-    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set() },
+    tracked: { cancel_rate_spike: new Set(), volume_drop: new Set(), volume_spike: new Set(), receivable: new Set() },
   };
 }
 

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logger } from '../lib/logger.ts';
 import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { Evaluator, type EvaluatorOptions } from './evaluator.ts';
 import { alertsChannel, type AlertMessage } from '../lib/alert-message.ts';
 import { defaultRules } from './rules/config.ts';

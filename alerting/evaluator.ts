@@ -15,7 +15,8 @@
  */
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
-import type { BucketReader } from '../aggregator/store/index.ts';
+import { hasMoney, type BucketReader, type Exposure, type Settlement } from '../aggregator/store/index.ts';
+import { ExposureTracker, exposureInstant, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -29,7 +30,7 @@ import { systemClock } from '../lib/clock.ts';
 import * as metrics from './metrics.ts';
 import { activationId, activeRules } from './risk-store/index.ts';
 import { activeSilences } from './risk-store/index.ts';
-import { commitMinute, isQuietSignature, loadState, ProgressConflict } from './risk-store/index.ts';
+import { commitMinute, isQuietSignature, loadState, ProgressConflict, storedReceivables } from './risk-store/index.ts';
 import type { RuleName, RulesConfig } from './rules/config.ts';
 import { WindowSums } from './window.ts';
 
@@ -51,6 +52,8 @@ export interface EvaluatorOptions {
   redisPrefix: string;
   /** Without a webhook every notification row is stored as suppressed ('slack not configured'). */
   slackEnabled: boolean;
+  /** With RISKMON_ALERT_WEBHOOK_URL: each live, unsilenced transition also gets a webhook outbox row in the minute's commit. */
+  alertWebhook?: boolean;
 }
 
 export interface EvaluatorDeps {
@@ -63,6 +66,10 @@ export interface EvaluatorDeps {
   now?: () => number;
   /** Merchant categories for new merchants' cohorts (directory.ts); none: one cohort per size band. */
   directory?: MerchantDirectory;
+  /** Told when `busy` changes (the backtest thread reads it from shared memory). */
+  onBusy?: (busy: boolean) => void;
+  /** Where settled-through times come from (the receivable rule and merchant_exposure); none: the rule is not judged. */
+  settlement?: Settlement;
 }
 
 export interface MinuteReport {
@@ -98,10 +105,15 @@ export class Evaluator implements Service {
   /** The last finished backfill seen (its id); a new one makes everything read so far stale. */
   #backfillSeen: string | null | undefined = undefined;
   #waitingForBackfill = false;
+  /** The merchants that owe a receivable (exposure.ts); null: the reader cannot read money or no settlement given. */
+  readonly #exposures: ExposureTracker | null;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
     this.#o = opts;
     this.#d = deps;
+    this.#exposures = deps.settlement && hasMoney(deps.reader)
+      ? new ExposureTracker(deps.reader, deps.settlement, async () => new Set((await storedReceivables(deps.db)).keys()))
+      : null;
     this.#now = deps.now ?? systemClock;
     this.#window = new WindowSums(deps.reader);
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
@@ -150,12 +162,14 @@ export class Evaluator implements Service {
     if (!next) return null;
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
     this.#busy = true;
+    this.#d.onBusy?.(true);
     try {
       const seenAt = performance.now();
       await this.#followActivation();
       return await this.#evaluateMinute(next.minute, wm, epoch, seenAt);
     } finally {
       this.#busy = false;
+      this.#d.onBusy?.(false);
     }
   }
 
@@ -260,13 +274,27 @@ export class Evaluator implements Service {
       timed('silences', activeSilences(this.#d.db)),
     ]);
 
+    // money at risk at the minute's end: the merchants that owe, and those with a receivable alert still firing
+    let exposure: ExposureUpdate | null = null;
+    let exposures: Map<string, Exposure> | undefined;
+    if (this.#exposures) {
+      try {
+        exposure = await timed('exposure', this.#exposures.update(exposureInstant(M)));
+      } catch (err) {
+        this.#exposures.reset();
+        throw err;
+      }
+      exposures = new Map(exposure.owing);
+      const missing = firingMerchants(this.#memory.firing, 'receivable').filter((m) => !exposures!.has(m));
+      for (const [m, e] of await this.#exposures.exposuresOf(missing, exposureInstant(M))) exposures.set(m, e);
+    }
     // volume_spike's candidates whose history is not read yet today (few after the day's first minutes).
     await timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
     const t1 = performance.now();
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs, replay, rules, maxIngestLagMs: this.#o.maxIngestLagMs,
       slackEnabled: this.#o.slackEnabled, window: win.window, partialHour: win.hour, todayHours, baselines: base, silences,
-      firing: this.#memory.firing, signatures: this.#memory.signatures, tracked: this.#memory.tracked,
+      firing: this.#memory.firing, signatures: this.#memory.signatures, tracked: this.#memory.tracked, exposures,
     });
     const { transitions, rows } = d;
 
@@ -275,8 +303,9 @@ export class Evaluator implements Service {
     const t2 = performance.now();
     const committed = await commitMinute(this.#d.db, {
       name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts: d.clearCounts, evaluations: rows,
-      ruleVersion: rules.version, ingestLagMs,
-    });
+      ruleVersion: rules.version, ingestLagMs, alertWebhook: this.#o.alertWebhook ?? false, ...(exposure ? { exposures: exposure.write } : {}),
+    }).catch((err) => { this.#exposures?.reset(); throw err; });
+    if (exposure) this.#exposures!.committed(exposure);
 
     const t3 = performance.now();
     // Committed: now memory follows.
@@ -297,7 +326,11 @@ export class Evaluator implements Service {
     };
     if (!replay) for (const [stage, v] of Object.entries(stages)) metrics.evaluationStage.observe({ stage }, Math.max(0, v) / 1000);
     // The shadow version, after the live minute is out (it never delays a live alert).
-    await this.#shadow.minute({ minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour } });
+    const tracker = this.#exposures;
+    await this.#shadow.minute({
+      minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour },
+      ...(exposure && tracker ? { exposures: { owing: exposure.owing, of: (ids: string[]) => tracker.exposuresOf(ids, exposureInstant(M)) } } : {}),
+    });
     metrics.evaluationDuration.observe(ms / 1000);
     metrics.minutesEvaluated.inc({ replay: String(replay) });
     for (const [rule, byStatus] of Object.entries(d.counts)) {

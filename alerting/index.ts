@@ -4,9 +4,9 @@
  * benchmarks may pass their own through `buildAlerting`.
  */
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
-import { createPool } from '../lib/pg.ts';
+import { createPool, whenPgAnswers } from '../lib/pg.ts';
 import { sourceDirectory } from './directory.ts';
-import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { settlementOf, createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -15,13 +15,15 @@ import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
 import { migrate } from '../lib/migrate.ts';
 import type { Service } from '../lib/service.ts';
-import { alertingSpec, type AlertingConfig } from './config.ts';
+import { alertingSpec, checkWebhookConfig, type AlertingConfig } from './config.ts';
 import { Evaluator } from './evaluator.ts';
 import { SlackSender } from './slack/sender.ts';
+import { WebhookDeliverer } from './webhooks/deliverer.ts';
 import { BacktestRunner } from './backtest/jobs.ts';
+import { BacktestThread } from './backtest/thread.ts';
 import { seedRules } from './risk-store/index.ts';
 
-export { alertingSpec, type AlertingConfig } from './config.ts';
+export { alertingSpec, checkWebhookConfig, type AlertingConfig } from './config.ts';
 // For the benchmarks: the evaluator driven minute by minute, and the baseline days it reads.
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
@@ -40,37 +42,51 @@ export { queueBacktest, seedRules } from './risk-store/index.ts';
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
   const log = componentLogger('alerting');
-  await migrate(cfg.riskPgUrl, 'risk', log);
+  // started while PostgreSQL restarts: wait for it rather than exit (a supervisor would start it again and again)
+  await whenPgAnswers(() => migrate(cfg.riskPgUrl, 'risk', log), log, 'risk store migrations');
   // The first rules version, when the store holds none: RISKMON_RULES (or the defaults).
-  const seedDb = createPool({ connectionString: cfg.riskPgUrl, max: 1, application_name: 'riskmon-alerting' }, log);
-  try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
+  await whenPgAnswers(async () => {
+    const seedDb = createPool({ connectionString: cfg.riskPgUrl, max: 1, application_name: 'riskmon-alerting' }, log);
+    try { await seedRules(seedDb, cfg.rules); } finally { await seedDb.end(); }
+  }, log, 'rules');
   await verifyRedis(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
   const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
-  return buildAlerting(cfg, { reader, redis });
+  return buildAlerting(cfg, { reader, redis, backtestEnv: env });
 }
 
 /**
  * The services over given connections. They own `redis` and the pool they create: stopping the last of them
- * closes both.
+ * closes both. With `backtestEnv` (the environment `cfg` was read from) backtests run in a worker thread of their
+ * own, as `riskmon alerting` runs them; without it (tests and benchmarks that pass a bucket reader of their own) in
+ * this thread, yielding to the evaluator.
  */
 export function buildAlerting(
-  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: Clock; sharedRedis?: boolean },
+  cfg: AlertingConfig, deps: { reader: BucketReader; redis: RedisClient; now?: Clock; sharedRedis?: boolean; backtestEnv?: NodeJS.ProcessEnv },
 ): Service[] {
+  checkWebhookConfig(cfg);
   const log = componentLogger('alerting');
-  const db = createPool({ connectionString: cfg.riskPgUrl, max: 4, application_name: 'riskmon-alerting' }, log);
+  // evaluator, backtests, and one transaction per outbox sender (each held across its HTTP request)
+  const db = createPool({ connectionString: cfg.riskPgUrl, max: 6, application_name: 'riskmon-alerting' }, log);
   // Merchant categories for new merchants' cohorts: the source's merchants table, read once a day (directory.ts).
   const sourceDb = cfg.pgUrl ? createPool({ connectionString: cfg.pgUrl, max: 1, application_name: 'riskmon-alerting-directory' }, log) : null;
   const directory = sourceDb ? sourceDirectory(sourceDb, cfg.mapping) : undefined;
+  const thread = deps.backtestEnv
+    ? new BacktestThread({ env: deps.backtestEnv, heapMb: cfg.backtestHeapMb, pollMs: 500 }, { db, log: log.child({ service: 'backtests' }) })
+    : null;
   const evaluator = new Evaluator({
     rules: cfg.rules, tz: cfg.tz, allowedLatenessMs: cfg.allowedLatenessMs, maxIngestLagMs: cfg.maxIngestLagMs,
     replayAfterMs: cfg.replayAfterMs, evalPollMs: cfg.evalPollMs, baselineRefreshMs: cfg.baselineRefreshMs, maxCatchUpMinutes: cfg.maxCatchUpMinutes,
     evaluatorName: cfg.evaluatorName, redisPrefix: cfg.redisPrefix, slackEnabled: Boolean(cfg.slackWebhookUrl),
-  }, { reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory });
-  // Backtests run here, beside the evaluator and yielding to it (backtest/jobs.ts).
-  const backtests = new BacktestRunner(
-    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500 },
+    alertWebhook: Boolean(cfg.alertWebhookUrl),
+  }, {
+    reader: deps.reader, db, redis: deps.redis, log: log.child({ service: 'evaluator' }), now: deps.now, directory, settlement: settlementOf(cfg),
+    onBusy: thread ? (b) => thread.setLiveBusy(b) : undefined,
+  });
+  // Backtests run in their own thread (backtest/thread.ts), or here, beside the evaluator and yielding to it.
+  const backtests = thread ?? new BacktestRunner(
+    { tz: cfg.tz, maxIngestLagMs: cfg.maxIngestLagMs, evaluatorName: cfg.evaluatorName, pollMs: 500, settlement: settlementOf(cfg) },
     {
       reader: deps.reader, directory, db, log: log.child({ service: 'backtests' }), liveBusy: () => evaluator.busy,
       topicMinutes: cfg.kafkaBrokers.length
@@ -87,6 +103,19 @@ export function buildAlerting(
   } else {
     log.info('RISKMON_SLACK_WEBHOOK_URL is not set: alerts are stored and pushed to the dashboard, not sent to Slack');
   }
+  // Signed webhooks (webhooks/deliverer.ts): payout actions to the settlement system, alert transitions to whoever asked.
+  const schedule = { baseMs: cfg.webhookRetryBaseMs, maxMs: cfg.webhookRetryMaxMs, retryForMs: cfg.webhookRetryForMs };
+  for (const [channel, url, secrets] of [
+    ['action', cfg.actionWebhookUrl, [cfg.actionWebhookSecret, cfg.actionWebhookSecretPrevious]],
+    ['alert', cfg.alertWebhookUrl, [cfg.alertWebhookSecret, cfg.alertWebhookSecretPrevious]],
+  ] as const) {
+    if (!url) continue;
+    services.push(new WebhookDeliverer(
+      { channel, url, secrets: [...secrets], timeoutMs: cfg.webhookTimeoutMs, schedule, batch: cfg.webhookBatch },
+      { db, riskPgUrl: cfg.riskPgUrl, log: log.child({ service: `webhooks-${channel}` }), now: deps.now },
+    ));
+  }
+  if (!cfg.actionWebhookUrl) log.info('RISKMON_ACTION_WEBHOOK_URL is not set: payout holds and releases are stored and wait in the outbox until it is');
   // Close the shared connections once every service has stopped.
   let running = services.length;
   const closeOne = async () => {

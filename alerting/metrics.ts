@@ -40,3 +40,6 @@ export const slackMessages = once('riskmon_slack_messages_total', () => new Coun
 export const waitingForBackfill = once('riskmon_evaluator_waiting_for_backfill', () => new Gauge({
   name: 'riskmon_evaluator_waiting_for_backfill', help: '1 while a history backfill runs and no merchant is judged', registers: [registry],
 }));
+export const webhookAttempts = once('riskmon_webhook_attempts_total', () => new Counter({
+  name: 'riskmon_webhook_attempts_total', help: 'outgoing webhook requests by channel (action, alert) and result (delivered, retry, failed)', labelNames: ['channel', 'result'], registers: [registry],
+}));

@@ -12,6 +12,7 @@
 import type pg from 'pg';
 import type { BucketReader, Totals } from '../aggregator/store/index.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
+import type { Exposure } from '../lib/exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { dayStart, hourStart, MINUTE } from '../lib/time.ts';
 import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates, type Memory } from './decide.ts';
@@ -29,6 +30,12 @@ export interface ShadowMinute {
   liveFiringBefore: ReadonlyMap<string, FiringAlert>;
   /** The live window sums of this minute, for a shadow with the same window length. */
   liveWindow: { windowMinutes: number; window: ReadonlyMap<string, Totals>; hour: ReadonlyMap<string, Totals> };
+  /**
+   * The live minute's money at risk (absent: the live evaluator did not judge receivable, nor does the shadow): the
+   * merchants that owe, with their exposure at the minute's instant, and a read of other merchants' exposure at it
+   * (the shadow's firing receivable alerts whose merchant owes nothing now).
+   */
+  exposures?: { owing: ReadonlyMap<string, Exposure>; of: (ids: string[]) => Promise<Map<string, Exposure>> };
 }
 
 export class ShadowEvaluator {
@@ -67,10 +74,17 @@ export class ShadowEvaluator {
     const base = await run.inputs.baselines(today);
     const todayHours = await run.inputs.todayFullHours(base, today, hs, firingMerchants(run.memory.firing, 'volume_drop'));
     await run.inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, run.memory.firing, run.memory.tracked.volume_spike));
+    // receivable as the live evaluator judges it: the owing merchants, and those of the shadow's own firing alerts
+    let exposures: Map<string, Exposure> | undefined;
+    if (m.exposures) {
+      exposures = new Map(m.exposures.owing);
+      const missing = firingMerchants(run.memory.firing, 'receivable').filter((id) => !exposures!.has(id));
+      if (missing.length) for (const [id, e] of await m.exposures.of(missing)) exposures.set(id, e);
+    }
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: m.ingestLagMs, replay: true, rules, maxIngestLagMs: this.o.maxIngestLagMs,
       slackEnabled: false, window: win.window, partialHour: win.hour, todayHours, baselines: base, silences: [],
-      firing: run.memory.firing, signatures: run.memory.signatures, tracked: run.memory.tracked,
+      firing: run.memory.firing, signatures: run.memory.signatures, tracked: run.memory.tracked, exposures,
     });
     const fired = await commitShadowMinute(db, { shadowId: run.id, minute: M, previous: run.progress, transitions: d.transitions, clearCounts: d.clearCounts });
     run.progress = M;

@@ -50,7 +50,7 @@ async function falseDrops(r: MemoryReader, rules: RulesConfig): Promise<number> 
       const hs = end - HOUR;
       const ids = [...base.eligible];
       const window = await r.totalsByMerchant(end - 60 * MINUTE, end);
-      const tracked = { cancel_rate_spike: new Set<string>(), volume_drop: new Set<string>(), volume_spike: new Set<string>() };
+      const tracked = { cancel_rate_spike: new Set<string>(), volume_drop: new Set<string>(), volume_spike: new Set<string>(), receivable: new Set<string>() };
       await readProfiles(r, base, spikeCandidates(rules, window, new Map(), tracked.volume_spike));
       const d = decideMinute({
         minute: M, today, windowFrom: end - 60 * MINUTE, ingestLagMs: 0, replay: false, rules, maxIngestLagMs: 120_000, slackEnabled: false,

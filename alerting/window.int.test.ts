@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter, createBucketReader, keys, type Totals } from '../aggregator/store/index.ts';
 import { HOUR, MINUTE } from '../lib/time.ts';
-import { services, uniqueName } from '../test/helpers/services.ts';
+import { services, uniqueName } from '../test/harness/services.ts';
 import { WindowSums } from './window.ts';
 import { dropKeys } from '../test/harness/index.ts';
 

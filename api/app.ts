@@ -24,8 +24,10 @@ import { ApiError, errorHandler } from './errors.ts';
 import { httpRequests } from './metrics.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deadLetterRoutes } from './routes/deadletters.ts';
+import { holdRoutes } from './routes/holds.ts';
 import { meRoutes } from './routes/me.ts';
 import { merchantRoutes } from './routes/merchants.ts';
+import { exposureRoutes } from './routes/exposure.ts';
 import { ruleRoutes } from './routes/rules.ts';
 import { seriesRoutes } from './routes/series.ts';
 import { silenceRoutes } from './routes/silences.ts';
@@ -203,11 +205,13 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
   seriesRoutes(app, deps);
   alertRoutes(app, deps);
   merchantRoutes(app, deps);
+  exposureRoutes(app, deps);
   silenceRoutes(app, deps);
   triageRoutes(app, deps);
   statusRoutes(app, deps);
   deadLetterRoutes(app, deps);
   ruleRoutes(app, deps);
+  holdRoutes(app, deps);
 
   app.get<{ Querystring: { lastEventId?: string } }>('/ws', {
     websocket: true,

@@ -114,10 +114,12 @@ describe('status table', () => {
     const text = formatStatus({
       time: '2026-11-21T08:00:00.000Z',
       slot: { name: 'riskmon', lagBytes: 2_097_152, active: true },
+      gap: null,
       consumer: { group: 'g', topic: 't', lag: null, error: 'Kafka did not answer within 5000 ms' },
       watermark: { at: '2026-11-21T07:59:58.000Z', behindMs: 2000 },
       evaluator: { lastClosedMinute: '2026-11-21T07:58:00.000Z', behindMs: 60_000 },
       alerts: { firing: 3, pendingNotifications: 0 },
+      webhooks: { pending: 2, failed: 1, oldestPendingAt: '2026-11-21T07:50:00.000Z' },
       backfill: {
         state: 'running', kind: 'initial', id: 'b', slot: 'riskmon', from: '2026-11-13T15:00:00.000Z', to: null, consistentPoint: '0/16B3748',
         startedAt: '2026-11-21T07:58:00.000Z', finishedAt: null, rows: 1_200_000, chunksDone: 3, chunks: 9, topicChanges: 0, rowsPerSecond: 300_000, progress: 1 / 3,
@@ -127,5 +129,6 @@ describe('status table', () => {
     expect(text).toContain('2.0 MiB behind');
     expect(text).toContain('! Kafka did not answer');
     expect(text).toContain('3 firing');
+    expect(text).toContain('2 pending (oldest 2026-11-21T07:50:00.000Z), 1 failed (GET /api/webhooks?status=failed)');
   });
 });

@@ -1,5 +1,5 @@
 /** Options of the api component (composed with the shared connection and common specs). */
-import { apiKeys, commonSpec, connections, int, mappingOption, optStr, secret } from '../lib/config.ts';
+import { apiKeys, commonSpec, connections, int, mappingOption, optStr, secret, settlementDaysOption } from '../lib/config.ts';
 
 export const apiOptions = {
   httpPort: int('RISKMON_HTTP_PORT', 'port of the REST API, WebSocket and dashboard', 8080, 0, 65535),
@@ -32,4 +32,5 @@ export const apiSpec = {
   ...commonSpec,
   ...apiOptions,
   mapping: mappingOption,
+  settlementDays: settlementDaysOption,
 };

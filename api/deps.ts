@@ -8,7 +8,7 @@ import { createRedis, verifyRedis, whenReady, type RedisClient } from '../lib/re
 import type pg from 'pg';
 import { createPool } from '../lib/pg.ts';
 import { componentLogger } from '../lib/logger.ts';
-import { createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
+import { createBucketReader, hasMoney, readExposure, settlementOf, type BucketReader } from '../aggregator/store/index.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { apiSpec } from './config.ts';
@@ -31,11 +31,19 @@ export interface ApiDeps {
   webDist: string | null;
   /** "Now" for every route (lib/clock.ts): the system clock unless a test chose an instant. */
   now: Clock;
+  /**
+   * A merchant's exposure (the JSON of GET /api/merchants/:id/exposure), captured in the webhook event of each payout
+   * hold and release; null when it cannot be told. The money at risk is computed from the buckets elsewhere: this is
+   * where it is wired in.
+   */
+  exposureOf: (merchantId: string) => Promise<Record<string, unknown> | null>;
   close(): Promise<void>;
 }
 
 
-export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock } = {}): Promise<ApiDeps> {
+export async function createDeps(
+  cfg: ApiConfig, webDist: string | null, o: { reader?: BucketReader; now?: Clock; exposureOf?: ApiDeps['exposureOf'] } = {},
+): Promise<ApiDeps> {
   const log = componentLogger('api');
   const bounds = { statement_timeout: cfg.pgStatementTimeoutMs, connectionTimeoutMillis: 5000 };
   const riskPg = createPool({ connectionString: cfg.riskPgUrl, max: 10, application_name: 'riskmon-api', ...bounds }, log);
@@ -55,9 +63,12 @@ export async function createDeps(cfg: ApiConfig, webDist: string | null, o: { re
     })();
     return admin;
   };
+  const now = o.now ?? systemClock;
+  const reader = o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
   return {
-    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now: o.now ?? systemClock, merchants: new MerchantDirectory(sourcePg, cfg.mapping),
-    reader: o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz }),
+    cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now, merchants: new MerchantDirectory(sourcePg, cfg.mapping, log), reader,
+    // a payout action carries the merchant's exposure at the moment it was taken (docs/contracts.md)
+    exposureOf: o.exposureOf ?? (async (id) => (hasMoney(reader) ? { ...(await readExposure(reader, id, now(), settlementOf(cfg))) } : null)),
     async close() {
       const a = admin;
       await Promise.allSettled([riskPg.end(), sourcePg.end(), redis.quit(), a?.then((x) => x.disconnect())]);

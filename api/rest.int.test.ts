@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
 import { BucketWriter } from '../aggregator/store/index.ts';
+import { referenceMapping } from '../lib/mapping.ts';
+import { dayStart } from '../lib/time.ts';
 
 let t: TestApi;
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -15,6 +17,9 @@ beforeAll(async () => {
   await t.sourcePg.query(`INSERT INTO merchants (merchant_id, name, category) VALUES (42, 'Acme Shoes', 'fashion'), (43, 'Acme_Books', 'books'), (7, 'Zeta Foods', 'food')`);
 });
 afterAll(async () => { await t?.close(); });
+let bucketWriter: BucketWriter | null = null;
+/** One writer for the file: it numbers each partition's offsets, so a second one would be refused. */
+const writer = () => (bucketWriter ??= new BucketWriter(t.deps.redis, { prefix: t.deps.cfg.redisPrefix, partitions: t.deps.cfg.partitions, hotShards: t.deps.cfg.hotShards, tz: t.deps.cfg.tz }));
 
 describe('authentication and roles', () => {
   it('401 without a key or with an unknown key, 403 for a viewer on admin routes', async () => {
@@ -79,7 +84,7 @@ describe('GET /api/alerts', () => {
     expect(r.json()).toEqual({
       items: [{
         id: ids[6], rule: 'volume_drop', merchantId: '7', state: 'firing', firedAt: '2026-11-21T09:00:00.000Z', resolvedAt: null, evidence: { todayVsBaseline: 0.3 },
-        ruleVersion: 'test', ack: null, assignee: null, disposition: null,
+        ruleVersion: 'test', ack: null, assignee: null, disposition: null, exposureAtFiring: null, receivableNow: '0',
       }],
       nextCursor: null,
     });
@@ -126,7 +131,9 @@ describe('merchants, evaluations, top lists', () => {
   it('searches by id and by part of the name', async () => {
     expect((await get('/api/merchants?q=42')).json().items[0]).toEqual({ merchantId: '42', name: 'Acme Shoes', category: 'fashion' });
     expect((await get('/api/merchants?q=acme')).json().items.map((m: { merchantId: string }) => m.merchantId).sort()).toEqual(['42', '43']);
-    expect((await get('/api/merchants?q=_')).json().items.map((m: { merchantId: string }) => m.merchantId)).toEqual(['43']); // _ is literal
+    expect((await get('/api/merchants?q=e_b')).json().items.map((m: { merchantId: string }) => m.merchantId)).toEqual(['43']); // _ is literal
+    expect((await get('/api/merchants?q=ze')).json().items.map((m: { merchantId: string }) => m.merchantId)).toEqual(['7']); // under 3 characters: names starting with it
+    expect((await get('/api/merchants?q=oe')).json().items).toEqual([]);
     expect((await get('/api/merchants?q=')).json()).toMatchObject({ field: 'q' });
     expect((await get('/api/merchants/42')).json()).toEqual({ merchantId: '42', name: 'Acme Shoes', category: 'fashion' });
     expect((await get('/api/merchants/999')).statusCode).toBe(404);
@@ -204,7 +211,7 @@ describe('pipeline status', () => {
 
 describe('series through the aggregator apply path', () => {
   beforeAll(async () => {
-    const w = new BucketWriter(t.deps.redis, { prefix: t.deps.cfg.redisPrefix, partitions: t.deps.cfg.partitions, hotShards: t.deps.cfg.hotShards, tz: t.deps.cfg.tz });
+    const w = writer();
     // Recent minutes (the minute tier holds ~2 days): 3 approvals and 1 cancel in one minute, 1 approval two minutes later.
     const m0 = Math.floor(Date.now() / 60_000) * 60_000 - 30 * 60_000;
     w.approval('42', 15000, m0 + 1000); w.approval('42', 15000, m0 + 20_000); w.approval('42', 15000, m0 + 59_999);
@@ -235,5 +242,104 @@ describe('series through the aggregator apply path', () => {
     expect(day.points.reduce((s: number, p: { approvals: number }) => s + p.approvals, 0)).toBe(4);
     const hour = (await get(`/api/merchants/42/series?from=${new Date(m0 - 86_400_000).toISOString()}&to=${new Date(m0 + 3_600_000).toISOString()}&step=1h`)).json();
     expect(hour.points.reduce((s: number, p: { cancels: number }) => s + p.cancels, 0)).toBe(1);
+  });
+});
+
+describe('money at risk', () => {
+  it('GET /api/merchants/:id/exposure: the exposure JSON (holds [] until a hold exists), 404 unknown, 400 bad id, 401 without a key', async () => {
+    const r = await get('/api/merchants/42/exposure');
+    expect(r.statusCode).toBe(200);
+    const e = r.json();
+    // no payouts: nothing is settled; the amounts are what the test's buckets hold for merchant 42
+    expect(e).toMatchObject({ merchantId: '42', settledThrough: null, nextPayoutAt: null, holds: [] });
+    expect(Object.keys(e).sort()).toEqual(['approvedSinceSettled', 'canceledSinceSettled', 'holds', 'merchantId', 'netSinceSettled', 'nextPayoutAt', 'projectedReceivable', 'receivable', 'settledThrough']);
+    const net = BigInt(e.approvedSinceSettled) - BigInt(e.canceledSinceSettled);
+    expect(e.netSinceSettled).toBe(net.toString());
+    expect(e.receivable).toBe((net < 0n ? -net : 0n).toString());
+    expect((await get('/api/merchants/999/exposure')).statusCode).toBe(404);
+    expect((await get('/api/merchants/4%202/exposure')).statusCode).toBe(400);
+    expect((await get('/api/merchants/42/exposure', null)).statusCode).toBe(401);
+  });
+
+  it('GET /api/exposure/top lists the merchants that owe, bounded; alerts sort by the receivable now', async () => {
+    const r = await get('/api/exposure/top?limit=5');
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({ computedAt: null, items: [] });
+    expect((await get('/api/exposure/top?limit=201')).statusCode).toBe(400);
+    const s = await get('/api/alerts?sort=receivable&limit=3');
+    expect(s.statusCode).toBe(200);
+    expect(s.json().items.length).toBe(3);
+    expect(s.json().nextCursor).toBe(null);
+    expect((await get('/api/alerts?sort=amount')).statusCode).toBe(400);
+  });
+});
+
+describe("a merchant's payouts", () => {
+  it('GET /api/merchants/:id/payouts lists the payout rows oldest first, paid or scheduled, bounded by limit; 404, 400, 401', async () => {
+    const w = writer();
+    const d0 = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+    w.payout('43', '900000', d0 - 3 * 86_400_000, d0 - 86_400_000);
+    w.payout('43', '1200000', d0 - 2 * 86_400_000, d0);
+    w.payout('43', '700000', d0 - 86_400_000, d0 + 86_400_000); // scheduled
+    await w.flush();
+    const r = await get('/api/merchants/43/payouts');
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({ merchantId: '43', settlement: 'payouts' });
+    const items = r.json().items;
+    expect(items.map((p: { amount: string }) => p.amount)).toEqual(['900000', '1200000', '700000']);
+    expect(items[0]).toMatchObject({ coversTo: new Date(d0 - 3 * 86_400_000).toISOString(), paidAt: new Date(d0 - 86_400_000).toISOString(), paid: true });
+    expect(items[2]).toMatchObject({ paid: false, paidAt: new Date(d0 + 86_400_000).toISOString() });
+    expect(typeof items[0].id).toBe('string');
+    // the exposure settles through the latest paid payout's covers_to
+    expect((await get('/api/merchants/43/exposure')).json().settledThrough).toBe(new Date(d0 - 2 * 86_400_000).toISOString());
+    const latest = (await get('/api/merchants/43/payouts?limit=2')).json().items;
+    expect(latest.map((p: { amount: string }) => p.amount)).toEqual(['1200000', '700000']);
+    expect((await get('/api/merchants/7/payouts')).json()).toEqual({ merchantId: '7', settlement: 'payouts', items: [] });
+    expect((await get('/api/merchants/999/payouts')).statusCode).toBe(404);
+    expect((await get('/api/merchants/4%202/payouts')).json()).toMatchObject({ error: 'bad_request', field: 'id' });
+    expect((await get('/api/merchants/43/payouts?limit=501')).json()).toMatchObject({ error: 'bad_request', field: 'limit' });
+    expect((await get('/api/merchants/43/payouts', null)).statusCode).toBe(401);
+  });
+
+  it('on the D+N schedule (no payouts table): one payout per local midnight, settling through N − 1 days before it', async () => {
+    const { payouts: _, ...noPayouts } = referenceMapping;
+    const d = await testApi({ RISKMON_MAPPING: JSON.stringify(noPayouts), RISKMON_SETTLEMENT_DAYS: '2' });
+    try {
+      await d.sourcePg.query(`INSERT INTO merchants (merchant_id, name, category) VALUES (42, 'Acme Shoes', 'fashion')`);
+      const r = await d.app.inject({ url: '/api/merchants/42/payouts?limit=3', headers: auth(VIEWER) });
+      expect(r.statusCode).toBe(200);
+      const body = r.json();
+      expect(body.settlement).toBe('days');
+      const tz = d.deps.cfg.tz;
+      const today = dayStart(Date.now(), tz);
+      const tomorrow = dayStart(today + 26 * 3_600_000, tz);
+      const yesterday = dayStart(today - 3_600_000, tz);
+      expect(body.items).toEqual([
+        { id: null, amount: null, coversTo: new Date(dayStart(yesterday - 3_600_000, tz)).toISOString(), paidAt: new Date(yesterday).toISOString(), paid: true },
+        { id: null, amount: null, coversTo: new Date(yesterday).toISOString(), paidAt: new Date(today).toISOString(), paid: true },
+        { id: null, amount: null, coversTo: new Date(today).toISOString(), paidAt: new Date(tomorrow).toISOString(), paid: false },
+      ]);
+      // the exposure agrees: settled through the latest paid payout's coversTo, next payout the scheduled one
+      const e = (await d.app.inject({ url: '/api/merchants/42/exposure', headers: auth(VIEWER) })).json();
+      expect(e).toMatchObject({ settledThrough: body.items[1].coversTo, nextPayoutAt: body.items[2].paidAt });
+    } finally {
+      await d.close();
+    }
+  });
+});
+
+describe('money at risk for a viewer (read allowed, holds refused)', () => {
+  it('a viewer reads exposure, the top list and holds, and gets 403 on holding or releasing', async () => {
+    expect((await get('/api/merchants/42/exposure')).json()).toMatchObject({ merchantId: '42', holds: [] });
+    expect((await get('/api/exposure/top')).statusCode).toBe(200);
+    const holds = await get('/api/holds?merchantId=42&state=active');
+    expect(holds.statusCode).toBe(200);
+    expect(holds.json()).toEqual({ items: [], nextCursor: null });
+    const hold = await t.app.inject({ method: 'POST', url: '/api/merchants/42/holds', headers: auth(VIEWER), payload: { reason: 'bust-out' } });
+    expect(hold.statusCode).toBe(403);
+    expect(hold.json()).toMatchObject({ error: 'forbidden' });
+    const release = await t.app.inject({ method: 'POST', url: '/api/holds/1/release', headers: auth(VIEWER), payload: { reason: 'cleared' } });
+    expect(release.statusCode).toBe(403);
+    expect((await get('/api/holds?merchantId=42')).json().items).toEqual([]); // nothing was written
   });
 });

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from '../lib/migrate.ts';
 import { ADMIN, testApi, VIEWER, type TestApi } from './testing.ts';
 
 let owner: TestApi;
@@ -35,6 +36,11 @@ afterAll(async () => {
 const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'error');
 
 describe('database roles', () => {
+  it('a service\'s role runs `migrate` at start on an up-to-date risk store (the alerting does) without needing CREATE', async () => {
+    expect(await migrate(as(owner.env.RISK_PG_URL!), 'risk')).toEqual([]);
+    expect(await code(risk.query('CREATE TABLE roles_probe (x int)'))).toBe('42501');
+  });
+
   it('as the API\'s role, TRUNCATE of the audit table fails, and so do disabling its trigger, UPDATE and DELETE', async () => {
     const r = await api.app.inject({ method: 'POST', url: '/api/silences', headers: { authorization: `Bearer ${ADMIN}` }, payload: { merchantId: '77', minutes: 30, reason: 'roles test' } });
     expect(r.statusCode).toBe(201); // the API's writes (and their audit entries) work as this role

@@ -10,7 +10,7 @@ import { BacktestRunner, defaultRules, seedRules } from '../alerting/index.ts';
 import { requeueRunningBacktests as requeueInterrupted } from '../alerting/risk-store/index.ts';
 import { logger } from '../lib/logger.ts';
 import { MINUTE } from '../lib/time.ts';
-import { services } from '../test/helpers/services.ts';
+import { services } from '../test/harness/services.ts';
 import { ADMIN, ANALYST as ANALYST_KEY, insertAlert, testApi, VIEWER, type TestApi } from './testing.ts';
 
 // Until the triage merge brings analysts, names and the audit trail: an admin key stands in for an analyst.

@@ -2,8 +2,9 @@
  * Request and response schemas, written once with TypeBox: Fastify validates requests with them, serializes
  * responses with them, the handlers take their types from them, and @fastify/swagger publishes them at /docs/json (Swagger UI at /docs).
  */
+import { ExposureSchema } from '../lib/alert-message.ts';
 import { Type, type Static } from '@sinclair/typebox';
-import { DISPOSITIONS, NAME_MAX, NOTE_MAX } from '../alerting/risk-store/index.ts';
+import { DISPOSITIONS, HOLD_REASON_MAX, NAME_MAX, NOTE_MAX } from '../alerting/risk-store/index.ts';
 import { AlertDetailSchema, AlertSchema, type Alert, type AlertDetail } from '../lib/alert-message.ts';
 
 const MerchantId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'merchant id', examples: ['42'] });
@@ -57,8 +58,29 @@ export const AlertsQuery = Type.Object({
   to: Type.Optional(Iso),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  sort: Type.Optional(OneOf(['fired', 'receivable'], { description: "fired (default): newest first, paged by cursor; receivable: the merchants' receivable now, largest first, one page of `limit`" })),
 });
 export type AlertsQuery = Static<typeof AlertsQuery>;
+
+export { ExposureSchema } from '../lib/alert-message.ts';
+export const PayoutsQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) });
+const PayoutItem = Type.Object({
+  id: Type.Union([Type.String(), Type.Null()], { description: "the payout row's id ('' when the mapping names no id column); null for a payout of the D+N schedule" }),
+  amount: Type.Union([Type.String(), Type.Null()], { description: 'KRW paid out (decimal string); null for a payout of the D+N schedule' }),
+  coversTo: Type.String({ description: 'approvals and cancels with a transaction time before this are settled by it' }),
+  paidAt: Type.String(),
+  paid: Type.Boolean({ description: 'paidAt ≤ now' }),
+});
+export const PayoutsBody = Type.Object({
+  merchantId: Type.String(),
+  settlement: OneOf(['payouts', 'days', 'none'], { description: 'payouts: rows of the mapped payouts table; days: the RISKMON_SETTLEMENT_DAYS schedule; none: nothing is settled' }),
+  items: Type.Array(PayoutItem, { description: 'oldest first: the latest `limit` by paidAt, scheduled ones included' }),
+});
+export const ExposureTopQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 20 }) });
+export const ExposureTopBody = Type.Object({
+  computedAt: Type.Union([Type.String(), Type.Null()], { description: 'the closed minute whose end the exposures are computed at (null: nobody owes)' }),
+  items: Type.Array(Type.Composite([ExposureSchema, Type.Object({ name: Type.Union([Type.String(), Type.Null()]) })])),
+});
 
 export { AckSchema, AlertDetailSchema, AlertSchema, DispositionSchema } from '../lib/alert-message.ts';
 /** The alert JSON, declared once in lib/alert-message.ts. */
@@ -169,6 +191,19 @@ export const StatusBody = Type.Object({
   watermark: Type.Object({ at: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   evaluator: Type.Object({ lastClosedMinute: Type.Union([Type.String(), Type.Null()]), behindMs: Type.Union([Type.Number(), Type.Null()]), error: Type.Optional(Type.String()) }),
   alerts: Type.Object({ firing: Type.Union([Type.Number(), Type.Null()]), pendingNotifications: Type.Union([Type.Number(), Type.Null()]) }),
+  gap: Type.Union([Type.Null(), Type.Object({
+    slot: Type.Optional(Type.String()),
+    from: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'the newest commit time the stream had carried before the slot was lost' })),
+    to: Type.Optional(Type.String({ description: 'when the new slot was created' })),
+    fix: Type.Optional(Type.String({ description: 'the backfill that closes the gap' })),
+    error: Type.Optional(Type.String()),
+  })], { description: 'a known gap in the stream (a lost slot created anew) until a backfill covers it; null when there is none' }),
+  webhooks: Type.Object({
+    pending: Type.Union([Type.Number(), Type.Null()], { description: 'webhook events (payout actions, alert transitions) not yet delivered' }),
+    failed: Type.Union([Type.Number(), Type.Null()], { description: 'dead-lettered events: GET /api/webhooks?status=failed' }),
+    oldestPendingAt: Type.Union([Type.String(), Type.Null()]),
+    error: Type.Optional(Type.String()),
+  }),
   backfill: Type.Object({
     state: Type.String({ description: 'running (no merchant is judged until it is done) | done | none | unknown (Redis did not answer)' }),
     kind: Type.Optional(Type.String({ description: "initial (the cdc's first start) | range (riskmon backfill)" })),
@@ -232,10 +267,83 @@ const BacktestFields = {
   error: Type.Union([Type.String(), Type.Null()]),
 };
 export const BacktestListBody = Type.Object({ items: Type.Array(Type.Object(BacktestFields)) });
+const Krw = Type.String({ pattern: '^-?[0-9]+$', description: 'KRW, exact (decimal string)' });
+export const BacktestMoney = Type.Object({
+  horizonDays: Type.Integer({ description: 'a hold is followed this many days after its firing, or to the period end' }),
+  merchants: Type.Integer({ description: 'merchants held: each at its first alert fired in the period' }),
+  receivableAtFiring: Krw, peakReceivable: Krw, withheld: Krw,
+  covered: Krw,
+  falsePositive: Type.Object({ merchants: Type.Integer(), withheld: Krw }, { description: 'held merchants whose judged alerts were all closed as false positives' }),
+  byRule: Type.Record(Type.String(), Type.Object({ alerts: Type.Integer(), receivableAtFiring: Krw, covered: Krw })),
+}, { description: 'docs/detection.md "Money in backtests"' });
 export const BacktestBody = Type.Object({
   ...BacktestFields,
-  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried}' }),
+  alerts: Type.Array(Json, { description: '{rule, merchantId, firedAt, resolvedAt, evidence, renotified, carried, money: {receivableAtFiring, horizonTo, peakReceivable, withheld, covered} | null}' }),
   summary: Json, vsLive: Json, quality: Json, liveQuality: Json,
   perDay: Type.Array(Json),
+  money: Type.Union([BacktestMoney, Type.Null()], { description: 'null: no settlement source, or not done' }),
   minutes: Type.Union([Type.Integer(), Type.Null()]),
 });
+
+// ---- payout holds and the webhook outbox ----
+const Reason = (what: string) => Type.String({ minLength: 1, maxLength: HOLD_REASON_MAX, description: what });
+export const HoldCreate = Type.Object({
+  reason: Reason('why the payouts are held (sent to the settlement system)'),
+  alertId: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'the alert the hold is taken from' })),
+}, { additionalProperties: false });
+export type HoldCreate = Static<typeof HoldCreate>;
+export const HoldRelease = Type.Object({ reason: Reason('why the hold is lifted') }, { additionalProperties: false });
+const DeliveryStatusSchema = OneOf(['pending', 'delivered', 'failed', 'discarded'] as const);
+export const DeliverySchema = Type.Object({
+  id: Type.String({ description: 'the event id: its "id" and idempotency-key, the same on every try' }),
+  channel: OneOf(['action', 'alert'] as const),
+  type: Type.String({ description: 'payout.hold, payout.release, alert.fired, alert.renotified, alert.resolved' }),
+  merchantId: Type.String(),
+  holdId: Type.Union([Type.String(), Type.Null()]),
+  status: DeliveryStatusSchema,
+  attempts: Type.Integer(),
+  lastStatus: Type.Union([Type.Integer(), Type.Null()], { description: 'HTTP status of the last attempt (null: no answer)' }),
+  reason: Type.Union([Type.String(), Type.Null()], { description: 'why the last attempt failed, or why the event is failed' }),
+  createdAt: Iso,
+  firstAttemptAt: Type.Union([Iso, Type.Null()]),
+  nextAttemptAt: Type.Union([Iso, Type.Null()], { description: 'pending: when it is tried next' }),
+  deliveredAt: Type.Union([Iso, Type.Null()]),
+  waitingFor: Type.Union([Type.String(), Type.Null()], { description: 'pending behind this earlier event of the same merchant (or alert), which is pending or failed' }),
+});
+export const HoldSchema = Type.Object({
+  id: Type.String(),
+  merchantId: Type.String(),
+  state: OneOf(['active', 'released'] as const),
+  reason: Type.String(),
+  alertId: Type.Union([Type.String(), Type.Null()]),
+  createdBy: Type.String(),
+  createdAt: Iso,
+  releasedBy: Type.Union([Type.String(), Type.Null()]),
+  releasedAt: Type.Union([Iso, Type.Null()]),
+  releaseReason: Type.Union([Type.String(), Type.Null()]),
+  delivery: OneOf(['pending', 'delivered', 'failed', 'discarded'] as const, { description: "the latest action's way to the settlement system: pending (delivery), delivered, failed" }),
+  actions: Type.Array(DeliverySchema, { description: 'the webhook events of the hold and its release, oldest first' }),
+});
+export const HoldConflictBody = Type.Object({
+  error: Type.Literal('conflict'),
+  message: Type.String(),
+  hold: HoldSchema,
+});
+export const HoldsQuery = Type.Object({
+  merchantId: Type.Optional(MerchantId),
+  state: Type.Optional(OneOf(['active', 'released'] as const)),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'nextCursor of the previous page' })),
+});
+export type HoldsQuery = Static<typeof HoldsQuery>;
+export const HoldsBody = Type.Object({ items: Type.Array(HoldSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+export const WebhooksQuery = Type.Object({
+  channel: Type.Optional(OneOf(['action', 'alert'] as const)),
+  status: Type.Optional(DeliveryStatusSchema),
+  merchantId: Type.Optional(MerchantId),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'nextCursor of the previous page' })),
+});
+export type WebhooksQuery = Static<typeof WebhooksQuery>;
+export const WebhooksBody = Type.Object({ items: Type.Array(DeliverySchema), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+export const EventParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f-]{36}$', description: 'webhook event id' }) });

@@ -2,19 +2,21 @@
 import type { Admin } from 'kafkajs';
 import { createRedis } from '../lib/redis.ts';
 import pg from 'pg';
+import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
 import { commonSpec, connections, readConfig } from '../lib/config.ts';
 import { createBucketReader } from '../aggregator/store/index.ts';
 import { formatStatus, pipelineStatus } from './status.ts';
 import { createKafka } from '../lib/kafka/index.ts';
 
 export async function main(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write('usage: riskmon status [--json]\n  slot lag, consumer lag, watermark and last closed minute of the pipeline\n');
-    return 0;
-  }
-  const unknown = args.filter((a) => a !== '--json');
-  if (unknown.length) {
-    process.stderr.write(`riskmon status: unknown option ${unknown[0]} (usage: riskmon status [--json])\n`);
+  const usage = 'usage: riskmon status [--json]\n  slot lag, consumer lag, watermark and last closed minute of the pipeline\n';
+  if (wantsHelp(args)) { process.stdout.write(usage); return 0; }
+  let json: boolean;
+  try {
+    json = parseFlags('status', args, { json: { kind: 'bool', help: 'print JSON' } }).json === true;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`riskmon status: ${err.message}\n${usage}`);
     return 2;
   }
   const cfg = readConfig({ ...connections('pgUrl', 'riskPgUrl', 'kafkaBrokers', 'redisUrl'), ...commonSpec }, env);
@@ -32,7 +34,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env)
         return admin;
       },
     });
-    process.stdout.write(args.includes('--json') ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st));
+    process.stdout.write(json ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st));
     return st.slot.error || st.consumer.error || st.watermark.error || st.evaluator.error ? 1 : 0;
   } finally {
     await Promise.allSettled([sourcePg.end(), riskPg.end(), redis.quit(), (admin as Admin | null)?.disconnect()]);

@@ -4,8 +4,8 @@
  */
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
-import { backfillStatus, type BackfillStatus, type BucketReader } from '../aggregator/store/index.ts';
-import { alertCounts, lastEvaluatedMinute } from '../alerting/risk-store/index.ts';
+import { backfillStatus, type BackfillStatus, type BucketReader, type GapRecord } from '../aggregator/store/index.ts';
+import { alertCounts, lastEvaluatedMinute, webhookCounts } from '../alerting/risk-store/index.ts';
 import { systemClock } from '../lib/clock.ts';
 
 export interface StatusSources {
@@ -25,8 +25,12 @@ export interface PipelineStatus {
   watermark: { at: string | null; behindMs: number | null; error?: string };
   evaluator: { lastClosedMinute: string | null; behindMs: number | null; error?: string };
   alerts: { firing: number | null; pendingNotifications: number | null };
+  /** webhook events (payout actions, alert transitions) not yet delivered, and dead-lettered ones */
+  webhooks: { pending: number | null; failed: number | null; oldestPendingAt: string | null; error?: string };
   /** the last history backfill: `running` (no merchant is judged meanwhile) with its progress, `done`, or `none` */
   backfill: BackfillStatus | { state: 'unknown'; error: string };
+  /** a known gap in the stream (a lost slot created anew) until a backfill covers it; null when there is none */
+  gap: GapRecord | null | { error: string };
 }
 
 const msg = (e: unknown) => (e as Error)?.message ?? String(e);
@@ -79,14 +83,20 @@ export async function pipelineStatus(s: StatusSources, now = systemClock()): Pro
   const alerts = alertCounts(s.riskPg)
     .catch(() => ({ firing: null, pendingNotifications: null }));
 
+  const webhooks = webhookCounts(s.riskPg)
+    .catch((e) => ({ pending: null, failed: null, oldestPendingAt: null, error: msg(e) }));
+
   const backfill = (s.reader.backfill ? s.reader.backfill() : Promise.resolve(null))
     .then((r) => backfillStatus(r))
     .catch((e) => ({ state: 'unknown' as const, error: msg(e) }));
 
+  const gap = (s.reader.gap ? s.reader.gap() : Promise.resolve(null)).catch((e) => ({ error: msg(e) }));
+
   return {
     time: new Date(now).toISOString(),
-    slot: await slot, consumer: await consumer, watermark: await watermark, evaluator: await evaluator, alerts: await alerts,
+    slot: await slot, consumer: await consumer, watermark: await watermark, evaluator: await evaluator, alerts: await alerts, webhooks: await webhooks,
     backfill: await backfill,
+    gap: await gap,
   };
 }
 
@@ -103,6 +113,12 @@ function backfillLine(b: PipelineStatus['backfill']): string {
   return `done (${b.kind}) ${range}: ${b.rows.toLocaleString('en-US')} rows${rate}, finished ${b.finishedAt}`;
 }
 
+function gapLine(g: PipelineStatus['gap']): string {
+  if (g === null) return 'none';
+  if ('error' in g) return '—';
+  return `slot ${g.slot} was lost: changes committed from ${g.from ?? '(unknown)'} to ${g.to} are not in the buckets; fix: ${g.fix}`;
+}
+
 /** A readable table for `riskmon status`. */
 export function formatStatus(st: PipelineStatus): string {
   const rows: [string, string, string][] = [
@@ -111,7 +127,9 @@ export function formatStatus(st: PipelineStatus): string {
     ['watermark', `${st.watermark.at ?? '—'} (${human(st.watermark.behindMs)} behind now)`, st.watermark.error ?? ''],
     ['last closed minute', `${st.evaluator.lastClosedMinute ?? '—'} (${human(st.evaluator.behindMs)} behind now)`, st.evaluator.error ?? ''],
     ['alerts', `${st.alerts.firing ?? '—'} firing, ${st.alerts.pendingNotifications ?? '—'} notifications pending`, ''],
+    ['webhooks', `${st.webhooks.pending ?? '—'} pending${st.webhooks.oldestPendingAt ? ` (oldest ${st.webhooks.oldestPendingAt})` : ''}, ${st.webhooks.failed ?? '—'} failed${st.webhooks.failed ? ' (GET /api/webhooks?status=failed)' : ''}`, st.webhooks.error ?? ''],
     ['backfill', backfillLine(st.backfill), 'error' in st.backfill ? st.backfill.error : ''],
+    ['gap', gapLine(st.gap), st.gap && 'error' in st.gap ? st.gap.error : ''],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   const lines = rows.map(([k, v, e]) => `${k.padEnd(w)}  ${v}${e ? `\n${''.padEnd(w)}  ! ${e}` : ''}`);

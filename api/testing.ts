@@ -11,7 +11,7 @@ import type { Clock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { migrate } from '../lib/migrate.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { buildApp, type App } from './app.ts';
 import { apiSpec } from './config.ts';
 import { createDeps, type ApiDeps } from './deps.ts';
@@ -38,7 +38,9 @@ export interface TestApi extends App {
  * A fresh API over fresh databases. Passing PG_URL and RISK_PG_URL (and RISKMON_REDIS_PREFIX) in `extraEnv` builds a
  * second instance over the same stores and channel instead, as a load balancer would see two of them.
  */
-export async function testApi(extraEnv: NodeJS.ProcessEnv = {}, webDist: string | null = null, o: { now?: Clock } = {}): Promise<TestApi> {
+export async function testApi(
+  extraEnv: NodeJS.ProcessEnv = {}, webDist: string | null = null, o: { now?: Clock; exposureOf?: ApiDeps['exposureOf'] } = {},
+): Promise<TestApi> {
   const s = services();
   const shared = Boolean(extraEnv.PG_URL && extraEnv.RISK_PG_URL);
   const [source, risk] = shared ? [extraEnv.PG_URL!, extraEnv.RISK_PG_URL!] : await Promise.all([freshDatabase('api_src'), freshDatabase('api_risk')]);
@@ -50,7 +52,7 @@ export async function testApi(extraEnv: NodeJS.ProcessEnv = {}, webDist: string 
     ...extraEnv,
   };
   const cfg = readConfig(apiSpec, env);
-  const deps = await createDeps(cfg, webDist, { now: o.now });
+  const deps = await createDeps(cfg, webDist, { now: o.now, exposureOf: o.exposureOf });
   const { app, hub, routes } = await buildApp(deps, logger.child({ component: 'api-test' }, { level: 'warn' }));
   await hub.start();
   const publisher = new Redis(s.REDIS_URL);

@@ -23,7 +23,7 @@ import { readBackfill } from '../aggregator/store/index.ts';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { backfill, ensureMerchants } from '../scripts/generate/index.ts';
-import { withDatabase } from '../scripts/stack-lib.ts';
+import { withDatabase } from '../scripts/stack/index.ts';
 import { dropKeys, runEnv, spawnRiskmon, stopChild, waitFor } from '../test/harness/index.ts';
 import { CLK_TCK, cpuTicks, startDebezium, topicRecords } from './peer.ts';
 import { scratchDatabase } from './util.ts';
@@ -93,6 +93,13 @@ export async function benchBackfill(env: NodeJS.ProcessEnv): Promise<Record<stri
       out.history_backfill_source_cpu_pct = Math.round((cpuS / seconds) * 1000) / 10;
       console.error(`   riskmon first start: ${rec.rows} rows into buckets in ${seconds.toFixed(1)} s = ${out.history_backfill_rows_per_s} rows/s (the backfill alone ${rec.rowsPerSecond} rows/s); source backends ${cpuS.toFixed(1)} CPU s`);
       if (rec.rows !== total) console.error(`   (the source holds ${total} rows; ${total - rec.rows} lie outside the backfilled days)`);
+      // where the backfill's time went (its own log line): waiting for the source, summing, writing to Redis
+      const done = fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"backfill done"')).pop();
+      const ms = done ? (JSON.parse(done) as { ms?: Record<string, number> }).ms : undefined;
+      if (ms) {
+        for (const [k, v] of Object.entries(ms)) out[`history_backfill_${k}_ms`] = v;
+        console.error(`   backfill time: source ${ms.source} ms, summing ${ms.sum} ms, writing ${ms.write} ms; the rest is the process start, preflight and the slot's snapshot`);
+      }
     } finally {
       await stopChild(cdc);
     }

@@ -16,10 +16,12 @@
  * INSERT while PostgreSQL was down, counts as slow). alert_fired_<fault>: at each fault a probe merchant with a week
  * of history gets a cancel surge that must raise an alert; the share of those alerts that reached the Slack webhook
  * (checked once all faults are done). recovery_cap_hits_<fault>: repetitions that had not recovered within
- * RISKMON_BENCH_FAULTS_CAP_S (180) s. Knobs: RISKMON_BENCH_FAULTS_TPS (200, the steady load), _LOG_LEVEL (warn; the
+ * RISKMON_BENCH_FAULTS_CAP_S (180) s. exits_<command>: how often a child exited by itself (it is started again
+ * after 1 s, as a supervisor would). Knobs: RISKMON_BENCH_FAULTS_TPS (200, the steady load), _LOG_LEVEL (warn; the
  * children's logs are under .riskmon/bench-faults/logs), _KEEP=1 leaves both stacks running for the next run.
  */
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -32,7 +34,7 @@ import { createRedis } from '../lib/redis.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';
 import { baselineDayStarts } from '../alerting/index.ts';
 import { nodePorts, replicatedDown, replicatedUp, startNode, stopNode } from '../scripts/stack/replicated.ts';
-import { restartService, stackDown, stackUp, withDatabase } from '../scripts/stack-lib.ts';
+import { restartService, stackDown, stackUp, withDatabase } from '../scripts/stack/index.ts';
 import { FakeSlack, runEnv, sleep, spawnRiskmon, stopChild, streaming, waitFor } from '../test/harness/index.ts';
 import { quantile } from './util.ts';
 
@@ -98,8 +100,18 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
   childEnv.RISKMON_SLACK_WEBHOOK_URL = slack.url;
   const children = new Map<string, ChildProcess>();
   const logDir = path.join(base, 'logs');
+  // A child that exits by itself is started again after 1 s, as the supervisor production runs under does (compose:
+  // restart: unless-stopped); such exits are counted (exits_<command>) and logged.
+  const exits: Record<string, number> = {};
   const start = (cmd: 'cdc' | 'aggregate' | 'alerting') => {
-    children.set(cmd, spawnRiskmon([cmd], { env: childEnv, stdout: 'ignore', logFile: path.join(logDir, `${stamp}-${cmd}.log`) }));
+    const child = spawnRiskmon([cmd], { env: childEnv, stdout: 'ignore', logFile: path.join(logDir, `${stamp}-${cmd}.log`) });
+    children.set(cmd, child);
+    child.on('exit', (code, signal) => {
+      if (!running || children.get(cmd) !== child) return; // stopped, or killed and replaced by a fault
+      exits[cmd] = (exits[cmd] ?? 0) + 1;
+      console.error(`   ${cmd} exited by itself (${signal ?? `code ${code}`}) at ${iso(Date.now())}: started again in 1 s`);
+      setTimeout(() => { if (running && children.get(cmd) === child) start(cmd); }, 1000);
+    });
   };
   const redis = createRedis(readConfig(connections('redisUrl'), childEnv), { maxRetriesPerRequest: null });
   const kafka = createKafka(kafkaConfigOf(rep.KAFKA_BROKERS!), { clientId: 'bench-faults' });
@@ -292,7 +304,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
         while ((rec = recoverySeconds(probes, tf)) === null && Date.now() - tf < CAP_S * 1000) await sleep(500);
         if (rec === null) { rec = CAP_S; capped++; }
         recs.push(rec);
-        log(`${fault} #${r + 1}: commit → bucket under 1 s again after ${rec.toFixed(1)} s`);
+        log(`${fault} #${r + 1} (at ${iso(tf)}, load ${os.loadavg()[0].toFixed(1)}): commit → bucket under 1 s again after ${rec.toFixed(1)} s`);
         await surged;
         await restore();
       }
@@ -300,6 +312,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
       out[`recovery_s_${fault}_median`] = r1(quantile(sorted, 0.5));
       out[`recovery_s_${fault}_max`] = r1(sorted[sorted.length - 1]);
       out[`recovery_cap_hits_${fault}`] = capped;
+      out[`load1_${fault}`] = Math.round(os.loadavg()[0] * 10) / 10;
       log(`${fault}: recovery median ${out[`recovery_s_${fault}_median`]} s, max ${out[`recovery_s_${fault}_max`]} s`);
     }
     // every surge's minute has to close (+5 s lateness) and be evaluated before its alert can be sent
@@ -312,6 +325,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
       const delays = mine.filter((s) => slackAt.has(s.merchant)).map((s) => (slackAt.get(s.merchant)! - (minuteStart(s.at) + MINUTE)) / 1000);
       if (delays.length) out[`alert_after_minute_end_s_${fault}_max`] = r1(Math.max(...delays));
     }
+    for (const cmd of ['cdc', 'aggregate', 'alerting']) out[`exits_${cmd}`] = exits[cmd] ?? 0;
     out.faults_repetitions = REPS;
     out.faults_load_tps = TPS;
     running = false;

@@ -592,7 +592,7 @@ async function sqlTruth(url: string, rows: SourceRows, from: number, to: number,
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const { stackUp } = await import('../scripts/stack-lib.ts');
+  const { stackUp } = await import('../scripts/stack/index.ts');
   const env = { ...process.env, ...(process.env.KAFKA_BROKERS && process.env.REDIS_URL ? {} : await stackUp({ log: (l) => console.error(l) })) };
   console.log(JSON.stringify(await benchFlink(env), null, 2));
   process.exit(0);

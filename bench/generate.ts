@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { migrate } from '../lib/migrate.ts';
 import { backfill, ensureMerchants, live } from '../scripts/generate/index.ts';
-import { withDatabase } from '../scripts/stack-lib.ts';
+import { withDatabase } from '../scripts/stack/index.ts';
 
 export async function benchGenerate(env: NodeJS.ProcessEnv): Promise<Record<string, number>> {
   const base = env.PG_URL;

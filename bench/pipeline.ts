@@ -55,7 +55,7 @@ import { migrate } from '../lib/migrate.ts';
 import { DAY, dayStart, MINUTE, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, live } from '../scripts/generate/index.ts';
 import { ensureIdState, reserveIds } from '../scripts/generate/ids.ts';
-import { withDatabase } from '../scripts/stack-lib.ts';
+import { withDatabase } from '../scripts/stack/index.ts';
 import { backendCpuMs, measurePoller } from './poller.ts';
 import { dropKeys, dropSlot, FakeSlack, runEnv, sleep, spawnRiskmon, stopChild } from '../test/harness/index.ts';
 
@@ -476,7 +476,7 @@ async function stopChildren(children: Map<string, ChildProcess>): Promise<void> 
 
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const { stackUp } = await import('../scripts/stack-lib.ts');
+  const { stackUp } = await import('../scripts/stack/index.ts');
   const env = { ...process.env, ...(process.env.PG_URL && process.env.KAFKA_BROKERS ? {} : await stackUp({ log: (l) => console.error(l) })) };
   console.log(JSON.stringify(await benchPipeline(env), null, 2));
   process.exit(0);

@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { stackUp, type StackEnv } from '../scripts/stack-lib.ts';
+import { stackUp, type StackEnv } from '../scripts/stack/index.ts';
 
 type Figures = Record<string, number | string | Record<string, number>>;
 type Bench = (env: NodeJS.ProcessEnv & StackEnv) => Promise<Record<string, number>>;

@@ -16,7 +16,7 @@
  * folder), started when it is not running and left running, as the runner leaves the single-node stack.
  */
 import { replicatedDir, replicatedUp } from '../scripts/stack/replicated.ts';
-import { defaultStackDir } from '../scripts/stack-lib.ts';
+import { defaultStackDir } from '../scripts/stack/index.ts';
 import { throughput } from './aggregator.ts';
 import { benchCdc } from './cdc.ts';
 import { benchPipeline } from './pipeline.ts';

@@ -11,7 +11,7 @@
  * wrote. Cost: the backfill's time again; nothing is counted twice or lost.
  */
 import { runBackfill } from '../aggregator/index.ts';
-import { readBackfill, writeBackfill } from '../aggregator/store/index.ts';
+import { readBackfill, recordGap, writeBackfill } from '../aggregator/store/index.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createClient } from '../lib/pg.ts';
 import { createRedis } from '../lib/redis.ts';
@@ -36,8 +36,9 @@ export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => n
       // The slot this store was backfilled for is gone: not a first start. Streaming resumes from a new slot; what
       // committed meanwhile is missing until a backfill of the gap (docs/backfill.md "A lost slot").
       const r = await pg.query(`SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [cfg.slot]);
-      log.warn({ slot: cfg.slot, lsn: r.rows[0].lsn, backfilledAt: rec!.finishedAt },
-        `replication slot "${cfg.slot}" was lost and is created anew: changes committed while it was missing are not in the buckets. Fix: riskmon backfill --from <when it was lost>`);
+      const gap = await recordGap(redis, cfg.redisPrefix, cfg.partitions, cfg.slot, now());
+      log.warn({ slot: cfg.slot, lsn: r.rows[0].lsn, backfilledAt: rec!.finishedAt, gap },
+        `replication slot "${cfg.slot}" was lost and is created anew: changes committed while it was missing are not in the buckets. Fix: ${gap.fix}`);
       return 'created';
     }
     let fromMs = now() - cfg.backfillDays * DAY;
@@ -66,7 +67,7 @@ export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => n
     try {
       await runBackfill({
         redis, cfg, log, source: snap, kind: 'initial', slot: cfg.slot, fromMs, toMs: null, kafka: null,
-        maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours,
+        maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells,
       });
     } finally {
       await snap.close();

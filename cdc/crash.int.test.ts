@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { comparePosition } from '../lib/lsn.ts';
 import type { RowChange } from '../lib/events.ts';
 import { migrate } from '../lib/migrate.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import type { RowChange } from '../lib/events.ts';
 import { compareLsn, comparePosition } from '../lib/lsn.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { TopicReader } from '../lib/kafka/index.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';

@@ -43,9 +43,15 @@ export async function findSlotGap(kafka: Kafka, o: { pgUrl: string; slot: string
 }
 
 /** Throws SlotGoneError for a gap the operator has not accepted; logs an accepted one. */
-export async function checkSlotGap(kafka: Kafka, o: { pgUrl: string; slot: string; topic: string; acceptGap: boolean }, log: Logger): Promise<void> {
+/**
+ * Throws SlotGoneError for a gap the operator has not accepted; an accepted one is recorded in the store (`record`,
+ * for `riskmon status` and `/api/status` until a backfill covers it) and logged with the backfill that closes it.
+ */
+export async function checkSlotGap(kafka: Kafka, o: { pgUrl: string; slot: string; topic: string; acceptGap: boolean }, log: Logger,
+  record: (slot: string) => Promise<{ fix: string } | null>): Promise<void> {
   const gap = await findSlotGap(kafka, o);
   if (!gap) return;
   if (!o.acceptGap) throw new SlotGoneError(gap);
-  log.warn({ gap }, `replication slot "${gap.slot}" was gone; creating it anew as accepted (--accept-gap). Changes committed after the topic's last change and before the new slot are not in the stream: rebuild them with riskmon backfill --from <the commit time of the topic's last change> --to <now>`);
+  const known = await record(gap.slot);
+  log.warn({ gap }, `replication slot "${gap.slot}" was gone; creating it anew as accepted (--accept-gap). Changes committed after the topic's last change and before the new slot are not in the stream: rebuild them with ${known?.fix ?? 'riskmon backfill --from <the commit time of the topic\'s last change> --to <now>'}`);
 }

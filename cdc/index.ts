@@ -12,6 +12,8 @@ import { cdcSpec } from './config.ts';
 import { HeartbeatService } from './heartbeat.ts';
 import { CdcService, type CdcConfig } from './pipeline.ts';
 import { checkSlotGap } from './gap.ts';
+import { recordGap, type GapRecord } from '../aggregator/store/index.ts';
+import { createRedis } from '../lib/redis.ts';
 import { setupSource, setupTopics } from './setup.ts';
 import { slotWithBackfill } from './backfill.ts';
 import { PartitionIdentityService } from './partitions.ts';
@@ -27,18 +29,40 @@ export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
   return Object.freeze({ ...c, hotsetTopic: c.hotsetTopic || `${c.topic}.hotset` });
 }
 
+/** Records a known gap in the stream in the store, when the cdc has one (REDIS_URL); null otherwise. */
+async function recordGapOf(cfg: CdcConfig, slot: string): Promise<GapRecord | null> {
+  if (!cfg.redisUrl.length) return null;
+  const redis = createRedis(cfg, { connectionName: 'riskmon-cdc-gap' });
+  try {
+    return await recordGap(redis, cfg.redisPrefix, cfg.partitions, slot, Date.now());
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const configured = cdcConfig(env);
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
-  await checkSlotGap(kafka, configured, log); // before setupSource would create a new slot over the gap
+  // where a (re)start spends its time, in the 'preflight done' log line (the restart after a kill -9 is blind time)
+  const ms: Record<string, number> = { loadedAt: Math.round(process.uptime() * 1000) };
+  let t = performance.now();
+  const step = (name: string) => { const n = performance.now(); ms[name] = Math.round(n - t); t = n; };
+  // before setupSource would create a new slot over the gap; an accepted gap is recorded where status shows it
+  await checkSlotGap(kafka, configured, log, (slot) => recordGapOf(configured, slot));
+  step('slotGap');
   // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
   await setupSource(configured, log, { createSlot: configured.backfillDays === 0 });
+  step('source');
   await verifyKafka(configured); // wrong SASL credentials or an untrusted certificate stop here, naming the setting
+  step('verifyKafka');
   // the topic's own message limit caps the events the cdc writes (a larger one is dead-lettered)
   const cfg: CdcConfig = Object.freeze({ ...configured, ...(await setupTopics(kafka, configured, log)) });
+  step('topics');
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
   if (cfg.backfillDays > 0) await slotWithBackfill(cfg, log);
+  step('backfillCheck');
+  log.info({ ms }, 'preflight done');
   return [
     new CdcService(cfg, kafka, log),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),

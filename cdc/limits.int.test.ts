@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowChange } from '../lib/events.ts';
 import { createTopics, TopicReader } from '../lib/kafka/index.ts';
-import { freshDatabase, services, uniqueName } from '../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { dropSlot, streaming, waitExit, waitFor } from '../test/harness/index.ts';
 import { kafkaOf, readAll, spawnCdc } from './testing.ts';
 

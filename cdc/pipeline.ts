@@ -62,6 +62,9 @@ export class CdcService implements Service {
 
   async #run(): Promise<void> {
     await runSessions(this.#state, () => this.#session(), {
+      // Retried at least every 2 s: PostgreSQL restarts in seconds, and with the default cap (15 s) the backoff of the
+      // failed attempts during its restart held the cdc up to 8 s after it was back. One attempt per 2 s costs nothing.
+      baseMs: 250, maxMs: 2_000,
       // credentials or certificates refused by Kafka (e.g. rotated while running) cannot be retried away
       fatal: (err, attempt) => err instanceof SlotLostError || err instanceof MappedColumnError || (err instanceof SetupError && attempt > 5) || kafkaSetupProblem(err) !== null,
       onRetry: (err, retryInMs) => {
@@ -118,8 +121,12 @@ export class CdcService implements Service {
     let writer: PartitionWriter | null = null;
     let repl: ReplicationSource | null = null;
     const timers: NodeJS.Timeout[] = [];
+    const ms: Record<string, number> = {};
+    let t = performance.now();
+    const step = (name: string) => { const n = performance.now(); ms[name] = Math.round(n - t); t = n; };
     try {
       await producer.connect();
+      step('producer');
       writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic], {
         maxInFlight: cfg.produceInFlight, lanes: cfg.produceLanes,
         onRetry: (r) => {
@@ -127,15 +134,20 @@ export class CdcService implements Service {
           if (r.attempt === 1 || r.attempt % 10 === 0) log.warn({ produceTopic: r.topic, partition: r.partition, batches: r.batches, error: r.error, attempt: r.attempt }, 'produce retried: re-sending the partition\'s unacknowledged batches with their sequence numbers');
         },
       });
+      step('writer');
       const confirmed0 = await this.#slotPosition();
+      step('slot');
       const [tails, dlqTails] = await Promise.all([readTails(this.kafka, cfg.topic, undefined, { settleMs: TAIL_SETTLE_MS }), readTails(this.kafka, cfg.dlqTopic, cdcDeadLetterPosition)]);
       let maxTail = -1n;
       for (const t of tails.values()) if (t.lsn > maxTail) maxTail = t.lsn;
+      step('tails');
       const schedule: HotSchedule = await loadHotSchedule(this.kafka, cfg.hotsetTopic, confirmed0);
+      step('hotSchedule');
       if (!schedule.size && tails.size) log.warn('the hot-set topic holds nothing for this position: changes already in the topic may be routed differently and published twice once');
       if (!this.#seeded) await this.#seed();
+      step('seed');
       const staged: Set<string> | null = sameSet(this.#learner.top(), schedule.at(1n << 63n)) && schedule.size ? null : this.#learner.top();
-      log.info({ confirmed: formatLsn(confirmed0), partitionsWithData: tails.size, tailLsn: maxTail >= 0n ? formatLsn(maxTail) : null, hotSetEntries: schedule.size },
+      log.info({ confirmed: formatLsn(confirmed0), partitionsWithData: tails.size, tailLsn: maxTail >= 0n ? formatLsn(maxTail) : null, hotSetEntries: schedule.size, ms },
         'replication session starting');
 
       let fail!: (err: Error) => void;

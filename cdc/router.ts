@@ -9,7 +9,7 @@ import { encodeCdcDeadLetter } from '../lib/dead-letters.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { columnsOf, isMerchantId, merchantOf, rowIdOf, sideOf, sidesOf, tablesOf, trimRow } from '../lib/mapping.ts';
+import { columnsOf, isMerchantId, merchantColumnOf, merchantOf, rowIdOf, tablesOf, trimRow } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import type { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
@@ -177,12 +177,12 @@ export class TransactionRouter {
     change.old = trimRow(change.old, columns);
     const merchant = merchantOf(change, cfg.mapping);
     if (merchant === null) {
-      const col = sideOf(sidesOf(change.table, cfg.mapping)[0], cfg.mapping).merchant;
+      const col = merchantColumnOf(change.table, cfg.mapping);
       this.#deadLetter(`${change.op} on ${change.table} without ${col}${change.op === 'insert' ? '' : `: set REPLICA IDENTITY FULL on ${change.table}`}`, 'no_merchant', change, t.lsnBig, t.unit);
       return;
     }
     if (!isMerchantId(merchant)) {
-      const col = sideOf(sidesOf(change.table, cfg.mapping)[0], cfg.mapping).merchant;
+      const col = merchantColumnOf(change.table, cfg.mapping);
       this.#deadLetter(`${change.table}.${col}=${JSON.stringify(merchant.slice(0, 80))} is not a merchant id riskmon accepts (1 to 64 characters of A-Z a-z 0-9 _ . : -); the row is counted nowhere`,
         'bad_merchant', stub(change), t.lsnBig, t.unit);
       return;

@@ -12,7 +12,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
-export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop', 'volume_spike'] as const;
+export const ALERT_RULES = ['cancel_rate_spike', 'volume_drop', 'volume_spike', 'receivable'] as const;
 export type AlertRule = (typeof ALERT_RULES)[number] | `composed:${string}`;
 export type AlertTransition = 'fired' | 'renotified' | 'resolved';
 
@@ -23,6 +23,19 @@ const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union(
 const Evidence = Type.Unsafe<Record<string, any>>({ description: 'the numbers that decided it (lib/evidence.ts)' });
 export const AckSchema = Nullable(Type.Object({ by: Type.String(), at: Type.String() }));
 export const DispositionSchema = Nullable(Type.Object({ value: Type.String(), by: Type.String(), at: Type.String(), note: Type.String() }));
+
+/** A merchant's money at risk (lib/exposure.ts; GET /api/merchants/:id/exposure): amounts as decimal strings. */
+export const ExposureSchema = Type.Object({
+  merchantId: Type.String(),
+  settledThrough: Type.Union([Type.String(), Type.Null()]),
+  approvedSinceSettled: Type.String(),
+  canceledSinceSettled: Type.String(),
+  netSinceSettled: Type.String(),
+  receivable: Type.String(),
+  projectedReceivable: Type.String(),
+  nextPayoutAt: Type.Union([Type.String(), Type.Null()]),
+  holds: Type.Array(Type.Object({ id: Type.String(), state: Type.String(), reason: Type.String(), createdBy: Type.String(), createdAt: Type.String() }, { additionalProperties: true })),
+});
 
 /** The alert: its row in the risk store with its triage state. */
 export const AlertSchema = Type.Object({
@@ -37,6 +50,8 @@ export const AlertSchema = Type.Object({
   ack: AckSchema,
   assignee: Type.Union([Type.String(), Type.Null()]),
   disposition: DispositionSchema,
+  exposureAtFiring: Type.Union([ExposureSchema, Type.Null()], { description: "the merchant's exposure when the alert fired" }),
+  receivableNow: Type.String({ description: "the merchant's receivable now (KRW; '0' when it owes nothing)" }),
 });
 export type Alert = Static<typeof AlertSchema>;
 

@@ -287,6 +287,9 @@ type Related<K> = (K extends 'kafkaBrokers' ? typeof KAFKA_OPTIONS[number] : nev
 /** The approval/cancel tables and columns (the aggregator's buckets; the alerting's rebuilds from the topic). */
 export const mappingOption = json('RISKMON_MAPPING', 'approval/cancel tables and columns (docs/configuration.md "Your own schema")', referenceMapping, validateMapping);
 
+/** The D+N settlement schedule used when the mapping has no payouts table (lib/exposure.ts). */
+export const settlementDaysOption = int('RISKMON_SETTLEMENT_DAYS', 'settlement schedule when RISKMON_MAPPING maps no payouts table: local day D is paid at the start of local day D+N (0 = none: without payouts every sale counts as unsettled)', 0, 0, 60);
+
 export const commonSpec = {
   tz: timeZone('RISKMON_TZ', 'time zone that defines a day', 'Asia/Seoul'),
   topic: str('RISKMON_TOPIC', 'Kafka topic of change events', 'riskmon.changes'),
@@ -295,7 +298,7 @@ export const commonSpec = {
   redisPrefix: str('RISKMON_REDIS_PREFIX', 'prefix of every Redis key riskmon writes', 'rm'),
   slot: str('RISKMON_SLOT', 'logical replication slot the cdc reads', 'riskmon'),
   publication: str('RISKMON_PUBLICATION', 'publication of the approval and cancel tables', 'riskmon_pub'),
-  group: str('RISKMON_GROUP', 'Kafka consumer group of the aggregators', 'riskmon-aggregator'),
+  group: str('RISKMON_GROUP', 'Kafka consumer group the aggregators commit their offsets to (lag monitoring only: Redis holds where each partition continues)', 'riskmon-aggregator'),
   dlqTopic: str('RISKMON_DLQ_TOPIC', 'dead-letter topic for rows and events riskmon cannot read', 'riskmon.changes.dlq'),
   allowedLatenessMs: int('RISKMON_ALLOWED_LATENESS_MS', 'how long after a minute ends (by the watermark) it stays open', 5000, 0, 600_000),
   logLevel: oneOf('RISKMON_LOG_LEVEL', 'log level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),

@@ -79,7 +79,16 @@ export interface ComposedEvidence {
   threshold: number | null;
 }
 
-export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence | VolumeSpikeEvidence | ComposedEvidence;
+/** receivable: the merchant's exposure at the minute's end (lib/exposure.ts) against the threshold. */
+export interface ReceivableEvidence {
+  rule: 'receivable';
+  ruleVersion: string;
+  minute: string;
+  minReceivable: number;
+  exposure: import('./exposure.ts').Exposure;
+}
+
+export type Evidence = CancelRateSpikeEvidence | VolumeDropEvidence | VolumeSpikeEvidence | ComposedEvidence | ReceivableEvidence;
 
 /**
  * How the API ranks merchants by a rule's latest evidence, as SQL over the `evidence` jsonb column. `num(e)` is a

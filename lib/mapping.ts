@@ -26,16 +26,35 @@ export interface MerchantDirectory {
   category?: string;
 }
 
+/**
+ * The settlement table: one row per payout. A payout settles its merchant's approvals and cancels with a
+ * transaction time before `coversTo` and counts once `paidAt` has passed (docs/contracts.md "Payouts").
+ */
+export interface PayoutTable {
+  /** schema-qualified, e.g. public.payouts */
+  table: string;
+  merchant: string;
+  coversTo: string;
+  paidAt: string;
+  /** the payout's id (absent: payouts are told apart by their other columns) */
+  id?: string;
+  /** the amount paid out (absent: read as 0) */
+  amount?: string;
+}
+
 export interface Mapping {
   approvals: FactTable;
   cancels: FactTable;
   /** absent: the reference directory public.merchants(merchant_id, name, category) */
   merchants?: MerchantDirectory;
+  /** absent: no payouts are read; the settlement schedule comes from RISKMON_SETTLEMENT_DAYS */
+  payouts?: PayoutTable;
 }
 
 export const referenceMapping: Mapping = Object.freeze({
   approvals: { table: 'public.payments', id: 'payment_id', merchant: 'merchant_id', amount: 'amount', time: 'approved_at' },
   cancels: { table: 'public.payment_cancels', id: 'cancel_id', merchant: 'merchant_id', amount: 'amount', time: 'canceled_at' },
+  payouts: { table: 'public.payouts', id: 'payout_id', merchant: 'merchant_id', amount: 'amount', coversTo: 'covers_to', paidAt: 'paid_at' },
 });
 
 export const referenceMerchants: MerchantDirectory = Object.freeze({ table: 'public.merchants', id: 'merchant_id', name: 'name', category: 'category' });
@@ -97,6 +116,13 @@ export function validateMapping(v: unknown): Mapping {
     const d = m.merchants;
     out.merchants = { table: d.table, id: d.id, name: d.name, ...(d.category ? { category: d.category } : {}) };
   }
+  if (m.payouts !== undefined) {
+    check('payouts', m.payouts, ['table', 'merchant', 'coversTo', 'paidAt', 'id', 'amount'], ['id', 'amount']);
+    const t = m.payouts;
+    if (t.table === a.table || t.table === c.table) throw new Error(`"payouts.table" ${t.table} is also an approvals or cancels table: payouts need a table of their own`);
+    if (t.coversTo === t.paidAt) throw new Error(`"payouts.coversTo" and "payouts.paidAt" name the same column ${t.table}.${t.coversTo}: a payout needs both the time it settles up to and the time it is paid`);
+    out.payouts = { table: t.table, merchant: t.merchant, coversTo: t.coversTo, paidAt: t.paidAt, ...(t.id ? { id: t.id } : {}), ...(t.amount ? { amount: t.amount } : {}) };
+  }
   return Object.freeze(out);
 }
 
@@ -115,14 +141,36 @@ export function sideOf(kind: FactKind, m: Mapping): FactTable {
   return kind === 'approval' ? m.approvals : m.cancels;
 }
 
-/** The mapped tables, each once. */
-export function tablesOf(m: Mapping): string[] {
+/** The tables of approvals and cancels, each once (the ones with bucket facts). */
+export function factTablesOf(m: Mapping): string[] {
   return m.approvals.table === m.cancels.table ? [m.approvals.table] : [m.approvals.table, m.cancels.table];
+}
+
+/** The mapped tables, each once: the fact tables, then the payouts table when mapped. */
+export function tablesOf(m: Mapping): string[] {
+  const out = factTablesOf(m);
+  return m.payouts ? [...out, m.payouts.table] : out;
+}
+
+/** Whether `table` is the mapped payouts table. */
+export function isPayoutTable(table: string, m: Mapping): boolean {
+  return m.payouts !== undefined && table === m.payouts.table;
+}
+
+/** The payouts table's mapped columns: role and mapping field of each. */
+function payoutColumns(t: PayoutTable): { column: string; role: ColumnRole; field: string }[] {
+  const out: { column: string; role: ColumnRole; field: string }[] = [];
+  if (t.id) out.push({ column: t.id, role: 'id', field: 'payouts.id' });
+  out.push({ column: t.merchant, role: 'merchant', field: 'payouts.merchant' });
+  if (t.amount) out.push({ column: t.amount, role: 'amount', field: 'payouts.amount' });
+  out.push({ column: t.coversTo, role: 'time', field: 'payouts.coversTo' }, { column: t.paidAt, role: 'time', field: 'payouts.paidAt' });
+  return out;
 }
 
 /** The columns riskmon reads from a mapped table (what change events carry), in a fixed order. */
 export function columnsOf(table: string, m: Mapping): string[] {
   const out: string[] = [];
+  if (isPayoutTable(table, m)) return payoutColumns(m.payouts!).map((c) => c.column);
   for (const k of sidesOf(table, m)) {
     const t = sideOf(k, m);
     for (const c of [t.id, t.merchant, t.amount, t.time]) if (!out.includes(c)) out.push(c);
@@ -130,11 +178,19 @@ export function columnsOf(table: string, m: Mapping): string[] {
   return out;
 }
 
+/** The column holding the merchant in a mapped table (for messages), or null for an unmapped table. */
+export function merchantColumnOf(table: string, m: Mapping): string | null {
+  if (isPayoutTable(table, m)) return m.payouts!.merchant;
+  const kind = sidesOf(table, m)[0];
+  return kind ? sideOf(kind, m).merchant : null;
+}
+
 /** What a mapped column is for, to check its type against (see compatibleType). */
 export type ColumnRole = 'id' | 'merchant' | 'amount' | 'time';
 
 /** Each mapped column of `table` with its role and the mapping field that names it (e.g. "cancels.amount"). */
 export function mappedColumns(table: string, m: Mapping): { column: string; role: ColumnRole; field: string }[] {
+  if (isPayoutTable(table, m)) return payoutColumns(m.payouts!);
   const out: { column: string; role: ColumnRole; field: string }[] = [];
   for (const k of sidesOf(table, m)) {
     const t = sideOf(k, m), side = k === 'approval' ? 'approvals' : 'cancels';
@@ -217,18 +273,81 @@ function sameBucket(a: Fact, b: Fact): boolean {
 
 /** The merchant a change is keyed by (the new row's; the old row's for a delete), as the row holds it. */
 export function merchantOf(e: RowChange, m: Mapping): string | null {
-  const kind = sidesOf(e.table, m)[0];
-  if (!kind) return null;
+  const col = merchantColumnOf(e.table, m);
+  if (col === null) return null;
   const row = e.row ?? e.old;
-  const v = row?.[sideOf(kind, m).merchant];
+  const v = row?.[col];
   return v === null || v === undefined ? null : String(v);
 }
 
 /** The row's primary key value, used to pick a hot merchant's shard. */
 export function rowIdOf(e: RowChange, m: Mapping): string {
-  const t = sideOf(sidesOf(e.table, m)[0] ?? 'approval', m);
   const row = e.row ?? e.old;
+  if (isPayoutTable(e.table, m)) {
+    const t = m.payouts!;
+    return String(row?.[t.id ?? t.coversTo] ?? '');
+  }
+  const t = sideOf(sidesOf(e.table, m)[0] ?? 'approval', m);
   return String(row?.[t.id] ?? '');
+}
+
+/** One payout row as it stands (times epoch ms, amount exact). */
+export interface Payout {
+  /** the payout's id as the row holds it ('' when the mapping names no id column) */
+  id: string;
+  merchantId: string;
+  amount: bigint;
+  coversToMs: number;
+  paidAtMs: number;
+}
+
+/** A payout row that now stands (+1) or no longer does (-1). */
+export interface PayoutDelta { sign: 1 | -1; payout: Payout }
+
+function payoutOf(row: Row, t: PayoutTable, table: string): Payout {
+  const merchant = row[t.merchant];
+  if (merchant === null || merchant === undefined || merchant === '') throw new BadRowError(`${table}.${t.merchant} is missing or NULL`);
+  const merchantId = String(merchant);
+  if (!isMerchantId(merchantId)) throw new BadRowError(`${table}.${t.merchant}=${JSON.stringify(merchantId.slice(0, 80))} is not a merchant id riskmon accepts (${MERCHANT_ID_RULE})`);
+  const time = (col: string) => {
+    const v = row[col];
+    if (v === null || v === undefined) throw new BadRowError(`${table}.${col} is missing or NULL`);
+    const ms = Date.parse(String(v));
+    if (Number.isNaN(ms)) throw new BadRowError(`${table}.${col}=${JSON.stringify(v)} is not a timestamp`);
+    return ms;
+  };
+  let amount = 0n;
+  if (t.amount) {
+    const v = row[t.amount];
+    if (v !== null && v !== undefined) {
+      try { amount = BigInt(String(v)); } catch { throw new BadRowError(`${table}.${t.amount}=${JSON.stringify(v)} is not an integer amount`); }
+    }
+  }
+  const id = t.id ? String(row[t.id] ?? '') : '';
+  if (id.length > 200) throw new BadRowError(`${table}.${t.id} is longer than 200 characters: not a payout id riskmon reads`);
+  return { id, merchantId, amount, coversToMs: time(t.coversTo), paidAtMs: time(t.paidAt) };
+}
+
+/**
+ * The payout rows a change of the payouts table removes (-1, the old row) and adds (+1, the new row); [] for
+ * any other table, and for an update that changes nothing riskmon reads. Throws BadRowError.
+ */
+export function payoutsOf(e: RowChange, m: Mapping): PayoutDelta[] {
+  if (!isPayoutTable(e.table, m)) return [];
+  const t = m.payouts!;
+  if ((e.op === 'update' || e.op === 'delete') && !e.old) throw new BadRowError(`${e.op} on ${e.table} without the old row: set REPLICA IDENTITY FULL on ${e.table}`);
+  if ((e.op === 'insert' || e.op === 'update') && !e.row) throw new BadRowError(`${e.op} on ${e.table} without a row`);
+  const before = e.op === 'insert' ? null : payoutOf(e.old!, t, e.table);
+  const after = e.op === 'delete' ? null : payoutOf(e.row!, t, e.table);
+  if (before && after && samePayout(before, after)) return [];
+  const out: PayoutDelta[] = [];
+  if (before) out.push({ sign: -1, payout: before });
+  if (after) out.push({ sign: 1, payout: after });
+  return out;
+}
+
+function samePayout(a: Payout, b: Payout): boolean {
+  return a.id === b.id && a.merchantId === b.merchantId && a.amount === b.amount && a.coversToMs === b.coversToMs && a.paidAtMs === b.paidAtMs;
 }
 
 /**
@@ -278,7 +397,8 @@ export class FactScanner {
     const at = (c: string) => { let i = cols.indexOf(c); if (i < 0) { i = cols.length; cols.push(c); } return i; };
     this.#cols = [m.approvals, m.cancels].map((t) => [at(t.merchant), at(t.amount), at(t.time)]);
     this.#ncols = cols.length;
-    const tables = tablesOf(m);
+    // payout events are no facts: the scanner reads them as a table it does not know (no facts)
+    const tables = factTablesOf(m);
     this.#shared = tables.length === 1;
     this.#kinds = this.#shared ? [[0, 1]] : [[0], [1]];
     this.event = new EventScanner(tables, cols);

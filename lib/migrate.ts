@@ -26,7 +26,10 @@ export async function migrate(url: string, schema: Schema, log?: Logger): Promis
   const applied: string[] = [];
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
-    await client.query(`CREATE TABLE IF NOT EXISTS riskmon_migrations (
+    // Created only when missing: a service's own login role (riskmon_risk_rw, no CREATE on the schema) finds every
+    // migration applied and must not need CREATE for an IF NOT EXISTS that would do nothing.
+    const known = (await client.query(`SELECT to_regclass('riskmon_migrations') IS NOT NULL AS known`)).rows[0].known;
+    if (!known) await client.query(`CREATE TABLE IF NOT EXISTS riskmon_migrations (
       schema text NOT NULL, version text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (schema, version))`);
     const done = new Set((await client.query('SELECT version FROM riskmon_migrations WHERE schema = $1', [schema])).rows.map((r) => r.version));

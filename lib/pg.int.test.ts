@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logger } from './logger.ts';
 import { createPool } from './pg.ts';
-import { freshDatabase } from '../test/helpers/services.ts';
+import { freshDatabase } from '../test/harness/services.ts';
 import { waitFor } from '../test/harness/index.ts';
 
 describe('createPool', () => {

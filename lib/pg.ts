@@ -53,3 +53,31 @@ export async function inTransaction<T>(db: pg.Pool, fn: (client: pg.PoolClient) 
     client.release();
   }
 }
+
+/**
+ * PostgreSQL is down or restarting (refused or lost connection, "the database system is starting up" / "shutting
+ * down": SQLSTATE class 57P), not a mistake in the request or the configuration (pure).
+ */
+export function pgUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  if (!e) return false;
+  if (typeof e.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|57P0[1-3])$/.test(e.code)) return true;
+  return /Connection terminated|connection timeout|timeout expired/i.test(String(e.message ?? ''));
+}
+
+/**
+ * Runs `fn` (a start-up step: migrations, seeding) until PostgreSQL answers: while it is down or restarting, `fn`
+ * is retried every `everyMs` with a warning every 30 s; any other error is thrown. A component started during a
+ * PostgreSQL restart waits for it instead of exiting.
+ */
+export async function whenPgAnswers<T>(fn: () => Promise<T>, log: Logger, what: string, everyMs = 1_000): Promise<T> {
+  for (let warned = 0; ;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!pgUnavailable(err)) throw err;
+      if (Date.now() - warned > 30_000) { log.warn({ err: (err as Error).message }, `${what}: PostgreSQL is not answering; retrying until it does`); warned = Date.now(); }
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Command, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { ConfigError, type REDIS_MODES } from './config.ts';
+import { backoffMs } from './service.ts';
 
 export type RedisClient = Redis | Cluster;
 export type RedisMode = typeof REDIS_MODES[number];
@@ -115,8 +116,11 @@ export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): Re
   };
   if (t.mode === 'cluster') {
     const nodes: ClusterNode[] = t.nodes.map((n) => ({ host: n.host, port: n.port }));
-    return new Cluster(nodes, {
+    const cluster = new Cluster(nodes, {
       lazyConnect: common.lazyConnect,
+      // with every node unreachable, reconnect with backoff up to 5 s (ioredis's default retries every 100 ms + 2 ms
+      // per attempt: still under 2 s after ten minutes, reconnecting to every seed each time)
+      clusterRetryStrategy: (times) => backoffMs(times - 1, 200, 5_000),
       ...(opts.offlineQueue === false ? { enableOfflineQueue: false } : {}),
       // a failover moves slots: wait for the new master rather than fail the command
       retryDelayOnFailover: 200,
@@ -125,12 +129,19 @@ export function createRedis(cfg: RedisConfig, opts: RedisClientOptions = {}): Re
       retryDelayOnClusterDown: 300,
       retryDelayOnTryAgain: 200,
       slotsRefreshTimeout: 2000,
-      // without it, a node that restarts without slot changes (a replica) stays disconnected
-      clusterNodeRetryStrategy: (times) => Math.min(100 + times * 100, 2000),
+      // A node whose connection closes is dropped at once (ioredis' default, no reconnect strategy): its queued
+      // commands fail with "Connection is closed", which makes the client re-read the slot map and resend them to the
+      // promoted replica. A reconnect strategy kept them queued on the dead master instead, and lost them for good
+      // when a slot-map refresh dropped the node while it waited to reconnect (ioredis' disconnect() of a
+      // reconnecting connection flushes nothing): a failover never healed. The slot map is re-read every 2 s, which
+      // also connects again to a node the cluster still lists (a restart without slot changes).
+      slotsRefreshInterval: 2_000,
       // TLS certificates name hosts, not the addresses a lookup returns
       ...(tls ? { dnsLookup: (address: string, cb: (err: null, address: string) => void) => cb(null, address) } : {}),
       redisOptions: { ...common, lazyConnect: undefined, maxRetriesPerRequest: common.maxRetriesPerRequest },
     });
+    clusterSeeds.set(cluster, { nodes: t.nodes.map((n) => ({ host: n.host, port: n.port })), options: { ...common, lazyConnect: false } });
+    return cluster;
   }
   if (t.mode === 'sentinel') {
     return new Redis({
@@ -158,9 +169,38 @@ export function isCluster(redis: RedisClient): redis is Cluster {
   return (redis as Cluster).isCluster === true;
 }
 
-/** A second connection with the same settings (a pub/sub subscriber). */
+/** A cluster's seed nodes and node options, for its subscriber (duplicateRedis). */
+const clusterSeeds = new WeakMap<Cluster, { nodes: { host: string; port: number }[]; options: RedisOptions }>();
+
+/**
+ * A second connection like `redis`, for SUBSCRIBE. For a cluster it is a plain connection to one node (Redis Cluster
+ * forwards every PUBLISH to all nodes), not ioredis's cluster subscriber: that one, when its node is gone, connects to
+ * another at once, with no delay — with every node down a refused connect after a refused connect, 30–90% of a core
+ * and garbage to match (measured on the api: bench/results/2026-12-07-deps-down.md). This one reconnects with backoff
+ * (200 ms doubling to 5 s), each time to the next node the cluster knows (its seeds when it knows none), and
+ * subscribes again on its own (ioredis's autoResubscribe).
+ */
 export function duplicateRedis(redis: RedisClient): RedisClient {
-  return isCluster(redis) ? redis.duplicate() : redis.duplicate();
+  if (!isCluster(redis)) return redis.duplicate();
+  const seeds = clusterSeeds.get(redis);
+  if (!seeds) return redis.duplicate();
+  const known = () => {
+    const live = redis.nodes().map((n) => ({ host: n.options.host, port: n.options.port })).filter((n): n is { host: string; port: number } => Boolean(n.host && n.port));
+    return live.length ? live : seeds.nodes;
+  };
+  let next = 0;
+  const sub: Redis = new Redis({
+    ...seeds.options, host: seeds.nodes[0].host, port: seeds.nodes[0].port, maxRetriesPerRequest: null,
+    retryStrategy: (times) => {
+      const nodes = known();
+      const n = nodes[++next % nodes.length];
+      // the connector reads host and port from these options at each connect
+      sub.options.host = n.host;
+      sub.options.port = n.port;
+      return backoffMs(times - 1, 200, 5_000);
+    },
+  });
+  return sub;
 }
 
 /** The masters holding data: one client per cluster master, or the client itself (key scans, FLUSH). */

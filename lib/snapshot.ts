@@ -9,6 +9,10 @@
  *
  * A temporary slot (`riskmon backfill` on a running system) only serves to get such a snapshot and its position; it
  * is dropped when its connection closes, right after the snapshot is imported.
+ *
+ * More connections can read under the same snapshot (`fork`): the first connection's transaction exports its
+ * snapshot (pg_export_snapshot, valid while that transaction is open) and each fork imports it, as parallel pg_dump
+ * does — every fork sees exactly what the first one sees, so reads spread over forks stay exact with the slot.
  */
 import pg from 'pg';
 import { parseLsn } from './lsn.ts';
@@ -19,7 +23,9 @@ export interface SnapshotRead {
   consistentPoint: bigint;
   /** a connection inside a READ ONLY REPEATABLE READ transaction on the snapshot (TimeZone UTC) */
   client: pg.Client;
-  /** ends the transaction and the connection */
+  /** another connection inside a READ ONLY REPEATABLE READ transaction on the same snapshot; `close` ends it too */
+  fork(): Promise<pg.Client>;
+  /** ends the transactions and the connections (the forks' too) */
   close(): Promise<void>;
 }
 
@@ -41,12 +47,28 @@ export async function slotWithSnapshot(pgUrl: string, slot: string, o: { tempora
     await client.query(`SET TRANSACTION SNAPSHOT '${row.snapshot_name.replaceAll("'", "''")}'`);
     const c = client;
     await repl.end().catch(() => {}); // the imported snapshot stays valid; a temporary slot is dropped now
+    const forks: pg.Client[] = [];
+    let exported: Promise<string> | null = null;
+    const end = async (x: pg.Client) => {
+      await x.query('COMMIT').catch(() => {});
+      await x.end().catch(() => {});
+    };
     return {
       consistentPoint: parseLsn(row.consistent_point),
       client: c,
+      fork: async () => {
+        exported ??= c.query('SELECT pg_export_snapshot() AS id').then((r) => (r.rows[0] as { id: string }).id);
+        const id = await exported;
+        const f = createClient({ connectionString: pgUrl, application_name: o.applicationName ?? 'riskmon-backfill', options: '-c TimeZone=UTC' });
+        forks.push(f);
+        await f.connect();
+        await f.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        await f.query(`SET TRANSACTION SNAPSHOT '${id.replaceAll("'", "''")}'`);
+        return f;
+      },
       close: async () => {
-        await c.query('COMMIT').catch(() => {});
-        await c.end().catch(() => {});
+        await Promise.all(forks.map(end));
+        await end(c);
       },
     };
   } catch (err) {

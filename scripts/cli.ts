@@ -4,6 +4,7 @@
  * its services; `all` runs every component's services in one process. Commands are loaded lazily so `riskmon
  * migrate` does not load Kafka or Fastify.
  */
+import { parseFlags, UsageError, wantsHelp, type FlagSpec } from '../lib/args.ts';
 import { ConfigError } from '../lib/config.ts';
 import { logger } from '../lib/logger.ts';
 import { runServices, type Service } from '../lib/service.ts';
@@ -24,19 +25,35 @@ async function runComponents(names: string[]): Promise<number> {
   return runServices(services, logger.child({ component: names.length > 1 ? 'all' : names[0] }));
 }
 
-const commands: Record<string, Command> = {
-  cdc: {
-    summary: 'tail the source WAL (logical replication) into the Kafka topic',
-    usage: 'riskmon cdc [--accept-gap]  (--accept-gap: start although the slot is gone while the topic holds changes)',
+/** A long-running component: its options parsed like every command's (lib/args.ts), then it runs until stopped. */
+function component(name: string, names: string[], summary: string, spec: Record<string, FlagSpec> = {}, usage?: string): Command {
+  return {
+    summary,
+    usage,
     run: (args) => {
-      if (args.includes('--accept-gap')) process.env.RISKMON_ACCEPT_GAP = 'true';
-      return runComponents(['cdc']);
+      if (wantsHelp(args)) { process.stdout.write(`usage: ${usage ?? `riskmon ${name}`}\n  ${summary}\n`); return Promise.resolve(0); }
+      let flags;
+      try {
+        flags = parseFlags(name, args, spec);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        process.stderr.write(`riskmon ${name}: ${err.message}\nusage: ${usage ?? `riskmon ${name}`}\n`);
+        return Promise.resolve(2);
+      }
+      if (flags['accept-gap']) process.env.RISKMON_ACCEPT_GAP = 'true';
+      return runComponents(names);
     },
-  },
-  aggregate: { summary: 'consume the topic into per-merchant Redis buckets; close minutes', run: () => runComponents(['aggregate']) },
-  alerting: { summary: 'evaluate the rules on closed minutes; store alerts; send Slack', run: () => runComponents(['alerting']) },
-  api: { summary: 'REST, WebSocket and the dashboard', run: () => runComponents(['api']) },
-  all: { summary: 'every component in one process', run: () => runComponents(['cdc', 'aggregate', 'alerting', 'api']) },
+  };
+}
+
+const commands: Record<string, Command> = {
+  cdc: component('cdc', ['cdc'], 'tail the source WAL (logical replication) into the Kafka topic',
+    { 'accept-gap': { kind: 'bool', help: 'start although the slot is gone while the topic holds changes' } },
+    'riskmon cdc [--accept-gap]  (--accept-gap: start although the slot is gone while the topic holds changes)'),
+  aggregate: component('aggregate', ['aggregate'], 'consume the topic into per-merchant Redis buckets; close minutes'),
+  alerting: component('alerting', ['alerting'], 'evaluate the rules on closed minutes; store alerts; send Slack'),
+  api: component('api', ['api'], 'REST, WebSocket and the dashboard'),
+  all: component('all', ['cdc', 'aggregate', 'alerting', 'api'], 'every component in one process'),
   migrate: {
     summary: 'create or upgrade the source reference schema (PG_URL) and the risk store (RISK_PG_URL)',
     usage: 'riskmon migrate [--source-only | --risk-only]',
@@ -44,7 +61,7 @@ const commands: Record<string, Command> = {
   },
   replay: {
     summary: 'rebuild buckets and alerts from the retained topic starting at a source LSN',
-    usage: 'riskmon replay --from-lsn <LSN>',
+    usage: 'riskmon replay --from-lsn <LSN> [--force]',
     run: async (args) => (await import('../aggregator/index.ts')).replayCommand(args),
   },
   backfill: {

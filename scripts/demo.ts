@@ -6,7 +6,8 @@
  *  3. starts `riskmon cdc`, `aggregate` and `api`, each its own process, so the slot exists before any history is written;
  *  4. loads 8 days of reference history with injected anomalies (through the real pipeline: WAL → Kafka → Redis);
  *  5. starts `riskmon alerting` once the history is in, then runs the live generator with the same anomalies, and a local webhook receiver that prints what riskmon
- *     sends to Slack (unless RISKMON_SLACK_WEBHOOK_URL points at a real one);
+ *     sends to Slack (unless RISKMON_SLACK_WEBHOOK_URL points at a real one), and one playing the settlement system
+ *     that verifies and prints the signed payout holds and releases (unless RISKMON_ACTION_WEBHOOK_URL is set);
  *  6. prints the dashboard URL with an API key, and keeps running until Ctrl-C.
  *
  * Scale: RISKMON_DEMO_TX_PER_DAY (default 600,000) over RISKMON_DEMO_MERCHANTS (default 20,000) — a fifth of the
@@ -23,9 +24,9 @@ import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
-import { pickMerchants } from './generate/index.ts';
-import { stackUp, withDatabase } from './stack-lib.ts';
-import { dropInactiveSlots, FakeSlack, spawnRiskmon, waitExit, waitFor } from '../test/harness/index.ts';
+import { pickMerchants, Workload } from './generate/index.ts';
+import { stackUp, withDatabase } from './stack/index.ts';
+import { dropInactiveSlots, FakeSlack, spawnRiskmon, waitExit, waitFor, WebhookReceiver } from '../test/harness/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const logDir = join(root, '.riskmon', 'demo');
@@ -56,6 +57,19 @@ async function slackPrinter(): Promise<string> {
     onRequest: (r) => console.log(`[slack] ${r.body?.text ?? (r.body ? JSON.stringify(r.body) : r.text).slice(0, 200)}`),
   }).start();
   return slack.unref().url;
+}
+
+/**
+ * A local receiver standing in for the settlement system: it verifies each payout action's signature with the
+ * demo's secret, dedupes by idempotency key and prints it. Returns the env that points riskmon at it.
+ */
+async function settlementPrinter(): Promise<NodeJS.ProcessEnv> {
+  const secret = randomBytes(32).toString('hex');
+  const receiver = await new WebhookReceiver({
+    secrets: [secret],
+    onEvent: (e, r) => console.log(`[settlement] ${e.type} merchant ${e.merchantId} (hold ${e.holdId}) by ${e.actor}: "${e.reason}" — signature ${r.verified ? 'verified' : 'INVALID'}, idempotency-key ${r.idempotencyKey}`),
+  }).start();
+  return { RISKMON_ACTION_WEBHOOK_URL: receiver.unref().url, RISKMON_ACTION_WEBHOOK_SECRET: secret };
 }
 
 function riskmon(args: string[], env: NodeJS.ProcessEnv, logFile: string | null): ChildProcess {
@@ -96,6 +110,7 @@ async function main(): Promise<number> {
     RISKMON_API_KEYS: process.env.RISKMON_API_KEYS ?? `${viewer}:viewer,${admin}:admin:Demo Admin,${analyst}:analyst:Demo Analyst`,
     RISKMON_PUBLIC_URL: publicUrl,
     RISKMON_SLACK_WEBHOOK_URL: process.env.RISKMON_SLACK_WEBHOOK_URL ?? await slackPrinter(),
+    ...(process.env.RISKMON_ACTION_WEBHOOK_URL ? {} : await settlementPrinter()),
   };
   const adminKey = process.env.RISKMON_API_KEYS ? process.env.RISKMON_API_KEYS.split(',')[0].split(':')[0] : admin;
 
@@ -133,7 +148,16 @@ async function main(): Promise<number> {
   // The volume anomalies start at local midnight: starting earlier would cut into the 7-day baseline too, and a
   // merchant just above 1B KRW a day could fall out of volume_drop's eligibility.
   const midnight = new Date(dayStart(Date.now(), process.env.RISKMON_TZ || 'Asia/Seoul')).toISOString();
-  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:${midnight}`, `full_stop:${who.bigVolumeStop}:${midnight}`];
+  // A bust-out: a merchant selling about 100M KRW a day (none of the others) stops selling while its buyers cancel
+  // payments already paid out (payouts are D+2), 60 cancels per usual transaction: in 50 minutes that is about two
+  // days of its sales, more than the day and a half not yet paid out, so it owes and the receivable rule fires soon.
+  const w = new Workload(merchants);
+  const taken = new Set([who.normal, who.hot, who.bigVolume, who.bigVolumeStop]);
+  let bustOut = who.normal + 10;
+  for (let id = 1; id <= merchants; id++) {
+    if (!taken.has(id) && w.expectedDailyVolume(id, txPerDay) <= 100_000_000) { bustOut = id; break; }
+  }
+  const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:${midnight}`, `full_stop:${who.bigVolumeStop}:${midnight}`, `bust_out:${bustOut}:-50m:60`];
   const scenarioArgs = scenarios.flatMap((s) => ['--scenario', s]);
   say(`loading 8 days of history (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
   const backfill = riskmon(['generate', 'backfill', '--days', '8', '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', ...scenarioArgs], env, null);
@@ -177,7 +201,10 @@ async function main(): Promise<number> {
   Injected anomalies (they should alert, and nothing else):
     cancel_rate_spike  merchant ${who.normal} (a normal merchant, cancels ×10 for the last 50 min) and ${who.hot} (a hot merchant, ×6)
     volume_drop        merchant ${who.bigVolume} (≥ 1B KRW a day, at 30% since midnight) and ${who.bigVolumeStop} (full stop)
-  Slack messages are printed here as [slack] lines. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
+    receivable         merchant ${bustOut} (busting out for the last 50 min: no sales, its buyers cancel payments already
+                       paid out; payouts are D+2) — ₩ at risk in the alert feed, hold it from the alert page
+  Slack messages are printed here as [slack] lines; a payout hold or release (the analyst key, on an alert or a
+  merchant page) reaches the local settlement receiver and is printed as a [settlement] line. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
 `);
   const codes = await Promise.all(children.map(exited));
   return codes.some((c) => c !== 0) && !stopping ? 1 : 0;

@@ -1,7 +1,7 @@
 /**
  * Docker images riskmon runs on: the base images compose.yaml and the test harness use (official by default, the
  * RISKMON_*_IMAGE variables select others, e.g. the stand-ins of `npm run images -- local`), and the one probe of
- * whether a Docker engine answers. Shared by scripts/images.ts, test/helpers/containers.ts and the compose test.
+ * whether a Docker engine answers. Shared by scripts/images.ts, test/harness/containers.ts and the compose test.
  */
 import { spawnSync } from 'node:child_process';
 

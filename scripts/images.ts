@@ -6,7 +6,7 @@
  * 1. A Debian bookworm root file system by `debootstrap --variant=minbase` from deb.debian.org, cached as a tarball in
  *    .riskmon/cache/images/ and imported with `docker import` as riskmon-local/debian:bookworm (both reused).
  * 2. On it, scripts/images/<name>/Dockerfile: postgres (postgresql-15), redis (redis-server 7), kafka (JRE 17 + the
- *    Kafka jars scripts/stack-lib.ts resolves from Maven Central), node (this machine's Node 24 binary and npm:
+ *    Kafka jars scripts/stack/index.ts resolves from Maven Central), node (this machine's Node 24 binary and npm:
  *    Debian's own nodejs is 18), prometheus (Debian's 2.42, for compose's monitoring profile). Docker's layer cache
  *    makes a rebuild cheap.
  * --refresh rebuilds the root file system and the images from scratch.
@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BASE_IMAGES, dockerBuildEnv, IMAGE_VARS, imageExists, probeDocker, type BaseImage } from './images-lib.ts';
-import { KAFKA_VERSION } from './stack-lib.ts';
+import { KAFKA_VERSION } from './stack/index.ts';
 import { requireBinary } from './stack/host.ts';
 import { ensureKafkaJars } from './stack/kafka.ts';
 import { NODE_MAJOR } from './node-runtime.mjs';

@@ -1,9 +1,9 @@
 /**
  * Local services for development: `npm run stack -- up | down [--purge] | env | status | restart <pg|kafka|redis>`.
- * The logic lives in stack-lib.ts so tests and the demo can use it too.
+ * The logic lives in stack/index.ts so tests and the demo can use it too.
  */
 import fs from 'node:fs';
-import { defaultStackDir, envLine, restartService, SERVICES, stackDown, stackEnv, StackError, stackPrepare, stackStatus, stackUp, type ServiceName } from './stack-lib.ts';
+import { defaultStackDir, envLine, restartService, SERVICES, stackDown, stackEnv, StackError, stackPrepare, stackStatus, stackUp, type ServiceName } from './stack/index.ts';
 import { replicatedDir, replicatedDown, replicatedEnv, replicatedUp, type ReplicatedEnv } from './stack/replicated.ts';
 
 const USAGE = `usage: npm run stack -- <command>

@@ -16,8 +16,8 @@ import { migrate } from '../lib/migrate.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import { DAY, dayStart, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants } from '../scripts/generate/index.ts';
-import { freshDatabase, services, uniqueName } from './helpers/services.ts';
-import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+import { freshDatabase, services, uniqueName } from './harness/services.ts';
+import { diffAgainstReader, sqlTruth } from './harness/truth.ts';
 import { runEnv, runRiskmon, sleep, spawnRiskmon, streaming, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -102,7 +102,8 @@ describe('riskmon backfill on a running system', () => {
         await sleep(5);
       }
     })();
-    const all = await runRiskmon(['backfill', '--days', '4'], env);
+    // small sums per partition: written several times behind the parallel reads, later writes adding to earlier ones
+    const all = await runRiskmon(['backfill', '--days', '4'], { ...env, RISKMON_BACKFILL_MAX_CELLS: '1000', RISKMON_BACKFILL_READERS: '4', RISKMON_BACKFILL_CHUNK_HOURS: '6' });
     expect(all.code, all.stderr).toBe(0);
     await sleep(2000);
     stop = true;

@@ -18,9 +18,9 @@ import { createBucketReader, readBackfill, type BackfillRecord } from '../aggreg
 import { migrate } from '../lib/migrate.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
-import { zoneClearOfMidnight } from './helpers/midnight.ts';
-import { freshDatabase, services, uniqueName } from './helpers/services.ts';
-import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+import { zoneClearOfMidnight } from './harness/midnight.ts';
+import { freshDatabase, services, uniqueName } from './harness/services.ts';
+import { diffAgainstReader, sqlTruth } from './harness/truth.ts';
 import { runEnv, runRiskmon, sleep, spawnRiskmon, streaming, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');

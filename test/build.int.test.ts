@@ -1,7 +1,7 @@
 /**
  * The production build without Docker: `npm run build` emits dist/, and the `riskmon` bin runs it with plain node —
- * `riskmon migrate` finds its SQL beside the compiled code, and `riskmon api` serves /ready, the dashboard and
- * /docs from dist/. (test/compose.int.test.ts runs the same build inside the image.)
+ * `riskmon migrate` finds its SQL beside the compiled code, `riskmon api` serves /ready, the dashboard and /docs from
+ * dist/, and `riskmon alerting` starts its backtest thread from the compiled worker. (test/compose.int.test.ts runs the same build inside the image.)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../lib/net.ts';
 import { waitFor } from './harness/index.ts';
-import { freshDatabase, services } from './helpers/services.ts';
+import { freshDatabase, services } from './harness/services.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'scripts', 'riskmon.mjs');
@@ -38,5 +38,14 @@ describe('compiled JavaScript (npm run build)', () => {
     expect(await (await fetch(`${base}/`)).text()).toMatch(/<html/i);
     expect((await fetch(`${base}/docs`)).status).toBe(200);
     api.kill('SIGTERM');
+
+    // The alerting starts its backtest thread from the compiled worker (dist/alerting/backtest/worker.js).
+    const alerting = spawn(process.execPath, [BIN, 'alerting'], { env: { ...env, RISKMON_LOG_LEVEL: 'info', RISKMON_REDIS_PREFIX: `build${port}` }, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(alerting);
+    let out = '';
+    alerting.stdout!.on('data', (d) => { out += d; });
+    await waitFor(() => /"thread":"backtest".*"msg":"backtest thread started"/.test(out), { timeoutMs: 60_000, intervalMs: 200, message: `the compiled backtest thread to start:\n${out.slice(-2000)}` });
+    expect(out).not.toMatch(/backtest thread stopped unexpectedly/);
+    alerting.kill('SIGTERM');
   }, 300_000);
 });

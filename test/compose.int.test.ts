@@ -3,8 +3,9 @@
  * the monitoring profile's prometheus, on the riskmon image) is brought up on a Docker engine; the test writes 7
  * days of payments and cancels for a merchant plus a cancel surge in the last half hour into the compose
  * PostgreSQL, reads the buckets back through REST, starts the alerting (after the history, as docs/operations.md "Running it"
- * says) and waits for the cancel_rate_spike alert. It also checks that compose refuses to start without
- * RISKMON_API_KEYS, that the dashboard and /docs answer, that Prometheus scrapes every component and loaded the
+ * says) and waits for the cancel_rate_spike alert. Its secrets are files (scripts/compose-secrets.sh into a folder of
+ * its own): it checks that compose refuses to start without them and holds no default password, that each service
+ * logs in to PostgreSQL as its own role, that the dashboard and /docs answer, that Prometheus scrapes every component and loaded the
  * alert rules, and that `promtool check metrics` finds nothing in riskmon's own metrics of each component. Everything
  * is removed at the end (`down -v`).
  *
@@ -15,6 +16,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -43,6 +45,8 @@ if (skipReason) console.warn(`[compose] compose.int.test.ts skipped: ${skipReaso
 const MERCHANT = '900001';
 const KEY = `compose-admin-${crypto.randomBytes(6).toString('hex')}`;
 const project = `riskmon-test-${crypto.randomBytes(3).toString('hex')}`;
+/** The compose secrets of this run (under .riskmon/, which the image build context leaves out). */
+const secrets = path.join(ROOT, '.riskmon', `compose-secrets-${project}`);
 const timings: Record<string, number> = {};
 let env: NodeJS.ProcessEnv = {};
 let api = '';
@@ -77,11 +81,13 @@ describe.skipIf(skipReason !== null)('docker compose: the whole system in contai
     }
     const [http, pgPort, kafka, redis, prom] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     env = {
-      ...process.env, RISKMON_IMAGE: image, RISKMON_API_KEYS: `${KEY}:admin`,
+      ...process.env, RISKMON_IMAGE: image, RISKMON_SECRETS_DIR: secrets,
       RISKMON_HTTP_PORT: String(http), RISKMON_PG_PORT: String(pgPort), RISKMON_KAFKA_PORT: String(kafka), RISKMON_REDIS_PORT: String(redis), RISKMON_PROMETHEUS_PORT: String(prom),
     };
     // The test's own service URLs must not leak into compose's interpolation.
-    for (const k of ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL']) delete env[k];
+    for (const k of ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL', 'RISKMON_API_KEYS']) delete env[k];
+    const gen = spawnSync('sh', [path.join(ROOT, 'scripts', 'compose-secrets.sh'), secrets], { env: { ...process.env, RISKMON_API_KEYS: `${KEY}:admin` }, encoding: 'utf8' });
+    if (gen.status !== 0) throw new Error(`scripts/compose-secrets.sh failed:\n${gen.stderr}`);
     api = `http://127.0.0.1:${http}`;
   }, 900_000);
 
@@ -89,15 +95,19 @@ describe.skipIf(skipReason !== null)('docker compose: the whole system in contai
     if (!compose || !api) return;
     if (!passed) console.log(run(['logs', '--tail', '40'], { allowFail: true }).stdout);
     run(['down', '-v', '--remove-orphans'], { allowFail: true, timeoutMs: 180_000 });
+    rmSync(secrets, { recursive: true, force: true });
     console.log(`[compose] ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}s`).join(', ')}`);
   }, 240_000);
 
-  it('refuses to start without RISKMON_API_KEYS', () => {
-    const noKeys = { ...env };
-    delete noKeys.RISKMON_API_KEYS;
-    const r = run(['config', '-q'], { env: noKeys, allowFail: true });
+  it('refuses to start without its secret files, and holds no password of its own', () => {
+    const none = { ...env };
+    delete none.RISKMON_SECRETS_DIR;
+    const r = run(['config', '-q'], { env: none, allowFail: true });
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain('RISKMON_API_KEYS');
+    expect(r.stderr).toContain('compose-secrets.sh');
+    const text = readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8');
+    expect(text).not.toMatch(/PASSWORD:-|PASSWORD: [^$\n]|postgres:\/\/[^@\s]*:[^@\s]*@/);
+    expect(text).not.toMatch(/RISKMON_API_KEYS:/);
   });
 
   it('comes up, counts what is written to its PostgreSQL, serves it over REST and raises the cancel surge alert', async () => {
@@ -109,7 +119,8 @@ describe.skipIf(skipReason !== null)('docker compose: the whole system in contai
 
     // 7 full local days of history (6 approvals an hour, a cancel every 4 hours: ~4%), then a surge in the last
     // 30 minutes (30 approvals, 15 cancels: 50%).
-    const db = new pg.Client({ connectionString: `postgres://postgres:riskmon@127.0.0.1:${env.RISKMON_PG_PORT}/riskmon_source` });
+    const pgPassword = readFileSync(path.join(secrets, 'pg_password'), 'utf8');
+    const db = new pg.Client({ connectionString: `postgres://postgres:${pgPassword}@127.0.0.1:${env.RISKMON_PG_PORT}/riskmon_source` });
     await db.connect();
     const t1 = Date.now();
     // The history ends at the last local midnight at least an hour back, so the surge never lands on its last day
@@ -161,6 +172,18 @@ describe.skipIf(skipReason !== null)('docker compose: the whole system in contai
     // Nothing else fired: the steady merchant has no rows, the surge merchant one alert.
     const all = await get('/api/alerts?state=firing') as { items: { merchantId: string }[] };
     expect(all.items.map((a) => a.merchantId)).toEqual([MERCHANT]);
+
+    // Each service logged in as its own role (ops/postgres-init/20-riskmon-roles.sh), none as the superuser.
+    const admin = new pg.Client({ connectionString: `postgres://postgres:${pgPassword}@127.0.0.1:${env.RISKMON_PG_PORT}/riskmon_source` });
+    await admin.connect();
+    const { rows } = await admin.query(`SELECT DISTINCT usename, application_name, datname FROM pg_stat_activity
+      WHERE application_name LIKE 'riskmon%' OR backend_type = 'walsender'`);
+    await admin.end();
+    const who = (app: RegExp, db: string) => [...new Set(rows.filter((r) => app.test(r.application_name ?? '') && r.datname === db).map((r) => r.usename))];
+    expect(who(/^riskmon-api$/, 'riskmon_risk')).toEqual(['riskmon_api']);
+    expect(who(/^riskmon-alerting$/, 'riskmon_risk')).toEqual(['riskmon_alerting']);
+    expect(rows.filter((r) => r.datname === 'riskmon_source' && r.usename === 'riskmon_cdc').length).toBeGreaterThan(0);
+    expect(rows.filter((r) => r.usename === 'postgres' && /^riskmon/.test(r.application_name ?? ''))).toEqual([]);
     passed = true;
   }, 900_000);
 

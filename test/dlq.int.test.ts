@@ -16,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBucketReader, emptyTotals, type Totals } from '../aggregator/store/index.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY } from '../lib/time.ts';
-import { freshDatabase, services, uniqueName } from './helpers/services.ts';
-import { diffTotals } from './helpers/truth.ts';
+import { freshDatabase, services, uniqueName } from './harness/services.ts';
+import { diffTotals } from './harness/truth.ts';
 import { Fleet } from './soak/fleet.ts';
 import { waitFor } from './harness/index.ts';
 

@@ -2,7 +2,7 @@
  * vitest globalSetup of the `integration` project: real PostgreSQL, Kafka and Redis for the tests.
  *
  * - PG_URL, RISK_PG_URL, KAFKA_BROKERS and REDIS_URL all set: those services are used as they are.
- * - otherwise, where a Docker engine answers, as containers through testcontainers (test/helpers/containers.ts;
+ * - otherwise, where a Docker engine answers, as containers through testcontainers (test/harness/containers.ts;
  *   official images, or the RISKMON_*_IMAGE ones), removed at the end;
  * - otherwise (or with RISKMON_TEST_SERVICES=native) a stack is started (or joined) by the native launcher in
  *   `.riskmon/test-stack` (RISKMON_TEST_STACK_DIR), separate from the development stack; services named in the
@@ -10,7 +10,7 @@
  *
  * The URLs reach the tests twice: `project.provide()` (read with `inject()`), and process.env, which the forked
  * test workers inherit because they are spawned after this runs. Tests isolate themselves with
- * test/helpers/services.ts (a database, topic, group, slot or key prefix of their own), so a stack can be shared by
+ * test/harness/services.ts (a database, topic, group, slot or key prefix of their own), so a stack can be shared by
  * parallel runs: each run registers as a holder and the last one to finish stops it
  * (RISKMON_TEST_KEEP_STACK=1 keeps it running for the next run).
  */
@@ -18,9 +18,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { probeDocker } from '../scripts/images-lib.ts';
-import type { ContainerStack } from './helpers/containers.ts';
-import { releaseStack, stackUp, type StackEnv } from '../scripts/stack-lib.ts';
-import { resetServices } from './helpers/services.ts';
+import type { ContainerStack } from './harness/containers.ts';
+import { releaseStack, stackUp, type StackEnv } from '../scripts/stack/index.ts';
+import { resetServices } from './harness/services.ts';
 
 const KEYS = ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL'] as const;
 const REPO_ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -34,7 +34,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   let containers: ContainerStack | null = null;
   if (backend === 'containers' || backend === 'auto-containers') {
     const t0 = Date.now();
-    const { startContainers } = await import('./helpers/containers.ts');
+    const { startContainers } = await import('./harness/containers.ts');
     try {
       containers = await startContainers(log);
       log(`containers ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${containers.containers.map((c) => `${c.service}=${c.image}`).join(' ')}`);

@@ -19,8 +19,8 @@ import { TopicReader, createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { validateMapping } from '../lib/mapping.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';
-import { freshDatabase, services, uniqueName } from './helpers/services.ts';
-import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+import { freshDatabase, services, uniqueName } from './harness/services.ts';
+import { diffAgainstReader, sqlTruth } from './harness/truth.ts';
 import { dropSlot, runEnv, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');

@@ -21,9 +21,9 @@ import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { DAY, HOUR, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
-import { freshDatabase, services, uniqueName } from './helpers/services.ts';
-import { zoneClearOfMidnight } from './helpers/midnight.ts';
-import { diffAgainstReader, sqlTruth } from './helpers/truth.ts';
+import { freshDatabase, services, uniqueName } from './harness/services.ts';
+import { zoneClearOfMidnight } from './harness/midnight.ts';
+import { diffAgainstReader, sqlTruth } from './harness/truth.ts';
 import { FakeSlack, runEnv, spawnRiskmon, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');

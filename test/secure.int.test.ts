@@ -18,12 +18,12 @@ import { connections, readConfig } from '../lib/config.ts';
 import { migrate } from '../lib/migrate.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { readAll } from '../cdc/testing.ts';
-import { freshDatabase, uniqueName } from './helpers/services.ts';
+import { freshDatabase, uniqueName } from './harness/services.ts';
 import { dropSlot, spawnRiskmon, streaming, waitExit, waitFor } from './harness/index.ts';
 import { Redis } from 'ioredis';
-import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, startTlsRedisCluster, type Pki } from './helpers/secure.ts';
+import { makePki, startSaslSslKafka, startTlsPostgres, startTlsRedis, startTlsRedisCluster, type Pki } from './harness/secure.ts';
 import { nodePorts } from '../scripts/stack/replicated.ts';
-import { onNode, replicatedForTest } from './helpers/replicated.ts';
+import { onNode, replicatedForTest } from './harness/replicated.ts';
 
 let pki: Pki;
 beforeAll(async () => { pki = await makePki(); });

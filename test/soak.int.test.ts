@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stackDown } from '../scripts/stack-lib.ts';
-import { nativeStackMissing, uniqueName } from './helpers/services.ts';
+import { stackDown } from '../scripts/stack/index.ts';
+import { nativeStackMissing, uniqueName } from './harness/services.ts';
 import { runSoak } from './soak/run.ts';
 
 const dir = path.join(import.meta.dirname, '..', '.riskmon', uniqueName('soak_stack'));

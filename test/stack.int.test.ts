@@ -6,7 +6,7 @@ import { createKafka, createTopics, kafkaConfigOf } from '../lib/kafka/index.ts'
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropDatabase, freshDatabase, services, uniqueName } from './helpers/services.ts';
+import { dropDatabase, freshDatabase, services, uniqueName } from './harness/services.ts';
 import { waitFor } from './harness/index.ts';
 
 describe('test services', () => {

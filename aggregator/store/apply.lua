@@ -1,6 +1,7 @@
 -- Applies one partition's pre-aggregated chunk and advances that partition's offset, atomically.
 -- KEYS: 1 offset, 2 watermark, 3 replay lock, 4 merchant set, 5 foreign set, 6 window-index GC cursor,
---       7 last applied change position (lsn:seq), 8 generation (bumped by every replay), 9.. bucket hashes
+--       7 last applied change position (lsn:seq), 8 generation (bumped by every replay), 9 changed-merchant index,
+--       10.. hashes (tier buckets, window-index hashes and payout hashes: every one a HINCRBY of its fields)
 -- ARGV: 1 mode (live|init|replay), 2 first offset of the chunk, 3 next offset ('' = leave), 4 lock token,
 --       5 watermark candidate ('' = none), 6 window-index key prefix, 7 window minutes kept,
 --       8 position of the chunk's last change ('' = leave), 9 generation the caller's TTL record is valid for,
@@ -9,7 +10,8 @@
 --         ('' = none; a window-index hash gets it in its field layout.ts WINDOW_VERSION_FIELD), n × (field, x)
 --         — HINCRBY field x; fields are final (slot*4+kind in the tiers, 'n:'|'a:'|'c:'|'x:'..merchant in the
 --         window index), only non-zero deltas are sent, so Lua does no string work per field,
---       then m merchant names, then f foreign merchant names.
+--       then m merchant names (each also scored with the next offset in the changed-merchant index, when one is
+--       given), then f foreign merchant names.
 -- Returns {'ok'} | {'locked', owner} | {'offset', stored or ''} | {'generation', current}.
 -- HINCRBY keeps exact 64-bit integers in Redis: no parsing or number formatting in Lua.
 local lock = redis.call('GET', KEYS[3])
@@ -29,7 +31,7 @@ if gen ~= ARGV[9] then return {'generation', gen} end
 
 local call, tonumber = redis.call, tonumber
 local i = 12
-for k = 9, #KEYS do
+for k = 10, #KEYS do
   local key, n, exp, version = KEYS[k], tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   i = i + 3
   for j = i, i + 2 * n - 1, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
@@ -44,6 +46,11 @@ for s = 4, 5 do
   while j < n do
     local k = math.min(n - j, 500)
     call('SADD', KEYS[s], unpack(ARGV, i + j, i + j + k - 1))
+    if s == 4 and ARGV[3] ~= '' then
+      local zs = {}
+      for x = 0, k - 1 do zs[2 * x + 1] = ARGV[3]; zs[2 * x + 2] = ARGV[i + j + x] end
+      call('ZADD', KEYS[9], unpack(zs))
+    end
     j = j + k
   end
   i = i + n

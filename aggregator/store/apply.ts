@@ -44,6 +44,7 @@ export class Applier {
     const ks = [
       keys.offset(prefix, p), keys.watermark(prefix, p), keys.lock(prefix, p),
       keys.merchants(prefix, p), keys.foreign(prefix, p), keys.windowGc(prefix, p), keys.position(prefix, p), keys.generation(prefix, p),
+      keys.changed(prefix, p),
     ];
     const args: string[] = [
       o.mode, o.first, o.next, o.lockToken ?? '', plan.watermark === null ? '' : String(plan.watermark),
@@ -62,6 +63,19 @@ export class Applier {
       if (hash.kind === 'window') for (const [m, d] of hash.fields) n += encodeWindowFields(args, m, d);
       else for (const [slot, d] of hash.fields) n += encodeBucketFields(args, Number(slot), d);
       // every delta netted out (an UPDATE undone in the same chunk): nothing to write, and no TTL to record
+      if (n === 0) { args.length = at; continue; }
+      ks.push(key);
+      args[at] = String(n);
+      if (!this.#ttlSet.has(key)) {
+        args[at + 1] = String(Math.ceil(plan.expires.get(key)! / 1000));
+        ttlSet.push(key);
+      }
+    }
+    for (const [key, fields] of plan.payouts) {
+      const at = args.length;
+      args.push('', '', '');
+      let n = 0;
+      for (const [f, d] of fields) if (d !== 0) { args.push(f, String(d)); n++; }
       if (n === 0) { args.length = at; continue; }
       ks.push(key);
       args[at] = String(n);

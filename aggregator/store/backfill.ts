@@ -51,6 +51,60 @@ export async function writeBackfill(redis: RedisClient, prefix: string, r: Backf
   await redis.set(keys.backfill(prefix), JSON.stringify(r));
 }
 
+/**
+ * A known gap in the stream: the slot was lost and created anew (`riskmon cdc --accept-gap`, or a slot gone after the
+ * first start's backfill), so what the source committed between the stream's last commit and the new slot is in no
+ * bucket. Recorded by the cdc when it creates the slot; shown by `riskmon status` and `/api/status`; deleted when a
+ * range backfill covering it finishes (aggregator/backfill.ts).
+ */
+export interface GapRecord {
+  slot: string;
+  /** the newest commit time the stream had carried (the partitions' newest watermark); null when none was stored */
+  from: string | null;
+  /** when the new slot was created: changes after it are streamed */
+  to: string;
+  /** the backfill that closes it */
+  fix: string;
+}
+
+export async function recordGap(redis: RedisClient, prefix: string, partitions: number, slot: string, now: number): Promise<GapRecord> {
+  // one GET per partition: their keys lie in different slots of a Redis Cluster (an MGET across them is refused)
+  const wms = await Promise.all(Array.from({ length: partitions }, (_, p) => redis.get(keys.watermark(prefix, p))));
+  const newest = wms.reduce<number | null>((m, w) => (w === null ? m : Math.max(m ?? 0, Number(w))), null);
+  const earlier = await readGap(redis, prefix); // a gap not yet backfilled stays open from its start
+  const fromMs = earlier?.from ? Date.parse(earlier.from) : newest;
+  const from = fromMs === null ? null : new Date(fromMs).toISOString();
+  const to = new Date(now).toISOString();
+  const gap: GapRecord = { slot, from, to, fix: `riskmon backfill --from ${from ?? '<when the slot was lost>'} --to ${to}` };
+  await redis.set(keys.gap(prefix), JSON.stringify(gap));
+  return gap;
+}
+
+export async function readGap(redis: RedisClient, prefix: string): Promise<GapRecord | null> {
+  const raw = await redis.get(keys.gap(prefix));
+  if (!raw) return null;
+  try {
+    const g = JSON.parse(raw) as GapRecord;
+    return g && typeof g.to === 'string' ? g : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a finished backfill rebuilt the whole gap (its range starts at or before the gap and ends after it). */
+export function coversGap(r: BackfillRecord, g: GapRecord): boolean {
+  if (r.state !== 'done' || g.from === null) return false;
+  return Date.parse(r.from) <= Date.parse(g.from) && (r.to === null || Date.parse(r.to) >= Date.parse(g.to));
+}
+
+/** Deletes the gap record when the finished backfill `r` covers it; true when it did. */
+export async function closeGapCoveredBy(redis: RedisClient, prefix: string, r: BackfillRecord): Promise<boolean> {
+  const g = await readGap(redis, prefix);
+  if (!g || !coversGap(r, g)) return false;
+  await redis.del(keys.gap(prefix));
+  return true;
+}
+
 export function backfillStatus(r: BackfillRecord | null): BackfillStatus {
   if (!r) return { state: 'none' };
   return { ...r, progress: r.state === 'done' ? 1 : r.chunks ? Math.min(1, r.chunksDone / r.chunks) : 0 };

@@ -72,20 +72,20 @@ export interface FieldWriter {
 type N = number | bigint;
 
 /** encodeBucketFields into a FieldWriter, the four counters given one by one (integers). */
-export function writeBucketCounters(w: FieldWriter, slot: number, a: N, aa: N, c: N, ca: N): void {
+export function writeBucketCounters(w: FieldWriter, slot: number, approvals: N, approvedAmount: N, cancels: N, canceledAmount: N): void {
   const f = slot * FIELD_KINDS;
-  if (a != 0) { w.integer(f); w.integer(a); }
-  if (aa != 0) { w.integer(f + 1); w.integer(aa); }
-  if (c != 0) { w.integer(f + 2); w.integer(c); }
-  if (ca != 0) { w.integer(f + 3); w.integer(ca); }
+  if (approvals != 0) { w.integer(f); w.integer(approvals); }
+  if (approvedAmount != 0) { w.integer(f + 1); w.integer(approvedAmount); }
+  if (cancels != 0) { w.integer(f + 2); w.integer(cancels); }
+  if (canceledAmount != 0) { w.integer(f + 3); w.integer(canceledAmount); }
 }
 
 /** encodeWindowFields into a FieldWriter. */
-export function writeWindowCounters(w: FieldWriter, m: string, a: N, aa: N, c: N, ca: N): void {
-  if (a != 0) { w.string(m, 'n:'); w.integer(a); }
-  if (aa != 0) { w.string(m, 'a:'); w.integer(aa); }
-  if (c != 0) { w.string(m, 'c:'); w.integer(c); }
-  if (ca != 0) { w.string(m, 'x:'); w.integer(ca); }
+export function writeWindowCounters(w: FieldWriter, m: string, approvals: N, approvedAmount: N, cancels: N, canceledAmount: N): void {
+  if (approvals != 0) { w.string(m, 'n:'); w.integer(approvals); }
+  if (approvedAmount != 0) { w.string(m, 'a:'); w.integer(approvedAmount); }
+  if (cancels != 0) { w.string(m, 'c:'); w.integer(cancels); }
+  if (canceledAmount != 0) { w.string(m, 'x:'); w.integer(canceledAmount); }
 }
 
 // ---- decode (the reader) ----------------------------------------------------------------------------------------

@@ -12,8 +12,12 @@ export {
   addTotals, emptyTotals, forEachWindowCounter, isEmpty, type Totals,
 } from './counters.ts';
 export {
-  hasMinuteTotals, hasWindowSlices, STEP_MS, type BucketReader, type MinuteTotalsReader, type Point, type Step, type WindowSlice, type WindowSliceReader,
+  hasMinuteTotals, hasMoney, hasWindowSlices, STEP_MS, type BucketReader, type MinuteTotalsReader, type MoneyReader, type Point, type Step, type WindowSlice, type WindowSliceReader,
 } from './reader.ts';
+
+// Money at risk: exposure per merchant (lib/exposure.ts decides; these read payouts and sums from the store).
+export { readExposure, readExposures, readExposuresWith, readSchedules, settlementOf, type Settlement } from './exposure.ts';
+export { type Exposure } from '../../lib/exposure.ts';
 export { createBucketReader, type ReaderOptions } from './read.ts';
 
 // Writing: the test writer, and the pieces the apply benchmark drives directly.
@@ -27,6 +31,11 @@ export { PartitionRebuild, ReplayLostLockError, resetFrom, type RebuildOptions }
 
 // History backfill: its record (state, range, progress), its range arithmetic, and resetting a bounded range.
 export {
-  backfillStatus, chunksOf, rangeOf, readBackfill, writeBackfill, type BackfillRecord, type BackfillStatus, type TierRange,
+  backfillStatus, chunksOf, closeGapCoveredBy, coversGap, rangeOf, readBackfill, readGap, recordGap, writeBackfill,
+  type BackfillRecord, type BackfillStatus, type GapRecord, type TierRange,
 } from './backfill.ts';
 export { resetRange } from './rebuild.ts';
+export { PayoutRebuild } from './payout-rebuild.ts';
+
+// Which aggregator consumes which partition (no Kafka consumer group): registrations in Redis.
+export { assign, deadOnThisHost, memberId, Membership } from './members.ts';

@@ -9,10 +9,14 @@
  *   <P>:{pN}:xm:<minute>                   hash  kind + ':' + merchant           (all merchants of one minute)
  *                                                and '~v': the hash's version, the partition offset after the last
  *                                                live apply that wrote it (the window reader's cheap fingerprint)
+ *   <P>:{pN}:chg  sorted set: merchant → next offset after the last live apply that touched it
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
+ *   <P>:{pN}:po:<merchant>:<paid_at UTC day div 100>  hash  payout row → how many times it stands (payouts.ts)
  *   <P>:backfill  the last history backfill's state (JSON): running or done, its range and progress
+ *   <P>:gap       a known gap in the stream (a lost slot created anew), until a backfill covers it
+ *   <P>:aggregators  sorted set of the running aggregators (member id → expiry, ms): who consumes which partition
  *
  * kind: the four counters of counters.ts (fields of a counter never written are absent).
  * Most hashes stay small enough for Redis's compact listpack encoding; see aggregator/README.md "Redis layout".
@@ -45,6 +49,11 @@ export const keys = {
   windowGc: (prefix: string, p: number) => `${partitionTag(prefix, p)}:xmgc`,
   /** (lsn/seq) of the last row change applied: a re-published copy of a change is skipped */
   position: (prefix: string, p: number) => `${partitionTag(prefix, p)}:pos`,
+  /**
+   * sorted set: merchant → the partition's next offset after the last live apply that changed its buckets or payouts
+   * (readers that keep per-merchant results, like the exposure ranking, recompute only what changed)
+   */
+  changed: (prefix: string, p: number) => `${partitionTag(prefix, p)}:chg`,
   /** bumped by every replay: aggregators drop what they remember about keys' TTLs */
   generation: (prefix: string, p: number) => `${partitionTag(prefix, p)}:gen`,
   /** prefix of the all-merchants minute index keys; the Lua GC appends the minute number */
@@ -53,8 +62,14 @@ export const keys = {
   minute: (prefix: string, p: number, merchant: string, localDay: number, q: number) => `${partitionTag(prefix, p)}:m:${merchant}:${localDay}:${q}`,
   hour: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:h:${merchant}:${block}`,
   day: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:d:${merchant}:${block}`,
+  /** a merchant's payout rows whose paid_at falls in UTC-day block `block` (PAYOUT_BLOCK_DAYS days; payouts.ts) */
+  payouts: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:po:${merchant}:${block}`,
   /** the state of the last history backfill (JSON, store/backfill.ts); one per prefix, not per partition */
   backfill: (prefix: string) => `${prefix}:backfill`,
+  /** a known gap in the stream (a lost slot created anew): JSON, store/backfill.ts; deleted by a backfill covering it */
+  gap: (prefix: string) => `${prefix}:gap`,
+  /** the running aggregators (members.ts): member id → when its registration expires (Redis time, ms) */
+  members: (prefix: string) => `${prefix}:aggregators`,
 };
 
 /**
@@ -141,6 +156,15 @@ export function minuteKeyExpiry(s: Slots, r: Retention): number {
 }
 export function hourKeyExpiry(s: Slots, r: Retention): number {
   return (Math.floor(s.hourNo / HOUR_BLOCK) + 1) * HOUR_BLOCK * HOUR + r.hourTtlMs;
+}
+/** UTC days per payout key (a daily payout keeps a key under Redis's compact-encoding limit of 128 fields). */
+export const PAYOUT_BLOCK_DAYS = 100;
+export function payoutBlockOf(paidAtMs: number): number {
+  return Math.floor(paidAtMs / (PAYOUT_BLOCK_DAYS * DAY));
+}
+/** A payout key lives as long as day buckets do after the last paid_at it can hold. */
+export function payoutKeyExpiry(block: number, r: Retention): number {
+  return (block + 1) * PAYOUT_BLOCK_DAYS * DAY + r.dayTtlMs;
 }
 export function dayKeyExpiry(s: Slots, r: Retention): number {
   // block end is at most a day or so off the local midnight; a day of slack is irrelevant at a 400-day TTL

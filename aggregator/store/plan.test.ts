@@ -93,3 +93,23 @@ describe('buildPlan', () => {
     expect([...r.hashes.keys()].some((k) => k.includes(':d:'))).toBe(false);
   });
 });
+
+describe('payouts in a plan', () => {
+  const payout = (op: RowChange['op'], r: Record<string, string> | null, old: Record<string, string> | null = null): Msg => {
+    lsn += 0x10;
+    const e: RowChange = { v: 1, lsn: `0/${lsn.toString(16)}`, seq: 0, commitTs: '2026-11-21T11:59:30Z', xid: 1, table: 'public.payouts', op, row: r, old };
+    return { offset: String(lsn), value: Buffer.from(encodeEvent(e)) };
+  };
+  it('adds +1 for a row that stands, -1 for one that no longer does, in the block of its paid_at; a replay leaves them alone', () => {
+    const a = { payout_id: '5', merchant_id: '42', amount: '900', covers_to: '2026-11-20T15:00:00Z', paid_at: '2026-11-21T00:00:00Z' };
+    const b = { ...a, amount: '950' };
+    const plan = buildPlan([payout('insert', a), payout('update', b, a), payout('insert', { ...a, payout_id: '6' }), payout('delete', null, { ...a, payout_id: '6' })], ctx());
+    const key = keys.payouts('rm', 0, '42', Math.floor(Date.parse(a.paid_at) / (100 * DAY)));
+    const fa = `${Date.parse(a.covers_to)}:${Date.parse(a.paid_at)}:900:5`;
+    expect([...plan.payouts.keys()]).toEqual([key]);
+    expect(Object.fromEntries(plan.payouts.get(key)!)).toEqual({ [fa]: 0, [fa.replace(':900:', ':950:')]: 1, [fa.replace(':5', ':6')]: 0 });
+    expect(plan.merchants.has('42')).toBe(true);
+    expect(plan.hashes.size).toBe(0);
+    expect(buildPlan([payout('insert', a)], ctx({ from: { minute: 0, hour: 0, day: 0 } })).payouts.size).toBe(0);
+  });
+});

@@ -5,12 +5,13 @@
  */
 import { BadEventError, decodeEvent } from '../../lib/events.ts';
 import { formatLsn, parseLsn } from '../../lib/lsn.ts';
-import { BadRowError, factsOf, type Fact, type Mapping } from '../../lib/mapping.ts';
+import { BadRowError, factsOf, payoutsOf, type Fact, type Mapping, type PayoutDelta } from '../../lib/mapping.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import {
-  DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, slotsOf, type Retention,
+  DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, payoutBlockOf, payoutKeyExpiry, slotsOf, type Retention,
 } from './layout.ts';
+import { encodePayoutField } from './payouts.ts';
 import { emptyTotals, type Totals } from './counters.ts';
 
 export interface Msg { offset: string; value: Buffer | null; key?: Buffer | null }
@@ -48,6 +49,8 @@ export interface BadMessage { offset: string; reason: string; value: Buffer | nu
 export interface Plan {
   /** key → its deltas */
   hashes: Map<string, PlannedHash>;
+  /** payout hash key → payout row field → count delta (payouts.ts) */
+  payouts: Map<string, Map<string, number>>;
   /** key → expiry (epoch ms) */
   expires: Map<string, number>;
   merchants: Set<string>;
@@ -84,7 +87,7 @@ export function parsePosition(s: string | null): Position | null {
 
 export function emptyPlan(): Plan {
   return {
-    hashes: new Map(), expires: new Map(), merchants: new Set(), foreign: new Set(), watermark: null,
+    hashes: new Map(), payouts: new Map(), expires: new Map(), merchants: new Set(), foreign: new Set(), watermark: null,
     bad: [], changes: 0, facts: 0, late: 0, minFactMinute: null, position: null, duplicates: 0,
   };
 }
@@ -118,6 +121,7 @@ function add(plan: Plan, kind: PlannedHash['kind'], key: string, field: string, 
 export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan {
   const plan = into ?? emptyPlan();
   const facts: Fact[] = [];
+  const payouts: PayoutDelta[] = [];
   let wm = ctx.watermark;
   let last = ctx.lastPosition ?? null;
   for (const m of messages) {
@@ -131,8 +135,10 @@ export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan 
       if (last && comparePos(pos, last) <= 0) { plan.duplicates++; continue; }
       last = pos;
       const fs = factsOf(e, ctx.mapping);
+      const ps = payoutsOf(e, ctx.mapping);
       plan.changes++;
       for (const f of fs) facts.push(f);
+      for (const d of ps) payouts.push(d);
     } catch (err) {
       if (!(err instanceof BadEventError) && !(err instanceof BadRowError)) throw err;
       plan.bad.push({ offset: m.offset, reason: err.message, value: m.value, key: m.key ?? null });
@@ -140,7 +146,30 @@ export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan 
   }
   if (last && last !== (ctx.lastPosition ?? null)) plan.position = formatPosition(last);
   addFacts(plan, facts, ctx, wm);
+  // A replay rebuilds buckets only: payout hashes already hold every change applied live (aggregator/README.md).
+  if (!ctx.from) addPayouts(plan, payouts, ctx);
   return plan;
+}
+
+/** Adds payout row deltas to a plan (payouts.ts): +1 on the new row's field, -1 on the old row's. */
+export function addPayouts(plan: Plan, deltas: PayoutDelta[], ctx: PlanContext): void {
+  const candidates = ctx.candidates ?? candidateCache(ctx.partitions, ctx.hotShards);
+  for (const { sign, payout } of deltas) {
+    const block = payoutBlockOf(payout.paidAtMs);
+    const expiry = payoutKeyExpiry(block, ctx.retention);
+    if (expiry <= ctx.now) continue;
+    const m = payout.merchantId;
+    const key = keys.payouts(ctx.prefix, ctx.partition, m, block);
+    let h = plan.payouts.get(key);
+    if (!h) {
+      plan.payouts.set(key, (h = new Map()));
+      plan.expires.set(key, expiry);
+    }
+    const f = encodePayoutField(payout);
+    h.set(f, (h.get(f) ?? 0) + sign);
+    plan.merchants.add(m);
+    if (!candidates(m).includes(ctx.partition)) plan.foreign.add(m);
+  }
 }
 
 /**

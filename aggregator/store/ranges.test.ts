@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, QUARTER_MINUTES } from './layout.ts';
-import { keyReads, slotTimeOf, type RangeContext } from './ranges.ts';
+import { keyReads, slotTimeOf, tierSegments, type RangeContext } from './ranges.ts';
 import { accumulate, addWindowHash, visitBucketReplies } from './read.ts';
 import type { Step } from './reader.ts';
 
@@ -96,5 +96,29 @@ describe('decoding replies of a read', () => {
       7: { approvals: 3, approvedAmount: 500n, cancels: 0, canceledAmount: 0n },
       'shop:1': { approvals: 0, approvedAmount: 0n, cancels: 1, canceledAmount: 50n },
     });
+  });
+});
+
+describe('tierSegments', () => {
+  const H = HOUR;
+  const now = Date.parse('2026-12-10T03:00:00Z');
+  const minuteHorizon = now - 46 * H, hourHorizon = now - 35 * 24 * H;
+  it('minutes only when the start is within the minute tier', () => {
+    expect(tierSegments(now - 10 * H, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1m', from: now - 10 * H, to: now }]);
+  });
+  it('whole hours before the minute horizon, then minutes', () => {
+    const from = Date.parse('2026-12-07T15:00:00Z');
+    expect(tierSegments(from, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1h', from, to: minuteHorizon }, { step: '1m', from: minuteHorizon, to: now }]);
+  });
+  it('local days before the hour horizon up to the first midnight after it, then hours, then minutes', () => {
+    const from = Date.parse('2026-10-01T15:00:00Z');
+    const segs = tierSegments(from, now, minuteHorizon, hourHorizon, clock);
+    expect(segs.map((s) => s.step)).toEqual(['1d', '1h', '1m']);
+    expect(segs[0].from).toBe(from);
+    expect(segs[0].to).toBe(clock.dayStart(segs[0].to));
+    expect(segs[0].to).toBeGreaterThanOrEqual(hourHorizon);
+    expect(segs[0].to - hourHorizon).toBeLessThan(24 * H);
+    expect(segs[1]).toEqual({ step: '1h', from: segs[0].to, to: minuteHorizon });
+    expect(tierSegments(now, now, minuteHorizon, hourHorizon, clock)).toEqual([]);
   });
 });

@@ -66,3 +66,32 @@ export function slotTimeOf(step: Step, startOfLocalDay: (n: number) => number): 
     : step === '1h' ? (base, slot) => (base + slot) * HOUR
       : (base, slot) => startOfLocalDay(base + slot);
 }
+
+/** One part of a long range and the tier that reads it. */
+export interface Segment { step: Step; from: number; to: number }
+
+/**
+ * [from, to) cut into the finest tiers that still hold each part: local days before `hourHorizon` (the first local
+ * midnight at or after it ends the day part), whole UTC hours before `minuteHorizon`, minutes after. Exact when
+ * `from` is within the minute tier, or on a whole hour within the hour tier, or a local midnight; otherwise the
+ * partial hour (or day) at the start is left out — as `totals` does. Pure; both horizons whole hours.
+ */
+export function tierSegments(from: number, to: number, minuteHorizon: number, hourHorizon: number, clock: DayClock): Segment[] {
+  const out: Segment[] = [];
+  let a = from;
+  if (a >= to) return out;
+  if (a < hourHorizon) {
+    let dEnd = clock.dayStart(hourHorizon);
+    if (dEnd < hourHorizon) dEnd = clock.dayStart(dEnd + 30 * HOUR);
+    const b = Math.min(dEnd, to);
+    if (b > a) out.push({ step: '1d', from: a, to: b });
+    a = Math.max(a, b);
+  }
+  if (a < minuteHorizon && a < to) {
+    const b = Math.min(minuteHorizon, to);
+    out.push({ step: '1h', from: a, to: b });
+    a = b;
+  }
+  if (a < to) out.push({ step: '1m', from: a, to });
+  return out;
+}

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter } from './writer.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
-import { services, uniqueName } from '../../test/helpers/services.ts';
+import { services, uniqueName } from '../../test/harness/services.ts';
 import { createBucketReader } from './read.ts';
 import { dropKeys } from '../../test/harness/index.ts';
 

@@ -13,14 +13,16 @@
  * Which keys and slots a range covers is ranges.ts (pure); the Lua scripts that read them are scripts.ts. One
  * script call per partition, so every call stays inside one Redis Cluster slot.
  */
-import { readBackfill } from './backfill.ts';
+import { readBackfill, readGap } from './backfill.ts';
 import { masters, type RedisClient } from '../../lib/redis.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { addField, emptyTotals, FIELD_KINDS, forEachWindowCounter, isEmpty, type Totals } from './counters.ts';
-import { DayClock, keys } from './layout.ts';
-import { keyReads, slotTimeOf, type KeyRead, type RangeContext } from './ranges.ts';
-import type { BucketReader, MinuteTotalsReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
+import { DayClock, keys, PAYOUT_BLOCK_DAYS, payoutBlockOf } from './layout.ts';
+import { standingPayouts } from './payouts.ts';
+import { keyReads, slotTimeOf, tierSegments, type KeyRead, type RangeContext } from './ranges.ts';
+import type { BucketReader, MinuteTotalsReader, MoneyReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
+import type { Payout } from '../../lib/mapping.ts';
 import { defineScripts, KEYS_PER_CALL, run, type Cmd } from './scripts.ts';
 
 export interface ReaderOptions {
@@ -30,6 +32,9 @@ export interface ReaderOptions {
   tz: string;
   /** TTL of the minute tier (RISKMON_MINUTE_TTL_DAYS); default 2 days. */
   minuteTtlMs?: number;
+  /** TTL of the hour and day tiers (RISKMON_HOUR_TTL_DAYS, RISKMON_DAY_TTL_DAYS); default 36 and 400 days. */
+  hourTtlMs?: number;
+  dayTtlMs?: number;
   /** Wall clock, for which part of a range the minute tier still holds. */
   now?: () => number;
   /**
@@ -81,11 +86,13 @@ export function addWindowHash(into: Map<string, Totals>, s: string): void {
   });
 }
 
-export function createBucketReader(redis: RedisClient, opts: ReaderOptions): BucketReader & WindowSliceReader & MinuteTotalsReader {
+export function createBucketReader(redis: RedisClient, opts: ReaderOptions): BucketReader & WindowSliceReader & MinuteTotalsReader & MoneyReader {
   const { prefix, partitions, hotShards } = opts;
   defineScripts(redis);
   const clock = new DayClock(opts.tz);
   const minuteTtlMs = opts.minuteTtlMs ?? 2 * 86_400_000;
+  const hourTtlMs = opts.hourTtlMs ?? 36 * 86_400_000;
+  const dayTtlMs = opts.dayTtlMs ?? 400 * 86_400_000;
   const foreignTtlMs = opts.foreignTtlMs ?? 1000;
   const now = opts.now ?? Date.now;
   const allPartitions = Array.from({ length: partitions }, (_, i) => i);
@@ -278,6 +285,82 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       return out;
     },
 
+    async sinceTotals(merchantIds, fromMs, toMs) {
+      const out = new Map<string, Totals>();
+      for (const m of merchantIds) out.set(m, emptyTotals());
+      if (!merchantIds.length) return out;
+      const t = now();
+      const minuteHorizon = Math.ceil((t - minuteTtlMs) / HOUR) * HOUR + HOUR;
+      const hourHorizon = Math.ceil((t - hourTtlMs) / HOUR) * HOUR + HOUR;
+      // without a start: everything the day tier still holds (its oldest whole local day)
+      const from = fromMs ?? clock.dayStart(t - dayTtlMs + 2 * 86_400_000);
+      const segments = tierSegments(from, toMs, minuteHorizon, hourHorizon, clock);
+      if (!segments.length) return out;
+      const pairs = [...(await partitionsOf(merchantIds, false))];
+      const add = accumulate(out);
+      for (const s of segments) await scan(pairs, s.from, s.to, s.step, add);
+      return out;
+    },
+
+    async payouts(merchantIds) {
+      const out = new Map<string, Payout[]>();
+      if (!merchantIds.length) return out;
+      const t = now();
+      // every block a payout paid within the day tier's retention, or up to one block ahead, may sit in
+      const b0 = payoutBlockOf(t - dayTtlMs), b1 = payoutBlockOf(t + PAYOUT_BLOCK_DAYS * 86_400_000);
+      const pairs = await partitionsOf(merchantIds, false);
+      const byPartition = new Map<number, { m: string; key: string }[]>();
+      for (const [m, ps] of pairs) {
+        for (const p of ps) {
+          let l = byPartition.get(p);
+          if (!l) byPartition.set(p, (l = []));
+          for (let b = b0; b <= b1; b++) l.push({ m, key: keys.payouts(prefix, p, m, b) });
+        }
+      }
+      const cmds: Cmd[] = [];
+      const meta: { m: string; key: string }[][] = [];
+      for (const reads of byPartition.values()) {
+        for (let i = 0; i < reads.length; i += KEYS_PER_CALL) {
+          const chunk = reads.slice(i, i + KEYS_PER_CALL);
+          cmds.push(['riskmonReadHashes', chunk.length, ...chunk.map((r) => r.key), ...chunk.flatMap(() => ['', ''])]);
+          meta.push(chunk);
+        }
+      }
+      const counts = new Map<string, Map<string, number>>();
+      for (const m of merchantIds) counts.set(m, new Map());
+      const res = (await run(redis, cmds)) as string[][];
+      res.forEach((hashes, c) => hashes.forEach((h, i) => {
+        if (!h) return;
+        const byField = counts.get(meta[c][i].m)!;
+        const fv = h.split('\0');
+        for (let j = 0; j < fv.length; j += 2) byField.set(fv[j], (byField.get(fv[j]) ?? 0) + Number(fv[j + 1]));
+      }));
+      for (const [m, byField] of counts) out.set(m, standingPayouts(m, byField));
+      return out;
+    },
+
+    async changedMerchants(since) {
+      const cmds: Cmd[] = allPartitions.map((p) => ['zrangebyscore', keys.changed(prefix, p), `(${since[p] ?? '-inf'}`, '+inf', 'WITHSCORES']);
+      const gens = (await run(redis, allPartitions.map((p) => ['get', keys.generation(prefix, p)]))) as (string | null)[];
+      const res = (await run(redis, cmds)) as string[][];
+      const merchants = new Set<string>();
+      const next = allPartitions.map((p) => since[p] ?? -Infinity);
+      res.forEach((r, p) => {
+        for (let i = 0; i < r.length; i += 2) {
+          merchants.add(r[i]);
+          next[p] = Math.max(next[p], Number(r[i + 1]));
+        }
+      });
+      return { merchants, next, generation: gens.map((g) => g ?? '').join(',') };
+    },
+
+    async allMerchants() {
+      const sets = (await run(redis, allPartitions.map((p) => ['smembers', keys.merchants(prefix, p)]))) as string[][];
+      const out = new Set<string>();
+      for (const ms of sets) for (const m of ms) out.add(m.includes('#') ? m.slice(0, m.indexOf('#')) : m);
+      return out;
+    },
+
     minuteHorizon() {
       // As `totals`: the minute tier holds minutes from about now − TTL on; one hour of margin.
       return Math.ceil((now() - minuteTtlMs) / HOUR) * HOUR + HOUR;
@@ -295,6 +378,10 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
 
     backfill() {
       return readBackfill(redis, prefix);
+    },
+
+    gap() {
+      return readGap(redis, prefix);
     },
 
     async stateEpoch() {

@@ -1,6 +1,7 @@
 /** What the bucket store's reads return, and the interface the rules, the API and the tools read through. */
-import type { BackfillRecord } from './backfill.ts';
+import type { BackfillRecord, GapRecord } from './backfill.ts';
 import type { Totals } from './counters.ts';
+import type { Payout } from '../../lib/mapping.ts';
 
 export type Step = '1m' | '1h' | '1d';
 export const STEP_MS: Record<Step, number> = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 };
@@ -30,6 +31,8 @@ export interface BucketReader {
    * its range are incomplete and nobody is judged on them. Readers without backfills leave it out.
    */
   backfill?(): Promise<BackfillRecord | null>;
+  /** A known gap in the stream (store/backfill.ts), null when there is none. */
+  gap?(): Promise<GapRecord | null>;
 }
 
 /** One (minute, partition) of the all-merchants minute index. */
@@ -75,4 +78,28 @@ export interface MinuteTotalsReader {
 
 export function hasMinuteTotals(r: BucketReader): r is BucketReader & MinuteTotalsReader {
   return typeof (r as Partial<MinuteTotalsReader>).minuteTotals === 'function';
+}
+
+/** What money at risk reads (lib/exposure.ts, store/exposure.ts): exact range sums since a settled-through time, payouts. */
+export interface MoneyReader {
+  /**
+   * Totals of the given merchants over [fromMs, toMs) (fromMs null: everything the day tier holds), from the finest
+   * tier that still holds each part: days, whole hours, minutes (store/ranges.ts `tierSegments`: exact when fromMs is
+   * within the minute tier, on a whole hour within the hour tier, or a local midnight).
+   */
+  sinceTotals(merchantIds: string[], fromMs: number | null, toMs: number): Promise<Map<string, Totals>>;
+  /** The payout rows standing for each merchant (paid within the day tier's retention or up to 100 days ahead). */
+  payouts(merchantIds: string[]): Promise<Map<string, Payout[]>>;
+  /**
+   * Merchants whose buckets or payouts a live apply changed after position `since[p]` of each partition (the
+   * partition's offsets), the positions to pass next time, and the partitions' replay generations (a changed one
+   * means everything may have changed).
+   */
+  changedMerchants(since: number[]): Promise<{ merchants: Set<string>; next: number[]; generation: string }>;
+  /** Every merchant with state in the store (shard suffixes removed). */
+  allMerchants(): Promise<Set<string>>;
+}
+
+export function hasMoney(r: BucketReader): r is BucketReader & MoneyReader {
+  return typeof (r as Partial<MoneyReader>).sinceTotals === 'function';
 }

@@ -2,7 +2,8 @@
 -- and sets each field's final value (HSET, many fields per call) instead of the live path's per-fact HINCRBY.
 -- KEYS: 1 replay lock, 2.. bucket hashes
 -- ARGV: 1 lock token, 2 this call's version (unique per call), then for each hash KEYS[2..] in order: mode
---       ('s' = the hash's fields are final: HSET; 'i' = an earlier write of this replay already set some: HINCRBY;
+--       ('s' = the hash's fields are final: HSET; 'i' = an earlier write of this replay may have set some: HINCRBY,
+--       or HSET when the hash does not exist;
 --       'S' / 'I' the same for a window-index hash, which also gets the call's version in its field WINDOW_VERSION_FIELD),
 --       n, expiry (unix seconds, '' = none; the same for every write of a key), n × (field, value).
 -- Returns {'ok'} | {'locked', owner}: a replay that lost its lock (another one took over with --force) writes nothing.
@@ -14,7 +15,8 @@ for k = 2, #KEYS do
   local key, mode, n, exp = KEYS[k], ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   i = i + 3
   local last = i + 2 * n - 1
-  if mode == 's' or mode == 'S' then
+  -- 'i' onto a hash that does not exist yet (a later write's new keys: most of them) adds to nothing: set it
+  if mode == 's' or mode == 'S' or call('EXISTS', key) == 0 then
     -- unpack is bounded by Lua's C stack: at most 500 pairs per HSET
     local j = i
     while j <= last do

@@ -13,9 +13,10 @@ import type { RecordSet } from '../../lib/kafka/index.ts';
 import { RespWriter, scanKeys, sendEncoded, type RedisClient } from '../../lib/redis.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { Applier } from './apply.ts';
+import { FIELD_KINDS } from './counters.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, partitionTag, withLayoutNames } from './layout.ts';
 import { candidateCache, emptyPlan, type PlanContext, type Position } from './plan.ts';
-import { MAX_FACTS, RangeSums } from './sums.ts';
+import { MAX_FACTS, RebuildSums } from './sums.ts';
 
 const LUA = withLayoutNames(readFileSync(new URL('./rebuild.lua', import.meta.url), 'utf8'));
 
@@ -53,7 +54,16 @@ export class PartitionRebuild {
   readonly #token: string;
   readonly #maxFacts: number;
   readonly #windowFrom: number;
-  readonly #sums: RangeSums;
+  #sums: RebuildSums;
+  /** the sums a background write (`flushBehind`) has taken, cleared and handed back when written */
+  #spare: RebuildSums | null = null;
+  /** the background write in flight (never rejects: its error is kept in #failed) */
+  #behind: Promise<void> = Promise.resolve();
+  #failed: unknown = null;
+  /** changes and facts of the sums handed to background writes */
+  #changesBefore = 0;
+  #writeMs = 0;
+  #factsBefore = 0;
   /** whether sums were written already: later ones are added to them (HINCRBY), not set */
   #written = false;
   /** rebuild.lua calls made: with the lock token, each call's unique window-index version */
@@ -67,13 +77,13 @@ export class PartitionRebuild {
     this.#maxFacts = Math.min(o.maxFacts ?? 300_000, MAX_FACTS);
     this.#windowFrom = o.windowFrom ?? -Infinity;
     const c = o.ctx;
-    this.#sums = new RangeSums({ ...c, candidates: c.candidates ?? candidateCache(c.partitions, c.hotShards) }, c.watermark, c.lastPosition ?? null);
+    this.#sums = new RebuildSums({ ...c, candidates: c.candidates ?? candidateCache(c.partitions, c.hotShards) }, c.watermark, c.lastPosition ?? null);
   }
 
   /** The position of the last row change added (or the stored one): where the partition's duplicates check continues. */
   get position(): Position | null { return this.#sums.position; }
-  get changes(): number { return this.#sums.changes; }
-  get facts(): number { return this.#sums.facts; }
+  get changes(): number { return this.#changesBefore + this.#sums.changes; }
+  get facts(): number { return this.#factsBefore + this.#sums.facts; }
 
   async add(records: RecordSet): Promise<void> {
     // chunks of SLICE messages, as the live path's (a chunk's watermark decides the window index's horizon);
@@ -103,8 +113,42 @@ export class PartitionRebuild {
     await this.#flush();
   }
 
+  /**
+   * Starts writing the sums so far in the background, if at least `min` cells (default maxFacts) are pending, and
+   * returns once new ones can be added (a history backfill reads on meanwhile). One background write at a time: waits for the previous one first, so at most two sets of
+   * sums are held (memory stays bounded by 2 × maxFacts) and writes reach Redis in order. For totals only
+   * (addTotals): the watermark does not move.
+   */
+  async flushBehind(min = this.#maxFacts): Promise<void> {
+    await this.#settle();
+    if (this.#sums.pending < Math.min(min, this.#maxFacts) || this.#sums.pending === 0) return; // too few (another caller took them meanwhile)
+    const sums = this.#sums;
+    this.#changesBefore += sums.changes;
+    this.#factsBefore += sums.facts;
+    this.#sums = this.#spare ?? new RebuildSums(sums.context, sums.watermark, sums.position);
+    this.#spare = null;
+    this.#sums.changes = 0;
+    this.#sums.facts = 0;
+    this.#behind = this.#write(sums).then(() => { this.#spare = sums; }, (err) => { this.#failed = err; });
+  }
+
+  /** Waits for the background write; rethrows its error. */
+  async #settle(): Promise<void> {
+    for (let b = this.#behind; ; b = this.#behind) {
+      await b;
+      if (b === this.#behind) break; // no other caller started one meanwhile
+    }
+    if (this.#failed) throw this.#failed;
+  }
+
+  /** Milliseconds spent writing (background writes included; those of several partitions overlap). */
+  get writeMs(): number { return this.#writeMs; }
+
   /** Cells summed and not yet written. */
   get pending(): number { return this.#sums.pending; }
+
+  /** Cells summed before the sums are written. */
+  get maxFacts(): number { return this.#maxFacts; }
 
   /** Writes what is left; the merchant sets, watermark and window-index GC included. */
   async finish(): Promise<void> {
@@ -112,13 +156,27 @@ export class PartitionRebuild {
   }
 
   async #flush(): Promise<void> {
-    const sums = this.#sums;
+    await this.#settle();
+    await this.#write(this.#sums);
+  }
+
+  async #write(sums: RebuildSums): Promise<void> {
+    const t = performance.now();
+    try {
+      await this.#writeSums(sums);
+    } finally {
+      this.#writeMs += performance.now() - t;
+    }
+  }
+
+  async #writeSums(sums: RebuildSums): Promise<void> {
     const { prefix, partition: p } = this.#ctx;
     const wm = sums.watermark;
     // The window index keeps `windowKeepMinutes` behind the watermark: minutes the range's end has left behind
     // are not written (the live path writes them and its GC deletes them at the next apply).
     const horizon = Math.max(wm === null ? -Infinity : Math.floor(wm / MINUTE) - this.#ctx.windowKeepMinutes, Math.floor(this.#windowFrom / MINUTE));
     const mode = this.#written ? 'i' : 's';
+    this.#written = true; // a write after this one adds to it, even while this one is still in flight
     const windowMode = mode.toUpperCase(); // a window-index hash also gets the call's version
     const windowPrefix = keys.windowPrefix(prefix, p);
     const lockKey = keys.lock(prefix, p);
@@ -157,7 +215,6 @@ export class PartitionRebuild {
     if (ks.count > 1) await send();
     await Promise.all(inFlight);
     if (failed) throw failed;
-    this.#written = true;
     sums.clear();
     // merchant sets, watermark, window-index GC, under the same lock check (the live path's apply, replay mode)
     const meta = emptyPlan();
@@ -194,7 +251,7 @@ export async function resetRange(redis: RedisClient, prefix: string, parts: numb
     const lo = Math.max(a, start), hi = Math.min(b, start + size);
     if (lo >= hi) return;
     if (lo === start && hi === start + size) tx.del(key);
-    else tx.hdel(key, ...range((lo - start) * 4, (hi - start) * 4));
+    else tx.hdel(key, ...range((lo - start) * FIELD_KINDS, (hi - start) * FIELD_KINDS));
   };
   const wanted = new Set(parts);
   const head = `${prefix}:{p`;

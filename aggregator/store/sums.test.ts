@@ -12,7 +12,7 @@ import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
 import { encodeBucketFields, encodeWindowFields } from './counters.ts';
 import { DayClock, keys } from './layout.ts';
 import { buildPlan, candidateCache, emptyPlan, parsePosition, type Msg, type PlanContext } from './plan.ts';
-import { RangeSums } from './sums.ts';
+import { RebuildSums } from './sums.ts';
 
 const tz = 'Asia/Seoul';
 const now = Date.parse('2026-11-21T12:00:00Z');
@@ -97,7 +97,7 @@ function planned(msgs: Msg[], c: ReturnType<typeof ctx>, chunk: number) {
 }
 
 function summed(msgs: Msg[], c: ReturnType<typeof ctx>, chunk: number, horizon: number) {
-  const sums = new RangeSums(c, null, null);
+  const sums = new RebuildSums(c, null, null);
   const records = recordSetOf(msgs.map((m) => m.value));
   for (let i = 0; i < msgs.length; i += chunk) sums.addChunk(records, i, Math.min(i + chunk, msgs.length));
   const hashes: Hashes = new Map();
@@ -127,7 +127,7 @@ function pairs(args: string[]): Map<string, string> {
   return m;
 }
 
-describe('RangeSums', () => {
+describe('RebuildSums', () => {
   it.each([[1, 3000, 512], [2, 5000, 97], [3, 800, 1]])('gives the live planner\'s fields for the same messages (seed %i, %i messages, chunks of %i)', (seed, n, chunk) => {
     const msgs = messages(seed, n);
     // partition 3: tiers that have expired where the window index has not (merchants touched by it alone)

@@ -47,7 +47,8 @@ export interface SumsContext {
 /** One hash to write: its key, expiry (epoch ms) and its (field, value) pairs, encoded — take them before the next. */
 export interface SumsEntry { key: string; expiry: number; fields: RespWriter }
 
-export class RangeSums {
+export class RebuildSums {
+  readonly context: SumsContext;
   readonly #c: SumsContext;
   readonly #scan: FactScanner;
   // merchants: index ↔ name; whether a fact inside the window index's horizon (at its chunk) touched it
@@ -82,6 +83,7 @@ export class RangeSums {
   bad = 0;
 
   constructor(c: SumsContext, watermark: number | null, position: Position | null) {
+    this.context = c;
     this.#c = c;
     this.#scan = new FactScanner(c.mapping);
     this.watermark = watermark;

@@ -41,6 +41,13 @@ export class BucketWriter {
       { cancel_id: id, payment_id: id, merchant_id: merchantId, amount: String(amount), canceled_at: new Date(at).toISOString() }, null, commitTs ?? new Date(at).toISOString());
   }
 
+  /** A payout row (public.payouts): settles `merchantId` through `coversTo`, counted from `paidAt`. */
+  payout(merchantId: string, amount: number | bigint | string, coversTo: number, paidAt: number, commitTs?: string): void {
+    const id = String(++this.#id);
+    this.cdc.change('public.payouts', 'insert',
+      { payout_id: id, merchant_id: merchantId, amount: String(amount), covers_to: new Date(coversTo).toISOString(), paid_at: new Date(paidAt).toISOString() }, null, commitTs ?? new Date().toISOString());
+  }
+
   /** Applies everything queued, partition by partition, as the aggregator would. */
   async flush(): Promise<number> {
     const queued = this.cdc.queue.splice(0);

@@ -23,7 +23,7 @@ import { createTopic, testKafka, testProducer } from '../../aggregator/testing.t
 import { referenceMapping } from '../../lib/mapping.ts';
 import { logger } from '../../lib/logger.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
-import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../../test/harness/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { defaultRules, parseRules } from '../rules/config.ts';
 import { createDraft, seedRules } from '../risk-store/index.ts';

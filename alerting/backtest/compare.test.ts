@@ -6,7 +6,7 @@ import type { PeriodAlert } from '../risk-store/index.ts';
 const T = Date.parse('2026-11-21T00:00:00Z'); // 09:00 in Seoul
 const m = (n: number) => T + n * 60_000;
 const bt = (merchantId: string, firedAt: number, resolvedAt: number | null, rule: BacktestAlert['rule'] = 'cancel_rate_spike'): BacktestAlert =>
-  ({ rule, merchantId, firedAt, resolvedAt, evidence: {} as BacktestAlert['evidence'], renotified: 0, carried: false });
+  ({ rule, merchantId, firedAt, resolvedAt, evidence: {} as BacktestAlert['evidence'], renotified: 0, carried: false, money: null });
 const live = (id: string, merchantId: string, firedAt: number, resolvedAt: number | null, disposition: string | null = null): PeriodAlert =>
   ({ id, rule: 'cancel_rate_spike', merchantId, firedAt, resolvedAt, disposition });
 const o = { from: m(0), to: m(24 * 60), tz: 'Asia/Seoul', minutes: 1440, evaluations: 0 };
@@ -37,5 +37,23 @@ describe('compareWithLive', () => {
     expect(r.perDay).toEqual([{ day: '2026-11-21', backtest: 1, live: 0 }, { day: '2026-11-22', backtest: 1, live: 0 }]);
     expect(r.summary.cancel_rate_spike.fired).toBe(2);
     expect(r.vsLive.both).toMatchObject([{ merchantId: 'z', exact: true }]);
+  });
+
+  it('money: each merchant held once at its first alert; false positives are merchants whose judged alerts all are', () => {
+    const money = (r: number, peak: number, held: number) => ({ receivableAtFiring: String(r), horizonTo: '', peakReceivable: String(peak), withheld: String(held), covered: String(Math.min(peak, held)) });
+    const alerts = [
+      { ...bt('a', m(5), m(30)), money: money(40, 50, 25) },
+      { ...bt('a', m(6), null, 'receivable'), money: money(41, 50, 24) }, // a's second alert: not a second hold
+      { ...bt('b', m(7), null), money: money(35, 35, 15) },
+      { ...bt('z', m(-30), null), carried: true }, // carried: no money
+    ];
+    const r = compareWithLive(alerts, [live('1', 'a', m(5), m(30), 'confirmed'), live('2', 'b', m(7), null, 'false_positive')], { ...o, money: true });
+    expect(r.money).toEqual({
+      horizonDays: 7, merchants: 2, receivableAtFiring: '75', peakReceivable: '85', withheld: '40', covered: '40',
+      falsePositive: { merchants: 1, withheld: '15' },
+      byRule: { cancel_rate_spike: { alerts: 2, receivableAtFiring: '75', covered: '40' }, receivable: { alerts: 1, receivableAtFiring: '41', covered: '24' } },
+    });
+    expect(r.alerts.find((a) => a.merchantId === 'b')!.money).toMatchObject({ covered: '15' });
+    expect(compareWithLive(alerts, [], o).money).toBeNull();
   });
 });

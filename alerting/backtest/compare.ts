@@ -8,8 +8,30 @@ import { dayKey, iso } from '../../lib/time.ts';
 import { RULES, type RuleName } from '../rules/config.ts';
 import type { PeriodAlert } from '../risk-store/index.ts';
 import type { BacktestAlert } from './engine.ts';
+import { HOLD_HORIZON_DAYS, type AlertMoney } from './exposure.ts';
 
-export interface ResultAlert { rule: RuleName; merchantId: string; firedAt: string; resolvedAt: string | null; evidence: Evidence; renotified: number; carried: boolean }
+export interface ResultAlert { rule: RuleName; merchantId: string; firedAt: string; resolvedAt: string | null; evidence: Evidence; renotified: number; carried: boolean; money: AlertMoney | null }
+
+/**
+ * The money of a backtest (docs/detection.md "Money in backtests"; amounts are decimal strings, exact KRW). A merchant
+ * is held once, at its first alert fired in the period; the totals add those holds' figures.
+ */
+export interface MoneySummary {
+  horizonDays: number;
+  /** Merchants held (with an alert fired in the period). */
+  merchants: number;
+  receivableAtFiring: string;
+  peakReceivable: string;
+  withheld: string;
+  covered: string;
+  /**
+   * The held merchants whose alerts analysts closed as false positives (every judged live alert the backtest also
+   * raised for the merchant is false_positive): how many, and the KRW their holds would have kept for nothing.
+   */
+  falsePositive: { merchants: number; withheld: string };
+  /** Per rule, over its alerts fired in the period (a merchant with alerts of two rules counts in both). */
+  byRule: Record<string, { alerts: number; receivableAtFiring: string; covered: string }>;
+}
 export interface Pair {
   rule: RuleName; merchantId: string; firedAt: string; resolvedAt: string | null;
   live: { id: string; firedAt: string; resolvedAt: string | null; disposition: string | null };
@@ -33,6 +55,8 @@ export interface BacktestResult {
   liveQuality: Record<RuleName, Quality>;
   /** Alerts fired per local day, backtest vs live. */
   perDay: { day: string; backtest: number; live: number }[];
+  /** null: no settlement source (receivable not judged, no money figures). */
+  money: MoneySummary | null;
   minutes: number;
   evaluations: number;
 }
@@ -50,10 +74,37 @@ function quality(dispositions: (string | null)[]): Quality {
 
 const isoOrNull = (t: number | null) => (t === null ? null : iso(t));
 
-export function compareWithLive(bt: BacktestAlert[], live: PeriodAlert[], o: { from: number; to: number; tz: string; minutes: number; evaluations: number }): BacktestResult {
+/** The money totals (see MoneySummary); `sorted` by firing time. */
+function moneySummary(sorted: BacktestAlert[], both: Pair[], enabled: boolean): MoneySummary | null {
+  if (!enabled) return null;
+  const first = new Map<string, AlertMoney>();
+  const byRule: MoneySummary['byRule'] = {};
+  for (const a of sorted) {
+    if (!a.money) continue;
+    if (!first.has(a.merchantId)) first.set(a.merchantId, a.money);
+    const r = (byRule[a.rule] ??= { alerts: 0, receivableAtFiring: '0', covered: '0' });
+    r.alerts++;
+    r.receivableAtFiring = (BigInt(r.receivableAtFiring) + BigInt(a.money.receivableAtFiring)).toString();
+    r.covered = (BigInt(r.covered) + BigInt(a.money.covered)).toString();
+  }
+  const judged = new Map<string, string[]>();
+  for (const p of both) if (p.live.disposition === 'confirmed' || p.live.disposition === 'false_positive') judged.set(p.merchantId, [...(judged.get(p.merchantId) ?? []), p.live.disposition]);
+  const sum = (k: 'receivableAtFiring' | 'peakReceivable' | 'withheld' | 'covered', ms: AlertMoney[]) => ms.reduce((s, m) => s + BigInt(m[k]), 0n).toString();
+  const held = [...first.values()];
+  const fp = [...first].filter(([m]) => judged.get(m)?.every((d) => d === 'false_positive')).map(([, x]) => x);
+  return {
+    horizonDays: HOLD_HORIZON_DAYS, merchants: first.size,
+    receivableAtFiring: sum('receivableAtFiring', held), peakReceivable: sum('peakReceivable', held), withheld: sum('withheld', held), covered: sum('covered', held),
+    falsePositive: { merchants: fp.length, withheld: sum('withheld', fp) },
+    byRule,
+  };
+}
+
+/** `money`: the backtest had a settlement source (its alerts carry money figures). */
+export function compareWithLive(bt: BacktestAlert[], live: PeriodAlert[], o: { from: number; to: number; tz: string; minutes: number; evaluations: number; money?: boolean }): BacktestResult {
   const sorted = [...bt].sort((a, b) => a.firedAt - b.firedAt || a.rule.localeCompare(b.rule) || a.merchantId.localeCompare(b.merchantId));
   const alerts: ResultAlert[] = sorted.map((a) => ({
-    rule: a.rule, merchantId: a.merchantId, firedAt: iso(a.firedAt), resolvedAt: isoOrNull(a.resolvedAt), evidence: a.evidence, renotified: a.renotified, carried: a.carried,
+    rule: a.rule, merchantId: a.merchantId, firedAt: iso(a.firedAt), resolvedAt: isoOrNull(a.resolvedAt), evidence: a.evidence, renotified: a.renotified, carried: a.carried, money: a.money,
   }));
   const liveBy = new Map<string, PeriodAlert[]>();
   for (const l of live) {
@@ -103,7 +154,7 @@ export function compareWithLive(bt: BacktestAlert[], live: PeriodAlert[], o: { f
   for (const a of sorted) if (a.firedAt >= o.from) day(a.firedAt).backtest++;
   for (const a of live) if (a.firedAt >= o.from) day(a.firedAt).live++;
   return {
-    alerts, summary, quality: q, liveQuality: lq, minutes: o.minutes, evaluations: o.evaluations,
+    alerts, summary, quality: q, liveQuality: lq, minutes: o.minutes, evaluations: o.evaluations, money: moneySummary(sorted, both, o.money ?? false),
     vsLive: { both, onlyBacktest, onlyLive, exact: both.every((p) => p.exact) && !onlyBacktest.length && !onlyLive.length },
     perDay: [...days].map(([day, c]) => ({ day, ...c })),
   };

@@ -11,17 +11,23 @@
  *
  * The window is fed minute by minute: the minutes are read in passes of `chunkMinutes` (the all-merchants minute
  * index where it still holds them, else one pass over the minute tier), so a day costs 24 reads, not 1,440 window reads.
+ *
+ * With a settlement source, receivable is judged too: each merchant's money at risk is kept minute by minute from
+ * those same minute totals (./exposure.ts, read from the store only when a payout becomes paid), and every alert
+ * fired in the period gets its money — receivable at firing, and what a hold then would have covered.
  */
-import { addTotals, emptyTotals, hasMinuteTotals, isEmpty, type BucketReader, type Totals } from '../../aggregator/store/index.ts';
+import { addTotals, emptyTotals, hasMinuteTotals, hasMoney, isEmpty, type BucketReader, type Settlement, type Totals } from '../../aggregator/store/index.ts';
 import type { Evidence } from '../../lib/evidence.ts';
+import type { Exposure } from '../../lib/exposure.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../../lib/time.ts';
-import { applyDecision, decideMinute, emptyMemory, firingMerchants, spikeCandidates } from '../decide.ts';
+import { applyDecision, decideMinute, emptyMemory, firingMerchants, receivableFloor, spikeCandidates } from '../decide.ts';
 import type { MerchantDirectory } from '../directory.ts';
 import { DayInputs } from '../inputs.ts';
 import type { RuleName, RulesConfig } from '../rules/config.ts';
 import { keyOf, type FiringAlert } from '../risk-store/index.ts';
 import { MerchantNumbers, RangeSum, sliceOfTotals, totalsOfSlice, type Slice } from '../window.ts';
+import { ExposureHistory, type AlertMoney } from './exposure.ts';
 
 export interface BacktestAlert {
   rule: RuleName;
@@ -34,6 +40,8 @@ export interface BacktestAlert {
   renotified: number;
   /** Firing at `from` already (taken over from the live state). */
   carried: boolean;
+  /** Money at risk at firing and what a hold then would have covered (./exposure.ts); null: carried, or no settlement. */
+  money: AlertMoney | null;
 }
 
 export interface BacktestInput {
@@ -47,6 +55,11 @@ export interface BacktestInput {
   /** The live evaluator's merchant directory (cohorts). */
   directory?: MerchantDirectory;
   log: Logger;
+  /**
+   * Where settled-through times come from (as the live evaluator's `settlement`): receivable is judged and the
+   * alerts' money reported. Absent (or a reader without money reads): receivable is not judged, as live without one.
+   */
+  settlement?: Settlement;
   /** The live lifecycle state at `from` (store.ts firingAt). */
   initial: (FiringAlert & { evidence: Evidence })[];
   /** Ingestion lag the live evaluator saw, by minute (store.ts liveIngestLags). */
@@ -82,7 +95,13 @@ export function firstMinuteNeeded(from: number, rules: RulesConfig, tz: string):
   return Math.min(from + MINUTE - rules.windowMinutes * MINUTE, Math.max(hourStart(from), dayStart(from, tz)));
 }
 
-export interface BacktestOutput { alerts: BacktestAlert[]; minutes: number; evaluations: number }
+export interface BacktestOutput {
+  alerts: BacktestAlert[];
+  minutes: number;
+  evaluations: number;
+  /** Receivable was judged and the alerts carry their money (a settlement source and a reader of money). */
+  money: boolean;
+}
 
 export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const { rules, from, to, tz, reader } = i;
@@ -91,7 +110,7 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
   const mem = emptyMemory(i.initial);
   const alerts = new Map<string, BacktestAlert>();
   for (const a of i.initial) {
-    alerts.set(a.id, { rule: a.rule, merchantId: a.merchantId, firedAt: a.life.firedAt, resolvedAt: null, evidence: a.evidence, renotified: 0, carried: true });
+    alerts.set(a.id, { rule: a.rule, merchantId: a.merchantId, firedAt: a.life.firedAt, resolvedAt: null, evidence: a.evidence, renotified: 0, carried: true, money: null });
   }
 
   // Minute slices of the all-merchants totals, read ahead in passes, and summed as the live window does (window.ts).
@@ -106,6 +125,10 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     for (const [t, s] of slices) minutes.set(t, totalsOfSlice(s, numbers));
     slices.clear();
   };
+  // Money at risk minute by minute (receivable, and the alerts' money): fed the minutes' totals from `from` on.
+  const history = i.settlement && hasMoney(reader) ? new ExposureHistory(reader, i.settlement, { from, to }) : null;
+  const moneyMinutes = new Map<number, ReadonlyMap<string, Totals>>();
+  const watches = new Map<string, ReturnType<ExposureHistory['watch']>>();
   let loadedTo = 0;
   const load = async (lo: number, hi: number) => {
     const byMinute = i.minutes ? await i.minutes(lo, hi)
@@ -113,6 +136,7 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
       : new Map(await Promise.all(range(lo, hi).map(async (t) => [t, await reader.totalsByMerchant(t, t + MINUTE, '1m')] as const)));
     for (const t of range(lo, hi)) {
       const totals = byMinute.get(t) ?? new Map<string, Totals>();
+      if (history && t >= from) moneyMinutes.set(t, totals);
       const slice = exact ? sliceOfTotals(t, totals, numbers) : null;
       if (slice) { slices.set(t, slice); continue; }
       if (exact) leaveDoubles();
@@ -148,10 +172,16 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     const todayHours = await inputs.todayFullHours(base, today, hs, firingMerchants(mem.firing, 'volume_drop'));
     const win = exact ? window.sums : sumOf(minutes, windowFrom, end);
     await inputs.profileSpikeCandidates(base, spikeCandidates(rules, win, mem.firing, mem.tracked.volume_spike));
+    let exposures: Map<string, Exposure> | undefined;
+    if (history) {
+      await history.advance(M, moneyMinutes.get(M) ?? new Map());
+      moneyMinutes.delete(M);
+      exposures = await history.exposuresFor(M, { atLeast: receivableFloor(rules), tracked: mem.tracked.receivable ?? [], firing: firingMerchants(mem.firing, 'receivable') });
+    }
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs: i.ingestLags.get(M) ?? 0, replay: true, rules, maxIngestLagMs: i.maxIngestLagMs,
       slackEnabled: false, window: win, partialHour: exact ? hour.sums : sumOf(minutes, hs, end), todayHours, baselines: base, silences: [],
-      firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked,
+      firing: mem.firing, signatures: mem.signatures, tracked: mem.tracked, exposures,
     });
     evaluations += d.evaluated;
     const fired = new Map<string, string>();
@@ -161,7 +191,8 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
         if (alerts.size >= max) throw new BacktestLimitError(`stopped at ${iso(M)}: more than ${max} alerts; raise the thresholds or shorten the period`);
         const id = `b${alerts.size + 1}`;
         fired.set(keyOf(t.rule, t.merchantId), id);
-        alerts.set(id, { rule: t.rule, merchantId: t.merchantId, firedAt: M, resolvedAt: null, evidence: t.evidence, renotified: 0, carried: false });
+        alerts.set(id, { rule: t.rule, merchantId: t.merchantId, firedAt: M, resolvedAt: null, evidence: t.evidence, renotified: 0, carried: false, money: null });
+        if (history) watches.set(id, history.watch(t.merchantId, M));
       } else {
         const a = alerts.get(t.alertId!);
         if (!a) throw new Error(`backtest lost alert ${t.alertId} (${t.rule} ${t.merchantId})`);
@@ -172,7 +203,11 @@ export async function runBacktest(i: BacktestInput): Promise<BacktestOutput> {
     applyDecision(mem, d, (key) => fired.get(key)!);
     await i.onMinute?.(++n, total);
   }
-  return { alerts: [...alerts.values()], minutes: total, evaluations };
+  if (history) {
+    const money = await history.moneyOf([...watches.values()]);
+    for (const [id, w] of watches) alerts.get(id)!.money = money.get(w)!;
+  }
+  return { alerts: [...alerts.values()], minutes: total, evaluations, money: history !== null };
 }
 
 /** Exact (bigint) per-merchant totals of the minutes in [lo, hi). */

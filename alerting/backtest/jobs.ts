@@ -1,6 +1,7 @@
 /**
- * Backtests as jobs in the risk store (`backtests`): the API queues them (any number), the alerting process runs
- * them one at a time, oldest first (`BacktestRunner`), beside the live evaluator and below it in priority:
+ * Backtests as jobs in the risk store (`backtests`): the API queues them, the alerting process runs them one at a
+ * time, oldest first (`BacktestRunner`), in a worker thread of its own (thread.ts: its own event loop and heap
+ * limit, so a heavy backtest can neither stall nor crash live alerting), below the live evaluator in priority:
  *
  * - between two backtest minutes the runner yields to the event loop, and while the evaluator has a closed minute
  *   due or in progress (`Evaluator.busy`) it waits — the live minute is never queued behind a backtest's; what a
@@ -12,11 +13,11 @@
  * the job row's `result`.
  */
 import type pg from 'pg';
-import type { BucketReader, Totals } from '../../aggregator/store/index.ts';
+import type { BucketReader, Settlement, Totals } from '../../aggregator/store/index.ts';
 import { hasMinuteTotals } from '../../aggregator/store/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { iso, MINUTE } from '../../lib/time.ts';
-import { RunState, type Service } from '../../lib/service.ts';
+import { backoffMs, RunState, type Service } from '../../lib/service.ts';
 import { lastClosedMinute } from '../closed.ts';
 import type { MerchantDirectory } from '../directory.ts';
 import { parseRules, type RulesConfig } from '../rules/config.ts';
@@ -77,7 +78,11 @@ class Cancelled extends Error {}
 /** Minutes handed out in order (the aggregator's TopicMinutes). */
 export interface MinuteStream { read(lo: number, hi: number): Promise<Map<number, Map<string, Totals>>>; close(): Promise<void>; changes: number }
 
-export interface RunnerOptions { tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number }
+export interface RunnerOptions {
+  tz: string; maxIngestLagMs: number; evaluatorName: string; pollMs: number;
+  /** As the live evaluator's: receivable is judged and the money reported (absent: neither, as live without one). */
+  settlement?: Settlement;
+}
 export interface RunnerDeps {
   reader: BucketReader;
   /** The live evaluator's merchant directory (cohorts). */
@@ -88,6 +93,8 @@ export interface RunnerDeps {
   log: Logger;
   /** True while the live evaluator has a minute due or in progress: the runner waits. */
   liveBusy: () => boolean;
+  /** Told the job taken (its id) and, when it has ended, null: the backtest thread fails a job its worker died of. */
+  onJob?: (id: string | null) => void;
 }
 
 export class BacktestRunner implements Service {
@@ -98,13 +105,29 @@ export class BacktestRunner implements Service {
 
   async run(): Promise<void> {
     // A job left 'running' by a process that died is taken again from the start.
-    await requeueRunningBacktests(this.d.db);
+    let failures = 0;
+    while (this.#state.shouldRun()) {
+      try {
+        await requeueRunningBacktests(this.d.db);
+        break;
+      } catch (err) {
+        const wait = backoffMs(failures++, this.o.pollMs, 30_000);
+        this.d.log.warn({ err, retryInMs: wait }, 'backtest runner: store unavailable; retrying');
+        await this.#state.sleep(wait);
+      }
+    }
+    failures = 0;
     while (this.#state.shouldRun()) {
       let ran = false;
       try {
         ran = await this.runOne();
+        failures = 0;
       } catch (err) {
-        this.d.log.warn({ err }, 'backtest runner: store unavailable; retrying');
+        // the risk store is down: back off (up to 30 s) instead of a warning every poll
+        const wait = backoffMs(failures++, this.o.pollMs, 30_000);
+        this.d.log.warn({ err, retryInMs: wait }, 'backtest runner: store unavailable; retrying');
+        await this.#state.sleep(wait);
+        continue;
       }
       if (!ran) await this.#state.sleep(this.o.pollMs);
     }
@@ -117,6 +140,7 @@ export class BacktestRunner implements Service {
     const job = await claimNextBacktest(this.d.db);
     if (!job) return false;
     const { id, from, to } = job;
+    this.d.onJob?.(id);
     const log = this.d.log.child({ backtest: id });
     const t0 = performance.now();
     let topic: MinuteStream | null = null;
@@ -146,7 +170,7 @@ export class BacktestRunner implements Service {
       log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
       let lastReport = Date.now();
       const out = await runBacktest({
-        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, directory: this.d.directory, log, initial, ingestLags, minutes,
+        rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, settlement: this.o.settlement, directory: this.d.directory, log, initial, ingestLags, minutes,
         onMinute: async (done, total) => {
           await this.#yieldToLive();
           if (Date.now() - lastReport < 1000 && done < total) return;
@@ -157,7 +181,7 @@ export class BacktestRunner implements Service {
         },
       });
       const live = await liveAlerts(this.d.db, from, to, await this.#hasDispositions());
-      const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations });
+      const result = compareWithLive(out.alerts, live, { from, to, tz: this.o.tz, minutes: out.minutes, evaluations: out.evaluations, money: out.money });
       const bytes = Buffer.byteLength(JSON.stringify(result));
       if (bytes > MAX_BACKTEST_RESULT_BYTES) throw new BacktestLimitError(`the result is ${Math.round(bytes / 1048576)} MiB, more than ${MAX_BACKTEST_RESULT_BYTES / 1048576} MiB; raise the thresholds or shorten the period`);
       await finishBacktest(this.d.db, id, result);
@@ -172,6 +196,7 @@ export class BacktestRunner implements Service {
       await failBacktest(this.d.db, id, message);
     } finally {
       await topic?.close().catch(() => {});
+      this.d.onJob?.(null);
     }
     return true;
   }

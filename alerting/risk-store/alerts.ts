@@ -5,14 +5,20 @@
  */
 import type pg from 'pg';
 import type { Alert, AlertMessage, AlertTransition } from '../../lib/alert-message.ts';
+import type { Exposure } from '../../lib/exposure.ts';
 import { TRIAGE_COLUMNS, triageOf, type TriageRow } from './triage.ts';
 
 export interface AlertRow extends TriageRow {
   id: string; rule: string; merchant_id: string; state: string; fired_at: Date; resolved_at: Date | null; evidence: unknown; rule_version: string;
+  /** the merchant's exposure when the alert fired (null: fired before exposure was recorded) */
+  exposure_at_fire?: Exposure | null;
+  /** the merchant's receivable now (merchant_exposure; '0' when it owes nothing) */
+  receivable_now?: string | null;
 }
 
 /** Columns of `alerts a` that alertJson reads: the alert and its triage state. */
-export const ALERT_COLUMNS = `a.id, a.rule, a.merchant_id, a.state, a.fired_at, a.resolved_at, a.evidence, a.rule_version, ${TRIAGE_COLUMNS}`;
+export const ALERT_COLUMNS = `a.id, a.rule, a.merchant_id, a.state, a.fired_at, a.resolved_at, a.evidence, a.rule_version, a.exposure_at_fire,
+  coalesce((SELECT e.receivable FROM merchant_exposure e WHERE e.merchant_id = a.merchant_id), 0)::text AS receivable_now, ${TRIAGE_COLUMNS}`;
 
 /** The alert row as JSON: the only place an alert is shaped. */
 export function alertJson(r: AlertRow): Alert {
@@ -20,6 +26,7 @@ export function alertJson(r: AlertRow): Alert {
     id: String(r.id), rule: r.rule, merchantId: r.merchant_id, state: r.state,
     firedAt: r.fired_at.toISOString(), resolvedAt: r.resolved_at ? r.resolved_at.toISOString() : null, evidence: r.evidence as Alert['evidence'],
     ruleVersion: r.rule_version, ...triageOf(r),
+    exposureAtFiring: r.exposure_at_fire ?? null, receivableNow: r.receivable_now ?? '0',
   };
 }
 
@@ -37,6 +44,8 @@ export interface AlertFilter {
   /** Keyset: the page starts after this (fired_at as text, id) of the previous page's last alert. */
   after?: { firedAt: string; id: string };
   limit: number;
+  /** 'receivable': the merchants' receivable now, largest first (one page: no `next`) */
+  sort?: 'fired' | 'receivable';
 }
 
 /** Alerts, newest first (fired time, then id); `next` is the key to pass as `after` for the next page, null on the last. */
@@ -58,6 +67,14 @@ export async function listAlerts(db: pg.Pool, f: AlertFilter): Promise<{ items: 
     where.push(`(a.fired_at, a.id) < ($${args.length - 1}::timestamptz, $${args.length}::bigint)`);
   }
   args.push(f.limit + 1);
+  if (f.sort === 'receivable') {
+    // one bounded page: the receivable moves every minute, so a keyset over it would skip or repeat alerts
+    args[args.length - 1] = f.limit;
+    const { rows } = await db.query<AlertRow>(
+      `SELECT * FROM (SELECT ${ALERT_COLUMNS} FROM alerts a ${where.length ? `WHERE ${where.join(' AND ')}` : ''}) x
+        ORDER BY x.receivable_now::bigint DESC, x.fired_at DESC, x.id DESC LIMIT $${args.length}`, args);
+    return { items: rows.map(alertJson), next: null };
+  }
   const { rows } = await db.query<AlertRow & { fired_key: string }>(
     `SELECT ${ALERT_COLUMNS}, a.fired_at::text AS fired_key FROM alerts a ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
      ORDER BY a.fired_at DESC, a.id DESC LIMIT $${args.length}`, args);

@@ -9,6 +9,8 @@
  * | triage.ts | alert_triage and the triage columns of alerts |
  * | silences.ts | silences |
  * | rules.ts | rule_versions, rule_activations |
+ * | holds.ts | holds (each action with its webhook outbox row) |
+ * | webhooks.ts | webhook_outbox (payout actions and alert transitions to other systems) |
  */
 export { inTransaction } from '../../lib/pg.ts';
 export {
@@ -35,7 +37,16 @@ export {
   alertsHaveDispositions, backtestQueue, cancelAllBacktests, cancelBacktest, claimNextBacktest, failBacktest, finishBacktest, getBacktest, listBacktests, queueBacktest,
   openBacktestsOf, reportBacktestProgress, requeueBacktest, requeueRunningBacktests, type BacktestJob,
 } from './backtests.ts';
+export { clearExposures, storedReceivables, topExposures, writeExposures } from './exposure.ts';
 export { alertCounts, alertJson, alertTransitions, getAlert, listAlerts, transitionsSince, type AlertFilter, type TransitionJson } from './alerts.ts';
 export { createSilence, deleteSilence, listSilences, type NewSilence, type SilenceJson } from './silences.ts';
 export { listAudit, recordAudit, type AuditEntry, type AuditFilter, type AuditItem } from './audit.ts';
 export { merchantEvaluations, topEvaluations, type EvaluationJson, type RankedEvaluation } from './evaluations.ts';
+export {
+  createHold, getHold, HOLD_REASON_MAX, HoldAlertMismatch, HoldConflict, HoldReleased, holdsOf, listHolds, releaseHold,
+  type HoldFilter, type HoldJson, type HoldState, type NewHold,
+} from './holds.ts';
+export {
+  claimDueWebhooks, enqueueWebhooks, listWebhookDeliveries, NotFailed, recordWebhookOutcome, resolveFailedWebhook, webhookCounts, WEBHOOKS_CHANNEL,
+  type DeliveryFilter, type DeliveryStatus, type DueWebhook, type NewWebhookRow, type WebhookChannel, type WebhookDelivery, type WebhookOutcome,
+} from './webhooks.ts';

@@ -12,6 +12,9 @@ import type { Evaluation } from '../rules/types.ts';
 import { inTransaction } from '../../lib/pg.ts';
 import { ALERT_COLUMNS, alertJson, type AlertRow } from './alerts.ts';
 import { NOTIFICATIONS_CHANNEL } from './outbox.ts';
+import { writeExposures } from './exposure.ts';
+import type { Exposure } from '../../lib/exposure.ts';
+import { enqueueWebhooks } from './webhooks.ts';
 
 export interface FiringAlert { id: string; rule: RuleName; merchantId: string; life: AlertLife }
 
@@ -62,6 +65,8 @@ export interface TransitionWrite {
   ruleVersion: string;
   replay: boolean;
   notification: { status: 'pending' | 'suppressed'; reason: string | null; silenceId: string | null };
+  /** 'fired': the merchant's exposure at the minute's end (recorded on the alert) */
+  exposure?: Exposure | null;
 }
 
 export interface MinuteWrite {
@@ -75,6 +80,10 @@ export interface MinuteWrite {
   /** The rules version that decided the minute, and the ingestion lag then (evaluated_minutes). */
   ruleVersion: string;
   ingestLagMs: number;
+  /** merchant_exposure changes of the minute: merchants that owe now (upserted) and those that no longer do (deleted) */
+  exposures?: { upsert: Exposure[]; remove: string[] };
+  /** Add an alert webhook outbox row for each transition that is live (not replay) and not silenced. */
+  alertWebhook?: boolean;
 }
 
 export class ProgressConflict extends Error {
@@ -114,6 +123,7 @@ export async function commitMinute(db: pg.Pool, w: MinuteWrite): Promise<Committ
       );
     }
     for (let i = 0; i < w.evaluations.length; i += 5000) await upsertEvaluations(client, w.evaluations.slice(i, i + 5000));
+    if (w.exposures) await writeExposures(client, w.exposures, w.minute + 60_000);
     // Wakes the Slack sender (delivered on commit).
     if (pending) await client.query(`SELECT pg_notify('${NOTIFICATIONS_CHANNEL}', '')`);
     return { messages, fired };
@@ -135,14 +145,15 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
   const byId = new Map<string, AlertRow>();
   if (news.length) {
     const r = await client.query(
-      `INSERT INTO alerts AS a (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay)
-       SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[])
-              WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, n)
+      `INSERT INTO alerts AS a (rule, merchant_id, state, fired_at, last_notified_at, clear_minutes, rule_version, evidence, replay, exposure_at_fire)
+       SELECT u.rule, u.merchant_id, 'firing', u.fired_at, u.notified_at, u.clear_minutes, u.rule_version, u.evidence, u.replay, u.exposure
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::jsonb[], $8::bool[], $9::jsonb[])
+              WITH ORDINALITY AS u(rule, merchant_id, fired_at, notified_at, clear_minutes, rule_version, evidence, replay, exposure, n)
         ORDER BY u.n
        RETURNING ${ALERT_COLUMNS}`,
       [news.map((t) => t.rule), news.map((t) => t.merchantId), news.map((t) => new Date(t.life.firedAt)), news.map((t) => new Date(t.life.lastNotifiedAt)),
-        news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay)],
+        news.map((t) => t.life.clearMinutes), news.map((t) => t.ruleVersion), news.map((t) => JSON.stringify(t.evidence)), news.map((t) => t.replay),
+        news.map((t) => (t.exposure ? JSON.stringify(t.exposure) : null))],
     );
     for (const a of r.rows) { byKey.set(keyOf(a.rule, a.merchant_id), a); fired.set(keyOf(a.rule, a.merchant_id), a.id); }
   }
@@ -184,6 +195,14 @@ async function writeTransitions(client: pg.PoolClient, w: MinuteWrite): Promise<
     type: 'alert', eventId: Number(trIds[i]), transition: t.kind,
     alert: { ...alertJson(alerts[i]), evidence: t.evidence },
   }));
+  if (w.alertWebhook) {
+    // The same transitions Slack would get, silences and replay included: in the minute's transaction, in order per alert.
+    const hooked = messages.flatMap((m, i) => (ts[i].replay || ts[i].notification.silenceId !== null ? [] : [{ m, trId: trIds[i] }]));
+    await enqueueWebhooks(client, hooked.map(({ m, trId }) => ({
+      channel: 'alert' as const, type: `alert.${m.transition}`, orderKey: `alert:${m.alert.id}`, merchantId: m.alert.merchantId, transitionId: trId,
+      event: { type: `alert.${m.transition}`, alertId: m.alert.id, merchantId: m.alert.merchantId, at: new Date(w.minute).toISOString(), alert: m.alert },
+    })));
+  }
   const counted = ts.flatMap((t, i) => (t.kind === 'resolved' ? [] : [{ alertId: alerts[i].id, clearMinutes: t.life.clearMinutes }]));
   return { messages, fired, counted };
 }

@@ -29,6 +29,7 @@ export async function claimDueNotifications(client: pg.PoolClient, limit: number
     return {
       id: r.n_id, attempts: r.attempts, kind: r.kind, minute: r.minute.toISOString(), evidence: r.t_evidence as Alert['evidence'],
       alertId: alert.id, rule: alert.rule, merchantId: alert.merchantId, ack: alert.ack, assignee: alert.assignee,
+      exposureAtFiring: alert.exposureAtFiring, receivableNow: alert.receivableNow,
     };
   });
 }

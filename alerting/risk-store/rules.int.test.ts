@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logger } from '../../lib/logger.ts';
 import { MINUTE } from '../../lib/time.ts';
-import { freshDatabase } from '../../test/helpers/services.ts';
+import { freshDatabase } from '../../test/harness/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { addHistory, riskStore } from '../testing/fixtures.ts';
 import { MemoryReader } from '../testing/memory-reader.ts';

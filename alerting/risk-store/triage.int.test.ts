@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshDatabase } from '../../test/helpers/services.ts';
+import { freshDatabase } from '../../test/harness/services.ts';
 import { commitMinute, type TransitionWrite } from './minutes.ts';
 import { riskStore } from '../testing/fixtures.ts';
 import { applyTriage, triageHistory } from './triage.ts';

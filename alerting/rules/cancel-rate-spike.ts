@@ -4,7 +4,7 @@
  * full local days before today). Fires when rate_W ≥ multiplier × baseline, with guards on the activity in W and
  * on the history, and a significance guard (`maxPValue`): at the DESIGN guards alone (5 cancels where 2 were
  * expected) plain Poisson noise fires for a few of every few hundred merchants each hour. The guard is the exact
- * conditional test of two Poisson rates (tails.ts): the chance that a merchant cancelling at one steady rate
+ * conditional test of two Poisson rates (significance.ts): the chance that a merchant cancelling at one steady rate
  * splits its cancels between window and baseline at least this unevenly. A baseline without any cancel makes a
  * guarded cancel wave fire when the window is a small enough share of the merchant's approvals.
  */
@@ -13,7 +13,7 @@ import type { Totals } from '../../aggregator/store/index.ts';
 import { iso } from '../../lib/time.ts';
 import type { CancelRateSpikeParams } from './config.ts';
 import type { Cohort } from '../cohort.ts';
-import { binomialTail, poissonTail } from './tails.ts';
+import { binomialTail, poissonTail } from './significance.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface CancelRateInput {

@@ -25,7 +25,7 @@ export interface CancelRateSpikeParams {
   minBaselineApprovals: number;
   /**
    * Significance guard: fire only when at least cancels_W cancels would happen by chance with probability below
-   * this, if the merchant still cancelled at one steady rate in window and baseline (rules/tails.ts). 1 turns it off.
+   * this, if the merchant still cancelled at one steady rate in window and baseline (rules/significance.ts). 1 turns it off.
    */
   maxPValue: number;
   /**
@@ -58,6 +58,12 @@ export interface VolumeSpikeParams {
   baseline: BaselineKind;
 }
 
+export interface ReceivableParams {
+  enabled: boolean;
+  /** Fires when the merchant's receivable (lib/exposure.ts) is at least this (KRW). */
+  minReceivable: number;
+}
+
 export interface RulesConfig {
   version: string;
   /** Global only (they shape the reads): the cancel-rate window and the number of baseline days. */
@@ -71,11 +77,12 @@ export interface RulesConfig {
   cancel_rate_spike: CancelRateSpikeParams;
   volume_drop: VolumeDropParams;
   volume_spike: VolumeSpikeParams;
+  receivable: ReceivableParams;
   lifecycle: { resolveAfterMinutes: number; renotifyMinutes: number };
   /** Rules composed from metrics (rules/composed.ts); their alerts are rule `composed:<name>`. */
   composed: ComposedRule[];
   /** merchantId → partial thresholds for that merchant. */
-  overrides: Record<string, { cancel_rate_spike?: Partial<CancelRateSpikeParams>; volume_drop?: Partial<VolumeDropParams>; volume_spike?: Partial<VolumeSpikeParams> }>;
+  overrides: Record<string, { cancel_rate_spike?: Partial<CancelRateSpikeParams>; volume_drop?: Partial<VolumeDropParams>; volume_spike?: Partial<VolumeSpikeParams>; receivable?: Partial<ReceivableParams> }>;
 }
 
 export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
@@ -87,6 +94,7 @@ export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
   cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100, maxPValue: 1e-4, minCohortMerchants: 5 },
   volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000, baseline: 'same_weekday' },
   volume_spike: { enabled: true, multiplier: 5, minWindowAmount: 10_000_000, baseline: 'same_weekday' },
+  receivable: { enabled: true, minReceivable: 30_000_000 },
   lifecycle: { resolveAfterMinutes: 5, renotifyMinutes: 60 },
   composed: [],
   overrides: {},
@@ -121,6 +129,11 @@ const SPIKE_FIELDS: Record<keyof VolumeSpikeParams, Field> = {
   // At least 1M KRW: every merchant above it has its history read once a day (the work stays bounded).
   minWindowAmount: { min: 1_000_000, max: 1e15, int: true },
   baseline: { oneOf: BASELINE_KINDS },
+};
+const RECEIVABLE_FIELDS: Record<keyof ReceivableParams, Field> = {
+  enabled: 'bool',
+  // at least 1 KRW: a receivable of 0 is no receivable
+  minReceivable: { min: 1, max: 1e15, int: true },
 };
 const LIFECYCLE_FIELDS: Record<keyof RulesConfig['lifecycle'], Field> = {
   resolveAfterMinutes: { min: 1, max: 1440, int: true },
@@ -180,7 +193,7 @@ export class RulesError extends Error {
 export function parseRules(v: unknown): RulesConfig {
   const problems: string[] = [];
   if (!isObject(v)) throw new RulesError(['RISKMON_RULES must be a JSON object such as {"cancel_rate_spike":{"multiplier":3}}']);
-  const known = ['version', 'windowMinutes', 'baselineDays', 'sameWeekdayWeeks', 'minSameWeekdays', 'holidays', 'cancel_rate_spike', 'volume_drop', 'volume_spike', 'lifecycle', 'composed', 'overrides'];
+  const known = ['version', 'windowMinutes', 'baselineDays', 'sameWeekdayWeeks', 'minSameWeekdays', 'holidays', 'cancel_rate_spike', 'volume_drop', 'volume_spike', 'receivable', 'lifecycle', 'composed', 'overrides'];
   for (const k of Object.keys(v)) if (!known.includes(k)) problems.push(`${k} is unknown (known: ${known.join(', ')})`);
   const cfg: Omit<RulesConfig, 'version'> = structuredClone(DEFAULT_RULES);
   const intIn = (k: 'windowMinutes' | 'baselineDays' | 'sameWeekdayWeeks' | 'minSameWeekdays', min: number, max: number) => {
@@ -204,6 +217,7 @@ export function parseRules(v: unknown): RulesConfig {
   if (v.cancel_rate_spike !== undefined) Object.assign(cfg.cancel_rate_spike, checkFields('cancel_rate_spike', v.cancel_rate_spike, CANCEL_FIELDS, problems));
   if (v.volume_drop !== undefined) Object.assign(cfg.volume_drop, checkFields('volume_drop', v.volume_drop, VOLUME_FIELDS, problems));
   if (v.volume_spike !== undefined) Object.assign(cfg.volume_spike, checkFields('volume_spike', v.volume_spike, SPIKE_FIELDS, problems));
+  if (v.receivable !== undefined) Object.assign(cfg.receivable, checkFields('receivable', v.receivable, RECEIVABLE_FIELDS, problems));
   if (v.composed !== undefined) cfg.composed = parseComposed(v.composed, problems);
   if (v.lifecycle !== undefined) Object.assign(cfg.lifecycle, checkFields('lifecycle', v.lifecycle, LIFECYCLE_FIELDS, problems));
   if (v.overrides !== undefined) {
@@ -215,7 +229,8 @@ export function parseRules(v: unknown): RulesConfig {
         if (k === 'cancel_rate_spike') entry.cancel_rate_spike = checkFields(`overrides.${m}.cancel_rate_spike`, o[k], CANCEL_FIELDS, problems);
         else if (k === 'volume_drop') entry.volume_drop = checkFields(`overrides.${m}.volume_drop`, o[k], VOLUME_FIELDS, problems);
         else if (k === 'volume_spike') entry.volume_spike = checkFields(`overrides.${m}.volume_spike`, o[k], SPIKE_FIELDS, problems);
-        else problems.push(`overrides.${m}.${k} is unknown (known: cancel_rate_spike, volume_drop, volume_spike)`);
+        else if (k === 'receivable') entry.receivable = checkFields(`overrides.${m}.receivable`, o[k], RECEIVABLE_FIELDS, problems);
+        else problems.push(`overrides.${m}.${k} is unknown (known: cancel_rate_spike, volume_drop, volume_spike, receivable)`);
       }
       cfg.overrides[m] = entry;
     }

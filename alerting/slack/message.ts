@@ -12,7 +12,7 @@ import type { Alert, AlertTransition } from '../../lib/alert-message.ts';
  * One outbox row as a message renders it: the transition (its kind, minute and evidence) and its alert, as the one
  * alert JSON (lib/alert-message.ts) has it when the message is sent — ack and assignee included.
  */
-export type NotificationView = Pick<Alert, 'rule' | 'merchantId'> & Partial<Pick<Alert, 'ack' | 'assignee'>> & {
+export type NotificationView = Pick<Alert, 'rule' | 'merchantId'> & Partial<Pick<Alert, 'ack' | 'assignee' | 'exposureAtFiring' | 'receivableNow'>> & {
   /** The outbox row. */
   id: string;
   kind: AlertTransition;
@@ -25,7 +25,7 @@ export type NotificationView = Pick<Alert, 'rule' | 'merchantId'> & Partial<Pick
 export interface SlackPayload { text: string; blocks: unknown[] }
 
 const TITLE: Record<NotificationView['kind'], string> = { fired: ':rotating_light: FIRING', renotified: ':bell: STILL FIRING', resolved: ':white_check_mark: RESOLVED' };
-const RULE: Record<string, string> = { cancel_rate_spike: 'cancel-rate spike', volume_drop: 'volume drop', volume_spike: 'volume spike' };
+const RULE: Record<string, string> = { cancel_rate_spike: 'cancel-rate spike', volume_drop: 'volume drop', volume_spike: 'volume spike', receivable: 'receivable' };
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(1)}%` : 'n/a');
 const krw = (x: unknown) => (x === undefined || x === null ? 'n/a' : `${BigInt(String(x)).toLocaleString('en-US')} KRW`);
@@ -45,6 +45,9 @@ export function summary(n: NotificationView): string {
     return `approved in the window ${krw(e.window?.approvedAmount)} vs ${krw(e.baseline?.sameWindowAverage || undefined)} usual`
       + ` (${typeof e.windowVsBaseline === 'number' ? `×${e.windowVsBaseline.toFixed(1)}` : 'n/a'}); fires at ×${e.multiplier}`;
   }
+  if (n.rule === 'receivable') {
+    return `receivable ${krw(e.exposure?.receivable)} (canceled ${krw(e.exposure?.canceledSinceSettled)} vs approved ${krw(e.exposure?.approvedSinceSettled)} since ${e.exposure?.settledThrough ?? 'the first payment'}); fires at ≥ ${krw(e.minReceivable)}`;
+  }
   if (n.rule.startsWith('composed:')) {
     const num = (x: unknown) => (typeof x === 'number' ? (Math.abs(x) < 10 ? x.toPrecision(3) : Math.round(x).toLocaleString('en-US')) : 'n/a');
     return `${e.metric} ${num(e.window?.value)} in the window vs ${num(e.baseline?.value)} (${e.baseline?.kind}); fires at ${e.compare === 'fraction' ? '≤' : '≥'} ${e.k} × baseline`;
@@ -59,6 +62,18 @@ export function merchantLink(publicUrl: string, merchantId: string): string {
 /** The alert's page on the dashboard (evidence, charts, notes, triage). */
 export function alertLink(publicUrl: string, alertId: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/#/alerts/${encodeURIComponent(alertId)}`;
+}
+
+/**
+ * The money at risk: "₩ at risk now 41,000,000 KRW (at firing 30,500,000 KRW)" — the receivable the company would
+ * have to claw back from the merchant (docs/analysts.md); '' when the merchant owes nothing and did not at firing.
+ */
+export function moneyLine(n: NotificationView): string {
+  if (n.receivableNow === undefined && !n.exposureAtFiring) return '';
+  const now = n.receivableNow ?? '0';
+  const fired = n.exposureAtFiring?.receivable;
+  if (now === '0' && (fired ?? '0') === '0') return ''; // owes nothing, and did not when it fired
+  return `₩ at risk now ${krw(now)}${fired !== undefined && n.kind !== 'resolved' ? ` (at firing ${krw(fired)})` : ''}`;
 }
 
 /** Only a re-notification is marked: a fire has no acknowledgement yet, a resolve ends the alert. */
@@ -85,8 +100,9 @@ export function alertMessage(n: NotificationView, publicUrl: string): SlackPaylo
   const a = acked(n);
   const head = `${TITLE[n.kind]}${a ? ` (acknowledged by ${plain(a.by)})` : ''} ${RULE[n.rule] ?? n.rule} — merchant ${n.merchantId}`;
   const link = merchantLink(publicUrl, n.merchantId);
+  const money = moneyLine(n);
   return {
-    text: esc(`${head}: ${summary(n)}${a ? ` — ${ackLine(n)}` : ''}`),
+    text: esc(`${head}: ${summary(n)}${money ? ` — ${money}` : ''}${a ? ` — ${ackLine(n)}` : ''}`),
     blocks: [
       { type: 'header', text: { type: 'plain_text', text: head.replace(/:[a-z_]+: /, '').slice(0, 150) } },
       {
@@ -99,6 +115,7 @@ export function alertMessage(n: NotificationView, publicUrl: string): SlackPaylo
         ],
       },
       { type: 'section', text: { type: 'mrkdwn', text: esc(summary(n)) } },
+      ...(money ? [{ type: 'section', text: { type: 'mrkdwn', text: `*${esc(money)}*` } }] : []),
       ...(a ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `:eyes: ${esc(ackLine(n))}` }] }] : []),
       {
         type: 'context',
@@ -117,7 +134,7 @@ export function alertMessage(n: NotificationView, publicUrl: string): SlackPaylo
 
 /** Several pending transitions at once (a burst) become one message listing them. */
 export function digestMessage(ns: NotificationView[], publicUrl: string): SlackPayload {
-  const lines = ns.map((n) => `• ${TITLE[n.kind]} *${esc(RULE[n.rule] ?? n.rule)}* — <${esc(merchantLink(publicUrl, n.merchantId))}|merchant ${esc(n.merchantId)}>: ${esc(summary(n))}${acked(n) ? ` (${esc(ackLine(n))})` : ''}`);
+  const lines = ns.map((n) => `• ${TITLE[n.kind]} *${esc(RULE[n.rule] ?? n.rule)}* — <${esc(merchantLink(publicUrl, n.merchantId))}|merchant ${esc(n.merchantId)}>: ${esc(summary(n))}${moneyLine(n) ? ` — ${esc(moneyLine(n))}` : ''}${acked(n) ? ` (${esc(ackLine(n))})` : ''}`);
   // A section's text is limited to 3000 characters: split the list over several sections.
   const sections: unknown[] = [];
   let cur = '';

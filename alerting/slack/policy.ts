@@ -5,20 +5,15 @@
  * a permanent error (bad URL, revoked webhook, invalid payload): failed, never retried.
  */
 import { backoffMs } from '../../lib/service.ts';
+import { parseRetryAfter } from '../outbox/http.ts';
+
+export { parseRetryAfter };
 
 export type Outcome =
   | { kind: 'sent' }
   | { kind: 'rate_limited'; retryAfterMs: number }
   | { kind: 'retry'; delayMs: number; reason: string }
   | { kind: 'failed'; reason: string };
-
-/** Retry-After is seconds or an HTTP date; missing or unreadable: 1 s. */
-export function parseRetryAfter(value: string | null, now: number): number {
-  if (!value) return 1000;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.ceil(Number(value) * 1000);
-  const at = Date.parse(value);
-  return Number.isFinite(at) ? Math.max(0, at - now) : 1000;
-}
 
 /**
  * @param status HTTP status, or null for a network error/timeout

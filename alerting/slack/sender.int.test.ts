@@ -9,7 +9,7 @@ import { readConfig } from '../../lib/config.ts';
 import { logger } from '../../lib/logger.ts';
 import type { Service } from '../../lib/service.ts';
 import { MINUTE } from '../../lib/time.ts';
-import { freshDatabase, services, uniqueName } from '../../test/helpers/services.ts';
+import { freshDatabase, services, uniqueName } from '../../test/harness/services.ts';
 import { alertingSpec } from '../config.ts';
 import { alertsChannel, type AlertMessage } from '../../lib/alert-message.ts';
 import { buildAlerting } from '../index.ts';

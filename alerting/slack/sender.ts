@@ -13,11 +13,13 @@
  * Pacing: at most one message per `minIntervalMs`; a 429 pauses the whole sender for Retry-After (the limit is per
  * webhook). The evaluator NOTIFYs `riskmon_notifications` on commit, so a new alert is sent without polling delay.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../../lib/logger.ts';
-import { backoffMs, RunState, type Service } from '../../lib/service.ts';
+import type { Service } from '../../lib/service.ts';
 import { inTransaction } from '../../lib/pg.ts';
 import * as metrics from '../metrics.ts';
+import { postJson } from '../outbox/http.ts';
+import { OutboxLoop } from '../outbox/loop.ts';
 import { claimDueNotifications, NOTIFICATIONS_CHANNEL, recordNotificationOutcome } from '../risk-store/index.ts';
 import { alertMessage, digestMessage, type NotificationView, type SlackPayload } from './message.ts';
 import { classify, type Outcome } from './policy.ts';
@@ -37,51 +39,25 @@ export interface SenderOptions {
 
 export class SlackSender implements Service {
   readonly name = 'alerting-slack-sender';
-  readonly #state = new RunState();
   readonly #o: Required<SenderOptions>;
   readonly #db: pg.Pool;
   readonly #log: Logger;
-  readonly #riskPgUrl: string;
-  #listener: pg.Client | null = null;
-  #wake: (() => void) | null = null;
-  #woken = false;
+  readonly #loop: OutboxLoop;
   #nextAllowedAt = 0;
 
   constructor(opts: SenderOptions, deps: { db: pg.Pool; riskPgUrl: string; log: Logger }) {
     this.#o = { pollMs: 1000, digestMax: 20, ...opts };
     this.#db = deps.db;
-    this.#riskPgUrl = deps.riskPgUrl;
     this.#log = deps.log;
+    this.#loop = new OutboxLoop({ channel: NOTIFICATIONS_CHANNEL, riskPgUrl: deps.riskPgUrl, pollMs: this.#o.pollMs, log: deps.log, what: 'slack sender' });
   }
 
-  async run(): Promise<void> {
-    let failures = 0;
-    try {
-      while (this.#state.shouldRun()) {
-        try {
-          await this.#ensureListener();
-          const wait = this.#nextAllowedAt - Date.now();
-          if (wait > 0) { await this.#state.sleep(wait); continue; }
-          this.#woken = false;
-          const sent = await this.sendOnce();
-          failures = 0;
-          if (!sent) await this.#waitForWork();
-        } catch (err) {
-          const wait = backoffMs(failures++, 500, 30_000);
-          this.#log.warn({ err, retryInMs: wait }, 'slack sender round failed');
-          await this.#listener?.end().catch(() => {});
-          this.#listener = null;
-          await this.#state.sleep(wait);
-        }
-      }
-    } finally {
-      await this.#listener?.end().catch(() => {});
-    }
+  run(): Promise<void> {
+    return this.#loop.run(() => this.sendOnce(), () => this.#nextAllowedAt - Date.now());
   }
 
   async stop(): Promise<void> {
-    this.#state.stop();
-    this.#wake?.();
+    this.#loop.stop();
   }
 
   /** One round: claim, send one message, record. False when nothing was due. */
@@ -104,21 +80,8 @@ export class SlackSender implements Service {
 
   async #post(payload: SlackPayload, attempts: number): Promise<Outcome & { status: number | null }> {
     this.#nextAllowedAt = Date.now() + this.#o.minIntervalMs;
-    let status: number | null = null;
-    let retryAfter: string | null = null;
-    let body = '';
-    try {
-      const res = await fetch(this.#o.webhookUrl, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.#o.timeoutMs),
-      });
-      status = res.status;
-      retryAfter = res.headers.get('retry-after');
-      body = await res.text().catch(() => '');
-    } catch (err) {
-      body = (err as Error).message;
-    }
-    return { ...classify(status, retryAfter, body, attempts, this.#o.maxAttempts, Date.now()), status };
+    const a = await postJson(this.#o.webhookUrl, JSON.stringify(payload), {}, this.#o.timeoutMs);
+    return { ...classify(a.status, a.retryAfter, a.body, attempts, this.#o.maxAttempts, Date.now()), status: a.status };
   }
 
   async #record(client: pg.PoolClient, ids: string[], o: Outcome & { status: number | null }): Promise<void> {
@@ -138,25 +101,5 @@ export class SlackSender implements Service {
     } else if (o.kind === 'retry') this.#log.warn({ reason: o.reason, retryInMs: o.delayMs, notifications: n }, 'slack request failed: will retry');
     else if (o.kind === 'failed') this.#log.error({ reason: o.reason, notifications: n }, 'slack notification failed permanently');
     else this.#log.debug({ notifications: n }, 'slack message sent');
-  }
-
-  async #ensureListener(): Promise<void> {
-    if (this.#listener) return;
-    const c = new pg.Client({ connectionString: this.#riskPgUrl });
-    c.on('error', (err) => { this.#log.warn({ err }, 'slack sender LISTEN connection lost'); this.#listener = null; c.end().catch(() => {}); });
-    c.on('notification', () => { this.#woken = true; this.#wake?.(); });
-    await c.connect();
-    await c.query(`LISTEN ${NOTIFICATIONS_CHANNEL}`);
-    this.#listener = c;
-  }
-
-  async #waitForWork(): Promise<void> {
-    if (this.#woken || !this.#state.shouldRun()) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, this.#o.pollMs);
-      const self = this;
-      function done() { clearTimeout(t); self.#wake = null; resolve(); }
-      this.#wake = done;
-    });
   }
 }

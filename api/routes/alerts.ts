@@ -10,7 +10,7 @@ export function alertRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get<{ Querystring: AlertsQuery }>('/api/alerts', {
     schema: {
       summary: 'Alerts, newest first (by fired time), with keyset pagination',
-      description: '`from`/`to` bound the fired time; `assignee`, `acked` and `disposition` (`none`: open) filter on the triage state. Pass `nextCursor` as `cursor` for the next page; null means the last page.',
+      description: '`from`/`to` bound the fired time; `assignee`, `acked` and `disposition` (`none`: open) filter on the triage state. Pass `nextCursor` as `cursor` for the next page; null means the last page. `sort=receivable` orders by the merchant\'s receivable now (one page).',
       tags: ['alerts'], querystring: AlertsQuery, response: { 200: AlertsBody, ...errorResponses },
     },
   }, async (req) => {
@@ -21,7 +21,7 @@ export function alertRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const page = await listAlerts(deps.riskPg, {
       merchantId: q.merchantId, rule: q.rule, state: q.state, assignee: q.assignee, acked: q.acked, disposition: q.disposition,
       from: from === null ? undefined : new Date(from), to: to === null ? undefined : new Date(to),
-      after: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit,
+      after: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit, sort: q.sort as 'fired' | 'receivable' | undefined,
     });
     return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
   });

@@ -189,7 +189,7 @@ export function ruleRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return {
       ...rest,
       alerts: result?.alerts ?? [], summary: result?.summary ?? null, vsLive: result?.vsLive ?? null, quality: result?.quality ?? null,
-      liveQuality: result?.liveQuality ?? null, perDay: result?.perDay ?? [], minutes: result?.minutes ?? null,
+      liveQuality: result?.liveQuality ?? null, perDay: result?.perDay ?? [], money: result?.money ?? null, minutes: result?.minutes ?? null,
     };
   });
 
@@ -206,6 +206,6 @@ export function ruleRoutes(app: FastifyInstance, deps: ApiDeps): void {
     });
     const j = (await getBacktest(db, id))!;
     const { result: _r, ...rest } = j;
-    return { ...rest, alerts: [], summary: null, vsLive: null, quality: null, liveQuality: null, perDay: [], minutes: null };
+    return { ...rest, alerts: [], summary: null, vsLive: null, quality: null, liveQuality: null, perDay: [], money: null, minutes: null };
   });
 }

@@ -10,3 +10,4 @@ export { recordSetOf, recordValue, type RecordSet } from './record-batch.ts';
 export { locateLsn, LsnInFutureError, LsnTooOldError, type LsnLocation } from './locate.ts';
 export { createTopics, durabilityOf, durabilityWarnings, retryTransient, TopicSetupError, type Durability } from './topics.ts';
 export type { Kafka } from 'kafkajs';
+export { OffsetOutOfRangeError, PartitionFetcher, type FetchedRecord, type PartitionFetch } from './fetcher.ts';

@@ -6,6 +6,7 @@
  * when the minute ends, so a cancel always refers to an earlier minute's payment (canceled_at > approved_at) of
  * the same merchant inside the window. Cancels are COPYed only after every payment COPY submitted before them has
  * committed (the foreign key), in chunks of the same size as payments, so a reader sees them interleaved in time.
+ * Payouts (payouts.ts): each local day that ends inside the window is paid D+N, written after the rows.
  */
 import pg from 'pg';
 import { DAY, MINUTE } from '../../lib/time.ts';
@@ -15,6 +16,7 @@ import { defaultHolidays } from '../../lib/holidays-kr.ts';
 import { expectedPerMinute, sampleAmount, sampleCancelAmount, sampleCount, weekAcceptance } from './distribution.ts';
 import { ensureIdState, reserveIds } from './ids.ts';
 import { assertReferenceSchema, ensureMerchants } from './merchants.ts';
+import { DEFAULT_SETTLEMENT_DAYS, insertPayouts, localMidnight, PayoutLedger, type PayoutRow } from './payouts.ts';
 import { hash32, Rng } from './random.ts';
 import { ScenarioSet, type Scenario } from './scenarios.ts';
 import { Workload } from './workload.ts';
@@ -35,6 +37,8 @@ export interface BackfillOptions {
   weekShapes?: boolean;
   /** The holidays of the week shapes (local dates); default the Korean public holidays (lib/holidays-kr.ts). */
   holidays?: ReadonlySet<string>;
+  /** Payouts: local day D paid at the start of day D+N (payouts.ts); 0 writes none. Default 2. */
+  settlementDays?: number;
   /** Rows per COPY (one transaction each). */
   chunkRows?: number;
   onProgress?: (p: BackfillProgress) => void;
@@ -48,6 +52,8 @@ export interface BackfillStats {
   payments: number;
   cancels: number;
   partialCancels: number;
+  /** payout rows written (a row already there is kept) */
+  payouts: number;
   rows: number;
   seconds: number;
   rowsPerSecond: number;
@@ -88,13 +94,18 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
   // per-commit WAL flush.
   const pool = await CopyPool.open(pgUrl, opts.connections ?? 2, ['SET synchronous_commit = off', SKIP_TRIGGERS]).catch(async (e) => { await admin.end(); throw e; });
   try {
-    await assertReferenceSchema(admin);
+    await assertReferenceSchema(admin, (opts.settlementDays ?? DEFAULT_SETTLEMENT_DAYS) > 0);
     await ensureMerchants(pgUrl, n);
     await ensureIdState(admin);
 
     const w = new Workload(n);
     const daily = Float64Array.from(w.weights, (x) => x * txPerDay);
     const book = new CancelBook(daily, w.cancelRate);
+    const settlementDays = opts.settlementDays ?? DEFAULT_SETTLEMENT_DAYS;
+    const ledger = settlementDays > 0 ? new PayoutLedger(n, settlementDays, tz) : null;
+    const payoutRows: PayoutRow[] = [];
+    // bust_out merchants: every payment they made, for the cancels of earlier (paid-out) payments
+    const earlier = new Map<number, { id: number[]; amount: number[] }>(scenarios.bustOutMerchants.map((m) => [m, { id: [], amount: [] }]));
 
     // Ids in blocks of ~one chunk's worth; a block is reserved under a row lock, so a live run can go on at once.
     const ID_BLOCK = 1_000_000;
@@ -137,9 +148,16 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
     let pendAt = new Float64Array(8192);
     const firstMinute = Math.floor(startMs / MINUTE) * MINUTE;
     const totalMinutes = Math.ceil((endMs - firstMinute) / MINUTE);
+    let day = localMidnight(firstMinute, 0, tz);
+    let nextMidnight = localMidnight(firstMinute, 1, tz);
 
     for (let mi = 0; mi < totalMinutes; mi++) {
       const minute = firstMinute + mi * MINUTE;
+      if (minute >= nextMidnight) {
+        if (ledger) for (const r of ledger.endDay(day)) payoutRows.push(r);
+        day = nextMidnight;
+        nextMidnight = localMidnight(day, 1, tz);
+      }
       const prefix = new Date(minute).toISOString().slice(0, 17);
       const count = sampleCount(rng, expectedPerMinute(minute, txPerDay, tz));
       const accept = opts.weekShapes ? weekAcceptance(minute, tz, holidays) : null;
@@ -160,12 +178,33 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
         const rate = Math.min(1, w.cancelRate[m - 1] * (scenarios.empty ? 1 : scenarios.cancelFactor(m, t)));
         const cancelDue = rng.next() < rate;
         if (t < startMs || t >= endMs) continue; // drawn anyway, so the stream does not depend on the edges
+        const bust = scenarios.empty ? 0 : scenarios.bustOut(m, t);
+        if (bust > 0) {
+          // a bust-out: no sale, `bust` cancels of earlier payments (random ones: most were paid out already)
+          const e = earlier.get(m)!;
+          const ts = `${prefix}${SS[Math.floor(off / 1000)]}.${MS3[off % 1000]}Z`;
+          for (let j = 0; j < bust && e.id.length; j++) {
+            const k = rng.int(e.id.length);
+            const pid = e.id[k], amt = e.amount[k];
+            e.id[k] = e.id[e.id.length - 1]; e.amount[k] = e.amount[e.amount.length - 1]; e.id.pop(); e.amount.pop();
+            const cidv = takeIdFast();
+            const cid = typeof cidv === 'number' ? cidv : await cidv;
+            cancelText += `${cid}\t${pid}\t${m}\t${amt}\t${ts}\n`;
+            cancelRows++; cancels++;
+            ledger?.cancel(m, amt);
+          }
+          if (cancelRows >= chunkRows) await flushCancels();
+          continue;
+        }
         const idv = takeIdFast();
         const id = typeof idv === 'number' ? idv : await idv;
         const ts = `${prefix}${SS[Math.floor(off / 1000)]}.${MS3[off % 1000]}Z`;
         payText += `${id}\t${m}\t${amount}\t${ts}\n`;
         payRows++; payments++;
         pendM[pend] = m; pendId[pend] = id; pendAmt[pend] = amount; pendAt[pend] = t; pend++;
+        ledger?.approve(m, amount);
+        const past = earlier.get(m);
+        if (past) { past.id.push(id); past.amount.push(amount); }
         if (cancelDue) book.owe(m);
         if (book.canPay(m)) {
           const e = book.take(rng, m);
@@ -175,6 +214,7 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
           const cid = typeof cidv === 'number' ? cidv : await cidv;
           cancelText += `${cid}\t${e.paymentId}\t${m}\t${amt}\t${ts}\n`;
           cancelRows++; cancels++;
+          ledger?.cancel(m, amt);
         }
         if (payRows >= chunkRows) await flushPayments();
         if (cancelRows >= chunkRows) await flushCancels();
@@ -190,8 +230,16 @@ export async function backfill(pgUrl: string, opts: BackfillOptions): Promise<Ba
     await flushPayments();
     await flushCancels();
     await pool.drain();
+    if (ledger) {
+      while (nextMidnight <= endMs) {
+        for (const r of ledger.endDay(day)) payoutRows.push(r);
+        day = nextMidnight;
+        nextMidnight = localMidnight(day, 1, tz);
+      }
+      await insertPayouts(admin, payoutRows);
+    }
     const seconds = (performance.now() - t0) / 1000;
-    return { startMs, endMs, payments, cancels, partialCancels: partial, rows: payments + cancels, seconds, rowsPerSecond: (payments + cancels) / seconds };
+    return { startMs, endMs, payments, cancels, partialCancels: partial, payouts: payoutRows.length, rows: payments + cancels, seconds, rowsPerSecond: (payments + cancels) / seconds };
 
     // Synchronous while the block lasts (the common case); awaits only to reserve the next block.
     function takeIdFast(): number | Promise<number> {

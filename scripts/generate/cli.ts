@@ -4,12 +4,11 @@
  */
 import { commonSpec, connections, readConfig } from '../../lib/config.ts';
 import { DAY, iso } from '../../lib/time.ts';
-import { parseFlags, required, type FlagSpec, type ParsedFlags } from './args.ts';
+import { parseFlags, required, UsageError, type FlagSpec, type ParsedFlags } from '../../lib/args.ts';
 import { backfill, DEFAULT_MERCHANTS, DEFAULT_TX_PER_DAY } from './backfill.ts';
 import { live } from './live.ts';
 import { ensureMerchants, SchemaMissingError } from './merchants.ts';
 import { parseScenario, SCENARIO_FORM, type MerchantAlias, type Scenario } from './scenarios.ts';
-import { UsageError } from './usage-error.ts';
 import { pickMerchants } from './workload.ts';
 
 const common: Record<string, FlagSpec> = {
@@ -26,6 +25,7 @@ const SPECS: Record<string, Record<string, FlagSpec>> = {
     connections: { kind: 'int', min: 1, max: 16, help: 'parallel COPY connections, default 2' },
     scenario: { kind: 'list', help: SCENARIO_FORM },
     'week-shapes': { kind: 'int', min: 0, max: 1, help: '1 for weekday shapes by category and Korean public holidays, 0 (default) for flat weeks' },
+    'settlement-days': { kind: 'int', min: 0, max: 30, help: 'N: payouts pay local day D at the start of day D+N, default 2; 0 writes no payouts' },
   },
   live: {
     ...common,
@@ -35,19 +35,23 @@ const SPECS: Record<string, Record<string, FlagSpec>> = {
     'late-share': { kind: 'num', min: 0, max: 1, help: 'share of rows with a transaction time up to 2 min in the past, default 0.02' },
     scenario: { kind: 'list', help: SCENARIO_FORM },
     'week-shapes': { kind: 'int', min: 0, max: 1, help: '1 for weekday shapes by category and Korean public holidays, 0 (default) for flat weeks' },
+    'settlement-days': { kind: 'int', min: 0, max: 30, help: 'N: payouts pay local day D at the start of day D+N, default 2; 0 writes no payouts' },
   },
 };
 
 const HELP = `usage:
   riskmon generate merchants [--merchants N]
   riskmon generate backfill --days N [--end ISO] [--seed S] [--merchants N] [--tx-per-day N] [--connections C]
-                            [--scenario name:merchant:start[:param] …] [--week-shapes 1]
+                            [--scenario name:merchant:start[:param] …] [--week-shapes 1] [--settlement-days N]
   riskmon generate live --tps N [--duration S] [--connections C] [--seed S] [--merchants N] [--late-share X]
-                        [--scenario name:merchant:start[:param] …] [--week-shapes 1]
+                        [--scenario name:merchant:start[:param] …] [--week-shapes 1] [--settlement-days N]
 
 scenarios: ${SCENARIO_FORM}
   cancel_surge (param: cancel-rate multiplier, default 6), volume_drop (param: share kept, default 0.3),
-  full_stop, midnight (nothing injected; a backfill always spans local midnights)
+  full_stop, bust_out (param: cancels of earlier payments per transaction, default 10; no more sales),
+  midnight (nothing injected; a backfill always spans local midnights)
+payouts: each local day D that ends is paid at the start of day D+N (--settlement-days, default 2) to every
+  merchant whose net since its last payout is positive
   e.g. --scenario cancel_surge:hot:+10m --scenario volume_drop:big:2026-11-21T03:00:00Z:0.3
 environment: PG_URL (the source database), RISKMON_TZ (zone of the daily curve, default Asia/Seoul)
 `;
@@ -99,7 +103,7 @@ function scenariosOf(flags: ParsedFlags, now: number, merchants: number, seed: n
   for (const s of list) {
     out(s.name === 'midnight'
       ? 'scenario midnight: nothing injected; the run crosses local midnight when its window does'
-      : `scenario ${s.name}: merchant ${s.merchant} from ${iso(s.startMs)}${s.name === 'full_stop' ? '' : s.name === 'cancel_surge' ? ` (cancel rate ×${s.factor})` : ` (${s.factor * 100}% of volume kept)`}`);
+      : `scenario ${s.name}: merchant ${s.merchant} from ${iso(s.startMs)}${s.name === 'full_stop' ? '' : s.name === 'cancel_surge' ? ` (cancel rate ×${s.factor})` : s.name === 'bust_out' ? ` (no sales, ${s.factor} cancels of earlier payments per transaction)` : ` (${s.factor * 100}% of volume kept)`}`);
   }
   return list;
 }
@@ -114,10 +118,11 @@ async function runBackfill(pgUrl: string, tz: string, flags: ParsedFlags): Promi
   out(`backfill ${days} day(s) ${iso(end - days * DAY)} .. ${iso(end)} (${tz}), ${txPerDay} payments/day over ${merchants} merchants, seed ${seed}`);
   const st = await backfill(pgUrl, {
     days, end, seed, merchants, txPerDay, scenarios, tz, weekShapes: flags['week-shapes'] === 1,
+    settlementDays: flags['settlement-days'] as number | undefined,
     connections: flags.connections as number | undefined,
     onProgress: (p) => out(`  ${(p.doneShare * 100).toFixed(0).padStart(3)}%  ${p.payments} payments, ${p.cancels} cancels, ${Math.round(p.rowsPerSecond)} rows/s`),
   });
-  out(`done: ${st.payments} payments, ${st.cancels} cancels (${st.partialCancels} partial) in ${st.seconds.toFixed(1)} s = ${Math.round(st.rowsPerSecond)} rows/s`);
+  out(`done: ${st.payments} payments, ${st.cancels} cancels (${st.partialCancels} partial), ${st.payouts} payouts in ${st.seconds.toFixed(1)} s = ${Math.round(st.rowsPerSecond)} rows/s`);
   return 0;
 }
 
@@ -130,6 +135,7 @@ async function runLive(pgUrl: string, flags: ParsedFlags): Promise<number> {
   out(`live ${tps} TPS${duration ? ` for ${duration} s` : ' until Ctrl-C'} over ${merchants} merchants, seed ${seed}`);
   const run = await live(pgUrl, {
     tps, durationS: duration, seed, merchants, scenarios, weekShapes: flags['week-shapes'] === 1,
+    settlementDays: flags['settlement-days'] as number | undefined,
     connections: flags.connections as number | undefined,
     lateShare: flags['late-share'] as number | undefined,
     onReport: (r) => out(`  ${r.seconds.toFixed(0).padStart(5)} s  ${Math.round(r.lastTps)} TPS now, ${Math.round(r.achievedTps)} average  (${r.payments} payments, ${r.cancels} cancels, ${r.late} late, ${r.errors} errors, ${r.missed} missed)`),
@@ -142,6 +148,6 @@ async function runLive(pgUrl: string, flags: ParsedFlags): Promise<number> {
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   out(`done: ${st.payments} payments + ${st.cancels} cancels in ${st.seconds.toFixed(1)} s = ${Math.round(st.achievedTps)} TPS achieved of ${tps} requested`
-    + `${st.achievedTps < tps * 0.95 ? ' (the database could not take the requested rate)' : ''}; ${st.late} late, ${st.errors} errors`);
+    + `${st.achievedTps < tps * 0.95 ? ' (the database could not take the requested rate)' : ''}; ${st.late} late, ${st.payouts} payouts, ${st.errors} errors`);
   return st.errors > 0 && st.payments + st.cancels === 0 ? 1 : 0;
 }

@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../lib/migrate.ts';
-import { freshDatabase } from '../../test/helpers/services.ts';
+import { freshDatabase } from '../../test/harness/services.ts';
 import { merchantProfile } from './distribution.ts';
 import { backfill, live, pickMerchants, type BackfillStats } from './index.ts';
 

@@ -7,4 +7,5 @@ export { parseScenario, ScenarioSet, SCENARIO_NAMES, type Scenario, type Scenari
 export * as distribution from './distribution.ts';
 export { Rng, AliasTable } from './random.ts';
 export { merchantProfile, type MerchantProfile } from './distribution.ts';
-export { UsageError } from './usage-error.ts';
+export { UsageError } from '../../lib/args.ts';
+export { DEFAULT_SETTLEMENT_DAYS, payoutId, settlementOf, writeDayPayouts } from './payouts.ts';

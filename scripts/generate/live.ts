@@ -6,6 +6,10 @@
  *
  * Late rows: a share of rows (default 2%) carries a transaction time 1 s to 2 min before the moment the generator
  * issues it, as a payment server with a slow retry or a batch would.
+ *
+ * Payouts (payouts.ts): at start and every minute, each local day that has ended (today's two predecessors at most)
+ * gets its payouts from the tables, once (derived ids). A bust_out merchant cancels its earlier payments, read from
+ * the database at start (the newest 20,000 not cancelled).
  */
 import pg from 'pg';
 import { CancelBook } from './cancel-book.ts';
@@ -14,6 +18,7 @@ import { MINUTE } from '../../lib/time.ts';
 import { sampleAmount, sampleCancelAmount, weekAcceptance } from './distribution.ts';
 import { ensureIdState, IdBlocks, reserveIds } from './ids.ts';
 import { assertReferenceSchema, ensureMerchants } from './merchants.ts';
+import { DEFAULT_SETTLEMENT_DAYS, localMidnight, writeDayPayouts } from './payouts.ts';
 import { hash32, Rng } from './random.ts';
 import { ScenarioSet, type Scenario } from './scenarios.ts';
 import { DEFAULT_MERCHANTS } from './backfill.ts';
@@ -38,6 +43,8 @@ export interface LiveOptions {
   weekShapes?: boolean;
   tz?: string;
   holidays?: ReadonlySet<string>;
+  /** Payouts: local day D paid at the start of day D+N (payouts.ts); 0 writes none. Default 2. */
+  settlementDays?: number;
 }
 
 export interface LiveStats {
@@ -48,6 +55,8 @@ export interface LiveStats {
   cancels: number;
   partialCancels: number;
   late: number;
+  /** payout rows written for the days that ended */
+  payouts: number;
   errors: number;
   /** Tokens dropped because every connection was busy (the database could not take the rate). */
   missed: number;
@@ -81,8 +90,17 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   admin.on('error', () => {});
   await admin.connect();
   let ids: IdBlocks;
+  const settlementDays = opts.settlementDays ?? DEFAULT_SETTLEMENT_DAYS;
+  const tz = opts.tz ?? (process.env.RISKMON_TZ || 'Asia/Seoul');
+  const earlier = new Map<number, { id: number[]; amount: number[] }>();
   try {
-    await assertReferenceSchema(admin);
+    await assertReferenceSchema(admin, settlementDays > 0);
+    for (const m of scenarios.bustOutMerchants) {
+      const r = await admin.query(`SELECT payment_id::float8 AS id, amount::float8 AS amount FROM payments p WHERE merchant_id = $1
+        AND NOT EXISTS (SELECT 1 FROM payment_cancels c WHERE c.merchant_id = p.merchant_id AND c.payment_id = p.payment_id)
+        ORDER BY approved_at DESC LIMIT 20000`, [m]);
+      earlier.set(m, { id: r.rows.map((x) => x.id), amount: r.rows.map((x) => x.amount) });
+    }
     await ensureMerchants(pgUrl, n);
     await ensureIdState(admin);
     ids = new IdBlocks((count) => reserveIds(admin, count), 10_000);
@@ -97,7 +115,7 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   const pool = new pg.Pool({ connectionString: pgUrl, max: connections, application_name: 'riskmon-generate-live' });
   pool.on('error', () => {}); // an idle client's error surfaces again on its next query
 
-  const s = { payments: 0, cancels: 0, partialCancels: 0, late: 0, errors: 0, missed: 0 };
+  const s = { payments: 0, cancels: 0, partialCancels: 0, late: 0, payouts: 0, errors: 0, missed: 0 };
   let inFlight = 0;
   let tokens = 0;
   let running = true;
@@ -136,6 +154,25 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
     const at = isLate ? now - rng.range(1000, maxLateMs) : now;
     let m = w.sampleMerchantIn(rng, acceptAt(at));
     if (!scenarios.empty) for (let tries = 0; tries < 100 && rng.next() >= scenarios.volumeFactor(m, at); tries++) m = w.sampleMerchant(rng);
+    const bust = scenarios.empty ? 0 : scenarios.bustOut(m, at);
+    if (bust > 0) {
+      // a bust-out: no sale, `bust` cancels of earlier payments in one statement
+      const e = earlier.get(m)!;
+      const pids: number[] = [], amounts: number[] = [], cids: number[] = [id];
+      for (let j = 0; j < bust && e.id.length; j++) {
+        const k = rng.int(e.id.length);
+        pids.push(e.id[k]); amounts.push(e.amount[k]);
+        e.id[k] = e.id[e.id.length - 1]; e.amount[k] = e.amount[e.amount.length - 1]; e.id.pop(); e.amount.pop();
+      }
+      while (cids.length < pids.length) { let c = ids.take(); while (c === null) { await ids.refill(); c = ids.take(); } cids.push(c); }
+      if (pids.length) {
+        await pool.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
+          SELECT c, p, $3, a, $5 FROM unnest($1::bigint[], $2::bigint[], $4::bigint[]) AS x(c, p, a)`, [cids.slice(0, pids.length), pids, m, amounts, new Date(at).toISOString()]);
+        s.cancels += pids.length;
+      }
+      if (isLate) s.late++;
+      return;
+    }
     if (book.canPay(m)) {
       const e = book.take(rng, m);
       const amount = sampleCancelAmount(rng, e.amount);
@@ -159,7 +196,28 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   const done = new Promise<LiveStats>((r) => { resolveDone = r; });
   let timer: NodeJS.Timeout | null = null;
 
+  // payouts of the local days that ended: checked at start and every minute, each day once
+  const paidDays = new Set<number>();
+  let payoutTimer: NodeJS.Timeout | null = null;
+  let payoutRun: Promise<void> = Promise.resolve();
+  const payDueDays = () => {
+    payoutRun = payoutRun.then(async () => {
+      const today = localMidnight(Date.now(), 0, tz);
+      for (const d of [localMidnight(today, -2, tz), localMidnight(today, -1, tz)]) {
+        if (paidDays.has(d)) continue;
+        s.payouts += await writeDayPayouts(admin, d, settlementDays, tz);
+        paidDays.add(d);
+      }
+    }).catch(failed);
+  };
+  if (settlementDays > 0) {
+    payDueDays();
+    payoutTimer = setInterval(payDueDays, 60_000);
+  }
+
   const finish = async () => {
+    if (payoutTimer) clearInterval(payoutTimer);
+    await payoutRun;
     while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
     lastEnd = performance.now();
     await pool.end().catch(() => {});

@@ -48,8 +48,8 @@ export class SchemaMissingError extends Error {
   }
 }
 
-export async function assertReferenceSchema(db: Pick<pg.Client, 'query'>): Promise<void> {
-  for (const t of ['merchants', 'payments', 'payment_cancels']) {
+export async function assertReferenceSchema(db: Pick<pg.Client, 'query'>, withPayouts = false): Promise<void> {
+  for (const t of ['merchants', 'payments', 'payment_cancels', ...(withPayouts ? ['payouts'] : [])]) {
     const { rows } = await db.query<{ ok: string | null }>('SELECT to_regclass($1) AS ok', [t]);
     if (!rows[0].ok) throw new SchemaMissingError(t);
   }

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { parseFlags } from './args.ts';
+import { parseFlags, UsageError } from '../../lib/args.ts';
 import { CancelBook } from './cancel-book.ts';
 import { hotCount } from './distribution.ts';
 import { IdBlocks } from './ids.ts';
 import { Rng } from './random.ts';
 import { parseScenario, ScenarioSet, type ScenarioContext } from './scenarios.ts';
-import { UsageError } from './usage-error.ts';
 import { BIG_VOLUME_KRW, pickMerchants, Workload } from './workload.ts';
 
 describe('pickMerchants', () => {

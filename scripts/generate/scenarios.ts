@@ -3,14 +3,16 @@
  * - cancel_surge  multiplies the merchant's cancel rate (default ×6),
  * - volume_drop   keeps that share of its transactions (default 0.3),
  * - full_stop     stops it entirely,
+ * - bust_out      stops its sales and turns each of its usual transactions into `param` cancels (default 10) of its
+ *                 earlier payments — payments already paid out, so its receivable grows (payouts.ts),
  * - midnight      injects nothing: it documents that the run crosses local midnight (a backfill always does).
  * Written `name:merchant:start[:param]`: merchant is an id or an alias from pickMerchants (normal, hot, big,
  * big2); start is ISO-8601 with a zone (2026-11-21T08:00:00Z, …+09:00), `now`, or relative to now (+5m, -2h, +30s;
  * for a backfill "now" is its --end).
  */
-import { UsageError } from './usage-error.ts';
+import { UsageError } from '../../lib/args.ts';
 
-export const SCENARIO_NAMES = ['cancel_surge', 'volume_drop', 'full_stop', 'midnight'] as const;
+export const SCENARIO_NAMES = ['cancel_surge', 'volume_drop', 'full_stop', 'bust_out', 'midnight'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 export const MERCHANT_ALIASES = ['normal', 'hot', 'big', 'big2'] as const;
 export type MerchantAlias = (typeof MERCHANT_ALIASES)[number];
@@ -20,12 +22,12 @@ export interface Scenario {
   /** 0 for midnight. */
   merchant: number;
   startMs: number;
-  /** cancel_surge: rate multiplier; volume_drop/full_stop: share of volume kept. */
+  /** cancel_surge: rate multiplier; volume_drop/full_stop: share of volume kept; bust_out: cancels per transaction. */
   factor: number;
 }
 
-const DEFAULT_FACTOR: Record<ScenarioName, number> = { cancel_surge: 6, volume_drop: 0.3, full_stop: 0, midnight: 1 };
-export const SCENARIO_FORM = 'name:merchant:start[:param] with name one of cancel_surge, volume_drop, full_stop, midnight; merchant an id or normal|hot|big|big2; start ISO-8601 with zone, now, or ±N(s|m|h)';
+const DEFAULT_FACTOR: Record<ScenarioName, number> = { cancel_surge: 6, volume_drop: 0.3, full_stop: 0, bust_out: 10, midnight: 1 };
+export const SCENARIO_FORM = 'name:merchant:start[:param] with name one of cancel_surge, volume_drop, full_stop, bust_out, midnight; merchant an id or normal|hot|big|big2; start ISO-8601 with zone, now, or ±N(s|m|h)';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})/;
 const REL = /^(now)|^([+-])(\d+(?:\.\d+)?)(s|m|h)/;
@@ -78,6 +80,7 @@ export function parseScenario(text: string, ctx: ScenarioContext): Scenario {
     factor = Number(tail.slice(1));
     if (name === 'cancel_surge' && !(factor >= 1 && factor <= 19)) throw bad('the cancel_surge multiplier must be from 1 to 19');
     if (name === 'volume_drop' && !(factor >= 0 && factor <= 1)) throw bad('the volume_drop share must be from 0 to 1');
+    if (name === 'bust_out' && !(Number.isInteger(factor) && factor >= 1 && factor <= 100)) throw bad('the bust_out cancels per transaction must be a whole number from 1 to 100');
   }
   return { name, merchant, startMs, factor };
 }
@@ -87,11 +90,12 @@ export class ScenarioSet {
   readonly list: readonly Scenario[];
   readonly #cancel = new Map<number, Scenario[]>();
   readonly #volume = new Map<number, Scenario[]>();
+  readonly #bust = new Map<number, Scenario[]>();
 
   constructor(list: readonly Scenario[]) {
     this.list = list;
     for (const s of list) {
-      const map = s.name === 'cancel_surge' ? this.#cancel : s.name === 'midnight' ? null : this.#volume;
+      const map = s.name === 'cancel_surge' ? this.#cancel : s.name === 'bust_out' ? this.#bust : s.name === 'midnight' ? null : this.#volume;
       if (!map) continue;
       const arr = map.get(s.merchant) ?? [];
       arr.push(s);
@@ -117,5 +121,17 @@ export class ScenarioSet {
     return f;
   }
 
-  get empty(): boolean { return this.#cancel.size === 0 && this.#volume.size === 0; }
+  /** bust_out: how many cancels of earlier payments each of merchant m's transactions at time t becomes (0: none). */
+  bustOut(m: number, t: number): number {
+    const arr = this.#bust.get(m);
+    if (!arr) return 0;
+    let k = 0;
+    for (const s of arr) if (t >= s.startMs) k = Math.max(k, s.factor);
+    return k;
+  }
+
+  /** Merchants with a bust_out scenario. */
+  get bustOutMerchants(): number[] { return [...this.#bust.keys()]; }
+
+  get empty(): boolean { return this.#cancel.size === 0 && this.#volume.size === 0 && this.#bust.size === 0; }
 }

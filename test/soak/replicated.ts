@@ -12,7 +12,7 @@ import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
 import { keys } from '../../aggregator/store/index.ts';
 import { nodePorts, SENTINEL_MASTER_NAME, startNode, stopNode } from '../../scripts/stack/replicated.ts';
 import { sleep, waitFor } from '../harness/index.ts';
-import { cutOff, onNode, roleOf, slotOwners } from '../helpers/replicated.ts';
+import { cutOff, onNode, roleOf, slotOwners } from '../harness/replicated.ts';
 
 export type RedisFailoverMode = 'cluster' | 'sentinel';
 

@@ -21,7 +21,7 @@ export class Chart {
     scales.forEach((s, i) => {
       const first = lines.find((l) => (l.scale ?? 'y') === s)!;
       axes.push({
-        scale: s, side: i === 0 ? 3 : 1, stroke: i === 0 ? '#6b7280' : first.color, size: 58,
+        scale: s, side: i === 0 ? 3 : 1, stroke: i === 0 ? '#6b7280' : first.color, size: first.fmt === 'krw' ? 66 : 58,
         grid: { show: i === 0, stroke: '#eef0f3' }, ticks: { stroke: '#e5e7eb' }, values: axisValues(first.fmt),
       });
     });

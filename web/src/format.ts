@@ -23,12 +23,19 @@ export function krw(n: number | string | null | undefined): string {
   if (a >= 1e4) return `₩${(v / 1e3).toFixed(0)}K`;
   return `₩${Math.round(v).toLocaleString('en-US')}`;
 }
+/** KRW exactly, with thousands separators (₩41,000,000): amounts the API serves as decimal strings, never rounded. */
+export function krwExact(n: number | string | bigint | null | undefined): string {
+  if (n === null || n === undefined || n === '') return '—';
+  const s = typeof n === 'string' && /^-?\d+$/.test(n) ? n : String(typeof n === 'bigint' ? n : Math.round(Number(n)));
+  const neg = s.startsWith('-');
+  return `${neg ? '−' : ''}₩${(neg ? s.slice(1) : s).replace(/\B(?=(\d{3})+(?!\d))/g, ',')}`;
+}
 export const pct = (r: number | null | undefined, digits = 1) => (r === null || r === undefined || !Number.isFinite(r) ? '—' : `${(r * 100).toFixed(digits)}%`);
 export const int = (n: number) => n.toLocaleString('en-US');
 export const ago = (ms: number | null) => ms === null ? '—' : Math.abs(ms) < 90_000 ? `${Math.round(ms / 1000)} s` : Math.abs(ms) < 5_400_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
 export const bytes = (b: number | null) => b === null ? '—' : b < 1024 ? `${b} B` : b < 1 << 20 ? `${(b / 1024).toFixed(0)} KiB` : `${(b / (1 << 20)).toFixed(1)} MiB`;
 
-export const RULE_LABEL: Record<string, string> = { cancel_rate_spike: 'Cancel-rate spike', volume_drop: 'Volume drop', volume_spike: 'Volume spike' };
+export const RULE_LABEL: Record<string, string> = { cancel_rate_spike: 'Cancel-rate spike', volume_drop: 'Volume drop', volume_spike: 'Volume spike', receivable: 'Receivable' };
 export const DISPOSITION_LABEL: Record<string, string> = { confirmed: 'confirmed', false_positive: 'false positive', benign: 'benign' };
 
 /** One line that says why an alert fired, from its evidence. */
@@ -45,6 +52,9 @@ export function evidenceLine(a: Pick<Alert, 'rule' | 'evidence'>): string {
   if (a.rule === 'volume_spike' && e.window && e.baseline) {
     const r = e.windowVsBaseline;
     return `last hour ${krw(e.window.approvedAmount)} vs ${krw(e.baseline.sameWindowAverage)} usual${typeof r === 'number' ? ` (×${r.toFixed(1)})` : ''}`;
+  }
+  if (a.rule === 'receivable' && e.exposure) {
+    return `owes ${krw(e.exposure.receivable)}: canceled ${krw(e.exposure.canceledSinceSettled)} vs approved ${krw(e.exposure.approvedSinceSettled)} since the last payout (fires at ${krw(e.minReceivable)})`;
   }
   return '';
 }

@@ -8,6 +8,7 @@ interface Status {
   watermark: { at: string | null; behindMs: number | null; error?: string };
   evaluator: { lastClosedMinute: string | null; behindMs: number | null; error?: string };
   alerts: { firing: number | null; pendingNotifications: number | null };
+  webhooks?: { pending: number | null; failed: number | null; oldestPendingAt: string | null; error?: string };
 }
 
 /** ok / warn / bad from a value and two limits; unknown (null) is bad. */
@@ -31,6 +32,9 @@ async function refreshHealth(): Promise<void> {
       ['Watermark', s.watermark.at ? `${ago(s.watermark.behindMs)} behind` : 'none', level(s.watermark.behindMs, 30_000, 120_000), s.watermark.error ?? `event time reached ${s.watermark.at ?? '—'}`],
       ['Closed', s.evaluator.lastClosedMinute ? time(s.evaluator.lastClosedMinute) : 'none', level(s.evaluator.behindMs, 60_000, 180_000), s.evaluator.error ?? 'last minute the rules evaluated'],
       ['Firing', String(s.alerts.firing ?? '—'), (s.alerts.firing ?? 0) > 0 ? 'warn' : 'ok', `${s.alerts.pendingNotifications ?? '—'} Slack messages pending`],
+      ...(s.webhooks ? [['Webhooks', `${s.webhooks.pending ?? '—'} pending · ${s.webhooks.failed ?? '—'} failed`,
+        s.webhooks.failed === null || s.webhooks.failed > 0 ? 'bad' : s.webhooks.oldestPendingAt && Date.now() - Date.parse(s.webhooks.oldestPendingAt) > 300_000 ? 'warn' : 'ok',
+        s.webhooks.error ?? 'payout holds and alert transitions on their way as signed webhooks; failed: dead-lettered (a 4xx, or retried for the whole schedule) — see a merchant\'s hold panel or GET /api/webhooks?status=failed']] : []),
       ['Dead letters', dl.count === null ? 'n/a' : dl.count.toLocaleString('en-US'), dl.count === null ? 'bad' : dl.count > 0 ? 'warn' : 'ok',
         dl.error ?? (dl.latest.length ? dl.latest.map((d) => `${d.at ? time(d.at) : ''} ${d.from}: ${d.reason} (${d.where})`).join('\n') : 'rows and events riskmon could not read')],
     ];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baselineAt, baselineRate, cumulative, fill, merge, parsePoints, rollingRate, sameTimeBaseline, sameWeekdayBaseline, type P } from './series.ts';
+import { baselineAt, baselineRate, cumulative, fill, merge, netPosition, parsePoints, rollingRate, sameTimeBaseline, sameWeekdayBaseline, settledAt, type P } from './series.ts';
 
 const M = 60_000;
 const H = 3_600_000;
@@ -51,5 +51,22 @@ describe('merchant page series', () => {
     const young = sameWeekdayBaseline(hourly.filter((x) => x.t >= today - 10 * D), today, 'Asia/Seoul', new Set());
     expect(young.days).toEqual([]);
     expect(young.v[24]).toBeCloseTo((6 * 24 * 1000 + 24 * 250) / 7, 6);
+  });
+
+  it('charts the net position since the last payout: forward from each settled-through time, anchored at the exact net now', () => {
+    // hourly buckets over 6 h: +10 approved each hour, hour 4 a 50 cancel; payout A paid at 2 h settling through 1 h,
+    // payout B paid at 5 h settling through 3 h, payout C scheduled at 8 h
+    const b: P[] = [0, 1, 2, 3, 4, 5].map((h) => ({ t: h * H, approvals: 1, approvedAmount: 10, cancels: h === 4 ? 1 : 0, canceledAmount: h === 4 ? 50 : 0 }));
+    const payouts = [{ coversTo: H, paidAt: 2 * H }, { coversTo: 3 * H, paidAt: 5 * H }, { coversTo: 5 * H, paidAt: 8 * H }];
+    expect(settledAt(payouts, 2 * H - 1)).toBe(null);
+    expect(settledAt(payouts, 6 * H)).toBe(3 * H);
+    const now = 5 * H + 30 * M;
+    // the exposure's net now: hours 3, 4, 5 = 10 + (10 − 50) + 10 = −20
+    const net = netPosition(b, H, payouts, [H, 2 * H, 3 * H, 4 * H, 5 * H, now, 7 * H], now, -20);
+    // 1 h: nothing settled yet while something is now → unknown; 2–4 h: since 1 h (A); 5 h: since 3 h (B, = now's S): 10 − 40
+    expect(net).toEqual([null, 10, 20, 30, -30, -20, null]);
+    // without any payout, every value hangs from the net now (exact whatever the buckets reach back to)
+    expect(netPosition(b, H, [], [4 * H, now], now, 1000)).toEqual([1000 - (-40 + 10), 1000]); // less hours 4 and 5
+    expect(netPosition([], H, payouts, [4 * H, now], now, -20)).toEqual([null, -20]);
   });
 });

@@ -123,4 +123,38 @@ export function baselineAt(b: { t: number[]; v: number[] }, at: number): number 
   return null;
 }
 
+/** A payout as the net-position chart needs it (epoch ms): what it settles through and when it is paid. */
+export interface PayoutMark { coversTo: number; paidAt: number }
+
+/** The settled-through time at `t`: the latest coversTo among payouts paid by `t`; null when none is. */
+export function settledAt(payouts: readonly PayoutMark[], t: number): number | null {
+  let s: number | null = null;
+  for (const p of payouts) if (p.paidAt <= t && (s === null || p.coversTo > s)) s = p.coversTo;
+  return s;
+}
+
+/**
+ * The merchant's net position (approved − canceled with a transaction time since its settled-through time S) at each
+ * instant of `times`, from `buckets` (filled, sorted, `stepMs` apart, the last one holding `now`), anchored at the
+ * exact net `netNow` the exposure gives at `now`. Where S(t) = S(now) it is netNow minus the buckets in [t, now) —
+ * exact whatever the buckets reach back to; elsewhere the buckets in [S(t), t), S(t) floored to the bucket (a
+ * payout's covers_to is a local midnight in practice). Null where the buckets do not reach back to S(t) or where
+ * nothing was settled at t while something is now. `times` are bucket boundaries or `now`.
+ */
+export function netPosition(buckets: P[], stepMs: number, payouts: readonly PayoutMark[], times: number[], now: number, netNow: number): (number | null)[] {
+  if (!buckets.length) return times.map((t) => (t === now ? netNow : null));
+  const from = buckets[0].t;
+  const cum = [0];
+  for (const b of buckets) cum.push(cum[cum.length - 1] + b.approvedAmount - b.canceledAmount);
+  const at = (x: number) => cum[Math.max(0, Math.min(buckets.length, Math.floor((x - from) / stepMs)))];
+  const sNow = settledAt(payouts, now);
+  return times.map((t) => {
+    if (t >= now) return t === now ? netNow : null;
+    const s = settledAt(payouts, t);
+    if (s === sNow) return netNow - (cum[buckets.length] - at(t));
+    if (s === null || s < from) return null;
+    return at(t) - at(s);
+  });
+}
+
 export { DAY, HOUR, MINUTE };

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The official postgres image's entrypoint contract, reduced to what riskmon uses: first start initialises PGDATA
-# with the superuser POSTGRES_USER (password POSTGRES_PASSWORD, or POSTGRES_HOST_AUTH_METHOD=trust), creates
+# with the superuser POSTGRES_USER (password POSTGRES_PASSWORD or the file POSTGRES_PASSWORD_FILE names, or
+# POSTGRES_HOST_AUTH_METHOD=trust), creates
 # POSTGRES_DB, runs /docker-entrypoint-initdb.d/*.sql|*.sh against a server listening on the socket only, stops it,
 # then execs the command as the postgres user. Like the official image, "database system is ready to accept
 # connections" is therefore logged twice on a first start (test harnesses wait for the second).
@@ -18,6 +19,10 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   user="${POSTGRES_USER:-postgres}"
   db="${POSTGRES_DB:-$user}"
   auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then echo 'error: both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set' >&2; exit 1; fi
+    POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+  fi
   if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
     echo 'error: database is uninitialized and superuser password is not specified.' >&2
     echo '       Set POSTGRES_PASSWORD (or POSTGRES_HOST_AUTH_METHOD=trust to allow connections without one).' >&2

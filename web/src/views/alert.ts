@@ -1,6 +1,7 @@
 /**
  * One alert, where an analyst works it: the evidence, the merchant's minutes around the firing minute, the
- * transitions, the notes and the triage history, and the triage controls the key's role allows (acknowledge,
+ * transitions, the notes and the triage history, the payout hold with the merchant's money at risk (at firing and
+ * now), and the triage controls the key's role allows (acknowledge,
  * assign, note, close with a disposition). Keys: a acknowledge · m assign to me · n write a note · d disposition ·
  * Esc back to the feed. Other analysts' changes arrive as alert_update over the WebSocket.
  */
@@ -9,6 +10,8 @@ import { Chart, secs } from '../charts.ts';
 import { $, dateTime, DISPOSITION_LABEL, evidenceLine, html, int, krw, pct, render, RULE_LABEL, type Raw } from '../format.ts';
 import { live } from '../live.ts';
 import { fill, HOUR, MINUTE, parsePoints, rollingRate, type ApiPoint, type P } from '../series.ts';
+import { alertExposure } from './exposure.ts';
+import { holdPanel } from './holds.ts';
 import { dispositionBadge, ownerCell } from './home.ts';
 
 const BEFORE = 3 * HOUR;
@@ -45,6 +48,8 @@ export function alertPage(main: HTMLElement, id: string): () => void {
         <section class="card"><h3 id="c-a-second-title">&nbsp;</h3><div id="c-a-second"></div></section>
       </div>
       <div class="acol">
+        <section class="card hold" id="a-hold"></section>
+        <section class="card exposure" id="a-exposure"></section>
         <section class="card"><h2>Notes <span class="muted small" id="a-note-count"></span></h2><div id="a-notes"></div><div id="a-note-form"></div></section>
         <section class="card"><h2>Transitions</h2><table class="table compact" id="a-transitions"></table></section>
         <section class="card"><h2>Triage history</h2><table class="table compact" id="a-history"></table></section>
@@ -53,6 +58,8 @@ export function alertPage(main: HTMLElement, id: string): () => void {
 
   let alert: AlertDetail | null = null;
   let disposed = false;
+  let disposeHold: (() => void) | null = null;
+  let disposeExposure: (() => void) | null = null;
   const charts: Chart[] = [];
   const mayTriage = canTriage();
   let message = '';
@@ -171,6 +178,8 @@ export function alertPage(main: HTMLElement, id: string): () => void {
       : html`<tr><td class="muted small">Nobody has triaged this alert yet.</td></tr>`);
     if (first) {
       drawNoteForm();
+      disposeHold = holdPanel($('#a-hold', main), a.merchantId, { alertId: a.id });
+      disposeExposure = alertExposure($('#a-exposure', main), a);
       api<{ name: string }>(`/api/merchants/${encodeURIComponent(a.merchantId)}`).then((m) => {
         merchantName = m.name;
         const el = main.querySelector('#a-mname');
@@ -242,6 +251,8 @@ export function alertPage(main: HTMLElement, id: string): () => void {
 
   return () => {
     disposed = true;
+    disposeHold?.();
+    disposeExposure?.();
     live.onUpdate.delete(onUpdate);
     live.onAlert.delete(onAlert);
     document.removeEventListener('keydown', onKey);

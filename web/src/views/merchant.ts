@@ -1,7 +1,8 @@
 /**
  * One merchant: KPIs against their baselines, trend charts at 1m/1h/1d, the cancel rate against its 7-day
  * baseline, today's cumulative volume against the same time of day on the same weekdays of the last 4 weeks
- * (holidays left out; the 7-day mean when fewer than 2), as volume_drop judges it, evaluations and alert history.
+ * (holidays left out; the 7-day mean when fewer than 2), as volume_drop judges it, evaluations and alert history;
+ * the money at risk (exposure and net position since the last payout, views/exposure.ts) and the payout hold.
  * Live minutes arrive over the WebSocket.
  */
 import { defaultHolidays } from '../../../lib/holidays-kr.ts';
@@ -14,6 +15,8 @@ import {
   baselineAt, baselineRate, bucketRate, cumulative, DAY, fill, HOUR, merge, MINUTE, parsePoints, rollingRate, sameWeekdayBaseline, sum,
   type ApiPoint, type P,
 } from '../series.ts';
+import { merchantExposure } from './exposure.ts';
+import { holdPanel } from './holds.ts';
 import { alertRow } from './home.ts';
 
 /** The holidays the same-weekday baseline leaves out: the rules' default (lib/holidays-kr.ts). */
@@ -45,6 +48,8 @@ export function merchant(main: HTMLElement, id: string): () => void {
       <div class="kpis" id="kpis"></div>
       <div class="evals" id="evals"></div>
     </section>
+    <section class="card exposure" id="m-exposure"></section>
+    <section class="card hold" id="m-hold"></section>
     <div class="toolbar">
       <div class="tabs" id="tabs">${(['1m', '1h', '1d'] as Step[]).map((s) => html`<button data-step="${s}">${s}</button>`)}</div>
       <span class="muted small" id="view-label"></span>
@@ -55,7 +60,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
       <section class="card"><h3 id="rate-title">Cancel rate vs 7-day baseline</h3><div id="c-rate"></div></section>
       <section class="card"><h3 id="today-title">Today's approved amount vs same time, same weekdays</h3><div id="c-today"></div></section>
     </div>
-    <section class="card"><h2>Alert history</h2><table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Evidence</th><th>Owner</th><th>Disposition</th></tr></thead><tbody id="m-alerts"></tbody></table></section>`);
+    <section class="card"><h2>Alert history</h2><table class="table nav"><thead><tr><th>Fired</th><th>State</th><th>Rule</th><th>Evidence</th><th class="num">₩ at risk</th><th>Owner</th><th>Disposition</th></tr></thead><tbody id="m-alerts"></tbody></table></section>`);
 
   let todayStart = dayStart(Date.now(), session.tz);
   let hourly7d: P[] = [];
@@ -181,7 +186,7 @@ export function merchant(main: HTMLElement, id: string): () => void {
   }).catch(() => {});
 
   api<{ items: Alert[] }>(`/api/alerts?merchantId=${encodeURIComponent(id)}&limit=50`).then((r) => {
-    render($('#m-alerts', main), r.items.length ? html`${r.items.map((a) => alertRow(a, { showMerchant: false }))}` : html`<tr><td colspan="6" class="muted">No alerts for this merchant.</td></tr>`);
+    render($('#m-alerts', main), r.items.length ? html`${r.items.map((a) => alertRow(a, { showMerchant: false }))}` : html`<tr><td colspan="7" class="muted">No alerts for this merchant.</td></tr>`);
   }).catch(() => {});
 
   $('#tabs', main).addEventListener('click', (e) => {
@@ -203,8 +208,12 @@ export function merchant(main: HTMLElement, id: string): () => void {
   };
   live.onSeries.add(onSeries);
   live.subscribe(id);
+  const disposeHold = holdPanel($('#m-hold', main), id);
+  const disposeExposure = merchantExposure($('#m-exposure', main), id);
   return () => {
     disposed = true;
+    disposeHold();
+    disposeExposure();
     live.onSeries.delete(onSeries);
     live.unsubscribe(id);
     charts.forEach((c) => c.destroy());

@@ -6,7 +6,7 @@
  */
 import { api, HttpError, session } from '../api.ts';
 import { tzOffsetMs } from '../../../lib/time.ts';
-import { $, dateTime, html, int, pct, render, RULE_LABEL } from '../format.ts';
+import { $, dateTime, html, int, krw, pct, render, RULE_LABEL } from '../format.ts';
 
 interface VersionRow { version: string; note: string; createdAt: string; createdBy: string; activatedAt: string | null; activatedBy: string | null; active: boolean }
 interface Rules {
@@ -24,6 +24,7 @@ interface Backtest {
   summary: Record<string, { fired: number; merchants: number; live: { fired: number; merchants: number } }> | null;
   vsLive: { both: { rule: string; merchantId: string; exact: boolean; live: { disposition: string | null } }[]; onlyBacktest: BtAlert[]; onlyLive: BtAlert[]; exact: boolean } | null;
   quality: Record<string, Quality> | null; liveQuality: Record<string, Quality> | null; perDay: { day: string; backtest: number; live: number }[];
+  money?: { horizonDays: number; merchants: number; receivableAtFiring: string; peakReceivable: string; withheld: string; covered: string; falsePositive: { merchants: number; withheld: string } } | null;
 }
 
 /** The numbers of a config the form edits: [section, field, label, step]. */
@@ -163,6 +164,7 @@ export function tuningSections(root: HTMLElement): () => void {
         ${rulesOf.map((r) => html`<tr data-rule="${r}"><td>${RULE_LABEL[r] ?? r}</td><td class="num cand">${int(b.summary![r].fired)}</td><td class="num live">${int(b.summary![r].live.fired)}</td>
           <td class="num">${int(b.summary![r].merchants)} / ${int(b.summary![r].live.merchants)}</td><td class="num">${q(b.quality?.[r])}</td><td class="num">${q(b.liveQuality?.[r])}</td></tr>`)}
       </tbody></table>
+      ${b.money ? html`<p class="bt-money small" title="a hold on each merchant at its first alert, followed ${b.money.horizonDays} days or to the period's end">Money: ₩ owed at firing ${krw(b.money.receivableAtFiring)} on ${int(b.money.merchants)} merchants · peak ${krw(b.money.peakReceivable)} · holds at firing would have kept ${krw(b.money.withheld)} and covered ${krw(b.money.covered)} · held on false positives ${krw(b.money.falsePositive.withheld)} (${int(b.money.falsePositive.merchants)} merchants)</p>` : ''}
       <h3>Alerts per day</h3>
       <table class="table per-day"><tbody>${b.perDay.map((d) => html`<tr><td class="small">${d.day}</td>
         <td class="bars"><meter class="cand" min="0" max="${max}" value="${d.backtest}" title="candidate ${d.backtest}"></meter><br><meter class="live" min="0" max="${max}" value="${d.live}" title="live ${d.live}"></meter></td>

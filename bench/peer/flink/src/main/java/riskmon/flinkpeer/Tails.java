@@ -1,7 +1,7 @@
 package riskmon.flinkpeer;
 
 /**
- * The significance guard of riskmon's cancel_rate_spike (alerting/rules/tails.ts), written again in Java so the peer
+ * The significance guard of riskmon's cancel_rate_spike (alerting/rules/significance.ts), written again in Java so the peer
  * judges a window exactly as riskmon does: P(X >= k) for X ~ Binomial(n, p), summed in log space.
  */
 final class Tails {

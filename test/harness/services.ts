@@ -7,9 +7,9 @@ import crypto from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { stackPrepare, restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack-lib.ts';
+import { stackPrepare, restartService, startStackService, stopStackService, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack/index.ts';
 import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
-import { waitFor } from '../harness/index.ts';
+import { waitFor } from './index.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,16 +1,26 @@
 /**
- * Flag parsing for `riskmon generate`, pure so it is unit-tested. `--flag value` and `--flag=value`; every
- * problem is a UsageError that names the flag and the expected form.
+ * The one argument parser of the `riskmon` commands (replay, backfill, status, migrate, cdc, generate), pure so it
+ * is unit-tested. `--flag value` and `--flag=value`; a `bool` flag takes no value. Every problem is a UsageError
+ * that names the flag and the expected form; the commands print it with their usage and exit 2.
  */
-import { UsageError } from './usage-error.ts';
+
+/** Bad command-line input: the message names the flag and the expected form; the CLI exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
 
 export type FlagSpec =
+  | { kind: 'bool'; help: string }
+  | { kind: 'str'; help: string }
   | { kind: 'int'; min: number; max: number; help: string }
   | { kind: 'num'; min: number; max: number; help: string }
   | { kind: 'time'; help: string }
   | { kind: 'list'; help: string };
 
-export type ParsedFlags = Record<string, number | string | string[] | undefined>;
+export type ParsedFlags = Record<string, number | string | string[] | boolean | undefined>;
 
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -23,6 +33,11 @@ export function parseFlags(cmd: string, args: string[], spec: Record<string, Fla
     const name = a.slice(2, eq < 0 ? undefined : eq);
     const s = spec[name];
     if (!s) throw new UsageError(`unknown flag --${name}; known flags: ${Object.keys(spec).map((k) => `--${k}`).join(', ')}`);
+    if (s.kind === 'bool') {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      out[name] = true;
+      continue;
+    }
     let value: string;
     if (eq >= 0) value = a.slice(eq + 1);
     else {
@@ -59,6 +74,11 @@ function parseValue(cmd: string, name: string, value: string, s: FlagSpec): numb
     default:
       return value;
   }
+}
+
+/** Whether `--help` or `-h` is among the arguments. */
+export function wantsHelp(args: string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
 }
 
 export function required<T>(cmd: string, flags: ParsedFlags, name: string, help: string): T {

@@ -18,16 +18,16 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { SERVICES, ServiceName, ServiceStatus, StackEnv, StackError, StackUpOptions, defaultStackDir } from './stack/common.ts';
-import { readState, statePath, withLock, writeState } from './stack/state.ts';
-import { externalUrl, externalUrls, isExternal, urls } from './stack/urls.ts';
-import { isServiceUp, startService, stopService } from './stack/services.ts';
-import { ensureDatabases, findPgBin } from './stack/pg.ts';
-import { ensureKafkaJars } from './stack/kafka.ts';
-import { pidAlive, requireBinary } from './stack/host.ts';
+import { SERVICES, ServiceName, ServiceStatus, StackEnv, StackError, StackUpOptions, defaultStackDir } from './common.ts';
+import { readState, statePath, withLock, writeState } from './state.ts';
+import { externalUrl, externalUrls, isExternal, urls } from './urls.ts';
+import { isServiceUp, startService, stopService } from './services.ts';
+import { ensureDatabases, findPgBin } from './pg.ts';
+import { ensureKafkaJars } from './kafka.ts';
+import { pidAlive, requireBinary } from './host.ts';
 
-export { defaultStackDir, envLine, KAFKA_VERSION, SERVICES, StackError, type ServiceName, type ServiceStatus, type StackEnv, type StackUpOptions } from './stack/common.ts';
-export { withDatabase } from './stack/urls.ts';
+export { defaultStackDir, envLine, KAFKA_VERSION, SERVICES, StackError, type ServiceName, type ServiceStatus, type StackEnv, type StackUpOptions } from './common.ts';
+export { withDatabase } from './urls.ts';
 
 export async function stackUp(opts: StackUpOptions = {}): Promise<StackEnv> {
   const dir = path.resolve(opts.dir ?? defaultStackDir(opts.env));

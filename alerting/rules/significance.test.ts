@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { binomialTail, lnGamma } from './tails.ts';
+import { binomialTail, lnGamma } from './significance.ts';
 
 /** Σ_{i ≥ k} C(n, i) p^i (1 − p)^(n − i), term by term in plain floating point (small n only). */
 function naive(k: number, n: number, p: number): number {

@@ -3,7 +3,7 @@
  * machine where a Docker engine answers (a laptop with Docker Desktop, macOS included: no apt, no JRE). The images
  * are the official ones unless RISKMON_POSTGRES_IMAGE / RISKMON_KAFKA_IMAGE / RISKMON_REDIS_IMAGE name others
  * (`npm run images -- local` builds stand-ins; scripts/images-lib.ts). Settings follow the native launcher
- * (scripts/stack-lib.ts), so a test sees the same services either way: wal_level=logical with room for many
+ * (scripts/stack/index.ts), so a test sees the same services either way: wal_level=logical with room for many
  * slots, a single-node KRaft broker with 12 partitions per topic, Redis with an append-only file.
  *
  * Host ports are picked free and bound explicitly: Kafka must advertise the address clients reach it on, which a
@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { baseImage } from '../../scripts/images-lib.ts';
 import { freePort } from '../../lib/net.ts';
-import { withDatabase, type StackEnv } from '../../scripts/stack-lib.ts';
+import { withDatabase, type StackEnv } from '../../scripts/stack/index.ts';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
 
