@@ -61,6 +61,8 @@ describe('cdc: events carry the mapped columns; bad ids and oversized changes ar
     await db.query(`INSERT INTO shop.orders (order_ref, shop, total, paid_at, blob) VALUES ('A-3', 'S-1', 300, now(), $1)`, [big]);
     await db.query(`INSERT INTO shop.orders (order_ref, shop, total, paid_at) VALUES ($1, 'S-1', 400, now())`, [`A-4${big}`]);
     await db.query(`UPDATE shop.orders SET refunded_at = now(), refund_total = 50, card_number = '5500' WHERE order_ref = 'A-1'`);
+    // a 10 KB merchant id from the source: dead-lettered like any id riskmon does not accept, and the stream goes on
+    await db.query(`INSERT INTO shop.orders (order_ref, shop, total, paid_at) VALUES ('A-6', $1, 600, now())`, ['S'.repeat(10_000)]);
     await db.query(`INSERT INTO shop.orders (order_ref, shop, total, paid_at) VALUES ('A-5', 'S-2', 500, now())`);
 
     const rows = await waitFor(async () => {
@@ -76,19 +78,21 @@ describe('cdc: events carry the mapped columns; bad ids and oversized changes ar
     const reader = await TopicReader.open(kafka, env.RISKMON_DLQ_TOPIC);
     const dead = await waitFor(async () => {
       const { high } = (await reader.watermarks()).get(0)!;
-      if (high < 2n) return null;
+      if (high < 3n) return null;
       return (await reader.fetch(0, 0n)).map((m) => JSON.parse(String(m.value)));
     }, { timeoutMs: 30_000, message: 'dead letters' });
     await reader.close();
-    expect(dead).toHaveLength(2);
+    expect(dead).toHaveLength(3);
     expect(dead[0].reason).toMatch(/shop\.orders\.shop="bad id!" is not a merchant id riskmon accepts/);
     expect(dead[1].reason).toMatch(/change event of \d+ bytes is over RISKMON_MAX_MESSAGE_BYTES=\d+ \(the topic's message limit\)/);
-    for (const d of dead) {
+    for (const d of dead) { // the 10 KB id is not copied whole into the dead letter
       expect(d.event).toMatchObject({ table: 'shop.orders', op: 'insert', row: null, old: null });
       expect(d.event.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
       expect(JSON.stringify(d).length).toBeLessThan(1000);
     }
     expect(dead[1].event.id).toBe(`A-4${'x'.repeat(197)}`);
+    expect(dead[2].reason).toMatch(/shop\.orders\.shop="S{10,200}.*is not a merchant id riskmon accepts/);
+    expect(dead[2].event).toMatchObject({ table: 'shop.orders', op: 'insert' });
     const lsnOf = (e: { lsn: string }) => BigInt(`0x${e.lsn.split('/')[0]}`) << 32n | BigInt(`0x${e.lsn.split('/')[1]}`);
     expect(lsnOf(dead[0].event)).toBeLessThan(lsnOf(dead[1].event));
   });
