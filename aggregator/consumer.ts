@@ -262,6 +262,7 @@ export class AggregatorService implements Service {
     const { cfg } = this;
     const busyLeaders = new Set<number>();
     const failures = new Map<number, number>();
+    let rotation = 0;
     while (live()) {
       const now = Date.now();
       // A partition no Fetch has answered for STALL_MS (not even empty) while it is neither applying nor starting:
@@ -287,7 +288,11 @@ export class AggregatorService implements Service {
         if (busyLeaders.has(leader)) continue;
         const ask = new Map<number, bigint>();
         let maxBytesPerPartition = PARTITION_BYTES;
-        for (const p of parts) {
+        // A different partition first in each request: a broker returns a batch larger than the per-partition limit
+        // only for the first partition with data, so every partition gets its turn.
+        const r = rotation++ % parts.length;
+        const ordered = parts.slice(r).concat(parts.slice(0, r));
+        for (const p of ordered) {
           const o = this.#owned.get(p)!;
           o.fetching = true;
           ask.set(p, o.next!);
@@ -298,16 +303,21 @@ export class AggregatorService implements Service {
         void withTimeout(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
           .then((got) => {
             failures.delete(leader);
+            // the response's size limit reached: partitions after it come back empty although they have records —
+            // that is not an oversized batch, and asking them for more would only grow the next response
+            const anyRecords = got.some((f) => f.records.length > 0);
             for (const f of got) {
               const o = ownedNow.get(f.partition);
               if (!o) continue;
               o.answeredAt = Date.now();
               if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
               metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
-              // Nothing returned below the high watermark: the batch at `next` is larger than what was asked for per
-              // partition (a broker returns an oversized batch whole only as the first data of a response, and the
-              // client drops a partial one). Ask for more until it fits.
-              if (!f.records.length && f.high > o.next!) o.maxBytes = Math.min(o.maxBytes * 4, MAX_PARTITION_BYTES);
+              // Nothing returned below the high watermark, while nothing else filled the response or the partition was
+              // asked first: the batch at `next` is larger than what was asked for per partition (a broker returns an
+              // oversized batch whole only as the first data of a response, and the client drops a partial one). Ask
+              // for more until it fits. Growing on every empty answer let a catch-up's responses grow to 64 MiB per
+              // partition and the aggregator run out of heap.
+              if (!f.records.length && f.high > o.next! && (!anyRecords || f.partition === ordered[0])) o.maxBytes = Math.min(o.maxBytes * 4, MAX_PARTITION_BYTES);
               else if (f.records.length) o.maxBytes = PARTITION_BYTES;
               if (f.records.length) {
                 o.applying = this.#applyRecords(f.partition, o, f.records, f.high)
