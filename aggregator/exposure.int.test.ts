@@ -68,6 +68,9 @@ describe('exposure through the pipeline', () => {
       await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
         SELECT payment_id, payment_id, merchant_id, amount - payment_id % 3, least(approved_at + (1 + payment_id % 4) * interval '1 day', $1::timestamptz - interval '1 minute')
           FROM payments WHERE payment_id % 5 = 0 OR merchant_id = 3`, [new Date(now).toISOString()]);
+      // merchant 3 owes at any hour of the day: a 10M payment of 4 days ago (settled long since) canceled a minute ago
+      await db.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES (900001, 3, 10000000, $1)`, [new Date(now - 4 * DAY).toISOString()]);
+      await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES (900001, 900001, 3, 10000000, $1)`, [new Date(now - MINUTE).toISOString()]);
       // payouts (D+1-like, covers_to at local midnights): merchant 6 has none
       const ins = (id: number, m: number, covers: number, paid: number, amount = 1000) => db.query(
         'INSERT INTO payouts (payout_id, merchant_id, amount, covers_to, paid_at) VALUES ($1, $2, $3, $4, $5)', [id, m, amount, new Date(covers).toISOString(), new Date(paid).toISOString()]);
