@@ -57,7 +57,7 @@ const FETCH_TIMEOUT_MS = 5_000;
 const ADMIN_TIMEOUT_MS = 10_000;
 /** Bytes a Fetch asks for per partition; up to MAX_PARTITION_BYTES while a larger record batch stands in the way. */
 const PARTITION_BYTES = 1 << 20;
-const MAX_PARTITION_BYTES = 64 << 20;
+const MAX_PARTITION_BYTES = 16 << 20;
 /** Each clean-up step of an ending session waits at most this long. */
 const CLEANUP_MS = 5_000;
 /** A partition no Fetch answered for this long ends the session (#pump). */
@@ -303,21 +303,18 @@ export class AggregatorService implements Service {
         void withTimeout(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
           .then((got) => {
             failures.delete(leader);
-            // the response's size limit reached: partitions after it come back empty although they have records —
-            // that is not an oversized batch, and asking them for more would only grow the next response
-            const anyRecords = got.some((f) => f.records.length > 0);
             for (const f of got) {
               const o = ownedNow.get(f.partition);
               if (!o) continue;
               o.answeredAt = Date.now();
               if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
               metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
-              // Nothing returned below the high watermark, while nothing else filled the response or the partition was
-              // asked first: the batch at `next` is larger than what was asked for per partition (a broker returns an
-              // oversized batch whole only as the first data of a response, and the client drops a partial one). Ask
-              // for more until it fits. Growing on every empty answer let a catch-up's responses grow to 64 MiB per
-              // partition and the aggregator run out of heap.
-              if (!f.records.length && f.high > o.next! && (!anyRecords || f.partition === ordered[0])) o.maxBytes = Math.min(o.maxBytes * 4, MAX_PARTITION_BYTES);
+              // Nothing returned below the high watermark: the batch at `next` may be larger than what was asked for
+              // per partition (a broker returns an oversized batch whole only as the first data of a response, and the
+              // client drops a partial one), or the response's limit was reached before it. Ask for more, up to
+              // MAX_PARTITION_BYTES: the cdc's batches are under 2 MiB at the default message limit; a larger cap let
+              // a catch-up's responses reach 64 MiB and the aggregator run out of heap.
+              if (!f.records.length && f.high > o.next!) o.maxBytes = Math.min(o.maxBytes * 4, MAX_PARTITION_BYTES);
               else if (f.records.length) o.maxBytes = PARTITION_BYTES;
               if (f.records.length) {
                 o.applying = this.#applyRecords(f.partition, o, f.records, f.high)
