@@ -13,19 +13,17 @@ import { componentLogger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
 import { createClient } from '../lib/pg.ts';
 import { createRedis, verifyRedis } from '../lib/redis.ts';
-import { slotWithSnapshot } from '../lib/snapshot.ts';
+import { slotWithSnapshot, SnapshotTimeoutError } from '../lib/snapshot.ts';
 import { DAY } from '../lib/time.ts';
-import { BackfillLockedError, runBackfill, waitForAggregators } from './backfill.ts';
+import { AggregatorsBehindError, BackfillLockedError, CATCH_UP_MS, runBackfill } from './backfill.ts';
 import { aggregatorSpec, backfillSpec } from './config.ts';
 
 const USAGE = 'usage: riskmon backfill --days N | --from ISO [--to ISO] [--force]\n' +
   '  Rebuilds every bucket of the range (whole local days; --days N: the last N × 24 hours and on) from the source\n' +
-  '  tables, exactly, while the system runs: the aggregators pause while the range is written, the evaluator judges\n' +
-  '  nobody until it is done. Needs the cdc and the aggregators running. --force takes over the lock of an\n' +
-  '  interrupted replay or backfill.\n';
+  '  tables, exactly, while the system runs: the range is rebuilt aside while the aggregators go on applying and the\n' +
+  '  evaluator judging, then swapped in partition by partition. Needs the cdc and the aggregators running. --force\n' +
+  '  takes over the lock of a replay or an interrupted backfill.\n';
 
-/** How long the cdc and the aggregators may take to get past the snapshot's position. */
-const CATCH_UP_MS = 120_000;
 
 export interface BackfillArgs { fromMs: number; toMs: number | null; force: boolean }
 
@@ -67,16 +65,25 @@ async function run(args: string[]): Promise<number> {
   if ('error' in parsed) { process.stderr.write(`riskmon backfill: ${parsed.error}\n${USAGE}`); return 2; }
   const cfg = readConfig({ ...aggregatorSpec, ...connections('pgUrl'), ...backfillSpec });
   const log = componentLogger('backfill');
-  await verifyRedis(cfg);
-  await verifyKafka(cfg);
+  // every step before the snapshot is bounded and says what it waits on (a silent wait here once looked like a hang)
+  log.info({ redis: cfg.redisMode }, 'checking Redis');
+  await bounded(verifyRedis(cfg), 30_000, 'Redis did not answer within 30 s: check REDIS_URL and that Redis runs');
+  log.info({ brokers: cfg.kafkaBrokers }, 'checking Kafka');
+  await bounded(verifyKafka(cfg), 60_000, 'Kafka did not answer within 60 s: check KAFKA_BROKERS and that the brokers run');
   const kafka = createKafka(cfg, { clientId: 'riskmon-backfill' });
   const redis = createRedis(cfg, { maxRetriesPerRequest: 3, connectionName: 'riskmon-backfill' });
   const tempSlot = `riskmon_backfill_${crypto.randomBytes(4).toString('hex')}`;
-  const snap = await slotWithSnapshot(cfg.pgUrl, tempSlot, { temporary: true });
+  let snap;
   try {
-    log.info({ consistentPoint: formatLsn(snap.consistentPoint) }, 'snapshot taken; waiting for the cdc and the aggregators to pass its position');
+    snap = await slotWithSnapshot(cfg.pgUrl, tempSlot, { temporary: true, log, timeoutMs: cfg.backfillSnapshotTimeoutS * 1000 });
+  } catch (err) {
+    redis.disconnect();
+    if (err instanceof SnapshotTimeoutError) { process.stderr.write(`riskmon backfill: ${err.message}\n`); return 2; }
+    throw err;
+  }
+  try {
+    log.info({ consistentPoint: formatLsn(snap.consistentPoint), slot: cfg.slot }, 'snapshot taken; waiting for the cdc to publish every change before its position');
     await waitForSlot(cfg.pgUrl, cfg.slot, snap.consistentPoint);
-    await waitForAggregators(kafka, redis, cfg, snap.consistentPoint, { timeoutMs: CATCH_UP_MS });
     const r = await runBackfill({
       redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka,
       maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells, force: parsed.force,
@@ -84,7 +91,7 @@ async function run(args: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(r)}\n`);
     return 0;
   } catch (err) {
-    if (err instanceof BackfillLockedError || err instanceof CatchUpError) {
+    if (err instanceof BackfillLockedError || err instanceof CatchUpError || err instanceof AggregatorsBehindError) {
       process.stderr.write(`riskmon backfill: ${err.message}\n`);
       return 2;
     }
@@ -96,6 +103,16 @@ async function run(args: string[]): Promise<number> {
 }
 
 class CatchUpError extends Error {}
+
+/** `p`, or a CatchUpError saying `message` after `ms`. */
+async function bounded<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new CatchUpError(message)), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Until the cdc's slot has confirmed `lsn`: every change committed before it is in the topic. */
 async function waitForSlot(pgUrl: string, slot: string, lsn: bigint): Promise<void> {

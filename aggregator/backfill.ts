@@ -32,11 +32,12 @@ import { formatLsn } from '../lib/lsn.ts';
 import { isMerchantId, payoutsOf, type FactTable, type Mapping, type PayoutDelta } from '../lib/mapping.ts';
 import { candidatePartitions } from '../lib/partition.ts';
 import type { RedisClient } from '../lib/redis.ts';
-import { HOUR, iso, MINUTE } from '../lib/time.ts';
+import { DAY, HOUR, iso, MINUTE } from '../lib/time.ts';
 import { metrics as M } from './metrics.ts';
 import { forEachPartition, scan } from './replay.ts';
 import {
-  chunksOf, closeGapCoveredBy, DayClock, keys, PartitionRebuild, PayoutRebuild, rangeOf, resetRange, retentionOf, writeBackfill, type BackfillRecord,
+  chunksOf, clearAside, closeGapCoveredBy, DayClock, keys, LOCK_TTL_MS, LockKeeper, PartitionRebuild, PayoutRebuild, rangeOf, resetRange, retentionOf,
+  swapPartition, writeBackfill, type BackfillRecord, type SwapRange,
 } from './store/index.ts';
 import { candidateCache } from './store/plan.ts';
 
@@ -101,7 +102,17 @@ export class BackfillLockedError extends Error {
   }
 }
 
+/** The aggregators did not get past the snapshot's position in time (nothing of the live buckets was changed). */
+export class AggregatorsBehindError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AggregatorsBehindError';
+  }
+}
+
 const FETCH_ROWS = 20_000;
+/** How long the aggregators may take to get past the snapshot's position before a range is swapped in. */
+export const CATCH_UP_MS = 120_000;
 /** partitions whose last sums are written at once at the end (each pipelines its rebuild.lua calls) */
 const FINISHING = 4;
 const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
@@ -215,13 +226,28 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     state: 'running', kind: o.kind, id, slot: o.slot, from: iso(from.day), to: to ? iso(to.day) : null,
     consistentPoint: formatLsn(o.source.consistentPoint), startedAt: iso(t0), finishedAt: null,
     rows: 0, chunksDone: 0, chunks: tasks.length, topicChanges: 0, rowsPerSecond: null,
+    ...(o.kind === 'range' ? { aside: true, swapping: false } : {}),
   };
   // Taking over: the interrupted initial backfill of the same slot (this one redoes it), or anything with --force.
   const takeOver = (owner: string) => o.force === true || (o.kind === 'initial' && owner.startsWith(`backfill:initial:${o.slot ?? ''}:`));
+  // A range backfill rebuilds aside (store/swap.ts) and locks the live partitions only to swap them in, one at a
+  // time; its locks expire unless renewed, so a killed run holds nothing for long. The initial one writes the live
+  // keys: nothing of its slot is in the topic yet, and it holds every partition throughout.
+  const aside = o.kind === 'range';
+  const writePrefix = aside ? keys.aside(prefix) : prefix;
+  const keeper = new LockKeeper(redis);
   const locked: number[] = [];
   const takenOver = new Map<string, number[]>();
   try {
     for (const p of parts) {
+      if (aside) {
+        const owner = await keeper.acquire(keys.lock(writePrefix, p), id, {
+          force: o.force, waitMs: LOCK_TTL_MS + 10_000,
+          onWait: (who, ttl) => log.info({ partition: p, owner: who, expiresInMs: ttl }, 'another range backfill holds the aside range: waiting for it to end or its lock to expire'),
+        });
+        if (owner !== null) throw new BackfillLockedError(p, owner);
+        continue;
+      }
       if ((await redis.set(keys.lock(prefix, p), id, 'NX')) === null) {
         const owner = (await redis.get(keys.lock(prefix, p))) ?? '';
         if (!takeOver(owner)) throw new BackfillLockedError(p, owner);
@@ -233,6 +259,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     for (const [owner, ps] of takenOver) log.warn({ owner, partitions: ps }, 'taking over the partition locks of an interrupted run');
   } catch (err) {
     await unlock(redis, prefix, locked, id);
+    await keeper.releaseAll();
     throw err;
   }
   M.backfillRunning.set(1);
@@ -241,7 +268,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     await writeBackfill(redis, prefix, record);
     log.info({ from: record.from, to: record.to ?? 'now', chunks: tasks.length, by: [...new Set(tasks.map((t) => `${t.table}: ${t.by}`))], consistentPoint: record.consistentPoint, kind: o.kind },
       'backfill: rebuilding the range from the source');
-    await resetRange(redis, prefix, parts, clock, from, to);
+    if (aside) await clearAside(redis, prefix);
+    else await resetRange(redis, prefix, parts, clock, from, to);
 
     // one GET per key: a Redis Cluster refuses an MGET across partitions' hash slots (CROSSSLOT)
     const stored = await getEach(redis, parts.map((p) => keys.watermark(prefix, p)));
@@ -250,7 +278,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     // only changes at or after the consistent point are added from the topic: the snapshot holds the others
     const afterSnapshot = { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER };
     const ctxs = parts.map((p) => ({
-      prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
+      prefix: writePrefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
       windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
       watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
       lastPosition: afterSnapshot,
@@ -271,6 +299,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     // connections on the snapshot at once; each fetch is summed as it comes, and a partition's sums are written in
     // the background once full (PartitionRebuild.flushBehind) while the reads go on
     let rows = 0, skipped = 0;
+    /** the latest minute the source's rows lie in (a range without an end swaps keys up to it) */
+    let latest = t0;
     const tRead = now();
     // where the time goes (the progress log), summed over the readers and the background writes, so overlapping:
     // waiting for the source, summing, writing to Redis
@@ -303,7 +333,9 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
             if (amount === null || !isMerchantId(m)) { skipped++; continue; } // the stream dead-letters such rows
             const count = Number(n);
             const rb = rebuilds[homeOf(m)];
-            const due = side === 0 ? rb.addTotalsSync(m, Number(epoch) * 1000, count, amount, 0, 0n) : rb.addTotalsSync(m, Number(epoch) * 1000, 0, 0n, count, amount);
+            const at = Number(epoch) * 1000;
+            if (at > latest) latest = at;
+            const due = side === 0 ? rb.addTotalsSync(m, at, count, amount, 0, 0n) : rb.addTotalsSync(m, at, 0, 0n, count, amount);
             fetched += count;
             if (due && !full.includes(rb)) full.push(rb);
           }
@@ -342,13 +374,15 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     // payouts: the whole table as it stood at the consistent point, whatever the range (store/payout-rebuild.ts)
     const payouts = cfg.mapping.payouts ? new PayoutRebuild(redis, (p) => ctxs[p], id, cfg.windowMinutes) : null;
     if (payouts) {
-      await PayoutRebuild.reset(redis, prefix, parts);
+      await PayoutRebuild.reset(redis, writePrefix, parts);
       const n = await readPayouts(o.source.client, cfg.mapping, (m, d) => payouts.add(homeOf(m), d));
       log.info({ payouts: n }, 'backfill: payouts taken in');
     }
 
-    // range backfills: the changes after the consistent point the aggregators had applied when the lock was taken
+    // range backfills: the changes after the consistent point that the aggregators have applied so far (re-read
+    // from the topic); the partitions' later ones are added when each is swapped in
     let topicChanges = 0;
+    const tailFrom = new Map<number, bigint>();
     if (o.kafka) {
       const reader = await TopicReader.open(o.kafka, cfg.topic);
       try {
@@ -358,6 +392,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
         await forEachPartition(parts, 2, async (p) => {
           const start = starts.get(p) ?? marks.get(p)!.high;
           const end = offs[p] === null ? marks.get(p)!.low : BigInt(offs[p]!);
+          tailFrom.set(p, end > start ? end : start);
           if (end > start) {
             await scan(reader, p, start, end, async (r) => {
               await rebuilds[p].add(r);
@@ -365,21 +400,59 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
             });
           }
         });
+        await payouts?.finish();
+        await forEachPartition(parts, FINISHING, async (p) => { await rebuilds[p].finish(); });
+        if (aside) {
+          // the swap: each partition, locked a moment, gets the changes applied since, then its range swapped in
+          await waitForAggregators(o.kafka, redis, cfg, o.source.consistentPoint, { timeoutMs: CATCH_UP_MS, log });
+          record.swapping = true;
+          await writeBackfill(redis, prefix, { ...record });
+          const range: SwapRange = {
+            from, to, clock, retention, now: now(), untilMs: Math.max(now() + 2 * DAY, latest + DAY), windowMinutes: cfg.windowMinutes, payouts: payouts !== null,
+          };
+          for (const p of parts) {
+            const tSwap = now();
+            const owner = await keeper.acquire(keys.lock(prefix, p), id, {
+              force: o.force, waitMs: LOCK_TTL_MS + 10_000,
+              onWait: (who, ttl) => log.info({ partition: p, owner: who, expiresInMs: ttl }, 'the partition is locked: waiting for its lock to be released or to expire'),
+            });
+            if (owner !== null) throw new BackfillLockedError(p, owner);
+            try {
+              const stored = await redis.get(keys.offset(prefix, p));
+              const end = stored === null ? marks.get(p)!.low : BigInt(stored);
+              const start = tailFrom.get(p)!;
+              if (end > start) {
+                await scan(reader, p, start, end, async (r) => {
+                  await rebuilds[p].add(r);
+                  if (payouts) await payouts.addRecords(p, r, afterSnapshot, cfg.mapping.payouts!.table);
+                });
+              }
+              await payouts?.finish();
+              await rebuilds[p].finish();
+              const n = await swapPartition(redis, prefix, p, id, range);
+              log.info({ partition: p, keys: n, tail: Number(end > start ? end - start : 0n), ms: now() - tSwap }, 'backfill: partition swapped in');
+            } finally {
+              await keeper.release(keys.lock(prefix, p));
+            }
+          }
+        }
       } finally {
         await reader.close();
       }
+    } else {
+      await payouts?.finish();
     }
-    await payouts?.finish();
     await forEachPartition(parts, FINISHING, async (p) => {
       const rb = rebuilds[p];
       await rb.finish();
       topicChanges += rb.changes;
     });
     ms.write = writeMs();
-    // readers (the evaluator's window) drop what they cached of these partitions
-    await Promise.all(parts.map((p) => redis.incr(keys.generation(prefix, p))));
+    // readers (the evaluator's window) drop what they cached of these partitions (a swap bumped them already)
+    if (!aside) await Promise.all(parts.map((p) => redis.incr(keys.generation(prefix, p))));
+    else await clearAside(redis, prefix);
     const seconds = (now() - t0) / 1000;
-    Object.assign(record, { state: 'done', finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
+    Object.assign(record, { state: 'done', swapping: false, finishedAt: iso(now()), topicChanges, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : null });
     await writeBackfill(redis, prefix, record);
     if (await closeGapCoveredBy(redis, prefix, record)) log.info({ from: record.from, to: record.to ?? 'now' }, 'backfill: the known gap in the stream is closed');
     M.backfillProgress.set(1);
@@ -388,7 +461,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     return { rows, skipped, topicChanges, seconds, rowsPerSecond: record.rowsPerSecond ?? 0, from: record.from, to: record.to };
   } finally {
     M.backfillRunning.set(0);
-    await unlock(redis, prefix, parts, id);
+    await keeper.releaseAll();
+    if (!aside) await unlock(redis, prefix, parts, id);
   }
 }
 
@@ -444,19 +518,24 @@ async function unlock(redis: RedisClient, prefix: string, parts: number[], token
  * Range backfills: waits until the aggregators have applied every change before `lsn` (each partition's stored
  * offset at or past the first change at or after it), so that the snapshot and the applied changes meet exactly.
  */
-export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: BackfillConfig, lsn: bigint, o: { timeoutMs: number; now?: () => number }): Promise<void> {
+export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: BackfillConfig, lsn: bigint, o: { timeoutMs: number; now?: () => number; log?: Logger }): Promise<void> {
   const now = o.now ?? Date.now;
   const reader = await TopicReader.open(kafka, cfg.topic);
   let marks: Map<number, { low: bigint; high: bigint }>;
   try { marks = await reader.watermarks(); } finally { await reader.close(); }
   const starts = await firstOffsetsAtOrAfter(kafka, cfg.topic, lsn, marks);
   const deadline = now() + o.timeoutMs;
+  let logged = now();
   for (;;) {
     const offs = await getEach(redis, [...starts.keys()].map((p) => keys.offset(cfg.redisPrefix, p)));
     const behind = [...starts].filter(([p, s], i) => s > (offs[i] === null ? marks.get(p)!.low : BigInt(offs[i]!)));
     if (!behind.length) return;
+    if (now() - logged >= 10_000) {
+      o.log?.info({ lsn: formatLsn(lsn), partitions: behind.map(([p]) => p), waitedMs: now() - (deadline - o.timeoutMs) }, 'waiting for the aggregators to apply every change before the snapshot');
+      logged = now();
+    }
     if (now() > deadline) {
-      throw new Error(`the aggregators have not applied the changes before ${formatLsn(lsn)} within ${o.timeoutMs / 1000} s (partitions ${behind.map(([p]) => p).join(', ')} behind): start riskmon aggregate (or wait for it to catch up), then rerun`);
+      throw new AggregatorsBehindError(`the aggregators have not applied the changes before ${formatLsn(lsn)} within ${o.timeoutMs / 1000} s (partitions ${behind.map(([p]) => p).join(', ')} behind): start riskmon aggregate (or wait for it to catch up), then rerun`);
     }
     await new Promise((res) => setTimeout(res, 200));
   }

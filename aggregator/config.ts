@@ -21,5 +21,6 @@ export const backfillSpec = {
   backfillMaxRowsPerS: int('RISKMON_BACKFILL_MAX_ROWS_PER_S', 'source rows per second a history backfill reads at most (0 = no limit)', 0, 0, 100_000_000),
   backfillChunkHours: int('RISKMON_BACKFILL_CHUNK_HOURS', 'hours of transaction time per source query of a history backfill (one query per chunk and table)', 24, 1, 24 * 31),
   backfillMaxCells: int('RISKMON_BACKFILL_MAX_CELLS', "cells (one merchant's minute or hour) a history backfill sums in memory per partition before it writes them (about 60 bytes each; a partition holds two sets while one is written)", 300_000, 1000, 1 << 21),
+  backfillSnapshotTimeoutS: int('RISKMON_BACKFILL_SNAPSHOT_TIMEOUT_S', "seconds a history backfill waits for its snapshot: creating a slot waits for every transaction running on the source to end (the blocking ones are logged every 10 s; then it gives up naming them)", 600, 10, 86_400),
   backfillReaders: int('RISKMON_BACKFILL_READERS', 'source connections a history backfill reads with at once (each a transaction on the same snapshot, one chunk and table at a time)', 3, 1, 16),
 };

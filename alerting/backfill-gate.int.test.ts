@@ -23,8 +23,8 @@ class BackfillingReader extends MemoryReader {
   async backfill(): Promise<BackfillRecord | null> { return this.record; }
 }
 
-const record = (state: 'running' | 'done', id: string): BackfillRecord => ({
-  state, kind: 'initial', id, slot: 'riskmon', from: '2026-11-13T15:00:00.000Z', to: null, consistentPoint: '0/1', startedAt: '', finishedAt: null,
+const record = (state: 'running' | 'done', id: string, kind: 'initial' | 'range' = 'initial', more: Partial<BackfillRecord> = {}): BackfillRecord => ({
+  ...more, state, kind, id, slot: 'riskmon', from: '2026-11-13T15:00:00.000Z', to: null, consistentPoint: '0/1', startedAt: '', finishedAt: null,
   rows: 0, chunksDone: 0, chunks: 1, topicChanges: 0, rowsPerSecond: null,
 });
 
@@ -67,5 +67,18 @@ describe('the evaluator and a running backfill', () => {
     // the waiting minutes are evaluated in order, on the new baselines
     expect(await close(M0 + 2 * MINUTE)).toBe(2);
     expect(await alerts()).toEqual([{ rule: 'cancel_rate_spike', merchant_id: 's1' }]);
+
+    // a range backfill rebuilding aside leaves the live buckets whole: judging goes on (s2 surges and alerts) …
+    const M1 = M0 + 3 * MINUTE;
+    addHistory(reader, 's2', T0, { approvals: 1000, cancels: 20, amount: 10_000_000n });
+    reader.record = record('running', 'b2', 'range', { aside: true, swapping: false });
+    reader.add('s2', M1, { approvals: 60, cancels: 30 });
+    expect(await close(M1)).toBe(1);
+    expect(await alerts()).toContainEqual({ rule: 'cancel_rate_spike', merchant_id: 's2' });
+    // … until it swaps its range in: then nobody is judged until it is done
+    reader.record = record('running', 'b2', 'range', { aside: true, swapping: true });
+    expect(await close(M1 + 2 * MINUTE)).toBe(0);
+    reader.record = record('done', 'b2', 'range', { aside: true, swapping: false });
+    expect(await close(M1 + 2 * MINUTE)).toBe(2);
   }, 60_000);
 });

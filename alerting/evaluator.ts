@@ -15,7 +15,7 @@
  */
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
-import { hasMoney, type BucketReader, type Exposure, type Settlement } from '../aggregator/store/index.ts';
+import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement } from '../aggregator/store/index.ts';
 import { ExposureTracker, exposureInstant, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
@@ -191,19 +191,27 @@ export class Evaluator implements Service {
   }
 
   /**
-   * No judgement on incomplete data: while a history backfill runs (the store's record says `running`), its range is
-   * being rewritten and every merchant's history in it is incomplete, so no minute is evaluated (they are evaluated
-   * once it ends, in order). When a backfill has finished since the last look, the baselines, today's full hours and
-   * the window are dropped, so the next minute reads them all anew at once.
+   * No judgement on incomplete data: while the cdc's first-start backfill runs, the live buckets of its range are
+   * being written and every merchant's history in it is incomplete; while a range backfill swaps its new generation
+   * in, partition by partition, some merchants' history is the old one and some the new. Meanwhile no minute is
+   * evaluated (they are evaluated once it ends, in order). A range backfill that is still rebuilding aside leaves the
+   * live buckets as they were, whole: judging goes on. When a backfill has finished since the last look, the
+   * baselines, today's full hours and the window are dropped, so the next minute reads them all anew at once.
    */
   async #backfillRunning(): Promise<boolean> {
     const b = await this.#d.reader.backfill?.();
     if (!b) return false;
-    if (b.state === 'running') {
-      if (!this.#waitingForBackfill) this.#d.log.info({ from: b.from, to: b.to, kind: b.kind }, 'a history backfill is running: no merchant is judged until it is done');
+    if (backfillBlocksJudging(b)) {
+      if (!this.#waitingForBackfill) this.#d.log.info({ from: b.from, to: b.to, kind: b.kind, swapping: b.swapping ?? false }, 'a history backfill is writing the live buckets: no merchant is judged until it is done');
       this.#waitingForBackfill = true;
       metrics.waitingForBackfill.set(1);
       return true;
+    }
+    if (b.state === 'running') {
+      // rebuilding aside: judged on the live buckets, as before it started; what was read is kept until it is done
+      this.#waitingForBackfill = false;
+      metrics.waitingForBackfill.set(0);
+      return false;
     }
     if (this.#backfillSeen !== b.id) {
       if (this.#backfillSeen !== undefined || this.#waitingForBackfill) {

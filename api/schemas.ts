@@ -205,7 +205,9 @@ export const StatusBody = Type.Object({
     error: Type.Optional(Type.String()),
   }),
   backfill: Type.Object({
-    state: Type.String({ description: 'running (no merchant is judged until it is done) | done | none | unknown (Redis did not answer)' }),
+    state: Type.String({ description: 'running | done | none | unknown (Redis did not answer); while running no merchant is judged, unless the range is rebuilt aside (`aside`, not yet `swapping`)' }),
+    aside: Type.Optional(Type.Boolean({ description: 'a range backfill rebuilding its range aside: the live buckets are applied and judged meanwhile' })),
+    swapping: Type.Optional(Type.Boolean({ description: 'the range being swapped in, partition by partition: nobody is judged meanwhile' })),
     kind: Type.Optional(Type.String({ description: "initial (the cdc's first start) | range (riskmon backfill)" })),
     from: Type.Optional(Type.String()),
     to: Type.Optional(Type.Union([Type.String(), Type.Null()])),

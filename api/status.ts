@@ -108,7 +108,10 @@ function backfillLine(b: PipelineStatus['backfill']): string {
   const range = `${b.from} → ${b.to ?? 'now'}`;
   const rate = b.rowsPerSecond ? `, ${b.rowsPerSecond.toLocaleString('en-US')} rows/s` : '';
   if (b.state === 'running') {
-    return `running (${b.kind}) ${range}: ${Math.round(b.progress * 100)}% (${b.chunksDone}/${b.chunks} chunks, ${b.rows.toLocaleString('en-US')} rows${rate}); no merchant is judged until it is done`;
+    const judging = b.aside && !b.swapping
+      ? 'rebuilt aside: the live buckets are applied and judged meanwhile, the range is swapped in at the end'
+      : b.swapping ? 'swapping the range in: no merchant is judged until it is done' : 'no merchant is judged until it is done';
+    return `running (${b.kind}) ${range}: ${Math.round(b.progress * 100)}% (${b.chunksDone}/${b.chunks} chunks, ${b.rows.toLocaleString('en-US')} rows${rate}); ${judging}`;
   }
   return `done (${b.kind}) ${range}: ${b.rows.toLocaleString('en-US')} rows${rate}, finished ${b.finishedAt}`;
 }

@@ -55,7 +55,7 @@ export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => n
     });
     let snap;
     try {
-      snap = await slotWithSnapshot(cfg.pgUrl, cfg.slot, { temporary: false, applicationName: 'riskmon-cdc-backfill' });
+      snap = await slotWithSnapshot(cfg.pgUrl, cfg.slot, { temporary: false, applicationName: 'riskmon-cdc-backfill', log, timeoutMs: cfg.backfillSnapshotTimeoutS * 1000 });
     } catch (err) {
       const code = sqlState(err);
       if (code === SQLSTATE.configurationLimit) throw new SetupError(`no free replication slot: ${(err as Error).message}`, 'raise max_replication_slots (restart needed) or drop an unused slot (SELECT * FROM pg_replication_slots)', { cause: err });

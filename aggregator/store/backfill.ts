@@ -31,6 +31,17 @@ export interface BackfillRecord {
   /** changes from the topic applied on top of the snapshot (range backfills) */
   topicChanges: number;
   rowsPerSecond: number | null;
+  /**
+   * range backfills: the range is rebuilt aside (swap.ts) while the live buckets go on being applied and judged;
+   * `swapping` while it is being swapped in, partition by partition (the evaluator waits meanwhile)
+   */
+  aside?: boolean;
+  swapping?: boolean;
+}
+
+/** Whether the live buckets are incomplete or being rewritten: the evaluator judges nobody meanwhile. */
+export function backfillBlocksJudging(r: BackfillRecord | null): boolean {
+  return r?.state === 'running' && !(r.aside === true && r.swapping !== true);
 }
 
 /** What `riskmon status` and `/api/status` show. */

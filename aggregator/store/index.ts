@@ -31,11 +31,13 @@ export { PartitionRebuild, ReplayLostLockError, resetFrom, type RebuildOptions }
 
 // History backfill: its record (state, range, progress), its range arithmetic, and resetting a bounded range.
 export {
-  backfillStatus, chunksOf, closeGapCoveredBy, coversGap, rangeOf, readBackfill, readGap, recordGap, writeBackfill,
+  backfillBlocksJudging, backfillStatus, chunksOf, closeGapCoveredBy, coversGap, rangeOf, readBackfill, readGap, recordGap, writeBackfill,
   type BackfillRecord, type BackfillStatus, type GapRecord, type TierRange,
 } from './backfill.ts';
 export { resetRange } from './rebuild.ts';
 export { PayoutRebuild } from './payout-rebuild.ts';
+// A range backfill's new generation, rebuilt aside and swapped in partition by partition.
+export { clearAside, LOCK_TTL_MS, LockKeeper, rangeKeys, SwapLostLockError, swapPartition, type SwapRange } from './swap.ts';
 
 // Which aggregator consumes which partition (no Kafka consumer group): registrations in Redis.
 export { assign, deadOnThisHost, memberId, Membership } from './members.ts';

@@ -17,6 +17,7 @@
  *   <P>:backfill  the last history backfill's state (JSON): running or done, its range and progress
  *   <P>:gap       a known gap in the stream (a lost slot created anew), until a backfill covers it
  *   <P>:aggregators  sorted set of the running aggregators (member id → expiry, ms): who consumes which partition
+ *   <P>:bf:{pN}:…  a range backfill's new generation of its range, in the same layout, until swapped in (swap.ts)
  *
  * kind: the four counters of counters.ts (fields of a counter never written are absent).
  * Most hashes stay small enough for Redis's compact listpack encoding; see aggregator/README.md "Redis layout".
@@ -70,6 +71,11 @@ export const keys = {
   gap: (prefix: string) => `${prefix}:gap`,
   /** the running aggregators (members.ts): member id → when its registration expires (Redis time, ms) */
   members: (prefix: string) => `${prefix}:aggregators`,
+  /**
+   * the prefix a range backfill rebuilds its range under (swap.ts): the same layout, `<P>:bf:{pN}:…`, each key in its
+   * partition's hash slot, swapped into the live keys when complete
+   */
+  aside: (prefix: string) => `${prefix}:bf`,
 };
 
 /**
