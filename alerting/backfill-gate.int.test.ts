@@ -32,7 +32,7 @@ describe('the evaluator and a running backfill', () => {
   let db: pg.Pool;
   afterAll(async () => { await db?.end(); });
 
-  it('judges nobody while it runs, then reloads the baselines at once', async () => {
+  it('judges nobody while it writes the live buckets, judges on while a range is rebuilt aside, then reloads the baselines at once', async () => {
     db = await riskStore(await freshDatabase('risk'));
     const reader = new BackfillingReader();
     const clock = { now: T0 };
@@ -63,6 +63,7 @@ describe('the evaluator and a running backfill', () => {
     expect(await alerts()).toEqual([]);
     // it writes the merchant's history (2% cancels a day) and ends
     addHistory(reader, 's1', T0, { approvals: 1000, cancels: 20, amount: 10_000_000n });
+    addHistory(reader, 's2', T0, { approvals: 1000, cancels: 20, amount: 10_000_000n });
     reader.record = record('done', 'b1');
     // the waiting minutes are evaluated in order, on the new baselines
     expect(await close(M0 + 2 * MINUTE)).toBe(2);
@@ -70,7 +71,6 @@ describe('the evaluator and a running backfill', () => {
 
     // a range backfill rebuilding aside leaves the live buckets whole: judging goes on (s2 surges and alerts) …
     const M1 = M0 + 3 * MINUTE;
-    addHistory(reader, 's2', T0, { approvals: 1000, cancels: 20, amount: 10_000_000n });
     reader.record = record('running', 'b2', 'range', { aside: true, swapping: false });
     reader.add('s2', M1, { approvals: 60, cancels: 30 });
     expect(await close(M1)).toBe(1);
