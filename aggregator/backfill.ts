@@ -10,18 +10,20 @@
  *  - `initial`: the cdc's first start. The cdc creates its slot with the snapshot and streams only after this
  *    returns, so no change after C is in the topic yet and the aggregators have nothing to apply before the
  *    backfilled values are written.
- *  - `range` (`riskmon backfill`): a running system. A temporary slot gives the snapshot and C. The changes after C
- *    are (partly) in the topic and applied already: the caller waits until the aggregators have applied every change
- *    before C; the partitions are then locked (apply.lua refuses to apply, the aggregators pause), and the range
- *    becomes: snapshot + the changes after C the aggregators had applied (re-read from the topic, [first offset with
- *    lsn ≥ C, stored offset)). The aggregators then continue from their stored offsets, unchanged.
+ *  - `range` (`riskmon backfill`): a running system, live alerting going on. A temporary slot gives the snapshot
+ *    and C. The range is rebuilt aside (store/swap.ts: the same layout under `<P>:bf`) while the aggregators go on
+ *    applying to the live keys: the snapshot's sums, then the changes after C they have applied so far (re-read from
+ *    the topic, [first offset with lsn ≥ C, stored offset)). Then, one partition at a time, once its aggregator is
+ *    past C: lock it a moment, add the changes it applied since, swap its range in, bump its generation, unlock —
+ *    it holds snapshot + every change after C up to its stored offset, from which its aggregator continues.
  *
- * Steps: lock every partition → record `running` (store/backfill.ts) → delete the range → read the source chunk by
- * chunk (newest first, paced by `maxRowsPerSecond`), summing into one rebuild per partition (a merchant's sums go to
- * its first candidate partition; readers merge every candidate) → (range) add the topic's changes → write → bump
- * the generations (readers drop cached slices), unlock, record `done`. Killed anywhere: the record stays `running`
- * (the evaluator judges nobody meanwhile) and the partitions locked; the next run deletes the range again and
- * rebuilds it whole, so it ends exact (the cdc does this by itself for an interrupted first start).
+ * Steps (initial): lock every partition → record `running` (store/backfill.ts) → delete the range → read the source
+ * chunk by chunk (newest first, paced by `maxRowsPerSecond`), summing into one rebuild per partition (a merchant's
+ * sums go to its first candidate partition; readers merge every candidate) → write → bump the generations (readers
+ * drop cached slices), unlock, record `done`. Killed anywhere: the record stays `running` (the evaluator judges
+ * nobody meanwhile) and the partitions locked; the next start deletes the range again and rebuilds it whole, so it
+ * ends exact. (range) the same reads into the aside keys, then the swap; its locks expire unless renewed, so a
+ * killed run holds nothing for long and the rerun clears what was left aside and rebuilds.
  */
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
