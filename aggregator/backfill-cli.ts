@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
-import { componentLogger } from '../lib/logger.ts';
+import { componentLogger, type Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
 import { createClient } from '../lib/pg.ts';
 import { createRedis, verifyRedis } from '../lib/redis.ts';
@@ -83,7 +83,7 @@ async function run(args: string[]): Promise<number> {
   }
   try {
     log.info({ consistentPoint: formatLsn(snap.consistentPoint), slot: cfg.slot }, 'snapshot taken; waiting for the cdc to publish every change before its position');
-    await waitForSlot(cfg.pgUrl, cfg.slot, snap.consistentPoint);
+    await waitForSlot(cfg.pgUrl, cfg.slot, snap.consistentPoint, log);
     const r = await runBackfill({
       redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka,
       maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells, force: parsed.force,
@@ -115,15 +115,20 @@ async function bounded<T>(p: Promise<T>, ms: number, message: string): Promise<T
 }
 
 /** Until the cdc's slot has confirmed `lsn`: every change committed before it is in the topic. */
-async function waitForSlot(pgUrl: string, slot: string, lsn: bigint): Promise<void> {
-  const c = createClient({ connectionString: pgUrl, application_name: 'riskmon-backfill' });
+async function waitForSlot(pgUrl: string, slot: string, lsn: bigint, log: Logger): Promise<void> {
+  const c = createClient({ connectionString: pgUrl, application_name: 'riskmon-backfill', connectionTimeoutMillis: 15_000, statement_timeout: 10_000 });
   await c.connect();
   try {
-    const deadline = Date.now() + CATCH_UP_MS;
+    const t0 = Date.now(), deadline = t0 + CATCH_UP_MS;
+    let told = t0;
     for (;;) {
-      const row = (await c.query('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
+      const row = (await c.query('SELECT confirmed_flush_lsn::text AS lsn, active FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
       if (!row) throw new CatchUpError(`the cdc's slot "${slot}" does not exist: start riskmon cdc first (RISKMON_SLOT names it)`);
       if (row.lsn && parseLsn(row.lsn) >= lsn) return;
+      if (Date.now() - told >= 10_000) {
+        log.info({ slot, confirmed: row.lsn, wanted: formatLsn(lsn), active: row.active, waitedSeconds: Math.round((Date.now() - t0) / 1000) }, 'waiting for the cdc\'s slot to confirm the snapshot\'s position');
+        told = Date.now();
+      }
       if (Date.now() > deadline) throw new CatchUpError(`the cdc's slot "${slot}" has not reached ${formatLsn(lsn)} within ${CATCH_UP_MS / 1000} s: is riskmon cdc running?`);
       await new Promise((res) => setTimeout(res, 200));
     }
