@@ -139,6 +139,12 @@ describe('riskmon backfill while the system runs and alerts', () => {
     expect(done).toMatchObject({ id: running.id, state: 'done', kind: 'range', swapping: false });
     // nothing left aside
     expect(await redis.keys(`${prefix}:bf:*`)).toEqual([]);
+    // the payout hashes, rebuilt whole and swapped in: every payout row counted once
+    let payoutRows = 0;
+    for (const k of await redis.keys(`${prefix}:{p*}:po:*`)) for (const v of await redis.hvals(k)) payoutRows += Number(v);
+    const sqlPayouts = Number((await db.query('SELECT count(*)::int AS n FROM payouts')).rows[0].n);
+    expect(sqlPayouts).toBeGreaterThan(0);
+    expect(payoutRows).toBe(sqlPayouts);
 
     const reader = createBucketReader(redis, { prefix, partitions: 12, hotShards: 8, tz: TZ });
     const from = now - 10 * DAY, to = Date.now() + DAY;
