@@ -236,6 +236,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   // time; its locks expire unless renewed, so a killed run holds nothing for long. The initial one writes the live
   // keys: nothing of its slot is in the topic yet, and it holds every partition throughout.
   const aside = o.kind === 'range';
+  if (aside && !o.kafka) throw new Error('a range backfill needs the topic (kafka): the changes after its snapshot are re-read from it');
   const writePrefix = aside ? keys.aside(prefix) : prefix;
   const keeper = new LockKeeper(redis);
   const locked: number[] = [];
