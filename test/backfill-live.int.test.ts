@@ -63,11 +63,14 @@ describe('riskmon backfill while the system runs and alerts', () => {
     await db.connect();
     riskmon(['aggregate'], env, 'aggregate');
     riskmon(['cdc'], env, 'cdc');
-    await waitFor(() => streaming(db, env.RISKMON_SLOT!), { timeoutMs: 180_000, message: 'cdc streaming after its first start' });
+    // the slot is briefly active while it is created: the first start's backfill done first, then the stream
+    await waitFor(async () => (await readBackfill(redis, env.RISKMON_REDIS_PREFIX!))?.state === 'done' || null,
+      { timeoutMs: 300_000, intervalMs: 500, message: 'the first start\'s backfill' });
+    await waitFor(() => streaming(db, env.RISKMON_SLOT!), { timeoutMs: 120_000, message: 'cdc streaming after its first start' });
     riskmon(['alerting'], env, 'alerting');
     risk = new pg.Client({ connectionString: riskUrl });
     await risk.connect();
-  }, 400_000);
+  }, 600_000);
 
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
