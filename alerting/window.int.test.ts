@@ -174,7 +174,7 @@ describe('WindowSums', () => {
     got = await win.read(from, from, end);
     expect([got.slicesRead, got.deltas]).toEqual([1, 1]);
     expect(plain(got.window)).toEqual(await full());
-    expect(await redis.zrange(keys.windowLate(p3, 0, M / MINUTE), 0, -1)).toEqual(['m2', 'm60']);
+    expect(await redis.zrange(keys.windowLate(p3, 0, M / MINUTE), '0', '-1')).toEqual(['m2', 'm60']);
     await dropKeys(redis, `${p3}:*`);
   });
 });
