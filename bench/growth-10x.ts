@@ -14,7 +14,8 @@
  *   (`_window_read_ahead_ms`) and 1% late rows (bench/window.ts): 1×: 100,000
  *   merchants, 300,000 rows in each of 2 peak minutes (5,000 TPS); 10×: 1,000,000 merchants, 3,000,000 rows a peak
  *   minute (50,000 TPS). The 59 minutes before the peak carry 20,000 rows each at both sizes (the window's older
- *   minutes only cost their subtraction; writing 59 × 200,000 more rows does not fit the run).
+ *   minutes only cost their subtraction; writing 59 × 200,000 more rows does not fit the run). The rows go into the
+ *   window index only (bench/window.ts `direct`: the store's planner and Lua apply, live mode), at both sizes.
  * - growth_{1x,10x}_alert_latency_p99_ms: bench/alerting.ts with 100,000 / 1,000,000 merchants active in the window.
  * - growth_{1x,10x}_backtest_minutes_per_s: bench/backtest.ts over the last 2 hours (not 23) at 3M / 30M tx a day,
  *   100,000 / 1,000,000 merchants, 7 baseline days, without its live phase.
@@ -133,7 +134,7 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
       const { benchWindow } = await import('./window.ts');
       for (const s of SIZES) {
         const k = s.label === '1x' ? 1 : 10;
-        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000 / div, peakPerMinute: (300_000 * k) / div, peakMinutes: 2 });
+        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000 / div, peakPerMinute: (300_000 * k) / div, peakMinutes: 2, direct: true });
         out[`growth_${s.label}_window_read_ms`] = r.window_read_ms_5000tps;
         out[`growth_${s.label}_window_read_cpu_ms`] = r.window_read_cpu_ms_5000tps;
         out[`growth_${s.label}_window_read_redis_cpu_ms`] = r.window_read_redis_cpu_ms_5000tps;
