@@ -359,7 +359,7 @@ export class Evaluator implements Service {
     // The shadow version, after the live minute is out (it never delays a live alert).
     const tracker = this.#exposures;
     await this.#shadow.minute({
-      minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour },
+      minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour }, epoch,
       ...(exposure && tracker ? { exposures: { owing: exposure.owing, of: (ids: string[]) => tracker.exposuresOf(ids, exposureInstant(M)) } } : {}),
     });
     metrics.evaluationDuration.observe(ms / 1000);
