@@ -72,27 +72,50 @@ export function sliceOfHash(minute: number, fingerprint: string, content: string
 }
 
 /**
- * A slice with the merchants of a delta (reader.windowSlices `delta`: each merchant written since `old` was read,
- * with its four counters as they stand now) replaced; null when a value is not exact as a double.
+ * Replaces, in place, the counters of the merchants in a delta (reader.windowSlices `delta`: each merchant written
+ * since the slice was read, with its four counters as they stand now): their old entries are zeroed and the new ones
+ * appended. Returns the entries taken out and put in (what the running sums must subtract and add), or null when a
+ * value is not exact as a double. Work: one pass over the slice, and the delta; the sums only see the difference.
  */
-export function patchSlice(old: Slice, fingerprint: string, delta: string, numbers: MerchantNumbers): Slice | null {
-  const fresh = sliceOfHash(old.minute, fingerprint, delta, numbers);
+export function patchSlice(s: Slice, fingerprint: string, delta: string, numbers: MerchantNumbers): { minus: Slice; plus: Slice } | null {
+  const fresh = sliceOfHash(s.minute, fingerprint, delta, numbers);
   if (!fresh) return null;
   const changed = new Set(fresh.merchants);
-  const s = emptySlice(old.minute, fingerprint);
-  for (let j = 0; j < old.merchants.length; j++) {
-    if (changed.has(old.merchants[j])) continue;
-    s.merchants.push(old.merchants[j]);
-    s.counters.push(old.counters[j]);
-    s.values.push(old.values[j]);
+  const minus = emptySlice(s.minute, fingerprint), plus = emptySlice(s.minute, fingerprint);
+  let live = 0;
+  for (let j = 0; j < s.merchants.length; j++) {
+    if (s.values[j] === 0) continue;
+    if (changed.has(s.merchants[j])) {
+      minus.merchants.push(s.merchants[j]);
+      minus.counters.push(s.counters[j]);
+      minus.values.push(s.values[j]);
+      s.values[j] = 0;
+    } else live++;
   }
   for (let j = 0; j < fresh.merchants.length; j++) {
     if (fresh.values[j] === 0) continue;
-    s.merchants.push(fresh.merchants[j]);
-    s.counters.push(fresh.counters[j]);
-    s.values.push(fresh.values[j]);
+    plus.merchants.push(fresh.merchants[j]);
+    plus.counters.push(fresh.counters[j]);
+    plus.values.push(fresh.values[j]);
   }
-  return s;
+  // zeroed entries are dropped once they are most of the slice (a slice patched many times)
+  if (s.merchants.length > 2 * (live + plus.merchants.length) + 64) {
+    let k = 0;
+    for (let j = 0; j < s.merchants.length; j++) {
+      if (s.values[j] === 0) continue;
+      s.merchants[k] = s.merchants[j];
+      s.counters[k] = s.counters[j];
+      s.values[k++] = s.values[j];
+    }
+    s.merchants.length = s.counters.length = s.values.length = k;
+  }
+  for (let j = 0; j < plus.merchants.length; j++) {
+    s.merchants.push(plus.merchants[j]);
+    s.counters.push(plus.counters[j]);
+    s.values.push(plus.values[j]);
+  }
+  s.fingerprint = fingerprint;
+  return { minus, plus };
 }
 
 /** A slice from per-merchant totals (the backtest's minutes); null when a value is not exact as a double. */
@@ -116,6 +139,7 @@ export function sliceOfTotals(minute: number, totals: ReadonlyMap<string, Totals
 export function totalsOfSlice(s: Slice, numbers: MerchantNumbers): Map<string, Totals> {
   const out = new Map<string, Totals>();
   for (let j = 0; j < s.merchants.length; j++) {
+    if (s.values[j] === 0) continue; // a counter at 0 (netted out, or zeroed by patchSlice)
     const m = numbers.names[s.merchants[j]];
     let t = out.get(m);
     if (!t) out.set(m, (t = { approvals: 0, approvedAmount: 0n, cancels: 0, canceledAmount: 0n }));
@@ -148,6 +172,13 @@ export class RangeSum {
   get sums(): TotalsByMerchant { return new SumsView(this.#numbers, this.#c); }
 
   has(key: string): boolean { return this.#in.has(key); }
+
+  /** A slice in the sum changed in place (patchSlice): subtracts what it lost, adds what it gained. */
+  patch(key: string, minus: Slice, plus: Slice): void {
+    if (!this.#in.has(key)) return;
+    this.#apply(minus, -1);
+    this.#apply(plus, 1);
+  }
 
   add(key: string, s: Slice): void {
     this.#in.set(key, s);
@@ -299,14 +330,16 @@ export class WindowSums {
         for (const s of slices) {
           const key = `${s.minute}/${s.partition}`;
           let slice = this.#slices.get(key)!;
-          if (s.content !== null) {
+          if (s.content !== null && s.delta) {
             read++;
-            if (s.delta) delta++;
+            delta++;
+            const d = slice ? patchSlice(slice, s.fingerprint, s.content, this.#numbers) : null;
+            if (!d) { exact = false; break; }
+            for (const sum of sums) sum.patch(key, d.minus, d.plus);
+          } else if (s.content !== null) {
+            read++;
             for (const sum of sums) sum.remove(key);
-            if (s.delta && !slice) { exact = false; break; }
-            const fresh = s.delta
-              ? patchSlice(slice, s.fingerprint, s.content, this.#numbers)
-              : sliceOfHash(s.minute, s.fingerprint, s.content, this.#numbers);
+            const fresh = sliceOfHash(s.minute, s.fingerprint, s.content, this.#numbers);
             if (!fresh) { exact = false; break; }
             slice = fresh;
           } else {
