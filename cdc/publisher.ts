@@ -23,10 +23,13 @@ const MAX_BATCH_MESSAGES = 50_000;
 // 1 MiB, record overhead included), or Kafka rejects the whole request with MESSAGE_TOO_LARGE.
 const MAX_BATCH_BYTES = 768 << 10;
 
+/** One partition's queue: messages not yet handed to the writer, and its batches handed over and not yet acknowledged. */
+interface Queue<U> { topic: string; partition: number; list: Outgoing<U>[]; busy: number }
+
 export class Publisher<U = unknown> {
-  readonly #queues = new Map<string, Outgoing<U>[]>();
-  /** per queue: batches handed to the writer and not yet acknowledged */
-  readonly #busy = new Map<string, number>();
+  /** per topic, per partition (no string key built per message) */
+  readonly #byTopic = new Map<string, Queue<U>[]>();
+  readonly #queues: Queue<U>[] = [];
   #bytes = 0;
   #scheduled = false;
   #failed: Error | null = null;
@@ -45,10 +48,11 @@ export class Publisher<U = unknown> {
 
   send(m: Outgoing<U>): void {
     if (this.#failed) return;
-    const q = `${m.topic}\u0000${m.partition}`;
-    let list = this.#queues.get(q);
-    if (!list) this.#queues.set(q, (list = []));
-    list.push(m);
+    let parts = this.#byTopic.get(m.topic);
+    if (!parts) this.#byTopic.set(m.topic, (parts = []));
+    let q = parts[m.partition];
+    if (!q) this.#queues.push((parts[m.partition] = q = { topic: m.topic, partition: m.partition, list: [], busy: 0 }));
+    q.list.push(m);
     this.#bytes += m.value.length;
     // Let the synchronous processing of a socket chunk fill the batches first.
     this.#schedule();
@@ -64,27 +68,35 @@ export class Publisher<U = unknown> {
   #pump(): void {
     if (this.#failed) return;
     const max = this.writer.maxInFlight;
-    const taken: { q: string; batch: Outgoing<U>[] }[] = [];
-    for (const [q, list] of this.#queues) {
-      const busy = this.#busy.get(q) ?? 0;
-      if (busy >= max || list.length === 0) continue;
+    const taken: { q: Queue<U>; batch: Outgoing<U>[] }[] = [];
+    for (const q of this.#queues) {
+      const { list } = q;
+      if (q.busy >= max || list.length === 0) continue;
       let n = 0, bytes = 0;
       while (n < list.length && n < MAX_BATCH_MESSAGES && bytes < MAX_BATCH_BYTES) bytes += list[n++].value.length;
       taken.push({ q, batch: n === list.length ? list.splice(0) : list.splice(0, n) });
-      this.#busy.set(q, busy + 1);
+      q.busy++;
     }
     if (!taken.length) return;
     // An Outgoing is a message ({key, value}) as it is: no copy per message.
-    const batches: PartitionBatch[] = taken.map(({ batch }) => ({ topic: batch[0].topic, partition: batch[0].partition, messages: batch }));
+    const batches: PartitionBatch[] = taken.map(({ q, batch }) => ({ topic: q.topic, partition: q.partition, messages: batch }));
     const acks = this.writer.produce(batches);
-    taken.forEach(({ q, batch }, i) => acks[i].then(() => {
-      this.#busy.set(q, this.#busy.get(q)! - 1);
-      for (const m of batch) { this.#bytes -= m.value.length; this.#onAck(m.unit); }
-      this.#wake();
-      this.#schedule();
-    }, (err: Error) => this.#fail(err)));
+    for (let i = 0; i < taken.length; i++) {
+      const { q, batch } = taken[i];
+      acks[i].then(() => this.#acked(q, batch), (err: Error) => this.#fail(err));
+    }
     // a partition with more queued than one batch takes goes on at once, up to the writer's in-flight limit
-    if (taken.some(({ q }) => (this.#queues.get(q)?.length ?? 0) > 0 && this.#busy.get(q)! < max)) this.#schedule();
+    if (taken.some(({ q }) => q.list.length > 0 && q.busy < max)) this.#schedule();
+  }
+
+  #acked(q: Queue<U>, batch: Outgoing<U>[]): void {
+    q.busy--;
+    let bytes = 0;
+    const onAck = this.#onAck;
+    for (let i = 0; i < batch.length; i++) { const m = batch[i]; bytes += m.value.length; onAck(m.unit); }
+    this.#bytes -= bytes;
+    this.#wake();
+    this.#schedule();
   }
 
   #schedule(): void {
@@ -105,7 +117,7 @@ export class Publisher<U = unknown> {
     this.#failed = err;
     for (const w of this.#waiters) w.reject(err);
     this.#waiters = [];
-    this.#queues.clear();
+    for (const q of this.#queues) q.list = [];
     this.#onFail(err);
   }
 }
