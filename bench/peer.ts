@@ -283,6 +283,10 @@ export async function startDebezium(o: {
     `database.password=${decodeURIComponent(u.password)}`, `database.dbname=${u.pathname.slice(1)}`,
     `topic.prefix=${o.prefix}`, 'table.include.list=public.payments,public.payment_cancels', `snapshot.mode=${o.snapshotMode ?? 'no_data'}`,
     'max.batch.size=16384', 'max.queue.size=65536', 'poll.interval.ms=5', 'tombstones.on.delete=false',
+    // the cdc's heartbeats (pg_logical_emit_message, cdc/router.ts HEARTBEAT_PREFIX) are riskmon's own: left out,
+    // or Debezium writes them to `<prefix>.message`, and where topics are not created automatically (the
+    // replicated stack) its producer blocks on that topic's metadata for a minute per message
+    'message.prefix.exclude.list=riskmon-heartbeat',
   ].join('\n') + '\n');
   await fsp.writeFile(log4j, 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n');
   const out = fs.openSync(path.join(o.dir, 'connect.log'), 'a');
