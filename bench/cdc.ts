@@ -100,7 +100,7 @@ interface CatchUp { cdc: ChildProcess; metricsPort: number; seconds: number; cpu
  * Starts `riskmon cdc` on the backlog's `_cdc` slot and waits until the slot's confirmed position passes the backlog's
  * end. Time and CPU (the cdc's and its walsender's, /proc/<pid>/stat) count from the moment its walsender streams.
  */
-async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
+async function catchUp(b: Backlog, brokers: string, env: NodeJS.ProcessEnv = process.env): Promise<CatchUp> {
   const { name, url, db, target } = b;
   const metricsPort = await freePort();
   // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
@@ -108,7 +108,7 @@ async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
   const cdc = spawnRiskmon(['cdc'], {
     nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
     env: {
-      ...process.env, PG_URL: url, KAFKA_BROKERS: brokers, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
+      ...env, PG_URL: url, KAFKA_BROKERS: brokers, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
       RISKMON_SLOT: `${name}_cdc`, RISKMON_BACKFILL_DAYS: '0', RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
     },
   });
@@ -171,7 +171,7 @@ const NO_PEERS: PeerParts = { nullReader: false, debezium: false, ceiling: false
  * `backlog` / `peer`: a smaller backlog, and which of the peer and ceilings run (bench/topology.ts runs it on two
  * stacks: no peer on the single one, Debezium and the producer tool on the replicated one).
  */
-export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer = PEER }: { backlog?: number; peer?: boolean | PeerParts } = {}): Promise<Record<string, number>> {
+export async function benchCdc(env: NodeJS.ProcessEnv & { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer = PEER }: { backlog?: number; peer?: boolean | PeerParts } = {}): Promise<Record<string, number>> {
   const parts = peer === true ? ALL_PEERS : peer === false ? NO_PEERS : peer;
   const withPeer = parts.nullReader || parts.debezium || parts.ceiling;
   const name = `bench_cdc_${Date.now().toString(36)}`;
@@ -180,7 +180,7 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
   const { url, db, target } = b;
   let cdc: ChildProcess | null = null;
   try {
-    const c = await catchUp(b, env.KAFKA_BROKERS);
+    const c = await catchUp(b, env.KAFKA_BROKERS, { ...process.env, ...env });
     cdc = c.cdc;
     const catchUpFigures = catchUpCpu('cdc_catchup', c.cpu, backlog);
 

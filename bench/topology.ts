@@ -79,6 +79,17 @@ export async function benchTopology(env: Env): Promise<Record<string, number>> {
       if (Number.isFinite(cdc) && Number.isFinite(v) && v > 0) out[`${name}_cdc_catchup_ratio_to_${k}`] = Math.round((cdc / v) * 1000) / 1000;
     }
   }
+  // the cdc's produce settings compared on the replicated stack in the same run (RISKMON_BENCH_TOPOLOGY_VARIANTS,
+  // e.g. `lanes3:RISKMON_CDC_PRODUCE_LANES=3,inflight1:RISKMON_CDC_PRODUCE_IN_FLIGHT=1`): the cdc part alone, no peer,
+  // its figures as `replicated_<variant>_<key>` beside the defaults'
+  for (const v of (env.RISKMON_BENCH_TOPOLOGY_VARIANTS ?? '').split(',').filter(Boolean)) {
+    const [variant, ...sets] = v.split(':');
+    const extra = Object.fromEntries(sets.join(':').split(';').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+    if (!/^\w+$/.test(variant) || !Object.keys(extra).length) throw new Error(`RISKMON_BENCH_TOPOLOGY_VARIANTS: "${v}" is not name:VAR=value[;VAR=value]`);
+    console.error(`   -- cdc on the replicated stack, ${variant} (${JSON.stringify(extra)}) --`);
+    const e = { ...stacks[1][1], ...knobs, ...extra };
+    for (const [k, val] of Object.entries(await benchCdc(e, { backlog, peer: false }))) out[`replicated_${variant}_${k}`] = val;
+  }
   for (const k of COMPARED) {
     const s = out[`single_${k}`], r = out[`replicated_${k}`];
     if (Number.isFinite(s) && Number.isFinite(r) && s > 0) out[`replication_cost_${k}`] = Math.round((r / s) * 1000) / 1000;

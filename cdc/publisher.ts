@@ -1,7 +1,10 @@
 /**
  * Sends messages to explicit (topic, partition)s with acks=-1 through the idempotent PartitionWriter (lib/kafka
  * producer.ts): up to its maxInFlight batches per partition unacknowledged, each partition written strictly in
- * order because the broker appends a producer's batches only in sequence order. Leader changes and brokers gone
+ * order because the broker appends a producer's batches only in sequence order. A partition's next batch is cut
+ * only when the writer's connection to its leader has room (`ready`): a broker serves a connection's requests one
+ * at a time, so batches cut earlier would only wait in its socket, each behind the others' replication, and be
+ * small; meanwhile the messages gather here into the next, larger batch. Leader changes and brokers gone
  * are retried inside the writer with the batches' original sequence numbers (nothing twice, no gap). Only when the
  * writer fails for good (fenced, a batch refused, not acknowledged within its delivery timeout) does the
  * publisher fail; the pipeline then restarts its session, which re-reads the tails (the topic holds a prefix of
@@ -58,6 +61,9 @@ export class Publisher<U = unknown> {
     this.#schedule();
   }
 
+  /** The writer has room again (a request was answered): queued messages may go. */
+  poke(): void { if (!this.#failed) this.#schedule(); }
+
   /** Resolves once buffered bytes are below `below`; rejects if the publisher failed. */
   waitBelow(below: number): Promise<void> {
     if (this.#failed) return Promise.reject(this.#failed);
@@ -71,7 +77,8 @@ export class Publisher<U = unknown> {
     const taken: { q: Queue<U>; batch: Outgoing<U>[] }[] = [];
     for (const q of this.#queues) {
       const { list } = q;
-      if (q.busy >= max || list.length === 0) continue;
+      // the writer's connection to the partition's leader has room (no queueing behind its requests in flight)
+      if (q.busy >= max || list.length === 0 || !this.writer.ready(q.topic, q.partition)) continue;
       let n = 0, bytes = 0;
       while (n < list.length && n < MAX_BATCH_MESSAGES && bytes < MAX_BATCH_BYTES) bytes += list[n++].value.length;
       taken.push({ q, batch: n === list.length ? list.splice(0) : list.splice(0, n) });

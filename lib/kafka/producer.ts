@@ -37,6 +37,14 @@ export interface PartitionWriterOptions {
   maxInFlight?: number;
   /** Connections per broker; partition p uses lane p mod lanes. */
   lanes?: number;
+  /**
+   * Produce requests in flight per connection (lane of a broker) that `ready` lets a caller add to. The broker
+   * serves a connection's requests one after the other, so a request queued behind others waits their
+   * replication too: more than 2 (one served, one waiting to be read) adds latency and makes the requests small.
+   */
+  connectionInFlight?: number;
+  /** Called after each request's answers were handled (a connection has room again). */
+  onAnswered?: () => void;
   /** A batch not acknowledged this long after it was handed over fails the writer. */
   deliveryTimeoutMs?: number;
   /** Broker-side wait for the in-sync replicas (Produce's timeout). */
@@ -123,12 +131,16 @@ export class PartitionWriter {
   #failed: Error | null = null;
   #refreshing: Promise<void> | null = null;
   readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #connectionInFlight: number;
+  /** requests awaiting an answer per connection (`lane:nodeId`) */
+  readonly #outstanding = new Map<string, number>();
 
   private constructor(private readonly lanes: Cluster[], readonly producer: ProducerIdentity, private readonly opts: PartitionWriterOptions) {
     this.#maxInFlight = Math.max(1, Math.min(5, opts.maxInFlight ?? 5));
     this.#deliveryTimeoutMs = opts.deliveryTimeoutMs ?? 60_000;
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.#now = opts.now ?? Date.now;
+    this.#connectionInFlight = Math.max(1, opts.connectionInFlight ?? 2);
   }
 
   static async open(kafka: Kafka, topics: string[], opts: PartitionWriterOptions = {}): Promise<PartitionWriter> {
@@ -148,6 +160,22 @@ export class PartitionWriter {
 
   get maxInFlight(): number { return this.#maxInFlight; }
   get failed(): Error | null { return this.#failed; }
+
+  /**
+   * Whether a batch of the partition handed over now goes out at once without queueing behind more than
+   * `connectionInFlight` − 1 requests on its connection (true when its leader is not known: the send finds out).
+   */
+  ready(topic: string, partition: number): boolean {
+    const n = this.#outstanding.get(this.#connectionOf(topic, partition) ?? '');
+    return n === undefined || n < this.#connectionInFlight;
+  }
+
+  #connectionOf(topic: string, partition: number): string | undefined {
+    const lane = partition % this.lanes.length;
+    let nodeId: string | undefined;
+    try { nodeId = Object.keys(this.lanes[lane].findLeaderForPartitions(topic, [partition]))[0]; } catch { nodeId = undefined; }
+    return nodeId === undefined ? undefined : `${lane}:${nodeId}`;
+  }
 
   /** Batches of the partition handed over and not yet acknowledged. */
   inFlight(topic: string, partition: number): number {
@@ -203,8 +231,9 @@ export class PartitionWriter {
       if (!g) groups.set(key, (g = { cluster, nodeId, list: [] }));
       g.list.push(e);
     }
-    await Promise.all([...groups.values()].map(async ({ cluster, nodeId, list }) => {
+    await Promise.all([...groups.entries()].map(async ([conn, { cluster, nodeId, list }]) => {
       let answers: Map<string, number>;
+      this.#outstanding.set(conn, (this.#outstanding.get(conn) ?? 0) + 1);
       try {
         const byTopic = new Map<string, { partition: number; messages: readonly ProduceMessage[]; baseSequence: number }[]>();
         for (const [part, p] of list) {
@@ -218,13 +247,17 @@ export class PartitionWriter {
         const res = await sendProduce(broker, (room) => encodeProduceV3(-1, this.#requestTimeoutMs, topics, now, this.producer, room));
         answers = new Map(decodeProduceV3Response(res).map((r) => [`${r.topic}\u0000${r.partition}`, r.errorCode]));
       } catch (err) {
+        this.#outstanding.set(conn, this.#outstanding.get(conn)! - 1);
         for (const [part, p] of list) this.#answer(part, p, null, (err as Error).message ?? String(err));
+        this.opts.onAnswered?.();
         return;
       }
+      this.#outstanding.set(conn, this.#outstanding.get(conn)! - 1);
       for (const [part, p] of list) {
         const code = answers.get(`${part.topic}\u0000${part.partition}`);
         this.#answer(part, p, code ?? null, code === undefined ? `broker ${nodeId} did not answer for ${part.topic}[${part.partition}]` : `Kafka error code ${code}`);
       }
+      this.opts.onAnswered?.();
     }));
   }
 
