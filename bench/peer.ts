@@ -380,7 +380,8 @@ export async function producerCeiling(kafka: Kafka, brokers: string, o: { topic:
       '--topic', o.topic, '--num-records', String(o.records), '--record-size', String(o.bytes), '--throughput', '-1',
       '--producer-props', `bootstrap.servers=${brokers}`, 'acks=all', 'enable.idempotence=true', 'linger.ms=5', 'batch.size=524288',
       'compression.type=none'], { encoding: 'utf8', maxBuffer: 16 << 20 });
-    const m = /(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency(?:, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th)?/.exec(r.stdout);
+    // the tool prints a line every 5 s and then the summary (the one with percentiles): the summary is the figure
+    const m = [...r.stdout.matchAll(/(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency(?:, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th)?/g)].at(-1);
     if (r.status !== 0 || !m) throw new Error(`ProducerPerformance failed (${r.status}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`);
     return { kafka_producer_ceiling_records_per_s: Math.round(Number(m[2])), kafka_producer_ceiling_record_bytes: o.bytes, kafka_producer_ceiling_p99_ms: Number(m[8] ?? NaN) };
   } finally {
