@@ -14,6 +14,7 @@
  *     the minute close → Slack / pub/sub alert latency.
  * Every figure is written as `single_<key>` and `replicated_<key>`; `replication_cost_<key>` = replicated / single
  * (> 1 for a latency: slower; < 1 for a throughput: slower).
+ * RISKMON_BENCH_TOPOLOGY_PARTS picks some of the three parts.
  * The replicated stack is the development one's (`npm run stack -- up --topology replicated`, under the same data
  * folder), started when it is not running and left running, as the runner leaves the single-node stack;
  * RISKMON_BENCH_REPLICATED_DIR puts it in a folder of its own instead (a shared machine: a private cluster, stopped
@@ -55,11 +56,16 @@ export async function benchTopology(env: Env): Promise<Record<string, number>> {
     const on = peerOn === 'both' || (peerOn === 'replicated' && e.KAFKA_BROKERS === rep.KAFKA_BROKERS);
     return { nullReader: false, debezium: on, ceiling: on };
   };
-  const parts: [string, (e: Env) => Promise<Record<string, number>>][] = [
+  const all: [string, (e: Env) => Promise<Record<string, number>>][] = [
     ['cdc', (e) => benchCdc(e, { backlog, peer: peerFor(e) })],
     ['aggregator', async (e) => { const out: Record<string, number> = {}; await throughput(e, out); return out; }],
     ['pipeline', (e) => benchPipeline(e)],
   ];
+  // RISKMON_BENCH_TOPOLOGY_PARTS: some of cdc,aggregator,pipeline (default all)
+  const only = (env.RISKMON_BENCH_TOPOLOGY_PARTS ?? '').split(',').filter(Boolean);
+  const unknown = only.filter((x) => !all.some(([n]) => n === x));
+  if (unknown.length) throw new Error(`RISKMON_BENCH_TOPOLOGY_PARTS: ${unknown.join(', ')} unknown (cdc, aggregator, pipeline)`);
+  const parts = only.length ? all.filter(([n]) => only.includes(n)) : all;
   const out: Record<string, number> = { topology_cdc_backlog_changes: backlog, topology_agg_changes: Number(knobs.RISKMON_BENCH_AGG_CHANGES) };
   for (const [part, run] of parts) {
     for (const [name, e] of stacks) {
