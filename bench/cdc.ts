@@ -21,6 +21,7 @@ import { migrate } from '../lib/migrate.ts';
 import os from 'node:os';
 import { spawnRiskmon } from '../test/harness/index.ts';
 import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
+import type { Kafka } from 'kafkajs';
 import { brokerPids, cpuTicks, CpuWindow, perMillion, type CpuUse, DEBEZIUM_VERSION, debeziumLatencies, meanRecordBytes, nullReader, p, partitionOffsets, producerCeiling, startDebezium, topicRecords } from './peer.ts';
 
 const BACKLOG = Number(process.env.RISKMON_BENCH_CDC_BACKLOG ?? 1_000_000);
@@ -99,7 +100,7 @@ interface CatchUp { cdc: ChildProcess; metricsPort: number; seconds: number; cpu
  * Starts `riskmon cdc` on the backlog's `_cdc` slot and waits until the slot's confirmed position passes the backlog's
  * end. Time and CPU (the cdc's and its walsender's, /proc/<pid>/stat) count from the moment its walsender streams.
  */
-async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
+async function catchUp(b: Backlog, brokers: string, env: NodeJS.ProcessEnv = process.env): Promise<CatchUp> {
   const { name, url, db, target } = b;
   const metricsPort = await freePort();
   // RISKMON_BENCH_CDC_NODE_ARGS: extra node flags for the cdc child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
@@ -107,7 +108,7 @@ async function catchUp(b: Backlog, brokers: string): Promise<CatchUp> {
   const cdc = spawnRiskmon(['cdc'], {
     nodeArgs, stdout: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ? 'inherit' : 'ignore', stderr: 'inherit',
     env: {
-      ...process.env, PG_URL: url, KAFKA_BROKERS: brokers, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
+      ...env, PG_URL: url, KAFKA_BROKERS: brokers, RISKMON_TOPIC: name, RISKMON_DLQ_TOPIC: `${name}.dlq`,
       RISKMON_SLOT: `${name}_cdc`, RISKMON_BACKFILL_DAYS: '0', RISKMON_METRICS_PORT: String(metricsPort), RISKMON_LOG_LEVEL: process.env.RISKMON_BENCH_CDC_LOG_LEVEL ?? 'warn', RISKMON_RETENTION_MS: String(8 * 86_400_000 + 3_600_000),
     },
   });
@@ -161,15 +162,25 @@ async function stopCdc(cdc: ChildProcess): Promise<void> {
   await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
 }
 
-/** `backlog` / `peer`: a smaller backlog, or no peer and ceilings (bench/topology.ts runs it on two stacks). */
-export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer: withPeer = PEER } = {}): Promise<Record<string, number>> {
+/** Which of the peer and the ceilings run after the cdc on the same backlog. */
+export interface PeerParts { nullReader: boolean; debezium: boolean; ceiling: boolean }
+const ALL_PEERS: PeerParts = { nullReader: true, debezium: true, ceiling: true };
+const NO_PEERS: PeerParts = { nullReader: false, debezium: false, ceiling: false };
+
+/**
+ * `backlog` / `peer`: a smaller backlog, and which of the peer and ceilings run (bench/topology.ts runs it on two
+ * stacks: no peer on the single one, Debezium and the producer tool on the replicated one).
+ */
+export async function benchCdc(env: NodeJS.ProcessEnv & { PG_URL: string; KAFKA_BROKERS: string }, { backlog = BACKLOG, peer = PEER }: { backlog?: number; peer?: boolean | PeerParts } = {}): Promise<Record<string, number>> {
+  const parts = peer === true ? ALL_PEERS : peer === false ? NO_PEERS : peer;
+  const withPeer = parts.nullReader || parts.debezium || parts.ceiling;
   const name = `bench_cdc_${Date.now().toString(36)}`;
   // the peer and the read-side ceiling read the same backlog from slots of their own at the same position
-  const b = await makeBacklog(env.PG_URL, name, backlog, ['cdc', 'recv', ...(withPeer ? ['null', 'dbz'] : [])]);
+  const b = await makeBacklog(env.PG_URL, name, backlog, ['cdc', 'recv', ...(parts.nullReader ? ['null'] : []), ...(parts.debezium ? ['dbz'] : [])]);
   const { url, db, target } = b;
   let cdc: ChildProcess | null = null;
   try {
-    const c = await catchUp(b, env.KAFKA_BROKERS);
+    const c = await catchUp(b, env.KAFKA_BROKERS, { ...process.env, ...env });
     cdc = c.cdc;
     const catchUpFigures = catchUpCpu('cdc_catchup', c.cpu, backlog);
 
@@ -194,10 +205,10 @@ export async function benchCdc(env: { PG_URL: string; KAFKA_BROKERS: string }, {
     const recvS = (Date.now() - r0) / 1000;
     if (res.status !== 0) throw new Error(`pg_recvlogical failed: ${res.stderr?.toString()}`);
 
-    const peer = withPeer ? await benchPeer(env, url, db, name, target) : {};
+    const peerFigures = withPeer ? await benchPeer(env, url, db, name, target, backlog, parts) : {};
 
     const figures = {
-      ...peer,
+      ...peerFigures,
       ...catchUpFigures,
       walsender_cpu_pct_riskmon_cdc: c.walsenderPct,
       cdc_catchup_changes_per_s: Math.round(backlog / c.seconds),
@@ -280,14 +291,32 @@ async function writeAtRate(url: string, firstId: number): Promise<number> {
  * The ceilings and the peer on the same backlog (bench/peer.ts): the null reader, Debezium's catch-up and its commit →
  * Kafka latency at RATE, and Kafka's producer tool with records of riskmon's size (those the cdc just wrote).
  */
-async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Client, name: string, target: string): Promise<Record<string, number>> {
+async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Client, name: string, target: string, backlog: number, parts: PeerParts): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  console.error('   null reader (pg-logical-replication, no Kafka) on the same backlog');
-  Object.assign(out, await nullReader(url, db, `${name}_null`, target, BACKLOG));
-  console.error(`   null reader: ${out.null_reader_changes_per_s} changes/s, walsender ${out.walsender_cpu_pct_null_reader}% CPU, machine ${out.null_reader_machine_busy_pct}% busy, CPU s per 1M changes: reader ${out.null_reader_cpu_s_per_1m_changes_reader}, walsender ${out.null_reader_cpu_s_per_1m_changes_walsender}`);
+  if (parts.nullReader) {
+    console.error('   null reader (pg-logical-replication, no Kafka) on the same backlog');
+    Object.assign(out, await nullReader(url, db, `${name}_null`, target, backlog));
+    console.error(`   null reader: ${out.null_reader_changes_per_s} changes/s, walsender ${out.walsender_cpu_pct_null_reader}% CPU, machine ${out.null_reader_machine_busy_pct}% busy, CPU s per 1M changes: reader ${out.null_reader_cpu_s_per_1m_changes_reader}, walsender ${out.null_reader_cpu_s_per_1m_changes_walsender}`);
+  }
   // RISKMON_BENCH_PEER=null-reader: the read-side ceiling alone (no Debezium, no producer tool: a quicker run)
   if (process.env.RISKMON_BENCH_PEER === 'null-reader') return out;
   const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS), { clientId: 'bench-peer' });
+  if (parts.debezium) Object.assign(out, await benchDebezium(env, kafka, url, db, name, backlog));
+  if (parts.ceiling) {
+    const bytes = await meanRecordBytes(kafka, name);
+    Object.assign(out, await producerCeiling(kafka, env.KAFKA_BROKERS, { topic: `${name}_ceiling`, partitions: 12, records: backlog, bytes }));
+    console.error(`   Kafka producer ceiling (${bytes}-byte records, acks=all): ${out.kafka_producer_ceiling_records_per_s} records/s`);
+  }
+  return out;
+}
+
+/**
+ * Debezium on the backlog from its own slot: catch-up changes/s and its CPU, then commit → Kafka at RATE (the same
+ * fixed-rate phase the cdc had). Its topic has the brokers' default replication factor (3 on the replicated
+ * stack), its producer acks=all and idempotent, as riskmon's.
+ */
+async function benchDebezium(env: { KAFKA_BROKERS: string }, kafka: Kafka, url: string, db: pg.Client, name: string, backlog: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
   const dbz = await startDebezium({
     url, slot: `${name}_dbz`, publication: 'riskmon_pub', brokers: env.KAFKA_BROKERS, prefix: `${name}_dbz`,
     dir: path.join(os.tmpdir(), `${name}_dbz`), kafka, partitions: 12,
@@ -303,16 +332,16 @@ async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Cli
     const dbzCpu = new CpuWindow({ worker: [dbz.child.pid!], walsender: [(await active())!], broker: brokerPids(env.KAFKA_BROKERS) });
     let rss = 0;
     const rssTimer = setInterval(() => { rss = Math.max(rss, rssOf(dbz.child.pid!)); }, 200);
-    while ((await topicRecords(kafka, dbz.topic)) < BACKLOG) {
+    while ((await topicRecords(kafka, dbz.topic)) < backlog) {
       if (dbz.child.exitCode !== null || Date.now() - t0 > 900_000) throw new Error('Debezium stopped before the end of the backlog');
       await new Promise((r) => setTimeout(r, 100));
     }
     const dbzS = (Date.now() - t0) / 1000;
-    out.debezium_catchup_changes_per_s = Math.round(BACKLOG / dbzS);
-    Object.assign(out, catchUpCpu('debezium_catchup', dbzCpu.end(), BACKLOG));
+    out.debezium_catchup_changes_per_s = Math.round(backlog / dbzS);
+    Object.assign(out, catchUpCpu('debezium_catchup', dbzCpu.end(), backlog));
     console.error(`   Debezium ${DEBEZIUM_VERSION}: ${out.debezium_catchup_changes_per_s} changes/s catching up`);
     // what riskmon's latency phase wrote after the backlog too, then the same fixed-rate phase for Debezium
-    const expected = BACKLOG + RATE * 15;
+    const expected = backlog + RATE * 15;
     while ((await topicRecords(kafka, dbz.topic)) < expected && Date.now() - t0 < 900_000) await new Promise((r) => setTimeout(r, 200));
     const from = await partitionOffsets(kafka, dbz.topic);
     out.debezium_publish_tps = await writeAtRate(url, 60_000_000);
@@ -331,9 +360,6 @@ async function benchPeer(env: { KAFKA_BROKERS: string }, url: string, db: pg.Cli
     await admin.deleteTopics({ topics: [dbz.topic] }).catch(() => {});
     await admin.disconnect();
   }
-  const bytes = await meanRecordBytes(kafka, name);
-  Object.assign(out, await producerCeiling(kafka, env.KAFKA_BROKERS, { topic: `${name}_ceiling`, partitions: 12, records: BACKLOG, bytes }));
-  console.error(`   Kafka producer ceiling (${bytes}-byte records, acks=all): ${out.kafka_producer_ceiling_records_per_s} records/s`);
   return out;
 }
 
