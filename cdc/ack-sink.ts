@@ -56,9 +56,7 @@ export class AckSink {
     this.onStatus();
   }
 
-  #observe(done: readonly Unit[]): void {
-    if (!done.length) return;
-    const now = Date.now();
-    for (const d of done) if (!Number.isNaN(d.commitMs)) M.publishLatency.observe((now - d.commitMs) / 1000);
+  #observe(done: Unit[]): void {
+    for (const d of done) if (!Number.isNaN(d.commitMs)) M.publishLatency.observe((Date.now() - d.commitMs) / 1000);
   }
 }

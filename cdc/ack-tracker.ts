@@ -11,8 +11,6 @@ export interface Unit {
   commitMs: number;
 }
 
-const NONE: readonly Unit[] = Object.freeze([]);
-
 export class AckTracker {
   #units: Unit[] = [];
   #head = 0;
@@ -30,29 +28,28 @@ export class AckTracker {
   sent(u: Unit): void { u.pending++; }
 
   /** The unit's last message was handed out; it may be confirmed at `lsn` once acknowledged. */
-  commit(u: Unit, lsn: bigint): readonly Unit[] { u.confirm = lsn; return this.#advance(); }
+  commit(u: Unit, lsn: bigint): Unit[] { u.confirm = lsn; return this.#advance(); }
 
   /** Kafka acknowledged one message of `u`. Returns the units that became confirmable, in order. */
-  acked(u: Unit): readonly Unit[] {
-    // only the oldest unit finishing can move the confirmed prefix (the common case: a unit still waits)
-    if (--u.pending > 0 || u.confirm === null || this.#units[this.#head] !== u) return NONE;
+  acked(u: Unit): Unit[] {
+    u.pending--;
     return this.#advance();
   }
 
-  #advance(): readonly Unit[] {
-    let done: Unit[] | null = null;
+  #advance(): Unit[] {
+    const done: Unit[] = [];
     while (this.#head < this.#units.length) {
       const u = this.#units[this.#head];
       if (u.confirm === null || u.pending > 0) break;
       if (u.confirm > this.#confirmed) this.#confirmed = u.confirm;
-      (done ??= []).push(u);
+      done.push(u);
       this.#head++;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#units.length) {
       this.#units = this.#units.slice(this.#head);
       this.#head = 0;
     }
-    return done ?? NONE;
+    return done;
   }
 
   /** Raise the confirmed LSN without a unit (keepalive while nothing is in flight). */

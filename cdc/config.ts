@@ -15,7 +15,6 @@ export const cdcSpec = {
   statusIntervalMs: int('RISKMON_CDC_STATUS_MS', 'interval of standby status updates (must stay well below wal_sender_timeout)', 1000, 100, 30_000),
   maxBufferedBytes: int('RISKMON_CDC_MAX_BUFFERED_BYTES', 'bytes of change events in flight to Kafka before replication is paused', 16 << 20, 1 << 20, 1 << 30),
   produceInFlight: int('RISKMON_CDC_PRODUCE_IN_FLIGHT', 'batches per partition sent to Kafka and not yet acknowledged (idempotent producer: order kept by sequence numbers; Kafka remembers 5)', 5, 1, 5),
-  produceConnectionInFlight: int('RISKMON_CDC_PRODUCE_CONNECTION_IN_FLIGHT', 'produce requests in flight per broker connection before the next batch is cut (a broker serves a connection\'s requests one at a time: more only queue, each behind the others\' replication wait)', 2, 1, 5),
   produceLanes: int('RISKMON_CDC_PRODUCE_LANES', 'connections per broker for produce requests; partition p uses lane p mod lanes (a broker serves one request per connection at a time)', 1, 1, 16),
   maxMessageBytes: int('RISKMON_MAX_MESSAGE_BYTES', "largest change event the cdc writes to the topic (keep it below the topic's max.message.bytes); a larger one goes to the dead-letter topic with its position", 1_000_000, 1024, 100 << 20),
   acceptGap: bool('RISKMON_ACCEPT_GAP', 'start even though the slot is gone while the topic holds changes (riskmon cdc --accept-gap): the gap must then be backfilled', false),

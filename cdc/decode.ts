@@ -47,31 +47,30 @@ export class TextPgoutputPlugin extends PgoutputPlugin {
   /** What the replication service emits for each XLogData message: a DecodedMessage (typed as the library's). */
   override parse(buf: Buffer): Pgoutput.Message { return this.decode(buf) as unknown as Pgoutput.Message; }
 
-  /** The message at `o` of `buf` (a CopyData's XLogData payload starts at 25: decoded in place, no slice). */
-  decode(buf: Buffer, o = 0): DecodedMessage {
-    switch (buf[o]) {
+  decode(buf: Buffer): DecodedMessage {
+    switch (buf[0]) {
       case 0x42: { // B: Int64 final (commit) LSN, Int64 commit time, Int32 xid
-        if (buf.length - o < 21) throw new Error('unexpected end of message');
-        const hi = buf.readUInt32BE(o + 1), lo = buf.readUInt32BE(o + 5);
-        return { tag: 'begin', lsn: `${hex(hi)}/${hex(lo)}`, lsnBig: (BigInt(hi) << 32n) | BigInt(lo), commitMs: pgTimeMs(buf, o + 9), xid: buf.readInt32BE(o + 17) };
+        if (buf.length < 21) throw new Error('unexpected end of message');
+        const hi = buf.readUInt32BE(1), lo = buf.readUInt32BE(5);
+        return { tag: 'begin', lsn: `${hex(hi)}/${hex(lo)}`, lsnBig: (BigInt(hi) << 32n) | BigInt(lo), commitMs: pgTimeMs(buf, 9), xid: buf.readInt32BE(17) };
       }
       case 0x43: // C: Int8 flags, Int64 commit LSN, Int64 end LSN, Int64 commit time
-        if (buf.length - o < 26) throw new Error('unexpected end of message');
-        return { tag: 'commit', endLsn: buf.readBigUInt64BE(o + 10) };
-      case 0x49: return this.#insert(buf, o);
-      default: return super.parse(o ? buf.subarray(o) : buf) as Exclude<DecodedMessage, Begin | Commit>;
+        if (buf.length < 26) throw new Error('unexpected end of message');
+        return { tag: 'commit', endLsn: buf.readBigUInt64BE(10) };
+      case 0x49: return this.#insert(buf);
+      default: return super.parse(buf) as Exclude<DecodedMessage, Begin | Commit>;
     }
   }
 
   /** I: Int32 relation id, 'N', TupleData (Int16 columns; per column 'n' | 'u' | 't' Int32 text | 'b' Int32 bytes). */
-  #insert(buf: Buffer, o: number): Pgoutput.MessageInsert {
-    if (buf.length - o < 8) throw new Error('unexpected end of message');
-    const relation = this.#relations.get(buf.readInt32BE(o + 1));
+  #insert(buf: Buffer): Pgoutput.MessageInsert {
+    if (buf.length < 8) throw new Error('unexpected end of message');
+    const relation = this.#relations.get(buf.readInt32BE(1));
     if (!relation) throw new Error('missing relation');
     const { columns } = relation;
-    const n = buf.readInt16BE(o + 6);
+    const n = buf.readInt16BE(6);
     const tuple = Object.create(null) as Record<string, unknown>;
-    let at = o + 8;
+    let at = 8;
     for (let i = 0; i < n; i++) {
       if (at >= buf.length) throw new Error('unexpected end of message');
       const kind = buf[at++];

@@ -6,28 +6,26 @@
 export interface HotSetOptions { fraction: number; halfLifeMs: number }
 
 export class HotSetLearner {
-  /** per merchant its decayed count, in a holder changed in place (a number in a Map is boxed anew on each set) */
-  readonly #counts = new Map<string, { n: number }>();
+  readonly #counts = new Map<string, number>();
   #lastTick: number | null = null;
 
   constructor(private readonly opts: HotSetOptions) {}
 
   seed(counts: Iterable<[string, number]>): void {
-    for (const [m, n] of counts) this.observe(m, n);
+    for (const [m, n] of counts) this.#counts.set(m, (this.#counts.get(m) ?? 0) + n);
   }
 
   observe(merchant: string, n = 1): void {
-    const c = this.#counts.get(merchant);
-    if (c) c.n += n; else this.#counts.set(merchant, { n });
+    this.#counts.set(merchant, (this.#counts.get(merchant) ?? 0) + n);
   }
 
   /** Applies the decay since the last tick; forgets merchants whose weight fell below 0.01. */
   tick(nowMs: number): void {
     if (this.#lastTick !== null && nowMs > this.#lastTick) {
       const f = 0.5 ** ((nowMs - this.#lastTick) / this.opts.halfLifeMs);
-      for (const [m, c] of this.#counts) {
-        c.n *= f;
-        if (c.n < 0.01) this.#counts.delete(m);
+      for (const [m, n] of this.#counts) {
+        const v = n * f;
+        if (v < 0.01) this.#counts.delete(m); else this.#counts.set(m, v);
       }
     }
     this.#lastTick = nowMs;
@@ -37,7 +35,7 @@ export class HotSetLearner {
   top(): Set<string> {
     const n = Math.ceil(this.#counts.size * this.opts.fraction);
     if (n === 0) return new Set();
-    const sorted = [...this.#counts].map(([m, c]) => [m, c.n] as const).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const sorted = [...this.#counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
     return new Set(sorted.slice(0, n).map(([m]) => m));
   }
 

@@ -127,10 +127,8 @@ export class CdcService implements Service {
     try {
       await producer.connect();
       step('producer');
-      let onAnswered = () => {};
       writer = await PartitionWriter.open(this.kafka, [cfg.topic, cfg.dlqTopic], {
-        maxInFlight: cfg.produceInFlight, lanes: cfg.produceLanes, connectionInFlight: cfg.produceConnectionInFlight,
-        onAnswered: () => onAnswered(),
+        maxInFlight: cfg.produceInFlight, lanes: cfg.produceLanes,
         onRetry: (r) => {
           M.produceRetries.inc();
           if (r.attempt === 1 || r.attempt % 10 === 0) log.warn({ produceTopic: r.topic, partition: r.partition, batches: r.batches, error: r.error, attempt: r.attempt }, 'produce retried: re-sending the partition\'s unacknowledged batches with their sequence numbers');
@@ -161,7 +159,6 @@ export class CdcService implements Service {
       // source → router → publisher → Kafka; Kafka's acks → sink → PostgreSQL. (The closures run only once the
       // stream starts, when all four exist.)
       const publisher = new Publisher<Unit>(writer, (u) => sink.acked(u), (err) => fail(new Error(`Kafka produce failed: ${err.message}`, { cause: err })));
-      onAnswered = () => publisher.poke();
       const source = new ReplicationSource(
         { pgUrl: cfg.pgUrl, slot: cfg.slot, publication: cfg.publication, maxQueued: MAX_QUEUED_MESSAGES },
         (m) => router.handle(m),

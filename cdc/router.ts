@@ -9,7 +9,7 @@ import { encodeCdcDeadLetter } from '../lib/dead-letters.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
-import { columnsOf, isMerchantId, merchantColumnOf, rowIdOf, tablesOf, trimRow } from '../lib/mapping.ts';
+import { columnsOf, isMerchantId, merchantColumnOf, merchantOf, rowIdOf, tablesOf, trimRow } from '../lib/mapping.ts';
 import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import type { AckSink } from './ack-sink.ts';
 import type { Unit } from './ack-tracker.ts';
@@ -54,16 +54,16 @@ export class TransactionRouter {
   #lastCommitTs = '';
   readonly #relColumns = new Map<number, string[]>();
   // Counted here and added to the Prometheus counters with each status update (no metric call per change).
-  readonly #opCounters: OpCounter[] = [];
+  readonly #opCounters = new Map<string, { n: number; metric: { inc(n: number): void } }>();
   readonly #mapped: Set<string>;
-  /** per mapped table: what routing a change of it needs, looked up once per change */
-  readonly #tables: Map<string, TableRoute>;
+  /** per mapped table: the columns its events carry */
+  readonly #columns: Map<string, string[]>;
 
   constructor(private readonly c: RouterContext, staged: Set<string> | null) {
     this.#staged = staged;
     const { mapping } = c.cfg;
     this.#mapped = new Set(tablesOf(mapping));
-    this.#tables = new Map(tablesOf(mapping).map((t) => [t, { columns: columnsOf(t, mapping), merchant: merchantColumnOf(t, mapping)!, ops: new Map() }]));
+    this.#columns = new Map(tablesOf(mapping).map((t) => [t, columnsOf(t, mapping)]));
   }
 
   get inTransaction(): boolean { return this.#tx !== null; }
@@ -72,7 +72,7 @@ export class TransactionRouter {
   stage(hot: Set<string>): void { this.#staged = hot; }
 
   flushCounters(): void {
-    for (const c of this.#opCounters) if (c.n) { c.metric.inc(c.n); c.n = 0; }
+    for (const c of this.#opCounters.values()) if (c.n) { c.metric.inc(c.n); c.n = 0; }
   }
 
   handle(msg: Incoming): Promise<void> | void {
@@ -163,8 +163,8 @@ export class TransactionRouter {
   #change(msg: ChangeMessage, t: Tx): void {
     const { cfg, log } = this.c;
     const { change, unchangedToast } = toRowChange(msg, t, t.seq++);
-    const route = this.#tables.get(change.table);
-    if (!route) {
+    const columns = this.#columns.get(change.table);
+    if (!columns) {
       this.#deadLetter(`table ${change.table} is not in the mapping (RISKMON_MAPPING); remove it from publication ${cfg.publication} or map it`, 'unmapped_table', stub(change), t.lsnBig, t.unit);
       return;
     }
@@ -173,17 +173,17 @@ export class TransactionRouter {
       log.debug({ table: change.table, lsn: change.lsn, seq: change.seq, columns: unchangedToast }, 'unchanged TOAST values without an old row: columns left out');
     }
     // only what riskmon reads goes to Kafka: smaller events, and no card numbers or addresses from other columns
-    change.row = trimRow(change.row, route.columns);
-    change.old = trimRow(change.old, route.columns);
-    // merchantOf (lib/mapping.ts) with the table's merchant column looked up once
-    const mv = (change.row ?? change.old)?.[route.merchant];
-    const merchant = mv === null || mv === undefined ? null : String(mv);
+    change.row = trimRow(change.row, columns);
+    change.old = trimRow(change.old, columns);
+    const merchant = merchantOf(change, cfg.mapping);
     if (merchant === null) {
-      this.#deadLetter(`${change.op} on ${change.table} without ${route.merchant}${change.op === 'insert' ? '' : `: set REPLICA IDENTITY FULL on ${change.table}`}`, 'no_merchant', change, t.lsnBig, t.unit);
+      const col = merchantColumnOf(change.table, cfg.mapping);
+      this.#deadLetter(`${change.op} on ${change.table} without ${col}${change.op === 'insert' ? '' : `: set REPLICA IDENTITY FULL on ${change.table}`}`, 'no_merchant', change, t.lsnBig, t.unit);
       return;
     }
     if (!isMerchantId(merchant)) {
-      this.#deadLetter(`${change.table}.${route.merchant}=${JSON.stringify(merchant.slice(0, 80))} is not a merchant id riskmon accepts (1 to 64 characters of A-Z a-z 0-9 _ . : -); the row is counted nowhere`,
+      const col = merchantColumnOf(change.table, cfg.mapping);
+      this.#deadLetter(`${change.table}.${col}=${JSON.stringify(merchant.slice(0, 80))} is not a merchant id riskmon accepts (1 to 64 characters of A-Z a-z 0-9 _ . : -); the row is counted nowhere`,
         'bad_merchant', stub(change), t.lsnBig, t.unit);
       return;
     }
@@ -198,16 +198,13 @@ export class TransactionRouter {
     }
     this.c.learner.observe(merchant);
     const hot = (t.hot ??= this.c.schedule.at(t.lsnBig));
-    // messageKey: the row id (for the shard) is read only for a hot merchant
-    const key = cfg.hotShards > 1 && hot.has(merchant) ? messageKey(merchant, true, rowIdOf(change, cfg.mapping), cfg.hotShards) : merchant;
+    const key = messageKey(merchant, hot.has(merchant), rowIdOf(change, cfg.mapping), cfg.hotShards);
     const p = partitionOfKey(key, cfg.partitions);
     if (atOrBefore(t.lsnBig, change.seq, this.c.tails.get(p))) { M.skipped.inc(); return; }
     this.#publish(cfg.topic, p, key, value, t.unit);
-    let c = route.ops.get(change.op);
-    if (!c) {
-      route.ops.set(change.op, (c = { n: 0, metric: M.changes.labels(change.table, change.op) }));
-      this.#opCounters.push(c);
-    }
+    const ck = `${change.table}\u0000${change.op}`;
+    let c = this.#opCounters.get(ck);
+    if (!c) this.#opCounters.set(ck, (c = { n: 0, metric: M.changes.labels(change.table, change.op) }));
     c.n++;
   }
 
@@ -223,10 +220,6 @@ export class TransactionRouter {
     this.c.publisher.send({ topic, partition, key, value, unit });
   }
 }
-
-interface OpCounter { n: number; metric: { inc(n: number): void } }
-/** A mapped table's event columns, merchant column and per-operation counters. */
-interface TableRoute { columns: string[]; merchant: string; ops: Map<string, OpCounter> }
 
 /** A change without its rows, for a dead letter that must stay small or must not carry the source's data. */
 function stub(e: RowChange, id?: string): Omit<RowChange, 'row' | 'old'> & { row: null; old: null; id?: string } {

@@ -11,8 +11,6 @@ import { formatLsn } from '../lib/lsn.ts';
 import { TextPgoutputPlugin, type DecodedMessage } from './decode.ts';
 import { cdcMetrics as M } from './metrics.ts';
 
-const hex = (n: number) => n.toString(16).toUpperCase();
-
 export type Keepalive = { tag: 'keepalive'; walEnd: string; shouldRespond: boolean };
 export type Incoming = DecodedMessage | Keepalive;
 
@@ -25,7 +23,6 @@ export class ReplicationSource {
   #head = 0;
   #processing = false;
   #paused = false;
-  #plugin: TextPgoutputPlugin | null = null;
   /** Messages received per tag (progress log). */
   readonly received: Record<string, number> = {};
 
@@ -42,27 +39,6 @@ export class ReplicationSource {
     this.#service.on('data', (_lsn: string, msg: DecodedMessage) => this.#enqueue(msg));
     this.#service.on('heartbeat', (walEnd: string, _ts: number, shouldRespond: boolean) => this.#enqueue({ tag: 'keepalive', walEnd, shouldRespond }));
     this.#service.on('error', (err: Error) => fail(err));
-    this.#service.on('start', () => this.#takeOverCopyData());
-  }
-
-  /**
-   * The library's handler of each CopyData message formats its LSN as a string, slices the buffer, emits through
-   * an EventEmitter2 and starts an (empty, acknowledge.auto is off) async acknowledgement — a promise per message:
-   * on a catch-up a tenth of the cdc's CPU. Once the stream starts (the 'start' event runs inside the
-   * CopyBothResponse's handler, before any CopyData of it is parsed), its listener on the connection is replaced by
-   * one that decodes XLogData and keepalives straight into the queue. When the connection's listeners are not
-   * the expected two (pg's client and the library's), the library's handler stays.
-   */
-  #takeOverCopyData(): void {
-    const conn = (this.#service as any)._connection as { listeners(e: string): ((m: { chunk: Buffer }) => void)[]; removeListener(e: string, f: unknown): void; on(e: string, f: (m: { chunk: Buffer }) => void): void } | undefined;
-    const listeners = conn?.listeners('copyData');
-    if (!conn || listeners?.length !== 2 || !this.#plugin) return;
-    conn.removeListener('copyData', listeners[1]);
-    const plugin = this.#plugin;
-    conn.on('copyData', ({ chunk }) => {
-      if (chunk[0] === 0x77) this.#enqueue(plugin.decode(chunk, 25));
-      else if (chunk[0] === 0x6b) this.#enqueue({ tag: 'keepalive', walEnd: `${hex(chunk.readUInt32BE(1))}/${hex(chunk.readUInt32BE(5))}`, shouldRespond: chunk[17] !== 0 });
-    });
   }
 
   get paused(): boolean { return this.#paused; }
@@ -70,7 +46,6 @@ export class ReplicationSource {
   /** Streams from `from` (the slot's confirmed position); rejects when the stream ends or fails. */
   stream(from: bigint): Promise<never> {
     const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [this.o.publication], messages: true });
-    this.#plugin = plugin;
     return this.#service.subscribe(plugin, this.o.slot, formatLsn(from)).then(() => { throw new Error('replication stream ended'); });
   }
 

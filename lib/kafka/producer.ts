@@ -27,7 +27,7 @@
  * per broker (partition p on lane p mod lanes), so partitions sharing a leader wait for replication side by side.
  */
 import type { Kafka } from 'kafkajs';
-import { createCluster, type Broker, type Cluster } from './direct.ts';
+import { createCluster, type Cluster } from './direct.ts';
 import { decodeProduceV3Response, encodeProduceV3, type ProduceMessage, type ProducerIdentity } from './record-batch.ts';
 
 export interface PartitionBatch { topic: string; partition: number; messages: readonly ProduceMessage[] }
@@ -37,14 +37,6 @@ export interface PartitionWriterOptions {
   maxInFlight?: number;
   /** Connections per broker; partition p uses lane p mod lanes. */
   lanes?: number;
-  /**
-   * Produce requests in flight per connection (lane of a broker) that `ready` lets a caller add to. The broker
-   * serves a connection's requests one after the other, so a request queued behind others waits their
-   * replication too: more than 2 (one served, one waiting to be read) adds latency and makes the requests small.
-   */
-  connectionInFlight?: number;
-  /** Called after each request's answers were handled (a connection has room again). */
-  onAnswered?: () => void;
   /** A batch not acknowledged this long after it was handed over fails the writer. */
   deliveryTimeoutMs?: number;
   /** Broker-side wait for the in-sync replicas (Produce's timeout). */
@@ -131,16 +123,12 @@ export class PartitionWriter {
   #failed: Error | null = null;
   #refreshing: Promise<void> | null = null;
   readonly #timers = new Set<NodeJS.Timeout>();
-  readonly #connectionInFlight: number;
-  /** requests awaiting an answer per connection (`lane:nodeId`) */
-  readonly #outstanding = new Map<string, number>();
 
   private constructor(private readonly lanes: Cluster[], readonly producer: ProducerIdentity, private readonly opts: PartitionWriterOptions) {
     this.#maxInFlight = Math.max(1, Math.min(5, opts.maxInFlight ?? 5));
     this.#deliveryTimeoutMs = opts.deliveryTimeoutMs ?? 60_000;
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.#now = opts.now ?? Date.now;
-    this.#connectionInFlight = Math.max(1, opts.connectionInFlight ?? 2);
   }
 
   static async open(kafka: Kafka, topics: string[], opts: PartitionWriterOptions = {}): Promise<PartitionWriter> {
@@ -160,22 +148,6 @@ export class PartitionWriter {
 
   get maxInFlight(): number { return this.#maxInFlight; }
   get failed(): Error | null { return this.#failed; }
-
-  /**
-   * Whether a batch of the partition handed over now goes out at once without queueing behind more than
-   * `connectionInFlight` − 1 requests on its connection (true when its leader is not known: the send finds out).
-   */
-  ready(topic: string, partition: number): boolean {
-    const n = this.#outstanding.get(this.#connectionOf(topic, partition) ?? '');
-    return n === undefined || n < this.#connectionInFlight;
-  }
-
-  #connectionOf(topic: string, partition: number): string | undefined {
-    const lane = partition % this.lanes.length;
-    let nodeId: string | undefined;
-    try { nodeId = Object.keys(this.lanes[lane].findLeaderForPartitions(topic, [partition]))[0]; } catch { nodeId = undefined; }
-    return nodeId === undefined ? undefined : `${lane}:${nodeId}`;
-  }
 
   /** Batches of the partition handed over and not yet acknowledged. */
   inFlight(topic: string, partition: number): number {
@@ -231,9 +203,8 @@ export class PartitionWriter {
       if (!g) groups.set(key, (g = { cluster, nodeId, list: [] }));
       g.list.push(e);
     }
-    await Promise.all([...groups.entries()].map(async ([conn, { cluster, nodeId, list }]) => {
+    await Promise.all([...groups.values()].map(async ({ cluster, nodeId, list }) => {
       let answers: Map<string, number>;
-      this.#outstanding.set(conn, (this.#outstanding.get(conn) ?? 0) + 1);
       try {
         const byTopic = new Map<string, { partition: number; messages: readonly ProduceMessage[]; baseSequence: number }[]>();
         for (const [part, p] of list) {
@@ -241,23 +212,21 @@ export class PartitionWriter {
           if (!parts) byTopic.set(part.topic, (parts = []));
           parts.push({ partition: part.partition, messages: p.messages, baseSequence: p.seq });
         }
-        const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
-        const now = this.#now();
+        const body = encodeProduceV3(-1, this.#requestTimeoutMs, [...byTopic].map(([topic, partitions]) => ({ topic, partitions })), this.#now(), this.producer);
         const broker = await cluster.findBroker({ nodeId });
-        const res = await sendProduce(broker, (room) => encodeProduceV3(-1, this.#requestTimeoutMs, topics, now, this.producer, room));
+        const res = await broker.connectionPool.send({
+          request: { apiKey: 0, apiVersion: 3, apiName: 'Produce', expectResponse: () => true, encode: async () => ({ buf: body, buffer: body }) },
+          response: RAW,
+        }) as Buffer;
         answers = new Map(decodeProduceV3Response(res).map((r) => [`${r.topic}\u0000${r.partition}`, r.errorCode]));
       } catch (err) {
-        this.#outstanding.set(conn, this.#outstanding.get(conn)! - 1);
         for (const [part, p] of list) this.#answer(part, p, null, (err as Error).message ?? String(err));
-        this.opts.onAnswered?.();
         return;
       }
-      this.#outstanding.set(conn, this.#outstanding.get(conn)! - 1);
       for (const [part, p] of list) {
         const code = answers.get(`${part.topic}\u0000${part.partition}`);
         this.#answer(part, p, code ?? null, code === undefined ? `broker ${nodeId} did not answer for ${part.topic}[${part.partition}]` : `Kafka error code ${code}`);
       }
-      this.opts.onAnswered?.();
     }));
   }
 
@@ -347,56 +316,6 @@ function before(a: number, b: number): boolean {
 }
 
 const RAW = { decode: async (b: Buffer) => b, parse: async (b: Buffer) => b };
-
-/** What sendProduce uses of a kafkajs connection (network/connection.js, 2.2.x). */
-interface RawConnection {
-  clientId: string;
-  sasl?: unknown;
-  isConnected(): boolean;
-  isAuthenticated(): boolean;
-  nextCorrelationId(): number;
-  socket: { write(b: Buffer): boolean };
-  requestQueue: { push(r: { entry: object; expectResponse: boolean; requestTimeout: null; sendRequest(): void }): void };
-}
-
-const PRODUCE = { apiKey: 0, apiVersion: 3, apiName: 'Produce' } as const;
-
-/**
- * Sends a Produce v3 request and resolves with the response body after the correlation id. `encode(room)` returns
- * the request body with `room` bytes free at its start: the frame (size, api key and version, correlation id,
- * client id) is written there and the buffer goes to the socket as it is, through the connection's request queue
- * (its in-flight limit, timeouts and response matching). kafkajs's own path (protocol/request.js) copies the body
- * into a new zero-filled buffer twice per request, which on a catch-up cost ~6% of the cdc's CPU. A connection not
- * yet connected, or one that must (re)authenticate first, takes kafkajs's path.
- */
-async function sendProduce(broker: Broker, encode: (room: number) => Buffer): Promise<Buffer> {
-  const pool = broker.connectionPool as unknown as { getConnection?(i: number): Promise<RawConnection> };
-  const conn = pool.getConnection ? await pool.getConnection(0) : null;
-  if (!conn || !conn.isConnected() || (conn.sasl && !conn.isAuthenticated()) || typeof conn.nextCorrelationId !== 'function' || !conn.requestQueue) {
-    const body = encode(0);
-    return await broker.connectionPool.send({
-      request: { ...PRODUCE, expectResponse: () => true, encode: async () => ({ buf: body, buffer: body }) },
-      response: RAW,
-    }) as Buffer;
-  }
-  const clientId = Buffer.byteLength(conn.clientId);
-  const room = 4 + 2 + 2 + 4 + 2 + clientId;
-  const frame = encode(room);
-  const correlationId = conn.nextCorrelationId();
-  let at = frame.writeInt32BE(frame.length - 4, 0);
-  at = frame.writeInt16BE(PRODUCE.apiKey, at);
-  at = frame.writeInt16BE(PRODUCE.apiVersion, at);
-  at = frame.writeInt32BE(correlationId, at);
-  at = frame.writeInt16BE(clientId, at);
-  frame.write(conn.clientId, at, clientId, 'utf8');
-  const { payload } = await new Promise<{ payload: Buffer }>((resolve, reject) => {
-    conn.requestQueue.push({
-      entry: { ...PRODUCE, correlationId, resolve, reject }, expectResponse: true, requestTimeout: null,
-      sendRequest: () => { conn.socket.write(frame); },
-    });
-  });
-  return payload;
-}
 
 /** InitProducerId (no transactional id) from any broker: the producer id and epoch for this writer. */
 async function initProducerId(cluster: Cluster, topic: string): Promise<ProducerIdentity> {

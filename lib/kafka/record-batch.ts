@@ -49,18 +49,15 @@ function writeInt64(buf: Buffer, at: number, n: number): number {
   return at + 8;
 }
 
-/**
- * The Produce v3 request body (what follows the request header). `room`: bytes left free before the body, for the
- * caller to write the request's frame and header into (one buffer from encoding to the socket).
- */
-export function encodeProduceV3(acks: number, timeoutMs: number, topics: ProduceTopic[], now = Date.now(), producer: ProducerIdentity | null = null, room = 0): Buffer {
+/** The Produce v3 request body (what follows the request header). */
+export function encodeProduceV3(acks: number, timeoutMs: number, topics: ProduceTopic[], now = Date.now(), producer: ProducerIdentity | null = null): Buffer {
   // Pass 1: sizes. Per message: key bytes, value bytes and the record body's length.
   let count = 0;
   for (const t of topics) for (const p of t.partitions) count += p.messages.length;
   const keyLen = new Int32Array(count);
   const valLen = new Int32Array(count);
   const bodyLen = new Int32Array(count);
-  let total = room + 2 + 2 + 4 + 4;
+  let total = 2 + 2 + 4 + 4;
   let i = 0;
   for (const t of topics) {
     total += 2 + Buffer.byteLength(t.topic) + 4;
@@ -79,7 +76,7 @@ export function encodeProduceV3(acks: number, timeoutMs: number, topics: Produce
   }
   // Pass 2: bytes.
   const buf = Buffer.allocUnsafe(total);
-  let at = buf.writeInt16BE(-1, room); // no transactional id
+  let at = buf.writeInt16BE(-1, 0); // no transactional id
   at = buf.writeInt16BE(acks, at);
   at = buf.writeInt32BE(timeoutMs, at);
   at = buf.writeInt32BE(topics.length, at);
