@@ -148,6 +148,15 @@ function guardReason(r: ComposedRule, minutes: number): string {
   return `too little activity: needs at least ${andList(parts)} in the ${minutes}-minute window`;
 }
 
+function verdict(r: ComposedRule, status: Verdict['status'], condition: boolean | null, reason: string | null, value: number | null, basis: BaselineValue | null, usedCohort: boolean): Verdict {
+  return { status, reason, condition, value, basis, usedCohort, threshold: basis ? r.k * basis.value : null };
+}
+
+/** Totals holding an approved amount only (the volume rules' windows). */
+export function amountOnly(approvedAmount: bigint): Totals {
+  return { approvals: 0, approvedAmount, cancels: 0, canceledAmount: 0n };
+}
+
 const AMOUNT_METRICS: ReadonlySet<Metric> = new Set(['approved_amount', 'canceled_amount', 'average_ticket']);
 
 /**
@@ -160,34 +169,32 @@ export function judge(r: ComposedRule, m: Measured): Verdict {
   const w = m.window;
   const value = metricOf(r.metric, w);
   const own = 'none' in m.baseline ? null : m.baseline;
-  const out = (status: Verdict['status'], condition: boolean | null, reason: string | null, basis = own, usedCohort = false): Verdict =>
-    ({ status, reason, condition, value, basis, usedCohort, threshold: basis ? r.k * basis.value : null });
-  if (!r.enabled) return out('not_evaluated', false, 'rule disabled for this merchant');
-  if (belowComposedGuard(w, r)) return out('not_evaluated', false, guardReason(r, m.windowMinutes));
+  if (!r.enabled) return verdict(r, 'not_evaluated', false, 'rule disabled for this merchant', value, own, false);
+  if (belowComposedGuard(w, r)) return verdict(r, 'not_evaluated', false, guardReason(r, m.windowMinutes), value, own, false);
   if (r.minDailyAmount !== undefined && (m.dailyAverage ?? 0) < r.minDailyAmount) {
-    return out('not_evaluated', false, `not eligible: average daily approved amount below ${r.minDailyAmount} KRW`);
+    return verdict(r, 'not_evaluated', false, `not eligible: average daily approved amount below ${r.minDailyAmount} KRW`, value, own, false);
   }
-  if (r.holidays === 'skip' && m.holiday) return out('not_evaluated', null, 'holiday: the volume rules do not judge public holidays');
+  if (r.holidays === 'skip' && m.holiday) return verdict(r, 'not_evaluated', null, 'holiday: the volume rules do not judge public holidays', value, own, false);
   if (r.window === 'day_so_far') {
     if ((m.ingestLagMs ?? 0) > (m.maxIngestLagMs ?? Infinity)) {
-      return out('not_evaluated', null, `ingestion lags the wall clock by more than ${Math.round((m.maxIngestLagMs ?? 0) / 1000)} s`);
+      return verdict(r, 'not_evaluated', null, `ingestion lags the wall clock by more than ${Math.round((m.maxIngestLagMs ?? 0) / 1000)} s`, value, own, false);
     }
     if (r.minElapsedMinutes !== undefined && (m.elapsedMs ?? 0) < r.minElapsedMinutes * 60_000) {
-      return out('not_evaluated', null, `baseline window too small: first ${r.minElapsedMinutes} minutes of the day`);
+      return verdict(r, 'not_evaluated', null, `baseline window too small: first ${r.minElapsedMinutes} minutes of the day`, value, own, false);
     }
   }
   let basis = own;
   let usedCohort = false;
   if (!basis) {
-    if (!r.cohortFallback || !m.cohort || value === null) return out('not_evaluated', false, (m.baseline as { none: string }).none);
+    if (!r.cohortFallback || !m.cohort || value === null) return verdict(r, 'not_evaluated', false, (m.baseline as { none: string }).none, value, own, false);
     basis = m.cohort;
     usedCohort = true;
   }
   if (r.minBaselineValue !== undefined && basis.value < r.minBaselineValue) {
     const what = r.window === 'day_so_far' ? 'same-time' : 'same-window';
-    return out('not_evaluated', null, `baseline window too small: ${what} baseline below ${r.minBaselineValue}${AMOUNT_METRICS.has(r.metric) ? ' KRW' : ''}`, basis, usedCohort);
+    return verdict(r, 'not_evaluated', null, `baseline window too small: ${what} baseline below ${r.minBaselineValue}${AMOUNT_METRICS.has(r.metric) ? ' KRW' : ''}`, value, basis, usedCohort);
   }
-  if (value === null) return out('not_evaluated', false, `too little activity: ${r.metric} is undefined in the window`, basis, usedCohort);
+  if (value === null) return verdict(r, 'not_evaluated', false, `too little activity: ${r.metric} is undefined in the window`, value, basis, usedCohort);
   const threshold = r.k * basis.value;
   const passes = r.compare === 'multiple' ? value >= threshold : value <= threshold;
   if (r.maxPValue === undefined) {

@@ -13,9 +13,8 @@
 import type { BaselineDays, VolumeDropEvidence } from '../../lib/evidence.ts';
 import { iso } from '../../lib/time.ts';
 import type { VolumeDropParams } from './config.ts';
-import { emptyTotals } from '../../aggregator/store/index.ts';
 import { cohortEvidence, volumeDropRule, vsCohort, type VolumeCohort } from './builtin.ts';
-import { judge } from './composed.ts';
+import { amountOnly, judge } from './composed.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface VolumeDropInput {
@@ -48,7 +47,7 @@ export interface VolumeDropInput {
 
 export function evaluateVolumeDrop(input: VolumeDropInput, p: VolumeDropParams, ruleVersion: string): Evaluation {
   const v = judge(volumeDropRule(p), {
-    window: { ...emptyTotals(), approvedAmount: input.todayAmount }, windowMinutes: Math.round(input.elapsedMs / 60_000),
+    window: amountOnly(input.todayAmount), windowMinutes: Math.round(input.elapsedMs / 60_000),
     baseline: input.cohort ? { none: 'too little history for a baseline of its own' } : { value: input.sameTimeBaseline },
     cohort: input.cohort ? { value: input.cohort.average } : null, dailyAverage: input.dailyAverage, holiday: input.holiday,
     ingestLagMs: input.ingestLagMs, maxIngestLagMs: input.maxIngestLagMs, elapsedMs: input.elapsedMs,

@@ -12,9 +12,8 @@
 import type { BaselineDays, VolumeSpikeEvidence } from '../../lib/evidence.ts';
 import { iso } from '../../lib/time.ts';
 import type { VolumeSpikeParams } from './config.ts';
-import { emptyTotals } from '../../aggregator/store/index.ts';
 import { cohortEvidence, volumeSpikeRule, vsCohort, type VolumeCohort } from './builtin.ts';
-import { judge } from './composed.ts';
+import { amountOnly, judge } from './composed.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface VolumeSpikeInput {
@@ -42,7 +41,7 @@ export function belowSpikeGuard(windowAmount: bigint, p: VolumeSpikeParams): boo
 export function evaluateVolumeSpike(input: VolumeSpikeInput, p: VolumeSpikeParams, ruleVersion: string): Evaluation {
   const avg = input.baselineAverage;
   const v = judge(volumeSpikeRule(p), {
-    window: { ...emptyTotals(), approvedAmount: input.windowAmount }, windowMinutes: Math.round((input.windowTo - input.windowFrom) / 60_000),
+    window: amountOnly(input.windowAmount), windowMinutes: Math.round((input.windowTo - input.windowFrom) / 60_000),
     baseline: avg === null ? { none: input.noBaseline ?? 'too little history for a baseline' } : { value: avg }, holiday: input.holiday,
     cohort: input.cohort ? { value: input.cohort.average } : null,
   });
