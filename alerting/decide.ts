@@ -5,7 +5,8 @@
  * commits the decision in one transaction, then updates its memory from it.
  */
 import { emptyTotals, type Totals } from '../aggregator/store/index.ts';
-import { chooseBaseline, hasFullHistory, rangeAverage, SAME_TIME_METHOD, sameTimeAverage, type ChosenBaseline, type DayBaselines } from './baseline.ts';
+import { DAY, MINUTE } from '../lib/time.ts';
+import { chooseBaseline, hasFullHistory, rangeAverage, SAME_TIME_METHOD, type BaselineKind, type ChosenBaseline, type DayBaselines } from './baseline.ts';
 import { cohortKey, sizeBand, type Cohort } from './cohort.ts';
 import { stepAlert } from './lifecycle.ts';
 import { belowActivityGuard, evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
@@ -13,7 +14,8 @@ import { paramsFor, type RuleName, type RulesConfig } from './rules/config.ts';
 import type { Evaluation, EvaluationStatus } from './rules/types.ts';
 import { evaluateVolumeDrop } from './rules/volume-drop.ts';
 import { belowSpikeGuard, evaluateVolumeSpike } from './rules/volume-spike.ts';
-import { belowComposedGuard, evaluateComposed, metricOf, type ComposedInput, type ComposedRule, type Metric } from './rules/composed.ts';
+import type { VolumeCohort } from './rules/builtin.ts';
+import { belowComposedGuard, evaluateComposed, metricOf, type BaselineValue, type ComposedInput, type ComposedRule, type Metric } from './rules/composed.ts';
 import { withEvidence } from './rules/types.ts';
 import { evaluateReceivable } from './rules/receivable.ts';
 import type { Exposure } from '../lib/exposure.ts';
@@ -100,16 +102,16 @@ export function spikeCandidates(rules: RulesConfig, window: ReadonlyMap<string, 
   for (const [id, w] of window) {
     if (w.approvedAmount >= min && !belowSpikeGuard(w.approvedAmount, paramsFor(rules, 'volume_spike', id))) out.add(id);
   }
-  // Composed rules on the same-weekday baseline need the same profiles.
+  // Composed rules on the same window of the day (same weekdays, or timeOfDay) need the same profiles.
   for (const r of rules.composed) {
-    if (!r.enabled || r.baseline !== 'same_weekday') continue;
+    if (!r.enabled || !(r.baseline === 'same_weekday' || r.timeOfDay)) continue;
     for (const id of firingMerchants(firing, `composed:${r.name}`)) out.add(id);
     for (const [id, w] of window) if (!belowComposedGuard(w, r)) out.add(id);
   }
   return [...out];
 }
 
-/** Per-window metric values of the merchants with at least `minApprovals` baseline approvals, by cohort (median). */
+/** Per-window metric values of the merchants with at least `minApprovals` baseline approvals, by cohort (median; memoized for the day). */
 function metricCohorts(base: DayBaselines, metric: Metric, minApprovals: number, scale: number): Map<string, { median: number; merchants: number; category: string; band: number }> {
   const memo = (base as DayBaselines & { metricCohorts?: Map<string, ReturnType<typeof metricCohorts>> });
   memo.metricCohorts ??= new Map();
@@ -117,8 +119,12 @@ function metricCohorts(base: DayBaselines, metric: Metric, minApprovals: number,
   const hit = memo.metricCohorts.get(key);
   if (hit) return hit;
   const groups = new Map<string, { values: number[]; category: string; band: number }>();
+  // A count or an amount over the baseline days reads a young merchant's missing days as zero: those known young
+  // (profiled, not active on the first baseline day) are left out.
+  const perDay = metric === 'approvals' || metric === 'cancels' || metric === 'approved_amount' || metric === 'canceled_amount';
   for (const [id, t] of base.totals) {
     if (t.approvals < Math.max(1, minApprovals)) continue;
+    if (perDay && base.weekday.has(id) && !hasFullHistory(base, id)) continue;
     const v = metricOf(metric, t, scale);
     if (v === null) continue;
     const category = base.categories.get(id) ?? 'all';
@@ -138,27 +144,71 @@ function metricCohorts(base: DayBaselines, metric: Metric, minApprovals: number,
   return out;
 }
 
+/**
+ * The same window [a, b) of the local day (ms from its start; a < 0 reaches into the previous evening) on a volume
+ * baseline — the same weekdays, or the flat mean of the baseline days (baseline.ts) — and whether the merchant's
+ * history is long enough for it: activity on enough same weekdays, or on every baseline day (the flat mean of a
+ * merchant younger than the baseline days would read its missing days as zero sales).
+ */
+function timeOfDayBaseline(base: DayBaselines, id: string, kind: BaselineKind, a: number, b: number): { chosen: ChosenBaseline | null; value: number; enough: boolean } {
+  const chosen = chooseBaseline(base, id, kind);
+  return {
+    chosen,
+    value: chosen ? rangeAverage(chosen.profile, a, b, chosen.days) : 0,
+    enough: chosen !== null && (chosen.kind === 'same_weekday' || hasFullHistory(base, id)),
+  };
+}
+
+/**
+ * A volume rule's cohort for a merchant with less history than its baseline needs (null: cohorts off, or fewer than
+ * `minMerchants` with history): the median daily approved amount of the merchants of its category and size band
+ * that have the history cancel_rate_spike asks (minBaselineApprovals over the baseline days), scaled to `windowMs`.
+ * The merchant's size band is its approvals a day over the days it has been active, or at the pace of `pace` (its
+ * approvals over `paceMs`) when it has no history at all.
+ */
+function volumeCohort(i: MinuteInput, id: string, minMerchants: number, windowMs: number, pace: number, paceMs: number): VolumeCohort | null {
+  if (minMerchants <= 0) return null;
+  const base = i.baselines;
+  const own = base.totals.get(id)?.approvals ?? 0;
+  const since = base.weekday.get(id)?.since;
+  const activeDays = since === null || since === undefined ? 0 : Math.min(base.days, Math.max(1, Math.ceil((base.todayStart - since) / DAY)));
+  const perDay = own > 0 && activeDays > 0 ? own / activeDays : (pace * DAY) / Math.max(MINUTE, paceMs);
+  const category = base.categories.get(id) ?? 'all';
+  const c = metricCohorts(base, 'approved_amount', i.rules.cancel_rate_spike.minBaselineApprovals, 1 / base.days).get(cohortKey(category, sizeBand(perDay)));
+  if (!c || c.merchants < minMerchants) return null;
+  return { category: c.category, band: c.band, merchants: c.merchants, average: (c.median * windowMs) / DAY };
+}
+
+const tooLittleHistory = (base: DayBaselines) => `too little history: needs activity on ${base.minSameWeekdays} same weekdays or on every one of the ${base.days} baseline days`;
+
 /** A composed rule's baseline for one merchant (rules/composed.ts). */
 function composedBaseline(i: MinuteInput, r: ComposedRule, id: string, w: Totals): ComposedInput['baseline'] {
   const base = i.baselines;
   const scale = i.rules.windowMinutes / (base.days * 1440);
   const span = { from: new Date(base.from).toISOString(), to: new Date(base.to).toISOString() };
-  if (r.baseline === 'same_weekday') {
-    const chosen = chooseBaseline(base, id, 'same_weekday');
-    if (!chosen || !(chosen.kind === 'same_weekday' || hasFullHistory(base, id))) return { none: `too little history: needs activity on ${base.minSameWeekdays} same weekdays or on every one of the ${base.days} baseline days` };
-    return { value: rangeAverage(chosen.profile, i.windowFrom - i.today, i.minute + 60_000 - i.today, chosen.days), ...span, days: chosen.dayKeys, fallback: chosen.fallback };
+  if (r.baseline === 'same_weekday' || (r.timeOfDay && r.baseline === 'last_7_days')) {
+    const t = timeOfDayBaseline(base, id, r.baseline, i.windowFrom - i.today, i.minute + 60_000 - i.today);
+    if (!t.enough) return { none: tooLittleHistory(base) };
+    return { value: t.value, ...span, days: t.chosen!.dayKeys, fallback: t.chosen!.fallback };
   }
   if (r.baseline === 'cohort') {
     const minMerchants = Math.max(1, i.rules.cancel_rate_spike.minCohortMerchants);
-    const c = metricCohorts(base, r.metric, r.minBaselineApprovals, scale).get(cohortKey(base.categories.get(id) ?? 'all', sizeBand((w.approvals * 1440) / i.rules.windowMinutes)));
-    if (!c || c.merchants < minMerchants) return { none: `no cohort: fewer than ${minMerchants} merchants of this category and size band with history` };
-    return { value: c.median, ...span, cohort: { category: c.category, sizeBand: c.band, merchants: c.merchants } };
+    return composedCohort(i, r, id, w, minMerchants) ?? { none: `no cohort: fewer than ${minMerchants} merchants of this category and size band with history` };
   }
   const t = base.totals.get(id);
   if (!t || t.approvals < r.minBaselineApprovals) return { none: `too little history: needs at least ${r.minBaselineApprovals} approvals over the baseline days` };
   const v = metricOf(r.metric, t, scale);
   if (v === null) return { none: `too little history: ${r.metric} is undefined over the baseline days` };
-  return { value: v, ...span, days: base.dayKeys };
+  return { value: v, ...span, days: base.dayKeys, counts: { approvals: t.approvals, cancels: t.cancels } };
+}
+
+/** A composed rule's cohort baseline for one merchant: the median of its category and size band (null: none that large). */
+function composedCohort(i: MinuteInput, r: ComposedRule, id: string, w: Totals, minMerchants: number): BaselineValue | null {
+  const base = i.baselines;
+  const c = metricCohorts(base, r.metric, r.minBaselineApprovals, i.rules.windowMinutes / (base.days * 1440))
+    .get(cohortKey(base.categories.get(id) ?? 'all', sizeBand((w.approvals * 1440) / i.rules.windowMinutes)));
+  if (!c || c.merchants < Math.max(1, minMerchants)) return null;
+  return { value: c.median, from: new Date(base.from).toISOString(), to: new Date(base.to).toISOString(), cohort: { category: c.category, sizeBand: c.band, merchants: c.merchants } };
 }
 
 /** The rules' verdicts for every merchant that needs one this minute (`quietSkipped` counts the fast path). */
@@ -186,13 +236,15 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
   const volumeIds = new Set<string>([...base.eligible, ...i.tracked.volume_drop, ...firingMerchants(i.firing, 'volume_drop')]);
   for (const id of volumeIds) {
     const p = paramsFor(rules, 'volume_drop', id);
-    const chosen = chooseBaseline(base, id, p.baseline);
+    const t = timeOfDayBaseline(base, id, p.baseline, 0, end - i.today);
     const todayAmount = (i.todayHours.get(id)?.approvedAmount ?? 0n) + (i.partialHour.get(id)?.approvedAmount ?? 0n);
+    const todayApprovals = (i.todayHours.get(id)?.approvals ?? 0) + (i.partialHour.get(id)?.approvals ?? 0);
     evaluations.push(evaluateVolumeDrop({
+      cohort: t.enough ? null : volumeCohort(i, id, p.minCohortMerchants, end - i.today, todayApprovals, end - i.today),
       merchantId: id, minute: M, dayStart: i.today, elapsedMs: end - i.today, todayAmount,
       dailyAverage: Number(base.totals.get(id)?.approvedAmount ?? 0n) / base.days,
-      sameTimeBaseline: chosen ? sameTimeAverage(chosen.profile, end - i.today, chosen.days) : 0,
-      baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD, baselineDays: daysOf(chosen),
+      sameTimeBaseline: t.value,
+      baselineFrom: base.from, baselineTo: base.to, baselineMethod: SAME_TIME_METHOD, baselineDays: daysOf(t.chosen),
       holiday: base.holiday, ingestLagMs: i.ingestLagMs, maxIngestLagMs: i.maxIngestLagMs,
     }, p, rules.version));
   }
@@ -206,14 +258,12 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
     if (spikeOn && w.approvedAmount < spikeMin && !rules.overrides[id] && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
     const p = paramsFor(rules, 'volume_spike', id);
     if (belowSpikeGuard(w.approvedAmount, p) && !i.tracked.volume_spike.has(id) && !firingSpike.has(id)) { quietSpikes++; return; }
-    const chosen = chooseBaseline(base, id, p.baseline);
-    // The flat mean of a merchant younger than the baseline days would read its missing days as zero sales.
-    const enough = chosen !== null && (chosen.kind === 'same_weekday' || hasFullHistory(base, id));
+    const t = timeOfDayBaseline(base, id, p.baseline, i.windowFrom - i.today, end - i.today);
     evaluations.push(evaluateVolumeSpike({
       merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, windowAmount: w.approvedAmount,
-      baselineAverage: enough ? rangeAverage(chosen.profile, i.windowFrom - i.today, end - i.today, chosen.days) : null,
-      baselineDays: daysOf(chosen), baselineMethod: SAME_TIME_METHOD, holiday: base.holiday,
-      noBaseline: `too little history: needs activity on ${base.minSameWeekdays} same weekdays or on every one of the ${base.days} baseline days`,
+      baselineAverage: t.enough ? t.value : null,
+      baselineDays: daysOf(t.chosen), baselineMethod: SAME_TIME_METHOD, holiday: base.holiday, noBaseline: tooLittleHistory(base),
+      cohort: t.enough ? null : volumeCohort(i, id, p.minCohortMerchants, end - i.windowFrom, w.approvals, end - i.windowFrom),
     }, p, rules.version));
   };
   for (const [id, w] of windowTotals) evaluateSpike(id, w);
@@ -229,9 +279,13 @@ export function evaluateRules(i: MinuteInput): { evaluations: Evaluation[]; quie
     const firing = new Set(firingMerchants(i.firing, rule));
     const evaluate = (id: string, w: Totals) => {
       if (belowComposedGuard(w, r) && !tracked.has(id) && !firing.has(id)) { quietComposed++; return; }
+      const own = composedBaseline(i, r, id, w);
       evaluations.push(evaluateComposed({
-        merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: { ...w },
-        baseline: composedBaseline(i, r, id, w), baselineApprovals: base.totals.get(id)?.approvals ?? 0,
+        merchantId: id, minute: M, windowFrom: i.windowFrom, windowTo: end, window: { ...w }, baseline: own,
+        // without a baseline of its own, the cohort's (cohortFallback)
+        cohort: 'none' in own && r.cohortFallback ? composedCohort(i, r, id, w, r.cohortFallback) : null,
+        baselineApprovals: base.totals.get(id)?.approvals ?? 0,
+        dailyAverage: Number(base.totals.get(id)?.approvedAmount ?? 0n) / base.days, holiday: base.holiday,
       }, r, rules.version));
     };
     for (const [id, w] of windowTotals) evaluate(id, w);

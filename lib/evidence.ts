@@ -39,7 +39,15 @@ export interface VolumeDropEvidence {
   ingestLagMs: number;
   /** Today's local date when it is a holiday (then the rule does not judge). */
   holiday?: string;
+  /** Present when the merchant had too little history of its own: judged against this cohort's median, `threshold` from it. */
+  cohort?: VolumeCohortEvidence;
 }
+
+/**
+ * A volume rule's cohort (same category and size band, `sizeBand` = the decade of approvals a day): `merchants` with
+ * history, and `average` = their median daily approved amount scaled to the window (KRW, decimal string).
+ */
+export interface VolumeCohortEvidence { category: string; sizeBand: number; merchants: number; average: string }
 
 /**
  * Which days formed a volume rule's same-time baseline: `kind` is what was used (`same_weekday`, `last_7_days`),
@@ -64,6 +72,8 @@ export interface VolumeSpikeEvidence {
   threshold: string;
   windowVsBaseline: number | null;
   holiday?: string;
+  /** As volume_drop's: present when the merchant was judged against its cohort. */
+  cohort?: VolumeCohortEvidence;
 }
 
 /** A composed rule's verdict (alerting/rules/composed.ts): the metric in the window against its baseline. */
@@ -77,6 +87,12 @@ export interface ComposedEvidence {
   window: Span & { value: number | null; approvals: number; cancels: number; approvedAmount: string; canceledAmount: string };
   baseline: { kind: string; value: number | null; from?: string; to?: string; days?: string[]; fallback?: string | null; cohort?: { category: string; sizeBand: number; merchants: number } };
   threshold: number | null;
+  /** With the significance guard (maxPValue), once the value was compared. */
+  expected?: number;
+  pValue?: number;
+  maxPValue?: number;
+  /** Today's local date when it is a holiday and the rule skips holidays. */
+  holiday?: string;
 }
 
 /** receivable: the merchant's exposure at the minute's end (lib/exposure.ts) against the threshold. */

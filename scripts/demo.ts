@@ -4,7 +4,10 @@
  *  1. starts local PostgreSQL, Kafka and Redis (or uses PG_URL, KAFKA_BROKERS, REDIS_URL, RISK_PG_URL from env);
  *  2. creates fresh demo databases, the schemas, topic names and a Redis prefix of its own;
  *  3. starts `riskmon cdc`, `aggregate` and `api`, each its own process, so the slot exists before any history is written;
- *  4. loads 8 days of reference history with injected anomalies (through the real pipeline: WAL → Kafka → Redis);
+ *  4. loads 15 days of reference history with weekly shapes (a B2B merchant sells a quarter as much on Sundays, leisure
+ *     more at weekends; Korean public holidays that fall in them shaped as holidays) and injected anomalies (through
+ *     the real pipeline: WAL → Kafka → Redis): 15 days give every weekday two earlier same weekdays, so the volume
+ *     rules' same-weekday baselines are in use from the start;
  *  5. starts `riskmon alerting` once the history is in, then runs the live generator with the same anomalies, and a local webhook receiver that prints what riskmon
  *     sends to Slack (unless RISKMON_SLACK_WEBHOOK_URL points at a real one), and one playing the settlement system
  *     that verifies and prints the signed payout holds and releases (unless RISKMON_ACTION_WEBHOOK_URL is set);
@@ -12,7 +15,8 @@
  *
  * Scale: RISKMON_DEMO_TX_PER_DAY (default 600,000) over RISKMON_DEMO_MERCHANTS (default 20,000) — a fifth of the
  * reference workload with the same transactions per merchant, so every scenario is as detectable as at full scale
- * and the history passes through the pipeline in a few minutes on 2 cores. RISKMON_DEMO_TPS: live rate (default 50).
+ * and the history passes through the pipeline in a few minutes on 2 cores. RISKMON_DEMO_TPS: live rate (default 50);
+ * RISKMON_DEMO_DAYS: days of history (default 15; below 15 the volume rules fall back to the 7-day mean).
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -84,6 +88,7 @@ async function main(): Promise<number> {
   const txPerDay = num('RISKMON_DEMO_TX_PER_DAY', 600_000);
   const merchants = num('RISKMON_DEMO_MERCHANTS', 20_000);
   const tps = num('RISKMON_DEMO_TPS', 50);
+  const days = num('RISKMON_DEMO_DAYS', 15);
 
   say('starting PostgreSQL, Kafka and Redis (npm run stack -- up) …');
   const stack = await stackUp({ log: (l) => say(l) });
@@ -157,10 +162,16 @@ async function main(): Promise<number> {
   for (let id = 1; id <= merchants; id++) {
     if (!taken.has(id) && w.expectedDailyVolume(id, txPerDay) <= 100_000_000) { bustOut = id; break; }
   }
+  // A weekday-shaped merchant to look at: the biggest B2B-like ("general") merchant of no scenario.
+  let weekly = 0;
+  for (let id = 1, best = 0; id <= merchants; id++) {
+    const v = w.expectedDailyVolume(id, txPerDay);
+    if (!taken.has(id) && id !== bustOut && w.profile(id).category === 'general' && v > best) { best = v; weekly = id; }
+  }
   const scenarios = [`cancel_surge:${who.normal}:-50m:10`, `cancel_surge:${who.hot}:-50m`, `volume_drop:${who.bigVolume}:${midnight}`, `full_stop:${who.bigVolumeStop}:${midnight}`, `bust_out:${bustOut}:-50m:60`];
   const scenarioArgs = scenarios.flatMap((s) => ['--scenario', s]);
-  say(`loading 8 days of history (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
-  const backfill = riskmon(['generate', 'backfill', '--days', '8', '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', ...scenarioArgs], env, null);
+  say(`loading ${days} days of history with weekly shapes (${merchants.toLocaleString()} merchants, ${txPerDay.toLocaleString()} transactions a day) …`);
+  const backfill = riskmon(['generate', 'backfill', '--days', String(days), '--merchants', String(merchants), '--tx-per-day', String(txPerDay), '--seed', '7', '--week-shapes', '1', ...scenarioArgs], env, null);
   children.push(backfill);
   if (await exited(backfill) !== 0) { stopAll(); return 1; }
 
@@ -184,7 +195,7 @@ async function main(): Promise<number> {
   say('starting riskmon alerting (rules, alerts, Slack)');
   component('alerting');
   say(`live traffic at ${tps} TPS with the same anomalies`);
-  const live = riskmon(['generate', 'live', '--tps', String(tps), '--duration', String(7 * 86400), '--merchants', String(merchants), '--seed', '7', ...scenarioArgs], env, join(logDir, 'generator.log'));
+  const live = riskmon(['generate', 'live', '--tps', String(tps), '--duration', String(7 * 86400), '--merchants', String(merchants), '--seed', '7', '--week-shapes', '1', ...scenarioArgs], env, join(logDir, 'generator.log'));
   children.push(live);
 
   console.log(`
@@ -203,6 +214,8 @@ async function main(): Promise<number> {
     volume_drop        merchant ${who.bigVolume} (≥ 1B KRW a day, at 30% since midnight) and ${who.bigVolumeStop} (full stop)
     receivable         merchant ${bustOut} (busting out for the last 50 min: no sales, its buyers cancel payments already
                        paid out; payouts are D+2) — ₩ at risk in the alert feed, hold it from the alert page
+  Weeks: merchant ${weekly} sells like a B2B supplier (a quarter as much on Sundays); its page shows today against the
+  same weekdays of the last weeks, which the volume rules use (${publicUrl}/?key=${encodeURIComponent(adminKey)}#/merchants/${weekly}).
   Slack messages are printed here as [slack] lines; a payout hold or release (the analyst key, on an alert or a
   merchant page) reaches the local settlement receiver and is printed as a [settlement] line. Ctrl-C stops riskmon; \`npm run stack -- down\` stops the services.
 `);

@@ -7,13 +7,17 @@
  * conditional test of two Poisson rates (significance.ts): the chance that a merchant cancelling at one steady rate
  * splits its cancels between window and baseline at least this unevenly. A baseline without any cancel makes a
  * guarded cancel wave fire when the window is a small enough share of the merchant's approvals.
+ *
+ * The rule is a definition of the composed form (builtin.ts) judged by its engine (composed.ts `judge`); this module
+ * gives it its inputs and its evidence.
  */
 import type { CancelRateSpikeEvidence } from '../../lib/evidence.ts';
 import type { Totals } from '../../aggregator/store/index.ts';
 import { iso } from '../../lib/time.ts';
+import { cancelRateSpikeRule } from './builtin.ts';
 import type { CancelRateSpikeParams } from './config.ts';
 import type { Cohort } from '../cohort.ts';
-import { binomialTail, poissonTail } from './significance.ts';
+import { belowComposedGuard, judge } from './composed.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface CancelRateInput {
@@ -36,56 +40,34 @@ export interface CancelRateInput {
  * ~100,000 merchants, which then need no Evaluation object at all unless their stored verdict differs.
  */
 export function belowActivityGuard(w: Totals, p: CancelRateSpikeParams): boolean {
-  return p.enabled && (w.approvals < p.minApprovals || w.cancels < p.minCancels);
+  return belowComposedGuard(w, cancelRateSpikeRule(p));
 }
 
 export function evaluateCancelRateSpike(input: CancelRateInput, p: CancelRateSpikeParams, ruleVersion: string): Evaluation {
   const w = input.window;
   const bApprovals = input.baseline?.approvals ?? 0;
   const bCancels = input.baseline?.cancels ?? 0;
-  const rate = w.approvals > 0 ? w.cancels / w.approvals : null;
   const baselineRate = bApprovals > 0 ? bCancels / bApprovals : null;
-  const threshold = baselineRate === null ? null : p.multiplier * baselineRate;
+  const r = cancelRateSpikeRule(p);
+  const c = input.cohort;
+  const v = judge(r, {
+    window: w, windowMinutes: Math.round((input.windowTo - input.windowFrom) / 60_000),
+    baseline: bApprovals < p.minBaselineApprovals || baselineRate === null
+      ? { none: `too little history: needs at least ${p.minBaselineApprovals} approvals over the baseline days` }
+      : { value: baselineRate, counts: { approvals: bApprovals, cancels: bCancels } },
+    // Too little history of its own: judged against its cohort's median rate, as a known rate (Poisson tail).
+    cohort: c ? { value: c.rate } : null,
+  });
   const evidence = (): CancelRateSpikeEvidence => ({
     rule: 'cancel_rate_spike',
     ruleVersion,
     minute: iso(input.minute),
-    window: { from: iso(input.windowFrom), to: iso(input.windowTo), approvals: w.approvals, cancels: w.cancels, rate },
+    window: { from: iso(input.windowFrom), to: iso(input.windowTo), approvals: w.approvals, cancels: w.cancels, rate: v.value },
     baseline: { from: iso(input.baselineFrom), to: iso(input.baselineTo), approvals: bApprovals, cancels: bCancels, rate: baselineRate },
     multiplier: p.multiplier,
-    threshold,
+    threshold: v.usedCohort ? v.threshold : baselineRate === null ? null : p.multiplier * baselineRate,
+    ...(v.pValue !== undefined ? { expectedCancels: v.expected, pValue: v.pValue, maxPValue: p.maxPValue } : {}),
+    ...(v.usedCohort && c ? { cohort: { category: c.category, sizeBand: c.band, merchants: c.merchants, rate: c.rate } } : {}),
   });
-  const base = { rule: 'cancel_rate_spike' as const, merchantId: input.merchantId, minute: input.minute };
-  const minutes = Math.round((input.windowTo - input.windowFrom) / 60_000);
-  if (!p.enabled) return withEvidence({ ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false }, evidence);
-  if (belowActivityGuard(w, p)) {
-    return withEvidence({
-      ...base, status: 'not_evaluated', condition: false,
-      reason: `too little activity: needs at least ${p.minApprovals} approvals and ${p.minCancels} cancels in the ${minutes}-minute window`,
-    }, evidence);
-  }
-  if ((bApprovals < p.minBaselineApprovals || baselineRate === null) && input.cohort && rate !== null) {
-    // Too little history of its own: judged against its cohort's median rate, as a known rate (Poisson tail).
-    const c = input.cohort;
-    const cThreshold = p.multiplier * c.rate;
-    const expected = w.approvals * c.rate;
-    const pValue = rate >= cThreshold ? poissonTail(w.cancels, expected) : 1;
-    const breach = rate >= cThreshold && pValue < p.maxPValue;
-    const withCohort = (): CancelRateSpikeEvidence => ({
-      ...evidence(), threshold: cThreshold, expectedCancels: expected, pValue, maxPValue: p.maxPValue,
-      cohort: { category: c.category, sizeBand: c.band, merchants: c.merchants, rate: c.rate },
-    });
-    return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, withCohort);
-  }
-  if (bApprovals < p.minBaselineApprovals || baselineRate === null || threshold === null || rate === null) {
-    return withEvidence({
-      ...base, status: 'not_evaluated', condition: false,
-      reason: `too little history: needs at least ${p.minBaselineApprovals} approvals over the baseline days`,
-    }, evidence);
-  }
-  const expected = w.approvals * baselineRate;
-  const pValue = rate >= threshold ? binomialTail(w.cancels, w.cancels + bCancels, w.approvals / (w.approvals + bApprovals)) : 1;
-  const breach = rate >= threshold && pValue < p.maxPValue;
-  const withP = (): CancelRateSpikeEvidence => ({ ...evidence(), expectedCancels: expected, pValue, maxPValue: p.maxPValue });
-  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, withP);
+  return withEvidence({ rule: 'cancel_rate_spike', merchantId: input.merchantId, minute: input.minute, status: v.status, reason: v.reason, condition: v.condition }, evidence);
 }

@@ -47,6 +47,12 @@ export interface VolumeDropParams {
   minBaselineAmount: number;
   /** same_weekday: the same weekdays of the last weeks (holidays left out); last_7_days: the flat 7-day mean. */
   baseline: BaselineKind;
+  /**
+   * A merchant with less history than its baseline needs (activity on minSameWeekdays same weekdays, or on every
+   * baseline day) is judged against its cohort (same category and size band, ../cohort.ts) when the cohort has at
+   * least this many merchants; 0 turns cohorts off.
+   */
+  minCohortMerchants: number;
 }
 
 export interface VolumeSpikeParams {
@@ -56,6 +62,8 @@ export interface VolumeSpikeParams {
   /** …and at least this much in the window (KRW): below it the merchant is not judged. */
   minWindowAmount: number;
   baseline: BaselineKind;
+  /** As volume_drop's: a merchant with too little history is judged against its cohort. */
+  minCohortMerchants: number;
 }
 
 export interface ReceivableParams {
@@ -92,8 +100,8 @@ export const DEFAULT_RULES: Omit<RulesConfig, 'version'> = {
   minSameWeekdays: 2,
   holidays: defaultHolidays(),
   cancel_rate_spike: { enabled: true, multiplier: 2, minApprovals: 20, minCancels: 5, minBaselineApprovals: 100, maxPValue: 1e-4, minCohortMerchants: 5 },
-  volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000, baseline: 'same_weekday' },
-  volume_spike: { enabled: true, multiplier: 5, minWindowAmount: 10_000_000, baseline: 'same_weekday' },
+  volume_drop: { enabled: true, minDailyAmount: 1_000_000_000, ratio: 0.5, minElapsedMinutes: 30, minBaselineAmount: 5_000_000, baseline: 'same_weekday', minCohortMerchants: 5 },
+  volume_spike: { enabled: true, multiplier: 5, minWindowAmount: 10_000_000, baseline: 'same_weekday', minCohortMerchants: 5 },
   receivable: { enabled: true, minReceivable: 30_000_000 },
   lifecycle: { resolveAfterMinutes: 5, renotifyMinutes: 60 },
   composed: [],
@@ -122,6 +130,7 @@ const VOLUME_FIELDS: Record<keyof VolumeDropParams, Field> = {
   minElapsedMinutes: { min: 0, max: 1440, int: true },
   minBaselineAmount: { min: 1, max: 1e15, int: true },
   baseline: { oneOf: BASELINE_KINDS },
+  minCohortMerchants: { min: 0, max: 1e6, int: true },
 };
 const SPIKE_FIELDS: Record<keyof VolumeSpikeParams, Field> = {
   enabled: 'bool',
@@ -129,6 +138,7 @@ const SPIKE_FIELDS: Record<keyof VolumeSpikeParams, Field> = {
   // At least 1M KRW: every merchant above it has its history read once a day (the work stays bounded).
   minWindowAmount: { min: 1_000_000, max: 1e15, int: true },
   baseline: { oneOf: BASELINE_KINDS },
+  minCohortMerchants: { min: 0, max: 1e6, int: true },
 };
 const RECEIVABLE_FIELDS: Record<keyof ReceivableParams, Field> = {
   enabled: 'bool',

@@ -6,10 +6,15 @@
  * today ≤ ratio × baseline. A merchant with no traffic today is evaluated like any other (today = 0).
  * Not evaluated (condition unknown, so a firing alert holds) while ingestion lags the wall clock by more than the
  * bound — a lagging pipeline must not look like a sales collapse — or while the baseline window is tiny.
+ *
+ * The rule is a definition of the composed form (builtin.ts) judged by its engine (composed.ts `judge`); this module
+ * gives it its inputs and its evidence.
  */
 import type { BaselineDays, VolumeDropEvidence } from '../../lib/evidence.ts';
 import { iso } from '../../lib/time.ts';
 import type { VolumeDropParams } from './config.ts';
+import { cohortEvidence, volumeDropRule, vsCohort, type VolumeCohort } from './builtin.ts';
+import { amountOnly, judge } from './composed.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface VolumeDropInput {
@@ -30,13 +35,24 @@ export interface VolumeDropInput {
   baselineDays?: BaselineDays;
   /** Today's local date when it is a holiday: not judged. */
   holiday?: string | null;
+  /**
+   * Set when the merchant has less history than its baseline needs and its cohort is large enough: judged against the
+   * cohort's median daily amount scaled to the elapsed part of the day (`average`, KRW).
+   */
+  cohort?: VolumeCohort | null;
   /** Wall clock minus the event-time watermark when M was evaluated. */
   ingestLagMs: number;
   maxIngestLagMs: number;
 }
 
 export function evaluateVolumeDrop(input: VolumeDropInput, p: VolumeDropParams, ruleVersion: string): Evaluation {
-  const threshold = p.ratio * input.sameTimeBaseline;
+  const v = judge(volumeDropRule(p), {
+    window: amountOnly(input.todayAmount), windowMinutes: Math.round(input.elapsedMs / 60_000),
+    baseline: input.cohort ? { none: 'too little history for a baseline of its own' } : { value: input.sameTimeBaseline },
+    cohort: input.cohort ? { value: input.cohort.average } : null, dailyAverage: input.dailyAverage, holiday: input.holiday,
+    ingestLagMs: input.ingestLagMs, maxIngestLagMs: input.maxIngestLagMs, elapsedMs: input.elapsedMs,
+  });
+  const threshold = v.threshold ?? p.ratio * input.sameTimeBaseline;
   const evidence = (): VolumeDropEvidence => ({
     rule: 'volume_drop',
     ruleVersion,
@@ -51,28 +67,10 @@ export function evaluateVolumeDrop(input: VolumeDropInput, p: VolumeDropParams, 
     },
     ratio: p.ratio,
     threshold: Math.round(threshold).toString(),
-    todayVsBaseline: input.sameTimeBaseline > 0 ? Number(input.todayAmount) / input.sameTimeBaseline : null,
+    todayVsBaseline: v.usedCohort ? vsCohort(input.todayAmount, input.cohort!) : input.sameTimeBaseline > 0 ? Number(input.todayAmount) / input.sameTimeBaseline : null,
     ingestLagMs: input.ingestLagMs,
     ...(input.holiday ? { holiday: input.holiday } : {}),
+    ...(v.usedCohort ? { cohort: cohortEvidence(input.cohort!) } : {}),
   });
-  const base = { rule: 'volume_drop' as const, merchantId: input.merchantId, minute: input.minute };
-  if (!p.enabled) return withEvidence({ ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false }, evidence);
-  if (input.dailyAverage < p.minDailyAmount) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: false, reason: `not eligible: average daily approved amount below ${p.minDailyAmount} KRW` }, evidence);
-  }
-  if (input.holiday) {
-    // Cannot tell: a holiday has no comparable days (a firing alert holds, neither resolving nor counting).
-    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: 'holiday: the volume rules do not judge public holidays' }, evidence);
-  }
-  if (input.ingestLagMs > input.maxIngestLagMs) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: `ingestion lags the wall clock by more than ${Math.round(input.maxIngestLagMs / 1000)} s` }, evidence);
-  }
-  if (input.elapsedMs < p.minElapsedMinutes * 60_000) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: `baseline window too small: first ${p.minElapsedMinutes} minutes of the day` }, evidence);
-  }
-  if (input.sameTimeBaseline < p.minBaselineAmount) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: `baseline window too small: same-time baseline below ${p.minBaselineAmount} KRW` }, evidence);
-  }
-  const breach = Number(input.todayAmount) <= threshold;
-  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, evidence);
+  return withEvidence({ rule: 'volume_drop', merchantId: input.merchantId, minute: input.minute, status: v.status, reason: v.reason, condition: v.condition }, evidence);
 }

@@ -5,10 +5,15 @@
  * at least `minWindowAmount` KRW (the guard: below it the merchant is not judged, which also keeps the evaluator's
  * fast path for the bulk of merchants). A merchant without the history its baseline needs is not judged here.
  * On a holiday nothing is judged (condition unknown: a firing alert holds).
+ *
+ * The rule is a definition of the composed form (builtin.ts) judged by its engine (composed.ts `judge`); this module
+ * gives it its inputs and its evidence.
  */
 import type { BaselineDays, VolumeSpikeEvidence } from '../../lib/evidence.ts';
 import { iso } from '../../lib/time.ts';
 import type { VolumeSpikeParams } from './config.ts';
+import { cohortEvidence, volumeSpikeRule, vsCohort, type VolumeCohort } from './builtin.ts';
+import { amountOnly, judge } from './composed.ts';
 import { withEvidence, type Evaluation } from './types.ts';
 
 export interface VolumeSpikeInput {
@@ -24,6 +29,8 @@ export interface VolumeSpikeInput {
   holiday: string | null;
   /** Why there is no baseline (reason text, stable). */
   noBaseline?: string;
+  /** Without a baseline of its own: the cohort to judge against (its median scaled to the window), when large enough. */
+  cohort?: VolumeCohort | null;
 }
 
 /** The fast path: below the window guard the verdict is "too little activity" whatever the history says. */
@@ -33,7 +40,11 @@ export function belowSpikeGuard(windowAmount: bigint, p: VolumeSpikeParams): boo
 
 export function evaluateVolumeSpike(input: VolumeSpikeInput, p: VolumeSpikeParams, ruleVersion: string): Evaluation {
   const avg = input.baselineAverage;
-  const threshold = avg === null ? null : p.multiplier * avg;
+  const v = judge(volumeSpikeRule(p), {
+    window: amountOnly(input.windowAmount), windowMinutes: Math.round((input.windowTo - input.windowFrom) / 60_000),
+    baseline: avg === null ? { none: input.noBaseline ?? 'too little history for a baseline' } : { value: avg }, holiday: input.holiday,
+    cohort: input.cohort ? { value: input.cohort.average } : null,
+  });
   const evidence = (): VolumeSpikeEvidence => ({
     rule: 'volume_spike',
     ruleVersion,
@@ -42,22 +53,10 @@ export function evaluateVolumeSpike(input: VolumeSpikeInput, p: VolumeSpikeParam
     baseline: { sameWindowAverage: avg === null ? '' : Math.round(avg).toString(), method: input.baselineMethod, ...input.baselineDays },
     multiplier: p.multiplier,
     minWindowAmount: p.minWindowAmount,
-    threshold: threshold === null ? '' : Math.round(threshold).toString(),
-    windowVsBaseline: avg ? Number(input.windowAmount) / avg : null,
+    threshold: v.threshold === null ? '' : Math.round(v.threshold).toString(),
+    windowVsBaseline: v.usedCohort ? vsCohort(input.windowAmount, input.cohort!) : avg ? Number(input.windowAmount) / avg : null,
     ...(input.holiday ? { holiday: input.holiday } : {}),
+    ...(v.usedCohort ? { cohort: cohortEvidence(input.cohort!) } : {}),
   });
-  const base = { rule: 'volume_spike' as const, merchantId: input.merchantId, minute: input.minute };
-  const minutes = Math.round((input.windowTo - input.windowFrom) / 60_000);
-  if (!p.enabled) return withEvidence({ ...base, status: 'not_evaluated', reason: 'rule disabled for this merchant', condition: false }, evidence);
-  if (belowSpikeGuard(input.windowAmount, p)) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: false, reason: `too little activity: needs at least ${p.minWindowAmount} KRW approved in the ${minutes}-minute window` }, evidence);
-  }
-  if (input.holiday) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: null, reason: 'holiday: the volume rules do not judge public holidays' }, evidence);
-  }
-  if (threshold === null) {
-    return withEvidence({ ...base, status: 'not_evaluated', condition: false, reason: input.noBaseline ?? 'too little history for a baseline' }, evidence);
-  }
-  const breach = Number(input.windowAmount) >= threshold;
-  return withEvidence({ ...base, status: breach ? 'breach' : 'clear', reason: null, condition: breach }, evidence);
+  return withEvidence({ rule: 'volume_spike', merchantId: input.merchantId, minute: input.minute, status: v.status, reason: v.reason, condition: v.condition }, evidence);
 }
