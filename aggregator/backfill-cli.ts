@@ -7,7 +7,8 @@
  */
 import crypto from 'node:crypto';
 import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
-import { connections, readConfig } from '../lib/config.ts';
+import { processClock } from '../lib/clock.ts';
+import { commonSpec, connections, readConfig } from '../lib/config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
@@ -62,11 +63,13 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function run(args: string[]): Promise<number> {
-  const parsed = parseBackfillArgs(args, Date.now());
+  const log = componentLogger('backfill');
+  // --days N counts back from "now": the clock's (lib/clock.ts), read before the rest of the configuration
+  const now = processClock(readConfig({ clock: commonSpec.clock }).clock, log);
+  const parsed = parseBackfillArgs(args, now());
   if (parsed === 'help') { process.stdout.write(USAGE); return 0; }
   if ('error' in parsed) { process.stderr.write(`riskmon backfill: ${parsed.error}\n${USAGE}`); return 2; }
   const cfg = readConfig({ ...aggregatorSpec, ...connections('pgUrl'), ...backfillSpec });
-  const log = componentLogger('backfill');
   await verifyRedis(cfg);
   await verifyKafka(cfg);
   const kafka = createKafka(cfg, { clientId: 'riskmon-backfill' });
@@ -78,7 +81,7 @@ async function run(args: string[]): Promise<number> {
     await waitForSlot(cfg.pgUrl, cfg.slot, snap.consistentPoint);
     await waitForAggregators(kafka, redis, cfg, snap.consistentPoint, { timeoutMs: CATCH_UP_MS });
     const r = await runBackfill({
-      redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka,
+      redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka, now,
       maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells, force: parsed.force,
     });
     process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -102,12 +105,12 @@ async function waitForSlot(pgUrl: string, slot: string, lsn: bigint): Promise<vo
   const c = createClient({ connectionString: pgUrl, application_name: 'riskmon-backfill' });
   await c.connect();
   try {
-    const deadline = Date.now() + CATCH_UP_MS;
+    const deadline = performance.now() + CATCH_UP_MS;
     for (;;) {
       const row = (await c.query('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
       if (!row) throw new CatchUpError(`the cdc's slot "${slot}" does not exist: start riskmon cdc first (RISKMON_SLOT names it)`);
       if (row.lsn && parseLsn(row.lsn) >= lsn) return;
-      if (Date.now() > deadline) throw new CatchUpError(`the cdc's slot "${slot}" has not reached ${formatLsn(lsn)} within ${CATCH_UP_MS / 1000} s: is riskmon cdc running?`);
+      if (performance.now() > deadline) throw new CatchUpError(`the cdc's slot "${slot}" has not reached ${formatLsn(lsn)} within ${CATCH_UP_MS / 1000} s: is riskmon cdc running?`);
       await new Promise((res) => setTimeout(res, 200));
     }
   } finally {

@@ -27,6 +27,7 @@ import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
+import { systemClock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { isMerchantId, payoutsOf, type FactTable, type Mapping, type PayoutDelta } from '../lib/mapping.ts';
@@ -197,7 +198,7 @@ function integerAmount(s: string): bigint | null {
 
 export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   const { redis, cfg, log } = o;
-  const now = o.now ?? Date.now;
+  const now = o.now ?? systemClock;
   const prefix = cfg.redisPrefix;
   const clock = new DayClock(cfg.tz);
   const parts = Array.from({ length: cfg.partitions }, (_, p) => p);
@@ -445,7 +446,7 @@ async function unlock(redis: RedisClient, prefix: string, parts: number[], token
  * offset at or past the first change at or after it), so that the snapshot and the applied changes meet exactly.
  */
 export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: BackfillConfig, lsn: bigint, o: { timeoutMs: number; now?: () => number }): Promise<void> {
-  const now = o.now ?? Date.now;
+  const now = o.now ?? systemClock;
   const reader = await TopicReader.open(kafka, cfg.topic);
   let marks: Map<number, { low: bigint; high: bigint }>;
   try { marks = await reader.watermarks(); } finally { await reader.close(); }

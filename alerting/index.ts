@@ -9,7 +9,7 @@ import { sourceDirectory } from './directory.ts';
 import { settlementOf, createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
-import type { Clock } from '../lib/clock.ts';
+import { envWithClock, processClock, type Clock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -51,9 +51,10 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   }, log, 'rules');
   await verifyRedis(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
-  const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  const now = processClock(cfg.clock, log);
+  const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz, now });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
-  return buildAlerting(cfg, { reader, redis, backtestEnv: env });
+  return buildAlerting(cfg, { reader, redis, backtestEnv: envWithClock(env, now), now });
 }
 
 /**
