@@ -27,7 +27,7 @@ import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
-import { systemClock } from '../lib/clock.ts';
+import { offsetOf, systemClock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { isMerchantId, payoutsOf, type FactTable, type Mapping, type PayoutDelta } from '../lib/mapping.ts';
@@ -252,7 +252,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     const afterSnapshot = { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER };
     const ctxs = parts.map((p) => ({
       prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
-      windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
+      windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0, clockOffsetMs: offsetOf(now),
       watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
       lastPosition: afterSnapshot,
     }));

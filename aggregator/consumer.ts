@@ -9,7 +9,7 @@
  */
 import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
-import { systemClock, type Clock } from '../lib/clock.ts';
+import { offsetOf, systemClock, type Clock } from '../lib/clock.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -492,7 +492,7 @@ export class AggregatorService implements Service {
     const plan = buildPlan(chunk, {
       prefix: cfg.redisPrefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping,
       clock: this.#clock, retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes,
-      allowedLatenessMs: cfg.allowedLatenessMs, now: this.#now(), watermark: wm, candidates: this.#candidates,
+      allowedLatenessMs: cfg.allowedLatenessMs, now: this.#now(), clockOffsetMs: offsetOf(this.#now), watermark: wm, candidates: this.#candidates,
       lastPosition: known.pos,
     });
     if (plan.bad.length) {

@@ -16,7 +16,7 @@
  */
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import { systemClock, type Clock } from '../lib/clock.ts';
+import { offsetOf, systemClock, type Clock } from '../lib/clock.ts';
 import type { RedisClient } from '../lib/redis.ts';
 import { locateLsn, recordValue, TopicReader, type RecordSet } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
@@ -172,7 +172,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
         ctx: {
           prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock,
           retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs,
-          now: at, watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
+          now: at, clockOffsetMs: offsetOf(now), watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
         },
       });
       await scan(reader, p, start > low ? start : low, high, (r) => rb.add(r));

@@ -115,10 +115,18 @@ export function processClock(start: ClockStart | null, log: Pick<Logger, 'warn'>
  * unchanged on the system clock, moved by the offset on a shifted one.
  */
 export function fromSystemTime(clock: Clock): (t: number) => number {
-  if (clock === systemClock) return (t) => t;
+  const offset = offsetOf(clock);
+  return offset === 0 ? (t) => t : (t) => t + offset;
+}
+
+/**
+ * How far `clock` runs ahead of the system clock (ms; 0 for the system clock). An absolute time another system keeps
+ * by its own clock — a Redis EXPIREAT — is `t − offsetOf(clock)`, so a key lives as long on either timeline.
+ */
+export function offsetOf(clock: Clock): number {
+  if (clock === systemClock) return 0;
   const offset = (clock as Partial<{ offsetMs: number }>).offsetMs;
-  if (typeof offset === 'number') return offset === 0 ? (t) => t : (t) => t + offset;
-  return (t) => t + (clock() - Date.now());
+  return typeof offset === 'number' ? offset : clock() - Date.now();
 }
 
 /**

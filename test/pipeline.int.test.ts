@@ -9,6 +9,12 @@
  * rule thresholds a team would set for that scale: volume_drop watches merchants from 50M KRW a day, and the
  * cancel-rate rule's significance guard is set to 1e-5 so small-count noise among ~100 busy merchants cannot fire
  * it during the few minutes the test watches.
+ *
+ * It runs at a chosen instant, not at whatever hour CI runs it: every process gets the same RISKMON_CLOCK_START
+ * (lib/clock.ts), so "now" starts 15 minutes before midnight in Seoul on a month's last day (2026-11-30 23:45 KST)
+ * and the local midnight passes while the evaluator runs: day buckets, "today", the 7-day baselines and the month
+ * turn over under it. RISKMON_PIPELINE_AT and RISKMON_PIPELINE_TZ choose another instant and zone, e.g.
+ * 2026-11-03T23:45:00-05:00 in America/New_York, whose 8 days of history hold the end of daylight saving time.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -19,20 +25,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBucketReader } from '../aggregator/store/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
-import { DAY, HOUR, minuteStart } from '../lib/time.ts';
+import { clockOf, clockStartEnv, parseClockStart } from '../lib/clock.ts';
+import { DAY, dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../scripts/generate/index.ts';
 import { freshDatabase, services, uniqueName } from './harness/services.ts';
-import { zoneClearOfMidnight } from './harness/midnight.ts';
 import { diffAgainstReader, sqlTruth } from './harness/truth.ts';
 import { FakeSlack, runEnv, spawnRiskmon, waitFor } from './harness/index.ts';
 
 const ROOT = join(import.meta.dirname, '..');
+const TZ = process.env.RISKMON_PIPELINE_TZ || 'Asia/Seoul';
 /**
- * Seoul, unless its day is under 3 hours old or ends within 30 minutes: volume_drop judges "today so far", which
- * the first hours after 00:00 (15:00 UTC) cannot show for the stopped merchant, and a day turning over mid-test
- * moves the baselines. Then a whole-hour zone whose day is clear of both.
+ * Where the clock starts: 15 minutes before a local midnight, time for the history to pass through the pipeline
+ * (5-8 minutes on a loaded 2-core machine) and the alerting to judge the day before it ends (volume_drop leaves a day's first 30 minutes unjudged, so the
+ * stopped merchant must be seen before midnight), then the midnight passes under the running evaluator.
  */
-const TZ = zoneClearOfMidnight(Date.now(), 'Asia/Seoul', 3 * 3_600_000, 30 * 60_000);
+const AT = process.env.RISKMON_PIPELINE_AT || '2026-11-30T23:45:00+09:00';
+const CLOCK_START = clockStartEnv(Date.parse(AT));
+/** "Now" for this test and every process it starts. */
+const clock = clockOf(parseClockStart(CLOCK_START));
+/** The local midnight after AT (36 hours after a day's start lies in the next day, 23- and 25-hour days too). */
+const MIDNIGHT = dayStart(dayStart(Date.parse(AT), TZ) + 36 * HOUR, TZ);
 const MERCHANTS = 2000;
 const TX_PER_DAY = 60_000;
 const SEED = 11;
@@ -56,7 +68,7 @@ describe('the whole pipeline on generated history', () => {
   let pgUrl: string;
   let redis: Redis;
   let apiPort: number;
-  const now = Date.now();
+  const now = clock();
   const who = pickMerchants(SEED, MERCHANTS, TX_PER_DAY);
 
   beforeAll(async () => {
@@ -70,13 +82,14 @@ describe('the whole pipeline on generated history', () => {
     const name = uniqueName('e2e');
     env = {
       ...process.env, ...s, PG_URL: pgUrl, RISK_PG_URL: riskUrl,
-      ...runEnv(name), RISKMON_TZ: TZ, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      ...runEnv(name), RISKMON_TZ: TZ, RISKMON_CLOCK_START: CLOCK_START, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
       RISKMON_SLACK_WEBHOOK_URL: slack.url,
       RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info',
       RISKMON_RULES: JSON.stringify({
         version: 'e2e-1',
         cancel_rate_spike: { maxPValue: 1e-5 },
-        volume_drop: { minDailyAmount: 50_000_000, minElapsedMinutes: 0 },
+        // a new day's first 30 minutes are not judged (the default): right after midnight "today so far" is nothing yet
+        volume_drop: { minDailyAmount: 50_000_000 },
       }),
     };
     redis = new Redis(s.REDIS_URL);
@@ -104,7 +117,7 @@ describe('the whole pipeline on generated history', () => {
   });
 
   it('counts every row exactly: all merchants, minute, hour and day tiers equal the SQL GROUP BY', async () => {
-    const reader = createBucketReader(redis, { prefix: env.RISKMON_REDIS_PREFIX!, partitions: 12, hotShards: 8, tz: TZ });
+    const reader = createBucketReader(redis, { prefix: env.RISKMON_REDIS_PREFIX!, partitions: 12, hotShards: 8, tz: TZ, now: clock });
     const day = await sqlTruth(pgUrl, '1d', TZ);
     const from = now - 10 * DAY;
     const to = now + DAY;
@@ -119,18 +132,28 @@ describe('the whole pipeline on generated history', () => {
     riskmon('alerting', env);
     riskmon('api', env);
     const base = `http://127.0.0.1:${apiPort}`;
-    const alerts = async () => {
-      const r = await fetch(`${base}/api/alerts?limit=100`, { headers: { authorization: `Bearer ${API_KEY}` } });
-      return r.ok ? ((await r.json()) as { items: { rule: string; merchantId: string; state: string }[] }).items : [];
+    const get = async <T>(path: string): Promise<T | null> => {
+      const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      return r.ok ? ((await r.json()) as T) : null;
     };
+    const alerts = async () => (await get<{ items: { rule: string; merchantId: string; state: string; firedAt: string }[] }>('/api/alerts?limit=100'))?.items ?? [];
     const fired = await waitFor(async () => {
       const items = await alerts();
       const spike = items.some((a) => a.rule === 'cancel_rate_spike' && a.merchantId === String(who.hot));
       const drop = items.some((a) => a.rule === 'volume_drop' && a.merchantId === String(who.bigVolumeStop));
       return spike && drop ? items : null;
     }, { timeoutMs: 240_000, intervalMs: 1000, message: 'both alerts' });
-    // Give a false alert the chance to show up in the next closed minutes before judging "nothing else".
-    await new Promise((r) => setTimeout(r, 65_000));
+    // The day before midnight was judged: both fired in it.
+    expect(fired.map((a) => Date.parse(a.firedAt)).every((t) => t <= MIDNIGHT)).toBe(true);
+    // Then the local midnight passes under the evaluator, and a false alert gets the chance to show up in the new
+    // day's first closed minutes before "nothing else" is judged.
+    const closedPast = async (t: number) => {
+      const m = (await get<{ evaluator: { lastClosedMinute: string | null } }>('/api/status'))?.evaluator.lastClosedMinute;
+      return m !== null && m !== undefined && Date.parse(m) >= t;
+    };
+    await waitFor(() => closedPast(MIDNIGHT + 2 * MINUTE), {
+      timeoutMs: Math.max(0, MIDNIGHT - clock()) + 240_000, intervalMs: 2000, message: `the evaluator to close ${new Date(MIDNIGHT + 2 * MINUTE).toISOString()}, past the midnight of ${TZ}`,
+    });
     const all = await alerts();
     expect(all.map((a) => `${a.rule}:${a.merchantId}`).sort()).toEqual(
       [`cancel_rate_spike:${who.hot}`, `volume_drop:${who.bigVolumeStop}`].sort());
@@ -139,5 +162,6 @@ describe('the whole pipeline on generated history', () => {
     const mentions = (id: number) => slack.received.filter((m) => m.text.includes(`merchants/${id}`)).length;
     expect(mentions(who.hot)).toBe(1);
     expect(mentions(who.bigVolumeStop)).toBe(1);
-  }, 480_000);
+  }, 1_080_000);
 });
+

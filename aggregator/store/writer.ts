@@ -3,7 +3,7 @@
  * events (as the cdc publishes them) → buildPlan → the atomic Lua apply, per partition with its offsets. No Redis
  * layout of its own. `approval`/`cancel` queue inserts; `cdc` queues any change (updates, deletes, heartbeats).
  */
-import { systemClock, type Clock } from '../../lib/clock.ts';
+import { offsetOf, systemClock, type Clock } from '../../lib/clock.ts';
 import { type RedisClient } from '../../lib/redis.ts';
 import { referenceMapping } from '../../lib/mapping.ts';
 import { FakeCdc } from '../testing.ts';
@@ -69,7 +69,7 @@ export class BucketWriter {
         const wm = await this.redis.get(keys.watermark(this.o.prefix, p)).catch(() => null);
         const plan = buildPlan(msgs, {
           prefix: this.o.prefix, partition: p, partitions: this.o.partitions, hotShards: this.o.hotShards, mapping: referenceMapping,
-          clock: this.#clock, retention: RETENTION, windowKeepMinutes: WINDOW_MINUTES, allowedLatenessMs: 5000, now: this.#now(),
+          clock: this.#clock, retention: RETENTION, windowKeepMinutes: WINDOW_MINUTES, allowedLatenessMs: 5000, now: this.#now(), clockOffsetMs: offsetOf(this.#now),
           watermark: wm ? Number(wm) : null, candidates: this.#candidates,
         });
         const res = await this.#applier.apply(p, plan, {
