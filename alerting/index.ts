@@ -38,6 +38,8 @@ export { evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 export { BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod } from './backtest/jobs.ts';
 // Kept for callers that seed or queue through the component's face (tests, benchmarks).
 export { queueBacktest, seedRules } from './risk-store/index.ts';
+// For test fixtures that play the settlement system (test/harness/settlement.ts).
+export { WebhookDeliverer } from './webhooks/deliverer.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
