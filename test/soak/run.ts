@@ -96,17 +96,19 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const runId = new Date(t0).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
   const logDir = join(opts.dir, 'soak-logs', runId);
 
-  // The clock every part uses: the chosen midnight 40% into the live phase, which starts after the setup (~2-3
-  // minutes: the stack, the history through the pipeline).
+  // The clock every part uses, two settings of one timeline. The history goes in on one that starts an hour before
+  // the chosen midnight; however long that takes (the stack, the history through the pipeline: minutes), the
+  // processes then restart on the one that puts the midnight 40% into the live phase (a jump forward, never back).
   const tz = opts.tz ?? 'America/New_York';
   const midnight = Date.parse(opts.midnight ?? '2026-11-01T00:00:00-04:00');
   if (!Number.isFinite(midnight) || dayStart(midnight, tz) !== midnight) throw new Error(`soak: ${opts.midnight} is not a local midnight in ${tz}`);
-  const clockStart = clockStartEnv(midnight - 3 * MINUTE - opts.minutes * MINUTE * 0.4, t0);
-  const clock = clockOf(parseClockStart(clockStart));
+  const liveAt = midnight - opts.minutes * MINUTE * 0.4;
+  let clockStart = clockStartEnv(liveAt - HOUR, t0);
+  let timeline = clockOf(parseClockStart(clockStart));
+  const clock = () => timeline();
   figures.tz = tz;
   figures.midnight = new Date(midnight).toISOString();
-  figures.clockStart = clockStart;
-  log(`clock: ${clockStart} (RISKMON_CLOCK_START); local midnight in ${tz} (${dayKey(midnight, tz)} begins) at ${figures.midnight}`);
+  log(`history clock: ${clockStart} (RISKMON_CLOCK_START); local midnight in ${tz} (${dayKey(midnight, tz)} begins) at ${figures.midnight}`);
 
   // Our own stack: URLs in this process's environment (a test run's stack) must not be taken as external.
   const stackInputEnv: NodeJS.ProcessEnv = { ...process.env };
@@ -197,7 +199,16 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     figures.catchUpS = (Date.now() - tb) / 1000;
     log(`history in: backfill ${figures.backfillS} s, through the pipeline ${figures.catchUpS} s`);
 
-    // 2. alerting after the catch-up; live traffic with bursts and faults.
+    // 2. the live clock (cdc, aggregate and api restart on it), alerting after the catch-up; live traffic with bursts and faults.
+    if (clock() > liveAt) throw new Error(`soak: the history took until ${new Date(clock()).toISOString()}, past the live phase's start ${new Date(liveAt).toISOString()}`);
+    clockStart = clockStartEnv(liveAt);
+    timeline = clockOf(parseClockStart(clockStart));
+    figures.clockStart = clockStart;
+    log(`live clock: ${clockStart}`);
+    Object.assign(env, { RISKMON_CLOCK_START: clockStart });
+    for (const c of ['cdc', 'aggregate', 'api'] as const) { await fleet.stop(c); fleet.start(c, env); }
+    await until('cdc streaming on the live clock', 120_000, async () => (await src.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+      WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1);
     fleet.start('alerting', env);
     traffic = new Traffic(pgUrl, { tps: opts.tps, burstTps: opts.burstTps, merchants, scenarios, now: clock });
     await traffic.start();
