@@ -51,11 +51,11 @@ const SEED = 11;
 const API_KEY = 'e2e-admin-key-0123456789abcdef';
 
 const children: ChildProcess[] = [];
-/** Runs a component; its log (pino, stdout) goes to test-artifacts/pipeline-<cmd>.log for when a check fails. */
+/** Runs a component; its log (pino, stdout) goes to test-artifacts/pipeline-<zone>-<cmd>.log for when a check fails. */
 function riskmon(cmd: string, env: NodeJS.ProcessEnv, tag = cmd): ChildProcess {
   mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
   const child = spawnRiskmon([cmd], {
-    env, logFile: join(ROOT, 'test-artifacts', `pipeline-${tag}.log`),
+    env, logFile: join(ROOT, 'test-artifacts', `pipeline-${TZ.replace(/\W+/g, '_')}-${tag}.log`),
     onFailure: (code, tail) => console.error(`riskmon ${cmd} exited ${code}: ${tail}`),
   });
   children.push(child);
@@ -104,7 +104,7 @@ describe('the whole pipeline on generated history', () => {
       days: 8, end: now, seed: SEED, merchants: MERCHANTS, txPerDay: TX_PER_DAY, tz: TZ,
       scenarios: [parseScenario('cancel_surge:hot:-2h:15', ctx), parseScenario('full_stop:big2:-24h', ctx)],
     });
-  }, 600_000);
+  }, 900_000);
 
   /** Capture starts when the walsender streams, not when the slot exists (cdc/). */
   async function cdcStreaming(): Promise<void> {
@@ -112,7 +112,7 @@ describe('the whole pipeline on generated history', () => {
     await db.connect();
     try {
       await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
-        WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1, { timeoutMs: 90_000, message: 'cdc streaming' });
+        WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1, { timeoutMs: 300_000, message: 'cdc streaming' });
     } finally {
       await db.end();
     }
