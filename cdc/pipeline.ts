@@ -89,7 +89,7 @@ export class CdcService implements Service {
       await c.connect();
       const q = (s: string) => s.split('.').map((x) => `"${x.replaceAll('"', '""')}"`).join('.');
       const { rows } = await c.query(
-        `SELECT ${q(t.merchant)}::text AS m, count(*)::float8 AS n FROM ${q(t.table)} WHERE ${q(t.time)} > now() - interval '1 day' GROUP BY 1`);
+        `SELECT ${q(t.merchant)}::text AS m, count(*)::float8 AS n FROM ${q(t.table)} WHERE ${q(t.time)} > $1::timestamptz - interval '1 day' GROUP BY 1`, [new Date(this.now()).toISOString()]);
       this.#learner.seed(rows.map((r) => [r.m, r.n] as [string, number]));
       this.log.info({ merchants: rows.length, hot: this.#learner.top().size }, 'hot-merchant learner seeded from the last day of approvals');
     } catch (err) {
