@@ -184,7 +184,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     src.on('error', () => {});
     await until('cdc streaming', 120_000, async () => (await src.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
       WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1);
-    const now = clock();
+    const now = liveAt; // the history ends where the live traffic starts
     const who = pickMerchants(seed, merchants, txPerDay);
     const ctx = { now, merchants, resolveAlias: (a: 'normal' | 'hot' | 'big' | 'big2') => ({ normal: who.normal, hot: who.hot, big: who.bigVolume, big2: who.bigVolumeStop })[a] };
     const scenarios = [parseScenario('cancel_surge:hot:-50m:10', ctx), parseScenario('full_stop:big2:-24h', ctx)];
