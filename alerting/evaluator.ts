@@ -4,7 +4,8 @@
  * (see store.ts); then publishes the transitions on Redis.
  *
  * Per minute it gets, for all merchants at once, the window totals and today's partial hour from the in-memory
- * window (window.ts: only the newly closed minute and slices changed since are read); per local day the baselines
+ * window (window.ts: only the newly closed minute and slices changed since are read; the minute itself is read
+ * ahead once the watermark passes its end, so its close only reads the late rows); per local day the baselines
  * (baseline.ts); per hour, today's full hours of the volume_drop merchants. The next day's baselines and the next
  * hour's full hours are loaded in the background as soon as the last minute of a day / hour is evaluated, so the
  * first minute of a day or hour does not wait for them. Memory holds the firing alerts and the signature of each
@@ -105,6 +106,8 @@ export class Evaluator implements Service {
   /** The last finished backfill seen (its id); a new one makes everything read so far stale. */
   #backfillSeen: string | null | undefined = undefined;
   #waitingForBackfill = false;
+  /** The minute whose window was last read ahead of its close. */
+  #readAheadOf: number | null = null;
   /** The merchants that owe a receivable (exposure.ts); null: the reader cannot read money or no settlement given. */
   readonly #exposures: ExposureTracker | null;
 
@@ -159,7 +162,10 @@ export class Evaluator implements Service {
     const closed = lastClosedMinute(wm, this.#o.allowedLatenessMs);
     const next = nextMinute(this.#progress, closed, this.#o.maxCatchUpMinutes);
     metrics.evaluatorLagSeconds.set(this.#progress === null ? 0 : Math.max(0, (closed - this.#progress) / 1000));
-    if (!next) return null;
+    if (!next) {
+      await this.#readAhead(wm, epoch);
+      return null;
+    }
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
     this.#busy = true;
     this.#d.onBusy?.(true);
@@ -167,6 +173,31 @@ export class Evaluator implements Service {
       const seenAt = performance.now();
       await this.#followActivation();
       return await this.#evaluateMinute(next.minute, wm, epoch, seenAt);
+    } finally {
+      this.#busy = false;
+      this.#d.onBusy?.(false);
+    }
+  }
+
+  /**
+   * Once the watermark passes the end of the next minute to evaluate, and before the allowed lateness closes it, the
+   * window is read ahead (window.ts): the read at the close then fetches only the merchants written since (late
+   * rows), so at the peak the bulk of the minute's read is off the alert's path. Once per minute; a failure only
+   * leaves the work to the close.
+   */
+  async #readAhead(wm: number, epoch: string | undefined): Promise<void> {
+    if (this.#progress === null || this.#readAheadOf === this.#progress + MINUTE) return;
+    const M = this.#progress + MINUTE, end = M + MINUTE;
+    if (wm < end) return;
+    this.#readAheadOf = M;
+    const rules = this.#inputs.rules;
+    const hs = Math.max(hourStart(M), dayStart(M, this.#o.tz));
+    this.#busy = true;
+    this.#d.onBusy?.(true);
+    try {
+      await this.#window.read(end - rules.windowMinutes * MINUTE, hs, end, epoch);
+    } catch (err) {
+      this.#d.log.warn({ err, minute: iso(M) }, 'reading the window ahead failed; the minute reads it when it closes');
     } finally {
       this.#busy = false;
       this.#d.onBusy?.(false);
@@ -269,7 +300,7 @@ export class Evaluator implements Service {
     const timed = <T>(name: string, p: Promise<T>) => p.then((v) => { readMs[name] = Math.round((performance.now() - t0) * 10) / 10; return v; });
     const [base, win, todayHours, silences] = await Promise.all([
       timed('baselines', basePromise),
-      timed('window', this.#window.read(windowFrom, hs, end)),
+      timed('window', this.#window.read(windowFrom, hs, end, epoch)),
       timed('hours', basePromise.then((b) => this.#inputs.todayFullHours(b, today, hs, firingMerchants(this.#memory.firing, 'volume_drop')))),
       timed('silences', activeSilences(this.#d.db)),
     ]);
@@ -328,7 +359,7 @@ export class Evaluator implements Service {
     // The shadow version, after the live minute is out (it never delays a live alert).
     const tracker = this.#exposures;
     await this.#shadow.minute({
-      minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour },
+      minute: M, ingestLagMs, liveFiringBefore: firingBefore, liveWindow: { windowMinutes: rules.windowMinutes, window: win.window, hour: win.hour }, epoch,
       ...(exposure && tracker ? { exposures: { owing: exposure.owing, of: (ids: string[]) => tracker.exposuresOf(ids, exposureInstant(M)) } } : {}),
     });
     metrics.evaluationDuration.observe(ms / 1000);

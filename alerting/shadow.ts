@@ -30,6 +30,8 @@ export interface ShadowMinute {
   liveFiringBefore: ReadonlyMap<string, FiringAlert>;
   /** The live window sums of this minute, for a shadow with the same window length. */
   liveWindow: { windowMinutes: number; window: ReadonlyMap<string, Totals>; hour: ReadonlyMap<string, Totals> };
+  /** The store's state epoch the live minute was read under (window.ts: a new one drops the shadow's window too). */
+  epoch?: string;
   /**
    * The live minute's money at risk (absent: the live evaluator did not judge receivable, nor does the shadow): the
    * merchants that owe, with their exposure at the minute's instant, and a read of other merchants' exposure at it
@@ -68,7 +70,7 @@ export class ShadowEvaluator {
     let win = m.liveWindow;
     if (rules.windowMinutes !== m.liveWindow.windowMinutes) {
       run.window ??= new WindowSums(this.d.reader);
-      const w = await run.window.read(windowFrom, hs, end);
+      const w = await run.window.read(windowFrom, hs, end, m.epoch);
       win = { windowMinutes: rules.windowMinutes, window: w.window, hour: w.hour };
     }
     const base = await run.inputs.baselines(today);

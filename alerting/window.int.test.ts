@@ -53,6 +53,7 @@ describe('WindowSums', () => {
     const merchants = ['hot', ...Array.from({ length: 30 }, (_, i) => `m${i}`)];
     const rows: { row: Record<string, string>; table: string }[] = [];
 
+    let deltas = 0;
     for (let M = t0; M < t0 + 75 * MINUTE; M += MINUTE) {
       for (let k = 0; k < 8; k++) rows.push({ row: pay(merchants[rnd(merchants.length)], M + rnd(60) * 1000, 100 + rnd(5000)), table: 'payments' });
       rows.push({ row: cancel(merchants[rnd(merchants.length)], M + rnd(60) * 1000), table: 'payment_cancels' });
@@ -81,7 +82,10 @@ describe('WindowSums', () => {
       expect(plain(got.window)).toEqual(plain(await reader.totalsByMerchant(from, end, '1m')));
       expect(plain(got.hour)).toEqual(plain(await reader.totalsByMerchant(hs, end, '1m')));
       if (step > 0 && step % 7 !== 3 && step % 11 !== 5) expect(got.slicesRead).toBeLessThanOrEqual(PARTITIONS);
+      deltas += got.deltas;
     }
+    // every read came after its minute ended: late rows, deletes and moves into older minutes came back as deltas
+    expect(deltas).toBeGreaterThan(5);
   });
   it('re-reads a slice whose hash has no version (rebuilt by a replay) when it changes, and every slice after a replay', async () => {
     const p2 = `${prefix}x`;
@@ -118,12 +122,59 @@ describe('WindowSums', () => {
     await redis.incr(keys.generation(p2, 0));
     expect((await win.read(from, from, end)).slicesRead).toBe(4);
 
-    // A live apply into an old minute changes that slice's version only.
+    // A live apply into an old minute changes that slice's version only, and is read as a delta (the slice was read
+    // after its minute ended: the late write is in the hash's late log).
     writer.approval('m9', 7, M - 3 * MINUTE + 2000);
     await writer.flush();
     got = await win.read(from, from, end);
     expect(got.slicesRead).toBe(1);
+    expect(got.deltas).toBe(1);
+    expect(plain(got.window)).toEqual(await full());
+    // …and so is a late write that takes the merchant's amount back to 0 (its field comes back as 0)
+    writer.approval('m9', -7, M - 3 * MINUTE + 2000);
+    await writer.flush();
+    got = await win.read(from, from, end);
+    expect(got.deltas).toBe(1);
+    expect(got.window.get('m9')).toEqual({ approvals: 2, approvedAmount: 0n, cancels: 0, canceledAmount: 0n });
+    expect(plain(got.window)).toEqual(await full());
+
+    // A hash a rebuild wrote (its marker field) is read whole from then on: the late log does not hold a rebuild's writes.
+    const k4 = keys.window(p2, 0, (M - 4 * MINUTE) / MINUTE);
+    await redis.hset(k4, '~r', '1');
+    writer.approval('m4', 5, M - 4 * MINUTE + 2000);
+    await writer.flush();
+    got = await win.read(from, from, end);
+    expect([got.slicesRead, got.deltas]).toEqual([1, 0]);
     expect(plain(got.window)).toEqual(await full());
     await dropKeys(redis, `${p2}:*`);
+  });
+
+  it('reads a slice whole when it was read before its minute ended, and as a delta after', async () => {
+    const p3 = `${prefix}y`;
+    const writer = new BucketWriter(redis, { prefix: p3, partitions: 1, hotShards: 1, tz: TZ });
+    const reader = createBucketReader(redis, { prefix: p3, partitions: 1, hotShards: 1, tz: TZ });
+    const win = new WindowSums(reader);
+    const M = Math.floor(Date.now() / MINUTE) * MINUTE - 10 * MINUTE;
+    const from = M - 59 * MINUTE, end = M + MINUTE;
+    const full = async () => plain(await reader.totalsByMerchant(from, end, '1m'));
+    for (let k = 0; k < 50; k++) writer.approval(`m${k}`, 1000 + k, M + 1000);
+    writer.cdc.heartbeats(new Date(M + 30_000).toISOString()); // the minute is still open
+    await writer.flush();
+    expect((await win.read(from, from, end)).slicesRead).toBe(60);
+    writer.approval('m1', 5, M + 40_000);
+    writer.cdc.heartbeats(new Date(M + MINUTE + 1000).toISOString()); // now it ended (not closed: 5 s lateness)
+    await writer.flush();
+    let got = await win.read(from, from, end);
+    expect([got.slicesRead, got.deltas]).toEqual([1, 0]); // read before the end: whole
+    expect(plain(got.window)).toEqual(await full());
+    // rows within the lateness, after the read: only their merchants are read
+    writer.approval('m2', 9, M + 59_000);
+    writer.cancel('m60', 300, M + 59_500);
+    await writer.flush();
+    got = await win.read(from, from, end);
+    expect([got.slicesRead, got.deltas]).toEqual([1, 1]);
+    expect(plain(got.window)).toEqual(await full());
+    expect(await redis.zrange(keys.windowLate(p3, 0, M / MINUTE), '0', '-1')).toEqual(['m2', 'm60']);
+    await dropKeys(redis, `${p3}:*`);
   });
 });

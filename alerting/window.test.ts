@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { addTotals, emptyTotals, isEmpty, type Totals } from '../aggregator/store/index.ts';
-import { MerchantNumbers, RangeSum, sliceOfHash, sliceOfTotals, totalsOfSlice, type TotalsByMerchant } from './window.ts';
+import { MerchantNumbers, patchSlice, RangeSum, sliceOfHash, sliceOfTotals, totalsOfSlice, type TotalsByMerchant } from './window.ts';
 
 const MIN = 60_000;
 const plain = (m: TotalsByMerchant) => Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, t]) => [k, `${t.approvals}/${t.approvedAmount}/${t.cancels}/${t.canceledAmount}`]));
@@ -47,6 +47,30 @@ describe('RangeSum', () => {
       }
       expect(sum.exact).toBe(true);
     }
+  });
+
+  it('patches a slice in place from a delta, the sums following the difference, many times over', () => {
+    const numbers = new MerchantNumbers();
+    const hash = (o: Record<string, [number, number, number, number]>) =>
+      Object.entries(o).flatMap(([m, v]) => ['n', 'a', 'c', 'x'].flatMap((l, k) => (v[k] ? [`${l}:${m}`, String(v[k])] : []))).join('\0');
+    const delta = (o: Record<string, [number, number, number, number]>) =>
+      Object.entries(o).flatMap(([m, v]) => ['n', 'a', 'c', 'x'].flatMap((l, k) => [`${l}:${m}`, String(v[k])])).join('\0');
+    const state: Record<string, [number, number, number, number]> = { a: [1, 100, 0, 0], b: [2, 300, 1, 50], c: [5, 900, 0, 0] };
+    const s = sliceOfHash(0, 'f1', hash(state), numbers)!;
+    const sum = new RangeSum(numbers);
+    sum.setRange(0, MIN);
+    sum.add('0/0', s);
+    for (let round = 0; round < 200; round++) {
+      const m = ['a', 'b', 'c', `n${round % 7}`][round % 4];
+      state[m] = round % 5 === 0 ? [0, 0, 0, 0] : [round, round * 10, round % 3, round % 3 ? 7 : 0];
+      const d = patchSlice(s, `f${round + 2}`, delta({ [m]: state[m] }), numbers)!;
+      sum.patch('0/0', d.minus, d.plus);
+      const want = sliceOfHash(0, 'x', hash(state), numbers)!;
+      expect(plain(totalsOfSlice(s, numbers))).toEqual(plain(totalsOfSlice(want, numbers)));
+      expect(plain(sum.sums)).toEqual(plain(totalsOfSlice(want, numbers)));
+      expect(s.merchants.length).toBeLessThan(160); // zeroed entries are dropped as they pile up (800 without)
+    }
+    expect(s.fingerprint).toBe('f201');
   });
 
   it('decodes a window-index hash (skipping its version) and refuses values doubles do not hold exactly', () => {

@@ -45,11 +45,20 @@ const TX_PER_DAY = 3_000_000;
 const TZ = 'Asia/Seoul';
 
 /** Reference-workload transactions: merchant by the generator's weights, time by its daily curve. */
+/** A workload's size: the reference one (100,000 merchants, 3M transactions a day) unless told. */
+export interface WorkloadScale { merchants: number; txPerDay: number }
+const REFERENCE: WorkloadScale = { merchants: MERCHANTS, txPerDay: TX_PER_DAY };
+
 class Workload {
   readonly rng = new Rng(20261121);
-  readonly alias = new AliasTable(merchantWeights(MERCHANTS));
-  readonly hot = new Set(Array.from({ length: hotCount(MERCHANTS) }, (_, i) => String(i + 1)));
+  readonly alias: AliasTable;
+  readonly hot: Set<string>;
   readonly profiles = new Map<number, ReturnType<typeof merchantProfile>>();
+
+  constructor(readonly scale: WorkloadScale = REFERENCE) {
+    this.alias = new AliasTable(merchantWeights(scale.merchants));
+    this.hot = new Set(Array.from({ length: hotCount(scale.merchants) }, (_, i) => String(i + 1)));
+  }
 
   profile(id: number) {
     let p = this.profiles.get(id);
@@ -63,7 +72,7 @@ class Workload {
   run(from: number, to: number, fn: (t: { merchant: number; id: number; amount: number; at: number; cancel: number | null; cancelAt: number }) => void): void {
     for (let m = minuteStart(from); m < to; m += MINUTE) {
       const local = Math.floor((((m + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE);
-      const n = Math.round((TX_PER_DAY / 1440) * curveAtMinuteOfDay(local));
+      const n = Math.round((this.scale.txPerDay / 1440) * curveAtMinuteOfDay(local));
       for (let i = 0; i < n; i++) {
         const merchant = this.alias.sample(this.rng) + 1;
         const p = this.profile(merchant);
@@ -130,13 +139,13 @@ export async function throughput(env: NodeJS.ProcessEnv, out: Record<string, num
   await admin.disconnect();
 }
 
-async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>, changes = 1_030_000): Promise<number> {
+async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, out: Record<string, number>, changes = 1_030_000, scale = REFERENCE): Promise<number> {
   // lib/kafka's createTopics waits out what a multi-broker cluster answers before the new leaders are known
   await createTopics(admin, [{ topic, numPartitions: PARTITIONS }], { replication: 0 });
   const producer = kafka.producer();
   await producer.connect();
   // ≥ `changes` changes of a 3M/day reference day, each payment and cancel its own transaction
-  const w = new Workload();
+  const w = new Workload(scale);
   let lsn = 0x1000000n;
   const perPartition: string[][] = Array.from({ length: PARTITIONS }, () => []);
   const keysOf: string[][] = Array.from({ length: PARTITIONS }, () => []);
@@ -160,7 +169,7 @@ async function produce(kafka: Kafka, admin: Admin, topic: string, now: number, o
   // the most recent stretch of the reference day holding ≥ `changes` changes (payments + ~3% cancels)
   let from = minuteStart(now);
   for (let expected = 0; expected < changes; from -= MINUTE) {
-    expected += (TX_PER_DAY / 1440) * curveAtMinuteOfDay(Math.floor((((from + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE)) * 1.03;
+    expected += (scale.txPerDay / 1440) * curveAtMinuteOfDay(Math.floor((((from + 9 * HOUR) % DAY) + DAY) % DAY / MINUTE)) * 1.03;
   }
   // Published in commit order, minute by minute: every event made at minute m commits at m or later, so the events
   // committed before m are complete once m is made (memory stays bounded however long the stretch).
@@ -379,6 +388,28 @@ export async function benchGrowth(env: NodeJS.ProcessEnv = process.env): Promise
     await admin.disconnect();
   }
   return out;
+}
+
+/**
+ * The replay rate at a workload's size (bench/growth-10x.ts): the most recent `changes` changes of that workload in a
+ * fresh topic, replayed from its oldest LSN into an empty prefix as `replay_changes_per_s` is; figures get `suffix`.
+ */
+export async function replayAtScale(env: NodeJS.ProcessEnv, scale: WorkloadScale, changes: number, out: Record<string, number>, suffix: string): Promise<void> {
+  const kafka = createKafka(kafkaConfigOf(env.KAFKA_BROKERS!), { clientId: 'bench-replay-scale' });
+  const admin = kafka.admin();
+  await admin.connect();
+  const redis = new Redis(env.REDIS_URL!);
+  const stamp = Date.now().toString(36);
+  const topic = `bench_replay${suffix}_${stamp}`, prefix = `bench_rs${suffix}_${stamp}`;
+  try {
+    await produce(kafka, admin, topic, Date.now(), {}, changes, scale);
+    await replayRun(env, topic, prefix, out, suffix);
+  } finally {
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await dropKeys(redis, `${prefix}:*`).catch(() => {});
+    redis.disconnect();
+    await admin.disconnect();
+  }
 }
 
 /** The replay's buckets against the live path's (same topic): the last hour per minute, the day per merchant. */

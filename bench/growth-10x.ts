@@ -10,14 +10,20 @@
  *   day keys per merchant and partition), so memory adds up over merchants; the all-merchants window index (4 hours,
  *   a hash per partition and minute) is scaled with them (its per-key overhead too: an overstatement). `_sampled_bytes`
  *   is what was measured: used_memory after the writes less the empty server's.
- * - growth_{1x,10x}_window_read_ms: the evaluator's window read at the peak minute (bench/window.ts): 1×: 100,000
+ * - growth_{1x,10x}_window_read_ms: the evaluator's window read at the close of the peak minute, after its read ahead
+ *   (`_window_read_ahead_ms`) and 1% late rows (bench/window.ts): 1×: 100,000
  *   merchants, 300,000 rows in each of 2 peak minutes (5,000 TPS); 10×: 1,000,000 merchants, 3,000,000 rows a peak
  *   minute (50,000 TPS). The 59 minutes before the peak carry 20,000 rows each at both sizes (the window's older
- *   minutes only cost their subtraction; writing 59 × 200,000 more rows does not fit the run).
+ *   minutes only cost their subtraction; writing 59 × 200,000 more rows does not fit the run). The rows go into the
+ *   window index only (bench/window.ts `direct`: the store's planner and Lua apply, live mode), at both sizes.
  * - growth_{1x,10x}_alert_latency_p99_ms: bench/alerting.ts with 100,000 / 1,000,000 merchants active in the window.
  * - growth_{1x,10x}_backtest_minutes_per_s: bench/backtest.ts over the last 2 hours (not 23) at 3M / 30M tx a day,
  *   100,000 / 1,000,000 merchants, 7 baseline days, without its live phase.
- * RISKMON_BENCH_GROWTH10X_PARTS=memory,window,alerting,backtest picks parts.
+ *   RISKMON_BENCH_GROWTH10X_BACKTEST_HOURS: other than 2.
+ * - growth_{1x,10x}_replay_changes_per_s: `riskmon replay` (bench/aggregator.ts) of the most recent 500,000 changes
+ *   (RISKMON_BENCH_GROWTH10X_REPLAY_CHANGES) of each size's workload, in a fresh topic, into the private Redis: at
+ *   10× the same number of changes spans a tenth of the time over ten times the merchants.
+ * RISKMON_BENCH_GROWTH10X_PARTS=memory,window,alerting,backtest,replay picks parts.
  */
 import { DayClock, Applier, candidateCache, type Plan } from '../aggregator/store/index.ts';
 import type { Fact } from '../lib/mapping.ts';
@@ -105,7 +111,7 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
 
 export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: string; PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const parts = new Set((env.RISKMON_BENCH_GROWTH10X_PARTS ?? 'memory,window,alerting,backtest').split(','));
+  const parts = new Set((env.RISKMON_BENCH_GROWTH10X_PARTS ?? 'memory,window,alerting,backtest,replay').split(','));
   // RISKMON_BENCH_GROWTH10X_DIVIDE=N: both sizes divided by N (a quick check that the part runs, not a figure)
   const div = Number(env.RISKMON_BENCH_GROWTH10X_DIVIDE ?? 1);
   const SIZES = SIZES_FULL.map((s) => ({ ...s, merchants: s.merchants / div, txPerDay: s.txPerDay / div }));
@@ -128,11 +134,14 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
       const { benchWindow } = await import('./window.ts');
       for (const s of SIZES) {
         const k = s.label === '1x' ? 1 : 10;
-        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000 / div, peakPerMinute: (300_000 * k) / div, peakMinutes: 2 });
+        const r = await benchWindow(privateEnv, { merchants: s.merchants, basePerMinute: 20_000 / div, peakPerMinute: (300_000 * k) / div, peakMinutes: 2, direct: true });
         out[`growth_${s.label}_window_read_ms`] = r.window_read_ms_5000tps;
         out[`growth_${s.label}_window_read_cpu_ms`] = r.window_read_cpu_ms_5000tps;
         out[`growth_${s.label}_window_read_redis_cpu_ms`] = r.window_read_redis_cpu_ms_5000tps;
         out[`growth_${s.label}_window_full_read_ms`] = r.window_full_read_ms_5000tps;
+        out[`growth_${s.label}_window_read_ahead_ms`] = r.window_read_ahead_ms_5000tps;
+        out[`growth_${s.label}_window_read_ahead_cpu_ms`] = r.window_read_ahead_cpu_ms_5000tps;
+        out[`growth_${s.label}_window_read_ahead_redis_cpu_ms`] = r.window_read_ahead_redis_cpu_ms_5000tps;
         console.error(`   window ${s.label}: ${JSON.stringify(r)}`);
       }
     }
@@ -147,10 +156,25 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
         console.error(`   alerting ${s.label}: ${JSON.stringify(r)}`);
       }
     }
+    if (parts.has('replay')) {
+      const { replayAtScale } = await import('./aggregator.ts');
+      const changes = Number(env.RISKMON_BENCH_GROWTH10X_REPLAY_CHANGES ?? 500_000) / div;
+      for (const s of SIZES) {
+        const r: Record<string, number> = {};
+        await replayAtScale(privateEnv, { merchants: s.merchants, txPerDay: s.txPerDay }, changes, r, '');
+        out[`growth_${s.label}_replay_changes_per_s`] = r.replay_changes_per_s;
+        out[`growth_${s.label}_replay_changes`] = r.replay_changes;
+        out[`growth_${s.label}_replay_process_cpu_s_per_1m_changes`] = r.replay_process_cpu_s_per_1m_changes;
+        out[`growth_${s.label}_replay_redis_cpu_s`] = r.replay_redis_cpu_s;
+        out[`growth_${s.label}_replay_peak_rss_bytes`] = r.replay_peak_rss_bytes;
+      }
+      out.growth_10x_replay_ratio_to_1x = Math.round((out.growth_10x_replay_changes_per_s / out.growth_1x_replay_changes_per_s) * 1000) / 1000;
+    }
     if (parts.has('backtest')) {
       const { benchBacktest } = await import('./backtest.ts');
+      const hours = Number(env.RISKMON_BENCH_GROWTH10X_BACKTEST_HOURS ?? 2);
       for (const s of SIZES) {
-        const r = await benchBacktest(privateEnv, { txPerDay: s.txPerDay, merchants: s.merchants, hours: 2, live: false });
+        const r = await benchBacktest(privateEnv, { txPerDay: s.txPerDay, merchants: s.merchants, hours, live: false });
         out[`growth_${s.label}_backtest_minutes_per_s`] = r.backtest_minutes_per_s;
         out[`growth_${s.label}_backtest_evaluations_per_minute`] = r.backtest_window_evaluations_per_minute;
         console.error(`   backtest ${s.label}: ${JSON.stringify(r)}`);

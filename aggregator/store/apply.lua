@@ -10,6 +10,8 @@
 --         ('' = none; a window-index hash gets it in its field layout.ts WINDOW_VERSION_FIELD), n × (field, x)
 --         — HINCRBY field x; fields are final (slot*4+kind in the tiers, 'n:'|'a:'|'c:'|'x:'..merchant in the
 --         window index), only non-zero deltas are sent, so Lua does no string work per field,
+--       (a window-index hash written after its minute ended, by the watermark before the chunk, also logs its
+--       merchants in its late log with the version, or, without an offset, gets WINDOW_REBUILT_FIELD),
 --       then m merchant names (each also scored with the next offset in the changed-merchant index, when one is
 --       given), then f foreign merchant names.
 -- Returns {'ok'} | {'locked', owner} | {'offset', stored or ''} | {'generation', current}.
@@ -30,13 +32,36 @@ local gen = redis.call('GET', KEYS[8]) or ''
 if gen ~= ARGV[9] then return {'generation', gen} end
 
 local call, tonumber = redis.call, tonumber
+-- The partition's watermark before this chunk: a window-index hash written after its minute ended (by this
+-- watermark) is a late write, logged per merchant with the write's version (layout.ts WINDOW_LATE_SUFFIX), so a
+-- reader that read the hash once the minute had ended re-reads only the merchants written since.
+local wm0 = tonumber(call('GET', KEYS[2]) or '-1')
 local i = 12
 for k = 10, #KEYS do
   local key, n, exp, version = KEYS[k], tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   i = i + 3
   for j = i, i + 2 * n - 1, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
+  if version ~= '' then
+    call('HSET', key, '$WINDOW_VERSION_FIELD', version)
+    local minute = tonumber(string.match(key, ':(%d+)$'))
+    if minute and wm0 >= (minute + 1) * 60000 then
+      if tonumber(version) then
+        local log = key .. '$WINDOW_LATE_SUFFIX'
+        local j, last = i, i + 2 * n - 1
+        while j <= last do
+          local zs, e = {}, math.min(j + 999, last)
+          for x = j, e, 2 do zs[#zs + 1] = version; zs[#zs + 1] = string.sub(ARGV[x], 3) end
+          call('ZADD', log, unpack(zs))
+          j = e + 1
+        end
+        local ttl = call('PTTL', key)
+        if ttl > 0 then call('PEXPIRE', log, ttl) end
+      else
+        call('HSET', key, '$WINDOW_REBUILT_FIELD', '1')
+      end
+    end
+  end
   i = i + 2 * n
-  if version ~= '' then call('HSET', key, '$WINDOW_VERSION_FIELD', version) end
   if exp ~= '' then call('EXPIREAT', key, exp) end
 end
 
@@ -72,7 +97,10 @@ if wm then
     call('SET', KEYS[6], string.format('%d', horizon))
   elseif horizon > tonumber(gc) then
     local stop = math.min(horizon, tonumber(gc) + 1440)
-    for m = tonumber(gc), stop - 1 do call('DEL', ARGV[6] .. string.format('%d', m)) end
+    for m = tonumber(gc), stop - 1 do
+      local k = ARGV[6] .. string.format('%d', m)
+      call('DEL', k, k .. '$WINDOW_LATE_SUFFIX')
+    end
     call('SET', KEYS[6], string.format('%d', horizon))
   end
 end

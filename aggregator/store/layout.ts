@@ -8,7 +8,12 @@
  *   <P>:{pN}:d:<merchant>:<localDay div 100> hash (localDay mod 100) ×4 + kind
  *   <P>:{pN}:xm:<minute>                   hash  kind + ':' + merchant           (all merchants of one minute)
  *                                                and '~v': the hash's version, the partition offset after the last
- *                                                live apply that wrote it (the window reader's cheap fingerprint)
+ *                                                live apply that wrote it (the window reader's cheap fingerprint);
+ *                                                '~r': present once a write without an offset (a replay's rebuild)
+ *                                                touched it after its minute ended
+ *   <P>:{pN}:xm:<minute>:l                 sorted set: merchant → version of the last apply that wrote its fields of
+ *                                                the minute after the partition's watermark passed the minute's end
+ *                                                (late writes: the window reader re-reads only these merchants)
  *   <P>:{pN}:chg  sorted set: merchant → next offset after the last live apply that touched it
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
@@ -33,11 +38,22 @@ export function partitionTag(prefix: string, p: number): string {
 
 /** Field of a window-index hash holding its version (apply.lua writes it, the window reader compares it). */
 export const WINDOW_VERSION_FIELD = '~v';
+/**
+ * Field of a window-index hash marking that a write without an offset (rebuild.lua, an apply outside the live path)
+ * changed it after its minute ended: such a write is not in the late log, so the reader reads the hash whole.
+ */
+export const WINDOW_REBUILT_FIELD = '~r';
+/** Suffix of a window-index hash's late log (the sorted set of merchants written after the minute ended). */
+export const WINDOW_LATE_SUFFIX = ':l';
 
-/** A Lua script's text with the layout's names filled in: `$WINDOW_VERSION_FIELD` in apply.lua and rebuild.lua. */
+/**
+ * A Lua script's text with the layout's names filled in: `$WINDOW_VERSION_FIELD` (required), `$WINDOW_REBUILT_FIELD`
+ * and `$WINDOW_LATE_SUFFIX` in apply.lua, rebuild.lua and the read scripts.
+ */
 export function withLayoutNames(lua: string): string {
   if (!lua.includes('$WINDOW_VERSION_FIELD')) throw new Error('the script names no $WINDOW_VERSION_FIELD');
-  return lua.replaceAll('$WINDOW_VERSION_FIELD', WINDOW_VERSION_FIELD);
+  return lua.replaceAll('$WINDOW_VERSION_FIELD', WINDOW_VERSION_FIELD).replaceAll('$WINDOW_REBUILT_FIELD', WINDOW_REBUILT_FIELD)
+    .replaceAll('$WINDOW_LATE_SUFFIX', WINDOW_LATE_SUFFIX);
 }
 
 export const keys = {
@@ -59,6 +75,8 @@ export const keys = {
   /** prefix of the all-merchants minute index keys; the Lua GC appends the minute number */
   windowPrefix: (prefix: string, p: number) => `${partitionTag(prefix, p)}:xm:`,
   window: (prefix: string, p: number, minuteNo: number) => `${partitionTag(prefix, p)}:xm:${minuteNo}`,
+  /** the late log of a window-index hash (merchants written after the minute ended → version of that write) */
+  windowLate: (prefix: string, p: number, minuteNo: number) => `${partitionTag(prefix, p)}:xm:${minuteNo}${WINDOW_LATE_SUFFIX}`,
   minute: (prefix: string, p: number, merchant: string, localDay: number, q: number) => `${partitionTag(prefix, p)}:m:${merchant}:${localDay}:${q}`,
   hour: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:h:${merchant}:${block}`,
   day: (prefix: string, p: number, merchant: string, block: number) => `${partitionTag(prefix, p)}:d:${merchant}:${block}`,

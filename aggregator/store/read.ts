@@ -8,7 +8,8 @@
  *   (`xm`, a few hundred keys for a 60-minute window); older windows and 1h/1d walk each partition's merchant set.
  * - totals: given merchants; minutes where the minute tier holds the range, whole hours for the older part.
  * - windowSlices: the minute index per (minute, partition) with a fingerprint, so a caller keeping a sliding
- *   window in memory re-reads only what changed (alerting/window.ts).
+ *   window in memory re-reads only what changed (alerting/window.ts); a slice read once its minute had ended is
+ *   re-read as the merchants written since (its late log), not whole.
  *
  * Which keys and slots a range covers is ranges.ts (pure); the Lua scripts that read them are scripts.ts. One
  * script call per partition, so every call stays inside one Redis Cluster slot.
@@ -398,8 +399,10 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       for (const p of allPartitions) {
         for (let i = 0; i < minutes.length; i += KEYS_PER_CALL) {
           const chunk = minutes.slice(i, i + KEYS_PER_CALL);
-          cmds.push(['riskmonReadWindow', chunk.length + 2, keys.windowGc(prefix, p), keys.generation(prefix, p),
-            ...chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE))), oldest, ...chunk.map((t) => known(t, p) ?? '-')]);
+          const cmd: Cmd = ['riskmonReadWindow', chunk.length + 3, keys.windowGc(prefix, p), keys.generation(prefix, p), keys.watermark(prefix, p),
+            ...chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE))), oldest];
+          for (const t of chunk) cmd.push(Math.floor(t / MINUTE), known(t, p) ?? '-');
+          cmds.push(cmd);
           meta.push(chunk.map((t) => [t, p]));
         }
       }
@@ -409,8 +412,8 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
         const r = res[c];
         if (r[0] === 'gone') return null;
         meta[c].forEach(([minute, partition], i) => {
-          const fingerprint = r[2 * i];
-          out.push({ minute, partition, fingerprint, content: fingerprint !== known(minute, partition) ? r[2 * i + 1] : null });
+          const fingerprint = r[3 * i], how = r[3 * i + 1];
+          out.push({ minute, partition, fingerprint, content: how === 'u' ? null : r[3 * i + 2], ...(how === 'd' ? { delta: true } : {}) });
         });
       }
       return out;

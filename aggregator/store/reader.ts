@@ -49,6 +49,12 @@ export interface WindowSlice {
    * fingerprint equals the one the caller already knows.
    */
   content: string | null;
+  /**
+   * True when `content` holds only the merchants written since the caller's read (each with all four counters as they
+   * stand now, '0' for an absent one): the caller's copy with those merchants' counters replaced is the hash now.
+   * Only for a caller whose known fingerprint was taken after the minute ended (the hash's late log covers it).
+   */
+  delta?: boolean;
 }
 
 export interface WindowSliceReader {

@@ -28,7 +28,8 @@ for k = 2, #KEYS do
     for j = i, last, 2 do call('HINCRBY', key, ARGV[j], ARGV[j + 1]) end
   end
   i = last + 1
-  if mode == 'S' or mode == 'I' then call('HSET', key, '$WINDOW_VERSION_FIELD', ARGV[2]) end
+  -- the late log does not hold a rebuild's writes: the window reader reads a rebuilt hash whole from now on
+  if mode == 'S' or mode == 'I' then call('HSET', key, '$WINDOW_VERSION_FIELD', ARGV[2], '$WINDOW_REBUILT_FIELD', '1') end
   if exp ~= '' then call('EXPIREAT', key, exp) end
 end
 return {'ok'}

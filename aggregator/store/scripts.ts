@@ -6,7 +6,7 @@
  * decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
  */
 import { pipelined, type RedisClient } from '../../lib/redis.ts';
-import { WINDOW_VERSION_FIELD } from './layout.ts';
+import { withLayoutNames } from './layout.ts';
 
 /** Keys per script call: bounds how long one call holds Redis and the size of one reply. */
 export const KEYS_PER_CALL = 500;
@@ -49,21 +49,28 @@ for i, k in ipairs(KEYS) do
 end
 return out`;
 
-// KEYS: 1 window-index GC cursor, 2 replay generation, 3.. index hashes; ARGV: 1 oldest minute asked for, 2.. known
-// fingerprints. Returns {'gone'} when the GC passed that minute, else per key: fingerprint, content ('' when unchanged).
+// KEYS: 1 window-index GC cursor, 2 replay generation, 3 watermark, 4.. index hashes; ARGV: 1 oldest minute asked
+// for, then per key its minute number and the caller's known fingerprint. Returns {'gone'} when the GC passed that
+// minute, else per key: fingerprint, 'u' (unchanged: no content) | 'f' (content: the whole hash) | 'd' (content: the
+// merchants written since the known fingerprint, each with its four counters, '0' when absent).
 // The fingerprint is the replay generation and the hash's version (layout.ts WINDOW_VERSION_FIELD), written by every
-// live apply: one HGET, however large the hash. A hash without a version (rebuilt by a replay, or written before
-// versions existed) is fingerprinted by the length and CRC-64 of its DUMP, which Redis computes over the whole hash.
+// live apply: one HGET, however large the hash; '/s' is appended once the partition's watermark passed the minute's
+// end (and no rebuild marked the hash): from then on every write to it is in its late log (apply.lua), so a caller
+// holding a '/s' fingerprint gets only the merchants logged after its version. A hash without a version (rebuilt by
+// a replay, or written before versions existed) is fingerprinted by the length and CRC-64 of its DUMP.
 const WINDOW_LUA = `
 local gc = redis.call('GET', KEYS[1])
 if gc and tonumber(gc) > tonumber(ARGV[1]) then return {'gone'} end
 local gen = redis.call('GET', KEYS[2]) or ''
+local wm = tonumber(redis.call('GET', KEYS[3]) or '-1')
 local out = {}
-for i = 3, #KEYS do
-  local k, fp = KEYS[i], ''
-  local v = redis.call('HGET', k, '${WINDOW_VERSION_FIELD}')
+for i = 4, #KEYS do
+  local k, fp, minute, known = KEYS[i], '', tonumber(ARGV[2 * i - 6]), ARGV[2 * i - 5]
+  local v = redis.call('HGET', k, '$WINDOW_VERSION_FIELD')
+  local sealed = false
   if v then
     fp = gen .. '/' .. v
+    sealed = tonumber(v) ~= nil and wm >= (minute + 1) * 60000 and redis.call('HEXISTS', k, '$WINDOW_REBUILT_FIELD') == 0
   else
     local d = redis.call('DUMP', k)
     if d then
@@ -71,8 +78,39 @@ for i = 3, #KEYS do
       fp = string.format('%d:%02x%02x%02x%02x%02x%02x%02x%02x', #d, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
     end
   end
-  out[2 * i - 5] = fp
-  if fp ~= ARGV[i - 1] and fp ~= '' then out[2 * i - 4] = table.concat(redis.call('HGETALL', k), '\\0') else out[2 * i - 4] = '' end
+  local base, kbase = fp, known
+  local ks = string.sub(known, -2) == '/s'
+  if ks then kbase = string.sub(known, 1, -3) end
+  if sealed then fp = fp .. '/s' end
+  local j = 3 * i - 11
+  out[j] = fp
+  if base == kbase then
+    out[j + 1] = 'u'; out[j + 2] = ''
+  elseif base == '' then
+    out[j + 1] = 'f'; out[j + 2] = ''
+  else
+    local kgen, kv = string.match(kbase, '^(.*)/([^/]*)$')
+    local ms = nil
+    if ks and sealed and kgen == gen and tonumber(kv) and tonumber(v) >= tonumber(kv) then
+      ms = redis.call('ZRANGEBYSCORE', k .. '$WINDOW_LATE_SUFFIX', '(' .. kv, '+inf')
+      if #ms * 4 > redis.call('HLEN', k) then ms = nil end
+    end
+    if ms then
+      local parts = {}
+      for x = 1, #ms, 100 do
+        local fs = {}
+        for y = x, math.min(x + 99, #ms) do
+          local m = ms[y]
+          fs[#fs + 1] = 'n:' .. m; fs[#fs + 1] = 'a:' .. m; fs[#fs + 1] = 'c:' .. m; fs[#fs + 1] = 'x:' .. m
+        end
+        local vs = redis.call('HMGET', k, unpack(fs))
+        for y = 1, #fs do parts[#parts + 1] = fs[y]; parts[#parts + 1] = vs[y] or '0' end
+      end
+      out[j + 1] = 'd'; out[j + 2] = table.concat(parts, '\\0')
+    else
+      out[j + 1] = 'f'; out[j + 2] = table.concat(redis.call('HGETALL', k), '\\0')
+    end
+  end
 end
 return out`;
 
@@ -80,7 +118,7 @@ export type Cmd = [name: string, ...args: (string | number)[]];
 
 export function defineScripts(redis: RedisClient): void {
   if (!(redis as any).riskmonReadHashes) redis.defineCommand('riskmonReadHashes', { lua: HASHES_LUA });
-  if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: WINDOW_LUA });
+  if (!(redis as any).riskmonReadWindow) redis.defineCommand('riskmonReadWindow', { lua: withLayoutNames(WINDOW_LUA) });
 }
 
 export async function run(redis: RedisClient, cmds: Cmd[]): Promise<unknown[]> {
