@@ -7,7 +7,8 @@
  */
 import crypto from 'node:crypto';
 import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
-import { connections, readConfig } from '../lib/config.ts';
+import { processClock } from '../lib/clock.ts';
+import { commonSpec, connections, readConfig } from '../lib/config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { componentLogger, type Logger } from '../lib/logger.ts';
 import { formatLsn, parseLsn } from '../lib/lsn.ts';
@@ -60,11 +61,13 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function run(args: string[]): Promise<number> {
-  const parsed = parseBackfillArgs(args, Date.now());
+  const log = componentLogger('backfill');
+  // --days N counts back from "now": the clock's (lib/clock.ts), read before the rest of the configuration
+  const now = processClock(readConfig({ clock: commonSpec.clock }).clock, log);
+  const parsed = parseBackfillArgs(args, now());
   if (parsed === 'help') { process.stdout.write(USAGE); return 0; }
   if ('error' in parsed) { process.stderr.write(`riskmon backfill: ${parsed.error}\n${USAGE}`); return 2; }
   const cfg = readConfig({ ...aggregatorSpec, ...connections('pgUrl'), ...backfillSpec });
-  const log = componentLogger('backfill');
   // every step before the snapshot is bounded and says what it waits on (a silent wait here once looked like a hang)
   log.info({ redis: cfg.redisMode }, 'checking Redis');
   await bounded(verifyRedis(cfg), 30_000, 'Redis did not answer within 30 s: check REDIS_URL and that Redis runs');
@@ -85,7 +88,7 @@ async function run(args: string[]): Promise<number> {
     log.info({ consistentPoint: formatLsn(snap.consistentPoint), slot: cfg.slot }, 'snapshot taken; waiting for the cdc to publish every change before its position');
     await waitForSlot(cfg.pgUrl, cfg.slot, snap.consistentPoint, log);
     const r = await runBackfill({
-      redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka,
+      redis, cfg, log, source: snap, kind: 'range', slot: null, fromMs: parsed.fromMs, toMs: parsed.toMs, kafka, now,
       maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells, force: parsed.force,
     });
     process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -119,17 +122,17 @@ async function waitForSlot(pgUrl: string, slot: string, lsn: bigint, log: Logger
   const c = createClient({ connectionString: pgUrl, application_name: 'riskmon-backfill', connectionTimeoutMillis: 15_000, statement_timeout: 10_000 });
   await c.connect();
   try {
-    const t0 = Date.now(), deadline = t0 + CATCH_UP_MS;
+    const t0 = performance.now(), deadline = t0 + CATCH_UP_MS;
     let told = t0;
     for (;;) {
       const row = (await c.query('SELECT confirmed_flush_lsn::text AS lsn, active FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
       if (!row) throw new CatchUpError(`the cdc's slot "${slot}" does not exist: start riskmon cdc first (RISKMON_SLOT names it)`);
       if (row.lsn && parseLsn(row.lsn) >= lsn) return;
-      if (Date.now() - told >= 10_000) {
-        log.info({ slot, confirmed: row.lsn, wanted: formatLsn(lsn), active: row.active, waitedSeconds: Math.round((Date.now() - t0) / 1000) }, 'waiting for the cdc\'s slot to confirm the snapshot\'s position');
-        told = Date.now();
+      if (performance.now() - told >= 10_000) {
+        log.info({ slot, confirmed: row.lsn, wanted: formatLsn(lsn), active: row.active, waitedSeconds: Math.round((performance.now() - t0) / 1000) }, 'waiting for the cdc\'s slot to confirm the snapshot\'s position');
+        told = performance.now();
       }
-      if (Date.now() > deadline) throw new CatchUpError(`the cdc's slot "${slot}" has not reached ${formatLsn(lsn)} within ${CATCH_UP_MS / 1000} s: is riskmon cdc running?`);
+      if (performance.now() > deadline) throw new CatchUpError(`the cdc's slot "${slot}" has not reached ${formatLsn(lsn)} within ${CATCH_UP_MS / 1000} s: is riskmon cdc running?`);
       await new Promise((res) => setTimeout(res, 200));
     }
   } finally {

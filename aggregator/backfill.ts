@@ -29,6 +29,7 @@ import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { locateLsn, LsnInFutureError, LsnTooOldError, TopicReader } from '../lib/kafka/index.ts';
+import { offsetOf, systemClock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { formatLsn } from '../lib/lsn.ts';
 import { isMerchantId, payoutsOf, type FactTable, type Mapping, type PayoutDelta } from '../lib/mapping.ts';
@@ -210,7 +211,7 @@ function integerAmount(s: string): bigint | null {
 
 export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
   const { redis, cfg, log } = o;
-  const now = o.now ?? Date.now;
+  const now = o.now ?? systemClock;
   const prefix = cfg.redisPrefix;
   const clock = new DayClock(cfg.tz);
   const parts = Array.from({ length: cfg.partitions }, (_, p) => p);
@@ -282,7 +283,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillReport> {
     const afterSnapshot = { lsn: o.source.consistentPoint - 1n, seq: Number.MAX_SAFE_INTEGER };
     const ctxs = parts.map((p) => ({
       prefix: writePrefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock, retention,
-      windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0,
+      windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs, now: t0, clockOffsetMs: offsetOf(now),
       watermark: stored[p] === null ? null : Number(stored[p]), from, to: to ?? undefined, candidates,
       lastPosition: afterSnapshot,
     }));
@@ -522,7 +523,7 @@ async function unlock(redis: RedisClient, prefix: string, parts: number[], token
  * offset at or past the first change at or after it), so that the snapshot and the applied changes meet exactly.
  */
 export async function waitForAggregators(kafka: Kafka, redis: RedisClient, cfg: BackfillConfig, lsn: bigint, o: { timeoutMs: number; now?: () => number; log?: Logger }): Promise<void> {
-  const now = o.now ?? Date.now;
+  const now = o.now ?? systemClock;
   const reader = await TopicReader.open(kafka, cfg.topic);
   let marks: Map<number, { low: bigint; high: bigint }>;
   try { marks = await reader.watermarks(); } finally { await reader.close(); }

@@ -9,6 +9,7 @@
  */
 import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
+import { offsetOf, systemClock, type Clock } from '../lib/clock.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -88,7 +89,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 /** Seconds since the record was produced (its timestamp; 0 when it has none). */
 function sinceProduced(m: { timestamp?: string }): number {
   const t = Number(m.timestamp);
-  return t > 0 ? Math.max(0, Date.now() - t) / 1000 : 0;
+  return t > 0 ? Math.max(0, systemClock() - t) / 1000 : 0; // the producer's clock against ours: real time
 }
 
 /** What to do after trying one chunk. */
@@ -108,19 +109,23 @@ export class AggregatorService implements Service {
   /** the partitions this aggregator holds now */
   readonly #owned = new Map<number, Owned>();
   #waiter: (() => void) | null = null;
-  #renewLogged = 0;
+  #renewLogged = -Infinity;
   #renewing = false;
   #producer: Producer | null = null;
   #admin: Admin | null = null;
-  #lockLogged = 0;
+  #lockLogged = -Infinity;
   /** partition → next offset applied (resolved) / last committed to Kafka (for lag monitoring only) */
   readonly #resolved = new Map<number, string>();
   readonly #committed = new Map<number, string>();
   /** ends the current session with an error that is not retried (TopicRecreatedError) */
   #failSession: ((err: Error) => void) | null = null;
-  #rollbackLogged = 0;
+  #rollbackLogged = -Infinity;
 
-  constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string } = {}) {
+  /** "Now" (lib/clock.ts) for which buckets are still kept; the timers and throttles here run on performance.now(). */
+  readonly #now: Clock;
+
+  constructor(readonly cfg: AggregatorConfig, readonly log: Logger, opts: { clientId?: string; now?: Clock } = {}) {
+    this.#now = opts.now ?? systemClock;
     this.#clock = new DayClock(cfg.tz);
     this.#candidates = candidateCache(cfg.partitions, cfg.hotShards);
     this.#kafka = createKafka(cfg, { clientId: opts.clientId ?? 'riskmon-aggregator', log: this.log });
@@ -131,12 +136,12 @@ export class AggregatorService implements Service {
   async run(): Promise<void> {
     const { cfg, log } = this;
     // Redis queues commands while it is down (maxRetriesPerRequest: null): an outage pauses the applies, loses nothing.
-    let redisDown = 0;
+    let redisDown = -Infinity;
     // a wrong password or an untrusted certificate stops here, naming the setting
     await verifyRedis(cfg);
     await verifyKafka(cfg);
     this.#redis.on('error', (err: Error) => {
-      if (Date.now() - redisDown > 30_000) { log.warn({ err }, 'redis unreachable: applies wait until it is back'); redisDown = Date.now(); }
+      if (performance.now() - redisDown > 30_000) { log.warn({ err }, 'redis unreachable: applies wait until it is back'); redisDown = performance.now(); }
     });
     this.#redis.connect().catch(() => {}); // ioredis keeps reconnecting by itself
     watchRedisMemory(this.#redis);
@@ -226,7 +231,7 @@ export class AggregatorService implements Service {
       members = await withTimeout(membership.renew(), MEMBER_TTL_MS);
     } catch (err) {
       // Redis unreachable: keep what we hold (the applies wait for Redis anyway; the others cannot take over before it is back)
-      if (Date.now() - this.#renewLogged > 30_000) { this.log.warn({ err }, 'could not renew the aggregator membership in Redis; keeping the partitions held'); this.#renewLogged = Date.now(); }
+      if (performance.now() - this.#renewLogged > 30_000) { this.log.warn({ err }, 'could not renew the aggregator membership in Redis; keeping the partitions held'); this.#renewLogged = performance.now(); }
       return;
     } finally {
       this.#renewing = false;
@@ -239,7 +244,7 @@ export class AggregatorService implements Service {
     if (!gained.length && !lost.length) return;
     for (const p of lost) this.#owned.delete(p);
     // another process may have written these partitions meanwhile: re-read their state, re-set TTLs
-    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0, answeredAt: Date.now(), maxBytes: PARTITION_BYTES }); }
+    for (const p of gained) { this.#known.delete(p); this.#owned.set(p, { next: null, fetching: false, applying: null, retryAt: 0, answeredAt: performance.now(), maxBytes: PARTITION_BYTES }); }
     if (gained.length) this.#applier.forget();
     this.log.info({ partitions: [...mine].sort((a, b) => a - b), members: members.length }, 'partitions assigned');
     this.#wake();
@@ -264,7 +269,7 @@ export class AggregatorService implements Service {
     const failures = new Map<number, number>();
     let rotation = 0;
     while (live()) {
-      const now = Date.now();
+      const now = performance.now();
       // A partition no Fetch has answered for STALL_MS (not even empty) while it is neither applying nor starting:
       // the session ends and the next one starts with new connections and fresh metadata. A leader election takes
       // 9–13 s; kafkajs' connection state after a broker's death is what this guards against.
@@ -306,7 +311,7 @@ export class AggregatorService implements Service {
             for (const f of got) {
               const o = ownedNow.get(f.partition);
               if (!o) continue;
-              o.answeredAt = Date.now();
+              o.answeredAt = performance.now();
               if (this.#owned.get(f.partition) !== o || o.next !== ask.get(f.partition)) continue;
               metrics.lag.set({ partition: String(f.partition) }, Number(f.high - o.next!));
               // Nothing returned below the high watermark: the batch at `next` may be larger than what was asked for
@@ -321,9 +326,9 @@ export class AggregatorService implements Service {
                   .catch((err) => {
                     // the partition goes on from o.next (what was applied) after a second: nothing skipped
                     this.log.warn({ err, partition: f.partition }, 'applying fetched records failed; retrying from the last applied offset');
-                    o.retryAt = Date.now() + 1000;
+                    o.retryAt = performance.now() + 1000;
                   })
-                  .finally(() => { o.applying = null; o.answeredAt = Date.now(); this.#wake(); });
+                  .finally(() => { o.applying = null; o.answeredAt = performance.now(); this.#wake(); });
               }
             }
           })
@@ -332,9 +337,9 @@ export class AggregatorService implements Service {
             failures.set(leader, n);
             if (err instanceof OffsetOutOfRangeError) {
               const o = ownedNow.get(err.partition);
-              if (o && this.#owned.get(err.partition) === o) { o.next = null; o.starting = undefined; o.retryAt = Date.now() + 1000; }
+              if (o && this.#owned.get(err.partition) === o) { o.next = null; o.starting = undefined; o.retryAt = performance.now() + 1000; }
             }
-            for (const o of ownedNow.values()) o.retryAt = Math.max(o.retryAt, Date.now() + Math.min(50 * 2 ** Math.min(n, 4), 1000));
+            for (const o of ownedNow.values()) o.retryAt = Math.max(o.retryAt, performance.now() + Math.min(50 * 2 ** Math.min(n, 4), 1000));
             if (n === 1 || n % 5 === 0) this.log.warn({ leader, partitions: [...ask.keys()], err: String((err as Error)?.message ?? err), failures: n }, 'fetch failed: refreshing the partition leaders and retrying');
             // not awaited: the partitions' retry waits for their backoff, not for the refresh (bounded, but slow
             // against a dead broker)
@@ -364,10 +369,10 @@ export class AggregatorService implements Service {
     } catch (err) {
       if (err instanceof TopicRecreatedError) { this.#failSession?.(err); return; }
       this.log.warn({ err, partition: p }, 'could not read where the partition continues; retrying');
-      o.retryAt = Date.now() + 1000;
+      o.retryAt = performance.now() + 1000;
     } finally {
       o.starting = undefined;
-      o.answeredAt = Date.now();
+      o.answeredAt = performance.now();
       this.#wake();
     }
   }
@@ -487,7 +492,7 @@ export class AggregatorService implements Service {
     const plan = buildPlan(chunk, {
       prefix: cfg.redisPrefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping,
       clock: this.#clock, retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes,
-      allowedLatenessMs: cfg.allowedLatenessMs, now: Date.now(), watermark: wm, candidates: this.#candidates,
+      allowedLatenessMs: cfg.allowedLatenessMs, now: this.#now(), clockOffsetMs: offsetOf(this.#now), watermark: wm, candidates: this.#candidates,
       lastPosition: known.pos,
     });
     if (plan.bad.length) {
@@ -509,9 +514,9 @@ export class AggregatorService implements Service {
         return { kind: 'applied' };
       }
       if (res.status === 'locked') {
-        if (Date.now() - this.#lockLogged > 30_000) {
+        if (performance.now() - this.#lockLogged > 30_000) {
           this.log.warn({ partition: p, owner: res.owner }, 'a replay holds the partition: waiting (an interrupted replay must be rerun)');
-          this.#lockLogged = Date.now();
+          this.#lockLogged = performance.now();
         }
         await this.#state.sleep(1000);
         continue;
@@ -524,9 +529,9 @@ export class AggregatorService implements Service {
         this.#applier.forget();
         if (res.stored !== null) {
           metrics.rollbacks.inc();
-          if (Date.now() - this.#rollbackLogged > 5_000) {
+          if (performance.now() - this.#rollbackLogged > 5_000) {
             this.log.warn({ partition: p, stored: res.stored, applying: first }, 'Redis is behind what was applied (failover?): re-consuming from its stored offset');
-            this.#rollbackLogged = Date.now();
+            this.#rollbackLogged = performance.now();
           }
         }
       }

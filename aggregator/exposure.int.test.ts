@@ -5,12 +5,10 @@
  * DELETEs of payments, cancels and payouts, a hot merchant spread over shards, at several instants.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnCdc } from '../cdc/testing.ts';
 import { projectedReceivable } from '../lib/exposure.ts';
 import { DAY, HOUR, MINUTE, dayStart, minuteStart } from '../lib/time.ts';
-import { uniqueName } from '../test/harness/services.ts';
 import { backfill, parseScenario } from '../scripts/generate/index.ts';
-import { streaming, waitFor } from '../test/harness/index.ts';
+import { waitFor } from '../test/harness/index.ts';
 import { readBackfill, readExposures, type Exposure } from './store/index.ts';
 import { harness, type Harness } from './harness.int.ts';
 
@@ -51,68 +49,60 @@ async function sqlExposure(h: Harness, now: number, merchants: number[] = MERCHA
 describe('exposure through the pipeline', () => {
   it('equals the SQL definition with several payouts, a future one, old payments canceled, late rows, updates and deletes', async () => {
     h = await harness({ partitions: 4, hotShards: 4, hot: [], createTopic: false });
-    const slot = uniqueName('exp_slot');
-    const logs: string[] = [];
-    const cdc = spawnCdc({ ...h.env, PG_URL: h.pgUrl, RISKMON_SLOT: slot } as Record<string, string>, logs);
-    try {
-      await waitFor(() => streaming(h!.db, slot), { timeoutMs: 60_000, message: `cdc streaming\n${logs.join('')}` });
-      h.spawnAggregator();
-      const { db } = h;
-      const now = Date.now();
-      const d0 = dayStart(now, h.tz); // today's local midnight
-      // payments over the last 5 days (late rows: every one committed now), cancels of some of them 1–4 days later,
-      // so cancels of payments settled long ago land after the merchants' settled-through times
-      await db.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
-        SELECT g, 1 + g % 6, 10000 + (g * 7919) % 90000, to_timestamp($1::double precision / 1000) - (g % 7000) * interval '1 minute'
-          FROM generate_series(1, 4000) g`, [now]);
-      await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
-        SELECT payment_id, payment_id, merchant_id, amount - payment_id % 3, least(approved_at + (1 + payment_id % 4) * interval '1 day', $1::timestamptz - interval '1 minute')
-          FROM payments WHERE payment_id % 5 = 0 OR merchant_id = 3`, [new Date(now).toISOString()]);
-      // merchant 3 owes at any hour of the day: a 10M payment of 4 days ago (settled long since) canceled a minute ago
-      await db.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES (900001, 3, 10000000, $1)`, [new Date(now - 4 * DAY).toISOString()]);
-      await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES (900001, 900001, 3, 10000000, $1)`, [new Date(now - MINUTE).toISOString()]);
-      // payouts (D+1-like, covers_to at local midnights): merchant 6 has none
-      const ins = (id: number, m: number, covers: number, paid: number, amount = 1000) => db.query(
-        'INSERT INTO payouts (payout_id, merchant_id, amount, covers_to, paid_at) VALUES ($1, $2, $3, $4, $5)', [id, m, amount, new Date(covers).toISOString(), new Date(paid).toISOString()]);
-      let id = 0;
-      for (const m of [1, 2, 3, 4, 5]) {
-        for (let k = 3; k >= 1; k--) await ins(++id, m, d0 - k * DAY, d0 - (k - 1) * DAY + HOUR);
-        await ins(++id, m, d0, now + 3 * HOUR); // scheduled: not counted yet
-      }
-      // merchant 5: its latest paid payout is not on a midnight (a whole hour), merchant 4: paid in the past minutes
-      await ins(++id, 5, d0 - 2 * DAY + 5 * HOUR, d0 - DAY);
-      await ins(++id, 4, minuteStart(now) - 2 * HOUR, now - 5 * MINUTE);
-      // corrections
-      await db.query(`UPDATE payments SET amount = amount + 7 WHERE payment_id % 13 = 0`);
-      await db.query(`UPDATE payments SET approved_at = approved_at - interval '1 day' WHERE payment_id % 17 = 0`);
-      await db.query(`UPDATE payment_cancels SET amount = 1 WHERE cancel_id % 3 = 0 AND merchant_id <> 3`);
-      await db.query(`DELETE FROM payment_cancels WHERE cancel_id % 4 = 0 AND merchant_id <> 3`);
-      await db.query(`UPDATE payment_cancels SET canceled_at = canceled_at - interval '2 days' WHERE cancel_id % 7 = 0`);
-      await db.query(`UPDATE payouts SET paid_at = $1 WHERE merchant_id = 2 AND covers_to = $2`, [new Date(now + HOUR).toISOString(), new Date(d0 - DAY).toISOString()]);
-      await db.query(`DELETE FROM payouts WHERE merchant_id = 3 AND covers_to = $1`, [new Date(d0 - DAY).toISOString()]);
-      await db.query(`UPDATE payouts SET merchant_id = 6 WHERE merchant_id = 1 AND covers_to = $1`, [new Date(d0 - 3 * DAY).toISOString()]);
-
-      const at = [now, now + 2 * HOUR, now + 4 * HOUR];
-      let last = '';
-      await waitFor(async () => {
-        for (const t of at) {
-          const want = await sqlExposure(h!, t);
-          const got = await readExposures(h!.reader, MERCHANTS.map(String), t, { kind: 'payouts' });
-          for (const m of MERCHANTS.map(String)) {
-            if (JSON.stringify(got.get(m)) !== JSON.stringify(want.get(m))) { last = `at ${new Date(t).toISOString()} ${m}: got ${JSON.stringify(got.get(m))} want ${JSON.stringify(want.get(m))}`; return false; }
-          }
-        }
-        return true;
-      }, { timeoutMs: 90_000, intervalMs: 1000, message: 'exposure equal to SQL' }).catch((err) => { throw new Error(`${err.message}: ${last}\n${logs.slice(-10).join('')}`); });
-      const e = await readExposures(h.reader, MERCHANTS.map(String), now, { kind: 'payouts' });
-      // the scenario means something: merchant 3 (all its payments canceled) owes money; merchant 6 only the payout an UPDATE moved to it
-      expect(BigInt(e.get('3')!.receivable), JSON.stringify(e.get('3'))).toBeGreaterThan(0n);
-      expect(e.get('6')!.settledThrough).toBe(new Date(d0 - 3 * DAY).toISOString()); // merchant 1's oldest payout, moved to it
-      expect(e.get('1')!.settledThrough).toBe(new Date(d0 - DAY).toISOString());
-      expect(e.get('2')!.nextPayoutAt).toBe(new Date(now + HOUR).toISOString());
-    } finally {
-      cdc.kill('SIGTERM');
+    const { logs } = await h.startPipeline();
+    const { db } = h;
+    const now = Date.now();
+    const d0 = dayStart(now, h.tz); // today's local midnight
+    // payments over the last 5 days (late rows: every one committed now), cancels of some of them 1–4 days later,
+    // so cancels of payments settled long ago land after the merchants' settled-through times
+    await db.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at)
+      SELECT g, 1 + g % 6, 10000 + (g * 7919) % 90000, to_timestamp($1::double precision / 1000) - (g % 7000) * interval '1 minute'
+        FROM generate_series(1, 4000) g`, [now]);
+    await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at)
+      SELECT payment_id, payment_id, merchant_id, amount - payment_id % 3, least(approved_at + (1 + payment_id % 4) * interval '1 day', $1::timestamptz - interval '1 minute')
+        FROM payments WHERE payment_id % 5 = 0 OR merchant_id = 3`, [new Date(now).toISOString()]);
+    // merchant 3 owes at any hour of the day: a 10M payment of 4 days ago (settled long since) canceled a minute ago
+    await db.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES (900001, 3, 10000000, $1)`, [new Date(now - 4 * DAY).toISOString()]);
+    await db.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES (900001, 900001, 3, 10000000, $1)`, [new Date(now - MINUTE).toISOString()]);
+    // payouts (D+1-like, covers_to at local midnights): merchant 6 has none
+    const ins = (id: number, m: number, covers: number, paid: number, amount = 1000) => db.query(
+      'INSERT INTO payouts (payout_id, merchant_id, amount, covers_to, paid_at) VALUES ($1, $2, $3, $4, $5)', [id, m, amount, new Date(covers).toISOString(), new Date(paid).toISOString()]);
+    let id = 0;
+    for (const m of [1, 2, 3, 4, 5]) {
+      for (let k = 3; k >= 1; k--) await ins(++id, m, d0 - k * DAY, d0 - (k - 1) * DAY + HOUR);
+      await ins(++id, m, d0, now + 3 * HOUR); // scheduled: not counted yet
     }
+    // merchant 5: its latest paid payout is not on a midnight (a whole hour), merchant 4: paid in the past minutes
+    await ins(++id, 5, d0 - 2 * DAY + 5 * HOUR, d0 - DAY);
+    await ins(++id, 4, minuteStart(now) - 2 * HOUR, now - 5 * MINUTE);
+    // corrections
+    await db.query(`UPDATE payments SET amount = amount + 7 WHERE payment_id % 13 = 0`);
+    await db.query(`UPDATE payments SET approved_at = approved_at - interval '1 day' WHERE payment_id % 17 = 0`);
+    await db.query(`UPDATE payment_cancels SET amount = 1 WHERE cancel_id % 3 = 0 AND merchant_id <> 3`);
+    await db.query(`DELETE FROM payment_cancels WHERE cancel_id % 4 = 0 AND merchant_id <> 3`);
+    await db.query(`UPDATE payment_cancels SET canceled_at = canceled_at - interval '2 days' WHERE cancel_id % 7 = 0`);
+    await db.query(`UPDATE payouts SET paid_at = $1 WHERE merchant_id = 2 AND covers_to = $2`, [new Date(now + HOUR).toISOString(), new Date(d0 - DAY).toISOString()]);
+    await db.query(`DELETE FROM payouts WHERE merchant_id = 3 AND covers_to = $1`, [new Date(d0 - DAY).toISOString()]);
+    await db.query(`UPDATE payouts SET merchant_id = 6 WHERE merchant_id = 1 AND covers_to = $1`, [new Date(d0 - 3 * DAY).toISOString()]);
+
+    const at = [now, now + 2 * HOUR, now + 4 * HOUR];
+    let last = '';
+    await waitFor(async () => {
+      for (const t of at) {
+        const want = await sqlExposure(h!, t);
+        const got = await readExposures(h!.reader, MERCHANTS.map(String), t, { kind: 'payouts' });
+        for (const m of MERCHANTS.map(String)) {
+          if (JSON.stringify(got.get(m)) !== JSON.stringify(want.get(m))) { last = `at ${new Date(t).toISOString()} ${m}: got ${JSON.stringify(got.get(m))} want ${JSON.stringify(want.get(m))}`; return false; }
+        }
+      }
+      return true;
+    }, { timeoutMs: 90_000, intervalMs: 1000, message: 'exposure equal to SQL' }).catch((err) => { throw new Error(`${err.message}: ${last}\n${logs.slice(-10).join('')}`); });
+    const e = await readExposures(h.reader, MERCHANTS.map(String), now, { kind: 'payouts' });
+    // the scenario means something: merchant 3 (all its payments canceled) owes money; merchant 6 only the payout an UPDATE moved to it
+    expect(BigInt(e.get('3')!.receivable), JSON.stringify(e.get('3'))).toBeGreaterThan(0n);
+    expect(e.get('6')!.settledThrough).toBe(new Date(d0 - 3 * DAY).toISOString()); // merchant 1's oldest payout, moved to it
+    expect(e.get('1')!.settledThrough).toBe(new Date(d0 - DAY).toISOString());
+    expect(e.get('2')!.nextPayoutAt).toBe(new Date(now + HOUR).toISOString());
   }, 180_000);
 });
 
@@ -128,42 +118,34 @@ describe('exposure after a first start on a database with history', () => {
     expect(st.payouts).toBeGreaterThan(200);
     const sched = await db.query('SELECT count(*)::int AS n FROM payouts WHERE paid_at > $1', [new Date(now).toISOString()]);
     expect(sched.rows[0].n).toBeGreaterThan(0); // yesterday's payouts are paid tomorrow
-    const slot = uniqueName('exp_slot');
-    const logs: string[] = [];
-    const cdc = spawnCdc({ ...h.env, PG_URL: h.pgUrl, RISKMON_SLOT: slot, RISKMON_BACKFILL_DAYS: '6' } as Record<string, string>, logs);
-    try {
-      await waitFor(async () => (await readBackfill(h!.redis, h!.prefix))?.state === 'done' || null, { timeoutMs: 120_000, message: `the first start's backfill\n${logs.join('')}` });
-      await waitFor(() => streaming(h!.db, slot), { timeoutMs: 60_000, message: `cdc streaming\n${logs.join('')}` });
-      h.spawnAggregator();
-      const compare = async (at: number[]) => {
-        let last = '';
-        await waitFor(async () => {
-          for (const t of at) {
-            const want = await sqlExposure(h!, t, ids);
-            const got = await readExposures(h!.reader, ids.map(String), t, { kind: 'payouts' });
-            for (const m of ids.map(String)) {
-              if (JSON.stringify(got.get(m)) !== JSON.stringify(want.get(m))) { last = `at ${new Date(t).toISOString()} ${m}: got ${JSON.stringify(got.get(m))} want ${JSON.stringify(want.get(m))}`; return false; }
-            }
+    const { logs } = await h.startPipeline({ RISKMON_BACKFILL_DAYS: '6' }, (cdcLogs) => waitFor(async () => (await readBackfill(h!.redis, h!.prefix))?.state === 'done' || null,
+      { timeoutMs: 120_000, message: `the first start's backfill\n${cdcLogs.join('')}` }));
+    const compare = async (at: number[]) => {
+      let last = '';
+      await waitFor(async () => {
+        for (const t of at) {
+          const want = await sqlExposure(h!, t, ids);
+          const got = await readExposures(h!.reader, ids.map(String), t, { kind: 'payouts' });
+          for (const m of ids.map(String)) {
+            if (JSON.stringify(got.get(m)) !== JSON.stringify(want.get(m))) { last = `at ${new Date(t).toISOString()} ${m}: got ${JSON.stringify(got.get(m))} want ${JSON.stringify(want.get(m))}`; return false; }
           }
-          return true;
-        }, { timeoutMs: 90_000, intervalMs: 1000, message: 'exposure equal to SQL' }).catch((err) => { throw new Error(`${err.message}: ${last}\n${logs.slice(-10).join('')}`); });
-      };
-      const d0 = dayStart(now, h.tz);
-      await compare([now, d0 + DAY + MINUTE, d0 + 2 * DAY + MINUTE]);
-      const e = (await readExposures(h.reader, ['5', '7'], now, { kind: 'payouts' }));
-      expect(BigInt(e.get('5')!.receivable), JSON.stringify(e.get('5'))).toBeGreaterThan(0n);
-      expect(e.get('7')!.settledThrough).toBe(new Date(d0 - DAY).toISOString()); // D+2: day d0-2 paid at d0
-      expect(e.get('7')!.nextPayoutAt).toBe(new Date(d0 + DAY).toISOString());
-      // payout changes after the first start arrive through the stream
-      await db.query(`UPDATE payouts SET paid_at = $1 WHERE merchant_id = 7 AND covers_to = $2`, [new Date(d0 + DAY).toISOString(), new Date(d0 - DAY).toISOString()]);
-      await db.query(`DELETE FROM payouts WHERE merchant_id = 8 AND covers_to = $1`, [new Date(d0 - DAY).toISOString()]);
-      await db.query(`INSERT INTO payouts VALUES (1, 9, 1, $1, $2)`, [new Date(d0 - HOUR).toISOString(), new Date(now - MINUTE).toISOString()]);
-      await compare([now]);
-      const after = await readExposures(h.reader, ['7', '9'], now, { kind: 'payouts' });
-      expect(after.get('7')!.settledThrough).toBe(new Date(d0 - 2 * DAY).toISOString());
-      expect(after.get('9')!.settledThrough).toBe(new Date(d0 - HOUR).toISOString());
-    } finally {
-      cdc.kill('SIGTERM');
-    }
+        }
+        return true;
+      }, { timeoutMs: 90_000, intervalMs: 1000, message: 'exposure equal to SQL' }).catch((err) => { throw new Error(`${err.message}: ${last}\n${logs.slice(-10).join('')}`); });
+    };
+    const d0 = dayStart(now, h.tz);
+    await compare([now, d0 + DAY + MINUTE, d0 + 2 * DAY + MINUTE]);
+    const e = (await readExposures(h.reader, ['5', '7'], now, { kind: 'payouts' }));
+    expect(BigInt(e.get('5')!.receivable), JSON.stringify(e.get('5'))).toBeGreaterThan(0n);
+    expect(e.get('7')!.settledThrough).toBe(new Date(d0 - DAY).toISOString()); // D+2: day d0-2 paid at d0
+    expect(e.get('7')!.nextPayoutAt).toBe(new Date(d0 + DAY).toISOString());
+    // payout changes after the first start arrive through the stream
+    await db.query(`UPDATE payouts SET paid_at = $1 WHERE merchant_id = 7 AND covers_to = $2`, [new Date(d0 + DAY).toISOString(), new Date(d0 - DAY).toISOString()]);
+    await db.query(`DELETE FROM payouts WHERE merchant_id = 8 AND covers_to = $1`, [new Date(d0 - DAY).toISOString()]);
+    await db.query(`INSERT INTO payouts VALUES (1, 9, 1, $1, $2)`, [new Date(d0 - HOUR).toISOString(), new Date(now - MINUTE).toISOString()]);
+    await compare([now]);
+    const after = await readExposures(h.reader, ['7', '9'], now, { kind: 'payouts' });
+    expect(after.get('7')!.settledThrough).toBe(new Date(d0 - 2 * DAY).toISOString());
+    expect(after.get('9')!.settledThrough).toBe(new Date(d0 - HOUR).toISOString());
   }, 300_000);
 });

@@ -19,7 +19,8 @@ import { AggregatorService } from './consumer.ts';
 import { keys } from './store/layout.ts';
 import { createBucketReader } from './store/read.ts';
 import { createTopic, FakeCdc, testKafka, testProducer } from './testing.ts';
-import { spawnRiskmon, waitFor } from '../test/harness/index.ts';
+import { spawnCdc } from '../cdc/testing.ts';
+import { spawnRiskmon, streaming, waitFor } from '../test/harness/index.ts';
 
 export interface Harness {
   pgUrl: string;
@@ -36,6 +37,12 @@ export interface Harness {
   publish(): Promise<void>;
   startInProcess(): { service: AggregatorService; done: Promise<void> };
   spawnAggregator(): ChildProcess;
+  /**
+   * The real pipeline on this harness' source database: `riskmon cdc` on a slot of its own (`env` added to the
+   * harness' own; stopped with SIGTERM by close()), `first` awaited (e.g. its first start's backfill), then, once the
+   * cdc streams, `riskmon aggregate`. `logs` holds the cdc's output for failure messages.
+   */
+  startPipeline(env?: NodeJS.ProcessEnv, first?: (logs: string[]) => Promise<unknown>): Promise<{ slot: string; logs: string[]; cdc: ChildProcess }>;
   caughtUp(timeoutMs?: number): Promise<void>;
   diff(steps?: Step[], from?: number, to?: number): Promise<string[]>;
   close(): Promise<void>;
@@ -73,6 +80,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
   const cdc = new FakeCdc(partitions, hotShards, new Set(opts.hot ?? []));
   const reader = createBucketReader(redis, { prefix, partitions, hotShards, tz });
   const children: ChildProcess[] = [];
+  const cdcs: ChildProcess[] = [];
   const services_: { service: AggregatorService; done: Promise<void> }[] = [];
   const admin = kafka.admin();
   await admin.connect();
@@ -94,6 +102,16 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
       children.push(child);
       return child;
     },
+    async startPipeline(extra = {}, first) {
+      const slot = uniqueName('agg_slot');
+      const logs: string[] = [];
+      const cdc = spawnCdc({ ...env, PG_URL: pgUrl, RISKMON_SLOT: slot, ...extra } as Record<string, string>, logs);
+      cdcs.push(cdc);
+      await first?.(logs);
+      await waitFor(() => streaming(db, slot), { timeoutMs: 60_000, message: `cdc streaming\n${logs.join('')}` });
+      h.spawnAggregator();
+      return { slot, logs, cdc };
+    },
     async caughtUp(timeoutMs = 60_000) {
       await waitFor(async () => {
         const offs = await admin.fetchTopicOffsets(topic);
@@ -107,6 +125,7 @@ export async function harness(opts: { partitions?: number; hotShards?: number; h
       return out;
     },
     async close() {
+      for (const c of cdcs) c.kill('SIGTERM');
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       for (const x of services_) { await x.service.stop(); await x.done.catch(() => {}); }
       await producer.disconnect();

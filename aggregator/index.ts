@@ -1,4 +1,5 @@
 /** `riskmon aggregate`: validates the configuration and builds the aggregator service. */
+import { processClock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import type { Service } from '../lib/service.ts';
@@ -14,7 +15,8 @@ export { TopicMinutes, TopicTooShortError, type TopicMinutesOptions } from './to
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(aggregatorSpec, env);
-  return [new AggregatorService(cfg, componentLogger('aggregator'))];
+  const log = componentLogger('aggregator');
+  return [new AggregatorService(cfg, log, { now: processClock(cfg.clock, log) })];
 }
 // The history backfill: the cdc's first start and `riskmon backfill`.
 export { BackfillLockedError, runBackfill, waitForAggregators, type BackfillConfig, type BackfillReport } from './backfill.ts';

@@ -2,6 +2,7 @@
 import { createRedis, verifyRedis } from '../lib/redis.ts';
 import { createKafka, LsnInFutureError, LsnTooOldError, verifyKafka } from '../lib/kafka/index.ts';
 import { parseFlags, required, UsageError, wantsHelp } from '../lib/args.ts';
+import { processClock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { LsnError } from '../lib/lsn.ts';
@@ -40,7 +41,7 @@ async function run(args: string[]): Promise<number> {
   await verifyKafka(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: 3, connectionName: 'riskmon-replay' });
   try {
-    const r = await replay({ kafka, redis, cfg, log, fromLsn, force });
+    const r = await replay({ kafka, redis, cfg, log, fromLsn, force, now: processClock(cfg.clock, log) });
     process.stdout.write(`${JSON.stringify({
       ...r, resetFrom: r.resetFrom === null ? null : new Date(r.resetFrom).toISOString(),
       clampedFrom: r.clampedFrom === null ? null : new Date(r.clampedFrom).toISOString(),

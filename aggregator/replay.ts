@@ -16,6 +16,7 @@
  */
 import crypto from 'node:crypto';
 import type { Kafka } from 'kafkajs';
+import { offsetOf, systemClock, type Clock } from '../lib/clock.ts';
 import type { RedisClient } from '../lib/redis.ts';
 import { locateLsn, recordValue, TopicReader, type RecordSet } from '../lib/kafka/index.ts';
 import { decodeEvent } from '../lib/events.ts';
@@ -59,6 +60,8 @@ export interface ReplayOptions {
   marginMs?: number;
   /** facts per partition summed in memory before they are written (store/rebuild.ts; tests set it low) */
   maxFacts?: number;
+  /** "now" (lib/clock.ts): which buckets are still kept; default the system clock */
+  now?: Clock;
 }
 
 const FETCH_BYTES = 4 << 20;
@@ -72,12 +75,13 @@ const WRITING = 2;
 
 export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   const { kafka, redis, cfg, log } = o;
-  const t0 = Date.now();
+  const now = o.now ?? systemClock;
+  const t0 = performance.now();
   const prefix = cfg.redisPrefix;
   const marginMs = o.marginMs ?? HOUR;
   const clock = new DayClock(cfg.tz);
   const loc = await locateLsn(kafka, cfg.topic, o.fromLsn);
-  const token = `replay:${process.pid}:${crypto.randomBytes(4).toString('hex')}:${new Date().toISOString()}`;
+  const token = `replay:${process.pid}:${crypto.randomBytes(4).toString('hex')}:${new Date(now()).toISOString()}`;
   const parts = Array.from({ length: cfg.partitions }, (_, p) => p);
   for (const p of parts) {
     const ok = await redis.set(keys.lock(prefix, p), token, 'NX');
@@ -92,7 +96,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
   try {
     const marks = await reader.watermarks();
     // 3. earliest bucket touched by the events ≥ X
-    const tScan = Date.now();
+    const tScan = performance.now();
     let minMinute = Infinity;
     let retainedFrom = -Infinity; // commit time from which every partition is complete
     await forEachPartition(parts, 4, async (p) => {
@@ -120,7 +124,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     });
     if (minMinute === Infinity) {
       log.info({ fromLsn: o.fromLsn }, 'no change at or after this LSN touches a bucket: nothing to rebuild');
-      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (Date.now() - t0) / 1000, stages: { scan: (Date.now() - tScan) / 1000, reset: 0, rebuild: 0 } };
+      return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: null, clampedFrom: null, changes: 0, facts: 0, seconds: (performance.now() - t0) / 1000, stages: { scan: (performance.now() - tScan) / 1000, reset: 0, rebuild: 0 } };
     }
     let dayFrom = clock.dayStart(minMinute);
     let clampedFrom: number | null = null;
@@ -134,9 +138,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     const from = { minute: dayFrom, hour: Math.floor(dayFrom / HOUR) * HOUR, day: dayFrom };
     log.info({ fromLsn: o.fromLsn, resetFrom: new Date(dayFrom).toISOString() }, 'replay: resetting buckets');
     // 4. reset
-    const tReset = Date.now();
+    const tReset = performance.now();
     await resetFrom(redis, prefix, parts, clock, from);
-    const tRebuild = Date.now();
+    const tRebuild = performance.now();
     // 5. re-apply
     const admin = kafka.admin();
     await admin.connect();
@@ -151,7 +155,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
       await admin.disconnect();
     }
     const candidates = candidateCache(cfg.partitions, cfg.hotShards);
-    const now = Date.now();
+    const at = now();
     let changes = 0, facts = 0;
     // A partition's writes (mostly Redis' work) overlap the reading of the next ones (mostly this process's):
     // up to WRITING partitions are being written while others are read.
@@ -168,7 +172,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
         ctx: {
           prefix, partition: p, partitions: cfg.partitions, hotShards: cfg.hotShards, mapping: cfg.mapping, clock,
           retention: retentionOf(cfg), windowKeepMinutes: cfg.windowMinutes, allowedLatenessMs: cfg.allowedLatenessMs,
-          now, watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
+          now: at, clockOffsetMs: offsetOf(now), watermark: wmRaw === null ? null : Number(wmRaw), from, candidates, lastPosition: null,
         },
       });
       await scan(reader, p, start > low ? start : low, high, (r) => rb.add(r));
@@ -191,9 +195,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayReport> {
     });
     await Promise.allSettled(writing);
     if (failed) throw failed;
-    const seconds = (Date.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
     log.info({ changes, facts, seconds }, 'replay done');
-    const stages = { scan: (tReset - tScan) / 1000, reset: (tRebuild - tReset) / 1000, rebuild: (Date.now() - tRebuild) / 1000 };
+    const stages = { scan: (tReset - tScan) / 1000, reset: (tRebuild - tReset) / 1000, rebuild: (performance.now() - tRebuild) / 1000 };
     return { fromLsn: o.fromLsn, oldestRetainedLsn: loc.oldestRetainedLsn, resetFrom: dayFrom, clampedFrom, changes, facts, seconds, stages };
   } finally {
     await reader.close();

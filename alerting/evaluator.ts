@@ -351,7 +351,7 @@ export class Evaluator implements Service {
     this.#progress = M;
     const firingBefore = new Map(this.#memory.firing);
     applyDecision(this.#memory, d, (key) => committed.fired.get(key)!);
-    const publishedAt = Date.now();
+    const publishedAt = this.#now();
     if (this.#d.redis) {
       await publishAlerts(this.#d.redis, this.#o.redisPrefix, committed.messages)
         .catch((err) => this.#d.log.warn({ err }, 'publishing alert transitions failed (clients catch up by lastEventId)'));

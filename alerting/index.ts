@@ -9,7 +9,7 @@ import { sourceDirectory } from './directory.ts';
 import { settlementOf, createBucketReader, type BucketReader } from '../aggregator/store/index.ts';
 import { TopicMinutes } from '../aggregator/index.ts';
 import { createKafka } from '../lib/kafka/index.ts';
-import type { Clock } from '../lib/clock.ts';
+import { envWithClock, processClock, type Clock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -38,6 +38,8 @@ export { evaluateCancelRateSpike } from './rules/cancel-rate-spike.ts';
 export { BACKTEST_DAYS, BacktestRequestError, BacktestRunner, backtestablePeriod, checkPeriod } from './backtest/jobs.ts';
 // Kept for callers that seed or queue through the component's face (tests, benchmarks).
 export { queueBacktest, seedRules } from './risk-store/index.ts';
+// For test fixtures that play the settlement system (test/harness/settlement.ts).
+export { WebhookDeliverer } from './webhooks/deliverer.ts';
 
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const cfg = readConfig(alertingSpec, env);
@@ -51,9 +53,10 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   }, log, 'rules');
   await verifyRedis(cfg);
   const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-alerting' });
-  const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  const now = processClock(cfg.clock, log);
+  const reader: BucketReader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz, now });
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
-  return buildAlerting(cfg, { reader, redis, backtestEnv: env });
+  return buildAlerting(cfg, { reader, redis, backtestEnv: envWithClock(env, now), now });
 }
 
 /**

@@ -69,7 +69,7 @@ export class AuthFailures {
   constructor(
     readonly max: number,
     readonly windowMs: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(), // a window's length: elapsed time
     readonly maxAddresses = 100_000,
   ) {}
 

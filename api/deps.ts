@@ -64,7 +64,7 @@ export async function createDeps(
     return admin;
   };
   const now = o.now ?? systemClock;
-  const reader = o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+  const reader = o.reader ?? createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz, now });
   return {
     cfg, riskPg, sourcePg, redis, webDist, kafkaAdmin, now, merchants: new MerchantDirectory(sourcePg, cfg.mapping, log), reader,
     // a payout action carries the merchant's exposure at the moment it was taken (docs/contracts.md)

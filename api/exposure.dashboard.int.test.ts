@@ -11,24 +11,20 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter, hasMoney, readExposure, readExposures, settlementOf, type Exposure } from '../aggregator/store/index.ts';
 import { writeExposures } from '../alerting/risk-store/index.ts';
-import { WebhookDeliverer } from '../alerting/webhooks/deliverer.ts';
-import { logger } from '../lib/logger.ts';
 import { DAY, dayStart, HOUR, MINUTE } from '../lib/time.ts';
-import { WebhookReceiver } from '../test/harness/index.ts';
+import { startSettlement, type Settlement, type WebhookReceiver } from '../test/harness/index.ts';
 import { ANALYST, CHROMIUM, HAVE_CHROMIUM, insertAlert, launchChromium, testApi, VIEWER, type TestApi } from './testing.ts';
 import { ensureWebBuilt } from './web-dist.ts';
 import { krwExact } from '../web/src/format.ts';
 
 const ARTIFACTS = new URL('../test-artifacts/', import.meta.url).pathname;
-const SECRET = 'settlement-secret-0123456789';
 if (!HAVE_CHROMIUM) console.warn(`exposure dashboard test skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set RISKMON_CHROMIUM)`);
 
 let t: TestApi;
 let base: string;
 let browser: Browser;
+let settlement: Settlement;
 let receiver: WebhookReceiver;
-let deliverer: WebhookDeliverer;
-let running: Promise<void>;
 const alertOf: Record<string, string> = {};
 
 async function open(key: string, path: string, height = 1000): Promise<{ page: Page; problems: string[] }> {
@@ -90,20 +86,14 @@ describe.skipIf(!HAVE_CHROMIUM)('money at risk in a browser', () => {
     const owe = [...all.values()].filter((e) => e.receivable !== '0');
     await writeExposures(t.riskPg, { upsert: owe, remove: [] }, minute);
 
-    receiver = await new WebhookReceiver({ secrets: [SECRET] }).start();
-    deliverer = new WebhookDeliverer(
-      { channel: 'action', url: receiver.url, secrets: [SECRET], timeoutMs: 2000, schedule: { baseMs: 200, maxMs: 500, retryForMs: 600_000 }, batch: 4, pollMs: 200 },
-      { db: t.riskPg, riskPgUrl: t.env.RISK_PG_URL!, log: logger.child({ component: 'webhooks-test' }, { level: 'error' }) },
-    );
-    running = deliverer.run();
+    settlement = await startSettlement(t.riskPg, t.env.RISK_PG_URL!);
+    receiver = settlement.receiver;
     browser = await launchChromium();
   });
 
   afterAll(async () => {
     await browser?.close();
-    await deliverer?.stop();
-    await running;
-    await receiver?.stop();
+    await settlement?.stop();
     await t?.close();
   });
 

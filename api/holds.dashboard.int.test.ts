@@ -7,22 +7,18 @@
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logger } from '../lib/logger.ts';
-import { WebhookReceiver } from '../test/harness/index.ts';
-import { WebhookDeliverer } from '../alerting/webhooks/deliverer.ts';
+import { startSettlement, type Settlement, type WebhookReceiver } from '../test/harness/index.ts';
 import { ANALYST, ANALYST_NAME, CHROMIUM, HAVE_CHROMIUM, insertAlert, launchChromium, testApi, VIEWER, type TestApi } from './testing.ts';
 import { ensureWebBuilt } from './web-dist.ts';
 
 const ARTIFACTS = new URL('../test-artifacts/', import.meta.url).pathname;
-const SECRET = 'settlement-secret-0123456789';
 if (!HAVE_CHROMIUM) console.warn(`holds dashboard test skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set RISKMON_CHROMIUM)`);
 
 let t: TestApi;
 let base: string;
 let browser: Browser;
+let settlement: Settlement;
 let receiver: WebhookReceiver;
-let deliverer: WebhookDeliverer;
-let running: Promise<void>;
 let alertId: string;
 
 async function open(key: string, path: string): Promise<{ page: Page; problems: string[] }> {
@@ -42,21 +38,14 @@ describe.skipIf(!HAVE_CHROMIUM)('payout holds in a browser', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await t.sourcePg.query(`INSERT INTO merchants (merchant_id, name, category) VALUES (5150, 'Hanbit Electronics', 'electronics')`);
     alertId = (await insertAlert(t.riskPg, { merchantId: '5150', firedAt: new Date(Math.floor(Date.now() / 60_000) * 60_000 - 20 * 60_000).toISOString(), evidence: { window: { approvals: 200, cancels: 60, rate: 0.3 } } })).id;
-    receiver = await new WebhookReceiver({ secrets: [SECRET] }).start();
-    await receiver.down(); // the settlement system is down when the analyst acts
-    deliverer = new WebhookDeliverer(
-      { channel: 'action', url: receiver.url, secrets: [SECRET], timeoutMs: 2000, schedule: { baseMs: 200, maxMs: 500, retryForMs: 600_000 }, batch: 4, pollMs: 200 },
-      { db: t.riskPg, riskPgUrl: t.env.RISK_PG_URL!, log: logger.child({ component: 'webhooks-test' }, { level: 'error' }) },
-    );
-    running = deliverer.run();
+    settlement = await startSettlement(t.riskPg, t.env.RISK_PG_URL!, { down: true }); // the settlement system is down when the analyst acts
+    receiver = settlement.receiver;
     browser = await launchChromium();
   });
 
   afterAll(async () => {
     await browser?.close();
-    await deliverer?.stop();
-    await running;
-    await receiver?.stop();
+    await settlement?.stop();
     await t?.close();
   });
 

@@ -1,4 +1,5 @@
 /** Starts the API process: config, dependencies, the app, listen; closes gracefully on stop. */
+import { processClock } from '../lib/clock.ts';
 import { readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import type { Service } from '../lib/service.ts';
@@ -14,7 +15,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env): Promise<Ap
   const log = componentLogger('api');
   if (!cfg.apiKeys.length) log.warn('RISKMON_API_KEYS is empty: every /api request will get 401');
   const webDist = await ensureWebBuilt(log);
-  const deps = await createDeps(cfg, webDist);
+  const deps = await createDeps(cfg, webDist, { now: processClock(cfg.clock, log) });
   const { app, hub } = await buildApp(deps, log);
   await hub.start();
   const address = await app.listen({ port: cfg.httpPort, host: cfg.httpHost || '0.0.0.0' });

@@ -12,6 +12,7 @@
  * by the number of keys. One hash tag keeps a key's index and its sessions in one Redis Cluster slot (MULTI).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { systemClock } from '../lib/clock.ts';
 import type { RedisClient } from '../lib/redis.ts';
 
 export const SESSION_COOKIE = 'riskmon_session';
@@ -22,7 +23,7 @@ const hashOf = (id: string) => createHash('sha256').update(id).digest('hex');
 
 export class Sessions {
   readonly #now: () => number;
-  constructor(private readonly redis: RedisClient, private readonly opts: SessionOptions) { this.#now = opts.now ?? Date.now; }
+  constructor(private readonly redis: RedisClient, private readonly opts: SessionOptions) { this.#now = opts.now ?? systemClock; } // a sign-in's real lifetime (Redis expires it in real time too)
 
   #tag(): string { return `{${this.opts.prefix}:sessions}`; }
   #sessionKey(hash: string): string { return `${this.#tag()}:s:${hash}`; }

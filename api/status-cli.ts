@@ -1,6 +1,7 @@
 /** `riskmon status [--json]`: the pipeline status as a table (or JSON), from the same code as GET /api/status. */
 import type { Admin } from 'kafkajs';
 import { createRedis } from '../lib/redis.ts';
+import { clockOf } from '../lib/clock.ts';
 import pg from 'pg';
 import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
 import { commonSpec, connections, readConfig } from '../lib/config.ts';
@@ -33,7 +34,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv = process.env)
         await admin.connect();
         return admin;
       },
-    });
+    }, clockOf(cfg.clock)());
     process.stdout.write(json ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st));
     return st.slot.error || st.consumer.error || st.watermark.error || st.evaluator.error ? 1 : 0;
   } finally {

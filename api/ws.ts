@@ -151,7 +151,7 @@ export class LiveHub {
 
   /** Attach a socket; replays transitions after `lastEventId` first when given. */
   async attach(ws: WebSocket, lastEventId: number | null, owner: Owner): Promise<void> {
-    const client: Client = { ws, owner, merchants: new Set(), held: lastEventId === null ? null : [], alive: true, messages: 0, windowStart: Date.now() };
+    const client: Client = { ws, owner, merchants: new Set(), held: lastEventId === null ? null : [], alive: true, messages: 0, windowStart: performance.now() };
     const refused = this.refusal(owner.keyId); // concurrent upgrades may have passed the check before the upgrade
     if (refused) { ws.close(refused.code === 'rate_limited' ? 4429 : 1013, refused.message.slice(0, 120)); return; }
     this.#clients.add(client);
@@ -210,7 +210,7 @@ export class LiveHub {
     const reply = (msg: unknown) => this.#send(client, JSON.stringify(msg));
     // Throttled: each subscribe reads Redis for the merchants it adds; a client sending faster than a person clicks
     // is closed.
-    const now = Date.now();
+    const now = performance.now();
     if (now - client.windowStart >= MESSAGE_WINDOW_MS) { client.windowStart = now; client.messages = 0; }
     if (++client.messages > this.deps.cfg.wsMaxMessages) {
       wsRefused.inc({ reason: 'messages' });

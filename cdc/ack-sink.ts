@@ -4,6 +4,7 @@
  * sends PostgreSQL standby status updates with the end LSN of the longest done prefix (AckTracker), on a timer, on
  * request, and when an idle keepalive lets the slot advance.
  */
+import { systemClock } from '../lib/clock.ts';
 import { AckTracker, type Unit } from './ack-tracker.ts';
 import { cdcMetrics as M } from './metrics.ts';
 
@@ -27,7 +28,7 @@ export class AckSink {
 
   /** Every RECEIVE_SAMPLEth transaction's commit → receive latency is observed (a histogram observe per unit costs ~2% of catch-up CPU). */
   begin(commitMs: number): Unit {
-    if (++this.#begun % RECEIVE_SAMPLE === 0 && !Number.isNaN(commitMs)) M.receiveLatency.observe((Date.now() - commitMs) / 1000);
+    if (++this.#begun % RECEIVE_SAMPLE === 0 && !Number.isNaN(commitMs)) M.receiveLatency.observe((systemClock() - commitMs) / 1000); // the source's clock against ours: real time
     return this.#tracker.begin(commitMs);
   }
   sent(u: Unit): void { this.#tracker.sent(u); }
@@ -57,6 +58,6 @@ export class AckSink {
   }
 
   #observe(done: Unit[]): void {
-    for (const d of done) if (!Number.isNaN(d.commitMs)) M.publishLatency.observe((Date.now() - d.commitMs) / 1000);
+    for (const d of done) if (!Number.isNaN(d.commitMs)) M.publishLatency.observe((systemClock() - d.commitMs) / 1000);
   }
 }

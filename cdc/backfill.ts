@@ -12,6 +12,7 @@
  */
 import { runBackfill } from '../aggregator/index.ts';
 import { readBackfill, recordGap, writeBackfill } from '../aggregator/store/index.ts';
+import { systemClock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createClient } from '../lib/pg.ts';
 import { createRedis } from '../lib/redis.ts';
@@ -21,7 +22,7 @@ import { SetupError, SQLSTATE, sqlState } from './errors.ts';
 import type { CdcConfig } from './pipeline.ts';
 
 /** Whether the slot exists; creates it with the first start's backfill when it does not (and the store says it is the first start). */
-export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => number = Date.now): Promise<'exists' | 'created'> {
+export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => number = systemClock): Promise<'exists' | 'created'> {
   const pg = createClient({ connectionString: cfg.pgUrl });
   await pg.connect();
   const redis = createRedis(cfg, { connectionName: 'riskmon-cdc-backfill' });
@@ -66,7 +67,7 @@ export async function slotWithBackfill(cfg: CdcConfig, log: Logger, now: () => n
       'replication slot created with a snapshot: taking in the history before streaming');
     try {
       await runBackfill({
-        redis, cfg, log, source: snap, kind: 'initial', slot: cfg.slot, fromMs, toMs: null, kafka: null,
+        redis, cfg, log, source: snap, kind: 'initial', slot: cfg.slot, fromMs, toMs: null, kafka: null, now,
         maxRowsPerSecond: cfg.backfillMaxRowsPerS, chunkHours: cfg.backfillChunkHours, readers: cfg.backfillReaders, maxFacts: cfg.backfillMaxCells,
       });
     } finally {

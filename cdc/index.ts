@@ -4,6 +4,7 @@
  * partitions' replica identity keeper.
  */
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
+import { processClock, type Clock } from '../lib/clock.ts';
 import { ConfigError, readConfig } from '../lib/config.ts';
 import { componentLogger } from '../lib/logger.ts';
 import { serveMetrics } from '../lib/metrics.ts';
@@ -30,11 +31,11 @@ export function cdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
 }
 
 /** Records a known gap in the stream in the store, when the cdc has one (REDIS_URL); null otherwise. */
-async function recordGapOf(cfg: CdcConfig, slot: string): Promise<GapRecord | null> {
+async function recordGapOf(cfg: CdcConfig, slot: string, now: Clock): Promise<GapRecord | null> {
   if (!cfg.redisUrl.length) return null;
   const redis = createRedis(cfg, { connectionName: 'riskmon-cdc-gap' });
   try {
-    return await recordGap(redis, cfg.redisPrefix, cfg.partitions, slot, Date.now());
+    return await recordGap(redis, cfg.redisPrefix, cfg.partitions, slot, now());
   } finally {
     redis.disconnect();
   }
@@ -43,13 +44,14 @@ async function recordGapOf(cfg: CdcConfig, slot: string): Promise<GapRecord | nu
 export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Service[]> {
   const configured = cdcConfig(env);
   const log = componentLogger('cdc', { slot: configured.slot, topic: configured.topic });
+  const now = processClock(configured.clock, log);
   const kafka = createKafka(configured, { clientId: 'riskmon-cdc' });
   // where a (re)start spends its time, in the 'preflight done' log line (the restart after a kill -9 is blind time)
   const ms: Record<string, number> = { loadedAt: Math.round(process.uptime() * 1000) };
   let t = performance.now();
   const step = (name: string) => { const n = performance.now(); ms[name] = Math.round(n - t); t = n; };
   // before setupSource would create a new slot over the gap; an accepted gap is recorded where status shows it
-  await checkSlotGap(kafka, configured, log, (slot) => recordGapOf(configured, slot));
+  await checkSlotGap(kafka, configured, log, (slot) => recordGapOf(configured, slot, now));
   step('slotGap');
   // with a backfill, the slot is created with the history's snapshot, after the topics (slotWithBackfill)
   await setupSource(configured, log, { createSlot: configured.backfillDays === 0 });
@@ -60,13 +62,13 @@ export async function start(env: NodeJS.ProcessEnv = process.env): Promise<Servi
   const cfg: CdcConfig = Object.freeze({ ...configured, ...(await setupTopics(kafka, configured, log)) });
   step('topics');
   if (cfg.metricsPort) await serveMetrics(cfg.metricsPort, cfg.metricsHost);
-  if (cfg.backfillDays > 0) await slotWithBackfill(cfg, log);
+  if (cfg.backfillDays > 0) await slotWithBackfill(cfg, log, now);
   step('backfillCheck');
   log.info({ ms }, 'preflight done');
   return [
-    new CdcService(cfg, kafka, log),
+    new CdcService(cfg, kafka, log, now),
     new HeartbeatService(cfg.pgUrl, cfg.heartbeatMs, log),
-    new SlotHealthService(cfg.pgUrl, cfg.slot, cfg.slotWarnBytes, log),
+    new SlotHealthService(cfg.pgUrl, cfg.slot, cfg.slotWarnBytes, log, undefined, now),
     new PartitionIdentityService(cfg.pgUrl, cfg.mapping, cfg.partitionCheckMs, log),
   ];
 }

@@ -12,6 +12,7 @@
  * sink (ack-sink.ts: Kafka's acknowledgements → the confirmed LSN → standby status updates, also on a timer).
  */
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import { createClient } from '../lib/pg.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import { cdcDeadLetterPosition } from '../lib/dead-letters.ts';
@@ -50,7 +51,7 @@ export class CdcService implements Service {
   #seeded = false;
   #stopSession: (() => void) | null = null;
 
-  constructor(private readonly cfg: CdcConfig, private readonly kafka: Kafka, private readonly log: Logger) {
+  constructor(private readonly cfg: CdcConfig, private readonly kafka: Kafka, private readonly log: Logger, private readonly now: Clock = systemClock) {
     this.#learner = new HotSetLearner({ fraction: cfg.hotFraction, halfLifeMs: cfg.hotHalfLifeMs });
   }
 
@@ -88,7 +89,7 @@ export class CdcService implements Service {
       await c.connect();
       const q = (s: string) => s.split('.').map((x) => `"${x.replaceAll('"', '""')}"`).join('.');
       const { rows } = await c.query(
-        `SELECT ${q(t.merchant)}::text AS m, count(*)::float8 AS n FROM ${q(t.table)} WHERE ${q(t.time)} > now() - interval '1 day' GROUP BY 1`);
+        `SELECT ${q(t.merchant)}::text AS m, count(*)::float8 AS n FROM ${q(t.table)} WHERE ${q(t.time)} > $1::timestamptz - interval '1 day' GROUP BY 1`, [new Date(this.now()).toISOString()]);
       this.#learner.seed(rows.map((r) => [r.m, r.n] as [string, number]));
       this.log.info({ merchants: rows.length, hot: this.#learner.top().size }, 'hot-merchant learner seeded from the last day of approvals');
     } catch (err) {
@@ -96,7 +97,7 @@ export class CdcService implements Service {
     } finally {
       await c.end().catch(() => {});
     }
-    this.#learner.tick(Date.now());
+    this.#learner.tick(performance.now()); // decay: elapsed time
     this.#seeded = true;
   }
 
@@ -170,7 +171,7 @@ export class CdcService implements Service {
         M.bufferedBytes.set(publisher.bufferedBytes);
         router.flushCounters();
       });
-      const router = new TransactionRouter({ cfg, log, sink, publisher, producer, tails, dlqTails, maxTail, schedule, learner: this.#learner }, staged);
+      const router = new TransactionRouter({ cfg, log, sink, publisher, producer, tails, dlqTails, maxTail, schedule, learner: this.#learner, now: this.now }, staged);
 
       timers.push(setInterval(() => sink.status(), cfg.statusIntervalMs));
       timers.push(setInterval(() => {
@@ -179,7 +180,7 @@ export class CdcService implements Service {
           rssMb: Math.round(mem.rss / 2 ** 20), heapMb: Math.round(mem.heapUsed / 2 ** 20), externalMb: Math.round(mem.external / 2 ** 20) }, 'progress');
       }, 10_000));
       timers.push(setInterval(() => {
-        this.#learner.tick(Date.now());
+        this.#learner.tick(performance.now());
         const top = this.#learner.top();
         if (!sameSet(top, schedule.at(1n << 63n))) router.stage(top);
         schedule.prune(sink.confirmed);

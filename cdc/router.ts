@@ -5,6 +5,7 @@
  * learned hot set in force only where no earlier run can have routed anything.
  */
 import type { Producer } from 'kafkajs';
+import { fromSystemTime, type Clock } from '../lib/clock.ts';
 import { encodeCdcDeadLetter } from '../lib/dead-letters.ts';
 import { encodeEvent, heartbeat, type RowChange } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -41,6 +42,8 @@ export interface RouterContext {
   maxTail: bigint;
   schedule: HotSchedule;
   learner: HotSetLearner;
+  /** "Now" (lib/clock.ts): commit times, read from the source's clock, are moved onto its timeline. */
+  now: Clock;
 }
 
 export class TransactionRouter {
@@ -58,8 +61,11 @@ export class TransactionRouter {
   readonly #mapped: Set<string>;
   /** per mapped table: the columns its events carry */
   readonly #columns: Map<string, string[]>;
+  /** The source's commit time on the clock's timeline (unchanged on the system clock). */
+  readonly #fromSource: (t: number) => number;
 
   constructor(private readonly c: RouterContext, staged: Set<string> | null) {
+    this.#fromSource = fromSystemTime(c.now);
     this.#staged = staged;
     const { mapping } = c.cfg;
     this.#mapped = new Set(tablesOf(mapping));
@@ -127,7 +133,8 @@ export class TransactionRouter {
         const lsnBig = parseLsn(msg.messageLsn) - 1n;
         const lsn = formatLsn(lsnBig);
         const text = Buffer.from(msg.content).toString('utf8');
-        const commitTs = Number.isNaN(Date.parse(text)) ? new Date().toISOString() : new Date(Date.parse(text)).toISOString();
+        const sourceMs = Date.parse(text);
+        const commitTs = new Date(Number.isNaN(sourceMs) ? this.c.now() : this.#fromSource(sourceMs)).toISOString();
         const u = sink.begin(NaN);
         const value = encodeEvent(heartbeat(lsn, commitTs));
         for (let p = 0; p < cfg.partitions; p++) if (!atOrBefore(lsnBig, 0, this.c.tails.get(p))) this.#publish(cfg.topic, p, null, value, u);
@@ -145,7 +152,7 @@ export class TransactionRouter {
 
   #begin({ lsn, lsnBig, commitMs, xid }: Begin): Promise<void> | void {
     const { cfg, log, schedule } = this.c;
-    if (commitMs !== this.#lastCommitMs) { this.#lastCommitMs = commitMs; this.#lastCommitTs = new Date(commitMs).toISOString(); }
+    if (commitMs !== this.#lastCommitMs) { this.#lastCommitMs = commitMs; this.#lastCommitTs = new Date(this.#fromSource(commitMs)).toISOString(); }
     this.#tx = { lsn, lsnBig, commitTs: this.#lastCommitTs, xid, seq: 0, unit: this.c.sink.begin(commitMs), hot: null };
     // A new hot set may take effect only where no earlier run can have routed anything, and only once it is
     // durable (see hot-schedule.ts).

@@ -4,6 +4,7 @@
  * reported loudly with the recovery procedure and stops the cdc.
  */
 import pg from 'pg';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, type Service } from '../lib/service.ts';
 import { RECOVERY, SlotLostError } from './errors.ts';
@@ -31,7 +32,7 @@ export class SlotHealthService implements Service {
   readonly #state = new RunState();
 
   constructor(private readonly pgUrl: string, private readonly slot: string, private readonly warnBytes: number,
-    private readonly log: Logger, private readonly intervalMs = 10_000) {}
+    private readonly log: Logger, private readonly intervalMs = 10_000, private readonly now: Clock = systemClock) {}
 
   async run(): Promise<void> {
     while (this.#state.shouldRun()) {
@@ -57,7 +58,7 @@ export class SlotHealthService implements Service {
     if (!r) return; // not created yet (the cdc creates it at start)
     const latest: SlotHealth = {
       slot: this.slot, active: r.active, walStatus: r.wal_status, lagBytes: r.lag ?? 0, retainedBytes: r.retained ?? 0,
-      safeWalBytes: r.safe, confirmedFlushLsn: r.confirmed, at: new Date().toISOString(),
+      safeWalBytes: r.safe, confirmedFlushLsn: r.confirmed, at: new Date(this.now()).toISOString(),
     };
     M.slotLagBytes.set(latest.lagBytes);
     M.slotRetainedBytes.set(latest.retainedBytes);

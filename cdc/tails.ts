@@ -46,12 +46,12 @@ export async function readTails(kafka: Kafka, topic: string, positionOf: (value:
  * by `maxMs`, after which the tail is read anyway and the aggregator's (lsn, seq) check absorbs a duplicate).
  */
 async function settledWatermarks(reader: TopicReader, settleMs: number, maxMs: number): Promise<Map<number, { low: bigint; high: bigint }>> {
-  const deadline = Date.now() + maxMs;
+  const deadline = performance.now() + maxMs;
   let prev = await reader.watermarks();
   for (;;) {
     await new Promise((r) => setTimeout(r, settleMs));
     const now = await reader.watermarks();
-    if ([...now].every(([p, m]) => prev.get(p)?.high === m.high) || Date.now() > deadline) return now;
+    if ([...now].every(([p, m]) => prev.get(p)?.high === m.high) || performance.now() > deadline) return now;
     prev = now;
   }
 }

@@ -5,6 +5,7 @@
  * (`cdc/config.ts`, …) and compose the shared one below.
  */
 import { readFileSync } from 'node:fs';
+import { clockStartOption } from './clock.ts';
 import { referenceMapping, validateMapping } from './mapping.ts';
 
 export class ConfigError extends Error {
@@ -301,6 +302,7 @@ export const commonSpec = {
   group: str('RISKMON_GROUP', 'Kafka consumer group the aggregators commit their offsets to (lag monitoring only: Redis holds where each partition continues)', 'riskmon-aggregator'),
   dlqTopic: str('RISKMON_DLQ_TOPIC', 'dead-letter topic for rows and events riskmon cannot read', 'riskmon.changes.dlq'),
   allowedLatenessMs: int('RISKMON_ALLOWED_LATENESS_MS', 'how long after a minute ends (by the watermark) it stays open', 5000, 0, 600_000),
+  clock: clockStartOption,
   logLevel: oneOf('RISKMON_LOG_LEVEL', 'log level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
 };
 

@@ -19,3 +19,19 @@ describe('time', () => {
     expect(dayStart(Date.parse('2026-03-09T20:00:00Z'), 'America/New_York')).toBe(Date.parse('2026-03-09T04:00:00Z'));
   });
 });
+
+describe('dayStart across daylight saving time', () => {
+  const ny = 'America/New_York';
+  it('the 25-hour day a zone falls back: its last hour is still that day', () => {
+    const start = Date.parse('2026-11-01T00:00:00-04:00');
+    for (const t of ['2026-11-01T00:30:00-04:00', '2026-11-01T01:30:00-04:00', '2026-11-01T01:30:00-05:00', '2026-11-01T23:30:00-05:00']) {
+      expect(new Date(dayStart(Date.parse(t), ny)).toISOString()).toBe(new Date(start).toISOString());
+    }
+    expect(dayStart(Date.parse('2026-11-02T00:00:00-05:00'), ny)).toBe(Date.parse('2026-11-02T00:00:00-05:00'));
+  });
+  it('the 23-hour day a zone springs forward', () => {
+    const start = Date.parse('2026-03-08T00:00:00-05:00');
+    for (const t of ['2026-03-08T01:59:00-05:00', '2026-03-08T03:00:00-04:00', '2026-03-08T23:59:00-04:00']) expect(dayStart(Date.parse(t), ny)).toBe(start);
+    expect(dayStart(Date.parse('2026-03-09T00:00:00-04:00'), ny)).toBe(Date.parse('2026-03-09T00:00:00-04:00'));
+  });
+});

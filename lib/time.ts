@@ -35,9 +35,11 @@ export function dayStart(ms: number, tz: string): number {
   const off = tzOffsetMs(ms, tz);
   const local = ms + off;
   const start = Math.floor(local / DAY) * DAY - off;
-  // Guard for zones whose offset changes during the day (DST): re-check with the offset at the start.
+  // Zones whose offset changes during the day (DST): the local date is the instant's own (`off`), the start
+  // instant is that date's midnight at the offset in force then (`off2`). (Using off2 for the date too put the last
+  // hour of a day that falls back, 23:00-24:00 in New York on the first Sunday of November, into the next day.)
   const off2 = tzOffsetMs(start, tz);
-  return off2 === off ? start : Math.floor((ms + off2) / DAY) * DAY - off2;
+  return off2 === off ? start : Math.floor(local / DAY) * DAY - off2;
 }
 
 /** Local calendar date `YYYY-MM-DD` of `ms` in `tz`. */

@@ -30,9 +30,9 @@ export function configTable(): string {
       seen.add(o.env);
       const users = groups.filter(([, s]) => Object.values(s).some((x) => x.env === o.env)).map(([g]) => g)
         .filter((g) => g !== 'connections' && g !== 'shared');
-      let def = o.default === undefined ? 'required' : JSON.stringify(o.default);
+      let def = o.default === undefined ? 'required' : o.default === null ? 'unset' : JSON.stringify(o.default);
       if (def.length > 40) def = '(see text)';
-      rows.push(`| \`${o.env}\` | ${users.join(', ') || group} | ${def === 'required' ? def : `\`${def}\``} | ${o.description} |`);
+      rows.push(`| \`${o.env}\` | ${users.join(', ') || group} | ${def === 'required' || def === 'unset' ? def : `\`${def}\``} | ${o.description} |`);
     }
   }
   return rows.join('\n');

@@ -6,6 +6,8 @@
  * and test support may reach inside. A dynamic import must name its module literally, so the type checker sees
  * the dependency.
  *
+ * "Now" has one owner as well: the components read it from lib/clock.ts, never from `Date.now` or `new Date()`.
+ *
  * The risk store has one owner too: SQL that names a table of sql/risk/*.sql appears only in alerting/risk-store/
  * (and in tests and test support). Everything else calls alerting/risk-store/index.ts.
  */
@@ -101,6 +103,28 @@ export function riskSqlViolation(file: string, source: string, tables: readonly 
   return named.length ? `runs SQL on risk tables (${named.join(', ')}): only ${RISK_STORE} does; call alerting/risk-store/index.ts` : null;
 }
 
+/**
+ * Reads of the system clock as "now" in a source file, as line numbers: `Date.now` (called or passed) and `new Date()`
+ * without arguments, outside comments. The components take "now" from their clock (lib/clock.ts: `systemClock`
+ * where the real wall clock is meant, the injected `now` for the time of day) and measure durations with
+ * performance.now().
+ */
+export function wallClockReads(source: string): number[] {
+  const out: number[] = [];
+  for (const [i, line] of source.split('\n').entries()) {
+    const code = line.replace(/^\s*(\*|\/\*|\/\/).*$/, '').replace(/\/\/.*$/, '');
+    if (/\bDate\.now\b|\bnew Date\(\s*\)/.test(code)) out.push(i + 1);
+  }
+  return out;
+}
+
+/** Why `file` may not read the system clock this way, or null when it may. */
+export function clockViolation(file: string, source: string): string | null {
+  if (!(COMPONENTS as readonly string[]).includes(folderOf(file)) || isTestFile(file)) return null;
+  const lines = wallClockReads(source);
+  return lines.length ? `reads the system clock at line ${lines.join(', ')}: take "now" from lib/clock.ts (the component's injected clock; systemClock for the real wall clock), durations from performance.now()` : null;
+}
+
 function sourceFiles(dir = ROOT, rel = ''): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -178,6 +202,26 @@ describe('dependency boundaries', () => {
       if (why) problems.push(`${file}: ${why}`);
     }
     expect(storeFiles).toBeGreaterThan(5); // the scan saw the store's own SQL
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('one clock', () => {
+  it('the rule itself: Date.now and new Date() fail in the components\' code, durations and explicit instants pass', () => {
+    expect(wallClockReads('const t = Date.now();\nconst d = new Date();\nconst n = o.now ?? Date.now;\nconst x = new Date(t);\nconst p = performance.now();\n// Date.now() in a comment\n * new Date() in a doc comment'))
+      .toEqual([1, 2, 3]);
+    expect(clockViolation('aggregator/consumer.ts', 'const now = Date.now();')).toMatch(/line 1: take "now" from lib\/clock.ts/);
+    expect(clockViolation('api/routes/status.ts', 'at: new Date().toISOString()')).toMatch(/system clock/);
+    expect(clockViolation('aggregator/consumer.ts', 'const t0 = performance.now(); const at = new Date(now()).toISOString();')).toBeNull();
+    expect(clockViolation('lib/clock.ts', 'export const systemClock = () => Date.now();')).toBeNull();
+    expect(clockViolation('cdc/cdc.int.test.ts', 'const now = Date.now();')).toBeNull();
+    expect(clockViolation('scripts/demo.ts', 'const now = Date.now();')).toBeNull();
+  });
+
+  it('no component reads the system clock except through lib/clock.ts', () => {
+    const files = sourceFiles().filter((f) => (COMPONENTS as readonly string[]).includes(folderOf(f)) && !isTestFile(f));
+    expect(files.length).toBeGreaterThan(100);
+    const problems = files.map((f) => [f, clockViolation(f, readFileSync(path.join(ROOT, f), 'utf8'))]).filter(([, why]) => why).map(([f, why]) => `${f}: ${why}`);
     expect(problems).toEqual([]);
   });
 });

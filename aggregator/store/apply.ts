@@ -52,6 +52,20 @@ export class Applier {
       String(plan.merchants.size), String(plan.foreign.size),
     ];
     const ttlSet: string[] = [];
+    /**
+     * The tail of every hash's entry (its header `n, expiry, version` at `at`, then its n fields): a hash whose
+     * deltas all netted out is dropped (nothing to write, no TTL to record); else its key is sent, and its expiry
+     * only the first time this process writes it.
+     */
+    const written = (key: string, at: number, n: number) => {
+      if (n === 0) { args.length = at; return; }
+      ks.push(key);
+      args[at] = String(n);
+      if (!this.#ttlSet.has(key)) {
+        args[at + 1] = String(Math.ceil(plan.expires.get(key)! / 1000));
+        ttlSet.push(key);
+      }
+    };
     // A window-index hash's version (layout.ts WINDOW_VERSION_FIELD): the offset after the chunk. The hash's content
     // at that offset is the sum of the partition's records before it, whatever the chunking, so equal versions mean
     // equal content. Without an offset (not a live apply) a version never seen before.
@@ -62,27 +76,14 @@ export class Applier {
       let n = 0;
       if (hash.kind === 'window') for (const [m, d] of hash.fields) n += encodeWindowFields(args, m, d);
       else for (const [slot, d] of hash.fields) n += encodeBucketFields(args, Number(slot), d);
-      // every delta netted out (an UPDATE undone in the same chunk): nothing to write, and no TTL to record
-      if (n === 0) { args.length = at; continue; }
-      ks.push(key);
-      args[at] = String(n);
-      if (!this.#ttlSet.has(key)) {
-        args[at + 1] = String(Math.ceil(plan.expires.get(key)! / 1000));
-        ttlSet.push(key);
-      }
+      written(key, at, n); // n = 0: every delta netted out (an UPDATE undone in the same chunk)
     }
     for (const [key, fields] of plan.payouts) {
       const at = args.length;
       args.push('', '', '');
       let n = 0;
       for (const [f, d] of fields) if (d !== 0) { args.push(f, String(d)); n++; }
-      if (n === 0) { args.length = at; continue; }
-      ks.push(key);
-      args[at] = String(n);
-      if (!this.#ttlSet.has(key)) {
-        args[at + 1] = String(Math.ceil(plan.expires.get(key)! / 1000));
-        ttlSet.push(key);
-      }
+      written(key, at, n);
     }
     for (const m of plan.merchants) args.push(m);
     for (const m of plan.foreign) args.push(m);

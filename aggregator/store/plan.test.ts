@@ -82,6 +82,17 @@ describe('buildPlan', () => {
     expect(plan.watermark).toBe(now + 5000);
   });
 
+  it('on a shifted clock, decides on its timeline and writes expiries by Redis\' clock (lib/clock.ts offsetOf)', () => {
+    // the clock reads `now` while Redis' clock is a week later: the same keys, their EXPIREAT a week later too
+    const shift = -7 * DAY;
+    const at = '2026-11-21T11:59:00Z';
+    const plain = buildPlan([pay('1', 5, at)], ctx());
+    const shifted = buildPlan([pay('1', 5, at)], ctx({ clockOffsetMs: shift }));
+    expect([...shifted.expires.keys()]).toEqual([...plain.expires.keys()]);
+    for (const [k, exp] of plain.expires) expect(shifted.expires.get(k)).toBe(exp - shift);
+    expect([...shifted.hashes.keys()].some((k) => k.includes(':m:'))).toBe(true); // kept: two days on the clock's timeline
+  });
+
   it('does not write buckets that would already have expired; replay applies only the reset range', () => {
     const old = buildPlan([pay('1', 5, new Date(now - 3 * DAY).toISOString())], ctx());
     expect([...old.hashes.keys()].some((k) => k.includes(':m:'))).toBe(false);

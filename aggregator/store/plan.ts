@@ -35,6 +35,11 @@ export interface PlanContext {
   allowedLatenessMs: number;
   /** Wall clock (ms): buckets whose key would already have expired are not written. */
   now: number;
+  /**
+   * How far `now` runs ahead of Redis' clock (lib/clock.ts offsetOf; 0 or unset on the system clock): expiries are
+   * decided on the clock's timeline and written to Redis (EXPIREAT) on its own, `expiry − clockOffsetMs`.
+   */
+  clockOffsetMs?: number;
   /** The partition's watermark before this chunk (ms), null when it has none. */
   watermark: number | null;
   /** Position of the last row change applied in this partition: changes at or before it are re-published copies. */
@@ -51,7 +56,7 @@ export interface Plan {
   hashes: Map<string, PlannedHash>;
   /** payout hash key → payout row field → count delta (payouts.ts) */
   payouts: Map<string, Map<string, number>>;
-  /** key → expiry (epoch ms) */
+  /** key → expiry (epoch ms) by Redis' clock (PlanContext.clockOffsetMs) */
   expires: Map<string, number>;
   merchants: Set<string>;
   foreign: Set<string>;
@@ -158,12 +163,13 @@ export function addPayouts(plan: Plan, deltas: PayoutDelta[], ctx: PlanContext):
     const block = payoutBlockOf(payout.paidAtMs);
     const expiry = payoutKeyExpiry(block, ctx.retention);
     if (expiry <= ctx.now) continue;
+    const redisExpiry = expiry - (ctx.clockOffsetMs ?? 0);
     const m = payout.merchantId;
     const key = keys.payouts(ctx.prefix, ctx.partition, m, block);
     let h = plan.payouts.get(key);
     if (!h) {
       plan.payouts.set(key, (h = new Map()));
-      plan.expires.set(key, expiry);
+      plan.expires.set(key, redisExpiry);
     }
     const f = encodePayoutField(payout);
     h.set(f, (h.get(f) ?? 0) + sign);
@@ -180,6 +186,7 @@ export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number
   const windowFrom = wm === null ? -Infinity : (Math.floor(wm / MINUTE) - ctx.windowKeepMinutes) * MINUTE;
   const candidates = ctx.candidates ?? candidateCache(ctx.partitions, ctx.hotShards);
   const { prefix, partition: p, retention: r, now, from } = ctx;
+  const shift = ctx.clockOffsetMs ?? 0; // expiries go to Redis by its clock
   for (const f of facts) {
     plan.facts++;
     if (plan.minFactMinute === null || f.minuteMs < plan.minFactMinute) plan.minFactMinute = f.minuteMs;
@@ -189,22 +196,22 @@ export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number
     let touched = false;
     const mExp = minuteKeyExpiry(s, r);
     if (mExp > now && (!from || f.minuteMs >= from.minute)) {
-      add(plan, 'bucket', keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp);
+      add(plan, 'bucket', keys.minute(prefix, p, m, s.localDay, s.quarter), String(s.minuteOfDay), f, mExp - shift);
       touched = true;
     }
     if (f.minuteMs >= windowFrom && (!from || f.minuteMs >= from.minute)) {
       // wall-clock expiry is only a safety net; the Lua apply deletes these by event time
-      add(plan, 'window', keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE);
+      add(plan, 'window', keys.window(prefix, p, f.minuteMs / MINUTE), m, f, Math.max(f.minuteMs, now) + (ctx.windowKeepMinutes + 60) * MINUTE - shift);
       touched = true;
     }
     const hExp = hourKeyExpiry(s, r);
     if (hExp > now && (!from || s.hourNo * HOUR >= from.hour)) {
-      add(plan, 'bucket', keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp);
+      add(plan, 'bucket', keys.hour(prefix, p, m, Math.floor(s.hourNo / HOUR_BLOCK)), String(s.hourNo % HOUR_BLOCK), f, hExp - shift);
       touched = true;
     }
     const dExp = dayKeyExpiry(s, r);
     if (dExp > now && (!from || s.dayStartMs >= from.day)) {
-      add(plan, 'bucket', keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp);
+      add(plan, 'bucket', keys.day(prefix, p, m, Math.floor(s.localDay / DAY_BLOCK)), String(s.localDay % DAY_BLOCK), f, dExp - shift);
       touched = true;
     }
     if (touched) {

@@ -15,6 +15,7 @@
  * script call per partition, so every call stays inside one Redis Cluster slot.
  */
 import { readBackfill, readGap } from './backfill.ts';
+import { systemClock } from '../../lib/clock.ts';
 import { masters, type RedisClient } from '../../lib/redis.ts';
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
@@ -95,7 +96,7 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
   const hourTtlMs = opts.hourTtlMs ?? 36 * 86_400_000;
   const dayTtlMs = opts.dayTtlMs ?? 400 * 86_400_000;
   const foreignTtlMs = opts.foreignTtlMs ?? 1000;
-  const now = opts.now ?? Date.now;
+  const now = opts.now ?? systemClock;
   const allPartitions = Array.from({ length: partitions }, (_, i) => i);
 
   // Pure functions of the merchant / the day number, asked for on every read: cached (bounded).
@@ -122,7 +123,7 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
 
   let foreignCache: { at: number; sets: Promise<Set<string>[]> } | null = null;
   function foreignSets(): Promise<Set<string>[]> {
-    const t = Date.now(); // elapsed real time, also when a test freezes `now`
+    const t = performance.now(); // elapsed time (a cache), also when a test freezes `now`
     if (!foreignCache || t - foreignCache.at >= foreignTtlMs || t < foreignCache.at) {
       const sets = run(redis, allPartitions.map((p) => ['smembers', keys.foreign(prefix, p)]))
         .then((res) => (res as string[][]).map((ms) => new Set(ms)));

@@ -209,7 +209,7 @@ export class PartitionRebuild {
     };
     for (const { key, expiry, fields } of sums.entries(horizon, touched)) {
       ks.string(key);
-      args.string(key.startsWith(windowPrefix) ? windowMode : mode).integer(fields.count / 2).integer(Math.ceil(expiry / 1000)).append(fields);
+      args.string(key.startsWith(windowPrefix) ? windowMode : mode).integer(fields.count / 2).integer(Math.ceil((expiry - (this.#ctx.clockOffsetMs ?? 0)) / 1000)).append(fields); // by Redis' clock
       if (args.count >= ARGS_PER_CALL) await send();
     }
     if (ks.count > 1) await send();

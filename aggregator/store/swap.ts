@@ -62,7 +62,7 @@ export class LockKeeper {
 
   /** Takes `key` for `token`; null when done, else the owner that still holds it after `waitMs`. `force` takes it over. */
   async acquire(key: string, token: string, o: { force?: boolean; waitMs?: number; onWait?: (owner: string, ttlMs: number) => void }): Promise<string | null> {
-    const deadline = Date.now() + (o.waitMs ?? 0);
+    const deadline = performance.now() + (o.waitMs ?? 0);
     let told = 0;
     for (;;) {
       if ((await this.redis.set(key, token, 'PX', LOCK_TTL_MS, 'NX')) !== null) break;
@@ -71,8 +71,8 @@ export class LockKeeper {
       if (o.force) { await this.redis.set(key, token, 'PX', LOCK_TTL_MS); break; }
       const ttl = await this.redis.pttl(key);
       // no expiry (a replay's lock, or an interrupted first start's): only --force takes it
-      if (ttl === -1 || Date.now() > deadline) return owner;
-      if (Date.now() - told >= 10_000) { o.onWait?.(owner, ttl); told = Date.now(); } // said once per 10 s
+      if (ttl === -1 || performance.now() > deadline) return owner;
+      if (performance.now() - told >= 10_000) { o.onWait?.(owner, ttl); told = performance.now(); } // said once per 10 s
       await new Promise((res) => setTimeout(res, Math.min(1000, Math.max(50, ttl))));
     }
     this.#held.set(key, token);

@@ -3,6 +3,7 @@
  * events (as the cdc publishes them) → buildPlan → the atomic Lua apply, per partition with its offsets. No Redis
  * layout of its own. `approval`/`cancel` queue inserts; `cdc` queues any change (updates, deletes, heartbeats).
  */
+import { offsetOf, systemClock, type Clock } from '../../lib/clock.ts';
 import { type RedisClient } from '../../lib/redis.ts';
 import { referenceMapping } from '../../lib/mapping.ts';
 import { FakeCdc } from '../testing.ts';
@@ -21,11 +22,14 @@ export class BucketWriter {
   readonly #clock: DayClock;
   readonly #candidates: (m: string) => number[];
   #id = 0;
+  /** "now" (lib/clock.ts): which buckets are still kept */
+  readonly #now: Clock;
 
-  constructor(private readonly redis: RedisClient, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string; hot?: Set<string> }) {
+  constructor(private readonly redis: RedisClient, private readonly o: { prefix: string; partitions: number; hotShards: number; tz: string; hot?: Set<string>; now?: Clock }) {
     this.cdc = new FakeCdc(o.partitions, o.hotShards, o.hot);
     this.#applier = new Applier(redis, o.prefix);
     this.#clock = new DayClock(o.tz);
+    this.#now = o.now ?? systemClock;
     this.#candidates = candidateCache(o.partitions, o.hotShards);
   }
 
@@ -45,7 +49,7 @@ export class BucketWriter {
   payout(merchantId: string, amount: number | bigint | string, coversTo: number, paidAt: number, commitTs?: string): void {
     const id = String(++this.#id);
     this.cdc.change('public.payouts', 'insert',
-      { payout_id: id, merchant_id: merchantId, amount: String(amount), covers_to: new Date(coversTo).toISOString(), paid_at: new Date(paidAt).toISOString() }, null, commitTs ?? new Date().toISOString());
+      { payout_id: id, merchant_id: merchantId, amount: String(amount), covers_to: new Date(coversTo).toISOString(), paid_at: new Date(paidAt).toISOString() }, null, commitTs ?? new Date(this.#now()).toISOString());
   }
 
   /** Applies everything queued, partition by partition, as the aggregator would. */
@@ -65,7 +69,7 @@ export class BucketWriter {
         const wm = await this.redis.get(keys.watermark(this.o.prefix, p)).catch(() => null);
         const plan = buildPlan(msgs, {
           prefix: this.o.prefix, partition: p, partitions: this.o.partitions, hotShards: this.o.hotShards, mapping: referenceMapping,
-          clock: this.#clock, retention: RETENTION, windowKeepMinutes: WINDOW_MINUTES, allowedLatenessMs: 5000, now: Date.now(),
+          clock: this.#clock, retention: RETENTION, windowKeepMinutes: WINDOW_MINUTES, allowedLatenessMs: 5000, now: this.#now(), clockOffsetMs: offsetOf(this.#now),
           watermark: wm ? Number(wm) : null, candidates: this.#candidates,
         });
         const res = await this.#applier.apply(p, plan, {

@@ -29,7 +29,7 @@ import { defaultRules, parseRules } from '../rules/config.ts';
 import { createDraft, seedRules } from '../risk-store/index.ts';
 import { currentShadow, shadowAlerts, startShadow } from '../risk-store/index.ts';
 import { firingAt, liveAlerts, liveIngestLags } from '../risk-store/index.ts';
-import { riskStore } from '../testing/fixtures.ts';
+import { finishedBacktest, riskStore } from '../testing/fixtures.ts';
 import { runBacktest } from './engine.ts';
 import { BacktestRunner } from './jobs.ts';
 import { cancelBacktest, getBacktest, queueBacktest } from '../risk-store/index.ts';
@@ -165,13 +165,7 @@ describe('backtests', () => {
   const key = (a: { rule: string; merchantId: string; firedAt: string | number; resolvedAt: string | number | null }) =>
     `${a.rule} ${a.merchantId} ${iso(new Date(a.firedAt).getTime())} ${a.resolvedAt === null ? 'firing' : iso(new Date(a.resolvedAt).getTime())}`;
 
-  async function backtest(config = defaultRules(), from = B0, to = B1) {
-    const id = await queueBacktest(db, { config, version: null, from, to, actor: 'test' });
-    expect(await runner.runOne()).toBe(true);
-    const job = (await getBacktest(db, id))!;
-    expect(job).toMatchObject({ status: 'done', progress: 1, error: null });
-    return job.result!;
-  }
+  const backtest = (config = defaultRules(), from = B0, to = B1) => finishedBacktest(db, runner, config, from, to);
 
   it('a backtest of the live rules over minutes the live evaluator evaluated gives exactly the live alerts', async () => {
     const live = (await liveAlerts(db, B0, B1, false)).map(key).sort();
@@ -251,14 +245,11 @@ describe('backtests', () => {
         return s;
       },
     });
-    const id = await queueBacktest(db, { config: defaultRules(), version: null, from: B0, to: B1, actor: 'test' });
-    expect(await fromTopic.runOne()).toBe(true);
-    const job = (await getBacktest(db, id))!;
-    expect(job).toMatchObject({ status: 'done', error: null });
+    const result = await finishedBacktest(db, fromTopic, defaultRules(), B0, B1);
     expect(streams).toHaveLength(1);
     expect(streams[0].changes).toBeGreaterThan(1000);
-    expect(job.result!.alerts.map(key).sort()).toEqual((await liveAlerts(db, B0, B1, false)).map(key).sort());
-    expect(job.result!.vsLive.exact).toBe(true);
+    expect(result.alerts.map(key).sort()).toEqual((await liveAlerts(db, B0, B1, false)).map(key).sort());
+    expect(result.vsLive.exact).toBe(true);
     // Without a topic to rebuild from, the job says which period is possible instead of approximating.
     const none = new BacktestRunner({ tz: TZ, maxIngestLagMs: 120_000, evaluatorName: 'default', pollMs: 100 }, { reader: short, db, log, liveBusy: () => false });
     const id2 = await queueBacktest(db, { config: defaultRules(), version: null, from: B0, to: B1, actor: 'test' });

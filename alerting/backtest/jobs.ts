@@ -168,13 +168,13 @@ export class BacktestRunner implements Service {
       };
       const [initial, ingestLags] = await Promise.all([firingAt(this.d.db, from), liveIngestLags(this.d.db, this.o.evaluatorName, from, to)]);
       log.info({ from: iso(from), to: iso(to), version: rules.version, carried: initial.length }, 'backtest started');
-      let lastReport = Date.now();
+      let lastReport = performance.now();
       const out = await runBacktest({
         rules, from, to, tz: this.o.tz, maxIngestLagMs: this.o.maxIngestLagMs, reader: this.d.reader, settlement: this.o.settlement, directory: this.d.directory, log, initial, ingestLags, minutes,
         onMinute: async (done, total) => {
           await this.#yieldToLive();
-          if (Date.now() - lastReport < 1000 && done < total) return;
-          lastReport = Date.now();
+          if (performance.now() - lastReport < 1000 && done < total) return;
+          lastReport = performance.now();
           const by = await reportBacktestProgress(this.d.db, id, done / total);
           if (by) throw new Cancelled(`cancelled by ${by}`);
           if (!this.#state.shouldRun()) throw new Cancelled('the alerting process stopped; the backtest runs again at its next start');

@@ -26,8 +26,8 @@ import { HOUR, iso, MINUTE } from '../../lib/time.ts';
 import { freshDatabase, services, uniqueName } from '../../test/harness/services.ts';
 import { Evaluator } from '../evaluator.ts';
 import { defaultRules, parseRules } from '../rules/config.ts';
-import { applyTriage, createDraft, currentShadow, getBacktest, liveAlerts, queueBacktest, seedRules, shadowAlerts, startShadow } from '../risk-store/index.ts';
-import { riskStore } from '../testing/fixtures.ts';
+import { applyTriage, createDraft, currentShadow, liveAlerts, seedRules, shadowAlerts, startShadow } from '../risk-store/index.ts';
+import { finishedBacktest, riskStore } from '../testing/fixtures.ts';
 import { BacktestRunner } from './jobs.ts';
 
 const log = logger.child({ component: 'backtest-money-test' });
@@ -133,13 +133,7 @@ describe('backtests: receivable and money', () => {
   const key = (a: { rule: string; merchantId: string; firedAt: string | number; resolvedAt: string | number | null }) =>
     `${a.rule} ${a.merchantId} ${iso(new Date(a.firedAt).getTime())} ${a.resolvedAt === null ? 'firing' : iso(new Date(a.resolvedAt).getTime())}`;
 
-  async function backtest(config = defaultRules(), from = B0, to = B1) {
-    const id = await queueBacktest(db, { config, version: null, from, to, actor: 'test' });
-    expect(await runner.runOne()).toBe(true);
-    const job = (await getBacktest(db, id))!;
-    expect(job).toMatchObject({ status: 'done', error: null });
-    return job.result!;
-  }
+  const backtest = (config = defaultRules(), from = B0, to = B1) => finishedBacktest(db, runner, config, from, to);
 
   it('a backtest of the live rules judges receivable exactly as live did', async () => {
     const live = (await liveAlerts(db, B0, B1, false)).map(key).sort();
@@ -180,9 +174,7 @@ describe('backtests: receivable and money', () => {
 
   it('a backtest without a settlement source neither judges receivable nor reports money', async () => {
     const plain = new BacktestRunner({ tz: TZ, maxIngestLagMs: 120_000, evaluatorName: 'default', pollMs: 100 }, { reader, db, log, liveBusy: () => false });
-    const id = await queueBacktest(db, { config: defaultRules(), version: null, from: B0, to: B1, actor: 'test' });
-    expect(await plain.runOne()).toBe(true);
-    const r = (await getBacktest(db, id))!.result!;
+    const r = await finishedBacktest(db, plain, defaultRules(), B0, B1);
     expect(r.money).toBeNull();
     // the carried receivable alert holds (not judged), none fires
     expect(r.alerts.filter((a) => a.rule === 'receivable').map(key)).toEqual([`receivable c ${iso(L0 + 5 * MINUTE)} firing`, `receivable d ${iso(L0 + 10 * MINUTE)} firing`]);

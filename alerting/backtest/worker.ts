@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { TopicMinutes } from '../../aggregator/index.ts';
 import { createBucketReader, settlementOf } from '../../aggregator/store/index.ts';
+import { clockOf } from '../../lib/clock.ts';
 import { readConfig } from '../../lib/config.ts';
 import { createKafka } from '../../lib/kafka/index.ts';
 import { componentLogger } from '../../lib/logger.ts';
@@ -26,7 +27,7 @@ const live = new Int32Array(input.liveBusy);
 const send = (m: FromWorker) => port.postMessage(m);
 
 const redis = createRedis(cfg, { maxRetriesPerRequest: null, connectionName: 'riskmon-backtests' });
-const reader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz });
+const reader = createBucketReader(redis, { prefix: cfg.redisPrefix, partitions: cfg.partitions, hotShards: cfg.hotShards, tz: cfg.tz, now: clockOf(cfg.clock) });
 const db = createPool({ connectionString: cfg.riskPgUrl, max: 2, application_name: 'riskmon-backtests' }, log);
 const sourceDb = cfg.pgUrl ? createPool({ connectionString: cfg.pgUrl, max: 1, application_name: 'riskmon-backtests-directory' }, log) : null;
 const runner = new BacktestRunner(

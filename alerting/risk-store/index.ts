@@ -27,7 +27,7 @@ export {
   type ActiveRules, type Queryable, type VersionInfo,
 } from './rules.ts';
 export {
-  claimDueNotifications, NOTIFICATIONS_CHANNEL, recordNotificationOutcome, type DueNotification, type NotificationOutcome,
+  claimDueNotifications, NOTIFICATIONS_CHANNEL, pendingNotifications, recordNotificationOutcome, type DueNotification, type NotificationOutcome,
 } from './outbox.ts';
 export {
   commitShadowMinute, currentShadow, loadShadow, shadowAlerts, startShadow, stopShadow,

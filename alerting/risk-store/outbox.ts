@@ -34,6 +34,12 @@ export async function claimDueNotifications(client: pg.PoolClient, limit: number
   });
 }
 
+/** Slack notifications not yet sent nor given up (waiting, or being sent): 0 once the outbox has settled. */
+export async function pendingNotifications(db: pg.Pool | pg.Client): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM notifications WHERE status = 'pending' AND channel = 'slack'`);
+  return rows[0].n;
+}
+
 export interface NotificationOutcome {
   status: 'sent' | 'failed' | 'pending';
   /** The HTTP status of the attempt (null: no response). */

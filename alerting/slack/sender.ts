@@ -14,6 +14,7 @@
  * webhook). The evaluator NOTIFYs `riskmon_notifications` on commit, so a new alert is sent without polling delay.
  */
 import type pg from 'pg';
+import { systemClock } from '../../lib/clock.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { Service } from '../../lib/service.ts';
 import { inTransaction } from '../../lib/pg.ts';
@@ -53,7 +54,7 @@ export class SlackSender implements Service {
   }
 
   run(): Promise<void> {
-    return this.#loop.run(() => this.sendOnce(), () => this.#nextAllowedAt - Date.now());
+    return this.#loop.run(() => this.sendOnce(), () => this.#nextAllowedAt - performance.now());
   }
 
   async stop(): Promise<void> {
@@ -79,9 +80,9 @@ export class SlackSender implements Service {
   }
 
   async #post(payload: SlackPayload, attempts: number): Promise<Outcome & { status: number | null }> {
-    this.#nextAllowedAt = Date.now() + this.#o.minIntervalMs;
+    this.#nextAllowedAt = performance.now() + this.#o.minIntervalMs;
     const a = await postJson(this.#o.webhookUrl, JSON.stringify(payload), {}, this.#o.timeoutMs);
-    return { ...classify(a.status, a.retryAfter, a.body, attempts, this.#o.maxAttempts, Date.now()), status: a.status };
+    return { ...classify(a.status, a.retryAfter, a.body, attempts, this.#o.maxAttempts, systemClock()), status: a.status }; // Retry-After may be Slack's clock time
   }
 
   async #record(client: pg.PoolClient, ids: string[], o: Outcome & { status: number | null }): Promise<void> {
@@ -96,7 +97,7 @@ export class SlackSender implements Service {
   #afterOutcome(o: Outcome, n: number): void {
     metrics.slackMessages.inc({ result: o.kind === 'rate_limited' ? 'rate_limited' : o.kind });
     if (o.kind === 'rate_limited') {
-      this.#nextAllowedAt = Math.max(this.#nextAllowedAt, Date.now() + o.retryAfterMs);
+      this.#nextAllowedAt = Math.max(this.#nextAllowedAt, performance.now() + o.retryAfterMs);
       this.#log.warn({ retryAfterMs: o.retryAfterMs, notifications: n }, 'slack rate limited: waiting for Retry-After');
     } else if (o.kind === 'retry') this.#log.warn({ reason: o.reason, retryInMs: o.delayMs, notifications: n }, 'slack request failed: will retry');
     else if (o.kind === 'failed') this.#log.error({ reason: o.reason, notifications: n }, 'slack notification failed permanently');

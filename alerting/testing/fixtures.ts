@@ -1,8 +1,11 @@
-/** Shared set-up for the alerting integration tests and the benchmark: a migrated risk store and history helpers. */
+/** Shared set-up for the alerting integration tests and the benchmark: a migrated risk store, history helpers, a backtest run to its end. */
 import pg from 'pg';
 import { migrate } from '../../lib/migrate.ts';
 import { dayStart, HOUR } from '../../lib/time.ts';
 import { baselineDayStarts } from '../baseline.ts';
+import type { BacktestRunner } from '../backtest/jobs.ts';
+import { getBacktest, queueBacktest } from '../risk-store/index.ts';
+import type { RulesConfig } from '../rules/config.ts';
 import type { MemoryReader } from './memory-reader.ts';
 
 export async function riskStore(url: string): Promise<pg.Pool> {
@@ -27,4 +30,16 @@ export async function pendingNotification(db: pg.Pool, merchantId: string, rule 
   const t = await db.query(`INSERT INTO alert_transitions (alert_id, kind, minute, evidence) VALUES ($1, 'fired', now(), $2) RETURNING id`, [a.rows[0].id, evidence]);
   const n = await db.query(`INSERT INTO notifications (transition_id, status) VALUES ($1, 'pending') RETURNING id::text`, [t.rows[0].id]);
   return n.rows[0].id;
+}
+
+/**
+ * Queues a backtest of `config` over [from, to), runs it on `runner` (one job) and returns its result; throws when
+ * the runner found nothing to run or the job did not end done (its status and error in the message).
+ */
+export async function finishedBacktest(db: pg.Pool, runner: Pick<BacktestRunner, 'runOne'>, config: RulesConfig, from: number, to: number) {
+  const id = await queueBacktest(db, { config, version: null, from, to, actor: 'test' });
+  if (!(await runner.runOne())) throw new Error(`backtest ${id}: the runner found no job to run`);
+  const job = (await getBacktest(db, id))!;
+  if (job.status !== 'done' || job.error !== null || job.progress !== 1) throw new Error(`backtest ${id} ended ${job.status} (progress ${job.progress}): ${job.error}`);
+  return job.result!;
 }

@@ -68,10 +68,10 @@ export function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
   }, async (req) => {
     const { limit } = req.query;
-    if (!cached || cached.limit !== limit || Date.now() - cached.at > 3000) {
+    if (!cached || cached.limit !== limit || performance.now() - cached.at > 3000) {
       const body = readDeadLetters(kafka, deps.cfg.dlqTopic, limit)
         .catch((e): DeadLettersBody => ({ topic: deps.cfg.dlqTopic, count: null, latest: [], error: (e as Error).message }));
-      cached = { at: Date.now(), limit, body };
+      cached = { at: performance.now(), limit, body };
     }
     return cached.body;
   });

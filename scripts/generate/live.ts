@@ -13,6 +13,7 @@
  */
 import pg from 'pg';
 import { CancelBook } from './cancel-book.ts';
+import { systemClock } from '../../lib/clock.ts';
 import { defaultHolidays } from '../../lib/holidays-kr.ts';
 import { MINUTE } from '../../lib/time.ts';
 import { sampleAmount, sampleCancelAmount, weekAcceptance } from './distribution.ts';
@@ -45,6 +46,8 @@ export interface LiveOptions {
   holidays?: ReadonlySet<string>;
   /** Payouts: local day D paid at the start of day D+N (payouts.ts); 0 writes none. Default 2. */
   settlementDays?: number;
+  /** "Now" for transaction times and due payouts (lib/clock.ts); default the system clock. */
+  now?: () => number;
 }
 
 export interface LiveStats {
@@ -83,6 +86,7 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   const maxLateMs = opts.maxLateMs ?? 120_000;
   const scenarios = new ScenarioSet(opts.scenarios ?? []);
   const rng = new Rng(hash32(opts.seed ?? 1, 0x11fe));
+  const clock = opts.now ?? systemClock;
 
   const admin = new pg.Client({ connectionString: pgUrl, application_name: 'riskmon-generate-live' });
   // A server restart ends this session: without a listener that would crash the process; the next id
@@ -149,7 +153,7 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   async function one(): Promise<void> {
     let id = ids.take();
     while (id === null) { await ids.refill(); id = ids.take(); }
-    const now = Date.now();
+    const now = clock();
     const isLate = rng.next() < lateShare;
     const at = isLate ? now - rng.range(1000, maxLateMs) : now;
     let m = w.sampleMerchantIn(rng, acceptAt(at));
@@ -202,7 +206,7 @@ export async function live(pgUrl: string, opts: LiveOptions): Promise<LiveRun> {
   let payoutRun: Promise<void> = Promise.resolve();
   const payDueDays = () => {
     payoutRun = payoutRun.then(async () => {
-      const today = localMidnight(Date.now(), 0, tz);
+      const today = localMidnight(clock(), 0, tz);
       for (const d of [localMidnight(today, -2, tz), localMidnight(today, -1, tz)]) {
         if (paidDays.has(d)) continue;
         s.payouts += await writeDayPayouts(admin, d, settlementDays, tz);

@@ -1,6 +1,6 @@
 /**
  * The soak: the whole system as separate processes on a stack of its own, under live load with bursts, late rows,
- * two injected anomalies and (where a time zone allows) a midnight crossing, while every component is SIGKILLed and
+ * two injected anomalies and a local midnight passing, while every component is SIGKILLed and
  * restarted and Kafka, Redis and PostgreSQL are restarted. Then it checks what must hold after any of that:
  * - every bucket of every merchant (1m over the last 36 h, 1h, 1d) equals the SQL GROUP BY over the source;
  * - each injected anomaly raised exactly one alert, nothing else alerted, and Slack got each alert exactly once;
@@ -13,25 +13,30 @@
  * kill -9 of the broker leading a partition of the change topic (then its restart) and kill -9 of a Redis master
  * whose replica missed its last writes (the replica promoted, the old master back as a replica): test/soak/replicated.ts.
  *
+ * It runs at a chosen instant: every process, the history and the live traffic share one clock (RISKMON_CLOCK_START,
+ * lib/clock.ts) set so that the chosen local midnight (by default the one that starts 2026-11-01 in New York, a
+ * month's end and the day daylight saving time ends) passes 40% into the live phase, whatever the real hour.
+ *
  * Used by test/soak.int.test.ts (a few minutes, in `npm test`) and scripts/soak.ts (the long form).
  * The stack lives in `dir` and is restarted here, so it must never be the shared development or test stack.
  */
 import { join } from 'node:path';
 import pg from 'pg';
 import { createBucketReader } from '../../aggregator/store/index.ts';
+import { pendingNotifications } from '../../alerting/risk-store/index.ts';
 import { connections, readConfig } from '../../lib/config.ts';
 import { createKafka, kafkaConfigOf } from '../../lib/kafka/index.ts';
 import { createRedis, type RedisClient } from '../../lib/redis.ts';
 import { migrate } from '../../lib/migrate.ts';
 import { freePort } from '../../lib/net.ts';
-import { DAY, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
+import { clockOf, clockStartEnv, parseClockStart } from '../../lib/clock.ts';
+import { DAY, dayKey, dayStart, HOUR, MINUTE, minuteStart } from '../../lib/time.ts';
 import { backfill, ensureMerchants, parseScenario, pickMerchants } from '../../scripts/generate/index.ts';
 import { restartService, stackDown, stackUp, withDatabase, type ServiceName, type StackEnv } from '../../scripts/stack/index.ts';
 import { replicatedDir, replicatedDown, replicatedUp } from '../../scripts/stack/replicated.ts';
 import { FakeSlack, runEnv, sleep, waitFor } from '../harness/index.ts';
 import { diffAgainstReader, sqlTruth } from '../harness/truth.ts';
 import { Fleet, type Component } from './fleet.ts';
-import { zoneClearOfMidnight, zoneWithMidnight } from '../harness/midnight.ts';
 import { failRedisMaster, killLeader, type RedisFailoverMode } from './replicated.ts';
 import { auditTopic } from './topic.ts';
 import { Traffic } from './traffic.ts';
@@ -50,6 +55,10 @@ export interface SoakOptions {
   topology?: 'single' | 'replicated';
   /** Redis of the replicated topology (default cluster). */
   redisMode?: RedisFailoverMode;
+  /** The zone whose local midnight passes during the live phase (default America/New_York). */
+  tz?: string;
+  /** That midnight, ISO-8601 with its offset (default 2026-11-01T00:00:00-04:00). */
+  midnight?: string;
   /** Leave the stack running afterwards (default: stop it). */
   keepStack?: boolean;
   log?: (line: string) => void;
@@ -87,16 +96,19 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const runId = new Date(t0).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
   const logDir = join(opts.dir, 'soak-logs', runId);
 
-  // A midnight a little after the live phase starts (setup takes ~2 minutes), in the zone all parts will use.
-  const liveFrom = t0 + 3 * MINUTE;
-  const liveTo = liveFrom + opts.minutes * MINUTE;
-  const zone = zoneWithMidnight(liveFrom + 30_000, liveTo - 60_000, liveFrom + (liveTo - liveFrom) * 0.4);
-  // Without one: Seoul, unless its day is under 3 hours old (volume_drop judges "today so far", which the first
-  // hours after 00:00 cannot show for the stopped merchant) or would turn over during the run.
-  const tz = zone?.tz ?? zoneClearOfMidnight(t0, 'Asia/Seoul', 3 * 60 * MINUTE, liveTo - t0 + 10 * MINUTE);
+  // The clock every part uses, two settings of one timeline. The history goes in on one that starts an hour before
+  // the chosen midnight; however long that takes (the stack, the history through the pipeline: minutes), the
+  // processes then restart on the one that puts the midnight 40% into the live phase (a jump forward, never back).
+  const tz = opts.tz ?? 'America/New_York';
+  const midnight = Date.parse(opts.midnight ?? '2026-11-01T00:00:00-04:00');
+  if (!Number.isFinite(midnight) || dayStart(midnight, tz) !== midnight) throw new Error(`soak: ${opts.midnight} is not a local midnight in ${tz}`);
+  const liveAt = midnight - opts.minutes * MINUTE * 0.4;
+  let clockStart = clockStartEnv(liveAt - HOUR, t0);
+  let timeline = clockOf(parseClockStart(clockStart));
+  const clock = () => timeline();
   figures.tz = tz;
-  figures.midnight = zone ? new Date(zone.midnight).toISOString() : null;
-  log(zone ? `time zone ${tz}: local midnight at ${figures.midnight}` : `no zone has its midnight inside the live phase; using ${tz}, clear of midnight`);
+  figures.midnight = new Date(midnight).toISOString();
+  log(`history clock: ${clockStart} (RISKMON_CLOCK_START); local midnight in ${tz} (${dayKey(midnight, tz)} begins) at ${figures.midnight}`);
 
   // Our own stack: URLs in this process's environment (a test run's stack) must not be taken as external.
   const stackInputEnv: NodeJS.ProcessEnv = { ...process.env };
@@ -138,7 +150,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const name = `soak_${runId}`;
     const env: NodeJS.ProcessEnv = {
       ...stackInputEnv, PG_URL: pgUrl, RISK_PG_URL: riskUrl, KAFKA_BROKERS: stack.KAFKA_BROKERS, REDIS_URL: stack.REDIS_URL,
-      ...runEnv(name), RISKMON_TZ: tz, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
+      ...runEnv(name), RISKMON_TZ: tz, RISKMON_CLOCK_START: clockStart, RISKMON_HTTP_PORT: String(apiPort), RISKMON_API_KEYS: `${API_KEY}:admin`,
       RISKMON_SLACK_WEBHOOK_URL: slackHook.url,
       RISKMON_SLACK_MIN_INTERVAL_MS: '100', RISKMON_LOG_LEVEL: 'info', RISKMON_PARTITIONS: String(PARTITIONS), ...redisEnv,
       // The scale's thresholds, as in test/pipeline.int.test.ts.
@@ -156,7 +168,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     };
     redis = createRedis(readConfig(connections('redisUrl'), env), { maxRetriesPerRequest: null });
     redis.on('error', () => {}); // Redis is restarted or fails over on purpose; commands wait for the reconnect
-    const reader = createBucketReader(redis, { prefix: name, partitions: PARTITIONS, hotShards: 8, tz });
+    const reader = createBucketReader(redis, { prefix: name, partitions: PARTITIONS, hotShards: 8, tz, now: clock });
     const base = `http://127.0.0.1:${apiPort}`;
     const get = async <T>(path: string): Promise<T> => {
       const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
@@ -172,7 +184,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     src.on('error', () => {});
     await until('cdc streaming', 120_000, async () => (await src.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
       WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1);
-    const now = Date.now();
+    const now = liveAt; // the history ends where the live traffic starts
     const who = pickMerchants(seed, merchants, txPerDay);
     const ctx = { now, merchants, resolveAlias: (a: 'normal' | 'hot' | 'big' | 'big2') => ({ normal: who.normal, hot: who.hot, big: who.bigVolume, big2: who.bigVolumeStop })[a] };
     const scenarios = [parseScenario('cancel_surge:hot:-50m:10', ctx), parseScenario('full_stop:big2:-24h', ctx)];
@@ -187,9 +199,18 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     figures.catchUpS = (Date.now() - tb) / 1000;
     log(`history in: backfill ${figures.backfillS} s, through the pipeline ${figures.catchUpS} s`);
 
-    // 2. alerting after the catch-up; live traffic with bursts and faults.
+    // 2. the live clock (cdc, aggregate and api restart on it), alerting after the catch-up; live traffic with bursts and faults.
+    if (clock() > liveAt) throw new Error(`soak: the history took until ${new Date(clock()).toISOString()}, past the live phase's start ${new Date(liveAt).toISOString()}`);
+    clockStart = clockStartEnv(liveAt);
+    timeline = clockOf(parseClockStart(clockStart));
+    figures.clockStart = clockStart;
+    log(`live clock: ${clockStart}`);
+    Object.assign(env, { RISKMON_CLOCK_START: clockStart });
+    for (const c of ['cdc', 'aggregate', 'api'] as const) { await fleet.stop(c); fleet.start(c, env); }
+    await until('cdc streaming on the live clock', 120_000, async () => (await src.query(`SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+      WHERE s.slot_name = $1 AND r.state = 'streaming'`, [name])).rowCount === 1);
     fleet.start('alerting', env);
-    traffic = new Traffic(pgUrl, { tps: opts.tps, burstTps: opts.burstTps, merchants, scenarios });
+    traffic = new Traffic(pgUrl, { tps: opts.tps, burstTps: opts.burstTps, merchants, scenarios, now: clock });
     await traffic.start();
     const liveStart = Date.now();
     figures.liveStart = new Date(liveStart).toISOString();
@@ -239,7 +260,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     traffic = null;
     const loadStopped = Date.now();
     figures.live = { ...sent, bursts, seconds: (loadStopped - liveStart) / 1000, achievedTps: Math.round((sent.payments + sent.cancels) / ((loadStopped - liveStart) / 1000)) };
-    figures.midnightCrossedDuringLive = zone ? zone.midnight > liveStart && zone.midnight < loadStopped : false;
+    figures.midnightCrossedDuringLive = midnight > clock() - (loadStopped - liveStart) && midnight < clock();
     log(`load stopped: ${JSON.stringify(figures.live)}`);
 
     // 3. Checks.
@@ -259,7 +280,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     check('slot lag returns to ~0', lagOk, `smallest lag seen ${minLag} bytes`);
 
     const truthOf = (step: '1m' | '1h' | '1d') => sqlTruth(pgUrl, step, tz);
-    const to = Date.now() + DAY;
+    const to = clock() + DAY;
     let dayDiff: string[] = [];
     await until('day buckets equal the SQL truth', 300_000, async () => {
       dayDiff = await diffAgainstReader(reader, await truthOf('1d'), '1d', now - 10 * DAY, to);
@@ -268,7 +289,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     check('1d buckets of every merchant equal the SQL truth', dayDiff.length === 0, dayDiff.length ? `${dayDiff.length} differ, e.g. ${dayDiff.slice(0, 5).join('; ')}` : 'equal');
     const hourDiff = await diffAgainstReader(reader, await truthOf('1h'), '1h', now - 10 * DAY, to);
     check('1h buckets of every merchant equal the SQL truth', hourDiff.length === 0, hourDiff.length ? `${hourDiff.length} differ, e.g. ${hourDiff.slice(0, 5).join('; ')}` : 'equal');
-    const minDiff = await diffAgainstReader(reader, await truthOf('1m'), '1m', minuteStart(Date.now() - 36 * HOUR), to);
+    const minDiff = await diffAgainstReader(reader, await truthOf('1m'), '1m', minuteStart(clock() - 36 * HOUR), to);
     check('1m buckets of every merchant (last 36 h) equal the SQL truth', minDiff.length === 0, minDiff.length ? `${minDiff.length} differ, e.g. ${minDiff.slice(0, 5).join('; ')}` : 'equal');
     const counted = await src.query(`SELECT (SELECT count(*) FROM payments)::int AS p, (SELECT count(*) FROM payment_cancels)::int AS c`);
     figures.sourceRows = { payments: counted.rows[0].p, cancels: counted.rows[0].c };
@@ -299,7 +320,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     check('each injected anomaly raised exactly one alert and nothing else alerted', JSON.stringify(got) === JSON.stringify(expected),
       `expected ${expected.join(', ')}; got ${got.join(', ') || 'none'}`);
     await until('Slack messages', 60_000, async () => slack.length >= expected.length).catch(() => {});
-    await sleep(3000); // a duplicate would arrive right behind
+    // a duplicate would come from a notification still pending: none is left once the outbox has settled
+    const risk = new pg.Client({ connectionString: riskUrl });
+    await risk.connect();
+    try { await until('the Slack outbox to settle', 60_000, async () => (await pendingNotifications(risk)) === 0); } catch { /* the check below says what arrived */ } finally { await risk.end(); }
     const mentions = [who.hot, who.bigVolumeStop].map((id) => slack.filter((m) => m.text.includes(`merchants/${id}`)).length);
     check('Slack received each alert exactly once', mentions.every((n) => n === 1) && slack.length === expected.length,
       `messages ${slack.length}; per alert ${mentions.join(', ')}`);

@@ -11,7 +11,7 @@ export class Traffic {
   readonly #finished: LiveStats[] = [];
   #seed = 1000;
 
-  constructor(private readonly pgUrl: string, private readonly o: { tps: number; burstTps: number; merchants: number; scenarios: Scenario[] }) {}
+  constructor(private readonly pgUrl: string, private readonly o: { tps: number; burstTps: number; merchants: number; scenarios: Scenario[]; now?: () => number }) {}
 
   async start(): Promise<void> {
     this.#steady = await this.#run(this.o.tps);
@@ -45,7 +45,7 @@ export class Traffic {
 
   #run(tps: number, durationS?: number): Promise<LiveRun> {
     return live(this.pgUrl, {
-      tps, durationS, merchants: this.o.merchants, scenarios: this.o.scenarios, seed: this.#seed++,
+      tps, durationS, merchants: this.o.merchants, scenarios: this.o.scenarios, seed: this.#seed++, now: this.o.now,
       connections: Math.min(32, Math.max(4, Math.ceil(tps / 50))), onError: () => {},
     });
   }
