@@ -15,7 +15,8 @@
  *
  * Scale: RISKMON_DEMO_TX_PER_DAY (default 600,000) over RISKMON_DEMO_MERCHANTS (default 20,000) — a fifth of the
  * reference workload with the same transactions per merchant, so every scenario is as detectable as at full scale
- * and the history passes through the pipeline in a few minutes on 2 cores. RISKMON_DEMO_TPS: live rate (default 50);
+ * and the history passes through the pipeline in a few minutes on 2 cores. RISKMON_DEMO_TPS: live rate (default: the history's rate at
+ * the minute the demo starts, so live traffic looks like the same hour of earlier days to the volume rules);
  * RISKMON_DEMO_DAYS: days of history (default 15; below 15 the volume rules fall back to the 7-day mean).
  */
 import type { ChildProcess } from 'node:child_process';
@@ -28,6 +29,7 @@ import { createKafka, kafkaConfigOf } from '../lib/kafka/index.ts';
 import { migrate } from '../lib/migrate.ts';
 import { freePort } from '../lib/net.ts';
 import { dayStart } from '../lib/time.ts';
+import { expectedPerMinute } from './generate/distribution.ts';
 import { pickMerchants, Workload } from './generate/index.ts';
 import { stackUp, withDatabase } from './stack/index.ts';
 import { dropInactiveSlots, FakeSlack, spawnRiskmon, waitExit, waitFor, WebhookReceiver } from '../test/harness/index.ts';
@@ -87,7 +89,8 @@ async function main(): Promise<number> {
   mkdirSync(logDir, { recursive: true });
   const txPerDay = num('RISKMON_DEMO_TX_PER_DAY', 600_000);
   const merchants = num('RISKMON_DEMO_MERCHANTS', 20_000);
-  const tps = num('RISKMON_DEMO_TPS', 50);
+  // live traffic at the history's own rate for this time of day: a flat rate several times it is a volume spike
+  const tps = num('RISKMON_DEMO_TPS', Math.max(2, Math.round(expectedPerMinute(Date.now(), txPerDay, process.env.RISKMON_TZ ?? 'Asia/Seoul') / 60)));
   const days = num('RISKMON_DEMO_DAYS', 15);
 
   say('starting PostgreSQL, Kafka and Redis (npm run stack -- up) …');
