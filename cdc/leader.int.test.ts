@@ -15,6 +15,7 @@ import { migrate } from '../lib/migrate.ts';
 import { createRedis } from '../lib/redis.ts';
 import { connections, readConfig } from '../lib/config.ts';
 import { createBucketReader, keys } from '../aggregator/store/index.ts';
+import { tail } from '../scripts/stack/host.ts';
 import { startNode, stopNode } from '../scripts/stack/replicated.ts';
 import { freshDatabase, services, uniqueName } from '../test/harness/services.ts';
 import { replicatedForTest, type ReplicatedForTest } from '../test/harness/replicated.ts';
@@ -66,6 +67,7 @@ describe('Kafka leader failover', () => {
     children.push(spawnRiskmon(['aggregate'], { env: { ...process.env, ...env, RISKMON_LOG_LEVEL: 'info' }, logs: aggLogs }));
 
     let stop = false;
+    let killed = -1;
     let nextId = 1;
     const writers = Array.from({ length: 3 }, async () => {
       const c = new pg.Client({ connectionString: url });
@@ -95,6 +97,7 @@ describe('Kafka leader failover', () => {
       const md = await admin.fetchTopicMetadata({ topics: [env.RISKMON_TOPIC] });
       const leader = md.topics[0].partitions.find((p) => p.partitionId === 0)!.leader;
       const node = leader - 1; // node.id = index + 1
+      killed = node;
       await stopNode(rep.dir, 'kafka', node, { hard: true });
       await sleep(6_000); // writes go on: the cdc's writer meets the dead leader, then the new one
       await startNode(rep.dir, 'kafka', node);
@@ -138,7 +141,9 @@ describe('Kafka leader failover', () => {
         return offs.every((o, i) => o.high === '0' || stored[i] === o.high);
       }, { timeoutMs: RECOVERY_ALLOWANCE_MS, intervalMs: 500, message: 'aggregator catching up' }).catch((err) => {
         // what the aggregator did meanwhile (its warnings and group changes) is the diagnosis
-        throw new Error(`${err.message}\n${aggLogs.filter((l) => !/"msg":"applied/.test(l)).slice(-60).map((l) => l.slice(0, 300)).join('\n')}`);
+        // and what the killed and restarted broker said (its directory goes with the cluster)
+        const brokerLog = killed < 0 ? '' : `\n--- kafka-${killed} (killed and restarted) ---\n${tail(`${rep.dir}/kafka-${killed}/kafka.log`, 60)}`;
+        throw new Error(`${err.message}\n${aggLogs.filter((l) => !/"msg":"applied/.test(l) && !/ECONNREFUSED/.test(l)).slice(-30).map((l) => l.slice(0, 300)).join('\n')}\n${aggLogs.filter((l) => /ECONNREFUSED/.test(l)).length} aggregator lines of ECONNREFUSED${brokerLog}`);
       }).finally(() => {
         if (process.env.RISKMON_TEST_TIMING) console.log(aggLogs.map((l) => l.slice(0, 400)).join('\n'));
       });
