@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import { parseFlags, UsageError, wantsHelp } from '../lib/args.ts';
 import { processClock } from '../lib/clock.ts';
+import { withTimeout } from '../lib/timeout.ts';
 import { commonSpec, connections, readConfig } from '../lib/config.ts';
 import { createKafka, verifyKafka } from '../lib/kafka/index.ts';
 import { componentLogger, type Logger } from '../lib/logger.ts';
@@ -108,14 +109,7 @@ async function run(args: string[]): Promise<number> {
 class CatchUpError extends Error {}
 
 /** `p`, or a CatchUpError saying `message` after `ms`. */
-async function bounded<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new CatchUpError(message)), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const bounded = <T>(p: Promise<T>, ms: number, message: string): Promise<T> => withTimeout(p, ms, () => new CatchUpError(message));
 
 /** Until the cdc's slot has confirmed `lsn`: every change committed before it is in the topic. */
 async function waitForSlot(pgUrl: string, slot: string, lsn: bigint, log: Logger): Promise<void> {

@@ -10,6 +10,7 @@
 import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import { createRedis, verifyRedis, type RedisClient } from '../lib/redis.ts';
 import { offsetOf, systemClock, type Clock } from '../lib/clock.ts';
+import { withTimeout } from '../lib/timeout.ts';
 import type { ConfigOf } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { RunState, runSessions, type Service } from '../lib/service.ts';
@@ -81,10 +82,7 @@ interface Owned {
   starting?: Promise<void>;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error('timed out')), ms); })]).finally(() => clearTimeout(t));
-}
+const within = <T>(p: Promise<T>, ms: number): Promise<T> => withTimeout(p, ms, () => new Error('timed out'));
 
 /** Seconds since the record was produced (its timestamp; 0 when it has none). */
 function sinceProduced(m: { timestamp?: string }): number {
@@ -208,7 +206,7 @@ export class AggregatorService implements Service {
       this.#wake();
       // the applies in progress end at their chunk's end; then the last offsets are committed and we leave. Each
       // step is bounded: kafkajs' disconnect from a broker that died can wait for good, and the next session must start.
-      const bounded = (p: Promise<unknown> | undefined, ms = CLEANUP_MS) => (p ? withTimeout(p, ms).catch(() => {}) : undefined);
+      const bounded = (p: Promise<unknown> | undefined, ms = CLEANUP_MS) => (p ? within(p, ms).catch(() => {}) : undefined);
       await bounded(Promise.allSettled(owned.map((o) => o.applying)));
       await bounded(this.#commitResolved());
       await bounded(membership.leave(), 2_000);
@@ -228,7 +226,7 @@ export class AggregatorService implements Service {
     let members: string[];
     this.#renewing = true;
     try {
-      members = await withTimeout(membership.renew(), MEMBER_TTL_MS);
+      members = await within(membership.renew(), MEMBER_TTL_MS);
     } catch (err) {
       // Redis unreachable: keep what we hold (the applies wait for Redis anyway; the others cannot take over before it is back)
       if (performance.now() - this.#renewLogged > 30_000) { this.log.warn({ err }, 'could not renew the aggregator membership in Redis; keeping the partitions held'); this.#renewLogged = performance.now(); }
@@ -305,7 +303,7 @@ export class AggregatorService implements Service {
         }
         busyLeaders.add(leader);
         const ownedNow = new Map([...ask.keys()].map((p) => [p, this.#owned.get(p)!]));
-        void withTimeout(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
+        void within(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
           .then((got) => {
             failures.delete(leader);
             for (const f of got) {
@@ -381,7 +379,7 @@ export class AggregatorService implements Service {
     const changed = new Map([...this.#resolved].filter(([p, o]) => this.#committed.get(p) !== o));
     if (!changed.size || !this.#fetcher) return;
     try {
-      await withTimeout(this.#fetcher.commit(this.cfg.group, changed), 5_000);
+      await within(this.#fetcher.commit(this.cfg.group, changed), 5_000);
       for (const [p, o] of changed) this.#committed.set(p, o);
     } catch (err) {
       this.log.debug({ err }, 'committing offsets for lag monitoring failed; retried in a second');
@@ -414,7 +412,7 @@ export class AggregatorService implements Service {
   }
 
   async #lowWatermark(p: number): Promise<bigint> {
-    const rows = await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS);
+    const rows = await within(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS);
     return BigInt(rows.find((r) => r.partition === p)!.low);
   }
 
@@ -426,7 +424,7 @@ export class AggregatorService implements Service {
   async #checkNotRecreated(p: number, stored: bigint): Promise<void> {
     // a partition leader just elected may briefly answer an older end: only an end that stays behind counts
     for (let attempt = 0; ; attempt++) {
-      const high = (await withTimeout(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS)).find((m) => m.partition === p)?.high;
+      const high = (await within(this.#admin!.fetchTopicOffsets(this.cfg.topic), ADMIN_TIMEOUT_MS)).find((m) => m.partition === p)?.high;
       if (high === undefined || stored <= BigInt(high)) return;
       if (attempt === 2) throw new TopicRecreatedError(this.cfg.topic, this.cfg.redisPrefix, p, BigInt(high), stored);
       await this.#state.sleep(2_000);

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { backfillStatus, type BackfillStatus, type BucketReader, type GapRecord } from '../aggregator/store/index.ts';
 import { alertCounts, lastEvaluatedMinute, webhookCounts } from '../alerting/risk-store/index.ts';
 import { systemClock } from '../lib/clock.ts';
+import { withTimeout } from '../lib/timeout.ts';
 
 export interface StatusSources {
   sourcePg: pg.Pool | pg.Client;
@@ -34,13 +35,8 @@ export interface PipelineStatus {
 }
 
 const msg = (e: unknown) => (e as Error)?.message ?? String(e);
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
+const answerWithin = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  withTimeout(p, ms, () => new Error(`${what} did not answer within ${ms} ms`));
 
 export async function pipelineStatus(s: StatusSources, now = systemClock()): Promise<PipelineStatus> {
   const slot = (async (): Promise<PipelineStatus['slot']> => {
@@ -51,12 +47,12 @@ export async function pipelineStatus(s: StatusSources, now = systemClock()): Pro
   })().catch((e) => ({ name: s.slot, lagBytes: null, active: null, error: msg(e) }));
 
   const consumer = (async (): Promise<PipelineStatus['consumer']> => {
-    const admin = await withTimeout(s.kafkaAdmin(), 5000, 'Kafka');
+    const admin = await answerWithin(s.kafkaAdmin(), 5000, 'Kafka');
     // Asking for offsets of a missing topic makes kafkajs retry in the background: check first.
-    if (!(await withTimeout(admin.listTopics(), 5000, 'Kafka')).includes(s.topic)) {
+    if (!(await answerWithin(admin.listTopics(), 5000, 'Kafka')).includes(s.topic)) {
       return { group: s.group, topic: s.topic, lag: null, error: `topic "${s.topic}" does not exist (has the cdc started?)` };
     }
-    const [ends, committed] = await withTimeout(Promise.all([
+    const [ends, committed] = await answerWithin(Promise.all([
       admin.fetchTopicOffsets(s.topic),
       admin.fetchOffsets({ groupId: s.group, topics: [s.topic] }),
     ]), 5000, 'Kafka');
