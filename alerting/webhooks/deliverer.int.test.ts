@@ -54,7 +54,8 @@ describe('webhook deliverer', () => {
       }
       await waitFor(() => receiver.requests.filter((r) => r.answered === 503).length === 2, { message: 'two 503s' });
       await receiver.down(); // then refuses connections for a while: actions keep coming and wait
-      const before = (await db.query(`SELECT count(*)::int AS n FROM webhook_outbox WHERE status = 'delivered'`)).rows[0].n;
+      // What it accepted before going down (a 200 may still be on its way to the deliverer): nothing more is delivered.
+      const acceptedBeforeDown = receiver.accepted.size;
       for (const c of [...created]) {
         await release(c.holdId);
         created.push({ merchantId: c.merchantId, holdId: c.holdId, type: 'payout.release' });
@@ -62,7 +63,7 @@ describe('webhook deliverer', () => {
         created.push({ merchantId: c.merchantId, holdId: again.id, type: 'payout.hold' });
       }
       await new Promise((r) => setTimeout(r, 1500));
-      expect((await db.query(`SELECT count(*)::int AS n FROM webhook_outbox WHERE status = 'delivered'`)).rows[0].n).toBe(before);
+      expect((await db.query(`SELECT count(*)::int AS n FROM webhook_outbox WHERE status = 'delivered'`)).rows[0].n).toBeLessThanOrEqual(acceptedBeforeDown);
       for (const m of merchants) expect((await eventsOf(m)).slice(1).every((e) => e.status === 'pending')).toBe(true);
       await receiver.up();
       await waitFor(() => receiver.accepted.size === created.length, { timeoutMs: 20_000, message: 'every event accepted' });
