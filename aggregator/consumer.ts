@@ -64,6 +64,13 @@ const MAX_PARTITION_BYTES = 16 << 20;
 const CLEANUP_MS = 5_000;
 /** A partition no Fetch answered for this long ends the session (#pump). */
 const STALL_MS = 20_000;
+/**
+ * Leaders are looked up again at least this often, not only when a Fetch fails: a broker answers a consumer's Fetch
+ * (v11+) as a follower too, from its own high watermark, which trails the leader's by a replication round trip. After
+ * a leadership moves back to a restarted broker, Fetches to the former leader go on succeeding, each a little late;
+ * kafkajs sends no leader epoch that would have the broker refuse them.
+ */
+const METADATA_REFRESH_MS = 2_000;
 /** The pump looks at its partitions at least this often (retries after a backoff). */
 const PUMP_IDLE_MS = 50;
 
@@ -266,8 +273,13 @@ export class AggregatorService implements Service {
     const busyLeaders = new Set<number>();
     const failures = new Map<number, number>();
     let rotation = 0;
+    let metadataAt = performance.now();
     while (live()) {
       const now = performance.now();
+      if (now - metadataAt >= METADATA_REFRESH_MS) {
+        metadataAt = now;
+        void fetcher.refresh().catch(() => {});
+      }
       // A partition no Fetch has answered for STALL_MS (not even empty) while it is neither applying nor starting:
       // the session ends and the next one starts with new connections and fresh metadata. A leader election takes
       // 9–13 s; kafkajs' connection state after a broker's death is what this guards against.
@@ -305,7 +317,11 @@ export class AggregatorService implements Service {
         const ownedNow = new Map([...ask.keys()].map((p) => [p, this.#owned.get(p)!]));
         void within(fetcher.fetch(leader, ask, { maxWaitMs: FETCH_WAIT_MS, maxBytesPerPartition, maxBytes: Math.max(8 << 20, maxBytesPerPartition) }), FETCH_WAIT_MS + FETCH_TIMEOUT_MS)
           .then((got) => {
-            failures.delete(leader);
+            const failed = failures.get(leader);
+            if (failed) {
+              failures.delete(leader);
+              this.log.info({ leader, partitions: [...ask.keys()], failures: failed }, 'fetch answered again');
+            }
             for (const f of got) {
               const o = ownedNow.get(f.partition);
               if (!o) continue;
