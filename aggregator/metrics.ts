@@ -2,6 +2,7 @@
 import { masters, type RedisClient } from '../lib/redis.ts';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { registry } from '../lib/metrics.ts';
+import { withTimeout } from '../lib/timeout.ts';
 
 const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -60,11 +61,15 @@ export const metrics = {
     name: 'riskmon_redis_used_memory_bytes', help: 'Redis used_memory (INFO memory)', registers: [registry],
     async collect() {
       if (!redisForMemory) return;
-      // a cluster's memory is the sum over its masters
+      // a cluster's memory is the sum over its masters. A node not connected is not asked: the client queues
+      // commands while Redis is down, and a scrape would wait (and queue one more INFO) until it is back.
+      const nodes = masters(redisForMemory);
+      if (!nodes.every((n) => n.status === 'ready')) return;
       let total = 0;
-      for (const node of masters(redisForMemory)) {
-        const m = /used_memory:(\d+)/.exec(await node.info('memory').catch(() => ''));
-        if (m) total += Number(m[1]);
+      for (const node of nodes) {
+        const m = /used_memory:(\d+)/.exec(await withTimeout(node.info('memory'), 2_000, () => new Error('INFO memory not answered')).catch(() => ''));
+        if (!m) return;
+        total += Number(m[1]);
       }
       this.set(total);
     },
