@@ -60,6 +60,27 @@ function run(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; al
   if (!opts.allowFail && r.status !== 0) throw new Error(`${compose!.join(' ')} ${args.join(' ')} failed (${r.status}):\n${r.stdout}${r.stderr}`);
   return r;
 }
+/** Host ports for the published services: free when picked, but the engine may give one to another container before `up` binds it. */
+async function pickPorts(): Promise<void> {
+  const [http, pgPort, kafka, redis, prom] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  Object.assign(env, {
+    RISKMON_HTTP_PORT: String(http), RISKMON_PG_PORT: String(pgPort), RISKMON_KAFKA_PORT: String(kafka), RISKMON_REDIS_PORT: String(redis), RISKMON_PROMETHEUS_PORT: String(prom),
+  });
+  api = `http://127.0.0.1:${http}`;
+}
+
+/** `up -d` of `services`; when a host port was taken meanwhile ("port is already allocated"), new ports and again (3 tries). */
+async function up(services: string[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const r = run(['up', '-d', ...services], { allowFail: true });
+    if (r.status === 0) return;
+    const out = `${r.stdout}${r.stderr}`;
+    if (attempt >= 3 || !/port is already allocated|address already in use/i.test(out)) throw new Error(`${compose!.join(' ')} up -d ${services.join(' ')} failed (${r.status}):\n${out}`);
+    console.log(`[compose] a host port was taken before compose bound it (try ${attempt}); again on new ports`);
+    run(['down', '-v', '--remove-orphans'], { allowFail: true, timeoutMs: 180_000 });
+    await pickPorts();
+  }
+}
 const containerOf = (service: string) => run(['ps', '-q', service]).stdout.trim();
 const health = (service: string) => spawnSync('docker', ['inspect', '-f', '{{.State.Health.Status}}', containerOf(service)], { encoding: 'utf8' }).stdout.trim();
 const get = async (p: string) => {
@@ -79,16 +100,12 @@ describe.skipIf(skipReason !== null)('docker compose: the whole system in contai
       if (r.status !== 0) throw new Error(`docker build of ${image} failed:\n${r.stdout}${r.stderr}`);
       console.log(`[compose] built ${image} in ${((Date.now() - t0) / 1000).toFixed(0)}s`);
     }
-    const [http, pgPort, kafka, redis, prom] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-    env = {
-      ...process.env, RISKMON_IMAGE: image, RISKMON_SECRETS_DIR: secrets,
-      RISKMON_HTTP_PORT: String(http), RISKMON_PG_PORT: String(pgPort), RISKMON_KAFKA_PORT: String(kafka), RISKMON_REDIS_PORT: String(redis), RISKMON_PROMETHEUS_PORT: String(prom),
-    };
+    env = { ...process.env, RISKMON_IMAGE: image, RISKMON_SECRETS_DIR: secrets };
     // The test's own service URLs must not leak into compose's interpolation.
     for (const k of ['PG_URL', 'RISK_PG_URL', 'KAFKA_BROKERS', 'REDIS_URL', 'RISKMON_API_KEYS']) delete env[k];
+    await pickPorts();
     const gen = spawnSync('sh', [path.join(ROOT, 'scripts', 'compose-secrets.sh'), secrets], { env: { ...process.env, RISKMON_API_KEYS: `${KEY}:admin` }, encoding: 'utf8' });
     if (gen.status !== 0) throw new Error(`scripts/compose-secrets.sh failed:\n${gen.stderr}`);
-    api = `http://127.0.0.1:${http}`;
   }, 900_000);
 
   afterAll(async () => {
@@ -112,7 +129,7 @@ describe.skipIf(skipReason !== null)('docker compose: the whole system in contai
 
   it('comes up, counts what is written to its PostgreSQL, serves it over REST and raises the cancel surge alert', async () => {
     const t0 = Date.now();
-    run(['up', '-d', 'cdc', 'aggregator', 'api', 'prometheus']);
+    await up(['cdc', 'aggregator', 'api', 'prometheus']);
     await waitFor(async () => (await fetch(`${api}/ready`)).ok, { timeoutMs: 240_000, intervalMs: 1000, message: 'api /ready' });
     await waitFor(() => health('cdc') === 'healthy' && health('aggregator') === 'healthy', { timeoutMs: 180_000, intervalMs: 1000, message: 'cdc and aggregator healthy' });
     timings['up to ready'] = Date.now() - t0;
