@@ -236,13 +236,23 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
         pays.push(`(${id},${m},10000,'${iso(Math.min(Date.now(), M + k * 100))}')`);
         if (k < 10) cans.push(`(${nextId++},${id},${m},10000,'${iso(Math.min(Date.now(), M + k * 100 + 50))}')`);
       }
-      await sql(async (c) => {
-        await c.query('BEGIN');
-        await c.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES ${pays.join(',')}`);
-        await c.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES ${cans.join(',')}`);
-        await c.query('COMMIT');
-      });
-      surges.push({ fault, merchant: m, at: Date.now() });
+      // Written again while the fault keeps PostgreSQL away (up to 60 s); a duplicate key means an earlier try's
+      // COMMIT went through unanswered. Rows dated in an earlier minute than the commit are late rows: still counted.
+      for (let t0 = Date.now(); ; await sleep(500)) {
+        try {
+          await sql(async (c) => {
+            await c.query('BEGIN');
+            await c.query(`INSERT INTO payments (payment_id, merchant_id, amount, approved_at) VALUES ${pays.join(',')}`);
+            await c.query(`INSERT INTO payment_cancels (cancel_id, payment_id, merchant_id, amount, canceled_at) VALUES ${cans.join(',')}`);
+            await c.query('COMMIT');
+          });
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code === '23505') break;
+          if (Date.now() - t0 > 60_000) throw err;
+        }
+      }
+      surges.push({ fault, merchant: m, at: M });
     };
 
     const leaderOf0 = async () => {
