@@ -94,7 +94,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in a browser', () => {
     await page.fill('#q', 'hanbit');
     await page.waitForSelector('#results a[href="#/merchants/1042"]');
     await page.click('#results a[href="#/merchants/1042"]');
-    await page.waitForFunction(() => document.querySelectorAll('.uplot').length === 4);
+    await page.waitForFunction(() => document.querySelectorAll('.uplot').length === 4, undefined, { timeout: 60_000 }).catch(async (err) => {
+      throw new Error(`the merchant page's 4 charts: ${await page.evaluate(() => document.querySelectorAll('.uplot').length)} drawn; KPIs say "${await page.innerText('#kpis')}"; page errors: ${errors.join(' | ') || 'none'}`, { cause: err });
+    });
     await page.waitForSelector('#m-name:not(:empty)');
     expect(await page.innerText('#m-name')).toContain('Hanbit');
     expect(await page.innerText('#kpis')).toContain('Cancel rate, last 60 min');

@@ -173,7 +173,19 @@ export function merchant(main: HTMLElement, id: string): () => void {
     const msg = err instanceof HttpError ? err.message : 'could not load the series';
     render($('#kpis', main), html`<p class="error">${msg}</p>`);
   };
-  void load().catch(showError);
+  // A failed load (the API restarting, a dependency briefly down: 5xx or no answer) is tried again twice before the
+  // page shows the error; a 4xx is shown at once.
+  const loadRetrying = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await load();
+      } catch (err) {
+        if (disposed || attempt >= 3 || (err instanceof HttpError && err.status < 500)) throw err;
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
+  };
+  void loadRetrying().catch(showError);
 
   api<{ name: string; category: string }>(`/api/merchants/${encodeURIComponent(id)}`)
     .then((m) => { $('#m-name', main).textContent = m.name; $('#m-cat', main).textContent = m.category; })
