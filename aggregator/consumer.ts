@@ -64,13 +64,6 @@ const MAX_PARTITION_BYTES = 16 << 20;
 const CLEANUP_MS = 5_000;
 /** A partition no Fetch answered for this long ends the session (#pump). */
 const STALL_MS = 20_000;
-/**
- * Leaders are looked up again at least this often, not only when a Fetch fails: a broker answers a consumer's Fetch
- * (v11+) as a follower too, from its own high watermark, which trails the leader's by a replication round trip. After
- * a leadership moves back to a restarted broker, Fetches to the former leader go on succeeding, each a little late;
- * kafkajs sends no leader epoch that would have the broker refuse them.
- */
-const METADATA_REFRESH_MS = 2_000;
 /** The pump looks at its partitions at least this often (retries after a backoff). */
 const PUMP_IDLE_MS = 50;
 
@@ -273,13 +266,8 @@ export class AggregatorService implements Service {
     const busyLeaders = new Set<number>();
     const failures = new Map<number, number>();
     let rotation = 0;
-    let metadataAt = performance.now();
     while (live()) {
       const now = performance.now();
-      if (now - metadataAt >= METADATA_REFRESH_MS) {
-        metadataAt = now;
-        void fetcher.refresh().catch(() => {});
-      }
       // A partition no Fetch has answered for STALL_MS (not even empty) while it is neither applying nor starting:
       // the session ends and the next one starts with new connections and fresh metadata. A leader election takes
       // 9–13 s; kafkajs' connection state after a broker's death is what this guards against.

@@ -16,6 +16,7 @@ import websocket from '@fastify/websocket';
 import type { Role } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { registry } from '../lib/metrics.ts';
+import { withTimeout } from '../lib/timeout.ts';
 import { allows, AuthFailures, authorize, bearerOf, KeyRing, refuseIfBlocked, type Principal } from './auth.ts';
 import { cookieOf, SESSION_COOKIE, Sessions } from './sessions.ts';
 import { sessionRoutes } from './routes/session.ts';
@@ -246,7 +247,7 @@ export async function buildApp(deps: ApiDeps, log: Logger): Promise<App> {
     config: { rateLimit: false, public: true },
   }, async (req, reply) => {
     // Each dependency by name, within 2 s; the driver's message goes to the log, never to the (public) answer.
-    const within = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, no) => setTimeout(() => no(new Error('no answer within 2 s')), 2000).unref())]);
+    const within = <T>(p: Promise<T>) => withTimeout(p, 2000, () => new Error('no answer within 2 s'));
     const names = ['risk store', 'source database', 'redis'];
     const checks = await Promise.allSettled([
       within(deps.riskPg.query('SELECT 1')), within(deps.sourcePg.query('SELECT 1')), within(deps.redis.ping()),

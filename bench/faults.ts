@@ -36,6 +36,7 @@ import { baselineDayStarts } from '../alerting/index.ts';
 import { nodePorts, replicatedDown, replicatedUp, startNode, stopNode } from '../scripts/stack/replicated.ts';
 import { restartService, stackDown, stackUp, withDatabase } from '../scripts/stack/index.ts';
 import { FakeSlack, runEnv, sleep, spawnRiskmon, stopChild, streaming, waitFor } from '../test/harness/index.ts';
+import { withTimeout } from '../lib/timeout.ts';
 import { quantile } from './util.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -355,8 +356,7 @@ export async function benchFaults(env: NodeJS.ProcessEnv): Promise<Record<string
 }
 
 function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); })]).finally(() => clearTimeout(t));
+  return withTimeout(p, ms, () => new Error(`no answer within ${ms} ms`));
 }
 
 async function onPort<T>(port: number, fn: (r: import('ioredis').Redis) => Promise<T>): Promise<T> {

@@ -4,13 +4,20 @@
  * partition the caller wants from it; a request that fails (a broker gone, a leader moved, a partition not yet
  * elected) throws, and the next `leaders()` after `refresh()` names the new leaders. Nothing here waits for a
  * coordinator, a rebalance or a session timeout: a leader change costs the time Kafka takes to elect the new leader
- * plus one metadata round trip.
+ * plus one metadata round trip. `leaders()` also starts a refresh itself once the metadata is METADATA_MAX_AGE_MS
+ * old: a broker answers a consumer's Fetch (v11+) as a follower too, from its own high watermark, one replication
+ * round trip behind the leader's, so after a leadership moves back to a restarted broker, Fetches to the former
+ * leader go on succeeding, each a little late; kafkajs sends no leader epoch that would have the broker refuse them.
  *
  * Offsets are also committed to a consumer group as a simple (memberless) consumer, generation -1, for lag
  * monitoring (`riskmon status`) only.
  */
 import type { Kafka } from 'kafkajs';
+import { withTimeout } from '../timeout.ts';
 import { createCluster, type Cluster } from './direct.ts';
+
+/** Metadata older than this is refreshed in the background at the next `leaders()` (see above). */
+const METADATA_MAX_AGE_MS = 2_000;
 
 export interface FetchedRecord { offset: string; key: Buffer | null; value: Buffer | null; timestamp: string }
 
@@ -39,7 +46,8 @@ type RawCluster = Cluster & {
 
 export class PartitionFetcher {
   #refreshing: Promise<void> | null = null;
-  #refreshedAt = 0;
+  /** when the metadata held was last refreshed (performance.now(); `open` read it) */
+  #refreshedAt = performance.now();
 
   private constructor(readonly topic: string, private readonly cluster: RawCluster) {}
 
@@ -55,8 +63,12 @@ export class PartitionFetcher {
     return new PartitionFetcher(topic, cluster);
   }
 
-  /** Leader node id → partitions of `parts` it leads, by the metadata held (partitions without a leader are left out). */
+  /**
+   * Leader node id → partitions of `parts` it leads, by the metadata held (partitions without a leader are left out).
+   * Metadata older than METADATA_MAX_AGE_MS is refreshed in the background for the next call.
+   */
   leaders(parts: number[]): Map<number, number[]> {
+    if (performance.now() - this.#refreshedAt >= METADATA_MAX_AGE_MS) void this.refresh().catch(() => {});
     const out = new Map<number, number[]>();
     const meta = this.cluster.findTopicPartitionMetadata(this.topic);
     for (const p of parts) {
@@ -76,11 +88,9 @@ export class PartitionFetcher {
    */
   refresh(minGapMs = 250, timeoutMs = 5_000): Promise<void> {
     if (this.#refreshing) return this.#refreshing;
-    if (Date.now() - this.#refreshedAt < minGapMs) return Promise.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`metadata refresh not answered within ${timeoutMs} ms`)), timeoutMs); });
-    this.#refreshing = Promise.race([this.cluster.refreshMetadata(), timeout])
-      .finally(() => { clearTimeout(timer); this.#refreshedAt = Date.now(); this.#refreshing = null; });
+    if (performance.now() - this.#refreshedAt < minGapMs) return Promise.resolve();
+    this.#refreshing = withTimeout(this.cluster.refreshMetadata(), timeoutMs, () => new Error(`metadata refresh not answered within ${timeoutMs} ms`))
+      .finally(() => { this.#refreshedAt = performance.now(); this.#refreshing = null; });
     return this.#refreshing;
   }
 
