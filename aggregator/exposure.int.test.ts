@@ -113,9 +113,10 @@ describe('exposure after a first start on a database with history', () => {
     const { db } = h;
     const now = Date.now();
     const ids = Array.from({ length: 200 }, (_, i) => i + 1);
-    // 4 days of history with payouts D+2, merchant 5 busting out (no sales, 10 cancels of earlier payments per transaction) for 3 hours
+    // 4 days of history with payouts D+2, merchant 5 busting out (no sales, 30 cancels of earlier payments per
+    // transaction) for 8 hours: it owes at any hour of the Seoul day, the night's few transactions included
     const ctx = { now, merchants: 200, resolveAlias: () => 1 };
-    const st = await backfill(h.pgUrl, { days: 4, end: now, seed: 5, merchants: 200, txPerDay: 20_000, tz: h.tz, scenarios: [parseScenario('bust_out:5:-3h', ctx)] });
+    const st = await backfill(h.pgUrl, { days: 4, end: now, seed: 5, merchants: 200, txPerDay: 20_000, tz: h.tz, scenarios: [parseScenario('bust_out:5:-8h:30', ctx)] });
     expect(st.payouts).toBeGreaterThan(200);
     const sched = await db.query('SELECT count(*)::int AS n FROM payouts WHERE paid_at > $1', [new Date(now).toISOString()]);
     expect(sched.rows[0].n).toBeGreaterThan(0); // yesterday's payouts are paid tomorrow

@@ -118,7 +118,7 @@ export class Evaluator implements Service {
       ? new ExposureTracker(deps.reader, deps.settlement, async () => new Set((await storedReceivables(deps.db)).keys()))
       : null;
     this.#now = deps.now ?? systemClock;
-    this.#window = new WindowSums(deps.reader);
+    this.#window = new WindowSums(deps.reader, { recent: this.#exposures !== null });
     this.#inputs = new DayInputs(deps.reader, opts.rules, {
       tz: opts.tz, baselineRefreshMs: opts.baselineRefreshMs ?? 900_000, log: deps.log, now: this.#now, directory: deps.directory,
     });
@@ -318,7 +318,7 @@ export class Evaluator implements Service {
     let exposures: Map<string, Exposure> | undefined;
     if (this.#exposures) {
       try {
-        exposure = await timed('exposure', this.#exposures.update(exposureInstant(M)));
+        exposure = await timed('exposure', this.#exposures.update(exposureInstant(M), this.#window.recent()));
       } catch (err) {
         this.#exposures.reset();
         throw err;
@@ -383,7 +383,7 @@ export class Evaluator implements Service {
     this.#inputs.prefetch(M, base, firingMerchants(this.#memory.firing, 'volume_drop'));
     if (transitions.length) {
       const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
-      this.#d.log.info({ minute: iso(M), replay, stageMs, readMs, rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
+      this.#d.log.info({ minute: iso(M), replay, stageMs, readMs, ...(exposure ? { exposureRead: exposure.recomputed, exposureChecked: exposure.checked } : {}), rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
     return {
       minute: M, replay, evaluations: d.evaluated, transitions: transitions.length, rowsWritten: rows.length, ruleVersion: rules.version,

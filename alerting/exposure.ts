@@ -1,20 +1,29 @@
 /**
  * Which merchants owe a receivable, kept exactly every closed minute without range-summing every merchant.
  *
- * A merchant's net since its settled-through time S changes only when (a) a fact or payout of it is applied — the
- * bucket store's changed-merchant index names it (store `changedMerchants`: every live apply scores the merchants
- * it touched with the partition's offset) — or (b) S or its next payout moves with time: one of its payouts
- * becomes paid (the tracker remembers each merchant's next paid_at), or, on the D+N schedule, a local day starts.
- * So each minute the tracker recomputes exactly: the merchants changed since the last minute, those whose schedule
- * moved, and those that owe now (their projection moves with the last hour's rates). Everyone else's receivable is
- * unchanged (0 for those not owing). The first minute, a replay or backfill (a partition's generation changed),
- * or a Redis failover (the state epoch changed) recomputes every merchant once. The owing set with its exposures
- * goes to the risk store's merchant_exposure in the minute's transaction (top list, alerts sorted by receivable).
+ * A merchant's sums since its settled-through time S, at minute M's instant, are split at the start F of the last
+ * hour (F = M + 1m − 60m):
+ * - the part in [F, M + 1m) is the evaluator's recent sums (window.ts `RecentFeed`), kept from the window index;
+ * - the part in [S, F) is kept here per merchant. It changes only when (a) a minute leaves the last hour (the feed
+ *   hands over the slices that left, as last read: added here when their minute is ≥ S), (b) a fact lands in a minute
+ *   the watermark had already closed, or a payout of the merchant changes — the aggregator names those merchants in
+ *   the changed-merchant index (store `changedMerchants`), and they are read again from the store — or (c) S moves:
+ *   one of its payouts becomes paid (its next paid_at is remembered), or, on the D+N schedule, a local day starts.
+ * A fact the window index shows is in the recent sums at the next read, or, if its minute left the last hour before
+ * that read, closed by then — named by (b): the last hour covers far more than the allowed lateness.
+ *
+ * The first minute, a replay or backfill (a partition's generation changed), a Redis failover (the state epoch
+ * changed), a window started over (its continuity changed, or it had no slices) or a jump of the evaluated minute
+ * reads every merchant again. Otherwise the minute's work is the merchants whose sums changed (the recent sums'
+ * touched merchants, the departed slices') plus those named by (b) and (c) and those owing, which are checked every
+ * minute (their projection moves with the last hour's rates). The owing set with its exposures goes to the risk
+ * store's merchant_exposure in the minute's transaction (top list, alerts sorted by receivable).
  */
-import type { BucketReader, Exposure, MoneyReader, Settlement } from '../aggregator/store/index.ts';
+import type { BucketReader, Exposure, MoneyReader, Settlement, Totals } from '../aggregator/store/index.ts';
 import { readExposuresWith, readSchedules } from '../aggregator/store/index.ts';
-import { nextScheduleChange } from '../lib/exposure.ts';
-import { dayStart, MINUTE } from '../lib/time.ts';
+import { exposureOf, nextScheduleChange, scheduleOfDays, type Schedule } from '../lib/exposure.ts';
+import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
+import type { RecentFeed } from './window.ts';
 
 /**
  * The instant a closed minute M is judged at: its last millisecond. The sums run through the minute's end
@@ -26,17 +35,29 @@ export function exposureInstant(M: number): number {
 }
 
 const BATCH = 2000;
+/** A jump of the evaluated minute larger than this (skipped minutes) reads every merchant again. */
+const MAX_STEP_MS = 30 * MINUTE;
 
 export interface ExposureUpdate {
   /** every merchant that owes now (receivable > 0), with its exposure at `now` */
   owing: Map<string, Exposure>;
   /** merchant_exposure changes: owing merchants to upsert, merchants that no longer owe to delete */
   write: { upsert: Exposure[]; remove: string[] };
-  /** merchants recomputed this minute */
+  /** merchants read again from the store this minute */
   recomputed: number;
+  /** merchants whose receivable was decided this minute */
+  checked: number;
 }
 
+/** A merchant's schedule and its sums over [settledThrough, the recent sums' start). */
+interface Older extends Schedule { approved: bigint; canceled: bigint }
+
 export class ExposureTracker {
+  /** merchant → its schedule and sums before the recent range; absent: the default schedule and nothing before */
+  #older = new Map<string, Older>();
+  /** the recent feed's start and continuity at the last update (null: read everything next time) */
+  #from: number | null = null;
+  #continuity = -1;
   #since: number[] = [];
   #generation: string | null = null;
   #epoch: string | undefined;
@@ -50,35 +71,108 @@ export class ExposureTracker {
   constructor(private readonly reader: BucketReader & MoneyReader, private readonly settlement: Settlement,
     private readonly loadStored: () => Promise<Set<string>>) {}
 
-  /** Recomputes what may have changed, as of instant `now` (a closed minute's `exposureInstant`). Does not touch the store. */
-  async update(now: number): Promise<ExposureUpdate> {
+  /** The schedule of a merchant without payouts (none, or the D+N schedule) at `now`. */
+  #defaultSchedule(now: number): Schedule {
+    const s = this.settlement;
+    return s.kind === 'days' ? scheduleOfDays(s.days, now, s.tz) : { settledThrough: null, nextPayoutAt: null };
+  }
+
+  /**
+   * Recomputes what may have changed, as of instant `now` (a closed minute's `exposureInstant`), with the recent
+   * sums of that minute's window read (`recent`, drained here). Does not touch the store.
+   */
+  async update(now: number, recent: RecentFeed): Promise<ExposureUpdate> {
     const r = this.reader;
+    const end = Math.floor(now / MINUTE) * MINUTE + MINUTE;
+    if (recent.valid && recent.to !== end) throw new Error(`the recent sums end at ${new Date(recent.to).toISOString()}, not at the minute's end ${new Date(end).toISOString()}`);
     this.#stored ??= await this.loadStored();
     const changes = await r.changedMerchants(this.#since);
     const epoch = await r.stateEpoch?.();
     const day = this.settlement.kind === 'days' ? dayStart(now, this.settlement.tz) : null;
-    const all = this.#generation === null || changes.generation !== this.#generation || epoch !== this.#epoch || day !== this.#day;
-    const dirty = new Set<string>(all ? [...(await r.allMerchants()), ...changes.merchants, ...this.#stored] : changes.merchants);
-    for (const m of this.#owing.keys()) dirty.add(m);
-    for (const [m, t] of this.#nextChange) if (t <= now) dirty.add(m);
+    const all = !recent.valid || this.#generation === null || changes.generation !== this.#generation || epoch !== this.#epoch
+      || day !== this.#day || recent.continuity !== this.#continuity || this.#from === null || recent.from < this.#from
+      || recent.from - this.#from > MAX_STEP_MS;
+    const fallback = this.#defaultSchedule(now);
+    const check = new Set<string>(recent.touched);
+    let dirty: Set<string>;
+    if (all) {
+      this.#older.clear();
+      this.#nextChange.clear();
+      dirty = new Set([...(await r.allMerchants()), ...changes.merchants, ...this.#stored, ...this.#owing.keys()]);
+    } else {
+      for (const { minute, totals } of recent.departed) {
+        for (const [m, t] of totals) {
+          let o = this.#older.get(m);
+          if (!o) this.#older.set(m, (o = { ...fallback, approved: 0n, canceled: 0n }));
+          if (o.settledThrough === null || minute >= o.settledThrough) {
+            o.approved += t.approvedAmount;
+            o.canceled += t.canceledAmount;
+          }
+          check.add(m);
+        }
+      }
+      dirty = new Set(changes.merchants);
+      for (const [m, t] of this.#nextChange) if (t <= now) dirty.add(m);
+    }
+
+    // read again: schedules, and the sums before the recent range (all of them when there is no recent range)
+    const upTo = recent.valid ? recent.from : end;
     const ids = [...dirty];
     for (let i = 0; i < ids.length; i += BATCH) {
       const part = ids.slice(i, i + BATCH);
       const schedules = await readSchedules(r, part, now, this.settlement);
-      const exposures = await readExposuresWith(r, schedules, now);
-      for (const m of part) {
-        const e = exposures.get(m)!;
-        if (e.receivable !== '0') this.#owing.set(m, e); else this.#owing.delete(m);
-        const next = nextScheduleChange(schedules.get(m)!.payouts, now);
+      const groups = new Map<number | null, string[]>();
+      for (const [m, { schedule, payouts }] of schedules) {
+        const k = schedule.settledThrough !== null && schedule.settledThrough >= upTo ? upTo : schedule.settledThrough;
+        const g = groups.get(k);
+        if (g) g.push(m); else groups.set(k, [m]);
+        const next = nextScheduleChange(payouts, now);
         if (next === null) this.#nextChange.delete(m); else this.#nextChange.set(m, next);
       }
+      for (const [from, ms] of groups) {
+        const t = from === upTo ? null : await r.sinceTotals(ms, from, upTo);
+        for (const m of ms) {
+          const x = t?.get(m);
+          this.#older.set(m, { ...schedules.get(m)!.schedule, approved: x?.approvedAmount ?? 0n, canceled: x?.canceledAmount ?? 0n });
+          check.add(m);
+        }
+      }
     }
+    for (const m of this.#owing.keys()) check.add(m);
+
+    // decide: the part before the recent range plus the recent sums (from S when S lies inside the range)
+    const olderOf = (m: string): Older => this.#older.get(m) ?? { ...fallback, approved: 0n, canceled: 0n };
+    const partial = new Map<string, number>();
+    if (recent.valid) for (const m of check) { const s = olderOf(m).settledThrough; if (s !== null && s > recent.from) partial.set(m, s); }
+    const fromS = partial.size ? recent.sumsFrom(partial) : new Map<string, Totals>();
+    const owing: [string, Older, bigint, bigint][] = [];
+    for (const m of check) {
+      const o = olderOf(m);
+      let a = o.approved, c = o.canceled;
+      if (recent.valid) {
+        const w = partial.has(m) ? fromS.get(m) : recent.sums.get(m);
+        if (w) { a += w.approvedAmount; c += w.canceledAmount; }
+      }
+      if (c > a) owing.push([m, o, a, c]); else this.#owing.delete(m);
+    }
+    // the projection's last hour: the recent sums, or read when there are none
+    const hour = recent.valid ? recent.sums : await r.totals(owing.map(([m]) => m), end - HOUR, end);
+    for (const [m, o, a, c] of owing) {
+      const h = hour.get(m);
+      this.#owing.set(m, exposureOf({
+        merchantId: m, now, schedule: { settledThrough: o.settledThrough, nextPayoutAt: o.nextPayoutAt }, approvedSince: a, canceledSince: c,
+        approvedLastHour: h?.approvedAmount ?? 0n, canceledLastHour: h?.canceledAmount ?? 0n,
+      }));
+    }
+
     this.#since = changes.next;
     this.#generation = changes.generation;
     this.#epoch = epoch;
     this.#day = day;
+    this.#from = recent.valid ? recent.from : null;
+    this.#continuity = recent.continuity;
     const remove = [...this.#stored].filter((m) => !this.#owing.has(m));
-    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length };
+    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length, checked: check.size };
   }
 
   /** The minute's write is committed: merchant_exposure now holds the owing set. */
@@ -97,5 +191,6 @@ export class ExposureTracker {
     this.#generation = null;
     this.#stored = null;
     this.#since = [];
+    this.#from = null;
   }
 }

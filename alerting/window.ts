@@ -154,7 +154,11 @@ export function totalsOfSlice(s: Slice, numbers: MerchantNumbers): Map<string, T
   return out;
 }
 
-/** A running per-merchant sum over the slices whose minute lies in [from, to). */
+/**
+ * A running per-merchant sum over the slices whose minute lies in [from, to). A tracking sum also records the
+ * slices that left it by its start moving forward (`departed`, as they were last read) and the merchants whose sums
+ * changed (`touched`), for a caller that keeps sums reaching further back (alerting/exposure.ts).
+ */
 export class RangeSum {
   from = 0;
   to = 0;
@@ -162,8 +166,14 @@ export class RangeSum {
   readonly #in = new Map<string, Slice>();
   #c = new Float64Array(COUNTERS * 1024);
   #exact = true;
+  readonly #track: boolean;
+  departed: Slice[] = [];
+  touched = new Set<number>();
 
-  constructor(numbers: MerchantNumbers) { this.#numbers = numbers; }
+  constructor(numbers: MerchantNumbers, track = false) {
+    this.#numbers = numbers;
+    this.#track = track;
+  }
 
   /** False once a sum left the range doubles hold exactly: read exactly instead (the sums stay wrong until a new RangeSum). */
   get exact(): boolean { return this.#exact; }
@@ -196,8 +206,17 @@ export class RangeSum {
   setRange(from: number, to: number): void {
     this.from = from;
     this.to = to;
-    for (const [key, s] of this.#in) if (s.minute < from || s.minute >= to) this.remove(key);
+    for (const [key, s] of this.#in) {
+      if (s.minute >= from && s.minute < to) continue;
+      if (this.#track && s.minute < from) {
+        this.departed.push({ minute: s.minute, fingerprint: s.fingerprint, merchants: s.merchants.slice(), counters: s.counters.slice(), values: s.values.slice() });
+      }
+      this.remove(key);
+    }
   }
+
+  /** The slices in the sum, for reads the running sums do not answer (`sumsFrom`). */
+  slices(): Iterable<Slice> { return this.#in.values(); }
 
   covers(minute: number): boolean { return minute >= this.from && minute < this.to; }
 
@@ -209,6 +228,7 @@ export class RangeSum {
       this.#c = c;
     }
     const c = this.#c, { merchants, counters, values } = s;
+    if (this.#track) for (let j = 0; j < merchants.length; j++) this.touched.add(merchants[j]);
     for (let j = 0; j < merchants.length; j++) {
       const at = merchants[j] * COUNTERS + counters[j];
       const v = c[at] + sign * values[j];
@@ -295,15 +315,46 @@ export interface WindowTotals {
   deltas: number;
 }
 
+/**
+ * The last hour as money at risk follows it (alerting/exposure.ts): running sums over [from, to) = the 60 minutes
+ * ending with the last read's minute, what left them since the last `recent()` call and which merchants changed.
+ */
+export interface RecentFeed {
+  /** False when the last read had no slices (read whole by `totalsByMerchant`): the fields below are empty. */
+  valid: boolean;
+  /** Changes whenever the kept slices were dropped: what left the range before then is not known. */
+  continuity: number;
+  from: number;
+  to: number;
+  /** Totals over [from, to). Valid until the next read; do not keep. */
+  sums: TotalsByMerchant;
+  /** The slices that left the range since the last call (one entry per minute and partition), as last read. */
+  departed: { minute: number; totals: Map<string, Totals> }[];
+  /** Merchants whose sums changed since the last call. */
+  touched: string[];
+  /** Each merchant's totals over [start, to) for a start inside the range. */
+  sumsFrom(starts: ReadonlyMap<string, number>): Map<string, Totals>;
+}
+
+/** The range the recent feed covers: the last hour, which is also what the exposure's projection reads. */
+const RECENT_MS = 60 * MINUTE;
+
 export class WindowSums {
   readonly #reader: BucketReader;
   #numbers = new MerchantNumbers();
   #slices = new Map<string, Slice>();
   #window = new RangeSum(this.#numbers);
   #hour = new RangeSum(this.#numbers);
+  /** the last hour, kept only for a caller of `recent()` (money at risk) */
+  #recent: RangeSum | null;
+  #recentValid = false;
+  #continuity = 0;
   #epoch: string | undefined;
 
-  constructor(reader: BucketReader) { this.#reader = reader; }
+  constructor(reader: BucketReader, o: { recent?: boolean } = {}) {
+    this.#reader = reader;
+    this.#recent = o.recent ? new RangeSum(this.#numbers, true) : null;
+  }
 
   /**
    * Totals over [from, to) and over [hourFrom, to) (minute-aligned). `epoch`: the store's state epoch (the masters'
@@ -318,13 +369,17 @@ export class WindowSums {
     }
     if (hasWindowSlices(reader)) {
       if (this.#numbers.names.length > MAX_NUMBERED) this.#reset();
+      const recentFrom = this.#recent ? to - RECENT_MS : from;
+      // the recent sums only move forward: a read further back starts them over (what left them is then unknown)
+      if (this.#recent && this.#recentValid && (recentFrom < this.#recent.from || to < this.#recent.to)) this.#reset();
       const minutes: number[] = [];
-      for (let t = Math.min(from, hourFrom); t < to; t += MINUTE) minutes.push(t);
+      for (let t = Math.min(from, hourFrom, recentFrom); t < to; t += MINUTE) minutes.push(t);
       const slices = await reader.windowSlices(minutes, (m, p) => this.#slices.get(`${m}/${p}`)?.fingerprint);
       if (slices) {
-        const sums = [this.#window, this.#hour];
+        const sums = this.#recent ? [this.#window, this.#hour, this.#recent] : [this.#window, this.#hour];
         this.#window.setRange(from, to);
         this.#hour.setRange(hourFrom, to);
+        this.#recent?.setRange(recentFrom, to);
         let read = 0, delta = 0, exact = true;
         const kept = new Map<string, Slice>();
         for (const s of slices) {
@@ -349,8 +404,9 @@ export class WindowSums {
           kept.set(key, slice);
           for (const sum of sums) if (sum.covers(s.minute) && !sum.has(key)) sum.add(key, slice);
         }
-        if (exact && this.#window.exact && this.#hour.exact) {
+        if (exact && this.#window.exact && this.#hour.exact && (this.#recent?.exact ?? true)) {
           this.#slices = kept;
+          this.#recentValid = true;
           return { window: this.#window.sums, hour: this.#hour.sums, slicesRead: read, deltas: delta };
         }
       }
@@ -366,10 +422,46 @@ export class WindowSums {
   /** Drops every slice read so far (they may come from a Redis state that rolled back). */
   forget(): void { this.#reset(); }
 
+  /** The last hour as of the last read, for money at risk (RecentFeed); drains what left it and who changed. */
+  recent(): RecentFeed {
+    const r = this.#recent, numbers = this.#numbers;
+    if (!r) throw new Error('this window keeps no recent sums (new WindowSums(reader, { recent: true }))');
+    const departed = r.departed.map((s) => ({ minute: s.minute, totals: totalsOfSlice(s, numbers) }));
+    const touched = [...r.touched].map((i) => numbers.names[i]);
+    r.departed = [];
+    r.touched = new Set();
+    return {
+      valid: this.#recentValid, continuity: this.#continuity, from: r.from, to: r.to, sums: r.sums, departed, touched,
+      sumsFrom: (starts) => {
+        const byNo = new Map<number, number>();
+        for (const [m, t] of starts) { const i = numbers.find(m); if (i !== undefined) byNo.set(i, t); }
+        const out = new Map<string, Totals>();
+        for (const m of starts.keys()) out.set(m, { approvals: 0, approvedAmount: 0n, cancels: 0, canceledAmount: 0n });
+        for (const s of r.slices()) {
+          for (let j = 0; j < s.merchants.length; j++) {
+            const start = byNo.get(s.merchants[j]);
+            if (start === undefined || s.minute < start || s.values[j] === 0) continue;
+            const t = out.get(numbers.names[s.merchants[j]])!, v = s.values[j];
+            switch (s.counters[j]) {
+              case 0: t.approvals += v; break;
+              case 1: t.approvedAmount += BigInt(v); break;
+              case 2: t.cancels += v; break;
+              default: t.canceledAmount += BigInt(v);
+            }
+          }
+        }
+        return out;
+      },
+    };
+  }
+
   #reset(): void {
     this.#slices.clear();
     this.#numbers = new MerchantNumbers();
     this.#window = new RangeSum(this.#numbers);
     this.#hour = new RangeSum(this.#numbers);
+    this.#recent = this.#recent ? new RangeSum(this.#numbers, true) : null;
+    this.#recentValid = false;
+    this.#continuity++;
   }
 }

@@ -5,15 +5,15 @@
 -- ARGV: 1 mode (live|init|replay), 2 first offset of the chunk, 3 next offset ('' = leave), 4 lock token,
 --       5 watermark candidate ('' = none), 6 window-index key prefix, 7 window minutes kept,
 --       8 position of the chunk's last change ('' = leave), 9 generation the caller's TTL record is valid for,
---       10 number of merchants m, 11 number of foreign merchants f,
+--       10 number of merchants m, 11 number of foreign merchants f, 12 number of merchants to re-read r,
 --       then for each bucket hash KEYS[9..] in order: n, expiry (unix seconds, '' = TTL already set), version
 --         ('' = none; a window-index hash gets it in its field layout.ts WINDOW_VERSION_FIELD), n × (field, x)
 --         — HINCRBY field x; fields are final (slot*4+kind in the tiers, 'n:'|'a:'|'c:'|'x:'..merchant in the
 --         window index), only non-zero deltas are sent, so Lua does no string work per field,
 --       (a window-index hash written after its minute ended, by the watermark before the chunk, also logs its
 --       merchants in its late log with the version, or, without an offset, gets WINDOW_REBUILT_FIELD),
---       then m merchant names (each also scored with the next offset in the changed-merchant index, when one is
---       given), then f foreign merchant names.
+--       then m merchant names, then f foreign merchant names, then r merchant names scored with the next offset in
+--       the changed-merchant index (when one is given): a late fact or a payout change (plan.ts `reread`).
 -- Returns {'ok'} | {'locked', owner} | {'offset', stored or ''} | {'generation', current}.
 -- HINCRBY keeps exact 64-bit integers in Redis: no parsing or number formatting in Lua.
 local lock = redis.call('GET', KEYS[3])
@@ -36,7 +36,7 @@ local call, tonumber = redis.call, tonumber
 -- watermark) is a late write, logged per merchant with the write's version (layout.ts WINDOW_LATE_SUFFIX), so a
 -- reader that read the hash once the minute had ended re-reads only the merchants written since.
 local wm0 = tonumber(call('GET', KEYS[2]) or '-1')
-local i = 12
+local i = 13
 for k = 10, #KEYS do
   local key, n, exp, version = KEYS[k], tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   i = i + 3
@@ -71,14 +71,20 @@ for s = 4, 5 do
   while j < n do
     local k = math.min(n - j, 500)
     call('SADD', KEYS[s], unpack(ARGV, i + j, i + j + k - 1))
-    if s == 4 and ARGV[3] ~= '' then
-      local zs = {}
-      for x = 0, k - 1 do zs[2 * x + 1] = ARGV[3]; zs[2 * x + 2] = ARGV[i + j + x] end
-      call('ZADD', KEYS[9], unpack(zs))
-    end
     j = j + k
   end
   i = i + n
+end
+if ARGV[3] ~= '' then
+  local n = tonumber(ARGV[12])
+  local j = 0
+  while j < n do
+    local k = math.min(n - j, 500)
+    local zs = {}
+    for x = 0, k - 1 do zs[2 * x + 1] = ARGV[3]; zs[2 * x + 2] = ARGV[i + j + x] end
+    call('ZADD', KEYS[9], unpack(zs))
+    j = j + k
+  end
 end
 
 if ARGV[5] ~= '' then

@@ -49,7 +49,7 @@ export class Applier {
     const args: string[] = [
       o.mode, o.first, o.next, o.lockToken ?? '', plan.watermark === null ? '' : String(plan.watermark),
       keys.windowPrefix(prefix, p), String(o.windowKeepMinutes), plan.position ?? '', this.#generation.get(p) ?? '',
-      String(plan.merchants.size), String(plan.foreign.size),
+      String(plan.merchants.size), String(plan.foreign.size), String(plan.reread.size),
     ];
     const ttlSet: string[] = [];
     /**
@@ -87,6 +87,7 @@ export class Applier {
     }
     for (const m of plan.merchants) args.push(m);
     for (const m of plan.foreign) args.push(m);
+    for (const m of plan.reread) args.push(m);
     // ioredis flattens the array: one call, however many arguments (no spread into the call stack)
     const [status, arg] = await this.#cmd(ks.length, ks.concat(args));
     if (status === 'ok') {

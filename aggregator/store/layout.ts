@@ -14,7 +14,7 @@
  *   <P>:{pN}:xm:<minute>:l                 sorted set: merchant → version of the last apply that wrote its fields of
  *                                                the minute after the partition's watermark passed the minute's end
  *                                                (late writes: the window reader re-reads only these merchants)
- *   <P>:{pN}:chg  sorted set: merchant → next offset after the last live apply that touched it
+ *   <P>:{pN}:chg  sorted set: merchant → next offset after the last live apply that wrote a late fact or a payout of it
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
@@ -67,8 +67,9 @@ export const keys = {
   /** (lsn/seq) of the last row change applied: a re-published copy of a change is skipped */
   position: (prefix: string, p: number) => `${partitionTag(prefix, p)}:pos`,
   /**
-   * sorted set: merchant → the partition's next offset after the last live apply that changed its buckets or payouts
-   * (readers that keep per-merchant results, like the exposure ranking, recompute only what changed)
+   * sorted set: merchant → the partition's next offset after the last live apply that wrote a late fact of it (a
+   * minute the watermark had closed) or changed its payouts: what a reader following the recent minutes through the
+   * window index cannot see there (alerting/exposure.ts re-reads these merchants)
    */
   changed: (prefix: string, p: number) => `${partitionTag(prefix, p)}:chg`,
   /** bumped by every replay: aggregators drop what they remember about keys' TTLs */

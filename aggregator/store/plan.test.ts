@@ -60,6 +60,7 @@ describe('buildPlan', () => {
     expect(minute).toEqual({ approvals: 1, approvedAmount: 70n, cancels: 0, canceledAmount: 0n });
     expect(plan.changes).toBe(4);
     expect(plan.late).toBe(0);
+    expect([...plan.reread]).toEqual([]); // nothing late: the window index shows it
   });
 
   it('sends malformed events and unreadable rows to the dead letters, counts late rows, skips re-published changes', () => {
@@ -70,6 +71,7 @@ describe('buildPlan', () => {
     const plan = buildPlan([good, bad, noAmount, good], ctx({ watermark: now }));
     expect(plan.bad.map((b) => b.reason)).toEqual([expect.stringMatching(/not JSON/), expect.stringMatching(/amount is missing/)]);
     expect(plan.late).toBe(1); // 11:00 is closed at 12:00
+    expect([...plan.reread]).toEqual(['7']); // named in the changed-merchant index for money at risk
     expect(plan.duplicates).toBe(1);
     expect(plan.facts).toBe(1);
   });

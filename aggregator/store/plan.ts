@@ -60,6 +60,12 @@ export interface Plan {
   expires: Map<string, number>;
   merchants: Set<string>;
   foreign: Set<string>;
+  /**
+   * Merchants named in the changed-merchant index (layout.ts `changed`): those with a late fact (its minute closed
+   * by the watermark, allowed lateness included) or a payout change — what a reader following the recent minutes'
+   * window index (alerting/exposure.ts) cannot see there.
+   */
+  reread: Set<string>;
   /** max commitTs of the chunk (ms), null when the chunk has no valid event */
   watermark: number | null;
   bad: BadMessage[];
@@ -92,7 +98,7 @@ export function parsePosition(s: string | null): Position | null {
 
 export function emptyPlan(): Plan {
   return {
-    hashes: new Map(), payouts: new Map(), expires: new Map(), merchants: new Set(), foreign: new Set(), watermark: null,
+    hashes: new Map(), payouts: new Map(), expires: new Map(), merchants: new Set(), foreign: new Set(), reread: new Set(), watermark: null,
     bad: [], changes: 0, facts: 0, late: 0, minFactMinute: null, position: null, duplicates: 0,
   };
 }
@@ -174,6 +180,7 @@ export function addPayouts(plan: Plan, deltas: PayoutDelta[], ctx: PlanContext):
     const f = encodePayoutField(payout);
     h.set(f, (h.get(f) ?? 0) + sign);
     plan.merchants.add(m);
+    plan.reread.add(m);
     if (!candidates(m).includes(ctx.partition)) plan.foreign.add(m);
   }
 }
@@ -190,9 +197,10 @@ export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number
   for (const f of facts) {
     plan.facts++;
     if (plan.minFactMinute === null || f.minuteMs < plan.minFactMinute) plan.minFactMinute = f.minuteMs;
-    if (wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm) plan.late++;
-    const s = slotsOf(f.minuteMs, ctx.clock);
     const m = f.merchantId;
+    const late = wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm;
+    if (late) plan.late++;
+    const s = slotsOf(f.minuteMs, ctx.clock);
     let touched = false;
     const mExp = minuteKeyExpiry(s, r);
     if (mExp > now && (!from || f.minuteMs >= from.minute)) {
@@ -216,6 +224,7 @@ export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number
     }
     if (touched) {
       plan.merchants.add(m);
+      if (late) plan.reread.add(m);
       if (!candidates(m).includes(p)) plan.foreign.add(m);
     }
   }

@@ -97,9 +97,9 @@ export interface MoneyReader {
   /** The payout rows standing for each merchant (paid within the day tier's retention or up to 100 days ahead). */
   payouts(merchantIds: string[]): Promise<Map<string, Payout[]>>;
   /**
-   * Merchants whose buckets or payouts a live apply changed after position `since[p]` of each partition (the
-   * partition's offsets), the positions to pass next time, and the partitions' replay generations (a changed one
-   * means everything may have changed).
+   * Merchants a live apply after position `since[p]` of each partition (the partition's offsets) wrote a late fact
+   * of (into a minute the watermark had closed) or changed the payouts of, the positions to pass next time, and the
+   * partitions' replay generations (a changed one means everything may have changed).
    */
   changedMerchants(since: number[]): Promise<{ merchants: Set<string>; next: number[]; generation: string }>;
   /** Every merchant with state in the store (shard suffixes removed). */

@@ -1,0 +1,125 @@
+/**
+ * The exposure tracker (exposure.ts) over the real reader and buckets written through the aggregator's apply path:
+ * at every closed minute its owing set and exposures equal a full read (store `readExposures`) of every merchant —
+ * through new minutes, rows late by minutes (inside the last hour), hours and days (outside it, named by the
+ * changed-merchant index), a DELETE and an UPDATE moving a payment to another merchant, a hot merchant's shards,
+ * payouts becoming paid, one settling through a minute inside the last hour, a payout corrected, and on the D+N
+ * schedule across a local midnight. Most minutes read nothing from the store for money at all.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BucketWriter, createBucketReader, readExposures, type Exposure, type Settlement } from '../aggregator/store/index.ts';
+import { DAY, dayStart, HOUR, MINUTE } from '../lib/time.ts';
+import { services, uniqueName } from '../test/harness/services.ts';
+import { dropKeys } from '../test/harness/index.ts';
+import { ExposureTracker, exposureInstant } from './exposure.ts';
+import { WindowSums } from './window.ts';
+
+const TZ = 'Asia/Seoul';
+const PARTITIONS = 4;
+const SHARDS = 3;
+
+function owingOf(all: Map<string, Exposure>): Record<string, Exposure> {
+  const o: Record<string, Exposure> = {};
+  for (const [m, e] of [...all].sort(([a], [b]) => a.localeCompare(b))) if (e.receivable !== '0') o[m] = e;
+  return o;
+}
+
+describe('ExposureTracker', () => {
+  let redis: Redis;
+  const prefix = uniqueName('exp');
+  beforeAll(() => { redis = new Redis(services().REDIS_URL); });
+  afterAll(async () => {
+    await dropKeys(redis, `${prefix}*`);
+    redis.disconnect();
+  });
+
+  for (const settlement of [{ kind: 'payouts' }, { kind: 'days', days: 2, tz: TZ }] as Settlement[]) {
+    it(`equals a full read every minute (${settlement.kind})`, async () => {
+      const p = `${prefix}${settlement.kind}`;
+      const writer = new BucketWriter(redis, { prefix: p, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ, hot: new Set(['hot']) });
+      const cdc = writer.cdc;
+      const reader = createBucketReader(redis, { prefix: p, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
+      const win = new WindowSums(reader, { recent: true });
+      const tracker = new ExposureTracker(reader, settlement, async () => new Set());
+      // yesterday's local midnight inside the run (the D+N schedule moves there); always hours in the past
+      const midnight = dayStart(Date.now(), TZ) - DAY;
+      const t0 = midnight - 100 * MINUTE;
+      const iso = (ms: number) => new Date(ms).toISOString();
+      let id = 0, seed = 7;
+      const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+      const merchants = ['hot', ...Array.from({ length: 16 }, (_, i) => `m${i}`)];
+      const pay = (m: string, at: number, amount: number, commit: number) => {
+        const row = { payment_id: String(++id), merchant_id: m, amount: String(amount), approved_at: iso(at) };
+        cdc.change('public.payments', 'insert', row, null, iso(commit));
+        return row;
+      };
+      const cancel = (m: string, at: number, amount: number, commit: number) =>
+        cdc.change('public.payment_cancels', 'insert', { cancel_id: String(++id), payment_id: '1', merchant_id: m, amount: String(amount), canceled_at: iso(at) }, null, iso(commit));
+      const payout = (m: string, coversTo: number, paidAt: number, commit: number) => {
+        const row = { payout_id: String(++id), merchant_id: m, amount: '1000', covers_to: iso(coversTo), paid_at: iso(paidAt) };
+        cdc.change('public.payouts', 'insert', row, null, iso(commit));
+        return row;
+      };
+
+      // history: days of sales, some canceled later; payouts settling most merchants through two days ago
+      for (const m of merchants) {
+        for (let d = 6; d >= 1; d--) pay(m, t0 - d * DAY + rnd(20) * HOUR, 50_000 + rnd(50_000), t0 - 2 * HOUR);
+        if (rnd(3) > 0) payout(m, dayStart(t0, TZ) - DAY, dayStart(t0, TZ) + HOUR - DAY, t0 - 2 * HOUR);
+      }
+      cdc.heartbeats(iso(t0 - HOUR));
+      await writer.flush();
+
+      const rows: Record<string, string>[] = [];
+      let reads = 0, quiet = 0, departed = 0, owingSeen = 0;
+      let corrected: Record<string, string> | null = null;
+      for (let M = t0; M < t0 + 140 * MINUTE; M += MINUTE) {
+        const step = (M - t0) / MINUTE;
+        const commit = M + 30_000;
+        for (let k = 0; k < 6; k++) rows.push(pay(merchants[rnd(merchants.length)], M + rnd(60) * 1000, 1000 + rnd(9000), commit));
+        cancel(merchants[rnd(merchants.length)], M + rnd(60) * 1000, 5000 + rnd(30_000), commit);
+        if (step % 9 === 4) cancel(merchants[rnd(merchants.length)], M - (3 + rnd(40)) * MINUTE, 40_000, commit); // late, inside the hour
+        if (step % 13 === 6) cancel(merchants[rnd(merchants.length)], M - (2 * HOUR + rnd(5) * MINUTE), 60_000, commit); // hours late
+        if (step % 29 === 10) cancel('hot', M - 3 * DAY, 200_000, commit); // a payment settled days ago, canceled now
+        if (step % 17 === 8 && rows.length > 40) {
+          const del = rows.splice(rows.length - 1 - rnd(30), 1)[0];
+          cdc.change('public.payments', 'delete', null, del, iso(commit));
+          const mv = rows[rnd(rows.length - 1)];
+          const moved = { ...mv, merchant_id: mv.merchant_id === 'm15' ? 'm14' : 'm15' };
+          cdc.change('public.payments', 'update', moved, mv, iso(commit));
+          rows[rows.indexOf(mv)] = moved;
+        }
+        if (step === 20) payout('m3', M - 10 * MINUTE, M + 5 * MINUTE, commit); // S inside the last hour, paid in 5 minutes
+        if (step === 30) corrected = payout('m4', dayStart(t0, TZ), M + 2 * MINUTE, commit);
+        if (step === 40 && corrected) {
+          const moved = { ...corrected, covers_to: iso(M - 90 * MINUTE) };
+          cdc.change('public.payouts', 'update', moved, corrected, iso(commit));
+        }
+        if (step === 50) payout('m5', M - 3 * HOUR, M + 30 * MINUTE, commit);
+        await writer.flush(); // the minute's rows, then the heartbeat that closes it (a chunk's watermark is its last commit)
+        cdc.heartbeats(iso(M + MINUTE + 5000));
+        await writer.flush();
+
+        const end = M + MINUTE;
+        await win.read(end - 60 * MINUTE, Math.max(Math.floor(M / HOUR) * HOUR, dayStart(M, TZ)), end);
+        const recent = win.recent();
+        departed += recent.departed.length;
+        const now = exposureInstant(M);
+        const u = await tracker.update(now, recent);
+        tracker.committed(u);
+        if (step > 0) {
+          reads += u.recomputed;
+          if (u.recomputed === 0) quiet++;
+        }
+        const full = await readExposures(reader, merchants, now, settlement);
+        const want = owingOf(full);
+        expect(owingOf(u.owing), `minute ${step} (${iso(M)})`).toEqual(want);
+        owingSeen += Object.keys(want).length;
+      }
+      expect(departed).toBeGreaterThan(50); // minutes left the last hour and were carried on here
+      expect(owingSeen).toBeGreaterThan(20); // merchants owed: the comparison was not of empty sets
+      expect(quiet).toBeGreaterThan(60); // most minutes read no merchant's money from the store
+      expect(reads).toBeLessThan(merchants.length * 30);
+    });
+  }
+});
