@@ -1,8 +1,8 @@
 /**
  * The exposure tracker (exposure.ts) over the real reader and buckets written through the aggregator's apply path:
  * at every closed minute its owing set and exposures equal a full read (store `readExposures`) of every merchant —
- * through new minutes, rows late by minutes (inside the last hour), hours and days (outside it, named by the
- * changed-merchant index), a DELETE and an UPDATE moving a payment to another merchant, a hot merchant's shards,
+ * through new minutes, rows late by minutes (inside the last hour), about an hour, hours and days (named by the
+ * changed-merchant index once 30 minutes late), a DELETE and an UPDATE moving a payment to another merchant, a hot merchant's shards,
  * payouts becoming paid, one settling through a minute inside the last hour, a payout corrected, and on the D+N
  * schedule across a local midnight. Most minutes read nothing from the store for money at all.
  */
@@ -79,6 +79,7 @@ describe('ExposureTracker', () => {
         for (let k = 0; k < 6; k++) rows.push(pay(merchants[rnd(merchants.length)], M + rnd(60) * 1000, 1000 + rnd(9000), commit));
         cancel(merchants[rnd(merchants.length)], M + rnd(60) * 1000, 5000 + rnd(30_000), commit);
         if (step % 9 === 4) cancel(merchants[rnd(merchants.length)], M - (3 + rnd(40)) * MINUTE, 40_000, commit); // late, inside the hour
+        if (step % 11 === 2) cancel(merchants[rnd(merchants.length)], M - (50 + rnd(30)) * MINUTE, 45_000, commit); // about an hour late
         if (step % 13 === 6) cancel(merchants[rnd(merchants.length)], M - (2 * HOUR + rnd(5) * MINUTE), 60_000, commit); // hours late
         if (step % 29 === 10) cancel('hot', M - 3 * DAY, 200_000, commit); // a payment settled days ago, canceled now
         if (step % 17 === 8 && rows.length > 40) {
@@ -96,7 +97,7 @@ describe('ExposureTracker', () => {
           cdc.change('public.payouts', 'update', moved, corrected, iso(commit));
         }
         if (step === 50) payout('m5', M - 3 * HOUR, M + 30 * MINUTE, commit);
-        await writer.flush(); // the minute's rows, then the heartbeat that closes it (a chunk's watermark is its last commit)
+        await writer.flush(); // the minute's rows, then the heartbeat that closes it
         cdc.heartbeats(iso(M + MINUTE + 5000));
         await writer.flush();
 

@@ -5,12 +5,12 @@
  * hour (F = M + 1m − 60m):
  * - the part in [F, M + 1m) is the evaluator's recent sums (window.ts `RecentFeed`), kept from the window index;
  * - the part in [S, F) is kept here per merchant. It changes only when (a) a minute leaves the last hour (the feed
- *   hands over the slices that left, as last read: added here when their minute is ≥ S), (b) a fact lands in a minute
- *   the watermark had already closed, or a payout of the merchant changes — the aggregator names those merchants in
+ *   hands over the slices that left, as last read: added here when their minute is ≥ S), (b) a fact lands at least
+ *   REREAD_LATENESS_MS (30 min) late, or a payout of the merchant changes — the aggregator names those merchants in
  *   the changed-merchant index (store `changedMerchants`), and they are read again from the store — or (c) S moves:
  *   one of its payouts becomes paid (its next paid_at is remembered), or, on the D+N schedule, a local day starts.
- * A fact the window index shows is in the recent sums at the next read, or, if its minute left the last hour before
- * that read, closed by then — named by (b): the last hour covers far more than the allowed lateness.
+ * A less late fact is in the recent sums at the next read (the window index logs late writes; see MAX_STEP_MS for
+ * why its minute is still inside the last hour then).
  *
  * The first minute, a replay or backfill (a partition's generation changed), a Redis failover (the state epoch
  * changed), a window started over (its continuity changed, or it had no slices) or a jump of the evaluated minute
@@ -20,7 +20,7 @@
  * store's merchant_exposure in the minute's transaction (top list, alerts sorted by receivable).
  */
 import type { BucketReader, Exposure, MoneyReader, Settlement, Totals } from '../aggregator/store/index.ts';
-import { readExposuresWith, readSchedules } from '../aggregator/store/index.ts';
+import { readExposuresWith, readSchedules, REREAD_LATENESS_MS } from '../aggregator/store/index.ts';
 import { exposureOf, nextScheduleChange, scheduleOfDays, type Schedule } from '../lib/exposure.ts';
 import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import type { RecentFeed } from './window.ts';
@@ -35,8 +35,17 @@ export function exposureInstant(M: number): number {
 }
 
 const BATCH = 2000;
+/** Batches read at once (their round trips overlap; every merchant's reads stay bounded by BATCH × IN_FLIGHT). */
+const IN_FLIGHT = 4;
 /** A jump of the evaluated minute larger than this (skipped minutes) reads every merchant again. */
-const MAX_STEP_MS = 30 * MINUTE;
+const MAX_STEP_MS = 10 * MINUTE;
+/**
+ * Why the recent sums see every fact the aggregator does not name: a window read for minute M happens once every
+ * partition's watermark passed M + 1m, so a fact applied after it and not named (less than REREAD_LATENESS_MS late
+ * as of its change) lies after M + 1m − REREAD_LATENESS_MS − 1m; the next read's range starts at most MAX_STEP_MS
+ * later than M + 1m − 60m. The second must stay before the first, with a margin.
+ */
+if (60 * MINUTE - MAX_STEP_MS - REREAD_LATENESS_MS < 10 * MINUTE) throw new Error('the recent sums cannot see every fact the aggregator does not name');
 
 export interface ExposureUpdate {
   /** every merchant that owes now (receivable > 0), with its exposure at `now` */
@@ -118,8 +127,9 @@ export class ExposureTracker {
     // read again: schedules, and the sums before the recent range (all of them when there is no recent range)
     const upTo = recent.valid ? recent.from : end;
     const ids = [...dirty];
-    for (let i = 0; i < ids.length; i += BATCH) {
-      const part = ids.slice(i, i + BATCH);
+    const batches: string[][] = [];
+    for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH));
+    await inParallel(batches, IN_FLIGHT, async (part) => {
       const schedules = await readSchedules(r, part, now, this.settlement);
       const groups = new Map<number | null, string[]>();
       for (const [m, { schedule, payouts }] of schedules) {
@@ -137,7 +147,7 @@ export class ExposureTracker {
           check.add(m);
         }
       }
-    }
+    });
     for (const m of this.#owing.keys()) check.add(m);
 
     // decide: the part before the recent range plus the recent sums (from S when S lies inside the range)
@@ -193,4 +203,11 @@ export class ExposureTracker {
     this.#since = [];
     this.#from = null;
   }
+}
+
+/** Runs `fn` over `items`, at most `n` at a time. */
+async function inParallel<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => { while (next < items.length) await fn(items[next++]); };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
 }

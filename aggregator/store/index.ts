@@ -23,7 +23,7 @@ export { createBucketReader, type ReaderOptions } from './read.ts';
 // Writing: the test writer, and the pieces the apply benchmark drives directly.
 export { BucketWriter, seedTrendingMerchant } from './writer.ts';
 export { Applier } from './apply.ts';
-export { DayClock, keys, retentionOf } from './layout.ts';
+export { DayClock, keys, REREAD_LATENESS_MS, retentionOf } from './layout.ts';
 export { addFacts, candidateCache, emptyPlan, type Plan } from './plan.ts';
 
 // Replay: resetting a range and rebuilding it with final values (aggregator/replay.ts drives it).

@@ -14,7 +14,7 @@
  *   <P>:{pN}:xm:<minute>:l                 sorted set: merchant → version of the last apply that wrote its fields of
  *                                                the minute after the partition's watermark passed the minute's end
  *                                                (late writes: the window reader re-reads only these merchants)
- *   <P>:{pN}:chg  sorted set: merchant → next offset after the last live apply that wrote a late fact or a payout of it
+ *   <P>:{pN}:chg  sorted set: merchant → next offset after the last live apply that wrote a fact ≥ 30 min late or a payout of it
  *   <P>:{pN}:mer  set of merchants with state in the partition; <P>:{pN}:foreign  merchants outside their candidates
  *   <P>:{pN}:pos  position (lsn/seq) of the last row change applied
  *   <P>:{pN}:off  next offset to consume; <P>:{pN}:wm  watermark (max commitTs, ms); <P>:{pN}:lock  replay lock
@@ -67,9 +67,9 @@ export const keys = {
   /** (lsn/seq) of the last row change applied: a re-published copy of a change is skipped */
   position: (prefix: string, p: number) => `${partitionTag(prefix, p)}:pos`,
   /**
-   * sorted set: merchant → the partition's next offset after the last live apply that wrote a late fact of it (a
-   * minute the watermark had closed) or changed its payouts: what a reader following the recent minutes through the
-   * window index cannot see there (alerting/exposure.ts re-reads these merchants)
+   * sorted set: merchant → the partition's next offset after the last live apply that wrote a fact of it at least
+   * REREAD_LATENESS_MS late or changed its payouts: what a reader following the last hour through the window index
+   * cannot see there (alerting/exposure.ts re-reads these merchants)
    */
   changed: (prefix: string, p: number) => `${partitionTag(prefix, p)}:chg`,
   /** bumped by every replay: aggregators drop what they remember about keys' TTLs */
@@ -182,6 +182,13 @@ export function minuteKeyExpiry(s: Slots, r: Retention): number {
 export function hourKeyExpiry(s: Slots, r: Retention): number {
   return (Math.floor(s.hourNo / HOUR_BLOCK) + 1) * HOUR_BLOCK * HOUR + r.hourTtlMs;
 }
+/**
+ * A fact whose minute ended at least this long before its partition's watermark (as of the fact's own change) names
+ * its merchant in the changed-merchant index (`keys.changed`): a reader following the last hour through the window
+ * index (alerting/exposure.ts) may no longer hold that minute by its next read. Less late facts it reads itself.
+ */
+export const REREAD_LATENESS_MS = 30 * MINUTE;
+
 /** UTC days per payout key (a daily payout keeps a key under Redis's compact-encoding limit of 128 fields). */
 export const PAYOUT_BLOCK_DAYS = 100;
 export function payoutBlockOf(paidAtMs: number): number {

@@ -82,6 +82,9 @@ describe('buildPlan', () => {
     const plan = buildPlan([pay('42', 1, '2026-11-21T11:59:00Z'), hb], ctx({ partition: p }));
     expect(plan.foreign.has('42') || candidatePartitions('42', 12, 8).includes(p)).toBe(true);
     expect(plan.watermark).toBe(now + 5000);
+    // late by the chunk's heartbeat, not 30 minutes late as of its own change: the window index shows it
+    expect(plan.late).toBe(1);
+    expect([...plan.reread]).toEqual([]);
   });
 
   it('on a shifted clock, decides on its timeline and writes expiries by Redis\' clock (lib/clock.ts offsetOf)', () => {

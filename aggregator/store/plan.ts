@@ -9,7 +9,7 @@ import { BadRowError, factsOf, payoutsOf, type Fact, type Mapping, type PayoutDe
 import { candidatePartitions } from '../../lib/partition.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import {
-  DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, payoutBlockOf, payoutKeyExpiry, slotsOf, type Retention,
+  DAY_BLOCK, dayKeyExpiry, DayClock, HOUR_BLOCK, hourKeyExpiry, keys, minuteKeyExpiry, payoutBlockOf, payoutKeyExpiry, REREAD_LATENESS_MS, slotsOf, type Retention,
 } from './layout.ts';
 import { encodePayoutField } from './payouts.ts';
 import { emptyTotals, type Totals } from './counters.ts';
@@ -61,9 +61,9 @@ export interface Plan {
   merchants: Set<string>;
   foreign: Set<string>;
   /**
-   * Merchants named in the changed-merchant index (layout.ts `changed`): those with a late fact (its minute closed
-   * by the watermark, allowed lateness included) or a payout change — what a reader following the recent minutes'
-   * window index (alerting/exposure.ts) cannot see there.
+   * Merchants named in the changed-merchant index (layout.ts `changed`): those with a fact at least
+   * REREAD_LATENESS_MS late or a payout change — what a reader following the last hour through the window index
+   * (alerting/exposure.ts) may not see there.
    */
   reread: Set<string>;
   /** max commitTs of the chunk (ms), null when the chunk has no valid event */
@@ -132,6 +132,8 @@ function add(plan: Plan, kind: PlannedHash['kind'], key: string, field: string, 
 export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan {
   const plan = into ?? emptyPlan();
   const facts: Fact[] = [];
+  /** the partition's watermark as of each fact's change (the chunk's earlier commits included) */
+  const factWms: (number | null)[] = [];
   const payouts: PayoutDelta[] = [];
   let wm = ctx.watermark;
   let last = ctx.lastPosition ?? null;
@@ -148,7 +150,7 @@ export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan 
       const fs = factsOf(e, ctx.mapping);
       const ps = payoutsOf(e, ctx.mapping);
       plan.changes++;
-      for (const f of fs) facts.push(f);
+      for (const f of fs) { facts.push(f); factWms.push(wm); }
       for (const d of ps) payouts.push(d);
     } catch (err) {
       if (!(err instanceof BadEventError) && !(err instanceof BadRowError)) throw err;
@@ -156,7 +158,7 @@ export function buildPlan(messages: Msg[], ctx: PlanContext, into?: Plan): Plan 
     }
   }
   if (last && last !== (ctx.lastPosition ?? null)) plan.position = formatPosition(last);
-  addFacts(plan, facts, ctx, wm);
+  addFacts(plan, facts, ctx, wm, factWms);
   // A replay rebuilds buckets only: payout hashes already hold every change applied live (aggregator/README.md).
   if (!ctx.from) addPayouts(plan, payouts, ctx);
   return plan;
@@ -187,19 +189,23 @@ export function addPayouts(plan: Plan, deltas: PayoutDelta[], ctx: PlanContext):
 
 /**
  * Adds facts to a plan (the second pass of buildPlan; the benchmark feeds synthetic facts here). `wm` is the
- * partition's watermark including this chunk: it decides late rows and the window-index horizon.
+ * partition's watermark including this chunk: it decides late rows and the window-index horizon. `factWms[i]`, when
+ * given, is the watermark as of fact i's own change: a fact is named in `reread` when its minute ended
+ * REREAD_LATENESS_MS before it (a chunk's later commits do not make its earlier rows late).
  */
-export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number | null): void {
+export function addFacts(plan: Plan, facts: Fact[], ctx: PlanContext, wm: number | null, factWms?: (number | null)[]): void {
   const windowFrom = wm === null ? -Infinity : (Math.floor(wm / MINUTE) - ctx.windowKeepMinutes) * MINUTE;
   const candidates = ctx.candidates ?? candidateCache(ctx.partitions, ctx.hotShards);
   const { prefix, partition: p, retention: r, now, from } = ctx;
   const shift = ctx.clockOffsetMs ?? 0; // expiries go to Redis by its clock
-  for (const f of facts) {
+  for (let i = 0; i < facts.length; i++) {
+    const f = facts[i];
     plan.facts++;
     if (plan.minFactMinute === null || f.minuteMs < plan.minFactMinute) plan.minFactMinute = f.minuteMs;
     const m = f.merchantId;
-    const late = wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm;
-    if (late) plan.late++;
+    if (wm !== null && f.minuteMs + MINUTE + ctx.allowedLatenessMs <= wm) plan.late++;
+    const fwm = factWms ? factWms[i] : wm;
+    const late = fwm !== null && f.minuteMs + MINUTE + REREAD_LATENESS_MS <= fwm;
     const s = slotsOf(f.minuteMs, ctx.clock);
     let touched = false;
     const mExp = minuteKeyExpiry(s, r);

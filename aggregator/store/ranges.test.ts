@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DAY, HOUR, MINUTE } from '../../lib/time.ts';
 import { DAY_BLOCK, DayClock, HOUR_BLOCK, keys, QUARTER_MINUTES } from './layout.ts';
-import { keyReads, slotTimeOf, tierSegments, type RangeContext } from './ranges.ts';
+import { finestSegments, keyReads, slotTimeOf, tierSegments, type RangeContext } from './ranges.ts';
 import { accumulate, addWindowHash, visitBucketReplies } from './read.ts';
 import type { Step } from './reader.ts';
 
@@ -99,26 +99,52 @@ describe('decoding replies of a read', () => {
   });
 });
 
-describe('tierSegments', () => {
+describe('finestSegments', () => {
   const H = HOUR;
   const now = Date.parse('2026-12-10T03:00:00Z');
   const minuteHorizon = now - 46 * H, hourHorizon = now - 35 * 24 * H;
   it('minutes only when the start is within the minute tier', () => {
-    expect(tierSegments(now - 10 * H, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1m', from: now - 10 * H, to: now }]);
+    expect(finestSegments(now - 10 * H, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1m', from: now - 10 * H, to: now }]);
   });
   it('whole hours before the minute horizon, then minutes', () => {
     const from = Date.parse('2026-12-07T15:00:00Z');
-    expect(tierSegments(from, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1h', from, to: minuteHorizon }, { step: '1m', from: minuteHorizon, to: now }]);
+    expect(finestSegments(from, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1h', from, to: minuteHorizon }, { step: '1m', from: minuteHorizon, to: now }]);
   });
   it('local days before the hour horizon up to the first midnight after it, then hours, then minutes', () => {
     const from = Date.parse('2026-10-01T15:00:00Z');
-    const segs = tierSegments(from, now, minuteHorizon, hourHorizon, clock);
+    const segs = finestSegments(from, now, minuteHorizon, hourHorizon, clock);
     expect(segs.map((s) => s.step)).toEqual(['1d', '1h', '1m']);
     expect(segs[0].from).toBe(from);
     expect(segs[0].to).toBe(clock.dayStart(segs[0].to));
     expect(segs[0].to).toBeGreaterThanOrEqual(hourHorizon);
     expect(segs[0].to - hourHorizon).toBeLessThan(24 * H);
     expect(segs[1]).toEqual({ step: '1h', from: segs[0].to, to: minuteHorizon });
+    expect(finestSegments(now, now, minuteHorizon, hourHorizon, clock)).toEqual([]);
+  });
+});
+
+describe('tierSegments', () => {
+  const H = HOUR;
+  const now = Date.parse('2026-12-10T03:00:00Z'); // local 12:00; local midnights at 15:00 UTC
+  const minuteHorizon = now - 46 * H, hourHorizon = now - 35 * 24 * H;
+  const today = Date.parse('2026-12-09T15:00:00Z');
+  it('within one local day: the finest tiers', () => {
+    expect(tierSegments(now - 10 * H, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1m', from: now - 10 * H, to: now }]);
+  });
+  it('whole local days from the day tier, today from the minutes', () => {
+    const from = Date.parse('2026-12-07T15:00:00Z');
+    expect(tierSegments(from, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1d', from, to: today }, { step: '1m', from: today, to: now }]);
+    const old = Date.parse('2025-12-01T15:00:00Z');
+    expect(tierSegments(old, now, minuteHorizon, hourHorizon, clock)).toEqual([{ step: '1d', from: old, to: today }, { step: '1m', from: today, to: now }]);
+  });
+  it('a start inside a day: the rest of that day from the finest tier holding it, then days', () => {
+    const from = Date.parse('2026-12-08T06:30:00Z'); // local 15:30, within the minute tier
+    const midnight = Date.parse('2026-12-08T15:00:00Z');
+    expect(tierSegments(from, now, minuteHorizon, hourHorizon, clock)).toEqual([
+      { step: '1m', from, to: midnight }, { step: '1d', from: midnight, to: today }, { step: '1m', from: today, to: now }]);
+    const hourly = Date.parse('2026-12-01T06:00:00Z'); // within the hour tier, on a whole hour
+    expect(tierSegments(hourly, now, minuteHorizon, hourHorizon, clock)).toEqual([
+      { step: '1h', from: hourly, to: Date.parse('2026-12-01T15:00:00Z') }, { step: '1d', from: Date.parse('2026-12-01T15:00:00Z'), to: today }, { step: '1m', from: today, to: now }]);
     expect(tierSegments(now, now, minuteHorizon, hourHorizon, clock)).toEqual([]);
   });
 });

@@ -71,12 +71,27 @@ export function slotTimeOf(step: Step, startOfLocalDay: (n: number) => number): 
 export interface Segment { step: Step; from: number; to: number }
 
 /**
+ * [from, to) cut into as few keys as stay exact: the whole local days inside it from the day tier (which holds every
+ * day of its retention), the partial days at its two ends (`finestSegments`) from the finest tiers that hold them.
+ * A merchant's sums since a midnight a year back are then about 5 day keys and today's minute keys, not the hour
+ * and minute tiers' 17 keys of the last 36 days. Exact when `finestSegments` is for its ends. Pure.
+ */
+export function tierSegments(from: number, to: number, minuteHorizon: number, hourHorizon: number, clock: DayClock): Segment[] {
+  if (from >= to) return [];
+  const start = clock.dayStart(from);
+  const d0 = start === from ? from : clock.dayStart(start + 30 * HOUR); // the first local midnight at or after from
+  const d1 = clock.dayStart(to);
+  if (d0 >= d1) return finestSegments(from, to, minuteHorizon, hourHorizon, clock);
+  return [...finestSegments(from, d0, minuteHorizon, hourHorizon, clock), { step: '1d', from: d0, to: d1 }, ...finestSegments(d1, to, minuteHorizon, hourHorizon, clock)];
+}
+
+/**
  * [from, to) cut into the finest tiers that still hold each part: local days before `hourHorizon` (the first local
  * midnight at or after it ends the day part), whole UTC hours before `minuteHorizon`, minutes after. Exact when
  * `from` is within the minute tier, or on a whole hour within the hour tier, or a local midnight; otherwise the
  * partial hour (or day) at the start is left out — as `totals` does. Pure; both horizons whole hours.
  */
-export function tierSegments(from: number, to: number, minuteHorizon: number, hourHorizon: number, clock: DayClock): Segment[] {
+export function finestSegments(from: number, to: number, minuteHorizon: number, hourHorizon: number, clock: DayClock): Segment[] {
   const out: Segment[] = [];
   let a = from;
   if (a >= to) return out;

@@ -300,7 +300,7 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       if (!segments.length) return out;
       const pairs = [...(await partitionsOf(merchantIds, false))];
       const add = accumulate(out);
-      for (const s of segments) await scan(pairs, s.from, s.to, s.step, add);
+      await Promise.all(segments.map((s) => scan(pairs, s.from, s.to, s.step, add)));
       return out;
     },
 

@@ -89,9 +89,10 @@ export function hasMinuteTotals(r: BucketReader): r is BucketReader & MinuteTota
 /** What money at risk reads (lib/exposure.ts, store/exposure.ts): exact range sums since a settled-through time, payouts. */
 export interface MoneyReader {
   /**
-   * Totals of the given merchants over [fromMs, toMs) (fromMs null: everything the day tier holds), from the finest
-   * tier that still holds each part: days, whole hours, minutes (store/ranges.ts `tierSegments`: exact when fromMs is
-   * within the minute tier, on a whole hour within the hour tier, or a local midnight).
+   * Totals of the given merchants over [fromMs, toMs) (fromMs null: everything the day tier holds): whole local days
+   * from the day tier, the partial days at the ends from the finest tier that holds them (store/ranges.ts
+   * `tierSegments`: exact when fromMs is within the minute tier, on a whole hour within the hour tier, or a local
+   * midnight).
    */
   sinceTotals(merchantIds: string[], fromMs: number | null, toMs: number): Promise<Map<string, Totals>>;
   /** The payout rows standing for each merchant (paid within the day tier's retention or up to 100 days ahead). */
