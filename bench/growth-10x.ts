@@ -153,6 +153,7 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
         out[`growth_${s.label}_alert_latency_p50_ms`] = r.alert_latency_p50_ms;
         out[`growth_${s.label}_evaluation_ms_per_minute`] = r.evaluation_ms_per_minute_100k;
         out[`growth_${s.label}_evaluation_ms_first_minute`] = r.evaluation_ms_first_minute_100k;
+        out[`growth_${s.label}_services_first_minute_ms`] = r.services_first_minute_ms;
         console.error(`   alerting ${s.label}: ${JSON.stringify(r)}`);
       }
     }
