@@ -143,15 +143,19 @@ export function totalsOfSlice(s: Slice, numbers: MerchantNumbers): Map<string, T
     const m = numbers.names[s.merchants[j]];
     let t = out.get(m);
     if (!t) out.set(m, (t = { approvals: 0, approvedAmount: 0n, cancels: 0, canceledAmount: 0n }));
-    const v = s.values[j];
-    switch (s.counters[j]) {
-      case 0: t.approvals += v; break;
-      case 1: t.approvedAmount += BigInt(v); break;
-      case 2: t.cancels += v; break;
-      default: t.canceledAmount += BigInt(v);
-    }
+    addCounter(t, s.counters[j], s.values[j]);
   }
   return out;
+}
+
+/** Adds one slice entry (counter number in counters.ts order, an exact integer) to a Totals. */
+function addCounter(t: Totals, counter: number, v: number): void {
+  switch (counter) {
+    case 0: t.approvals += v; break;
+    case 1: t.approvedAmount += BigInt(v); break;
+    case 2: t.cancels += v; break;
+    default: t.canceledAmount += BigInt(v);
+  }
 }
 
 /**
@@ -441,13 +445,7 @@ export class WindowSums {
           for (let j = 0; j < s.merchants.length; j++) {
             const start = byNo.get(s.merchants[j]);
             if (start === undefined || s.minute < start || s.values[j] === 0) continue;
-            const t = out.get(numbers.names[s.merchants[j]])!, v = s.values[j];
-            switch (s.counters[j]) {
-              case 0: t.approvals += v; break;
-              case 1: t.approvedAmount += BigInt(v); break;
-              case 2: t.cancels += v; break;
-              default: t.canceledAmount += BigInt(v);
-            }
+            addCounter(out.get(numbers.names[s.merchants[j]])!, s.counters[j], s.values[j]);
           }
         }
         return out;
