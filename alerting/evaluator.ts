@@ -313,6 +313,10 @@ export class Evaluator implements Service {
       timed('silences', activeSilences(this.#d.db)),
     ]);
 
+    // volume_spike's candidates whose history is not read yet today (few after the day's first minutes), read while
+    // money at risk is decided
+    const spikeProfiles = timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
+    spikeProfiles.catch(() => {}); // awaited below; a failure of money at risk first must not leave it unhandled
     // money at risk at the minute's end: the merchants that owe, and those with a receivable alert still firing
     let exposure: ExposureUpdate | null = null;
     let exposures: Map<string, Exposure> | undefined;
@@ -327,8 +331,7 @@ export class Evaluator implements Service {
       const missing = firingMerchants(this.#memory.firing, 'receivable').filter((m) => !exposures!.has(m));
       for (const [m, e] of await this.#exposures.exposuresOf(missing, exposureInstant(M))) exposures.set(m, e);
     }
-    // volume_spike's candidates whose history is not read yet today (few after the day's first minutes).
-    await timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
+    await spikeProfiles;
     const t1 = performance.now();
     const d = decideMinute({
       minute: M, today, windowFrom, ingestLagMs, replay, rules, maxIngestLagMs: this.#o.maxIngestLagMs,
