@@ -80,7 +80,9 @@ describe('riskmon backfill on a running system', () => {
       }
     })();
 
-    const bounded = await runRiskmon(['backfill', '--from', new Date(today - 2 * DAY).toISOString(), '--to', new Date(today - DAY).toISOString()], env);
+    // bounded in time: a stuck command (its snapshot waiting on another test's transaction) shows its log and why
+    const bounded = await runRiskmon(['backfill', '--from', new Date(today - 2 * DAY).toISOString(), '--to', new Date(today - DAY).toISOString()], env, { timeoutMs: 150_000 });
+    if (bounded.code !== 0) { stop = true; await app; } // the writers end before the test does
     expect(bounded.code, bounded.stderr).toBe(0);
     expect(JSON.parse(bounded.stdout.trim().split('\n').pop()!)).toMatchObject({ from: new Date(today - 2 * DAY).toISOString(), to: new Date(today - DAY).toISOString() });
     const dayTruth = async () => sqlTruth(pgUrl, '1d', TZ);
@@ -103,7 +105,8 @@ describe('riskmon backfill on a running system', () => {
       }
     })();
     // small sums per partition: written several times behind the parallel reads, later writes adding to earlier ones
-    const all = await runRiskmon(['backfill', '--days', '4'], { ...env, RISKMON_BACKFILL_MAX_CELLS: '1000', RISKMON_BACKFILL_READERS: '4', RISKMON_BACKFILL_CHUNK_HOURS: '6' });
+    const all = await runRiskmon(['backfill', '--days', '4'], { ...env, RISKMON_BACKFILL_MAX_CELLS: '1000', RISKMON_BACKFILL_READERS: '4', RISKMON_BACKFILL_CHUNK_HOURS: '6' }, { timeoutMs: 150_000 });
+    if (all.code !== 0) { stop = true; await app2; }
     expect(all.code, all.stderr).toBe(0);
     await sleep(2000);
     stop = true;

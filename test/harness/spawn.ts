@@ -58,12 +58,23 @@ export function spawnRiskmon(args: string[], o: SpawnOptions): ChildProcess {
 }
 
 /** Runs a one-shot command (`riskmon replay …`) to its end and returns its exit code and output. */
-export function runRiskmon(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs a riskmon command to its end. `timeoutMs`: past it the command is killed and its output so far returned with
+ * code null and a last stderr line saying so (a test then shows what the command was waiting for).
+ */
+export function runRiskmon(args: string[], env: NodeJS.ProcessEnv, o: { timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawnRiskmon(args, { env });
     let stdout = '', stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    const timer = o.timeoutMs ? setTimeout(() => {
+      stderr += `\n[test] riskmon ${args.join(' ')}: no end after ${o.timeoutMs} ms, killed\n`;
+      child.kill('SIGKILL');
+    }, o.timeoutMs) : null;
+    child.on('exit', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
