@@ -159,6 +159,28 @@ describe('volume_drop end to end', () => {
   });
 });
 
+describe('volume_spike ahead of the close', () => {
+  it('reads a new candidate\'s history once the minute has ended, so its close reads none', async () => {
+    const reader = new MemoryReader();
+    const asked: string[] = [];
+    const series = reader.series.bind(reader);
+    reader.series = (id, from, to, step) => { asked.push(id); return series(id, from, to, step); };
+    const r = await rig({}, reader);
+    try {
+      addHistory(reader, 'jump', T0, { approvals: 240, cancels: 0, amount: 24_000_000n }); // 1M KRW an hour
+      await closeMinute(r, T0 - MINUTE);
+      expect(asked).not.toContain('jump');
+      reader.add('jump', T0, { approvals: 200, approvedAmount: 50_000_000n }); // ≥ the 10M guard: a candidate
+      reader.wm = T0 + MINUTE; // the minute has ended, not closed (lateness)
+      expect(await r.ev.evaluateNext()).toBeNull();
+      expect(asked.filter((id) => id === 'jump')).toHaveLength(1);
+      await closeMinute(r, T0);
+      expect(asked.filter((id) => id === 'jump')).toHaveLength(1);
+      expect((await transitions(r.db)).map((t) => `${t.kind} ${t.rule} ${t.merchant_id}`)).toEqual(['fired volume_spike jump']);
+    } finally { await r.close(); }
+  });
+});
+
 describe('replay and silences', () => {
   it('history evaluated while catching up is stored with replay = true and sends nothing', async () => {
     const r = await rig();

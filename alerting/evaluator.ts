@@ -182,7 +182,8 @@ export class Evaluator implements Service {
   /**
    * Once the watermark passes the end of the next minute to evaluate, and before the allowed lateness closes it, the
    * window is read ahead (window.ts): the read at the close then fetches only the merchants written since (late
-   * rows), so at the peak the bulk of the minute's read is off the alert's path. Once per minute; a failure only
+   * rows), so at the peak the bulk of the minute's read is off the alert's path. So are the histories of the minute's
+   * new volume_spike candidates (thousands when traffic jumps at the day's peak). Once per minute; a failure only
    * leaves the work to the close.
    */
   async #readAhead(wm: number, epoch: string | undefined): Promise<void> {
@@ -195,7 +196,11 @@ export class Evaluator implements Service {
     this.#busy = true;
     this.#d.onBusy?.(true);
     try {
-      await this.#window.read(end - rules.windowMinutes * MINUTE, hs, end, epoch);
+      const win = await this.#window.read(end - rules.windowMinutes * MINUTE, hs, end, epoch);
+      // volume_spike's new candidates as of this read: their history is read now, not at the close (a late row that
+      // makes one more leaves it to the close)
+      const base = await this.#inputs.baselines(dayStart(M, this.#o.tz));
+      await this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike));
     } catch (err) {
       this.#d.log.warn({ err, minute: iso(M) }, 'reading the window ahead failed; the minute reads it when it closes');
     } finally {
