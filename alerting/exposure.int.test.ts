@@ -4,7 +4,8 @@
  * through new minutes, rows late by minutes (inside the last hour), about an hour, hours and days (named by the
  * changed-merchant index once 30 minutes late), a DELETE and an UPDATE moving a payment to another merchant, a hot merchant's shards,
  * payouts becoming paid, one settling through a minute inside the last hour, a payout corrected, and on the D+N
- * schedule across a local midnight. Most minutes read nothing from the store for money at all.
+ * schedule across a local midnight; at that midnight most merchants' payouts become paid (their kept sums lose the
+ * range newly settled instead of being read whole). Most minutes read nothing from the store for money at all.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,12 +67,15 @@ describe('ExposureTracker', () => {
       for (const m of merchants) {
         for (let d = 6; d >= 1; d--) pay(m, t0 - d * DAY + rnd(20) * HOUR, 50_000 + rnd(50_000), t0 - 2 * HOUR);
         if (rnd(3) > 0) payout(m, dayStart(t0, TZ) - DAY, dayStart(t0, TZ) + HOUR - DAY, t0 - 2 * HOUR);
+        // the next payouts, known ahead and paid at the midnight inside the run: through the day before (a whole local
+        // day moves from S to S'), one through the middle of that day, one through the last hour's start
+        if (m !== 'm3') payout(m, m === 'm6' ? midnight - DAY + 7 * HOUR + 13 * MINUTE : m === 'm7' ? midnight - 60 * MINUTE : dayStart(t0, TZ), midnight, t0 - 2 * HOUR);
       }
       cdc.heartbeats(iso(t0 - HOUR));
       await writer.flush();
 
       const rows: Record<string, string>[] = [];
-      let reads = 0, quiet = 0, departed = 0, owingSeen = 0;
+      let reads = 0, quiet = 0, departed = 0, owingSeen = 0, atMidnight = { shifted: 0, recomputed: 0 };
       let corrected: Record<string, string> | null = null;
       for (let M = t0; M < t0 + 140 * MINUTE; M += MINUTE) {
         const step = (M - t0) / MINUTE;
@@ -108,6 +112,7 @@ describe('ExposureTracker', () => {
         const now = exposureInstant(M);
         const u = await tracker.update(now, recent);
         tracker.committed(u);
+        if (M === midnight) atMidnight = { shifted: u.shifted, recomputed: u.recomputed };
         if (step > 0) {
           reads += u.recomputed;
           if (u.recomputed === 0) quiet++;
@@ -121,6 +126,10 @@ describe('ExposureTracker', () => {
       expect(owingSeen).toBeGreaterThan(20); // merchants owed: the comparison was not of empty sets
       expect(quiet).toBeGreaterThan(60); // most minutes read no merchant's money from the store
       expect(reads).toBeLessThan(merchants.length * 30);
+      // at midnight every merchant's settled-through time moved (payouts paid; the D+N schedule's new day): their
+      // kept sums were adjusted, and only the merchants without a payout before were read whole
+      expect(atMidnight.shifted).toBeGreaterThan(merchants.length / 2);
+      expect(atMidnight.recomputed).toBeLessThan(merchants.length / 2);
     });
   }
 });

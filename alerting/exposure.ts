@@ -7,8 +7,9 @@
  * - the part in [S, F) is kept here per merchant. It changes only when (a) a minute leaves the last hour (the feed
  *   hands over the slices that left, as last read: added here when their minute is ≥ S), (b) a fact lands at least
  *   REREAD_LATENESS_MS (30 min) late, or a payout of the merchant changes — the aggregator names those merchants in
- *   the changed-merchant index (store `changedMerchants`), and they are read again from the store — or (c) S moves:
- *   one of its payouts becomes paid (its next paid_at is remembered), or, on the D+N schedule, a local day starts.
+ *   the changed-merchant index (store `changedMerchants`), and they are read again from the store — or (c) S moves
+ *   forward to S': one of its payouts becomes paid (its payouts not paid yet are remembered), or, on the D+N
+ *   schedule, a local day starts; the kept sums then lose [S, S'), read as one range (`#shift`).
  * A less late fact is in the recent sums at the next read (the window index logs late writes; see MAX_STEP_MS for
  * why its minute is still inside the last hour then).
  *
@@ -21,7 +22,7 @@
  */
 import type { BucketReader, Exposure, MoneyReader, Settlement, Totals } from '../aggregator/store/index.ts';
 import { readExposuresWith, readSchedules, REREAD_LATENESS_MS } from '../aggregator/store/index.ts';
-import { exposureOf, nextScheduleChange, scheduleOfDays, type Schedule } from '../lib/exposure.ts';
+import { exposureOf, scheduleOfDays, type Schedule } from '../lib/exposure.ts';
 import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import type { RecentFeed } from './window.ts';
 
@@ -54,12 +55,16 @@ export interface ExposureUpdate {
   write: { upsert: Exposure[]; remove: string[] };
   /** merchants read again from the store this minute */
   recomputed: number;
+  /** merchants whose settled-through time moved forward, their kept sums adjusted (exposure.ts `#shift`) */
+  shifted: number;
   /** merchants whose receivable was decided this minute */
   checked: number;
 }
 
 /** A merchant's schedule and its sums over [settledThrough, the recent sums' start). */
 interface Older extends Schedule { approved: bigint; canceled: bigint }
+
+interface Pending { paidAt: number; coversTo: number }
 
 export class ExposureTracker {
   /** merchant → its schedule and sums before the recent range; absent: the default schedule and nothing before */
@@ -74,8 +79,11 @@ export class ExposureTracker {
   #owing = new Map<string, Exposure>();
   /** merchants in merchant_exposure as last committed (null: not read yet) */
   #stored: Set<string> | null = null;
-  /** merchant → the next paid_at of its payouts (its settled-through time moves then) */
-  #nextChange = new Map<string, number>();
+  /**
+   * merchant → its payouts not paid yet, as last read (paid_at, covers_to; the earliest first): when one becomes paid
+   * its settled-through time moves forward without reading its payouts again (a payout change names the merchant).
+   */
+  #pending = new Map<string, Pending[]>();
 
   constructor(private readonly reader: BucketReader & MoneyReader, private readonly settlement: Settlement,
     private readonly loadStored: () => Promise<Set<string>>) {}
@@ -99,14 +107,15 @@ export class ExposureTracker {
     const epoch = await r.stateEpoch?.();
     const day = this.settlement.kind === 'days' ? dayStart(now, this.settlement.tz) : null;
     const all = !recent.valid || this.#generation === null || changes.generation !== this.#generation || epoch !== this.#epoch
-      || day !== this.#day || recent.continuity !== this.#continuity || this.#from === null || recent.from < this.#from
-      || recent.from - this.#from > MAX_STEP_MS;
+      || (day !== null && (this.#day === null || day < this.#day)) || recent.continuity !== this.#continuity || this.#from === null
+      || recent.from < this.#from || recent.from - this.#from > MAX_STEP_MS;
     const fallback = this.#defaultSchedule(now);
     const check = new Set<string>(recent.touched);
     let dirty: Set<string>;
+    let shifted = 0;
     if (all) {
       this.#older.clear();
-      this.#nextChange.clear();
+      this.#pending.clear();
       dirty = new Set([...(await r.allMerchants()), ...changes.merchants, ...this.#stored, ...this.#owing.keys()]);
     } else {
       for (const { minute, totals } of recent.departed) {
@@ -121,11 +130,11 @@ export class ExposureTracker {
         }
       }
       dirty = new Set(changes.merchants);
-      for (const [m, t] of this.#nextChange) if (t <= now) dirty.add(m);
     }
+    const upTo = recent.valid ? recent.from : end;
+    if (!all) shifted = await this.#shift(now, upTo, day, dirty, check);
 
     // read again: schedules, and the sums before the recent range (all of them when there is no recent range)
-    const upTo = recent.valid ? recent.from : end;
     const ids = [...dirty];
     const batches: string[][] = [];
     for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH));
@@ -136,8 +145,8 @@ export class ExposureTracker {
         const k = schedule.settledThrough !== null && schedule.settledThrough >= upTo ? upTo : schedule.settledThrough;
         const g = groups.get(k);
         if (g) g.push(m); else groups.set(k, [m]);
-        const next = nextScheduleChange(payouts, now);
-        if (next === null) this.#nextChange.delete(m); else this.#nextChange.set(m, next);
+        const pending = payouts.filter((p) => p.paidAtMs > now).map((p) => ({ paidAt: p.paidAtMs, coversTo: p.coversToMs })).sort((a, b) => a.paidAt - b.paidAt);
+        if (pending.length) this.#pending.set(m, pending); else this.#pending.delete(m);
       }
       for (const [from, ms] of groups) {
         const t = from === upTo ? null : await r.sinceTotals(ms, from, upTo);
@@ -182,7 +191,63 @@ export class ExposureTracker {
     this.#from = recent.valid ? recent.from : null;
     this.#continuity = recent.continuity;
     const remove = [...this.#stored].filter((m) => !this.#owing.has(m));
-    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length, checked: check.size };
+    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length, shifted, checked: check.size };
+  }
+
+  /**
+   * Settled-through times that moved forward since the last update — a merchant's payout became paid, or a local day
+   * started on the D+N schedule — for merchants not read again anyway (`dirty`): the sums kept over [S, upTo) lose
+   * [S, S'), read from the store as one range per distinct (S, S') (on the D+N schedule one day's tier keys), instead
+   * of reading the merchant's payouts and its sums since S' whole. Exact for the same reason the kept sums are: they
+   * equal the store's over [S, upTo) for every merchant the changed-merchant index does not name. A merchant whose
+   * kept sums are zero has nothing in any part of the range (bucket values are never negative) and is not read.
+   * A merchant whose first payout became paid is added to `dirty` (read again). Returns how many merchants moved.
+   */
+  async #shift(now: number, upTo: number, day: number | null, dirty: Set<string>, check: Set<string>): Promise<number> {
+    const moves: [string, Older, number | null, number | null][] = []; // merchant, its kept sums, S', next paid_at
+    if (day !== null && day !== this.#day) {
+      const s = this.#defaultSchedule(now);
+      for (const [m, o] of this.#older) if (!dirty.has(m)) moves.push([m, o, s.settledThrough, s.nextPayoutAt]);
+    }
+    for (const [m, pending] of this.#pending) {
+      if (pending[0].paidAt > now || dirty.has(m)) continue;
+      const o = this.#older.get(m);
+      if (!o) continue; // read with its payouts: always kept (update's read)
+      let s = o.settledThrough;
+      let i = 0;
+      for (; i < pending.length && pending[i].paidAt <= now; i++) {
+        const c = Math.floor(pending[i].coversTo / MINUTE) * MINUTE; // as scheduleOfPayouts
+        if (s === null || c > s) s = c;
+      }
+      if (i < pending.length) this.#pending.set(m, pending.slice(i)); else this.#pending.delete(m);
+      moves.push([m, o, s, i < pending.length ? pending[i].paidAt : null]);
+    }
+    // (S, min(S', upTo)) → merchants whose kept sums lose that range
+    const groups = new Map<string, { from: number; to: number; ms: string[] }>();
+    for (const [m, o, to, next] of moves) {
+      const from = o.settledThrough;
+      o.nextPayoutAt = next;
+      check.add(m);
+      if (to === null || (from !== null && to <= from)) continue; // not moved forward
+      o.settledThrough = to;
+      if (from === null) { dirty.add(m); continue; } // its first payout paid: its sums were since the oldest day kept; read again
+      if (from >= upTo) continue; // nothing kept before the recent range
+      if (to >= upTo || (o.approved === 0n && o.canceled === 0n)) { o.approved = 0n; o.canceled = 0n; continue; }
+      const k = `${from}/${to}`;
+      const g = groups.get(k);
+      if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
+    }
+    const batches: { from: number; to: number; ms: string[] }[] = [];
+    for (const g of groups.values()) for (let i = 0; i < g.ms.length; i += BATCH) batches.push({ from: g.from, to: g.to, ms: g.ms.slice(i, i + BATCH) });
+    await inParallel(batches, IN_FLIGHT, async ({ from, to, ms }) => {
+      const t = await this.reader.sinceTotals(ms, from, to);
+      for (const m of ms) {
+        const o = this.#older.get(m)!, x = t.get(m)!;
+        o.approved -= x.approvedAmount;
+        o.canceled -= x.canceledAmount;
+      }
+    });
+    return moves.length;
   }
 
   /** The minute's write is committed: merchant_exposure now holds the owing set. */

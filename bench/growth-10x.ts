@@ -10,6 +10,9 @@
  *   day keys per merchant and partition), so memory adds up over merchants; the all-merchants window index (4 hours,
  *   a hash per partition and minute) is scaled with them (its per-key overhead too: an overstatement). `_sampled_bytes`
  *   is what was measured: used_memory after the writes less the empty server's.
+ * - growth_{1x,10x}_redis_cluster_memory_8d_bytes: the same writes into a fresh Redis Cluster of three masters (each with
+ *   a replica; scripts/stack/replicated.ts), used_memory summed over the masters less theirs when empty: what
+ *   spreading the partitions' hash tags over three servers costs (each pays its own base and per-key overhead).
  * - growth_{1x,10x}_window_read_ms: the evaluator's window read at the close of the peak minute, after its read ahead
  *   (`_window_read_ahead_ms`) and 1% late rows (bench/window.ts): 1×: 100,000
  *   merchants, 300,000 rows in each of 2 peak minutes (5,000 TPS); 10×: 1,000,000 merchants, 3,000,000 rows a peak
@@ -23,7 +26,9 @@
  * - growth_{1x,10x}_replay_changes_per_s: `riskmon replay` (bench/aggregator.ts) of the most recent 500,000 changes
  *   (RISKMON_BENCH_GROWTH10X_REPLAY_CHANGES) of each size's workload, in a fresh topic, into the private Redis: at
  *   10× the same number of changes spans a tenth of the time over ten times the merchants.
- * RISKMON_BENCH_GROWTH10X_PARTS=memory,window,alerting,backtest,replay picks parts.
+ * - growth_{1x,10x}_exposure_*: bench/exposure.ts at 100,000 / 1,000,000 merchants (money at risk: the first minute's
+ *   whole read against the minute every merchant's payout becomes paid).
+ * RISKMON_BENCH_GROWTH10X_PARTS=memory,memory-cluster,window,alerting,exposure,backtest,replay picks parts.
  */
 import { DayClock, Applier, candidateCache, type Plan } from '../aggregator/store/index.ts';
 import type { Fact } from '../lib/mapping.ts';
@@ -31,7 +36,12 @@ import { messageKey, partitionOfKey } from '../lib/partition.ts';
 import { DAY, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { curveAtMinuteOfDay, hotCount, merchantProfile, merchantWeights, sampleAmount, sampleCancelAmount } from '../scripts/generate/distribution.ts';
 import { AliasTable, Rng } from '../scripts/generate/random.ts';
-import { Redis } from 'ioredis';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis, type Cluster } from 'ioredis';
+import { createRedis, whenReady, type RedisClient } from '../lib/redis.ts';
+import { replicatedDown, replicatedUp } from '../scripts/stack/replicated.ts';
 import { privateRedis, referencePlan, split } from './aggregator.ts';
 
 const PARTITIONS = 12;
@@ -42,14 +52,39 @@ const SIZES_FULL = [
   { label: '10x', merchants: 1_000_000, txPerDay: 30_000_000, sample: 100 },
 ] as const;
 
-/** 8 days of every `sample`-th merchant's transactions through the apply path; used_memory of a private Redis. */
-async function sampledMemory(merchants: number, txPerDay: number, sample: number): Promise<{ bytes: number; keys: number; facts: number; seconds: number; share: number }> {
+/** A private Redis to fill: one server, or a Redis Cluster of three masters (each with a replica). */
+interface MemoryTarget { redis: RedisClient; usedMemory: () => Promise<number>; keys: () => Promise<number>; stop: () => Promise<void> }
+
+const usedMemoryOf = async (r: Redis) => Number(/used_memory:(\d+)/.exec(await r.info('memory'))![1]);
+
+async function standaloneTarget(): Promise<MemoryTarget> {
   const own = await privateRedis();
   if (!own) throw new Error('growth-10x: could not start a private redis-server');
   const redis = new Redis(own.url);
+  return { redis, usedMemory: () => usedMemoryOf(redis), keys: () => redis.dbsize(), stop: async () => { redis.disconnect(); own.stop(); } };
+}
+
+/** A fresh Redis Cluster 3+3 in a folder of its own (scripts/stack/replicated.ts), purged when stopped: the masters' memory. */
+async function clusterTarget(): Promise<MemoryTarget> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'riskmon-growth-cluster-'));
+  const log = (l: string) => console.error(`   ${l}`);
+  const env = await replicatedUp(dir, { parts: ['cluster'], log });
+  const cluster = createRedis({ redisUrl: env.REDIS_CLUSTER_URL!.split(','), redisMode: 'cluster', redisSentinelName: '', redisCaFile: '', redisUsername: '', redisPassword: '' }, { maxRetriesPerRequest: null }) as Cluster;
+  await whenReady(cluster);
+  const sum = async (f: (r: Redis) => Promise<number>) => (await Promise.all(cluster.nodes('master').map(f))).reduce((a, b) => a + b, 0);
+  return {
+    redis: cluster, usedMemory: () => sum(usedMemoryOf), keys: () => sum((r) => r.dbsize()),
+    stop: async () => { cluster.disconnect(); await replicatedDown(dir, { purge: true, log }); },
+  };
+}
+
+/** 8 days of every `sample`-th merchant's transactions through the apply path; used_memory of a private Redis (summed over a cluster's masters). */
+async function sampledMemory(merchants: number, txPerDay: number, sample: number, cluster = false): Promise<{ bytes: number; keys: number; facts: number; seconds: number; share: number }> {
+  const target = cluster ? await clusterTarget() : await standaloneTarget();
+  const redis = target.redis;
   try {
     // the empty server's own memory is not the merchants': subtracted before scaling
-    const empty = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    const empty = await target.usedMemory();
     const weights = merchantWeights(merchants);
     let total = 0, kept = 0;
     const ids: number[] = [], w: number[] = [];
@@ -101,17 +136,16 @@ async function sampledMemory(merchants: number, txPerDay: number, sample: number
         }
       }));
     }
-    const bytes = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]) - empty;
-    return { bytes, keys: await redis.dbsize(), facts, seconds: (Date.now() - t0) / 1000, share };
+    const bytes = (await target.usedMemory()) - empty;
+    return { bytes, keys: await target.keys(), facts, seconds: (Date.now() - t0) / 1000, share };
   } finally {
-    redis.disconnect();
-    own.stop();
+    await target.stop();
   }
 }
 
 export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: string; PG_URL: string; RISK_PG_URL: string; KAFKA_BROKERS: string }): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const parts = new Set((env.RISKMON_BENCH_GROWTH10X_PARTS ?? 'memory,window,alerting,backtest,replay').split(','));
+  const parts = new Set((env.RISKMON_BENCH_GROWTH10X_PARTS ?? 'memory,memory-cluster,window,alerting,exposure,backtest,replay').split(','));
   // RISKMON_BENCH_GROWTH10X_DIVIDE=N: both sizes divided by N (a quick check that the part runs, not a figure)
   const div = Number(env.RISKMON_BENCH_GROWTH10X_DIVIDE ?? 1);
   const SIZES = SIZES_FULL.map((s) => ({ ...s, merchants: s.merchants / div, txPerDay: s.txPerDay / div }));
@@ -119,16 +153,17 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
   if (!own) throw new Error('growth-10x: could not start a private redis-server');
   const privateEnv = { ...env, REDIS_URL: own.url };
   try {
-    if (parts.has('memory')) {
+    for (const [part, cluster, k] of [['memory', false, 'redis'], ['memory-cluster', true, 'redis_cluster']] as const) {
+      if (!parts.has(part)) continue;
       for (const s of SIZES) {
-        const r = await sampledMemory(s.merchants, s.txPerDay, s.sample);
-        out[`growth_${s.label}_redis_memory_8d_bytes`] = r.bytes * s.sample;
-        out[`growth_${s.label}_redis_memory_8d_sampled_bytes`] = r.bytes;
-        out[`growth_${s.label}_redis_keys_8d`] = r.keys * s.sample;
-        out[`growth_${s.label}_redis_memory_sample_tx_share`] = Math.round(r.share * 1e5) / 1e5;
-        console.error(`   memory ${s.label}: 1 in ${s.sample} merchants (${(r.share * 100).toFixed(2)}% of the transactions), ${r.facts} facts in ${r.seconds.toFixed(0)} s → ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.keys} keys; × ${s.sample} = ${(r.bytes * s.sample / 2 ** 20).toFixed(0)} MiB`);
+        const r = await sampledMemory(s.merchants, s.txPerDay, s.sample, cluster);
+        out[`growth_${s.label}_${k}_memory_8d_bytes`] = r.bytes * s.sample;
+        out[`growth_${s.label}_${k}_memory_8d_sampled_bytes`] = r.bytes;
+        out[`growth_${s.label}_${k}_keys_8d`] = r.keys * s.sample;
+        out[`growth_${s.label}_${k}_memory_sample_tx_share`] = Math.round(r.share * 1e5) / 1e5;
+        console.error(`   ${part} ${s.label}: 1 in ${s.sample} merchants (${(r.share * 100).toFixed(2)}% of the transactions), ${r.facts} facts in ${r.seconds.toFixed(0)} s → ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.keys} keys; × ${s.sample} = ${(r.bytes * s.sample / 2 ** 20).toFixed(0)} MiB`);
       }
-      out.growth_10x_redis_memory_ratio = Math.round((out.growth_10x_redis_memory_8d_bytes / out.growth_1x_redis_memory_8d_bytes) * 100) / 100;
+      out[`growth_10x_${k}_memory_ratio`] = Math.round((out[`growth_10x_${k}_memory_8d_bytes`] / out[`growth_1x_${k}_memory_8d_bytes`]) * 100) / 100;
     }
     if (parts.has('window')) {
       const { benchWindow } = await import('./window.ts');
@@ -155,6 +190,13 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
         out[`growth_${s.label}_evaluation_ms_first_minute`] = r.evaluation_ms_first_minute_100k;
         out[`growth_${s.label}_services_first_minute_ms`] = r.services_first_minute_ms;
         console.error(`   alerting ${s.label}: ${JSON.stringify(r)}`);
+      }
+    }
+    if (parts.has('exposure')) {
+      const { benchExposure } = await import('./exposure.ts');
+      for (const s of SIZES) {
+        const r = await benchExposure(privateEnv, { merchants: s.merchants });
+        for (const k of ['first_minute_ms', 'quiet_minute_ms', 'paid_minute_ms', 'paid_minute_shifted', 'paid_minute_read_whole']) out[`growth_${s.label}_exposure_${k}`] = r[`exposure_${k}`];
       }
     }
     if (parts.has('replay')) {

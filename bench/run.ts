@@ -27,6 +27,7 @@ const PARTS: Part[] = [
   // 1× beside 10× (1M merchants, 30M tx/day): memory, window read, alert latency, backtest (~30 min on a busy machine)
   { name: 'growth-10x', load: async () => (await import('./growth-10x.ts')).benchGrowth10x, onlyWhenAsked: true },
   { name: 'alerting', load: async () => (await import('./alerting.ts')).benchAlerting },
+  { name: 'exposure', load: async () => (await import('./exposure.ts')).benchExposure },
   { name: 'window', load: async () => (await import('./window.ts')).benchWindow },
   { name: 'backtest', load: async () => (await import('./backtest.ts')).benchBacktest },
   { name: 'api', load: async () => (await import('./api.ts')).benchApi },

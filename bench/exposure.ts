@@ -1,0 +1,95 @@
+/**
+ * Money at risk when every merchant is paid at once (`npm run bench -- --only exposure`; bench/growth-10x.ts runs it
+ * at 100,000 and 1,000,000 merchants). The evaluator's exposure tracker (alerting/exposure.ts) over the real reader
+ * and a private Redis written through the aggregator's apply path (the store's BucketWriter):
+ *
+ * Each merchant has a payment on each of the last three local days and one about 100 minutes ago, a tenth of them a
+ * cancel 45 minutes ago; a payout paid two days ago settling it through the start of the day before yesterday, and
+ * the next payout, known ahead, settling it through a local midnight at least two hours back and paid at T, a
+ * minute about half an hour ago — as a daily settlement pays every merchant at the same instant. The tracker then
+ * decides minutes T − 3 … T, each after the window's read, as the evaluator does:
+ * - exposure_first_minute_ms: T − 3, the first minute: every merchant read whole (its payouts and its sums since S).
+ *   A payout becoming paid cost this much per merchant paid before the kept sums were shifted.
+ * - exposure_quiet_minute_ms: T − 2 and T − 1 (the larger): nothing paid, nothing named.
+ * - exposure_paid_minute_ms: T, every merchant's payout becomes paid: the kept sums lose the day newly settled
+ *   (exposure_paid_minute_shifted merchants, exposure_paid_minute_read_whole read whole).
+ * BENCH_EXPOSURE_MERCHANTS: the number of merchants when run alone (default 100,000).
+ */
+import { Redis } from 'ioredis';
+import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
+import { ExposureTracker, exposureInstant } from '../alerting/exposure.ts';
+import { WindowSums } from '../alerting/window.ts';
+import { DAY, dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
+import { privateRedis } from './aggregator.ts';
+
+const TZ = 'Asia/Seoul';
+const PARTITIONS = 12;
+const HOT_SHARDS = 8;
+
+export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?: number } = {}): Promise<Record<string, number>> {
+  const N = scale.merchants ?? Number(process.env.BENCH_EXPOSURE_MERCHANTS ?? 100_000);
+  const own = await privateRedis();
+  if (!own) throw new Error('exposure bench: could not start a private redis-server');
+  const redis = new Redis(own.url);
+  try {
+    const prefix = 'bx';
+    const now = Date.now();
+    const T = minuteStart(now) - 30 * MINUTE;
+    const settled = dayStart(now - 2 * HOUR, TZ); // S': a local midnight before the last hour
+    const before = dayStart(settled - HOUR, TZ); // S: the one before
+    const w = new BucketWriter(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
+    const t0 = performance.now();
+    let events = 0;
+    const flush = async () => { if (w.cdc.queue.length >= 50_000) events += await w.flush(); };
+    for (let i = 0; i < N; i++) {
+      const m = `m${i}`;
+      w.payout(m, 1000, before, before + 2 * HOUR, new Date(before + 2 * HOUR).toISOString());
+      await flush();
+    }
+    for (const day of [dayStart(before - HOUR, TZ), before, settled]) {
+      for (let i = 0; i < N; i++) w.approval(`m${i}`, 50_000 + (i % 97) * 1000, Math.min(day + (i % 20) * HOUR + (i % 3600) * 1000, now - 3 * HOUR));
+      await flush();
+    }
+    for (let i = 0; i < N; i++) {
+      const m = `m${i}`;
+      w.approval(m, 20_000, now - 100 * MINUTE + (i % 60) * 1000);
+      if (i % 10 === 0) w.cancel(m, 80_000 + (i % 7) * 10_000, now - 45 * MINUTE + (i % 60) * 1000);
+      w.payout(m, 1000, settled, T, new Date(now - 60 * MINUTE).toISOString());
+      await flush();
+    }
+    w.cdc.heartbeats(new Date(now).toISOString());
+    events += await w.flush();
+    const writeS = (performance.now() - t0) / 1000;
+
+    const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
+    const win = new WindowSums(reader, { recent: true });
+    const tracker = new ExposureTracker(reader, { kind: 'payouts' }, async () => new Set());
+    const minutes: { ms: number; recomputed: number; shifted: number; owing: number }[] = [];
+    for (let M = T - 3 * MINUTE; M <= T; M += MINUTE) {
+      const end = M + MINUTE;
+      const a = performance.now();
+      await win.read(end - 60 * MINUTE, Math.max(Math.floor(M / HOUR) * HOUR, dayStart(M, TZ)), end);
+      const b = performance.now();
+      const u = await tracker.update(exposureInstant(M), win.recent());
+      tracker.committed(u);
+      minutes.push({ ms: performance.now() - b, recomputed: u.recomputed, shifted: u.shifted, owing: u.owing.size });
+      console.error(`   exposure ${N} merchants, minute T${(M - T) / MINUTE || ''}: window read ${(b - a).toFixed(0)} ms, money at risk ${(performance.now() - b).toFixed(0)} ms (read whole ${u.recomputed}, shifted ${u.shifted}, owing ${u.owing.size})`);
+    }
+    const [first, q1, q2, paid] = minutes;
+    if (paid.shifted < N * 0.9) throw new Error(`exposure bench: only ${paid.shifted} of ${N} merchants' payouts were seen becoming paid`);
+    return {
+      exposure_merchants: N,
+      exposure_events: events,
+      exposure_write_s: Math.round(writeS),
+      exposure_first_minute_ms: Math.round(first.ms),
+      exposure_quiet_minute_ms: Math.round(Math.max(q1.ms, q2.ms)),
+      exposure_paid_minute_ms: Math.round(paid.ms),
+      exposure_paid_minute_shifted: paid.shifted,
+      exposure_paid_minute_read_whole: paid.recomputed,
+      exposure_owing: paid.owing,
+    };
+  } finally {
+    redis.disconnect();
+    own.stop();
+  }
+}
