@@ -72,8 +72,24 @@ async function clusterTarget(): Promise<MemoryTarget> {
   const cluster = createRedis({ redisUrl: env.REDIS_CLUSTER_URL!.split(','), redisMode: 'cluster', redisSentinelName: '', redisCaFile: '', redisUsername: '', redisPassword: '' }, { maxRetriesPerRequest: null }) as Cluster;
   await whenReady(cluster);
   const sum = async (f: (r: Redis) => Promise<number>) => (await Promise.all(cluster.nodes('master').map(f))).reduce((a, b) => a + b, 0);
+  // A master's used_memory counts its replication backlog (grown with the first writes, up to 1 MiB) and its
+  // clients' buffers: measured once its replica has caught up, without them, so neither is scaled as data.
+  const settled = async (r: Redis) => {
+    for (let i = 0; i < 600; i++) {
+      const info = await r.info('replication');
+      const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
+      const replica = /slave0:.*offset=(\d+)/.exec(info)?.[1];
+      if (replica !== undefined && replica === offset) {
+        const m = await r.info('memory');
+        const f = (k: string) => Number(new RegExp(`${k}:(\\d+)`).exec(m)?.[1] ?? 0);
+        return f('used_memory') - f('mem_replication_backlog') - f('mem_clients_slaves') - f('mem_clients_normal');
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`growth-10x: a cluster replica did not catch up with its master in 60 s`);
+  };
   return {
-    redis: cluster, usedMemory: () => sum(usedMemoryOf), keys: () => sum((r) => r.dbsize()),
+    redis: cluster, usedMemory: () => sum(settled), keys: () => sum((r) => r.dbsize()),
     stop: async () => { cluster.disconnect(); await replicatedDown(dir, { purge: true, log }); },
   };
 }
