@@ -5,7 +5,8 @@
  * changed-merchant index once 30 minutes late), a DELETE and an UPDATE moving a payment to another merchant, a hot merchant's shards,
  * payouts becoming paid, one settling through a minute inside the last hour, a payout corrected, and on the D+N
  * schedule across a local midnight; at that midnight most merchants' payouts become paid (their kept sums lose the
- * range newly settled instead of being read whole). Most minutes read nothing from the store for money at all.
+ * range newly settled instead of being read whole). Most minutes read nothing from the store for money at all. A
+ * backtest's history of the same minutes (backtest/exposure.ts) equals a full read at every minute too.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { BucketWriter, createBucketReader, readExposures, type Exposure, type Se
 import { DAY, dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import { services, uniqueName } from '../test/harness/services.ts';
 import { dropKeys } from '../test/harness/index.ts';
+import { ExposureHistory } from './backtest/exposure.ts';
 import { ExposureTracker, exposureInstant } from './exposure.ts';
 import { WindowSums } from './window.ts';
 
@@ -130,6 +132,17 @@ describe('ExposureTracker', () => {
       // kept sums were adjusted, and only the merchants without a payout before were read whole
       expect(atMidnight.shifted).toBeGreaterThan(merchants.length / 2);
       expect(atMidnight.recomputed).toBeLessThan(merchants.length / 2);
+
+      // A backtest's history of the same minutes, over the buckets as they stand now (backtest/exposure.ts), fed the
+      // minutes' totals as the engine reads them: every merchant's receivable equals a full read at each instant.
+      const history = new ExposureHistory(reader, settlement, { from: t0, to: t0 + 140 * MINUTE });
+      const minutes = await reader.minuteTotals(t0, t0 + 140 * MINUTE);
+      for (let M = t0; M < t0 + 140 * MINUTE; M += MINUTE) {
+        await history.advance(M, minutes.get(M) ?? new Map());
+        const full = await readExposures(reader, merchants, exposureInstant(M), settlement);
+        const got = Object.fromEntries(merchants.map((m) => [m, history.receivable(m).toString()]));
+        expect(got, `backtest minute ${(M - t0) / MINUTE}`).toEqual(Object.fromEntries(merchants.map((m) => [m, full.get(m)!.receivable])));
+      }
     });
   }
 });

@@ -21,6 +21,7 @@
  * store's merchant_exposure in the minute's transaction (top list, alerts sorted by receivable).
  */
 import type { BucketReader, Exposure, MoneyReader, Settlement, Totals } from '../aggregator/store/index.ts';
+import type { Payout } from '../lib/mapping.ts';
 import { readExposuresWith, readSchedules, REREAD_LATENESS_MS } from '../aggregator/store/index.ts';
 import { exposureOf, scheduleOfDays, type Schedule } from '../lib/exposure.ts';
 import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
@@ -64,7 +65,26 @@ export interface ExposureUpdate {
 /** A merchant's schedule and its sums over [settledThrough, the recent sums' start). */
 interface Older extends Schedule { approved: bigint; canceled: bigint }
 
-interface Pending { paidAt: number; coversTo: number }
+/** A payout not paid yet, as far as the schedule goes. */
+export interface Pending { paidAt: number; coversTo: number }
+
+/** A merchant's payouts not paid yet at `now`, the earliest first. */
+export function pendingPayouts(payouts: readonly Payout[], now: number): Pending[] {
+  return payouts.filter((p) => p.paidAtMs > now).map((p) => ({ paidAt: p.paidAtMs, coversTo: p.coversToMs })).sort((a, b) => a.paidAt - b.paidAt);
+}
+
+/**
+ * The schedule at `now` of a merchant settled through `settledThrough` with `pending` payouts (as scheduleOfPayouts
+ * would compute it from all of them), and those still pending.
+ */
+export function payPending(pending: readonly Pending[], settledThrough: number | null, now: number): Schedule & { pending: Pending[] } {
+  let s = settledThrough, i = 0;
+  for (; i < pending.length && pending[i].paidAt <= now; i++) {
+    const c = Math.floor(pending[i].coversTo / MINUTE) * MINUTE; // a covers_to inside a minute settles from its start
+    if (s === null || c > s) s = c;
+  }
+  return { settledThrough: s, nextPayoutAt: i < pending.length ? pending[i].paidAt : null, pending: pending.slice(i) };
+}
 
 export class ExposureTracker {
   /** merchant → its schedule and sums before the recent range; absent: the default schedule and nothing before */
@@ -145,7 +165,7 @@ export class ExposureTracker {
         const k = schedule.settledThrough !== null && schedule.settledThrough >= upTo ? upTo : schedule.settledThrough;
         const g = groups.get(k);
         if (g) g.push(m); else groups.set(k, [m]);
-        const pending = payouts.filter((p) => p.paidAtMs > now).map((p) => ({ paidAt: p.paidAtMs, coversTo: p.coversToMs })).sort((a, b) => a.paidAt - b.paidAt);
+        const pending = pendingPayouts(payouts, now);
         if (pending.length) this.#pending.set(m, pending); else this.#pending.delete(m);
       }
       for (const [from, ms] of groups) {
@@ -213,14 +233,9 @@ export class ExposureTracker {
       if (pending[0].paidAt > now || dirty.has(m)) continue;
       const o = this.#older.get(m);
       if (!o) continue; // read with its payouts: always kept (update's read)
-      let s = o.settledThrough;
-      let i = 0;
-      for (; i < pending.length && pending[i].paidAt <= now; i++) {
-        const c = Math.floor(pending[i].coversTo / MINUTE) * MINUTE; // as scheduleOfPayouts
-        if (s === null || c > s) s = c;
-      }
-      if (i < pending.length) this.#pending.set(m, pending.slice(i)); else this.#pending.delete(m);
-      moves.push([m, o, s, i < pending.length ? pending[i].paidAt : null]);
+      const paid = payPending(pending, o.settledThrough, now);
+      if (paid.pending.length) this.#pending.set(m, paid.pending); else this.#pending.delete(m);
+      moves.push([m, o, paid.settledThrough, paid.nextPayoutAt]);
     }
     // (S, min(S', upTo)) → merchants whose kept sums lose that range
     const groups = new Map<string, { from: number; to: number; ms: string[] }>();

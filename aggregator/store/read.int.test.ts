@@ -1,6 +1,7 @@
 /**
  * The reader's range reads: a short range out of a full hash (read with HMGET inside the script) and ranges that
- * cut tier keys at odd edges give exactly the buckets written, at every step.
+ * cut tier keys at odd edges give exactly the buckets written, at every step; a merchant's facts in a partition
+ * outside its own (an UPDATE moved a row to it) are read there.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { HOUR, MINUTE } from '../../lib/time.ts';
 import { services, uniqueName } from '../../test/harness/services.ts';
 import { createBucketReader } from './read.ts';
 import { dropKeys } from '../../test/harness/index.ts';
+import { candidatePartitions, partitionOfKey } from '../../lib/partition.ts';
 
 const TZ = 'Asia/Seoul';
 
@@ -60,5 +62,33 @@ describe('bucket reader ranges', () => {
     expect(days.reduce((s, p) => s + p.approvals, 0)).toBe([...truth.values()].reduce((s, x) => s + x.n, 0));
     const totals = await reader.totals(['42'], start + 400 * MINUTE, start + 420 * MINUTE);
     expect(totals.get('42')!.approvals).toBe(expected(start + 400 * MINUTE, start + 420 * MINUTE, () => 0)[0].approvals);
+  });
+
+  it('reads a merchant in a partition outside its own when an UPDATE moved its row away (its foreign set)', async () => {
+    const o = { prefix: `${prefix}f`, partitions: 4, hotShards: 2, tz: TZ };
+    const w = new BucketWriter(redis, o);
+    const reader = createBucketReader(redis, o);
+    // rows of x1 and x2 moved to y: the UPDATE is keyed to y's partition, none of x1's and x2's own, so x1's and x2's
+    // removals stand there (that partition's foreign set names them)
+    const ids = Array.from({ length: 200 }, (_, i) => String(1000 + i));
+    const outside = (y: string) => ids.filter((m) => !candidatePartitions(m, 4, 2).includes(partitionOfKey(y, 4)));
+    const y = ids.find((m) => outside(m).length >= 2)!;
+    const [x1, x2] = outside(y);
+    const at = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
+    const iso = (t: number) => new Date(t).toISOString();
+    const row = (id: string, m: string, amount: number) => ({ payment_id: id, merchant_id: m, amount: String(amount), approved_at: iso(at) });
+    for (const [id, x, amount] of [['1', x1, 700], ['2', x2, 900]] as const) {
+      w.cdc.change('public.payments', 'insert', row(id, x, amount), null, iso(at));
+      w.cdc.change('public.payments', 'update', row(id, y, amount), row(id, x, amount), iso(at + MINUTE));
+    }
+    w.approval(x1, 50, at + 2 * MINUTE); // and one that stays
+    await w.flush();
+    // x1 alone (y's partition's foreign set is larger than the merchants asked: asked member by member), then all
+    // three (the set read whole), over a range the day tier and finer tiers cut
+    for (const asked of [[x1], [x1, x2, y]]) {
+      const t = await reader.sinceTotals(asked, at - 10 * HOUR - 7 * MINUTE, at + HOUR);
+      expect(t.get(x1)).toMatchObject({ approvals: 1, approvedAmount: 50n });
+      if (asked.length > 1) expect([t.get(x2)!.approvedAmount, t.get(y)!.approvedAmount]).toEqual([0n, 1600n]);
+    }
   });
 });

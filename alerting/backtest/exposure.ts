@@ -4,24 +4,26 @@
  *
  * Each merchant's settled-through time S and its approved and canceled amounts since S are kept. From one minute to
  * the next they change only when (a) the merchant has facts in the minute (the engine reads every minute's totals
- * anyway: they are added), or (b) S moves — one of its payouts becomes paid (the next `paid_at` of each merchant is
- * remembered), or a local day starts on the D+N schedule. Only (b) and merchants never seen are read again from the
- * store (`readSchedules` and `sinceTotals`, the live code); every merchant is read once at the period's first minute.
+ * anyway: they are added), or (b) S moves — one of its payouts becomes paid (each merchant's payouts not paid yet are
+ * remembered: its sums lose [S, S'), one range read), or a local day starts on the D+N schedule (every merchant read
+ * again). Merchants never seen, and those whose first payout becomes paid, are read whole (`readSchedules` and
+ * `sinceTotals`, the live code); every merchant is read once at the period's first minute.
  *
  * `exposuresFor` gives decideMinute the same exposures the live evaluator gives it for the merchants it judges; the
  * money figures of the backtest's alerts (`AlertMoney`, docs/detection.md "Money in backtests") come from here too.
  */
 import { readExposuresWith, readSchedules, type BucketReader, type MoneyReader, type Settlement, type Totals } from '../../aggregator/store/index.ts';
-import { nextScheduleChange, receivableOf, scheduleOfDays, type Exposure } from '../../lib/exposure.ts';
+import { receivableOf, scheduleOfDays, type Exposure } from '../../lib/exposure.ts';
 import { dayStart, MINUTE } from '../../lib/time.ts';
-import { exposureInstant } from '../exposure.ts';
+import { exposureInstant, payPending, pendingPayouts, type Pending } from '../exposure.ts';
 
 const BATCH = 2000;
 /** How long after its firing a hold is followed: the money figures look this far ahead (or to the period's end). */
 export const HOLD_HORIZON_DAYS = 7;
 const HORIZON = HOLD_HORIZON_DAYS * 86_400_000;
 
-interface Since { approved: bigint; canceled: bigint }
+/** A merchant's settled-through time as last read or moved, and its sums since. */
+interface Since { approved: bigint; canceled: bigint; s: number | null }
 
 /** A backtest alert's money (amounts are decimal strings, exact KRW). */
 export interface AlertMoney {
@@ -42,8 +44,8 @@ interface Watch { merchantId: string; firedAt: number; horizon: number; atFiring
 export class ExposureHistory {
   #since = new Map<string, Since>();
   #owing = new Set<string>();
-  /** merchant → the next paid_at after the last instant (its S moves then) */
-  #nextChange = new Map<string, number>();
+  /** merchant → its payouts not paid yet at the last instant (its S moves when one becomes paid) */
+  #pending = new Map<string, Pending[]>();
   #day: number | null = null;
   #started = false;
   #watches = new Map<string, Watch[]>();
@@ -60,14 +62,24 @@ export class ExposureHistory {
       dirty = new Set([...(await this.reader.allMerchants()), ...this.#since.keys(), ...minute.keys()]);
     } else {
       dirty = new Set();
-      for (const [m, t] of this.#nextChange) if (t <= now) dirty.add(m);
+      // payouts that became paid: S moves forward to S' (the merchant's first paid payout: read whole)
+      const moved = new Map<string, number>();
+      for (const [m, pending] of this.#pending) {
+        if (pending[0].paidAt > now) continue;
+        const since = this.#since.get(m);
+        const paid = payPending(pending, since?.s ?? null, now);
+        if (paid.pending.length) this.#pending.set(m, paid.pending); else this.#pending.delete(m);
+        if (!since || since.s === null) dirty.add(m);
+        else if (paid.settledThrough! > since.s) moved.set(m, paid.settledThrough!);
+      }
       for (const [m, x] of minute) {
         const since = this.#since.get(m);
         if (dirty.has(m) || !since) { dirty.add(m); continue; }
         since.approved += x.approvedAmount;
         since.canceled += x.canceledAmount;
-        this.#settle(m, since, M);
+        if (!moved.has(m)) this.#settle(m, since, M);
       }
+      await this.#shift(moved, M);
     }
     const ids = [...dirty];
     for (let i = 0; i < ids.length; i += BATCH) {
@@ -77,14 +89,14 @@ export class ExposureHistory {
       for (const [m, { schedule, payouts }] of schedules) {
         const g = groups.get(schedule.settledThrough);
         if (g) g.push(m); else groups.set(schedule.settledThrough, [m]);
-        const next = nextScheduleChange(payouts, now);
-        if (next === null) this.#nextChange.delete(m); else this.#nextChange.set(m, next);
+        const pending = pendingPayouts(payouts, now);
+        if (pending.length) this.#pending.set(m, pending); else this.#pending.delete(m);
       }
       for (const [from, ms] of groups) {
         const t = await this.reader.sinceTotals(ms, from, M + MINUTE);
         for (const m of ms) {
           const x = t.get(m)!;
-          const since = { approved: x.approvedAmount, canceled: x.canceledAmount };
+          const since = { approved: x.approvedAmount, canceled: x.canceledAmount, s: from };
           this.#since.set(m, since);
           this.#settle(m, since, M);
         }
@@ -92,6 +104,36 @@ export class ExposureHistory {
     }
     this.#started = true;
     this.#day = day;
+  }
+
+  /**
+   * The merchants whose S moved forward to S' (`moved`) at minute M, their sums since S (through M) known: they lose
+   * [S, S'), read from the store as one range per distinct (S, S') — the buckets as they stand, as every sum here is.
+   */
+  async #shift(moved: Map<string, number>, M: number): Promise<void> {
+    const end = M + MINUTE;
+    const groups = new Map<string, { from: number; to: number; ms: string[] }>();
+    for (const [m, to] of moved) {
+      const since = this.#since.get(m)!;
+      const from = since.s!;
+      since.s = to;
+      if (to >= end) { since.approved = 0n; since.canceled = 0n; continue; }
+      const k = `${from}/${to}`;
+      const g = groups.get(k);
+      if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
+    }
+    for (const { from, to, ms } of groups.values()) {
+      for (let i = 0; i < ms.length; i += BATCH) {
+        const part = ms.slice(i, i + BATCH);
+        const t = await this.reader.sinceTotals(part, from, to);
+        for (const m of part) {
+          const since = this.#since.get(m)!, x = t.get(m)!;
+          since.approved -= x.approvedAmount;
+          since.canceled -= x.canceledAmount;
+        }
+      }
+    }
+    for (const m of moved.keys()) this.#settle(m, this.#since.get(m)!, M);
   }
 
   /** Records a merchant's new sums: the owing set and the peaks of its followed alerts. */
