@@ -147,22 +147,8 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       sets.forEach((s, p) => { if (s.size) for (const m of merchantIds) if (s.has(m)) addForeign(m, p); });
       return out;
     }
-    // Most foreign sets are empty or small: those need no membership test per merchant (a batch of thousands of
-    // merchants would send each one's id to every partition), a small one is read whole.
-    const sizes = (await run(redis, allPartitions.map((p) => ['scard', keys.foreign(prefix, p)]))) as number[];
-    const asked = allPartitions.filter((p) => sizes[p] > 0);
-    if (!asked.length) return out;
-    const whole = (p: number) => sizes[p] <= merchantIds.length;
-    const res = (await run(redis, asked.map((p) => (whole(p) ? ['smembers', keys.foreign(prefix, p)] : ['smismember', keys.foreign(prefix, p), ...merchantIds])))) as (string[] | number[])[];
-    res.forEach((r, i) => {
-      const p = asked[i];
-      if (whole(p)) {
-        const members = new Set(r as string[]);
-        for (const m of merchantIds) if (members.has(m)) addForeign(m, p);
-      } else {
-        (r as number[]).forEach((f, j) => { if (f) addForeign(merchantIds[j], p); });
-      }
-    });
+    const res = (await run(redis, allPartitions.map((p) => ['smismember', keys.foreign(prefix, p), ...merchantIds]))) as number[][];
+    res.forEach((flags, p) => flags.forEach((f, i) => { if (f) addForeign(merchantIds[i], p); }));
     return out;
   }
 
