@@ -17,8 +17,7 @@
  */
 import { Redis } from 'ioredis';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant } from '../alerting/exposure.ts';
-import { WindowSums } from '../alerting/window.ts';
+import { ExposureTracker, exposureInstant, WindowSums } from '../alerting/index.ts';
 import { DAY, dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { privateRedis } from './aggregator.ts';
 

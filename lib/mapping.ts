@@ -325,6 +325,8 @@ function payoutOf(row: Row, t: PayoutTable, table: string): Payout {
   }
   const id = t.id ? String(row[t.id] ?? '') : '';
   if (id.length > 200) throw new BadRowError(`${table}.${t.id} is longer than 200 characters: not a payout id riskmon reads`);
+  // the store joins payout rows with control characters (aggregator/store/scripts.ts)
+  if (/[\x00-\x1f]/.test(id)) throw new BadRowError(`${table}.${t.id}=${JSON.stringify(id.slice(0, 80))} holds a control character: not a payout id riskmon reads`);
   return { id, merchantId, amount, coversToMs: time(t.coversTo), paidAtMs: time(t.paidAt) };
 }
 

@@ -27,6 +27,7 @@ describe('payouts in the mapping', () => {
     expect(() => payoutsOf(change('update', b, null), referenceMapping)).toThrow(/REPLICA IDENTITY FULL/);
     expect(() => payoutsOf(change('insert', { ...a, paid_at: null }), referenceMapping)).toThrow(BadRowError);
     expect(() => payoutsOf(change('insert', { ...a, merchant_id: 'a b' }), referenceMapping)).toThrow(/not a merchant id/);
+    expect(() => payoutsOf(change('insert', { ...a, payout_id: 'p\u00011' }), referenceMapping)).toThrow(/control character/);
   });
 
   it('a user mapping: payouts optional; checked with errors that say what is wrong', () => {

@@ -25,7 +25,7 @@ import { standingPayouts } from './payouts.ts';
 import { keyReads, slotTimeOf, tierSegments, type KeyRead, type RangeContext } from './ranges.ts';
 import type { BucketReader, MinuteTotalsReader, MoneyReader, Point, Step, WindowSlice, WindowSliceReader } from './reader.ts';
 import type { Payout } from '../../lib/mapping.ts';
-import { defineScripts, KEYS_PER_CALL, run, type Cmd } from './scripts.ts';
+import { defineScripts, hashesOf, KEYS_PER_CALL, readHashes, run, type Cmd } from './scripts.ts';
 
 export interface ReaderOptions {
   prefix: string;
@@ -172,16 +172,13 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
     for (const reads of byPartition.values()) {
       for (let i = 0; i < reads.length; i += KEYS_PER_CALL) {
         const chunk = reads.slice(i, i + KEYS_PER_CALL);
-        const cmd: Cmd = ['riskmonReadHashes', chunk.length];
-        for (const r of chunk) cmd.push(r.key);
-        for (const r of chunk) cmd.push(r.lo * FIELD_KINDS, r.hi * FIELD_KINDS + FIELD_KINDS - 1);
-        cmds.push(cmd);
+        cmds.push(readHashes(chunk.map((r) => r.key), chunk.map((r) => ({ lo: r.lo * FIELD_KINDS, hi: r.hi * FIELD_KINDS + FIELD_KINDS - 1 }))));
         meta.push(chunk);
       }
     }
     const timeOf = slotTimeOf(step, startOfLocalDay);
-    const res = (await run(redis, cmds)) as string[][];
-    for (let c = 0; c < res.length; c++) visitBucketReplies(res[c], meta[c], timeOf, from, to, visit);
+    const res = await run(redis, cmds);
+    for (let c = 0; c < res.length; c++) visitBucketReplies(hashesOf(res[c], meta[c].length), meta[c], timeOf, from, to, visit);
   }
 
   /** Earliest minute the all-merchants minute index still holds in every partition; +∞ when it holds none. */
@@ -216,10 +213,10 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
           for (let t = fromMs; t < toMs; t += MINUTE) ks.push(keys.window(prefix, p, Math.floor(t / MINUTE)));
           for (let i = 0; i < ks.length; i += KEYS_PER_CALL) {
             const chunk = ks.slice(i, i + KEYS_PER_CALL);
-            cmds.push(['riskmonReadHashes', chunk.length, ...chunk, ...chunk.flatMap(() => ['', ''])]);
+            cmds.push(readHashes(chunk));
           }
         }
-        for (const hashes of (await run(redis, cmds)) as string[][]) for (const s of hashes) addWindowHash(out, s);
+        for (const [c, reply] of (await run(redis, cmds)).entries()) for (const s of hashesOf(reply, cmds[c][1] as number)) addWindowHash(out, s);
         return dropEmpty(out);
       }
       // Every partition's merchants, each read from that partition only: a merchant's shards and foreign
@@ -266,12 +263,12 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
           for (let t = fromMs; t < toMs; t += MINUTE) ts.push(t);
           for (let i = 0; i < ts.length; i += KEYS_PER_CALL) {
             const chunk = ts.slice(i, i + KEYS_PER_CALL);
-            cmds.push(['riskmonReadHashes', chunk.length, ...chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE))), ...chunk.flatMap(() => ['', ''])]);
+            cmds.push(readHashes(chunk.map((t) => keys.window(prefix, p, Math.floor(t / MINUTE)))));
             meta.push(chunk);
           }
         }
-        const res = (await run(redis, cmds)) as string[][];
-        res.forEach((hashes, c) => hashes.forEach((s, i) => addWindowHash(at(meta[c][i]), s)));
+        const res = await run(redis, cmds);
+        res.forEach((reply, c) => hashesOf(reply, meta[c].length).forEach((s, i) => addWindowHash(at(meta[c][i]), s)));
       } else {
         const sets = (await run(redis, allPartitions.map((p) => ['smembers', keys.merchants(prefix, p)]))) as string[][];
         const pairs: [string, number[]][] = [];
@@ -324,14 +321,14 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       for (const reads of byPartition.values()) {
         for (let i = 0; i < reads.length; i += KEYS_PER_CALL) {
           const chunk = reads.slice(i, i + KEYS_PER_CALL);
-          cmds.push(['riskmonReadHashes', chunk.length, ...chunk.map((r) => r.key), ...chunk.flatMap(() => ['', ''])]);
+          cmds.push(readHashes(chunk.map((r) => r.key)));
           meta.push(chunk);
         }
       }
       const counts = new Map<string, Map<string, number>>();
       for (const m of merchantIds) counts.set(m, new Map());
-      const res = (await run(redis, cmds)) as string[][];
-      res.forEach((hashes, c) => hashes.forEach((h, i) => {
+      const res = await run(redis, cmds);
+      res.forEach((reply, c) => hashesOf(reply, meta[c].length).forEach((h, i) => {
         if (!h) return;
         const byField = counts.get(meta[c][i].m)!;
         const fv = h.split('\0');

@@ -1,9 +1,10 @@
 /**
  * The read side of the store in Redis: two read-only Lua scripts and a chunked pipeline runner.
  *
- * Hashes are read through a small script that returns each hash as ONE string ("f\0v\0f\0v…", optionally only the
- * fields of a slot range): the client decodes a few strings instead of thousands of RESP bulk strings (that
- * decoding was most of a read's CPU). NUL cannot occur in merchant ids (PostgreSQL text has no NUL).
+ * Hashes are read through a small script that returns each call's hashes as ONE string ("f\0v\0f\0v…" per hash,
+ * optionally only the fields of a slot range, hashes joined by \x01): the client decodes a few strings instead of
+ * thousands of RESP bulk strings (that decoding was most of a read's CPU). Neither byte occurs in a field or value
+ * (merchant ids are validated: lib/mapping.ts MERCHANT_ID_PATTERN; the rest are numbers).
  */
 import { pipelined, type RedisClient } from '../../lib/redis.ts';
 import { withLayoutNames } from './layout.ts';
@@ -13,21 +14,22 @@ export const KEYS_PER_CALL = 500;
 /** Commands per pipeline round trip: bounds client memory on 100,000-merchant reads. */
 const PIPELINE_CHUNK = 2_000;
 
-// KEYS: hashes; ARGV: per key lo, hi (field numbers, inclusive; lo = '' keeps every field).
-// Returns per key the kept fields and values joined by NUL. A range much smaller than the hash is read with HMGET
-// (a 2-hour minute series out of a 6-hour quarter), otherwise HGETALL and a filter: Lua's cost is per string.
+// KEYS: hashes; ARGV[1]: '' (every key whole) or per key 'lo:hi' (field numbers, inclusive), comma-separated.
+// Returns one string: per key the kept fields and values joined by NUL, the keys' parts joined by \1 (a reply of one
+// string is decoded at once; an array of hundreds costs the client per element, and so do hundreds of arguments).
+// A range much smaller than the hash is read with HMGET (a 2-hour minute series out of a 6-hour quarter), otherwise
+// HGETALL and a filter: Lua's cost is per string.
 const HASHES_LUA = `
-local out = {}
+local out, los, his = {}, {}, {}
+for lo, hi in string.gmatch(ARGV[1], '(-?%d+):(-?%d+)') do los[#los + 1] = tonumber(lo); his[#his + 1] = tonumber(hi) end
 for i, k in ipairs(KEYS) do
-  local lo = ARGV[2 * i - 1]
   local n = redis.call('HLEN', k)
   if n == 0 then
     out[i] = ''
-  elseif lo == '' then
-    out[i] = table.concat(redis.call('HGETALL', k), '\\0')
+  elseif los[i] == nil then
+    out[i] = table.concat(redis.call('HGETALL', k), '\0')
   else
-    lo = tonumber(lo)
-    local hi, parts, m = tonumber(ARGV[2 * i]), {}, 0
+    local lo, hi, parts, m = los[i], his[i], {}, 0
     if hi < lo then
       -- nothing of this hash is in the range
     elseif (hi - lo + 1) * 2 < n then
@@ -44,10 +46,22 @@ for i, k in ipairs(KEYS) do
         if f >= lo and f <= hi then parts[m + 1] = h[j]; parts[m + 2] = h[j + 1]; m = m + 2 end
       end
     end
-    out[i] = table.concat(parts, '\\0')
+    out[i] = table.concat(parts, '\0')
   end
 end
-return out`;
+return table.concat(out, '\\1')`;
+
+/** A read of hashes (at most KEYS_PER_CALL): each whole, or per key only its fields `lo`..`hi`. */
+export function readHashes(keys: readonly string[], ranges?: readonly { lo: number; hi: number }[]): Cmd {
+  return ['riskmonReadHashes', keys.length, ...keys, ranges ? ranges.map((r) => `${r.lo}:${r.hi}`).join(',') : ''];
+}
+
+/** A `readHashes` reply: per key its kept fields and values joined by NUL ('' for none). */
+export function hashesOf(reply: unknown, keys: number): string[] {
+  const parts = (reply as string).split('\x01');
+  if (parts.length !== keys) throw new Error(`a hash read returned ${parts.length} parts for ${keys} keys`);
+  return parts;
+}
 
 // KEYS: 1 window-index GC cursor, 2 replay generation, 3 watermark, 4.. index hashes; ARGV: 1 oldest minute asked
 // for, then per key its minute number and the caller's known fingerprint. Returns {'gone'} when the GC passed that
