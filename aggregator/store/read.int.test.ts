@@ -9,6 +9,7 @@ import { BucketWriter } from './writer.ts';
 import { HOUR, MINUTE } from '../../lib/time.ts';
 import { services, uniqueName } from '../../test/harness/services.ts';
 import { createBucketReader } from './read.ts';
+import { defineScripts, hashesOf, readHashes, run } from './scripts.ts';
 import { dropKeys } from '../../test/harness/index.ts';
 import { candidatePartitions, partitionOfKey } from '../../lib/partition.ts';
 
@@ -90,5 +91,30 @@ describe('bucket reader ranges', () => {
       expect(t.get(x1)).toMatchObject({ approvals: 1, approvedAmount: 50n });
       if (asked.length > 1) expect([t.get(x2)!.approvedAmount, t.get(y)!.approvedAmount]).toEqual([0n, 1600n]);
     }
+  });
+
+  it('a hash read larger than a reply string holds comes back in several strings, each hash whole and in order', async () => {
+    defineScripts(redis);
+    const ks = ['a', 'empty', 'b', 'c'].map((x) => `${prefix}:big:${x}`);
+    for (const k of [ks[0], ks[2], ks[3]]) {
+      const fields: string[] = [];
+      for (let i = 0; i < 12_000; i++) fields.push(String(i), `${k}:${'v'.repeat(40)}:${i}`);
+      await redis.hset(k, ...fields);
+    }
+    const [reply] = await run(redis, [readHashes(ks)]);
+    expect((reply as string[]).length).toBeGreaterThan(1); // ~0.7 MiB a hash: not one string
+    const parts = hashesOf(reply, ks.length);
+    expect(parts[1]).toBe('');
+    for (const i of [0, 2, 3]) {
+      const fv = parts[i].split('\0');
+      expect(fv).toHaveLength(24_000);
+      const h = new Map<string, string>();
+      for (let j = 0; j < fv.length; j += 2) h.set(fv[j], fv[j + 1]);
+      expect(h.size).toBe(12_000);
+      expect([h.get('0'), h.get('11999')]).toEqual([`${ks[i]}:${'v'.repeat(40)}:0`, `${ks[i]}:${'v'.repeat(40)}:11999`]);
+    }
+    // and a range of fields out of one of them
+    const [few] = await run(redis, [readHashes([ks[2]], [{ lo: 100, hi: 102 }])]);
+    expect(hashesOf(few, 1)[0].split('\0').filter((_, j) => j % 2 === 0)).toEqual(['100', '101', '102']);
   });
 });

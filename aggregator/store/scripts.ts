@@ -15,20 +15,19 @@ export const KEYS_PER_CALL = 500;
 const PIPELINE_CHUNK = 2_000;
 
 // KEYS: hashes; ARGV[1]: '' (every key whole) or per key 'lo:hi' (field numbers, inclusive), comma-separated.
-// Returns one string: per key the kept fields and values joined by NUL, the keys' parts joined by \1 (a reply of one
-// string is decoded at once; an array of hundreds costs the client per element, and so do hundreds of arguments).
+// Returns per key the kept fields and values joined by NUL, the keys' parts joined by \1 into strings of about 1 MiB
+// (a reply of a few strings is decoded at once, where hundreds cost the client per element, as hundreds of arguments
+// do; a string per MiB keeps each far below the client's largest string).
 // A range much smaller than the hash is read with HMGET (a 2-hour minute series out of a 6-hour quarter), otherwise
 // HGETALL and a filter: Lua's cost is per string.
 const HASHES_LUA = `
-local out, los, his = {}, {}, {}
+local los, his, chunks, cur, size = {}, {}, {}, {}, 0
 for lo, hi in string.gmatch(ARGV[1], '(-?%d+):(-?%d+)') do los[#los + 1] = tonumber(lo); his[#his + 1] = tonumber(hi) end
 for i, k in ipairs(KEYS) do
-  local n = redis.call('HLEN', k)
-  if n == 0 then
-    out[i] = ''
-  elseif los[i] == nil then
-    out[i] = table.concat(redis.call('HGETALL', k), '\0')
-  else
+  local n, part = redis.call('HLEN', k), ''
+  if n > 0 and los[i] == nil then
+    part = table.concat(redis.call('HGETALL', k), '\0')
+  elseif n > 0 then
     local lo, hi, parts, m = los[i], his[i], {}, 0
     if hi < lo then
       -- nothing of this hash is in the range
@@ -46,10 +45,14 @@ for i, k in ipairs(KEYS) do
         if f >= lo and f <= hi then parts[m + 1] = h[j]; parts[m + 2] = h[j + 1]; m = m + 2 end
       end
     end
-    out[i] = table.concat(parts, '\0')
+    part = table.concat(parts, '\0')
   end
+  if #cur > 0 and size + #part > 1048576 then chunks[#chunks + 1] = table.concat(cur, '\\1'); cur = {}; size = 0 end
+  cur[#cur + 1] = part
+  size = size + #part + 1
 end
-return table.concat(out, '\\1')`;
+chunks[#chunks + 1] = table.concat(cur, '\\1')
+return chunks`;
 
 /** A read of hashes (at most KEYS_PER_CALL): each whole, or per key only its fields `lo`..`hi`. */
 export function readHashes(keys: readonly string[], ranges?: readonly { lo: number; hi: number }[]): Cmd {
@@ -58,9 +61,9 @@ export function readHashes(keys: readonly string[], ranges?: readonly { lo: numb
 
 /** A `readHashes` reply: per key its kept fields and values joined by NUL ('' for none). */
 export function hashesOf(reply: unknown, keys: number): string[] {
-  const parts = (reply as string).split('\x01');
-  if (parts.length !== keys) throw new Error(`a hash read returned ${parts.length} parts for ${keys} keys`);
-  return parts;
+  const parts = (reply as string[]).flatMap((chunk) => chunk.split('\x01'));
+  if (parts.length !== Math.max(1, keys)) throw new Error(`a hash read returned ${parts.length} parts for ${keys} keys`);
+  return keys ? parts : [];
 }
 
 // KEYS: 1 window-index GC cursor, 2 replay generation, 3 watermark, 4.. index hashes; ARGV: 1 oldest minute asked
