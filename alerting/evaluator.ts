@@ -17,7 +17,7 @@
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, type ExposureUpdate } from './exposure.ts';
+import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -183,7 +183,8 @@ export class Evaluator implements Service {
    * Once the watermark passes the end of the next minute to evaluate, and before the allowed lateness closes it, the
    * window is read ahead (window.ts): the read at the close then fetches only the merchants written since (late
    * rows), so at the peak the bulk of the minute's read is off the alert's path. So are the histories of the minute's
-   * new volume_spike candidates (thousands when traffic jumps at the day's peak). Once per minute; a failure only
+   * new volume_spike candidates (thousands when traffic jumps at the day's peak), and, within PREPARE_BUDGET_MS, the
+   * ranges a coming settlement takes off money at risk (exposure.ts `prepare`). Once per minute; a failure only
    * leaves the work to the close.
    */
   async #readAhead(wm: number, epoch: string | undefined): Promise<void> {
@@ -201,6 +202,8 @@ export class Evaluator implements Service {
       // makes one more leaves it to the close)
       const base = await this.#inputs.baselines(dayStart(M, this.#o.tz));
       await this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike));
+      // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once)
+      await this.#exposures?.prepare(PREPARE_BUDGET_MS);
     } catch (err) {
       this.#d.log.warn({ err, minute: iso(M) }, 'reading the window ahead failed; the minute reads it when it closes');
     } finally {

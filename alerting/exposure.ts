@@ -24,7 +24,7 @@ import type { BucketReader, Exposure, MoneyReader, Settlement, Totals } from '..
 import type { Payout } from '../lib/mapping.ts';
 import { readExposuresWith, readSchedules, REREAD_LATENESS_MS } from '../aggregator/store/index.ts';
 import { exposureOf, scheduleOfDays, type Schedule } from '../lib/exposure.ts';
-import { dayStart, HOUR, MINUTE } from '../lib/time.ts';
+import { DAY, dayStart, HOUR, MINUTE } from '../lib/time.ts';
 import type { RecentFeed } from './window.ts';
 
 /**
@@ -37,6 +37,10 @@ export function exposureInstant(M: number): number {
 }
 
 const BATCH = 2000;
+/** How long the evaluator's read ahead of a minute may spend in `prepare` (a part of the allowed lateness). */
+export const PREPARE_BUDGET_MS = 500;
+/** Merchants one `prepare` call considers at most (it reads as many of them as its time allows). */
+const PREPARE_MAX = 50_000;
 /** Batches read at once (their round trips overlap; every merchant's reads stay bounded by BATCH × IN_FLIGHT). */
 const IN_FLIGHT = 4;
 /** A jump of the evaluated minute larger than this (skipped minutes) reads every merchant again. */
@@ -58,6 +62,8 @@ export interface ExposureUpdate {
   recomputed: number;
   /** merchants whose settled-through time moved forward, their kept sums adjusted (exposure.ts `#shift`) */
   shifted: number;
+  /** of those, the ones whose newly settled range was read now, not ahead (`prepare`) */
+  shiftReads: number;
   /** merchants whose receivable was decided this minute */
   checked: number;
 }
@@ -104,6 +110,11 @@ export class ExposureTracker {
    * its settled-through time moves forward without reading its payouts again (a payout change names the merchant).
    */
   #pending = new Map<string, Pending[]>();
+  /**
+   * merchant → its sums over [S, S') read ahead of the instant S moves to S' (`prepare`): used by `#shift` when S and
+   * S' are still those; dropped when the merchant is read again (a fact in that range after the read names it).
+   */
+  #ahead = new Map<string, { from: number; to: number; approved: bigint; canceled: bigint }>();
 
   constructor(private readonly reader: BucketReader & MoneyReader, private readonly settlement: Settlement,
     private readonly loadStored: () => Promise<Set<string>>) {}
@@ -132,10 +143,11 @@ export class ExposureTracker {
     const fallback = this.#defaultSchedule(now);
     const check = new Set<string>(recent.touched);
     let dirty: Set<string>;
-    let shifted = 0;
+    let shifted = { moved: 0, read: 0 };
     if (all) {
       this.#older.clear();
       this.#pending.clear();
+      this.#ahead.clear();
       dirty = new Set([...(await r.allMerchants()), ...changes.merchants, ...this.#stored, ...this.#owing.keys()]);
     } else {
       for (const { minute, totals } of recent.departed) {
@@ -150,6 +162,7 @@ export class ExposureTracker {
         }
       }
       dirty = new Set(changes.merchants);
+      for (const m of dirty) this.#ahead.delete(m);
     }
     const upTo = recent.valid ? recent.from : end;
     if (!all) shifted = await this.#shift(now, upTo, day, dirty, check);
@@ -211,7 +224,7 @@ export class ExposureTracker {
     this.#from = recent.valid ? recent.from : null;
     this.#continuity = recent.continuity;
     const remove = [...this.#stored].filter((m) => !this.#owing.has(m));
-    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length, shifted, checked: check.size };
+    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length, shifted: shifted.moved, shiftReads: shifted.read, checked: check.size };
   }
 
   /**
@@ -223,7 +236,7 @@ export class ExposureTracker {
    * kept sums are zero has nothing in any part of the range (bucket values are never negative) and is not read.
    * A merchant whose first payout became paid is added to `dirty` (read again). Returns how many merchants moved.
    */
-  async #shift(now: number, upTo: number, day: number | null, dirty: Set<string>, check: Set<string>): Promise<number> {
+  async #shift(now: number, upTo: number, day: number | null, dirty: Set<string>, check: Set<string>): Promise<{ moved: number; read: number }> {
     const moves: [string, Older, number | null, number | null][] = []; // merchant, its kept sums, S', next paid_at
     if (day !== null && day !== this.#day) {
       const s = this.#defaultSchedule(now);
@@ -239,8 +252,11 @@ export class ExposureTracker {
     }
     // (S, min(S', upTo)) → merchants whose kept sums lose that range
     const groups = new Map<string, { from: number; to: number; ms: string[] }>();
+    let read = 0;
     for (const [m, o, to, next] of moves) {
       const from = o.settledThrough;
+      const ahead = this.#ahead.get(m);
+      this.#ahead.delete(m);
       o.nextPayoutAt = next;
       check.add(m);
       if (to === null || (from !== null && to <= from)) continue; // not moved forward
@@ -248,6 +264,8 @@ export class ExposureTracker {
       if (from === null) { dirty.add(m); continue; } // its first payout paid: its sums were since the oldest day kept; read again
       if (from >= upTo) continue; // nothing kept before the recent range
       if (to >= upTo || (o.approved === 0n && o.canceled === 0n)) { o.approved = 0n; o.canceled = 0n; continue; }
+      if (ahead && ahead.from === from && ahead.to === to) { o.approved -= ahead.approved; o.canceled -= ahead.canceled; continue; }
+      read++;
       const k = `${from}/${to}`;
       const g = groups.get(k);
       if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
@@ -262,7 +280,56 @@ export class ExposureTracker {
         o.canceled -= x.canceledAmount;
       }
     });
-    return moves.length;
+    return { moved: moves.length, read };
+  }
+
+  /**
+   * Reads ahead, within about `budgetMs`, the ranges `#shift` will need: for merchants whose next payout is known
+   * (and, on the D+N schedule, every merchant kept, for the next local day) the sums over [S, S') — once S' lies
+   * before the last update's recent range, so that any fact landing in it later is at least REREAD_LATENESS_MS late
+   * and names the merchant (which drops what was read ahead). The evaluator calls it between a minute's end and its
+   * close, off the alert's path. Returns how many merchants were read.
+   */
+  async prepare(budgetMs: number): Promise<number> {
+    const upTo = this.#from;
+    if (upTo === null || this.#generation === null) return 0;
+    const t0 = performance.now();
+    const groups = new Map<string, { from: number; to: number; ms: string[] }>();
+    let n = 0;
+    const consider = (m: string, o: Older, to: number | null) => {
+      const from = o.settledThrough;
+      if (from === null || to === null || to <= from || to > upTo || (o.approved === 0n && o.canceled === 0n)) return;
+      const a = this.#ahead.get(m);
+      if (a && a.from === from && a.to === to) return;
+      const k = `${from}/${to}`;
+      const g = groups.get(k);
+      if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
+      n++;
+    };
+    const s = this.settlement;
+    if (s.kind === 'days' && this.#day !== null) {
+      const next = scheduleOfDays(s.days, dayStart(this.#day + DAY + 2 * HOUR, s.tz), s.tz).settledThrough;
+      for (const [m, o] of this.#older) { if (n >= PREPARE_MAX) break; consider(m, o, next); }
+    }
+    for (const [m, pending] of this.#pending) {
+      if (n >= PREPARE_MAX) break;
+      const o = this.#older.get(m);
+      if (o) consider(m, o, payPending(pending, o.settledThrough, pending[0].paidAt).settledThrough);
+    }
+    const batches: { from: number; to: number; ms: string[] }[] = [];
+    for (const g of groups.values()) for (let i = 0; i < g.ms.length; i += BATCH) batches.push({ from: g.from, to: g.to, ms: g.ms.slice(i, i + BATCH) });
+    let read = 0;
+    for (let i = 0; i < batches.length && performance.now() - t0 < budgetMs; i += IN_FLIGHT) {
+      await Promise.all(batches.slice(i, i + IN_FLIGHT).map(async ({ from, to, ms }) => {
+        const t = await this.reader.sinceTotals(ms, from, to);
+        for (const m of ms) {
+          const x = t.get(m)!;
+          this.#ahead.set(m, { from, to, approved: x.approvedAmount, canceled: x.canceledAmount });
+        }
+        read += ms.length;
+      }));
+    }
+    return read;
   }
 
   /** The minute's write is committed: merchant_exposure now holds the owing set. */

@@ -28,7 +28,7 @@ export { alertingSpec, checkWebhookConfig, type AlertingConfig } from './config.
 export { baselineDayStarts } from './baseline.ts';
 export { Evaluator } from './evaluator.ts';
 export { WindowSums } from './window.ts';
-export { ExposureTracker, exposureInstant } from './exposure.ts';
+export { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS } from './exposure.ts';
 export { publishAlertUpdate } from './fanout.ts';
 export type { AlertUpdateMessage } from '../lib/alert-message.ts';
 // For the API: the rules config, and what a backtest request may cover. The risk store's reads and writes (alerts,

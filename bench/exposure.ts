@@ -6,24 +6,28 @@
  * Each merchant has a payment on each of the last three local days and one about 100 minutes ago, a tenth of them a
  * cancel 45 minutes ago; a payout paid two days ago settling it through the start of the day before yesterday, and
  * the next payout, known ahead, settling it through a local midnight at least two hours back and paid at T, a
- * minute about half an hour ago — as a daily settlement pays every merchant at the same instant. The tracker then
- * decides minutes T − 3 … T, each after the window's read, as the evaluator does:
- * - exposure_first_minute_ms: T − 3, the first minute: every merchant read whole (its payouts and its sums since S).
+ * minute 20 minutes ago — as a daily settlement pays every merchant at the same instant. The tracker then decides
+ * minutes T − 60 … T, each after the window's read and followed by the evaluator's read ahead (`prepare`, at most
+ * PREPARE_BUDGET_MS a minute), as the evaluator does:
+ * - exposure_first_minute_ms: T − 60, the first minute: every merchant read whole (its payouts and sums since S).
  *   A payout becoming paid cost this much per merchant paid before the kept sums were shifted.
- * - exposure_quiet_minute_ms: T − 2 and T − 1 (the larger): nothing paid, nothing named.
+ * - exposure_quiet_minute_ms: the largest of the minutes between (nothing paid, nothing named; without the read ahead).
  * - exposure_paid_minute_ms: T, every merchant's payout becomes paid: the kept sums lose the day newly settled
- *   (exposure_paid_minute_shifted merchants, exposure_paid_minute_read_whole read whole).
+ *   (exposure_paid_minute_shifted merchants; exposure_paid_minute_read_now of them not read ahead;
+ *   exposure_read_ahead: merchants read ahead over the 60 minutes; exposure_paid_minute_read_whole: read whole).
  * BENCH_EXPOSURE_MERCHANTS: the number of merchants when run alone (default 100,000).
  */
 import { Redis } from 'ioredis';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, WindowSums } from '../alerting/index.ts';
+import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, WindowSums } from '../alerting/index.ts';
 import { DAY, dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { privateRedis } from './aggregator.ts';
 
 const TZ = 'Asia/Seoul';
 const PARTITIONS = 12;
 const HOT_SHARDS = 8;
+/** Minutes evaluated before T, each followed by the evaluator's read ahead (`prepare`, PREPARE_BUDGET_MS). */
+const AHEAD_MINUTES = 60;
 
 export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?: number } = {}): Promise<Record<string, number>> {
   const N = scale.merchants ?? Number(process.env.BENCH_EXPOSURE_MERCHANTS ?? 100_000);
@@ -33,7 +37,7 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
   try {
     const prefix = 'bx';
     const now = Date.now();
-    const T = minuteStart(now) - 30 * MINUTE;
+    const T = minuteStart(now) - 20 * MINUTE;
     const settled = dayStart(now - 2 * HOUR, TZ); // S': a local midnight before the last hour
     const before = dayStart(settled - HOUR, TZ); // S: the one before
     const w = new BucketWriter(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
@@ -63,28 +67,34 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
     const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
     const win = new WindowSums(reader, { recent: true });
     const tracker = new ExposureTracker(reader, { kind: 'payouts' }, async () => new Set());
-    const minutes: { ms: number; recomputed: number; shifted: number; owing: number }[] = [];
-    for (let M = T - 3 * MINUTE; M <= T; M += MINUTE) {
+    const minutes: { ms: number; recomputed: number; shifted: number; shiftReads: number; owing: number }[] = [];
+    let prepared = 0;
+    for (let M = T - AHEAD_MINUTES * MINUTE; M <= T; M += MINUTE) {
       const end = M + MINUTE;
       const a = performance.now();
       await win.read(end - 60 * MINUTE, Math.max(Math.floor(M / HOUR) * HOUR, dayStart(M, TZ)), end);
       const b = performance.now();
       const u = await tracker.update(exposureInstant(M), win.recent());
       tracker.committed(u);
-      minutes.push({ ms: performance.now() - b, recomputed: u.recomputed, shifted: u.shifted, owing: u.owing.size });
-      console.error(`   exposure ${N} merchants, minute T${(M - T) / MINUTE || ''}: window read ${(b - a).toFixed(0)} ms, money at risk ${(performance.now() - b).toFixed(0)} ms (read whole ${u.recomputed}, shifted ${u.shifted}, owing ${u.owing.size})`);
+      minutes.push({ ms: performance.now() - b, recomputed: u.recomputed, shifted: u.shifted, shiftReads: u.shiftReads, owing: u.owing.size });
+      if (M === T - AHEAD_MINUTES * MINUTE || M === T) {
+        console.error(`   exposure ${N} merchants, minute T${(M - T) / MINUTE || ''}: window read ${(b - a).toFixed(0)} ms, money at risk ${(performance.now() - b).toFixed(0)} ms (read whole ${u.recomputed}, shifted ${u.shifted}, of them read now ${u.shiftReads}, owing ${u.owing.size}; read ahead before: ${prepared})`);
+      }
+      if (M < T) prepared += await tracker.prepare(PREPARE_BUDGET_MS); // as the evaluator does between two minutes
     }
-    const [first, q1, q2, paid] = minutes;
+    const first = minutes[0], paid = minutes[minutes.length - 1], quiet = minutes.slice(1, -1).map((m) => m.ms);
     if (paid.shifted < N * 0.9) throw new Error(`exposure bench: only ${paid.shifted} of ${N} merchants' payouts were seen becoming paid`);
     return {
       exposure_merchants: N,
       exposure_events: events,
       exposure_write_s: Math.round(writeS),
       exposure_first_minute_ms: Math.round(first.ms),
-      exposure_quiet_minute_ms: Math.round(Math.max(q1.ms, q2.ms)),
+      exposure_quiet_minute_ms: Math.round(Math.max(...quiet)),
       exposure_paid_minute_ms: Math.round(paid.ms),
       exposure_paid_minute_shifted: paid.shifted,
       exposure_paid_minute_read_whole: paid.recomputed,
+      exposure_paid_minute_read_now: paid.shiftReads,
+      exposure_read_ahead: prepared,
       exposure_owing: paid.owing,
     };
   } finally {
