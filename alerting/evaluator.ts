@@ -196,14 +196,17 @@ export class Evaluator implements Service {
     const hs = Math.max(hourStart(M), dayStart(M, this.#o.tz));
     this.#busy = true;
     this.#d.onBusy?.(true);
+    const t0 = performance.now();
     try {
       const win = await this.#window.read(end - rules.windowMinutes * MINUTE, hs, end, epoch);
       // volume_spike's new candidates as of this read: their history is read now, not at the close (a late row that
       // makes one more leaves it to the close)
       const base = await this.#inputs.baselines(dayStart(M, this.#o.tz));
       await this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike));
-      // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once)
-      await this.#exposures?.prepare(PREPARE_BUDGET_MS);
+      // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once), within
+      // what is left before the watermark closes M, less a second
+      const left = end + this.#o.allowedLatenessMs - wm - (performance.now() - t0) - 1000;
+      if (left > 0) await this.#exposures?.prepare(Math.min(PREPARE_BUDGET_MS, left));
     } catch (err) {
       this.#d.log.warn({ err, minute: iso(M) }, 'reading the window ahead failed; the minute reads it when it closes');
     } finally {
