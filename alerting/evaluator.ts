@@ -16,7 +16,7 @@
  */
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
-import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement } from '../aggregator/store/index.ts';
+import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement, type Totals } from '../aggregator/store/index.ts';
 import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
@@ -26,6 +26,7 @@ import { isReplay, lastClosedMinute, nextMinute, nextPollMs } from './closed.ts'
 import { publishAlerts } from './fanout.ts';
 import type { MerchantDirectory } from './directory.ts';
 import { DayInputs } from './inputs.ts';
+import type { DayBaselines } from './baseline.ts';
 import { ShadowEvaluator } from './shadow.ts';
 import { systemClock } from '../lib/clock.ts';
 import * as metrics from './metrics.ts';
@@ -201,8 +202,7 @@ export class Evaluator implements Service {
       const win = await this.#window.read(end - rules.windowMinutes * MINUTE, hs, end, epoch);
       // volume_spike's new candidates as of this read: their history is read now, not at the close (a late row that
       // makes one more leaves it to the close)
-      const base = await this.#inputs.baselines(dayStart(M, this.#o.tz));
-      await this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike));
+      await this.#profileSpikes(await this.#inputs.baselines(dayStart(M, this.#o.tz)), win.window);
       // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once), within
       // what is left before the watermark closes M, less a second
       const left = end + this.#o.allowedLatenessMs - wm - (performance.now() - t0) - 1000;
@@ -213,6 +213,12 @@ export class Evaluator implements Service {
       this.#busy = false;
       this.#d.onBusy?.(false);
     }
+  }
+
+  /** Reads the histories volume_spike's candidates in `window` need that `base` lacks (inputs.ts). */
+  #profileSpikes(base: DayBaselines, window: ReadonlyMap<string, Totals>): Promise<void> {
+    const m = this.#memory;
+    return this.#inputs.profileSpikeCandidates(base, spikeCandidates(this.#inputs.rules, window, m.firing, m.tracked.volume_spike));
   }
 
   /**
@@ -326,7 +332,7 @@ export class Evaluator implements Service {
 
     // volume_spike's candidates whose history is not read yet today (few after the day's first minutes), read while
     // money at risk is decided
-    const spikeProfiles = timed('spikeProfiles', this.#inputs.profileSpikeCandidates(base, spikeCandidates(rules, win.window, this.#memory.firing, this.#memory.tracked.volume_spike)));
+    const spikeProfiles = timed('spikeProfiles', this.#profileSpikes(base, win.window));
     spikeProfiles.catch(() => {}); // awaited below; a failure of money at risk first must not leave it unhandled
     // money at risk at the minute's end: the merchants that owe, and those with a receivable alert still firing
     let exposure: ExposureUpdate | null = null;

@@ -250,9 +250,8 @@ export class ExposureTracker {
       if (paid.pending.length) this.#pending.set(m, paid.pending); else this.#pending.delete(m);
       moves.push([m, o, paid.settledThrough, paid.nextPayoutAt]);
     }
-    // (S, min(S', upTo)) → merchants whose kept sums lose that range
-    const groups = new Map<string, { from: number; to: number; ms: string[] }>();
-    let read = 0;
+    // merchants whose kept sums lose [S, S')
+    const lose: [string, number, number][] = [];
     for (const [m, o, to, next] of moves) {
       const from = o.settledThrough;
       const ahead = this.#ahead.get(m);
@@ -265,14 +264,9 @@ export class ExposureTracker {
       if (from >= upTo) continue; // nothing kept before the recent range
       if (to >= upTo || (o.approved === 0n && o.canceled === 0n)) { o.approved = 0n; o.canceled = 0n; continue; }
       if (ahead && ahead.from === from && ahead.to === to) { o.approved -= ahead.approved; o.canceled -= ahead.canceled; continue; }
-      read++;
-      const k = `${from}/${to}`;
-      const g = groups.get(k);
-      if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
+      lose.push([m, from, to]);
     }
-    const batches: { from: number; to: number; ms: string[] }[] = [];
-    for (const g of groups.values()) for (let i = 0; i < g.ms.length; i += BATCH) batches.push({ from: g.from, to: g.to, ms: g.ms.slice(i, i + BATCH) });
-    await inParallel(batches, IN_FLIGHT, async ({ from, to, ms }) => {
+    await inParallel(rangeBatches(lose), IN_FLIGHT, async ({ from, to, ms }) => {
       const t = await this.reader.sinceTotals(ms, from, to);
       for (const m of ms) {
         const o = this.#older.get(m)!, x = t.get(m)!;
@@ -280,7 +274,7 @@ export class ExposureTracker {
         o.canceled -= x.canceledAmount;
       }
     });
-    return { moved: moves.length, read };
+    return { moved: moves.length, read: lose.length };
   }
 
   /**
@@ -294,30 +288,24 @@ export class ExposureTracker {
     const upTo = this.#from;
     if (upTo === null || this.#generation === null) return 0;
     const t0 = performance.now();
-    const groups = new Map<string, { from: number; to: number; ms: string[] }>();
-    let n = 0;
+    const want: [string, number, number][] = [];
     const consider = (m: string, o: Older, to: number | null) => {
       const from = o.settledThrough;
       if (from === null || to === null || to <= from || to > upTo || (o.approved === 0n && o.canceled === 0n)) return;
       const a = this.#ahead.get(m);
-      if (a && a.from === from && a.to === to) return;
-      const k = `${from}/${to}`;
-      const g = groups.get(k);
-      if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
-      n++;
+      if (!a || a.from !== from || a.to !== to) want.push([m, from, to]);
     };
     const s = this.settlement;
     if (s.kind === 'days' && this.#day !== null) {
       const next = scheduleOfDays(s.days, dayStart(this.#day + DAY + 2 * HOUR, s.tz), s.tz).settledThrough;
-      for (const [m, o] of this.#older) { if (n >= PREPARE_MAX) break; consider(m, o, next); }
+      for (const [m, o] of this.#older) { if (want.length >= PREPARE_MAX) break; consider(m, o, next); }
     }
     for (const [m, pending] of this.#pending) {
-      if (n >= PREPARE_MAX) break;
+      if (want.length >= PREPARE_MAX) break;
       const o = this.#older.get(m);
       if (o) consider(m, o, payPending(pending, o.settledThrough, pending[0].paidAt).settledThrough);
     }
-    const batches: { from: number; to: number; ms: string[] }[] = [];
-    for (const g of groups.values()) for (let i = 0; i < g.ms.length; i += BATCH) batches.push({ from: g.from, to: g.to, ms: g.ms.slice(i, i + BATCH) });
+    const batches = rangeBatches(want);
     let read = 0;
     for (let i = 0; i < batches.length && performance.now() - t0 < budgetMs; i += IN_FLIGHT) {
       await Promise.all(batches.slice(i, i + IN_FLIGHT).map(async ({ from, to, ms }) => {
@@ -350,6 +338,19 @@ export class ExposureTracker {
     this.#since = [];
     this.#from = null;
   }
+}
+
+/** Merchants each to be summed over a range [from, to): grouped by range, cut into batches of BATCH (one read each). */
+export function rangeBatches(items: Iterable<readonly [merchant: string, from: number, to: number]>): { from: number; to: number; ms: string[] }[] {
+  const groups = new Map<string, { from: number; to: number; ms: string[] }>();
+  for (const [m, from, to] of items) {
+    const k = `${from}/${to}`;
+    const g = groups.get(k);
+    if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
+  }
+  const out: { from: number; to: number; ms: string[] }[] = [];
+  for (const g of groups.values()) for (let i = 0; i < g.ms.length; i += BATCH) out.push({ from: g.from, to: g.to, ms: g.ms.slice(i, i + BATCH) });
+  return out;
 }
 
 /** Runs `fn` over `items`, at most `n` at a time. */

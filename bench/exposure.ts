@@ -20,7 +20,7 @@
 import { Redis } from 'ioredis';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
 import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, WindowSums } from '../alerting/index.ts';
-import { DAY, dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
+import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { privateRedis } from './aggregator.ts';
 
 const TZ = 'Asia/Seoul';

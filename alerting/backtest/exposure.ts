@@ -15,7 +15,7 @@
 import { readExposuresWith, readSchedules, type BucketReader, type MoneyReader, type Settlement, type Totals } from '../../aggregator/store/index.ts';
 import { receivableOf, scheduleOfDays, type Exposure } from '../../lib/exposure.ts';
 import { dayStart, MINUTE } from '../../lib/time.ts';
-import { exposureInstant, payPending, pendingPayouts, type Pending } from '../exposure.ts';
+import { exposureInstant, payPending, pendingPayouts, rangeBatches, type Pending } from '../exposure.ts';
 
 const BATCH = 2000;
 /** How long after its firing a hold is followed: the money figures look this far ahead (or to the period's end). */
@@ -112,25 +112,20 @@ export class ExposureHistory {
    */
   async #shift(moved: Map<string, number>, M: number): Promise<void> {
     const end = M + MINUTE;
-    const groups = new Map<string, { from: number; to: number; ms: string[] }>();
+    const lose: [string, number, number][] = [];
     for (const [m, to] of moved) {
       const since = this.#since.get(m)!;
       const from = since.s!;
       since.s = to;
       if (to >= end) { since.approved = 0n; since.canceled = 0n; continue; }
-      const k = `${from}/${to}`;
-      const g = groups.get(k);
-      if (g) g.ms.push(m); else groups.set(k, { from, to, ms: [m] });
+      lose.push([m, from, to]);
     }
-    for (const { from, to, ms } of groups.values()) {
-      for (let i = 0; i < ms.length; i += BATCH) {
-        const part = ms.slice(i, i + BATCH);
-        const t = await this.reader.sinceTotals(part, from, to);
-        for (const m of part) {
-          const since = this.#since.get(m)!, x = t.get(m)!;
-          since.approved -= x.approvedAmount;
-          since.canceled -= x.canceledAmount;
-        }
+    for (const { from, to, ms } of rangeBatches(lose)) {
+      const t = await this.reader.sinceTotals(ms, from, to);
+      for (const m of ms) {
+        const since = this.#since.get(m)!, x = t.get(m)!;
+        since.approved -= x.approvedAmount;
+        since.canceled -= x.canceledAmount;
       }
     }
     for (const m of moved.keys()) this.#settle(m, this.#since.get(m)!, M);
