@@ -17,7 +17,7 @@
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement, type Totals } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, type ExposureUpdate } from './exposure.ts';
+import { ExposureTracker, exposureInstant, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -184,9 +184,9 @@ export class Evaluator implements Service {
    * Once the watermark passes the end of the next minute to evaluate, and before the allowed lateness closes it, the
    * window is read ahead (window.ts): the read at the close then fetches only the merchants written since (late
    * rows), so at the peak the bulk of the minute's read is off the alert's path. So are the histories of the minute's
-   * new volume_spike candidates (thousands when traffic jumps at the day's peak), and, within PREPARE_BUDGET_MS, the
-   * ranges a coming settlement takes off money at risk (exposure.ts `prepare`). Once per minute; a failure only
-   * leaves the work to the close.
+   * new volume_spike candidates (thousands when traffic jumps at the day's peak), the ranges a coming settlement
+   * takes off money at risk, and the merchants money at risk left unread after a start (exposure.ts `prepare`, up to
+   * a second before the lateness ends). Once per minute; a failure only leaves the work to the close.
    */
   async #readAhead(wm: number, epoch: string | undefined): Promise<void> {
     if (this.#progress === null || this.#readAheadOf === this.#progress + MINUTE) return;
@@ -203,10 +203,10 @@ export class Evaluator implements Service {
       // volume_spike's new candidates as of this read: their history is read now, not at the close (a late row that
       // makes one more leaves it to the close)
       await this.#profileSpikes(await this.#inputs.baselines(dayStart(M, this.#o.tz)), win.window);
-      // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once), within
-      // what is left before the watermark closes M, less a second
+      // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once), and the
+      // merchants left unread since a start, within what is left before the watermark closes M, less a second
       const left = end + this.#o.allowedLatenessMs - wm - (performance.now() - t0) - 1000;
-      if (left > 0) await this.#exposures?.prepare(Math.min(PREPARE_BUDGET_MS, left));
+      if (left > 0) await this.#exposures?.prepare(left);
     } catch (err) {
       this.#d.log.warn({ err, minute: iso(M) }, 'reading the window ahead failed; the minute reads it when it closes');
     } finally {
@@ -403,7 +403,7 @@ export class Evaluator implements Service {
     this.#inputs.prefetch(M, base, firingMerchants(this.#memory.firing, 'volume_drop'));
     if (transitions.length) {
       const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
-      this.#d.log.info({ minute: iso(M), replay, stageMs, readMs, ...(exposure ? { exposureRead: exposure.recomputed, exposureChecked: exposure.checked } : {}), rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
+      this.#d.log.info({ minute: iso(M), replay, stageMs, readMs, ...(exposure ? { exposureRead: exposure.recomputed, exposureChecked: exposure.checked, exposureUnread: exposure.unread } : {}), rowsWritten: rows.length, transitions: transitions.map((t) => `${t.kind} ${t.rule} ${t.merchantId}`) }, 'alert transitions');
     }
     return {
       minute: M, replay, evaluations: d.evaluated, transitions: transitions.length, rowsWritten: rows.length, ruleVersion: rules.version,

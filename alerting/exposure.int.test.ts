@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketWriter, createBucketReader, readExposures, type Exposure, type Settlement } from '../aggregator/store/index.ts';
-import { DAY, dayStart, HOUR, MINUTE } from '../lib/time.ts';
+import { DAY, dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { services, uniqueName } from '../test/harness/services.ts';
 import { dropKeys } from '../test/harness/index.ts';
 import { ExposureHistory } from './backtest/exposure.ts';
@@ -45,7 +45,7 @@ describe('ExposureTracker', () => {
       const cdc = writer.cdc;
       const reader = createBucketReader(redis, { prefix: p, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
       const win = new WindowSums(reader, { recent: true });
-      const tracker = new ExposureTracker(reader, settlement, async () => new Set());
+      const tracker = new ExposureTracker(reader, settlement, async () => new Set(), { unreadAtClose: Infinity });
       // yesterday's local midnight inside the run (the D+N schedule moves there); always hours in the past
       const midnight = dayStart(Date.now(), TZ) - DAY;
       const t0 = midnight - 100 * MINUTE;
@@ -120,7 +120,7 @@ describe('ExposureTracker', () => {
         const now = exposureInstant(M);
         const u = await tracker.update(now, recent);
         tracker.committed(u);
-        prepared += await tracker.prepare(Infinity); // as the evaluator does between two minutes
+        prepared += (await tracker.prepare(Infinity)).ahead; // as the evaluator does between two minutes
         if (M === midnight) atMidnight = { shifted: u.shifted, recomputed: u.recomputed, shiftReads: u.shiftReads };
         if (step > 0) {
           reads += u.recomputed;
@@ -155,4 +155,82 @@ describe('ExposureTracker', () => {
       }
     });
   }
+
+  it('after a start reads what the minute judges, and every other merchant within minutes', async () => {
+    const p = `${prefix}lazy`;
+    const settlement: Settlement = { kind: 'payouts' };
+    const writer = new BucketWriter(redis, { prefix: p, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ, hot: new Set() });
+    const cdc = writer.cdc;
+    const reader = createBucketReader(redis, { prefix: p, partitions: PARTITIONS, hotShards: SHARDS, tz: TZ });
+    const win = new WindowSums(reader, { recent: true });
+    // merchant_exposure held q0 at the last committed minute; two unread merchants are read at each close
+    const tracker = new ExposureTracker(reader, settlement, async () => new Set(['q0']), { unreadAtClose: 2 });
+    const t0 = minuteStart(Date.now()) - 3 * HOUR;
+    const S = dayStart(t0, TZ) - DAY;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    let id = 0;
+    const pay = (m: string, at: number, amount: number, commit: number) =>
+      cdc.change('public.payments', 'insert', { payment_id: String(++id), merchant_id: m, amount: String(amount), approved_at: iso(at) }, null, iso(commit));
+    const cancel = (m: string, at: number, amount: number, commit: number) =>
+      cdc.change('public.payment_cancels', 'insert', { cancel_id: String(++id), payment_id: '1', merchant_id: m, amount: String(amount), canceled_at: iso(at) }, null, iso(commit));
+    const payout = (m: string, coversTo: number, paidAt: number, commit: number) =>
+      cdc.change('public.payouts', 'insert', { payout_id: String(++id), merchant_id: m, amount: '1000', covers_to: iso(coversTo), paid_at: iso(paidAt) }, null, iso(commit));
+    const active = ['a0', 'a1', 'a2'];
+    const quiet = Array.from({ length: 20 }, (_, i) => `q${i}`);
+    const merchants = [...active, ...quiet];
+    // history: settled through S, sales since; every fourth quiet merchant (and a1) canceled more than it sold since S
+    for (const m of merchants) {
+      payout(m, S, S + HOUR, S + HOUR);
+      pay(m, S - 2 * HOUR, 300_000, S - HOUR);
+      pay(m, S + 2 * HOUR, m === 'q2' ? 1_000_000 : 100_000, S + 3 * HOUR);
+      if ((m.startsWith('q') && Number(m.slice(1)) % 4 === 0) || m === 'a1') cancel(m, S + 4 * HOUR, 250_000, S + 5 * HOUR);
+    }
+    // q5 owes until a payout settling its sale (not its cancel) is paid mid-run: it then owes more
+    cancel('q5', S + 5 * HOUR, 150_000, S + 6 * HOUR);
+    payout('q5', S + 3 * HOUR, t0 + 9 * MINUTE + 30_000, t0 - HOUR);
+    cdc.heartbeats(iso(t0 - HOUR));
+    await writer.flush();
+
+    const readers: number[] = [];
+    for (let M = t0; M < t0 + 20 * MINUTE; M += MINUTE) {
+      const step = (M - t0) / MINUTE;
+      const commit = M + 30_000;
+      for (const m of active) pay(m, M + 10_000, 5_000, commit);
+      if (step === 1) cancel('q17', S + 7 * HOUR, 5_000_000, commit); // hours late: named, read at once
+      if (step === 3) cancel('q2', M + 20_000, 100_000, commit); // an unread merchant active again: read, owes nothing
+      await writer.flush();
+      cdc.heartbeats(iso(M + MINUTE + 5000));
+      await writer.flush();
+      const end = M + MINUTE;
+      await win.read(end - 60 * MINUTE, Math.max(Math.floor(M / HOUR) * HOUR, dayStart(M, TZ)), end);
+      const now = exposureInstant(M);
+      const unreadBefore = new Set(tracker.unread);
+      const u = await tracker.update(now, win.recent());
+      tracker.committed(u);
+      readers.push(u.recomputed);
+      const full = owingOf(await readExposures(reader, merchants, now, settlement));
+      const got = owingOf(u.owing);
+      // what was read is exact; what was not is neither judged nor counted owing
+      const read = Object.fromEntries(Object.entries(full).filter(([m]) => !tracker.unread.has(m)));
+      expect(got, `minute ${step}`).toEqual(read);
+      expect(u.unread).toBe(tracker.unread.size);
+      if (step === 0) {
+        expect(u.recomputed).toBeLessThan(merchants.length / 2); // the active merchants and q0, not everyone
+        expect(Object.keys(got)).toEqual(expect.arrayContaining(['a1', 'q0']));
+        expect(Object.keys(full).length).toBeGreaterThan(Object.keys(got).length); // some owing merchants are still unread
+      } else if (step < 4) {
+        expect(u.unread).toBe(Math.max(0, unreadBefore.size - 2 - (unreadBefore.has('q17') && step === 1 ? 1 : 0) - (unreadBefore.has('q2') && step === 3 ? 1 : 0)));
+      }
+      if (step === 1) expect(got.q17?.receivable).toBeDefined();
+      // the read ahead reads the rest, judged from the next minute on
+      if (step === 4) {
+        const r = await tracker.prepare(Infinity);
+        expect(r.unread).toBe(u.unread);
+        expect(tracker.unread.size).toBe(0);
+      }
+      if (step > 4) expect(got).toEqual(full);
+      if (step === 10) expect(got.q5?.canceledSinceSettled).toBe('150000');
+    }
+    expect(readers.slice(6).every((n) => n < 3)).toBe(true); // once all were read, a minute reads (almost) nothing
+  });
 });

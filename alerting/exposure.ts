@@ -15,7 +15,13 @@
  *
  * The first minute, a replay or backfill (a partition's generation changed), a Redis failover (the state epoch
  * changed), a window started over (its continuity changed, or it had no slices) or a jump of the evaluated minute
- * reads every merchant again. Otherwise the minute's work is the merchants whose sums changed (the recent sums'
+ * starts over. It then reads at once only the merchants the minute must judge: those active in the last hour, those
+ * merchant_exposure holds (owing at the last committed minute) and those owing in memory. Every other merchant is left unread and is neither judged nor counted owing until it is read:
+ * `prepare` reads them off the alert's path, between a minute's end and its close, and each minute's update reads
+ * UNREAD_AT_CLOSE more, so the whole set is read within minutes (at 100,000 merchants a full read takes seconds, at
+ * 1,000,000 minutes). A merchant read that way is kept exactly from then on, as if it had been read at the start; a
+ * quiet merchant that came to owe while the evaluator was down (a payout paid over cancels it had) is seen once
+ * read. Otherwise the minute's work is the merchants whose sums changed (the recent sums'
  * touched merchants, the departed slices') plus those named by (b) and (c) and those owing, which are checked every
  * minute (their projection moves with the last hour's rates). The owing set with its exposures goes to the risk
  * store's merchant_exposure in the minute's transaction (top list, alerts sorted by receivable).
@@ -37,6 +43,10 @@ export function exposureInstant(M: number): number {
 }
 
 const BATCH = 2000;
+/** Merchants left unread after a start that each minute's update reads (on the alert's path: kept small). */
+export const UNREAD_AT_CLOSE = 1000;
+/** How long one `prepare` may spend reading merchants left unread after a start. */
+export const UNREAD_BUDGET_MS = 3000;
 /** How long the evaluator's read ahead of a minute may spend in `prepare` (a part of the allowed lateness). */
 export const PREPARE_BUDGET_MS = 500;
 /** Merchants one `prepare` call considers at most (it reads as many of them as its time allows). */
@@ -66,6 +76,8 @@ export interface ExposureUpdate {
   shiftReads: number;
   /** merchants whose receivable was decided this minute */
   checked: number;
+  /** merchants left unread since the last start (neither judged nor counted owing yet) */
+  unread: number;
 }
 
 /** A merchant's schedule and its sums over [settledThrough, the recent sums' start). */
@@ -115,9 +127,22 @@ export class ExposureTracker {
    * S' are still those; dropped when the merchant is read again (a fact in that range after the read names it).
    */
   #ahead = new Map<string, { from: number; to: number; approved: bigint; canceled: bigint }>();
+  /** merchants not read since the last start over: nothing of them is kept, they are not judged */
+  #unread = new Set<string>();
+  /** merchants `prepare` read since the last update: judged at the next one */
+  #fresh = new Set<string>();
+  /** the last update's instant */
+  #now: number | null = null;
+  readonly #unreadAtClose: number;
 
+  /** `unreadAtClose`: merchants left unread after a start that each update reads (default UNREAD_AT_CLOSE). */
   constructor(private readonly reader: BucketReader & MoneyReader, private readonly settlement: Settlement,
-    private readonly loadStored: () => Promise<Set<string>>) {}
+    private readonly loadStored: () => Promise<Set<string>>, o: { unreadAtClose?: number } = {}) {
+    this.#unreadAtClose = o.unreadAtClose ?? UNREAD_AT_CLOSE;
+  }
+
+  /** Merchants not read since the last start over (neither judged nor counted owing until read). */
+  get unread(): ReadonlySet<string> { return this.#unread; }
 
   /** The schedule of a merchant without payouts (none, or the D+N schedule) at `now`. */
   #defaultSchedule(now: number): Schedule {
@@ -148,10 +173,19 @@ export class ExposureTracker {
       this.#older.clear();
       this.#pending.clear();
       this.#ahead.clear();
-      dirty = new Set([...(await r.allMerchants()), ...changes.merchants, ...this.#stored, ...this.#owing.keys()]);
+      this.#unread.clear();
+      this.#fresh.clear();
+      const everyone = new Set([...(await r.allMerchants()), ...changes.merchants, ...this.#stored, ...this.#owing.keys()]);
+      if (recent.valid) {
+        // what this minute must judge is read now, the rest later (see the module's comment); the index's names from
+        // before are history a later whole read covers
+        dirty = new Set([...this.#stored, ...this.#owing.keys(), ...recent.touched]);
+        for (const m of everyone) if (!dirty.has(m)) this.#unread.add(m);
+      } else dirty = everyone; // the next update starts over anyway
     } else {
       for (const { minute, totals } of recent.departed) {
         for (const [m, t] of totals) {
+          if (this.#unread.has(m)) continue; // read whole later
           let o = this.#older.get(m);
           if (!o) this.#older.set(m, (o = { ...fallback, approved: 0n, canceled: 0n }));
           if (o.settledThrough === null || minute >= o.settledThrough) {
@@ -162,34 +196,19 @@ export class ExposureTracker {
         }
       }
       dirty = new Set(changes.merchants);
+      for (const m of recent.touched) if (this.#unread.has(m)) dirty.add(m);
       for (const m of dirty) this.#ahead.delete(m);
+      for (const m of this.#fresh) check.add(m);
     }
+    this.#fresh.clear();
+    let more = this.#unreadAtClose;
+    for (const m of this.#unread) { if (more <= 0) break; if (!dirty.has(m)) { dirty.add(m); more--; } }
+    for (const m of dirty) this.#unread.delete(m);
     const upTo = recent.valid ? recent.from : end;
     if (!all) shifted = await this.#shift(now, upTo, day, dirty, check);
 
     // read again: schedules, and the sums before the recent range (all of them when there is no recent range)
-    const ids = [...dirty];
-    const batches: string[][] = [];
-    for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH));
-    await inParallel(batches, IN_FLIGHT, async (part) => {
-      const schedules = await readSchedules(r, part, now, this.settlement);
-      const groups = new Map<number | null, string[]>();
-      for (const [m, { schedule, payouts }] of schedules) {
-        const k = schedule.settledThrough !== null && schedule.settledThrough >= upTo ? upTo : schedule.settledThrough;
-        const g = groups.get(k);
-        if (g) g.push(m); else groups.set(k, [m]);
-        const pending = pendingPayouts(payouts, now);
-        if (pending.length) this.#pending.set(m, pending); else this.#pending.delete(m);
-      }
-      for (const [from, ms] of groups) {
-        const t = from === upTo ? null : await r.sinceTotals(ms, from, upTo);
-        for (const m of ms) {
-          const x = t?.get(m);
-          this.#older.set(m, { ...schedules.get(m)!.schedule, approved: x?.approvedAmount ?? 0n, canceled: x?.canceledAmount ?? 0n });
-          check.add(m);
-        }
-      }
-    });
+    await this.#read([...dirty], now, upTo, check);
     for (const m of this.#owing.keys()) check.add(m);
 
     // decide: the part before the recent range plus the recent sums (from S when S lies inside the range)
@@ -223,8 +242,38 @@ export class ExposureTracker {
     this.#day = day;
     this.#from = recent.valid ? recent.from : null;
     this.#continuity = recent.continuity;
+    this.#now = now;
     const remove = [...this.#stored].filter((m) => !this.#owing.has(m));
-    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: ids.length, shifted: shifted.moved, shiftReads: shifted.read, checked: check.size };
+    return { owing: new Map(this.#owing), write: { upsert: [...this.#owing.values()], remove }, recomputed: dirty.size, shifted: shifted.moved, shiftReads: shifted.read, checked: check.size, unread: this.#unread.size };
+  }
+
+  /**
+   * Reads merchants whole as of instant `now`: their payouts (schedule, payouts not paid yet) and their sums over
+   * [S, upTo). Each is added to `check`.
+   */
+  async #read(ids: string[], now: number, upTo: number, check: Set<string>): Promise<void> {
+    const r = this.reader;
+    const batches: string[][] = [];
+    for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH));
+    await inParallel(batches, IN_FLIGHT, async (part) => {
+      const schedules = await readSchedules(r, part, now, this.settlement);
+      const groups = new Map<number | null, string[]>();
+      for (const [m, { schedule, payouts }] of schedules) {
+        const k = schedule.settledThrough !== null && schedule.settledThrough >= upTo ? upTo : schedule.settledThrough;
+        const g = groups.get(k);
+        if (g) g.push(m); else groups.set(k, [m]);
+        const pending = pendingPayouts(payouts, now);
+        if (pending.length) this.#pending.set(m, pending); else this.#pending.delete(m);
+      }
+      for (const [from, ms] of groups) {
+        const t = from === upTo ? null : await r.sinceTotals(ms, from, upTo);
+        for (const m of ms) {
+          const x = t?.get(m);
+          this.#older.set(m, { ...schedules.get(m)!.schedule, approved: x?.approvedAmount ?? 0n, canceled: x?.canceledAmount ?? 0n });
+          check.add(m);
+        }
+      }
+    });
   }
 
   /**
@@ -278,15 +327,17 @@ export class ExposureTracker {
   }
 
   /**
-   * Reads ahead, within about `budgetMs`, the ranges `#shift` will need: for merchants whose next payout is known
-   * (and, on the D+N schedule, every merchant kept, for the next local day) the sums over [S, S') — once S' lies
-   * before the last update's recent range, so that any fact landing in it later is at least REREAD_LATENESS_MS late
-   * and names the merchant (which drops what was read ahead). The evaluator calls it between a minute's end and its
-   * close, off the alert's path. Returns how many merchants were read.
+   * Reads ahead, within about `budgetMs` (at most PREPARE_BUDGET_MS of it), the ranges `#shift` will need: for
+   * merchants whose next payout is known (and, on the D+N schedule, every merchant kept, for the next local day) the
+   * sums over [S, S') — once S' lies before the last update's recent range, so that any fact landing in it later is
+   * at least REREAD_LATENESS_MS late and names the merchant (which drops what was read ahead). Then, with what is left
+   * of `budgetMs` (at most UNREAD_BUDGET_MS), merchants left unread since a start, whole, as the last update would
+   * have read them: judged from the next update on. The evaluator calls it between a minute's end and its close, off
+   * the alert's path. Returns how many merchants' ranges and how many unread merchants were read.
    */
-  async prepare(budgetMs: number): Promise<number> {
-    const upTo = this.#from;
-    if (upTo === null || this.#generation === null) return 0;
+  async prepare(budgetMs: number): Promise<{ ahead: number; unread: number }> {
+    const upTo = this.#from, now = this.#now;
+    if (upTo === null || now === null || this.#generation === null) return { ahead: 0, unread: 0 };
     const t0 = performance.now();
     const want: [string, number, number][] = [];
     const consider = (m: string, o: Older, to: number | null) => {
@@ -306,8 +357,9 @@ export class ExposureTracker {
       if (o) consider(m, o, payPending(pending, o.settledThrough, pending[0].paidAt).settledThrough);
     }
     const batches = rangeBatches(want);
+    const aheadMs = Math.min(PREPARE_BUDGET_MS, budgetMs);
     let read = 0;
-    for (let i = 0; i < batches.length && performance.now() - t0 < budgetMs; i += IN_FLIGHT) {
+    for (let i = 0; i < batches.length && performance.now() - t0 < aheadMs; i += IN_FLIGHT) {
       await Promise.all(batches.slice(i, i + IN_FLIGHT).map(async ({ from, to, ms }) => {
         const t = await this.reader.sinceTotals(ms, from, to);
         for (const m of ms) {
@@ -317,7 +369,22 @@ export class ExposureTracker {
         read += ms.length;
       }));
     }
-    return read;
+    const t1 = performance.now(), unreadMs = Math.min(UNREAD_BUDGET_MS, budgetMs - (t1 - t0));
+    let unread = 0;
+    while (this.#unread.size && performance.now() - t1 < unreadMs) {
+      const ids: string[] = [];
+      for (const m of this.#unread) { if (ids.length >= BATCH * IN_FLIGHT) break; ids.push(m); }
+      for (const m of ids) this.#unread.delete(m);
+      try {
+        await this.#read(ids, now, upTo, this.#fresh);
+      } catch (err) {
+        // a part may have been kept: all of them stay unread
+        for (const m of ids) { this.#unread.add(m); this.#older.delete(m); this.#pending.delete(m); this.#fresh.delete(m); }
+        throw err;
+      }
+      unread += ids.length;
+    }
+    return { ahead: read, unread };
   }
 
   /** The minute's write is committed: merchant_exposure now holds the owing set. */

@@ -7,10 +7,14 @@
  * cancel 45 minutes ago; a payout paid two days ago settling it through the start of the day before yesterday, and
  * the next payout, known ahead, settling it through a local midnight at least two hours back and paid at T, a
  * minute 20 minutes ago — as a daily settlement pays every merchant at the same instant. The tracker then decides
- * minutes T − 60 … T, each after the window's read and followed by the evaluator's read ahead (`prepare`, at most
- * PREPARE_BUDGET_MS a minute), as the evaluator does:
- * - exposure_first_minute_ms: T − 60, the first minute: every merchant read whole (its payouts and sums since S).
- *   A payout becoming paid cost this much per merchant paid before the kept sums were shifted.
+ * minutes T − 60 … T, each after the window's read and followed by the evaluator's read ahead (`prepare`, with
+ * READ_AHEAD_MS a minute, as the evaluator has between a minute's end and its close at the live edge):
+ * - exposure_first_minute_ms: T − 60, the first minute after a start: the merchants active in the last hour (a tenth)
+ *   read whole (their payouts and sums since S), exposure_first_minute_read of them; the rest are left unread and
+ *   read by the read ahead and each minute's update (exposure_unread_minutes: minutes until none is left).
+ * - exposure_full_read_ms: every merchant read whole at once (a tracker told to read every unread merchant at the
+ *   close), what the first minute cost before merchants were left unread; a payout becoming paid cost this much per
+ *   merchant paid before the kept sums were shifted.
  * - exposure_quiet_minute_ms: the largest of the minutes between (nothing paid, nothing named; without the read ahead).
  * - exposure_paid_minute_ms: T, every merchant's payout becomes paid: the kept sums lose the day newly settled
  *   (exposure_paid_minute_shifted merchants; exposure_paid_minute_read_now of them not read ahead;
@@ -19,15 +23,17 @@
  */
 import { Redis } from 'ioredis';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, WindowSums } from '../alerting/index.ts';
+import { ExposureTracker, exposureInstant, WindowSums } from '../alerting/index.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { privateRedis } from './aggregator.ts';
 
 const TZ = 'Asia/Seoul';
 const PARTITIONS = 12;
 const HOT_SHARDS = 8;
-/** Minutes evaluated before T, each followed by the evaluator's read ahead (`prepare`, PREPARE_BUDGET_MS). */
+/** Minutes evaluated before T, each followed by the evaluator's read ahead (`prepare`). */
 const AHEAD_MINUTES = 60;
+/** The read ahead's time a minute: the 5-s allowed lateness less the second the evaluator keeps. */
+const READ_AHEAD_MS = 4000;
 
 export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?: number } = {}): Promise<Record<string, number>> {
   const N = scale.merchants ?? Number(process.env.BENCH_EXPOSURE_MERCHANTS ?? 100_000);
@@ -67,8 +73,8 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
     const reader = createBucketReader(redis, { prefix, partitions: PARTITIONS, hotShards: HOT_SHARDS, tz: TZ });
     const win = new WindowSums(reader, { recent: true });
     const tracker = new ExposureTracker(reader, { kind: 'payouts' }, async () => new Set());
-    const minutes: { ms: number; recomputed: number; shifted: number; shiftReads: number; owing: number }[] = [];
-    let prepared = 0;
+    const minutes: { ms: number; recomputed: number; shifted: number; shiftReads: number; owing: number; unread: number }[] = [];
+    let prepared = 0, unreadMinutes = -1;
     for (let M = T - AHEAD_MINUTES * MINUTE; M <= T; M += MINUTE) {
       const end = M + MINUTE;
       const a = performance.now();
@@ -76,12 +82,23 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
       const b = performance.now();
       const u = await tracker.update(exposureInstant(M), win.recent());
       tracker.committed(u);
-      minutes.push({ ms: performance.now() - b, recomputed: u.recomputed, shifted: u.shifted, shiftReads: u.shiftReads, owing: u.owing.size });
+      minutes.push({ ms: performance.now() - b, recomputed: u.recomputed, shifted: u.shifted, shiftReads: u.shiftReads, owing: u.owing.size, unread: u.unread });
+      if (u.unread === 0 && unreadMinutes < 0) unreadMinutes = (M - T) / MINUTE + AHEAD_MINUTES;
       if (M === T - AHEAD_MINUTES * MINUTE || M === T) {
-        console.error(`   exposure ${N} merchants, minute T${(M - T) / MINUTE || ''}: window read ${(b - a).toFixed(0)} ms, money at risk ${(performance.now() - b).toFixed(0)} ms (read whole ${u.recomputed}, shifted ${u.shifted}, of them read now ${u.shiftReads}, owing ${u.owing.size}; read ahead before: ${prepared})`);
+        console.error(`   exposure ${N} merchants, minute T${(M - T) / MINUTE || ''}: window read ${(b - a).toFixed(0)} ms, money at risk ${(performance.now() - b).toFixed(0)} ms (read whole ${u.recomputed}, left unread ${u.unread}, shifted ${u.shifted}, of them read now ${u.shiftReads}, owing ${u.owing.size}; read ahead before: ${prepared})`);
       }
-      if (M < T) prepared += await tracker.prepare(PREPARE_BUDGET_MS); // as the evaluator does between two minutes
+      if (M < T) prepared += (await tracker.prepare(READ_AHEAD_MS)).ahead; // as the evaluator does between two minutes
     }
+    if (unreadMinutes < 0) throw new Error(`exposure bench: ${minutes[minutes.length - 1].unread} merchants were still unread at T`);
+    // every merchant read at the first minute's close, as before merchants were left unread
+    const full = new ExposureTracker(reader, { kind: 'payouts' }, async () => new Set(), { unreadAtClose: Infinity });
+    const fullWin = new WindowSums(reader, { recent: true });
+    const M0 = T - AHEAD_MINUTES * MINUTE;
+    await fullWin.read(M0 + MINUTE - 60 * MINUTE, Math.max(Math.floor(M0 / HOUR) * HOUR, dayStart(M0, TZ)), M0 + MINUTE);
+    const c = performance.now();
+    const fu = await full.update(exposureInstant(M0), fullWin.recent());
+    const fullMs = performance.now() - c;
+    console.error(`   exposure ${N} merchants, every merchant read at the first minute: ${fullMs.toFixed(0)} ms (read whole ${fu.recomputed})`);
     const first = minutes[0], paid = minutes[minutes.length - 1], quiet = minutes.slice(1, -1).map((m) => m.ms);
     if (paid.shifted < N * 0.9) throw new Error(`exposure bench: only ${paid.shifted} of ${N} merchants' payouts were seen becoming paid`);
     return {
@@ -89,6 +106,9 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
       exposure_events: events,
       exposure_write_s: Math.round(writeS),
       exposure_first_minute_ms: Math.round(first.ms),
+      exposure_first_minute_read: first.recomputed,
+      exposure_unread_minutes: unreadMinutes,
+      exposure_full_read_ms: Math.round(fullMs),
       exposure_quiet_minute_ms: Math.round(Math.max(...quiet)),
       exposure_paid_minute_ms: Math.round(paid.ms),
       exposure_paid_minute_shifted: paid.shifted,
