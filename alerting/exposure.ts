@@ -15,13 +15,15 @@
  *
  * The first minute, a replay or backfill (a partition's generation changed), a Redis failover (the state epoch
  * changed), a window started over (its continuity changed, or it had no slices) or a jump of the evaluated minute
- * starts over. It then reads at once only the merchants the minute must judge: those active in the last hour, those
- * merchant_exposure holds (owing at the last committed minute) and those owing in memory. Every other merchant is left unread and is neither judged nor counted owing until it is read:
- * `prepare` reads them off the alert's path, between a minute's end and its close, and each minute's update reads
- * UNREAD_AT_CLOSE more, so the whole set is read within minutes (at 100,000 merchants a full read takes seconds, at
- * 1,000,000 minutes). A merchant read that way is kept exactly from then on, as if it had been read at the start; a
- * quiet merchant that came to owe while the evaluator was down (a payout paid over cancels it had) is seen once
- * read. Otherwise the minute's work is the merchants whose sums changed (the recent sums'
+ * starts over. It then reads at once only the merchants whose receivable a cancel in the last hour can have raised,
+ * those merchant_exposure holds (owing at the last committed minute) and those owing in memory. Every other merchant
+ * is left unread and is neither judged nor counted owing until it is read: `prepare` reads them off the alert's
+ * path, between a minute's end and its close, and each minute's update reads UNREAD_AT_CLOSE more, so the whole set
+ * is read within minutes (a full read takes seconds at 100,000 merchants, minutes at 1,000,000). An unread merchant
+ * with a cancel in the recent sums, or named by the changed-merchant index, is read at once. A merchant read is kept
+ * exactly from then on, as if it had been read at the start. The price: a merchant that came to owe while the
+ * evaluator was down, without a cancel in the last hour (a payout paid over cancels it had before), is seen once
+ * read, minutes late. Otherwise the minute's work is the merchants whose sums changed (the recent sums'
  * touched merchants, the departed slices') plus those named by (b) and (c) and those owing, which are checked every
  * minute (their projection moves with the last hour's rates). The owing set with its exposures goes to the risk
  * store's merchant_exposure in the minute's transaction (top list, alerts sorted by receivable).
@@ -177,9 +179,9 @@ export class ExposureTracker {
       this.#fresh.clear();
       const everyone = new Set([...(await r.allMerchants()), ...changes.merchants, ...this.#stored, ...this.#owing.keys()]);
       if (recent.valid) {
-        // what this minute must judge is read now, the rest later (see the module's comment); the index's names from
-        // before are history a later whole read covers
-        dirty = new Set([...this.#stored, ...this.#owing.keys(), ...recent.touched]);
+        // what may owe more now is read now, the rest later (see the module's comment); the index's names from before
+        // are history a later whole read covers
+        dirty = new Set([...this.#stored, ...this.#owing.keys(), ...recent.touched.filter((m) => cancelsIn(recent, m))]);
         for (const m of everyone) if (!dirty.has(m)) this.#unread.add(m);
       } else dirty = everyone; // the next update starts over anyway
     } else {
@@ -196,7 +198,7 @@ export class ExposureTracker {
         }
       }
       dirty = new Set(changes.merchants);
-      for (const m of recent.touched) if (this.#unread.has(m)) dirty.add(m);
+      for (const m of recent.touched) if (this.#unread.has(m) && cancelsIn(recent, m)) dirty.add(m);
       for (const m of dirty) this.#ahead.delete(m);
       for (const m of this.#fresh) check.add(m);
     }
@@ -418,6 +420,11 @@ export function rangeBatches(items: Iterable<readonly [merchant: string, from: n
   const out: { from: number; to: number; ms: string[] }[] = [];
   for (const g of groups.values()) for (let i = 0; i < g.ms.length; i += BATCH) out.push({ from: g.from, to: g.to, ms: g.ms.slice(i, i + BATCH) });
   return out;
+}
+
+/** The merchant has cancels in the recent sums (the last hour). */
+function cancelsIn(recent: RecentFeed, m: string): boolean {
+  return (recent.sums.get(m)?.canceledAmount ?? 0n) > 0n;
 }
 
 /** Runs `fn` over `items`, at most `n` at a time. */

@@ -212,7 +212,7 @@ export async function benchGrowth10x(env: NodeJS.ProcessEnv & { REDIS_URL: strin
       const { benchExposure } = await import('./exposure.ts');
       for (const s of SIZES) {
         const r = await benchExposure(privateEnv, { merchants: s.merchants });
-        for (const k of ['first_minute_ms', 'quiet_minute_ms', 'paid_minute_ms', 'paid_minute_shifted', 'paid_minute_read_now', 'read_ahead', 'paid_minute_read_whole']) out[`growth_${s.label}_exposure_${k}`] = r[`exposure_${k}`];
+        for (const k of ['first_minute_ms', 'first_minute_read', 'unread_minutes', 'full_read_ms', 'quiet_minute_ms', 'paid_minute_ms', 'paid_minute_shifted', 'paid_minute_read_now', 'read_ahead', 'paid_minute_read_whole']) out[`growth_${s.label}_exposure_${k}`] = r[`exposure_${k}`];
       }
     }
     if (parts.has('replay')) {
