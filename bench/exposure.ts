@@ -4,14 +4,15 @@
  * and a private Redis written through the aggregator's apply path (the store's BucketWriter):
  *
  * Each merchant has a payment on each of the last three local days, a fifth of them one about 100 minutes ago (active
- * in the first minute's last hour), a tenth a cancel 45 minutes ago; a payout paid two days ago settling it through the start of the day before yesterday, and
+ * in the first minute's last hour, a tenth of those with a cancel), a tenth a cancel 45 minutes ago; a payout paid two days ago settling it through the start of the day before yesterday, and
  * the next payout, known ahead, settling it through a local midnight at least two hours back and paid at T, a
  * minute 20 minutes ago — as a daily settlement pays every merchant at the same instant. The tracker then decides
  * minutes T − 60 … T, each after the window's read and followed by the evaluator's read ahead (`prepare`, with
  * READ_AHEAD_MS a minute, as the evaluator has between a minute's end and its close at the live edge):
- * - exposure_first_minute_ms: T − 60, the first minute after a start: the merchants active in its last hour (a fifth)
- *   read whole (their payouts and sums since S), exposure_first_minute_read of them; the rest are left unread and
- *   read by the read ahead and each minute's update (exposure_unread_minutes: minutes until none is left).
+ * - exposure_first_minute_ms: T − 60, the first minute after a start: the merchants with a cancel in its last hour
+ *   (2%) and UNREAD_AT_CLOSE more read whole (their payouts and sums since S), exposure_first_minute_read of them;
+ *   the rest are left unread and read by the read ahead and each minute's update (exposure_unread_minutes: minutes
+ *   until none is left).
  * - exposure_full_read_ms: every merchant read whole at once (a tracker told to read every unread merchant at the
  *   close), what the first minute cost before merchants were left unread; a payout becoming paid cost this much per
  *   merchant paid before the kept sums were shifted.
@@ -62,6 +63,7 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
     for (let i = 0; i < N; i++) {
       const m = `m${i}`;
       if (i % 5 === 0) w.approval(m, 20_000, now - 100 * MINUTE + (i % 60) * 1000);
+      if (i % 50 === 0) w.cancel(m, 5_000, now - 99 * MINUTE + (i % 60) * 1000);
       if (i % 10 === 0) w.cancel(m, 80_000 + (i % 7) * 10_000, now - 45 * MINUTE + (i % 60) * 1000);
       w.payout(m, 1000, settled, T, new Date(now - 60 * MINUTE).toISOString());
       await flush();
