@@ -206,7 +206,10 @@ export class Evaluator implements Service {
       // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once), and the
       // merchants left unread since a start, within what is left before the watermark closes M, less a second
       const left = end + this.#o.allowedLatenessMs - wm - (performance.now() - t0) - 1000;
-      if (left > 0) await this.#exposures?.prepare(left);
+      if (left > 0 && this.#exposures) {
+        await this.#exposures.prepare(left);
+        metrics.exposureUnread.set(this.#exposures.unread.size);
+      }
     } catch (err) {
       this.#d.log.warn({ err, minute: iso(M) }, 'reading the window ahead failed; the minute reads it when it closes');
     } finally {
@@ -364,7 +367,10 @@ export class Evaluator implements Service {
       name: this.#o.evaluatorName, previous: this.#progress, minute: M, transitions, clearCounts: d.clearCounts, evaluations: rows,
       ruleVersion: rules.version, ingestLagMs, alertWebhook: this.#o.alertWebhook ?? false, ...(exposure ? { exposures: exposure.write } : {}),
     }).catch((err) => { this.#exposures?.reset(); throw err; });
-    if (exposure) this.#exposures!.committed(exposure);
+    if (exposure) {
+      this.#exposures!.committed(exposure);
+      metrics.exposureUnread.set(exposure.unread);
+    }
 
     const t3 = performance.now();
     // Committed: now memory follows.

@@ -46,7 +46,7 @@ export function exposureInstant(M: number): number {
 
 const BATCH = 2000;
 /** Merchants left unread after a start that each minute's update reads (on the alert's path: kept small). */
-export const UNREAD_AT_CLOSE = 1000;
+export const UNREAD_AT_CLOSE = 200;
 /** How long one `prepare` may spend reading merchants left unread after a start. */
 export const UNREAD_BUDGET_MS = 3000;
 /** How long the evaluator's read ahead of a minute may spend in `prepare` (a part of the allowed lateness). */
@@ -206,6 +206,7 @@ export class ExposureTracker {
     let more = this.#unreadAtClose;
     for (const m of this.#unread) { if (more <= 0) break; if (!dirty.has(m)) { dirty.add(m); more--; } }
     for (const m of dirty) this.#unread.delete(m);
+    for (const m of check) if (this.#unread.has(m)) check.delete(m); // not judged until read
     const upTo = recent.valid ? recent.from : end;
     if (!all) shifted = await this.#shift(now, upTo, day, dirty, check);
 

@@ -34,6 +34,9 @@ export const evaluationStage = once('riskmon_evaluation_stage_seconds', () => ne
 export const evaluatorLagSeconds = once('riskmon_evaluator_lag_seconds', () => new Gauge({
   name: 'riskmon_evaluator_lag_seconds', help: 'closed minutes not yet evaluated, in seconds (60 per minute)', registers: [registry],
 }));
+export const exposureUnread = once('riskmon_exposure_unread_merchants', () => new Gauge({
+  name: 'riskmon_exposure_unread_merchants', help: 'merchants money at risk has not read since the evaluator started over (their receivable is not judged yet; read within minutes)', registers: [registry],
+}));
 export const slackMessages = once('riskmon_slack_messages_total', () => new Counter({
   name: 'riskmon_slack_messages_total', help: 'Slack webhook requests by result (sent, failed, rate_limited, retry)', labelNames: ['result'], registers: [registry],
 }));
