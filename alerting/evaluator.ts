@@ -17,7 +17,7 @@
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement, type Totals } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, type ExposureUpdate } from './exposure.ts';
+import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -38,6 +38,12 @@ import { WindowSums } from './window.ts';
 
 /** The watermark is read this often while the next minute's close is near (closed.ts `nextPollMs`). */
 const FINE_POLL_MS = 5;
+/** The read ahead's time for merchants money at risk left unread after a start (after the settlement's ranges). */
+const UNREAD_AHEAD_MS = 3000;
+/** While waiting for the next minute to end: merchants left unread are read for at most this long per poll … */
+const IDLE_READ_MS = 500;
+/** … and not within this long before the minute's end (the read ahead starts there). */
+const IDLE_MARGIN_MS = 3000;
 
 export interface EvaluatorOptions {
   /** The rules while the risk store holds no active version (tests of the evaluator alone); else the active one. */
@@ -110,6 +116,8 @@ export class Evaluator implements Service {
   /** The minute whose window was last read ahead of its close. */
   #readAheadOf: number | null = null;
   /** The merchants that owe a receivable (exposure.ts); null: the reader cannot read money or no settlement given. */
+  /** performance.now() before which the idle time reads no merchant left unread (`#readUnreadIdle`) */
+  #idleReadAfter = 0;
   readonly #exposures: ExposureTracker | null;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
@@ -165,6 +173,7 @@ export class Evaluator implements Service {
     metrics.evaluatorLagSeconds.set(this.#progress === null ? 0 : Math.max(0, (closed - this.#progress) / 1000));
     if (!next) {
       await this.#readAhead(wm, epoch);
+      await this.#readUnreadIdle(wm);
       return null;
     }
     if (next.skipped) this.#d.log.warn({ skipped: next.skipped, from: iso(next.minute) }, 'too far behind: skipping closed minutes');
@@ -205,9 +214,10 @@ export class Evaluator implements Service {
       await this.#profileSpikes(await this.#inputs.baselines(dayStart(M, this.#o.tz)), win.window);
       // the sums a coming settlement will take off money at risk (a daily one pays every merchant at once), and the
       // merchants left unread since a start, within what is left before the watermark closes M, less a second
-      const left = end + this.#o.allowedLatenessMs - wm - (performance.now() - t0) - 1000;
-      if (left > 0 && this.#exposures) {
-        await this.#exposures.prepare(left);
+      const closesIn = () => end + this.#o.allowedLatenessMs - wm - (performance.now() - t0) - 1000;
+      if (closesIn() > 0 && this.#exposures) {
+        await this.#exposures.prepare(Math.min(PREPARE_BUDGET_MS, closesIn()));
+        if (closesIn() > 0) await this.#exposures.readUnread(Math.min(UNREAD_AHEAD_MS, closesIn()));
         metrics.exposureUnread.set(this.#exposures.unread.size);
       }
     } catch (err) {
@@ -215,6 +225,28 @@ export class Evaluator implements Service {
     } finally {
       this.#busy = false;
       this.#d.onBusy?.(false);
+    }
+  }
+
+  /**
+   * While the next minute has not ended (until IDLE_MARGIN_MS before its end), reads merchants money at risk left
+   * unread since a start, for at most IDLE_READ_MS per poll and half of the time: the bulk of them is read in the
+   * minute's idle time, off the alert's path. A failure only leaves them for later.
+   */
+  async #readUnreadIdle(wm: number): Promise<void> {
+    const x = this.#exposures;
+    if (!x || !x.unread.size || this.#progress === null || performance.now() < this.#idleReadAfter) return;
+    const until = this.#progress + 2 * MINUTE - IDLE_MARGIN_MS - wm;
+    if (until <= 0) return;
+    const t0 = performance.now();
+    try {
+      await x.readUnread(Math.min(IDLE_READ_MS, until));
+      metrics.exposureUnread.set(x.unread.size);
+    } catch (err) {
+      this.#d.log.warn({ err }, 'reading money at risk of merchants left unread failed; retried at the next poll');
+    } finally {
+      // at most half of the waiting time: the aggregator shares the machine and Redis
+      this.#idleReadAfter = 2 * performance.now() - t0;
     }
   }
 

@@ -17,9 +17,10 @@
  * changed), a window started over (its continuity changed, or it had no slices) or a jump of the evaluated minute
  * starts over. It then reads at once only the merchants whose receivable a cancel in the last hour can have raised,
  * those merchant_exposure holds (owing at the last committed minute) and those owing in memory. Every other merchant
- * is left unread and is neither judged nor counted owing until it is read: `prepare` reads them off the alert's
- * path, between a minute's end and its close, and each minute's update reads UNREAD_AT_CLOSE more, so the whole set
- * is read within minutes (a full read takes seconds at 100,000 merchants, minutes at 1,000,000). An unread merchant
+ * is left unread and is neither judged nor counted owing until it is read: `readUnread` reads them off the alert's
+ * path (the evaluator calls it while it waits for a minute to end and between a minute's end and its close), and
+ * each minute's update reads UNREAD_AT_CLOSE more, so the whole set is read within minutes (a full read takes seconds
+ * at 100,000 merchants, minutes at 1,000,000). An unread merchant
  * with a cancel in the recent sums, or named by the changed-merchant index, is read at once. A merchant read is kept
  * exactly from then on, as if it had been read at the start. The price: a merchant that came to owe while the
  * evaluator was down, without a cancel in the last hour (a payout paid over cancels it had before), is seen once
@@ -47,8 +48,8 @@ export function exposureInstant(M: number): number {
 const BATCH = 2000;
 /** Merchants left unread after a start that each minute's update reads (on the alert's path: kept small). */
 export const UNREAD_AT_CLOSE = 200;
-/** How long one `prepare` may spend reading merchants left unread after a start. */
-export const UNREAD_BUDGET_MS = 3000;
+/** Merchants left unread read at once by `readUnread` (its time budget is checked between chunks). */
+const UNREAD_CHUNK = 2000;
 /** How long the evaluator's read ahead of a minute may spend in `prepare` (a part of the allowed lateness). */
 export const PREPARE_BUDGET_MS = 500;
 /** Merchants one `prepare` call considers at most (it reads as many of them as its time allows). */
@@ -254,10 +255,10 @@ export class ExposureTracker {
    * Reads merchants whole as of instant `now`: their payouts (schedule, payouts not paid yet) and their sums over
    * [S, upTo). Each is added to `check`.
    */
-  async #read(ids: string[], now: number, upTo: number, check: Set<string>): Promise<void> {
+  async #read(ids: string[], now: number, upTo: number, check: Set<string>, batch = BATCH): Promise<void> {
     const r = this.reader;
     const batches: string[][] = [];
-    for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH));
+    for (let i = 0; i < ids.length; i += batch) batches.push(ids.slice(i, i + batch));
     await inParallel(batches, IN_FLIGHT, async (part) => {
       const schedules = await readSchedules(r, part, now, this.settlement);
       const groups = new Map<number | null, string[]>();
@@ -330,17 +331,15 @@ export class ExposureTracker {
   }
 
   /**
-   * Reads ahead, within about `budgetMs` (at most PREPARE_BUDGET_MS of it), the ranges `#shift` will need: for
-   * merchants whose next payout is known (and, on the D+N schedule, every merchant kept, for the next local day) the
-   * sums over [S, S') — once S' lies before the last update's recent range, so that any fact landing in it later is
-   * at least REREAD_LATENESS_MS late and names the merchant (which drops what was read ahead). Then, with what is left
-   * of `budgetMs` (at most UNREAD_BUDGET_MS), merchants left unread since a start, whole, as the last update would
-   * have read them: judged from the next update on. The evaluator calls it between a minute's end and its close, off
-   * the alert's path. Returns how many merchants' ranges and how many unread merchants were read.
+   * Reads ahead, within about `budgetMs`, the ranges `#shift` will need: for merchants whose next payout is known
+   * (and, on the D+N schedule, every merchant kept, for the next local day) the sums over [S, S') — once S' lies
+   * before the last update's recent range, so that any fact landing in it later is at least REREAD_LATENESS_MS late
+   * and names the merchant (which drops what was read ahead). The evaluator calls it between a minute's end and its
+   * close, off the alert's path. Returns how many merchants were read.
    */
-  async prepare(budgetMs: number): Promise<{ ahead: number; unread: number }> {
-    const upTo = this.#from, now = this.#now;
-    if (upTo === null || now === null || this.#generation === null) return { ahead: 0, unread: 0 };
+  async prepare(budgetMs: number): Promise<number> {
+    const upTo = this.#from;
+    if (upTo === null || this.#generation === null) return 0;
     const t0 = performance.now();
     const want: [string, number, number][] = [];
     const consider = (m: string, o: Older, to: number | null) => {
@@ -360,9 +359,8 @@ export class ExposureTracker {
       if (o) consider(m, o, payPending(pending, o.settledThrough, pending[0].paidAt).settledThrough);
     }
     const batches = rangeBatches(want);
-    const aheadMs = Math.min(PREPARE_BUDGET_MS, budgetMs);
     let read = 0;
-    for (let i = 0; i < batches.length && performance.now() - t0 < aheadMs; i += IN_FLIGHT) {
+    for (let i = 0; i < batches.length && performance.now() - t0 < budgetMs; i += IN_FLIGHT) {
       await Promise.all(batches.slice(i, i + IN_FLIGHT).map(async ({ from, to, ms }) => {
         const t = await this.reader.sinceTotals(ms, from, to);
         for (const m of ms) {
@@ -372,22 +370,34 @@ export class ExposureTracker {
         read += ms.length;
       }));
     }
-    const t1 = performance.now(), unreadMs = Math.min(UNREAD_BUDGET_MS, budgetMs - (t1 - t0));
-    let unread = 0;
-    while (this.#unread.size && performance.now() - t1 < unreadMs) {
+    return read;
+  }
+
+  /**
+   * Reads merchants left unread since a start, whole, as the last update would have read them (judged from the next
+   * update on), in chunks of UNREAD_CHUNK while less than `budgetMs` has passed (a chunk started runs to its end).
+   * The evaluator calls it off the alert's path: between a minute's end and its close, and while it waits for the
+   * next minute to end. Returns how many were read.
+   */
+  async readUnread(budgetMs: number): Promise<number> {
+    const upTo = this.#from, now = this.#now;
+    if (upTo === null || now === null || this.#generation === null) return 0;
+    const t0 = performance.now();
+    let read = 0;
+    while (this.#unread.size && performance.now() - t0 < budgetMs) {
       const ids: string[] = [];
-      for (const m of this.#unread) { if (ids.length >= BATCH * IN_FLIGHT) break; ids.push(m); }
+      for (const m of this.#unread) { if (ids.length >= UNREAD_CHUNK) break; ids.push(m); }
       for (const m of ids) this.#unread.delete(m);
       try {
-        await this.#read(ids, now, upTo, this.#fresh);
+        await this.#read(ids, now, upTo, this.#fresh, UNREAD_CHUNK / IN_FLIGHT);
       } catch (err) {
         // a part may have been kept: all of them stay unread
         for (const m of ids) { this.#unread.add(m); this.#older.delete(m); this.#pending.delete(m); this.#fresh.delete(m); }
         throw err;
       }
-      unread += ids.length;
+      read += ids.length;
     }
-    return { ahead: read, unread };
+    return read;
   }
 
   /** The minute's write is committed: merchant_exposure now holds the owing set. */

@@ -7,8 +7,9 @@
  * in the first minute's last hour, a tenth of those with a cancel), a tenth a cancel 45 minutes ago; a payout paid two days ago settling it through the start of the day before yesterday, and
  * the next payout, known ahead, settling it through a local midnight at least two hours back and paid at T, a
  * minute 20 minutes ago — as a daily settlement pays every merchant at the same instant. The tracker then decides
- * minutes T − 60 … T, each after the window's read and followed by the evaluator's read ahead (`prepare`, with
- * READ_AHEAD_MS a minute, as the evaluator has between a minute's end and its close at the live edge):
+ * minutes T − 60 … T, each after the window's read and followed by what the evaluator reads between two minutes at the
+ * live edge: the coming settlement's ranges (`prepare`, PREPARE_BUDGET_MS) and merchants left unread (`readUnread`,
+ * UNREAD_MS a minute):
  * - exposure_first_minute_ms: T − 60, the first minute after a start: the merchants with a cancel in its last hour
  *   (2%) and UNREAD_AT_CLOSE more read whole (their payouts and sums since S), exposure_first_minute_read of them;
  *   the rest are left unread and read by the read ahead and each minute's update (exposure_unread_minutes: minutes
@@ -24,7 +25,7 @@
  */
 import { Redis } from 'ioredis';
 import { BucketWriter, createBucketReader } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, WindowSums } from '../alerting/index.ts';
+import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, WindowSums } from '../alerting/index.ts';
 import { dayStart, HOUR, MINUTE, minuteStart } from '../lib/time.ts';
 import { privateRedis } from './aggregator.ts';
 
@@ -35,6 +36,11 @@ const HOT_SHARDS = 8;
 const AHEAD_MINUTES = 60;
 /** The read ahead's time a minute: the 5-s allowed lateness less the second the evaluator keeps. */
 const READ_AHEAD_MS = 4000;
+/**
+ * Merchants left unread after a start are read in that time and while the evaluator waits for the next minute to end
+ * (at most half of about 50 s): their reading time a minute.
+ */
+const UNREAD_MS = READ_AHEAD_MS + 25_000;
 
 export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?: number } = {}): Promise<Record<string, number>> {
   const N = scale.merchants ?? Number(process.env.BENCH_EXPOSURE_MERCHANTS ?? 100_000);
@@ -89,7 +95,11 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
       if (M === T - AHEAD_MINUTES * MINUTE || M === T) {
         console.error(`   exposure ${N} merchants, minute T${(M - T) / MINUTE || ''}: window read ${(b - a).toFixed(0)} ms, money at risk ${(performance.now() - b).toFixed(0)} ms (read whole ${u.recomputed}, left unread ${u.unread}, shifted ${u.shifted}, of them read now ${u.shiftReads}, owing ${u.owing.size}; read ahead before: ${prepared})`);
       }
-      if (M < T) prepared += (await tracker.prepare(READ_AHEAD_MS)).ahead; // as the evaluator does between two minutes
+      if (M < T) { // as the evaluator does between two minutes
+        const t = performance.now();
+        prepared += await tracker.prepare(Math.min(PREPARE_BUDGET_MS, READ_AHEAD_MS));
+        await tracker.readUnread(UNREAD_MS - (performance.now() - t));
+      }
     }
     if (unreadMinutes < 0) throw new Error(`exposure bench: ${minutes[minutes.length - 1].unread} merchants were still unread at T`);
     // every merchant read at the first minute's close, as before merchants were left unread
