@@ -162,7 +162,8 @@ export class ExposureTracker {
     const end = Math.floor(now / MINUTE) * MINUTE + MINUTE;
     if (recent.valid && recent.to !== end) throw new Error(`the recent sums end at ${new Date(recent.to).toISOString()}, not at the minute's end ${new Date(end).toISOString()}`);
     this.#stored ??= await this.loadStored();
-    const changes = await r.changedMerchants(this.#since);
+    // starting over for sure (the first update, or after a reset): the index's names from before are not needed
+    const changes = await r.changedMerchants(this.#since, { names: this.#generation !== null });
     const epoch = await r.stateEpoch?.();
     const day = this.settlement.kind === 'days' ? dayStart(now, this.settlement.tz) : null;
     const all = !recent.valid || this.#generation === null || changes.generation !== this.#generation || epoch !== this.#epoch

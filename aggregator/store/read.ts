@@ -338,15 +338,17 @@ export function createBucketReader(redis: RedisClient, opts: ReaderOptions): Buc
       return out;
     },
 
-    async changedMerchants(since) {
-      const cmds: Cmd[] = allPartitions.map((p) => ['zrangebyscore', keys.changed(prefix, p), `(${since[p] ?? '-inf'}`, '+inf', 'WITHSCORES']);
+    async changedMerchants(since, o = {}) {
+      const cmds: Cmd[] = allPartitions.map((p) => o.names === false
+        ? ['zrevrangebyscore', keys.changed(prefix, p), '+inf', `(${since[p] ?? '-inf'}`, 'WITHSCORES', 'LIMIT', '0', '1']
+        : ['zrangebyscore', keys.changed(prefix, p), `(${since[p] ?? '-inf'}`, '+inf', 'WITHSCORES']);
       const gens = (await run(redis, allPartitions.map((p) => ['get', keys.generation(prefix, p)]))) as (string | null)[];
       const res = (await run(redis, cmds)) as string[][];
       const merchants = new Set<string>();
       const next = allPartitions.map((p) => since[p] ?? -Infinity);
       res.forEach((r, p) => {
         for (let i = 0; i < r.length; i += 2) {
-          merchants.add(r[i]);
+          if (o.names !== false) merchants.add(r[i]);
           next[p] = Math.max(next[p], Number(r[i + 1]));
         }
       });

@@ -100,9 +100,10 @@ export interface MoneyReader {
   /**
    * Merchants a live apply after position `since[p]` of each partition (the partition's offsets) wrote a late fact
    * of (into a minute the watermark had closed) or changed the payouts of, the positions to pass next time, and the
-   * partitions' replay generations (a changed one means everything may have changed).
+   * partitions' replay generations (a changed one means everything may have changed). `names: false`: only the
+   * positions and generations (the merchants set is empty), for a caller that reads every merchant anyway.
    */
-  changedMerchants(since: number[]): Promise<{ merchants: Set<string>; next: number[]; generation: string }>;
+  changedMerchants(since: number[], o?: { names?: boolean }): Promise<{ merchants: Set<string>; next: number[]; generation: string }>;
   /** Every merchant with state in the store (shard suffixes removed). */
   allMerchants(): Promise<Set<string>>;
 }
