@@ -17,7 +17,7 @@
 import type { RedisClient } from '../lib/redis.ts';
 import type pg from 'pg';
 import { backfillBlocksJudging, hasMoney, type BucketReader, type Exposure, type Settlement, type Totals } from '../aggregator/store/index.ts';
-import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, type ExposureUpdate } from './exposure.ts';
+import { ExposureTracker, exposureInstant, PREPARE_BUDGET_MS, UNREAD_AT_CLOSE, type ExposureUpdate } from './exposure.ts';
 import type { Logger } from '../lib/logger.ts';
 import { backoffMs, RunState, type Service } from '../lib/service.ts';
 import { dayStart, hourStart, iso, MINUTE } from '../lib/time.ts';
@@ -374,7 +374,9 @@ export class Evaluator implements Service {
     let exposures: Map<string, Exposure> | undefined;
     if (this.#exposures) {
       try {
-        exposure = await timed('exposure', this.#exposures.update(exposureInstant(M), this.#window.recent()));
+        // merchants left unread are read off the alert's path, between live minutes; a replayed minute (catching up,
+        // nothing sent) reads some itself
+        exposure = await timed('exposure', this.#exposures.update(exposureInstant(M), this.#window.recent(), { unreadToRead: replay ? UNREAD_AT_CLOSE : 0 }));
       } catch (err) {
         this.#exposures.reset();
         throw err;

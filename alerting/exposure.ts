@@ -19,8 +19,8 @@
  * those merchant_exposure holds (owing at the last committed minute) and those owing in memory. Every other merchant
  * is left unread and is neither judged nor counted owing until it is read: `readUnread` reads them off the alert's
  * path (the evaluator calls it while it waits for a minute to end and between a minute's end and its close), and
- * each minute's update reads UNREAD_AT_CLOSE more, so the whole set is read within minutes (a full read takes seconds
- * at 100,000 merchants, minutes at 1,000,000). An unread merchant
+ * the update of a minute replayed while catching up reads UNREAD_AT_CLOSE more, so the whole set is read within
+ * minutes (a full read takes seconds at 100,000 merchants, minutes at 1,000,000). An unread merchant
  * with a cancel in the recent sums, or named by the changed-merchant index, is read at once. A merchant read is kept
  * exactly from then on, as if it had been read at the start. The price: a merchant that came to owe while the
  * evaluator was down, without a cancel in the last hour (a payout paid over cancels it had before), is seen once
@@ -46,10 +46,10 @@ export function exposureInstant(M: number): number {
 }
 
 const BATCH = 2000;
-/** Merchants left unread after a start that each minute's update reads (on the alert's path: kept small). */
-export const UNREAD_AT_CLOSE = 200;
+/** Merchants left unread after a start that an update reads unless told otherwise. */
+export const UNREAD_AT_CLOSE = 2000;
 /** Merchants left unread read at once by `readUnread` (its time budget is checked between chunks). */
-const UNREAD_CHUNK = 2000;
+const UNREAD_CHUNK = 1000;
 /** How long the evaluator's read ahead of a minute may spend in `prepare` (a part of the allowed lateness). */
 export const PREPARE_BUDGET_MS = 500;
 /** Merchants one `prepare` call considers at most (it reads as many of them as its time allows). */
@@ -138,7 +138,7 @@ export class ExposureTracker {
   #now: number | null = null;
   readonly #unreadAtClose: number;
 
-  /** `unreadAtClose`: merchants left unread after a start that each update reads (default UNREAD_AT_CLOSE). */
+  /** `unreadAtClose`: merchants left unread after a start that an update reads unless told (default UNREAD_AT_CLOSE). */
   constructor(private readonly reader: BucketReader & MoneyReader, private readonly settlement: Settlement,
     private readonly loadStored: () => Promise<Set<string>>, o: { unreadAtClose?: number } = {}) {
     this.#unreadAtClose = o.unreadAtClose ?? UNREAD_AT_CLOSE;
@@ -155,9 +155,10 @@ export class ExposureTracker {
 
   /**
    * Recomputes what may have changed, as of instant `now` (a closed minute's `exposureInstant`), with the recent
-   * sums of that minute's window read (`recent`, drained here). Does not touch the store.
+   * sums of that minute's window read (`recent`, drained here). Reads `unreadToRead` merchants left unread besides
+   * (default: the constructor's `unreadAtClose`). Does not touch the store.
    */
-  async update(now: number, recent: RecentFeed): Promise<ExposureUpdate> {
+  async update(now: number, recent: RecentFeed, o: { unreadToRead?: number } = {}): Promise<ExposureUpdate> {
     const r = this.reader;
     const end = Math.floor(now / MINUTE) * MINUTE + MINUTE;
     if (recent.valid && recent.to !== end) throw new Error(`the recent sums end at ${new Date(recent.to).toISOString()}, not at the minute's end ${new Date(end).toISOString()}`);
@@ -205,7 +206,7 @@ export class ExposureTracker {
       for (const m of this.#fresh) check.add(m);
     }
     this.#fresh.clear();
-    let more = this.#unreadAtClose;
+    let more = o.unreadToRead ?? this.#unreadAtClose;
     for (const m of this.#unread) { if (more <= 0) break; if (!dirty.has(m)) { dirty.add(m); more--; } }
     for (const m of dirty) this.#unread.delete(m);
     for (const m of check) if (this.#unread.has(m)) check.delete(m); // not judged until read

@@ -11,7 +11,7 @@
  * live edge: the coming settlement's ranges (`prepare`, PREPARE_BUDGET_MS) and merchants left unread (`readUnread`,
  * UNREAD_MS a minute):
  * - exposure_first_minute_ms: T − 60, the first minute after a start: the merchants with a cancel in its last hour
- *   (2%) and UNREAD_AT_CLOSE more read whole (their payouts and sums since S), exposure_first_minute_read of them;
+ *   (2%) read whole (their payouts and sums since S), exposure_first_minute_read of them;
  *   the rest are left unread and read by the read ahead and each minute's update (exposure_unread_minutes: minutes
  *   until none is left).
  * - exposure_full_read_ms: every merchant read whole at once (a tracker told to read every unread merchant at the
@@ -88,7 +88,7 @@ export async function benchExposure(_env: NodeJS.ProcessEnv, scale: { merchants?
       const a = performance.now();
       await win.read(end - 60 * MINUTE, Math.max(Math.floor(M / HOUR) * HOUR, dayStart(M, TZ)), end);
       const b = performance.now();
-      const u = await tracker.update(exposureInstant(M), win.recent());
+      const u = await tracker.update(exposureInstant(M), win.recent(), { unreadToRead: 0 }); // as for a live minute
       tracker.committed(u);
       minutes.push({ ms: performance.now() - b, recomputed: u.recomputed, shifted: u.shifted, shiftReads: u.shiftReads, owing: u.owing.size, unread: u.unread });
       if (u.unread === 0 && unreadMinutes < 0) unreadMinutes = (M - T) / MINUTE + AHEAD_MINUTES;
