@@ -2,7 +2,8 @@
  * The receivable rule end to end in the evaluator: buckets and payouts in Redis (the bucket store's writer, the
  * aggregator's plan and Lua apply), the real reader, the risk store in PostgreSQL. A merchant whose cancels since
  * its last payout exceed its sales by ≥ 30M KRW fires with its exposure recorded; merchant_exposure lists it and
- * alerts sort by it; a payout that settles those cancels brings it to 0 and the alert resolves 5 minutes later.
+ * alerts sort by it; a payout that settles those cancels brings it to 0 and the alert resolves 5 minutes later. After
+ * a restart, a merchant left unread at the first minute is read while the evaluator waits for the next one.
  */
 import { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -24,6 +25,7 @@ describe('rule receivable', () => {
   const clock = { now: 0 };
   const T = minuteStart(Date.now()) - 20 * MINUTE;
 
+  let start: () => Evaluator;
   beforeAll(async () => {
     db = await riskStore(await freshDatabase('recv'));
     redis = new Redis(services().REDIS_URL);
@@ -31,10 +33,11 @@ describe('rule receivable', () => {
     const o = { prefix, partitions: 4, hotShards: 4, tz: TZ };
     writer = new BucketWriter(redis, o);
     const reader = createBucketReader(redis, o);
-    ev = new Evaluator({
+    start = () => new Evaluator({
       rules: defaultRules(), tz: TZ, allowedLatenessMs: 5000, maxIngestLagMs: 3_600_000, replayAfterMs: 3_600_000,
       evalPollMs: 50, maxCatchUpMinutes: 1440, evaluatorName: 'default', redisPrefix: prefix, slackEnabled: false,
     }, { reader, db, redis: null, log, now: () => clock.now, settlement: { kind: 'payouts' } });
+    ev = start();
   });
   afterAll(async () => { await db.end(); redis.disconnect(); });
 
@@ -75,5 +78,20 @@ describe('rule receivable', () => {
     expect((await topExposures(db, 10)).items.map((e) => e.merchantId)).toEqual(['m2']);
     for (let k = 4; k <= 8; k++) await close(T + k * MINUTE);
     expect((await alertOf('m1')).map((x) => x.state)).toEqual(['resolved']);
+  }, 60_000);
+
+  it('after a restart, a merchant that came to owe meanwhile without a cancel in the last hour is read while the evaluator waits, and fires', async () => {
+    // written while no evaluator ran: q1's buyers canceled 40M of sales paid out long ago, three hours back
+    writer.approval('q1', 1_000_000, T - 6 * HOUR);
+    writer.payout('q1', 1_000_000, T - 5 * HOUR, T - 4 * HOUR);
+    writer.cancel('q1', 40_000_000, T - 3 * HOUR);
+    ev = start(); // the restarted evaluator: its first minute reads only what a cancel in the last hour or a debt names
+    const T2 = T + 9 * MINUTE;
+    await close(T2); // … then, waiting for the next minute to end, it reads the merchants left unread
+    expect(await alertOf('q1')).toEqual([]);
+    await close(T2 + MINUTE);
+    const [a] = await alertOf('q1');
+    expect(a?.state).toBe('firing');
+    expect(a.exposure_at_fire).toMatchObject({ merchantId: 'q1', receivable: '40000000' });
   }, 60_000);
 });
