@@ -115,9 +115,9 @@ export class Evaluator implements Service {
   #waitingForBackfill = false;
   /** The minute whose window was last read ahead of its close. */
   #readAheadOf: number | null = null;
-  /** The merchants that owe a receivable (exposure.ts); null: the reader cannot read money or no settlement given. */
   /** performance.now() before which the idle time reads no merchant left unread (`#readUnreadIdle`) */
   #idleReadAfter = 0;
+  /** The merchants that owe a receivable (exposure.ts); null: the reader cannot read money or no settlement given. */
   readonly #exposures: ExposureTracker | null;
 
   constructor(opts: EvaluatorOptions, deps: EvaluatorDeps) {
@@ -194,8 +194,8 @@ export class Evaluator implements Service {
    * window is read ahead (window.ts): the read at the close then fetches only the merchants written since (late
    * rows), so at the peak the bulk of the minute's read is off the alert's path. So are the histories of the minute's
    * new volume_spike candidates (thousands when traffic jumps at the day's peak), the ranges a coming settlement
-   * takes off money at risk, and the merchants money at risk left unread after a start (exposure.ts `prepare`, up to
-   * a second before the lateness ends). Once per minute; a failure only leaves the work to the close.
+   * takes off money at risk (exposure.ts `prepare`) and merchants money at risk left unread after a start
+   * (`readUnread`), both up to a second before the lateness ends. Once per minute; a failure only leaves the work to the close.
    */
   async #readAhead(wm: number, epoch: string | undefined): Promise<void> {
     if (this.#progress === null || this.#readAheadOf === this.#progress + MINUTE) return;
